@@ -1,0 +1,54 @@
+# Two commands: `make run` and `make test`. Everything else is a helper of those.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+DEVSTAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test lint typecheck contracts pytest system-deps clean screenshots
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
+	@$(PYTHON) -m venv $(VENV) || { echo "make: could not create $(VENV); on Debian/Ubuntu install python3-venv"; exit 1; }
+	@$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(DEVSTAMP): $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(STAMP)
+
+## make run: create .venv, install, start the console on the embedded local profile
+run: $(STAMP)
+	$(VENV)/bin/smartiot
+
+system-deps:
+	@bash scripts/ensure-system-deps.sh
+
+lint: $(DEVSTAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(DEVSTAMP)
+	$(VENV)/bin/mypy
+
+contracts: $(DEVSTAMP)
+	$(VENV)/bin/lint-imports
+
+pytest: $(DEVSTAMP) system-deps
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+## make test: install dev extras, then ruff, mypy (core), import contracts and the whole suite
+test: $(DEVSTAMP) system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+screenshots: $(DEVSTAMP)
+	bash scripts/screenshots.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

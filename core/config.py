@@ -1,0 +1,315 @@
+"""Configuration: one TOML file, ``SMARTIOT_*`` environment overrides, CLI flags.
+
+Precedence is file < environment < flags, resolved once at start-up into an
+immutable ``Config``. Every error names the file, the key and what is
+allowed, because a technician editing the file by hand must be able to fix
+it from the message alone. Secrets are refused outright: they belong in the
+OS keyring, never in a file that gets copied between laptops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import getpass
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+BACKENDS = ("local", "aws")
+THEMES = ("light", "dark")
+PROFILE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+BROKER_URL = re.compile(r"(mqtts?)://[^\s/:]+(:\d{1,5})?/?")
+_SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "api_key")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Where the console gets its data from; ``local`` works offline out of the box."""
+
+    name: str
+    backend: str = "local"
+    broker: str = "embedded"
+    database: str = ""
+    organization: str = "demo"
+    demo_fleet: bool = True
+    aws_profile: str = ""
+    region: str = ""
+    stage: str = "dev"
+    endpoint_url: str = ""
+    iot_endpoint: str = ""
+
+
+PROFILE_KEYS: dict[str, type] = {
+    f.name: (bool if f.type in ("bool", bool) else str)
+    for f in dataclasses.fields(Profile)
+    if f.name != "name"
+}
+
+BUILTIN_PROFILES: dict[str, Profile] = {
+    "local": Profile("local"),
+    "lab": Profile(
+        "lab",
+        broker="mqtt://127.0.0.1:1883",
+        database="postgresql://postgres@127.0.0.1:5432/smartiot",
+        organization="lab",
+        demo_fleet=False,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    data_dir: Path
+    profile_name: str = "local"
+    profiles: dict[str, Profile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    theme: str = "light"
+    user: str = ""
+
+    @property
+    def profile(self) -> Profile:
+        return self.profiles[self.profile_name]
+
+    @property
+    def database_url(self) -> str:
+        """Empty means the default SQLite file in the data dir."""
+        return self.profile.database or f"sqlite:///{self.data_dir / 'smartiot.db'}"
+
+
+TOP_LEVEL_KEYS = {"profile": str, "theme": str, "user": str, "profiles": dict}
+
+ENV_TOP = {"SMARTIOT_PROFILE": "profile", "SMARTIOT_THEME": "theme", "SMARTIOT_USER": "user"}
+ENV_PROFILE = {f"SMARTIOT_{key.upper()}": key for key in PROFILE_KEYS}
+
+
+def load_config(
+    path: Path,
+    data_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read ``path`` (missing file = defaults), then apply env and flag overrides.
+
+    ``overrides`` uses the same keys as the file: ``profile``, ``theme``,
+    ``user`` or any profile key (applied to the active profile)."""
+    env = os.environ if env is None else env
+    raw = _read_toml(path)
+    top: dict[str, Any] = {}
+    profiles = dict(BUILTIN_PROFILES)
+    where = str(path)
+    for key, value in raw.items():
+        if key not in TOP_LEVEL_KEYS:
+            _unknown(where, key, TOP_LEVEL_KEYS)
+        if key == "profiles":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'profiles' must be a table of [profiles.NAME] sections")
+            for name, table in value.items():
+                profiles[name] = _parse_profile(where, name, table, profiles.get(name))
+        else:
+            top[key] = _expect_str(where, key, value)
+
+    for var, key in ENV_TOP.items():
+        if var in env:
+            top[key] = env[var]
+    flag_top = {k: v for k, v in (overrides or {}).items() if k in ENV_TOP.values()}
+    top.update({k: v for k, v in flag_top.items() if v is not None})
+
+    profile_name = top.get("profile", "local")
+    if profile_name not in profiles:
+        raise ConfigError(
+            f"{where}: profile {profile_name!r} is not defined; known profiles: "
+            f"{', '.join(sorted(profiles))} (add a [profiles.{profile_name}] section)"
+        )
+    theme = top.get("theme", "light")
+    if theme not in THEMES:
+        raise ConfigError(f"{where}: key 'theme' must be one of {', '.join(THEMES)}, got {theme!r}")
+
+    profile_over: dict[str, Any] = {}
+    for var, key in ENV_PROFILE.items():
+        if var in env:
+            profile_over[key] = _coerce(f"environment variable {var}", key, env[var])
+    for key, value in (overrides or {}).items():
+        if value is None or key in ENV_TOP.values():
+            continue
+        if key not in PROFILE_KEYS:
+            _unknown("command line", key, PROFILE_KEYS)
+        profile_over[key] = value
+    if profile_over:
+        merged = dataclasses.replace(profiles[profile_name], **profile_over)
+        _validate_profile("overrides", merged)
+        profiles[profile_name] = merged
+
+    user = top.get("user") or _login_name()
+    return Config(path=path, data_dir=data_dir, profile_name=profile_name, profiles=profiles,
+                  theme=theme, user=user)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "operator"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _unknown(where: str, key: str, allowed: Mapping[str, Any]) -> None:
+    if any(word in key.lower() for word in _SECRET_WORDS):
+        raise ConfigError(
+            f"{where}: key {key!r} looks like a secret; secrets are never kept in the config "
+            f"file. Store it in the OS keyring with: smartiot secrets set {key}"
+        )
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"{where}: unknown key {key!r}{hint}; allowed keys: {', '.join(sorted(allowed))}"
+    )
+
+
+def _expect_str(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: key {key!r} must be a string, got {value!r}")
+    return value
+
+
+def _coerce(where: str, key: str, value: str) -> Any:
+    if PROFILE_KEYS[key] is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _parse_profile(where: str, name: str, table: Any, base: Profile | None) -> Profile:
+    if PROFILE_NAME.fullmatch(name) is None:
+        raise ConfigError(
+            f"{where}: profile name {name!r} must be lower-case letters, digits and '-', "
+            "starting with a letter"
+        )
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [profiles.{name}] must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"profiles.{name}.{key}"
+        if key not in PROFILE_KEYS:
+            _unknown_profile_key(where, name, key)
+        expected = PROFILE_KEYS[key]
+        if not isinstance(value, expected):
+            kind = "true or false" if expected is bool else "a string"
+            raise ConfigError(f"{where}: key {full!r} must be {kind}, got {value!r}")
+        values[key] = value
+    default = base or (Profile(name, backend="aws") if name.startswith("aws-") else Profile(name))
+    profile = dataclasses.replace(default, **values)
+    _validate_profile(where, profile)
+    return profile
+
+
+def _unknown_profile_key(where: str, profile: str, key: str) -> None:
+    if any(word in key.lower() for word in _SECRET_WORDS):
+        raise ConfigError(
+            f"{where}: key 'profiles.{profile}.{key}' looks like a secret; secrets are never kept "
+            f"in the config file. Store it in the OS keyring with: "
+            f"smartiot secrets set {profile}.{key}"
+        )
+    close = difflib.get_close_matches(key, list(PROFILE_KEYS), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"{where}: unknown key 'profiles.{profile}.{key}'{hint}; allowed keys: "
+        f"{', '.join(sorted(PROFILE_KEYS))}"
+    )
+
+
+def _validate_profile(where: str, profile: Profile) -> None:
+    prefix = f"{where}: key 'profiles.{profile.name}."
+    if profile.backend not in BACKENDS:
+        raise ConfigError(
+            f"{prefix}backend' must be one of {', '.join(BACKENDS)}, got {profile.backend!r}"
+        )
+    if profile.broker != "embedded" and BROKER_URL.fullmatch(profile.broker) is None:
+        raise ConfigError(
+            f"{prefix}broker' must be 'embedded' or a URL like mqtt://host:1883 or "
+            f"mqtts://host:8883, got {profile.broker!r}"
+        )
+    if profile.database and "://" not in profile.database:
+        raise ConfigError(
+            f"{prefix}database' must be empty (the built-in SQLite file) or a SQLAlchemy URL "
+            f"such as postgresql://user@host/db, got {profile.database!r}"
+        )
+    if "@" in profile.database.split("://", 1)[-1].split("/", 1)[0] and ":" in (
+        profile.database.split("://", 1)[-1].split("@", 1)[0]
+    ):
+        raise ConfigError(
+            f"{prefix}database' contains a password; keep the URL without it and store the "
+            f"password with: smartiot secrets set {profile.name}.database"
+        )
+    if profile.backend == "aws" and not profile.region and not profile.endpoint_url:
+        raise ConfigError(f"{prefix}region' is required for an aws profile (e.g. eu-west-1)")
+
+
+def config_to_toml(config: Config) -> str:
+    """Serialise what differs from the built-in defaults.
+
+    A small writer of our own keeps core free of third-party packages; the
+    config holds only strings and booleans, which JSON's string escaping
+    renders as valid TOML basic strings."""
+    lines = [
+        "# Smart IoT Fleet Console configuration. Secrets go in the OS keyring, never here.",
+        f"profile = {_toml_value(config.profile_name)}",
+        f"theme = {_toml_value(config.theme)}",
+    ]
+    if config.user and config.user != _login_name():
+        lines.append(f"user = {_toml_value(config.user)}")
+    for name, profile in sorted(config.profiles.items()):
+        base = BUILTIN_PROFILES.get(name) or (
+            Profile(name, backend="aws") if name.startswith("aws-") else Profile(name)
+        )
+        changed = {
+            key: getattr(profile, key)
+            for key in PROFILE_KEYS
+            if getattr(profile, key) != getattr(base, key)
+        }
+        if not changed and name in BUILTIN_PROFILES:
+            continue
+        lines.append("")
+        lines.append(f"[profiles.{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in changed.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def save_config(config: Config) -> None:
+    """Write atomically so a crash mid-save never leaves a half-written file."""
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config.path.with_suffix(".toml.tmp")
+    tmp.write_text(config_to_toml(config), encoding="utf-8")
+    os.replace(tmp, config.path)

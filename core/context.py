@@ -1,0 +1,53 @@
+"""The application context handed to plugins: config, plugins and the backend.
+
+The backend is built lazily on first use so that ``smartiot --version`` or
+``smartiot plugins`` never open a database or a broker connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.plugins import PluginManager
+    from core.ports.backend import Backend
+
+
+class AppContext:
+    def __init__(self, config: Config, plugins: PluginManager) -> None:
+        self.config = config
+        self.plugins = plugins
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> Backend:
+        with self._lock:
+            if self._backend is None:
+                self._backend = self._build_backend()
+            return self._backend
+
+    @property
+    def has_backend(self) -> bool:
+        return self._backend is not None
+
+    def _build_backend(self) -> Backend:
+        name = self.config.profile.backend
+        specs = self.plugins.backends()
+        if name not in specs:
+            available = ", ".join(sorted(specs)) or "none"
+            raise ConfigError(
+                f"profile {self.config.profile_name!r} uses backend {name!r}, but no loaded "
+                f"plugin provides it (available: {available}); see `smartiot plugins`"
+            )
+        return specs[name].factory(self)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None

@@ -1,0 +1,35 @@
+"""Entities and value objects of the fleet domain (no I/O, no frameworks)."""
+
+from core.model.alert import Alert, AlertState, Severity
+from core.model.deployment import (
+    Deployment,
+    DeploymentStatus,
+    Execution,
+    ExecutionStatus,
+    LEGAL_TRANSITIONS,
+)
+from core.model.device import Device, DeviceStatus, Location
+from core.model.firmware import Firmware
+from core.model.ids import is_valid_device_id, validate_device_id
+from core.model.reading import Reading, validate_metric
+from core.model.semver import SemVer
+
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "Alert",
+    "AlertState",
+    "Deployment",
+    "DeploymentStatus",
+    "Device",
+    "DeviceStatus",
+    "Execution",
+    "ExecutionStatus",
+    "Firmware",
+    "Location",
+    "Reading",
+    "SemVer",
+    "Severity",
+    "is_valid_device_id",
+    "validate_device_id",
+    "validate_metric",
+]

@@ -1,0 +1,47 @@
+"""Alert store port with the optimistic-concurrency contract the lifecycle needs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.model import Alert, AlertState, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    device_id: str = ""
+    states: frozenset[AlertState] = frozenset()
+    severities: frozenset[Severity] = frozenset()
+    since: datetime | None = None
+    limit: int | None = None
+
+
+class AlertStore(ABC):
+    @abstractmethod
+    def add(self, alert: Alert) -> None:
+        """Store a new alert (version 1)."""
+
+    @abstractmethod
+    def get(self, alert_id: str) -> Alert:
+        """Raise core.errors.NotFound when the id is unknown."""
+
+    @abstractmethod
+    def save(self, alert: Alert) -> None:
+        """Persist a changed alert whose ``version`` is one more than the stored one.
+
+        Raises core.errors.ConcurrentModification, naming who changed it, when
+        the stored version moved on in the meantime: exactly one of two
+        simultaneous acknowledgements wins.
+        """
+
+    @abstractmethod
+    def list(self, query: AlertQuery | None = None) -> list[Alert]: ...
+
+    @abstractmethod
+    def open_alert_for(self, device_id: str, rule_id: str) -> Alert | None:
+        """The one non-resolved alert of a rule on a device, if any."""
+
+    @abstractmethod
+    def counts_by_severity(self, *, open_only: bool = True) -> dict[Severity, int]: ...

@@ -1,0 +1,34 @@
+"""A backend bundles the ports one data source provides.
+
+Ports a backend cannot offer yet stay ``None`` so pages can say "not
+available on this backend" instead of failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.ports.alerts import AlertStore
+from core.ports.commands import CommandChannel
+from core.ports.deployments import DeploymentService
+from core.ports.firmware import FirmwareRepository
+from core.ports.live import LiveFeed
+from core.ports.registry import DeviceRegistry
+from core.ports.shadows import ShadowService
+from core.ports.telemetry import TelemetryStore
+
+
+@dataclass
+class Backend:
+    name: str
+    registry: DeviceRegistry
+    alerts: AlertStore
+    telemetry: TelemetryStore
+    firmware: FirmwareRepository | None = None
+    deployments: DeploymentService | None = None
+    live: LiveFeed | None = None
+    commands: CommandChannel | None = None
+    shadows: ShadowService | None = None
+
+    def close(self) -> None:
+        """Release connections; subclasses with threads override."""

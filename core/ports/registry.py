@@ -1,0 +1,49 @@
+"""Device registry port: where devices are registered, looked up and listed."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.model import Device, DeviceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceQuery:
+    """Filters the Devices page and ``smartiot devices list`` share; empty means any."""
+
+    text: str = ""
+    statuses: frozenset[DeviceStatus] = frozenset()
+    device_types: frozenset[str] = frozenset()
+    organizations: frozenset[str] = frozenset()
+    tag: str = ""
+    firmware_version: str = ""
+    limit: int | None = None
+    offset: int = 0
+
+
+class DeviceRegistry(ABC):
+    @abstractmethod
+    def upsert(self, device: Device) -> None:
+        """Insert or replace the device record."""
+
+    @abstractmethod
+    def upsert_many(self, devices: Sequence[Device]) -> None:
+        """Batch form used by ingestion, one transaction for the whole batch."""
+
+    @abstractmethod
+    def get(self, device_id: str) -> Device:
+        """Raise core.errors.NotFound when the id is unknown."""
+
+    @abstractmethod
+    def find(self, device_id: str) -> Device | None: ...
+
+    @abstractmethod
+    def list(self, query: DeviceQuery | None = None) -> list[Device]: ...
+
+    @abstractmethod
+    def count(self, query: DeviceQuery | None = None) -> int: ...
+
+    @abstractmethod
+    def delete(self, device_id: str) -> None: ...

@@ -1,0 +1,69 @@
+"""Telemetry store port: batched writes and range queries with bucket aggregation."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from core.model import Reading
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Column arrays rather than objects so charts and maths stay vectorised.
+
+    ``ts_ms`` are epoch milliseconds. Raw series fill only ``value``; aggregated
+    ones also carry per-bucket ``minimum``, ``maximum`` and ``count``, and
+    ``ts_ms`` is the bucket start.
+    """
+
+    device_id: str
+    metric: str
+    ts_ms: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    minimum: npt.NDArray[np.float64] | None = None
+    maximum: npt.NDArray[np.float64] | None = None
+    count: npt.NDArray[np.int64] | None = None
+    bucket_ms: int | None = None
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.shape[0])
+
+
+class TelemetryStore(ABC):
+    @abstractmethod
+    def write_batch(self, readings: Sequence[Reading]) -> int:
+        """Write readings in one transaction; duplicates (same device, metric, ts)
+        are ignored so redelivered MQTT messages are harmless. Returns rows written."""
+
+    @abstractmethod
+    def query(
+        self,
+        device_id: str,
+        metric: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bucket_ms: int | None = None,
+    ) -> Series:
+        """Readings in [start, end); with ``bucket_ms`` min/avg/max per bucket."""
+
+    @abstractmethod
+    def metrics_for(self, device_id: str) -> list[str]: ...
+
+    @abstractmethod
+    def latest(self, device_id: str) -> dict[str, Reading]: ...
+
+    @abstractmethod
+    def delete_before(self, cutoff: datetime) -> int:
+        """Retention: drop raw readings older than ``cutoff``; returns rows removed."""
+
+    @abstractmethod
+    def downsample_before(self, cutoff: datetime, bucket_ms: int) -> int:
+        """Fold raw readings older than ``cutoff`` into rollup buckets, then drop them.
+        Returns the number of rollup rows written."""

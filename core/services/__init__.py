@@ -1,0 +1,1 @@
+"""Domain services: logic over ports that every backend shares."""

@@ -1,0 +1,62 @@
+"""Small SQL helpers shared by the repositories.
+
+Upserts and duplicate-ignoring inserts are written as ``INSERT ... ON
+CONFLICT`` because that is atomic under concurrency (a hub and consoles share
+one database); read-then-write emulations race. SQLite and PostgreSQL spell it
+the same way, so those two are supported; other backends fail loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+T = TypeVar("T")
+
+# Stays well below SQLite's (32766) and PostgreSQL's (65535) bound-parameter limits.
+CHUNK = 500
+
+
+def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    if dialect_name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(
+        f"the store supports SQLite and PostgreSQL; {dialect_name!r} has no ON CONFLICT clause"
+    )
+
+
+def insert_ignoring_duplicates(dialect_name: str, table: Table) -> Insert:
+    return dialect_insert(dialect_name, table).on_conflict_do_nothing()
+
+
+def on_conflict_update(
+    stmt: postgresql.Insert | sqlite.Insert,
+    set_: Mapping[str, Any] | None = None,
+    where: Any = None,
+) -> Insert:
+    """``ON CONFLICT (primary key) DO UPDATE``; by default every non-key column
+    takes the incoming (``excluded``) value."""
+    table = stmt.table
+    assert isinstance(table, Table)
+    keys = [c.name for c in table.primary_key.columns]
+    if set_ is None:
+        set_ = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    if isinstance(stmt, postgresql.Insert):
+        return stmt.on_conflict_do_update(index_elements=keys, set_=set_, where=where)
+    return stmt.on_conflict_do_update(index_elements=keys, set_=set_, where=where)
+
+
+def upsert(dialect_name: str, table: Table) -> Insert:
+    """Insert or replace every non-key column, atomically."""
+    return on_conflict_update(dialect_insert(dialect_name, table))

@@ -1,0 +1,161 @@
+"""SQL alert store with optimistic locking on ``alerts.version``."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import Engine, RowMapping, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from core.errors import ConcurrentModification, NotFound, ValidationError
+from core.model import Alert, AlertState, Severity
+from core.ports.alerts import AlertQuery, AlertStore
+from core.store.schema import AlertRow, table_of
+
+_alerts = table_of(AlertRow)
+
+
+class SqlAlertStore(AlertStore):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def add(self, alert: Alert) -> None:
+        try:
+            with self._sessions.begin() as session:
+                session.add(AlertRow(**_to_row(alert)))
+        except IntegrityError:
+            raise ValidationError(f"alert {alert.alert_id} already exists") from None
+
+    def get(self, alert_id: str) -> Alert:
+        with self._sessions() as session:
+            row = session.get(AlertRow, alert_id)
+            if row is None:
+                raise NotFound(f"alert {alert_id!r} does not exist")
+            return _to_domain(row)
+
+    def save(self, alert: Alert) -> None:
+        """A conditional UPDATE, not read-check-write: the database decides the
+        winner atomically, so two consoles (or processes) cannot both succeed."""
+        expected = alert.version - 1
+        values = _to_row(alert)
+        del values["alert_id"]
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(_alerts)
+                .where(_alerts.c.alert_id == alert.alert_id, _alerts.c.version == expected)
+                .values(values)
+            )
+            if result.rowcount == 1:
+                return
+            current = (
+                conn.execute(select(_alerts).where(_alerts.c.alert_id == alert.alert_id))
+                .mappings()
+                .first()
+            )
+        if current is None:
+            raise NotFound(f"alert {alert.alert_id!r} does not exist")
+        who = _last_changed_by(current)
+        by = f" by {who}" if who else ""
+        raise ConcurrentModification(
+            f"alert {alert.alert_id} was changed{by} in the meantime (it is now "
+            f"{current['state']}, version {current['version']}); reload it and try again",
+            changed_by=who,
+        )
+
+    def list(self, query: AlertQuery | None = None) -> builtins.list[Alert]:
+        q = query or AlertQuery()
+        stmt = select(AlertRow).order_by(AlertRow.created_at.desc(), AlertRow.alert_id)
+        if q.device_id:
+            stmt = stmt.where(AlertRow.device_id == q.device_id)
+        if q.states:
+            stmt = stmt.where(AlertRow.state.in_(sorted(s.value for s in q.states)))
+        if q.severities:
+            stmt = stmt.where(AlertRow.severity.in_(sorted(s.value for s in q.severities)))
+        if q.since is not None:
+            stmt = stmt.where(AlertRow.created_at >= q.since)
+        if q.limit is not None:
+            stmt = stmt.limit(q.limit)
+        with self._sessions() as session:
+            return [_to_domain(row) for row in session.scalars(stmt)]
+
+    def open_alert_for(self, device_id: str, rule_id: str) -> Alert | None:
+        stmt = (
+            select(AlertRow)
+            .where(
+                AlertRow.device_id == device_id,
+                AlertRow.rule_id == rule_id,
+                AlertRow.state != AlertState.RESOLVED.value,
+            )
+            .order_by(AlertRow.created_at.desc())
+            .limit(1)
+        )
+        with self._sessions() as session:
+            row = session.scalars(stmt).first()
+            return None if row is None else _to_domain(row)
+
+    def counts_by_severity(self, *, open_only: bool = True) -> dict[Severity, int]:
+        stmt = select(AlertRow.severity, func.count()).group_by(AlertRow.severity)
+        if open_only:
+            stmt = stmt.where(AlertRow.state != AlertState.RESOLVED.value)
+        counts = dict.fromkeys(Severity, 0)
+        with self._sessions() as session:
+            for severity, n in session.execute(stmt):
+                counts[Severity.parse(severity)] = int(n)
+        return counts
+
+
+def _last_changed_by(row: RowMapping) -> str | None:
+    """The domain keeps no "updated_by", so the person is inferred from the
+    state the competing change left behind."""
+    acknowledged_by: str | None = row["acknowledged_by"]
+    resolved_by: str | None = row["resolved_by"]
+    if row["state"] == AlertState.RESOLVED.value:
+        return resolved_by or acknowledged_by
+    if row["state"] == AlertState.ACKNOWLEDGED.value:
+        return acknowledged_by
+    return None
+
+
+def _to_row(a: Alert) -> dict[str, Any]:
+    return {
+        "alert_id": a.alert_id,
+        "device_id": a.device_id,
+        "rule_id": a.rule_id,
+        "severity": a.severity.value,
+        "message": a.message,
+        "value": a.value,
+        "state": a.state.value,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+        "acknowledged_at": a.acknowledged_at,
+        "acknowledged_by": a.acknowledged_by,
+        "ack_comment": a.ack_comment,
+        "resolved_at": a.resolved_at,
+        "resolved_by": a.resolved_by,
+        "snoozed_until": a.snoozed_until,
+        "version": a.version,
+    }
+
+
+def _to_domain(row: AlertRow) -> Alert:
+    return Alert(
+        alert_id=row.alert_id,
+        device_id=row.device_id,
+        rule_id=row.rule_id,
+        severity=Severity.parse(row.severity),
+        message=row.message,
+        value=row.value,
+        state=AlertState.parse(row.state),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        ack_comment=row.ack_comment,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        snoozed_until=row.snoozed_until,
+        version=row.version,
+    )

@@ -1,0 +1,60 @@
+"""Engine construction: one place that knows the per-dialect settings.
+
+SQLite is the single-user default and PostgreSQL the shared team set-up; both
+must behave the same to the repositories, so dialect quirks are settled here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+DB_FILENAME = "smartiot.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """The caller resolves the platform data dir (platformdirs lives above core)."""
+    return f"sqlite:///{(Path(data_dir) / DB_FILENAME).resolve()}"
+
+
+def create_store_engine(
+    url: str, *, connect_args: dict[str, Any] | None = None, **engine_kwargs: Any
+) -> Engine:
+    """Build an engine for any SQLAlchemy URL.
+
+    A bare ``postgresql://`` would make SQLAlchemy pick psycopg2, which is not
+    a dependency; psycopg 3 is, so the URL is rewritten to use it.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if not is_sqlite:
+        # A hub and several consoles share the server; dead connections after a
+        # server restart should be replaced, not surface as errors in the UI.
+        engine_kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(parsed, connect_args=dict(connect_args or {}), **engine_kwargs)
+    if is_sqlite:
+        event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the UI read while ingestion writes; NORMAL is durable enough under
+    WAL (a power cut loses at most the last commits, never corrupts); the busy
+    timeout turns writer contention between processes into waiting, not errors;
+    foreign keys are off by default in SQLite and the schema relies on cascades."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()

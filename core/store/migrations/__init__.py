@@ -1,0 +1,1 @@
+"""Alembic environment for the store (a package so the scripts ship in wheels)."""

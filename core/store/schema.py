@@ -1,0 +1,247 @@
+"""The database schema: typed ORM rows for records, Core tables for telemetry.
+
+These classes describe the *current* schema; the Alembic scripts under
+``migrations/versions`` build it with hand-written DDL, and a test compares the
+two so they cannot drift. Rows are persistence shapes only: repositories map
+them to the frozen domain dataclasses, so nothing above ``core.store`` sees
+SQLAlchemy objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.store.types import UTCDateTime
+
+# Explicit constraint names so the migrations can name the same objects on
+# every backend (SQLite batch mode needs names to alter constraints).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class DeviceRow(Base):
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    device_type: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    organization: Mapped[str] = mapped_column(String(128), index=True)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    location_label: Mapped[str | None] = mapped_column(String(200))
+    firmware_version: Mapped[str | None] = mapped_column(String(64))
+    # "metadata" is reserved on declarative classes, hence the attribute name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_seen: Mapped[datetime | None]
+
+
+class DeviceTagRow(Base):
+    """Tags get their own table so "devices with tag X" is an indexed lookup on
+    both SQLite and PostgreSQL instead of dialect-specific JSON containment."""
+
+    __tablename__ = "device_tags"
+
+    device_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_device_id_rule_id", "device_id", "rule_id"),)
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128))
+    rule_id: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    ack_comment: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    snoozed_until: Mapped[datetime | None]
+    # Optimistic lock: saves are UPDATE ... WHERE version = expected.
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class FirmwareRow(Base):
+    """``version`` holds the SemVer without build metadata, because SemVer
+    precedence ignores build metadata: 1.2.0+a and 1.2.0+b are the same release
+    and the unique constraint must say so. ``build`` keeps the rest for round-trips."""
+
+    __tablename__ = "firmware"
+    __table_args__ = (UniqueConstraint("device_type", "version"),)
+
+    firmware_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device_type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(128))
+    build: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    release_notes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class FirmwareImageRow(Base):
+    """Image bytes apart from metadata so listing the library never loads blobs."""
+
+    __tablename__ = "firmware_images"
+
+    firmware_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("firmware.firmware_id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+
+    deployment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    firmware_id: Mapped[str] = mapped_column(String(200))
+    targets: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(128))
+    rollout: Mapped[dict[str, Any]] = mapped_column(JSON)
+    abort: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    # Devices ask "what is my next job?": (device_id, status) answers it.
+    __table_args__ = (Index("ix_executions_device_id_status", "device_id", "status"),)
+
+    deployment_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("deployments.deployment_id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    version_number: Mapped[int] = mapped_column(Integer)
+    status_details: Mapped[dict[str, str]] = mapped_column(JSON)
+    queued_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_applied_at_next_attempt_at", "applied_at", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """Append-only hash chain. ``prev_hash`` is UNIQUE: two writers that read the
+    same chain head cannot both append, so the chain can never fork."""
+
+    __tablename__ = "audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+metadata = Base.metadata
+
+
+def table_of(row_class: type[Base]) -> Table:
+    """The Core table behind an ORM class, typed for Core statements."""
+    return cast(Table, row_class.__table__)
+
+
+# Telemetry is Core, not ORM: 10,000 devices at 1 Hz means bulk inserts and
+# column reads, where per-row objects would be pure overhead. The primary key
+# (device_id, metric, ts) makes (device, metric, time range) an index range
+# scan, and WITHOUT ROWID on SQLite stores rows in that order (no second copy).
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("device_id", String(128), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),  # epoch milliseconds, UTC
+    Column("value", Float, nullable=False),
+    PrimaryKeyConstraint("device_id", "metric", "ts"),
+    sqlite_with_rowid=False,
+)
+
+# Newest sample per (device, metric), maintained by write_batch: the device
+# list and "latest values" panels would otherwise scan each device's history.
+telemetry_latest = Table(
+    "telemetry_latest",
+    metadata,
+    Column("device_id", String(128), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    PrimaryKeyConstraint("device_id", "metric"),
+)
+
+telemetry_rollup = Table(
+    "telemetry_rollup",
+    metadata,
+    Column("device_id", String(128), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("bucket_ms", BigInteger, nullable=False),
+    Column("bucket_start", BigInteger, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("avg", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("device_id", "metric", "bucket_ms", "bucket_start"),
+    sqlite_with_rowid=False,
+)

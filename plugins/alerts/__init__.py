@@ -1,0 +1,1 @@
+"""Alerts: the queue support staff work through."""

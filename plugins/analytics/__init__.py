@@ -1,0 +1,1 @@
+"""Analytics: fleet dashboard and telemetry charts."""

@@ -1,0 +1,1 @@
+"""Devices: the fleet inventory technicians search first."""

@@ -1,0 +1,22 @@
+"""Hook implementations of the Devices plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.context import AppContext
+from core.hookspecs import hookimpl
+from core.registrations import PageSpec
+
+
+def _page(context: AppContext) -> Any:
+    from plugins.devices.widgets.devices_page import build_devices_page
+
+    return build_devices_page(context)
+
+
+@hookimpl
+def smartiot_register_pages(register: Callable[[PageSpec], None]) -> None:
+    register(PageSpec("devices", "Devices", _page, icon="devices", order=10,
+                      tooltip="Fleet inventory: find a device and see what it is doing"))

@@ -1,0 +1,31 @@
+"""The fleet inventory page."""
+
+from __future__ import annotations
+
+from console.widgets.record_page import RecordPage
+from console.widgets.record_table import Column
+from core.context import AppContext
+from core.model import Device
+
+COLUMNS = [
+    Column("Status", lambda d: d.status.value),
+    Column("Device", lambda d: d.device_id),
+    Column("Name", lambda d: d.name),
+    Column("Type", lambda d: d.device_type),
+    Column("Organization", lambda d: d.organization),
+    Column("Firmware", lambda d: d.firmware_version or ""),
+    Column("Tags", lambda d: ", ".join(sorted(d.tags))),
+    Column("Last seen", lambda d: d.last_seen),
+]
+
+
+def build_devices_page(context: AppContext) -> RecordPage:
+    def load() -> list[Device]:
+        return context.backend.registry.list()
+
+    return RecordPage(
+        "Devices",
+        COLUMNS,
+        load,
+        empty_text="No devices registered yet. Devices appear here when they first connect.",
+    )

@@ -1,0 +1,1 @@
+"""Firmware: the signed image library engineers deploy from."""

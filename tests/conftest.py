@@ -1,0 +1,35 @@
+"""Suite-wide set-up: isolate the user's real config and data, keep entry-point
+discovery off unless a test asks for it, and report by name the PostgreSQL
+tests that could not run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_SANDBOX = tempfile.mkdtemp(prefix="smartiot-tests-")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["SMARTIOT_ENTRY_POINTS"] = "0"
+os.environ["SMARTIOT_CONFIG"] = os.path.join(_SANDBOX, "config", "config.toml")
+os.environ["SMARTIOT_DATA_DIR"] = os.path.join(_SANDBOX, "data")
+os.environ.pop("SMARTIOT_DISABLE_PLUGINS", None)
+os.environ.pop("SMARTIOT_PROFILE", None)
+
+PG_SKIP_PREFIX = "SMARTIOT_TEST_PG_URL not set"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    not_run = [
+        report.nodeid
+        for report in terminalreporter.stats.get("skipped", [])
+        if PG_SKIP_PREFIX in str(report.longrepr)
+    ]
+    if not not_run:
+        return
+    terminalreporter.section("PostgreSQL tests NOT RUN", sep="=", yellow=True, bold=True)
+    terminalreporter.write_line(
+        f"{len(not_run)} store tests did not run on PostgreSQL because SMARTIOT_TEST_PG_URL "
+        "is not set (e.g. postgresql://postgres@127.0.0.1:5432/test):"
+    )
+    for nodeid in not_run:
+        terminalreporter.write_line(f"  NOT RUN {nodeid}")

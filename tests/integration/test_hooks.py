@@ -1,0 +1,185 @@
+"""One test per hook (named test_hook_<hook>), plus the meta-tests that keep
+hooks, docs/plugins.md and these tests in step."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from console.cli import build_parser
+from core import hookspecs
+from core.config import load_config
+from core.context import AppContext
+from core.errors import ConfigError
+from core.hookspecs import hookimpl
+from core.model import Device
+from core.plugins import PluginManager, PluginStatus
+from core.registrations import (
+    AlertRuleTypeSpec,
+    BackendSpec,
+    CliCommand,
+    SensorModelSpec,
+    StatusWidgetSpec,
+)
+
+HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("smartiot_"))
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+
+
+def _context(tmp_path, pm):
+    return AppContext(load_config(tmp_path / "config.toml", tmp_path / "data", env={}), pm)
+
+
+def test_every_hook_has_a_docstring():
+    for name in HOOKS:
+        doc = inspect.getdoc(getattr(hookspecs, name))
+        assert doc and len(doc.splitlines()) == 1, f"{name} needs a one-line docstring"
+
+
+def test_every_hook_is_documented_in_plugins_md():
+    text = DOCS.read_text()
+    documented = set(re.findall(r"^### (smartiot_\w+)", text, re.MULTILINE))
+    assert documented == set(HOOKS), (
+        f"undocumented: {set(HOOKS) - documented}; stale: {documented - set(HOOKS)}"
+    )
+
+
+def test_every_hook_has_a_test():
+    module = sys.modules[__name__]
+    tested = {name.removeprefix("test_hook_") for name in dir(module)
+              if name.startswith("test_hook_")}
+    assert tested == set(HOOKS), f"untested hooks: {set(HOOKS) - tested}"
+
+
+def test_hook_smartiot_register_backends(tmp_path):
+    pm = PluginManager(entry_points=False, blocked=())
+    assert "local" in pm.backends()
+    context = _context(tmp_path, pm)
+    try:
+        context.backend.registry.upsert(Device("pump-7", device_type="pump"))
+        assert [d.device_id for d in context.backend.registry.list()] == ["pump-7"]
+    finally:
+        context.close()
+    assert (tmp_path / "data" / "smartiot.db").exists()
+
+
+def test_backend_missing_is_a_config_error(tmp_path):
+    pm = PluginManager(entry_points=False, blocked=("local",))
+    context = _context(tmp_path, pm)
+    with pytest.raises(ConfigError, match="no loaded plugin provides it"):
+        _ = context.backend
+
+
+def test_hook_smartiot_register_pages():
+    pm = PluginManager(entry_points=False, blocked=())
+    pages = pm.pages()
+    assert [p.page_id for p in pages] == ["devices", "alerts", "firmware", "analytics"]
+    assert all(callable(p.factory) for p in pages)
+
+
+def test_hook_smartiot_register_status_widgets():
+    class StatusPlugin:
+        @hookimpl
+        def smartiot_register_status_widgets(self, register):
+            register(StatusWidgetSpec("later", factory=lambda ctx: "later", order=50))
+            register(StatusWidgetSpec("first", factory=lambda ctx: "first", order=1))
+
+    pm = PluginManager(builtins=(), entry_points=False, blocked=())
+    pm.register("status", StatusPlugin())
+    assert [s.widget_id for s in pm.status_widgets()] == ["first", "later"]
+
+
+def test_hook_smartiot_register_alert_rule_types():
+    class Above:
+        def __init__(self, params):
+            self.limit = float(params["limit"])
+
+        def evaluate(self, value):
+            return value > self.limit
+
+    class RulePlugin:
+        @hookimpl
+        def smartiot_register_alert_rule_types(self, register):
+            register(AlertRuleTypeSpec("above", "value above a limit", Above, ("limit",)))
+
+    pm = PluginManager(builtins=(), entry_points=False, blocked=())
+    pm.register("rules", RulePlugin())
+    spec = pm.alert_rule_types()["above"]
+    evaluator = spec.factory({"limit": "30"})
+    assert evaluator.evaluate(31.0) and not evaluator.evaluate(29.0)
+
+
+def test_hook_smartiot_register_sensor_models():
+    class Constant:
+        def __init__(self, n, rng, params):
+            self.values = np.full(n, params.get("level", 1.0))
+
+    class ModelPlugin:
+        @hookimpl
+        def smartiot_register_sensor_models(self, register):
+            register(SensorModelSpec("constant", "flat line", Constant, ("level",)))
+
+    pm = PluginManager(builtins=(), entry_points=False, blocked=())
+    pm.register("models", ModelPlugin())
+    model = pm.sensor_models()["constant"].factory(4, np.random.default_rng(1), {"level": 2.5})
+    assert model.values.tolist() == [2.5] * 4
+
+
+def test_hook_smartiot_register_cli_commands(capsys, tmp_path):
+    def run(args, context):
+        print(f"counted {args.n}")
+        return 7
+
+    class CommandPlugin:
+        @hookimpl
+        def smartiot_register_cli_commands(self, register):
+            register(CliCommand("count", "count things",
+                                lambda p: p.add_argument("n", type=int), run))
+
+    pm = PluginManager(builtins=(), entry_points=False, blocked=())
+    pm.register("counter", CommandPlugin())
+    commands = pm.cli_commands()
+    args = build_parser(commands).parse_args(["count", "3"])
+    assert commands[args.command].run(args, _context(tmp_path, pm)) == 7
+    assert capsys.readouterr().out.strip() == "counted 3"
+
+
+def test_hook_smartiot_startup(tmp_path):
+    seen = []
+
+    class Good:
+        @hookimpl
+        def smartiot_startup(self, context):
+            seen.append(context.config.profile_name)
+
+    class Bad:
+        @hookimpl
+        def smartiot_startup(self, context):
+            raise OSError("port in use")
+
+    pm = PluginManager(builtins=(), entry_points=False, blocked=())
+    pm.register("bad", Bad())
+    pm.register("good", Good())
+    pm.startup(_context(tmp_path, pm))
+    assert seen == ["local"]
+    assert pm.info("bad").status is PluginStatus.FAILED
+    assert "smartiot_startup raised OSError: port in use" in pm.info("bad").error
+
+
+def test_hook_smartiot_shutdown(tmp_path):
+    closed = []
+
+    class Worker:
+        @hookimpl
+        def smartiot_shutdown(self, context):
+            closed.append("worker")
+
+    pm = PluginManager(builtins=(), entry_points=False, blocked=())
+    pm.register("worker", Worker())
+    pm.shutdown(_context(tmp_path, pm))
+    assert closed == ["worker"]
