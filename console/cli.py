@@ -162,7 +162,7 @@ def _cmd_config(config: Config, action: str) -> int:
     print(f"profile     : {config.profile_name}  (available: {', '.join(sorted(config.profiles))})")
     print(f"theme       : {config.theme}")
     print(f"user        : {config.user}")
-    for key, value in profile.__class__.__dataclass_fields__.items():
+    for key, _value in profile.__class__.__dataclass_fields__.items():
         if key == "name":
             continue
         print(f"  {key:<12}: {getattr(profile, key)!r}")

@@ -111,7 +111,9 @@ def load_config(
             _unknown(where, key, TOP_LEVEL_KEYS)
         if key == "profiles":
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: 'profiles' must be a table of [profiles.NAME] sections")
+                raise ConfigError(
+                    f"{where}: 'profiles' must be a table of [profiles.NAME] sections"
+                )
             for name, table in value.items():
                 profiles[name] = _parse_profile(where, name, table, profiles.get(name))
         else:
@@ -156,7 +158,7 @@ def load_config(
 def _login_name() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
+    except Exception:
         return "operator"
 
 

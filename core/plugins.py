@@ -128,7 +128,7 @@ class PluginManager:
                 continue
             try:
                 obj = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import error disables only this plugin
+            except Exception as exc:
                 self._fail(ep.name, source, f"import failed: {_describe(exc)}", exc)
                 continue
             self._register(ep.name, obj, source, version=dist.version if dist else "")
@@ -141,7 +141,7 @@ class PluginManager:
             return
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._fail(name, source, f"import failed: {_describe(exc)}", exc)
             return
         self._register(name, module, source)
@@ -164,7 +164,7 @@ class PluginManager:
             return False
         try:
             self._pm.register(plugin, name=name)
-        except Exception as exc:  # noqa: BLE001 - pluggy validation errors and the like
+        except Exception as exc:
             self._fail(name, source, f"rejected by the plugin system: {_describe(exc)}", exc)
             return False
         hooks = sorted(hc.name for hc in self._pm.get_hookcallers(plugin) or [])
@@ -209,7 +209,9 @@ class PluginManager:
             log.warning("plugin %s disabled: %s", name, error)
         self._infos[name] = PluginInfo(name, source, PluginStatus.FAILED, error)
 
-    def _disable(self, name: str, source: str, error: str, exc: BaseException | None = None) -> None:
+    def _disable(
+        self, name: str, source: str, error: str, exc: BaseException | None = None
+    ) -> None:
         plugin = self._pm.get_plugin(name)
         if plugin is not None:
             self._pm.unregister(plugin, name=name)
@@ -225,7 +227,7 @@ class PluginManager:
             name = impl.plugin_name
             try:
                 results.append((name, impl.function(**{k: kwargs[k] for k in impl.argnames})))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 info = self._infos.get(name)
                 self._disable(name, info.source if info else "unknown",
                               f"{hook_name} raised {_describe(exc)}", exc)
@@ -250,7 +252,7 @@ class PluginManager:
 
             try:
                 impl.function(register=register)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 info = self._infos.get(name)
                 self._disable(name, info.source if info else "unknown",
                               f"{hook_name} raised {_describe(exc)}", exc)

@@ -26,7 +26,7 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn()
-        except Exception as exc:  # noqa: BLE001 - reported to the page, never lost
+        except Exception as exc:
             self._signals.failed.emit(exc)
         else:
             self._signals.done.emit(result)

@@ -2,11 +2,11 @@
 
 from core.model.alert import Alert, AlertState, Severity
 from core.model.deployment import (
+    LEGAL_TRANSITIONS,
     Deployment,
     DeploymentStatus,
     Execution,
     ExecutionStatus,
-    LEGAL_TRANSITIONS,
 )
 from core.model.device import Device, DeviceStatus, Location
 from core.model.firmware import Firmware

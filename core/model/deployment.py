@@ -37,7 +37,9 @@ class ExecutionStatus(enum.StrEnum):
             return cls(value)
         except ValueError:
             allowed = ", ".join(s.value for s in cls)
-            raise ValidationError(f"job execution status {value!r} is not one of: {allowed}") from None
+            raise ValidationError(
+                f"job execution status {value!r} is not one of: {allowed}"
+            ) from None
 
 
 TERMINAL_STATES = frozenset(

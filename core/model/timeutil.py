@@ -23,7 +23,7 @@ def require_aware(value: datetime, field: str) -> datetime:
 
 
 def to_epoch_ms(value: datetime) -> int:
-    return int(round(require_aware(value, "timestamp").timestamp() * 1000))
+    return round(require_aware(value, "timestamp").timestamp() * 1000)
 
 
 def from_epoch_ms(value: int) -> datetime:

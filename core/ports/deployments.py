@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 
 from core.model import Deployment, Execution, ExecutionStatus
@@ -19,7 +20,7 @@ class DeploymentService(ABC):
     def list(self) -> list[Deployment]: ...
 
     @abstractmethod
-    def executions(self, deployment_id: str) -> list[Execution]: ...
+    def executions(self, deployment_id: str) -> builtins.list[Execution]: ...
 
     @abstractmethod
     def update_execution(

@@ -21,7 +21,6 @@ from core.model import Device
 from core.plugins import PluginManager, PluginStatus
 from core.registrations import (
     AlertRuleTypeSpec,
-    BackendSpec,
     CliCommand,
     SensorModelSpec,
     StatusWidgetSpec,

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,7 +27,7 @@ SPEC_ORDER = [
 def test_spec_precedence_order():
     parsed = [SemVer.parse(v) for v in SPEC_ORDER]
     assert sorted(reversed(parsed)) == parsed
-    for lower, higher in zip(parsed, parsed[1:], strict=False):
+    for lower, higher in itertools.pairwise(parsed):
         assert lower < higher, (lower, higher)
 
 
@@ -43,7 +45,9 @@ def test_leading_v_accepted():
     assert SemVer.parse("v2.0.1") == SemVer.parse("2.0.1")
 
 
-@pytest.mark.parametrize("bad", ["1.2", "1.2.3.4", "01.2.3", "1.2.3-", "1.2.3-01", "", "a.b.c", "1.2.3+"])
+@pytest.mark.parametrize(
+    "bad", ["1.2", "1.2.3.4", "01.2.3", "1.2.3-", "1.2.3-01", "", "a.b.c", "1.2.3+"]
+)
 def test_bad_versions_raise_with_actionable_message(bad):
     with pytest.raises(InvalidVersion) as info:
         SemVer.parse(bad)

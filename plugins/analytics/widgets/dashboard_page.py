@@ -36,7 +36,7 @@ class StatCard(QFrame):
         super().__init__()
         self.setObjectName("statCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.value_label = QLabel("–")
+        self.value_label = QLabel("-")
         self.value_label.setStyleSheet(f"font-size: 26px; font-weight: 600; color: {colour};")
         title_label = QLabel(title)
         layout = QVBoxLayout(self)
@@ -107,5 +107,6 @@ class DashboardPage(QWidget):
         xs = np.arange(len(types))
         heights = np.array([count for _, count in types], dtype=float)
         self.by_type_plot.addItem(pg.BarGraphItem(x=xs, height=heights, width=0.6, brush="#3b82f6"))
-        self.by_type_plot.getAxis("bottom").setTicks([[(i, name) for i, (name, _) in enumerate(types)]])
+        ticks = [(i, name) for i, (name, _) in enumerate(types)]
+        self.by_type_plot.getAxis("bottom").setTicks([ticks])
         self.by_type_plot.setYRange(0, float(heights.max()) * 1.15)
