@@ -62,4 +62,7 @@ def run_console(context: AppContext) -> int:
         _quit_on_sigint(app)
         return int(app.exec())
     finally:
+        # quit() from Ctrl+C or a session logout ends the loop without closing
+        # the window; close it so its state is saved and Qt lets go of it.
+        window.close()
         context.plugins.shutdown(context)

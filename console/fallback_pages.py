@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from console.icons import status_icon
 from core.registrations import PageSpec
 
-EMPTY_MESSAGE = "No pages: all page plugins are disabled — see Help › Plugins"
+EMPTY_MESSAGE = "No pages: all page plugins are disabled — see Help \u203a Plugins"
 
 
 def factory_origin(spec: PageSpec) -> str:

@@ -72,7 +72,7 @@ class PageHost(QStackedWidget):
                 raise TypeError(
                     f"page factory returned {type(widget).__name__}, expected a QWidget"
                 )
-        except Exception as exc:  # noqa: BLE001 - any plugin failure becomes an error page
+        except Exception as exc:  # any plugin failure becomes an error page
             log.exception("page %r failed to build", spec.page_id)
             error_page = ErrorPage(spec, exc)
             error_page.retry_requested.connect(self.rebuild)

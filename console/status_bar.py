@@ -31,7 +31,7 @@ def _build(spec: StatusWidgetSpec, context: AppContext) -> tuple[QWidget, bool]:
         widget = spec.factory(context)
         if not isinstance(widget, QWidget):
             raise TypeError(f"factory returned {type(widget).__name__}, expected a QWidget")
-    except Exception as exc:  # noqa: BLE001 - a plugin widget must not break the window
+    except Exception as exc:  # a plugin widget must not break the window
         log.exception("status widget %r failed to build", spec.widget_id)
         return _failure_marker(spec, exc), False
     return widget, True

@@ -33,3 +33,32 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
     )
     for nodeid in not_run:
         terminalreporter.write_line(f"  NOT RUN {nodeid}")
+
+
+# ---------------------------------------------------------------- brokers
+import pytest  # noqa: E402
+
+from simulator.broker import EmbeddedBroker, find_mosquitto  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mosquitto_broker():
+    """A private mosquitto on a free loopback port. Missing mosquitto is a failure,
+    not a skip: `make test` installs it, and broker tests must never vanish silently."""
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is not installed; run `make test` (it installs it) or "
+                    "`sudo apt-get install mosquitto mosquitto-clients`")
+    with EmbeddedBroker(prefer="mosquitto") as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def amqtt_broker():
+    """The in-process broker used when mosquitto is not installed."""
+    with EmbeddedBroker(prefer="amqtt") as broker:
+        yield broker
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def any_broker(request):
+    return request.getfixturevalue(f"{request.param}_broker")

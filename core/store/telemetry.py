@@ -231,6 +231,6 @@ class SqlTelemetryStore(TelemetryStore):
                     "count": both,
                 },
             )
-            written = conn.execute(stmt).rowcount
+            written = len(conn.execute(stmt.returning(_roll.c.bucket_start)).all())
             conn.execute(delete(_t).where(_t.c.ts < cutoff_ms))
         return int(written)

@@ -1,0 +1,262 @@
+"""Payload schemas: deterministic encoders and strict decoders.
+
+Encoders produce byte-identical output for identical input (fixed key order,
+fixed float rounding) so a seeded simulation is reproducible to the byte.
+Decoders are strict and say exactly what is wrong, with a short ``reason``
+code the hub counts per kind of bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import ValidationError
+from core.model.ids import is_valid_device_id
+from core.model.reading import METRIC_PATTERN
+from core.protocol.limits import MAX_PAYLOAD_BYTES
+
+FLOAT_DECIMALS = 4
+# Devices may buffer for a while (store-and-forward) but not for ever, and a
+# clock years ahead is a broken RTC, not data.
+MAX_PAST_MS = 7 * 24 * 3600 * 1000
+MAX_FUTURE_MS = 5 * 60 * 1000
+
+
+class ProtocolError(ValidationError):
+    """A message that breaks the protocol; ``reason`` is a stable code for counters."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=True, ensure_ascii=True).encode()
+
+
+def _round(value: float) -> float | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return value  # faults may inject NaN on purpose; json writes NaN and decoders reject it
+    return round(float(value), FLOAT_DECIMALS)
+
+
+# ------------------------------------------------------------------ telemetry
+TELEMETRY_FIELDS = frozenset({"device_id", "seq", "ts", "type", "fw", "metrics", "uptime"})
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    device_id: str
+    seq: int
+    ts_ms: int
+    metrics: dict[str, float]
+    device_type: str = ""
+    firmware: str = ""
+    uptime_s: int | None = None
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "ts": self.ts_ms,
+            "type": self.device_type,
+            "fw": self.firmware,
+            "metrics": {k: _round(v) for k, v in sorted(self.metrics.items())},
+        }
+        if self.uptime_s is not None:
+            body["uptime"] = self.uptime_s
+        return _dumps(body)
+
+
+def decode_json_object(payload: bytes, what: str) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(
+            "oversized", f"{what} is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    try:
+        obj = json.loads(payload, parse_constant=_reject_constant)
+    except _NonFinite as exc:
+        raise ProtocolError("non_finite", f"{what} contains {exc.args[0]}, not a number") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("malformed_json", f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("not_object", f"{what} must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def decode_telemetry(payload: bytes, *, topic_device_id: str, now_ms: int) -> Telemetry:
+    """Validate a telemetry message against its topic and the receiver's clock."""
+    where = f"telemetry from {topic_device_id}"
+    obj = decode_json_object(payload, where)
+    unknown = sorted(set(obj) - TELEMETRY_FIELDS)
+    if unknown:
+        raise ProtocolError("unknown_field", f"{where}: unknown field(s) {', '.join(unknown)}")
+    for name in ("device_id", "seq", "ts", "metrics"):
+        if name not in obj:
+            raise ProtocolError("missing_field", f"{where}: field {name!r} is missing")
+    device_id = obj["device_id"]
+    if not isinstance(device_id, str) or not is_valid_device_id(device_id):
+        raise ProtocolError("invalid_device_id", f"{where}: device_id {device_id!r} is not valid")
+    if device_id != topic_device_id:
+        raise ProtocolError(
+            "device_mismatch",
+            f"{where}: payload says device_id {device_id!r} but the topic names "
+            f"{topic_device_id!r}",
+        )
+    seq, ts = obj["seq"], obj["ts"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ProtocolError("wrong_type", f"{where}: seq {seq!r} must be a non-negative integer")
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        raise ProtocolError("wrong_type", f"{where}: ts {ts!r} must be epoch milliseconds")
+    if ts > now_ms + MAX_FUTURE_MS:
+        raise ProtocolError(
+            "ts_future", f"{where}: ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future"
+        )
+    if ts < now_ms - MAX_PAST_MS:
+        raise ProtocolError(
+            "ts_past", f"{where}: ts {ts} is {(now_ms - ts) / 86_400_000:.1f} days in the past"
+        )
+    metrics = obj["metrics"]
+    if not isinstance(metrics, dict) or not metrics:
+        raise ProtocolError("wrong_type", f"{where}: metrics must be a non-empty object")
+    clean: dict[str, float] = {}
+    for name, value in metrics.items():
+        if METRIC_PATTERN.fullmatch(name) is None:
+            raise ProtocolError("wrong_type", f"{where}: metric name {name!r} is not valid")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProtocolError("wrong_type", f"{where}: metric {name} = {value!r} is not a number")
+        if not math.isfinite(value):
+            raise ProtocolError("non_finite", f"{where}: metric {name} = {value!r} is not finite")
+        clean[name] = float(value)
+    device_type = obj.get("type", "")
+    firmware = obj.get("fw", "")
+    uptime = obj.get("uptime")
+    if not isinstance(device_type, str) or not isinstance(firmware, str):
+        raise ProtocolError("wrong_type", f"{where}: type and fw must be strings")
+    if uptime is not None and (isinstance(uptime, bool) or not isinstance(uptime, int)):
+        raise ProtocolError("wrong_type", f"{where}: uptime {uptime!r} must be whole seconds")
+    return Telemetry(device_id, seq, ts, clean, device_type, firmware, uptime)
+
+
+# ------------------------------------------------------------------ status
+@dataclass(frozen=True, slots=True)
+class Status:
+    state: str  # "online" | "offline"
+    ts_ms: int | None = None
+    device_type: str = ""
+    firmware: str = ""
+    reason: str = ""
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {"state": self.state}
+        if self.ts_ms is not None:
+            body["ts"] = self.ts_ms
+        if self.device_type:
+            body["type"] = self.device_type
+        if self.firmware:
+            body["fw"] = self.firmware
+        if self.reason:
+            body["reason"] = self.reason
+        return _dumps(body)
+
+
+def decode_status(payload: bytes, *, topic_device_id: str) -> Status:
+    where = f"status from {topic_device_id}"
+    obj = decode_json_object(payload, where)
+    state = obj.get("state")
+    if state not in ("online", "offline"):
+        raise ProtocolError("wrong_type", f"{where}: state {state!r} must be online or offline")
+    ts = obj.get("ts")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
+        raise ProtocolError("wrong_type", f"{where}: ts {ts!r} must be epoch milliseconds")
+    return Status(state, ts, str(obj.get("type", "")), str(obj.get("fw", "")),
+                  str(obj.get("reason", "")))
+
+
+# ------------------------------------------------------------------ commands
+COMMANDS = ("ping", "reboot", "set-interval", "identify")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRequest:
+    request_id: str
+    command: str
+    params: dict[str, Any] = field(default_factory=dict)
+    ts_ms: int | None = None
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {"request_id": self.request_id, "command": self.command,
+                                "params": self.params}
+        if self.ts_ms is not None:
+            body["ts"] = self.ts_ms
+        return _dumps(body)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResponse:
+    request_id: str
+    command: str
+    ok: bool
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    ts_ms: int | None = None
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {"request_id": self.request_id, "command": self.command,
+                                "ok": self.ok, "result": self.result}
+        if self.error:
+            body["error"] = self.error
+        if self.ts_ms is not None:
+            body["ts"] = self.ts_ms
+        return _dumps(body)
+
+
+def _require_str(obj: dict[str, Any], name: str, where: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise ProtocolError("missing_field", f"{where}: {name!r} must be a non-empty string")
+    return value
+
+
+def decode_command_request(payload: bytes, *, where: str = "command") -> CommandRequest:
+    obj = decode_json_object(payload, where)
+    params = obj.get("params", {})
+    if not isinstance(params, dict):
+        raise ProtocolError("wrong_type", f"{where}: params must be an object")
+    ts = obj.get("ts")
+    return CommandRequest(
+        _require_str(obj, "request_id", where),
+        _require_str(obj, "command", where),
+        params,
+        ts if isinstance(ts, int) else None,
+    )
+
+
+def decode_command_response(payload: bytes, *, where: str = "command response") -> CommandResponse:
+    obj = decode_json_object(payload, where)
+    ok = obj.get("ok")
+    if not isinstance(ok, bool):
+        raise ProtocolError("wrong_type", f"{where}: 'ok' must be true or false")
+    result = obj.get("result", {})
+    if not isinstance(result, dict):
+        raise ProtocolError("wrong_type", f"{where}: result must be an object")
+    ts = obj.get("ts")
+    return CommandResponse(
+        _require_str(obj, "request_id", where),
+        _require_str(obj, "command", where),
+        ok,
+        result,
+        str(obj.get("error", "")),
+        ts if isinstance(ts, int) else None,
+    )

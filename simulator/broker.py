@@ -1,0 +1,236 @@
+"""An embedded MQTT broker for the offline default and for tests.
+
+A private ``mosquitto`` on a free loopback port when the binary exists (fast,
+and the same broker most fleets run), otherwise an in-process amqtt broker so
+the console still works on a laptop with nothing installed. Either way the
+caller gets a URL and a ``stop()`` that leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MOSQUITTO_CANDIDATES = (
+    "/usr/sbin/mosquitto",
+    "/usr/local/sbin/mosquitto",
+    "/opt/homebrew/sbin/mosquitto",
+)
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not start; the message says why and what to try."""
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def find_mosquitto() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((p for p in MOSQUITTO_CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+def raise_fd_limit(wanted: int = 65536) -> int:
+    """Lift the soft open-files limit towards the hard one; 10,000 device sessions
+    need 10,000 sockets in the simulator and as many in the broker it spawns."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+class EmbeddedBroker:
+    """Start with ``start()`` or as a context manager; ``url`` is mqtt://127.0.0.1:PORT."""
+
+    def __init__(self, *, prefer: str = "auto", port: int | None = None) -> None:
+        if prefer not in ("auto", "mosquitto", "amqtt"):
+            raise ValueError(f"prefer must be auto, mosquitto or amqtt, not {prefer!r}")
+        self.prefer = prefer
+        self.host = "127.0.0.1"
+        self.port = port or find_free_port()
+        self.kind = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._amqtt: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
+        if not port_is_free(self.host, self.port):
+            raise BrokerError(
+                f"the broker did not start on port {self.port}: the port is already in use"
+            )
+        binary = find_mosquitto() if self.prefer in ("auto", "mosquitto") else None
+        if binary:
+            self._start_mosquitto(binary, timeout_s)
+        elif self.prefer == "mosquitto":
+            raise BrokerError(
+                "mosquitto is not installed; install it (sudo apt-get install mosquitto) "
+                "or let the console use its built-in broker"
+            )
+        else:
+            self._start_amqtt(timeout_s)
+        return self
+
+    # ------------------------------------------------------------------ mosquitto
+    def _start_mosquitto(self, binary: str, timeout_s: float) -> None:
+        raise_fd_limit()
+        self._workdir = tempfile.TemporaryDirectory(prefix="smartiot-broker-")
+        conf = Path(self._workdir.name) / "mosquitto.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listener {self.port} {self.host}",
+                    "allow_anonymous true",
+                    "persistence false",
+                    "max_connections -1",
+                    "max_queued_messages 10000",
+                    "max_inflight_messages 100",
+                    "set_tcp_nodelay true",
+                    "log_type error",
+                    "log_type warning",
+                    "log_dest stderr",
+                    "",
+                ]
+            )
+        )
+        log_file = open(Path(self._workdir.name) / "mosquitto.log", "wb")  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log_file.close()
+        if not wait_for_port(self.host, self.port, timeout_s) or self._process.poll() is not None:
+            output = self.log_text()
+            self.stop()
+            raise BrokerError(f"mosquitto did not start on port {self.port}: {output.strip()}")
+        self.kind = "mosquitto"
+
+    def log_text(self) -> str:
+        if self._workdir is None:
+            return ""
+        path = Path(self._workdir.name) / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ------------------------------------------------------------------ amqtt
+    def _start_amqtt(self, timeout_s: float) -> None:
+        try:
+            from amqtt.broker import Broker
+        except ImportError:
+            raise BrokerError(
+                "no MQTT broker available: install mosquitto (sudo apt-get install mosquitto) "
+                "or the amqtt package, or configure a broker URL"
+            ) from None
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}",
+                                      "max_connections": 0}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                        {"allow_anonymous": True}},
+        }
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self._amqtt = Broker(config, loop=loop)
+                loop.run_until_complete(self._amqtt.start())
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
+        self._thread.start()
+        # amqtt's start() returns once its listener is bound, so no port probe
+        # (a bare probe connection makes amqtt log a spurious error).
+        started = ready.wait(timeout_s)
+        if failure or not started:
+            self.stop()
+            reason = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "timed out"
+            raise BrokerError(f"the built-in broker did not start on port {self.port}: {reason}")
+        self.kind = "amqtt"
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait(timeout=5)
+            self._process = None
+        if self._loop is not None and self._amqtt is not None:
+            loop, broker = self._loop, self._amqtt
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(timeout=5)
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._loop = self._amqtt = self._thread = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,408 @@
+"""Drive thousands of MQTT device sessions from one thread.
+
+paho's own ``loop_forever``/``loop_start`` use select(), which stops near
+1,024 sockets, and a thread per device does not scale either. Here every
+client's socket sits in one ``selectors`` (epoll) selector and the loop calls
+paho's ``loop_read``/``loop_write``/``loop_misc`` itself, using paho's socket
+callbacks to know when a client wants to write. Connects are paced so a
+10,000-device start is no connect storm for the broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import selectors
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from core.protocol.limits import MAX_PUBLISH_PER_SECOND
+from core.protocol.payloads import Status, Telemetry
+from core.protocol.topics import status_topic, telemetry_topic
+from simulator.agent import DeviceAgent
+from simulator.broker import raise_fd_limit
+from simulator.target import BrokerTarget
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 60
+MAX_BACKOFF_S = 30.0
+
+
+class TelemetrySource(Protocol):
+    """What the runtime needs from a fleet: devices and the telemetry due at a time."""
+
+    def device_count(self) -> int: ...
+
+    def device_info(self, index: int) -> tuple[str, str, str, str]:
+        """(device_id, org, device_type, firmware)"""
+
+    def tick(self, t_s: float) -> list[tuple[int, Telemetry]]: ...
+
+    def connection_events(self, t_s: float) -> list[tuple[int, str, float]]:
+        """(device index, "drop" | "reboot" | "offline", seconds down) starting at ``t_s``."""
+
+    def set_interval(self, index: int, seconds: float) -> None: ...
+
+    def interval(self, index: int) -> float: ...
+
+    def apply_setpoints(self, index: int, setpoints: dict[str, float]) -> dict[str, float]:
+        """Apply what the model accepts; returns the setpoints now in force."""
+
+    def reboot(self, index: int) -> None:
+        """Reset seq and uptime, as a real restart does."""
+
+    def uptime_s(self, index: int, t_s: float) -> int: ...
+
+
+@dataclass
+class TypeStats:
+    devices: int = 0
+    sent: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+
+
+@dataclass
+class RuntimeStats:
+    connected: int = 0
+    ever_connected: int = 0
+    published: int = 0
+    connect_errors: int = 0
+    last_error: str = ""
+    by_type: dict[str, TypeStats] = field(default_factory=dict)
+    all_connected_after_s: float | None = None
+
+
+@dataclass
+class Session:
+    index: int
+    device_id: str
+    org: str
+    device_type: str
+    client: mqtt.Client
+    agent: DeviceAgent
+    connected: bool = False
+    connecting: bool = False
+    retry_at: float = 0.0
+    backoff_s: float = 1.0
+    down_until: float = 0.0
+    has_connected: bool = False
+    attempted: bool = False
+    queue: deque[tuple[str, bytes, int, bool]] = field(default_factory=deque)
+    window_start: float = 0.0
+    window_count: int = 0
+
+
+class FleetRuntime:
+    def __init__(
+        self,
+        source: TelemetrySource,
+        target: BrokerTarget,
+        *,
+        start_s: float | None = None,
+        speed: float = 1.0,
+        connect_rate: float = 1000.0,
+        telemetry_qos: int = 0,
+        seed: int = 0,
+        agent_factory: Callable[[Session], DeviceAgent] | None = None,
+        client_id_prefix: str = "",
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        if telemetry_qos not in (0, 1):
+            raise ValueError("AWS IoT supports QoS 0 and 1 only")
+        self.source = source
+        self.target = target
+        self.speed = speed
+        self.connect_rate = connect_rate
+        self.telemetry_qos = telemetry_qos
+        self.start_s = time.time() if start_s is None else start_s
+        self.stats = RuntimeStats()
+        self._rng = random.Random(seed)
+        self._selector = selectors.DefaultSelector()
+        self._ssl = target.ssl_context()
+        self._client_id_prefix = client_id_prefix
+        self._agent_factory = agent_factory
+        self.sessions: list[Session] = []
+        self._pending_connect: deque[int] = deque()
+        self._backlog: set[int] = set()
+        self._retry: set[int] = set()
+        self._stop = False
+        self._wall0 = 0.0
+        self._next_tick = self.start_s
+        self._misc_cursor = 0
+        self._build_sessions()
+
+    # ------------------------------------------------------------------ set-up
+    def _build_sessions(self) -> None:
+        for index in range(self.source.device_count()):
+            device_id, org, device_type, _fw = self.source.device_info(index)
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=f"{self._client_id_prefix}{device_id}",
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+            )
+            session = Session(index, device_id, org, device_type, client,
+                              agent=None)  # type: ignore[arg-type]
+            session.agent = (self._agent_factory or self._default_agent)(session)
+            client.user_data_set(session)
+            if self.target.username:
+                client.username_pw_set(self.target.username, self.target.password)
+            if self._ssl is not None:
+                client.tls_set_context(self._ssl)
+            will = Status("offline", reason="connection lost").encode()
+            client.will_set(status_topic(org, device_id), will, qos=1, retain=True)
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_message = self._on_message
+            client.on_socket_open = self._on_socket_open
+            client.on_socket_close = self._on_socket_close
+            client.on_socket_register_write = self._on_register_write
+            client.on_socket_unregister_write = self._on_unregister_write
+            self.sessions.append(session)
+            stats = self.stats.by_type.setdefault(device_type, TypeStats())
+            stats.devices += 1
+            self._pending_connect.append(index)
+
+    def _default_agent(self, session: Session) -> DeviceAgent:
+        return DeviceAgent(self, session)
+
+    # ------------------------------------------------------------------ clock
+    def sim_now(self) -> float:
+        return self.start_s + (time.monotonic() - self._wall0) * self.speed
+
+    def uptime_scale(self) -> float:
+        return self.speed
+
+    # ------------------------------------------------------------------ socket callbacks
+    def _on_socket_open(self, client: mqtt.Client, session: Session, sock: Any) -> None:
+        self._selector.register(sock, selectors.EVENT_READ, session)
+
+    def _on_socket_close(self, client: mqtt.Client, session: Session, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+
+    def _on_register_write(self, client: mqtt.Client, session: Session, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, session)
+
+    def _on_unregister_write(self, client: mqtt.Client, session: Session, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.modify(sock, selectors.EVENT_READ, session)
+
+    # ------------------------------------------------------------------ MQTT callbacks
+    def _on_connect(self, client: mqtt.Client, session: Session, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        session.connecting = False
+        if reason.is_failure:
+            self._note_error(session, f"broker refused {session.device_id}: {reason}")
+            return
+        session.connected = True
+        session.backoff_s = 1.0
+        if session.has_connected:
+            self.stats.by_type[session.device_type].reconnects += 1
+        else:
+            self.stats.ever_connected += 1
+            session.has_connected = True
+            if (self.stats.ever_connected == len(self.sessions)
+                    and self.stats.all_connected_after_s is None):
+                self.stats.all_connected_after_s = time.monotonic() - self._wall0
+        self.stats.connected += 1
+        session.agent.on_connected(bool(flags.session_present))
+
+    def _on_disconnect(self, client: mqtt.Client, session: Session, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        if session.connected:
+            self.stats.connected -= 1
+        session.connected = False
+        session.connecting = False
+        if not self._stop:
+            self._schedule_retry(session)
+
+    def _on_message(self, client: mqtt.Client, session: Session, message: mqtt.MQTTMessage) -> None:
+        try:
+            session.agent.on_message(message.topic, bytes(message.payload))
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the fleet
+            log.warning("device %s could not handle %s: %s", session.device_id, message.topic, exc)
+
+    # ------------------------------------------------------------------ connecting
+    def _schedule_retry(self, session: Session) -> None:
+        delay = session.backoff_s * (0.5 + self._rng.random())  # jitter: no thundering herd
+        session.retry_at = time.monotonic() + max(delay, session.down_until - time.monotonic())
+        session.backoff_s = min(session.backoff_s * 2, MAX_BACKOFF_S)
+        self._retry.add(session.index)
+
+    def _connect(self, session: Session) -> None:
+        session.connecting = True
+        try:
+            if session.attempted:
+                session.client.reconnect()
+            else:
+                session.attempted = True
+                session.client.connect(self.target.host, self.target.port, keepalive=KEEPALIVE_S)
+        except (OSError, ValueError) as exc:
+            session.connecting = False
+            self._note_error(session, f"cannot reach broker {self.target.url}: {exc}")
+            self._schedule_retry(session)
+
+    def _note_error(self, session: Session, message: str) -> None:
+        self.stats.connect_errors += 1
+        self.stats.last_error = message
+
+    def disconnect_abruptly(self, session: Session, down_for_s: float) -> None:
+        """Lose the connection the way a dead link does (no DISCONNECT packet), so the
+        broker publishes the Last Will; stay away for ``down_for_s`` wall seconds."""
+        session.down_until = time.monotonic() + down_for_s
+        sock = session.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+        if not session.connected:
+            session.retry_at = session.down_until
+            self._retry.add(session.index)
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, session: Session, topic: str, payload: bytes, qos: int = 1,
+                retain: bool = False) -> bool:
+        """Publish within IoT Core's 100 messages/s per connection; excess waits its turn."""
+        if not session.connected:
+            return False
+        now = time.monotonic()
+        if now - session.window_start >= 1.0:
+            session.window_start, session.window_count = now, 0
+        if session.queue or session.window_count >= MAX_PUBLISH_PER_SECOND:
+            session.queue.append((topic, payload, qos, retain))
+            self._backlog.add(session.index)
+            return True
+        session.window_count += 1
+        session.client.publish(topic, payload, qos=qos, retain=retain)
+        self.stats.published += 1
+        return True
+
+    def _drain_backlog(self) -> None:
+        now = time.monotonic()
+        for index in list(self._backlog):
+            session = self.sessions[index]
+            if now - session.window_start >= 1.0:
+                session.window_start, session.window_count = now, 0
+            while session.queue and session.connected and (
+                session.window_count < MAX_PUBLISH_PER_SECOND
+            ):
+                topic, payload, qos, retain = session.queue.popleft()
+                session.window_count += 1
+                session.client.publish(topic, payload, qos=qos, retain=retain)
+                self.stats.published += 1
+            if not session.queue:
+                self._backlog.discard(index)
+
+    def publish_telemetry(self, session: Session, payload: bytes) -> None:
+        if self.publish(session, telemetry_topic(session.org, session.device_id), payload,
+                        qos=self.telemetry_qos):
+            self.stats.by_type[session.device_type].sent += 1
+        else:
+            self.stats.by_type[session.device_type].dropped += 1
+
+    # ------------------------------------------------------------------ main loop
+    def run(self, duration_s: float | None = None,
+            progress: Callable[[RuntimeStats, float], None] | None = None,
+            progress_every_s: float = 1.0) -> RuntimeStats:
+        raise_fd_limit(len(self.sessions) + 1024)
+        self._wall0 = time.monotonic()
+        self._next_tick = self.start_s
+        deadline = None if duration_s is None else self._wall0 + duration_s / self.speed
+        next_progress = self._wall0 + progress_every_s
+        connect_budget = 0.0
+        last = self._wall0
+        try:
+            while not self._stop:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                connect_budget = min(connect_budget + (now - last) * self.connect_rate,
+                                     self.connect_rate)
+                last = now
+                while self._pending_connect and connect_budget >= 1:
+                    connect_budget -= 1
+                    self._connect(self.sessions[self._pending_connect.popleft()])
+                self._poll(0.005)
+                self._tick_telemetry()
+                self._drain_backlog()
+                self._housekeeping(now)
+                if progress is not None and now >= next_progress:
+                    progress(self.stats, now - self._wall0)
+                    next_progress = now + progress_every_s
+        finally:
+            self.shutdown()
+        return self.stats
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def _poll(self, timeout: float) -> None:
+        for key, events in self._selector.select(timeout):
+            session: Session = key.data
+            client = session.client
+            if events & selectors.EVENT_READ:
+                client.loop_read(max_packets=100)
+            if events & selectors.EVENT_WRITE and client.socket() is not None:
+                client.loop_write()
+
+    def _tick_telemetry(self) -> None:
+        sim_now = self.sim_now()
+        while self._next_tick <= sim_now:
+            t = self._next_tick
+            for index, telemetry in self.source.tick(t):
+                session = self.sessions[index]
+                for payload in session.agent.outgoing_telemetry(telemetry, t):
+                    self.publish_telemetry(session, payload)
+            for index, kind, down_s in self.source.connection_events(t):
+                self.sessions[index].agent.on_connection_event(kind, down_s / self.speed)
+            self._next_tick += 1.0
+
+    def _housekeeping(self, now: float) -> None:
+        # Keepalives: loop_misc for a slice of sessions per pass, so each client
+        # is visited about every second without a 10,000-item sweep per loop.
+        n = len(self.sessions)
+        for _ in range(min(n, max(1, n // 100))):
+            session = self.sessions[self._misc_cursor % n]
+            self._misc_cursor += 1
+            if session.connected:
+                session.client.loop_misc()
+        for index in [i for i in self._retry if self.sessions[i].retry_at <= now]:
+            session = self.sessions[index]
+            if session.connected:
+                self._retry.discard(index)
+                continue
+            if session.connecting or now < session.down_until:
+                continue
+            self._retry.discard(index)
+            self._connect(session)
+
+    def shutdown(self) -> None:
+        """Disconnect cleanly: a clean DISCONNECT means no Last Will, so publish
+        offline ourselves first, as a device that is switched off politely would."""
+        self._stop = True
+        for session in self.sessions:
+            if session.connected:
+                session.client.publish(
+                    status_topic(session.org, session.device_id),
+                    Status("offline", reason="simulation ended").encode(), qos=1, retain=True,
+                )
+                session.client.disconnect()
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and any(s.client.socket() for s in self.sessions):
+            self._poll(0.01)
+        for session in self.sessions:
+            if session.client.socket() is not None:
+                session.client.loop_write()
+        self._selector.close()
