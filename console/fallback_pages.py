@@ -101,7 +101,7 @@ class EmptyState(QWidget):
         icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(icon)
 
-        self.title = QLabel("No pages")
+        self.title = QLabel("Nothing to show yet")
         self.title.setProperty("role", "title")
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.title)

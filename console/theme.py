@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from resources import read_text
+from resources import read_text, resource_path
 
 THEMES = ("light", "dark")
 _THEME_PROPERTY = "smartiot_theme"
@@ -64,8 +64,11 @@ def colors(name: str) -> ThemeColors:
 
 
 def style_sheet(name: str) -> str:
+    """The sheets refer to indicator images as ``@ICONS@/x.svg``: QSS has no
+    notion of a package, so the real directory is filled in at load time."""
     colors(name)  # validates the name before touching the file system
-    return read_text("styles", f"{name}.qss")
+    icons = resource_path("icons").as_posix()
+    return read_text("styles", f"{name}.qss").replace("@ICONS@", icons)
 
 
 def build_palette(c: ThemeColors) -> QPalette:

@@ -64,7 +64,7 @@ class AboutDialog(QDialog):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("About Smart IoT Fleet Console")
-        self.resize(560, 460)
+        self.resize(600, 600)
         self.rows = version_rows() + path_rows(context)
 
         logo = QLabel()
@@ -100,6 +100,8 @@ class AboutDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.as_text()))
+        for button in buttons.buttons():  # nothing here to confirm: no accent button
+            button.setAutoDefault(False)
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)

@@ -97,6 +97,8 @@ class PluginsDialog(QDialog):
         self.copy_button = buttons.addButton("Copy details",
                                              QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self._copy)
+        for button in buttons.buttons():  # nothing here to confirm: no accent button
+            button.setAutoDefault(False)
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from core.store.engine import create_store_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PG_LOCK_KEY = 0x5A1_0700  # arbitrary, fixed: "smartiot migrations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -33,10 +34,21 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
     engine = create_store_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
         with engine.begin() as connection:
+            _serialise_migrations(connection)
             command.upgrade(alembic_config(connection), revision)
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()
+
+
+def _serialise_migrations(connection: Connection) -> None:
+    """A hub and several consoles may start at once against one database; the
+    first to arrive migrates, the others wait and then find nothing to do."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+    elif connection.dialect.name == "sqlite":
+        # Transactional DDL: the whole upgrade commits or none of it does.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -52,7 +52,7 @@ class SensorModel(ABC):
         if unknown:
             allowed = ", ".join(sorted(self.defaults)) or "none"
             raise ValidationError(
-                f"model {self.name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"model {self.name!r}: unknown parameter(s) {_names(unknown)}; "
                 f"allowed: {allowed}"
             )
         self.n = n
@@ -87,13 +87,18 @@ class SensorModel(ABC):
         if unknown:
             allowed = ", ".join(sorted(self.setpoint_keys)) or "none"
             raise ValidationError(
-                f"model {self.name!r}: unknown setpoint(s) {', '.join(unknown)}; "
+                f"model {self.name!r}: unknown setpoint(s) {_names(unknown)}; "
                 f"accepted: {allowed}"
             )
         self._apply_setpoints(np.asarray(mask, dtype=bool), setpoints)
 
     def _apply_setpoints(self, mask: BoolArray, setpoints: Mapping[str, Any]) -> None:
         """Hook for subclasses; called with validated keys."""
+        del mask, setpoints  # a model without setpoints has nothing to change
+
+
+def _names(keys: list[str]) -> str:
+    return ", ".join(repr(k) for k in keys)
 
 
 def ar1_step(

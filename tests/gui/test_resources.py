@@ -75,3 +75,15 @@ def test_style_sheets_cover_the_same_selectors():
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_style_sheet_images_exist():
+    import re
+
+    from console.theme import style_sheet
+
+    for name in ("light", "dark"):
+        sheet = style_sheet(name)
+        assert "@ICONS@" not in sheet
+        for url in re.findall(r"url\(([^)]+)\)", sheet):
+            assert Path(url).is_file(), url

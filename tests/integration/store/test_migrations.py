@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from alembic.autogenerate import compare_metadata
@@ -133,3 +134,11 @@ def test_store_open_is_idempotent(open_store: Callable[[], Store]) -> None:
     second = open_store()  # runs migrations again on an up-to-date database
     assert migrate.current_revision(second.engine) == "0002"
     assert second.registry.get("dev-9").device_id == "dev-9"
+
+
+def test_concurrent_first_opens_migrate_once(open_store: Callable[[], Store]) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: open_store(), range(4)))
+    assert {migrate.current_revision(s.engine) for s in stores} == {"0002"}
+    # alembic_version lives in the connection's own schema (search_path on PG).
+    assert "alembic_version" in inspect(stores[0].engine).get_table_names()

@@ -1,0 +1,366 @@
+"""A fleet of simulated devices: groups of vectorised models, schedules, seq counters.
+
+The fleet is pure and deterministic: it never sleeps, never touches the
+network and takes the simulated time from its caller.  The MQTT runtime
+drives :meth:`Fleet.tick` from its clock, reads :meth:`Fleet.offline_mask` to
+disconnect sessions, passes encoded publishes through
+:meth:`Fleet.apply_message_faults` and publishes the result; ``generate`` does
+the same headless.  Same seed, groups, faults, start time and tick times give
+byte-identical payloads.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.errors import ValidationError
+from core.model.ids import validate_device_id
+from core.protocol.payloads import Telemetry
+from core.protocol.topics import telemetry_topic
+from simulator.faults import (
+    MESSAGE_FAULTS,
+    FaultPlan,
+    Outgoing,
+    Reorderer,
+    ResolvedFault,
+    ValueFaultInjector,
+    duplicate,
+    loss,
+    malformed,
+)
+from simulator.models import BUILTIN_MODELS, Battery, Radio, SensorModel
+from simulator.models.base import BoolArray
+
+# Child streams of a group's SeedSequence; fault masks use 1000 + fault index.
+_MODEL, _BATTERY, _RADIO, _VALUE_FAULTS, _SCHEDULE = range(5)
+MAX_BOOT_AGE_S = 30 * 86_400.0  # devices were switched on up to a month before the run
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    """``count`` devices of one model.  Group parameters go to the model, except
+    ``battery_capacity_mah``, ``battery_current_ma`` and ``radio_distance_m`` which
+    tune the shared battery and radio."""
+
+    name: str
+    model_name: str
+    count: int
+    org: str = "demo"
+    device_type: str | None = None     # None: the model's device_type
+    firmware: str = "1.0.0"
+    interval_s: float = 10.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    id_prefix: str | None = None       # None: the group name
+
+    @property
+    def prefix(self) -> str:
+        return self.id_prefix or self.name
+
+
+_SHARED_KEYS = {"battery_capacity_mah": "capacity_mah", "battery_current_ma": "current_ma",
+                "radio_distance_m": "median_distance_m"}
+
+
+class _GroupState:
+    def __init__(self, index: int, group: DeviceGroup, offset: int, seed: int,
+                 start_s: float) -> None:
+        if group.model_name not in BUILTIN_MODELS:
+            raise ValidationError(
+                f"group {group.name!r}: unknown model {group.model_name!r}; "
+                f"known: {', '.join(sorted(BUILTIN_MODELS))}"
+            )
+        if isinstance(group.count, bool) or not isinstance(group.count, int) or group.count < 0:
+            raise ValidationError(f"group {group.name!r}: count {group.count!r} must be >= 0")
+        if not group.interval_s > 0:
+            raise ValidationError(f"group {group.name!r}: interval_s must be > 0")
+        self.index, self.group, self.offset, self.n = index, group, offset, group.count
+        key = (index, zlib.crc32(group.name.encode()))
+
+        def rng(k: int) -> np.random.Generator:
+            return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*key, k)))
+
+        cls = BUILTIN_MODELS[group.model_name]
+        model_params = {k: v for k, v in group.params.items() if k not in _SHARED_KEYS}
+        shared = {_SHARED_KEYS[k]: float(v) for k, v in group.params.items() if k in _SHARED_KEYS}
+        self.model: SensorModel = cls(self.n, rng(_MODEL), model_params)
+        self.battery = Battery(self.n, rng(_BATTERY),
+                               capacity_mah=shared.get("capacity_mah",
+                                                       cls.battery_defaults["capacity_mah"]),
+                               current_ma=shared.get("current_ma",
+                                                     cls.battery_defaults["current_ma"]))
+        radio_distance = shared.get("median_distance_m", cls.radio_defaults["median_distance_m"])
+        self.radio = Radio(self.n, rng(_RADIO), median_distance_m=radio_distance,
+                           gain_db=cls.radio_defaults["gain_db"])
+        self.names = (*cls.metrics, "battery_pct", "battery_v", "rssi")
+        self.injector = ValueFaultInjector(self.n, cls.metrics, rng(_VALUE_FAULTS))
+        sched = rng(_SCHEDULE)
+        self.interval = np.full(self.n, float(group.interval_s))
+        # per-device phase: 10,000 devices must not all publish on the same instant
+        self.next_due = start_s + sched.uniform(0.0, 1.0, self.n) * self.interval
+        self.boot_t = start_s - sched.uniform(0.0, MAX_BOOT_AGE_S, self.n)
+        self.seq = np.zeros(self.n, dtype=np.int64)
+        self.ids = [f"{group.prefix}-{i:05d}" for i in range(self.n)]
+        for device_id in self.ids[:1] + self.ids[-1:]:
+            validate_device_id(device_id)
+        self.device_type = group.device_type or cls.device_type
+        self.fired: set[int] = set()   # one-shot faults already applied
+
+
+class Fleet:
+    """All simulated devices.  Device indexes are global: group after group, in order."""
+
+    def __init__(self, groups: Sequence[DeviceGroup], seed: int = 0, start_s: float = 0.0,
+                 faults: FaultPlan | None = None) -> None:
+        names = [g.name for g in groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValidationError(f"group name(s) used twice: {', '.join(dupes)}")
+        prefixes = [g.prefix for g in groups]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValidationError("two groups share an id_prefix; device ids would collide")
+        self.seed, self.start_s = int(seed), float(start_s)
+        self.faults = faults or FaultPlan()
+        self.groups: list[_GroupState] = []
+        offset = 0
+        for i, g in enumerate(groups):
+            self.groups.append(_GroupState(i, g, offset, self.seed, self.start_s))
+            offset += g.count
+        self.size = offset
+        self._check_faults()
+        self.device_ids: list[str] = [d for gs in self.groups for d in gs.ids]
+        self._group_of = np.repeat(np.arange(len(self.groups)), [gs.n for gs in self.groups])
+        self._last_t = self.start_s
+        self._offline = np.zeros(self.size, dtype=bool)
+        self.last_rebooted: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._msg_rng = np.random.default_rng(np.random.SeedSequence(self.seed))
+        self._reorderers: dict[int, Reorderer] = {}
+        self._burst_held: dict[int, list[Outgoing]] = {}
+        self._masks: dict[int, BoolArray] = {}
+
+    # ------------------------------------------------------------ set-up checks
+    def _check_faults(self) -> None:
+        names = {gs.group.name: gs for gs in self.groups}
+        for spec in self.faults.specs:
+            if spec.group is not None and spec.group not in names:
+                raise ValidationError(f"fault {spec.kind!r}: unknown group {spec.group!r}; "
+                                      f"groups: {', '.join(names)}")
+            targets = [names[spec.group]] if spec.group else list(self.groups)
+            metrics = spec.params.get("metrics")
+            if metrics:
+                known = {m for gs in targets for m in gs.names}
+                bad = sorted(set(metrics) - known)
+                if bad:
+                    raise ValidationError(f"fault {spec.kind!r}: unknown metric {bad[0]!r}")
+            if spec.kind == "bearing_failure" and spec.group is not None and not hasattr(
+                names[spec.group].model, "start_bearing_failure"
+            ):
+                raise ValidationError(
+                    f"fault 'bearing_failure': group {spec.group!r} has no bearings "
+                    f"(model {names[spec.group].group.model_name!r})"
+                )
+
+    def _global_mask(self, fault_index: int) -> BoolArray:
+        cached = self._masks.get(fault_index)
+        if cached is not None:
+            return cached
+        mask = np.zeros(self.size, dtype=bool)
+        for gs in self.groups:
+            for f in self.faults.resolve(gs.group.name, gs.n, self.seed):
+                if f.position == fault_index:
+                    mask[gs.offset:gs.offset + gs.n] = f.mask
+        self._masks[fault_index] = mask
+        return mask
+
+    # ------------------------------------------------------------ lookups
+    def locate(self, device_index: int) -> tuple[_GroupState, int]:
+        if not 0 <= device_index < self.size:
+            raise ValidationError(f"device index {device_index} is outside 0..{self.size - 1}")
+        gs = self.groups[int(self._group_of[device_index])]
+        return gs, device_index - gs.offset
+
+    def topic(self, device_index: int) -> str:
+        gs, local = self.locate(device_index)
+        return telemetry_topic(gs.group.org, gs.ids[local])
+
+    def org(self, device_index: int) -> str:
+        return self.locate(device_index)[0].group.org
+
+    # ------------------------------------------------------------ runtime control
+    def set_interval(self, device_index: int, seconds: float) -> None:
+        """Change one device's reporting interval (``set-interval`` command, shadow);
+        the next report is due ``seconds`` after the last tick."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise ValidationError(f"interval {seconds!r} must be a number of seconds > 0")
+        gs, local = self.locate(device_index)
+        gs.interval[local] = float(seconds)
+        gs.next_due[local] = self._last_t + float(seconds)
+
+    def interval(self, device_index: int) -> float:
+        gs, local = self.locate(device_index)
+        return float(gs.interval[local])
+
+    def reboot(self, device_index: int, t_s: float | None = None) -> None:
+        """Reboot one device (``reboot`` command): seq and uptime restart from 0."""
+        gs, local = self.locate(device_index)
+        gs.seq[local] = 0
+        gs.boot_t[local] = self._last_t if t_s is None else t_s
+
+    def apply_setpoints(self, device_index: int, setpoints: Mapping[str, Any]) -> None:
+        """Shadow desired state for one device (keys: see the model's docstring)."""
+        gs, local = self.locate(device_index)
+        mask = np.zeros(gs.n, dtype=bool)
+        mask[local] = True
+        gs.model.apply_setpoints(mask, setpoints)
+
+    def offline_mask(self) -> BoolArray:
+        """Devices that are disconnected as of the last tick (drop, flap, empty battery);
+        the runtime closes their sessions (Last Will) and reconnects when this clears."""
+        return self._offline.copy()
+
+    # ------------------------------------------------------------ simulation
+    def _connection(self, gs: _GroupState, t_s: float, elapsed: float,
+                    active: list[ResolvedFault]) -> tuple[BoolArray, BoolArray]:
+        offline = np.zeros(gs.n, dtype=bool)
+        rebooted = np.zeros(gs.n, dtype=bool)
+        drain = np.ones(gs.n)
+        for f in active:
+            kind, params = f.spec.kind, f.spec.params
+            if kind == "drop":
+                offline |= f.mask
+            elif kind == "flap":
+                phase = (elapsed - f.spec.start_s) % params["period_s"]
+                if phase < params["down_s"]:
+                    offline |= f.mask
+            elif kind == "battery_depletion":
+                drain = np.where(f.mask, params["factor"], drain)
+            elif kind in ("reboot", "bearing_failure") and f.position not in gs.fired:
+                gs.fired.add(f.position)
+                if kind == "reboot":
+                    rebooted |= f.mask
+                elif hasattr(gs.model, "start_bearing_failure"):
+                    gs.model.start_bearing_failure(f.mask, params["time_to_failure_s"])
+        gs.battery.drain_factor = drain
+        gs.seq[rebooted] = 0
+        gs.boot_t[rebooted] = t_s
+        return offline, rebooted
+
+    def tick(self, t_s: float) -> list[tuple[int, Telemetry]]:
+        """Advance every device to sim time ``t_s`` and return the telemetry of the
+        devices due now (global index, message), in index order.
+
+        Devices that are offline (drop/flap/empty battery) still sample and count
+        ``seq`` but their readings are lost, so the hub sees the gap."""
+        dt = t_s - self._last_t
+        if dt < 0:
+            raise ValidationError(f"tick time {t_s} is before the previous tick {self._last_t}")
+        elapsed = t_s - self.start_s
+        ts_ms = round(t_s * 1000)
+        out: list[tuple[int, Telemetry]] = []
+        rebooted_all = []
+        for gs in self.groups:
+            if gs.n == 0:
+                continue
+            active = self.faults.active(elapsed, gs.group.name, gs.n, self.seed)
+            offline, rebooted = self._connection(gs, t_s, elapsed, active)
+            values = gs.model.step(t_s, dt)
+            values.update(gs.battery.step(dt))
+            values.update(gs.radio.step(dt, gs.model.radio_distance_m()))
+            values = gs.injector.apply(values, elapsed, active)
+            offline |= gs.battery.depleted
+            self._offline[gs.offset:gs.offset + gs.n] = offline
+            rebooted_all.append(np.flatnonzero(rebooted) + gs.offset)
+
+            due = gs.next_due <= t_s + 1e-9
+            idx = np.flatnonzero(due)
+            if idx.size == 0:
+                continue
+            late = np.floor((t_s - gs.next_due[idx]) / gs.interval[idx]) + 1.0
+            gs.next_due[idx] += late * gs.interval[idx]
+            seqs = gs.seq[idx].tolist()
+            gs.seq[idx] += 1
+            send = idx[~offline[idx]]
+            if send.size == 0:
+                continue
+            keep = ~offline[idx]
+            seqs = [s for s, k in zip(seqs, keep.tolist(), strict=True) if k]
+            uptimes = np.floor(t_s - gs.boot_t[send]).astype(np.int64).tolist()
+            rows = np.column_stack([values[m][send] for m in gs.names]).tolist()
+            names, dtype, fw, ids, base = (gs.names, gs.device_type, gs.group.firmware, gs.ids,
+                                           gs.offset)
+            out.extend(
+                (base + i, Telemetry(ids[i], s, ts_ms, dict(zip(names, row, strict=True)),
+                                     dtype, fw, up))
+                for i, s, row, up in zip(send.tolist(), seqs, rows, uptimes, strict=True)
+            )
+        self.last_rebooted = (np.concatenate(rebooted_all) if rebooted_all
+                              else np.zeros(0, dtype=np.int64))
+        self._last_t = t_s
+        return out
+
+    def apply_message_faults(self, t_s: float, messages: Sequence[Outgoing]) -> list[Outgoing]:
+        """Pass one tick's encoded publishes through the active message faults
+        (in plan order); burst and reorder hold messages across ticks."""
+        elapsed = t_s - self.start_s
+        msgs = list(messages)
+        for i, spec in enumerate(self.faults.specs):
+            if spec.kind not in MESSAGE_FAULTS:
+                continue
+            mask = self._global_mask(i)
+            params = spec.params
+            if spec.kind == "burst":
+                held = self._burst_held.setdefault(i, [])
+                if spec.is_active(elapsed):
+                    held.extend(m for m in msgs if mask[m.device])
+                    msgs = [m for m in msgs if not mask[m.device]]
+                elif held:
+                    msgs = [m._replace(t_s=t_s) for m in held] + msgs
+                    held.clear()
+                continue
+            if spec.kind == "reorder":
+                r = self._reorderers.get(i)
+                if r is None:
+                    r = self._reorderers[i] = Reorderer(params["p"], params["window"],
+                                                        self._msg_rng, mask)
+                # outside the window the reorderer only releases what it holds
+                r.p = params["p"] if spec.is_active(elapsed) else 0.0
+                msgs = r.feed(msgs)
+                continue
+            if not spec.is_active(elapsed):
+                continue
+            if spec.kind == "loss":
+                msgs = loss(msgs, params["p"], self._msg_rng, mask)
+            elif spec.kind == "duplicate":
+                msgs = duplicate(msgs, params["p"], self._msg_rng, mask)
+            else:
+                msgs = malformed(msgs, params["p"], self._msg_rng, mask)
+        return msgs
+
+    def flush(self, t_s: float) -> list[Outgoing]:
+        """Release messages still held by burst/reorder (end of a run)."""
+        out = [m._replace(t_s=t_s) for held in self._burst_held.values() for m in held]
+        self._burst_held.clear()
+        for r in self._reorderers.values():
+            out.extend(r.flush(t_s))
+        return out
+
+    def generate(self, duration_s: float, step_s: float = 1.0
+                 ) -> Iterator[tuple[float, int, bytes]]:
+        """Headless run: (publish time, device index, payload) for ``duration_s``
+        seconds of sim time ticked every ``step_s``, message faults applied."""
+        if not step_s > 0:
+            raise ValidationError(f"step_s {step_s!r} must be > 0")
+        steps = math.ceil(duration_s / step_s)
+        t = self.start_s
+        for k in range(steps):
+            t = self.start_s + k * step_s
+            batch = [Outgoing(t, i, msg.encode()) for i, msg in self.tick(t)]
+            yield from self.apply_message_faults(t, batch)
+        yield from self.flush(t)
+
