@@ -158,7 +158,7 @@ def load_config(
 def _login_name() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except Exception:  # noqa: BLE001 - getpass fails variously without a login
         return "operator"
 
 

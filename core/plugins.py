@@ -128,7 +128,7 @@ class PluginManager:
                 continue
             try:
                 obj = ep.load()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - isolation is the point here
                 self._fail(ep.name, source, f"import failed: {_describe(exc)}", exc)
                 continue
             self._register(ep.name, obj, source, version=dist.version if dist else "")
@@ -141,7 +141,7 @@ class PluginManager:
             return
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - isolation is the point here
             self._fail(name, source, f"import failed: {_describe(exc)}", exc)
             return
         self._register(name, module, source)
@@ -164,7 +164,7 @@ class PluginManager:
             return False
         try:
             self._pm.register(plugin, name=name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - isolation is the point here
             self._fail(name, source, f"rejected by the plugin system: {_describe(exc)}", exc)
             return False
         hooks = sorted(hc.name for hc in self._pm.get_hookcallers(plugin) or [])
@@ -227,7 +227,7 @@ class PluginManager:
             name = impl.plugin_name
             try:
                 results.append((name, impl.function(**{k: kwargs[k] for k in impl.argnames})))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - isolation is the point here
                 info = self._infos.get(name)
                 self._disable(name, info.source if info else "unknown",
                               f"{hook_name} raised {_describe(exc)}", exc)
@@ -252,7 +252,7 @@ class PluginManager:
 
             try:
                 impl.function(register=register)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - isolation is the point here
                 info = self._infos.get(name)
                 self._disable(name, info.source if info else "unknown",
                               f"{hook_name} raised {_describe(exc)}", exc)

@@ -26,7 +26,7 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - isolation is the point here
             self._signals.failed.emit(exc)
         else:
             self._signals.done.emit(result)
