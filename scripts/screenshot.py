@@ -39,6 +39,42 @@ def _plugins() -> PluginManager:
         return PluginManager(builtins=(), entry_points=False)
 
 
+def _seed(url: str, count: int) -> None:
+    """A plausible fleet for a screenshot: mixed types, mostly online, a few in trouble."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from core.model import Alert, Device, DeviceStatus, Location, Severity
+    from core.store import Store
+
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    kinds = [("environmental", "env"), ("power_meter", "meter"), ("pump", "pump"),
+             ("tracker", "trk")]
+    statuses = [DeviceStatus.ONLINE] * 14 + [DeviceStatus.OFFLINE] * 3 + [
+        DeviceStatus.WARNING, DeviceStatus.ERROR]
+    with Store.open(url) as store:
+        devices = []
+        for i in range(count):
+            device_type, prefix = kinds[i % len(kinds)]
+            devices.append(Device(
+                f"{prefix}-{i:05d}", name=f"{device_type.replace('_', ' ').title()} {i}",
+                device_type=device_type, status=rng.choice(statuses),
+                organization=rng.choice(["acme-north", "acme-south"]),
+                location=Location(52.5 + rng.random() / 10, 13.4 + rng.random() / 10),
+                firmware_version=rng.choice(["1.4.2", "1.4.2", "1.5.0", "1.5.1-rc.1"]),
+                tags=frozenset({rng.choice(["hall-a", "hall-b", "roof", "yard"])}),
+                last_seen=now - timedelta(seconds=rng.randint(1, 900)),
+            ))
+        store.registry.upsert_many(devices)
+        for device in rng.sample(devices, min(12, count)):
+            store.alerts.add(Alert(device.device_id, "temperature-high",
+                                   rng.choice(list(Severity)),
+                                   "temperature above 70 °C for 5 min",
+                                   round(70 + rng.random() * 15, 1),
+                                   created_at=now - timedelta(minutes=rng.randint(1, 300))))
+
+
 def _settle(app: QApplication, seconds: float) -> None:
     """Let background loads finish and the window paint."""
     deadline = time.monotonic() + seconds
@@ -56,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialog", choices=("plugins", "settings", "about"),
                         help="grab this dialog instead of the main window")
     parser.add_argument("--wait", type=float, default=2.0, help="seconds to let pages load")
+    parser.add_argument("--sample-fleet", type=int, default=0, metavar="N",
+                        help="fill the throw-away store with N sample devices and some alerts")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -63,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="smartiot-shot-") as tmp:
         config = load_config(Path(tmp) / "config.toml", Path(tmp) / "data", env={},
                              overrides={"theme": args.theme})
+        if args.sample_fleet:
+            _seed(config.database_url, args.sample_fleet)
         context = AppContext(config, _plugins())
         window = build_main_window(context)
         context.plugins.startup(context)

@@ -449,7 +449,7 @@ def reorder(messages: Sequence[Outgoing], p: float, window: int, rng: np.random.
     """Delay each message with probability ``p`` behind up to ``window`` later messages
     of the same device.  The multiset of payloads is unchanged."""
     r = Reorderer(p, window, rng, devices)
-    return r.feed(messages) + r.flush()
+    return r.feed(messages) + r.flush(messages[-1].t_s if messages else None)
 
 
 def burst(messages: Sequence[Outgoing], start_s: float, end_s: float,

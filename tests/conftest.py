@@ -62,3 +62,43 @@ def amqtt_broker():
 @pytest.fixture(params=["mosquitto", "amqtt"])
 def any_broker(request):
     return request.getfixturevalue(f"{request.param}_broker")
+
+
+# ---------------------------------------------------------------- third-party plugins
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent / "example_plugins"
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory):
+    """pip-installs the example plugins (real wheels, real entry points) into a
+    private site directory."""
+    import subprocess
+    import sys
+
+    from tests.wheelbuilder import build_plugin_wheel
+
+    wheels = tmp_path_factory.mktemp("wheels")
+    site = tmp_path_factory.mktemp("site")
+    good = build_plugin_wheel(EXAMPLES / "smartiot_example_plugin", "smartiot-example-plugin",
+                              "1.2.3", "example = smartiot_example_plugin", wheels)
+    broken = build_plugin_wheel(EXAMPLES / "smartiot_broken_plugin", "smartiot-broken-plugin",
+                                "0.1.0", "broken = smartiot_broken_plugin", wheels)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(site), str(good), str(broken)],
+        check=True, timeout=300,
+    )
+    return site
+
+
+@pytest.fixture
+def installed_plugins(plugin_site, monkeypatch):
+    """Makes the pip-installed example plugins importable in this process."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    importlib.invalidate_caches()
+    yield plugin_site
+    for name in ("smartiot_example_plugin", "smartiot_broken_plugin"):
+        sys.modules.pop(name, None)

@@ -13,8 +13,13 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 
 class _Signals(QObject):
+    """Lives in the GUI thread; emitting from the worker queues delivery there."""
+
     done = Signal(object)
     failed = Signal(object)
+
+
+_IN_FLIGHT: set[_Signals] = set()
 
 
 class _Job(QRunnable):
@@ -26,18 +31,23 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn()
-        except Exception as exc:  # noqa: BLE001 - isolation is the point here
+        except Exception as exc:  # noqa: BLE001 - reported to the page, never lost
             self._signals.failed.emit(exc)
         else:
             self._signals.done.emit(result)
 
 
 class BackgroundCall(QObject):
-    """Owns its signal object so a page closed mid-query does not crash the app."""
+    """Starts jobs on behalf of a page.
+
+    Each job's signal object has no Qt parent and is kept alive by the job
+    itself, so a page closed while its query runs neither crashes the worker
+    ("Signal source has been deleted") nor receives the late result: Qt drops
+    connections whose receiver is gone.
+    """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._signals = _Signals(self)
 
     def start(
         self,
@@ -45,7 +55,11 @@ class BackgroundCall(QObject):
         on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        signals = _Signals(self)
+        signals = _Signals()
         signals.done.connect(on_done)
         signals.failed.connect(on_error)
+        # Kept alive until its result has been delivered on the GUI thread.
+        _IN_FLIGHT.add(signals)
+        signals.done.connect(lambda _result: _IN_FLIGHT.discard(signals))
+        signals.failed.connect(lambda _exc: _IN_FLIGHT.discard(signals))
         QThreadPool.globalInstance().start(_Job(fn, signals))

@@ -27,6 +27,9 @@ from PySide6.QtWidgets import (
 from console.widgets.background import BackgroundCall
 from console.widgets.record_table import Column, RecordTableModel
 
+# Sizing columns to contents reads every row; past this many it costs more than it helps.
+AUTO_SIZE_LIMIT = 5000
+
 
 class RecordPage(QWidget):
     def __init__(
@@ -36,6 +39,7 @@ class RecordPage(QWidget):
         loader: Callable[[], Sequence[Any]],
         *,
         empty_text: str,
+        sort_column: int = 0,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -44,7 +48,7 @@ class RecordPage(QWidget):
         self._background = BackgroundCall(self)
 
         self.heading = QLabel(title)
-        self.heading.setObjectName("pageTitle")
+        self.heading.setProperty("role", "title")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
@@ -52,7 +56,7 @@ class RecordPage(QWidget):
         self.refresh_button.setToolTip("Reload from the backend (F5)")
         self.count_label = QLabel("")
         self.status_label = QLabel("")
-        self.status_label.setObjectName("pageStatus")
+        self.status_label.setProperty("role", "secondary")
         self.status_label.setWordWrap(True)
 
         self.model = RecordTableModel(columns)
@@ -70,6 +74,7 @@ class RecordPage(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(26)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.sortByColumn(sort_column, Qt.SortOrder.AscendingOrder)
 
         top = QHBoxLayout()
         top.addWidget(self.heading)
@@ -78,6 +83,7 @@ class RecordPage(QWidget):
         top.addWidget(self.search, 1)
         top.addWidget(self.refresh_button)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
         layout.addLayout(top)
         layout.addWidget(self.status_label)
         layout.addWidget(self.table, 1)
@@ -90,18 +96,28 @@ class RecordPage(QWidget):
 
     def refresh(self) -> None:
         self.refresh_button.setEnabled(False)
-        self.status_label.setText("Loading…")
+        self._set_status("Loading…")
         self._background.start(self._loader, self._loaded, self._failed)
 
     def _loaded(self, records: Sequence[Any]) -> None:
+        self.status_label.setProperty("role", "secondary")
+        self.status_label.style().polish(self.status_label)
         self.model.set_records(records)
         self.refresh_button.setEnabled(True)
-        self.status_label.setText("" if records else self._empty_text)
+        self._set_status("" if records else self._empty_text)
+        if len(records) <= AUTO_SIZE_LIMIT:
+            self.table.resizeColumnsToContents()
         self._update_count()
 
     def _failed(self, exc: BaseException) -> None:
         self.refresh_button.setEnabled(True)
-        self.status_label.setText(f"Could not load: {exc}")
+        self.status_label.setProperty("role", "error")
+        self.status_label.style().polish(self.status_label)
+        self._set_status(f"Could not load: {exc}")
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.status_label.setVisible(bool(text))
 
     def _apply_filter(self, text: str) -> None:
         self.proxy.setFilterFixedString(text)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -20,6 +21,7 @@ class Column:
     title: str
     value: Callable[[Any], Any]
     align_right: bool = False
+    colour: Callable[[Any], str | None] | None = None
 
     def text(self, record: Any) -> str:
         value = self.value(record)
@@ -63,6 +65,9 @@ class RecordTableModel(QAbstractTableModel):
         if role == self.SORT_ROLE:
             value = column.value(record)
             return value if isinstance(value, int | float) else column.text(record)
+        if role == Qt.ItemDataRole.ForegroundRole and column.colour is not None:
+            name = column.colour(record)
+            return QColor(name) if name else None
         if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -3,36 +3,13 @@ and a broken one is isolated, both in the CLI and in process."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from core.plugins import PluginManager, PluginStatus
-from tests.wheelbuilder import build_plugin_wheel
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "example_plugins"
-
-
-@pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory) -> Path:
-    """pip-installs the example plugins into a private site directory."""
-    wheels = tmp_path_factory.mktemp("wheels")
-    site = tmp_path_factory.mktemp("site")
-    good = build_plugin_wheel(EXAMPLES / "smartiot_example_plugin", "smartiot-example-plugin",
-                              "1.2.3", "example = smartiot_example_plugin", wheels)
-    broken = build_plugin_wheel(EXAMPLES / "smartiot_broken_plugin", "smartiot-broken-plugin",
-                                "0.1.0", "broken = smartiot_broken_plugin", wheels)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(site), str(good), str(broken)],
-        check=True, timeout=300,
-    )
-    return site
 
 
 def _env(site: Path, tmp_path: Path) -> dict[str, str]:
@@ -67,16 +44,7 @@ def test_plugin_subcommand_runs(plugin_site, tmp_path):
     assert result.stdout.strip() == "example says hello to world"
 
 
-@pytest.fixture
-def installed(plugin_site, monkeypatch):
-    monkeypatch.syspath_prepend(str(plugin_site))
-    importlib.invalidate_caches()
-    yield plugin_site
-    for name in ("smartiot_example_plugin", "smartiot_broken_plugin"):
-        sys.modules.pop(name, None)
-
-
-def test_in_process_discovery_adds_page_and_isolates_broken(installed):
+def test_in_process_discovery_adds_page_and_isolates_broken(installed_plugins):
     pm = PluginManager(entry_points=True, blocked=())
     assert pm.info("example").status is PluginStatus.LOADED
     assert pm.info("example").version == "1.2.3"
@@ -85,11 +53,11 @@ def test_in_process_discovery_adds_page_and_isolates_broken(installed):
     assert page_ids == ["devices", "alerts", "firmware", "analytics", "example"]
 
 
-def test_entry_point_discovery_can_be_switched_off(installed):
+def test_entry_point_discovery_can_be_switched_off(installed_plugins):
     pm = PluginManager(entry_points=False, blocked=())
     assert "example" not in {i.name for i in pm.infos()}
 
 
-def test_blocked_third_party_plugin_is_not_imported(installed):
+def test_blocked_third_party_plugin_is_not_imported(installed_plugins):
     pm = PluginManager(entry_points=True, blocked=("broken",))
     assert pm.info("broken").status is PluginStatus.BLOCKED

@@ -40,6 +40,7 @@ class StatCard(QFrame):
         self.value_label.setStyleSheet(f"font-size: 26px; font-weight: 600; color: {colour};")
         title_label = QLabel(title)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
         layout.addWidget(self.value_label)
         layout.addWidget(title_label)
 
@@ -53,10 +54,10 @@ class DashboardPage(QWidget):
         self._context = context
         self._background = BackgroundCall(self)
         heading = QLabel("Fleet dashboard")
-        heading.setObjectName("pageTitle")
+        heading.setProperty("role", "title")
         self.refresh_button = QPushButton("Refresh")
         self.status_label = QLabel("")
-        self.status_label.setObjectName("pageStatus")
+        self.status_label.setProperty("role", "secondary")
         top = QHBoxLayout()
         top.addWidget(heading)
         top.addStretch(1)
@@ -100,8 +101,11 @@ class DashboardPage(QWidget):
         for key, card in self.cards.items():
             card.set_value(int(dashboard[key]))
         self.status_label.setText("" if stats.total else "No devices yet.")
+        self.status_label.setVisible(not stats.total)
         self.by_type_plot.clear()
         types = list(dashboard["by_type"].items())
+        # An empty chart with 0-1 axes reads as broken; hide it until there is data.
+        self.by_type_plot.setVisible(bool(types))
         if not types:
             return
         xs = np.arange(len(types))

@@ -7,8 +7,12 @@ from console.widgets.record_table import Column
 from core.context import AppContext
 from core.model import Device
 
+STATUS_COLOURS = {"online": "#16a34a", "offline": "#6b7280", "warning": "#d97706",
+                  "error": "#dc2626", "decommissioned": "#9ca3af"}
+
 COLUMNS = [
-    Column("Status", lambda d: d.status.value),
+    Column("Status", lambda d: d.status.value,
+           colour=lambda d: STATUS_COLOURS.get(d.status.value)),
     Column("Device", lambda d: d.device_id),
     Column("Name", lambda d: d.name),
     Column("Type", lambda d: d.device_type),
@@ -28,4 +32,5 @@ def build_devices_page(context: AppContext) -> RecordPage:
         COLUMNS,
         load,
         empty_text="No devices registered yet. Devices appear here when they first connect.",
+        sort_column=1,
     )
