@@ -17,7 +17,6 @@ from core.protocol.payloads import (
     CommandResponse,
     ProtocolError,
     Status,
-    Telemetry,
     decode_command_request,
     decode_json_object,
 )
@@ -73,16 +72,14 @@ class DeviceAgent:
         self.runtime.publish(s, shadow_topic(s.device_id, ShadowOp.GET), b"{}", qos=1)
 
     def on_connection_event(self, kind: str, down_wall_s: float) -> None:
-        index = self.session.index
-        if kind == "reboot":
-            self.runtime.source.reboot(index)
+        """A reboot resets seq and uptime (the fleet does that for timeline reboots;
+        a commanded reboot asks it here) and drops the link without DISCONNECT."""
+        if kind == "reboot-command":
+            self.runtime.source.reboot(self.session.index)
+        if kind in ("reboot", "reboot-command"):
             self.runtime.disconnect_abruptly(self.session, REBOOT_DOWN_S / self.runtime.speed)
-        elif kind in ("drop", "offline"):
+        else:
             self.runtime.disconnect_abruptly(self.session, down_wall_s)
-
-    def outgoing_telemetry(self, telemetry: Telemetry, t_s: float) -> list[bytes]:
-        """Hook for message faults; the plain device sends exactly one payload."""
-        return [telemetry.encode()]
 
     # ------------------------------------------------------------------ messages
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -121,7 +118,8 @@ class DeviceAgent:
         if isinstance(desired.get("setpoints"), dict):
             numeric = {k: float(v) for k, v in desired["setpoints"].items()
                        if isinstance(v, int | float) and not isinstance(v, bool)}
-            self.reported["setpoints"] = source.apply_setpoints(index, numeric)
+            source.apply_setpoints(index, numeric)
+            self.reported["setpoints"] = {**self.reported.get("setpoints", {}), **numeric}
         if desired or always_report:
             self.report()
 
@@ -168,7 +166,7 @@ class DeviceAgent:
                              qos=1)
         self.commands_answered += 1
         if ok and request.command == "reboot":
-            self.on_connection_event("reboot", 0.0)
+            self.on_connection_event("reboot-command", 0.0)
         elif ok and request.command == "set-interval":
             self.report()
 

@@ -70,11 +70,11 @@ _SHARED_KEYS = {"battery_capacity_mah": "capacity_mah", "battery_current_ma": "c
 
 class _GroupState:
     def __init__(self, index: int, group: DeviceGroup, offset: int, seed: int,
-                 start_s: float) -> None:
-        if group.model_name not in BUILTIN_MODELS:
+                 start_s: float, models: Mapping[str, type[SensorModel]]) -> None:
+        if group.model_name not in models:
             raise ValidationError(
                 f"group {group.name!r}: unknown model {group.model_name!r}; "
-                f"known: {', '.join(sorted(BUILTIN_MODELS))}"
+                f"known: {', '.join(sorted(models))}"
             )
         if isinstance(group.count, bool) or not isinstance(group.count, int) or group.count < 0:
             raise ValidationError(f"group {group.name!r}: count {group.count!r} must be >= 0")
@@ -86,7 +86,7 @@ class _GroupState:
         def rng(k: int) -> np.random.Generator:
             return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*key, k)))
 
-        cls = BUILTIN_MODELS[group.model_name]
+        cls = models[group.model_name]
         model_params = {k: v for k, v in group.params.items() if k not in _SHARED_KEYS}
         shared = {_SHARED_KEYS[k]: float(v) for k, v in group.params.items() if k in _SHARED_KEYS}
         self.model: SensorModel = cls(self.n, rng(_MODEL), model_params)
@@ -117,7 +117,11 @@ class Fleet:
     """All simulated devices.  Device indexes are global: group after group, in order."""
 
     def __init__(self, groups: Sequence[DeviceGroup], seed: int = 0, start_s: float = 0.0,
-                 faults: FaultPlan | None = None) -> None:
+                 faults: FaultPlan | None = None,
+                 models: Mapping[str, type[SensorModel]] | None = None) -> None:
+        """``models`` maps model names to classes: the built-ins plus those that
+        plugins register through ``smartiot_register_sensor_models``."""
+        models = BUILTIN_MODELS if models is None else models
         names = [g.name for g in groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -130,7 +134,7 @@ class Fleet:
         self.groups: list[_GroupState] = []
         offset = 0
         for i, g in enumerate(groups):
-            self.groups.append(_GroupState(i, g, offset, self.seed, self.start_s))
+            self.groups.append(_GroupState(i, g, offset, self.seed, self.start_s, models))
             offset += g.count
         self.size = offset
         self._check_faults()
@@ -191,6 +195,15 @@ class Fleet:
 
     def org(self, device_index: int) -> str:
         return self.locate(device_index)[0].group.org
+
+    def device_info(self, device_index: int) -> tuple[str, str, str, str]:
+        """(device id, organization, device type, firmware) for sessions and reports."""
+        gs, local = self.locate(device_index)
+        return gs.ids[local], gs.group.org, gs.device_type, gs.group.firmware
+
+    def uptime_s(self, device_index: int, t_s: float) -> int:
+        gs, local = self.locate(device_index)
+        return max(0, math.floor(t_s - float(gs.boot_t[local])))
 
     # ------------------------------------------------------------ runtime control
     def set_interval(self, device_index: int, seconds: float) -> None:

@@ -19,48 +19,24 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.protocol.limits import MAX_PUBLISH_PER_SECOND
-from core.protocol.payloads import Status, Telemetry
+from core.protocol.payloads import Status
 from core.protocol.topics import status_topic, telemetry_topic
 from simulator.agent import DeviceAgent
 from simulator.broker import raise_fd_limit
+from simulator.faults import Outgoing
+from simulator.fleet import Fleet
 from simulator.target import BrokerTarget
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 60
 MAX_BACKOFF_S = 30.0
-
-
-class TelemetrySource(Protocol):
-    """What the runtime needs from a fleet: devices and the telemetry due at a time."""
-
-    def device_count(self) -> int: ...
-
-    def device_info(self, index: int) -> tuple[str, str, str, str]:
-        """(device_id, org, device_type, firmware)"""
-
-    def tick(self, t_s: float) -> list[tuple[int, Telemetry]]: ...
-
-    def connection_events(self, t_s: float) -> list[tuple[int, str, float]]:
-        """(device index, "drop" | "reboot" | "offline", seconds down) starting at ``t_s``."""
-
-    def set_interval(self, index: int, seconds: float) -> None: ...
-
-    def interval(self, index: int) -> float: ...
-
-    def apply_setpoints(self, index: int, setpoints: dict[str, float]) -> dict[str, float]:
-        """Apply what the model accepts; returns the setpoints now in force."""
-
-    def reboot(self, index: int) -> None:
-        """Reset seq and uptime, as a real restart does."""
-
-    def uptime_s(self, index: int, t_s: float) -> int: ...
 
 
 @dataclass
@@ -76,6 +52,7 @@ class RuntimeStats:
     connected: int = 0
     ever_connected: int = 0
     published: int = 0
+    produced: int = 0
     connect_errors: int = 0
     last_error: str = ""
     by_type: dict[str, TypeStats] = field(default_factory=dict)
@@ -84,7 +61,8 @@ class RuntimeStats:
 
 @dataclass
 class Session:
-    index: int
+    index: int      # the device's index in the fleet
+    position: int   # the session's index in this runtime (differs when sharded)
     device_id: str
     org: str
     device_type: str
@@ -105,19 +83,27 @@ class Session:
 class FleetRuntime:
     def __init__(
         self,
-        source: TelemetrySource,
+        source: Fleet,
         target: BrokerTarget,
         *,
-        start_s: float | None = None,
         speed: float = 1.0,
+        tick_s: float = 0.5,
         connect_rate: float = 1000.0,
         telemetry_qos: int = 0,
         seed: int = 0,
         agent_factory: Callable[[Session], DeviceAgent] | None = None,
         client_id_prefix: str = "",
+        shard: tuple[int, int] = (1, 1),
     ) -> None:
+        """``shard=(i, n)`` runs only the devices whose index is i-1 modulo n, so a
+        fleet too big for one host is split across hosts against one broker; every
+        shard computes the same fleet, so the data does not depend on the split."""
         if speed <= 0:
             raise ValueError("speed must be positive")
+        shard_i, shard_n = shard
+        if not 1 <= shard_i <= shard_n:
+            raise ValueError(f"shard {shard_i}/{shard_n} must satisfy 1 <= i <= n")
+        self.shard = shard
         if telemetry_qos not in (0, 1):
             raise ValueError("AWS IoT supports QoS 0 and 1 only")
         self.source = source
@@ -125,7 +111,9 @@ class FleetRuntime:
         self.speed = speed
         self.connect_rate = connect_rate
         self.telemetry_qos = telemetry_qos
-        self.start_s = time.time() if start_s is None else start_s
+        self.start_s = source.start_s
+        self.tick_s = tick_s
+        self._was_offline = source.offline_mask()
         self.stats = RuntimeStats()
         self._rng = random.Random(seed)
         self._selector = selectors.DefaultSelector()
@@ -133,6 +121,7 @@ class FleetRuntime:
         self._client_id_prefix = client_id_prefix
         self._agent_factory = agent_factory
         self.sessions: list[Session] = []
+        self._by_index: dict[int, Session] = {}
         self._pending_connect: deque[int] = deque()
         self._backlog: set[int] = set()
         self._retry: set[int] = set()
@@ -140,11 +129,13 @@ class FleetRuntime:
         self._wall0 = 0.0
         self._next_tick = self.start_s
         self._misc_cursor = 0
+        self._ticks = 0
         self._build_sessions()
 
     # ------------------------------------------------------------------ set-up
     def _build_sessions(self) -> None:
-        for index in range(self.source.device_count()):
+        shard_i, shard_n = self.shard
+        for index in range(shard_i - 1, self.source.size, shard_n):
             device_id, org, device_type, _fw = self.source.device_info(index)
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
@@ -152,7 +143,7 @@ class FleetRuntime:
                 clean_session=False,
                 protocol=mqtt.MQTTv311,
             )
-            session = Session(index, device_id, org, device_type, client,
+            session = Session(index, len(self.sessions), device_id, org, device_type, client,
                               agent=None)  # type: ignore[arg-type]
             session.agent = (self._agent_factory or self._default_agent)(session)
             client.user_data_set(session)
@@ -170,9 +161,10 @@ class FleetRuntime:
             client.on_socket_register_write = self._on_register_write
             client.on_socket_unregister_write = self._on_unregister_write
             self.sessions.append(session)
+            self._by_index[index] = session
             stats = self.stats.by_type.setdefault(device_type, TypeStats())
             stats.devices += 1
-            self._pending_connect.append(index)
+            self._pending_connect.append(session.position)
 
     def _default_agent(self, session: Session) -> DeviceAgent:
         return DeviceAgent(self, session)
@@ -240,7 +232,7 @@ class FleetRuntime:
         delay = session.backoff_s * (0.5 + self._rng.random())  # jitter: no thundering herd
         session.retry_at = time.monotonic() + max(delay, session.down_until - time.monotonic())
         session.backoff_s = min(session.backoff_s * 2, MAX_BACKOFF_S)
-        self._retry.add(session.index)
+        self._retry.add(session.position)
 
     def _connect(self, session: Session) -> None:
         session.connecting = True
@@ -269,7 +261,7 @@ class FleetRuntime:
                 sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
         if not session.connected:
             session.retry_at = session.down_until
-            self._retry.add(session.index)
+            self._retry.add(session.position)
 
     # ------------------------------------------------------------------ publishing
     def publish(self, session: Session, topic: str, payload: bytes, qos: int = 1,
@@ -282,7 +274,7 @@ class FleetRuntime:
             session.window_start, session.window_count = now, 0
         if session.queue or session.window_count >= MAX_PUBLISH_PER_SECOND:
             session.queue.append((topic, payload, qos, retain))
-            self._backlog.add(session.index)
+            self._backlog.add(session.position)
             return True
         session.window_count += 1
         session.client.publish(topic, payload, qos=qos, retain=retain)
@@ -333,7 +325,12 @@ class FleetRuntime:
                 last = now
                 while self._pending_connect and connect_budget >= 1:
                     connect_budget -= 1
-                    self._connect(self.sessions[self._pending_connect.popleft()])
+                    session = self.sessions[self._pending_connect.popleft()]
+                    if session.down_until > now:  # offline by a fault from the start
+                        session.retry_at = session.down_until
+                        self._retry.add(session.position)
+                    else:
+                        self._connect(session)
                 self._poll(0.005)
                 self._tick_telemetry()
                 self._drain_backlog()
@@ -358,16 +355,44 @@ class FleetRuntime:
                 client.loop_write()
 
     def _tick_telemetry(self) -> None:
+        """Run the fleet on a quantised sim clock (start + k * tick_s): the same ticks
+        on every run are what makes a seeded simulation reproducible to the byte."""
         sim_now = self.sim_now()
         while self._next_tick <= sim_now:
             t = self._next_tick
-            for index, telemetry in self.source.tick(t):
-                session = self.sessions[index]
-                for payload in session.agent.outgoing_telemetry(telemetry, t):
-                    self.publish_telemetry(session, payload)
-            for index, kind, down_s in self.source.connection_events(t):
-                self.sessions[index].agent.on_connection_event(kind, down_s / self.speed)
-            self._next_tick += 1.0
+            owned = self._by_index
+            batch = [Outgoing(t, index, telemetry.encode())
+                     for index, telemetry in self.source.tick(t) if index in owned]
+            self.stats.produced += len(batch)
+            for message in self.source.apply_message_faults(t, batch):
+                session = owned.get(message.device)
+                if session is not None:
+                    self.publish_telemetry(session, message.payload)
+            self._apply_connection_faults()
+            self._ticks += 1
+            self._next_tick = self.start_s + self._ticks * self.tick_s
+
+    def _apply_connection_faults(self) -> None:
+        for index in self.source.last_rebooted.tolist():
+            rebooted = self._by_index.get(index)
+            if rebooted is not None:
+                rebooted.agent.on_connection_event("reboot", 0.0)
+        offline = self.source.offline_mask()
+        changed = offline != self._was_offline
+        if changed.any():
+            for index in changed.nonzero()[0].tolist():
+                session = self._by_index.get(index)
+                if session is None:
+                    continue
+                if offline[index]:
+                    # Down until the fault clears; the fleet says when.
+                    self.disconnect_abruptly(session, float("inf"))
+                else:
+                    session.down_until = 0.0
+                    session.backoff_s = 1.0
+                    session.retry_at = time.monotonic()
+                    self._retry.add(session.position)
+            self._was_offline = offline
 
     def _housekeeping(self, now: float) -> None:
         # Keepalives: loop_misc for a slice of sessions per pass, so each client
@@ -392,6 +417,12 @@ class FleetRuntime:
         """Disconnect cleanly: a clean DISCONNECT means no Last Will, so publish
         offline ourselves first, as a device that is switched off politely would."""
         self._stop = True
+        t = self.sim_now()
+        for message in self.source.flush(t):  # burst/reorder hold-backs
+            held = self._by_index.get(message.device)
+            if held is not None and held.connected:
+                held.client.publish(telemetry_topic(held.org, held.device_id), message.payload,
+                                    qos=self.telemetry_qos)
         for session in self.sessions:
             if session.connected:
                 session.client.publish(

@@ -18,7 +18,8 @@ from core.model.ids import is_valid_device_id
 from core.model.reading import METRIC_PATTERN
 from core.protocol.limits import MAX_PAYLOAD_BYTES
 
-FLOAT_DECIMALS = 4
+# Six decimals keep GPS positions to ~0.1 m; four would make slow trackers jump 11 m.
+FLOAT_DECIMALS = 6
 # Devices may buffer for a while (store-and-forward) but not for ever, and a
 # clock years ahead is a broken RTC, not data.
 MAX_PAST_MS = 7 * 24 * 3600 * 1000
