@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.alerts.plugin",
     "plugins.firmware.plugin",
     "plugins.analytics.plugin",
+    "simulator.plugin",
 )
 
 DISABLE_ENV = "SMARTIOT_DISABLE_PLUGINS"
@@ -76,6 +77,8 @@ def _plugin_short_name(module_name: str) -> str:
     parts = module_name.split(".")
     if len(parts) == 3 and parts[0] == "plugins" and parts[2] == "plugin":
         return parts[1]
+    if len(parts) == 2 and parts[1] == "plugin":  # "simulator.plugin" -> "simulator"
+        return parts[0]
     return module_name
 
 

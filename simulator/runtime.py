@@ -94,6 +94,7 @@ class FleetRuntime:
         agent_factory: Callable[[Session], DeviceAgent] | None = None,
         client_id_prefix: str = "",
         shard: tuple[int, int] = (1, 1),
+        connect_timeout_s: float = 30.0,
     ) -> None:
         """``shard=(i, n)`` runs only the devices whose index is i-1 modulo n, so a
         fleet too big for one host is split across hosts against one broker; every
@@ -127,6 +128,11 @@ class FleetRuntime:
         self._retry: set[int] = set()
         self._stop = False
         self._wall0 = 0.0
+        # Simulated time starts once the fleet is connected (or the connect phase
+        # gave up waiting), so no early reading depends on how fast sockets opened;
+        # that is what keeps seeded runs byte-identical.
+        self._clock0: float | None = None
+        self.connect_timeout_s = connect_timeout_s
         self._next_tick = self.start_s
         self._misc_cursor = 0
         self._ticks = 0
@@ -171,7 +177,13 @@ class FleetRuntime:
 
     # ------------------------------------------------------------------ clock
     def sim_now(self) -> float:
-        return self.start_s + (time.monotonic() - self._wall0) * self.speed
+        if self._clock0 is None:
+            return self.start_s
+        return self.start_s + (time.monotonic() - self._clock0) * self.speed
+
+    @property
+    def clock_started(self) -> bool:
+        return self._clock0 is not None
 
     def uptime_scale(self) -> float:
         return self.speed
@@ -311,13 +323,21 @@ class FleetRuntime:
         raise_fd_limit(len(self.sessions) + 1024)
         self._wall0 = time.monotonic()
         self._next_tick = self.start_s
-        deadline = None if duration_s is None else self._wall0 + duration_s / self.speed
+        deadline: float | None = None
+        connect_limit = self._wall0 + self.connect_timeout_s + len(self.sessions) / max(
+            self.connect_rate, 1.0)
         next_progress = self._wall0 + progress_every_s
         connect_budget = 0.0
         last = self._wall0
         try:
             while not self._stop:
                 now = time.monotonic()
+                if self._clock0 is None and (
+                    self.stats.ever_connected == len(self.sessions) or now >= connect_limit
+                ):
+                    self._clock0 = now
+                    if duration_s is not None:
+                        deadline = now + duration_s / self.speed
                 if deadline is not None and now >= deadline:
                     break
                 connect_budget = min(connect_budget + (now - last) * self.connect_rate,
@@ -332,7 +352,8 @@ class FleetRuntime:
                     else:
                         self._connect(session)
                 self._poll(0.005)
-                self._tick_telemetry()
+                if self._clock0 is not None:
+                    self._tick_telemetry()
                 self._drain_backlog()
                 self._housekeeping(now)
                 if progress is not None and now >= next_progress:

@@ -1,0 +1,212 @@
+"""``smartiot simulate``: a seeded, fault-injecting fleet over real MQTT.
+
+Prints a live progress line and, at the end (duration reached or Ctrl-C), a
+summary per device type. An unreachable broker is a message and a retry with
+jittered backoff, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from core.errors import ValidationError
+from simulator.broker import BrokerError, EmbeddedBroker
+from simulator.models import BUILTIN_MODELS, SensorModel
+from simulator.runtime import FleetRuntime, RuntimeStats
+from simulator.scenario import Scenario, load_scenario, single_group
+from simulator.target import BrokerTarget
+
+BUNDLED = ("office", "factory", "trackers", "chaos")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--scenario", help=f"scenario file, or a bundled one: {', '.join(BUNDLED)}")
+    what.add_argument("--devices", type=int, help="simulate N devices of --type")
+    parser.add_argument("--type", default="environmental",
+                        help="sensor model for --devices (default: environmental)")
+    parser.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    parser.add_argument("--start", help="simulated start time, ISO 8601 or epoch seconds "
+                        "(default: now); with --seed it makes runs byte-identical")
+    parser.add_argument("--duration", type=float, help="simulated seconds to run (default: "
+                        "until Ctrl-C)")
+    parser.add_argument("--rate", type=float,
+                        help="messages per second per device (overrides the intervals)")
+    parser.add_argument("--speed", type=float, help="simulated seconds per real second")
+    parser.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: "
+                        "start an embedded broker)")
+    parser.add_argument("--ca", help="CA certificate for mqtts")
+    parser.add_argument("--cert", help="client certificate for mqtts (AWS IoT Core)")
+    parser.add_argument("--key", help="client private key for mqtts")
+    parser.add_argument("--username", help="broker user; the password comes from the OS "
+                        "keyring entry 'broker.password'")
+    parser.add_argument("--shard", default="1/1", help="run shard i of n, e.g. 2/4")
+    parser.add_argument("--qos", type=int, choices=(0, 1), default=0,
+                        help="QoS for telemetry (default 0; status, shadow, commands use 1)")
+    parser.add_argument("--connect-rate", type=float, default=1000.0,
+                        help="new connections per second (default 1000)")
+    parser.add_argument("--org", default="demo", help="organization for --devices")
+
+
+def parse_start(value: str | None) -> float:
+    if value is None:
+        return float(int(time.time()))
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(
+            f"--start {value!r} is neither epoch seconds nor an ISO 8601 time "
+            "(e.g. 2026-11-26T08:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    try:
+        i, n = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise ValidationError(f"--shard {value!r} must look like 2/4") from None
+    if not 1 <= i <= n:
+        raise ValidationError(f"--shard {value}: need 1 <= i <= n")
+    return i, n
+
+
+def resolve_scenario(args: argparse.Namespace,
+                     models: Mapping[str, type[SensorModel]]) -> Scenario:
+    if args.devices is not None:
+        interval = 1.0 / args.rate if args.rate else 1.0
+        return single_group(args.devices, args.type, interval_s=interval, org=args.org,
+                            models=models)
+    name = args.scenario or "office"
+    path = Path(name)
+    if not path.exists() and name in BUNDLED:
+        path = Path(str(resources.files("resources") / "scenarios" / f"{name}.toml"))
+    scenario = load_scenario(path, models)
+    if args.rate:
+        from dataclasses import replace
+
+        groups = tuple(replace(g, interval_s=1.0 / args.rate) for g in scenario.groups)
+        scenario = replace(scenario, groups=groups)
+    return scenario
+
+
+def _secret(name: str) -> str | None:
+    try:
+        import keyring
+
+        return keyring.get_password("smartiot", name)
+    except Exception:  # noqa: BLE001 - no keyring backend: the broker may not need one
+        return None
+
+
+class Progress:
+    """One line that rewrites itself on a terminal, a line every 10 s in a log."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream = stream
+        self.total = total
+        self.tty = stream.isatty()
+        self._last_published = 0
+        self._last_t = 0.0
+        self._last_line = -10.0
+
+    def __call__(self, stats: RuntimeStats, elapsed: float) -> None:
+        rate = (stats.published - self._last_published) / max(elapsed - self._last_t, 1e-9)
+        self._last_published, self._last_t = stats.published, elapsed
+        line = (f"[{elapsed:7.1f}s] connected {stats.connected:,}/{self.total:,}  "
+                f"{rate:,.0f} msg/s  sent {stats.published:,}  errors {stats.connect_errors:,}")
+        if stats.last_error and stats.connected < self.total:
+            line += f"  last error: {stats.last_error} (retrying with backoff)"
+        if self.tty:
+            self.stream.write("\r" + line[:200].ljust(120))
+            self.stream.flush()
+        elif elapsed - self._last_line >= 10:
+            self.stream.write(line + "\n")
+            self._last_line = elapsed
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def summary(stats: RuntimeStats, elapsed: float, scenario: Scenario) -> str:
+    lines = [f"scenario {scenario.name}: {elapsed:.1f} s, {stats.published:,} publishes, "
+             f"{stats.produced:,} readings generated"]
+    if stats.all_connected_after_s is not None:
+        lines.append(f"all devices connected after {stats.all_connected_after_s:.1f} s")
+    lines.append(f"{'type':<16}{'devices':>9}{'sent':>12}{'dropped':>10}{'reconnects':>12}")
+    for name, t in sorted(stats.by_type.items()):
+        lines.append(f"{name:<16}{t.devices:>9,}{t.sent:>12,}{t.dropped:>10,}{t.reconnects:>12,}")
+    if stats.connect_errors:
+        lines.append(f"connection errors: {stats.connect_errors:,} (last: {stats.last_error})")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, context: Any) -> int:
+    models: dict[str, type[SensorModel]] = dict(BUILTIN_MODELS)
+    if context is not None:
+        for spec in context.plugins.sensor_models().values():
+            if isinstance(spec.factory, type) and issubclass(spec.factory, SensorModel):
+                models.setdefault(spec.model_name, spec.factory)
+    try:
+        scenario = resolve_scenario(args, models)
+        start_s = parse_start(args.start)
+        shard = parse_shard(args.shard)
+        seed = args.seed if args.seed is not None else scenario.seed
+        speed = args.speed or scenario.speed
+        if speed <= 0:
+            raise ValidationError("--speed must be positive")
+        duration = args.duration if args.duration is not None else scenario.duration_s
+        fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models)
+        broker: EmbeddedBroker | None = None
+        if args.broker:
+            target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
+                                        key_file=args.key, username=args.username,
+                                        password=_secret("broker.password")
+                                        if args.username else None)
+        else:
+            broker = EmbeddedBroker().start()
+            target = BrokerTarget.parse(broker.url)
+            print(f"started embedded {broker.kind} broker at {broker.url}", file=sys.stderr)
+    except (ValidationError, BrokerError) as exc:
+        print(f"smartiot simulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        runtime = FleetRuntime(fleet, target, speed=speed, telemetry_qos=args.qos,
+                               connect_rate=args.connect_rate, shard=shard, seed=seed)
+        total = len(runtime.sessions)
+        print(f"simulating {total:,} devices ({scenario.name}, seed {seed}, shard "
+              f"{shard[0]}/{shard[1]}) against {target.url}", file=sys.stderr)
+        progress = Progress(sys.stderr, total)
+
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            runtime.stop()
+
+        previous = signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+        began = time.monotonic()
+        try:
+            stats = runtime.run(duration, progress=progress)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            progress.done()
+        print(summary(stats, time.monotonic() - began, scenario))
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
