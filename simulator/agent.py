@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ValidationError
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 3600.0
 REBOOT_DOWN_S = 3.0
+ANSWER_MEMORY = 64
 
 
 class DeviceAgent:
@@ -47,6 +49,10 @@ class DeviceAgent:
         self.reported: dict[str, Any] = {}
         self.identify_until = 0.0
         self.commands_answered = 0
+        # Commands arrive at least once (QoS 1, persistent session): remember the
+        # answers to recent request ids so a redelivered request is answered
+        # again but not executed twice (a redelivered reboot must not loop).
+        self._answered: OrderedDict[str, bytes] = OrderedDict()
 
     # ------------------------------------------------------------------ connection
     def subscriptions(self) -> list[tuple[str, int]]:
@@ -72,11 +78,11 @@ class DeviceAgent:
         self.runtime.publish(s, shadow_topic(s.device_id, ShadowOp.GET), b"{}", qos=1)
 
     def on_connection_event(self, kind: str, down_wall_s: float) -> None:
-        """A reboot resets seq and uptime (the fleet does that for timeline reboots;
-        a commanded reboot asks it here) and drops the link without DISCONNECT."""
-        if kind == "reboot-command":
-            self.runtime.source.reboot(self.session.index)
+        """A reboot drops the link without DISCONNECT (the broker sends the Last Will);
+        seq and uptime restart when the device is back."""
         if kind in ("reboot", "reboot-command"):
+            # seq and uptime restart when the device boots again, i.e. at reconnect.
+            self.session.pending_reboot = True
             self.runtime.disconnect_abruptly(self.session, REBOOT_DOWN_S / self.runtime.speed)
         else:
             self.runtime.disconnect_abruptly(self.session, down_wall_s)
@@ -139,6 +145,11 @@ class DeviceAgent:
         except ProtocolError as exc:
             log.info("%s", exc)
             return
+        topic = command_response_topic(s.org, s.device_id)
+        cached = self._answered.get(request.request_id)
+        if cached is not None:
+            self.runtime.publish(s, topic, cached, qos=1)
+            return
         t = self.runtime.sim_now()
         ok, error = True, ""
         result: dict[str, Any] = {}
@@ -161,12 +172,16 @@ class DeviceAgent:
         else:
             ok, error = False, f"unknown command {request.command!r}"
         response = CommandResponse(request.request_id, request.command, ok, result, error,
-                                   int(t * 1000))
-        self.runtime.publish(s, command_response_topic(s.org, s.device_id), response.encode(),
-                             qos=1)
+                                   int(t * 1000)).encode()
+        self._answered[request.request_id] = response
+        while len(self._answered) > ANSWER_MEMORY:
+            self._answered.popitem(last=False)
+        self.runtime.publish(s, topic, response, qos=1)
         self.commands_answered += 1
         if ok and request.command == "reboot":
-            self.on_connection_event("reboot-command", 0.0)
+            # Reboot after this callback returns, so the request is acknowledged
+            # (PUBACK) and the answer sent before the link goes down.
+            self.runtime.call_later(0.2, lambda: self.on_connection_event("reboot-command", 0.0))
         elif ok and request.command == "set-interval":
             self.report()
 

@@ -8,6 +8,7 @@ fleet to change a device while it runs.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 
@@ -29,7 +30,7 @@ class RunningFleet:
         broker_url: str | None = None,
         target: BrokerTarget | None = None,
         seed: int | None = None,
-        start_s: float = 0.0,
+        start_s: float | None = None,
         speed: float = 1.0,
         telemetry_qos: int = 0,
         connect_rate: float = 1000.0,
@@ -45,6 +46,8 @@ class RunningFleet:
                 broker_url = self.broker.url
             target = BrokerTarget.parse(broker_url)
         self.target = target
+        if start_s is None:  # live use: readings carry today's time
+            start_s = float(int(time.time()))
         self.fleet: Fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models)
         self.runtime = FleetRuntime(
             self.fleet, target, speed=speed, telemetry_qos=telemetry_qos,

@@ -44,6 +44,9 @@ def find_free_port(host: str = "127.0.0.1") -> int:
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Brokers bind with SO_REUSEADDR, so old connections in TIME_WAIT after a
+        # restart must not count as "in use"; a live listener still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -78,6 +81,45 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
                 return True
         time.sleep(0.02)
     return False
+
+
+def _aws_topic_broker_class() -> Any:
+    """amqtt with two repairs. It refuses (and disconnects) clients that publish
+    to topics starting with ``$``, but AWS IoT's shadow and jobs APIs live under
+    ``$aws/things/``.
+    Deliver those ourselves, through amqtt's own broadcast and retain paths, so
+    the in-process broker speaks the same protocol as mosquitto and IoT Core.
+    A test sends shadow traffic through it, so an amqtt upgrade that breaks
+    this is caught."""
+    from amqtt.broker import Broker
+
+    class SnapshotDict(dict):  # type: ignore[type-arg]
+        """amqtt iterates its subscription table across awaits while other
+        sessions subscribe ("dictionary changed size during iteration" under
+        load); iterating a snapshot of the keys makes that safe."""
+
+        def __iter__(self) -> Any:
+            return iter(list(super().keys()))
+
+    class AwsTopicBroker(Broker):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._subscriptions = SnapshotDict(self._subscriptions)  # type: ignore[has-type]
+
+        async def _handle_message_delivery(self, client_session: Any, handler: Any,
+                                           wait_deliver: Any) -> bool:
+            message = wait_deliver.result()
+            if message is not None and str(message.topic).startswith("$aws/things/"):
+                await self._broadcast_message(client_session, message.topic, message.data)
+                packet = message.publish_packet
+                if packet is not None and packet.retain_flag:
+                    await self.retain_message(client_session, message.topic, message.data,
+                                              message.qos)
+                return True
+            return bool(await super()._handle_message_delivery(client_session, handler,
+                                                               wait_deliver))
+
+    return AwsTopicBroker
 
 
 class EmbeddedBroker:
@@ -160,7 +202,7 @@ class EmbeddedBroker:
     # ------------------------------------------------------------------ amqtt
     def _start_amqtt(self, timeout_s: float) -> None:
         try:
-            from amqtt.broker import Broker
+            broker_class = _aws_topic_broker_class()
         except ImportError:
             raise BrokerError(
                 "no MQTT broker available: install mosquitto (sudo apt-get install mosquitto) "
@@ -180,7 +222,7 @@ class EmbeddedBroker:
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._amqtt = Broker(config, loop=loop)
+                self._amqtt = broker_class(config, loop=loop)
                 loop.run_until_complete(self._amqtt.start())
             except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
                 failure.append(exc)

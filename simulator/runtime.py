@@ -11,6 +11,8 @@ callbacks to know when a client wants to write. Connects are paced so a
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import random
 import selectors
@@ -74,6 +76,7 @@ class Session:
     backoff_s: float = 1.0
     down_until: float = 0.0
     has_connected: bool = False
+    pending_reboot: bool = False
     attempted: bool = False
     queue: deque[tuple[str, bytes, int, bool]] = field(default_factory=deque)
     window_start: float = 0.0
@@ -126,6 +129,8 @@ class FleetRuntime:
         self._pending_connect: deque[int] = deque()
         self._backlog: set[int] = set()
         self._retry: set[int] = set()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_ids = itertools.count()
         self._stop = False
         self._wall0 = 0.0
         # Simulated time starts once the fleet is connected (or the connect phase
@@ -213,6 +218,9 @@ class FleetRuntime:
             return
         session.connected = True
         session.backoff_s = 1.0
+        if session.pending_reboot:
+            session.pending_reboot = False
+            self.source.reboot(session.index, self.sim_now())
         if session.has_connected:
             self.stats.by_type[session.device_type].reconnects += 1
         else:
@@ -274,6 +282,18 @@ class FleetRuntime:
         if not session.connected:
             session.retry_at = session.down_until
             self._retry.add(session.position)
+
+    def call_later(self, delay_s: float, action: Callable[[], None]) -> None:
+        """Run ``action`` on the runtime's thread after ``delay_s`` wall seconds."""
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_ids), action))
+
+    def _run_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _due, _id, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - one device's error must not stop the fleet
+                log.warning("simulated device action failed: %s", exc)
 
     # ------------------------------------------------------------------ publishing
     def publish(self, session: Session, topic: str, payload: bytes, qos: int = 1,
@@ -355,6 +375,7 @@ class FleetRuntime:
                 if self._clock0 is not None:
                     self._tick_telemetry()
                 self._drain_backlog()
+                self._run_timers(now)
                 self._housekeeping(now)
                 if progress is not None and now >= next_progress:
                     progress(self.stats, now - self._wall0)
