@@ -21,8 +21,10 @@ from typing import Any, TextIO
 from core.errors import ValidationError
 from simulator.broker import BrokerError, EmbeddedBroker
 from simulator.models import BUILTIN_MODELS, SensorModel
+from simulator.replay import ReplaySource
 from simulator.runtime import FleetRuntime, RuntimeStats
 from simulator.scenario import Scenario, load_scenario, single_group
+from simulator.source import FleetSource
 from simulator.target import BrokerTarget
 
 BUNDLED = ("office", "factory", "trackers", "chaos")
@@ -32,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--scenario", help=f"scenario file, or a bundled one: {', '.join(BUNDLED)}")
     what.add_argument("--devices", type=int, help="simulate N devices of --type")
+    what.add_argument("--replay", metavar="CSV",
+                      help="publish recorded readings (device_id,metric,ts,value or "
+                      "device_id,ts,<metric>...) re-timestamped to --start")
     parser.add_argument("--type", default="environmental",
                         help="sensor model for --devices (default: environmental)")
     parser.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
@@ -144,8 +149,8 @@ class Progress:
             self.stream.write("\n")
 
 
-def summary(stats: RuntimeStats, elapsed: float, scenario: Scenario) -> str:
-    lines = [f"scenario {scenario.name}: {elapsed:.1f} s, {stats.published:,} publishes, "
+def summary(stats: RuntimeStats, elapsed: float, name: str) -> str:
+    lines = [f"scenario {name}: {elapsed:.1f} s, {stats.published:,} publishes, "
              f"{stats.produced:,} readings generated"]
     if stats.all_connected_after_s is not None:
         lines.append(f"all devices connected after {stats.all_connected_after_s:.1f} s")
@@ -164,15 +169,23 @@ def run(args: argparse.Namespace, context: Any) -> int:
             if isinstance(spec.factory, type) and issubclass(spec.factory, SensorModel):
                 models.setdefault(spec.model_name, spec.factory)
     try:
-        scenario = resolve_scenario(args, models)
         start_s = parse_start(args.start)
         shard = parse_shard(args.shard)
-        seed = args.seed if args.seed is not None else scenario.seed
-        speed = args.speed or scenario.speed
+        source: FleetSource
+        if args.replay:
+            replay = ReplaySource(args.replay, start_s=start_s, org=args.org)
+            source, name, seed = replay, f"replay of {args.replay}", args.seed or 0
+            speed = args.speed or 1.0
+            duration = args.duration if args.duration is not None else replay.duration_s + 1.0
+        else:
+            scenario = resolve_scenario(args, models)
+            name = scenario.name
+            seed = args.seed if args.seed is not None else scenario.seed
+            speed = args.speed or scenario.speed
+            duration = args.duration if args.duration is not None else scenario.duration_s
+            source = scenario.build_fleet(seed=seed, start_s=start_s, models=models)
         if speed <= 0:
             raise ValidationError("--speed must be positive")
-        duration = args.duration if args.duration is not None else scenario.duration_s
-        fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models)
         broker: EmbeddedBroker | None = None
         if args.broker:
             target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
@@ -183,14 +196,14 @@ def run(args: argparse.Namespace, context: Any) -> int:
             broker = EmbeddedBroker().start()
             target = BrokerTarget.parse(broker.url)
             print(f"started embedded {broker.kind} broker at {broker.url}", file=sys.stderr)
-    except (ValidationError, BrokerError) as exc:
+    except (ValidationError, BrokerError, OSError) as exc:
         print(f"smartiot simulate: {exc}", file=sys.stderr)
         return 2
     try:
-        runtime = FleetRuntime(fleet, target, speed=speed, telemetry_qos=args.qos,
+        runtime = FleetRuntime(source, target, speed=speed, telemetry_qos=args.qos,
                                connect_rate=args.connect_rate, shard=shard, seed=seed)
         total = len(runtime.sessions)
-        print(f"simulating {total:,} devices ({scenario.name}, seed {seed}, shard "
+        print(f"simulating {total:,} devices ({name}, seed {seed}, shard "
               f"{shard[0]}/{shard[1]}) against {target.url}", file=sys.stderr)
         progress = Progress(sys.stderr, total)
 
@@ -205,7 +218,7 @@ def run(args: argparse.Namespace, context: Any) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
             progress.done()
-        print(summary(stats, time.monotonic() - began, scenario))
+        print(summary(stats, time.monotonic() - began, name))
         return 0
     finally:
         if broker is not None:

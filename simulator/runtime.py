@@ -32,7 +32,7 @@ from core.protocol.topics import status_topic, telemetry_topic
 from simulator.agent import DeviceAgent
 from simulator.broker import raise_fd_limit
 from simulator.faults import Outgoing
-from simulator.fleet import Fleet
+from simulator.source import FleetSource
 from simulator.target import BrokerTarget
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Session:
 class FleetRuntime:
     def __init__(
         self,
-        source: Fleet,
+        source: FleetSource,
         target: BrokerTarget,
         *,
         speed: float = 1.0,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import ValidationError
-from simulator.faults import FaultPlan
+from simulator.faults import ALL_FAULTS, FaultPlan
 from simulator.fleet import DeviceGroup, Fleet
 from simulator.models import BUILTIN_MODELS, SensorModel
 
@@ -207,6 +207,10 @@ def parse_scenario(text: str, source: str = "<scenario>",
             )
         except ValidationError as exc:
             raise r.fail(where, str(exc)) from None
+        try:  # the model checks its own parameters
+            Fleet([replace(group, count=min(group.count, 1))], models=known)
+        except ValidationError as exc:
+            raise r.fail((*where, "params") if params else where, str(exc)) from None
         groups.append(group)
     if total > MAX_DEVICES:
         raise r.fail(("groups",), f"{total} devices in all; the limit is {MAX_DEVICES}")
@@ -218,6 +222,9 @@ def parse_scenario(text: str, source: str = "<scenario>",
     for i, f in enumerate(raw_faults):
         where = ("faults", i)
         r.unknown(f, FAULT_KEYS, where)
+        if f.get("kind") not in ALL_FAULTS:
+            raise r.fail((*where, "kind"), f"unknown fault kind {f.get('kind')!r}; known: "
+                         f"{', '.join(sorted(ALL_FAULTS))}")
         if f.get("group") is not None and f["group"] not in group_names:
             raise r.fail((*where, "group"), f"no group named {f['group']!r}; groups: "
                          f"{', '.join(sorted(group_names))}")

@@ -1,0 +1,120 @@
+"""``smartiot simulate`` as QA run it: a real subprocess against a real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from simulator.broker import find_free_port
+from tests.mqtt_recorder import Recorder
+
+
+def simulate(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "console.cli", "simulate", *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "SMARTIOT_ENTRY_POINTS": "0"})
+
+
+def test_bundled_scenario_runs_and_summarises(mosquitto_broker):
+    recorder = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["dt/demo/+/telemetry"])
+    try:
+        result = simulate("--scenario", "office", "--duration", "30", "--speed", "10",
+                          "--seed", "1", "--start", "2026-11-26T08:00:00Z",
+                          "--broker", mosquitto_broker.url)
+    finally:
+        time.sleep(0.3)
+        recorder.close()
+    assert result.returncode == 0, result.stderr
+    assert "simulating 20 devices (office, seed 1, shard 1/1)" in result.stderr
+    assert "environmental" in result.stdout and "devices" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.startswith("environmental"))
+    assert row.split()[1] == "20"
+    devices = {m.topic.split("/")[2] for m in recorder.messages}
+    assert devices == {f"office-{i:05d}" for i in range(20)}
+    first = min(json.loads(m.payload)["ts"] for m in recorder.messages)
+    assert first >= 1_795_680_000_000  # 2026-11-26T08:00:00Z in ms
+
+
+def test_embedded_broker_is_started_and_stopped():
+    result = simulate("--devices", "3", "--type", "pump", "--duration", "2", "--speed", "2")
+    assert result.returncode == 0, result.stderr
+    assert "started embedded" in result.stderr
+    assert "pump" in result.stdout
+
+
+def test_invalid_scenario_names_file_line_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n\n[[groups]]\nname = "g"\nmodel = "pump"\ncount = "ten"\n')
+    result = simulate("--scenario", str(bad), "--duration", "1")
+    assert result.returncode == 2
+    assert f"{bad}:6: groups[0].count: must be a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_broker_retries_and_ctrl_c_ends_cleanly():
+    port = find_free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "simulate", "--devices", "2", "--broker",
+         f"mqtt://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SMARTIOT_ENTRY_POINTS": "0"})
+    time.sleep(3.0)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "cannot reach broker mqtt://127.0.0.1" in err
+    assert "retrying with backoff" in err
+    assert "Traceback" not in err
+    assert "connection errors:" in out
+
+
+def test_shard_runs_only_its_devices(mosquitto_broker):
+    recorder = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["dt/shard/+/telemetry"])
+    try:
+        result = simulate("--devices", "10", "--type", "environmental", "--org", "shard",
+                          "--rate", "1", "--duration", "3", "--shard", "2/2",
+                          "--broker", mosquitto_broker.url)
+    finally:
+        time.sleep(0.3)
+        recorder.close()
+    assert result.returncode == 0, result.stderr
+    devices = {m.topic.split("/")[2] for m in recorder.messages}
+    assert devices == {f"env-{i:05d}" for i in range(1, 10, 2)}
+
+
+def test_replay_republishes_recorded_readings_retimestamped(mosquitto_broker, tmp_path):
+    recording = tmp_path / "incident.csv"
+    recording.write_text(
+        "device_id,metric,ts,value\n"
+        "pump-7,temperature,2025-03-01T10:00:00Z,71.5\n"
+        "pump-7,vibration_rms,2025-03-01T10:00:00Z,4.2\n"
+        "pump-7,temperature,2025-03-01T10:00:02Z,73.0\n"
+        "meter-1,power,2025-03-01T10:00:01Z,1200\n"
+    )
+    recorder = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["dt/field/+/telemetry"])
+    try:
+        result = simulate("--replay", str(recording), "--org", "field", "--start",
+                          "1795000000", "--broker", mosquitto_broker.url)
+    finally:
+        time.sleep(0.3)
+        recorder.close()
+    assert result.returncode == 0, result.stderr
+    bodies = sorted((json.loads(m.payload) for m in recorder.messages), key=lambda b: b["ts"])
+    assert [(b["device_id"], b["ts"], b["metrics"]) for b in bodies] == [
+        ("pump-7", 1_795_000_000_000, {"temperature": 71.5, "vibration_rms": 4.2}),
+        ("meter-1", 1_795_000_001_000, {"power": 1200.0}),
+        ("pump-7", 1_795_000_002_000, {"temperature": 73.0}),
+    ]
+    assert [b["seq"] for b in bodies if b["device_id"] == "pump-7"] == [0, 1]
+
+
+def test_replay_error_names_line_and_column(tmp_path):
+    recording = tmp_path / "bad.csv"
+    recording.write_text("device_id,ts,temperature\nd1,1795000000,20.5\nd1,1795000001,warm\n")
+    result = simulate("--replay", str(recording), "--duration", "1")
+    assert result.returncode == 2
+    assert f"{recording}:3: temperature value 'warm' is not a number" in result.stderr
