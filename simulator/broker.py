@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -122,13 +123,29 @@ def _aws_topic_broker_class() -> Any:
     return AwsTopicBroker
 
 
-class EmbeddedBroker:
-    """Start with ``start()`` or as a context manager; ``url`` is mqtt://127.0.0.1:PORT."""
+@dataclass(frozen=True)
+class BrokerTls:
+    """Server certificate for a TLS listener; with ``require_client_cert`` devices must
+    present a certificate signed by ``ca_file`` (mutual TLS, as AWS IoT Core does)."""
 
-    def __init__(self, *, prefer: str = "auto", port: int | None = None) -> None:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_client_cert: bool = True
+
+
+class EmbeddedBroker:
+    """Start with ``start()`` or as a context manager; ``url`` is mqtt://127.0.0.1:PORT
+    (mqtts:// with ``tls``, which needs mosquitto)."""
+
+    def __init__(self, *, prefer: str = "auto", port: int | None = None,
+                 tls: BrokerTls | None = None) -> None:
         if prefer not in ("auto", "mosquitto", "amqtt"):
             raise ValueError(f"prefer must be auto, mosquitto or amqtt, not {prefer!r}")
         self.prefer = prefer
+        self.tls = tls
+        if tls is not None and prefer == "amqtt":
+            raise ValueError("the TLS listener needs mosquitto")
         self.host = "127.0.0.1"
         self.port = port or find_free_port()
         self.kind = ""
@@ -140,7 +157,7 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
         if not port_is_free(self.host, self.port):
@@ -150,7 +167,7 @@ class EmbeddedBroker:
         binary = find_mosquitto() if self.prefer in ("auto", "mosquitto") else None
         if binary:
             self._start_mosquitto(binary, timeout_s)
-        elif self.prefer == "mosquitto":
+        elif self.prefer == "mosquitto" or self.tls is not None:
             raise BrokerError(
                 "mosquitto is not installed; install it (sudo apt-get install mosquitto) "
                 "or let the console use its built-in broker"
@@ -177,6 +194,10 @@ class EmbeddedBroker:
                     "log_type error",
                     "log_type warning",
                     "log_dest stderr",
+                    # Started as root, mosquitto would switch to the "mosquitto" user
+                    # before loading certificates from our private directories.
+                    *(["user root"] if os.geteuid() == 0 else []),
+                    *self._tls_lines(),
                     "",
                 ]
             )
@@ -192,6 +213,17 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"mosquitto did not start on port {self.port}: {output.strip()}")
         self.kind = "mosquitto"
+
+    def _tls_lines(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            f"cafile {self.tls.ca_file}",
+            f"certfile {self.tls.cert_file}",
+            f"keyfile {self.tls.key_file}",
+            f"require_certificate {'true' if self.tls.require_client_cert else 'false'}",
+            "tls_version tlsv1.2",
+        ]
 
     def log_text(self) -> str:
         if self._workdir is None:

@@ -236,6 +236,11 @@ class FleetRuntime:
                        properties: Any) -> None:
         if session.connected:
             self.stats.connected -= 1
+        elif session.connecting and not self._stop:
+            # Closed before CONNACK: typically a refused certificate or credentials.
+            self._note_error(session, f"{self.target.url} closed the connection of "
+                             f"{session.device_id} before accepting it ({reason}); check "
+                             "certificates and credentials")
         session.connected = False
         session.connecting = False
         if not self._stop:
