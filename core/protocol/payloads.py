@@ -34,8 +34,26 @@ class ProtocolError(ValidationError):
         self.reason = reason
 
 
+# One encoder for every message: json.dumps with non-default options builds a
+# new JSONEncoder per call, which is a third of the cost of a telemetry encode.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=True)
+_encode_str = json.encoder.encode_basestring_ascii  # what _ENCODER uses for str
+_INF = float("inf")
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=True, ensure_ascii=True).encode()
+    return _ENCODER.encode(obj).encode()
+
+
+def _float_json(value: float) -> str:
+    """A float exactly as json writes it (allow_nan=True)."""
+    if value != value:
+        return "NaN"
+    if value == _INF:
+        return "Infinity"
+    if value == -_INF:
+        return "-Infinity"
+    return float.__repr__(value)
 
 
 def _round(value: float) -> float | None:
@@ -59,6 +77,25 @@ class Telemetry:
     uptime_s: int | None = None
 
     def encode(self) -> bytes:
+        # Fast path for the plain types the simulator produces: the same bytes as
+        # the json path below (the simulator's hottest line at 10,000 msg/s).
+        metrics, uptime = self.metrics, self.uptime_s
+        if (type(self.seq) is int and type(self.ts_ms) is int
+                and (uptime is None or type(uptime) is int)
+                and type(self.device_id) is str and type(self.device_type) is str
+                and type(self.firmware) is str and type(metrics) is dict
+                and all(type(k) is str for k in metrics)):
+            values = ",".join([f"{_encode_str(k)}:{_float_json(_round(metrics[k]))}"  # type: ignore[arg-type]
+                               for k in sorted(metrics)])
+            text = (f'{{"device_id":{_encode_str(self.device_id)},"seq":{self.seq},'
+                    f'"ts":{self.ts_ms},"type":{_encode_str(self.device_type)},'
+                    f'"fw":{_encode_str(self.firmware)},"metrics":{{{values}}}')
+            if uptime is not None:
+                text += f',"uptime":{uptime}'
+            return (text + "}").encode()
+        return self._encode_json()
+
+    def _encode_json(self) -> bytes:
         body: dict[str, Any] = {
             "device_id": self.device_id,
             "seq": self.seq,

@@ -64,11 +64,12 @@ def test_same_seed_and_start_give_byte_identical_payloads(any_broker):
 
 
 @pytest.fixture
-def fleet_and_recorder(mosquitto_broker):
+def fleet_and_recorder(any_broker):
+    """Runs against mosquitto and against the in-process fallback broker."""
     running = RunningFleet(scenario(env_group(3, interval_s=5.0)),
-                           broker_url=mosquitto_broker.url, seed=1, speed=1.0,
+                           broker_url=any_broker.url, seed=1, speed=1.0,
                            client_id_prefix=f"t{time.monotonic_ns()}-")
-    recorder = Recorder(mosquitto_broker.host, mosquitto_broker.port,
+    recorder = Recorder(any_broker.host, any_broker.port,
                         ["dt/#", "cmd/+/+/res", "$aws/things/+/shadow/#"])
     running.start()
     recorder.wait_for(lambda m: m.topic == "dt/acme/env-00002/status"
