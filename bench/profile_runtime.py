@@ -34,8 +34,15 @@ def main() -> int:
         runtime = FleetRuntime(fleet, BrokerTarget.parse(broker.url), speed=args.speed,
                                connect_rate=args.connect_rate)
         profiler = cProfile.Profile()
-        profiler.enable()
-        stats = runtime.run(args.duration)
+        started = []
+
+        def steady(_stats: object, _elapsed: float) -> None:
+            # profile the steady state only, from the first progress call after connect
+            if runtime.clock_started and not started:
+                started.append(True)
+                profiler.enable()
+
+        stats = runtime.run(args.duration, progress=steady)
         profiler.disable()
     print(f"published {stats.published:,}, connected after {stats.all_connected_after_s}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,8 @@ class Session:
     queue: deque[tuple[str, bytes, int, bool]] = field(default_factory=deque)
     window_start: float = 0.0
     window_count: int = 0
+    topic: str = ""             # telemetry topic, built (and validated) once
+    write_selected: bool = False  # the selector watches this socket for EVENT_WRITE
 
 
 class FleetRuntime:
@@ -128,6 +130,9 @@ class FleetRuntime:
         self._by_index: dict[int, Session] = {}
         self._pending_connect: deque[int] = deque()
         self._backlog: set[int] = set()
+        # Sessions with output queued since the last poll: written directly, and
+        # watched for EVENT_WRITE only if the socket would block (see _flush_writes).
+        self._unflushed: dict[int, Session] = {}
         self._retry: set[int] = set()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_ids = itertools.count()
@@ -155,7 +160,8 @@ class FleetRuntime:
                 protocol=mqtt.MQTTv311,
             )
             session = Session(index, len(self.sessions), device_id, org, device_type, client,
-                              agent=None)  # type: ignore[arg-type]
+                              agent=None,  # type: ignore[arg-type]
+                              topic=telemetry_topic(org, device_id))
             session.agent = (self._agent_factory or self._default_agent)(session)
             client.user_data_set(session)
             if self.target.username:
@@ -195,19 +201,43 @@ class FleetRuntime:
 
     # ------------------------------------------------------------------ socket callbacks
     def _on_socket_open(self, client: mqtt.Client, session: Session, sock: Any) -> None:
+        session.write_selected = False
         self._selector.register(sock, selectors.EVENT_READ, session)
 
     def _on_socket_close(self, client: mqtt.Client, session: Session, sock: Any) -> None:
+        session.write_selected = False
+        self._unflushed.pop(session.position, None)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(sock)
 
     def _on_register_write(self, client: mqtt.Client, session: Session, sock: Any) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, session)
+        # No epoll_ctl per publish: _flush_writes writes at the next poll and only
+        # asks the selector for EVENT_WRITE when the socket buffer is full.
+        if not session.write_selected:
+            self._unflushed[session.position] = session
 
     def _on_unregister_write(self, client: mqtt.Client, session: Session, sock: Any) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.modify(sock, selectors.EVENT_READ, session)
+        self._unflushed.pop(session.position, None)
+        if session.write_selected:
+            session.write_selected = False
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.modify(sock, selectors.EVENT_READ, session)
+
+    def _flush_writes(self) -> None:
+        """Write what publishes queued; a socket that would block is left to the
+        selector (EVENT_WRITE) until paho says its queue is empty."""
+        pending, self._unflushed = self._unflushed, {}
+        for session in pending.values():
+            client = session.client
+            sock = client.socket()
+            if sock is None:
+                continue
+            client.loop_write()
+            if client.want_write() and not session.write_selected and client.socket() is sock:
+                session.write_selected = True
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
+                                          session)
 
     # ------------------------------------------------------------------ MQTT callbacks
     def _on_connect(self, client: mqtt.Client, session: Session, flags: Any, reason: Any,
@@ -335,8 +365,7 @@ class FleetRuntime:
                 self._backlog.discard(index)
 
     def publish_telemetry(self, session: Session, payload: bytes) -> None:
-        if self.publish(session, telemetry_topic(session.org, session.device_id), payload,
-                        qos=self.telemetry_qos):
+        if self.publish(session, session.topic, payload, qos=self.telemetry_qos):
             self.stats.by_type[session.device_type].sent += 1
         else:
             self.stats.by_type[session.device_type].dropped += 1
@@ -393,6 +422,8 @@ class FleetRuntime:
         self._stop = True
 
     def _poll(self, timeout: float) -> None:
+        if self._unflushed:
+            self._flush_writes()
         for key, events in self._selector.select(timeout):
             session: Session = key.data
             client = session.client
@@ -468,8 +499,7 @@ class FleetRuntime:
         for message in self.source.flush(t):  # burst/reorder hold-backs
             held = self._by_index.get(message.device)
             if held is not None and held.connected:
-                held.client.publish(telemetry_topic(held.org, held.device_id), message.payload,
-                                    qos=self.telemetry_qos)
+                held.client.publish(held.topic, message.payload, qos=self.telemetry_qos)
         for session in self.sessions:
             if session.connected:
                 session.client.publish(

@@ -11,12 +11,20 @@ from core.model.deployment import (
 from core.model.device import Device, DeviceStatus, Location
 from core.model.firmware import Firmware
 from core.model.ids import is_valid_device_id, validate_device_id
+from core.model.link import CommandRecord, CommandStatus, LinkStats, QuarantinedMessage
+from core.model.rule import AlertRule, RuleScope
 from core.model.reading import Reading, validate_metric
 from core.model.semver import SemVer
 
 __all__ = [
     "LEGAL_TRANSITIONS",
     "Alert",
+    "AlertRule",
+    "CommandRecord",
+    "CommandStatus",
+    "LinkStats",
+    "QuarantinedMessage",
+    "RuleScope",
     "AlertState",
     "Deployment",
     "DeploymentStatus",

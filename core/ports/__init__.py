@@ -9,6 +9,14 @@ from core.ports.backend import Backend
 from core.ports.commands import CommandChannel, CommandOutcome, CommandResult
 from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
+from core.ports.hub import (
+    AlertRuleStore,
+    AuditTrail,
+    CommandLog,
+    LinkStatsStore,
+    QuarantineStore,
+    ShadowStore,
+)
 from core.ports.live import FleetEvent, LiveFeed
 from core.ports.registry import DeviceQuery, DeviceRegistry
 from core.ports.shadows import ShadowDocument, ShadowService
@@ -16,6 +24,12 @@ from core.ports.telemetry import Series, TelemetryStore
 
 __all__ = [
     "AlertQuery",
+    "AlertRuleStore",
+    "AuditTrail",
+    "CommandLog",
+    "LinkStatsStore",
+    "QuarantineStore",
+    "ShadowStore",
     "AlertStore",
     "Backend",
     "CommandChannel",

@@ -12,6 +12,7 @@ from core.ports.alerts import AlertStore
 from core.ports.commands import CommandChannel
 from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
+from core.ports.hub import AlertRuleStore, CommandLog, LinkStatsStore, QuarantineStore
 from core.ports.live import LiveFeed
 from core.ports.registry import DeviceRegistry
 from core.ports.shadows import ShadowService
@@ -29,6 +30,10 @@ class Backend:
     live: LiveFeed | None = None
     commands: CommandChannel | None = None
     shadows: ShadowService | None = None
+    rules: AlertRuleStore | None = None
+    quarantine: QuarantineStore | None = None
+    link_stats: LinkStatsStore | None = None
+    command_log: CommandLog | None = None
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -13,6 +14,7 @@ class ShadowDocument:
     desired: dict[str, Any] = field(default_factory=dict)
     reported: dict[str, Any] = field(default_factory=dict)
     version: int = 0
+    updated_at: datetime | None = None
 
     @property
     def delta(self) -> dict[str, Any]:
