@@ -12,20 +12,17 @@ from core.model.device import Device, DeviceStatus, Location
 from core.model.firmware import Firmware
 from core.model.ids import is_valid_device_id, validate_device_id
 from core.model.link import CommandRecord, CommandStatus, LinkStats, QuarantinedMessage
-from core.model.rule import AlertRule, RuleScope
 from core.model.reading import Reading, validate_metric
+from core.model.rule import AlertRule, RuleScope
 from core.model.semver import SemVer
 
 __all__ = [
     "LEGAL_TRANSITIONS",
     "Alert",
     "AlertRule",
+    "AlertState",
     "CommandRecord",
     "CommandStatus",
-    "LinkStats",
-    "QuarantinedMessage",
-    "RuleScope",
-    "AlertState",
     "Deployment",
     "DeploymentStatus",
     "Device",
@@ -33,8 +30,11 @@ __all__ = [
     "Execution",
     "ExecutionStatus",
     "Firmware",
+    "LinkStats",
     "Location",
+    "QuarantinedMessage",
     "Reading",
+    "RuleScope",
     "SemVer",
     "Severity",
     "is_valid_device_id",
