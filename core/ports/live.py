@@ -14,9 +14,21 @@ from typing import Any
 from core.model import Reading
 
 
+class EventKind:
+    """The kinds of FleetEvent and what ``data`` carries for each."""
+
+    TELEMETRY = "telemetry"  # readings=(Reading, ...); data: {"seq": int, "firmware": str}
+    DEVICE = "device"        # data: {"device": Device} (registered, status or metadata changed)
+    ALERT = "alert"          # data: {"alert": Alert} (raised, acknowledged, resolved, ...)
+    SHADOW = "shadow"        # data: {"document": ShadowDocument}
+    COMMAND = "command"      # data: {"record": CommandRecord} (sent, answered, timed out)
+    REJECTED = "rejected"    # data: {"message": QuarantinedMessage}
+    HUB = "hub"              # device_id "": data: {"connection": str, "messages_per_s": float}
+
+
 @dataclass(frozen=True, slots=True)
 class FleetEvent:
-    """One thing that happened: ``kind`` is telemetry, status, alert, shadow, job or rejected."""
+    """One thing that happened; ``kind`` is one of :class:`EventKind`."""
 
     kind: str
     device_id: str
