@@ -85,8 +85,14 @@ class Telemetry:
                 and type(self.device_id) is str and type(self.device_type) is str
                 and type(self.firmware) is str and type(metrics) is dict
                 and all(type(k) is str for k in metrics)):
-            values = ",".join([f"{_encode_str(k)}:{_float_json(_round(metrics[k]))}"  # type: ignore[arg-type]
-                               for k in sorted(metrics)])
+            parts = []
+            for k in sorted(metrics):
+                v = metrics[k]
+                if type(v) is float and -_INF < v < _INF:  # finite: round() as _round does
+                    parts.append(f"{_encode_str(k)}:{round(v, FLOAT_DECIMALS)!r}")
+                else:
+                    parts.append(f"{_encode_str(k)}:{_float_json(_round(v))}")  # type: ignore[arg-type]
+            values = ",".join(parts)
             text = (f'{{"device_id":{_encode_str(self.device_id)},"seq":{self.seq},'
                     f'"ts":{self.ts_ms},"type":{_encode_str(self.device_type)},'
                     f'"fw":{_encode_str(self.firmware)},"metrics":{{{values}}}')

@@ -1,0 +1,58 @@
+"""The in-process live feed: the hub publishes batches of FleetEvents, views subscribe.
+
+Subscribers are called on the publisher's thread (the hub's network or store
+thread); the console's bridge moves them to the GUI thread. A subscriber that
+raises is logged and kept, because one broken view must not stop the feed for
+the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from core.ports.live import FleetEvent, LiveFeed, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class EventBus(LiveFeed):
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._state = "disconnected"
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, events: Sequence[FleetEvent]) -> None:
+        if not events:
+            return
+        with self._lock:
+            subscribers = list(self._subscribers)
+        batch = list(events)
+        for callback in subscribers:
+            try:
+                callback(batch)
+            except Exception:  # noqa: BLE001 - isolate views from each other
+                log.exception("live-feed subscriber %r failed", callback)
+
+    def connection_state(self) -> str:
+        return self._state
+
+    def set_connection_state(self, state: str) -> None:
+        self._state = state
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
