@@ -33,6 +33,13 @@ class DeviceRegistry(ABC):
         """Batch form used by ingestion, one transaction for the whole batch."""
 
     @abstractmethod
+    def record_activity(self, devices: Sequence[Device]) -> None:
+        """What the hub learns from traffic: insert devices seen for the first time;
+        for known ones update only last_seen, status and firmware version, never
+        what people edit (name, tags, location, metadata), so a console's edit is
+        not overwritten by the hub's older copy. Decommissioned devices stay so."""
+
+    @abstractmethod
     def get(self, device_id: str) -> Device:
         """Raise core.errors.NotFound when the id is unknown."""
 

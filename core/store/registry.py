@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.errors import NotFound
 from core.model import Device, Location
 from core.ports.registry import DeviceQuery, DeviceRegistry
-from core.store._sql import chunked, upsert
+from core.store._sql import chunked, dialect_insert, on_conflict_update, upsert
 from core.store.schema import DeviceRow, DeviceTagRow, table_of
 
 _devices = table_of(DeviceRow)
@@ -40,6 +40,36 @@ class SqlDeviceRegistry(DeviceRegistry):
                 conn.execute(delete(_tags).where(_tags.c.device_id.in_(ids)))
             if tag_rows:
                 conn.execute(insert(_tags), tag_rows)
+
+    def record_activity(self, devices: Sequence[Device]) -> None:
+        """New devices are inserted whole (with tags); for known ones only the
+        traffic-derived columns change, and never on a decommissioned row, so a
+        person's edits and decisions win over the hub's cached copy."""
+        latest = {d.device_id: d for d in devices}
+        if not latest:
+            return
+        rows = [_to_row(d) for d in latest.values()]
+        with self._engine.begin() as conn:
+            base = dialect_insert(conn.dialect.name, _devices)
+            stmt = on_conflict_update(
+                base,
+                set_={
+                    "last_seen": func.coalesce(base.excluded.last_seen, _devices.c.last_seen),
+                    "status": base.excluded.status,
+                    "firmware_version": func.coalesce(base.excluded.firmware_version,
+                                                      _devices.c.firmware_version),
+                    "updated_at": base.excluded.updated_at,
+                },
+                where=_devices.c.status != "decommissioned",
+            )
+            existing = set(conn.execute(
+                select(_devices.c.device_id).where(_devices.c.device_id.in_(list(latest)))
+            ).scalars())
+            conn.execute(stmt, rows)
+            new_tags = [{"device_id": d.device_id, "tag": t} for d in latest.values()
+                        if d.device_id not in existing for t in d.tags]
+            if new_tags:
+                conn.execute(insert(_tags), new_tags)
 
     def get(self, device_id: str) -> Device:
         device = self.find(device_id)

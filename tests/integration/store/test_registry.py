@@ -106,3 +106,29 @@ def test_device_query_filters(store: Store) -> None:
     assert ids(combined) == ["dev-002"]
     assert ids(DeviceQuery(limit=3, offset=2)) == ["dev-002", "dev-003", "dev-004"]
     assert store.registry.count(DeviceQuery(tag="north")) == 3
+
+
+def test_record_activity_never_overwrites_edits_or_revives_decommissioned(store):
+    from dataclasses import replace as _replace
+    from datetime import UTC as _UTC
+    from datetime import datetime as _dt
+
+    from core.model import DeviceStatus as _Status
+
+    registry = store.registry
+    seen = _dt(2026, 11, 26, 12, 0, tzinfo=_UTC)
+    hub_copy = Device("act-1", name="", device_type="pump", status=_Status.ONLINE,
+                      tags=frozenset({"auto"}), last_seen=seen)
+    registry.record_activity([hub_copy])
+    assert registry.get("act-1").tags == frozenset({"auto"})
+    # a technician renames and re-tags; the hub's stale copy then reports traffic
+    registry.upsert(_replace(registry.get("act-1"), name="North pump",
+                             tags=frozenset({"hall-a"})))
+    later = _dt(2026, 11, 26, 12, 5, tzinfo=_UTC)
+    registry.record_activity([_replace(hub_copy, last_seen=later, firmware_version="2.0.0")])
+    device = registry.get("act-1")
+    assert device.name == "North pump" and device.tags == frozenset({"hall-a"})
+    assert device.last_seen == later and device.firmware_version == "2.0.0"
+    registry.upsert(_replace(device, status=_Status.DECOMMISSIONED))
+    registry.record_activity([_replace(hub_copy, status=_Status.ONLINE)])
+    assert registry.get("act-1").status is _Status.DECOMMISSIONED
