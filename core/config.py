@@ -40,6 +40,9 @@ class Profile:
     database: str = ""
     organization: str = "demo"
     demo_fleet: bool = True
+    # Run the hub (ingestion, shadows, alert engine) inside the console. A team
+    # runs one `smartiot hub` next to the shared database and turns this off.
+    hub: bool = True
     aws_profile: str = ""
     region: str = ""
     stage: str = "dev"
@@ -61,6 +64,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
         database="postgresql://postgres@127.0.0.1:5432/smartiot",
         organization="lab",
         demo_fleet=False,
+        hub=False,
     ),
 }
 

@@ -1,18 +1,35 @@
-"""Build the local backend's ports from the store.
+"""Assemble the local backend: store, embedded broker, hub, console client, demo fleet.
 
-The store is opened (and migrated to the newest schema) only when a page or
-command first needs data, so listing plugins never touches the database.
+Which parts run depends on the profile: the default ``local`` profile starts
+everything in this process (an embedded broker, the hub and a demo fleet) so a
+new user sees a live fleet within seconds; a team profile connects to a shared
+broker and database and leaves ingestion to one ``smartiot hub``.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
 from core.context import AppContext
+from core.errors import ConfigError
 from core.ports.backend import Backend
+from core.services.event_bus import EventBus
 from core.store import Store
+from plugins.local.alerting import build_alerting, seed_default_rules
+from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
+from plugins.local.hub.hub import Hub
+from plugins.local.hub.mqtt_link import MqttLink
+
+log = logging.getLogger(__name__)
 
 
 class LocalBackend(Backend):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, bus: EventBus) -> None:
         super().__init__(
             name="local",
             registry=store.registry,
@@ -20,12 +37,94 @@ class LocalBackend(Backend):
             telemetry=store.telemetry,
             firmware=store.firmware,
             deployments=store.deployments,
+            live=bus,
+            rules=store.rules,
+            quarantine=store.quarantine,
+            link_stats=store.link_stats,
+            command_log=store.commands,
         )
         self.store = store
+        self.bus = bus
+        self.broker: Any = None
+        self.hub: Hub | None = None
+        self.client: ConsoleClient | None = None
+        self.demo: Any = None
+        self.broker_url = ""
 
     def close(self) -> None:
+        """Stop in reverse order: devices first (they say goodbye), then the hub
+        (it drains its inbox into the store), then the broker, then the store."""
+        for part in (self.demo, self.client, self.hub):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(part).__name__)
+        if self.broker is not None:
+            self.broker.stop()
         self.store.close()
 
 
-def build_local_backend(context: AppContext) -> LocalBackend:
-    return LocalBackend(Store.open(context.config.database_url))
+def _broker_address(broker: str) -> tuple[str, int, bool]:
+    parts = urlsplit(broker)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"broker {broker!r} must look like mqtt://host:1883")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def demo_scenario_path() -> Path:
+    return Path(str(resources.files("resources") / "scenarios" / "demo.toml"))
+
+
+def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
+                        demo_fleet: bool | None = None) -> LocalBackend:
+    profile = context.config.profile
+    store = Store.open(context.config.database_url)
+    backend = LocalBackend(store, EventBus())
+    try:
+        if profile.broker == "embedded":
+            from simulator.broker import EmbeddedBroker
+
+            backend.broker = EmbeddedBroker().start()
+            backend.broker_url = backend.broker.url
+        else:
+            backend.broker_url = profile.broker
+        host, port, tls = _broker_address(backend.broker_url)
+        tls_context = None
+        if tls:
+            import ssl
+
+            tls_context = ssl.create_default_context()
+
+        if run_hub if run_hub is not None else profile.hub:
+            backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
+                              alerting=build_alerting(context, store))
+            backend.hub.start()
+
+        def link(filters: Any, on_message: Any) -> MqttLink:
+            return MqttLink(host, port, client_id=f"smartiot-console-{uuid.uuid4().hex[:8]}",
+                            filters=filters, on_message=on_message, tls_context=tls_context)
+
+        client = ConsoleClient(link, backend.bus)
+        client.commands = MqttCommandChannel(client, store.commands, store.registry,
+                                             user=context.config.user)
+        client.shadows = MqttShadowService(client, store.shadows)
+        client.start()
+        backend.client = client
+        backend.commands = client.commands
+        backend.shadows = client.shadows
+
+        wants_demo = demo_fleet if demo_fleet is not None else profile.demo_fleet
+        if wants_demo and profile.broker == "embedded":
+            seed_default_rules(store)
+            from simulator.api import RunningFleet
+            from simulator.scenario import load_scenario
+
+            backend.demo = RunningFleet(load_scenario(demo_scenario_path()),
+                                        broker_url=backend.broker_url,
+                                        client_id_prefix="demo-").start()
+    except Exception:
+        backend.close()
+        raise
+    return backend

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from core.hookspecs import hookimpl
-from core.registrations import BackendSpec, CliCommand
+from core.registrations import BackendSpec, CliCommand, StatusWidgetSpec
 
 
 @hookimpl
@@ -24,6 +25,19 @@ def smartiot_register_backends(register: Callable[[BackendSpec], None]) -> None:
 
 @hookimpl
 def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
-    from plugins.local.commands import configure_db, run_db
+    from plugins.local.commands import configure_db, configure_hub, run_db, run_hub
 
     register(CliCommand("db", "show or apply database migrations", configure_db, run_db))
+    register(CliCommand("hub", "run the hub headless (ingestion, shadows, alerts) for a team",
+                        configure_hub, run_hub))
+
+
+def _hub_status(context: Any) -> Any:
+    from plugins.local.widgets.status import build_hub_status
+
+    return build_hub_status(context)
+
+
+@hookimpl
+def smartiot_register_status_widgets(register: Callable[[StatusWidgetSpec], None]) -> None:
+    register(StatusWidgetSpec("local.hub", _hub_status, order=10))

@@ -103,5 +103,5 @@ class MqttLink:
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             self._on_message(message.topic, bytes(message.payload))
-        except Exception:  # noqa: BLE001 - one message must never kill the network thread
+        except Exception:
             log.exception("handling %s failed", message.topic)

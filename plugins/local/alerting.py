@@ -1,0 +1,98 @@
+"""Run the alert engine inside the hub and keep it in step with edited rules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from core.context import AppContext
+from core.model import AlertRule, Device, Reading, RuleScope, Severity
+from core.ports.live import EventKind, FleetEvent
+from core.registrations import AlertRuleTypeSpec
+from core.services.alerting.builtin import BUILTIN_RULE_TYPES
+from core.services.alerting.engine import AlertChange, AlertEngine
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _event(change: AlertChange) -> FleetEvent:
+    return FleetEvent(EventKind.ALERT, change.alert.device_id, data={
+        "alert": change.alert, "change": change.kind.value, "notify": change.notify})
+
+
+class HubAlerting:
+    """The hub's view of the engine: FleetEvents out, rules re-read when edited."""
+
+    def __init__(self, store: Store, rule_types: dict[str, AlertRuleTypeSpec],
+                 devices: Sequence[Device] | None = None) -> None:
+        self._store = store
+        self._devices: list[Device] = list(devices or [])
+        self._rules_seen: dict[str, int] = {}
+        rules = store.rules.list()
+        self._remember(rules)
+        self.engine = AlertEngine(rules, rule_types, store.alerts, self._device_list)
+
+    def set_devices(self, devices: Sequence[Device]) -> None:
+        self._devices = list(devices)
+
+    def _device_list(self) -> list[Device]:
+        return self._devices
+
+    def _remember(self, rules: Sequence[AlertRule]) -> None:
+        self._rules_seen = {r.rule_id: r.version for r in rules}
+
+    def reload_rules_if_changed(self) -> None:
+        rules = self._store.rules.list()
+        if {r.rule_id: r.version for r in rules} != self._rules_seen:
+            self._remember(rules)
+            self.engine.set_rules(rules)
+
+    def process(self, device: Device, readings: Sequence[Reading]) -> list[FleetEvent]:
+        return [_event(c) for c in self.engine.process(device, readings)]
+
+    def tick(self, now: datetime) -> list[FleetEvent]:
+        self.reload_rules_if_changed()
+        result = self.engine.tick(now)
+        events = [_event(c) for c in result.changes]
+        events.extend(FleetEvent(EventKind.ALERT, r.alert.device_id, data={
+            "alert": r.alert, "change": "reminder", "notify": True, "reminder": r.count})
+            for r in result.reminders)
+        return events
+
+
+def build_alerting(context: AppContext, store: Store) -> HubAlerting:
+    rule_types = dict(BUILTIN_RULE_TYPES)
+    rule_types.update(context.plugins.alert_rule_types())
+    return HubAlerting(store, rule_types)
+
+
+DEFAULT_RULES = (
+    AlertRule("Temperature high", "threshold",
+              {"metric": "temperature", "op": "above", "limit": 30.0, "hysteresis": 1.0,
+               "min_duration_s": 20.0},
+              Severity.WARNING, RuleScope(device_types=frozenset({"environmental"})),
+              rule_id="demo-temperature-high"),
+    AlertRule("Pump vibration critical", "threshold",
+              {"metric": "vibration_rms", "op": "above", "limit": 7.0, "hysteresis": 0.5,
+               "min_duration_s": 10.0},
+              Severity.CRITICAL, RuleScope(device_types=frozenset({"pump"})),
+              escalate_after_s=600.0, rule_id="demo-pump-vibration"),
+    AlertRule("Battery low", "threshold",
+              {"metric": "battery_pct", "op": "below", "limit": 15.0, "hysteresis": 2.0,
+               "min_duration_s": 0.0},
+              Severity.WARNING, rule_id="demo-battery-low"),
+    AlertRule("Device silent", "no_data", {"minutes": 5.0}, Severity.WARNING,
+              rule_id="demo-no-data"),
+)
+
+
+def seed_default_rules(store: Store) -> int:
+    """Give a first-time user rules that the demo fleet will trip; never touches a
+    store that already has rules."""
+    if store.rules.list():
+        return 0
+    for rule in DEFAULT_RULES:
+        store.rules.add(rule)
+    return len(DEFAULT_RULES)

@@ -1,0 +1,195 @@
+"""The hub in the status bar: broker connection, messages/s in, devices online.
+
+One ``LiveBridge`` feeds all three labels: HUB events carry
+``{"connection": str, "messages_per_s": float}``; DEVICE events make the
+online/total count stale, which is recounted in the background at most every
+couple of seconds (and every 15 s regardless, for changes made elsewhere).
+Labels repaint at most four times a second whatever the event rate.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
+
+from console.bridge import LiveBridge
+from console.theme import current_colors
+from console.widgets.background import BackgroundCall
+from core.context import AppContext
+from core.model import DeviceStatus
+from core.ports.backend import Backend
+from core.ports.live import EventKind, FleetEvent
+from core.ports.registry import DeviceQuery
+
+log = logging.getLogger(__name__)
+
+PAINT_MS = 250
+STATE_POLL_MS = 2000
+RECOUNT_MIN_MS = 2000
+RECOUNT_POLL_MS = 15_000
+RATE_STALE_S = 5.0
+
+STATE_TEXT = {"connected": "Broker connected", "connecting": "Connecting to broker…",
+              "disconnected": "Broker disconnected", "offline": "Offline"}
+
+
+def state_colour(state: str) -> str:
+    c = current_colors()
+    return {"connected": c.success, "connecting": c.warning,
+            "disconnected": c.danger}.get(state, c.disabled)
+
+
+def count_devices(backend: Backend) -> tuple[int, int]:
+    registry = backend.registry
+    online = registry.count(DeviceQuery(statuses=frozenset({DeviceStatus.ONLINE})))
+    return online, registry.count()
+
+
+class HubStatusWidget(QWidget):
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("HubStatus")
+        self.context = context
+        self.backend: Backend | None = None
+        self.bridge: LiveBridge | None = None
+        self.connection = "offline"
+        self.messages_per_s: float | None = None
+        self.online: int | None = None
+        self.total: int | None = None
+        self._rate_age = 0.0
+        self._dirty = True
+        self._counting = False
+        self._background = BackgroundCall(self)
+
+        self.connection_label = QLabel()
+        self.connection_label.setObjectName("HubConnection")
+        self.connection_label.setTextFormat(Qt.TextFormat.RichText)
+        self.rate_label = QLabel()
+        self.rate_label.setObjectName("HubRate")
+        self.rate_label.setToolTip("Messages per second received by the hub")
+        self.devices_label = QLabel()
+        self.devices_label.setObjectName("HubDevices")
+        self.devices_label.setToolTip("Devices online / registered")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 6, 0)
+        layout.setSpacing(10)
+        for i, label in enumerate((self.connection_label, self.rate_label, self.devices_label)):
+            if i:
+                line = QFrame()
+                line.setFrameShape(QFrame.Shape.VLine)
+                line.setFrameShadow(QFrame.Shadow.Plain)
+                line.setStyleSheet(f"color: {current_colors().border};")
+                layout.addWidget(line)
+            layout.addWidget(label)
+
+        self._paint_timer = QTimer(self, interval=PAINT_MS)
+        self._paint_timer.timeout.connect(self._paint)
+        self._paint_timer.start()
+        self._state_timer = QTimer(self, interval=STATE_POLL_MS)
+        self._state_timer.timeout.connect(self._poll_state)
+        self._recount_throttle = QTimer(self, singleShot=True, interval=RECOUNT_MIN_MS)
+        self._recount_throttle.timeout.connect(self.recount)
+        self._recount_poll = QTimer(self, interval=RECOUNT_POLL_MS)
+        self._recount_poll.timeout.connect(self.recount)
+        self._paint()
+        self._background.start(lambda: context.backend, self._ready, self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.connection = "offline"
+        self.connection_label.setToolTip(f"No backend: {exc}")
+        self._dirty = True
+
+    def _ready(self, backend: Backend) -> None:
+        self.backend = backend
+        if backend.live is not None:
+            self.bridge = LiveBridge(backend.live, parent=self)
+            self.bridge.batch.connect(self.apply_events)
+            self._poll_state()
+            self._state_timer.start()
+        self._recount_poll.start()
+        self.recount()
+
+    # ------------------------------------------------------------ inputs
+    def apply_events(self, events: list[FleetEvent]) -> None:
+        recount = False
+        for event in events:
+            if event.kind == EventKind.HUB:
+                state = event.data.get("connection")
+                if isinstance(state, str) and state:
+                    self.connection = state
+                rate = event.data.get("messages_per_s")
+                if isinstance(rate, int | float):
+                    self.messages_per_s = float(rate)
+                    self._rate_age = 0.0
+                self._dirty = True
+            elif event.kind == EventKind.DEVICE:
+                recount = True
+        if recount and not self._recount_throttle.isActive():
+            self._recount_throttle.start()
+
+    def _poll_state(self) -> None:
+        live = self.backend.live if self.backend is not None else None
+        if live is None:
+            return
+        try:
+            state = live.connection_state()
+        except Exception:  # noqa: BLE001 - a status widget never raises
+            state = "offline"
+        if state != self.connection:
+            self.connection = state
+            self._dirty = True
+
+    def recount(self) -> None:
+        if self.backend is None or self._counting:
+            return
+        self._counting = True
+        backend = self.backend
+        self._background.start(lambda: count_devices(backend), self._counted,
+                               self._count_failed)
+
+    def _counted(self, result: tuple[int, int]) -> None:
+        self._counting = False
+        self.online, self.total = result
+        self._dirty = True
+
+    def _count_failed(self, exc: BaseException) -> None:
+        self._counting = False
+        self.devices_label.setToolTip(f"Could not count devices: {exc}")
+
+    # ------------------------------------------------------------ output
+    def _paint(self) -> None:
+        self._rate_age += PAINT_MS / 1000
+        if self.messages_per_s is not None and self._rate_age > RATE_STALE_S and \
+                self.connection != "connected":
+            self.messages_per_s = None
+            self._dirty = True
+        if not self._dirty:
+            return
+        self._dirty = False
+        colour = state_colour(self.connection)
+        text = STATE_TEXT.get(self.connection, self.connection.capitalize())
+        self.connection_label.setText(f"<span style='color:{colour}'>●</span> {text}")
+        self.connection_label.setToolTip(f"MQTT broker: {self.connection}")
+        rate = self.messages_per_s
+        self.rate_label.setText("— msg/s" if rate is None else
+                                f"{rate:,.0f} msg/s" if rate >= 10 else f"{rate:.1f} msg/s")
+        if self.total is None:
+            self.devices_label.setText("— devices")
+        else:
+            self.devices_label.setText(f"{self.online:,} / {self.total:,} online")
+
+    def texts(self) -> dict[str, str]:
+        """What the labels say now (repaints first); for tests and screenshots."""
+        self._dirty = True
+        self._paint()
+        return {"connection": self.connection_label.text(), "rate": self.rate_label.text(),
+                "devices": self.devices_label.text()}
+
+
+def build_hub_status(context: AppContext) -> HubStatusWidget:
+    return HubStatusWidget(context)
+
+
+__all__ = ["HubStatusWidget", "build_hub_status", "count_devices"]
