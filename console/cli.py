@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_secrets_command(args.action, args.name)
         command = _find(commands, args.command)
+        context.live = False
         return command.run(args, context)
     except SmartIotError as exc:
         print(f"smartiot: {exc}", file=sys.stderr)

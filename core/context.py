@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 
 
 class AppContext:
-    def __init__(self, config: Config, plugins: PluginManager) -> None:
+    def __init__(self, config: Config, plugins: PluginManager, *, live: bool = True) -> None:
         self.config = config
         self.plugins = plugins
+        # False for one-shot CLI commands: backends then open only their store
+        # (no broker, hub or demo fleet) — `smartiot alerts ack` must not start a fleet.
+        self.live = live
         self._backend: Backend | None = None
         self._lock = threading.Lock()
 

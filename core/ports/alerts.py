@@ -45,3 +45,8 @@ class AlertStore(ABC):
 
     @abstractmethod
     def counts_by_severity(self, *, open_only: bool = True) -> dict[Severity, int]: ...
+
+    @abstractmethod
+    def open_counts_by_device(self) -> dict[str, int]:
+        """Number of non-resolved alerts per device (devices without any are
+        absent), in one query for the whole fleet."""

@@ -35,7 +35,8 @@ class DeviceRegistry(ABC):
     @abstractmethod
     def record_activity(self, devices: Sequence[Device]) -> None:
         """What the hub learns from traffic: insert devices seen for the first time;
-        for known ones update only last_seen, status and firmware version, never
+        for known ones update only last_seen, status, firmware version (and a
+        "generic" type once the device says what it is), never
         what people edit (name, tags, location, metadata), so a console's edit is
         not overwritten by the hub's older copy. Decommissioned devices stay so."""
 

@@ -60,6 +60,12 @@ class TelemetryStore(ABC):
     def latest(self, device_id: str) -> dict[str, Reading]: ...
 
     @abstractmethod
+    def latest_values(self, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Newest value of each of ``metrics`` for every device that has one,
+        as device_id -> metric -> value, in one query (the device list shows
+        e.g. battery_pct and rssi for the whole fleet)."""
+
+    @abstractmethod
     def delete_before(self, cutoff: datetime) -> int:
         """Retention: drop raw readings older than ``cutoff``; returns rows removed."""
 

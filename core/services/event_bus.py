@@ -43,7 +43,7 @@ class EventBus(LiveFeed):
         for callback in subscribers:
             try:
                 callback(batch)
-            except Exception:  # noqa: BLE001 - isolate views from each other
+            except Exception:
                 log.exception("live-feed subscriber %r failed", callback)
 
     def connection_state(self) -> str:

@@ -7,11 +7,16 @@ nothing here hands SQLAlchemy objects upwards.
 
 from core.store.alerts import SqlAlertStore
 from core.store.audit import AuditEntry, AuditLog
+from core.store.commands import SqlCommandLog
 from core.store.deployments import SqlDeploymentService
 from core.store.engine import create_store_engine, default_sqlite_url
 from core.store.firmware import SqlFirmwareRepository
+from core.store.link_stats import SqlLinkStatsStore
 from core.store.outbox import Outbox, OutboxMessage
+from core.store.quarantine import SqlQuarantineStore
 from core.store.registry import SqlDeviceRegistry
+from core.store.rules import SqlAlertRuleStore
+from core.store.shadows import SqlShadowStore
 from core.store.store import Store
 from core.store.telemetry import SqlTelemetryStore
 
@@ -20,10 +25,15 @@ __all__ = [
     "AuditLog",
     "Outbox",
     "OutboxMessage",
+    "SqlAlertRuleStore",
     "SqlAlertStore",
+    "SqlCommandLog",
     "SqlDeploymentService",
     "SqlDeviceRegistry",
     "SqlFirmwareRepository",
+    "SqlLinkStatsStore",
+    "SqlQuarantineStore",
+    "SqlShadowStore",
     "SqlTelemetryStore",
     "Store",
     "create_store_engine",

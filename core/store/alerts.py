@@ -106,6 +106,15 @@ class SqlAlertStore(AlertStore):
                 counts[Severity.parse(severity)] = int(n)
         return counts
 
+    def open_counts_by_device(self) -> dict[str, int]:
+        stmt = (
+            select(AlertRow.device_id, func.count())
+            .where(AlertRow.state != AlertState.RESOLVED.value)
+            .group_by(AlertRow.device_id)
+        )
+        with self._sessions() as session:
+            return {device_id: int(n) for device_id, n in session.execute(stmt)}
+
 
 def _last_changed_by(row: RowMapping) -> str | None:
     """The domain keeps no "updated_by", so the person is inferred from the

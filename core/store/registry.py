@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, exists, func, insert, or_, select
+from sqlalchemy import Engine, Select, case, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import NotFound
@@ -59,6 +59,11 @@ class SqlDeviceRegistry(DeviceRegistry):
                     "firmware_version": func.coalesce(base.excluded.firmware_version,
                                                       _devices.c.firmware_version),
                     "updated_at": base.excluded.updated_at,
+                    # a device first heard of through a bare Last Will is "generic"
+                    # until its first telemetry says what it is
+                    "device_type": case((_devices.c.device_type == "generic",
+                                         base.excluded.device_type),
+                                        else_=_devices.c.device_type),
                 },
                 where=_devices.c.status != "decommissioned",
             )

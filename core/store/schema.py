@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -194,6 +195,84 @@ class AuditRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AlertRuleRow(Base):
+    """``scope`` is ``RuleScope.as_dict()`` (sorted lists); ``params`` belong to
+    the rule type, so they stay an opaque JSON object here."""
+
+    __tablename__ = "alert_rules"
+
+    rule_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rule_type: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    severity: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[dict[str, list[str]]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    auto_resolve: Mapped[bool] = mapped_column(Boolean)
+    escalate_after_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # Optimistic lock, as for alerts: saves are UPDATE ... WHERE version = expected.
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class ShadowRow(Base):
+    """One classic (unnamed) shadow per device; ``version`` is the shadow
+    document's own version and doubles as the optimistic lock."""
+
+    __tablename__ = "shadows"
+
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    desired: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reported: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime | None]
+
+
+class QuarantineRow(Base):
+    """Messages the hub refused, kept (payload capped) so a technician can see why."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    topic: Mapped[str] = mapped_column(Text)
+    device_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    reason: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LinkStatsRow(Base):
+    __tablename__ = "link_stats"
+
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger)
+    lost: Mapped[int] = mapped_column(BigInteger)
+    duplicates: Mapped[int] = mapped_column(BigInteger)
+    out_of_order: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    reboots: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class CommandRow(Base):
+    __tablename__ = "commands"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), index=True)
+    command: Mapped[str] = mapped_column(String(128))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    timeout_s: Mapped[float] = mapped_column(Float)
 
 
 metadata = Base.metadata

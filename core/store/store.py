@@ -10,11 +10,16 @@ from sqlalchemy import Engine
 from core.store import migrate
 from core.store.alerts import SqlAlertStore
 from core.store.audit import AuditLog
+from core.store.commands import SqlCommandLog
 from core.store.deployments import SqlDeploymentService
 from core.store.engine import create_store_engine
 from core.store.firmware import SqlFirmwareRepository
+from core.store.link_stats import SqlLinkStatsStore
 from core.store.outbox import Outbox
+from core.store.quarantine import SqlQuarantineStore
 from core.store.registry import SqlDeviceRegistry
+from core.store.rules import SqlAlertRuleStore
+from core.store.shadows import SqlShadowStore
 from core.store.telemetry import SqlTelemetryStore
 
 
@@ -30,6 +35,11 @@ class Store:
         self.deployments = SqlDeploymentService(engine)
         self.outbox = Outbox(engine)
         self.audit = AuditLog(engine)
+        self.rules = SqlAlertRuleStore(engine)
+        self.quarantine = SqlQuarantineStore(engine)
+        self.link_stats = SqlLinkStatsStore(engine)
+        self.commands = SqlCommandLog(engine)
+        self.shadows = SqlShadowStore(engine)
 
     @classmethod
     def open(

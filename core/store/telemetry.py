@@ -187,6 +187,21 @@ class SqlTelemetryStore(TelemetryStore):
                 for metric, ts, value in conn.execute(stmt)
             }
 
+    def latest_values(self, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+        """One scan of ``telemetry_latest`` (one row per device and metric),
+        never a query per device."""
+        wanted = sorted(set(metrics))
+        if not wanted:
+            return {}
+        stmt = select(_latest.c.device_id, _latest.c.metric, _latest.c.value).where(
+            _latest.c.metric.in_(wanted)
+        )
+        out: dict[str, dict[str, float]] = {}
+        with self._engine.connect() as conn:
+            for device_id, metric, value in conn.execute(stmt):
+                out.setdefault(device_id, {})[metric] = float(value)
+        return out
+
     def delete_before(self, cutoff: datetime) -> int:
         """Raw rows only; ``telemetry_latest`` keeps the last known value even
         when the history behind it has expired."""

@@ -78,10 +78,13 @@ def demo_scenario_path() -> Path:
 
 
 def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
-                        demo_fleet: bool | None = None) -> LocalBackend:
+                        demo_fleet: bool | None = None,
+                        live: bool | None = None) -> LocalBackend:
     profile = context.config.profile
     store = Store.open(context.config.database_url)
     backend = LocalBackend(store, EventBus())
+    if not (context.live if live is None else live):
+        return backend  # store only: scripts and one-shot commands
     try:
         if profile.broker == "embedded":
             from simulator.broker import EmbeddedBroker

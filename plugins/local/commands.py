@@ -51,7 +51,7 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    backend = build_local_backend(context, run_hub=True, demo_fleet=args.demo)
+    backend = build_local_backend(context, run_hub=True, demo_fleet=args.demo, live=True)
     hub = backend.hub
     assert hub is not None
     print(f"hub running: broker {backend.broker_url}, database "

@@ -96,7 +96,7 @@ def test_builtin_module_that_fails_to_import_is_reported(monkeypatch):
         entry_points=False,
         blocked=(),
     )
-    failed = pm.info("no_such_module_for_test.plugin")
+    failed = pm.info("no_such_module_for_test")
     assert failed.status is PluginStatus.FAILED
     assert "import failed: ModuleNotFoundError" in failed.error
     assert list(pm.cli_commands()) == ["hello"]

@@ -112,18 +112,17 @@ class MqttCommandChannel(CommandChannel):
         record = CommandRecord(request_id, device_id, command, dict(params or {}), self._user,
                                timeout_s=timeout_s)
         self._log.add(record)  # persisted before it goes on the wire
+        # Marked sent *before* publishing: a fast device can answer before publish()
+        # returns, and its answer must not be overwritten by a late "sent".
+        sent = replace(record, status=CommandStatus.SENT)
+        self._log.update(sent)
         future: Future[CommandResult] = Future()
         with self._lock:
-            self._pending[request_id] = (future, record, time.monotonic())
+            self._pending[request_id] = (future, sent, time.monotonic())
         payload = CommandRequest(request_id, command, dict(params or {}),
                                  int(time.time() * 1000)).encode()
         self._client.link.publish(command_request_topic(device.organization, device_id),
                                   payload, qos=1)
-        sent = replace(record, status=CommandStatus.SENT)
-        self._log.update(sent)
-        with self._lock:
-            if request_id in self._pending:
-                self._pending[request_id] = (future, sent, self._pending[request_id][2])
         self._client.bus.publish([FleetEvent(EventKind.COMMAND, device_id,
                                              data={"record": sent})])
         return future

@@ -123,6 +123,10 @@ class Ingestor:
                             created_at=at, updated_at=at, last_seen=None)
             self.cache.put(device, important=True)
             result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": device}))
+        if device.device_type == "generic" and device_type and device_type != "generic":
+            # first heard of through a bare status message; now it says what it is
+            device = replace(device, device_type=device_type)
+            self.cache.put(device, important=True)
         if device.status is DeviceStatus.DECOMMISSIONED:
             self._reject(result, message, "decommissioned",
                          f"{device_id} is decommissioned; register it again to accept its data",

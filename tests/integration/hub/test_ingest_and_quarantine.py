@@ -23,7 +23,7 @@ def good(device, seq, ts_ms=None, **metrics):
 
 def test_every_kind_of_bad_message_is_quarantined_and_ingestion_goes_on(
         hub_setup, mosquitto_broker):
-    hub, store, log = hub_setup
+    _hub, store, log = hub_setup
     now = int(time.time() * 1000)
     sender = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["nothing/here"])
     cases = {
@@ -94,7 +94,7 @@ def test_first_seen_registration_status_and_last_will(hub_setup, mosquitto_broke
 def test_decommissioned_device_data_is_quarantined(hub_setup, mosquitto_broker):
     from dataclasses import replace
 
-    hub, store, log = hub_setup
+    hub, store, _log = hub_setup
     sender = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["nothing/here"])
     try:
         sender.publish("dt/acme/old1/telemetry", good("old1", 0))
@@ -107,3 +107,17 @@ def test_decommissioned_device_data_is_quarantined(hub_setup, mosquitto_broker):
     finally:
         sender.close()
     assert store.registry.get("old1").status is DeviceStatus.DECOMMISSIONED
+
+
+def test_device_known_only_from_a_last_will_gets_its_type_from_telemetry(
+        hub_setup, mosquitto_broker):
+    hub, store, _log = hub_setup
+    sender = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["nothing/here"])
+    try:
+        sender.publish("dt/acme/lw1/status", b'{"state":"offline","reason":"connection lost"}')
+        assert wait_until(lambda: hub.device("lw1")).device_type == "generic"
+        sender.publish("dt/acme/lw1/telemetry", good("lw1", 0))
+        wait_until(lambda: hub.device("lw1").device_type == "pump")
+    finally:
+        sender.close()
+    wait_until(lambda: store.registry.get("lw1").device_type == "pump")

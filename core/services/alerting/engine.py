@@ -1,0 +1,230 @@
+"""The alert engine: rule evaluators in, alert store changes out.
+
+The hub calls ``process(device, readings)`` for each ingested batch and
+``tick(now)`` periodically (every few seconds); both return what changed so
+the hub can publish events. The store is touched only on condition edges.
+
+Decisions:
+
+* One open alert per (rule, device): while one is open (active or
+  acknowledged), recurrences change nothing.
+* Recurrence after a resolution reopens the most recently resolved alert of
+  that rule and device if it was resolved within ``reopen_window`` (default
+  1 h): a flapping sensor stays one queue item with its history instead of
+  flooding the queue. Later recurrences are a new incident and a new alert.
+* Auto-resolve (``rule.auto_resolve``) resolves as ``"system"``; if a person
+  changed the alert at the same moment, it re-reads and tries again.
+* Snoozed alerts still produce changes (the table must stay true) but with
+  ``notify=False``, and they get no escalation reminders.
+* A rule whose parameters are invalid is skipped and reported in
+  ``rule_errors``: one bad rule must not stop alerting for the others.
+* Decommissioned devices raise no alerts.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from core.errors import ConcurrentModification, IllegalTransition
+from core.model import Alert, AlertRule, AlertState, Device, DeviceStatus, Reading
+from core.model.timeutil import utcnow
+from core.ports.alerts import AlertQuery, AlertStore
+from core.registrations import AlertRuleTypeSpec
+from core.services.alerting.builtin import build_evaluator
+from core.services.alerting.escalation import EscalationTracker, Reminder
+from core.services.alerting.evaluator import Change, Evaluator, Resumable, Transition
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REOPEN_WINDOW = timedelta(hours=1)
+_SAVE_ATTEMPTS = 3
+
+
+class ChangeKind(enum.StrEnum):
+    RAISED = "raised"
+    REOPENED = "reopened"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """An alert the engine created or changed; ``notify`` is False for snoozed alerts."""
+
+    kind: ChangeKind
+    alert: Alert
+    transition: Transition
+    notify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    changes: list[AlertChange] = field(default_factory=list)
+    reminders: list[Reminder] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Compiled:
+    rule: AlertRule
+    evaluator: Evaluator
+
+
+class AlertEngine:
+    """Evaluate rules for the hub; not thread-safe (call from the hub's one worker).
+
+    ``rules``: all rules (disabled ones are ignored); ``rule_types``: the
+    registry (built-ins plus plugins); ``devices``: what ``tick`` walks (the
+    hub's registry cache); ``clock``: "now" for ``process`` (injected so tests
+    and replays are deterministic).
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[AlertRule],
+        rule_types: Mapping[str, AlertRuleTypeSpec],
+        alerts: AlertStore,
+        devices: Callable[[], Iterable[Device]],
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        reopen_window: timedelta = DEFAULT_REOPEN_WINDOW,
+    ) -> None:
+        self._rule_types = dict(rule_types)
+        self._alerts = alerts
+        self._devices = devices
+        self._clock = clock
+        self.reopen_window = reopen_window
+        self._compiled: dict[str, _Compiled] = {}
+        self.rule_errors: dict[str, str] = {}
+        self._escalation = EscalationTracker()
+        self._unresumed: set[str] = set()
+        self.set_rules(rules)
+
+    # ------------------------------------------------------------------ rules
+    def set_rules(self, rules: Iterable[AlertRule]) -> None:
+        """Replace the rule set (after an edit). Unchanged rules (same id and
+        version) keep their evaluator, so their state (pending durations,
+        hysteresis, rate windows) survives someone editing another rule."""
+        compiled: dict[str, _Compiled] = {}
+        self.rule_errors = {}
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            old = self._compiled.get(rule.rule_id)
+            if old is not None and old.rule.version == rule.version and old.rule == rule:
+                compiled[rule.rule_id] = old
+                continue
+            try:
+                evaluator = build_evaluator(rule, self._rule_types)
+            except Exception as exc:  # noqa: BLE001 - a plugin's factory may raise anything
+                self.rule_errors[rule.rule_id] = str(exc)
+                log.warning("alert rule %s skipped: %s", rule.rule_id, exc)
+                continue
+            compiled[rule.rule_id] = _Compiled(rule, evaluator)
+            self._unresumed.add(rule.rule_id)
+        self._compiled = compiled
+
+    @property
+    def rules(self) -> dict[str, AlertRule]:
+        """The enabled, valid rules the engine evaluates."""
+        return {rule_id: c.rule for rule_id, c in self._compiled.items()}
+
+    def _resume(self, now: datetime) -> None:
+        """Tell fresh evaluators which alerts are still open, so conditions that
+        cleared while the hub was down still auto-resolve."""
+        fresh, self._unresumed = self._unresumed & set(self._compiled), set()
+        if not fresh:
+            return
+        query = AlertQuery(states=frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED}))
+        for alert in self._alerts.list(query):
+            compiled = self._compiled.get(alert.rule_id) if alert.rule_id in fresh else None
+            if compiled is not None and isinstance(compiled.evaluator, Resumable):
+                compiled.evaluator.assume_active(alert.device_id, now)
+
+    def _applicable(self, device: Device) -> list[_Compiled]:
+        if device.status is DeviceStatus.DECOMMISSIONED:
+            return []
+        return [c for c in self._compiled.values() if c.rule.scope.matches(device)]
+
+    # ------------------------------------------------------------------ entry points
+    def process(self, device: Device, readings: Sequence[Reading]) -> list[AlertChange]:
+        """Evaluate one device's new readings (time-ordered) against every rule in scope."""
+        now = self._clock()
+        self._resume(now)
+        changes: list[AlertChange] = []
+        for compiled in self._applicable(device):
+            edges = compiled.evaluator.observe(device, readings, now)
+            changes.extend(self._apply_all(compiled.rule, device, edges))
+        return changes
+
+    def tick(self, now: datetime | None = None) -> TickResult:
+        """Let time pass: no-data rules fire or clear, escalation reminders fall due."""
+        now = now or self._clock()
+        self._resume(now)
+        changes: list[AlertChange] = []
+        for device in self._devices():
+            for compiled in self._applicable(device):
+                edges = compiled.evaluator.tick(device, now)
+                changes.extend(self._apply_all(compiled.rule, device, edges))
+        query = AlertQuery(states=frozenset({AlertState.ACTIVE}))
+        reminders = self._escalation.due(self._alerts.list(query), self.rules, now)
+        return TickResult(changes, reminders)
+
+    # ------------------------------------------------------------------ applying edges
+    def _apply_all(self, rule: AlertRule, device: Device,
+                   edges: list[Change]) -> list[AlertChange]:
+        out: list[AlertChange] = []
+        for edge in edges:
+            transition = Transition(device.device_id, rule.rule_id, edge.active, edge.value,
+                                    edge.message, edge.at)
+            change = self._raise(rule, transition) if edge.active else self._clear(rule, transition)
+            if change is not None:
+                out.append(change)
+        return out
+
+    def _message(self, rule: AlertRule, t: Transition) -> str:
+        return f"{rule.name}: {t.message}"
+
+    def _raise(self, rule: AlertRule, t: Transition) -> AlertChange | None:
+        if self._alerts.open_alert_for(t.device_id, rule.rule_id) is not None:
+            return None
+        last = self._last_resolved(t.device_id, rule.rule_id)
+        if (last is not None and last.resolved_at is not None
+                and t.at - last.resolved_at <= self.reopen_window):
+            reopened = last.reopen(t.value, self._message(rule, t), at=t.at)
+            try:
+                self._alerts.save(reopened)
+                return AlertChange(ChangeKind.REOPENED, reopened, t)
+            except ConcurrentModification:
+                pass  # touched meanwhile: a new alert is the safe answer
+        alert = Alert(device_id=t.device_id, rule_id=rule.rule_id, severity=rule.severity,
+                      message=self._message(rule, t), value=t.value, created_at=t.at,
+                      updated_at=t.at)
+        self._alerts.add(alert)
+        return AlertChange(ChangeKind.RAISED, alert, t)
+
+    def _last_resolved(self, device_id: str, rule_id: str) -> Alert | None:
+        resolved = [a for a in self._alerts.list(AlertQuery(
+            device_id=device_id, states=frozenset({AlertState.RESOLVED})))
+            if a.rule_id == rule_id and a.resolved_at is not None]
+        return max(resolved, key=lambda a: a.resolved_at or a.updated_at, default=None)
+
+    def _clear(self, rule: AlertRule, t: Transition) -> AlertChange | None:
+        if not rule.auto_resolve:
+            return None
+        for _ in range(_SAVE_ATTEMPTS):
+            current = self._alerts.open_alert_for(t.device_id, rule.rule_id)
+            if current is None:
+                return None
+            try:
+                resolved = current.resolve("system", at=max(t.at, current.updated_at))
+                self._alerts.save(resolved)
+            except (ConcurrentModification, IllegalTransition):
+                continue  # someone acted at the same moment: look again
+            return AlertChange(ChangeKind.RESOLVED, resolved, t,
+                               notify=not current.is_snoozed(t.at))
+        log.warning("could not auto-resolve %s/%s after %d attempts", t.device_id,
+                    rule.rule_id, _SAVE_ATTEMPTS)
+        return None

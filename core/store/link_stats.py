@@ -1,0 +1,83 @@
+"""SQL link statistics: one row per device, written by the hub in batches."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from core.model.link import LinkStats
+from core.ports.hub import LinkStatsStore
+from core.store._sql import chunked, dialect_insert, on_conflict_update
+from core.store.schema import LinkStatsRow, table_of
+
+_ls = table_of(LinkStatsRow)
+
+
+class SqlLinkStatsStore(LinkStatsStore):
+    """Each ``LinkStats`` is the device's cumulative snapshot (the hub's tracker
+    owns the running totals and ``last_seq``), so an upsert replaces the row.
+    A snapshot older than the stored one (``updated_at``) is ignored, so a late
+    flush can never roll the counters back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def get(self, device_id: str) -> LinkStats | None:
+        with self._sessions() as session:
+            row = session.get(LinkStatsRow, device_id)
+            return None if row is None else _to_domain(row)
+
+    def upsert_many(self, stats: Sequence[LinkStats]) -> None:
+        """All rows in one transaction with ``INSERT ... ON CONFLICT DO UPDATE``
+        (SQLite and PostgreSQL); within one batch the newest snapshot per device wins."""
+        newest: dict[str, LinkStats] = {}
+        for s in stats:
+            seen = newest.get(s.device_id)
+            if seen is None or s.updated_at >= seen.updated_at:
+                newest[s.device_id] = s
+        if not newest:
+            return
+        rows = [_to_row(s) for s in newest.values()]
+        with self._engine.begin() as conn:
+            ins = dialect_insert(conn.dialect.name, _ls)
+            stmt = on_conflict_update(ins, where=ins.excluded.updated_at >= _ls.c.updated_at)
+            for part in chunked(rows):
+                conn.execute(stmt, list(part))
+
+    def list(self) -> builtins.list[LinkStats]:
+        stmt = select(LinkStatsRow).order_by(LinkStatsRow.device_id)
+        with self._sessions() as session:
+            return [_to_domain(row) for row in session.scalars(stmt)]
+
+
+def _to_row(s: LinkStats) -> dict[str, Any]:
+    return {
+        "device_id": s.device_id,
+        "last_seq": s.last_seq,
+        "received": s.received,
+        "lost": s.lost,
+        "duplicates": s.duplicates,
+        "out_of_order": s.out_of_order,
+        "rejected": s.rejected,
+        "reboots": s.reboots,
+        "updated_at": s.updated_at,
+    }
+
+
+def _to_domain(row: LinkStatsRow) -> LinkStats:
+    return LinkStats(
+        device_id=row.device_id,
+        last_seq=row.last_seq,
+        received=row.received,
+        lost=row.lost,
+        duplicates=row.duplicates,
+        out_of_order=row.out_of_order,
+        rejected=row.rejected,
+        reboots=row.reboots,
+        updated_at=row.updated_at,
+    )
