@@ -15,6 +15,7 @@ class AlertQuery:
     states: frozenset[AlertState] = frozenset()
     severities: frozenset[Severity] = frozenset()
     since: datetime | None = None
+    changed_since: datetime | None = None  # updated at or after (consoles catching up)
     limit: int | None = None
 
 

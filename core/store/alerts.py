@@ -76,6 +76,8 @@ class SqlAlertStore(AlertStore):
             stmt = stmt.where(AlertRow.severity.in_(sorted(s.value for s in q.severities)))
         if q.since is not None:
             stmt = stmt.where(AlertRow.created_at >= q.since)
+        if q.changed_since is not None:
+            stmt = stmt.where(AlertRow.updated_at >= q.changed_since)
         if q.limit is not None:
             stmt = stmt.limit(q.limit)
         with self._sessions() as session:

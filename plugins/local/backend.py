@@ -24,6 +24,7 @@ from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
 from plugins.local.hub.hub import Hub
 from plugins.local.hub.mqtt_link import MqttLink
+from plugins.local.hub.observer import TeamObserver
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,14 @@ class LocalBackend(Backend):
         self.broker: Any = None
         self.hub: Hub | None = None
         self.client: ConsoleClient | None = None
+        self.observer: TeamObserver | None = None
         self.demo: Any = None
         self.broker_url = ""
 
     def close(self) -> None:
         """Stop in reverse order: devices first (they say goodbye), then the hub
         (it drains its inbox into the store), then the broker, then the store."""
-        for part in (self.demo, self.client, self.hub):
+        for part in (self.demo, self.observer, self.client, self.hub):
             if part is not None:
                 try:
                     part.stop()
@@ -108,6 +110,11 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
         def link(filters: Any, on_message: Any) -> MqttLink:
             return MqttLink(host, port, client_id=f"smartiot-console-{uuid.uuid4().hex[:8]}",
                             filters=filters, on_message=on_message, tls_context=tls_context)
+
+        if backend.hub is None:
+            # The hub runs elsewhere: follow the devices and the shared database.
+            backend.observer = TeamObserver(link, backend.bus, store.registry, store.alerts)
+            backend.observer.start()
 
         client = ConsoleClient(link, backend.bus)
         client.commands = MqttCommandChannel(client, store.commands, store.registry,
