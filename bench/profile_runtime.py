@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.broker import EmbeddedBroker  # noqa: E402
-from simulator.runtime import FleetRuntime  # noqa: E402
-from simulator.scenario import single_group  # noqa: E402
-from simulator.target import BrokerTarget  # noqa: E402
+from simulator.broker import EmbeddedBroker
+from simulator.runtime import FleetRuntime
+from simulator.scenario import single_group
+from simulator.target import BrokerTarget
 
 
 def main() -> int:

@@ -41,6 +41,7 @@ def _plugins() -> PluginManager:
 
 def _seed(url: str, count: int) -> None:
     """A plausible fleet for a screenshot: mixed types, mostly online, a few in trouble."""
+    import math
     import random
     from datetime import UTC, datetime, timedelta
 
@@ -67,6 +68,21 @@ def _seed(url: str, count: int) -> None:
                 last_seen=now - timedelta(seconds=rng.randint(1, 900)),
             ))
         store.registry.upsert_many(devices)
+        from core.model import Reading
+
+        readings = []
+        for n, device in enumerate(devices):
+            battery = 15 + (n * 37) % 85
+            rssi = -45 - (n * 13) % 50
+            for k in range(15):  # one reading a minute for the last 15 minutes
+                ts = now - timedelta(minutes=14 - k)
+                readings += [
+                    Reading(device.device_id, "battery_pct", ts, battery - k * 0.05),
+                    Reading(device.device_id, "rssi", ts, rssi + rng.uniform(-3, 3)),
+                    Reading(device.device_id, "temperature", ts,
+                            21 + 3 * math.sin((n + k) / 3) + rng.uniform(-0.4, 0.4)),
+                ]
+        store.telemetry.write_batch(readings)
         for device in rng.sample(devices, min(12, count)):
             store.alerts.add(Alert(device.device_id, "temperature-high",
                                    rng.choice(list(Severity)),
@@ -91,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", help="page id to open (default: the first page)")
     parser.add_argument("--dialog", choices=("plugins", "settings", "about"),
                         help="grab this dialog instead of the main window")
+    parser.add_argument("--device", metavar="ID",
+                        help="open this device's detail on the page (pages with show_device)")
     parser.add_argument("--wait", type=float, default=2.0, help="seconds to let pages load")
     parser.add_argument("--sample-fleet", type=int, default=0, metavar="N",
                         help="fill the throw-away store with N sample devices and some alerts")
@@ -112,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.page:
                 window.show_page(args.page)
             _settle(app, args.wait)
+            if args.device and args.page:
+                page = window.page_widget(args.page)
+                if hasattr(page, "show_device") and page.show_device(args.device):
+                    _settle(app, args.wait)
+                else:
+                    print(f"screenshot: could not open device {args.device}", file=sys.stderr)
             target: QWidget = window
             if args.dialog:
                 opener = {"plugins": window.open_plugins_dialog,

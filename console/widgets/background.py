@@ -6,10 +6,13 @@ the GUI thread and the window keeps painting while a slow database answers.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from console.widgets.signals import safe_emit
 
 
 class _Signals(QObject):
@@ -32,9 +35,15 @@ class _Job(QRunnable):
         try:
             result = self._fn()
         except Exception as exc:  # noqa: BLE001 - reported to the page, never lost
-            self._signals.failed.emit(exc)
+            self._deliver(self._signals.failed, exc)
         else:
-            self._signals.done.emit(result)
+            self._deliver(self._signals.done, result)
+
+    @staticmethod
+    def _deliver(signal: object, value: object) -> None:
+        # RuntimeError: the application is shutting down and nobody is listening
+        with contextlib.suppress(RuntimeError):
+            safe_emit(signal, value)
 
 
 class BackgroundCall(QObject):

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.context import AppContext
 from core.hookspecs import hookimpl
-from core.registrations import PageSpec
+from core.registrations import CliCommand, PageSpec
 
 
 def _page(context: AppContext) -> Any:
@@ -20,3 +20,11 @@ def _page(context: AppContext) -> Any:
 def smartiot_register_pages(register: Callable[[PageSpec], None]) -> None:
     register(PageSpec("devices", "Devices", _page, icon="devices", order=10,
                       tooltip="Fleet inventory: find a device and see what it is doing"))
+
+
+@hookimpl
+def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
+    from plugins.devices.commands import configure_devices, run_devices
+
+    register(CliCommand("devices", "list devices or show one (metadata, values, alerts)",
+                        configure_devices, run_devices))

@@ -1,36 +1,625 @@
-"""The fleet inventory page."""
+"""The Devices page: the fleet table with search, filters and a detail panel.
+
+Data flow: the first load (registry + latest battery/RSSI + open alert counts)
+runs on a worker thread; afterwards a LiveBridge delivers the backend's live
+feed in coalesced batches and the model updates rows in place.
+"""
 
 from __future__ import annotations
 
-from console.widgets.record_page import RecordPage
-from console.widgets.record_table import Column
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QMouseEvent, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.bridge import LiveBridge
+from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.model import Device
+from core.ports.backend import Backend
+from core.ports.live import EventKind, FleetEvent
+from plugins.devices import service
+from plugins.devices.widgets.detail import DeviceDetail
+from plugins.devices.widgets.fleet_model import (
+    HEADERS,
+    Col,
+    DeviceFilterProxy,
+    FilterState,
+    FleetTableModel,
+)
+from plugins.devices.widgets.register_dialog import RegisterDeviceDialog
 
-STATUS_COLOURS = {"online": "#16a34a", "offline": "#6b7280", "warning": "#d97706",
-                  "error": "#dc2626", "decommissioned": "#9ca3af"}
-
-COLUMNS = [
-    Column("Status", lambda d: d.status.value,
-           colour=lambda d: STATUS_COLOURS.get(d.status.value)),
-    Column("Device", lambda d: d.device_id),
-    Column("Name", lambda d: d.name),
-    Column("Type", lambda d: d.device_type),
-    Column("Organization", lambda d: d.organization),
-    Column("Firmware", lambda d: d.firmware_version or ""),
-    Column("Tags", lambda d: ", ".join(sorted(d.tags))),
-    Column("Last seen", lambda d: d.last_seen),
-]
+FILTERS = (("status", "Status", "statuses"), ("type", "Type", "types"), ("tag", "Tag", "tags"),
+           ("organization", "Organization", "organizations"), ("firmware", "Firmware", "firmware"))
+LIVE_SEARCH_LIMIT = 20_000  # above this many devices the search waits for a typing pause
+RELATIVE_TIME_REFRESH_MS = 5_000
+COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 120,
+                 Col.ORGANIZATION: 110, Col.FIRMWARE: 90, Col.LAST_SEEN: 100, Col.BATTERY: 84,
+                 Col.RSSI: 84, Col.ALERTS: 96}
+EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
+              "or register one with “Register…”."
+EMPTY_MATCH = "No devices match the search and filters."
 
 
-def build_devices_page(context: AppContext) -> RecordPage:
-    def load() -> list[Device]:
-        return context.backend.registry.list()
+class StickyMenu(QMenu):
+    """A menu whose checkable entries toggle without closing it (multi-select lists)."""
 
-    return RecordPage(
-        "Devices",
-        COLUMNS,
-        load,
-        empty_text="No devices registered yet. Devices appear here when they first connect.",
-        sort_column=1,
-    )
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        action = self.activeAction()
+        if action is not None and action.isEnabled() and action.isCheckable():
+            action.trigger()
+            return
+        super().mouseReleaseEvent(event)
+
+
+def export_view_csv(model: FleetTableModel, proxy: DeviceFilterProxy, path: Path) -> int:
+    """Write the rows the table shows, in its order, with exact values; returns rows."""
+    header = [HEADERS[c] for c in Col]
+    rows = [[model.export_value(src, c) for c in Col] for src in proxy.visible_rows()]
+    return service.write_csv(path, header, rows)
+
+
+class DevicesPage(QWidget):
+    """The Devices page.
+
+    Give it an ``AppContext`` (the backend is built on a worker thread on first
+    load) or a ready ``backend``. Everything live comes from ``backend.live``
+    through a :class:`LiveBridge`.
+    """
+
+    def __init__(
+        self,
+        context: AppContext | None = None,
+        *,
+        backend: Backend | None = None,
+        saved_filters_path: Path | None = None,
+        bridge_interval_ms: int = 100,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if context is None and backend is None:
+            raise ValueError("DevicesPage needs a context or a backend")
+        self._context = context
+        self.backend: Backend | None = backend
+        self.bridge: LiveBridge | None = None
+        self._bridge_interval_ms = bridge_interval_ms
+        self._background = BackgroundCall(self)
+        self._alert_recount: set[str] = set()
+        self._alert_job_running = False
+        self._loading = False
+        if saved_filters_path is None and context is not None:
+            saved_filters_path = Path(context.config.path).parent / "saved_filters.json"
+        self.saved_filters = service.SavedFilters(
+            saved_filters_path or Path.home() / ".smartiot-saved_filters.json")
+
+        # -- top bar
+        self.heading = QLabel("Devices")
+        self.heading.setProperty("role", "title")
+        self.count_label = QLabel("")
+        self.count_label.setProperty("role", "secondary")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search id, name, tag, type, firmware…  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(260)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Reload the fleet from the backend (F5)")
+        self.register_button = QPushButton("Register…")
+        self.register_button.setToolTip("Register a new device")
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setToolTip("Save the rows shown (filtered and sorted) as CSV")
+
+        # -- filter bar
+        self.filter_buttons: dict[str, QToolButton] = {}
+        self.filter_menus: dict[str, StickyMenu] = {}
+        filter_bar = QHBoxLayout()
+        filter_bar.setSpacing(6)
+        for kind, title, _field in FILTERS:
+            button = QToolButton()
+            button.setText(title)
+            button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setStyleSheet("QToolButton { padding: 3px 18px 3px 8px; }")
+            menu = StickyMenu(button)
+            menu.aboutToShow.connect(lambda k=kind: self._fill_filter_menu(k))
+            button.setMenu(menu)
+            self.filter_buttons[kind] = button
+            self.filter_menus[kind] = menu
+            filter_bar.addWidget(button)
+        self.clear_filters_button = QPushButton("Clear filters")
+        self.clear_filters_button.setFlat(True)
+        filter_bar.addWidget(self.clear_filters_button)
+        filter_bar.addStretch(1)
+        saved_label = QLabel("Saved filters")
+        saved_label.setProperty("role", "secondary")
+        self.saved_combo = QComboBox()
+        self.saved_combo.setMinimumWidth(160)
+        self.save_filter_button = QPushButton("Save…")
+        self.save_filter_button.setToolTip("Name the current search and filters to reuse them")
+        self.delete_filter_button = QPushButton("Delete")
+        filter_bar.addWidget(saved_label)
+        filter_bar.addWidget(self.saved_combo)
+        filter_bar.addWidget(self.save_filter_button)
+        filter_bar.addWidget(self.delete_filter_button)
+
+        # -- table
+        self.model = FleetTableModel(self)
+        self.proxy = DeviceFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setObjectName("FleetTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        vh = self.table.verticalHeader()
+        vh.setVisible(False)
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(26)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(False)
+        hh.setHighlightSections(False)
+        for col, width in COLUMN_WIDTHS.items():
+            self.table.setColumnWidth(col, width)
+        hh.setSectionResizeMode(Col.NAME, QHeaderView.ResizeMode.Stretch)
+        hh.setMinimumSectionSize(60)
+        self.table.sortByColumn(Col.DEVICE_ID, Qt.SortOrder.AscendingOrder)
+
+        self.empty_label = QLabel(EMPTY_FLEET)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setProperty("role", "secondary")
+        self.empty_label.setWordWrap(True)
+        self.empty_clear_button = QPushButton("Clear search and filters")
+        empty = QWidget()
+        empty_layout = QVBoxLayout(empty)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_label)
+        empty_layout.addWidget(self.empty_clear_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_layout.addStretch(2)
+        self.table_stack = QStackedWidget()
+        self.table_stack.addWidget(self.table)
+        self.table_stack.addWidget(empty)
+
+        self.status_label = QLabel("")
+        self.status_label.setProperty("role", "secondary")
+        self.status_label.setWordWrap(True)
+        self.status_label.setVisible(False)
+
+        self.detail = DeviceDetail()
+        self.detail.setVisible(False)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.table_stack)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.heading)
+        top.addSpacing(8)
+        top.addWidget(self.count_label, 0, Qt.AlignmentFlag.AlignBottom)
+        top.addStretch(1)
+        top.addWidget(self.search, 2)
+        top.addWidget(self.refresh_button)
+        top.addWidget(self.register_button)
+        top.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(8)
+        layout.addLayout(top)
+        layout.addLayout(filter_bar)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.splitter, 1)
+
+        # -- behaviour
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(200)
+        self._search_timer.timeout.connect(self._apply_search)
+        self._resort_timer = QTimer(self)
+        self._resort_timer.setSingleShot(True)
+        self._resort_timer.setInterval(2000)
+        self._resort_timer.timeout.connect(self._resort)
+        self._clock = QTimer(self)
+        self._clock.setInterval(RELATIVE_TIME_REFRESH_MS)
+        self._clock.timeout.connect(self.table.viewport().update)
+        self._clock.start()
+
+        self.search.textChanged.connect(self._search_changed)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.register_button.clicked.connect(self.open_register_dialog)
+        self.export_button.clicked.connect(self._export_clicked)
+        self.clear_filters_button.clicked.connect(self.clear_filters)
+        self.empty_clear_button.clicked.connect(self.clear_filters)
+        self.saved_combo.activated.connect(self._saved_activated)
+        self.save_filter_button.clicked.connect(self._save_filter_clicked)
+        self.delete_filter_button.clicked.connect(self._delete_filter_clicked)
+        self.table.clicked.connect(lambda index: self.open_detail(index.row(), focus=False))
+        self.table.activated.connect(lambda index: self.open_detail(index.row()))
+        self.table.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.detail.close_requested.connect(self.close_detail)
+        self.detail.device_changed.connect(self._device_changed)
+        self.proxy.layoutChanged.connect(self._update_count)
+        self.proxy.rowsInserted.connect(self._update_count)
+        self.proxy.rowsRemoved.connect(self._update_count)
+        self.proxy.modelReset.connect(self._update_count)
+
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self, self.focus_search)
+        QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.refresh)
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            enter = QShortcut(QKeySequence(key), self.table, self._enter_pressed)
+            enter.setContext(Qt.ShortcutContext.WidgetShortcut)
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close_detail)
+        escape.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+        self._reload_saved_names()
+        self._update_filter_buttons()
+        self._update_count()
+        if backend is not None:
+            self._backend_ready(backend)
+        self.refresh()
+
+    # -- loading -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        self.refresh_button.setEnabled(False)
+        self._set_status("Loading devices…", "secondary")
+        context, backend = self._context, self.backend
+
+        def load() -> tuple[Backend, service.FleetSnapshot]:
+            b = backend if backend is not None else context.backend  # type: ignore[union-attr]
+            return b, service.load_fleet(b)
+
+        self._background.start(load, self._loaded, self._failed)
+
+    def _loaded(self, result: tuple[Backend, service.FleetSnapshot]) -> None:
+        backend, snapshot = result
+        self._loading = False
+        self.refresh_button.setEnabled(True)
+        if self.backend is not backend or self.bridge is None:
+            self._backend_ready(backend)
+        selected = self.detail.device_id
+        self.model.load(snapshot.devices, snapshot.latest_values, snapshot.alert_counts)
+        self._set_status("", "secondary")
+        self._update_count()
+        if selected is not None:
+            self._select_device(selected)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._loading = False
+        self.refresh_button.setEnabled(True)
+        self._set_status(f"Could not load devices: {exc}", "error")
+
+    def _backend_ready(self, backend: Backend) -> None:
+        self.backend = backend
+        self.detail.set_backend(backend)
+        if self.bridge is None and backend.live is not None:
+            self.bridge = LiveBridge(backend.live, interval_ms=self._bridge_interval_ms,
+                                     parent=self)
+            self.bridge.batch.connect(self.apply_events)
+        self.register_button.setEnabled(True)
+
+    # -- live ----------------------------------------------------------------------------
+    def apply_events(self, events: list[FleetEvent]) -> None:
+        """A LiveBridge batch: rows change in place, new devices are appended."""
+        before = self.model.rowCount()
+        self.model.apply_events(events)
+        if self.model.rowCount() != before and self.model.sort_column >= 0:
+            self._resort_timer.start()
+        alerted = {e.device_id for e in events if e.kind == EventKind.ALERT and e.device_id}
+        if alerted:
+            self._alert_recount |= alerted
+            self._start_alert_recount()
+        if self.detail.isVisible() or self.detail.device_id is not None:
+            self.detail.apply_events(events)
+        self._update_count()
+
+    def _start_alert_recount(self) -> None:
+        backend = self.backend
+        if self._alert_job_running or not self._alert_recount or backend is None:
+            return
+        ids, self._alert_recount = self._alert_recount, set()
+        self._alert_job_running = True
+
+        def done(counts: dict[str, int]) -> None:
+            self._alert_job_running = False
+            self.model.set_alert_counts(counts)
+            self._start_alert_recount()
+
+        def failed(exc: BaseException) -> None:
+            self._alert_job_running = False
+            self._set_status(f"Could not update alert counts: {exc}", "error")
+
+        self._background.start(lambda: service.open_alert_counts(backend, ids), done, failed)
+
+    def _resort(self) -> None:
+        self.model.sort(self.model.sort_column, self.model.sort_order)
+
+    # -- search and filters --------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def _search_changed(self, _text: str) -> None:
+        if self.model.rowCount() > LIVE_SEARCH_LIMIT:
+            self._search_timer.start()
+        else:
+            self._apply_search()
+
+    def _apply_search(self) -> None:
+        self._search_timer.stop()
+        self.proxy.set_text(self.search.text())
+        self._update_filter_buttons()
+        self._update_count()
+
+    def filter_state(self) -> FilterState:
+        state = self.proxy.state
+        state.text = self.search.text()
+        return state
+
+    def set_filter_state(self, state: FilterState) -> None:
+        self._search_timer.stop()
+        self.search.blockSignals(True)
+        self.search.setText(state.text)
+        self.search.blockSignals(False)
+        self.proxy.set_state(state)
+        self._update_filter_buttons()
+        self._update_count()
+
+    def set_filter(self, kind: str, values: set[str]) -> None:
+        """Set one filter list (status, type, tag, organization, firmware)."""
+        field_name = dict((k, f) for k, _t, f in FILTERS)[kind]
+        state = self.filter_state()
+        setattr(state, field_name, set(values))
+        self.set_filter_state(state)
+
+    def clear_filters(self) -> None:
+        self.set_filter_state(FilterState())
+        self.saved_combo.setCurrentIndex(0)
+
+    def filter_options(self, kind: str) -> list[str]:
+        return self.model.distinct(kind)
+
+    def _fill_filter_menu(self, kind: str) -> None:
+        menu = self.filter_menus[kind]
+        menu.clear()
+        field_name = dict((k, f) for k, _t, f in FILTERS)[kind]
+        chosen: set[str] = getattr(self.proxy.state, field_name)
+        options = self.filter_options(kind)
+        for value in sorted(chosen - set(options)):
+            options.append(value)  # keep a chosen value visible even if no device has it now
+        if not options:
+            none = menu.addAction("No values yet")
+            none.setEnabled(False)
+            return
+        for value in options:
+            action = QAction(value or "(none)", menu)
+            action.setCheckable(True)
+            action.setChecked(value in chosen)
+            action.toggled.connect(lambda on, v=value: self._toggle(kind, v, on))
+            menu.addAction(action)
+        menu.addSeparator()
+        clear = menu.addAction("Clear")
+        clear.triggered.connect(lambda: self.set_filter(kind, set()))
+
+    def _toggle(self, kind: str, value: str, on: bool) -> None:
+        field_name = dict((k, f) for k, _t, f in FILTERS)[kind]
+        values = set(getattr(self.proxy.state, field_name))
+        if on:
+            values.add(value)
+        else:
+            values.discard(value)
+        self.set_filter(kind, values)
+
+    def _update_filter_buttons(self) -> None:
+        state = self.proxy.state
+        for kind, title, field_name in FILTERS:
+            chosen = getattr(state, field_name)
+            button = self.filter_buttons[kind]
+            if not chosen:
+                button.setText(title)
+                button.setToolTip(f"Show only devices with these {title.lower()} values")
+            elif len(chosen) == 1:
+                button.setText(f"{title}: {next(iter(chosen)) or '(none)'}")
+                button.setToolTip("")
+            else:
+                button.setText(f"{title}: {len(chosen)}")
+                button.setToolTip(", ".join(sorted(chosen)))
+            button.setProperty("accent", bool(chosen))
+            button.style().unpolish(button)
+            button.style().polish(button)
+        self.clear_filters_button.setEnabled(not self.filter_state().is_empty())
+
+    # -- saved filters ------------------------------------------------------------------
+    def save_filter(self, name: str) -> None:
+        self.saved_filters.save(name, self.filter_state().to_dict())
+        self._reload_saved_names(select=name.strip())
+
+    def apply_saved_filter(self, name: str) -> None:
+        raw = self.saved_filters.get(name)
+        if raw is None:
+            self._set_status(f"No saved filter named {name!r}", "error")
+            return
+        self.set_filter_state(FilterState.from_dict(raw))
+        self.saved_combo.setCurrentText(name)
+
+    def delete_saved_filter(self, name: str) -> None:
+        self.saved_filters.delete(name)
+        self._reload_saved_names()
+
+    def _reload_saved_names(self, select: str = "") -> None:
+        self.saved_combo.blockSignals(True)
+        self.saved_combo.clear()
+        names = self.saved_filters.names()
+        self.saved_combo.addItem("—" if names else "none saved")
+        self.saved_combo.addItems(names)
+        if select in names:
+            self.saved_combo.setCurrentIndex(names.index(select) + 1)
+        self.saved_combo.blockSignals(False)
+        self.delete_filter_button.setEnabled(bool(names))
+
+    def _saved_activated(self, index: int) -> None:
+        if index > 0:
+            self.apply_saved_filter(self.saved_combo.itemText(index))
+
+    def _save_filter_clicked(self) -> None:
+        current = self.saved_combo.currentText() if self.saved_combo.currentIndex() > 0 else ""
+        name, ok = QInputDialog.getText(self, "Save filter", "Name for the current filters:",
+                                        text=current)
+        if ok and name.strip():
+            self.save_filter(name)
+
+    def _delete_filter_clicked(self) -> None:
+        if self.saved_combo.currentIndex() > 0:
+            self.delete_saved_filter(self.saved_combo.currentText())
+
+    # -- export --------------------------------------------------------------------------
+    def export_csv(self, path: Path) -> int:
+        return export_view_csv(self.model, self.proxy, Path(path))
+
+    def _export_clicked(self) -> None:
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Export devices", str(Path.home() / "devices.csv"), "CSV files (*.csv)")
+        if not path:
+            return
+        header = [HEADERS[c] for c in Col]
+        rows = [[self.model.export_value(src, c) for c in Col]
+                for src in self.proxy.visible_rows()]
+        self._set_status("Exporting…", "secondary")
+        self._background.start(
+            lambda: service.write_csv(Path(path), header, rows),
+            lambda n: self._set_status(f"Exported {n:,} devices to {path}", "success"),
+            lambda exc: self._set_status(f"Export failed: {exc}", "error"))
+
+    # -- detail --------------------------------------------------------------------------
+    def open_detail(self, proxy_row: int | None = None, *, focus: bool = True) -> None:
+        if proxy_row is None:
+            proxy_row = self.table.currentIndex().row()
+        if proxy_row < 0 or proxy_row >= self.proxy.rowCount():
+            return
+        device = self.proxy.device(proxy_row)
+        if not self.detail.isVisible():
+            self.detail.setVisible(True)
+            total = max(self.splitter.width(), 900)
+            self.splitter.setSizes([total * 55 // 100, total * 45 // 100])
+        if self.detail.device_id != device.device_id:
+            self.detail.show_device(device.device_id, device)
+        if focus:
+            self.detail.tabs.setFocus()
+
+    def close_detail(self) -> None:
+        if self.detail.isVisible():
+            self.detail.setVisible(False)
+            self.table.setFocus()
+
+    def show_device(self, device_id: str) -> bool:
+        """Select ``device_id`` in the table and open its detail (False if not shown)."""
+        if not self._select_device(device_id):
+            return False
+        self.open_detail(self.table.currentIndex().row())
+        return True
+
+    def _select_device(self, device_id: str) -> bool:
+        source_row = self.model.row_of(device_id)
+        if source_row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(source_row, 0))
+        if not index.isValid():
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+        return True
+
+    def _enter_pressed(self) -> None:
+        self.open_detail()
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self.detail.isVisible() and current.isValid():
+            self.open_detail(current.row(), focus=False)
+
+    def _device_changed(self, device: Device) -> None:
+        self.model.upsert_devices([device])
+        self._update_count()
+
+    # -- register ------------------------------------------------------------------------
+    def open_register_dialog(self) -> RegisterDeviceDialog | None:
+        dialog = RegisterDeviceDialog(self.model.distinct("type"),
+                                      self.model.distinct("organization"), self)
+        dialog.accepted.connect(lambda: self.register_device(dialog.device()))
+        dialog.open()
+        return dialog
+
+    def register_device(self, device: Device,
+                        on_done: Callable[[Device], Any] | None = None) -> None:
+        backend = self.backend
+        if backend is None:
+            self._set_status("The backend is not ready yet; try again in a moment", "error")
+            return
+
+        def done(registered: Device) -> None:
+            self.model.upsert_devices([registered])
+            self._set_status(f"Registered {registered.device_id}", "success")
+            self._update_count()
+            self.show_device(registered.device_id)
+            if on_done is not None:
+                on_done(registered)
+
+        self._background.start(
+            lambda: service.register_device(backend, device), done,
+            lambda exc: self._set_status(f"Could not register {device.device_id}: {exc}",
+                                         "error"))
+
+    # -- state ---------------------------------------------------------------------------
+    def _set_status(self, text: str, role: str) -> None:
+        self.status_label.setText(text)
+        self.status_label.setProperty("role", role)
+        self.status_label.style().unpolish(self.status_label)
+        self.status_label.style().polish(self.status_label)
+        self.status_label.setVisible(bool(text))
+
+    def _update_count(self, *_args: Any) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count_label.setText(f"{shown:,} of {total:,}")
+        if shown == 0 and not self._loading:
+            self.empty_label.setText(EMPTY_MATCH if total else EMPTY_FLEET)
+            self.empty_clear_button.setVisible(bool(total))
+            self.table_stack.setCurrentIndex(1)
+        else:
+            self.table_stack.setCurrentIndex(0)
+
+    def closeEvent(self, event: Any) -> None:
+        if self.bridge is not None:
+            self.bridge.close()
+        super().closeEvent(event)
+
+
+def build_devices_page(context: AppContext) -> DevicesPage:
+    return DevicesPage(context)

@@ -74,7 +74,7 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
             backend = build_local_backend(context)
             assert backend.hub is None and backend.observer is not None
             consoles.append((context, backend, EventLog(backend.bus)))
-        (ctx_a, console_a, log_a), (ctx_b, console_b, log_b) = consoles
+        (_ctx_a, console_a, log_a), (_ctx_b, console_b, log_b) = consoles
         assert console_a.client.link.wait_connected(10)
         assert console_b.observer.link.wait_connected(10)
         time.sleep(1.0)
@@ -116,7 +116,7 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
     finally:
         if running is not None:
             running.stop()
-        for context, backend, _log in consoles:
+        for _context, backend, _log in consoles:
             backend.close()
         hub.terminate()
         output = hub.communicate(timeout=30)[0]

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from core.model import (
+    Alert,
     AlertState,
     Deployment,
     Device,
@@ -20,10 +21,14 @@ from core.model import (
     SemVer,
     Severity,
 )
+from core.model.link import CommandRecord, LinkStats, QuarantinedMessage
+from core.model.rule import AlertRule
+from core.ports.shadows import ShadowDocument
 from core.store import Store, migrate
 from core.store.schema import metadata
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+HEAD = "0003"
 
 
 def _ts_literal(engine: Engine, moment: datetime) -> str:
@@ -67,7 +72,7 @@ def test_upgrade_from_0001_keeps_data_and_new_tables_work(bare_engine: Engine) -
             )
 
     migrate.upgrade(bare_engine)
-    assert migrate.current_revision(bare_engine) == migrate.head_revision() == "0002"
+    assert migrate.current_revision(bare_engine) == migrate.head_revision() == HEAD
     store = Store(bare_engine)
 
     assert store.registry.get("dev-1") == Device(
@@ -125,20 +130,80 @@ def test_downgrade_to_base_and_reopen(bare_engine: Engine) -> None:
     assert migrate.current_revision(bare_engine) is None
     assert set(inspect(bare_engine).get_table_names()) <= {"alembic_version"}
     migrate.upgrade(bare_engine)
-    assert migrate.current_revision(bare_engine) == "0002"
+    assert migrate.current_revision(bare_engine) == HEAD
 
 
 def test_store_open_is_idempotent(open_store: Callable[[], Store]) -> None:
     first = open_store()
     first.registry.upsert(Device("dev-9"))
     second = open_store()  # runs migrations again on an up-to-date database
-    assert migrate.current_revision(second.engine) == "0002"
+    assert migrate.current_revision(second.engine) == HEAD
     assert second.registry.get("dev-9").device_id == "dev-9"
 
 
 def test_concurrent_first_opens_migrate_once(open_store: Callable[[], Store]) -> None:
     with ThreadPoolExecutor(4) as pool:
         stores = list(pool.map(lambda _: open_store(), range(4)))
-    assert {migrate.current_revision(s.engine) for s in stores} == {"0002"}
+    assert {migrate.current_revision(s.engine) for s in stores} == {HEAD}
     # alembic_version lives in the connection's own schema (search_path on PG).
     assert "alembic_version" in inspect(stores[0].engine).get_table_names()
+
+
+def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -> None:
+    migrate.upgrade(bare_engine, "0002")
+    assert migrate.current_revision(bare_engine) == "0002"
+    assert "shadows" not in inspect(bare_engine).get_table_names()
+    # The tables 0002 knows are unchanged by 0003, so today's repositories can
+    # stand in for a 0002-era console writing them.
+    old = Store(bare_engine)
+    device = Device("dev-1", name="Old pump", created_at=T0, updated_at=T0)
+    old.registry.upsert(device)
+    alert = _old_alert()
+    old.alerts.add(alert)
+    old.telemetry.write_batch([Reading("dev-1", "battery_pct", T0, 88.0)])
+    image = b"fw-0002"
+    fw = Firmware(SemVer.parse("2.0.0"), "pump", len(image), hashlib.sha256(image).hexdigest())
+    old.firmware.add(fw, image)
+    old.deployments.create(Deployment(fw.firmware_id, ("dev-1",), "ota-0002"))
+    old.outbox.enqueue("alert.ack", {"alert_id": alert.alert_id}, "key-0002")
+    first = old.audit.append("alice", "firmware.add", fw.firmware_id)
+
+    migrate.upgrade(bare_engine)
+    assert migrate.current_revision(bare_engine) == HEAD
+    store = Store(bare_engine)
+    assert store.registry.get("dev-1") == device
+    assert store.alerts.get(alert.alert_id) == alert
+    assert store.alerts.open_counts_by_device() == {"dev-1": 1}
+    assert store.telemetry.latest_values(["battery_pct"]) == {"dev-1": {"battery_pct": 88.0}}
+    assert store.firmware.read_image("pump", fw.version) == image
+    assert [e.device_id for e in store.deployments.executions("ota-0002")] == ["dev-1"]
+    assert store.outbox.get("key-0002").payload == {"alert_id": alert.alert_id}
+    assert store.audit.entries() == [first]
+    assert store.audit.verify() is None
+
+    rule = AlertRule("Battery low", "threshold", {"metric": "battery_pct", "op": "<", "value": 20})
+    store.rules.add(rule)
+    assert store.rules.get(rule.rule_id) == rule
+    store.shadows.save(ShadowDocument("dev-1", {"led": "on"}, version=1), expected_version=None)
+    store.quarantine.add_many([QuarantinedMessage("t", "bad_json", "x", b"{")])
+    store.link_stats.upsert_many([LinkStats("dev-1", 1, received=1)])
+    store.commands.add(CommandRecord("req-1", "dev-1", "reboot"))
+    assert [c.request_id for c in store.commands.unfinished()] == ["req-1"]
+
+    # And back: 0003's downgrade drops only its own tables.
+    migrate.downgrade(bare_engine, "0002")
+    tables = set(inspect(bare_engine).get_table_names())
+    assert not tables & {"alert_rules", "shadows", "quarantine", "link_stats", "commands"}
+    assert Store(bare_engine).registry.get("dev-1") == device
+
+
+def _old_alert() -> Alert:
+    return Alert(
+        device_id="dev-1",
+        rule_id="battery-low",
+        severity=Severity.CRITICAL,
+        message="battery at 8 %",
+        value=8.0,
+        created_at=T0,
+        updated_at=T0,
+    )
