@@ -22,7 +22,7 @@ def _sdk_connection(broker, client_id):
 
 
 def test_sdk_device_updates_and_gets_its_shadow(hub_setup, mosquitto_broker):
-    hub, store, log = hub_setup
+    hub, store, _log = hub_setup
     thing = "sdk-thermostat-1"
     connection = _sdk_connection(mosquitto_broker, thing)
     shadow = iotshadow.IotShadowClient(connection)
