@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
@@ -14,9 +15,17 @@ from core.plugins import PluginManager
 from core.store import Store
 
 
+@pytest.fixture
+def quiet_config(config, mosquitto_broker):
+    """The real local backend on the test broker, without the demo fleet."""
+    profile = dataclasses.replace(config.profile, broker=mosquitto_broker.url, demo_fleet=False)
+    return dataclasses.replace(config, profiles={**config.profiles, "local": profile})
+
+
 def test_third_party_page_appears_and_broken_plugin_is_listed(
-    installed_plugins, config, make_window, qtbot
+    installed_plugins, quiet_config, make_window, qtbot
 ):
+    config = quiet_config
     context = AppContext(config, PluginManager(entry_points=True, blocked=()))
     window = make_window(context, show=True)
     assert window.page_ids() == ["devices", "alerts", "rejected", "firmware", "analytics",
@@ -39,7 +48,8 @@ def test_third_party_page_appears_and_broken_plugin_is_listed(
     context.close()
 
 
-def test_devices_page_lists_devices_from_the_local_store(config, make_window, qtbot):
+def test_devices_page_lists_devices_from_the_local_store(quiet_config, make_window, qtbot):
+    config = quiet_config
     with Store.open(config.database_url) as store:
         store.registry.upsert_many([
             Device("pump-001", name="North pump", device_type="pump",
@@ -62,7 +72,8 @@ def test_devices_page_lists_devices_from_the_local_store(config, make_window, qt
     context.close()
 
 
-def test_dashboard_counts_match_the_store(config, make_window, qtbot):
+def test_dashboard_counts_match_the_store(quiet_config, make_window, qtbot):
+    config = quiet_config
     with Store.open(config.database_url) as store:
         store.registry.upsert_many([
             Device(f"env-{i}", device_type="environmental",
@@ -80,7 +91,9 @@ def test_dashboard_counts_match_the_store(config, make_window, qtbot):
     context.close()
 
 
-def test_page_shows_backend_error_instead_of_crashing(config, make_window, qtbot, tmp_path):
+def test_page_shows_backend_error_instead_of_crashing(quiet_config, make_window, qtbot,
+                                                      tmp_path):
+    config = quiet_config
     broken_db = f"sqlite:///{tmp_path}/file-not-dir"
     (tmp_path / "file-not-dir").write_text("this is not a database")
     bad = dataclasses.replace(

@@ -298,7 +298,7 @@ class AlertsPage(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(C_MESSAGE, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((92, 112, 100, 120, 0, 56, 96, 136, 112)):
+        for col, width in enumerate((90, 122, 108, 106, 0, 56, 72, 130, 100)):
             if width:
                 self.table.setColumnWidth(col, width)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)

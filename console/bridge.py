@@ -1,0 +1,204 @@
+"""The one door through which live fleet events enter Qt.
+
+A :class:`LiveFeed` calls its subscribers on the backend's network thread, as
+often as messages arrive. :class:`LiveBridge` only appends them to a buffer
+there (under a lock, no Qt calls) and a QTimer on the GUI thread flushes the
+buffer as **one** ``batch`` signal at most every ``interval_ms`` (never faster
+than 30 Hz). The GUI's cost therefore grows with the number of devices that
+changed in a flush window, not with the message rate.
+
+Coalescing (on by default) keeps one event per key, in order of first arrival:
+
+========== ======================= =========================================
+kind       key                     merge
+========== ======================= =========================================
+telemetry  device                  readings concatenated (none dropped),
+                                   ``data`` of the newest event
+device     device                  newest wins (it carries the whole Device)
+shadow     device                  newest wins (the whole document)
+alert      alert id                newest wins (the whole Alert)
+command    request id              newest wins (the whole CommandRecord)
+hub        (kind)                  newest wins
+rejected   —                       never coalesced: each message is evidence
+========== ======================= =========================================
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from console.widgets.signals import safe_emit
+from core.model import Reading
+from core.ports.live import EventKind, FleetEvent, LiveFeed
+
+MIN_INTERVAL_MS = 34  # 1000 / 30 Hz, rounded up
+DEFAULT_INTERVAL_MS = 100
+
+
+@dataclass
+class _Slot:
+    event: FleetEvent
+    readings: list[Reading] = field(default_factory=list)
+
+
+def _key(event: FleetEvent, serial: Callable[[], int]) -> Hashable:
+    kind = event.kind
+    if kind in (EventKind.TELEMETRY, EventKind.DEVICE, EventKind.SHADOW):
+        return (kind, event.device_id)
+    if kind == EventKind.ALERT:
+        alert = event.data.get("alert")
+        alert_id = getattr(alert, "alert_id", None)
+        return (kind, alert_id) if alert_id else (kind, serial())
+    if kind == EventKind.COMMAND:
+        record = event.data.get("record")
+        request_id = getattr(record, "request_id", None)
+        return (kind, request_id) if request_id else (kind, serial())
+    if kind == EventKind.HUB:
+        return (kind,)
+    return (kind, serial())  # rejected messages and unknown kinds: keep every one
+
+
+class _Inbox:
+    """The part the feed calls: plain Python, safe on any thread, no Qt.
+
+    Kept separate from the QObject so that a feed still holding the callback
+    after the bridge is gone never touches a deleted C++ object.
+    """
+
+    def __init__(self, coalesce: bool) -> None:
+        self.coalesce = coalesce
+        self._lock = threading.Lock()
+        self._slots: dict[Hashable, _Slot] = {}
+        self._plain: list[FleetEvent] = []
+        self._serial = itertools.count()
+        self.received = 0
+        self.readings_received = 0
+
+    def push(self, events: list[FleetEvent]) -> None:
+        with self._lock:
+            self.received += len(events)
+            if not self.coalesce:
+                self._plain.extend(events)
+                self.readings_received += sum(len(e.readings) for e in events)
+                return
+            slots = self._slots
+            serial = self._serial.__next__
+            for event in events:
+                self.readings_received += len(event.readings)
+                key = _key(event, serial)
+                slot = slots.get(key)
+                if slot is None:
+                    slot = slots[key] = _Slot(event)
+                else:
+                    slot.event = event
+                if event.readings:
+                    slot.readings.extend(event.readings)
+
+    def take(self) -> list[FleetEvent]:
+        with self._lock:
+            if not self.coalesce:
+                out, self._plain = self._plain, []
+                return out
+            slots, self._slots = self._slots, {}
+        out: list[FleetEvent] = []
+        for slot in slots.values():
+            event = slot.event
+            if event.kind == EventKind.TELEMETRY and len(slot.readings) != len(event.readings):
+                event = FleetEvent(event.kind, event.device_id, tuple(slot.readings), event.data)
+            out.append(event)
+        return out
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._plain) + len(self._slots)
+
+
+class LiveBridge(QObject):
+    """Moves a LiveFeed's events onto the GUI thread in coalesced batches.
+
+    ``batch(list[FleetEvent])`` is emitted on the GUI thread at most once per
+    ``interval_ms``. Create it on the GUI thread, keep a reference (or give it a
+    parent), and connect views to ``batch``. It unsubscribes from the feed when
+    :meth:`close` is called or when the object is destroyed.
+    """
+
+    batch = Signal(list)
+
+    def __init__(
+        self,
+        feed: LiveFeed | None = None,
+        *,
+        interval_ms: int = DEFAULT_INTERVAL_MS,
+        coalesce: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._inbox = _Inbox(coalesce)
+        self._unsubscribe: Callable[[], None] | None = None
+        self.batches_emitted = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(max(MIN_INTERVAL_MS, int(interval_ms)))
+        self._timer.timeout.connect(self.flush)
+        # A plain function (no reference to self) so it is safe to run while
+        # the C++ object is being destroyed.
+        holder: dict[str, Any] = {}
+        self._holder = holder
+        self.destroyed.connect(lambda *_: _run_unsubscribe(holder))
+        if feed is not None:
+            self.set_feed(feed)
+
+    # -- public API ---------------------------------------------------------------
+    @property
+    def interval_ms(self) -> int:
+        return self._timer.interval()
+
+    def set_interval(self, interval_ms: int) -> None:
+        self._timer.setInterval(max(MIN_INTERVAL_MS, int(interval_ms)))
+
+    @property
+    def received(self) -> int:
+        """Events handed to the bridge so far (before coalescing)."""
+        return self._inbox.received
+
+    @property
+    def readings_received(self) -> int:
+        return self._inbox.readings_received
+
+    @property
+    def is_subscribed(self) -> bool:
+        return self._holder.get("unsubscribe") is not None
+
+    def set_feed(self, feed: LiveFeed | None) -> None:
+        """Subscribe to ``feed`` (dropping any previous one); None just unsubscribes."""
+        _run_unsubscribe(self._holder)
+        if feed is None:
+            self._timer.stop()
+            return
+        self._holder["unsubscribe"] = feed.subscribe(self._inbox.push)
+        self._timer.start()
+
+    def flush(self) -> None:
+        """Emit whatever is buffered now (the timer calls this; tests may too)."""
+        events = self._inbox.take()
+        if events:
+            self.batches_emitted += 1
+            safe_emit(self.batch, events)
+
+    def pending(self) -> int:
+        return self._inbox.pending()
+
+    def close(self) -> None:
+        self._timer.stop()
+        _run_unsubscribe(self._holder)
+
+
+def _run_unsubscribe(holder: dict[str, Any]) -> None:
+    unsubscribe = holder.pop("unsubscribe", None)
+    if unsubscribe is not None:
+        unsubscribe()

@@ -1,0 +1,176 @@
+"""``smartiot alerts list|ack|resolve``: the alert queue from a terminal.
+
+Support staff script their shift hand-over and work from SSH sessions, so the
+CLI offers what the Alerts page does, with the same lifecycle rules: actions
+go through AlertService (versioned save, then audit entry), and an action that
+lost to a colleague says who won ("a1b2: already acknowledged by maria at
+10:42"). IDs may be abbreviated to any unique prefix, as with git.
+
+Exit codes: 0 all done, 1 at least one alert failed (each is named), 2 bad
+arguments (argparse's own convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from core.context import AppContext
+from core.errors import NotFound
+from core.model import Alert, AlertState, Severity
+from core.ports.alerts import AlertQuery, AlertStore
+from core.ports.hub import AuditTrail
+from core.services.alerting import ActionResult, AlertService
+
+SHORT_ID = 8
+_OPEN = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
+
+
+def configure_alerts(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="alerts_action", metavar="ACTION", required=True)
+
+    ls = sub.add_parser("list", help="list alerts (default: open ones, newest first)")
+    ls.add_argument("--state", action="append", default=[],
+                    choices=[*(s.value for s in AlertState), "open", "all"],
+                    help="filter by state; repeatable (default: open = active + acknowledged)")
+    ls.add_argument("--severity", action="append", default=[],
+                    choices=[s.value for s in Severity], help="filter by severity; repeatable")
+    ls.add_argument("--device", default="", help="only alerts of this device id")
+    ls.add_argument("--limit", type=int, default=None, help="show at most N alerts")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    ack = sub.add_parser("ack", help="acknowledge alerts (you are on it)")
+    ack.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
+    ack.add_argument("--comment", required=True, help="what you are doing about it")
+    ack.add_argument("--user", default="", help="who acknowledges (default: config user)")
+
+    res = sub.add_parser("resolve", help="resolve alerts (the problem is fixed)")
+    res.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
+    res.add_argument("--comment", default="", help="what fixed it (kept in the audit trail)")
+    res.add_argument("--user", default="", help="who resolves (default: config user)")
+
+
+def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
+    if args.alerts_action == "list":
+        return _list(args, context.backend.alerts)
+    user = (args.user or context.config.user).strip()
+    if not user:
+        print("smartiot alerts: no user name; pass --user or set 'user' in the config",
+              file=sys.stderr)
+        return 2
+    backend = context.backend
+    audit = _audit_trail(backend)
+    if audit is None:
+        print(f"smartiot alerts: note: the {backend.name!r} backend has no audit trail; "
+              "this action is saved but not audited", file=sys.stderr)
+    service = AlertService(backend.alerts, audit)
+    ids, failures = resolve_ids(backend.alerts, args.ids)
+    full_ids = list(ids.values())
+    if args.alerts_action == "ack":
+        results = service.acknowledge_many(full_ids, user, args.comment)
+        verb = "acknowledged"
+    else:
+        results = service.resolve_many(full_ids, user, args.comment)
+        verb = "resolved"
+    given_for = {full: given for given, full in ids.items()}
+    for result in results:
+        _report(result, given_for.get(result.alert_id, result.alert_id), verb, failures)
+    order = {given: i for i, given in enumerate(args.ids)}
+    for given, why in sorted(failures, key=lambda f: order.get(f[0], len(order))):
+        print(f"{given}: {why}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _report(result: ActionResult, given: str, verb: str,
+            failures: list[tuple[str, str]]) -> None:
+    if result.ok and result.alert is not None:
+        a = result.alert
+        print(f"{a.alert_id[:SHORT_ID]} {verb} ({a.device_id}: {a.message})")
+    else:
+        failures.append((given, result.error))
+
+
+def _audit_trail(backend: object) -> AuditTrail | None:
+    """The port has no audit trail yet; the local backend exposes its store's."""
+    audit = getattr(backend, "audit", None) or getattr(getattr(backend, "store", None),
+                                                       "audit", None)
+    return audit if callable(getattr(audit, "append", None)) else None
+
+
+def resolve_ids(alerts: AlertStore, given: list[str]) -> tuple[dict[str, str],
+                                                                list[tuple[str, str]]]:
+    """Map each given id or prefix to one full id; unknown and ambiguous ones
+    become failures naming the candidates. All alerts are listed at most once,
+    and only if some id is not complete."""
+    found: dict[str, str] = {}
+    failures: list[tuple[str, str]] = []
+    every: list[str] | None = None
+    for text in dict.fromkeys(given):
+        try:
+            found[text] = alerts.get(text).alert_id
+            continue
+        except NotFound:
+            pass
+        if every is None:
+            every = [a.alert_id for a in alerts.list()]
+        matches = [alert_id for alert_id in every if alert_id.startswith(text)]
+        if len(matches) == 1:
+            found[text] = matches[0]
+        elif not matches:
+            failures.append((text, "no alert with this id or prefix"))
+        else:
+            shown = ", ".join(m[:SHORT_ID + 4] for m in matches[:5])
+            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+            failures.append((text, f"ambiguous prefix, matches {shown}{more}"))
+    return found, failures
+
+
+def _list(args: argparse.Namespace, alerts: AlertStore) -> int:
+    if args.limit is not None and args.limit < 1:
+        print("smartiot alerts list: --limit must be at least 1", file=sys.stderr)
+        return 2
+    chosen = set(args.state or ["open"])
+    states: frozenset[AlertState] = frozenset()
+    if "all" not in chosen:
+        states = frozenset(AlertState(s) for s in chosen - {"open"})
+        states |= _OPEN if "open" in chosen else frozenset()
+    query = AlertQuery(device_id=args.device, states=states,
+                       severities=frozenset(Severity(s) for s in args.severity),
+                       limit=args.limit)
+    found = alerts.list(query)
+    if args.json:
+        print(json.dumps([_as_json(a) for a in found], indent=2))
+        return 0
+    if not found:
+        print("no alerts match")
+        return 0
+    for a in found:
+        who = a.acknowledged_by if a.state is AlertState.ACKNOWLEDGED else a.resolved_by
+        state = a.state.value + (f" by {who}" if who else "")
+        if a.is_snoozed():
+            state += " (snoozed)"
+        print(f"{a.alert_id[:SHORT_ID]}  {a.severity.value:<8}  {state:<24}  {_local(a.created_at)}"
+              f"  {a.device_id}  {a.message}")
+    return 0
+
+
+def _local(at: datetime) -> str:
+    return f"{at.astimezone():%Y-%m-%d %H:%M}"
+
+
+def _as_json(a: Alert) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "alert_id": a.alert_id, "device_id": a.device_id, "rule_id": a.rule_id,
+        "severity": a.severity.value, "state": a.state.value, "message": a.message,
+        "value": a.value, "created_at": iso(a.created_at), "updated_at": iso(a.updated_at),
+        "acknowledged_at": iso(a.acknowledged_at), "acknowledged_by": a.acknowledged_by,
+        "ack_comment": a.ack_comment, "resolved_at": iso(a.resolved_at),
+        "resolved_by": a.resolved_by, "snoozed_until": iso(a.snoozed_until),
+        "version": a.version,
+    }

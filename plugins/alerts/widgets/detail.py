@@ -1,0 +1,314 @@
+"""The selected alert: every field, its lifecycle and the metric around it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.theme import current_colors
+from console.widgets.background import BackgroundCall
+from core.errors import NotFound
+from core.model import Alert
+from core.model.rule import AlertRule
+from core.ports.backend import Backend
+from core.ports.telemetry import Series
+
+from ._common import SEVERITY_COLOURS, local_time, relative_time, short_time
+
+log = logging.getLogger(__name__)
+
+WINDOW = timedelta(minutes=30)
+PAST_TENSE = {"acknowledge": "acknowledged", "resolve": "resolved", "snooze": "snoozed",
+              "raise": "raised", "escalate": "escalated", "reopen": "reopened"}
+AUDIT_SCAN_LIMIT = 20_000
+
+
+@dataclass
+class DetailData:
+    alert: Alert
+    rule: AlertRule | None = None
+    metric: str = ""
+    series: Series | None = None
+    history: list[tuple[datetime, str]] = field(default_factory=list)
+    note: str = ""
+
+
+def load_detail(backend: Backend, alert: Alert) -> DetailData:
+    """Blocking: runs on a worker thread."""
+    data = DetailData(alert)
+    if backend.rules is not None:
+        try:
+            data.rule = backend.rules.get(alert.rule_id)
+        except NotFound:
+            data.rule = None
+    metric = ""
+    if data.rule is not None:
+        metric = str(data.rule.params.get("metric") or "")
+    if not metric:
+        metrics = backend.telemetry.metrics_for(alert.device_id)
+        metric = metrics[0] if metrics else ""
+    data.metric = metric
+    if metric:
+        data.series = backend.telemetry.query(alert.device_id, metric,
+                                              alert.created_at - WINDOW,
+                                              alert.created_at + WINDOW)
+    else:
+        data.note = "No telemetry stored for this device."
+    data.history = lifecycle(alert, _audit_entries(backend, alert.alert_id))
+    return data
+
+
+def _audit_entries(backend: Backend, alert_id: str) -> list[Any]:
+    audit = getattr(getattr(backend, "store", None), "audit", None)
+    if audit is None or not hasattr(audit, "entries"):
+        return []
+    found: list[Any] = []
+    after, scanned = 0, 0
+    try:
+        while scanned < AUDIT_SCAN_LIMIT:
+            page = audit.entries(after_seq=after, limit=1000)
+            if not page:
+                break
+            scanned += len(page)
+            after = page[-1].seq
+            found.extend(e for e in page if alert_id in str(e.subject))
+    except Exception:
+        log.debug("audit trail unavailable", exc_info=True)
+    return found
+
+
+def lifecycle(alert: Alert, entries: list[Any]) -> list[tuple[datetime, str]]:
+    """Audit entries when there are any; otherwise what the alert's fields tell."""
+    events: list[tuple[datetime, str]] = [(alert.created_at, "raised")]
+    if entries:
+        for e in entries:
+            action = str(e.action).removeprefix("alert.")
+            action = PAST_TENSE.get(action, action.replace("_", " "))
+            details = e.details or {}
+            text = f"{action} by {e.actor}"
+            if details.get("comment"):
+                text += f": “{details['comment']}”"
+            if details.get("until"):
+                text += f" until {details['until'][:16].replace('T', ' ')}"
+            if action != "raised":
+                events.append((e.ts, text))
+        return sorted(events, key=lambda ev: ev[0])
+    if alert.acknowledged_at:
+        text = f"acknowledged by {alert.acknowledged_by}"
+        if alert.ack_comment:
+            text += f": “{alert.ack_comment}”"
+        events.append((alert.acknowledged_at, text))
+    if alert.resolved_at:
+        events.append((alert.resolved_at, f"resolved by {alert.resolved_by}"))
+    if alert.snoozed_until and alert.is_snoozed():
+        events.append((alert.updated_at, f"snoozed until {local_time(alert.snoozed_until)}"))
+    return sorted(events, key=lambda ev: ev[0])
+
+
+class AlertDetailPanel(QFrame):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("AlertDetail")
+        self._background = BackgroundCall(self)
+        self._backend: Backend | None = None
+        self._generation = 0
+        self.data: DetailData | None = None
+        self._limit: float | None = None
+
+        self.title = QLabel("Select an alert to see its details")
+        self.title.setProperty("role", "secondary")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fields: dict[str, QLabel] = {}
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.setVerticalSpacing(3)
+        for name in ("Severity", "State", "Device", "Rule", "Value", "Raised", "Updated",
+                     "Acknowledged", "Comment", "Resolved", "Snoozed until", "Version",
+                     "Alert id"):
+            label = QLabel("")
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setWordWrap(True)
+            self.fields[name] = label
+            caption = QLabel(name)
+            caption.setProperty("role", "secondary")
+            form.addRow(caption, label)
+        form_box = QWidget()
+        form_box.setLayout(form)
+        form_box.setMinimumWidth(300)
+        form_box.setMaximumWidth(400)
+
+        history_title = QLabel("History")
+        history_title.setProperty("role", "secondary")
+        self.history = QListWidget()
+        self.history.setObjectName("AlertHistory")
+        self.history.setWordWrap(True)
+        self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.history.setMinimumWidth(220)
+        self.history.setMaximumWidth(340)
+        history_box = QVBoxLayout()
+        history_box.setContentsMargins(0, 0, 0, 0)
+        history_box.addWidget(history_title)
+        history_box.addWidget(self.history, 1)
+
+        self.chart_title = QLabel("")
+        self.chart_title.setProperty("role", "secondary")
+        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot.setObjectName("AlertChart")
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setMinimumHeight(160)
+        self.curve = self.plot.plot([], [])
+        self.marker = pg.ScatterPlotItem(size=10)
+        self.plot.addItem(self.marker)
+        self.threshold_line = pg.InfiniteLine(angle=0, movable=False)
+        self.moment_line = pg.InfiniteLine(angle=90, movable=False)
+        self.plot.addItem(self.threshold_line)
+        self.plot.addItem(self.moment_line)
+        self.threshold_line.hide()
+        self.moment_line.hide()
+        chart_box = QVBoxLayout()
+        chart_box.setContentsMargins(0, 0, 0, 0)
+        chart_box.addWidget(self.chart_title)
+        chart_box.addWidget(self.plot, 1)
+
+        body = QHBoxLayout()
+        body.setSpacing(16)
+        body.addWidget(form_box)
+        body.addLayout(history_box)
+        body.addLayout(chart_box, 1)
+        self.body = QWidget()
+        self.body.setLayout(body)
+        self.body.setVisible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.body, 1)
+
+    def set_backend(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def clear(self, text: str = "Select an alert to see its details") -> None:
+        self._generation += 1
+        self.data = None
+        self.title.setText(text)
+        self.body.setVisible(False)
+
+    def show_alert(self, alert: Alert | None) -> None:
+        if alert is None or self._backend is None:
+            self.clear()
+            return
+        self._generation += 1
+        generation = self._generation
+        self._fill_fields(alert, None)
+        self.body.setVisible(True)
+        backend = self._backend
+        self._background.start(
+            lambda: load_detail(backend, alert),
+            lambda data: self._loaded(generation, data),
+            lambda exc: self._failed(generation, exc))
+
+    def _failed(self, generation: int, exc: BaseException) -> None:
+        if generation == self._generation:
+            self.chart_title.setText(f"Could not load the details: {exc}")
+
+    def _loaded(self, generation: int, data: DetailData) -> None:
+        if generation != self._generation:
+            return  # the selection moved on meanwhile
+        self.data = data
+        self._fill_fields(data.alert, data.rule)
+        self.history.clear()
+        for when, text in data.history:
+            self.history.addItem(f"{short_time(when)}  {text}")
+        self._draw(data)
+
+    def _fill_fields(self, a: Alert, rule: AlertRule | None) -> None:
+        colour = SEVERITY_COLOURS[a.severity]
+        self.title.setText(f"<b style='color:{colour}'>{a.severity.value.upper()}</b>"
+                           f"&nbsp; {a.device_id} · {_escape(a.message)}")
+        f = self.fields
+        f["Severity"].setText(f"<span style='color:{colour}'>●</span> {a.severity.value}")
+        f["State"].setText(a.state.value)
+        f["Device"].setText(a.device_id)
+        f["Rule"].setText(f"{rule.name} ({a.rule_id})" if rule else a.rule_id)
+        f["Value"].setText("" if a.value is None else f"{a.value:g}")
+        f["Raised"].setText(f"{local_time(a.created_at)} ({relative_time(a.created_at)})")
+        f["Updated"].setText(local_time(a.updated_at))
+        f["Acknowledged"].setText(
+            f"{a.acknowledged_by} at {local_time(a.acknowledged_at)}" if a.acknowledged_by else "—")
+        f["Comment"].setText(a.ack_comment or "—")
+        f["Resolved"].setText(
+            f"{a.resolved_by} at {local_time(a.resolved_at)}" if a.resolved_by else "—")
+        f["Snoozed until"].setText(local_time(a.snoozed_until) if a.is_snoozed() else "—")
+        f["Version"].setText(str(a.version))
+        f["Alert id"].setText(a.alert_id)
+
+    def _draw(self, data: DetailData) -> None:
+        c = current_colors()
+        self.plot.setBackground(c.plot_background)
+        alert = data.alert
+        moment = alert.created_at.timestamp()
+        series = data.series
+        if series is None or len(series) == 0:
+            self.curve.setData([], [])
+            self.marker.setData([], [])
+            self.chart_title.setText(data.note or f"No {data.metric} readings within ±30 min "
+                                     "of the alert.")
+        else:
+            x = series.ts_ms.astype(np.float64) / 1000.0
+            y = series.value
+            self.curve.setData(x, y, pen=pg.mkPen(c.accent, width=1.6))
+            self.chart_title.setText(f"{data.metric} on {alert.device_id}, ±30 min around "
+                                     "the alert")
+        if alert.value is not None:
+            self.marker.setData([moment], [alert.value], brush=pg.mkBrush(
+                SEVERITY_COLOURS[alert.severity]), pen=pg.mkPen(c.surface, width=1.5))
+        else:
+            self.marker.setData([], [])
+        self.moment_line.setPen(pg.mkPen(SEVERITY_COLOURS[alert.severity], width=1,
+                                         style=Qt.PenStyle.DashLine))
+        self.moment_line.setValue(moment)
+        self.moment_line.show()
+        limit = self._limit = _threshold(data.rule)
+        if limit is not None:
+            self.threshold_line.setPen(pg.mkPen(c.danger, width=1.2, style=Qt.PenStyle.DashLine))
+            self.threshold_line.setValue(limit)
+            self.threshold_line.show()
+        else:
+            self.threshold_line.hide()
+        self.plot.setXRange(moment - WINDOW.total_seconds(), moment + WINDOW.total_seconds(),
+                            padding=0.01)
+        self.plot.enableAutoRange(axis="y")
+
+    @property
+    def threshold(self) -> float | None:
+        return self._limit
+
+
+def _threshold(rule: AlertRule | None) -> float | None:
+    if rule is None:
+        return None
+    for key in ("limit", "threshold"):
+        value = rule.params.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,358 @@
+"""Rejected messages: what the hub quarantined, why, and the bytes themselves.
+
+Loads ``backend.quarantine`` (newest first) on a worker thread and then
+follows REJECTED events, inserting at the top; without a live feed it polls.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.widgets.background import BackgroundCall
+from core.context import AppContext
+from core.model.link import QuarantinedMessage
+from core.ports.backend import Backend
+from core.ports.live import EventKind, FleetEvent
+
+from ._common import LiveEvents, local_time, relative_time
+
+log = logging.getLogger(__name__)
+
+Index = QModelIndex | QPersistentModelIndex
+LIMIT = 2000
+POLL_MS = 10_000
+COLUMNS = ("Received", "Reason", "Device", "Topic", "Detail", "Bytes")
+
+
+def hex_dump(data: bytes, width: int = 16) -> str:
+    lines = []
+    for offset in range(0, len(data), width):
+        chunk = data[offset:offset + width]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:08x}  {hexes:<{width * 3}} {text}")
+    return "\n".join(lines)
+
+
+def as_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class QuarantineModel(QAbstractTableModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[QuarantinedMessage] = []
+
+    def set_messages(self, messages: list[QuarantinedMessage]) -> None:
+        self.beginResetModel()
+        self._rows = list(messages[:LIMIT])
+        self.endResetModel()
+
+    def prepend(self, messages: list[QuarantinedMessage]) -> None:
+        """``messages`` newest first; they go on top, the oldest fall off the end."""
+        if not messages:
+            return
+        self.beginInsertRows(QModelIndex(), 0, len(messages) - 1)
+        self._rows[0:0] = messages
+        self.endInsertRows()
+        if len(self._rows) > LIMIT:
+            self.beginRemoveRows(QModelIndex(), LIMIT, len(self._rows) - 1)
+            del self._rows[LIMIT:]
+            self.endRemoveRows()
+
+    def message(self, row: int) -> QuarantinedMessage:
+        return self._rows[row]
+
+    def messages(self) -> list[QuarantinedMessage]:
+        return list(self._rows)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        m = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (relative_time(m.received_at), m.reason, m.device_id or "—", m.topic,
+                    m.detail, str(len(m.payload)))[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == 0:
+                return local_time(m.received_at)
+            if col in (3, 4):
+                return (m.topic, m.detail)[col - 3]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 5:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+@dataclass
+class QuarantineSnapshot:
+    messages: list[QuarantinedMessage]
+    counts: dict[str, int]
+
+
+class QuarantinePage(QWidget):
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("QuarantinePage")
+        self.context = context
+        self.backend: Backend | None = None
+        self.counts: dict[str, int] = {}
+        self.live: LiveEvents | None = None
+        self._background = BackgroundCall(self)
+        self._loading = False
+
+        heading = QLabel("Rejected messages")
+        heading.setProperty("role", "title")
+        self.counts_label = QLabel("")
+        self.counts_label.setObjectName("QuarantineCounts")
+        self.counts_label.setProperty("role", "secondary")
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.reason_filter = QComboBox()
+        self.reason_filter.addItem("All reasons", None)
+        self.reason_filter.setMinimumWidth(200)
+        self.device_filter = QLineEdit()
+        self.device_filter.setPlaceholderText("Device id (exact)")
+        self.device_filter.setClearButtonEnabled(True)
+        self.status = QLabel("")
+        self.status.setProperty("role", "secondary")
+        self.status.setWordWrap(True)
+
+        self.model = QuarantineModel(self)
+        self.table = QTableView()
+        self.table.setObjectName("QuarantineTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((0, 90), (1, 150), (2, 110), (3, 260), (5, 60)):
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+
+        self.payload_title = QLabel("Select a message to see its payload")
+        self.payload_title.setProperty("role", "secondary")
+        self.text_mode = QRadioButton("Text")
+        self.hex_mode = QRadioButton("Hex")
+        self.text_mode.setChecked(True)
+        modes = QButtonGroup(self)
+        modes.addButton(self.text_mode)
+        modes.addButton(self.hex_mode)
+        self.text_mode.toggled.connect(lambda _on: self._show_payload())
+        self.payload = QPlainTextEdit()
+        self.payload.setObjectName("QuarantinePayload")
+        self.payload.setReadOnly(True)
+        self.payload.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.payload.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        payload_box = QWidget()
+        pl = QVBoxLayout(payload_box)
+        pl.setContentsMargins(0, 6, 0, 0)
+        bar = QHBoxLayout()
+        bar.addWidget(self.payload_title, 1)
+        bar.addWidget(self.text_mode)
+        bar.addWidget(self.hex_mode)
+        pl.addLayout(bar)
+        pl.addWidget(self.payload, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(payload_box)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+
+        top = QHBoxLayout()
+        top.addWidget(heading)
+        top.addSpacing(16)
+        top.addWidget(self.counts_label, 1)
+        top.addWidget(self.refresh_button)
+        filters = QHBoxLayout()
+        filters.addWidget(self.reason_filter)
+        filters.addWidget(self.device_filter, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.addLayout(top)
+        layout.addLayout(filters)
+        layout.addWidget(self.status)
+        layout.addWidget(self.splitter, 1)
+
+        self.reason_filter.currentIndexChanged.connect(lambda _i: self.refresh())
+        self._device_timer = QTimer(self, singleShot=True, interval=300)
+        self._device_timer.timeout.connect(self.refresh)
+        self.device_filter.textChanged.connect(lambda _t: self._device_timer.start())
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh)
+        self._poll = QTimer(self, interval=POLL_MS)
+        self._poll.timeout.connect(self._poll_new)
+        self._set_status("Loading…")
+        self._background.start(lambda: context.backend, self._ready, self._failed)
+
+    # ------------------------------------------------------------ loading
+    def _ready(self, backend: Backend) -> None:
+        self.backend = backend
+        if backend.quarantine is None:
+            self._set_status("This backend does not keep rejected messages.")
+            self.refresh_button.setEnabled(False)
+            return
+        if backend.live is not None:
+            self.live = LiveEvents(backend.live, {EventKind.REJECTED}, self)
+            self.live.batch.connect(self.apply_events)
+        else:
+            self._poll.start()
+        self.refresh()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._loading = False
+        self.refresh_button.setEnabled(True)
+        self._set_status(f"Could not load rejected messages: {exc}")
+
+    def reason(self) -> str | None:
+        value = self.reason_filter.currentData()
+        return str(value) if value else None
+
+    def device(self) -> str | None:
+        return self.device_filter.text().strip() or None
+
+    def refresh(self) -> None:
+        if self.backend is None or self.backend.quarantine is None:
+            return
+        store, reason, device = self.backend.quarantine, self.reason(), self.device()
+        self._loading = True
+        self.refresh_button.setEnabled(False)
+
+        def load() -> QuarantineSnapshot:
+            return QuarantineSnapshot(store.list(limit=LIMIT, reason=reason, device_id=device),
+                                      store.counts_by_reason())
+
+        self._background.start(load, self._loaded, self._failed)
+
+    def _loaded(self, snap: QuarantineSnapshot) -> None:
+        self._loading = False
+        self.refresh_button.setEnabled(True)
+        self.model.set_messages(snap.messages)
+        self._set_counts(snap.counts)
+        self._set_status("" if snap.messages else "No rejected messages. Every message the hub "
+                         "received could be read.")
+        self._show_payload()
+
+    def _poll_new(self) -> None:
+        if self.backend is None or self.backend.quarantine is None or self._loading:
+            return
+        store, reason, device = self.backend.quarantine, self.reason(), self.device()
+        self._background.start(
+            lambda: QuarantineSnapshot(store.list(limit=200, reason=reason, device_id=device),
+                                       store.counts_by_reason()),
+            self._merge_polled, lambda exc: log.debug("quarantine poll failed: %s", exc))
+
+    def _merge_polled(self, snap: QuarantineSnapshot) -> None:
+        known = {m.message_id for m in self.model.messages()[:400]}
+        top = self.model.messages()[0].received_at if self.model.rowCount() else None
+        fresh = [m for m in snap.messages if m.message_id not in known
+                 and (top is None or m.received_at >= top)]
+        self.model.prepend(fresh)
+        self._set_counts(snap.counts)
+
+    # ------------------------------------------------------------ live
+    def apply_events(self, events: list[FleetEvent]) -> None:
+        fresh: list[QuarantinedMessage] = []
+        counts = dict(self.counts)
+        reason, device = self.reason(), self.device()
+        for event in events:
+            message = event.data.get("message") if event.kind == EventKind.REJECTED else None
+            if not isinstance(message, QuarantinedMessage):
+                continue
+            counts[message.reason] = counts.get(message.reason, 0) + 1
+            if (reason is None or message.reason == reason) and (
+                    device is None or message.device_id == device):
+                fresh.append(message)
+        fresh.sort(key=lambda m: m.received_at, reverse=True)
+        self.model.prepend(fresh)
+        if counts != self.counts:
+            self._set_counts(counts)
+        if fresh:
+            self._set_status("")
+
+    def _set_counts(self, counts: dict[str, int]) -> None:
+        self.counts = dict(counts)
+        total = sum(counts.values())
+        parts = [f"<b>{n}</b> {reason}" for reason, n in
+                 sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        self.counts_label.setText(f"{total} rejected" + (":  " + " · ".join(parts)
+                                                          if parts else ""))
+        current = self.reason()
+        self.reason_filter.blockSignals(True)
+        self.reason_filter.clear()
+        self.reason_filter.addItem("All reasons", None)
+        for reason in sorted(counts):
+            self.reason_filter.addItem(f"{reason} ({counts[reason]})", reason)
+        index = self.reason_filter.findData(current) if current else 0
+        self.reason_filter.setCurrentIndex(max(index, 0))
+        self.reason_filter.blockSignals(False)
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
+
+    # ------------------------------------------------------------ payload
+    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._show_payload()
+
+    def selected_message(self) -> QuarantinedMessage | None:
+        index = self.table.selectionModel().currentIndex()
+        if not index.isValid() or index.row() >= self.model.rowCount():
+            return None
+        return self.model.message(index.row())
+
+    def _show_payload(self) -> None:
+        message = self.selected_message()
+        if message is None:
+            self.payload_title.setText("Select a message to see its payload")
+            self.payload.setPlainText("")
+            return
+        self.payload_title.setText(
+            f"{message.reason} · {message.topic} · {len(message.payload)} bytes · "
+            f"{local_time(message.received_at)}\n{message.detail}")
+        self.payload.setPlainText(hex_dump(message.payload) if self.hex_mode.isChecked()
+                                  else as_text(message.payload))
+
+
+def build_quarantine_page(context: AppContext) -> QuarantinePage:
+    return QuarantinePage(context)
+
+
+__all__ = ["QuarantinePage", "build_quarantine_page", "hex_dump"]

@@ -1,0 +1,216 @@
+"""What the Devices page and ``smartiot devices`` do with the ports, without Qt.
+
+Every function here blocks (it talks to the store or the hub); the page calls
+them on a worker thread, the CLI calls them directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from core.errors import NotFound, ValidationError
+from core.model import (
+    Alert,
+    AlertState,
+    CommandRecord,
+    Device,
+    DeviceStatus,
+    LinkStats,
+    Location,
+    Reading,
+    validate_device_id,
+)
+from core.model.timeutil import utcnow
+from core.ports.alerts import AlertQuery
+from core.ports.backend import Backend
+from core.ports.shadows import ShadowDocument
+from core.ports.telemetry import Series
+
+TABLE_METRICS = ("battery_pct", "rssi")
+OPEN_STATES = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
+SPARKLINE_WINDOW = timedelta(minutes=15)
+
+
+# -- the fleet list ------------------------------------------------------------------------
+@dataclass
+class FleetSnapshot:
+    devices: list[Device]
+    latest_values: dict[str, dict[str, float]]
+    alert_counts: dict[str, int]
+
+
+def load_fleet(backend: Backend) -> FleetSnapshot:
+    """Three whole-fleet queries: registry, latest battery/RSSI, open alert counts."""
+    devices = backend.registry.list()
+    return FleetSnapshot(devices, backend.telemetry.latest_values(list(TABLE_METRICS)),
+                         backend.alerts.open_counts_by_device())
+
+
+def open_alert_counts(backend: Backend, device_ids: Iterable[str]) -> dict[str, int]:
+    """Exact open-alert counts for a few devices (after live alert events)."""
+    return {
+        device_id: len(backend.alerts.list(AlertQuery(device_id=device_id, states=OPEN_STATES)))
+        for device_id in device_ids
+    }
+
+
+# -- one device ----------------------------------------------------------------------------
+@dataclass
+class DeviceDetails:
+    device: Device
+    latest: dict[str, Reading] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    link: LinkStats | None = None
+    commands: list[CommandRecord] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # part -> message
+
+
+def load_details(backend: Backend, device_id: str) -> DeviceDetails:
+    """Everything the detail panel shows; a failing part is reported, not fatal."""
+    details = DeviceDetails(backend.registry.get(device_id))
+    now = utcnow()
+    try:
+        details.latest = backend.telemetry.latest(device_id)
+        for metric in sorted(details.latest):
+            details.series[metric] = backend.telemetry.query(
+                device_id, metric, now - SPARKLINE_WINDOW, now + timedelta(seconds=1))
+    except Exception as exc:  # noqa: BLE001 - shown next to the values
+        details.errors["telemetry"] = str(exc)
+    try:
+        details.alerts = backend.alerts.list(AlertQuery(device_id=device_id, limit=200))
+    except Exception as exc:  # noqa: BLE001
+        details.errors["alerts"] = str(exc)
+    if backend.link_stats is not None:
+        try:
+            details.link = backend.link_stats.get(device_id)
+        except Exception as exc:  # noqa: BLE001
+            details.errors["link"] = str(exc)
+    if backend.command_log is not None:
+        try:
+            details.commands = backend.command_log.list_for(device_id, limit=50)
+        except Exception as exc:  # noqa: BLE001
+            details.errors["commands"] = str(exc)
+    return details
+
+
+def load_shadow(backend: Backend, device_id: str) -> ShadowDocument:
+    if backend.shadows is None:
+        raise NotFound("this backend offers no device shadows")
+    return backend.shadows.get(device_id)
+
+
+def parse_desired(text: str) -> dict[str, Any]:
+    """The shadow editor's JSON: an object, or a ValidationError saying what is wrong."""
+    if not text.strip():
+        raise ValidationError("desired state is empty; enter a JSON object such as {}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"desired state must be a JSON object ({{...}}), not {type(value).__name__}")
+    return value
+
+
+def edit_device(
+    device: Device,
+    *,
+    name: str,
+    tags: Iterable[str],
+    location: tuple[float, float, str] | None,
+) -> Device:
+    """The edited device, validated (raises ValidationError)."""
+    clean_tags = frozenset(t.strip() for t in tags if t.strip())
+    loc = None if location is None else Location(location[0], location[1], location[2].strip())
+    return replace(device, name=name.strip(), tags=clean_tags, location=loc, updated_at=utcnow())
+
+
+def register_device(backend: Backend, device: Device) -> Device:
+    """Register a new device, or re-register a decommissioned one on purpose."""
+    validate_device_id(device.device_id)
+    existing = backend.registry.find(device.device_id)
+    if existing is not None and existing.status is not DeviceStatus.DECOMMISSIONED:
+        raise ValidationError(
+            f"device {device.device_id} is already registered ({existing.status.value})")
+    if existing is not None:
+        device = replace(device, created_at=existing.created_at)
+    backend.registry.upsert(device)
+    return backend.registry.get(device.device_id)
+
+
+def decommission(backend: Backend, device_id: str) -> Device:
+    device = backend.registry.get(device_id).with_status(DeviceStatus.DECOMMISSIONED)
+    backend.registry.upsert(device)
+    return device
+
+
+def save_device(backend: Backend, device: Device) -> Device:
+    backend.registry.upsert(device)
+    return backend.registry.get(device.device_id)
+
+
+# -- saved filters ---------------------------------------------------------------------
+class SavedFilters:
+    """Named filter sets in a small JSON file next to the config file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return {str(k): v for k, v in raw.items() if isinstance(v, dict)}
+
+    def names(self) -> list[str]:
+        return sorted(self.load(), key=str.lower)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.load().get(name)
+
+    def save(self, name: str, state: Mapping[str, Any]) -> None:
+        name = name.strip()
+        if not name:
+            raise ValidationError("a saved filter needs a name")
+        data = self.load()
+        data[name] = dict(state)
+        self._write(data)
+
+    def delete(self, name: str) -> None:
+        data = self.load()
+        if data.pop(name, None) is not None:
+            self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+# -- CSV -----------------------------------------------------------------------------------
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write a CSV file (UTF-8 with BOM so spreadsheets guess right); returns data rows."""
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count

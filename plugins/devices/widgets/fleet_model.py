@@ -1,0 +1,593 @@
+"""The fleet table: one row per device, updated in place from the live feed.
+
+Sorting is done here, in Python with precomputed keys, and published with
+``layoutChanged``; the proxy only filters. QSortFilterProxyModel's own sort
+would call ``data()`` a few million times for 100,000 rows. Live updates never
+reset the model: changed rows are grouped into contiguous ranges and sent as
+``dataChanged``, new devices are appended with ``beginInsertRows``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QColor, QPainter, QPixmap
+
+from console.widgets.signals import safe_emit
+from core.model import Device, DeviceStatus, Reading
+from core.ports.live import EventKind, FleetEvent
+
+Index = QModelIndex | QPersistentModelIndex
+
+BATTERY_METRIC = "battery_pct"
+RSSI_METRIC = "rssi"
+TABLE_METRICS = (BATTERY_METRIC, RSSI_METRIC)
+
+STATUS_COLOURS = {
+    "online": "#16a34a",
+    "offline": "#6b7280",
+    "warning": "#d97706",
+    "error": "#dc2626",
+    "decommissioned": "#9ca3af",
+}
+
+
+class Col(enum.IntEnum):
+    STATUS = 0
+    DEVICE_ID = 1
+    NAME = 2
+    TYPE = 3
+    ORGANIZATION = 4
+    FIRMWARE = 5
+    LAST_SEEN = 6
+    BATTERY = 7
+    RSSI = 8
+    ALERTS = 9
+
+
+HEADERS = {
+    Col.STATUS: "Status",
+    Col.DEVICE_ID: "Device",
+    Col.NAME: "Name",
+    Col.TYPE: "Type",
+    Col.ORGANIZATION: "Organization",
+    Col.FIRMWARE: "Firmware",
+    Col.LAST_SEEN: "Last seen",
+    Col.BATTERY: "Battery %",
+    Col.RSSI: "RSSI dBm",
+    Col.ALERTS: "Active alerts",
+}
+NUMERIC = {Col.LAST_SEEN, Col.BATTERY, Col.RSSI, Col.ALERTS}
+_LAST_COL = len(Col) - 1
+
+
+@dataclass(slots=True)
+class FleetRow:
+    device: Device
+    battery: float | None = None
+    rssi: float | None = None
+    alerts: int = 0
+    last_seen_s: float | None = None  # epoch seconds, newest of registry and readings
+    haystack: str = ""
+
+    def refresh_haystack(self) -> None:
+        d = self.device
+        parts = [d.device_id, d.name, d.device_type, d.organization, d.firmware_version or "",
+                 d.status.value, *sorted(d.tags)]
+        if d.location is not None:
+            parts.append(d.location.label)
+        self.haystack = "\n".join(parts).lower()
+
+
+def relative_time(then_s: float | None, now_s: float) -> str:
+    if then_s is None:
+        return "never"
+    age = max(0.0, now_s - then_s)
+    if age < 60:
+        return f"{int(age)} s ago"
+    if age < 3600:
+        return f"{int(age // 60)} min ago"
+    if age < 86400:
+        return f"{int(age // 3600)} h ago"
+    return f"{int(age // 86400)} d ago"
+
+
+def _fmt_number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def _sort_key(row: FleetRow, col: Col) -> Any:
+    """Keys of one type per column; missing numbers sort first (ascending)."""
+    d = row.device
+    if col is Col.STATUS:
+        return d.status.value
+    if col is Col.DEVICE_ID:
+        return d.device_id
+    if col is Col.NAME:
+        return d.name.lower()
+    if col is Col.TYPE:
+        return d.device_type
+    if col is Col.ORGANIZATION:
+        return d.organization
+    if col is Col.FIRMWARE:
+        return _version_key(d.firmware_version)
+    if col is Col.LAST_SEEN:
+        return -math.inf if row.last_seen_s is None else row.last_seen_s
+    if col is Col.BATTERY:
+        return -math.inf if row.battery is None else row.battery
+    if col is Col.RSSI:
+        return -math.inf if row.rssi is None else row.rssi
+    return row.alerts
+
+
+def _version_key(version: str | None) -> tuple[Any, ...]:
+    if not version:
+        return ((-1,),)
+    core, _, pre = version.partition("-")
+    nums = tuple(int(p) if p.isdigit() else -1 for p in core.split("."))
+    # a release sorts after its pre-releases, as in SemVer
+    return (nums, 0 if pre else 1, pre)
+
+
+class FleetTableModel(QAbstractTableModel):
+    """Rows of devices plus their latest battery/RSSI and open alert count.
+
+    Public API (GUI thread only):
+
+    * ``load(devices, latest_values, alert_counts)`` — the initial/F5 load (one reset)
+    * ``apply_events(events)`` — a LiveBridge batch; dataChanged/insert only
+    * ``upsert_devices(devices)`` — console-side edits (register, rename, ...)
+    * ``set_alert_counts({device_id: n})`` — partial update of the alert column
+    * ``device(row)``, ``row_of(device_id)``, ``row_data(row)``, ``distinct(...)``
+    """
+
+    SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+    DEVICE_ROLE = Qt.ItemDataRole.UserRole + 2
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[FleetRow] = []
+        self._index: dict[str, int] = {}
+        self._sort_col: Col | None = Col.DEVICE_ID
+        self._sort_order = Qt.SortOrder.AscendingOrder
+        self.now_s = time.time  # replaceable clock, for tests
+        self._status_colours = {k: QColor(v) for k, v in STATUS_COLOURS.items()}
+        self._status_dots: dict[str, QPixmap] = {}
+
+    # -- loading ---------------------------------------------------------------------
+    def load(
+        self,
+        devices: Sequence[Device],
+        latest_values: Mapping[str, Mapping[str, float]] | None = None,
+        alert_counts: Mapping[str, int] | None = None,
+    ) -> None:
+        """A whole reload (F5 or first load): the only place the model resets."""
+        latest_values = latest_values or {}
+        alert_counts = alert_counts or {}
+        rows = []
+        for device in devices:
+            values = latest_values.get(device.device_id, {})
+            row = FleetRow(
+                device,
+                battery=_as_float(values.get(BATTERY_METRIC)),
+                rssi=_as_float(values.get(RSSI_METRIC)),
+                alerts=int(alert_counts.get(device.device_id, 0)),
+                last_seen_s=device.last_seen.timestamp() if device.last_seen else None,
+            )
+            row.refresh_haystack()
+            rows.append(row)
+        self.beginResetModel()
+        self._rows = rows
+        self._sort_rows()
+        self.endResetModel()
+
+    # -- live updates ----------------------------------------------------------------
+    def apply_events(self, events: Iterable[FleetEvent]) -> set[str]:
+        """Apply telemetry and device events; returns the ids of devices that changed."""
+        changed: set[int] = set()
+        new_devices: dict[str, Device] = {}
+        touched: set[str] = set()
+        for event in events:
+            if event.kind == EventKind.TELEMETRY:
+                row_no = self._index.get(event.device_id)
+                if row_no is None:
+                    continue  # not registered (yet); the device event will add it
+                if self._apply_readings(self._rows[row_no], event):
+                    changed.add(row_no)
+                    touched.add(event.device_id)
+            elif event.kind == EventKind.DEVICE:
+                device = event.data.get("device")
+                if not isinstance(device, Device):
+                    continue
+                row_no = self._index.get(device.device_id)
+                if row_no is None:
+                    new_devices[device.device_id] = device
+                else:
+                    self._replace_device(self._rows[row_no], device)
+                    changed.add(row_no)
+                touched.add(device.device_id)
+        self._emit_changed(changed)
+        if new_devices:
+            self._append(list(new_devices.values()))
+        return touched
+
+    def upsert_devices(self, devices: Iterable[Device]) -> None:
+        changed: set[int] = set()
+        new: list[Device] = []
+        for device in devices:
+            row_no = self._index.get(device.device_id)
+            if row_no is None:
+                new.append(device)
+            else:
+                self._replace_device(self._rows[row_no], device)
+                changed.add(row_no)
+        self._emit_changed(changed)
+        if new:
+            self._append(new)
+
+    def set_alert_counts(self, counts: Mapping[str, int]) -> None:
+        changed = set()
+        for device_id, count in counts.items():
+            row_no = self._index.get(device_id)
+            if row_no is not None and self._rows[row_no].alerts != count:
+                self._rows[row_no].alerts = int(count)
+                changed.add(row_no)
+        self._emit_changed(changed, first=Col.ALERTS, last=Col.ALERTS)
+
+    def _apply_readings(self, row: FleetRow, event: FleetEvent) -> bool:
+        changed = False
+        newest: dict[str, Reading] = {}
+        for reading in event.readings:
+            old = newest.get(reading.metric)
+            if old is None or reading.ts >= old.ts:
+                newest[reading.metric] = reading
+            ts = reading.ts.timestamp()
+            if row.last_seen_s is None or ts > row.last_seen_s:
+                row.last_seen_s = ts
+                changed = True
+        if BATTERY_METRIC in newest:
+            row.battery = newest[BATTERY_METRIC].value
+            changed = True
+        if RSSI_METRIC in newest:
+            row.rssi = newest[RSSI_METRIC].value
+            changed = True
+        firmware = event.data.get("firmware")
+        if firmware and firmware != row.device.firmware_version:
+            row.device = replace(row.device, firmware_version=str(firmware))
+            row.refresh_haystack()
+            changed = True
+        return changed
+
+    @staticmethod
+    def _replace_device(row: FleetRow, device: Device) -> None:
+        row.device = device
+        if device.last_seen is not None:
+            ts = device.last_seen.timestamp()
+            if row.last_seen_s is None or ts > row.last_seen_s:
+                row.last_seen_s = ts
+        row.refresh_haystack()
+
+    def _append(self, devices: list[Device]) -> None:
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(devices) - 1)
+        for offset, device in enumerate(devices):
+            row = FleetRow(device, last_seen_s=device.last_seen.timestamp()
+                           if device.last_seen else None)
+            row.refresh_haystack()
+            self._rows.append(row)
+            self._index[device.device_id] = first + offset
+        self.endInsertRows()
+
+    def _emit_changed(self, rows: set[int], first: int = 0, last: int = _LAST_COL) -> None:
+        for start, end in contiguous_ranges(rows):
+            safe_emit(self.dataChanged, self.index(start, first), self.index(end, last))
+
+    # -- sorting ---------------------------------------------------------------------
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._sort_col = Col(column) if 0 <= column < len(Col) else None
+        self._sort_order = order
+        if not self._rows:
+            return
+        safe_emit(self.layoutAboutToBeChanged)
+        old_rows = {id(r): i for i, r in enumerate(self._rows)}
+        persistent = self.persistentIndexList()
+        self._sort_rows()
+        if persistent:
+            new_pos = {id(r): i for i, r in enumerate(self._rows)}
+            old_to_new = {old: new_pos[key] for key, old in old_rows.items()}
+            self.changePersistentIndexList(
+                persistent,
+                [self.index(old_to_new[p.row()], p.column()) for p in persistent],
+            )
+        safe_emit(self.layoutChanged)
+
+    def _sort_rows(self) -> None:
+        if self._sort_col is not None:
+            col = self._sort_col
+            reverse = self._sort_order == Qt.SortOrder.DescendingOrder
+            # device id as the tie-breaker keeps the order stable and predictable
+            self._rows.sort(key=lambda r: r.device.device_id)
+            self._rows.sort(key=lambda r: _sort_key(r, col), reverse=reverse)
+        self._index = {r.device.device_id: i for i, r in enumerate(self._rows)}
+
+    @property
+    def sort_column(self) -> int:
+        return -1 if self._sort_col is None else int(self._sort_col)
+
+    @property
+    def sort_order(self) -> Qt.SortOrder:
+        return self._sort_order
+
+    # -- access ----------------------------------------------------------------------
+    def row_data(self, row: int) -> FleetRow:
+        return self._rows[row]
+
+    def device(self, row: int) -> Device:
+        return self._rows[row].device
+
+    def row_of(self, device_id: str) -> int | None:
+        return self._index.get(device_id)
+
+    def rows(self) -> list[FleetRow]:
+        return self._rows
+
+    def distinct(self, what: str) -> list[str]:
+        """Values present in the data for a filter list: status, type, tag, organization,
+        firmware."""
+        values: set[str] = set()
+        for row in self._rows:
+            d = row.device
+            if what == "tag":
+                values.update(d.tags)
+            elif what == "status":
+                values.add(d.status.value)
+            elif what == "type":
+                values.add(d.device_type)
+            elif what == "organization":
+                values.add(d.organization)
+            elif what == "firmware":
+                values.add(d.firmware_version or "")
+        if what == "status":
+            order = [s.value for s in DeviceStatus]
+            return [s for s in order if s in values]
+        if what == "firmware":
+            return sorted(values, key=_version_key)
+        return sorted(values)
+
+    def export_value(self, row: int, col: int) -> str:
+        """What the CSV holds: exact values (ISO times, plain numbers)."""
+        r = self._rows[row]
+        c = Col(col)
+        if c is Col.LAST_SEEN:
+            if r.last_seen_s is None:
+                return ""
+            return datetime.fromtimestamp(r.last_seen_s, UTC).isoformat(timespec="seconds")
+        if c is Col.BATTERY:
+            return "" if r.battery is None else f"{r.battery:g}"
+        if c is Col.RSSI:
+            return "" if r.rssi is None else f"{r.rssi:g}"
+        return self._text(r, c)
+
+    # -- Qt model API ----------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Col)
+
+    def _text(self, r: FleetRow, c: Col) -> str:
+        d = r.device
+        if c is Col.STATUS:
+            return d.status.value
+        if c is Col.DEVICE_ID:
+            return d.device_id
+        if c is Col.NAME:
+            return d.name
+        if c is Col.TYPE:
+            return d.device_type
+        if c is Col.ORGANIZATION:
+            return d.organization
+        if c is Col.FIRMWARE:
+            return d.firmware_version or ""
+        if c is Col.LAST_SEEN:
+            return relative_time(r.last_seen_s, self.now_s())
+        if c is Col.BATTERY:
+            return _fmt_number(r.battery)
+        if c is Col.RSSI:
+            return _fmt_number(r.rssi)
+        return str(r.alerts) if r.alerts else ""
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        r = self._rows[index.row()]
+        c = Col(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(r, c)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if c is Col.STATUS:
+                return self._status_colours.get(r.device.status.value)
+            if c is Col.ALERTS and r.alerts:
+                return self._status_colours["error"]
+            if c is Col.BATTERY and r.battery is not None and r.battery < 20:
+                return self._status_colours["warning"]
+            return None
+        if role == Qt.ItemDataRole.DecorationRole and c is Col.STATUS:
+            return self._dot(r.device.status.value)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if c is Col.LAST_SEEN and r.last_seen_s is not None:
+                exact = datetime.fromtimestamp(r.last_seen_s, UTC).astimezone()
+                return exact.strftime("%Y-%m-%d %H:%M:%S %Z")
+            if c is Col.NAME and r.device.tags:
+                return "Tags: " + ", ".join(sorted(r.device.tags))
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and c in NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == self.SORT_ROLE:
+            return _sort_key(r, c) if c in NUMERIC else self._text(r, c)
+        if role == self.DEVICE_ROLE:
+            return r.device
+        return None
+
+    def _dot(self, status: str) -> QPixmap:
+        dot = self._status_dots.get(status)
+        if dot is None:
+            dot = QPixmap(10, 10)
+            dot.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(dot)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(self._status_colours.get(status, QColor("#6b7280")))
+            painter.drawEllipse(1, 1, 8, 8)
+            painter.end()
+            self._status_dots[status] = dot
+        return dot
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return HEADERS[Col(section)]
+            if role == Qt.ItemDataRole.TextAlignmentRole and Col(section) in NUMERIC:
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+def contiguous_ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]."""
+    out: list[tuple[int, int]] = []
+    for row in sorted(rows):
+        if out and row == out[-1][1] + 1:
+            out[-1] = (out[-1][0], row)
+        else:
+            out.append((row, row))
+    return out
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# -- filtering ---------------------------------------------------------------------------
+@dataclass
+class FilterState:
+    """What narrows the table; also what a saved filter stores."""
+
+    text: str = ""
+    statuses: set[str] = field(default_factory=set)
+    types: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+    organizations: set[str] = field(default_factory=set)
+    firmware: set[str] = field(default_factory=set)
+
+    def is_empty(self) -> bool:
+        return not (self.text.strip() or self.statuses or self.types or self.tags
+                    or self.organizations or self.firmware)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "statuses": sorted(self.statuses),
+                "types": sorted(self.types), "tags": sorted(self.tags),
+                "organizations": sorted(self.organizations), "firmware": sorted(self.firmware)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> FilterState:
+        def strings(key: str) -> set[str]:
+            value = raw.get(key, [])
+            return {str(v) for v in value} if isinstance(value, list) else set()
+
+        return cls(text=str(raw.get("text", "")), statuses=strings("statuses"),
+                   types=strings("types"), tags=strings("tags"),
+                   organizations=strings("organizations"), firmware=strings("firmware"))
+
+    def accepts(self, row: FleetRow, terms: list[str]) -> bool:
+        d = row.device
+        if self.statuses and d.status.value not in self.statuses:
+            return False
+        if self.types and d.device_type not in self.types:
+            return False
+        if self.organizations and d.organization not in self.organizations:
+            return False
+        if self.firmware and (d.firmware_version or "") not in self.firmware:
+            return False
+        if self.tags and self.tags.isdisjoint(d.tags):
+            return False
+        haystack = row.haystack
+        return all(term in haystack for term in terms)
+
+
+class DeviceFilterProxy(QSortFilterProxyModel):
+    """Filters the fleet model; sorting is delegated to the source model (see module doc).
+
+    Every search term must appear in the device id, name, type, organization,
+    firmware, status, tags or location label (case-insensitive).
+    """
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._state = FilterState()
+        self._terms: list[str] = []
+        self._active = False
+        self._fleet: FleetTableModel | None = None
+
+    def setSourceModel(self, model: Any) -> None:
+        self._fleet = model if isinstance(model, FleetTableModel) else None
+        super().setSourceModel(model)
+
+    @property
+    def state(self) -> FilterState:
+        return FilterState.from_dict(self._state.to_dict())
+
+    def set_state(self, state: FilterState) -> None:
+        self._state = FilterState.from_dict(state.to_dict())
+        self._terms = [t for t in state.text.lower().split() if t]
+        self._active = not self._state.is_empty()
+        # a full re-map is one layoutChanged and far cheaper than removing many ranges
+        self.invalidate()
+
+    def set_text(self, text: str) -> None:
+        state = self.state
+        state.text = text
+        self.set_state(state)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        fleet = self._fleet
+        if fleet is None or not self._active:
+            return True
+        return self._state.accepts(fleet.row_data(source_row), self._terms)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if self._fleet is not None:
+            self._fleet.sort(column, order)
+        else:
+            super().sort(column, order)
+
+    def device(self, proxy_row: int) -> Device:
+        source = self.mapToSource(self.index(proxy_row, 0))
+        assert self._fleet is not None
+        return self._fleet.device(source.row())
+
+    def visible_rows(self) -> list[int]:
+        """Source rows in view order."""
+        return [self.mapToSource(self.index(r, 0)).row() for r in range(self.rowCount())]

@@ -1,0 +1,146 @@
+"""Status-bar widgets (hub and alerts) and the critical-alert notification."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from core.model import Alert, Device, DeviceStatus, Severity
+from core.ports.live import EventKind, FleetEvent
+from core.registrations import StatusWidgetSpec
+from plugins.alerts.widgets.notifier import CriticalNotifier
+from plugins.alerts.widgets.status import AlertStatusWidget
+from plugins.local.widgets.status import HubStatusWidget, build_hub_status
+from tests.gui.conftest import StatusPlugin
+
+pytestmark = pytest.mark.gui
+
+
+def alert_event(alert: Alert) -> FleetEvent:
+    return FleetEvent(EventKind.ALERT, alert.device_id, data={"alert": alert})
+
+
+def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
+    store.registry.upsert_many([
+        Device("pump-00001", status=DeviceStatus.ONLINE),
+        Device("pump-00002", status=DeviceStatus.OFFLINE),
+    ])
+    widget = HubStatusWidget(context)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.total == 2, timeout=5000)
+    texts = widget.texts()
+    assert "Broker connected" in texts["connection"]  # from live.connection_state()
+    assert texts["devices"] == "1 / 2 online"
+    assert texts["rate"] == "— msg/s"
+
+    bus.publish([FleetEvent(EventKind.HUB, "", data={"connection": "connecting",
+                                                      "messages_per_s": 1234.4})])
+    qtbot.waitUntil(lambda: widget.messages_per_s is not None, timeout=3000)
+    texts = widget.texts()
+    assert texts["rate"] == "1,234 msg/s"
+    assert "Connecting to broker" in texts["connection"]
+
+    online = Device("pump-00002", status=DeviceStatus.ONLINE)
+    store.registry.upsert(online)
+    bus.publish([FleetEvent(EventKind.DEVICE, "pump-00002", data={"device": online})])
+    qtbot.waitUntil(lambda: widget.online == 2, timeout=5000)
+    assert widget.texts()["devices"] == "2 / 2 online"
+
+
+def test_alert_status_counts_active_alerts_by_severity(qtbot, context, seed, bus, store):
+    seed("pump-00001", Severity.CRITICAL)
+    seed("pump-00002", Severity.WARNING)
+    warning = seed("pump-00003", Severity.WARNING)
+    widget = AlertStatusWidget(context)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.counts.get(Severity.WARNING) == 2, timeout=5000)
+    assert "1 critical" in widget.text() and "2 warning" in widget.text()
+    assert "info" not in widget.text()
+
+    acked = warning.acknowledge("maria")
+    store.alerts.save(acked)
+    with qtbot.waitSignal(widget.counts_changed, timeout=5000):
+        bus.publish([alert_event(acked)])
+    assert widget.counts[Severity.WARNING] == 1
+
+
+def test_status_widgets_sit_in_the_main_window_and_set_the_badge(qtbot, context, seed,
+                                                                 make_window):
+    from tests.gui.conftest import page as page_spec
+    from tests.gui.conftest import pages_plugin
+
+    seed("pump-00001", Severity.CRITICAL)
+    context.plugins.register("status", StatusPlugin(
+        StatusWidgetSpec("local.hub", build_hub_status, order=10),
+        StatusWidgetSpec("alerts.active", AlertStatusWidget, order=30)))
+    context.plugins.register("pages", pages_plugin([page_spec("alerts", 20)])[1])
+    window = make_window(context, show=True)
+    assert set(window.status_widgets) == {"local.hub", "alerts.active"}
+    # the status widget keeps the badge current before the Alerts page is ever built
+    qtbot.waitUntil(lambda: window.nav.badge("alerts") == "1", timeout=5000)
+
+
+@pytest.fixture
+def notifier(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    host = QWidget()
+    host.resize(800, 600)
+    qtbot.addWidget(host)
+    clock = [100.0]
+    n = CriticalNotifier(host, min_interval_s=5.0, use_tray=False, clock=lambda: clock[0])
+    n.clock = clock
+    return n
+
+
+def make_alert(device: str, severity: Severity) -> Alert:
+    return Alert(device, "temperature-high", severity, "temperature above 70 °C", 75.0)
+
+
+def test_notifies_a_new_critical_alert_but_not_a_warning(qtbot, notifier):
+    shown = []
+    notifier.notified.connect(lambda title, text: shown.append((title, text)))
+    notifier.feed([alert_event(make_alert("pump-00001", Severity.WARNING))])
+    assert shown == []
+    critical = make_alert("pump-00002", Severity.CRITICAL)
+    notifier.feed([alert_event(critical)])
+    assert shown == [("Critical alert on pump-00002", "temperature above 70 °C")]
+    assert notifier.toast is not None and notifier.toast.isVisibleTo(notifier.toast.parent())
+    # the same alert again (an update) does not notify twice
+    notifier.clock[0] += 60
+    notifier.feed([alert_event(replace(critical, value=80.0, version=2))])
+    assert len(shown) == 1
+
+
+def test_snoozed_critical_is_not_notified(notifier, now):
+    from datetime import timedelta
+
+    shown = []
+    notifier.notified.connect(lambda *args: shown.append(args))
+    snoozed = make_alert("pump-00001", Severity.CRITICAL).snooze(now + timedelta(hours=1))
+    notifier.feed([alert_event(snoozed)])
+    assert shown == []
+
+
+def test_notifications_are_rate_limited_and_summarised(qtbot, notifier):
+    shown = []
+    notifier.notified.connect(lambda title, text: shown.append(title))
+    notifier.feed([alert_event(make_alert("pump-00001", Severity.CRITICAL))])
+    notifier.feed([alert_event(make_alert(f"pump-0001{i}", Severity.CRITICAL))
+                   for i in range(3)])
+    assert shown == ["Critical alert on pump-00001"]  # the rest wait for the interval
+    notifier.clock[0] += 5.0
+    notifier.flush()
+    assert shown[-1] == "3 new critical alerts"
+    assert len(shown) == 2
+
+
+def test_status_widget_notifies_from_live_events(qtbot, context, bus):
+    widget = AlertStatusWidget(context, notifier=None)
+    qtbot.addWidget(widget)
+    widget.notifier.use_tray = False
+    qtbot.waitUntil(lambda: widget.live is not None, timeout=5000)
+    with qtbot.waitSignal(widget.notifier.notified, timeout=3000) as got:
+        bus.publish([alert_event(make_alert("pump-00009", Severity.CRITICAL))])
+    assert got.args[0] == "Critical alert on pump-00009"
