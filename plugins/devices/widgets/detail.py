@@ -279,7 +279,7 @@ class DeviceDetail(QWidget):
         self.shadow_tree.setAlternatingRowColors(True)
         self.shadow_tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.shadow_editor = QPlainTextEdit()
-        self.shadow_editor.setPlaceholderText('{"interval_s": 30}')
+        self.shadow_editor.setPlaceholderText('{"interval": 30}')
         self.shadow_editor.setTabChangesFocus(True)
         font = self.shadow_editor.font()
         font.setFamily("monospace")
@@ -325,7 +325,7 @@ class DeviceDetail(QWidget):
         self.identify_button.setToolTip("Blink the device's LED so it can be found on site")
         self.reboot_button = QPushButton("Reboot…")
         self.interval_spin = QSpinBox()
-        self.interval_spin.setRange(1, 86400)
+        self.interval_spin.setRange(1, 3600)  # what devices accept (docs/protocol.md)
         self.interval_spin.setValue(30)
         self.interval_spin.setSuffix(" s")
         self.interval_button = QPushButton("Set interval")
@@ -357,7 +357,7 @@ class DeviceDetail(QWidget):
         self.identify_button.clicked.connect(lambda: self.send_command("identify"))
         self.reboot_button.clicked.connect(self.reboot)
         self.interval_button.clicked.connect(
-            lambda: self.send_command("set-interval", {"interval_s": self.interval_spin.value()}))
+            lambda: self.send_command("set-interval", {"seconds": self.interval_spin.value()}))
         return page
 
     def _build_alerts(self) -> QWidget:

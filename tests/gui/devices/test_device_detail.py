@@ -145,7 +145,7 @@ def test_command_buttons_call_the_command_channel(qtbot, store, make_page, chann
     detail.interval_spin.setValue(45)
     detail.interval_button.click()
     qtbot.waitUntil(lambda: len(channel.sent) == 2, timeout=5_000)
-    assert channel.sent[-1] == ("pump-1", "set-interval", {"interval_s": 45})
+    assert channel.sent[-1] == ("pump-1", "set-interval", {"seconds": 45})
 
     asked: list[str] = []
     detail.confirm = lambda title, text: asked.append(title) or False
