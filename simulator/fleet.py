@@ -27,6 +27,7 @@ from core.protocol.topics import telemetry_topic
 from simulator.faults import (
     MESSAGE_FAULTS,
     FaultPlan,
+    FaultSpec,
     Outgoing,
     Reorderer,
     ResolvedFault,
@@ -206,6 +207,26 @@ class Fleet:
         return max(0, math.floor(t_s - float(gs.boot_t[local])))
 
     # ------------------------------------------------------------ runtime control
+    def inject(self, kind: str, params: Mapping[str, Any] | None = None, *,
+               duration_s: float | None = None, fraction: float | None = None,
+               devices: Sequence[int] | None = None, group: str | None = None,
+               delay_s: float = 0.0) -> FaultSpec:
+        """Add a fault while the fleet runs (QA poking a live system): it starts
+        ``delay_s`` after the latest tick. Appending keeps every earlier fault's
+        position, so device selection and per-fault state are undisturbed."""
+        elapsed = self._last_t - self.start_s
+        spec = FaultSpec(kind, dict(params or {}), start_s=max(0.0, elapsed + delay_s),
+                         duration_s=duration_s, fraction=fraction, devices=devices,
+                         group=group)
+        candidate = FaultPlan((*self.faults.specs, spec))
+        previous, self.faults = self.faults, candidate
+        try:
+            self._check_faults()
+        except ValidationError:
+            self.faults = previous
+            raise
+        return spec
+
     def set_interval(self, device_index: int, seconds: float) -> None:
         """Change one device's reporting interval (``set-interval`` command, shadow);
         the next report is due ``seconds`` after the last tick."""

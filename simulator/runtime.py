@@ -26,7 +26,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from core.protocol.limits import MAX_PUBLISH_PER_SECOND
+from core.protocol.limits import MAX_CLIENT_ID_BYTES, MAX_PUBLISH_PER_SECOND
 from core.protocol.payloads import Status
 from core.protocol.topics import status_topic, telemetry_topic
 from simulator.agent import DeviceAgent
@@ -153,9 +153,13 @@ class FleetRuntime:
         shard_i, shard_n = self.shard
         for index in range(shard_i - 1, self.source.size, shard_n):
             device_id, org, device_type, _fw = self.source.device_info(index)
+            client_id = f"{self._client_id_prefix}{device_id}"
+            if len(client_id.encode()) > MAX_CLIENT_ID_BYTES:
+                raise ValueError(f"client id {client_id[:40]!r}... is longer than AWS IoT's "
+                                 f"{MAX_CLIENT_ID_BYTES} bytes; use a shorter prefix or id")
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
-                client_id=f"{self._client_id_prefix}{device_id}",
+                client_id=client_id,
                 clean_session=False,
                 protocol=mqtt.MQTTv311,
             )

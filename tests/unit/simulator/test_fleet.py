@@ -168,3 +168,23 @@ def test_bad_groups_and_time_going_backwards_are_rejected():
     fleet.tick(MONDAY + 5)
     with pytest.raises(ValidationError, match="before the previous tick"):
         fleet.tick(MONDAY + 4)
+
+
+def test_faults_can_be_injected_while_running():
+    from core.errors import ValidationError as _ValidationError
+    from simulator.fleet import DeviceGroup as _Group
+    from simulator.fleet import Fleet as _Fleet
+
+    fleet = _Fleet([_Group("g", "environmental", 3, interval_s=1.0)], seed=1, start_s=1000.0)
+    for t in range(1001, 1011):
+        fleet.tick(float(t))
+    spec = fleet.inject("out_of_range", {"p": 1.0, "metrics": ["temperature"]},
+                        duration_s=5, devices=[1])
+    assert spec.start_s == 10.0
+    hit = [m for t in range(1011, 1014) for i, m in fleet.tick(float(t)) if i == 1]
+    assert hit and all(m.metrics["temperature"] < -273.15 for m in hit)
+    later = [m for t in range(1016, 1019) for i, m in fleet.tick(float(t)) if i == 1]
+    assert later and all(m.metrics["temperature"] > -100 for m in later)
+    with pytest.raises(_ValidationError):
+        fleet.inject("teleport")
+    assert len(fleet.faults.specs) == 1
