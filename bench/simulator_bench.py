@@ -407,10 +407,11 @@ def phase_peak_fleet(port: int, workdir: Path, devices: int, speed: float, secon
         "delivery_ratio": rate["count"] / published if published else 0.0,
         "publish_rate_steady": result["steady_published"] / max(result["steady_wall_s"], 1e-9),
     })
-    # Sustained: the clock kept pace (it ran no longer than asked) and the broker
-    # delivered the requested rate, evenly (median second close to the mean).
+    # Sustained: the clock kept pace (the run, from clock start to the end of the
+    # clean shutdown, took no longer than asked) and the broker delivered the
+    # requested rate, evenly (the median second close to it as well as the mean).
     result["sustained"] = bool(
-        result["wall_s"] <= seconds + 3.0
+        max(r["steady_wall_s"] for r in result["per_shard"]) <= seconds + 2.5
         and rate["mean"] >= 0.95 * requested
         and rate["p50_per_s"] >= 0.95 * requested
         and result["delivery_ratio"] >= 0.999

@@ -197,6 +197,11 @@ class Fleet:
     def org(self, device_index: int) -> str:
         return self.locate(device_index)[0].group.org
 
+    @property
+    def min_interval_s(self) -> float:
+        """The fastest reporting interval now in force (sets the runtime's tick)."""
+        return min((float(gs.interval.min()) for gs in self.groups if gs.n), default=1.0)
+
     def device_info(self, device_index: int) -> tuple[str, str, str, str]:
         """(device id, organization, device type, firmware) for sessions and reports."""
         gs, local = self.locate(device_index)

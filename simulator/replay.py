@@ -145,6 +145,8 @@ class ReplaySource:
             self._seq[index] += 1
         return out
 
+    min_interval_s = 0.2  # publish timing resolution; payload timestamps stay exact
+
     @property
     def finished(self) -> bool:
         return self._cursor >= len(self._messages)
