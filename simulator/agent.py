@@ -39,6 +39,8 @@ MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 3600.0
 REBOOT_DOWN_S = 3.0
 ANSWER_MEMORY = 64
+SHADOW_GET_ATTEMPTS = 5
+SHADOW_GET_RETRY_S = 5.0
 
 
 class DeviceAgent:
@@ -53,6 +55,7 @@ class DeviceAgent:
         # answers to recent request ids so a redelivered request is answered
         # again but not executed twice (a redelivered reboot must not loop).
         self._answered: OrderedDict[str, bytes] = OrderedDict()
+        self.shadow_synced = False
 
     # ------------------------------------------------------------------ connection
     def subscriptions(self) -> list[tuple[str, int]]:
@@ -75,7 +78,18 @@ class DeviceAgent:
         self.runtime.publish(s, status_topic(s.org, s.device_id),
                              Status("online", ts_ms, device_type, firmware).encode(),
                              qos=1, retain=True)
+        self.shadow_synced = False
+        self._ask_for_shadow(SHADOW_GET_ATTEMPTS)
+
+    def _ask_for_shadow(self, attempts_left: int) -> None:
+        """Ask for the shadow until someone answers: a request published before the
+        shadow service subscribed is simply lost, and real firmware retries too."""
+        s = self.session
+        if self.shadow_synced or attempts_left <= 0 or not s.connected:
+            return
         self.runtime.publish(s, shadow_topic(s.device_id, ShadowOp.GET), b"{}", qos=1)
+        self.runtime.call_later(SHADOW_GET_RETRY_S,
+                                lambda: self._ask_for_shadow(attempts_left - 1))
 
     def on_connection_event(self, kind: str, down_wall_s: float) -> None:
         """A reboot drops the link without DISCONNECT (the broker sends the Last Will);
@@ -99,7 +113,9 @@ class DeviceAgent:
         if parsed.op is ShadowOp.UPDATE and parsed.suffix == "delta":
             doc = decode_json_object(payload, f"shadow delta for {s.device_id}")
             self._apply_desired(doc.get("state", {}), doc.get("version"))
-        elif parsed.op is ShadowOp.GET and parsed.suffix == "accepted":
+        elif parsed.op is ShadowOp.GET and parsed.suffix in ("accepted", "rejected"):
+            self.shadow_synced = True
+        if parsed.op is ShadowOp.GET and parsed.suffix == "accepted":
             doc = decode_json_object(payload, f"shadow document for {s.device_id}")
             state = doc.get("state", {})
             self._apply_desired(state.get("delta") or {}, doc.get("version"),

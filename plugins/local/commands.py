@@ -54,13 +54,13 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
     backend = build_local_backend(context, run_hub=True, demo_fleet=args.demo, live=True)
     hub = backend.hub
     assert hub is not None
-    print(f"hub running: broker {backend.broker_url}, database "
-          f"{context.config.database_url.split('@')[-1]}", flush=True)
     try:
         if not hub.wait_connected(15):
             reason = hub.link.last_error or "no answer yet"
             print(f"hub: still connecting to {backend.broker_url} ({reason}); retrying in "
                   "the background", flush=True)
+        print(f"hub running: broker {backend.broker_url}, database "
+              f"{context.config.database_url.split('@')[-1]}", flush=True)
         while not stop.wait(args.status_every):
             snap = hub.snapshot()
             print(f"hub: {snap['connection']}, {snap['messages_per_s']:.0f} msg/s, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -65,6 +66,10 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
            "SMARTIOT_DATA_DIR": str(tmp_path / "data"), "SMARTIOT_ENTRY_POINTS": "0"}
     hub = subprocess.Popen([sys.executable, "-m", "console.cli", "hub", "--status-every", "1"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(hub.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     consoles = []
     running = None
     try:
@@ -75,6 +80,8 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
             assert backend.hub is None and backend.observer is not None
             consoles.append((context, backend, EventLog(backend.bus)))
         (_ctx_a, console_a, log_a), (_ctx_b, console_b, log_b) = consoles
+        wait_until(lambda: any(line.startswith("hub running") for line in list(lines)),
+                   timeout=30, message="the headless hub did not come up")
         assert console_a.client.link.wait_connected(10)
         assert console_b.observer.link.wait_connected(10)
         time.sleep(1.0)
@@ -119,5 +126,7 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
         for _context, backend, _log in consoles:
             backend.close()
         hub.terminate()
-        output = hub.communicate(timeout=30)[0]
+        hub.wait(timeout=30)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert "hub running" in output and "hub stopped" in output, output
