@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigError
+from core.errors import ConfigError, SmartIotError
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -25,11 +25,15 @@ class AppContext:
         # (no broker, hub or demo fleet) — `smartiot alerts ack` must not start a fleet.
         self.live = live
         self._backend: Backend | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
     def backend(self) -> Backend:
         with self._lock:
+            if self._closed:
+                # A view's timer firing after shutdown must not start a second hub.
+                raise SmartIotError("the application is shutting down")
             if self._backend is None:
                 self._backend = self._build_backend()
             return self._backend
@@ -51,6 +55,7 @@ class AppContext:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None

@@ -182,3 +182,15 @@ def test_hook_smartiot_shutdown(tmp_path):
     pm.register("worker", Worker())
     pm.shutdown(_context(tmp_path, pm))
     assert closed == ["worker"]
+
+
+def test_backend_is_not_rebuilt_after_close(tmp_path):
+    from core.errors import SmartIotError
+
+    pm = PluginManager(entry_points=False, blocked=())
+    context = _context(tmp_path, pm)
+    context.live = False
+    assert context.backend is not None
+    context.close()
+    with pytest.raises(SmartIotError, match="shutting down"):
+        _ = context.backend

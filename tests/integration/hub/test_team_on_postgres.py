@@ -93,7 +93,9 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
             client_id_prefix="team-").start()
 
         # the hub (another process) ingests into PostgreSQL; both consoles see it
-        wait_until(lambda: len(console_b.registry.list()) == 4, timeout=20)
+        # (the shared test broker also replays other tests' retained status messages)
+        wait_until(lambda: len([d for d in console_b.registry.list()
+                                if d.organization == "plant"]) == 4, timeout=20)
         wait_until(lambda: log_a.of(EventKind.TELEMETRY), timeout=10)
         alert = wait_until(lambda: next(iter(console_a.alerts.list()), None), timeout=30)
         wait_until(lambda: any(e.data["alert"].alert_id == alert.alert_id
