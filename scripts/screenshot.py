@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", metavar="ID",
                         help="open this device's detail on the page (pages with show_device)")
     parser.add_argument("--wait", type=float, default=2.0, help="seconds to let pages load")
+    parser.add_argument("--scenario", metavar="NAME",
+                        help="instead of the demo fleet, run this bundled scenario live "
+                        "(e.g. factory: 500 devices) for --warmup seconds first")
+    parser.add_argument("--warmup", type=float, default=20.0,
+                        help="seconds the --scenario fleet runs before the screenshot")
     parser.add_argument("--sample-fleet", type=int, default=0, metavar="N",
                         help="fill the throw-away store with N sample devices and some alerts")
     args = parser.parse_args(argv)
@@ -117,11 +122,29 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ensure_application([sys.argv[0]])
     with tempfile.TemporaryDirectory(prefix="smartiot-shot-") as tmp:
+        overrides: dict[str, object] = {"theme": args.theme}
+        if args.scenario:
+            overrides["demo_fleet"] = False
         config = load_config(Path(tmp) / "config.toml", Path(tmp) / "data", env={},
-                             overrides={"theme": args.theme})
+                             overrides=overrides)
         if args.sample_fleet:
             _seed(config.database_url, args.sample_fleet)
         context = AppContext(config, _plugins())
+        live_fleet = None
+        if args.scenario:
+            from importlib import resources
+
+            from simulator.api import RunningFleet
+            from simulator.scenario import load_scenario
+
+            backend = context.backend
+            path = Path(str(resources.files("resources") / "scenarios" / f"{args.scenario}.toml"))
+            live_fleet = RunningFleet(load_scenario(path), broker_url=backend.broker_url,
+                                      speed=4.0, client_id_prefix="shot-").start()
+            from plugins.local.alerting import seed_default_rules
+
+            seed_default_rules(backend.store)
+            time.sleep(args.warmup)
         window = build_main_window(context)
         context.plugins.startup(context)
         try:
@@ -152,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             window.close()
             context.plugins.shutdown(context)
+            if live_fleet is not None:
+                live_fleet.stop()
             context.close()
     return 0
 
