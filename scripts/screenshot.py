@@ -91,6 +91,16 @@ def _seed(url: str, count: int) -> None:
                                    created_at=now - timedelta(minutes=rng.randint(1, 300))))
 
 
+class _BrokenPlugin:
+    """Fails the way third-party plugins do: a dependency missing at call time."""
+
+    from core.hookspecs import hookimpl
+
+    @hookimpl
+    def smartiot_register_pages(self, register: object) -> None:
+        raise ModuleNotFoundError("No module named 'weatherlib'")
+
+
 def _settle(app: QApplication, seconds: float) -> None:
     """Let background loads finish and the window paint."""
     deadline = time.monotonic() + seconds
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", metavar="ID",
                         help="open this device's detail on the page (pages with show_device)")
     parser.add_argument("--wait", type=float, default=2.0, help="seconds to let pages load")
+    parser.add_argument("--with-broken-plugin", action="store_true",
+                        help="add a plugin whose hook fails, to show how it is reported")
     parser.add_argument("--scenario", metavar="NAME",
                         help="instead of the demo fleet, run this bundled scenario live "
                         "(e.g. factory: 500 devices) for --warmup seconds first")
@@ -129,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                              overrides=overrides)
         if args.sample_fleet:
             _seed(config.database_url, args.sample_fleet)
-        context = AppContext(config, _plugins())
+        plugins = _plugins()
+        if args.with_broken_plugin:
+            plugins.register("weather-overlay", _BrokenPlugin(), source="entry point "
+                             "weather_overlay.plugin (weather-overlay 0.3.1)")
+        context = AppContext(config, plugins)
         live_fleet = None
         if args.scenario:
             from importlib import resources

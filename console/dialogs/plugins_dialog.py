@@ -57,7 +57,7 @@ class PluginsDialog(QDialog):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Plugins")
-        self.resize(920, 560)
+        self.resize(1180, 560)  # wide enough for the error column
         self.infos = context.plugins.infos()
 
         failed = sum(1 for i in self.infos if i.status is PluginStatus.FAILED)
@@ -79,6 +79,11 @@ class PluginsDialog(QDialog):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Hook lists get long; cap them so the error column stays in view (the
+        # full list is in the detail pane and the tooltip).
+        hooks = COLUMNS.index("Hooks")
+        header.setSectionResizeMode(hooks, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(hooks, 260)
         header.setStretchLastSection(True)
         self._fill()
 
