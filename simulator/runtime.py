@@ -86,6 +86,41 @@ class Session:
     write_selected: bool = False  # the selector watches this socket for EVENT_WRITE
 
 
+class _Untracked:
+    """Stands in for paho's MQTTMessageInfo on QoS 0 telemetry: nobody waits on
+    those, and building a real one (a Condition per message) was a fifth of the
+    per-message cost at 10,000 messages/s."""
+
+    def _set_as_published(self) -> None:
+        return None
+
+
+_UNTRACKED = _Untracked()
+_PUBLISH = 0x30
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _send(client: mqtt.Client, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    """QoS 0 goes straight onto paho's output queue as a ready MQTT 3.1.1 PUBLISH
+    packet; QoS 1 needs paho's bookkeeping (packet ids, retries) and takes the
+    normal path. Ordering is kept: both end in the same queue."""
+    if qos or client.socket() is None:
+        client.publish(topic, payload, qos=qos, retain=retain)
+        return
+    name = topic.encode()
+    body = len(name).to_bytes(2, "big") + name + payload
+    packet = bytes((_PUBLISH | (1 if retain else 0),)) + _remaining_length(len(body)) + body
+    client._packet_queue(_PUBLISH, packet, 0, 0, _UNTRACKED)  # type: ignore[arg-type]
+
+
 class FleetRuntime:
     def __init__(
         self,
@@ -352,7 +387,7 @@ class FleetRuntime:
             self._backlog.add(session.position)
             return True
         session.window_count += 1
-        session.client.publish(topic, payload, qos=qos, retain=retain)
+        _send(session.client, topic, payload, qos, retain)
         self.stats.published += 1
         return True
 
@@ -367,7 +402,7 @@ class FleetRuntime:
             ):
                 topic, payload, qos, retain = session.queue.popleft()
                 session.window_count += 1
-                session.client.publish(topic, payload, qos=qos, retain=retain)
+                _send(session.client, topic, payload, qos, retain)
                 self.stats.published += 1
             if not session.queue:
                 self._backlog.discard(index)
