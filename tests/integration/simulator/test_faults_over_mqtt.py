@@ -143,8 +143,11 @@ def test_malformed_payloads_are_not_json(recording):
 
 def test_loss_leaves_seq_gaps(recording):
     seqs = [b["seq"] for b in telemetry(recording, _pump(0))]
-    missing = (max(seqs) - min(seqs) + 1) - len(set(seqs))
-    assert 0.15 * len(seqs) < missing < 0.6 * len(seqs)
+    span = max(seqs) - min(seqs) + 1
+    missing = span - len(set(seqs))
+    # p = 0.3 over ~60 messages: the lost share lands well inside 10-55 %
+    assert 0.10 * span < missing < 0.55 * span
+    assert len(seqs) == len(set(seqs))  # loss only: nothing duplicated
 
 
 def test_duplicates_are_byte_identical(recording):
