@@ -148,6 +148,10 @@ class Fleet:
         self._reorderers: dict[int, Reorderer] = {}
         self._burst_held: dict[int, list[Outgoing]] = {}
         self._masks: dict[int, BoolArray] = {}
+        # Devices this process publishes for (``--shard``); the others are still
+        # simulated, so every shard sees the same fleet, but no message is built
+        # for them.
+        self.owned: BoolArray | None = None
 
     # ------------------------------------------------------------ set-up checks
     def _check_faults(self) -> None:
@@ -324,10 +328,12 @@ class Fleet:
             gs.next_due[idx] += late * gs.interval[idx]
             seqs = gs.seq[idx].tolist()
             gs.seq[idx] += 1
-            send = idx[~offline[idx]]
+            keep = ~offline[idx]
+            if self.owned is not None:
+                keep &= self.owned[gs.offset + idx]
+            send = idx[keep]
             if send.size == 0:
                 continue
-            keep = ~offline[idx]
             seqs = [s for s, k in zip(seqs, keep.tolist(), strict=True) if k]
             uptimes = np.floor(t_s - gs.boot_t[send]).astype(np.int64).tolist()
             rows = np.column_stack([values[m][send] for m in gs.names]).tolist()

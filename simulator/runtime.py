@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -190,6 +191,10 @@ class FleetRuntime:
     # ------------------------------------------------------------------ set-up
     def _build_sessions(self) -> None:
         shard_i, shard_n = self.shard
+        if shard_n > 1 and hasattr(self.source, "owned"):
+            owned = np.zeros(self.source.size, dtype=bool)
+            owned[shard_i - 1::shard_n] = True
+            self.source.owned = owned
         for index in range(shard_i - 1, self.source.size, shard_n):
             device_id, org, device_type, _fw = self.source.device_info(index)
             client_id = f"{self._client_id_prefix}{device_id}"

@@ -188,3 +188,22 @@ def test_faults_can_be_injected_while_running():
     with pytest.raises(_ValidationError):
         fleet.inject("teleport")
     assert len(fleet.faults.specs) == 1
+
+
+def test_a_shard_builds_only_its_own_messages_and_they_match_the_whole_fleet():
+    import numpy as _np
+
+    from simulator.fleet import DeviceGroup as _Group
+    from simulator.fleet import Fleet as _Fleet
+
+    def run(owned):
+        fleet = _Fleet([_Group("g", "pump", 6, interval_s=1.0)], seed=5, start_s=0.0)
+        fleet.owned = owned
+        return [(i, m.encode()) for t in range(1, 8) for i, m in fleet.tick(float(t))]
+
+    whole = run(None)
+    mask = _np.zeros(6, dtype=bool)
+    mask[1::2] = True
+    shard = run(mask)
+    assert shard and {i for i, _ in shard} == {1, 3, 5}
+    assert shard == [(i, payload) for i, payload in whole if i % 2 == 1]
