@@ -182,6 +182,7 @@ class FleetRuntime:
         # gave up waiting), so no early reading depends on how fast sockets opened;
         # that is what keeps seeded runs byte-identical.
         self._clock0: float | None = None
+        self._sim_end: float | None = None
         self.connect_timeout_s = connect_timeout_s
         self._next_tick = self.start_s
         self._misc_cursor = 0
@@ -425,7 +426,10 @@ class FleetRuntime:
         raise_fd_limit(len(self.sessions) + 1024)
         self._wall0 = time.monotonic()
         self._next_tick = self.start_s
-        deadline: float | None = None
+        # The run ends in *simulated* time: every tick up to start + duration runs,
+        # and none after it, however the wall clock and the host's load fall, so two
+        # seeded runs publish exactly the same messages.
+        self._sim_end = None if duration_s is None else self.start_s + duration_s
         connect_limit = self._wall0 + self.connect_timeout_s + len(self.sessions) / max(
             self.connect_rate, 1.0)
         next_progress = self._wall0 + progress_every_s
@@ -438,9 +442,7 @@ class FleetRuntime:
                     self.stats.ever_connected == len(self.sessions) or now >= connect_limit
                 ):
                     self._clock0 = now
-                    if duration_s is not None:
-                        deadline = now + duration_s / self.speed
-                if deadline is not None and now >= deadline:
+                if self._sim_end is not None and self._next_tick > self._sim_end + 1e-9:
                     break
                 connect_budget = min(connect_budget + (now - last) * self.connect_rate,
                                      self.connect_rate)
@@ -484,6 +486,8 @@ class FleetRuntime:
         """Run the fleet on a quantised sim clock (start + k * tick_s): the same ticks
         on every run are what makes a seeded simulation reproducible to the byte."""
         sim_now = self.sim_now()
+        if self._sim_end is not None:
+            sim_now = min(sim_now, self._sim_end)
         # At most a few ticks per pass: when the host is overloaded the simulated
         # clock falls behind instead of queueing a burst with no network I/O between.
         for _ in range(MAX_TICKS_PER_PASS):
