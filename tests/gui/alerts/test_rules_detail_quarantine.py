@@ -93,7 +93,9 @@ def test_rule_editor_edits_and_reports_a_concurrent_save(qtbot, editor, store):
     qtbot.waitUntil(lambda: "changed in the meantime" in dialog.error.text(), timeout=5000)
     assert store.rules.get("rule-quiet").params == {"minutes": 10}
 
-    qtbot.waitUntil(lambda: dialog.rule_list.count() == 1, timeout=5000)
+    # wait for the list to reload the other console's version before editing again
+    qtbot.waitUntil(lambda: dialog.rule_list.count() == 1
+                    and "edited elsewhere" in dialog.rule_list.item(0).text(), timeout=10_000)
     dialog.rule_list.setCurrentRow(-1)
     dialog.rule_list.setCurrentRow(0)
     dialog.param_forms["no_data"].fields["minutes"].setText("20")
