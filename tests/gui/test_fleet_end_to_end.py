@@ -54,7 +54,7 @@ def test_technician_and_support_workflow(live_window, qtbot):
     devices = window.page_widget("devices")
     qtbot.waitUntil(lambda: devices.model.rowCount() == 4, timeout=20_000)
     qtbot.keyClicks(devices.search, "e2e-00003")
-    qtbot.waitUntil(lambda: devices.proxy.rowCount() == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: devices.proxy.rowCount() == 1, timeout=15_000)
     devices.search.clear()
 
     # Detail: change desired state; the simulated device obeys and reports back

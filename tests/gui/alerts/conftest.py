@@ -97,7 +97,7 @@ def alerts_page(qtbot: Any, context: AppContext) -> Callable[[], Any]:
         page = AlertsPage(context)
         qtbot.addWidget(page)
         page.resize(1200, 700)
-        with qtbot.waitSignal(page.loaded, timeout=5000):
+        with qtbot.waitSignal(page.loaded, timeout=15_000):
             pass
         return page
 

@@ -20,7 +20,7 @@ def editor(qtbot, backend):
     def make():
         dialog = RuleEditorDialog(backend, "maria")
         qtbot.addWidget(dialog)
-        with qtbot.waitSignal(dialog.rules_loaded, timeout=5000):
+        with qtbot.waitSignal(dialog.rules_loaded, timeout=15_000):
             pass
         return dialog
 
@@ -42,7 +42,7 @@ def test_rule_editor_creates_a_threshold_rule_with_typed_params(qtbot, editor, s
     dialog.scope["tags"].setText("hall-a")
     dialog.auto_resolve.setChecked(False)
     dialog.escalate.setValue(15)
-    with qtbot.waitSignal(dialog.saved, timeout=5000):
+    with qtbot.waitSignal(dialog.saved, timeout=15_000):
         dialog.save_button.click()
 
     [rule] = store.rules.list()
@@ -53,7 +53,7 @@ def test_rule_editor_creates_a_threshold_rule_with_typed_params(qtbot, editor, s
     assert rule.scope.device_types == {"pump", "compressor"}
     assert rule.scope.tags == {"hall-a"}
     assert rule.auto_resolve is False and rule.escalate_after_s == 900
-    qtbot.waitUntil(lambda: [r.rule_id for r in dialog.rules()] == [rule.rule_id], timeout=5000)
+    qtbot.waitUntil(lambda: [r.rule_id for r in dialog.rules()] == [rule.rule_id], timeout=15_000)
 
 
 def test_rule_editor_rejects_bad_input_inline(qtbot, editor, store):
@@ -90,7 +90,7 @@ def test_rule_editor_edits_and_reports_a_concurrent_save(qtbot, editor, store):
     store.rules.save(replace(rule, name="Quiet (edited elsewhere)", version=2))
     dialog.param_forms["no_data"].fields["minutes"].setText("20")
     dialog.save_button.click()
-    qtbot.waitUntil(lambda: "changed in the meantime" in dialog.error.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "changed in the meantime" in dialog.error.text(), timeout=15_000)
     assert store.rules.get("rule-quiet").params == {"minutes": 10}
 
     # wait for the list to reload the other console's version before editing again
@@ -99,13 +99,13 @@ def test_rule_editor_edits_and_reports_a_concurrent_save(qtbot, editor, store):
     dialog.rule_list.setCurrentRow(-1)
     dialog.rule_list.setCurrentRow(0)
     dialog.param_forms["no_data"].fields["minutes"].setText("20")
-    with qtbot.waitSignal(dialog.saved, timeout=5000):
+    with qtbot.waitSignal(dialog.saved, timeout=15_000):
         dialog.save_button.click()
     assert store.rules.get("rule-quiet").params == {"minutes": 20, "offline": True}
 
     dialog.delete_button.click()
     assert dialog.delete_button.text() == "Really delete?"
-    with qtbot.waitSignal(dialog.deleted, timeout=5000):
+    with qtbot.waitSignal(dialog.deleted, timeout=15_000):
         dialog.delete_button.click()
     assert store.rules.list() == []
 
@@ -127,7 +127,7 @@ def test_detail_panel_shows_fields_history_and_metric_chart(qtbot, alerts_page, 
     page = alerts_page()
     page.select_alerts([alert.alert_id])
     detail = page.detail
-    qtbot.waitUntil(lambda: detail.data is not None, timeout=5000)
+    qtbot.waitUntil(lambda: detail.data is not None, timeout=15_000)
     assert detail.fields["Rule"].text() == "Hot pumps (temperature-high)"
     assert detail.fields["Acknowledged"].text().startswith("maria at ")
     assert detail.fields["Comment"].text() == "on my way"
@@ -148,7 +148,7 @@ def test_detail_falls_back_to_the_device_first_metric_without_a_rule(qtbot, aler
                                          alert.created_at - timedelta(minutes=1), 4.2)])
     page = alerts_page()
     page.select_alerts([alert.alert_id])
-    qtbot.waitUntil(lambda: page.detail.data is not None, timeout=5000)
+    qtbot.waitUntil(lambda: page.detail.data is not None, timeout=15_000)
     assert page.detail.data.metric == "pressure"
     assert page.detail.threshold is None
     assert len(page.detail.curve.getData()[0]) == 1
@@ -162,7 +162,7 @@ def quarantine_page(qtbot, context):
         page = QuarantinePage(context)
         qtbot.addWidget(page)
         qtbot.waitUntil(lambda: page.backend is not None and not page._loading
-                        and page.refresh_button.isEnabled(), timeout=5000)
+                        and page.refresh_button.isEnabled(), timeout=15_000)
         return page
 
     return make
@@ -180,7 +180,7 @@ def test_quarantine_lists_newest_first_with_counts_filter_and_payload(qtbot, sto
     ]
     store.quarantine.add_many(messages)
     page = quarantine_page()
-    qtbot.waitUntil(lambda: page.model.rowCount() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 3, timeout=15_000)
     assert [m.detail for m in page.model.messages()] == ["binary", "'seq' is required",
                                                          "Expecting value"]
     assert page.counts == {"bad_json": 2, "schema": 1}
@@ -193,12 +193,12 @@ def test_quarantine_lists_newest_first_with_counts_filter_and_payload(qtbot, sto
     assert page.payload.toPlainText().startswith("00000000  00 ff 10 61 62")
 
     page.reason_filter.setCurrentIndex(page.reason_filter.findData("schema"))
-    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=15_000)
     assert page.model.message(0).reason == "schema"
 
     live = QuarantinedMessage("dt/acme/pump-00003/telemetry", "schema", "too big", b"{}",
                               "pump-00003", now)
     bus.publish([FleetEvent(EventKind.REJECTED, "pump-00003", data={"message": live})])
-    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=3000)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=15_000)
     assert page.model.message(0).detail == "too big"
     assert page.counts["schema"] == 2

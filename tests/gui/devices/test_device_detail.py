@@ -57,7 +57,7 @@ def test_detail_shows_values_sparklines_alerts_link_and_history(qtbot, store, ma
     assert detail.title.text() == "North pump"
     assert detail.value_metrics() == ["battery_pct", "temp"]
     assert detail.sparkline("temp").point_count() == 10
-    qtbot.waitUntil(lambda: detail.alert_list.topLevelItemCount() == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: detail.alert_list.topLevelItemCount() == 1, timeout=15_000)
     assert detail.alert_list.topLevelItem(0).text(1) == "critical"
     assert "99 received" in detail.info_labels["link"].text()
     assert ("ping", "ok", "40 ms") in detail.command_rows()
@@ -104,7 +104,7 @@ def test_shadow_editor_validates_json_and_reports_version_conflicts(
     page = make_page()
     detail = _open(qtbot, page, "pump-1")
     detail.tabs.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: detail.shadow is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: detail.shadow is not None, timeout=15_000)
     assert "Version 4" in detail.shadow_version.text()
     rows = {key: (want, have, differs) for key, want, have, differs in detail.shadow_rows()}
     assert rows["interval_s"] == ("30", "60", True)
@@ -120,14 +120,14 @@ def test_shadow_editor_validates_json_and_reports_version_conflicts(
     detail.shadow_editor.setPlainText('{"interval_s": 15}')  # "led" removed -> deleted
     assert detail.shadow_apply.isEnabled()
     detail.shadow_apply.click()
-    qtbot.waitUntil(lambda: "version 5" in detail.shadow_error.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "version 5" in detail.shadow_error.text(), timeout=15_000)
     assert shadows.docs["pump-1"].desired == {"interval_s": 15}
 
     # someone else updates the shadow: our next write conflicts, and says so
     shadows.update_desired("pump-1", {"interval_s": 20})
     detail.shadow_editor.setPlainText('{"interval_s": 10}')
     detail.shadow_apply.click()
-    qtbot.waitUntil(lambda: "Version conflict" in detail.shadow_error.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "Version conflict" in detail.shadow_error.text(), timeout=15_000)
     assert detail.shadow_error.property("role") == "error"
     assert shadows.docs["pump-1"].desired == {"interval_s": 20}
 
@@ -138,13 +138,13 @@ def test_command_buttons_call_the_command_channel(qtbot, store, make_page, chann
     detail = _open(qtbot, page, "pump-1")
     detail.tabs.setCurrentIndex(2)
     detail.ping_button.click()
-    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=15_000)
     assert channel.sent[-1] == ("pump-1", "ping", None)
     assert detail.command_rows()[0] == ("ping", "ok", "12 ms")
 
     detail.interval_spin.setValue(45)
     detail.interval_button.click()
-    qtbot.waitUntil(lambda: len(channel.sent) == 2, timeout=5_000)
+    qtbot.waitUntil(lambda: len(channel.sent) == 2, timeout=15_000)
     assert channel.sent[-1] == ("pump-1", "set-interval", {"seconds": 45})
 
     asked: list[str] = []
@@ -153,13 +153,13 @@ def test_command_buttons_call_the_command_channel(qtbot, store, make_page, chann
     assert asked == ["Reboot device"] and len(channel.sent) == 2  # cancelled: not sent
     detail.confirm = lambda title, text: True
     detail.reboot_button.click()
-    qtbot.waitUntil(lambda: len(channel.sent) == 3, timeout=5_000)
+    qtbot.waitUntil(lambda: len(channel.sent) == 3, timeout=15_000)
     assert channel.sent[-1][1] == "reboot"
 
     channel.outcome = CommandOutcome.TIMEOUT
     detail.identify_button.click()
     qtbot.waitUntil(lambda: "identify: timeout" in detail.command_status.text(),
-                    timeout=5_000)
+                    timeout=15_000)
     assert detail.command_status.property("role") == "error"
 
     # a command event from the hub updates the history
@@ -188,13 +188,13 @@ def test_decommission_and_register_round_trip(qtbot, store, make_page):
     _seed(store)
     page = make_page()
     detail = _open(qtbot, page, "meter-2")
-    qtbot.waitUntil(lambda: detail.device is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: detail.device is not None, timeout=15_000)
     detail.confirm = lambda title, text: True
     detail.decommission()
     qtbot.waitUntil(lambda: store.registry.get("meter-2").status
-                    is DeviceStatus.DECOMMISSIONED, timeout=5_000)
+                    is DeviceStatus.DECOMMISSIONED, timeout=15_000)
     qtbot.waitUntil(lambda: page.model.index(page.model.row_of("meter-2"), Col.STATUS).data()
-                    == "decommissioned", timeout=5_000)
+                    == "decommissioned", timeout=15_000)
     assert not detail.decommission_button.isEnabled()
 
     dialog = RegisterDeviceDialog(["pump"], ["acme"], page)
@@ -207,14 +207,14 @@ def test_decommission_and_register_round_trip(qtbot, store, make_page):
     dialog.tags_edit.setText("yard")
     assert ok.isEnabled()
     page.register_device(dialog.device())
-    qtbot.waitUntil(lambda: page.model.row_of("pump-99") is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: page.model.row_of("pump-99") is not None, timeout=15_000)
     registered = store.registry.get("pump-99")
     assert (registered.name, registered.device_type, registered.organization) == (
         "New pump", "pump", "acme")
     assert page.detail.device_id == "pump-99"
 
     page.register_device(Device("pump-1"))  # already registered: refused with a message
-    qtbot.waitUntil(lambda: "already registered" in page.status_label.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "already registered" in page.status_label.text(), timeout=15_000)
     page.register_device(Device("meter-2", name="Back again"))  # re-register retired device
     qtbot.waitUntil(lambda: store.registry.get("meter-2").status is DeviceStatus.OFFLINE,
-                    timeout=5_000)
+                    timeout=15_000)
