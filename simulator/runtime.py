@@ -245,9 +245,6 @@ class FleetRuntime:
     def clock_started(self) -> bool:
         return self._clock0 is not None
 
-    def uptime_scale(self) -> float:
-        return self.speed
-
     # ------------------------------------------------------------------ socket callbacks
     def _on_socket_open(self, client: mqtt.Client, session: Session, sock: Any) -> None:
         session.write_selected = False

@@ -13,9 +13,7 @@ from typing import Any
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -26,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from console.widgets.background import BackgroundCall
 from console.widgets.record_table import Column, RecordTableModel
+from console.widgets.tables import configure_row_table
 
 # Sizing columns to contents reads every row; past this many it costs more than it helps.
 AUTO_SIZE_LIMIT = 5000
@@ -68,11 +67,7 @@ class RecordPage(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(26)
+        configure_row_table(self.table)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.sortByColumn(sort_column, Qt.SortOrder.AscendingOrder)
 

@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
+from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Alert, AlertState, Severity
 from core.ports.alerts import AlertQuery
@@ -287,13 +287,8 @@ class AlertsPage(QWidget):
         self.table = AlertTableView()
         self.table.setObjectName("AlertTable")
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setAlternatingRowColors(True)
+        configure_row_table(self.table)
         self.table.setWordWrap(False)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(26)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

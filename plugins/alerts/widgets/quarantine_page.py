@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.widgets.background import BackgroundCall
+from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model.link import QuarantinedMessage
 from core.ports.backend import Backend
@@ -155,13 +156,8 @@ class QuarantinePage(QWidget):
         self.table = QTableView()
         self.table.setObjectName("QuarantineTable")
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
+        configure_row_table(self.table, QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setWordWrap(False)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(26)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         for col, width in ((0, 90), (1, 150), (2, 110), (3, 260), (5, 60)):

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
+from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Device
 from core.ports.backend import Backend
@@ -169,16 +170,10 @@ class DevicesPage(QWidget):
         self.table.setObjectName("FleetTable")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        configure_row_table(self.table, QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        vh = self.table.verticalHeader()
-        vh.setVisible(False)
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(26)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)

@@ -9,7 +9,7 @@ in the quarantine with the reason — nothing is dropped without a trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -199,6 +199,3 @@ class Ingestor:
         self.cache.put(updated, important=True)
         result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": updated}))
 
-
-def make_clock(now: Callable[[], float]) -> Callable[[], int]:
-    return lambda: int(now() * 1000)
