@@ -6,6 +6,8 @@ must behave the same to the repositories, so dialect quirks are settled here.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,27 @@ def create_store_engine(
     return engine
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a new database to WAL, waiting out other openers.
+
+    WAL is a property of the file, so this only matters the first time; but that
+    switch needs an exclusive lock and SQLite reports "database is locked" at once
+    instead of using the busy timeout — which a console and a hub opening the same
+    fresh file (one of them migrating it) would otherwise hit."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets the UI read while ingestion writes; NORMAL is durable enough under
     WAL (a power cut loses at most the last commits, never corrupts); the busy
@@ -53,7 +76,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
