@@ -14,6 +14,7 @@ from typing import Any
 
 from core.errors import IllegalTransition, ValidationError
 from core.model.ids import validate_device_id
+from core.model.rollout import JobConfig
 from core.model.timeutil import require_aware, utcnow
 
 
@@ -99,6 +100,8 @@ class Execution:
     status: ExecutionStatus = ExecutionStatus.QUEUED
     version_number: int = 1
     status_details: dict[str, str] = field(default_factory=dict)
+    # IoT Jobs' executionNumber: 1 for the first attempt, +1 for each retry.
+    execution_number: int = 1
     queued_at: datetime = field(default_factory=utcnow)
     started_at: datetime | None = None
     updated_at: datetime = field(default_factory=utcnow)
@@ -152,15 +155,24 @@ def new_deployment_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A rollout of one firmware image to a target set of devices."""
+    """A rollout of one firmware image to a target set of devices.
+
+    ``document`` is the IoT Jobs job document (see core.protocol.ota) with its
+    URL still a presigned-URL placeholder; ``target_spec`` records how the
+    targets were chosen (filter, group or list) for people reading it later;
+    ``rollout_state`` is the rollout engine's persisted bookkeeping.
+    """
 
     firmware_id: str
     targets: tuple[str, ...]
     deployment_id: str = field(default_factory=new_deployment_id)
     status: DeploymentStatus = DeploymentStatus.SCHEDULED
     created_by: str = ""
-    rollout: dict[str, Any] = field(default_factory=dict)
-    abort: dict[str, Any] = field(default_factory=dict)
+    config: JobConfig = field(default_factory=JobConfig)
+    document: dict[str, Any] = field(default_factory=dict)
+    target_spec: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    rollout_state: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
@@ -168,6 +180,8 @@ class Deployment:
     def __post_init__(self) -> None:
         if not self.firmware_id:
             raise ValidationError("a deployment needs a firmware image")
+        if not self.targets:
+            raise ValidationError("a deployment needs at least one target device")
         for device_id in self.targets:
             validate_device_id(device_id)
         if len(set(self.targets)) != len(self.targets):
@@ -176,3 +190,7 @@ class Deployment:
             object.__setattr__(self, "status", DeploymentStatus(str(self.status)))
         object.__setattr__(self, "created_at", require_aware(self.created_at, "created_at"))
         object.__setattr__(self, "updated_at", require_aware(self.updated_at, "updated_at"))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (DeploymentStatus.COMPLETED, DeploymentStatus.CANCELED)

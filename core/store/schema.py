@@ -145,12 +145,20 @@ class DeploymentRow(Base):
     description: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
+    target_spec: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    rollout_state: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
 
 
 class ExecutionRow(Base):
     __tablename__ = "executions"
-    # Devices ask "what is my next job?": (device_id, status) answers it.
-    __table_args__ = (Index("ix_executions_device_id_status", "device_id", "status"),)
+    # Devices ask "what is my next job?": (device_id, status) answers it; the
+    # monitor and the abort check count a deployment's executions per status.
+    __table_args__ = (
+        Index("ix_executions_device_id_status", "device_id", "status"),
+        Index("ix_executions_deployment_id_status", "deployment_id", "status"),
+    )
 
     deployment_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("deployments.deployment_id", ondelete="CASCADE"), primary_key=True
@@ -162,6 +170,7 @@ class ExecutionRow(Base):
     queued_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    execution_number: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class OutboxRow(Base):

@@ -7,6 +7,7 @@ import pytest
 
 from core.errors import IllegalTransition, NotFound, ValidationError
 from core.model import Deployment, DeploymentStatus, ExecutionStatus
+from core.model.rollout import AbortCriterion, FailureType, JobConfig, RolloutConfig
 from core.store import Store
 
 T0 = datetime(2024, 10, 1, tzinfo=UTC)
@@ -17,20 +18,40 @@ def _deployment(*targets: str, dep_id: str = "ota-1") -> Deployment:
         firmware_id="pump@1.2.0",
         targets=targets,
         deployment_id=dep_id,
-        status=DeploymentStatus.IN_PROGRESS,
+        status=DeploymentStatus.SCHEDULED,
         created_by="alice",
-        rollout={"maximumPerMinute": 10},
-        abort={"criteria": [{"failureType": "FAILED", "thresholdPercentage": 10}]},
+        config=JobConfig(
+            rollout=RolloutConfig(maximum_per_minute=10),
+            abort=(AbortCriterion(FailureType.FAILED, 10, 20),),
+            in_progress_timeout_minutes=30,
+        ),
+        document={"operation": "ota-update", "url": "${aws:iot:s3-presigned-url:firmware/x}"},
+        target_spec={"kind": "list"},
         description="spring update",
         created_at=T0,
         updated_at=T0,
     )
 
 
-def test_create_round_trips_and_queues_executions(store: Store) -> None:
+def _released(store: Store, *targets: str) -> None:
+    store.deployments.create(_deployment(*targets))
+    store.deployments.release("ota-1", targets)
+
+
+def test_create_round_trips_and_release_queues_executions(store: Store) -> None:
     d = _deployment("d1", "d2", "d3")
     assert store.deployments.create(d) == d
     assert store.deployments.get("ota-1") == d
+    assert store.deployments.executions("ota-1") == []
+    assert store.deployments.counts("ota-1") == {"PENDING": 3}
+    first = store.deployments.release("ota-1", ["d2"])
+    assert [e.device_id for e in first] == ["d2"]
+    assert store.deployments.get("ota-1").status is DeploymentStatus.IN_PROGRESS
+    again = store.deployments.release("ota-1", ["d1", "d2", "d3"])
+    assert [e.device_id for e in again] == ["d1", "d3"], "already released devices are skipped"
+    with pytest.raises(ValidationError, match="not a target"):
+        store.deployments.release("ota-1", ["d9"])
+    assert store.deployments.counts("ota-1") == {"QUEUED": 3, "PENDING": 0}
     execs = store.deployments.executions("ota-1")
     assert [e.device_id for e in execs] == ["d1", "d2", "d3"]
     assert all(e.status is ExecutionStatus.QUEUED and e.version_number == 1 for e in execs)
@@ -46,7 +67,7 @@ def test_create_round_trips_and_queues_executions(store: Store) -> None:
 
 
 def test_execution_transitions_and_version_checks(store: Store) -> None:
-    store.deployments.create(_deployment("d1", "d2"))
+    _released(store, "d1", "d2")
     e = store.deployments.update_execution(
         "ota-1",
         "d1",
@@ -89,6 +110,7 @@ def test_execution_transitions_and_version_checks(store: Store) -> None:
 def test_two_services_racing_on_one_version(open_store: Callable[[], Store]) -> None:
     a, b = open_store(), open_store()
     a.deployments.create(_deployment("d1"))
+    a.deployments.release("ota-1", ["d1"])
     a.deployments.update_execution("ota-1", "d1", ExecutionStatus.IN_PROGRESS, expected_version=1)
     with pytest.raises(IllegalTransition, match="version"):
         b.deployments.update_execution(
@@ -98,11 +120,12 @@ def test_two_services_racing_on_one_version(open_store: Callable[[], Store]) -> 
 
 @pytest.mark.parametrize("force", [False, True], ids=["soft", "force"])
 def test_cancel(store: Store, force: bool) -> None:
-    store.deployments.create(_deployment("d1", "d2", "d3"))
+    _released(store, "d1", "d2", "d3")
     store.deployments.update_execution("ota-1", "d1", ExecutionStatus.IN_PROGRESS)
     store.deployments.update_execution("ota-1", "d3", ExecutionStatus.SUCCEEDED)
-    canceled = store.deployments.cancel("ota-1", force=force)
+    canceled = store.deployments.cancel("ota-1", force=force, reason="operator")
     assert canceled.status is DeploymentStatus.CANCELED
+    assert canceled.reason == "operator"
     by_device = {e.device_id: e for e in store.deployments.executions("ota-1")}
     assert by_device["d2"].status is ExecutionStatus.CANCELED
     assert by_device["d2"].version_number == 2
@@ -110,3 +133,65 @@ def test_cancel(store: Store, force: bool) -> None:
     expected_d1 = ExecutionStatus.CANCELED if force else ExecutionStatus.IN_PROGRESS
     assert by_device["d1"].status is expected_d1
     assert store.deployments.cancel("ota-1") == store.deployments.get("ota-1")
+
+
+def test_unreleased_targets_keep_a_deployment_open(store: Store) -> None:
+    store.deployments.create(_deployment("d1", "d2"))
+    store.deployments.release("ota-1", ["d1"])
+    store.deployments.update_execution("ota-1", "d1", ExecutionStatus.SUCCEEDED)
+    assert store.deployments.get("ota-1").status is DeploymentStatus.IN_PROGRESS
+    store.deployments.release("ota-1", ["d2"])
+    store.deployments.update_execution("ota-1", "d2", ExecutionStatus.SUCCEEDED)
+    assert store.deployments.get("ota-1").status is DeploymentStatus.COMPLETED
+
+
+def test_requeue_makes_a_new_attempt_of_failed_executions_only(store: Store) -> None:
+    _released(store, "d1", "d2", "d3")
+    store.deployments.update_execution(
+        "ota-1", "d1", ExecutionStatus.FAILED, status_details={"reason": "truncated"}
+    )
+    store.deployments.update_execution("ota-1", "d2", ExecutionStatus.SUCCEEDED)
+    store.deployments.update_execution("ota-1", "d3", ExecutionStatus.TIMED_OUT)
+    assert store.deployments.get("ota-1").status is DeploymentStatus.COMPLETED
+    retried = store.deployments.requeue("ota-1", ["d1", "d2", "d3"])
+    assert sorted(e.device_id for e in retried) == ["d1", "d3"]
+    assert all(
+        e.status is ExecutionStatus.QUEUED and e.execution_number == 2 and e.version_number == 1
+        and e.status_details == {} for e in retried
+    )
+    assert store.deployments.get("ota-1").status is DeploymentStatus.IN_PROGRESS
+    assert store.deployments.execution("ota-1", "d2").status is ExecutionStatus.SUCCEEDED
+
+
+def test_pause_resume_and_rollout_state_survive_reopen(
+    open_store: Callable[[], Store],
+) -> None:
+    a = open_store()
+    a.deployments.create(_deployment("d1", "d2"))
+    a.deployments.release("ota-1", ["d1"])
+    paused = a.deployments.set_status("ota-1", DeploymentStatus.PAUSED, reason="night")
+    assert (paused.status, paused.reason) == (DeploymentStatus.PAUSED, "night")
+    a.deployments.save_rollout_state("ota-1", {"increases": 2, "tokens": 0.5})
+    b = open_store()
+    assert b.deployments.get("ota-1").rollout_state == {"increases": 2, "tokens": 0.5}
+    assert b.deployments.get("ota-1").config.abort[0].min_executed == 20
+    resumed = b.deployments.set_status("ota-1", DeploymentStatus.IN_PROGRESS)
+    assert resumed.status is DeploymentStatus.IN_PROGRESS
+    with pytest.raises(ValidationError):
+        b.deployments.set_status("ota-1", DeploymentStatus.COMPLETED)
+    b.deployments.cancel("ota-1")
+    with pytest.raises(IllegalTransition, match="CANCELED"):
+        b.deployments.set_status("ota-1", DeploymentStatus.IN_PROGRESS)
+    with pytest.raises(IllegalTransition):
+        b.deployments.release("ota-1", ["d2"])
+
+
+def test_for_device_lists_oldest_first(store: Store) -> None:
+    store.deployments.create(_deployment("d1", dep_id="ota-a"))
+    store.deployments.create(_deployment("d1", dep_id="ota-b"))
+    store.deployments.release("ota-b", ["d1"])
+    store.deployments.release("ota-a", ["d1"])
+    assert [e.deployment_id for e in store.deployments.for_device("d1")] == ["ota-b", "ota-a"]
+    store.deployments.update_execution("ota-b", "d1", ExecutionStatus.IN_PROGRESS)
+    queued = store.deployments.for_device("d1", [ExecutionStatus.QUEUED])
+    assert [e.deployment_id for e in queued] == ["ota-a"]

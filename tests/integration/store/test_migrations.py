@@ -28,7 +28,7 @@ from core.store import Store, migrate
 from core.store.schema import metadata
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _ts_literal(engine: Engine, moment: datetime) -> str:
@@ -110,7 +110,8 @@ def test_upgrade_from_0001_keeps_data_and_new_tables_work(bare_engine: Engine) -
     store.firmware.add(fw, image)
     assert store.firmware.read_image("pump", fw.version) == image
     store.deployments.create(Deployment(fw.firmware_id, ("dev-1",), "ota-x"))
-    assert len(store.deployments.executions("ota-x")) == 1
+    assert len(store.deployments.release("ota-x", ["dev-1"])) == 1
+    assert store.deployments.counts("ota-x") == {"QUEUED": 1, "PENDING": 0}
     assert store.outbox.enqueue("k", {"a": 1}, "key").id >= 1
     store.audit.append("alice", "migrate", "db")
     assert store.audit.verify() is None
@@ -164,7 +165,26 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     image = b"fw-0002"
     fw = Firmware(SemVer.parse("2.0.0"), "pump", len(image), hashlib.sha256(image).hexdigest())
     old.firmware.add(fw, image)
-    old.deployments.create(Deployment(fw.firmware_id, ("dev-1",), "ota-0002"))
+    # 0004 added deployment columns, so a 0002-era deployment is written as
+    # that console wrote it: plain rows with only the 0002 columns.
+    with bare_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO deployments (deployment_id, firmware_id, targets, status, "
+                "created_by, rollout, abort, description, created_at, updated_at) VALUES "
+                "('ota-0002', :fw, '[\"dev-1\"]', 'IN_PROGRESS', 'alice', "
+                "'{\"maximumPerMinute\": 5}', '{}', '', :t, :t)"
+            ),
+            {"fw": fw.firmware_id, "t": T0},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO executions (deployment_id, device_id, status, version_number, "
+                "status_details, queued_at, started_at, updated_at) VALUES "
+                "('ota-0002', 'dev-1', 'QUEUED', 1, '{}', :t, NULL, :t)"
+            ),
+            {"t": T0},
+        )
     old.outbox.enqueue("alert.ack", {"alert_id": alert.alert_id}, "key-0002")
     first = old.audit.append("alice", "firmware.add", fw.firmware_id)
 
@@ -176,7 +196,12 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     assert store.alerts.open_counts_by_device() == {"dev-1": 1}
     assert store.telemetry.latest_values(["battery_pct"]) == {"dev-1": {"battery_pct": 88.0}}
     assert store.firmware.read_image("pump", fw.version) == image
-    assert [e.device_id for e in store.deployments.executions("ota-0002")] == ["dev-1"]
+    assert [
+        (e.device_id, e.execution_number) for e in store.deployments.executions("ota-0002")
+    ] == [("dev-1", 1)]
+    old_deployment = store.deployments.get("ota-0002")
+    assert old_deployment.config.rollout.maximum_per_minute == 5
+    assert (old_deployment.document, old_deployment.reason) == ({}, "")
     assert store.outbox.get("key-0002").payload == {"alert_id": alert.alert_id}
     assert store.audit.entries() == [first]
     assert store.audit.verify() is None

@@ -1,0 +1,1 @@
+"""Cryptography the device protocol needs (firmware code signing)."""
