@@ -162,7 +162,10 @@ class JobConfig:
 
     def retries_for(self, status: str) -> int:
         """How many retries an execution ending in ``status`` gets (the largest
-        matching criterion wins, as a device can match FAILED and ALL)."""
+        matching criterion wins, as a device can match FAILED and ALL). A
+        rejection is never retried: it is the device's verdict on the document."""
+        if status == FailureType.REJECTED.value:
+            return 0
         return max(
             (c.number_of_retries for c in self.retries if c.failure_type.counts(status)),
             default=0,
