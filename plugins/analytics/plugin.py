@@ -7,16 +7,24 @@ from typing import Any
 
 from core.context import AppContext
 from core.hookspecs import hookimpl
-from core.registrations import PageSpec
+from core.registrations import CliCommand, PageSpec
 
 
 def _page(context: AppContext) -> Any:
-    from plugins.analytics.widgets.dashboard_page import DashboardPage
+    from plugins.analytics.widgets.analytics_page import AnalyticsPage
 
-    return DashboardPage(context)
+    return AnalyticsPage(context)
 
 
 @hookimpl
 def smartiot_register_pages(register: Callable[[PageSpec], None]) -> None:
     register(PageSpec("analytics", "Analytics", _page, icon="analytics", order=40,
-                      tooltip="Fleet dashboard and telemetry charts"))
+                      tooltip="Fleet dashboard, live and history charts, anomalies"))
+
+
+@hookimpl
+def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
+    from plugins.analytics.commands import configure_export, run_export
+
+    register(CliCommand("export", "export telemetry of devices and metrics as CSV or JSON",
+                        configure_export, run_export))

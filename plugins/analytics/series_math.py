@@ -1,0 +1,211 @@
+"""Numpy maths behind the charts: buckets, gaps, bucket sizes and anomaly flags.
+
+Kept free of Qt so the CLI, tests and benchmarks use exactly the code the charts
+use. Everything is vectorised: a day of 1 Hz data is 86,400 points per series
+and a Python loop over it would cost more than drawing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core.ports.telemetry import Series
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+SECOND_MS = 1_000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+# Bucket sizes people can read on an axis ("5 min", not "4 min 17 s"), and that
+# divide each other often enough for the store's rollups to be reused.
+NICE_BUCKETS_MS: tuple[int, ...] = (
+    SECOND_MS, 2 * SECOND_MS, 5 * SECOND_MS, 10 * SECOND_MS, 15 * SECOND_MS, 30 * SECOND_MS,
+    MINUTE_MS, 2 * MINUTE_MS, 5 * MINUTE_MS, 10 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS,
+    HOUR_MS, 2 * HOUR_MS, 3 * HOUR_MS, 6 * HOUR_MS, 12 * HOUR_MS, DAY_MS, 7 * DAY_MS,
+)
+
+# Raw points are drawn as they are when there are at most this many per pixel
+# column for a 1 Hz device; beyond it the store aggregates.
+RAW_LIMIT_MS_PER_PX = SECOND_MS
+
+
+def bucket_for_width(span_ms: int, width_px: int) -> int | None:
+    """The bucket size that gives about one bucket per pixel column, or None
+    when a bucket would be finer than one second (raw data is then no bigger
+    than what the plot can show, and keeps every spike)."""
+    per_px = span_ms / max(int(width_px), 1)
+    if per_px <= RAW_LIMIT_MS_PER_PX:
+        return None
+    for size in NICE_BUCKETS_MS:
+        if size >= per_px:
+            return size
+    return NICE_BUCKETS_MS[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Buckets:
+    """min/avg/max/count per non-empty bucket; ``start_ms`` is each bucket's start."""
+
+    start_ms: IntArray
+    minimum: FloatArray
+    mean: FloatArray
+    maximum: FloatArray
+    count: IntArray
+
+
+def bucket_stats(ts_ms: IntArray, values: FloatArray, start_ms: int, end_ms: int,
+                 bucket_ms: int) -> Buckets:
+    """The same buckets the SQL store computes (epoch-aligned, [start, end),
+    empty buckets absent), in numpy: for live data that never went through the
+    store, and as the reference the store's SQL is tested against."""
+    if bucket_ms <= 0:
+        raise ValueError(f"bucket size {bucket_ms} ms must be positive")
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    keep = (ts >= start_ms) & (ts < end_ms)
+    ts, vals = ts[keep], vals[keep]
+    if ts.size == 0:
+        empty_f = np.empty(0, dtype=np.float64)
+        return Buckets(np.empty(0, dtype=np.int64), empty_f, empty_f, empty_f,
+                       np.empty(0, dtype=np.int64))
+    order = np.argsort(ts, kind="stable")
+    ts, vals = ts[order], vals[order]
+    index = ts // bucket_ms
+    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    count = np.diff(np.r_[starts, ts.size]).astype(np.int64)
+    return Buckets(
+        start_ms=index[starts] * bucket_ms,
+        minimum=np.minimum.reduceat(vals, starts),
+        mean=np.add.reduceat(vals, starts) / count,
+        maximum=np.maximum.reduceat(vals, starts),
+        count=count,
+    )
+
+
+def buckets_as_series(device_id: str, metric: str, buckets: Buckets, bucket_ms: int) -> Series:
+    return Series(device_id, metric, buckets.start_ms, buckets.mean, buckets.minimum,
+                  buckets.maximum, buckets.count, bucket_ms)
+
+
+def gap_threshold_ms(series: Series) -> float:
+    """How long a silence must be before it is drawn as a gap.
+
+    Aggregated series: any missing bucket. Raw series: three times the typical
+    (median) reporting interval, so jitter never breaks the line but a device
+    that was off for a few readings visibly does."""
+    if series.bucket_ms:
+        return float(series.bucket_ms) * 1.5
+    if len(series) < 3:
+        return float("inf")
+    step = float(np.median(np.diff(series.ts_ms)))
+    return max(step, 1.0) * 3.0
+
+
+def with_gaps(ts_ms: IntArray, columns: list[FloatArray], threshold_ms: float
+              ) -> tuple[IntArray, list[FloatArray]]:
+    """Insert one NaN row after every silence longer than ``threshold_ms``.
+
+    pyqtgraph's ``connect="finite"`` then lifts the pen there, so a device that
+    was offline for an hour shows a hole rather than a straight line bridging it
+    (which would look like data). The NaN rows get a time half-way through the
+    silence so the x axis stays sorted."""
+    if ts_ms.size < 2:
+        return ts_ms, columns
+    gaps = np.flatnonzero(np.diff(ts_ms) > threshold_ms)
+    if gaps.size == 0:
+        return ts_ms, columns
+    mid = (ts_ms[gaps] + ts_ms[gaps + 1]) // 2
+    ts_out = np.insert(ts_ms, gaps + 1, mid)
+    cols_out = [np.insert(np.asarray(c, dtype=np.float64), gaps + 1, np.nan) for c in columns]
+    return ts_out, cols_out
+
+
+def gap_count(ts_ms: IntArray, threshold_ms: float) -> int:
+    if ts_ms.size < 2:
+        return 0
+    return int(np.count_nonzero(np.diff(ts_ms) > threshold_ms))
+
+
+# ---------------------------------------------------------------- anomalies
+DEFAULT_WINDOW = 60
+DEFAULT_Z = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyFlags:
+    """Flagged points of one series: where, what value, and how unusual (z)."""
+
+    device_id: str
+    metric: str
+    ts_ms: IntArray
+    value: FloatArray
+    zscore: FloatArray
+    baseline: FloatArray  # the rolling mean the point was compared with
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.size)
+
+
+def rolling_zscore(values: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
+    """z of each point against the mean and standard deviation of the
+    ``window`` points *before* it (NaN until the window is full).
+
+    The current point is left out of its own baseline, otherwise one large spike
+    inflates the deviation it is measured with and hides itself. Computed from
+    cumulative sums, so the cost is O(n) whatever the window."""
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    z = np.full(n, np.nan)
+    mean = np.full(n, np.nan)
+    if window < 2 or n <= window:
+        return z, mean
+    # Shift by the first value: cumulative sums of squares of e.g. 1013 hPa
+    # would otherwise lose the small variance to cancellation.
+    shifted = x - x[0]
+    c1 = np.concatenate(([0.0], np.cumsum(shifted)))
+    c2 = np.concatenate(([0.0], np.cumsum(shifted * shifted)))
+    idx = np.arange(window, n)
+    s1 = c1[idx] - c1[idx - window]
+    s2 = c2[idx] - c2[idx - window]
+    m = s1 / window
+    var = np.maximum(s2 / window - m * m, 0.0)
+    std = np.sqrt(var * window / (window - 1))
+    # A perfectly flat baseline (a stuck sensor, a constant setpoint) has no
+    # spread; any change from it is unusual but not infinitely so.
+    floor = np.maximum(np.abs(m + x[0]) * 1e-6, 1e-9)
+    std = np.maximum(std, floor)
+    z[idx] = (shifted[idx] - m) / std
+    mean[idx] = m + x[0]
+    return z, mean
+
+
+def flag_anomalies(series: Series, *, window: int = DEFAULT_WINDOW,
+                   threshold: float = DEFAULT_Z) -> AnomalyFlags:
+    """Points whose rolling z-score is at least ``threshold`` in size.
+
+    Works on raw and aggregated series (aggregated ones are judged on the bucket
+    mean). NaN values (gaps) are dropped first so they neither flag nor poison
+    the window."""
+    if threshold <= 0:
+        raise ValueError(f"anomaly threshold {threshold} must be positive")
+    finite = np.isfinite(series.value)
+    ts = series.ts_ms[finite]
+    vals = series.value[finite]
+    z, mean = rolling_zscore(vals, window)
+    hit = np.flatnonzero(np.abs(np.nan_to_num(z)) >= threshold)
+    return AnomalyFlags(series.device_id, series.metric, ts[hit], vals[hit], z[hit], mean[hit])
+
+
+def suggested_limit(flag_value: float, baseline: float) -> tuple[str, float]:
+    """Threshold-rule direction and limit for a flagged point: half-way between
+    normal and the anomaly, so the same excursion would fire again but normal
+    noise would not."""
+    op = "above" if flag_value >= baseline else "below"
+    limit = baseline + (flag_value - baseline) / 2.0
+    return op, float(round(limit, 3))
