@@ -22,17 +22,22 @@ from typing import Any, Protocol
 
 from core.model import Device, Reading
 from core.ports.live import EventKind, FleetEvent
-from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER
+from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER, parse_jobs_topic
 from core.services.event_bus import EventBus
+from core.services.rollout import RolloutEngine
 from core.store import Store
 from plugins.local.hub.ingest import Inbound, Ingestor
 from plugins.local.hub.mqtt_link import MqttLink
 from plugins.local.hub.registry_cache import RegistryCache
 from plugins.local.hub.shadow_host import ShadowHost
+from plugins.local.jobs.file_server import FirmwareFileServer
+from plugins.local.jobs.host import JobsHost
 
 log = logging.getLogger(__name__)
 
-HUB_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, "$aws/things/+/shadow/+")
+HUB_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, "$aws/things/+/shadow/+",
+               "$aws/things/+/jobs/#")
+ROLLOUT_EVERY_S = 0.5
 FLUSH_EVERY_S = 0.1
 MAX_BATCH = 5000
 MAX_PENDING_READINGS = 2_000_000
@@ -72,6 +77,8 @@ class Hub:
         auto_register: bool = True,
         alerting: Alerting | None = None,
         clock: Callable[[], float] = time.time,
+        file_server: FirmwareFileServer | None = None,
+        rollout_speed: float = 1.0,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -93,6 +100,14 @@ class Hub:
         )
         self.shadows = ShadowHost(store.shadows,
                                   lambda topic, body: self.link.publish(topic, body, qos=1))
+        # Jobs: the device API, the firmware file server its URLs point at,
+        # and the rollout engine deciding who is released when (state in the store).
+        self.files = file_server or FirmwareFileServer(store.firmware)
+        self.jobs = JobsHost(store.deployments,
+                             lambda topic, body: self.link.publish(topic, body, qos=1),
+                             self.files.presign, clock=clock)
+        self.rollout = RolloutEngine(store.deployments, self.jobs, speed=rollout_speed)
+        self.jobs.on_terminal = self.rollout.execution_updated
         self._thread = threading.Thread(target=self._run, name="smartiot-hub-writer",
                                         daemon=True)
 
@@ -104,6 +119,7 @@ class Hub:
         for stats in self.store.link_stats.list():
             self.ingestor.stats[stats.device_id] = stats
             self.ingestor.sequences.seed(stats.device_id, stats.last_seq)
+        self.files.start()
         self._thread.start()
         self.link.start()
 
@@ -113,6 +129,7 @@ class Hub:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self.files.stop()
 
     def wait_connected(self, timeout: float) -> bool:
         return self.link.wait_connected(timeout)
@@ -138,6 +155,7 @@ class Hub:
         last_second = time.monotonic()
         last_housekeeping = last_second
         last_reload = last_second
+        last_rollout = last_second
         received_at_last_second = 0
         while not self._stop.is_set():
             self._wake.wait(FLUSH_EVERY_S)
@@ -154,6 +172,9 @@ class Hub:
                 self.bus.publish([FleetEvent(EventKind.HUB, "", data={
                     "connection": self.link.state,
                     "messages_per_s": self.counters.messages_per_s})])
+            if now - last_rollout >= ROLLOUT_EVERY_S:
+                last_rollout = now
+                self._rollout_tick()
             if now - last_housekeeping >= 5.0:
                 last_housekeeping = now
                 self._housekeeping()
@@ -165,6 +186,10 @@ class Hub:
     def _drain(self) -> None:
         while self._shadow_inbox:
             message = self._shadow_inbox.popleft()
+            if parse_jobs_topic(message.topic) is not None:
+                self.bus.publish(self.jobs.handle(message.topic, message.payload,
+                                                  int(self.clock())))
+                continue
             self.bus.publish(self.shadows.handle(message.topic, message.payload,
                                                  int(self.clock())))
         while self._inbox or self._pending_readings:
@@ -206,6 +231,14 @@ class Hub:
                     events.extend(self.alerting.process(device, readings))
         self.bus.publish(events)
 
+    def _rollout_tick(self) -> None:
+        """Releases, aborts, timeouts and retries; then the devices' step timers."""
+        for part in (self.rollout, self.jobs):
+            try:
+                part.tick()
+            except Exception:
+                log.exception("%s tick failed", type(part).__name__)
+
     def _housekeeping(self) -> None:
         now = datetime.fromtimestamp(self.clock(), UTC)
         events = [FleetEvent(EventKind.DEVICE, d.device_id, data={"device": d})
@@ -226,4 +259,5 @@ class Hub:
 
     def snapshot(self) -> dict[str, Any]:
         return {"connection": self.link.state, **self.counters.__dict__,
-                "rejected_by_reason": dict(self.ingestor.rejected_by_reason)}
+                "rejected_by_reason": dict(self.ingestor.rejected_by_reason),
+                "jobs": self.jobs.snapshot()}
