@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ValidationError
+from core.model.roles import Role
 
 BACKENDS = ("local", "aws")
 THEMES = ("light", "dark")
@@ -77,6 +78,9 @@ class Config:
     profiles: dict[str, Profile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
     theme: str = "light"
     user: str = ""
+    # What the user may do (core.model.roles). A desktop on the local backend
+    # belongs to an engineer; a shared AWS set-up takes it from Cognito groups.
+    role: str = "engineer"
 
     @property
     def profile(self) -> Profile:
@@ -88,9 +92,14 @@ class Config:
         return self.profile.database or f"sqlite:///{self.data_dir / 'smartiot.db'}"
 
 
-TOP_LEVEL_KEYS = {"profile": str, "theme": str, "user": str, "profiles": dict}
+TOP_LEVEL_KEYS = {"profile": str, "theme": str, "user": str, "role": str, "profiles": dict}
 
-ENV_TOP = {"SMARTIOT_PROFILE": "profile", "SMARTIOT_THEME": "theme", "SMARTIOT_USER": "user"}
+ENV_TOP = {
+    "SMARTIOT_PROFILE": "profile",
+    "SMARTIOT_THEME": "theme",
+    "SMARTIOT_USER": "user",
+    "SMARTIOT_ROLE": "role",
+}
 ENV_PROFILE = {f"SMARTIOT_{key.upper()}": key for key in PROFILE_KEYS}
 
 
@@ -155,8 +164,13 @@ def load_config(
         profiles[profile_name] = merged
 
     user = top.get("user") or _login_name()
+    role = top.get("role", "engineer")
+    try:
+        Role.parse(role)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: key 'role': {exc}") from None
     return Config(path=path, data_dir=data_dir, profile_name=profile_name, profiles=profiles,
-                  theme=theme, user=user)
+                  theme=theme, user=user, role=Role.parse(role).value)
 
 
 def _login_name() -> str:
@@ -290,6 +304,8 @@ def config_to_toml(config: Config) -> str:
     ]
     if config.user and config.user != _login_name():
         lines.append(f"user = {_toml_value(config.user)}")
+    if config.role != "engineer":
+        lines.append(f"role = {_toml_value(config.role)}")
     for name, profile in sorted(config.profiles.items()):
         base = BUILTIN_PROFILES.get(name) or (
             Profile(name, backend="aws") if name.startswith("aws-") else Profile(name)

@@ -13,6 +13,7 @@ from core.errors import ConfigError, SmartIotError
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.model.roles import Actor
     from core.plugins import PluginManager
     from core.ports.backend import Backend
 
@@ -37,6 +38,13 @@ class AppContext:
             if self._backend is None:
                 self._backend = self._build_backend()
             return self._backend
+
+    @property
+    def actor(self) -> Actor:
+        """The signed-in user and role every service checks permissions against."""
+        from core.model.roles import Actor, Role
+
+        return Actor(self.config.user or "operator", Role.parse(self.config.role))
 
     @property
     def has_backend(self) -> bool:

@@ -42,3 +42,7 @@ class NotFound(SmartIotError, LookupError):
 
 class ConfigError(SmartIotError):
     """The configuration file or an override is invalid; names file, key and what is allowed."""
+
+
+class PermissionDenied(SmartIotError):
+    """The signed-in role may not do this; enforced in services, not only by hidden buttons."""

@@ -20,6 +20,8 @@ class Firmware:
     size: int
     sha256: str
     signature: bytes | None = None
+    # Which code-signing key made ``signature`` (core.crypto.codesign.key_id).
+    key_id: str = ""
     release_notes: str = ""
     created_at: datetime = field(default_factory=utcnow)
 
@@ -46,3 +48,13 @@ class Firmware:
     @property
     def is_signed(self) -> bool:
         return bool(self.signature)
+
+
+def parse_firmware_id(firmware_id: str) -> tuple[str, SemVer]:
+    """Inverse of ``Firmware.firmware_id`` (``{device_type}@{version}``)."""
+    device_type, sep, version = firmware_id.rpartition("@")
+    if not sep or not device_type:
+        raise ValidationError(
+            f"firmware id {firmware_id!r} is not of the form DEVICE_TYPE@VERSION"
+        )
+    return device_type, SemVer.parse(version)

@@ -16,6 +16,10 @@ class FirmwareRepository(ABC):
     def get(self, device_type: str, version: SemVer) -> Firmware: ...
 
     @abstractmethod
+    def get_by_id(self, firmware_id: str) -> Firmware:
+        """By ``Firmware.firmware_id`` (``pump@1.2.0``), as deployments name images."""
+
+    @abstractmethod
     def list(self, device_type: str | None = None) -> list[Firmware]: ...
 
     @abstractmethod

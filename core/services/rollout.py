@@ -65,6 +65,10 @@ class RolloutState:
     last_tick: str | None = None
     cancel_notified: bool = False
     steps: int = 0
+    # Newest ``queued_at`` already announced to devices. Announcing whatever is
+    # QUEUED and newer covers the engine's own releases and retries as well as
+    # a "retry failed" clicked in a console that shares the database.
+    announced_through: str | None = None
 
     @classmethod
     def load(cls, raw: Mapping[str, Any]) -> RolloutState:
@@ -158,18 +162,30 @@ class RolloutEngine:
             state.tokens = min(state.tokens + rate / 60.0 * elapsed_s * self._speed,
                                max(rate, 1.0))
             allowed = min(pending, int(state.tokens))
-        released: list[Execution] = []
         if allowed > 0:
             start = len(d.targets) - pending
-            released = self._deployments.release(
-                d.deployment_id, d.targets[start : start + allowed]
-            )
+            self._deployments.release(d.deployment_id, d.targets[start : start + allowed])
             if not math.isinf(rate):
                 state.tokens -= allowed
             state.steps += 1
+        self._announce(d, state)
         self._deployments.save_rollout_state(d.deployment_id, state.dump())
-        if released:
-            self._notifier.released(self._deployments.get(d.deployment_id), released)
+
+    def _announce(self, d: Deployment, state: RolloutState) -> None:
+        through = (
+            datetime.fromisoformat(state.announced_through) if state.announced_through else None
+        )
+        fresh = [
+            e
+            for e in self._deployments.executions(d.deployment_id)
+            if e.status is ExecutionStatus.QUEUED and (through is None or e.queued_at > through)
+        ]
+        if not fresh:
+            return
+        order = {device_id: i for i, device_id in enumerate(d.targets)}
+        fresh.sort(key=lambda e: (e.queued_at, order.get(e.device_id, 0)))
+        state.announced_through = max(e.queued_at for e in fresh).isoformat()
+        self._notifier.released(self._deployments.get(d.deployment_id), fresh)
 
     def _raise_rate(
         self, config: JobConfig, counts: Mapping[str, int], state: RolloutState
@@ -256,6 +272,4 @@ class RolloutEngine:
             and e.execution_number <= d.config.retries_for(e.status.value)
         ]
         if again:
-            requeued = self._deployments.requeue(d.deployment_id, again)
-            if requeued:
-                self._notifier.released(self._deployments.get(d.deployment_id), requeued)
+            self._deployments.requeue(d.deployment_id, again)  # announced with the releases

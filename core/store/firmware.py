@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import NotFound, ValidationError
 from core.model import Firmware, SemVer
+from core.model.firmware import parse_firmware_id
 from core.ports.firmware import FirmwareRepository
 from core.store.schema import FirmwareImageRow, FirmwareRow, table_of
 
@@ -49,6 +50,7 @@ class SqlFirmwareRepository(FirmwareRepository):
             size=firmware.size,
             sha256=firmware.sha256,
             signature=firmware.signature,
+            signing_key_id=firmware.key_id,
             release_notes=firmware.release_notes,
             created_at=firmware.created_at,
         )
@@ -62,6 +64,10 @@ class SqlFirmwareRepository(FirmwareRepository):
                 f"firmware {_release(firmware.version)} for {firmware.device_type} is already "
                 "in the library; publish a new version instead of replacing an image"
             ) from None
+
+    def get_by_id(self, firmware_id: str) -> Firmware:
+        device_type, version = parse_firmware_id(firmware_id)
+        return self.get(device_type, version)
 
     def get(self, device_type: str, version: SemVer) -> Firmware:
         with self._sessions() as session:
@@ -118,6 +124,7 @@ def _to_domain(row: FirmwareRow) -> Firmware:
         size=row.size,
         sha256=row.sha256,
         signature=None if row.signature is None else bytes(row.signature),
+        key_id=row.signing_key_id or "",
         release_notes=row.release_notes,
         created_at=row.created_at,
     )

@@ -117,6 +117,7 @@ class FirmwareRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signing_key_id: Mapped[str] = mapped_column(String(64), server_default="")
     release_notes: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
 

@@ -164,10 +164,21 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     old.telemetry.write_batch([Reading("dev-1", "battery_pct", T0, 88.0)])
     image = b"fw-0002"
     fw = Firmware(SemVer.parse("2.0.0"), "pump", len(image), hashlib.sha256(image).hexdigest())
-    old.firmware.add(fw, image)
-    # 0004 added deployment columns, so a 0002-era deployment is written as
-    # that console wrote it: plain rows with only the 0002 columns.
+    # 0004 added firmware and deployment columns, so those rows are written as
+    # a 0002-era console wrote them: only the 0002 columns.
     with bare_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO firmware (firmware_id, device_type, version, build, size, sha256, "
+                "signature, release_notes, created_at) VALUES "
+                "(:fid, 'pump', '2.0.0', '', :size, :sha, NULL, '', :t)"
+            ),
+            {"fid": fw.firmware_id, "size": fw.size, "sha": fw.sha256, "t": T0},
+        )
+        conn.execute(
+            text("INSERT INTO firmware_images (firmware_id, data) VALUES (:fid, :data)"),
+            {"fid": fw.firmware_id, "data": image},
+        )
         conn.execute(
             text(
                 "INSERT INTO deployments (deployment_id, firmware_id, targets, status, "
@@ -196,6 +207,7 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     assert store.alerts.open_counts_by_device() == {"dev-1": 1}
     assert store.telemetry.latest_values(["battery_pct"]) == {"dev-1": {"battery_pct": 88.0}}
     assert store.firmware.read_image("pump", fw.version) == image
+    assert store.firmware.get_by_id(fw.firmware_id).key_id == ""
     assert [
         (e.device_id, e.execution_number) for e in store.deployments.executions("ota-0002")
     ] == [("dev-1", 1)]

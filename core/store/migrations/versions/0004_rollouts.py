@@ -1,5 +1,5 @@
-"""Staged rollouts: job documents, target specs, abort reasons, persisted
-rollout state, and execution numbers for retries.
+"""Staged rollouts: which key signed each image, job documents, target
+specs, abort reasons, persisted rollout state, and execution numbers for retries.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +24,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("firmware") as batch:
+        batch.add_column(
+            sa.Column("signing_key_id", sa.String(64), nullable=False, server_default="")
+        )
     with op.batch_alter_table("deployments") as batch:
         batch.add_column(sa.Column("document", sa.JSON(), nullable=False, server_default="{}"))
         batch.add_column(
@@ -47,3 +51,5 @@ def downgrade() -> None:
     with op.batch_alter_table("deployments") as batch:
         for column in ("rollout_state", "reason", "target_spec", "document"):
             batch.drop_column(column)
+    with op.batch_alter_table("firmware") as batch:
+        batch.drop_column("signing_key_id")
