@@ -31,6 +31,20 @@ class Permission(enum.StrEnum):
     DEPLOYMENT_CANCEL = "deployment.cancel"
     DEPLOYMENT_CONTROL = "deployment.control"  # pause, resume, retry failed
 
+    @property
+    def action(self) -> str:
+        """For messages: "may not <action>"."""
+        return _ACTIONS[self]
+
+
+_ACTIONS = {
+    Permission.FIRMWARE_IMPORT: "import firmware",
+    Permission.FIRMWARE_DELETE: "delete firmware",
+    Permission.DEPLOYMENT_CREATE: "create deployments",
+    Permission.DEPLOYMENT_CANCEL: "cancel deployments",
+    Permission.DEPLOYMENT_CONTROL: "pause, resume or retry deployments",
+}
+
 
 _ENGINEERING = frozenset(Permission)
 
@@ -56,6 +70,6 @@ class Actor:
         if not self.can(permission):
             allowed = ", ".join(r.value for r, grants in GRANTS.items() if permission in grants)
             raise PermissionDenied(
-                f"{self.user} ({self.role.value}) may not {permission.value.replace('.', ' ')}; "
-                f"that needs the role {allowed}"
+                f"{self.user} ({self.role.value}) may not {permission.action}; "
+                f"that needs the role {allowed.replace(', ', ' or ')}"
             )

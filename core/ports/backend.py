@@ -12,7 +12,13 @@ from core.ports.alerts import AlertStore
 from core.ports.commands import CommandChannel
 from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
-from core.ports.hub import AlertRuleStore, CommandLog, LinkStatsStore, QuarantineStore
+from core.ports.hub import (
+    AlertRuleStore,
+    AuditTrail,
+    CommandLog,
+    LinkStatsStore,
+    QuarantineStore,
+)
 from core.ports.live import LiveFeed
 from core.ports.registry import DeviceRegistry
 from core.ports.shadows import ShadowService
@@ -34,6 +40,7 @@ class Backend:
     quarantine: QuarantineStore | None = None
     link_stats: LinkStatsStore | None = None
     command_log: CommandLog | None = None
+    audit: AuditTrail | None = None
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

@@ -22,7 +22,6 @@ from core.context import AppContext
 from core.errors import NotFound
 from core.model import Alert, AlertState, Severity
 from core.ports.alerts import AlertQuery, AlertStore
-from core.ports.hub import AuditTrail
 from core.services.alerting import ActionResult, AlertService
 
 SHORT_ID = 8
@@ -62,7 +61,7 @@ def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
               file=sys.stderr)
         return 2
     backend = context.backend
-    audit = _audit_trail(backend)
+    audit = backend.audit
     if audit is None:
         print(f"smartiot alerts: note: the {backend.name!r} backend has no audit trail; "
               "this action is saved but not audited", file=sys.stderr)
@@ -91,13 +90,6 @@ def _report(result: ActionResult, given: str, verb: str,
         print(f"{a.alert_id[:SHORT_ID]} {verb} ({a.device_id}: {a.message})")
     else:
         failures.append((given, result.error))
-
-
-def _audit_trail(backend: object) -> AuditTrail | None:
-    """The port has no audit trail yet; the local backend exposes its store's."""
-    audit = getattr(backend, "audit", None) or getattr(getattr(backend, "store", None),
-                                                       "audit", None)
-    return audit if callable(getattr(audit, "append", None)) else None
 
 
 def resolve_ids(alerts: AlertStore, given: list[str]) -> tuple[dict[str, str],

@@ -43,6 +43,7 @@ class LocalBackend(Backend):
             quarantine=store.quarantine,
             link_stats=store.link_stats,
             command_log=store.commands,
+            audit=store.audit,
         )
         self.store = store
         self.bus = bus

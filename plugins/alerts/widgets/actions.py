@@ -48,8 +48,7 @@ def conflict_text(current: Alert | None, action: str) -> str:
 
 
 def _audit_of(backend: Backend) -> Any:
-    store = getattr(backend, "store", None)
-    return getattr(store, "audit", None) if store is not None else None
+    return backend.audit
 
 
 def _find_alert_service(backend: Backend) -> Any:

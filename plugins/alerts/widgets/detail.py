@@ -74,7 +74,7 @@ def load_detail(backend: Backend, alert: Alert) -> DetailData:
 
 
 def _audit_entries(backend: Backend, alert_id: str) -> list[Any]:
-    audit = getattr(getattr(backend, "store", None), "audit", None)
+    audit = backend.audit
     if audit is None or not hasattr(audit, "entries"):
         return []
     found: list[Any] = []

@@ -1,0 +1,128 @@
+"""The code-signing key: generated on first use, kept encrypted on disk.
+
+The private key lives in ``<data dir>/codesign/signing-key.pem`` as encrypted
+PKCS#8; its passphrase lives in the OS keyring (service ``smartiot``, name
+``codesign-passphrase``), so copying the data directory to another laptop
+does not copy the ability to sign. Headless build machines without a keyring
+set ``SMARTIOT_CODESIGN_PASSPHRASE`` instead. Neither the key nor the
+passphrase is ever logged or put into an error message.
+
+The public key is written next to it (``signing-key.pub.pem``) because devices
+must be provisioned with it; older public keys under ``trusted/`` stay valid
+for verifying images signed before a key rotation.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from core.crypto import codesign
+from core.errors import SmartIotError
+
+KEYRING_SERVICE = "smartiot"
+KEYRING_NAME = "codesign-passphrase"
+ENV_PASSPHRASE = "SMARTIOT_CODESIGN_PASSPHRASE"
+
+
+class KeyringUnavailable(SmartIotError):
+    pass
+
+
+def keyring_passphrase(create: bool) -> bytes | None:
+    """Read (or, with ``create``, generate and store) the passphrase."""
+    env = os.environ.get(ENV_PASSPHRASE)
+    if env:
+        return env.encode()
+    import keyring
+    import keyring.errors
+
+    try:
+        stored = keyring.get_password(KEYRING_SERVICE, KEYRING_NAME)
+        if stored is None and create:
+            stored = secrets.token_urlsafe(32)
+            keyring.set_password(KEYRING_SERVICE, KEYRING_NAME, stored)
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(
+            f"the OS keyring is not available ({type(exc).__name__}), so the code-signing "
+            f"key's passphrase cannot be kept safely; unlock a Secret Service (GNOME Keyring, "
+            f"KWallet) or set {ENV_PASSPHRASE} on build machines"
+        ) from None
+    return stored.encode() if stored is not None else None
+
+
+class CodeSigningKeys:
+    def __init__(
+        self,
+        directory: Path,
+        passphrase: Callable[[bool], bytes | None] = keyring_passphrase,
+    ) -> None:
+        self.directory = directory
+        self._passphrase = passphrase
+        self._key: codesign.PrivateKey | None = None
+
+    @property
+    def private_path(self) -> Path:
+        return self.directory / "signing-key.pem"
+
+    @property
+    def public_path(self) -> Path:
+        return self.directory / "signing-key.pub.pem"
+
+    @property
+    def exists(self) -> bool:
+        return self.private_path.exists()
+
+    def signing_key(self) -> codesign.PrivateKey:
+        """The key, created (with its passphrase) the first time anyone signs."""
+        if self._key is not None:
+            return self._key
+        if self.private_path.exists():
+            secret = self._passphrase(False)
+            if secret is None:
+                raise SmartIotError(
+                    f"{self.private_path} exists but its passphrase is not in the keyring "
+                    f"(or {ENV_PASSPHRASE}); restore it, or move the key aside to start a "
+                    "new one (devices must then trust the new public key)"
+                )
+            self._key = codesign.load_private_pem(self.private_path.read_bytes(), secret)
+            return self._key
+        secret = self._passphrase(True)
+        if secret is None:
+            raise KeyringUnavailable("no passphrase could be created for the code-signing key")
+        key = codesign.generate_key()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_private(self.private_path, codesign.encrypted_private_pem(key, secret))
+        self.public_path.write_bytes(codesign.public_pem(key))
+        self._key = key
+        return key
+
+    def sign(self, data: bytes) -> tuple[bytes, str]:
+        key = self.signing_key()
+        return codesign.sign(key, data), codesign.key_id(key)
+
+    def public_pem(self) -> bytes:
+        """Creates the key pair if there is none yet: devices need a key to trust."""
+        if not self.public_path.exists():
+            self.signing_key()
+        return self.public_path.read_bytes()
+
+    def trusted(self) -> dict[str, codesign.PublicKey]:
+        """key id -> public key: the current key plus any kept under ``trusted/``."""
+        keys: dict[str, codesign.PublicKey] = {}
+        paths = sorted((self.directory / "trusted").glob("*.pem"))
+        if self.public_path.exists():
+            paths.append(self.public_path)
+        for path in paths:
+            key = codesign.load_public_pem(path.read_bytes())
+            keys[codesign.key_id(key)] = key
+        return keys
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Owner-only from the first byte: no window where the file is world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)

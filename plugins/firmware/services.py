@@ -1,0 +1,36 @@
+"""Builds the firmware plugin's services from the application context, so
+the CLI, the pages and tests wire them the same way."""
+
+from __future__ import annotations
+
+from core.context import AppContext
+from core.errors import SmartIotError
+from core.services.ota import OtaService
+from plugins.firmware.keystore import CodeSigningKeys
+from plugins.firmware.library import FirmwareLibrary
+
+
+def signing_keys(context: AppContext) -> CodeSigningKeys:
+    return CodeSigningKeys(context.config.data_dir / "codesign")
+
+
+def firmware_library(context: AppContext) -> FirmwareLibrary:
+    backend = context.backend
+    if backend.firmware is None:
+        raise SmartIotError(f"the {backend.name!r} backend has no firmware library")
+    return FirmwareLibrary(
+        backend.firmware,
+        signing_keys(context),
+        context.actor,
+        registry=backend.registry,
+        deployments=backend.deployments,
+        audit=backend.audit,
+    )
+
+
+def ota_service(context: AppContext) -> OtaService:
+    backend = context.backend
+    if backend.deployments is None or backend.firmware is None:
+        raise SmartIotError(f"the {backend.name!r} backend cannot run OTA deployments")
+    return OtaService(backend.deployments, backend.firmware, backend.registry, context.actor,
+                      audit=backend.audit)
