@@ -29,6 +29,7 @@ from core.protocol.topics import (
     shadow_topic,
     status_topic,
 )
+from simulator.ota.agent import OtaAgent
 
 if TYPE_CHECKING:
     from simulator.runtime import FleetRuntime, Session
@@ -56,6 +57,7 @@ class DeviceAgent:
         # again but not executed twice (a redelivered reboot must not loop).
         self._answered: OrderedDict[str, bytes] = OrderedDict()
         self.shadow_synced = False
+        self.ota = OtaAgent(runtime, session, self)
 
     # ------------------------------------------------------------------ connection
     def subscriptions(self) -> list[tuple[str, int]]:
@@ -80,6 +82,11 @@ class DeviceAgent:
                              qos=1, retain=True)
         self.shadow_synced = False
         self._ask_for_shadow(SHADOW_GET_ATTEMPTS)
+        self.ota.on_connected()
+
+    def on_boot(self) -> None:
+        """Power is back after a reset: the bootloader picks the image to run."""
+        self.ota.on_boot()
 
     def _ask_for_shadow(self, attempts_left: int) -> None:
         """Ask for the shadow until someone answers: a request published before the
@@ -96,6 +103,7 @@ class DeviceAgent:
         seq and uptime restart when the device is back."""
         if kind in ("reboot", "reboot-command"):
             # seq and uptime restart when the device boots again, i.e. at reconnect.
+            self.ota.on_power_down()
             self.session.pending_reboot = True
             self.runtime.disconnect_abruptly(self.session, REBOOT_DOWN_S / self.runtime.speed)
         else:
@@ -106,6 +114,8 @@ class DeviceAgent:
         s = self.session
         if topic == command_request_topic(s.org, s.device_id):
             self._handle_command(payload)
+            return
+        if self.ota.on_message(topic, payload):
             return
         parsed = parse_shadow_topic(topic)
         if parsed is None or parsed.thing != s.device_id:

@@ -38,6 +38,7 @@ from simulator.faults import (
 )
 from simulator.models import BUILTIN_MODELS, Battery, Radio, SensorModel
 from simulator.models.base import BoolArray
+from simulator.ota.faults import OtaConfig, OtaFaults
 
 # Child streams of a group's SeedSequence; fault masks use 1000 + fault index.
 _MODEL, _BATTERY, _RADIO, _VALUE_FAULTS, _SCHEDULE = range(5)
@@ -59,6 +60,7 @@ class DeviceGroup:
     interval_s: float = 10.0
     params: Mapping[str, Any] = field(default_factory=dict)
     id_prefix: str | None = None       # None: the group name
+    ota: OtaFaults | None = None       # None: the fleet's OTA faults
 
     @property
     def prefix(self) -> str:
@@ -111,6 +113,8 @@ class _GroupState:
         for device_id in self.ids[:1] + self.ids[-1:]:
             validate_device_id(device_id)
         self.device_type = group.device_type or cls.device_type
+        # The version each device runs: the group's until an OTA update changes it.
+        self.firmware = [group.firmware] * self.n
         self.fired: set[int] = set()   # one-shot faults already applied
 
 
@@ -119,9 +123,11 @@ class Fleet:
 
     def __init__(self, groups: Sequence[DeviceGroup], seed: int = 0, start_s: float = 0.0,
                  faults: FaultPlan | None = None,
-                 models: Mapping[str, type[SensorModel]] | None = None) -> None:
+                 models: Mapping[str, type[SensorModel]] | None = None,
+                 ota: OtaConfig | None = None) -> None:
         """``models`` maps model names to classes: the built-ins plus those that
-        plugins register through ``smartiot_register_sensor_models``."""
+        plugins register through ``smartiot_register_sensor_models``; ``ota`` holds
+        the code-signing keys devices trust and the OTA fault knobs."""
         models = BUILTIN_MODELS if models is None else models
         names = [g.name for g in groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -132,6 +138,7 @@ class Fleet:
             raise ValidationError("two groups share an id_prefix; device ids would collide")
         self.seed, self.start_s = int(seed), float(start_s)
         self.faults = faults or FaultPlan()
+        self.ota = ota or OtaConfig()
         self.groups: list[_GroupState] = []
         offset = 0
         for i, g in enumerate(groups):
@@ -209,7 +216,16 @@ class Fleet:
     def device_info(self, device_index: int) -> tuple[str, str, str, str]:
         """(device id, organization, device type, firmware) for sessions and reports."""
         gs, local = self.locate(device_index)
-        return gs.ids[local], gs.group.org, gs.device_type, gs.group.firmware
+        return gs.ids[local], gs.group.org, gs.device_type, gs.firmware[local]
+
+    def set_firmware(self, device_index: int, version: str) -> None:
+        """The image a device booted (OTA): telemetry and status report it from now on."""
+        gs, local = self.locate(device_index)
+        gs.firmware[local] = version
+
+    def ota_faults(self, device_index: int) -> OtaFaults:
+        group = self.locate(device_index)[0].group
+        return group.ota if group.ota is not None else self.ota.faults
 
     def uptime_s(self, device_index: int, t_s: float) -> int:
         gs, local = self.locate(device_index)
@@ -337,11 +353,10 @@ class Fleet:
             seqs = [s for s, k in zip(seqs, keep.tolist(), strict=True) if k]
             uptimes = np.floor(t_s - gs.boot_t[send]).astype(np.int64).tolist()
             rows = np.column_stack([values[m][send] for m in gs.names]).tolist()
-            names, dtype, fw, ids, base = (gs.names, gs.device_type, gs.group.firmware, gs.ids,
-                                           gs.offset)
+            names, dtype, fw, ids, base = gs.names, gs.device_type, gs.firmware, gs.ids, gs.offset
             out.extend(
                 (base + i, Telemetry(ids[i], s, ts_ms, dict(zip(names, row, strict=True)),
-                                     dtype, fw, up))
+                                     dtype, fw[i], up))
                 for i, s, row, up in zip(send.tolist(), seqs, rows, uptimes, strict=True)
             )
         self.last_rebooted = (np.concatenate(rebooted_all) if rebooted_all

@@ -20,8 +20,9 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -39,6 +40,8 @@ from simulator.target import BrokerTarget
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 60
+IO_WORKERS = 4  # blocking work (OTA downloads) never runs on the loop
+_T = TypeVar("_T")
 MAX_TICKS_PER_PASS = 4
 MAX_BACKOFF_S = 30.0
 
@@ -176,6 +179,9 @@ class FleetRuntime:
         self._retry: set[int] = set()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_ids = itertools.count()
+        # Results of blocking work, handed back to this loop (deque appends are atomic).
+        self._handoff: deque[Callable[[], None]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         self._stop = False
         self._wall0 = 0.0
         # Simulated time starts once the fleet is connected (or the connect phase
@@ -297,6 +303,7 @@ class FleetRuntime:
         if session.pending_reboot:
             session.pending_reboot = False
             self.source.reboot(session.index, self.sim_now())
+            session.agent.on_boot()
         if session.has_connected:
             self.stats.by_type[session.device_type].reconnects += 1
         else:
@@ -367,6 +374,34 @@ class FleetRuntime:
     def call_later(self, delay_s: float, action: Callable[[], None]) -> None:
         """Run ``action`` on the runtime's thread after ``delay_s`` wall seconds."""
         heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_ids), action))
+
+    def run_blocking(self, work: Callable[[], _T],
+                     done: Callable[[_T | BaseException], None]) -> None:
+        """Run ``work`` on a small worker pool and ``done(result or exception)`` back
+        on the runtime's thread: the loop that drives every device never blocks."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="smartiot-sim-io")
+
+        def finished(future: Future[_T]) -> None:
+            try:
+                result: _T | BaseException = future.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result = exc
+            self._handoff.append(lambda: done(result))
+
+        try:
+            self._pool.submit(work).add_done_callback(finished)
+        except RuntimeError as exc:  # pool shut down: the run is ending
+            error: BaseException = exc
+            self._handoff.append(lambda: done(error))
+
+    def _run_handoffs(self) -> None:
+        for _ in range(len(self._handoff)):
+            action = self._handoff.popleft()
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - one device's error must not stop the fleet
+                log.warning("simulated device action failed: %s", exc)
 
     def _run_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -457,6 +492,8 @@ class FleetRuntime:
                     self._tick_telemetry()
                 self._drain_backlog()
                 self._run_timers(now)
+                if self._handoff:
+                    self._run_handoffs()
                 self._housekeeping(now)
                 if progress is not None and now >= next_progress:
                     progress(self.stats, now - self._wall0)
@@ -548,6 +585,8 @@ class FleetRuntime:
         """Disconnect cleanly: a clean DISCONNECT means no Last Will, so publish
         offline ourselves first, as a device that is switched off politely would."""
         self._stop = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         t = self.sim_now()
         for message in self.source.flush(t):  # burst/reorder hold-backs
             held = self._by_index.get(message.device)

@@ -1,0 +1,1 @@
+"""The device side of OTA updates: A/B slots, verification, the Jobs agent, faults."""
