@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.crypto import codesign
+from core.crypto.keystore import CodeSigningKeys
 from core.errors import ValidationError
 from core.model import DeploymentStatus, Firmware, SemVer
 from core.model.roles import Actor, Permission
@@ -23,7 +24,6 @@ from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceRegistry
-from plugins.firmware.keystore import CodeSigningKeys
 
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20

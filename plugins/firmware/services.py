@@ -4,9 +4,9 @@ the CLI, the pages and tests wire them the same way."""
 from __future__ import annotations
 
 from core.context import AppContext
+from core.crypto.keystore import CodeSigningKeys
 from core.errors import SmartIotError
 from core.services.ota import OtaService
-from plugins.firmware.keystore import CodeSigningKeys
 from plugins.firmware.library import FirmwareLibrary
 
 

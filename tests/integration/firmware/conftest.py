@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.crypto.keystore import CodeSigningKeys
 from core.model import Device, DeviceStatus
 from core.model.roles import Actor, Role
 from core.store import Store
-from plugins.firmware.keystore import CodeSigningKeys
 from plugins.firmware.library import FirmwareLibrary
 
 

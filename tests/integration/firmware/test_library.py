@@ -10,10 +10,10 @@ import keyring
 import pytest
 
 from core.crypto import codesign
+from core.crypto.keystore import KEYRING_NAME, KEYRING_SERVICE, CodeSigningKeys
 from core.errors import PermissionDenied, SmartIotError, ValidationError
 from core.model.roles import Actor, Role
 from core.store import Store
-from plugins.firmware.keystore import KEYRING_NAME, KEYRING_SERVICE, CodeSigningKeys
 from plugins.firmware.library import FirmwareLibrary
 
 
