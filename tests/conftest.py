@@ -1,4 +1,4 @@
-"""Suite-wide set-up: isolate the user's real config and data, keep entry-point
+"""Suite-wide set-up: isolate the user's real config, data and keyring, keep entry-point
 discovery off unless a test asks for it, and report by name the PostgreSQL
 tests that could not run."""
 
@@ -14,6 +14,12 @@ os.environ["SMARTIOT_CONFIG"] = os.path.join(_SANDBOX, "config", "config.toml")
 os.environ["SMARTIOT_DATA_DIR"] = os.path.join(_SANDBOX, "data")
 os.environ.pop("SMARTIOT_DISABLE_PLUGINS", None)
 os.environ.pop("SMARTIOT_PROFILE", None)
+os.environ.pop("SMARTIOT_ROLE", None)
+# Code-signing passphrases go to a real keyring backend (keyrings.alt's file
+# keyring) inside the sandbox, never to the developer's own keyring.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+os.environ["XDG_DATA_HOME"] = os.path.join(_SANDBOX, "xdg-data")
+os.environ.pop("SMARTIOT_CODESIGN_PASSPHRASE", None)
 
 PG_SKIP_PREFIX = "SMARTIOT_TEST_PG_URL not set"
 

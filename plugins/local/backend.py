@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.context import AppContext
-from core.errors import ConfigError
+from core.errors import ConfigError, SmartIotError
 from core.ports.backend import Backend
 from core.services.event_bus import EventBus
 from core.store import Store
@@ -74,6 +74,20 @@ def _broker_address(broker: str) -> tuple[str, int, bool]:
         raise ConfigError(f"broker {broker!r} must look like mqtt://host:1883")
     tls = parts.scheme == "mqtts"
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def _console_signing_key(context: AppContext) -> list[bytes]:
+    """The demo devices trust this console's code-signing key, as real devices
+    are provisioned with their vendor's, so firmware imported here installs.
+    Without a keyring the key cannot be made; the demo then rejects OTA images
+    as untrusted, which is what a real fleet would do."""
+    from core.crypto.keystore import CodeSigningKeys
+
+    try:
+        return [CodeSigningKeys(context.config.data_dir / "codesign").public_pem()]
+    except SmartIotError as exc:
+        log.warning("demo fleet trusts no code-signing key: %s", exc)
+        return []
 
 
 def demo_scenario_path() -> Path:
@@ -134,7 +148,8 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
 
             backend.demo = RunningFleet(load_scenario(demo_scenario_path()),
                                         broker_url=backend.broker_url,
-                                        client_id_prefix="demo-").start()
+                                        client_id_prefix="demo-",
+                                        trusted_keys=_console_signing_key(context)).start()
     except Exception:
         backend.close()
         raise
