@@ -65,6 +65,15 @@ class TelemetryStore(ABC):
         as device_id -> metric -> value, in one query (the device list shows
         e.g. battery_pct and rssi for the whole fleet)."""
 
+    def reporting_devices(
+        self, start: datetime, end: datetime, *, bucket_ms: int, metric: str
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """How many distinct devices sent ``metric`` in each bucket of [start, end):
+        (bucket starts in epoch ms, device counts), empty buckets absent. The
+        dashboard's "online devices over time"; not abstract so that backends
+        without it still load (callers treat NotImplementedError as "not available")."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count reporting devices")
+
     @abstractmethod
     def delete_before(self, cutoff: datetime) -> int:
         """Retention: drop raw readings older than ``cutoff``; returns rows removed."""

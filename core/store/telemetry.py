@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine, case, delete, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 
@@ -201,6 +202,29 @@ class SqlTelemetryStore(TelemetryStore):
             for device_id, metric, value in conn.execute(stmt):
                 out.setdefault(device_id, {})[metric] = float(value)
         return out
+
+    def reporting_devices(
+        self, start: datetime, end: datetime, *, bucket_ms: int, metric: str
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """COUNT(DISTINCT device) per bucket in SQL; only raw rows count (a
+        downsampled hour says a device reported, not when within the bucket)."""
+        if bucket_ms <= 0:
+            raise ValidationError(f"bucket size {bucket_ms} ms must be positive")
+        start_ms, end_ms = to_epoch_ms(start), to_epoch_ms(end)
+        origin = start_ms // bucket_ms * bucket_ms
+        idx = (_t.c.ts - origin) // bucket_ms
+        stmt = (
+            select(idx, func.count(func.distinct(_t.c.device_id)))
+            .where(_t.c.metric == metric, _t.c.ts >= start_ms, _t.c.ts < end_ms)
+            .group_by(idx)
+            .order_by(idx)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return (
+            np.array([origin + int(r[0]) * bucket_ms for r in rows], dtype=np.int64),
+            np.array([int(r[1]) for r in rows], dtype=np.int64),
+        )
 
     def delete_before(self, cutoff: datetime) -> int:
         """Raw rows only; ``telemetry_latest`` keeps the last known value even

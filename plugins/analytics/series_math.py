@@ -135,6 +135,7 @@ def gap_count(ts_ms: IntArray, threshold_ms: float) -> int:
 # ---------------------------------------------------------------- anomalies
 DEFAULT_WINDOW = 60
 DEFAULT_Z = 4.0
+MIN_PERIODS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +153,11 @@ class AnomalyFlags:
         return int(self.ts_ms.size)
 
 
-def rolling_zscore(values: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
-    """z of each point against the mean and standard deviation of the
-    ``window`` points *before* it (NaN until the window is full).
+def rolling_zscore(values: FloatArray, window: int, min_periods: int = MIN_PERIODS
+                   ) -> tuple[FloatArray, FloatArray]:
+    """z of each point against the mean and standard deviation of the up to
+    ``window`` points *before* it (NaN until ``min_periods`` points exist, so a
+    short aggregated series is still judged once it has some history).
 
     The current point is left out of its own baseline, otherwise one large spike
     inflates the deviation it is measured with and hides itself. Computed from
@@ -163,19 +166,22 @@ def rolling_zscore(values: FloatArray, window: int) -> tuple[FloatArray, FloatAr
     n = x.size
     z = np.full(n, np.nan)
     mean = np.full(n, np.nan)
-    if window < 2 or n <= window:
+    first = max(min(min_periods, window), 2)
+    if window < 2 or n <= first:
         return z, mean
     # Shift by the first value: cumulative sums of squares of e.g. 1013 hPa
     # would otherwise lose the small variance to cancellation.
     shifted = x - x[0]
     c1 = np.concatenate(([0.0], np.cumsum(shifted)))
     c2 = np.concatenate(([0.0], np.cumsum(shifted * shifted)))
-    idx = np.arange(window, n)
-    s1 = c1[idx] - c1[idx - window]
-    s2 = c2[idx] - c2[idx - window]
-    m = s1 / window
-    var = np.maximum(s2 / window - m * m, 0.0)
-    std = np.sqrt(var * window / (window - 1))
+    idx = np.arange(first, n)
+    lo = np.maximum(idx - window, 0)
+    k = (idx - lo).astype(np.float64)
+    s1 = c1[idx] - c1[lo]
+    s2 = c2[idx] - c2[lo]
+    m = s1 / k
+    var = np.maximum(s2 / k - m * m, 0.0)
+    std = np.sqrt(var * k / (k - 1))
     # A perfectly flat baseline (a stuck sensor, a constant setpoint) has no
     # spread; any change from it is unusual but not infinitely so.
     floor = np.maximum(np.abs(m + x[0]) * 1e-6, 1e-9)
@@ -189,17 +195,36 @@ def flag_anomalies(series: Series, *, window: int = DEFAULT_WINDOW,
                    threshold: float = DEFAULT_Z) -> AnomalyFlags:
     """Points whose rolling z-score is at least ``threshold`` in size.
 
-    Works on raw and aggregated series (aggregated ones are judged on the bucket
-    mean). NaN values (gaps) are dropped first so they neither flag nor poison
-    the window."""
+    Raw series are judged point by point. Aggregated series are judged on each
+    bucket's maximum and minimum (against the rolling baseline of maxima and
+    minima), because a one-second spike moves a one-minute mean by very little
+    but its maximum fully; the flagged value is that extreme. NaN values (gaps)
+    are dropped first so they neither flag nor poison the window."""
     if threshold <= 0:
         raise ValueError(f"anomaly threshold {threshold} must be positive")
-    finite = np.isfinite(series.value)
-    ts = series.ts_ms[finite]
-    vals = series.value[finite]
-    z, mean = rolling_zscore(vals, window)
-    hit = np.flatnonzero(np.abs(np.nan_to_num(z)) >= threshold)
-    return AnomalyFlags(series.device_id, series.metric, ts[hit], vals[hit], z[hit], mean[hit])
+    columns = [series.value]
+    if series.maximum is not None and series.minimum is not None:
+        columns = [series.maximum, series.minimum]
+    best_z: FloatArray | None = None
+    best_v = best_m = np.empty(0)
+    ts = series.ts_ms
+    for column in columns:
+        finite = np.isfinite(column)
+        z, mean = rolling_zscore(column[finite], window)
+        z_full = np.full(column.size, np.nan)
+        m_full = np.full(column.size, np.nan)
+        z_full[finite], m_full[finite] = z, mean
+        if best_z is None:
+            best_z, best_v, best_m = z_full, column.astype(np.float64), m_full
+            continue
+        stronger = np.abs(np.nan_to_num(z_full)) > np.abs(np.nan_to_num(best_z))
+        best_z = np.where(stronger, z_full, best_z)
+        best_v = np.where(stronger, column, best_v)
+        best_m = np.where(stronger, m_full, best_m)
+    assert best_z is not None
+    hit = np.flatnonzero(np.abs(np.nan_to_num(best_z)) >= threshold)
+    return AnomalyFlags(series.device_id, series.metric, ts[hit], best_v[hit], best_z[hit],
+                        best_m[hit])
 
 
 def suggested_limit(flag_value: float, baseline: float) -> tuple[str, float]:

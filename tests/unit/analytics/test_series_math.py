@@ -64,12 +64,12 @@ def test_aggregated_series_gap_is_one_missing_bucket():
 def test_rolling_zscore_matches_a_plain_window_computation():
     rng = np.random.default_rng(3)
     x = 1013.0 + rng.normal(0, 0.2, 500)  # large offset: cancellation must not bite
-    z, mean = rolling_zscore(x, 30)
-    for i in (30, 31, 250, 499):
-        w = x[i - 30:i]
+    z, mean = rolling_zscore(x, 30, min_periods=10)
+    for i in (10, 29, 30, 31, 250, 499):
+        w = x[max(i - 30, 0):i]  # up to 30 points before i
         assert mean[i] == pytest.approx(w.mean(), abs=1e-9)
         assert z[i] == pytest.approx((x[i] - w.mean()) / w.std(ddof=1), rel=1e-6)
-    assert np.isnan(z[:30]).all()
+    assert np.isnan(z[:10]).all()
 
 
 def test_spike_is_flagged_and_noise_is_not():
@@ -93,3 +93,17 @@ def test_flat_baseline_does_not_divide_by_zero():
 def test_suggested_limit_sits_between_normal_and_the_anomaly():
     assert suggested_limit(30.0, 20.0) == ("above", 25.0)
     assert suggested_limit(-4.0, 2.0) == ("below", -1.0)
+
+
+def test_aggregated_series_flag_the_bucket_extreme():
+    rng = np.random.default_rng(9)
+    mean = 20.0 + rng.normal(0, 0.05, 300)
+    low = mean - 0.5 + rng.normal(0, 0.05, 300)
+    high = mean + 0.5 + rng.normal(0, 0.05, 300)
+    high[250] += 12.0  # one spike inside a bucket: the mean barely moves
+    mean[250] += 12.0 / 60
+    series = Series("d", "t", np.arange(300, dtype=np.int64) * 60_000, mean, low, high,
+                    np.full(300, 60, dtype=np.int64), 60_000)
+    flags = flag_anomalies(series, window=60, threshold=6.0)
+    assert flags.ts_ms.tolist() == [250 * 60_000]
+    assert flags.value[0] == high[250]

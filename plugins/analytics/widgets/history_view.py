@@ -1,0 +1,250 @@
+"""History: any devices and metrics over the last hour, day, week or a custom range.
+
+The store aggregates into about one bucket per pixel column of the chart
+(min/avg/max per bucket in SQL), so a week of 1 Hz data arrives as ~1,000
+rows per series; "Raw" and fixed bucket sizes are there for when the exact
+readings matter. Missing buckets and silent devices are drawn as gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from PySide6.QtCore import QDateTime, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDateTimeEdit,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.widgets.background import BackgroundCall
+from core.ports.backend import Backend
+from core.ports.telemetry import Series
+from plugins.analytics.history import (
+    RANGE_PRESETS,
+    AlertMark,
+    HistoryRequest,
+    ThresholdLine,
+    alert_marks,
+    load_history,
+    threshold_lines,
+)
+from plugins.analytics.series_math import (
+    AnomalyFlags,
+    flag_anomalies,
+    gap_threshold_ms,
+    with_gaps,
+)
+from plugins.analytics.time_args import format_duration_ms
+from plugins.analytics.widgets.anomaly_panel import AnomalyPanel
+from plugins.analytics.widgets.chart_files import ChartFileActions
+from plugins.analytics.widgets.series_picker import SeriesPicker
+from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
+
+RESOLUTIONS: tuple[tuple[str, int | str | None], ...] = (
+    ("Auto (fit width)", "auto"), ("Raw readings", None), ("10 s", 10_000), ("1 min", 60_000),
+    ("5 min", 300_000), ("15 min", 900_000), ("1 hour", 3_600_000),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    request: HistoryRequest
+    series: list[Series]
+    thresholds: list[ThresholdLine]
+    marks: list[AlertMark]
+
+
+def chart_series(series: Series) -> ChartSeries:
+    """Store answer -> what the chart draws, with NaN rows at the gaps."""
+    threshold = gap_threshold_ms(series)
+    if series.minimum is not None and series.maximum is not None:
+        ts, (mean, low, high) = with_gaps(series.ts_ms, [series.value, series.minimum,
+                                                         series.maximum], threshold)
+        return ChartSeries(series.device_id, series.metric, ts / 1000.0, mean, low, high)
+    ts, (values,) = with_gaps(series.ts_ms, [series.value], threshold)
+    return ChartSeries(series.device_id, series.metric, ts / 1000.0, values)
+
+
+class HistoryView(QWidget):
+    loaded = Signal(object)  # HistoryResult
+    failed = Signal(str)
+
+    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._backend_of = backend_of
+        self._background = BackgroundCall(self)
+        self._generation = 0
+        self.result: HistoryResult | None = None
+        self.picker = SeriesPicker(backend_of)
+        self.chart = TimeChart()
+        self.anomalies = AnomalyPanel(backend_of)
+
+        self.range_combo = QComboBox()
+        for label, span in RANGE_PRESETS:
+            self.range_combo.addItem(label, span)
+        self.range_combo.addItem("Custom…", None)
+        self.range_combo.setCurrentIndex(2)  # last day
+        now = QDateTime.currentDateTime()
+        self.custom_from = QDateTimeEdit(now.addDays(-1))
+        self.custom_to = QDateTimeEdit(now)
+        for edit in (self.custom_from, self.custom_to):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd HH:mm")
+            edit.setVisible(False)
+        self.resolution = QComboBox()
+        for label, value in RESOLUTIONS:
+            self.resolution.addItem(label, value)
+        self.stacked = QCheckBox("Stack metrics")
+        self.flag_box = QCheckBox("Flag anomalies")
+        self.flag_box.setChecked(True)
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Query the store again (Ctrl+R)")
+        self.files = ChartFileActions(self.chart, "history", self)
+        self.status = QLabel("Pick devices and a metric")
+        self.status.setProperty("role", "secondary")
+
+        bar = QHBoxLayout()
+        for w in (self.range_combo, self.custom_from, self.custom_to, self.resolution,
+                  self.stacked, self.flag_box):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.status)
+        bar.addWidget(self.load_button)
+        bar.addWidget(self.files.csv_button)
+        bar.addWidget(self.files.image_button)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.chart)
+        right.addWidget(self.anomalies)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.picker)
+        body.addWidget(right)
+        body.setStretchFactor(1, 4)
+        body.setSizes([220, 900])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(body, 1)
+
+        self.picker.changed.connect(self.reload)
+        self.range_combo.currentIndexChanged.connect(self._range_changed)
+        self.custom_from.editingFinished.connect(self.reload)
+        self.custom_to.editingFinished.connect(self.reload)
+        self.resolution.currentIndexChanged.connect(self.reload)
+        self.stacked.toggled.connect(self.chart.set_stacked)
+        self.flag_box.toggled.connect(self._reflag)
+        self.anomalies.settings_changed.connect(self._reflag)
+        self.anomalies.rule_created.connect(lambda _rule: self.reload())
+        self.load_button.clicked.connect(self.reload)
+        self.files.exported.connect(lambda path, what: self.status.setText(
+            f"Saved {what} to {path}"))
+        self.files.failed.connect(self.status.setText)
+        QShortcut(QKeySequence("Ctrl+R"), self, activated=self.reload)
+
+    # -- request ---------------------------------------------------------------------------
+    def _range_changed(self) -> None:
+        custom = self.range_combo.currentData() is None
+        self.custom_from.setVisible(custom)
+        self.custom_to.setVisible(custom)
+        self.reload()
+
+    def time_range(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        span = self.range_combo.currentData()
+        if isinstance(span, timedelta):
+            end = now or datetime.now(UTC)
+            return end - span, end
+        start = self.custom_from.dateTime().toSecsSinceEpoch()
+        end_s = self.custom_to.dateTime().toSecsSinceEpoch()
+        return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end_s, UTC)
+
+    def set_custom_range(self, start: datetime, end: datetime) -> None:
+        self.custom_from.setDateTime(QDateTime.fromSecsSinceEpoch(int(start.timestamp())))
+        self.custom_to.setDateTime(QDateTime.fromSecsSinceEpoch(int(end.timestamp())))
+        self.range_combo.setCurrentIndex(self.range_combo.count() - 1)
+
+    def current_request(self) -> HistoryRequest | None:
+        devices = self.picker.selected_devices()
+        metrics = self.picker.selected_metrics()
+        if not devices or not metrics:
+            return None
+        start, end = self.time_range()
+        resolution = self.resolution.currentData()
+        if resolution == "auto":
+            width = max(self.chart.graphics.width() - 60, 200)
+            return HistoryRequest.for_width(devices, metrics, start, end, width)
+        return HistoryRequest(tuple(devices), tuple(metrics), start, end,
+                              resolution if isinstance(resolution, int) else None)
+
+    # -- loading ---------------------------------------------------------------------------
+    def reload(self) -> None:
+        try:
+            request = self.current_request()
+        except ValueError as exc:
+            self.status.setText(str(exc))
+            return
+        if request is None:
+            self.status.setText("Pick devices and a metric")
+            return
+        self.load(request)
+
+    def load(self, request: HistoryRequest) -> None:
+        self._generation += 1
+        generation = self._generation
+        backend_of = self._backend_of
+        self.status.setText("Loading…")
+
+        def work() -> HistoryResult:
+            backend = backend_of()
+            return HistoryResult(request, load_history(backend.telemetry, request),
+                                 threshold_lines(backend.rules, request.metrics),
+                                 alert_marks(backend.alerts, request.devices, request.start,
+                                             request.end))
+
+        self._background.start(work, lambda r: self._loaded(generation, r),
+                               lambda exc: self._failed(generation, exc))
+
+    def _failed(self, generation: int, exc: BaseException) -> None:
+        if generation == self._generation:
+            self.status.setText(f"Could not load history: {exc}")
+            self.failed.emit(str(exc))
+
+    def _loaded(self, generation: int, result: HistoryResult) -> None:
+        if generation != self._generation:
+            return  # an older request finished after a newer one was made
+        self.show_result(result)
+
+    def show_result(self, result: HistoryResult) -> None:
+        self.result = result
+        self.chart.source = result.series
+        self.chart.set_series([chart_series(s) for s in result.series])
+        self.chart.set_overlays(result.thresholds, result.marks)
+        req = result.request
+        self.chart.main_plot.setXRange(req.start.timestamp(), req.end.timestamp(), padding=0.01)
+        for plot in self.chart.plots.values():
+            plot.enableAutoRange(axis="y")
+        points = sum(len(s) for s in result.series)
+        resolution = (f"{format_duration_ms(req.bucket_ms)} buckets" if req.bucket_ms
+                      else "raw readings")
+        self.status.setText(f"{points:,} points · {resolution}")
+        self._reflag()
+        self.loaded.emit(result)
+
+    def _reflag(self) -> None:
+        flags: list[AnomalyFlags] = []
+        if self.result is not None and self.flag_box.isChecked():
+            flags = [flag_anomalies(s, window=self.anomalies.window.value(),
+                                    threshold=self.anomalies.threshold.value())
+                     for s in self.result.series]
+        self.chart.set_anomalies(flags)
+        self.anomalies.set_flags(flags)

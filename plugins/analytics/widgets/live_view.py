@@ -1,0 +1,281 @@
+"""Live charts: chosen devices and metrics scrolling in a 1 minute to 24 hour window.
+
+Readings arrive through the console's LiveBridge (≤ 30 batches a second
+whatever the message rate) into numpy buffers; a separate frame timer redraws
+at most ``FPS`` times a second and only when something changed. The redraw
+cost therefore depends on the points in view, never on how fast devices
+publish. Opening a series back-fills the window from the telemetry store so
+the chart does not start empty.
+
+Space pauses and resumes; zooming or panning pauses too (resuming jumps back
+to the newest data).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.bridge import LiveBridge
+from console.widgets.background import BackgroundCall
+from core.model import Alert
+from core.model.timeutil import to_epoch_ms
+from core.ports.backend import Backend
+from core.ports.live import EventKind, FleetEvent
+from core.ports.telemetry import Series
+from plugins.analytics.history import AlertMark, ThresholdLine, threshold_lines
+from plugins.analytics.live_buffer import LiveBuffer, SeriesKey
+from plugins.analytics.series_math import AnomalyFlags, flag_anomalies
+from plugins.analytics.widgets.anomaly_panel import AnomalyPanel
+from plugins.analytics.widgets.chart_files import ChartFileActions
+from plugins.analytics.widgets.series_picker import SeriesPicker
+from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
+
+FPS = 15
+ANOMALY_EVERY_S = 2.0
+WINDOWS: tuple[tuple[str, int], ...] = (
+    ("1 minute", 60), ("5 minutes", 300), ("15 minutes", 900), ("1 hour", 3600),
+    ("6 hours", 6 * 3600), ("24 hours", 24 * 3600),
+)
+DEFAULT_WINDOW_INDEX = 1
+
+
+class LiveView(QWidget):
+    frame_drawn = Signal()
+
+    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None,
+                 *, fps: int = FPS) -> None:
+        super().__init__(parent)
+        self._backend_of = backend_of
+        self._background = BackgroundCall(self)
+        self.buffer = LiveBuffer()
+        self.bridge: LiveBridge | None = None
+        self.paused = False
+        self._dirty = False
+        self._following_range = False
+        self._last_flags = 0.0
+        self.frames_drawn = 0
+        self.readings_seen = 0
+        self.thresholds: list[ThresholdLine] = []
+        self.marks: list[AlertMark] = []
+
+        self.picker = SeriesPicker(backend_of)
+        self.chart = TimeChart()
+        self.anomalies = AnomalyPanel(backend_of)
+        self.window_combo = QComboBox()
+        for label, seconds in WINDOWS:
+            self.window_combo.addItem(label, seconds)
+        self.window_combo.setCurrentIndex(DEFAULT_WINDOW_INDEX)
+        self.stacked = QCheckBox("Stack metrics")
+        self.flag_box = QCheckBox("Flag anomalies")
+        self.flag_box.setChecked(True)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Freeze the chart to read it; data keeps arriving (Space)")
+        self.files = ChartFileActions(self.chart, "live", self, prepare=self.prepare_export)
+        self.status = QLabel("")
+        self.status.setProperty("role", "secondary")
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Window"))
+        for w in (self.window_combo, self.stacked, self.flag_box):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.status)
+        bar.addWidget(self.pause_button)
+        bar.addWidget(self.files.csv_button)
+        bar.addWidget(self.files.image_button)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.chart)
+        right.addWidget(self.anomalies)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.picker)
+        body.addWidget(right)
+        body.setStretchFactor(1, 4)
+        body.setSizes([220, 900])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(body, 1)
+
+        self.frame_timer = QTimer(self)
+        self.frame_timer.setInterval(max(1000 // max(fps, 1), 16))
+        self.frame_timer.timeout.connect(self.draw_frame)
+        self.frame_timer.start()
+
+        self.picker.changed.connect(self._selection_changed)
+        self.window_combo.currentIndexChanged.connect(self._window_changed)
+        self.stacked.toggled.connect(self._stack_toggled)
+        self.flag_box.toggled.connect(self._flags_toggled)
+        self.anomalies.settings_changed.connect(self._refresh_flags)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.files.exported.connect(lambda path, what: self.status.setText(
+            f"Saved {what} to {path}"))
+        self.files.failed.connect(self.status.setText)
+        space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        space.activated.connect(self.toggle_pause)
+
+    # -- feed -----------------------------------------------------------------------------
+    def attach(self, backend: Backend) -> None:
+        """Subscribe to the backend's live feed (called once the backend exists)."""
+        if backend.live is None:
+            self.status.setText(f"Live data is not available on the {backend.name} backend")
+            return
+        if self.bridge is None:
+            self.bridge = LiveBridge(backend.live, parent=self)
+            self.bridge.batch.connect(self.on_events)
+
+    def on_events(self, events: list[FleetEvent]) -> None:
+        """A coalesced batch from the bridge: append, mark dirty, draw later."""
+        readings = [r for e in events if e.kind == EventKind.TELEMETRY for r in e.readings]
+        if readings:
+            kept = self.buffer.add(readings)
+            self.readings_seen += kept
+            self._dirty = self._dirty or kept > 0
+        tracked = {k[0] for k in self.buffer.keys}
+        for e in events:
+            alert = e.data.get("alert") if e.kind == EventKind.ALERT else None
+            if isinstance(alert, Alert) and alert.device_id in tracked \
+                    and alert.state.value == "active":
+                self.marks.append(AlertMark(alert.device_id, to_epoch_ms(alert.created_at),
+                                            alert.severity.value, alert.message))
+                self.chart.set_overlays(self.thresholds, self.marks)
+
+    # -- selection ---------------------------------------------------------------------------
+    def window_s(self) -> int:
+        return int(self.window_combo.currentData())
+
+    def keys(self) -> list[SeriesKey]:
+        return [(d, m) for d in self.picker.selected_devices()
+                for m in self.picker.selected_metrics()]
+
+    def _selection_changed(self) -> None:
+        keys = self.keys()
+        self.buffer.track(keys)
+        self.marks = [m for m in self.marks if m.device_id in {k[0] for k in keys}]
+        self.chart.set_series([ChartSeries(d, m, np.empty(0), np.empty(0)) for d, m in keys])
+        self._backfill(keys)
+
+    def _window_changed(self) -> None:
+        self._backfill(self.keys())
+        self._dirty = True
+
+    def _stack_toggled(self, on: bool) -> None:
+        self.chart.set_stacked(on)
+        self._dirty = True
+
+    def _backfill(self, keys: list[SeriesKey]) -> None:
+        """Readings from before the view opened, from the store, off the GUI thread."""
+        if not keys:
+            return
+        backend_of = self._backend_of
+        window = timedelta(seconds=self.window_s())
+        metrics = sorted({m for _, m in keys})
+
+        def load() -> tuple[list[Series], list[ThresholdLine]]:
+            backend = backend_of()
+            end = datetime.now(UTC)
+            series = [backend.telemetry.query(d, m, end - window, end) for d, m in keys]
+            return series, threshold_lines(backend.rules, metrics)
+
+        def done(result: tuple[list[Series], list[ThresholdLine]]) -> None:
+            series, lines = result
+            for s in series:
+                self.buffer.add_history((s.device_id, s.metric), s.ts_ms, s.value)
+            self.thresholds = lines
+            self.chart.set_overlays(self.thresholds, self.marks)
+            self._dirty = True
+
+        self._background.start(load, done, lambda exc: self.status.setText(
+            f"Could not load recent history: {exc}"))
+
+    # -- drawing ----------------------------------------------------------------------------
+    def toggle_pause(self) -> None:
+        self.set_paused(not self.paused)
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.status.setText("Paused: zoom and pan freely; Space resumes" if paused else "")
+        if not paused:
+            self._dirty = True
+            self.draw_frame()
+
+    def draw_frame(self) -> None:
+        """Called by the frame timer; cheap when nothing changed or paused."""
+        if self.paused or not self._dirty:
+            return
+        self._dirty = False
+        newest = self.buffer.newest_s or time.time()
+        since = newest - self.window_s()
+        for key in self.buffer.keys:
+            if key in self.chart.curves:
+                x, y = self.buffer.window(key, since)
+                self.chart.update_xy(key, x, y)
+        self._follow(since, newest)
+        if self.flag_box.isChecked() and time.monotonic() - self._last_flags > ANOMALY_EVERY_S:
+            self._refresh_flags()
+        self.frames_drawn += 1
+        self.frame_drawn.emit()
+
+    def _follow(self, since: float, newest: float) -> None:
+        """Scroll the x axis; a range change we did not cause means the user
+        zoomed or panned, which pauses."""
+        plot = self.chart.main_plot
+        vb = plot.getViewBox()
+        if not getattr(vb, "_analytics_hooked", False):
+            vb.sigRangeChangedManually.connect(lambda *_: self.set_paused(True))
+            vb._analytics_hooked = True  # type: ignore[attr-defined]
+        plot.setXRange(since, newest, padding=0.0)
+        for p in self.chart.plots.values():
+            p.enableAutoRange(axis="y")
+
+    def _flags_toggled(self, on: bool) -> None:
+        if on:
+            self._refresh_flags()
+        else:
+            self.chart.set_anomalies([])
+            self.anomalies.set_flags([])
+
+    def _refresh_flags(self) -> None:
+        self._last_flags = time.monotonic()
+        flags: list[AnomalyFlags] = []
+        if self.flag_box.isChecked():
+            flags = [flag_anomalies(s, window=self.anomalies.window.value(),
+                                    threshold=self.anomalies.threshold.value())
+                     for s in self.visible_series()]
+        self.chart.set_anomalies(flags)
+        self.anomalies.set_flags(flags)
+
+    def visible_series(self) -> list[Series]:
+        """The raw readings in the window, as a store would return them (CSV export)."""
+        newest = self.buffer.newest_s or time.time()
+        out: list[Series] = []
+        for d, m in self.buffer.keys:
+            x, y = self.buffer.window((d, m), newest - self.window_s())
+            out.append(Series(d, m, np.round(x * 1000).astype(np.int64), y.copy()))
+        return out
+
+    def prepare_export(self) -> None:
+        self.chart.source = self.visible_series()
+
+    def close_feed(self) -> None:
+        self.frame_timer.stop()
+        if self.bridge is not None:
+            self.bridge.close()

@@ -1,0 +1,136 @@
+"""Pick devices and metrics: two filterable multi-select lists.
+
+Metrics follow the chosen devices (a pump has no humidity), loaded in the
+background from the telemetry store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.widgets.background import BackgroundCall
+from core.model import Device
+from core.ports.backend import Backend
+
+PREFERRED_METRICS = ("temperature", "load", "power_w", "battery_pct", "rssi")
+
+
+class SeriesPicker(QWidget):
+    """``changed`` fires (debounced) when the chosen devices or metrics change."""
+
+    changed = Signal()
+
+    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._backend_of = backend_of
+        self._background = BackgroundCall(self)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter devices")
+        self.filter.setClearButtonEnabled(True)
+        self.devices = QListWidget()
+        self.devices.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.metrics = QListWidget()
+        self.metrics.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Devices"))
+        layout.addWidget(self.filter)
+        layout.addWidget(self.devices, 3)
+        layout.addWidget(QLabel("Metrics"))
+        layout.addWidget(self.metrics, 2)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(150)
+        self._debounce.timeout.connect(self.changed)
+        self.filter.textChanged.connect(self._apply_filter)
+        self.devices.itemSelectionChanged.connect(self._devices_changed)
+        self.metrics.itemSelectionChanged.connect(self._debounce.start)
+        self._metric_generation = 0
+        self._wanted_metrics: list[str] = []
+
+    # -- loading --------------------------------------------------------------------------
+    def set_devices(self, devices: Sequence[Device]) -> None:
+        chosen = set(self.selected_devices())
+        self.devices.blockSignals(True)
+        self.devices.clear()
+        for device in sorted(devices, key=lambda d: d.device_id):
+            item = QListWidgetItem(device.device_id)
+            item.setToolTip(f"{device.display_name} ({device.device_type}, "
+                            f"{device.status.value})")
+            self.devices.addItem(item)
+            item.setSelected(device.device_id in chosen)
+        self.devices.blockSignals(False)
+        self._apply_filter(self.filter.text())
+
+    def select(self, devices: Sequence[str], metrics: Sequence[str] = ()) -> None:
+        """Choose devices (and, once their metrics are known, metrics) in code:
+        the dashboard and tests use it."""
+        self._wanted_metrics = list(metrics)
+        wanted = set(devices)
+        self.devices.blockSignals(True)
+        for i in range(self.devices.count()):
+            item = self.devices.item(i)
+            item.setSelected(item.text() in wanted)
+        self.devices.blockSignals(False)
+        self._devices_changed()
+
+    def _devices_changed(self) -> None:
+        devices = self.selected_devices()
+        self._metric_generation += 1
+        generation = self._metric_generation
+        backend_of = self._backend_of
+
+        def load() -> list[str]:
+            telemetry = backend_of().telemetry
+            return sorted({m for d in devices for m in telemetry.metrics_for(d)})
+
+        self._background.start(load, lambda names: self._metrics_loaded(generation, names),
+                               lambda _exc: None)
+
+    def _metrics_loaded(self, generation: int, names: list[str]) -> None:
+        if generation != self._metric_generation:
+            return
+        chosen = set(self._wanted_metrics or self.selected_metrics())
+        self._wanted_metrics = []
+        if not chosen & set(names):
+            chosen = {next((m for m in PREFERRED_METRICS if m in names), names[0])} \
+                if names else set()
+        self.metrics.blockSignals(True)
+        self.metrics.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            self.metrics.addItem(item)
+            item.setSelected(name in chosen)
+        self.metrics.blockSignals(False)
+        self._debounce.start()
+
+    def _apply_filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for i in range(self.devices.count()):
+            item = self.devices.item(i)
+            item.setHidden(bool(needle) and needle not in item.text().lower()
+                           and needle not in item.toolTip().lower())
+
+    # -- state ----------------------------------------------------------------------------
+    def selected_devices(self) -> list[str]:
+        return sorted(item.text() for item in self.devices.selectedItems())
+
+    def selected_metrics(self) -> list[str]:
+        return sorted(item.text() for item in self.metrics.selectedItems())
+
+    def metric_names(self) -> list[str]:
+        return [self.metrics.item(i).text() for i in range(self.metrics.count())]
+
+    def device_names(self) -> list[str]:
+        return [self.devices.item(i).text() for i in range(self.devices.count())]

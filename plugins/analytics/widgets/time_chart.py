@@ -1,0 +1,343 @@
+"""A time chart shared by the Live and History views.
+
+Several series overlaid on one plot, or stacked one plot per metric with the
+time axes linked; a legend; a crosshair whose readout lists every series'
+value under the mouse; alert-rule thresholds as dashed lines; alert events as
+marks on the time axis; anomaly flags as rings. Curves use pyqtgraph's peak
+downsampling and clip-to-view so a million points per series stay
+interactive, and NaN rows (gaps) lift the pen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyqtgraph as pg
+import pyqtgraph.exporters as pg_exporters
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from console.theme import current_colors
+from core.ports.telemetry import Series
+from plugins.analytics import export
+from plugins.analytics.history import AlertMark, ThresholdLine
+from plugins.analytics.series_math import AnomalyFlags
+
+PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2", "#db2777", "#65a30d",
+           "#ea580c", "#4f46e5", "#0d9488")
+SEVERITY_COLOURS = {"info": "#0891b2", "warning": "#d97706", "critical": "#dc2626"}
+MAX_ALERT_MARKS = 300
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSeries:
+    """What one curve draws: x in epoch seconds, y with NaN at gaps, and for
+    aggregated data the min/max band around the mean."""
+
+    device_id: str
+    metric: str
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64] | None = None
+    high: npt.NDArray[np.float64] | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.device_id, self.metric)
+
+    @property
+    def label(self) -> str:
+        return f"{self.device_id} · {self.metric}"
+
+
+class TimeChart(QWidget):
+    """``set_series`` replaces what is drawn; curves for keys that stay are
+    reused (``setData`` only), which is what keeps live redraws cheap."""
+
+    crosshair_moved = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground(current_colors().plot_background)
+        self.readout = QLabel(" ")
+        self.readout.setProperty("role", "secondary")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.readout)
+        self.stacked = False
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[Key, pg.PlotDataItem] = {}
+        self._bands: dict[Key, pg.FillBetweenItem] = {}
+        self._band_curves: dict[Key, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self._data: dict[Key, ChartSeries] = {}
+        self._extras: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
+        self._anomaly_items: list[tuple[pg.PlotItem, pg.ScatterPlotItem]] = []
+        self._crosshairs: dict[str, pg.InfiniteLine] = {}
+        self.source: list[Series] = []  # the store's answer behind the chart (CSV export)
+        self.thresholds: list[ThresholdLine] = []
+        self.alert_marks: list[AlertMark] = []
+        self.anomalies: list[AnomalyFlags] = []
+        self._colour_of: dict[Key, str] = {}
+        self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
+                                           slot=self._mouse_moved)
+        self._ensure_plots([""])
+
+    # -- layout ------------------------------------------------------------------------
+    def set_stacked(self, stacked: bool) -> None:
+        if stacked == self.stacked:
+            return
+        self.stacked = stacked
+        keep = list(self._data.values())
+        self._reset_plots()
+        self.set_series(keep)
+
+    def _panel(self, metric: str) -> str:
+        return metric if self.stacked else ""
+
+    def _reset_plots(self) -> None:
+        self.graphics.clear()
+        self.plots.clear()
+        self.curves.clear()
+        self._bands.clear()
+        self._band_curves.clear()
+        self._extras.clear()
+        self._anomaly_items.clear()
+        self._crosshairs.clear()
+
+    def _ensure_plots(self, panels: Sequence[str]) -> None:
+        if list(self.plots) == list(panels):
+            return
+        self._reset_plots()
+        first: pg.PlotItem | None = None
+        c = current_colors()
+        for row, name in enumerate(panels):
+            plot = self.graphics.addPlot(row=row, col=0,
+                                         axisItems={"bottom": pg.DateAxisItem()})
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.addLegend(offset=(8, 8), labelTextColor=c.plot_foreground)
+            if name:
+                plot.setLabel("left", name)
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+            line = pg.InfiniteLine(angle=90, movable=False,
+                                   pen=pg.mkPen(c.secondary, width=1,
+                                                style=Qt.PenStyle.DotLine))
+            line.setZValue(50)
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self._crosshairs[name] = line
+            self.plots[name] = plot
+
+    @property
+    def main_plot(self) -> pg.PlotItem:
+        return next(iter(self.plots.values()))
+
+    # -- data --------------------------------------------------------------------------
+    def colour(self, key: Key) -> str:
+        if key not in self._colour_of:
+            self._colour_of[key] = PALETTE[len(self._colour_of) % len(PALETTE)]
+        return self._colour_of[key]
+
+    def set_series(self, series: Sequence[ChartSeries]) -> None:
+        panels = list(dict.fromkeys(self._panel(s.metric) for s in series)) or [""]
+        if self.stacked:
+            panels = sorted(panels)
+        self._ensure_plots(panels)
+        wanted = {s.key for s in series}
+        for key in [k for k in self.curves if k not in wanted]:
+            self._remove_curve(key)
+        for s in series:
+            self._draw_one(s)
+        self._data = {s.key: s for s in series}
+        self._redraw_extras()
+
+    def update_xy(self, key: Key, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+                  ) -> None:
+        """The live path: new data for an existing curve, nothing else touched."""
+        curve = self.curves.get(key)
+        if curve is not None:
+            curve.setData(x, y)
+            old = self._data.get(key)
+            if old is not None:
+                self._data[key] = ChartSeries(old.device_id, old.metric, x, y)
+
+    def _draw_one(self, s: ChartSeries) -> None:
+        plot = self.plots[self._panel(s.metric)]
+        colour = self.colour(s.key)
+        curve = self.curves.get(s.key)
+        if curve is None or curve.getViewBox() is not plot.getViewBox():
+            curve = pg.PlotDataItem(name=s.label, pen=pg.mkPen(colour, width=1.5),
+                                    connect="finite")
+            # The two settings that keep a million points interactive: draw only
+            # what is in view, at most ~2 points (min and max) per pixel column.
+            curve.setClipToView(True)
+            curve.setDownsampling(auto=True, method="peak")
+            plot.addItem(curve)
+            self.curves[s.key] = curve
+        curve.setData(s.x, s.y)
+        self._draw_band(s, plot, colour)
+
+    def _draw_band(self, s: ChartSeries, plot: pg.PlotItem, colour: str) -> None:
+        key = s.key
+        if s.low is None or s.high is None:
+            if key in self._bands:
+                self._remove_band(key)
+            return
+        if key not in self._bands:
+            pen = pg.mkPen(colour, width=0.6)
+            low = pg.PlotDataItem(pen=pen, connect="finite")
+            high = pg.PlotDataItem(pen=pen, connect="finite")
+            band_colour = pg.mkColor(colour)
+            band_colour.setAlpha(45)
+            band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(band_colour))
+            for item in (low, high, band):
+                plot.addItem(item)
+            self._bands[key] = band
+            self._band_curves[key] = (low, high)
+        low_item, high_item = self._band_curves[key]
+        low_item.setData(s.x, s.low)
+        high_item.setData(s.x, s.high)
+
+    def _remove_band(self, key: Key) -> None:
+        band = self._bands.pop(key)
+        low, high = self._band_curves.pop(key)
+        for item in (band, low, high):
+            vb = item.getViewBox()
+            if vb is not None:
+                vb.removeItem(item)
+
+    def _remove_curve(self, key: Key) -> None:
+        curve = self.curves.pop(key)
+        for plot in self.plots.values():
+            if curve in plot.items:
+                plot.removeItem(curve)
+                plot.legend.removeItem(curve)
+        if key in self._bands:
+            self._remove_band(key)
+        self._data.pop(key, None)
+
+    def series(self) -> list[ChartSeries]:
+        return list(self._data.values())
+
+    # -- thresholds, alerts, anomalies ---------------------------------------------------
+    def set_overlays(self, thresholds: Sequence[ThresholdLine] = (),
+                     marks: Sequence[AlertMark] = ()) -> None:
+        self.thresholds = list(thresholds)
+        self.alert_marks = list(marks)[-MAX_ALERT_MARKS:]
+        self._redraw_extras()
+
+    def set_anomalies(self, flags: Sequence[AnomalyFlags]) -> None:
+        self.anomalies = [f for f in flags if len(f)]
+        for plot, item in self._anomaly_items:
+            plot.removeItem(item)
+        self._anomaly_items.clear()
+        c = current_colors()
+        for f in self.anomalies:
+            plot = self.plots.get(self._panel(f.metric))
+            if plot is None or (f.device_id, f.metric) not in self._data:
+                continue
+            item = pg.ScatterPlotItem(f.ts_ms / 1000.0, f.value, symbol="o", size=11,
+                                      pen=pg.mkPen(c.danger, width=2), brush=None)
+            item.setZValue(40)
+            plot.addItem(item)
+            self._anomaly_items.append((plot, item))
+
+    def _redraw_extras(self) -> None:
+        for plot, item in self._extras:
+            plot.removeItem(item)
+        self._extras.clear()
+        metrics_drawn = {k[1] for k in self._data}
+        for line in self.thresholds:
+            if line.metric not in metrics_drawn:
+                continue
+            plot = self.plots.get(self._panel(line.metric))
+            if plot is None:
+                continue
+            colour = SEVERITY_COLOURS.get(line.severity, "#dc2626")
+            item = pg.InfiniteLine(
+                pos=line.limit, angle=0, movable=False,
+                pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine),
+                label=f"{line.name} ({line.op} {line.limit:g})",
+                labelOpts={"position": 0.02, "color": colour, "anchors": [(0, 1), (0, 1)]})
+            plot.addItem(item, ignoreBounds=True)
+            self._extras.append((plot, item))
+        for mark in self.alert_marks:
+            colour = SEVERITY_COLOURS.get(mark.severity, "#dc2626")
+            for plot in self.plots.values():
+                item = pg.InfiniteLine(pos=mark.ts_ms / 1000.0, angle=90, movable=False,
+                                       pen=pg.mkPen(colour, width=1))
+                item.setToolTip(f"{mark.device_id}: {mark.message}")
+                plot.addItem(item, ignoreBounds=True)
+                self._extras.append((plot, item))
+
+    # -- crosshair ----------------------------------------------------------------------
+    def values_at(self, x: float) -> list[tuple[str, float]]:
+        """The value of every series at time ``x`` (nearest point), as the readout shows."""
+        out: list[tuple[str, float]] = []
+        for s in self._data.values():
+            if s.x.size == 0:
+                continue
+            i = int(np.clip(np.searchsorted(s.x, x), 1, s.x.size - 1)) if s.x.size > 1 else 0
+            if s.x.size > 1 and abs(s.x[i - 1] - x) <= abs(s.x[i] - x):
+                i -= 1
+            out.append((s.label, float(s.y[i])))
+        return out
+
+    def show_crosshair(self, x: float) -> None:
+        for line in self._crosshairs.values():
+            line.setValue(x)
+            line.show()
+        when = datetime.fromtimestamp(x).strftime("%Y-%m-%d %H:%M:%S")
+        parts = [f"<span style='color:{self.colour(self._key_of(label))}'>■</span> "
+                 f"{label}: <b>{value:.4g}</b>" if np.isfinite(value) else f"{label}: gap"
+                 for label, value in self.values_at(x)]
+        self.readout.setText(f"{when} &nbsp; " + " &nbsp; ".join(parts))
+        self.crosshair_moved.emit(x)
+
+    def _key_of(self, label: str) -> Key:
+        for key, s in self._data.items():
+            if s.label == label:
+                return key
+        return ("", "")
+
+    def _mouse_moved(self, event: tuple[QPointF]) -> None:
+        pos = event[0]
+        for plot in self.plots.values():
+            if plot.sceneBoundingRect().contains(pos):
+                x = plot.getViewBox().mapSceneToView(pos).x()
+                self.show_crosshair(float(x))
+                return
+
+    # -- export --------------------------------------------------------------------------
+    def export_image(self, path: Path) -> None:
+        """PNG or SVG by suffix, of the whole chart (all stacked panels)."""
+        suffix = path.suffix.lower()
+        scene_item = self.graphics.ci
+        exporter: pg_exporters.Exporter
+        if suffix == ".svg":
+            exporter = pg_exporters.SVGExporter(scene_item)
+        elif suffix == ".png":
+            exporter = pg_exporters.ImageExporter(scene_item)
+            exporter.parameters()["width"] = max(int(self.graphics.width()), 800)
+        else:
+            raise ValueError(f"image format {suffix or '(none)'} is not one of .png, .svg")
+        exporter.export(str(path))
+
+    def export_data(self, path: Path) -> int:
+        """CSV (or JSON by suffix) of the store's answer behind the chart: raw
+        readings or buckets with min/avg/max/count, as shown."""
+        fmt = "json" if path.suffix.lower() == ".json" else "csv"
+        with path.open("w", encoding="utf-8", newline="") as out:
+            return export.write(self.source, out, fmt)

@@ -1,0 +1,61 @@
+"""Fixtures for the Analytics GUI tests: a real SQLite store seeded with
+simulated telemetry, the in-process EventBus as the live feed, and the real
+Analytics widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.context import AppContext
+from core.ports.backend import Backend
+from core.services.event_bus import EventBus
+from core.store import Store
+from tests.gui.alerts.conftest import BackendPlugin
+from tests.gui.analytics.fleet_seed import seed_fleet
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(f"sqlite:///{tmp_path / 'fleet.db'}")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def seeded(store: Store) -> datetime:
+    return seed_fleet(store)
+
+
+@pytest.fixture
+def bus() -> EventBus:
+    feed = EventBus()
+    feed.set_connection_state("connected")
+    return feed
+
+
+@pytest.fixture
+def backend(store: Store, bus: EventBus) -> Backend:
+    return Backend(name="local", registry=store.registry, alerts=store.alerts,
+                   telemetry=store.telemetry, live=bus, rules=store.rules)
+
+
+@pytest.fixture
+def context(make_context: Callable[..., AppContext], backend: Backend) -> AppContext:
+    return make_context(("test-backend", BackendPlugin(backend)))
+
+
+@pytest.fixture
+def analytics_page(qtbot: Any, context: AppContext, seeded: datetime) -> Any:
+    from plugins.analytics.widgets.analytics_page import AnalyticsPage
+
+    page = AnalyticsPage(context)
+    qtbot.addWidget(page)
+    page.resize(1300, 850)
+    page.show()
+    qtbot.waitUntil(lambda: page.history.picker.devices.count() == 10, timeout=20_000)
+    return page
