@@ -23,6 +23,7 @@ from core.errors import IllegalTransition, NotFound, ValidationError
 from core.model import Deployment, Execution, ExecutionStatus
 from core.ports.deployments import DeploymentService
 from core.ports.live import FleetEvent
+from core.protocol.ota import DETAIL_MESSAGE
 from core.protocol.payloads import ProtocolError, decode_json_object
 from core.protocol.topics import jobs_topic, parse_jobs_topic
 from plugins.local.jobs import api
@@ -223,7 +224,8 @@ class JobsHost:
                     before = self._pending(thing)
                     timed_out = self._deployments.update_execution(
                         job_id, thing, ExecutionStatus.TIMED_OUT,
-                        status_details={"reason": "step timeout"})
+                        status_details={DETAIL_MESSAGE: "no update before the step timer "
+                                                        "(stepTimeoutInMinutes) ran out"})
                 except (IllegalTransition, NotFound):
                     continue  # finished or withdrawn meanwhile
                 except Exception:
