@@ -111,10 +111,15 @@ class FirmwareFileServer:
         self.images = ImageCache(repository)
         self.counters = {"requests": 0, "bytes_sent": 0, "partial": 0, "refused": 0,
                          "not_found": 0}
+        self._counters_lock = threading.Lock()
         self._host, self._port = host, port
         self._advertise = advertise_host
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._counters_lock:  # requests run on several threads
+            self.counters[key] += n
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FirmwareFileServer:
@@ -188,25 +193,25 @@ def _handler_for(server: FirmwareFileServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
 
         def _serve(self, *, body: bool) -> None:
-            server.counters["requests"] += 1
+            server.count("requests")
             parts = urlsplit(self.path)
             if not parts.path.startswith(FIRMWARE_PATH):
-                server.counters["not_found"] += 1
+                server.count("not_found")
                 self._plain(404, f"nothing at {parts.path}; firmware lives under "
                             f"{FIRMWARE_PATH}", body=body)
                 return
             firmware_id = unquote(parts.path[len(FIRMWARE_PATH):])
             query = parse_qs(parts.query)
-            refusal = server.signer.refusal(firmware_id, (query.get("expires") or [None])[0],
-                                            (query.get("sig") or [None])[0])
+            refusal = server.signer.refusal(firmware_id, next(iter(query.get("expires", [])), None),
+                                            next(iter(query.get("sig", [])), None))
             if refusal is not None:
-                server.counters["refused"] += 1
+                server.count("refused")
                 self._plain(403, f"403 Forbidden: {refusal}", body=body)
                 return
             try:
                 data, sha = server.images.get(firmware_id)
             except NotFound as exc:
-                server.counters["not_found"] += 1
+                server.count("not_found")
                 self._plain(404, f"404 Not Found: firmware {firmware_id!r}: {exc}", body=body)
                 return
             etag = f'"{sha}"'
@@ -230,7 +235,7 @@ def _handler_for(server: FirmwareFileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("ETag", etag)
             if wanted is not None:
-                server.counters["partial"] += 1
+                server.count("partial")
                 self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
             self.end_headers()
             if not body:
@@ -240,7 +245,7 @@ def _handler_for(server: FirmwareFileServer) -> type[BaseHTTPRequestHandler]:
                 for start in range(first, last + 1, CHUNK):
                     chunk = view[start:min(start + CHUNK, last + 1)]
                     self.wfile.write(chunk)
-                    server.counters["bytes_sent"] += len(chunk)
+                    server.count("bytes_sent", len(chunk))
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the device went away mid-download
 
