@@ -1,0 +1,174 @@
+"""Import a firmware image: pick the file, say what it is, watch it being read,
+hashed and signed. Errors (duplicate, downgrade, bad version) stay in the
+dialog next to the form so the person can correct and try again."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.widgets.background import BackgroundCall
+from console.widgets.signals import safe_emit
+from core.context import AppContext
+from core.model import Firmware
+from core.model.roles import Permission
+from plugins.firmware.services import firmware_library
+from plugins.firmware.widgets.common import error_text, guard, show_message
+
+_VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
+
+
+class _ProgressRelay(QObject):
+    """Created on the GUI thread; emitting from the worker queues delivery here."""
+
+    progressed = Signal(int, int)
+
+
+class ImportDialog(QDialog):
+    imported = Signal(object)  # the Firmware
+
+    def __init__(self, context: AppContext, device_types: Sequence[str] = (),
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.setWindowTitle("Import firmware")
+        self.setMinimumWidth(520)
+        self._background = BackgroundCall(self)
+        self._relay = _ProgressRelay(self)
+        self._relay.progressed.connect(self._on_progress)
+        self.result_firmware: Firmware | None = None
+
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("firmware image (.bin, .hex, …)")
+        self.browse = QPushButton("Browse…")
+        self.browse.clicked.connect(self._browse)
+        file_row = QHBoxLayout()
+        file_row.addWidget(self.path, 1)
+        file_row.addWidget(self.browse)
+        self.version = QLineEdit()
+        self.version.setPlaceholderText("semantic version, e.g. 2.1.0")
+        self.device_type = QComboBox()
+        self.device_type.setEditable(True)
+        self.device_type.addItems(sorted(device_types))
+        self.device_type.setCurrentText("")
+        self.device_type.lineEdit().setPlaceholderText("device type, e.g. pump")
+        self.notes = QPlainTextEdit()
+        self.notes.setPlaceholderText("What changed (shown in the library and the wizard)")
+        self.notes.setFixedHeight(90)
+        self.allow_downgrade = QCheckBox("Allow importing an older version than the newest "
+                                         "in the library")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p% read")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+
+        form = QFormLayout()
+        form.addRow("&File", file_row)
+        form.addRow("&Version", self.version)
+        form.addRow("Device &type", self.device_type)
+        form.addRow("&Release notes", self.notes)
+        form.addRow("", self.allow_downgrade)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.import_button = self.buttons.addButton("Import",
+                                                    QDialogButtonBox.ButtonRole.AcceptRole)
+        self.import_button.setDefault(True)
+        guard(self.import_button, context.actor, Permission.FIRMWARE_IMPORT)
+        self.buttons.accepted.connect(self.start_import)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.message)
+        layout.addWidget(self.buttons)
+        self.path.textChanged.connect(self._guess_from_name)
+
+    # ------------------------------------------------------------ form
+    def _browse(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Firmware image", "",
+                                              "Firmware images (*.bin *.hex *.img *.fw);;"
+                                              "All files (*)")
+        if name:
+            self.path.setText(name)
+
+    def _guess_from_name(self, text: str) -> None:
+        """``pump-2.1.0.bin`` fills in version and type when they are still empty."""
+        name = Path(text).name
+        match = _VERSION_IN_NAME.search(name)
+        if match and not self.version.text():
+            self.version.setText(match.group(1))
+        if not self.device_type.currentText():
+            for i in range(self.device_type.count()):
+                if self.device_type.itemText(i) and self.device_type.itemText(i) in name:
+                    self.device_type.setCurrentIndex(i)
+                    break
+
+    # ------------------------------------------------------------ import
+    def start_import(self) -> None:
+        path = Path(self.path.text().strip()).expanduser()
+        if not self.path.text().strip():
+            show_message(self.message, "Choose the firmware file first.")
+            return
+        version = self.version.text().strip()
+        device_type = self.device_type.currentText().strip()
+        notes = self.notes.toPlainText().strip()
+        allow = self.allow_downgrade.isChecked()
+        relay = self._relay
+
+        def run() -> Firmware:
+            library = firmware_library(self.context)
+            return library.import_file(
+                path, version=version, device_type=device_type, release_notes=notes,
+                allow_downgrade=allow,
+                progress=lambda done, total: safe_emit(relay.progressed, done, total))
+
+        self._busy(True)
+        self.progress.setValue(0)
+        show_message(self.message, f"Reading {path.name}…", "secondary")
+        self._background.start(run, self._done, self._failed)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setValue(100 if total <= 0 else min(100, done * 100 // total))
+
+    def _done(self, firmware: Firmware) -> None:
+        self._busy(False)
+        self.progress.setValue(100)
+        self.result_firmware = firmware
+        show_message(self.message, f"Imported {firmware.firmware_id}, signed with key "
+                                   f"{firmware.key_id}.", "success")
+        self.imported.emit(firmware)
+        self.accept()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._busy(False)
+        self.progress.setValue(0)
+        show_message(self.message, f"Not imported: {error_text(exc)}")
+
+    def _busy(self, busy: bool) -> None:
+        for w in (self.path, self.browse, self.version, self.device_type, self.notes,
+                  self.allow_downgrade):
+            w.setEnabled(not busy)
+        guard(self.import_button, self.context.actor, Permission.FIRMWARE_IMPORT, not busy)
