@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 from simulator.broker import EmbeddedBroker
 from simulator.fleet import Fleet
 from simulator.models import SensorModel
+from simulator.ota.faults import OtaFaults
 from simulator.runtime import FleetRuntime, RuntimeStats
 from simulator.scenario import Scenario
 from simulator.target import BrokerTarget
@@ -37,7 +38,12 @@ class RunningFleet:
         shard: tuple[int, int] = (1, 1),
         client_id_prefix: str = "",
         models: Mapping[str, type[SensorModel]] | None = None,
+        trusted_keys: Sequence[bytes | str] = (),
+        ota_faults: OtaFaults | None = None,
     ) -> None:
+        """``trusted_keys``: code-signing public keys (PEM) the devices trust for OTA,
+        e.g. the console's, besides the scenario's; ``ota_faults`` replaces the
+        scenario's fleet-wide OTA fault knobs."""
         self.scenario = scenario
         self.broker: EmbeddedBroker | None = None
         if target is None:
@@ -48,7 +54,8 @@ class RunningFleet:
         self.target = target
         if start_s is None:  # live use: readings carry today's time
             start_s = float(int(time.time()))
-        self.fleet: Fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models)
+        self.fleet: Fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models,
+                                                 trusted_keys=trusted_keys, ota_faults=ota_faults)
         self.runtime = FleetRuntime(
             self.fleet, target, speed=speed, telemetry_qos=telemetry_qos,
             connect_rate=connect_rate, shard=shard, client_id_prefix=client_id_prefix,

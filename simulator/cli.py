@@ -27,7 +27,7 @@ from simulator.scenario import Scenario, load_scenario, single_group
 from simulator.source import FleetSource
 from simulator.target import BrokerTarget
 
-BUNDLED = ("office", "factory", "trackers", "chaos")
+BUNDLED = ("office", "factory", "trackers", "chaos", "ota_lab")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect-rate", type=float, default=1000.0,
                         help="new connections per second (default 1000)")
     parser.add_argument("--org", default="demo", help="organization for --devices")
+    parser.add_argument("--trusted-key", action="append", default=[], metavar="PEM",
+                        help="code-signing public key (PEM file) the devices trust for OTA "
+                        "updates; repeat for several")
 
 
 def parse_start(value: str | None) -> float:
@@ -183,7 +186,9 @@ def run(args: argparse.Namespace, context: Any) -> int:
             seed = args.seed if args.seed is not None else scenario.seed
             speed = args.speed or scenario.speed
             duration = args.duration if args.duration is not None else scenario.duration_s
-            source = scenario.build_fleet(seed=seed, start_s=start_s, models=models)
+            keys = [Path(p).read_bytes() for p in args.trusted_key]
+            source = scenario.build_fleet(seed=seed, start_s=start_s, models=models,
+                                          trusted_keys=keys)
         if speed <= 0:
             raise ValidationError("--speed must be positive")
         broker: EmbeddedBroker | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,12 @@ from core.errors import ValidationError
 from simulator.faults import ALL_FAULTS, FaultPlan
 from simulator.fleet import DeviceGroup, Fleet
 from simulator.models import BUILTIN_MODELS, SensorModel
+from simulator.ota.faults import FAULT_KEYS as OTA_FAULT_KEYS
+from simulator.ota.faults import OtaConfig, OtaConfigError, OtaFaults
 
 SCENARIO_KEYS = {"name", "description", "seed", "duration_s", "speed"}
 GROUP_KEYS = {"name", "model", "count", "org", "firmware", "interval_s", "id_prefix",
-              "device_type", "params"}
+              "device_type", "params", "ota"}
 FAULT_KEYS = {"kind", "group", "fraction", "devices", "start_s", "duration_s", "params"}
 MAX_DEVICES = 100_000
 
@@ -41,16 +43,24 @@ class Scenario:
     duration_s: float | None = None
     speed: float = 1.0
     source: str = "<built>"
+    ota: OtaConfig = field(default_factory=OtaConfig)
 
     @property
     def device_count(self) -> int:
         return sum(g.count for g in self.groups)
 
     def build_fleet(self, *, seed: int | None = None, start_s: float = 0.0,
-                    models: Mapping[str, type[SensorModel]] | None = None) -> Fleet:
+                    models: Mapping[str, type[SensorModel]] | None = None,
+                    trusted_keys: Sequence[bytes | str] = (),
+                    ota_faults: OtaFaults | None = None) -> Fleet:
+        """``trusted_keys`` (PEM) are provisioned in addition to the scenario's;
+        ``ota_faults`` replaces the scenario's fleet-wide OTA faults."""
+        ota = self.ota.with_keys(trusted_keys)
+        if ota_faults is not None:
+            ota = OtaConfig(ota.trusted_keys, ota_faults)
         try:
             return Fleet(self.groups, seed=self.seed if seed is None else seed,
-                         start_s=start_s, faults=self.faults, models=models)
+                         start_s=start_s, faults=self.faults, models=models, ota=ota)
         except ValidationError as exc:
             raise ScenarioError(f"{self.source}: {exc}") from None
 
@@ -159,11 +169,13 @@ def load_scenario(path: str | Path,
         raise ScenarioError(f"{path}: scenario file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read the scenario: {exc}") from None
-    return parse_scenario(text, str(path), models)
+    return parse_scenario(text, str(path), models, base_dir=path.parent)
 
 
 def parse_scenario(text: str, source: str = "<scenario>",
-                   models: Mapping[str, type[SensorModel]] | None = None) -> Scenario:
+                   models: Mapping[str, type[SensorModel]] | None = None,
+                   base_dir: Path | None = None) -> Scenario:
+    """``base_dir`` resolves relative ``[ota] trusted_key_files``."""
     known = BUILTIN_MODELS if models is None else models
     try:
         data = tomllib.loads(text)
@@ -172,7 +184,7 @@ def parse_scenario(text: str, source: str = "<scenario>",
         location = f"{source}:{match.group(1)}" if match else source
         raise ScenarioError(f"{location}: not valid TOML: {exc}") from None
     r = _Reader(source, text)
-    r.unknown(data, SCENARIO_KEYS | {"groups", "faults"}, ())
+    r.unknown(data, SCENARIO_KEYS | {"groups", "faults", "ota"}, ())
     name = r.text(data, "name", ())
     raw_groups = data.get("groups")
     if not isinstance(raw_groups, list) or not raw_groups:
@@ -193,6 +205,7 @@ def parse_scenario(text: str, source: str = "<scenario>",
         params = g.get("params", {})
         if not isinstance(params, dict):
             raise r.fail((*where, "params"), "must be a table")
+        group_ota = _ota_faults(r, g.get("ota"), (*where, "ota"))
         try:
             group = DeviceGroup(
                 name=r.text(g, "name", where),
@@ -204,6 +217,7 @@ def parse_scenario(text: str, source: str = "<scenario>",
                 interval_s=float(r.number(g, "interval_s", where, default=10.0, positive=True)),
                 params=params,
                 id_prefix=g.get("id_prefix"),
+                ota=group_ota,
             )
         except ValidationError as exc:
             raise r.fail(where, str(exc)) from None
@@ -243,7 +257,33 @@ def parse_scenario(text: str, source: str = "<scenario>",
         duration_s=r.number(data, "duration_s", (), positive=True),
         speed=float(r.number(data, "speed", (), default=1.0, positive=True)),
         source=source,
+        ota=_ota_config(r, data.get("ota"), base_dir),
     )
     # Let the fleet check what only it can (model parameters, fault metrics).
     scenario.build_fleet(models=known)
     return scenario
+
+
+def _ota_config(r: _Reader, table: Any, base_dir: Path | None) -> OtaConfig:
+    """The scenario's ``[ota]`` table: trusted keys and fleet-wide fault knobs."""
+    if table is None:
+        return OtaConfig()
+    if not isinstance(table, dict):
+        raise r.fail(("ota",), "must be a table")
+    try:
+        return OtaConfig.from_table(table, base_dir)
+    except OtaConfigError as exc:
+        raise r.fail(("ota", *exc.key), exc.detail) from None
+
+
+def _ota_faults(r: _Reader, table: Any, where: tuple[Any, ...]) -> OtaFaults | None:
+    """A group's ``[groups.ota]``: fault knobs for its devices (keys are fleet-wide)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise r.fail(where, "must be a table")
+    r.unknown(table, set(OTA_FAULT_KEYS), where)
+    try:
+        return OtaFaults.from_table(table)
+    except OtaConfigError as exc:
+        raise r.fail((*where, *exc.key), exc.detail) from None

@@ -392,9 +392,12 @@ class OtaDevice:
     def _verify(self) -> None:
         assert self.doc is not None
         self.step = OtaStep.VERIFYING
-        self._report(IN_PROGRESS, {})
+        data = self.flash.image()
+        # the last progress report may have been coalesced away: say where it ended
+        self._report(IN_PROGRESS, {DETAIL_PROGRESS: str(len(data) * 100 // self.doc.size),
+                                   DETAIL_BYTES: str(len(data))})
         self._checkpoint(OtaStep.VERIFYING, 0.5)
-        verdict = check_image(self.doc, self.flash.image(), self.trust)
+        verdict = check_image(self.doc, data, self.trust)
         if verdict is not None:
             self._finish(verdict)
             return

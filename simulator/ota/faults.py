@@ -117,6 +117,7 @@ class OtaConfig:
 
     def with_keys(self, pems: Sequence[bytes | str]) -> OtaConfig:
         extra = tuple(p.encode() if isinstance(p, str) else p for p in pems)
+        _check_pems(extra)
         return OtaConfig(self.trusted_keys + extra, self.faults)
 
     @classmethod

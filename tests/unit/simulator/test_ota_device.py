@@ -237,9 +237,11 @@ def test_update_succeeds_and_device_runs_the_new_version():
     steps = h.steps()
     assert steps.index("downloading") < steps.index("verifying") < steps.index("installing") \
         < steps.index("rebooting") < steps.index("selftest") < steps.index("committed")
-    progress = [d["progress"] for s, d in ex.history if "progress" in d]
+    progress = [d["progress"] for s, d in ex.history
+                if "progress" in d and d["step"] == "downloading"]
     assert progress[0] == "0" and progress[-1] == "100"
     assert len(progress) <= 5  # throttled: 0, 25, 50, 75, 100
+    assert len(ex.history) <= 11
     assert h.restarts == 1 and h.unbootable == 0
     # every byte fetched once, in order, with Range requests
     assert [s for s, _e in h.fetches] == list(range(0, len(DATA), 8192))
