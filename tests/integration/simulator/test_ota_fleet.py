@@ -160,3 +160,22 @@ def test_power_loss_during_the_update_leaves_every_device_bootable(rig):
         # the device is back, running what its final state says
         assert rig.telemetry_after(device_id, since)["fw"] == expected
     assert losses >= len(devices) // 2
+
+
+def test_canceled_mid_download_devices_stop_cleanly(rig):
+    # every download stalls for a while, long enough to cancel the deployment mid-way
+    devices = rig.start_fleet(3, OtaFaults(stall_p=1.0, stall_s=600.0))
+    firmware, data = firmware_image("1.1.0")
+    job_id = rig.deploy(firmware, data, devices)
+    assert rig.fleet is not None
+    agents = [s.agent.ota for s in rig.fleet.runtime.sessions]
+    wait_until(lambda: all(a.device is not None and a.device.busy for a in agents), TIMEOUT,
+               "the devices did not start downloading")
+    rig.store.deployments.cancel(job_id, force=True, reason="test")
+    wait_until(lambda: all(a.device is not None and not a.device.busy
+                           and a.device.flash.record.job is None for a in agents), TIMEOUT,
+               "the devices did not drop the canceled job")
+    assert {e.status for e in rig.store.deployments.executions(job_id)} == {
+        ExecutionStatus.CANCELED}
+    since = time.monotonic()
+    assert {rig.telemetry_after(d, since)["fw"] for d in devices} == {"1.0.0"}
