@@ -1,0 +1,467 @@
+"""The live view of one deployment: how far it is, how fast it goes, which
+device is where, and the buttons to pause, cancel or retry it.
+
+The store is polled on a worker thread (the rollout itself runs in the hub);
+the next poll is scheduled only after the previous one was shown, and never
+sooner than twice what it took, so 10,000 targets on a slow database slow the
+refresh down rather than the window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.widgets.background import BackgroundCall
+from console.widgets.signals import safe_emit
+from console.widgets.tables import configure_row_table
+from core.context import AppContext
+from core.model import Deployment, DeploymentStatus
+from core.model.roles import Permission
+from core.model.timeutil import utcnow
+from core.services.ota import TargetSpec
+from plugins.firmware.services import ota_service
+from plugins.firmware.widgets.common import (
+    DEPLOYMENT_COLOURS,
+    STATE_COLOURS,
+    STATES,
+    TERMINAL,
+    badge_style,
+    describe_rate,
+    error_text,
+    fmt_time,
+    guard,
+    show_message,
+    state_title,
+)
+from plugins.firmware.widgets.models import (
+    ExecRow,
+    ExecutionFilter,
+    ExecutionTableModel,
+    RateSeries,
+    build_rows,
+    changed_rows,
+    rate_series,
+)
+from plugins.firmware.widgets.rate_chart import RateChart
+
+POLL_MS = 1000
+FINISHED_POLL_MS = 5000
+AUTO_ABORT = "automatic abort"
+
+
+@dataclass(frozen=True)
+class MonitorSnapshot:
+    deployment: Deployment
+    counts: dict[str, int]
+    rows: list[ExecRow]
+    changed: list[int] | None  # None: other targets than shown, reset the table
+    series: RateSeries
+    took_s: float
+
+    @property
+    def finished(self) -> int:
+        return sum(n for s, n in self.counts.items() if s in TERMINAL)
+
+    @property
+    def retriable(self) -> int:
+        return self.counts.get("FAILED", 0) + self.counts.get("TIMED_OUT", 0)
+
+
+def _dot(colour: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(colour))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawEllipse(1, 1, 10, 10)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class CancelDialog(QDialog):
+    """Confirm a cancel; ``force`` also stops devices that are installing."""
+
+    def __init__(self, deployment: Deployment, counts: dict[str, int],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Cancel {deployment.deployment_id}")
+        waiting = counts.get("PENDING", 0) + counts.get("QUEUED", 0)
+        installing = counts.get("IN_PROGRESS", 0)
+        text = QLabel(
+            f"Cancel the rollout of <b>{deployment.firmware_id}</b>?<br>"
+            f"{waiting} devices that have not started will not be updated. "
+            "A canceled deployment cannot be resumed.")
+        text.setWordWrap(True)
+        self.force = QCheckBox(f"Also stop the {installing} devices that are installing now "
+                               "(force; they roll back or fail)")
+        self.force.setEnabled(installing > 0)
+        self.buttons = QDialogButtonBox()
+        self.confirm = self.buttons.addButton("Cancel deployment",
+                                              QDialogButtonBox.ButtonRole.AcceptRole)
+        keep = self.buttons.addButton("Keep running", QDialogButtonBox.ButtonRole.RejectRole)
+        keep.setDefault(True)  # Enter must not cancel a rollout by accident
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(text)
+        layout.addWidget(self.force)
+        layout.addWidget(self.buttons)
+
+
+class DeploymentMonitor(QWidget):
+    updated = Signal()  # a poll was shown
+    action_finished = Signal(str)
+    action_failed = Signal(str)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.actor = context.actor
+        self.deployment_id: str | None = None
+        self.snapshot: MonitorSnapshot | None = None
+        self.cancel_dialog: CancelDialog | None = None
+        self._background = BackgroundCall(self)
+        self._generation = 0
+        self._in_flight = False
+        self._busy = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.poll)
+
+        # -- header
+        self.title = QLabel("No deployment selected")
+        self.title.setProperty("role", "title")
+        self.badge = QLabel()
+        self.badge.setVisible(False)
+        self.pause_button = QPushButton("Pause")
+        self.cancel_button = QPushButton("Cancel…")
+        self.retry_button = QPushButton("Retry failed")
+        head = QHBoxLayout()
+        head.addWidget(self.title)
+        head.addWidget(self.badge)
+        head.addStretch(1)
+        for button in (self.pause_button, self.retry_button, self.cancel_button):
+            button.setEnabled(False)
+            head.addWidget(button)
+        self.subtitle = QLabel()
+        self.subtitle.setProperty("role", "secondary")
+        self.subtitle.setWordWrap(True)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+
+        # -- progress and counts
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v of %m devices finished (%p%)")
+        self.chips: dict[str, QPushButton] = {}
+        chips = QHBoxLayout()
+        chips.setSpacing(4)
+        for state in STATES:
+            chip = QPushButton(f"{state_title(state)} 0")
+            chip.setIcon(_dot(STATE_COLOURS[state]))
+            chip.setIconSize(QSize(10, 10))
+            chip.setFlat(True)
+            chip.setToolTip(f"Show only {state_title(state).lower()} devices")
+            chip.clicked.connect(lambda _=False, s=state: self.filter_state(s))
+            chip.setVisible(state != "REMOVED")
+            self.chips[state] = chip
+            chips.addWidget(chip)
+        chips.addStretch(1)
+
+        # -- chart and table
+        self.chart = RateChart()
+        self.model = ExecutionTableModel(self)
+        self.proxy = ExecutionFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        configure_row_table(self.table)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # target order until asked
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        for col, width in enumerate((150, 100, 90, 70, 340, 64, 80)):
+            self.table.setColumnWidth(col, width)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter devices (id, step, reason)")
+        self.search.setClearButtonEnabled(True)
+        self.state_filter = QComboBox()
+        self.state_filter.addItem("All states", "")
+        for state in STATES:
+            self.state_filter.addItem(state_title(state), state)
+        self.shown_label = QLabel()
+        self.shown_label.setProperty("role", "secondary")
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.state_filter)
+        filters.addWidget(self.shown_label)
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(filters)
+        table_layout.addWidget(self.table, 1)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(self.chart)
+        body.addWidget(table_box)
+        body.setStretchFactor(0, 1)
+        body.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(head)
+        layout.addWidget(self.subtitle)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.message)
+        layout.addWidget(self.progress)
+        layout.addLayout(chips)
+        layout.addWidget(body, 1)
+
+        self.pause_button.clicked.connect(self._pause_or_resume)
+        self.cancel_button.clicked.connect(self.ask_cancel)
+        self.retry_button.clicked.connect(self.retry_failed)
+        self.search.textChanged.connect(self._filter_text)
+        self.state_filter.currentIndexChanged.connect(self._filter_combo)
+        self._update_buttons()
+
+    # ------------------------------------------------------------ polling
+    def show_deployment(self, deployment_id: str | None) -> None:
+        if deployment_id == self.deployment_id:
+            return
+        self.deployment_id = deployment_id
+        self._generation += 1
+        self.snapshot = None
+        self.model.reset_rows([])
+        self.chart.set_series(rate_series([], utcnow()))
+        show_message(self.message, "")
+        self.banner.setVisible(False)
+        self.badge.setVisible(False)
+        self.title.setText(deployment_id or "No deployment selected")
+        self.subtitle.setText("Loading…" if deployment_id else
+                              "Select a deployment to follow its rollout.")
+        self._update_buttons()
+        self._in_flight = False
+        self.poll()
+
+    def poll(self) -> None:
+        """Read the deployment now (F5); polls never overlap."""
+        self._timer.stop()
+        if self.deployment_id is None or self._in_flight:
+            return
+        if not self.isVisible() and self.snapshot is not None:
+            self._timer.start(POLL_MS)
+            return
+        self._in_flight = True
+        deployment_id, generation = self.deployment_id, self._generation
+        shown = self.model.rows  # replaced, never mutated: safe to read on the worker
+
+        def load() -> MonitorSnapshot:
+            started = time.perf_counter()
+            service = self.context.backend.deployments
+            if service is None:
+                raise RuntimeError(f"the {self.context.backend.name} backend has no deployments")
+            d = service.get(deployment_id)
+            counts = service.counts(deployment_id)
+            executions = service.executions(deployment_id)
+            rows = build_rows(d.targets, executions)
+            changed = changed_rows(shown, rows)
+            series = rate_series(executions, utcnow())
+            return MonitorSnapshot(d, counts, rows, changed, series,
+                                   time.perf_counter() - started)
+
+        def done(snapshot: MonitorSnapshot) -> None:
+            if generation != self._generation:
+                return
+            self._in_flight = False
+            self._show(snapshot)
+            wait = FINISHED_POLL_MS if snapshot.deployment.is_finished else POLL_MS
+            self._timer.start(max(wait, int(snapshot.took_s * 2000)))
+
+        def failed(exc: BaseException) -> None:
+            if generation != self._generation:
+                return
+            self._in_flight = False
+            show_message(self.message, f"Could not read {deployment_id}: {error_text(exc)}")
+            self._timer.start(FINISHED_POLL_MS)
+
+        self._background.start(load, done, failed)
+
+    def _show(self, snap: MonitorSnapshot) -> None:
+        d = snap.deployment
+        self.snapshot = snap
+        if snap.changed is None:
+            self.model.reset_rows(snap.rows)
+        else:
+            self.model.apply(snap.rows, snap.changed)
+        self.title.setText(d.deployment_id)
+        self.badge.setText(d.status.value.replace("_", " "))
+        self.badge.setStyleSheet(badge_style(DEPLOYMENT_COLOURS.get(d.status.value, "#6b7280")))
+        self.badge.setVisible(True)
+        spec = d.target_spec.get("kind") and _describe_spec(d.target_spec)
+        parts = [f"<b>{d.firmware_id}</b>", f"{len(d.targets)} devices"
+                 + (f" ({spec})" if spec else ""),
+                 f"created by {d.created_by or '?'} {fmt_time(d.created_at)}",
+                 describe_rate(d.config)]
+        if d.config.abort:
+            parts.append("abort when " + "; ".join(c.describe() for c in d.config.abort))
+        if d.description:
+            parts.append(f"“{d.description}”")
+        self.subtitle.setText(" · ".join(parts))
+        self._show_banner(d)
+        total = len(d.targets)
+        self.progress.setRange(0, total)
+        self.progress.setValue(snap.finished)
+        for state, chip in self.chips.items():
+            n = snap.counts.get(state, 0)
+            chip.setText(f"{state_title(state)} {n}")
+            if state == "REMOVED":
+                chip.setVisible(n > 0)
+        self.chart.set_series(snap.series)
+        self._update_count()
+        self._update_buttons()
+        safe_emit(self.updated)
+
+    def _show_banner(self, d: Deployment) -> None:
+        if d.status is DeploymentStatus.CANCELED and d.reason.startswith(AUTO_ABORT):
+            show_message(self.banner, f"⚠ Canceled automatically — {d.reason}. No further "
+                         "devices are notified; fix the image and create a new deployment.")
+        elif d.status is DeploymentStatus.CANCELED:
+            show_message(self.banner, f"Canceled: {d.reason or 'by request'}.", "secondary")
+        elif d.status is DeploymentStatus.PAUSED:
+            show_message(self.banner, f"Paused{': ' + d.reason if d.reason else ''}. No further "
+                         "devices are notified until it is resumed.", "secondary")
+        elif d.status is DeploymentStatus.COMPLETED:
+            show_message(self.banner, "Completed: every target has finished.", "success")
+        else:
+            show_message(self.banner, "")
+
+    # ------------------------------------------------------------ filters
+    def filter_state(self, state: str) -> None:
+        index = self.state_filter.findData(state)
+        current = self.state_filter.currentData()
+        self.state_filter.setCurrentIndex(0 if current == state else max(index, 0))
+
+    def _filter_combo(self, _index: int) -> None:
+        state = self.state_filter.currentData()
+        self.proxy.set_states([state] if state else [])
+        self._update_count()
+
+    def _filter_text(self, text: str) -> None:
+        self.proxy.set_text(text)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.shown_label.setText(f"{shown} of {total}" if shown != total else f"{total} devices")
+
+    # ------------------------------------------------------------ actions
+    def _update_buttons(self) -> None:
+        snap = self.snapshot
+        status = snap.deployment.status if snap else None
+        running = status in (DeploymentStatus.SCHEDULED, DeploymentStatus.IN_PROGRESS)
+        paused = status is DeploymentStatus.PAUSED
+        self.pause_button.setText("Resume" if paused else "Pause")
+        idle = not self._busy
+        guard(self.pause_button, self.actor, Permission.DEPLOYMENT_CONTROL,
+              idle and (running or paused),
+              "Let devices that have not started continue" if paused
+              else "Notify no further devices until resumed")
+        guard(self.cancel_button, self.actor, Permission.DEPLOYMENT_CANCEL,
+              idle and snap is not None and not snap.deployment.is_finished,
+              "Stop the rollout for good")
+        guard(self.retry_button, self.actor, Permission.DEPLOYMENT_CONTROL,
+              idle and snap is not None and snap.retriable > 0
+              and status is not DeploymentStatus.CANCELED,
+              "Queue another attempt for devices that FAILED or TIMED OUT")
+
+    def _pause_or_resume(self) -> None:
+        snap = self.snapshot
+        if snap is not None and snap.deployment.status is DeploymentStatus.PAUSED:
+            self.resume()
+        else:
+            self.pause()
+
+    def pause(self) -> None:
+        self._act("paused", lambda service, d: service.pause(d))
+
+    def resume(self) -> None:
+        self._act("resumed", lambda service, d: service.resume(d))
+
+    def retry_failed(self) -> None:
+        self._act("retry", lambda service, d: service.retry_failed(d))
+
+    def cancel(self, force: bool = False) -> None:
+        self._act("canceled", lambda service, d: service.cancel(d, force=force))
+
+    def ask_cancel(self) -> None:
+        if self.snapshot is None:
+            return
+        dialog = CancelDialog(self.snapshot.deployment, self.snapshot.counts, self)
+        dialog.accepted.connect(lambda: self.cancel(dialog.force.isChecked()))
+        self.cancel_dialog = dialog
+        dialog.open()
+
+    def _act(self, what: str, call: object) -> None:
+        deployment_id = self.deployment_id
+        if deployment_id is None:
+            return
+        self._busy = True
+        self._update_buttons()
+
+        def run() -> object:
+            return call(ota_service(self.context), deployment_id)  # type: ignore[operator]
+
+        def done(result: object) -> None:
+            self._busy = False
+            if what == "retry":
+                n = len(result) if isinstance(result, list) else 0
+                text = f"{n} devices queued for another attempt."
+            else:
+                text = f"{deployment_id} {what}."
+            show_message(self.message, text, "success")
+            self._update_buttons()
+            self.poll()
+            safe_emit(self.action_finished, what)
+
+        def failed(exc: BaseException) -> None:
+            self._busy = False
+            text = error_text(exc)
+            show_message(self.message, text)
+            self._update_buttons()
+            safe_emit(self.action_failed, text)
+
+        self._background.start(run, done, failed)
+
+
+def _describe_spec(raw: dict[str, object]) -> str:
+    try:
+        return TargetSpec.from_json(dict(raw)).describe()
+    except Exception:  # noqa: BLE001 - an old or foreign spec is shown without a summary
+        return ""

@@ -1,0 +1,48 @@
+"""A deployment's pace: devices notified, succeeded and failed per minute."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QWidget
+
+from console.theme import current_colors
+from plugins.firmware.widgets.common import STATE_COLOURS
+from plugins.firmware.widgets.models import RateSeries
+
+SERIES = (("notified", "Notified", STATE_COLOURS["IN_PROGRESS"]),
+          ("succeeded", "Succeeded", STATE_COLOURS["SUCCEEDED"]),
+          ("failed", "Failed", STATE_COLOURS["FAILED"]))
+
+
+class RateChart(pg.PlotWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setMouseEnabled(x=False, y=False)
+        self.showGrid(x=False, y=True, alpha=0.2)
+        self.setLabel("left", "devices / min")
+        c = current_colors()
+        self.legend = self.addLegend(offset=(8, 4), labelTextColor=c.plot_foreground)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for key, title, colour in SERIES:
+            fill = pg.mkColor(colour)
+            fill.setAlpha(40 if key == "notified" else 0)
+            self.curves[key] = self.plot(
+                [0, 1], [0], stepMode="center", name=title, pen=pg.mkPen(colour, width=2),
+                fillLevel=0 if key == "notified" else None, brush=pg.mkBrush(fill))
+        self.series: RateSeries | None = None
+        self.setMinimumHeight(150)
+
+    def set_series(self, series: RateSeries) -> None:
+        self.series = series
+        if series.empty:
+            for curve in self.curves.values():
+                curve.setData([0, 1], [0])
+            return
+        for key, curve in self.curves.items():
+            curve.setData(series.edges, getattr(series, key))
+        top = max(float(max(series.notified.max(), series.succeeded.max(),
+                            series.failed.max())), 1.0)
+        self.setYRange(0, top * 1.15, padding=0)
+        self.setXRange(float(series.edges[0]), float(series.edges[-1]), padding=0.01)
