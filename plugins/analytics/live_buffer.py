@@ -29,6 +29,13 @@ class _Column:
 
     def extend(self, xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64],
                keep_after: float) -> None:
+        if self.n and xs.size and xs[0] <= self.x[self.n - 1]:
+            # A reading both back-filled from the store and delivered live (the
+            # hub stores, then publishes) must appear once, as in the store.
+            have = self.x[:self.n]
+            at = np.minimum(np.searchsorted(have, xs), self.n - 1)
+            fresh = have[at] != xs
+            xs, ys = xs[fresh], ys[fresh]
         if self.n and xs.size and xs[0] < self.x[self.n - 1]:
             # Out-of-order delivery (store-and-forward bursts): merge, keep x sorted,
             # because the chart's clip-to-view bisects x.

@@ -12,17 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from PySide6.QtCore import QDateTime, Qt, Signal
+from PySide6.QtCore import QDateTime, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateTimeEdit,
-    QHBoxLayout,
     QLabel,
     QPushButton,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -47,6 +44,7 @@ from plugins.analytics.series_math import (
 from plugins.analytics.time_args import format_duration_ms
 from plugins.analytics.widgets.anomaly_panel import AnomalyPanel
 from plugins.analytics.widgets.chart_files import ChartFileActions
+from plugins.analytics.widgets.chart_layout import lay_out_chart_view
 from plugins.analytics.widgets.series_picker import SeriesPicker
 from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
 
@@ -113,29 +111,11 @@ class HistoryView(QWidget):
         self.status = QLabel("Pick devices and a metric")
         self.status.setProperty("role", "secondary")
 
-        bar = QHBoxLayout()
-        for w in (self.range_combo, self.custom_from, self.custom_to, self.resolution,
-                  self.stacked, self.flag_box):
-            bar.addWidget(w)
-        bar.addStretch(1)
-        bar.addWidget(self.status)
-        bar.addWidget(self.load_button)
-        bar.addWidget(self.files.csv_button)
-        bar.addWidget(self.files.image_button)
-
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.chart)
-        right.addWidget(self.anomalies)
-        right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.addWidget(self.picker)
-        body.addWidget(right)
-        body.setStretchFactor(1, 4)
-        body.setSizes([220, 900])
-        layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(body, 1)
+        lay_out_chart_view(
+            self, [self.range_combo, self.custom_from, self.custom_to, self.resolution,
+                   self.stacked, self.flag_box],
+            [self.status, self.load_button, self.files.csv_button, self.files.image_button],
+            self.picker, self.chart, self.anomalies)
 
         self.picker.changed.connect(self.reload)
         self.range_combo.currentIndexChanged.connect(self._range_changed)
@@ -145,7 +125,7 @@ class HistoryView(QWidget):
         self.stacked.toggled.connect(self.chart.set_stacked)
         self.flag_box.toggled.connect(self._reflag)
         self.anomalies.settings_changed.connect(self._reflag)
-        self.anomalies.rule_created.connect(lambda _rule: self.reload())
+        self.anomalies.rule_created.connect(lambda _rule: self.reload_same_range())
         self.load_button.clicked.connect(self.reload)
         self.files.exported.connect(lambda path, what: self.status.setText(
             f"Saved {what} to {path}"))
@@ -197,6 +177,14 @@ class HistoryView(QWidget):
             self.status.setText("Pick devices and a metric")
             return
         self.load(request)
+
+    def reload_same_range(self) -> None:
+        """Query what is shown again (e.g. to draw a rule just created from a flag),
+        without moving a relative range such as "last day" forward."""
+        if self.result is not None:
+            self.load(self.result.request)
+        else:
+            self.reload()
 
     def load(self, request: HistoryRequest) -> None:
         self._generation += 1

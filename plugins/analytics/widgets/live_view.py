@@ -23,11 +23,8 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
-    QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -43,6 +40,7 @@ from plugins.analytics.live_buffer import LiveBuffer, SeriesKey
 from plugins.analytics.series_math import AnomalyFlags, flag_anomalies
 from plugins.analytics.widgets.anomaly_panel import AnomalyPanel
 from plugins.analytics.widgets.chart_files import ChartFileActions
+from plugins.analytics.widgets.chart_layout import lay_out_chart_view
 from plugins.analytics.widgets.series_picker import SeriesPicker
 from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
 
@@ -90,28 +88,10 @@ class LiveView(QWidget):
         self.status = QLabel("")
         self.status.setProperty("role", "secondary")
 
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Window"))
-        for w in (self.window_combo, self.stacked, self.flag_box):
-            bar.addWidget(w)
-        bar.addStretch(1)
-        bar.addWidget(self.status)
-        bar.addWidget(self.pause_button)
-        bar.addWidget(self.files.csv_button)
-        bar.addWidget(self.files.image_button)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.chart)
-        right.addWidget(self.anomalies)
-        right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.addWidget(self.picker)
-        body.addWidget(right)
-        body.setStretchFactor(1, 4)
-        body.setSizes([220, 900])
-        layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(body, 1)
+        lay_out_chart_view(
+            self, [QLabel("Window"), self.window_combo, self.stacked, self.flag_box],
+            [self.status, self.pause_button, self.files.csv_button, self.files.image_button],
+            self.picker, self.chart, self.anomalies)
 
         self.frame_timer = QTimer(self)
         self.frame_timer.setInterval(max(1000 // max(fps, 1), 16))
@@ -124,6 +104,7 @@ class LiveView(QWidget):
         self.flag_box.toggled.connect(self._flags_toggled)
         self.anomalies.settings_changed.connect(self._refresh_flags)
         self.pause_button.clicked.connect(self.toggle_pause)
+        self.chart.user_moved_view.connect(lambda: self.set_paused(True))
         self.files.exported.connect(lambda path, what: self.status.setText(
             f"Saved {what} to {path}"))
         self.files.failed.connect(self.status.setText)
@@ -235,13 +216,9 @@ class LiveView(QWidget):
         self.frame_drawn.emit()
 
     def _follow(self, since: float, newest: float) -> None:
-        """Scroll the x axis; a range change we did not cause means the user
-        zoomed or panned, which pauses."""
+        """Scroll the x axis (a zoom or pan by the user pauses instead, see
+        ``user_moved_view``)."""
         plot = self.chart.main_plot
-        vb = plot.getViewBox()
-        if not getattr(vb, "_analytics_hooked", False):
-            vb.sigRangeChangedManually.connect(lambda *_: self.set_paused(True))
-            vb._analytics_hooked = True  # type: ignore[attr-defined]
         plot.setXRange(since, newest, padding=0.0)
         for p in self.chart.plots.values():
             p.enableAutoRange(axis="y")

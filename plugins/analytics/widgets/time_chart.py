@@ -19,7 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, Qt, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from console.theme import current_colors
@@ -62,6 +64,7 @@ class TimeChart(QWidget):
     reused (``setData`` only), which is what keeps live redraws cheap."""
 
     crosshair_moved = Signal(float)
+    user_moved_view = Signal()  # the user zoomed or panned (not our own setXRange)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,6 +130,7 @@ class TimeChart(QWidget):
             plot.addLegend(offset=(8, 8), labelTextColor=c.plot_foreground)
             if name:
                 plot.setLabel("left", name)
+            plot.getViewBox().sigRangeChangedManually.connect(self.user_moved_view)
             if first is None:
                 first = plot
             else:
@@ -324,16 +328,31 @@ class TimeChart(QWidget):
     def export_image(self, path: Path) -> None:
         """PNG or SVG by suffix, of the whole chart (all stacked panels)."""
         suffix = path.suffix.lower()
-        scene_item = self.graphics.ci
-        exporter: pg_exporters.Exporter
         if suffix == ".svg":
-            exporter = pg_exporters.SVGExporter(scene_item)
+            self._export_svg(path)
         elif suffix == ".png":
-            exporter = pg_exporters.ImageExporter(scene_item)
+            exporter = pg_exporters.ImageExporter(self.graphics.ci)
             exporter.parameters()["width"] = max(int(self.graphics.width()), 800)
+            exporter.export(str(path))
         else:
             raise ValueError(f"image format {suffix or '(none)'} is not one of .png, .svg")
-        exporter.export(str(path))
+        if not path.exists():
+            raise OSError(f"nothing was written to {path}")
+
+    def _export_svg(self, path: Path) -> None:
+        """Qt's own SVG painter rather than pyqtgraph's SVGExporter, which fails
+        on the paths of curves with gaps (NaN rows) in pyqtgraph 0.13-0.14."""
+        size = self.graphics.size()
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(size)
+        generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+        generator.setTitle("Smart IoT Fleet Console chart")
+        painter = QPainter(generator)
+        try:
+            self.graphics.render(painter)
+        finally:
+            painter.end()
 
     def export_data(self, path: Path) -> int:
         """CSV (or JSON by suffix) of the store's answer behind the chart: raw

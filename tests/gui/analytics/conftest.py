@@ -4,9 +4,8 @@ Analytics widgets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,27 +14,13 @@ from core.context import AppContext
 from core.ports.backend import Backend
 from core.services.event_bus import EventBus
 from core.store import Store
-from tests.gui.alerts.conftest import BackendPlugin
+from tests.gui.alerts.conftest import BackendPlugin, bus, db_url, store
 from tests.gui.analytics.fleet_seed import seed_fleet
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'fleet.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture
 def seeded(store: Store) -> datetime:
     return seed_fleet(store)
-
-
-@pytest.fixture
-def bus() -> EventBus:
-    feed = EventBus()
-    feed.set_connection_state("connected")
-    return feed
 
 
 @pytest.fixture
@@ -59,3 +44,6 @@ def analytics_page(qtbot: Any, context: AppContext, seeded: datetime) -> Any:
     page.show()
     qtbot.waitUntil(lambda: page.history.picker.devices.count() == 10, timeout=20_000)
     return page
+
+
+__all__ = ["analytics_page", "backend", "bus", "context", "db_url", "seeded", "store"]
