@@ -128,7 +128,7 @@ def live_fleet_window(config, mosquitto_broker, make_window, qtbot):
 
 
 def test_simulated_fleet_through_the_hub_live_and_history(live_fleet_window, qtbot):
-    window, backend, _fleet = live_fleet_window
+    window, _backend, _fleet = live_fleet_window
     window.show_page("analytics")
     page = window.page_widget("analytics")
     qtbot.waitUntil(lambda: page.live.picker.devices.count() == 3, timeout=30_000)
