@@ -8,9 +8,11 @@ from datetime import datetime
 from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel
 from PySide6.QtWidgets import QLabel, QTableView, QWidget
 
+from core.context import AppContext
 from core.errors import PermissionDenied
 from core.model.roles import GRANTS, Actor, Permission
 from core.model.rollout import JobConfig
+from plugins.firmware.services import firmware_library
 
 # Every state a target can be in, in the order a rollout moves through them.
 STATES = ("PENDING", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT",
@@ -69,6 +71,19 @@ def select_source_row(table: QTableView, proxy: QSortFilterProxyModel, row: int 
                                   | QItemSelectionModel.SelectionFlag.Rows)
     table.scrollTo(index)
     return True
+
+
+def check_signatures(context: AppContext, firmware_ids: list[str]) -> dict[str, tuple[bool, str]]:
+    """Re-check stored images against their SHA-256 and signature (worker thread)."""
+    library = firmware_library(context)
+    out = {}
+    for firmware_id in firmware_ids:
+        try:
+            report = library.verify(firmware_id)
+            out[firmware_id] = (report.ok, report.message)
+        except Exception as exc:  # noqa: BLE001 - one bad image must not hide the rest
+            out[firmware_id] = (False, error_text(exc))
+    return out
 
 
 def error_text(exc: BaseException) -> str:

@@ -137,7 +137,10 @@ class DeploymentsTab(QWidget):
                          "firmware out.", "secondary")
         elif self.status.property("role") != "success":
             show_message(self.status, "")
+        grew = len(rows) != self.model.rowCount()
         self.model.set_rows(rows)
+        if grew:
+            self.table.resizeColumnsToContents()
         self.count_label.setText(f"{len(rows)} deployments")
         wanted = self._select_after_load
         if wanted and self.select(wanted):

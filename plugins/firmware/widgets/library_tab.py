@@ -26,6 +26,7 @@ from core.model import Firmware
 from core.model.roles import Permission
 from plugins.firmware.services import firmware_library
 from plugins.firmware.widgets.common import (
+    check_signatures,
     error_text,
     fmt_size,
     guard,
@@ -92,6 +93,7 @@ class LibraryTab(QWidget):
         self.table.setModel(self.proxy)
         configure_row_table(self.table, QTableView.SelectionMode.SingleSelection)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # then newest version first
         self.table.horizontalHeader().setStretchLastSection(True)
 
         self.details = QLabel("Select an image to see its details.")
@@ -161,23 +163,13 @@ class LibraryTab(QWidget):
         if not firmware_ids:
             return
 
-        def check() -> dict[str, tuple[bool, str]]:
-            library = firmware_library(self.context)
-            out = {}
-            for firmware_id in firmware_ids:
-                try:
-                    report = library.verify(firmware_id)
-                    out[firmware_id] = (report.ok, report.message)
-                except Exception as exc:  # noqa: BLE001 - one bad image must not hide the rest
-                    out[firmware_id] = (False, error_text(exc))
-            return out
-
         def done(results: dict[str, tuple[bool, str]]) -> None:
             self.model.set_signatures(results)
             self._show_details()
             safe_emit(self.verified)
 
-        self._background.start(check, done, self._failed)
+        self._background.start(lambda: check_signatures(self.context, firmware_ids), done,
+                               self._failed)
 
     # ------------------------------------------------------------ selection
     def selected_id(self) -> str | None:

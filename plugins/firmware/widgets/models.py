@@ -397,7 +397,7 @@ class RateSeries:
 
 def _bin_width(span_s: float) -> float:
     for width in (10.0, 30.0, 60.0, 300.0, 900.0, 3600.0):
-        if span_s / width <= 90:
+        if span_s / width <= 40:
             return width
     return 3600.0 * 6
 

@@ -207,7 +207,7 @@ class DeploymentMonitor(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
-        for col, width in enumerate((150, 100, 90, 70, 340, 64, 80)):
+        for col, width in enumerate((150, 100, 112, 76, 340, 76, 84)):
             self.table.setColumnWidth(col, width)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.search = QLineEdit()
@@ -233,6 +233,7 @@ class DeploymentMonitor(QWidget):
         body.addWidget(table_box)
         body.setStretchFactor(0, 1)
         body.setStretchFactor(1, 2)
+        body.setSizes([200, 400])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

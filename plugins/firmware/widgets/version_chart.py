@@ -48,7 +48,6 @@ class VersionChart(QWidget):
         self.plot.hideButtons()
         self.plot.getPlotItem().invertY(True)  # first row at the top
         self.plot.setLabel("bottom", "devices")
-        self.plot.showGrid(x=True, y=False, alpha=0.2)
         self.rows: list[tuple[str, str, int]] = []
         self._items: list[pg.GraphicsObject] = []
         layout = QVBoxLayout(self)

@@ -57,6 +57,7 @@ from core.model.rollout import (
 from core.services.ota import TargetPlan, TargetSpec
 from plugins.firmware.services import firmware_library, ota_service
 from plugins.firmware.widgets.common import (
+    check_signatures,
     describe_config,
     error_text,
     fmt_size,
@@ -284,7 +285,6 @@ class ImagePage(_Page):
         self.firmware: Firmware | None = None
         self._planning = False
         self._serial = 0
-        self._verified: set[str] = set()
 
         self.model = FirmwareTableModel(self)
         self.proxy = QSortFilterProxyModel(self)
@@ -331,6 +331,7 @@ class ImagePage(_Page):
         def done(images: list[Firmware]) -> None:
             self.model.set_firmware(images)
             self._filter()
+            self._verify([f.firmware_id for f in images if f.is_signed])
             self.table.resizeColumnsToContents()
             if not images:
                 show_message(self.error, "The library is empty: import an image on the "
@@ -373,32 +374,27 @@ class ImagePage(_Page):
         self.details.setText(
             f"<b>{escape(f.firmware_id)}</b> · {fmt_size(f.size)} · signature: "
             f"<b>{escape(self.model.signature_text(f))}</b><br>{notes}")
-        if f.is_signed and f.firmware_id not in self._verified:
-            self._verify(f.firmware_id)
 
-    def _verify(self, firmware_id: str) -> None:
+    def _verify(self, firmware_ids: list[str]) -> None:
         context = self.owner.context
 
-        def check() -> dict[str, tuple[bool, str]]:
-            report = firmware_library(context).verify(firmware_id)
-            return {firmware_id: (report.ok, report.message)}
-
         def done(result: dict[str, tuple[bool, str]]) -> None:
-            self._verified.add(firmware_id)
             self.model.set_signatures(result)
-            if self.firmware is not None and self.firmware.firmware_id == firmware_id:
-                self._show_details()
-                self._warn()
+            self._show_details()
+            self._warn()
 
-        self._background.start(check, done, lambda exc: None)
+        self._background.start(lambda: check_signatures(context, firmware_ids), done,
+                               lambda exc: None)
 
     def _warn(self, *_args: object) -> None:
         """Downgrades and same-version targets, from what the target page found."""
         f, match = self.firmware, self.owner.targets.match
         lines = []
+        serious = False
         if f is not None:
             result = self.model.signature(f.firmware_id)
             if not f.is_signed or (result is not None and not result[0]):
+                serious = True
                 lines.append("This image's signature does not verify: devices will reject it.")
             versions = (match.versions.get(f.device_type, Counter()) if match else Counter())
             newer = same = 0
@@ -412,6 +408,7 @@ class ImagePage(_Page):
                 elif running == f.version:
                     same += n
             if newer and not self.allow_downgrade.isChecked():
+                serious = True
                 lines.append(f"{newer} targeted devices run a newer version than {f.version}: "
                              "they will reject it as a downgrade unless you allow downgrade.")
             elif newer:
@@ -419,8 +416,7 @@ class ImagePage(_Page):
                              f"install {f.version}.")
             if same:
                 lines.append(f"{same} devices already run {f.version} and will reject it.")
-        show_message(self.warning, "\n".join(lines),
-                     "error" if lines and not self.allow_downgrade.isChecked() else "secondary")
+        show_message(self.warning, "\n".join(lines), "error" if serious else "secondary")
 
     def _replan(self) -> None:
         self._serial += 1
@@ -510,18 +506,24 @@ class RolloutPage(_Page):
         self.cap_value.setValue(200)
         self.cap_value.setSuffix(" / min")
         self.rate_error = _error_label()
+        for spin in (self.per_minute, self.base, self.factor, self.criterion_count,
+                     self.cap_value):
+            spin.setMinimumWidth(120)
+            spin.setMaximumWidth(170)
         rate = QGridLayout()
         rate.addWidget(self.all_at_once, 0, 0)
         rate.addWidget(self.constant, 1, 0)
         rate.addWidget(self.per_minute, 1, 1)
         rate.addWidget(self.exponential, 2, 0)
-        exp_row = QHBoxLayout()
-        for w in (QLabel("start at"), self.base, self.factor, QLabel("after every"),
-                  self.criterion_count, self.criterion, self.cap, self.cap_value):
-            exp_row.addWidget(w)
-        exp_row.addStretch(1)
-        rate.addLayout(exp_row, 2, 1)
-        rate.setColumnStretch(2, 1)
+        rate.addWidget(QLabel("start at"), 2, 1, Qt.AlignmentFlag.AlignRight)
+        rate.addWidget(self.base, 2, 2)
+        rate.addWidget(self.factor, 2, 3)
+        rate.addWidget(QLabel("after every"), 3, 1, Qt.AlignmentFlag.AlignRight)
+        rate.addWidget(self.criterion_count, 3, 2)
+        rate.addWidget(self.criterion, 3, 3)
+        rate.addWidget(self.cap, 4, 1, Qt.AlignmentFlag.AlignRight)
+        rate.addWidget(self.cap_value, 4, 2)
+        rate.setColumnStretch(4, 1)
         rate_box = QGroupBox("Release rate")
         rate_layout = QVBoxLayout(rate_box)
         rate_layout.addLayout(rate)
@@ -554,6 +556,7 @@ class RolloutPage(_Page):
         self.timeout.setRange(0, 100_000)
         self.timeout.setValue(30)
         self.timeout.setSuffix(" min")
+        self.timeout.setMaximumWidth(120)
         self.timeout_error = _error_label()
         self.retries: dict[str, QSpinBox] = {}
         more = QFormLayout()
@@ -566,9 +569,9 @@ class RolloutPage(_Page):
         for kind in RETRY_TYPES:
             spin = QSpinBox()
             spin.setRange(0, 99)
-            spin.setSuffix(" retries")
+            spin.setMaximumWidth(120)
             self.retries[kind] = spin
-            more.addRow(f"Retry {kind.replace('_', ' ').lower()} devices up to", spin)
+            more.addRow(f"Retries for {kind.replace('_', ' ').lower()} devices", spin)
         self.retry_error = _error_label()
         more.addRow(self.retry_error)
         self.description = QLineEdit()
