@@ -135,9 +135,10 @@ class Execution:
                 + (" (the execution has finished)" if self.status.is_terminal else "")
             )
         now = at or utcnow()
-        details = dict(self.status_details)
-        if status_details:
-            details.update(status_details)
+        # IoT Jobs' UpdateJobExecution: given statusDetails replace the old
+        # ones; omitted, they stay. (Merging would leave a stale "progress" on
+        # a finished execution.)
+        details = dict(self.status_details) if status_details is None else dict(status_details)
         return replace(
             self,
             status=to,

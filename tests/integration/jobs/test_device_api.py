@@ -108,7 +108,8 @@ def test_full_run_start_next_progress_versions_and_success(jobs_rig):
     assert suffix == "accepted"
     assert updated["executionState"] == {
         "status": "IN_PROGRESS", "versionNumber": 3,
-        "statusDetails": {"step": "downloading", "progress": "50", "bytes": "150000"}}
+        # Given statusDetails replace the previous ones (UpdateJobExecution).
+        "statusDetails": {"progress": "50", "bytes": "150000"}}
     assert "jobDocument" not in updated
     # persisted before /accepted was sent
     stored = jobs_rig.store.deployments.execution(job, device.thing)
