@@ -44,7 +44,7 @@ from plugins.analytics.widgets.chart_layout import lay_out_chart_view
 from plugins.analytics.widgets.series_picker import SeriesPicker
 from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
 
-FPS = 15
+FPS = 12
 ANOMALY_EVERY_S = 2.0
 WINDOWS: tuple[tuple[str, int], ...] = (
     ("1 minute", 60), ("5 minutes", 300), ("15 minutes", 900), ("1 hour", 3600),
@@ -65,7 +65,6 @@ class LiveView(QWidget):
         self.bridge: LiveBridge | None = None
         self.paused = False
         self._dirty = False
-        self._following_range = False
         self._last_flags = 0.0
         self.frames_drawn = 0
         self.readings_seen = 0
@@ -150,7 +149,9 @@ class LiveView(QWidget):
         keys = self.keys()
         self.buffer.track(keys)
         self.marks = [m for m in self.marks if m.device_id in {k[0] for k in keys}]
-        self.chart.set_series([ChartSeries(d, m, np.empty(0), np.empty(0)) for d, m in keys])
+        self.chart.set_series([ChartSeries(d, m, np.empty(0), np.empty(0)) for d, m in keys],
+                              antialias=False)
+        self._autorange_y()
         self._backfill(keys)
 
     def _window_changed(self) -> None:
@@ -159,6 +160,7 @@ class LiveView(QWidget):
 
     def _stack_toggled(self, on: bool) -> None:
         self.chart.set_stacked(on)
+        self._autorange_y()
         self._dirty = True
 
     def _backfill(self, keys: list[SeriesKey]) -> None:
@@ -196,6 +198,7 @@ class LiveView(QWidget):
         self.status.setText("Paused: zoom and pan freely; Space resumes" if paused else "")
         if not paused:
             self._dirty = True
+            self._autorange_y()
             self.draw_frame()
 
     def draw_frame(self) -> None:
@@ -205,23 +208,22 @@ class LiveView(QWidget):
         self._dirty = False
         newest = self.buffer.newest_s or time.time()
         since = newest - self.window_s()
+        # Range first, data second: each curve then computes its clipped,
+        # downsampled display data once for the new range, not twice.
+        self.chart.main_plot.setXRange(since, newest, padding=0.0)
         for key in self.buffer.keys:
             if key in self.chart.curves:
                 x, y = self.buffer.window(key, since)
                 self.chart.update_xy(key, x, y)
-        self._follow(since, newest)
         if self.flag_box.isChecked() and time.monotonic() - self._last_flags > ANOMALY_EVERY_S:
             self._refresh_flags()
         self.frames_drawn += 1
         self.frame_drawn.emit()
 
-    def _follow(self, since: float, newest: float) -> None:
-        """Scroll the x axis (a zoom or pan by the user pauses instead, see
-        ``user_moved_view``)."""
-        plot = self.chart.main_plot
-        plot.setXRange(since, newest, padding=0.0)
-        for p in self.chart.plots.values():
-            p.enableAutoRange(axis="y")
+    def _autorange_y(self) -> None:
+        """y follows the data in view (stays on until the user zooms, which pauses)."""
+        for plot in self.chart.plots.values():
+            plot.enableAutoRange(axis="y")
 
     def _flags_toggled(self, on: bool) -> None:
         if on:

@@ -1,0 +1,295 @@
+"""Analytics benchmarks: history query + draw, and event-loop stalls under live load.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/analytics_bench.py [--quick]
+
+1. History, 24 h of 1 Hz data (86,400 points) per device, written through the real
+   SQLite telemetry store from the simulator's environmental model:
+   * the History view's path: SQL buckets sized to a 1,200 px chart, then the
+     curves (mean + min/max band, gaps) set and painted; 1 device and 10 overlaid;
+   * the raw path: all 86,400 readings queried and drawn with peak downsampling;
+   * baselines in the same run: a bare ``sqlite3`` fetch of the same raw rows
+     (no SQLAlchemy, no numpy) and a bare pyqtgraph ``setData`` + paint of
+     86,400 points.
+2. Live, 50 devices at 10 Hz (3 metrics per message, 500 msg/s) published from
+   a thread into the live feed for ``--live-seconds``, with the Live view showing
+   all 50 devices' temperature in a 5 minute window; a 5 ms heartbeat timer
+   measures how late the Qt event loop runs it (the stall). Baseline: the same
+   heartbeat with the view open but no messages.
+
+Prints a table and writes bench/results/analytics-<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from core.model import Reading  # noqa: E402
+from core.ports.backend import Backend  # noqa: E402
+from core.ports.live import EventKind, FleetEvent  # noqa: E402
+from core.services.event_bus import EventBus  # noqa: E402
+from core.store import Store  # noqa: E402
+from plugins.analytics.history import HistoryRequest, load_history  # noqa: E402
+from plugins.analytics.widgets.history_view import chart_series  # noqa: E402
+from plugins.analytics.widgets.live_view import LiveView  # noqa: E402
+from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart  # noqa: E402
+from tests.integration.analytics.fleet_data import model_columns  # noqa: E402
+
+WIDTH, HEIGHT = 1400, 700
+CHART_PX = 1200
+DAY_S = 86_400
+
+
+def settle(app: QApplication, seconds: float = 0.2) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def seed(store: Store, devices: list[str], start: datetime, seconds: int) -> None:
+    ts, columns = model_columns("environmental", len(devices), start, seconds, 1.0, seed=11)
+    times = [datetime.fromtimestamp(t / 1000, UTC) for t in ts.tolist()]
+    temps = columns["temperature"]
+    for d, device in enumerate(devices):
+        batch = [Reading(device, "temperature", at, v)
+                 for at, v in zip(times, temps[:, d].tolist(), strict=True)]
+        for i in range(0, len(batch), 50_000):
+            store.telemetry.write_batch(batch[i:i + 50_000])
+
+
+def median_ms(fn: Any, repeat: int) -> tuple[float, list[float]]:
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        runs.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(runs), runs
+
+
+def paint(chart: TimeChart) -> None:
+    chart.graphics.viewport().repaint()  # synchronous paint of everything in view
+
+
+def history_phase(app: QApplication, store: Store, db_path: Path, devices: list[str],
+                  start: datetime, repeat: int) -> dict[str, Any]:
+    end = start + timedelta(seconds=DAY_S)
+    chart = TimeChart()
+    chart.resize(WIDTH, HEIGHT)
+    chart.show()
+    settle(app)
+    out: dict[str, Any] = {}
+
+    def history_path(which: list[str], bucket: bool) -> None:
+        request = (HistoryRequest.for_width(which, ["temperature"], start, end, CHART_PX)
+                   if bucket else HistoryRequest(tuple(which), ("temperature",), start, end))
+        series = load_history(store.telemetry, request)
+        chart.set_series([chart_series(s) for s in series])
+        chart.main_plot.setXRange(start.timestamp(), end.timestamp(), padding=0)
+        paint(chart)
+
+    for label, which, bucket in (("bucketed_1", devices[:1], True),
+                                 ("bucketed_10", devices, True),
+                                 ("raw_1", devices[:1], False),
+                                 ("raw_10", devices, False)):
+        chart.set_series([])
+        history_path(which, bucket)  # warm caches, as a second look at a chart would
+        out[label], out[label + "_runs"] = median_ms(lambda w=which, b=bucket: (
+            chart.set_series([]), history_path(w, b)), repeat)
+
+    # baselines: bare sqlite3 fetch of the raw rows, bare setData + paint
+    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+    def sqlite_fetch() -> None:
+        with sqlite3.connect(db_path) as conn:
+            rows = conn.execute(
+                "SELECT ts, value FROM telemetry WHERE device_id=? AND metric=? AND ts>=? "
+                "AND ts<? ORDER BY ts", (devices[0], "temperature", start_ms, end_ms)).fetchall()
+        assert len(rows) == DAY_S
+
+    out["baseline_sqlite3_fetch_1"], _ = median_ms(sqlite_fetch, repeat)
+    raw = store.telemetry.query(devices[0], "temperature", start, end)
+    x, y = raw.ts_ms / 1000.0, raw.value
+    bare = pg.PlotWidget()
+    bare.resize(WIDTH, HEIGHT)
+    bare.show()
+    curve = bare.plot()
+    settle(app)
+
+    def bare_draw() -> None:
+        curve.setData(x, y)
+        bare.viewport().repaint()
+
+    bare_draw()
+    out["baseline_bare_setdata_paint_1"], _ = median_ms(bare_draw, repeat)
+
+    def our_draw() -> None:
+        chart.set_series([ChartSeries(devices[0], "temperature", x, y)])
+        paint(chart)
+
+    out["draw_only_raw_1"], _ = median_ms(our_draw, repeat)
+    chart.close()
+    bare.close()
+    return out
+
+
+def live_phase(app: QApplication, store: Store, seconds: float) -> dict[str, Any]:
+    devices = [f"live-{i:05d}" for i in range(50)]
+    bus = EventBus()
+    bus.set_connection_state("connected")
+    backend = Backend(name="bench", registry=store.registry, alerts=store.alerts,
+                      telemetry=store.telemetry, live=bus, rules=store.rules)
+    view = LiveView(lambda: backend)
+    view.resize(WIDTH, HEIGHT)
+    view.show()
+    view.attach(backend)
+    view.buffer.track([(d, "temperature") for d in devices])
+    view.chart.set_series([ChartSeries(d, "temperature", np.empty(0), np.empty(0))
+                           for d in devices])
+    settle(app, 0.5)
+
+    def heartbeat(duration: float) -> list[float]:
+        interval = 5
+        lateness: list[float] = []
+        clock = QElapsedTimer()
+        clock.start()
+        last = [clock.nsecsElapsed()]
+
+        def beat() -> None:
+            now = clock.nsecsElapsed()
+            lateness.append(max((now - last[0]) / 1e6 - interval, 0.0))
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(interval)
+        timer.timeout.connect(beat)
+        timer.start()
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.001)
+        timer.stop()
+        return lateness
+
+    idle = heartbeat(min(seconds, 5.0))
+    rng = np.random.default_rng(5)
+    stop = threading.Event()
+    sent = [0]
+
+    def publish() -> None:
+        t0 = time.time()
+        tick = 0
+        while not stop.is_set():
+            at = datetime.fromtimestamp(t0 + tick * 0.1, UTC)
+            temps = 20 + rng.normal(0, 0.5, len(devices))
+            bus.publish([FleetEvent(EventKind.TELEMETRY, d, (
+                Reading(d, "temperature", at, float(temps[i])),
+                Reading(d, "humidity", at, 50.0), Reading(d, "pressure", at, 1013.0)))
+                for i, d in enumerate(devices)])
+            sent[0] += len(devices)
+            tick += 1
+            delay = t0 + tick * 0.1 - time.time()
+            if delay > 0:
+                time.sleep(delay)
+
+    frames0 = view.frames_drawn
+    worker = threading.Thread(target=publish, daemon=True)
+    worker.start()
+    began = time.monotonic()
+    loaded = heartbeat(seconds)
+    elapsed = time.monotonic() - began
+    stop.set()
+    worker.join()
+    frames = view.frames_drawn - frames0
+    view.close_feed()
+    view.close()
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else 0.0
+
+    return {
+        "messages_per_s": sent[0] / elapsed,
+        "frames_per_s": frames / elapsed,
+        "stall_p50_ms": pct(loaded, 50), "stall_p99_ms": pct(loaded, 99),
+        "stall_max_ms": max(loaded, default=0.0),
+        "baseline_idle_stall_p99_ms": pct(idle, 99),
+        "baseline_idle_stall_max_ms": max(idle, default=0.0),
+        "points_in_view": int(sum(view.buffer.count((d, "temperature")) for d in devices)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 devices, 2 repeats, 10 s live")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--live-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    n_devices = 3 if args.quick else 10
+    repeat = 2 if args.quick else args.repeat
+    live_s = 10.0 if args.quick else args.live_seconds
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    pg.setConfigOptions(antialias=True)
+    results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(),
+                               "load_average": os.getloadavg(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="analytics-bench-") as tmp:
+        db = Path(tmp) / "bench.db"
+        with Store.open(f"sqlite:///{db}") as store:
+            devices = [f"env-{i:05d}" for i in range(n_devices)]
+            start = datetime(2026, 11, 25, tzinfo=UTC)
+            t0 = time.perf_counter()
+            seed(store, devices, start, DAY_S)
+            results["seed_s"] = time.perf_counter() - t0
+            results["history"] = history_phase(app, store, db, devices, start, repeat)
+            results["live"] = live_phase(app, store, live_s)
+    results["load_average_after"] = os.getloadavg()
+    h, live = results["history"], results["live"]
+    rows = [
+        ("1 device, 24 h @ 1 Hz, buckets for 1,200 px, query + draw", h["bucketed_1"], 150),
+        (f"{n_devices} devices overlaid, buckets, query + draw", h["bucketed_10"], 600),
+        ("1 device, raw 86,400 points, query + draw", h["raw_1"], None),
+        (f"{n_devices} devices overlaid, raw, query + draw", h["raw_10"], None),
+        ("draw only: 86,400 raw points in the chart", h["draw_only_raw_1"], None),
+        ("baseline: bare sqlite3 fetch of 86,400 rows", h["baseline_sqlite3_fetch_1"], None),
+        ("baseline: bare pyqtgraph setData + paint, 86,400", h["baseline_bare_setdata_paint_1"],
+         None),
+    ]
+    print(f"\nHistory (median of {repeat}; ms)")
+    for label, value, target in rows:
+        verdict = "" if target is None else (" ✅" if value < target else " ❌") + f" < {target}"
+        print(f"  {label:<58} {value:8.1f}{verdict}")
+    baseline = h["baseline_sqlite3_fetch_1"] + h["baseline_bare_setdata_paint_1"]
+    print(f"  ratio raw query+draw / (sqlite3 fetch + bare draw): {h['raw_1'] / baseline:.2f}x")
+    print(f"\nLive, 50 devices at 10 Hz for {live_s:.0f} s")
+    for key in ("messages_per_s", "frames_per_s", "stall_p50_ms", "stall_p99_ms",
+                "stall_max_ms", "baseline_idle_stall_p99_ms", "baseline_idle_stall_max_ms",
+                "points_in_view"):
+        print(f"  {key:<30} {live[key]:10.1f}")
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    path = out_dir / f"analytics-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
