@@ -265,11 +265,6 @@ def judge_update(current: Execution, request: UpdateRequest) -> None:
         raise JobsError(ErrorCode.INVALID_STATE_TRANSITION,
                         f"job {current.deployment_id} on {current.device_id} cannot go from "
                         f"{current.status.value} to {request.status.value}{ended}", current)
-    if request.status_details:
-        merged = {**current.status_details, **request.status_details}
-        if len(merged) > MAX_DETAILS:
-            raise _invalid(f"statusDetails would have {len(merged)} keys; at most "
-                           f"{MAX_DETAILS}")
 
 
 # ------------------------------------------------------------------ responses

@@ -111,16 +111,6 @@ def test_judge_update_legal_moves_and_execution_number():
     assert caught.value.code is ErrorCode.RESOURCE_NOT_FOUND
 
 
-def test_judge_update_counts_merged_status_details():
-    current = _execution(status_details={f"k{i}": "v" for i in range(8)})
-    api.judge_update(current, api.UpdateRequest(ExecutionStatus.IN_PROGRESS,
-                                                status_details={"k0": "w", "k8": "v"}))
-    with pytest.raises(JobsError) as caught:
-        api.judge_update(current, api.UpdateRequest(
-            ExecutionStatus.IN_PROGRESS, status_details={"a": "1", "b": "2", "c": "3"}))
-    assert caught.value.code is ErrorCode.INVALID_REQUEST
-
-
 def test_describe_of_an_ended_execution_is_terminal_state_reached():
     with pytest.raises(JobsError) as caught:
         api.check_describable(_execution(status=ExecutionStatus.CANCELED, version=2))
