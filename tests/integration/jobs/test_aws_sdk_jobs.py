@@ -53,46 +53,36 @@ def test_sdk_jobs_client_runs_an_ota_job(jobs_rig, mosquitto_broker):
     firmware, image = add_firmware(jobs_rig.store, size=200_000)
     connection = _sdk_connection(mosquitto_broker, thing)
     jobs = iotjobs.IotJobsClient(connection)
-    inboxes = {name: Inbox() for name in (
-        "next", "changed", "started", "start_rejected", "updated", "update_rejected",
-        "described", "describe_rejected", "pending", "pending_rejected")}
-
-    def sub(future_and_topic):
-        future, _topic = future_and_topic
-        future.result(TIMEOUT)
+    one_thing = {"thing_name": thing}
+    every_job = {"thing_name": thing, "job_id": "+"}  # as the SDK's jobs sample subscribes
+    subscriptions = {
+        "next": (jobs.subscribe_to_next_job_execution_changed_events,
+                 iotjobs.NextJobExecutionChangedSubscriptionRequest(**one_thing)),
+        "changed": (jobs.subscribe_to_job_executions_changed_events,
+                    iotjobs.JobExecutionsChangedSubscriptionRequest(**one_thing)),
+        "started": (jobs.subscribe_to_start_next_pending_job_execution_accepted,
+                    iotjobs.StartNextPendingJobExecutionSubscriptionRequest(**one_thing)),
+        "start_rejected": (jobs.subscribe_to_start_next_pending_job_execution_rejected,
+                           iotjobs.StartNextPendingJobExecutionSubscriptionRequest(**one_thing)),
+        "updated": (jobs.subscribe_to_update_job_execution_accepted,
+                    iotjobs.UpdateJobExecutionSubscriptionRequest(**every_job)),
+        "update_rejected": (jobs.subscribe_to_update_job_execution_rejected,
+                            iotjobs.UpdateJobExecutionSubscriptionRequest(**every_job)),
+        "described": (jobs.subscribe_to_describe_job_execution_accepted,
+                      iotjobs.DescribeJobExecutionSubscriptionRequest(**every_job)),
+        "describe_rejected": (jobs.subscribe_to_describe_job_execution_rejected,
+                              iotjobs.DescribeJobExecutionSubscriptionRequest(**every_job)),
+        "pending": (jobs.subscribe_to_get_pending_job_executions_accepted,
+                    iotjobs.GetPendingJobExecutionsSubscriptionRequest(**one_thing)),
+        "pending_rejected": (jobs.subscribe_to_get_pending_job_executions_rejected,
+                             iotjobs.GetPendingJobExecutionsSubscriptionRequest(**one_thing)),
+    }
+    inboxes = {name: Inbox() for name in subscriptions}
 
     try:
-        sub(jobs.subscribe_to_next_job_execution_changed_events(
-            iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=thing), QOS,
-            inboxes["next"]))
-        sub(jobs.subscribe_to_job_executions_changed_events(
-            iotjobs.JobExecutionsChangedSubscriptionRequest(thing_name=thing), QOS,
-            inboxes["changed"]))
-        sub(jobs.subscribe_to_start_next_pending_job_execution_accepted(
-            iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=thing), QOS,
-            inboxes["started"]))
-        sub(jobs.subscribe_to_start_next_pending_job_execution_rejected(
-            iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=thing), QOS,
-            inboxes["start_rejected"]))
-        # the SDK's jobs sample subscribes to every job's update answers with job_id="+"
-        sub(jobs.subscribe_to_update_job_execution_accepted(
-            iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=thing, job_id="+"), QOS,
-            inboxes["updated"]))
-        sub(jobs.subscribe_to_update_job_execution_rejected(
-            iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=thing, job_id="+"), QOS,
-            inboxes["update_rejected"]))
-        sub(jobs.subscribe_to_describe_job_execution_accepted(
-            iotjobs.DescribeJobExecutionSubscriptionRequest(thing_name=thing, job_id="+"), QOS,
-            inboxes["described"]))
-        sub(jobs.subscribe_to_describe_job_execution_rejected(
-            iotjobs.DescribeJobExecutionSubscriptionRequest(thing_name=thing, job_id="+"), QOS,
-            inboxes["describe_rejected"]))
-        sub(jobs.subscribe_to_get_pending_job_executions_accepted(
-            iotjobs.GetPendingJobExecutionsSubscriptionRequest(thing_name=thing), QOS,
-            inboxes["pending"]))
-        sub(jobs.subscribe_to_get_pending_job_executions_rejected(
-            iotjobs.GetPendingJobExecutionsSubscriptionRequest(thing_name=thing), QOS,
-            inboxes["pending_rejected"]))
+        for name, (subscribe, request) in subscriptions.items():
+            future, _topic = subscribe(request, QOS, inboxes[name])
+            future.result(TIMEOUT)
 
         job_id = jobs_rig.deploy(firmware, [thing]).deployment_id
 
