@@ -45,7 +45,8 @@ class JobNotifier(Protocol):
 
     def released(self, deployment: Deployment, executions: list[Execution]) -> None: ...
 
-    def canceled(self, deployment: Deployment, device_ids: list[str]) -> None: ...
+    def canceled(self, deployment: Deployment, device_ids: list[str]) -> None:
+        """Executions ended by the service (canceled, or timed out): tell the devices."""
 
 
 @dataclass
@@ -245,6 +246,7 @@ class RolloutEngine:
         if minutes is None:
             return
         limit = timedelta(minutes=minutes / self._speed)
+        ended: list[str] = []
         for e in self._deployments.executions(d.deployment_id):
             if (
                 e.status is ExecutionStatus.IN_PROGRESS
@@ -261,6 +263,11 @@ class RolloutEngine:
                     )
                 except IllegalTransition:
                     continue  # the device answered in the meantime
+                ended.append(e.device_id)
+        if ended:
+            # The device must hear that this job is over for it (notify-next
+            # names its next job, or none), as when a job is canceled.
+            self._notifier.canceled(d, ended)
 
     def _retry(self, d: Deployment) -> None:
         if not d.config.retries:

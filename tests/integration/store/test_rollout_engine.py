@@ -190,6 +190,7 @@ def test_in_progress_timeout_and_retry(store: Store) -> None:
     engine.tick()
     retried = store.deployments.execution("ota-1", "dev-0000")
     assert (retried.status, retried.execution_number) == (ExecutionStatus.QUEUED, 2)
+    assert rec.canceled == ["dev-0000"], "the timed-out device is told its job ended"
     assert rec.released[-1] == ["dev-0000"], "the retry is announced to the device"
     store.deployments.update_execution("ota-1", "dev-0000", ExecutionStatus.IN_PROGRESS)
     clock.advance(6 * 60)
