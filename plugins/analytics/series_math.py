@@ -126,6 +126,22 @@ def with_gaps(ts_ms: IntArray, columns: list[FloatArray], threshold_ms: float
     return ts_out, cols_out
 
 
+def with_local_gaps(x: FloatArray, y: FloatArray, factor: float = 3.0
+                    ) -> tuple[FloatArray, FloatArray]:
+    """Gaps for data whose rate changes (live data after a back-fill from the
+    store at another rate): a silence is a gap when it is ``factor`` times longer
+    than both neighbouring intervals, rather than than one global step."""
+    if x.size < 3:
+        return x, y
+    d = np.diff(x)
+    neighbours = np.maximum(np.r_[d[0], d[:-1]], np.r_[d[1:], d[-1]])
+    gaps = np.flatnonzero(d > factor * neighbours)
+    if gaps.size == 0:
+        return x, y
+    mid = (x[gaps] + x[gaps + 1]) / 2
+    return np.insert(x, gaps + 1, mid), np.insert(y, gaps + 1, np.nan)
+
+
 def gap_count(ts_ms: IntArray, threshold_ms: float) -> int:
     if ts_ms.size < 2:
         return 0

@@ -37,7 +37,7 @@ from core.ports.live import EventKind, FleetEvent
 from core.ports.telemetry import Series
 from plugins.analytics.history import AlertMark, ThresholdLine, threshold_lines
 from plugins.analytics.live_buffer import LiveBuffer, SeriesKey
-from plugins.analytics.series_math import AnomalyFlags, flag_anomalies
+from plugins.analytics.series_math import AnomalyFlags, flag_anomalies, with_local_gaps
 from plugins.analytics.widgets.anomaly_panel import AnomalyPanel
 from plugins.analytics.widgets.chart_files import ChartFileActions
 from plugins.analytics.widgets.chart_layout import lay_out_chart_view
@@ -107,7 +107,8 @@ class LiveView(QWidget):
         self.files.exported.connect(lambda path, what: self.status.setText(
             f"Saved {what} to {path}"))
         self.files.failed.connect(self.status.setText)
-        space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
+        # On the chart, not the whole view: Space must still type in the device filter.
+        space = QShortcut(QKeySequence(Qt.Key.Key_Space), self.chart)
         space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         space.activated.connect(self.toggle_pause)
 
@@ -214,6 +215,7 @@ class LiveView(QWidget):
         for key in self.buffer.keys:
             if key in self.chart.curves:
                 x, y = self.buffer.window(key, since)
+                x, y = with_local_gaps(x, y)
                 self.chart.update_xy(key, x, y)
         if self.flag_box.isChecked() and time.monotonic() - self._last_flags > ANOMALY_EVERY_S:
             self._refresh_flags()

@@ -22,7 +22,7 @@ import pyqtgraph.exporters as pg_exporters
 from PySide6.QtCore import QPointF, QRect, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from console.theme import current_colors
 from core.ports.telemetry import Series
@@ -73,6 +73,10 @@ class TimeChart(QWidget):
         self.readout = QLabel(" ")
         self.readout.setProperty("role", "secondary")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long readout must wrap, not widen the chart's minimum size (which
+        # would squeeze the device list beside it).
+        self.readout.setWordWrap(True)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics, 1)

@@ -107,3 +107,14 @@ def test_aggregated_series_flag_the_bucket_extreme():
     flags = flag_anomalies(series, window=60, threshold=6.0)
     assert flags.ts_ms.tolist() == [250 * 60_000]
     assert flags.value[0] == high[250]
+
+
+def test_local_gaps_follow_the_rate_on_each_side():
+    from plugins.analytics.series_math import with_local_gaps
+
+    # back-filled every 5 s, then live every 0.2 s: the change of rate is no gap,
+    # a 60 s silence in the live part is
+    x = np.r_[0.0, 5.0, 10.0, 10.2 + np.arange(10) * 0.2, 72.0 + np.arange(5) * 0.2]
+    out_x, out_y = with_local_gaps(x, np.ones_like(x))
+    assert np.count_nonzero(np.isnan(out_y)) == 1
+    assert 12.0 < out_x[np.isnan(out_y)][0] < 72.0
