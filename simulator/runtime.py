@@ -44,6 +44,10 @@ IO_WORKERS = 4  # blocking work (OTA downloads) never runs on the loop
 _T = TypeVar("_T")
 MAX_TICKS_PER_PASS = 4
 MAX_BACKOFF_S = 30.0
+# Telemetry runs at most this often (wall seconds) when the tick is shorter: a fast
+# fleet then has several messages per device per pass, and they leave in one write.
+# No effect at ordinary rates (the tick is 0.5 s); it is the most latency it adds.
+MIN_TELEMETRY_PERIOD_S = 0.05
 
 
 @dataclass
@@ -88,12 +92,18 @@ class Session:
     window_count: int = 0
     topic: str = ""             # telemetry topic, built (and validated) once
     write_selected: bool = False  # the selector watches this socket for EVENT_WRITE
+    # QoS 0 PUBLISH packets built since the last flush; they leave in one send.
+    out: list[bytes] = field(default_factory=list)
+    header: bytes = b""         # the telemetry topic as a PUBLISH's variable header
+    type_stats: TypeStats = field(default_factory=TypeStats)
 
 
 class _Untracked:
-    """Stands in for paho's MQTTMessageInfo on QoS 0 telemetry: nobody waits on
-    those, and building a real one (a Condition per message) was a fifth of the
-    per-message cost at 10,000 messages/s."""
+    """Stands in for paho's MQTTMessageInfo on QoS 0 packets handed to paho: nobody
+    waits on those, and building a real one (a Condition per message) was a fifth
+    of the per-message cost at 10,000 messages/s."""
+
+    rc = 0
 
     def _set_as_published(self) -> None:
         return None
@@ -112,17 +122,19 @@ def _remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
-def _send(client: mqtt.Client, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-    """QoS 0 goes straight onto paho's output queue as a ready MQTT 3.1.1 PUBLISH
-    packet; QoS 1 needs paho's bookkeeping (packet ids, retries) and takes the
-    normal path. Ordering is kept: both end in the same queue."""
-    if qos or client.socket() is None:
-        client.publish(topic, payload, qos=qos, retain=retain)
-        return
+def _topic_header(topic: str) -> bytes:
     name = topic.encode()
-    body = len(name).to_bytes(2, "big") + name + payload
-    packet = bytes((_PUBLISH | (1 if retain else 0),)) + _remaining_length(len(body)) + body
-    client._packet_queue(_PUBLISH, packet, 0, 0, _UNTRACKED)  # type: ignore[arg-type]
+    return len(name).to_bytes(2, "big") + name
+
+
+def _fixed_header(retain: bool, length: int) -> bytes:
+    """A QoS 0 PUBLISH's fixed header (MQTT 3.1.1 §3.3.1) for ``length`` bytes after it."""
+    first = _PUBLISH | 1 if retain else _PUBLISH
+    if length < 128:
+        return bytes((first, length))
+    if length < 16384:
+        return bytes((first, length & 0x7F | 0x80, length >> 7))
+    return bytes((first,)) + _remaining_length(length)
 
 
 class FleetRuntime:
@@ -162,6 +174,13 @@ class FleetRuntime:
         # ticks), never finer than IoT Core's 100 publishes/s per connection allow.
         fastest = float(getattr(source, "min_interval_s", 1.0))
         self.tick_s = tick_s if tick_s is not None else max(0.01, min(0.5, fastest / 2))
+        # When a tick is shorter than MIN_TELEMETRY_PERIOD_S of wall time (high speed
+        # or short intervals), ticks run in batches spanning that period: the same
+        # ticks, so the same messages, but several per device leave in one write.
+        self._batch_wait_s = max(0.0, MIN_TELEMETRY_PERIOD_S * speed - self.tick_s)
+        per_batch = int(MIN_TELEMETRY_PERIOD_S * speed / self.tick_s) + 1
+        self._max_ticks_per_pass = max(MAX_TICKS_PER_PASS, 2 * per_batch)
+        self.telemetry_writes = 0  # socket writes that carried buffered QoS 0 packets
         self._was_offline = source.offline_mask()
         self.stats = RuntimeStats()
         self._rng = random.Random(seed)
@@ -214,9 +233,10 @@ class FleetRuntime:
                 clean_session=False,
                 protocol=mqtt.MQTTv311,
             )
+            topic = telemetry_topic(org, device_id)
             session = Session(index, len(self.sessions), device_id, org, device_type, client,
                               agent=None,  # type: ignore[arg-type]
-                              topic=telemetry_topic(org, device_id))
+                              topic=topic, header=_topic_header(topic))
             session.agent = (self._agent_factory or self._default_agent)(session)
             client.user_data_set(session)
             if self.target.username:
@@ -236,6 +256,7 @@ class FleetRuntime:
             self._by_index[index] = session
             stats = self.stats.by_type.setdefault(device_type, TypeStats())
             stats.devices += 1
+            session.type_stats = stats
             self._pending_connect.append(session.position)
 
     def _default_agent(self, session: Session) -> DeviceAgent:
@@ -258,6 +279,7 @@ class FleetRuntime:
 
     def _on_socket_close(self, client: mqtt.Client, session: Session, sock: Any) -> None:
         session.write_selected = False
+        session.out.clear()  # lost with the link, as paho drops its queued QoS 0 packets
         self._unflushed.pop(session.position, None)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(sock)
@@ -276,13 +298,19 @@ class FleetRuntime:
                 self._selector.modify(sock, selectors.EVENT_READ, session)
 
     def _flush_writes(self) -> None:
-        """Write what publishes queued; a socket that would block is left to the
-        selector (EVENT_WRITE) until paho says its queue is empty."""
+        """Write what publishes queued, one send per session for its QoS 0 packets;
+        a socket that would block is left to the selector (EVENT_WRITE) until paho
+        says its queue is empty."""
         pending, self._unflushed = self._unflushed, {}
         for session in pending.values():
             client = session.client
             sock = client.socket()
             if sock is None:
+                session.out.clear()
+                continue
+            if session.out:
+                self._write_out(session, sock)
+            if not client.want_write():
                 continue
             client.loop_write()
             if client.want_write() and not session.write_selected and client.socket() is sock:
@@ -290,6 +318,35 @@ class FleetRuntime:
                 with contextlib.suppress(KeyError, ValueError):
                     self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
                                           session)
+
+    def _write_out(self, session: Session, sock: Any) -> None:
+        """Hand the session's buffered QoS 0 packets to the socket in one send. paho
+        owns the connection: when it has output of its own queued (or the socket is
+        TLS, or would block), the bytes join the end of its queue instead, so the
+        order on the wire is the order of the publish calls, and paho's loop_write
+        meets any socket error and runs its usual connection-lost handling."""
+        out = session.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.telemetry_writes += 1
+        client = session.client
+        if self._ssl is None and not client.want_write():
+            try:
+                sent = sock.send(data)
+            except OSError:  # would block, or a dead link: paho finds out below
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        client._packet_queue(_PUBLISH, data, 0, 0, _UNTRACKED)  # type: ignore[arg-type]
+
+    def _flush_out(self, session: Session) -> None:
+        """Move buffered QoS 0 packets behind paho's queue before paho queues more."""
+        sock = session.client.socket()
+        if sock is None:
+            session.out.clear()
+        else:
+            self._write_out(session, sock)
 
     # ------------------------------------------------------------------ MQTT callbacks
     def _on_connect(self, client: mqtt.Client, session: Session, flags: Any, reason: Any,
@@ -425,9 +482,24 @@ class FleetRuntime:
             self._backlog.add(session.position)
             return True
         session.window_count += 1
-        _send(session.client, topic, payload, qos, retain)
+        self._send(session, topic, payload, qos, retain)
         self.stats.published += 1
         return True
+
+    def _send(self, session: Session, topic: str, payload: bytes, qos: int,
+              retain: bool) -> None:
+        """QoS 0 becomes a ready MQTT 3.1.1 PUBLISH packet in the session's buffer,
+        written at the next poll together with the others of this pass; QoS 1 needs
+        paho's bookkeeping (packet ids, retries) and takes the normal path, after
+        whatever is buffered, so the order of publishes is kept."""
+        if qos or session.client.socket() is None:
+            if session.out:
+                self._flush_out(session)
+            session.client.publish(topic, payload, qos=qos, retain=retain)
+            return
+        header = session.header if topic == session.topic else _topic_header(topic)
+        session.out.append(_fixed_header(retain, len(header) + len(payload)) + header + payload)
+        self._unflushed[session.position] = session
 
     def _drain_backlog(self) -> None:
         now = time.monotonic()
@@ -440,16 +512,50 @@ class FleetRuntime:
             ):
                 topic, payload, qos, retain = session.queue.popleft()
                 session.window_count += 1
-                _send(session.client, topic, payload, qos, retain)
+                self._send(session, topic, payload, qos, retain)
                 self.stats.published += 1
             if not session.queue:
                 self._backlog.discard(index)
 
     def publish_telemetry(self, session: Session, payload: bytes) -> None:
         if self.publish(session, session.topic, payload, qos=self.telemetry_qos):
-            self.stats.by_type[session.device_type].sent += 1
+            session.type_stats.sent += 1
         else:
-            self.stats.by_type[session.device_type].dropped += 1
+            session.type_stats.dropped += 1
+
+    def _publish_tick(self, messages: list[Outgoing]) -> None:
+        """One tick's telemetry: ``publish_telemetry`` for each message, with the
+        common case (QoS 0, connected, within the rate limit, nothing waiting)
+        inlined: the simulator's hottest loop at high rates."""
+        owned = self._by_index
+        if self.telemetry_qos:
+            for message in messages:
+                session = owned.get(message.device)
+                if session is not None:
+                    self.publish_telemetry(session, message.payload)
+            return
+        now = time.monotonic()
+        unflushed = self._unflushed
+        published = 0
+        for message in messages:
+            session = owned.get(message.device)
+            if session is None:
+                continue
+            if not session.connected:
+                session.type_stats.dropped += 1
+                continue
+            if now - session.window_start >= 1.0:
+                session.window_start, session.window_count = now, 0
+            if session.queue or session.window_count >= MAX_PUBLISH_PER_SECOND:
+                self.publish_telemetry(session, message.payload)  # waits its turn
+                continue
+            session.window_count += 1
+            payload, header = message.payload, session.header
+            session.out.append(_fixed_header(False, len(header) + len(payload)) + header + payload)
+            unflushed[session.position] = session
+            session.type_stats.sent += 1
+            published += 1
+        self.stats.published += published
 
     # ------------------------------------------------------------------ main loop
     def run(self, duration_s: float | None = None,
@@ -487,7 +593,7 @@ class FleetRuntime:
                         self._retry.add(session.position)
                     else:
                         self._connect(session)
-                self._poll(0.005)
+                self._poll(self._idle_timeout())
                 if self._clock0 is not None:
                     self._tick_telemetry()
                 self._drain_backlog()
@@ -516,26 +622,38 @@ class FleetRuntime:
             if events & selectors.EVENT_WRITE and client.socket() is not None:
                 client.loop_write()
 
+    def _telemetry_ready_at(self) -> float:
+        """Simulated time at which the next batch of ticks runs."""
+        ready = self._next_tick + self._batch_wait_s
+        return ready if self._sim_end is None else min(ready, self._sim_end)
+
+    def _idle_timeout(self) -> float:
+        """How long the poll may wait for sockets: up to 5 ms, less when telemetry
+        is due sooner, nothing when it is due (or late) already."""
+        if self._clock0 is None:
+            return 0.005
+        wait = (self._telemetry_ready_at() - self.sim_now()) / self.speed
+        return min(0.005, max(0.0, wait))
+
     def _tick_telemetry(self) -> None:
         """Run the fleet on a quantised sim clock (start + k * tick_s): the same ticks
         on every run are what makes a seeded simulation reproducible to the byte."""
         sim_now = self.sim_now()
         if self._sim_end is not None:
             sim_now = min(sim_now, self._sim_end)
-        # At most a few ticks per pass: when the host is overloaded the simulated
+        if sim_now < self._telemetry_ready_at() - 1e-9:
+            return
+        # A bounded number of ticks per pass: when the host is overloaded the simulated
         # clock falls behind instead of queueing a burst with no network I/O between.
-        for _ in range(MAX_TICKS_PER_PASS):
+        owned = self._by_index
+        for _ in range(self._max_ticks_per_pass):
             if self._next_tick > sim_now:
                 break
             t = self._next_tick
-            owned = self._by_index
             batch = [Outgoing(t, index, telemetry.encode())
                      for index, telemetry in self.source.tick(t) if index in owned]
             self.stats.produced += len(batch)
-            for message in self.source.apply_message_faults(t, batch):
-                session = owned.get(message.device)
-                if session is not None:
-                    self.publish_telemetry(session, message.payload)
+            self._publish_tick(self.source.apply_message_faults(t, batch))
             self._apply_connection_faults()
             self._ticks += 1
             self._next_tick = self.start_s + self._ticks * self.tick_s
@@ -587,6 +705,7 @@ class FleetRuntime:
         self._stop = True
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        self._flush_writes()  # buffered telemetry leaves before the goodbyes
         t = self.sim_now()
         for message in self.source.flush(t):  # burst/reorder hold-backs
             held = self._by_index.get(message.device)

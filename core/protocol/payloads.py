@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from core.errors import ValidationError
@@ -62,6 +65,56 @@ def _round(value: float) -> float | None:
     return round(float(value), FLOAT_DECIMALS)
 
 
+# Metrics formatted all at once: "%.6f" gives the digits of round(v, 6) (both are
+# Python's correctly rounded dtoa with 6 decimals), and with the trailing zeros cut
+# (one kept after the point) that is repr(round(v, 6)), as long as repr does not
+# switch to exponent notation (|r| < 1e-4 and not 0) or has too few digits to
+# keep six decimals (|r| >= 2**33); those, and NaN/inf, take the per-value path.
+_METRIC_SEP = "|"
+_TRAILING_ZEROS = re.compile(r"0{1,5}(?=\||$)")
+_TINY = re.compile(r"(?:^|[|-])0\.0000(?!00)")  # rounds to 0 < |r| < 1e-4
+_LIMIT = 1e9  # well inside 2**33, where six decimals still survive repr
+_MetricsPlan = tuple[Callable[[dict[str, Any]], Any], str, str, bool]
+_METRICS_PLANS: dict[tuple[str, ...], _MetricsPlan | None] = {}
+_MAX_METRICS_PLANS = 1024
+
+
+def _metrics_plan(keys: tuple[str, ...]) -> _MetricsPlan | None:
+    """How to write a metrics object with these keys (insertion order): the values
+    in sorted-key order, their number format, and the object's text around them."""
+    if not keys or not all(type(k) is str for k in keys):
+        return None
+    order = sorted(keys)
+    number_format = _METRIC_SEP.join(["%.6f"] * len(order))
+    template = ",".join(_encode_str(k).replace("%", "%%") + ":%s" for k in order)
+    return itemgetter(*order), number_format, template, len(order) == 1
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str | None:
+    """The inside of the metrics object as the json path writes it, or None when
+    this shortcut does not apply."""
+    keys = tuple(metrics)
+    try:
+        plan = _METRICS_PLANS[keys]
+    except KeyError:
+        plan = _metrics_plan(keys)
+        if len(_METRICS_PLANS) < _MAX_METRICS_PLANS:
+            _METRICS_PLANS[keys] = plan
+    if plan is None:
+        return None
+    getter, number_format, template, single = plan
+    values = (getter(metrics),) if single else getter(metrics)
+    try:
+        numbers = number_format % values
+        if "n" in numbers or not min(values) > -_LIMIT or not max(values) < _LIMIT:
+            return None  # nan, inf; or too large
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if "0.0000" in numbers and _TINY.search(numbers) is not None:
+        return None
+    return template % tuple(_TRAILING_ZEROS.sub("", numbers).split(_METRIC_SEP))
+
+
 # ------------------------------------------------------------------ telemetry
 TELEMETRY_FIELDS = frozenset({"device_id", "seq", "ts", "type", "fw", "metrics", "uptime"})
 
@@ -83,16 +136,19 @@ class Telemetry:
         if (type(self.seq) is int and type(self.ts_ms) is int
                 and (uptime is None or type(uptime) is int)
                 and type(self.device_id) is str and type(self.device_type) is str
-                and type(self.firmware) is str and type(metrics) is dict
-                and all(type(k) is str for k in metrics)):
-            parts = []
-            for k in sorted(metrics):
-                v = metrics[k]
-                if type(v) is float and -_INF < v < _INF:  # finite: round() as _round does
-                    parts.append(f"{_encode_str(k)}:{round(v, FLOAT_DECIMALS)!r}")
-                else:
-                    parts.append(f"{_encode_str(k)}:{_float_json(_round(v))}")  # type: ignore[arg-type]
-            values = ",".join(parts)
+                and type(self.firmware) is str and type(metrics) is dict):
+            values = _metrics_text(metrics)  # None also when a key is not a str
+            if values is None:
+                if not all(type(k) is str for k in metrics):
+                    return self._encode_json()
+                parts = []
+                for k in sorted(metrics):
+                    v = metrics[k]
+                    if type(v) is float and -_INF < v < _INF:  # finite: round() as _round does
+                        parts.append(f"{_encode_str(k)}:{round(v, FLOAT_DECIMALS)!r}")
+                    else:
+                        parts.append(f"{_encode_str(k)}:{_float_json(_round(v))}")  # type: ignore[arg-type]
+                values = ",".join(parts)
             text = (f'{{"device_id":{_encode_str(self.device_id)},"seq":{self.seq},'
                     f'"ts":{self.ts_ms},"type":{_encode_str(self.device_type)},'
                     f'"fw":{_encode_str(self.firmware)},"metrics":{{{values}}}')
