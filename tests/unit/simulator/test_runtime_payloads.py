@@ -57,3 +57,14 @@ def test_encode_matches_json_for_random_doubles_and_keys():
 def test_encode_with_non_str_keys_and_empty_metrics_uses_json():
     same({})
     same({2: 2.0, 1: 1.0})
+
+
+def test_telemetry_is_still_a_frozen_dataclass():
+    import dataclasses
+
+    m = Telemetry("dev-1", 3, 5, {"a": 1.0}, uptime_s=7)
+    assert m == Telemetry(device_id="dev-1", seq=3, ts_ms=5, metrics={"a": 1.0}, uptime_s=7)
+    assert (m.device_type, m.firmware) == ("", "")
+    assert dataclasses.replace(m, seq=4).seq == 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.seq = 9  # type: ignore[misc]
