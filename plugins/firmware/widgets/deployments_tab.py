@@ -15,13 +15,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Deployment
 from core.model.roles import Permission
 from plugins.firmware.widgets.common import (
+    Background,
     error_text,
     guard,
     roles_for,
@@ -45,7 +45,7 @@ class DeploymentsTab(QWidget):
         self.context = context
         self.device_types: list[str] = []
         self.wizard: DeploymentWizard | None = None
-        self._background = BackgroundCall(self)
+        self._background = Background(self)
         self._in_flight = False
         self._select_after_load: str | None = None
 
@@ -169,6 +169,8 @@ class DeploymentsTab(QWidget):
                          f"deployments; that needs the role "
                          f"{roles_for(Permission.DEPLOYMENT_CREATE)}.")
             return
+        if self.wizard is not None:
+            self.wizard.deleteLater()  # one wizard at a time, not one per deployment
         wizard = DeploymentWizard(self.context, self.device_types, self)
         wizard.created.connect(self._created)
         wizard.finished.connect(lambda _code: safe_emit(self.wizard_closed))

@@ -26,13 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from core.context import AppContext
 from core.model import Firmware
 from core.model.roles import Permission
 from plugins.firmware.services import firmware_library
-from plugins.firmware.widgets.common import error_text, guard, show_message
+from plugins.firmware.widgets.common import Background, error_text, guard, show_message
 
 _VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
 
@@ -52,7 +51,7 @@ class ImportDialog(QDialog):
         self.context = context
         self.setWindowTitle("Import firmware")
         self.setMinimumWidth(520)
-        self._background = BackgroundCall(self)
+        self._background = Background(self)
         self._relay = _ProgressRelay(self)
         self._relay.progressed.connect(self._on_progress)
         self.result_firmware: Firmware | None = None

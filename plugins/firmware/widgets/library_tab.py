@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -26,6 +25,7 @@ from core.model import Firmware
 from core.model.roles import Permission
 from plugins.firmware.services import firmware_library
 from plugins.firmware.widgets.common import (
+    Background,
     check_signatures,
     error_text,
     fmt_size,
@@ -53,7 +53,7 @@ class LibraryTab(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self._background = BackgroundCall(self)
+        self._background = Background(self)
         self.import_dialog: ImportDialog | None = None
         self.device_types: list[str] = []
         self._select_after_load: str | None = None
@@ -205,6 +205,8 @@ class LibraryTab(QWidget):
             show_message(self.status, f"Not allowed: {actor.role.value}s may not import "
                          f"firmware; that needs the role {roles_for(Permission.FIRMWARE_IMPORT)}.")
             return
+        if self.import_dialog is not None:
+            self.import_dialog.deleteLater()  # one dialog at a time, not one per import
         dialog = ImportDialog(self.context, self.device_types, self)
         dialog.imported.connect(self._imported)
         self.import_dialog = dialog

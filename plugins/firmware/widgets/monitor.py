@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -45,6 +44,7 @@ from plugins.firmware.widgets.common import (
     STATE_COLOURS,
     STATES,
     TERMINAL,
+    Background,
     badge_style,
     describe_rate,
     error_text,
@@ -141,7 +141,7 @@ class DeploymentMonitor(QWidget):
         self.deployment_id: str | None = None
         self.snapshot: MonitorSnapshot | None = None
         self.cancel_dialog: CancelDialog | None = None
-        self._background = BackgroundCall(self)
+        self._background = Background(self)
         self._generation = 0
         self._in_flight = False
         self._busy = False
@@ -424,6 +424,8 @@ class DeploymentMonitor(QWidget):
     def ask_cancel(self) -> None:
         if self.snapshot is None:
             return
+        if self.cancel_dialog is not None:
+            self.cancel_dialog.deleteLater()
         dialog = CancelDialog(self.snapshot.deployment, self.snapshot.counts, self)
         dialog.accepted.connect(lambda: self.cancel(dialog.force.isChecked()))
         self.cancel_dialog = dialog

@@ -40,7 +40,6 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -57,6 +56,7 @@ from core.model.rollout import (
 from core.services.ota import TargetPlan, TargetSpec
 from plugins.firmware.services import firmware_library, ota_service
 from plugins.firmware.widgets.common import (
+    Background,
     check_signatures,
     describe_config,
     error_text,
@@ -102,7 +102,7 @@ class _Page(QWizardPage):
         self.owner = wizard
         self.setTitle(title)
         self.setSubTitle(subtitle)
-        self._background = BackgroundCall(self)
+        self._background = Background(self)
 
     def changed(self) -> None:
         safe_emit(self.completeChanged)
@@ -830,7 +830,7 @@ class DeploymentWizard(QWizard):
         for page in (self.targets, self.firmware_page, self.rollout, self.review):
             self.addPage(page)
         self.resize(820, 680)
-        self._background = BackgroundCall(self)
+        self._background = Background(self)
         if device_types:
             self.targets.set_device_types(device_types)
         else:

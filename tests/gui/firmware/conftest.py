@@ -27,6 +27,19 @@ from plugins.firmware.services import firmware_library, ota_service
 WAIT = 20_000
 
 
+def dispose(widget: Any) -> None:
+    """Close and delete a top-level widget now, not at some later event loop.
+
+    pytest-qt's ``deleteLater`` runs only once an event loop picks it up, so a
+    parentless wizard could outlive its test and be re-styled by the next
+    test's window while half torn down (a segfault in ``setStyleSheet``)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    widget.close()
+    widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 class BackendPlugin:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -34,6 +47,17 @@ class BackendPlugin:
     @hookimpl
     def smartiot_register_backends(self, register: Callable[[BackendSpec], None]) -> None:
         register(BackendSpec("local", "test store", lambda _ctx: self.backend))
+
+
+@pytest.fixture
+def owned(request: pytest.FixtureRequest) -> Callable[[Any], Any]:
+    """Registers a top-level widget to be disposed of when the test ends."""
+
+    def own(widget: Any) -> Any:
+        request.addfinalizer(lambda: dispose(widget))
+        return widget
+
+    return own
 
 
 @pytest.fixture(autouse=True)

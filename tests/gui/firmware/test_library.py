@@ -20,10 +20,9 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def make_tab(qtbot: Any) -> Any:
+def make_tab(qtbot: Any, owned: Any) -> Any:
     def make(context: AppContext) -> LibraryTab:
-        tab = LibraryTab(context)
-        qtbot.addWidget(tab)
+        tab = owned(LibraryTab(context))
         tab.resize(1100, 700)
         tab.show()
         qtbot.waitUntil(lambda: tab.refresh_button.isEnabled(), timeout=WAIT)

@@ -25,10 +25,9 @@ S = ExecutionStatus
 
 
 @pytest.fixture
-def make_monitor(qtbot: Any) -> Callable[[AppContext, str], DeploymentMonitor]:
+def make_monitor(qtbot: Any, owned: Any) -> Callable[[AppContext, str], DeploymentMonitor]:
     def make(context: AppContext, deployment_id: str) -> DeploymentMonitor:
-        monitor = DeploymentMonitor(context)
-        qtbot.addWidget(monitor)
+        monitor = owned(DeploymentMonitor(context))
         monitor.resize(1200, 800)
         monitor.show()
         with qtbot.waitSignal(monitor.updated, timeout=WAIT):

@@ -5,6 +5,7 @@ what was chosen. Also the whole Firmware page (tabs, Ctrl+N) and roles."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from core.model.rollout import (
 from core.services.ota import TargetSpec
 from core.store import Store
 from plugins.firmware.widgets.wizard import DeploymentWizard
-from tests.gui.firmware.conftest import WAIT
+from tests.gui.firmware.conftest import WAIT, dispose
 
 pytestmark = pytest.mark.gui
 NEXT = QWizard.WizardButton.NextButton
@@ -33,12 +34,12 @@ FINISH = QWizard.WizardButton.FinishButton
 
 @pytest.fixture
 def wizard(qtbot: Any, context: AppContext, fleet: list[Device],
-           images: dict[str, Firmware]) -> DeploymentWizard:
+           images: dict[str, Firmware]) -> Iterator[DeploymentWizard]:
     w = DeploymentWizard(context, ["environmental", "pump"])
-    qtbot.addWidget(w)
     w.open()
     qtbot.waitExposed(w)
-    return w
+    yield w
+    dispose(w)
 
 
 def _choose(combo: Any, data: str) -> None:
@@ -216,12 +217,11 @@ def test_no_match_blocks_next_and_esc_cancels(qtbot: Any, wizard: DeploymentWiza
 
 
 def test_firmware_page_tabs_shortcuts_and_new_deployment(
-        qtbot: Any, context: AppContext, fleet: list[Device], images: dict[str, Firmware],
-        store: Store) -> None:
+        qtbot: Any, owned: Any, context: AppContext, fleet: list[Device],
+        images: dict[str, Firmware], store: Store) -> None:
     from plugins.firmware.plugin import _page
 
-    page = _page(context)
-    qtbot.addWidget(page)
+    page = owned(_page(context))
     page.resize(1300, 850)
     page.show()
     qtbot.waitUntil(lambda: page.library.model.rowCount() == 3, timeout=WAIT)
@@ -250,12 +250,11 @@ def test_firmware_page_tabs_shortcuts_and_new_deployment(
 
 
 def test_technician_cannot_start_the_wizard_and_create_is_refused(
-        qtbot: Any, technician: AppContext, fleet: list[Device],
+        qtbot: Any, owned: Any, technician: AppContext, fleet: list[Device],
         images: dict[str, Firmware], store: Store) -> None:
     from plugins.firmware.widgets.firmware_page import FirmwarePage
 
-    page = FirmwarePage(technician)
-    qtbot.addWidget(page)
+    page = owned(FirmwarePage(technician))
     page.show()
     tab = page.deployments
     assert not tab.new_button.isEnabled()
@@ -265,8 +264,7 @@ def test_technician_cannot_start_the_wizard_and_create_is_refused(
     assert tab.status.text().startswith("Not allowed: technicians may not create deployments")
 
     # Even a wizard opened some other way is refused by the service, and says so.
-    w = DeploymentWizard(technician, ["pump"])
-    qtbot.addWidget(w)
+    w = owned(DeploymentWizard(technician, ["pump"]))
     w.open()
     walk_to_review(qtbot, w, "pump", 30)
     with qtbot.waitSignal(w.review.failed, timeout=WAIT) as refused:
