@@ -16,9 +16,11 @@ from core.store import Store
 
 
 @pytest.fixture
-def quiet_config(config, mosquitto_broker):
-    """The real local backend on the test broker, without the demo fleet."""
-    profile = dataclasses.replace(config.profile, broker=mosquitto_broker.url, demo_fleet=False)
+def quiet_config(config):
+    """The real local backend on its own embedded broker, without the demo fleet: the
+    session broker holds other tests' retained statuses, and the hub would register
+    those devices too."""
+    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False)
     return dataclasses.replace(config, profiles={**config.profiles, "local": profile})
 
 

@@ -51,8 +51,7 @@ def bus() -> EventBus:
 def backend(store: Store, bus: EventBus) -> Backend:
     b = Backend(name="local", registry=store.registry, alerts=store.alerts,
                 telemetry=store.telemetry, live=bus, rules=store.rules,
-                quarantine=store.quarantine)
-    b.store = store  # type: ignore[attr-defined] - the audit trail, as LocalBackend has it
+                quarantine=store.quarantine, audit=store.audit)
     return b
 
 
