@@ -6,6 +6,12 @@ client's socket sits in one ``selectors`` (epoll) selector and the loop calls
 paho's ``loop_read``/``loop_write``/``loop_misc`` itself, using paho's socket
 callbacks to know when a client wants to write. Connects are paced so a
 10,000-device start is no connect storm for the broker.
+
+QoS 0 publishes skip paho: the runtime builds the PUBLISH packets itself and
+writes each session's packets of one loop pass in a single send (paho still owns
+the connection, keepalive, subscriptions and QoS 1). Fast fleets (ticks shorter
+than MIN_TELEMETRY_PERIOD_S) run their ticks in batches, so a device with several
+readings due sends them together.
 """
 
 from __future__ import annotations
