@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from console.widgets.signals import safe_emit
@@ -50,9 +51,11 @@ class BackgroundCall(QObject):
     """Starts jobs on behalf of a page.
 
     Each job's signal object has no Qt parent and is kept alive by the job
-    itself, so a page closed while its query runs neither crashes the worker
-    ("Signal source has been deleted") nor receives the late result: Qt drops
-    connections whose receiver is gone.
+    itself, so a page closed while its query runs does not crash the worker
+    ("Signal source has been deleted"). Callbacks are usually closures, which
+    Qt cannot tie to a receiver, so each one first checks that this object
+    (a child of the page) still exists: a late result for a deleted page is
+    dropped instead of touching its deleted widgets.
     """
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -65,10 +68,17 @@ class BackgroundCall(QObject):
         on_error: Callable[[BaseException], None],
     ) -> None:
         signals = _Signals()
-        signals.done.connect(on_done)
-        signals.failed.connect(on_error)
+        signals.done.connect(self._guard(on_done))
+        signals.failed.connect(self._guard(on_error))
         # Kept alive until its result has been delivered on the GUI thread.
         _IN_FLIGHT.add(signals)
         signals.done.connect(lambda _result: _IN_FLIGHT.discard(signals))
         signals.failed.connect(lambda _exc: _IN_FLIGHT.discard(signals))
         QThreadPool.globalInstance().start(_Job(fn, signals))
+
+    def _guard(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        def deliver(value: Any) -> None:
+            if shiboken6.isValid(self):
+                callback(value)
+
+        return deliver

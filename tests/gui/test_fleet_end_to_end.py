@@ -19,8 +19,10 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def live_window(config, mosquitto_broker, make_window, qtbot):
-    profile = dataclasses.replace(config.profile, broker=mosquitto_broker.url, demo_fleet=False)
+def live_window(config, make_window, qtbot):
+    # A private embedded broker: the session broker keeps other tests' retained
+    # statuses, and the hub would list those devices too.
+    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False)
     config = dataclasses.replace(config, profiles={**config.profiles, "local": profile})
     context = AppContext(config, PluginManager(entry_points=False, blocked=()))
     backend = context.backend
@@ -37,7 +39,7 @@ def live_window(config, mosquitto_broker, make_window, qtbot):
     ]
     fleet = RunningFleet(Scenario("e2e", (DeviceGroup(
         "env", "environmental", 4, org="site", interval_s=1.0, id_prefix="e2e"),),
-        FaultPlan(faults)), broker_url=mosquitto_broker.url,
+        FaultPlan(faults)), broker_url=backend.broker_url,
         client_id_prefix=f"e2e-{id(context)}-").start()
     window = make_window(context, show=True)
     yield window, backend, fleet

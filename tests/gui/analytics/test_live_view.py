@@ -112,14 +112,15 @@ def test_zooming_pauses_and_csv_exports_the_window(qtbot, analytics_page, bus, t
 
 
 @pytest.fixture
-def live_fleet_window(config, mosquitto_broker, make_window, qtbot):
-    profile = dataclasses.replace(config.profile, broker=mosquitto_broker.url, demo_fleet=False)
+def live_fleet_window(config, make_window, qtbot):
+    # A private embedded broker: the session broker keeps other tests' retained statuses.
+    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False)
     config = dataclasses.replace(config, profiles={**config.profiles, "local": profile})
     context = AppContext(config, PluginManager(entry_points=False, blocked=()))
     backend = context.backend
     fleet = RunningFleet(Scenario("analytics", (DeviceGroup(
         "env", "environmental", 3, org="site", interval_s=0.5, id_prefix="ana"),)),
-        broker_url=mosquitto_broker.url, client_id_prefix=f"ana-{id(context)}-").start()
+        broker_url=backend.broker_url, client_id_prefix=f"ana-{id(context)}-").start()
     window = make_window(context, show=True)
     yield window, backend, fleet
     fleet.stop()
