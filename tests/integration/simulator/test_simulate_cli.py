@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from simulator.broker import find_free_port
@@ -62,9 +63,25 @@ def test_unreachable_broker_retries_and_ctrl_c_ends_cleanly():
          f"mqtt://127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "SMARTIOT_ENTRY_POINTS": "0"})
-    time.sleep(3.0)
+    # Interrupt only once the retry message is out: on a loaded machine start-up
+    # alone can take seconds, and a fixed sleep then interrupts the imports.
+    lines: list[str] = []
+    retrying = threading.Event()
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if "retrying with backoff" in line:
+                retrying.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert retrying.wait(60), "".join(lines)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
+    out, _ = process.communicate(timeout=30)
+    reader.join(10)
+    err = "".join(lines)
     assert process.returncode == 0, err
     assert "cannot reach broker mqtt://127.0.0.1" in err
     assert "retrying with backoff" in err
