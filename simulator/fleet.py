@@ -15,14 +15,15 @@ import math
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.errors import ValidationError
 from core.model.ids import validate_device_id
-from core.protocol.payloads import Telemetry
+from core.protocol.payloads import Telemetry, TelemetryRows, json_str
 from core.protocol.topics import telemetry_topic
 from simulator.faults import (
     MESSAGE_FAULTS,
@@ -71,6 +72,16 @@ _SHARED_KEYS = {"battery_capacity_mah": "capacity_mah", "battery_current_ma": "c
                 "radio_distance_m": "median_distance_m"}
 
 
+class _Due(NamedTuple):
+    """One group's devices that publish in a tick: indexes in the group, their seq
+    and uptime, and the group's readings (all devices, by metric)."""
+
+    send: NDArray[np.int64]
+    seqs: NDArray[np.int64]
+    uptimes: NDArray[np.int64]
+    values: Mapping[str, NDArray[np.float64]]
+
+
 class _GroupState:
     def __init__(self, index: int, group: DeviceGroup, offset: int, seed: int,
                  start_s: float, models: Mapping[str, type[SensorModel]]) -> None:
@@ -115,6 +126,14 @@ class _GroupState:
         self.device_type = group.device_type or cls.device_type
         # The version each device runs: the group's until an OTA update changes it.
         self.firmware = [group.firmware] * self.n
+        # The same as JSON strings, for the batch encoder (tick_messages).
+        self.ids_json: NDArray[np.bytes_] = np.array(
+            [json_str(d).encode() for d in self.ids], dtype=np.bytes_)
+        firmware = json_str(group.firmware).encode()
+        self.firmware_json: NDArray[np.bytes_] = np.full(self.n, firmware,
+                                                         dtype=f"S{len(firmware)}")
+        self.rows: TelemetryRows | None = (
+            TelemetryRows(self.names) if all(type(k) is str for k in self.names) else None)
         self.fired: set[int] = set()   # one-shot faults already applied
 
 
@@ -222,6 +241,10 @@ class Fleet:
         """The image a device booted (OTA): telemetry and status report it from now on."""
         gs, local = self.locate(device_index)
         gs.firmware[local] = version
+        encoded = json_str(version).encode()
+        if len(encoded) > gs.firmware_json.itemsize:  # a bytes_ array would truncate it
+            gs.firmware_json = gs.firmware_json.astype(f"S{len(encoded)}")
+        gs.firmware_json[local] = encoded
 
     def ota_faults(self, device_index: int) -> OtaFaults:
         group = self.locate(device_index)[0].group
@@ -310,18 +333,14 @@ class Fleet:
         gs.boot_t[rebooted] = t_s
         return offline, rebooted
 
-    def tick(self, t_s: float) -> list[tuple[int, Telemetry]]:
-        """Advance every device to sim time ``t_s`` and return the telemetry of the
-        devices due now (global index, message), in index order.
-
-        Devices that are offline (drop/flap/empty battery) still sample and count
-        ``seq`` but their readings are lost, so the hub sees the gap."""
+    def _advance(self, t_s: float) -> Iterator[tuple[_GroupState, _Due]]:
+        """Advance every device to sim time ``t_s``; per group with messages to build,
+        the devices that send now and their readings (what :meth:`tick` and
+        :meth:`tick_messages` turn into payloads)."""
         dt = t_s - self._last_t
         if dt < 0:
             raise ValidationError(f"tick time {t_s} is before the previous tick {self._last_t}")
         elapsed = t_s - self.start_s
-        ts_ms = round(t_s * 1000)
-        out: list[tuple[int, Telemetry]] = []
         rebooted_all = []
         for gs in self.groups:
             if gs.n == 0:
@@ -342,7 +361,7 @@ class Fleet:
                 continue
             late = np.floor((t_s - gs.next_due[idx]) / gs.interval[idx]) + 1.0
             gs.next_due[idx] += late * gs.interval[idx]
-            seqs = gs.seq[idx].tolist()
+            seqs = gs.seq[idx]
             gs.seq[idx] += 1
             keep = ~offline[idx]
             if self.owned is not None:
@@ -350,18 +369,68 @@ class Fleet:
             send = idx[keep]
             if send.size == 0:
                 continue
-            seqs = [s for s, k in zip(seqs, keep.tolist(), strict=True) if k]
-            uptimes = np.floor(t_s - gs.boot_t[send]).astype(np.int64).tolist()
-            rows = np.column_stack([values[m][send] for m in gs.names]).tolist()
-            names, dtype, fw, ids, base = gs.names, gs.device_type, gs.firmware, gs.ids, gs.offset
-            out.extend(
-                (base + i, Telemetry(ids[i], s, ts_ms, dict(zip(names, row, strict=True)),
-                                     dtype, fw[i], up))
-                for i, s, row, up in zip(send.tolist(), seqs, rows, uptimes, strict=True)
-            )
+            uptimes = np.floor(t_s - gs.boot_t[send]).astype(np.int64)
+            yield gs, _Due(send, seqs[keep], uptimes, values)
         self.last_rebooted = (np.concatenate(rebooted_all) if rebooted_all
                               else np.zeros(0, dtype=np.int64))
         self._last_t = t_s
+
+    def tick(self, t_s: float) -> list[tuple[int, Telemetry]]:
+        """Advance every device to sim time ``t_s`` and return the telemetry of the
+        devices due now (global index, message), in index order.
+
+        Devices that are offline (drop/flap/empty battery) still sample and count
+        ``seq`` but their readings are lost, so the hub sees the gap."""
+        ts_ms = round(t_s * 1000)
+        out: list[tuple[int, Telemetry]] = []
+        for gs, due in self._advance(t_s):
+            out.extend(self._telemetry(gs, due, ts_ms))
+        return out
+
+    @staticmethod
+    def _telemetry(gs: _GroupState, due: _Due, ts_ms: int,
+                   rows: list[int] | None = None) -> Iterator[tuple[int, Telemetry]]:
+        """``Telemetry`` for the given positions in ``due.send`` (all by default):
+        the reference path."""
+        send, seq_a, up_a = due.send, due.seqs, due.uptimes
+        if rows is not None:
+            pick = np.asarray(rows, dtype=np.int64)
+            send, seq_a, up_a = send[pick], seq_a[pick], up_a[pick]
+        seqs, uptimes = seq_a.tolist(), up_a.tolist()
+        values = np.column_stack([due.values[m][send] for m in gs.names]).tolist()
+        names, dtype, fw, ids, base = gs.names, gs.device_type, gs.firmware, gs.ids, gs.offset
+        return (
+            (base + i, Telemetry(ids[i], s, ts_ms, dict(zip(names, row, strict=True)),
+                                 dtype, fw[i], up))
+            for i, s, row, up in zip(send.tolist(), seqs, values, uptimes, strict=True)
+        )
+
+    def tick_messages(self, t_s: float) -> list[Outgoing]:
+        """:meth:`tick` with the payloads encoded, as the runtime publishes them: the
+        same bytes as ``Telemetry.encode`` of each message, but a group's messages are
+        written together (:class:`~core.protocol.payloads.TelemetryRows`) instead of
+        through a dict and a ``Telemetry`` each. Rows with values the batch cannot
+        write (NaN, inf, huge or tiny, from faults) take ``Telemetry.encode``."""
+        ts_ms = round(t_s * 1000)
+        out: list[Outgoing] = []
+        new = tuple.__new__
+        for gs, due in self._advance(t_s):
+            send = due.send
+            encoder = gs.rows
+            columns = [] if encoder is None else [due.values[m][send] for m in encoder.names]
+            if encoder is None or not all(c.dtype == np.float64 for c in columns):
+                out.extend(new(Outgoing, (t_s, i, m.encode()))
+                           for i, m in self._telemetry(gs, due, ts_ms))
+                continue
+            indexes = (send + gs.offset).tolist()
+            payloads = encoder.encode(ts_ms, gs.device_type, gs.ids_json[send], due.seqs,
+                                      gs.firmware_json[send], columns, due.uptimes)
+            if None in payloads:  # values only Telemetry.encode writes (faults, mostly)
+                bad = [k for k, p in enumerate(payloads) if p is None]
+                for k, (_i, message) in zip(bad, self._telemetry(gs, due, ts_ms, bad),
+                                            strict=True):
+                    payloads[k] = message.encode()
+            out.extend(map(new, repeat(Outgoing), zip(repeat(t_s), indexes, payloads)))
         return out
 
     def apply_message_faults(self, t_s: float, messages: Sequence[Outgoing]) -> list[Outgoing]:
@@ -420,7 +489,6 @@ class Fleet:
         t = self.start_s
         for k in range(steps):
             t = self.start_s + k * step_s
-            batch = [Outgoing(t, i, msg.encode()) for i, msg in self.tick(t)]
-            yield from self.apply_message_faults(t, batch)
+            yield from self.apply_message_faults(t, self.tick_messages(t))
         yield from self.flush(t)
 
