@@ -53,6 +53,24 @@ class TelemetryStore(ABC):
     ) -> Series:
         """Readings in [start, end); with ``bucket_ms`` min/avg/max per bucket."""
 
+    def query_many(
+        self,
+        device_ids: Sequence[str],
+        metric: str,
+        start: datetime,
+        end: datetime,
+        *,
+        bucket_ms: int | None = None,
+    ) -> list[Series]:
+        """:meth:`query` for several devices (one Series per id, in the given
+        order; an id given twice gets the same answer twice). Overlaid charts ask
+        for ten or more devices at once; backends that can answer in one round
+        trip (one grouped SQL query) override this loop."""
+        return [
+            self.query(device_id, metric, start, end, bucket_ms=bucket_ms)
+            for device_id in device_ids
+        ]
+
     @abstractmethod
     def metrics_for(self, device_id: str) -> list[str]: ...
 

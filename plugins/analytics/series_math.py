@@ -142,6 +142,32 @@ def with_local_gaps(x: FloatArray, y: FloatArray, factor: float = 3.0
     return np.insert(x, gaps + 1, mid), np.insert(y, gaps + 1, np.nan)
 
 
+def peak_downsample(x: FloatArray, y: FloatArray, max_points: int
+                    ) -> tuple[FloatArray, FloatArray]:
+    """At most about ``max_points`` points: chunks of consecutive points become
+    their minimum and maximum at the chunk's first x (pyqtgraph's "peak" mode,
+    done once per live frame in numpy instead of on every view change). A chunk
+    holding a gap row (NaN) becomes a gap, so silences stay visible; the points
+    after the last whole chunk, always including the newest, are kept as they
+    are."""
+    n = int(x.size)
+    if n <= max(max_points, 4):
+        return x, y
+    ds = -(-n // max(max_points // 2, 1))
+    whole = (n - 1) // ds * ds
+    xs = x[:whole:ds]
+    ys = y[:whole].reshape(-1, ds)
+    out_x = np.empty(2 * xs.size + n - whole)
+    out_y = np.empty_like(out_x)
+    out_x[0:2 * xs.size:2] = xs
+    out_x[1:2 * xs.size:2] = xs
+    out_y[0:2 * xs.size:2] = ys.min(axis=1)  # NaN (a gap) propagates: the pen lifts
+    out_y[1:2 * xs.size:2] = ys.max(axis=1)
+    out_x[2 * xs.size:] = x[whole:]
+    out_y[2 * xs.size:] = y[whole:]
+    return out_x, out_y
+
+
 def gap_count(ts_ms: IntArray, threshold_ms: float) -> int:
     if ts_ms.size < 2:
         return 0

@@ -5,12 +5,15 @@ time axes linked; a legend; a crosshair whose readout lists every series'
 value under the mouse; alert-rule thresholds as dashed lines; alert events as
 marks on the time axis; anomaly flags as rings. Curves use pyqtgraph's peak
 downsampling and clip-to-view so a million points per series stay
-interactive, and NaN rows (gaps) lift the pen.
+interactive, and NaN rows (gaps) lift the pen. In live mode (``set_live``) the
+curves are stroked into an image a few per event rather than in one paint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
-from PySide6.QtCore import QPointF, QRect, Qt, Signal
-from PySide6.QtGui import QPainter
+import shiboken6
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPainter, QTransform
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -36,6 +40,10 @@ SEVERITY_COLOURS = {"info": "#0891b2", "warning": "#d97706", "critical": "#dc262
 MAX_ALERT_MARKS = 300
 
 Key = tuple[str, str]
+# Live curves are stroked into an image in slices of about this long, one event
+# each, so no single event of the Qt loop strokes all curves (see _LiveLayer).
+SLICE_BUDGET_S = 0.006
+SHOW_LATE_MS = 150  # a finished live image waits this long for the next frame's repaint
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,117 @@ class ChartSeries:
         return f"{self.device_id} · {self.metric}"
 
 
+class _LiveLayer(pg.GraphicsObject):
+    """The live curves of one plot as one image, stroked a few curves per event.
+
+    Stroking 50 curves of a few thousand points is 40-150 ms of QPainter work,
+    and a Qt paint is one event: that was the live view's event-loop stall. In
+    live mode the curves keep their place in the scene (legend, autorange,
+    crosshair, export) but draw nothing themselves (``ItemHasNoContents``);
+    this layer strokes their cached paths into a back image over several short
+    events with the view transform of the moment the render began, then swaps
+    it in. A paint blits the current image, mapped from the range it was drawn
+    for to the view's present range so it never slides against the axes."""
+
+    def __init__(self, plot: pg.PlotItem, curves: Callable[[], list[pg.PlotDataItem]]) -> None:
+        super().__init__()
+        self._vb = plot.getViewBox()
+        self._curves = curves
+        self.setParentItem(self._vb)  # view-box pixel coordinates, clipped by it
+        self.setZValue(-1)  # under crosshair, thresholds, alert marks and flags
+        self._image: QImage | None = None
+        self._image_tr = QTransform()  # data -> pixels of the image shown
+        self._back: QImage | None = None
+        self._back_tr = QTransform()
+        self._todo: list[pg.PlotDataItem] = []
+        self._again = False
+        self._unshown = False
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._step)
+        self.renders = 0
+        self._vb.sigResized.connect(self.request)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._vb.boundingRect())
+
+    def request(self) -> None:
+        """Render anew soon (once the render in progress, if any, is swapped in)."""
+        if not self.isVisible():
+            return
+        if self._todo or self._timer.isActive():
+            self._again = True
+            return
+        self._begin()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self._todo = []
+        self._again = False
+        self._image = self._back = None
+        self.update()
+
+    def _begin(self) -> None:
+        size = self._vb.boundingRect().size().toSize()
+        if size.width() < 2 or size.height() < 2:
+            return
+        self._back = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+        self._back.fill(Qt.GlobalColor.transparent)
+        self._back_tr = self._vb.childGroup.transform()
+        self._todo = [c for c in self._curves() if c.isVisible()]
+        self._again = False
+        self._timer.start()
+
+    def _step(self) -> None:
+        if self._back is None or not shiboken6.isValid(self):
+            return
+        deadline = time.perf_counter() + SLICE_BUDGET_S
+        painter = QPainter(self._back)
+        try:
+            painter.setTransform(self._back_tr)
+            while self._todo:
+                item = self._todo.pop(0)
+                curve = item.curve
+                if curve.xData is not None and len(curve.xData):
+                    painter.setRenderHint(QPainter.RenderHint.Antialiasing,
+                                          bool(curve.opts["antialias"]))
+                    painter.setPen(curve.opts["pen"])
+                    painter.drawPath(curve.getPath())
+                if time.perf_counter() > deadline:
+                    break
+        finally:
+            painter.end()
+        if self._todo:
+            self._timer.start()
+            return
+        self._image, self._image_tr = self._back, self._back_tr
+        self._back = None
+        self.renders += 1
+        # No repaint of its own: the next live frame repaints the view anyway
+        # (a second full repaint per frame would double the paint events).
+        # Only if no paint comes soon (the feed went quiet) is one asked for.
+        self._unshown = True
+        QTimer.singleShot(SHOW_LATE_MS, self._show_late)
+        if self._again:
+            self._begin()
+
+    def _show_late(self) -> None:
+        if self._unshown and shiboken6.isValid(self):
+            self.update()
+
+    def paint(self, p: QPainter, *args: object) -> None:
+        self._unshown = False
+        if self._image is None:
+            return
+        inverse, ok = self._image_tr.inverted()
+        if not ok:
+            return
+        # image pixels -> data (as drawn) -> pixels of the present view range
+        p.setTransform(inverse * self._vb.childGroup.transform() * p.transform())
+        p.drawImage(0, 0, self._image)
+
+
 class TimeChart(QWidget):
     """``set_series`` replaces what is drawn; curves for keys that stay are
     reused (``setData`` only), which is what keeps live redraws cheap."""
@@ -66,7 +185,7 @@ class TimeChart(QWidget):
     crosshair_moved = Signal(float)
     user_moved_view = Signal()  # the user zoomed or panned (not our own setXRange)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, antialias: bool = True) -> None:
         super().__init__(parent)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(current_colors().plot_background)
@@ -82,7 +201,8 @@ class TimeChart(QWidget):
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.readout)
         self.stacked = False
-        self.antialias = True
+        self.antialias = antialias
+        self.live = False  # see set_live
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[Key, pg.PlotDataItem] = {}
         self._bands: dict[Key, pg.FillBetweenItem] = {}
@@ -91,6 +211,7 @@ class TimeChart(QWidget):
         self._extras: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self._anomaly_items: list[tuple[pg.PlotItem, pg.ScatterPlotItem]] = []
         self._crosshairs: dict[str, pg.InfiniteLine] = {}
+        self._layers: dict[str, _LiveLayer] = {}
         self.source: list[Series] = []  # the store's answer behind the chart (CSV export)
         self.thresholds: list[ThresholdLine] = []
         self.alert_marks: list[AlertMark] = []
@@ -107,12 +228,15 @@ class TimeChart(QWidget):
         self.stacked = stacked
         keep = list(self._data.values())
         self._reset_plots()
-        self.set_series(keep, antialias=self.antialias)
+        self.set_series(keep)
 
     def _panel(self, metric: str) -> str:
         return metric if self.stacked else ""
 
     def _reset_plots(self) -> None:
+        for layer in self._layers.values():
+            layer.stop()
+        self._layers.clear()
         self.graphics.clear()
         self.plots.clear()
         self.curves.clear()
@@ -157,6 +281,11 @@ class TimeChart(QWidget):
             plot.addItem(line, ignoreBounds=True)
             self._crosshairs[name] = line
             self.plots[name] = plot
+            self._layers[name] = _LiveLayer(plot, lambda n=name: self._curves_of(n))
+            self._layers[name].setVisible(self.live)
+
+    def _curves_of(self, panel: str) -> list[pg.PlotDataItem]:
+        return [c for k, c in self.curves.items() if self._panel(k[1]) == panel]
 
     @property
     def main_plot(self) -> pg.PlotItem:
@@ -168,10 +297,13 @@ class TimeChart(QWidget):
             self._colour_of[key] = PALETTE[len(self._colour_of) % len(PALETTE)]
         return self._colour_of[key]
 
-    def set_series(self, series: Sequence[ChartSeries], *, antialias: bool = True) -> None:
-        """``antialias=False`` for the live view: many curves repainted at
-        15 fps cost a third as much without it, and moving lines hide jaggies."""
-        self.antialias = antialias
+    def set_series(self, series: Sequence[ChartSeries], *, antialias: bool | None = None
+                   ) -> None:
+        """``antialias`` None keeps the chart's setting (the live view's chart is
+        made without it: many curves repainted at 12 fps cost a third as much,
+        and moving lines hide jaggies)."""
+        if antialias is not None:
+            self.antialias = antialias
         panels = list(dict.fromkeys(self._panel(s.metric) for s in series)) or [""]
         if self.stacked:
             panels = sorted(panels)
@@ -184,12 +316,57 @@ class TimeChart(QWidget):
         self._data = {s.key: s for s in series}
         self._redraw_extras()
 
-    def update_xy(self, key: Key, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+    def set_live(self, live: bool) -> None:
+        """Live mode: the caller hands each curve exactly the points to draw (the
+        window, peak-downsampled to the plot's width), so curves skip clip-to-view,
+        auto downsampling and the dynamic range limit. A curve's path then only
+        changes when its data does: scrolling the x axis or a new y range is a
+        new transform for 50 cached paths, not 50 rebuilt ones. Off (paused, the
+        History view): the plots' clip-to-view and peak downsampling apply, so
+        zooming into full-resolution data stays fast and detailed. Live mode
+        also hands the stroking of the curves to a ``_LiveLayer`` per plot, which
+        spreads it over short events."""
+        self.live = live
+        for curve in self.curves.values():
+            self._configure(curve)
+        for layer in self._layers.values():
+            layer.setVisible(live)
+            if live:
+                layer.request()
+            else:
+                layer.stop()
+
+    def live_frame(self) -> None:
+        """Live mode: the curves' data or the view moved; stroke them anew."""
+        if self.live:
+            for layer in self._layers.values():
+                layer.request()
+
+    def _configure(self, curve: pg.PlotDataItem) -> None:
+        # Live: the layer strokes the curve; the curve stays for legend and bounds.
+        curve.curve.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, self.live)
+        if self.live:
+            curve.setClipToView(False)
+            curve.setDownsampling(ds=1, auto=False)
+            curve.setDynamicRangeLimit(None)
+        else:
+            plot = next((p for p in self.plots.values() if curve in p.items), self.main_plot)
+            curve.setClipToView(plot.clipToViewMode())
+            curve.setDownsampling(*plot.downsampleMode())
+            curve.setDynamicRangeLimit(1e6)  # pyqtgraph's default
+
+    def update_xy(self, key: Key, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
+                  *, drawn: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
                   ) -> None:
-        """The live path: new data for an existing curve, nothing else touched."""
+        """The live path: new data for an existing curve, nothing else touched.
+        ``drawn`` is what the curve draws when it differs from the data (peak
+        downsampled); the crosshair readout and exports keep reading ``x, y``.
+        The curve's path is built here rather than in the next paint, so the
+        caller can spread the cost of many curves over several frames."""
         curve = self.curves.get(key)
         if curve is not None:
-            curve.setData(x, y)
+            curve.setData(*(drawn if drawn is not None else (x, y)))
+            curve.curve.getPath()
             old = self._data.get(key)
             if old is not None:
                 self._data[key] = ChartSeries(old.device_id, old.metric, x, y)
@@ -203,6 +380,7 @@ class TimeChart(QWidget):
             curve = pg.PlotDataItem(name=s.label, pen=pg.mkPen(colour, width=1),
                                     connect="finite", antialias=self.antialias)
             plot.addItem(curve)
+            self._configure(curve)
             self.curves[s.key] = curve
         curve.setData(s.x, s.y)
         self._draw_band(s, plot, colour)
@@ -262,12 +440,18 @@ class TimeChart(QWidget):
             plot.removeItem(item)
         self._anomaly_items.clear()
         c = current_colors()
+        # One ring item per plot, not per series: 50 live series would otherwise
+        # be 50 scatter items to prepare and paint on every frame.
+        per_plot: dict[str, list[AnomalyFlags]] = {}
         for f in self.anomalies:
-            plot = self.plots.get(self._panel(f.metric))
-            if plot is None or (f.device_id, f.metric) not in self._data:
-                continue
-            item = pg.ScatterPlotItem(f.ts_ms / 1000.0, f.value, symbol="o", size=11,
-                                      pen=pg.mkPen(c.danger, width=2), brush=None)
+            panel = self._panel(f.metric)
+            if panel in self.plots and (f.device_id, f.metric) in self._data:
+                per_plot.setdefault(panel, []).append(f)
+        for panel, flags in per_plot.items():
+            plot = self.plots[panel]
+            item = pg.ScatterPlotItem(np.concatenate([f.ts_ms for f in flags]) / 1000.0,
+                                      np.concatenate([f.value for f in flags]), symbol="o",
+                                      size=11, pen=pg.mkPen(c.danger, width=2), brush=None)
             item.setZValue(40)
             plot.addItem(item)
             self._anomaly_items.append((plot, item))
@@ -339,8 +523,37 @@ class TimeChart(QWidget):
                 return
 
     # -- export --------------------------------------------------------------------------
+    @contextmanager
+    def _curves_painting(self) -> Iterator[None]:
+        """Exports render the scene at their own size: live curves draw
+        themselves for it instead of the layer's screen-sized image."""
+        live = self.live
+        if live:
+            for curve in self.curves.values():
+                curve.curve.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, False)
+            for layer in self._layers.values():
+                layer.hide()
+        try:
+            yield
+        finally:
+            if live:
+                for curve in self.curves.values():
+                    curve.curve.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
+                for layer in self._layers.values():
+                    layer.show()
+                self.live_frame()
+
+    @property
+    def live_renders(self) -> int:
+        """Complete live images swapped in so far (all panels)."""
+        return sum(layer.renders for layer in self._layers.values())
+
     def export_image(self, path: Path) -> None:
         """PNG or SVG by suffix, of the whole chart (all stacked panels)."""
+        with self._curves_painting():
+            self._export_image(path)
+
+    def _export_image(self, path: Path) -> None:
         suffix = path.suffix.lower()
         if suffix == ".svg":
             self._export_svg(path)

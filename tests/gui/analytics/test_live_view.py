@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGraphicsItem
 
 from core.context import AppContext
 from core.model import Reading
@@ -158,3 +159,47 @@ def test_simulated_fleet_through_the_hub_live_and_history(live_fleet_window, qtb
     assert len(matched) >= seen - 2  # the newest may still sit in the hub's write batch
     assert matched == [y for t, y in zip(live_x, curve.yData[:seen].tolist(), strict=True)
                        if t in stored]
+
+
+def test_many_curves_are_updated_within_the_frame_budget_and_pause_is_full_resolution(
+        qtbot, analytics_page, bus, monkeypatch, tmp_path):
+    from plugins.analytics.widgets import live_view as live_module
+
+    live = analytics_page.live
+    analytics_page.tabs.setCurrentWidget(live)
+    _select(qtbot, live, ENV[:4], ["temperature", "humidity"])
+    live.frame_timer.stop()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=250)
+    n = 5000  # 250 s at 20 Hz: more points than the plot has pixel columns
+    live.on_events([FleetEvent(EventKind.TELEMETRY, d, tuple(
+        Reading(d, m, start + timedelta(seconds=i * 0.05), float(i % 97)) for m in
+        ("temperature", "humidity"))) for d in ENV[:4] for i in range(n)])
+    # A zero budget: one curve per frame, oldest first, the others wait their turn.
+    monkeypatch.setattr(live_module, "FRAME_BUDGET_S", 0.0)
+    live.draw_frame()
+    drawn = [k for k, c in live.chart.curves.items() if c.xData is not None and c.xData.size]
+    assert len(drawn) == 1
+    for _ in range(7):
+        live.draw_frame()
+    assert all(c.xData.size for c in live.chart.curves.values())
+    assert not live._dirty
+    curve = live.chart.curves[(ENV[0], "temperature")]
+    width = live.chart.main_plot.getViewBox().width()
+    assert curve.xData.size <= 2 * width + 10 < n  # peak downsampled to the plot's width
+    assert curve.xData[-1] == pytest.approx(start.timestamp() + (n - 1) * 0.05)
+    assert np.nanmax(curve.yData) == 96.0
+    # The crosshair reads the readings themselves, not the drawn peaks.
+    assert len(live.chart.values_at(start.timestamp() + 1.0)) == 8
+    # The curves are stroked by the chart's live layer over a few short events.
+    before = live.chart.live_renders
+    qtbot.waitUntil(lambda: live.chart.live_renders > before, timeout=5_000)
+    no_contents = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+    assert curve.curve.flags() & no_contents
+    live.chart.export_image(tmp_path / "live.png")  # the curves draw themselves for it
+    assert (tmp_path / "live.png").stat().st_size > 0 and curve.curve.flags() & no_contents
+    live.set_paused(True)
+    assert not curve.curve.flags() & no_contents
+    assert curve.xData.size >= n and curve.opts["clipToView"]
+    live.set_paused(False)
+    assert curve.xData.size < n and not curve.opts["clipToView"]
+    live.frame_timer.start()

@@ -118,3 +118,21 @@ def test_local_gaps_follow_the_rate_on_each_side():
     out_x, out_y = with_local_gaps(x, np.ones_like(x))
     assert np.count_nonzero(np.isnan(out_y)) == 1
     assert 12.0 < out_x[np.isnan(out_y)][0] < 72.0
+
+
+def test_peak_downsample_keeps_extremes_gaps_and_the_newest_point() -> None:
+    from plugins.analytics.series_math import peak_downsample
+
+    x = np.arange(10_001, dtype=np.float64)
+    y = np.sin(x / 50.0)
+    y[5_000] = 9.0  # a spike
+    y[7_000] = np.nan  # a gap row
+    dx, dy = peak_downsample(x, y, 2_000)
+    assert dx.size <= 2_000 + 20
+    assert np.all(np.diff(dx) >= 0)
+    assert np.nanmax(dy) == 9.0 and np.nanmin(dy) == pytest.approx(y[np.isfinite(y)].min())
+    assert np.isnan(dy).sum() == 2  # the chunk with the gap row lifts the pen
+    assert (dx[-1], dy[-1]) == (x[-1], y[-1])
+    small = np.arange(100, dtype=np.float64)
+    sx, sy = peak_downsample(small, small, 2_000)
+    assert sx is small and sy is small
