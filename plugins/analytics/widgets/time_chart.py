@@ -262,7 +262,11 @@ class TimeChart(QWidget):
             # on every curve added to it.
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
-            legend = plot.addLegend(offset=(8, 8), labelTextColor=c.plot_foreground)
+            # A translucent background keeps the labels legible over the curves.
+            backdrop = pg.mkColor(c.plot_background)
+            backdrop.setAlpha(210)
+            legend = plot.addLegend(offset=(8, 8), labelTextColor=c.plot_foreground,
+                                    brush=pg.mkBrush(backdrop))
             # The legend only changes when series do; as a cached pixmap it costs
             # nothing per live frame (50 text labels would otherwise be re-laid out).
             legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
