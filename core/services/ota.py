@@ -239,6 +239,12 @@ class OtaService:
         return [e.device_id for e in requeued]
 
     def _record(self, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
-        if self._audit is not None:
-            self._audit.append(self.actor.user, action, subject,
-                               {"role": self.actor.role.value, **(details or {})})
+        record_action(self._audit, self.actor, action, subject, details)
+
+
+def record_action(audit: AuditTrail | None, actor: Actor, action: str, subject: str,
+                  details: dict[str, Any] | None = None) -> None:
+    """One audit entry per user action, with the role that allowed it; the
+    firmware library and the OTA service record the same way."""
+    if audit is not None:
+        audit.append(actor.user, action, subject, {"role": actor.role.value, **(details or {})})

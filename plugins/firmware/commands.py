@@ -26,7 +26,12 @@ from core.model.rollout import (
     RolloutConfig,
 )
 from core.services.ota import TargetSpec
-from plugins.firmware.services import firmware_library, ota_service, signing_keys
+from plugins.firmware.services import (
+    deployment_service,
+    firmware_library,
+    ota_service,
+    signing_keys,
+)
 
 
 # ---------------------------------------------------------------- firmware
@@ -252,14 +257,12 @@ def _deploy_create(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _deploy_list(args: argparse.Namespace, context: AppContext) -> int:
-    backend = context.backend
-    if backend.deployments is None:
-        raise SmartIotError(f"the {backend.name!r} backend cannot run OTA deployments")
-    found = backend.deployments.list()
+    deployments = deployment_service(context)
+    found = deployments.list()
     if not found:
         print("no deployments yet")
     for d in found:
-        counts = backend.deployments.counts(d.deployment_id)
+        counts = deployments.counts(d.deployment_id)
         print(f"{d.deployment_id}  {d.status.value:<12} {d.firmware_id:<24} "
               f"{_progress_line(d, counts)}")
     return 0
@@ -271,12 +274,10 @@ def _progress_line(d: Deployment, counts: dict[str, int]) -> str:
 
 
 def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
-    backend = context.backend
-    if backend.deployments is None:
-        raise SmartIotError(f"the {backend.name!r} backend cannot run OTA deployments")
-    d = backend.deployments.get(args.id)
-    counts = backend.deployments.counts(d.deployment_id)
-    executions = backend.deployments.executions(d.deployment_id) if (
+    deployments = deployment_service(context)
+    d = deployments.get(args.id)
+    counts = deployments.counts(d.deployment_id)
+    executions = deployments.executions(d.deployment_id) if (
         args.devices or args.json) else []
     if args.json:
         out: dict[str, Any] = {

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.crypto import codesign
 from core.crypto.keystore import CodeSigningKeys
@@ -24,6 +25,7 @@ from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceRegistry
+from core.services.ota import record_action
 
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -117,11 +119,14 @@ class FirmwareLibrary:
         self._refuse_duplicate_and_downgrade(device_type, semver, allow_downgrade)
         if signature is None:
             signature, key_id = self.keys.sign(image)
+            # Verify on import: a signature that does not check out must never be stored.
+            own = codesign.load_public_pem(self.keys.public_pem())
+            if not codesign.verify(own, image, signature):
+                raise ValidationError(
+                    f"{source}: the signature does not verify; nothing imported"
+                )
         else:
-            key_id = self._trusted_signer(image, signature, source)
-        report_key = self.keys.trusted().get(key_id)
-        if report_key is None or not codesign.verify(report_key, image, signature):
-            raise ValidationError(f"{source}: the signature does not verify; nothing imported")
+            key_id = self._trusted_signer(image, signature, source)  # verifies it
         firmware = Firmware(
             version=semver,
             device_type=device_type,
@@ -217,7 +222,5 @@ class FirmwareLibrary:
         self._repo.delete(fw.device_type, fw.version)
         self._record("firmware.delete", fw.firmware_id)
 
-    def _record(self, action: str, subject: str, details: dict[str, object] | None = None) -> None:
-        if self._audit is not None:
-            self._audit.append(self.actor.user, action, subject,
-                               {"role": self.actor.role.value, **(details or {})})
+    def _record(self, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
+        record_action(self._audit, self.actor, action, subject, details)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.context import AppContext
 from core.crypto.keystore import CodeSigningKeys
 from core.errors import SmartIotError
+from core.ports.deployments import DeploymentService
 from core.services.ota import OtaService
 from plugins.firmware.library import FirmwareLibrary
 
@@ -28,9 +29,18 @@ def firmware_library(context: AppContext) -> FirmwareLibrary:
     )
 
 
-def ota_service(context: AppContext) -> OtaService:
+def deployment_service(context: AppContext) -> DeploymentService:
+    """The backend's deployments, for reading them (no permission needed)."""
     backend = context.backend
-    if backend.deployments is None or backend.firmware is None:
+    if backend.deployments is None:
         raise SmartIotError(f"the {backend.name!r} backend cannot run OTA deployments")
-    return OtaService(backend.deployments, backend.firmware, backend.registry, context.actor,
+    return backend.deployments
+
+
+def ota_service(context: AppContext) -> OtaService:
+    deployments = deployment_service(context)
+    backend = context.backend
+    if backend.firmware is None:
+        raise SmartIotError(f"the {backend.name!r} backend cannot run OTA deployments")
+    return OtaService(deployments, backend.firmware, backend.registry, context.actor,
                       audit=backend.audit)
