@@ -207,6 +207,23 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditCheckpointRow(Base):
+    """A signed note of the audit chain's head (core.store.audit_anchor).
+    Checkpoints form their own chain through ``prev_mac`` (UNIQUE: no fork),
+    so deleting one from the middle is caught as well."""
+
+    __tablename__ = "audit_checkpoints"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime]
+    head_seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    entry_count: Mapped[int] = mapped_column(Integer)
+    prev_mac: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class AlertRuleRow(Base):
     """``scope`` is ``RuleScope.as_dict()`` (sorted lists); ``params`` belong to
     the rule type, so they stay an opaque JSON object here."""
