@@ -36,7 +36,11 @@ class DeploymentService(ABC):
 
     @abstractmethod
     def counts(self, deployment_id: str) -> dict[str, int]:
-        """Executions per status value, plus ``"PENDING"`` for targets not yet released."""
+        """Executions per status value, plus ``"PENDING"`` for targets not yet released.
+
+        The values add up to the number of targets. Once a deployment is
+        canceled its unreleased targets count as ``"CANCELED"``: nobody will
+        release them, so they are not waiting for anything."""
 
     @abstractmethod
     def for_device(

@@ -29,6 +29,7 @@ _RETRIABLE = [
 _RUNNING = [DeploymentStatus.SCHEDULED.value, DeploymentStatus.IN_PROGRESS.value]
 _RETRIES = 5
 PENDING = "PENDING"
+CANCELED = ExecutionStatus.CANCELED.value
 
 
 class SqlDeploymentService(DeploymentService):
@@ -100,9 +101,18 @@ class SqlDeploymentService(DeploymentService):
             .group_by(_executions.c.status)
         )
         with self._sessions() as session:
-            targets = len(self._deployment_row(session, deployment_id).targets)
+            row = self._deployment_row(session, deployment_id)
+            targets, status = len(row.targets), row.status
             counts = {str(status): int(n) for status, n in session.execute(stmt)}
-        counts[PENDING] = targets - sum(counts.values())
+        unreleased = targets - sum(counts.values())
+        if status == DeploymentStatus.CANCELED.value:
+            # A canceled job releases nobody again: its unreleased targets will
+            # never be updated, so they count as CANCELED (never as PENDING
+            # forever) and the counts still add up to the targets.
+            counts[CANCELED] = counts.get(CANCELED, 0) + unreleased
+            counts[PENDING] = 0
+        else:
+            counts[PENDING] = unreleased
         return counts
 
     def for_device(

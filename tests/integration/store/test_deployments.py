@@ -135,6 +135,23 @@ def test_cancel(store: Store, force: bool) -> None:
     assert store.deployments.cancel("ota-1") == store.deployments.get("ota-1")
 
 
+def test_cancel_counts_unreleased_targets_as_canceled(store: Store) -> None:
+    """8 targets, 2 released and rejected, then canceled: the 6 nobody will
+    ever release are CANCELED, not PENDING forever, and the counts add up."""
+    targets = [f"d{i}" for i in range(8)]
+    store.deployments.create(_deployment(*targets))
+    store.deployments.release("ota-1", targets[:2])
+    for device_id in targets[:2]:
+        store.deployments.update_execution("ota-1", device_id, ExecutionStatus.REJECTED)
+    assert store.deployments.counts("ota-1") == {"REJECTED": 2, "PENDING": 6}
+    store.deployments.cancel("ota-1", reason="operator")
+    counts = store.deployments.counts("ota-1")
+    assert counts == {"REJECTED": 2, "CANCELED": 6, "PENDING": 0}
+    assert sum(counts.values()) == len(targets)
+    # Nothing is released for them: no device is told about a job it never had.
+    assert len(store.deployments.executions("ota-1")) == 2
+
+
 def test_unreleased_targets_keep_a_deployment_open(store: Store) -> None:
     store.deployments.create(_deployment("d1", "d2"))
     store.deployments.release("ota-1", ["d1"])

@@ -158,7 +158,9 @@ def test_abort_cancels_at_the_crossing_and_releases_nothing_after(store: Store) 
         engine.tick()
     assert len(rec.released_devices()) == crossed_at, "nothing is released after the abort"
     counts = store.deployments.counts("ota-1")
-    assert counts["PENDING"] > 0
+    assert counts["PENDING"] == 0, "unreleased targets of a canceled job are not pending"
+    assert counts["CANCELED"] >= 200 - crossed_at
+    assert sum(counts.values()) == 200
     executed = counts.get("FAILED", 0) + counts.get("SUCCEEDED", 0)
     assert executed >= 20
 
