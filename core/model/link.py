@@ -34,7 +34,11 @@ class QuarantinedMessage:
 
 @dataclass(frozen=True, slots=True)
 class LinkStats:
-    """Per-device message accounting; ``lost`` counts gaps in ``seq``."""
+    """Per-device message accounting; ``lost`` counts gaps in ``seq``.
+
+    The last four fields are what boot detection needs to carry on after a hub
+    restart: the newest ``uptime`` and reading time (device clock, epoch ms) of
+    the current boot, its estimated start, and the device's latest connect."""
 
     device_id: str
     last_seq: int | None = None
@@ -45,6 +49,10 @@ class LinkStats:
     rejected: int = 0
     reboots: int = 0
     updated_at: datetime = field(default_factory=utcnow)
+    last_uptime: int | None = None
+    last_ts_ms: int | None = None
+    boot_at_ms: int | None = None
+    connected_at_ms: int | None = None
 
     @property
     def loss_ratio(self) -> float:

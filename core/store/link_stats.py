@@ -66,6 +66,10 @@ def _to_row(s: LinkStats) -> dict[str, Any]:
         "rejected": s.rejected,
         "reboots": s.reboots,
         "updated_at": s.updated_at,
+        "last_uptime": s.last_uptime,
+        "last_ts_ms": s.last_ts_ms,
+        "boot_at_ms": s.boot_at_ms,
+        "connected_at_ms": s.connected_at_ms,
     }
 
 
@@ -80,4 +84,8 @@ def _to_domain(row: LinkStatsRow) -> LinkStats:
         rejected=row.rejected,
         reboots=row.reboots,
         updated_at=row.updated_at,
+        last_uptime=row.last_uptime,
+        last_ts_ms=row.last_ts_ms,
+        boot_at_ms=row.boot_at_ms,
+        connected_at_ms=row.connected_at_ms,
     )
