@@ -44,9 +44,11 @@ def build_parser(commands: dict[str, CliCommand]) -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="show the effective configuration and where it comes from")
     c.add_argument("action", nargs="?", choices=("show", "path", "check"), default="show")
 
-    s = sub.add_parser("secrets", help="store secrets in the OS keyring (never in the config)")
-    s.add_argument("action", choices=("set", "delete", "has"))
-    s.add_argument("name", help="e.g. lab.database or aws-prod.cognito_password")
+    s = sub.add_parser(
+        "secrets", help="store secrets in the OS keyring or the encrypted file (never the config)"
+    )
+    s.add_argument("action", choices=("set", "delete", "has", "list", "passphrase"))
+    s.add_argument("name", nargs="?", help="e.g. broker.password or codesign-passphrase")
 
     for command in commands.values():
         if command.name in BUILTIN_COMMANDS:
@@ -163,12 +165,22 @@ def _cmd_config(config: Config, action: str) -> int:
     print(f"profile     : {config.profile_name}  (available: {', '.join(sorted(config.profiles))})")
     print(f"theme       : {config.theme}")
     print(f"user        : {config.user}")
+    print(f"secrets     : {_secrets_backend()}")
     for key, _value in profile.__class__.__dataclass_fields__.items():
         if key == "name":
             continue
         print(f"  {key:<12}: {getattr(profile, key)!r}")
     print(f"  {'database url':<12}: {config.database_url}")
     return 0
+
+
+def _secrets_backend() -> str:
+    from core.secrets import SecretsError, describe_backend
+
+    try:
+        return describe_backend()
+    except SecretsError as exc:
+        return f"unavailable: {exc}"
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from core.model.rollout import (
     RolloutConfig,
 )
 from core.services.ota import TargetPlan, TargetSpec
+from core.text import plural
 from plugins.firmware.services import firmware_library, ota_service
 from plugins.firmware.widgets.common import (
     Background,
@@ -539,6 +540,7 @@ class RolloutPage(_Page):
         self.add_abort = QPushButton("Add criterion")
         self.remove_abort = QPushButton("Remove")
         self.abort_error = _error_label()
+        self.abort_warning = _error_label()
         abort_buttons = QHBoxLayout()
         abort_buttons.addWidget(self.add_abort)
         abort_buttons.addWidget(self.remove_abort)
@@ -548,6 +550,7 @@ class RolloutPage(_Page):
         abort_layout.addWidget(self.abort_table)
         abort_layout.addLayout(abort_buttons)
         abort_layout.addWidget(self.abort_error)
+        abort_layout.addWidget(self.abort_warning)
 
         # -- timeout, retries, description
         self.timeout_on = QCheckBox("Time out devices that stay in progress for")
@@ -653,7 +656,33 @@ class RolloutPage(_Page):
         else:
             self._part(self.timeout_error, lambda: JobConfig(in_progress_timeout_minutes=timeout))
         self.config = config
+        self._warn_aborts(aborts)
         self.changed()
+
+    def initializePage(self) -> None:
+        self.revalidate()  # the targets may have changed since this page was last shown
+
+    def target_count(self) -> int | None:
+        """Devices the deployment will have: the image page's plan, else the match."""
+        plan = self.owner.firmware_page.plan
+        if plan is not None:
+            return plan.count
+        match = self.owner.targets.match
+        return match.count if match is not None else None
+
+    def _warn_aborts(self, aborts: tuple[AbortCriterion, ...] | None) -> None:
+        """A criterion waiting for more executed devices than there are targets
+        is valid for AWS but can never cancel anything: say so next to it
+        instead of letting a false safety net through."""
+        targets = self.target_count()
+        lines = []
+        for i, c in enumerate(aborts or (), start=1):
+            if targets is not None and c.min_executed > targets:
+                lines.append(
+                    f"⚠ Criterion {i} can never trip: it waits for {c.min_executed} executed "
+                    f"devices and this deployment has only {plural(targets, 'target')}. "
+                    f"Lower the minimum to {targets} or less.")
+        show_message(self.abort_warning, "\n".join(lines), "warning")
 
     @staticmethod
     def _part(label: QLabel, build: Callable[[], Any]) -> Any:

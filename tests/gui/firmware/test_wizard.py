@@ -203,6 +203,32 @@ def test_id_list_reports_unknown_and_skipped_devices(qtbot: Any, wizard: Deploym
     assert stored.config == JobConfig(abort=(AbortCriterion(FailureType.ALL, 10.0, 10),))
 
 
+def test_abort_rule_that_can_never_trip_is_warned_about(qtbot: Any, wizard: DeploymentWizard
+                                                         ) -> None:
+    """4 targets and the default "ALL ≥ 10% after 10 executed": the rule waits
+    for more devices than the deployment has, so it is flagged next to it."""
+    w = wizard
+    w.targets.by_ids.setChecked(True)
+    w.targets.ids.setPlainText("pump-00001 pump-00002 pump-00003 pump-00004")
+    qtbot.waitUntil(lambda: w.targets.count_label.text().startswith("4 devices match"),
+                    timeout=WAIT)
+    w.next()
+    qtbot.waitUntil(lambda: w.firmware_page.plan is not None, timeout=WAIT)
+    w.next()
+    page3 = w.rollout
+    kind, _pct, minimum = page3.abort_row(0)
+    assert (kind.currentText(), minimum.value()) == ("ALL", 10)
+    assert page3.abort_warning.isVisible()
+    assert page3.abort_warning.text() == (
+        "⚠ Criterion 1 can never trip: it waits for 10 executed devices and this deployment "
+        "has only 4 targets. Lower the minimum to 4 or less.")
+    assert w.button(NEXT).isEnabled(), "a warning, not an error: AWS accepts the rule"
+    minimum.setValue(4)
+    assert not page3.abort_warning.isVisible()
+    page3.add_abort.click()  # a second criterion, default minimum 20: flagged as criterion 2
+    assert page3.abort_warning.text().startswith("⚠ Criterion 2 can never trip")
+
+
 def test_no_match_blocks_next_and_esc_cancels(qtbot: Any, wizard: DeploymentWizard,
                                              store: Store) -> None:
     w = wizard
