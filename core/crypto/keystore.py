@@ -1,11 +1,11 @@
 """The code-signing key: generated on first use, kept encrypted on disk.
 
 The private key lives in ``<data dir>/codesign/signing-key.pem`` as encrypted
-PKCS#8; its passphrase lives in the OS keyring (service ``smartiot``, name
-``codesign-passphrase``), so copying the data directory to another laptop
-does not copy the ability to sign. Headless build machines without a keyring
-set ``SMARTIOT_CODESIGN_PASSPHRASE`` instead. Neither the key nor the
-passphrase is ever logged or put into an error message.
+PKCS#8; its passphrase is a secret named ``codesign-passphrase`` in
+:mod:`core.secrets` (the OS keyring, or on a machine without one the encrypted
+secrets file), so copying the key file alone does not copy the ability to
+sign. Build machines may set ``SMARTIOT_CODESIGN_PASSPHRASE`` instead. Neither
+the key nor the passphrase is ever logged or put into an error message.
 
 The public key is written next to it (``signing-key.pub.pem``) because devices
 must be provisioned with it; older public keys under ``trusted/`` stay valid
@@ -32,23 +32,21 @@ class KeyringUnavailable(SmartIotError):
 
 
 def keyring_passphrase(create: bool) -> bytes | None:
-    """Read (or, with ``create``, generate and store) the passphrase."""
-    env = os.environ.get(ENV_PASSPHRASE)
-    if env:
-        return env.encode()
-    import keyring
-    import keyring.errors
+    """Read (or, with ``create``, generate and store) the passphrase.
+
+    It goes through :mod:`core.secrets`, so a machine without an OS keyring keeps
+    it in the encrypted secrets file instead of failing; ``SMARTIOT_CODESIGN_PASSPHRASE``
+    still overrides both."""
+    from core.secrets import SecretsError, get_secret, set_secret
 
     try:
-        stored = keyring.get_password(KEYRING_SERVICE, KEYRING_NAME)
+        stored = get_secret(KEYRING_NAME)
         if stored is None and create:
             stored = secrets.token_urlsafe(32)
-            keyring.set_password(KEYRING_SERVICE, KEYRING_NAME, stored)
-    except keyring.errors.KeyringError as exc:
+            set_secret(KEYRING_NAME, stored)
+    except SecretsError as exc:
         raise KeyringUnavailable(
-            f"the OS keyring is not available ({type(exc).__name__}), so the code-signing "
-            f"key's passphrase cannot be kept safely; unlock a Secret Service (GNOME Keyring, "
-            f"KWallet) or set {ENV_PASSPHRASE} on build machines"
+            f"the code-signing key's passphrase cannot be kept safely: {exc}"
         ) from None
     return stored.encode() if stored is not None else None
 
@@ -82,10 +80,13 @@ class CodeSigningKeys:
         if self.private_path.exists():
             secret = self._passphrase(False)
             if secret is None:
+                from core.secrets import describe_backend
+
                 raise SmartIotError(
-                    f"{self.private_path} exists but its passphrase is not in the keyring "
-                    f"(or {ENV_PASSPHRASE}); restore it, or move the key aside to start a "
-                    "new one (devices must then trust the new public key)"
+                    f"{self.private_path} exists but its passphrase is not in the secrets "
+                    f"store ({describe_backend()}) nor in {ENV_PASSPHRASE}; restore it, or "
+                    "move the key aside to start a new one (devices must then trust the new "
+                    "public key)"
                 )
             self._key = codesign.load_private_pem(self.private_path.read_bytes(), secret)
             return self._key

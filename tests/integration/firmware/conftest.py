@@ -1,4 +1,5 @@
-"""Firmware fixtures: a real SQLite store, a real file keyring, real keys."""
+"""Firmware fixtures: a real SQLite store, a machine without an OS keyring (the
+encrypted secrets file in a temp data dir), real keys."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from plugins.firmware.library import FirmwareLibrary
 
 @pytest.fixture
 def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """keyrings.alt's plaintext file keyring in a temp dir: a real keyring
-    backend (the same API calls as GNOME Keyring) on a headless machine."""
-    home = tmp_path / "xdg"
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
-    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    """A headless machine: no OS keyring (keyring's ``fail`` backend), so secrets go
+    to the encrypted file in a fresh data dir, which is returned."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("SMARTIOT_DATA_DIR", str(data))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("SMARTIOT_CODESIGN_PASSPHRASE", raising=False)
-    return home
+    monkeypatch.delenv("SMARTIOT_SECRETS_PASSPHRASE", raising=False)
+    return data
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The firmware library with a real store, real keyring and real ECDSA keys."""
+"""The firmware library with a real store, the real secrets store and real ECDSA keys."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import os
 import stat
 from pathlib import Path
 
-import keyring
 import pytest
 
+from core import secrets
 from core.crypto import codesign
-from core.crypto.keystore import KEYRING_NAME, KEYRING_SERVICE, CodeSigningKeys
+from core.crypto.keystore import KEYRING_NAME, CodeSigningKeys
 from core.errors import PermissionDenied, SmartIotError, ValidationError
 from core.model.roles import Actor, Role
 from core.store import Store
@@ -30,12 +30,17 @@ def test_first_import_creates_an_encrypted_key_and_signs(
     public = codesign.load_public_pem(keys.public_pem())
     assert codesign.verify(public, image, fw.signature or b"")
     assert not codesign.verify(public, image + b"x", fw.signature or b"")
-    # The private key is encrypted, owner-only, and its passphrase is in the keyring.
+    # The private key is encrypted, owner-only, and its passphrase is in the secrets
+    # store: on this keyring-less machine the encrypted file, never beside it in clear.
     pem = keys.private_path.read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in pem
     assert stat.S_IMODE(keys.private_path.stat().st_mode) == 0o600
-    passphrase = keyring.get_password(KEYRING_SERVICE, KEYRING_NAME)
+    passphrase = secrets.get_secret(KEYRING_NAME)
     assert passphrase and passphrase.encode() not in pem
+    assert "encrypted file" in secrets.describe_backend()
+    for path in keys.directory.parent.rglob("*"):
+        if path.is_file():
+            assert passphrase.encode() not in path.read_bytes(), path
     # A second console (new object) loads the same key through the keyring.
     again = CodeSigningKeys(keys.directory)
     assert codesign.key_id(again.signing_key()) == fw.key_id
@@ -46,7 +51,7 @@ def test_wrong_passphrase_is_a_clear_error_without_secrets(
     keys: CodeSigningKeys, file_keyring: Path
 ) -> None:
     keys.signing_key()
-    keyring.set_password(KEYRING_SERVICE, KEYRING_NAME, "not-the-passphrase")
+    secrets.set_secret(KEYRING_NAME, "not-the-passphrase")
     with pytest.raises(ValidationError, match="could not be decrypted") as info:
         CodeSigningKeys(keys.directory).signing_key()
     assert "not-the-passphrase" not in str(info.value)
@@ -54,7 +59,7 @@ def test_wrong_passphrase_is_a_clear_error_without_secrets(
 
 def test_missing_passphrase_names_the_fix(keys: CodeSigningKeys) -> None:
     keys.signing_key()
-    keyring.delete_password(KEYRING_SERVICE, KEYRING_NAME)
+    secrets.delete_secret(KEYRING_NAME)
     with pytest.raises(SmartIotError, match="SMARTIOT_CODESIGN_PASSPHRASE"):
         CodeSigningKeys(keys.directory).signing_key()
 
