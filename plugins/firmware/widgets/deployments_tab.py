@@ -20,6 +20,7 @@ from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Deployment
 from core.model.roles import Permission
+from core.text import plural
 from plugins.firmware.widgets.common import (
     Background,
     error_text,
@@ -80,7 +81,7 @@ class DeploymentsTab(QWidget):
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # newest first, as listed
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        for col, width in enumerate((130, 150, 100, 140, 60, 90, 140)):
+        for col, width in enumerate((130, 150, 100, 140, 120, 90, 140)):
             self.table.setColumnWidth(col, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.monitor = DeploymentMonitor(context)
@@ -105,6 +106,7 @@ class DeploymentsTab(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.table.selectionModel().selectionChanged.connect(self._selected)
         self.monitor.action_finished.connect(lambda _what: self.load())
+        self.monitor.updated.connect(self._monitor_updated)
         self.load()
 
     # ------------------------------------------------------------ list
@@ -141,13 +143,20 @@ class DeploymentsTab(QWidget):
         self.model.set_rows(rows)
         if grew:
             self.table.resizeColumnsToContents()
-        self.count_label.setText(f"{len(rows)} deployments")
+        self.count_label.setText(plural(len(rows), "deployment"))
         wanted = self._select_after_load
         if wanted and self.select(wanted):
             self._select_after_load = None
         elif self.monitor.deployment_id is None and rows:
             self.select(rows[0].deployment.deployment_id)
         safe_emit(self.loaded)
+
+    def _monitor_updated(self) -> None:
+        """The monitor polls its deployment every second, the list every few:
+        its fresher reading replaces the row so both show one state."""
+        snap = self.monitor.snapshot
+        if snap is not None:
+            self.model.update_row(DeploymentRow(snap.deployment, snap.counts))
 
     def _failed(self, exc: BaseException) -> None:
         self._in_flight = False
@@ -180,6 +189,6 @@ class DeploymentsTab(QWidget):
     def _created(self, deployment: Deployment) -> None:
         self._select_after_load = deployment.deployment_id
         show_message(self.status, f"Created {deployment.deployment_id}: "
-                     f"{deployment.firmware_id} to {len(deployment.targets)} devices.",
+                     f"{deployment.firmware_id} to {plural(len(deployment.targets), 'device')}.",
                      "success")
         self.load()

@@ -11,7 +11,7 @@ reset, so selection, scrolling and filters survive every poll.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -35,6 +35,7 @@ from plugins.firmware.widgets.common import (
     TERMINAL,
     fmt_size,
     fmt_time,
+    state_title,
 )
 
 Index = QModelIndex | QPersistentModelIndex
@@ -189,9 +190,25 @@ class DeploymentRow:
         return sum(n for s, n in self.counts.items() if s in TERMINAL)
 
 
+def problems_text(counts: dict[str, int]) -> str:
+    """Failures in the monitor's words ("Rejected 2"), so the list and the
+    chips never count the same devices under different names."""
+    return " · ".join(f"{state_title(s)} {counts[s]}" for s in PROBLEM_ORDER
+                      if counts.get(s, 0))
+
+
+def note_text(d: Deployment) -> str:
+    """The description stays; why it was paused or canceled comes after it."""
+    return " — ".join(p for p in (d.description, d.reason) if p)
+
+
+PROBLEM_ORDER = ("FAILED", "REJECTED", "TIMED_OUT")
+
+
 class DeploymentListModel(_RowsModel):
-    HEADERS = ("Deployment", "Firmware", "Status", "Progress", "Failed", "Created by", "Created",
-               "Note")
+    HEADERS = ("Deployment", "Firmware", "Status", "Progress", "Problems", "Created by",
+               "Created", "Note")
+    STATUS = 2
 
     def set_rows(self, rows: Sequence[DeploymentRow]) -> None:
         """Same deployments: changed rows only. New ones (listed newest first)
@@ -211,6 +228,14 @@ class DeploymentListModel(_RowsModel):
         self.beginResetModel()
         self._rows = list(rows)
         self.endResetModel()
+
+    def update_row(self, row: DeploymentRow) -> None:
+        """A fresher reading of one deployment (the monitor's poll), so the
+        list never shows another state than the monitor below it."""
+        i = self.row_of(row.deployment.deployment_id)
+        if i is not None and self._rows[i] != row:
+            self._rows[i] = row
+            self._changed([i])
 
     @staticmethod
     def key(row: DeploymentRow) -> str:
@@ -235,18 +260,24 @@ class DeploymentListModel(_RowsModel):
                     return r.finished / total
                 return f"{r.finished} / {total}  ({100 * r.finished // total}%)"
             if col == 4:
-                return sum(n for s, n in r.counts.items() if s in FAILURES)
+                if role == SORT_ROLE:
+                    return sum(n for s, n in r.counts.items() if s in FAILURES)
+                return problems_text(r.counts)
             if col == 5:
                 return d.created_by
             if col == 6:
                 return fmt_time(d.created_at)
-            return d.reason or d.description
+            return note_text(d)
         if role == Qt.ItemDataRole.ForegroundRole and col == 2:
             return QColor(DEPLOYMENT_COLOURS.get(d.status.value, "#6b7280"))
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 4):
+        if role == Qt.ItemDataRole.ForegroundRole and col == 4 and problems_text(r.counts):
+            return QColor(STATE_COLOURS["FAILED"])
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 3:
             return RIGHT
         if role == Qt.ItemDataRole.ToolTipRole and col == 7:
-            return d.reason or d.description or None
+            return note_text(d) or None
+        if role == Qt.ItemDataRole.ToolTipRole and col == 2 and d.reason:
+            return d.reason
         return None
 
 
@@ -261,17 +292,40 @@ class ExecRow(NamedTuple):
     updated: datetime | None
 
 
-def build_rows(targets: Sequence[str], executions: Iterable[Execution]) -> list[ExecRow]:
-    """One row per target in target order; targets not released yet are PENDING."""
+NOT_STARTED = "not started: the deployment was canceled before this device's turn"
+# Steps that come after the download: the image is all there.
+_DOWNLOADED_STEPS = frozenset({"verifying", "installing", "rebooting", "selftest", "committed"})
+
+
+def _progress(status: str, details: dict[str, str]) -> int | None:
+    """Download progress in percent. Devices report it only while they
+    download and each report replaces the previous details, so later steps
+    and success mean the whole image arrived."""
+    raw = details.get(DETAIL_PROGRESS, "")
+    if raw.replace(".", "", 1).isdigit():
+        return min(100, int(float(raw)))
+    if status == "SUCCEEDED" or details.get(DETAIL_STEP, "") in _DOWNLOADED_STEPS:
+        return 100
+    if status == "IN_PROGRESS" and details.get(DETAIL_STEP, "") == "downloading":
+        return 0
+    return None
+
+
+def build_rows(targets: Sequence[str], executions: Iterable[Execution], *,
+               canceled: bool = False) -> list[ExecRow]:
+    """One row per target in target order; targets not released yet are
+    PENDING, or CANCELED ("not started") once the deployment is canceled."""
     by_device = {e.device_id: e for e in executions}
     rows = []
     for device_id in targets:
         e = by_device.get(device_id)
         if e is None:
-            rows.append(ExecRow(device_id, "PENDING", "", None, "", None, None))
+            if canceled:
+                rows.append(ExecRow(device_id, "CANCELED", "", None, NOT_STARTED, None, None))
+            else:
+                rows.append(ExecRow(device_id, "PENDING", "", None, "", None, None))
             continue
         d = e.status_details
-        progress = d.get(DETAIL_PROGRESS, "")
         reason, message = d.get(DETAIL_REASON, ""), d.get(DETAIL_MESSAGE, "")
         details = ": ".join(p for p in (reason, message) if p)
         versions = (f"{d['from_version']} → {d['to_version']}"
@@ -279,8 +333,7 @@ def build_rows(targets: Sequence[str], executions: Iterable[Execution]) -> list[
         if versions and not details:
             details = versions
         rows.append(ExecRow(
-            device_id, e.status.value, d.get(DETAIL_STEP, ""),
-            int(float(progress)) if progress.replace(".", "", 1).isdigit() else None,
+            device_id, e.status.value, d.get(DETAIL_STEP, ""), _progress(e.status.value, d),
             details, e.execution_number, e.updated_at))
     return rows
 
@@ -380,15 +433,23 @@ class ExecutionFilter(QSortFilterProxyModel):
 
 
 # ------------------------------------------------------------------ rate over time
+RATE_WINDOW_S = 60.0
+
+
 @dataclass(frozen=True)
 class RateSeries:
-    """Devices per minute in bins of ``bin_s`` seconds; ``edges`` are epoch seconds."""
+    """Devices per minute at the end of each bin of ``bin_s`` seconds;
+    ``edges`` are epoch seconds. A value is the number of devices in the
+    minute (or the bin, if longer) that ends at the bin's right edge, per
+    minute of that window: a real rate, which a 4-device rollout can never
+    push above 4/min. ``totals`` counts the devices behind each curve."""
 
     edges: np.ndarray
     notified: np.ndarray
     succeeded: np.ndarray
     failed: np.ndarray
     bin_s: float
+    totals: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -403,8 +464,10 @@ def _bin_width(span_s: float) -> float:
 
 
 def rate_series(executions: Sequence[Execution], now: datetime) -> RateSeries:
-    """Notified per interval from ``queued_at`` (release time); succeeded and
-    failed per interval from ``updated_at`` of finished executions."""
+    """Notified over time from ``queued_at`` (release time); succeeded and
+    failed from ``updated_at`` of finished executions. The time axis ends at
+    ``now`` — for a finished deployment pass the moment it finished, so the
+    chart stops growing once nothing can happen any more."""
     if not executions:
         empty = np.zeros(0)
         return RateSeries(empty, empty, empty, empty, 60.0)
@@ -416,16 +479,23 @@ def rate_series(executions: Sequence[Execution], now: datetime) -> RateSeries:
     width = _bin_width(end - start)
     first = np.floor(start / width) * width
     count = int(np.ceil((end - first) / width)) or 1
+    if first + count * width <= end:
+        count += 1  # an event exactly on the last edge belongs to a bin
     edges = first + width * np.arange(count + 1)
-    per_minute = 60.0 / width
+    window = max(RATE_WINDOW_S, width)
 
-    def histogram(times: Sequence[float]) -> np.ndarray:
-        return np.histogram(np.asarray(times, dtype=float), bins=edges)[0] * per_minute
+    def rate(times: Sequence[float] | np.ndarray) -> np.ndarray:
+        t = np.sort(np.asarray(times, dtype=float))
+        right = edges[1:]
+        # events in (right - window, right], i.e. [left_bound, right) over
+        # bins of [a, b): np.histogram puts t in [a, b), so count t < right.
+        inside = (np.searchsorted(t, right, side="left")
+                  - np.searchsorted(t, right - window, side="left"))
+        return inside * (60.0 / window)
 
+    succeeded = [t for t, s in done if s == "SUCCEEDED"]
+    failed = [t for t, s in done if s in FAILURES]
     return RateSeries(
-        edges,
-        histogram(queued),
-        histogram([t for t, s in done if s == "SUCCEEDED"]),
-        histogram([t for t, s in done if s in FAILURES]),
-        width,
+        edges, rate(queued), rate(succeeded), rate(failed), width,
+        {"notified": len(queued), "succeeded": len(succeeded), "failed": len(failed)},
     )

@@ -38,6 +38,7 @@ from core.model import Deployment, DeploymentStatus
 from core.model.roles import Permission
 from core.model.timeutil import utcnow
 from core.services.ota import TargetSpec
+from core.text import plural, plural_word
 from plugins.firmware.services import ota_service
 from plugins.firmware.widgets.common import (
     DEPLOYMENT_COLOURS,
@@ -105,17 +106,12 @@ class CancelDialog(QDialog):
     def __init__(self, deployment: Deployment, counts: dict[str, int],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.deployment = deployment
         self.setWindowTitle(f"Cancel {deployment.deployment_id}")
-        waiting = counts.get("PENDING", 0) + counts.get("QUEUED", 0)
-        installing = counts.get("IN_PROGRESS", 0)
-        text = QLabel(
-            f"Cancel the rollout of <b>{deployment.firmware_id}</b>?<br>"
-            f"{waiting} devices that have not started will not be updated. "
-            "A canceled deployment cannot be resumed.")
-        text.setWordWrap(True)
-        self.force = QCheckBox(f"Also stop the {installing} devices that are installing now "
-                               "(force; they roll back or fail)")
-        self.force.setEnabled(installing > 0)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.force = QCheckBox()
+        self.set_counts(counts)
         self.buttons = QDialogButtonBox()
         self.confirm = self.buttons.addButton("Cancel deployment",
                                               QDialogButtonBox.ButtonRole.AcceptRole)
@@ -124,9 +120,26 @@ class CancelDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(text)
+        layout.addWidget(self.text)
         layout.addWidget(self.force)
         layout.addWidget(self.buttons)
+
+    def set_counts(self, counts: dict[str, int]) -> None:
+        """Kept current by the monitor's polls while the dialog is open: the
+        numbers a person confirms are the ones that will be canceled."""
+        self.counts = dict(counts)
+        waiting = counts.get("PENDING", 0) + counts.get("QUEUED", 0)
+        installing = counts.get("IN_PROGRESS", 0)
+        self.text.setText(
+            f"Cancel the rollout of <b>{self.deployment.firmware_id}</b>?<br>"
+            f"{plural(waiting, 'device')} that {plural_word(waiting, 'has')} not started "
+            f"will not be updated. A canceled deployment cannot be resumed.")
+        self.force.setText(
+            f"Also stop the {plural(installing, 'device')} that {plural_word(installing, 'is')} "
+            "installing now (force; they roll back or fail)")
+        self.force.setEnabled(installing > 0)
+        if installing == 0:
+            self.force.setChecked(False)
 
 
 class DeploymentMonitor(QWidget):
@@ -291,9 +304,11 @@ class DeploymentMonitor(QWidget):
             d = service.get(deployment_id)
             counts = service.counts(deployment_id)
             executions = service.executions(deployment_id)
-            rows = build_rows(d.targets, executions)
+            rows = build_rows(d.targets, executions,
+                              canceled=d.status is DeploymentStatus.CANCELED)
             changed = changed_rows(shown, rows)
-            series = rate_series(executions, utcnow())
+            # A finished deployment's time axis ends when it finished.
+            series = rate_series(executions, d.updated_at if d.is_finished else utcnow())
             return MonitorSnapshot(d, counts, rows, changed, series,
                                    time.perf_counter() - started)
 
@@ -326,7 +341,7 @@ class DeploymentMonitor(QWidget):
         self.badge.setStyleSheet(badge_style(DEPLOYMENT_COLOURS.get(d.status.value, "#6b7280")))
         self.badge.setVisible(True)
         spec = d.target_spec.get("kind") and _describe_spec(d.target_spec)
-        parts = [f"<b>{d.firmware_id}</b>", f"{len(d.targets)} devices"
+        parts = [f"<b>{d.firmware_id}</b>", plural(len(d.targets), "device")
                  + (f" ({spec})" if spec else ""),
                  f"created by {d.created_by or '?'} {fmt_time(d.created_at)}",
                  describe_rate(d.config)]
@@ -345,6 +360,8 @@ class DeploymentMonitor(QWidget):
             if state == "REMOVED":
                 chip.setVisible(n > 0)
         self.chart.set_series(snap.series)
+        if self.cancel_dialog is not None and self.cancel_dialog.isVisible():
+            self.cancel_dialog.set_counts(snap.counts)
         self._update_count()
         self._update_buttons()
         safe_emit(self.updated)
@@ -380,7 +397,8 @@ class DeploymentMonitor(QWidget):
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
-        self.shown_label.setText(f"{shown} of {total}" if shown != total else f"{total} devices")
+        self.shown_label.setText(f"{shown} of {total}" if shown != total
+                                 else plural(total, "device"))
 
     # ------------------------------------------------------------ actions
     def _update_buttons(self) -> None:
@@ -445,7 +463,7 @@ class DeploymentMonitor(QWidget):
             self._busy = False
             if what == "retry":
                 n = len(result) if isinstance(result, list) else 0
-                text = f"{n} devices queued for another attempt."
+                text = f"{plural(n, 'device')} queued for another attempt."
             else:
                 text = f"{deployment_id} {what}."
             show_message(self.message, text, "success")

@@ -1,4 +1,7 @@
-"""A deployment's pace: devices notified, succeeded and failed per minute."""
+"""A deployment's pace: devices notified, succeeded and failed per minute.
+
+The legend is the plot's title line, above the curves rather than over them,
+and the x axis is wall-clock time (console.widgets.time_axis)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from console.theme import current_colors
+from console.widgets.time_axis import TimeAxis
 from plugins.firmware.widgets.common import STATE_COLOURS
 from plugins.firmware.widgets.models import RateSeries
 
@@ -16,26 +20,40 @@ SERIES = (("notified", "Notified", STATE_COLOURS["IN_PROGRESS"]),
 
 class RateChart(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, axisItems={"bottom": pg.DateAxisItem()})
+        super().__init__(parent, axisItems={"bottom": TimeAxis()})
         self.setMenuEnabled(False)
         self.hideButtons()
         self.setMouseEnabled(x=False, y=False)
         self.showGrid(x=False, y=True, alpha=0.2)
         self.setLabel("left", "devices / min")
-        c = current_colors()
-        self.legend = self.addLegend(offset=(8, 4), labelTextColor=c.plot_foreground)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        for key, title, colour in SERIES:
+        for key, _title, colour in SERIES:
             fill = pg.mkColor(colour)
             fill.setAlpha(40 if key == "notified" else 0)
             self.curves[key] = self.plot(
-                [0, 1], [0], stepMode="center", name=title, pen=pg.mkPen(colour, width=2),
+                [0, 1], [0], stepMode="center", pen=pg.mkPen(colour, width=2),
                 fillLevel=0 if key == "notified" else None, brush=pg.mkBrush(fill))
         self.series: RateSeries | None = None
+        self.legend_text = ""
+        self._show_legend()
         self.setMinimumHeight(150)
+
+    def _show_legend(self) -> None:
+        """Coloured keys with each curve's device count, in the title line."""
+        c = current_colors()
+        totals = self.series.totals if self.series is not None else {}
+        parts = []
+        for key, title, colour in SERIES:
+            n = totals.get(key)
+            label = f"{title} ({n})" if n is not None else title
+            parts.append(f"<span style='color:{colour}'>■</span>&nbsp;"
+                         f"<span style='color:{c.plot_foreground}'>{label}</span>")
+        self.legend_text = "&nbsp;&nbsp;&nbsp;".join(parts)
+        self.setTitle(self.legend_text, size="9pt")
 
     def set_series(self, series: RateSeries) -> None:
         self.series = series
+        self._show_legend()
         if series.empty:
             for curve in self.curves.values():
                 curve.setData([0, 1], [0])
@@ -44,5 +62,5 @@ class RateChart(pg.PlotWidget):
             curve.setData(series.edges, getattr(series, key))
         top = max(float(max(series.notified.max(), series.succeeded.max(),
                             series.failed.max())), 1.0)
-        self.setYRange(0, top * 1.15, padding=0)
+        self.setYRange(0, top * 1.1, padding=0)
         self.setXRange(float(series.edges[0]), float(series.edges[-1]), padding=0.01)

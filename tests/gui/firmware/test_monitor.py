@@ -107,10 +107,8 @@ def test_mid_rollout_counts_progress_chart_table_and_filters(
     # The chart has notified and finished devices in it.
     series = monitor.chart.series
     assert series is not None and not series.empty
-    per_bin = 60.0 / series.bin_s
-    assert series.notified.sum() / per_bin == 12
-    assert series.succeeded.sum() / per_bin == 5
-    assert series.failed.sum() / per_bin == 2
+    assert series.totals == {"notified": 12, "succeeded": 5, "failed": 2}
+    assert "Notified (12)" in monitor.chart.legend_text
 
     # Filters: a state (also by clicking its chip) and text.
     monitor.chips["FAILED"].click()
@@ -171,6 +169,14 @@ def test_pause_resume_retry_and_forced_cancel_change_the_store(
     dialog = monitor.cancel_dialog
     assert dialog is not None and dialog.isVisible()
     assert dialog.force.isEnabled()  # three devices are installing
+    # 8 pending + 4 queued have not started; the dialog follows the polls.
+    assert "12 devices that have not started will not be updated" in dialog.text.text()
+    assert "Also stop the 3 devices that are installing" in dialog.force.text()
+    queued = next(r.device_id for r in monitor.model.rows if r.state == "QUEUED")
+    store.deployments.update_execution(d.deployment_id, queued, S.IN_PROGRESS)
+    qtbot.waitUntil(lambda: "11 devices that have not started" in dialog.text.text(),
+                    timeout=WAIT)
+    assert "Also stop the 4 devices that are installing" in dialog.force.text()
     dialog.force.setChecked(True)
     with qtbot.waitSignal(monitor.action_finished, timeout=WAIT):
         dialog.confirm.click()
@@ -178,7 +184,13 @@ def test_pause_resume_retry_and_forced_cancel_change_the_store(
     assert stored.status is DeploymentStatus.CANCELED
     assert stored.reason == "canceled by erin (forced)"
     counts = store.deployments.counts(d.deployment_id)
-    assert counts.get("IN_PROGRESS", 0) == 0 and counts["CANCELED"] == 3 + 2 + 2
+    # 4 installing + 3 queued + the 8 never released: all CANCELED, nothing PENDING.
+    assert counts.get("IN_PROGRESS", 0) == 0 and counts["CANCELED"] == 4 + 3 + 8
+    assert counts["PENDING"] == 0 and sum(counts.values()) == len(d.targets)
+    qtbot.waitUntil(lambda: monitor.chips["CANCELED"].text() == "Canceled 15", timeout=WAIT)
+    assert monitor.chips["PENDING"].text() == "Pending 0"
+    assert texts(monitor, d.targets[19])[1] == "canceled"
+    assert texts(monitor, d.targets[19])[4].startswith("not started")
     qtbot.waitUntil(lambda: monitor.badge.text() == "CANCELED", timeout=WAIT)
     assert monitor.banner.text() == "Canceled: canceled by erin (forced)."
     assert not monitor.cancel_button.isEnabled()
@@ -279,7 +291,5 @@ def test_rate_series_bins_release_and_finish_times() -> None:
                                updated_at=queued + timedelta(seconds=30)))
     series = rate_series(execs, t0 + timedelta(minutes=5))
     assert series.bin_s == 10.0
-    per_bin = 60.0 / series.bin_s
-    assert (series.notified.sum() / per_bin, series.succeeded.sum() / per_bin,
-            series.failed.sum() / per_bin) == (30, 20, 5)
-    assert series.notified.max() == 5 * per_bin  # a device every 2 s: 5 per 10 s bin
+    assert series.totals == {"notified": 30, "succeeded": 20, "failed": 5}
+    assert series.notified.max() == 30  # a device every 2 s: 30 in the busiest minute
