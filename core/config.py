@@ -77,10 +77,12 @@ class Config:
     profile_name: str = "local"
     profiles: dict[str, Profile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
     theme: str = "light"
+    # A name asked for in the file, SMARTIOT_USER or a flag. Not an identity:
+    # core.identity names the OS account and notes this one beside it.
     user: str = ""
-    # What the user may do (core.model.roles). A desktop on the local backend
-    # belongs to an engineer; a shared AWS set-up takes it from Cognito groups.
-    role: str = "engineer"
+    # The role asked for (core.model.roles); empty means the profile's default
+    # (core.identity.default_role: admin for the one-process set-up).
+    role: str = ""
 
     @property
     def profile(self) -> Profile:
@@ -164,13 +166,14 @@ def load_config(
         profiles[profile_name] = merged
 
     user = top.get("user") or _login_name()
-    role = top.get("role", "engineer")
-    try:
-        Role.parse(role)
-    except ValidationError as exc:
-        raise ConfigError(f"{where}: key 'role': {exc}") from None
+    role = top.get("role", "")
+    if role:
+        try:
+            role = Role.parse(role).value
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: key 'role': {exc}") from None
     return Config(path=path, data_dir=data_dir, profile_name=profile_name, profiles=profiles,
-                  theme=theme, user=user, role=Role.parse(role).value)
+                  theme=theme, user=user, role=role)
 
 
 def _login_name() -> str:
@@ -304,7 +307,7 @@ def config_to_toml(config: Config) -> str:
     ]
     if config.user and config.user != _login_name():
         lines.append(f"user = {_toml_value(config.user)}")
-    if config.role != "engineer":
+    if config.role:
         lines.append(f"role = {_toml_value(config.role)}")
     for name, profile in sorted(config.profiles.items()):
         base = BUILTIN_PROFILES.get(name) or (

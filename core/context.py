@@ -19,9 +19,16 @@ if TYPE_CHECKING:
 
 
 class AppContext:
-    def __init__(self, config: Config, plugins: PluginManager, *, live: bool = True) -> None:
+    def __init__(self, config: Config, plugins: PluginManager, *, live: bool = True,
+                 actor: Actor | None = None) -> None:
+        """``actor``: an identity established by someone who authenticated the
+        person (a front end with sign-in, a test); otherwise the OS account
+        (core.identity), resolved here once."""
+        from core.identity import resolve_actor
+
         self.config = config
         self.plugins = plugins
+        self._actor = actor if actor is not None else resolve_actor(config)
         # False for one-shot CLI commands: backends then open only their store
         # (no broker, hub or demo fleet) — `smartiot alerts ack` must not start a fleet.
         self.live = live
@@ -41,10 +48,8 @@ class AppContext:
 
     @property
     def actor(self) -> Actor:
-        """The signed-in user and role every service checks permissions against."""
-        from core.model.roles import Actor, Role
-
-        return Actor(self.config.user or "operator", Role.parse(self.config.role))
+        """The person, role and organization every service checks permissions against."""
+        return self._actor
 
     @property
     def has_backend(self) -> bool:

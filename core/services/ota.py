@@ -8,7 +8,8 @@ audited) before it is reported back as done.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,17 @@ from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceQuery, DeviceRegistry
-from core.protocol.ota import DEFAULT_SELFTEST_WINDOW_S, OtaJobDocument, presigned_placeholder
+from core.protocol.ota import (
+    DEFAULT_MANIFEST_VALIDITY_S,
+    DEFAULT_SELFTEST_WINDOW_S,
+    ManifestSigner,
+    OtaJobDocument,
+    presigned_placeholder,
+    sign_manifest,
+)
+from core.services.access import authorize, record_action
+
+__all__ = ["OtaService", "TargetPlan", "TargetSpec", "record_action"]
 
 # A rejection is the device's verdict on the image; only explicit requests retry it.
 _RETRIABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)
@@ -122,12 +133,17 @@ class OtaService:
         actor: Actor,
         *,
         audit: AuditTrail | None = None,
+        signer: ManifestSigner | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._deployments = deployments
         self._firmware = firmware
         self._registry = registry
         self.actor = actor
         self._audit = audit
+        # Signs each deployment's manifest: devices act only on what it vouches for.
+        self._signer = signer
+        self._clock = clock
 
     # ------------------------------------------------------------ planning
     def plan(self, firmware_id: str, spec: TargetSpec, *, only_matching_type: bool = True
@@ -164,8 +180,10 @@ class OtaService:
         allow_downgrade: bool = False,
         only_matching_type: bool = True,
         selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
+        manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S,
     ) -> Deployment:
-        self.actor.require(Permission.DEPLOYMENT_CREATE)
+        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CREATE, "deployment.create",
+                  firmware_id)
         firmware = self._firmware.get_by_id(firmware_id)
         plan = self.plan(firmware_id, spec, only_matching_type=only_matching_type)
         if not plan.targets:
@@ -175,7 +193,8 @@ class OtaService:
                 + (f" ({left_out})" if left_out else "")
             )
         document = self.document_for(firmware, allow_downgrade=allow_downgrade,
-                                     selftest_window_s=selftest_window_s)
+                                     selftest_window_s=selftest_window_s,
+                                     manifest_validity_s=manifest_validity_s)
         deployment = self._deployments.create(
             Deployment(
                 firmware_id=firmware.firmware_id,
@@ -192,9 +211,19 @@ class OtaService:
                       "config": config.to_aws()})
         return deployment
 
-    @staticmethod
-    def document_for(firmware: Firmware, *, allow_downgrade: bool = False,
-                     selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S) -> dict[str, Any]:
+    def document_for(self, firmware: Firmware, *, allow_downgrade: bool = False,
+                     selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
+                     manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> dict[str, Any]:
+        """The job document with its signed manifest (type, version, size, SHA-256,
+        downgrade rule, key id, expiry): the only part a device trusts."""
+        if self._signer is None:
+            raise ValidationError(
+                "deployments need the code-signing key to sign their manifest, and none is "
+                "configured here"
+            )
+        if not 60 <= manifest_validity_s <= 366 * 86400:
+            raise ValidationError(
+                f"manifest validity {manifest_validity_s} s must be between 60 s and a year")
         doc = OtaJobDocument.for_firmware(
             firmware,
             key_id=firmware.key_id,
@@ -202,17 +231,26 @@ class OtaService:
             allow_downgrade=allow_downgrade,
             selftest_window_s=selftest_window_s,
         )
-        return doc.to_json()
+        manifest = doc.manifest_for(key_id=self._signer.current_key_id(),
+                                    issued_at=int(self._clock()),
+                                    validity_s=manifest_validity_s)
+        signed = sign_manifest(manifest, self._signer.sign)
+        return OtaJobDocument.for_firmware(
+            firmware, key_id=firmware.key_id, url=doc.url, allow_downgrade=allow_downgrade,
+            selftest_window_s=selftest_window_s, manifest=signed,
+        ).to_json()
 
     def cancel(self, deployment_id: str, *, force: bool = False) -> Deployment:
-        self.actor.require(Permission.DEPLOYMENT_CANCEL)
+        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CANCEL, "deployment.cancel",
+                  deployment_id)
         reason = f"canceled by {self.actor.user}" + (" (forced)" if force else "")
         result = self._deployments.cancel(deployment_id, force=force, reason=reason)
         self._record("deployment.cancel", deployment_id, {"force": force})
         return result
 
     def pause(self, deployment_id: str) -> Deployment:
-        self.actor.require(Permission.DEPLOYMENT_CONTROL)
+        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CONTROL, "deployment.pause",
+                  deployment_id)
         result = self._deployments.set_status(
             deployment_id, DeploymentStatus.PAUSED, reason=f"paused by {self.actor.user}"
         )
@@ -220,7 +258,8 @@ class OtaService:
         return result
 
     def resume(self, deployment_id: str) -> Deployment:
-        self.actor.require(Permission.DEPLOYMENT_CONTROL)
+        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CONTROL, "deployment.resume",
+                  deployment_id)
         result = self._deployments.set_status(deployment_id, DeploymentStatus.IN_PROGRESS)
         self._record("deployment.resume", deployment_id)
         return result
@@ -229,7 +268,8 @@ class OtaService:
                      statuses: Sequence[ExecutionStatus] = _RETRIABLE) -> list[str]:
         """Queue a new attempt for devices that failed; the rollout engine
         announces them to the devices on its next tick."""
-        self.actor.require(Permission.DEPLOYMENT_CONTROL)
+        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CONTROL, "deployment.retry",
+                  deployment_id)
         failed = [e.device_id for e in self._deployments.executions(deployment_id)
                   if e.status in statuses]
         if not failed:
@@ -241,10 +281,3 @@ class OtaService:
     def _record(self, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
         record_action(self._audit, self.actor, action, subject, details)
 
-
-def record_action(audit: AuditTrail | None, actor: Actor, action: str, subject: str,
-                  details: dict[str, Any] | None = None) -> None:
-    """One audit entry per user action, with the role that allowed it; the
-    firmware library and the OTA service record the same way."""
-    if audit is not None:
-        audit.append(actor.user, action, subject, {"role": actor.role.value, **(details or {})})

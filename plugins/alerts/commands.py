@@ -13,6 +13,7 @@ arguments (argparse's own convention).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import datetime
@@ -21,10 +22,12 @@ from typing import Any
 from core.context import AppContext
 from core.errors import NotFound
 from core.model import Alert, AlertState, Severity
+from core.model.roles import Actor
 from core.ports.alerts import AlertQuery, AlertStore
 from core.services.alerting import ActionResult, AlertService
 
 SHORT_ID = 8
+_USER_HELP = "a claim only, noted in the audit trail: you act as your OS account"
 _OPEN = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
 
 
@@ -44,28 +47,24 @@ def configure_alerts(parser: argparse.ArgumentParser) -> None:
     ack = sub.add_parser("ack", help="acknowledge alerts (you are on it)")
     ack.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
     ack.add_argument("--comment", required=True, help="what you are doing about it")
-    ack.add_argument("--user", default="", help="who acknowledges (default: config user)")
+    ack.add_argument("--user", default="", help=_USER_HELP)
 
     res = sub.add_parser("resolve", help="resolve alerts (the problem is fixed)")
     res.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
     res.add_argument("--comment", default="", help="what fixed it (kept in the audit trail)")
-    res.add_argument("--user", default="", help="who resolves (default: config user)")
+    res.add_argument("--user", default="", help=_USER_HELP)
 
 
 def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
     if args.alerts_action == "list":
         return _list(args, context.backend.alerts)
-    user = (args.user or context.config.user).strip()
-    if not user:
-        print("smartiot alerts: no user name; pass --user or set 'user' in the config",
-              file=sys.stderr)
-        return 2
+    user = actor_for(args, context)
     backend = context.backend
     audit = backend.audit
     if audit is None:
         print(f"smartiot alerts: note: the {backend.name!r} backend has no audit trail; "
               "this action is saved but not audited", file=sys.stderr)
-    service = AlertService(backend.alerts, audit)
+    service = AlertService(backend.alerts, audit, rules=backend.rules)
     ids, failures = resolve_ids(backend.alerts, args.ids)
     full_ids = list(ids.values())
     if args.alerts_action == "ack":
@@ -81,6 +80,19 @@ def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
     for given, why in sorted(failures, key=lambda f: order.get(f[0], len(order))):
         print(f"{given}: {why}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def actor_for(args: argparse.Namespace, context: AppContext) -> Actor:
+    """``--user`` is a claim, not an identity (core.identity): the action is
+    recorded under the OS account with the claimed name noted beside it."""
+    actor = context.actor
+    claimed = (getattr(args, "user", "") or "").strip()
+    if claimed and claimed != actor.user:
+        print(f"smartiot alerts: note: acting as {actor.user} (the OS account); "
+              f"--user {claimed} is recorded in the audit trail as a claim only",
+              file=sys.stderr)
+        actor = dataclasses.replace(actor, claimed_user=claimed)
+    return actor
 
 
 def _report(result: ActionResult, given: str, verb: str,

@@ -1,7 +1,9 @@
 """What the Devices page and ``smartiot devices`` do with the ports, without Qt.
 
 Every function here blocks (it talks to the store or the hub); the page calls
-them on a worker thread, the CLI calls them directly.
+them on a worker thread, the CLI calls them directly. Changes go through
+core.services.devices.DeviceService with the person's Actor (role check and
+audit entry there, not here).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import csv
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -21,17 +24,18 @@ from core.model import (
     AlertState,
     CommandRecord,
     Device,
-    DeviceStatus,
     LinkStats,
     Location,
     Reading,
-    validate_device_id,
 )
+from core.model.roles import Actor
 from core.model.timeutil import utcnow
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
+from core.ports.commands import CommandResult
 from core.ports.shadows import ShadowDocument
 from core.ports.telemetry import Series
+from core.services.devices import DeviceService
 
 TABLE_METRICS = ("battery_pct", "rssi")
 OPEN_STATES = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
@@ -135,28 +139,35 @@ def edit_device(
     return replace(device, name=name.strip(), tags=clean_tags, location=loc, updated_at=utcnow())
 
 
-def register_device(backend: Backend, device: Device) -> Device:
+def device_service(backend: Backend) -> DeviceService:
+    return DeviceService(backend.registry, backend.audit, commands=backend.commands,
+                         shadows=backend.shadows)
+
+
+def register_device(backend: Backend, device: Device, actor: Actor) -> Device:
     """Register a new device, or re-register a decommissioned one on purpose."""
-    validate_device_id(device.device_id)
-    existing = backend.registry.find(device.device_id)
-    if existing is not None and existing.status is not DeviceStatus.DECOMMISSIONED:
-        raise ValidationError(
-            f"device {device.device_id} is already registered ({existing.status.value})")
-    if existing is not None:
-        device = replace(device, created_at=existing.created_at)
-    backend.registry.upsert(device)
-    return backend.registry.get(device.device_id)
+    return device_service(backend).register(device, actor)
 
 
-def decommission(backend: Backend, device_id: str) -> Device:
-    device = backend.registry.get(device_id).with_status(DeviceStatus.DECOMMISSIONED)
-    backend.registry.upsert(device)
-    return device
+def decommission(backend: Backend, device_id: str, actor: Actor) -> Device:
+    return device_service(backend).decommission(device_id, actor)
 
 
-def save_device(backend: Backend, device: Device) -> Device:
-    backend.registry.upsert(device)
-    return backend.registry.get(device.device_id)
+def save_device(backend: Backend, device: Device, actor: Actor) -> Device:
+    return device_service(backend).update(device, actor)
+
+
+def send_command(backend: Backend, device_id: str, command: str, actor: Actor,
+                 params: dict[str, Any] | None = None, *,
+                 timeout_s: float = 10.0) -> Future[CommandResult]:
+    return device_service(backend).send_command(device_id, command, actor, params,
+                                                timeout_s=timeout_s)
+
+
+def update_desired(backend: Backend, device_id: str, desired: dict[str, Any], actor: Actor, *,
+                   expected_version: int | None) -> ShadowDocument:
+    return device_service(backend).update_desired(device_id, desired, actor,
+                                                  expected_version=expected_version)
 
 
 # -- saved filters ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceRegistry
-from core.services.ota import record_action
+from core.services.access import authorize, record_action
 
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -109,7 +109,8 @@ class FirmwareLibrary:
         signature: bytes | None = None,
         source: str = "image",
     ) -> Firmware:
-        self.actor.require(Permission.FIRMWARE_IMPORT)
+        authorize(self._audit, self.actor, Permission.FIRMWARE_IMPORT, "firmware.import",
+                  f"{device_type.strip()}@{version.strip()}")
         semver = SemVer.parse(version.strip())
         device_type = device_type.strip()
         if not device_type:
@@ -206,7 +207,8 @@ class FirmwareLibrary:
 
     # ------------------------------------------------------------ delete
     def delete(self, firmware_id: str) -> None:
-        self.actor.require(Permission.FIRMWARE_DELETE)
+        authorize(self._audit, self.actor, Permission.FIRMWARE_DELETE, "firmware.delete",
+                  firmware_id)
         fw = self._repo.get_by_id(firmware_id)
         if self._deployments is not None:
             running = [

@@ -133,7 +133,7 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
 
         client = ConsoleClient(link, backend.bus)
         client.commands = MqttCommandChannel(client, store.commands, store.registry,
-                                             user=context.config.user)
+                                             user=context.actor.user)
         client.shadows = MqttShadowService(client, store.shadows)
         client.start()
         backend.client = client

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 from core.config import Config, load_config
 from core.context import AppContext
 from core.hookspecs import hookimpl
+from core.model.roles import Actor
 from core.plugins import PluginManager
 from core.registrations import PageSpec, StatusWidgetSpec
 
@@ -73,11 +74,12 @@ def config(config_path: Path, tmp_path: Path) -> Config:
 
 @pytest.fixture
 def make_context(config: Config) -> Callable[..., AppContext]:
-    def make(*plugins: tuple[str, object], config_: Config | None = None) -> AppContext:
+    def make(*plugins: tuple[str, object], config_: Config | None = None,
+             actor: Actor | None = None) -> AppContext:
         manager = PluginManager(builtins=(), entry_points=False, blocked=())
         for name, plugin in plugins:
             manager.register(name, plugin)
-        return AppContext(config_ or config, manager)
+        return AppContext(config_ or config, manager, actor=actor)
 
     return make
 

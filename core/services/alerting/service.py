@@ -1,4 +1,7 @@
-"""What support staff do to alerts: acknowledge, resolve, snooze.
+"""What people do to alerts and alert rules: acknowledge, resolve, snooze,
+reopen; add, edit and delete rules. Each call takes the Actor, checks the
+role and writes the audit entry (refusals included), so the page, the CLI
+and any other front end get the same answer.
 
 Every action is a versioned save (two consoles acting at once: exactly one
 wins, the other gets ConcurrentModification naming who won) followed by an
@@ -17,13 +20,16 @@ from typing import Any
 from core.errors import (
     ConcurrentModification,
     IllegalTransition,
+    NotFound,
     SmartIotError,
-    ValidationError,
 )
 from core.model import Alert, AlertState
+from core.model.roles import Actor, Permission
+from core.model.rule import AlertRule
 from core.model.timeutil import utcnow
 from core.ports.alerts import AlertStore
-from core.ports.hub import AuditTrail
+from core.ports.hub import AlertRuleStore, AuditTrail
+from core.services.access import authorize, record_action
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,61 +68,106 @@ def _when(at: datetime | None, now: datetime | None) -> str:
 
 class AlertService:
     def __init__(self, alerts: AlertStore, audit: AuditTrail | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, *,
+                 rules: AlertRuleStore | None = None) -> None:
         """``audit`` may be None on backends without an audit trail; callers
         should tell the person their actions are not audited there."""
         self._alerts = alerts
         self._audit = audit
         self._clock = clock
+        self._rules = rules
 
     @property
     def audited(self) -> bool:
         return self._audit is not None
 
     # ------------------------------------------------------------------ single
-    def acknowledge(self, alert_id: str, user: str, comment: str = "") -> Alert:
+    def acknowledge(self, alert_id: str, actor: Actor, comment: str = "") -> Alert:
+        self._authorize(actor, "alert.acknowledge", alert_id)
         alert = self._alerts.get(alert_id)
-        changed = alert.acknowledge(user, comment, at=self._clock())
-        return self._commit(changed, user, "alert.acknowledge", {"comment": comment})
+        changed = alert.acknowledge(actor.user, comment, at=self._clock())
+        return self._commit(changed, actor, "alert.acknowledge", {"comment": comment})
 
-    def resolve(self, alert_id: str, user: str, comment: str = "") -> Alert:
+    def resolve(self, alert_id: str, actor: Actor, comment: str = "") -> Alert:
         """The comment goes to the audit trail (the alert itself keeps no
         resolution note)."""
+        self._authorize(actor, "alert.resolve", alert_id)
         alert = self._alerts.get(alert_id)
-        changed = alert.resolve(user, at=self._clock())
-        return self._commit(changed, user, "alert.resolve", {"comment": comment})
+        changed = alert.resolve(actor.user, at=self._clock())
+        return self._commit(changed, actor, "alert.resolve", {"comment": comment})
 
-    def snooze(self, alert_id: str, user: str, until: datetime) -> Alert:
-        if not user:
-            raise ValidationError("snoozing needs the name of the person who does it")
+    def snooze(self, alert_id: str, actor: Actor, until: datetime,
+               comment: str = "") -> Alert:
+        """The comment (why it can wait) goes to the audit trail."""
+        self._authorize(actor, "alert.snooze", alert_id)
         alert = self._alerts.get(alert_id)
         changed = alert.snooze(until, at=self._clock())
-        return self._commit(changed, user, "alert.snooze",
-                            {"until": changed.snoozed_until.isoformat()
-                             if changed.snoozed_until else None})
+        details: dict[str, Any] = {"until": changed.snoozed_until.isoformat()
+                                   if changed.snoozed_until else None}
+        if comment:
+            details["comment"] = comment
+        return self._commit(changed, actor, "alert.snooze", details)
 
-    def _commit(self, changed: Alert, user: str, action: str,
+    def reopen(self, alert_id: str, actor: Actor, comment: str = "") -> Alert:
+        """A person decides a resolved alert is not over after all; it becomes
+        active again with its last value and message."""
+        self._authorize(actor, "alert.reopen", alert_id)
+        alert = self._alerts.get(alert_id)
+        changed = alert.reopen(alert.value, alert.message, at=self._clock())
+        return self._commit(changed, actor, "alert.reopen", {"comment": comment})
+
+    def _authorize(self, actor: Actor, action: str, alert_id: str) -> None:
+        authorize(self._audit, actor, Permission.ALERT_HANDLE, action, alert_id)
+
+    def _commit(self, changed: Alert, actor: Actor, action: str,
                 details: dict[str, Any]) -> Alert:
         self._alerts.save(changed)  # ConcurrentModification propagates, naming the winner
-        if self._audit is not None:
-            self._audit.append(user, action, changed.alert_id, {
-                **details, "device_id": changed.device_id, "rule_id": changed.rule_id,
-                "state": changed.state.value, "version": changed.version,
-            })
+        record_action(self._audit, actor, action, changed.alert_id, {
+            **details, "device_id": changed.device_id, "rule_id": changed.rule_id,
+            "state": changed.state.value, "version": changed.version,
+        })
         return changed
 
+    # ------------------------------------------------------------------ rules
+    def add_rule(self, rule: AlertRule, actor: Actor) -> AlertRule:
+        rules = self._rule_store()
+        authorize(self._audit, actor, Permission.RULE_EDIT, "rule.add", rule.rule_id)
+        rules.add(rule)
+        record_action(self._audit, actor, "rule.add", rule.rule_id, _rule_details(rule))
+        return rule
+
+    def save_rule(self, rule: AlertRule, actor: Actor) -> AlertRule:
+        """``rule`` carries the next version; ConcurrentModification when
+        someone else saved first."""
+        rules = self._rule_store()
+        authorize(self._audit, actor, Permission.RULE_EDIT, "rule.edit", rule.rule_id)
+        rules.save(rule)
+        record_action(self._audit, actor, "rule.edit", rule.rule_id, _rule_details(rule))
+        return rule
+
+    def delete_rule(self, rule_id: str, actor: Actor) -> None:
+        rules = self._rule_store()
+        authorize(self._audit, actor, Permission.RULE_EDIT, "rule.delete", rule_id)
+        rules.delete(rule_id)
+        record_action(self._audit, actor, "rule.delete", rule_id)
+
+    def _rule_store(self) -> AlertRuleStore:
+        if self._rules is None:
+            raise NotFound("this backend keeps no alert rules")
+        return self._rules
+
     # ------------------------------------------------------------------ bulk
-    def acknowledge_many(self, alert_ids: Iterable[str], user: str,
+    def acknowledge_many(self, alert_ids: Iterable[str], actor: Actor,
                          comment: str = "") -> list[ActionResult]:
-        return self._each(alert_ids, lambda a: self.acknowledge(a, user, comment))
+        return self._each(alert_ids, lambda a: self.acknowledge(a, actor, comment))
 
-    def resolve_many(self, alert_ids: Iterable[str], user: str,
+    def resolve_many(self, alert_ids: Iterable[str], actor: Actor,
                      comment: str = "") -> list[ActionResult]:
-        return self._each(alert_ids, lambda a: self.resolve(a, user, comment))
+        return self._each(alert_ids, lambda a: self.resolve(a, actor, comment))
 
-    def snooze_many(self, alert_ids: Iterable[str], user: str,
-                    until: datetime) -> list[ActionResult]:
-        return self._each(alert_ids, lambda a: self.snooze(a, user, until))
+    def snooze_many(self, alert_ids: Iterable[str], actor: Actor,
+                    until: datetime, comment: str = "") -> list[ActionResult]:
+        return self._each(alert_ids, lambda a: self.snooze(a, actor, until, comment))
 
     def _each(self, alert_ids: Iterable[str],
               action: Callable[[str], Alert]) -> list[ActionResult]:
@@ -154,3 +205,8 @@ class AlertService:
             else current.resolved_by
         return ActionResult(alert_id, error=describe_state(current, now=self._clock()),
                             changed_by=who)
+
+
+def _rule_details(rule: AlertRule) -> dict[str, Any]:
+    return {"name": rule.name, "rule_type": rule.rule_type, "severity": rule.severity.value,
+            "enabled": rule.enabled, "version": rule.version}

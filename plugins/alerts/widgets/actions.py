@@ -1,26 +1,24 @@
 """What the alert page's buttons do, behind one small adapter.
 
-``AlertActions`` uses the alert engine's ``AlertService`` (version checks,
-audit) when it is installed, and otherwise applies the domain transitions and
-saves through the store, so the page never knows which one it talks to.
+``AlertActions`` calls ``AlertService`` with the person's Actor: the role
+check, the versioned save and the audit entry all happen there, never here.
 Every call is blocking and runs on a worker thread; results are per alert so a
 conflict on one does not hide the success of the others.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from core.errors import ConcurrentModification, IllegalTransition, NotFound, SmartIotError
 from core.model import Alert, AlertState
+from core.model.roles import Actor
 from core.ports.backend import Backend
+from core.services.alerting.service import AlertService
 
 from ._common import short_time
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,31 +45,11 @@ def conflict_text(current: Alert | None, action: str) -> str:
     return f"changed{by} at {short_time(current.updated_at)} in the meantime; try again"
 
 
-def _audit_of(backend: Backend) -> Any:
-    return backend.audit
-
-
-def _find_alert_service(backend: Backend) -> Any:
-    """The backend's AlertService, else one built over its store, else None."""
-    existing = getattr(backend, "alert_service", None)
-    if existing is not None:
-        return existing
-    try:
-        from core.services.alerting.service import AlertService
-    except ImportError:
-        return None
-    try:
-        return AlertService(backend.alerts, _audit_of(backend))
-    except Exception:
-        log.warning("AlertService could not be built; saving through the store", exc_info=True)
-        return None
-
-
 class AlertActions:
-    def __init__(self, backend: Backend, user: str, *, use_service: bool = True) -> None:
+    def __init__(self, backend: Backend, actor: Actor) -> None:
         self.backend = backend
-        self.user = user or "operator"
-        self.service = _find_alert_service(backend) if use_service else None
+        self.actor = actor
+        self.service = AlertService(backend.alerts, backend.audit, rules=backend.rules)
 
     # ---------------------------------------------------------- per alert
     def acknowledge(self, alert: Alert, comment: str = "") -> ActionResult:
@@ -90,10 +68,7 @@ class AlertActions:
     def _run(self, alert: Alert, action: str, *, comment: str = "",
              until: datetime | None = None) -> ActionResult:
         try:
-            if self.service is not None:
-                self._via_service(alert, action, comment, until)
-            else:
-                self._via_store(alert, action, comment, until)
+            self._call(alert, action, comment, until)
         except (ConcurrentModification, IllegalTransition) as exc:
             current = self._reload(alert.alert_id)
             return ActionResult(alert.alert_id, action, False, current,
@@ -111,37 +86,16 @@ class AlertActions:
         except NotFound:
             return None
 
-    def _via_service(self, alert: Alert, action: str, comment: str,
-                     until: datetime | None) -> None:
-        if action == "snooze":
-            if until is None:
-                raise ValueError("snooze needs an end time")
-            self.service.snooze(alert.alert_id, self.user, until)
-        else:
-            getattr(self.service, action)(alert.alert_id, self.user, comment)
-
-    def _via_store(self, alert: Alert, action: str, comment: str,
-                   until: datetime | None) -> None:
+    def _call(self, alert: Alert, action: str, comment: str, until: datetime | None) -> None:
         if action == "acknowledge":
-            changed = alert.acknowledge(self.user, comment)
+            self.service.acknowledge(alert.alert_id, self.actor, comment)
         elif action == "resolve":
-            changed = alert.resolve(self.user)
+            self.service.resolve(alert.alert_id, self.actor, comment)
+        elif action == "reopen":
+            self.service.reopen(alert.alert_id, self.actor, comment)
         elif action == "snooze":
             if until is None:
                 raise ValueError("snooze needs an end time")
-            changed = alert.snooze(until)
+            self.service.snooze(alert.alert_id, self.actor, until)
         else:
             raise ValueError(f"unknown alert action {action!r}")
-        self.backend.alerts.save(changed)
-        audit = _audit_of(self.backend)
-        if audit is not None:
-            details: dict[str, Any] = {"version": changed.version,
-                                       "device_id": alert.device_id}
-            if comment:
-                details["comment"] = comment
-            if until is not None:
-                details["until"] = until.isoformat()
-            try:
-                audit.append(self.user, f"alert.{action}", alert.alert_id, details)
-            except Exception:
-                log.warning("audit entry for %s not written", alert.alert_id, exc_info=True)

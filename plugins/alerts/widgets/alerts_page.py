@@ -366,7 +366,7 @@ class AlertsPage(QWidget):
     # ------------------------------------------------------------ loading
     def _backend_ready(self, backend: Backend) -> None:
         self.backend = backend
-        self.actions = AlertActions(backend, self.context.config.user)
+        self.actions = AlertActions(backend, self.context.actor)
         self.detail.set_backend(backend)
         self.rules_button.setEnabled(backend.rules is not None)
         if backend.rules is None:
@@ -624,7 +624,7 @@ class AlertsPage(QWidget):
             return None
         from .rule_editor import RuleEditorDialog, rule_types
 
-        dialog = RuleEditorDialog(self.backend, self.context.config.user, self,
+        dialog = RuleEditorDialog(self.backend, self.context.actor, self,
                                   types=rule_types(self.context.plugins))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(lambda _r: self.refresh())

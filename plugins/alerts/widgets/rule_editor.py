@@ -33,9 +33,11 @@ from PySide6.QtWidgets import (
 from console.widgets.background import BackgroundCall
 from core.errors import ConcurrentModification, NotFound, SmartIotError, ValidationError
 from core.model import Severity
+from core.model.roles import Actor
 from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
+from core.services.alerting.service import AlertService
 
 from ._common import SEVERITY_COLOURS
 
@@ -198,7 +200,7 @@ class RuleEditorDialog(QDialog):
     deleted = Signal(str)
     rules_loaded = Signal()
 
-    def __init__(self, backend: Backend, user: str, parent: QWidget | None = None,
+    def __init__(self, backend: Backend, actor: Actor, parent: QWidget | None = None,
                  *, types: Mapping[str, Any] | None = None) -> None:
         super().__init__(parent)
         if backend.rules is None:
@@ -207,7 +209,9 @@ class RuleEditorDialog(QDialog):
         self.setObjectName("RuleEditor")
         self.resize(900, 600)
         self.backend = backend
-        self.user = user
+        self.actor = actor
+        # adds, edits and deletes go through the service: role check and audit entry
+        self.service = AlertService(backend.alerts, backend.audit, rules=backend.rules)
         self.types = dict(types) if types is not None else rule_types()
         self._background = BackgroundCall(self)
         self.current: AlertRule | None = None
@@ -408,15 +412,12 @@ class RuleEditorDialog(QDialog):
         except ValidationError as exc:
             self.show_error(str(exc))
             return
-        rules, is_new = self.backend.rules, self.current is None
-        assert rules is not None
+        service, actor, is_new = self.service, self.actor, self.current is None
 
         def write() -> AlertRule:
             if is_new:
-                rules.add(rule)
-            else:
-                rules.save(rule)
-            return rule
+                return service.add_rule(rule, actor)
+            return service.save_rule(rule, actor)
 
         self.save_button.setEnabled(False)
         self._background.start(write, self._saved, self._save_failed)
@@ -450,11 +451,10 @@ class RuleEditorDialog(QDialog):
             self._confirm_delete = True
             self.delete_button.setText("Really delete?")
             return
-        rules, rule = self.backend.rules, self.current
-        assert rules is not None
+        service, actor, rule = self.service, self.actor, self.current
         self._confirm_delete = False
         self.delete_button.setText("Delete")
-        self._background.start(lambda: rules.delete(rule.rule_id),
+        self._background.start(lambda: service.delete_rule(rule.rule_id, actor),
                                lambda _r: self._deleted(rule),
                                lambda exc: self.show_error(f"Not deleted: {exc}"))
 

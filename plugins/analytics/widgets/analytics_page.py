@@ -27,6 +27,7 @@ class AnalyticsPage(QWidget):
         self.dashboard = DashboardPage(context)
         self.live = LiveView(self._backend)
         self.history = HistoryView(self._backend)
+        self.live.anomalies.actor = self.history.anomalies.actor = context.actor
         self.tabs.addTab(self.dashboard, "Dashboard")
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.history, "History")

@@ -32,8 +32,11 @@ from PySide6.QtWidgets import (
 
 from console.widgets.background import BackgroundCall
 from console.widgets.tables import configure_row_table
+from core.identity import local_owner
 from core.model import AlertRule, RuleScope, Severity
+from core.model.roles import Actor
 from core.ports.backend import Backend
+from core.services.alerting.service import AlertService
 from plugins.analytics.series_math import (
     DEFAULT_WINDOW,
     DEFAULT_Z,
@@ -72,6 +75,8 @@ class AnomalyPanel(QWidget):
     def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._backend_of = backend_of
+        #: who creates rules; AlertService checks the role and audits with it
+        self.actor: Actor = local_owner()
         self._background = BackgroundCall(self)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(1.0, 50.0)
@@ -158,10 +163,11 @@ class AnomalyPanel(QWidget):
         point = self.selected_point()
         if point is None:
             return
-        rules = self._backend_of().rules
-        if rules is None:
+        backend, actor = self._backend_of(), self.actor
+        if backend.rules is None:
             self.status.setText("This backend has no alert rules")
             return
+        service = AlertService(backend.alerts, backend.audit, rules=backend.rules)
         rule = rule_for(point)
         self.create_button.setEnabled(False)
         self.status.setText("Saving rule…")
@@ -175,4 +181,4 @@ class AnomalyPanel(QWidget):
             self.status.setText(f"Could not save the rule: {exc}")
             self._selection_changed()
 
-        self._background.start(lambda: rules.add(rule), saved, failed)
+        self._background.start(lambda: service.add_rule(rule, actor), saved, failed)

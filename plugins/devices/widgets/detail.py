@@ -42,7 +42,9 @@ from console.theme import current_colors
 from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from core.errors import ConcurrentModification, ValidationError
+from core.identity import local_owner
 from core.model import Alert, CommandRecord, Device, DeviceStatus, Reading
+from core.model.roles import Actor
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
 from core.ports.commands import CommandOutcome, CommandResult
@@ -143,6 +145,8 @@ class DeviceDetail(QWidget):
         super().__init__(parent)
         self.setObjectName("DeviceDetail")
         self.backend: Backend | None = None
+        #: who acts: every change goes through DeviceService with it (role check, audit)
+        self.actor: Actor = local_owner()
         self.device: Device | None = None
         self.shadow: ShadowDocument | None = None
         self._background = BackgroundCall(self)
@@ -376,8 +380,10 @@ class DeviceDetail(QWidget):
         return page
 
     # -- public API ----------------------------------------------------------------------
-    def set_backend(self, backend: Backend | None) -> None:
+    def set_backend(self, backend: Backend | None, actor: Actor | None = None) -> None:
         self.backend = backend
+        if actor is not None:
+            self.actor = actor
         self._update_availability()
 
     @property
@@ -492,7 +498,7 @@ class DeviceDetail(QWidget):
                                    tags=self.tags_edit.text().split(","), location=location)
 
     def save(self) -> None:
-        backend = self.backend
+        backend, actor = self.backend, self.actor
         try:
             edited = self.edited_device()
         except ValidationError as exc:
@@ -516,7 +522,7 @@ class DeviceDetail(QWidget):
             self.save_button.setEnabled(True)
             self._status(self.save_status, f"Not saved: {exc}", "error")
 
-        self._background.start(lambda: service.save_device(backend, edited), done, failed)
+        self._background.start(lambda: service.save_device(backend, edited, actor), done, failed)
 
     def decommission(self) -> None:
         device, backend = self.device, self.backend
@@ -529,6 +535,7 @@ class DeviceDetail(QWidget):
             "updated; register it again to bring it back."):
             return
         self.decommission_button.setEnabled(False)
+        actor = self.actor
 
         def done(updated: Device) -> None:
             self._show_identity(updated)
@@ -536,7 +543,7 @@ class DeviceDetail(QWidget):
             safe_emit(self.device_changed, updated)
 
         self._background.start(
-            lambda: service.decommission(backend, device.device_id), done,
+            lambda: service.decommission(backend, device.device_id, actor), done,
             lambda exc: self._failed(self._generation, "Could not decommission", exc))
 
     # -- details -------------------------------------------------------------------------
@@ -677,7 +684,7 @@ class DeviceDetail(QWidget):
         desired = self._validate_desired()
         if desired is None or backend is None or device_id is None or backend.shadows is None:
             return
-        shadows = backend.shadows
+        actor = self.actor
         # keys removed in the editor are deleted (IoT Core: null deletes)
         if self.shadow is not None:
             for key in self.shadow.desired:
@@ -702,7 +709,8 @@ class DeviceDetail(QWidget):
             self._status(self.shadow_error, text, "error")
 
         self._background.start(
-            lambda: shadows.update_desired(device_id, desired, expected_version=expected),
+            lambda: service.update_desired(backend, device_id, desired, actor,
+                                           expected_version=expected),
             done, failed)
 
     # -- commands ------------------------------------------------------------------------
@@ -720,7 +728,7 @@ class DeviceDetail(QWidget):
         backend, device_id = self.backend, self.device_id
         if backend is None or device_id is None or backend.commands is None:
             return
-        channel = backend.commands
+        actor = self.actor
         local_id = f"local-{command}-{utcnow().timestamp()}"
         item = QTreeWidgetItem([_local(utcnow()).split(" ")[1], command, "sending…", "",
                                 json.dumps(params) if params else ""])
@@ -729,7 +737,8 @@ class DeviceDetail(QWidget):
         self._status(self.command_status, f"{command} sent to {device_id}…", "secondary")
 
         def run() -> CommandResult:
-            future = channel.send(device_id, command, params, timeout_s=timeout_s)
+            future = service.send_command(backend, device_id, command, actor, params,
+                                          timeout_s=timeout_s)
             return future.result(timeout=timeout_s + 5)
 
         def done(result: CommandResult) -> None:

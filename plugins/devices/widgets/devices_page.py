@@ -36,7 +36,9 @@ from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
+from core.identity import local_owner
 from core.model import Device
+from core.model.roles import Actor
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
 from plugins.devices import service
@@ -102,6 +104,8 @@ class DevicesPage(QWidget):
             raise ValueError("DevicesPage needs a context or a backend")
         self._context = context
         self.backend: Backend | None = backend
+        #: who acts; DeviceService checks the role and audits with it
+        self.actor: Actor = context.actor if context is not None else local_owner()
         self.bridge: LiveBridge | None = None
         self._bridge_interval_ms = bridge_interval_ms
         self._background = BackgroundCall(self)
@@ -313,7 +317,7 @@ class DevicesPage(QWidget):
 
     def _backend_ready(self, backend: Backend) -> None:
         self.backend = backend
-        self.detail.set_backend(backend)
+        self.detail.set_backend(backend, self.actor)
         if self.bridge is None and backend.live is not None:
             self.bridge = LiveBridge(backend.live, interval_ms=self._bridge_interval_ms,
                                      parent=self)
@@ -574,7 +578,7 @@ class DevicesPage(QWidget):
 
     def register_device(self, device: Device,
                         on_done: Callable[[Device], Any] | None = None) -> None:
-        backend = self.backend
+        backend, actor = self.backend, self.actor
         if backend is None:
             self._set_status("The backend is not ready yet; try again in a moment", "error")
             return
@@ -588,7 +592,7 @@ class DevicesPage(QWidget):
                 on_done(registered)
 
         self._background.start(
-            lambda: service.register_device(backend, device), done,
+            lambda: service.register_device(backend, device, actor), done,
             lambda exc: self._set_status(f"Could not register {device.device_id}: {exc}",
                                          "error"))
 

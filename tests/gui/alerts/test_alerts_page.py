@@ -137,7 +137,7 @@ def test_acknowledge_with_comment_through_the_dialog_persists(qtbot, alerts_page
 
     stored = store.alerts.get(alert.alert_id)
     assert stored.state is AlertState.ACKNOWLEDGED
-    assert stored.acknowledged_by == context.config.user
+    assert stored.acknowledged_by == context.actor.user
     assert stored.ack_comment == "valve replaced"
     assert store.alerts.get(other.alert_id).state is AlertState.ACTIVE
     row = page.model.row_of(alert.alert_id)

@@ -8,6 +8,7 @@ import pytest
 
 from core.model import AlertRule, Reading, Severity
 from core.model.link import QuarantinedMessage
+from core.model.roles import Actor, Role
 from core.ports.live import EventKind, FleetEvent
 
 pytestmark = pytest.mark.gui
@@ -18,7 +19,7 @@ def editor(qtbot, backend):
     from plugins.alerts.widgets.rule_editor import RuleEditorDialog
 
     def make():
-        dialog = RuleEditorDialog(backend, "maria")
+        dialog = RuleEditorDialog(backend, Actor("maria", Role.ENGINEER))
         qtbot.addWidget(dialog)
         with qtbot.waitSignal(dialog.rules_loaded, timeout=15_000):
             pass

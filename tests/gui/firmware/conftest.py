@@ -16,6 +16,7 @@ from core.config import Config
 from core.context import AppContext
 from core.hookspecs import hookimpl
 from core.model import Deployment, Device, DeviceStatus, Firmware
+from core.model.roles import Actor, Role
 from core.model.rollout import AbortCriterion, FailureType, JobConfig, RolloutConfig
 from core.ports.backend import Backend
 from core.registrations import BackendSpec
@@ -93,7 +94,8 @@ def role_context(make_context: Callable[..., AppContext], backend: Backend, conf
                  ) -> Callable[[str, str], AppContext]:
     def make(role: str = "engineer", user: str = "erin") -> AppContext:
         return make_context(("test-backend", BackendPlugin(backend)),
-                            config_=dataclasses.replace(config, role=role, user=user))
+                            config_=dataclasses.replace(config, role=role),
+                            actor=Actor(user, Role.parse(role)))
 
     return make
 

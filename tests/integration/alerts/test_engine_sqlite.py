@@ -9,6 +9,7 @@ import pytest
 
 from core.errors import ConcurrentModification
 from core.model import AlertRule, AlertState, Device, DeviceStatus, Reading, RuleScope, Severity
+from core.model.roles import Actor, Role
 from core.plugins import PluginManager
 from core.services.alerting import AlertEngine, AlertService, ChangeKind
 
@@ -70,7 +71,7 @@ def test_lifecycle_raise_ack_autoresolve_reopen(store, rule_types):
     assert (stored.state, stored.value, stored.severity) == (AlertState.ACTIVE, 86.0,
                                                              Severity.CRITICAL)
 
-    service.acknowledge(stored.alert_id, "maria", "on my way")
+    service.acknowledge(stored.alert_id, Actor("maria", Role.SUPPORT), "on my way")
     with pytest.raises(ConcurrentModification) as info:  # a second console, stale copy
         store.alerts.save(stored.acknowledge("tom", at=clock.now))
     assert info.value.changed_by == "maria"

@@ -106,10 +106,12 @@ def test_injected_fault_raises_alert_ack_then_auto_resolve(backend, mosquitto_br
         alert = wait_until(lambda: next(iter(backend.alerts.list()), None), timeout=20)
         assert alert.device_id == "env-00000" and alert.severity is Severity.CRITICAL
         assert alert.value < -273.15
+        from core.model.roles import Actor, Role
         from core.services.alerting.service import AlertService
 
         service = AlertService(backend.alerts, backend.store.audit)
-        acked = service.acknowledge(alert.alert_id, "maria", "checking the sensor")
+        acked = service.acknowledge(alert.alert_id, Actor("maria", Role.SUPPORT),
+                                    "checking the sensor")
         assert acked.state is AlertState.ACKNOWLEDGED
         resolved = wait_until(lambda: backend.alerts.get(alert.alert_id).state
                               is AlertState.RESOLVED and backend.alerts.get(alert.alert_id),

@@ -17,6 +17,7 @@ from core.config import load_config
 from core.context import AppContext
 from core.errors import ConcurrentModification, IllegalTransition
 from core.model import AlertRule, AlertState, RuleScope, Severity
+from core.model.roles import Actor, Role
 from core.plugins import PluginManager
 from core.ports.commands import CommandOutcome
 from core.ports.live import EventKind
@@ -105,11 +106,11 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
         service_a = AlertService(console_a.alerts, console_a.store.audit)
         service_b = AlertService(console_b.alerts, console_b.store.audit)
         stale = console_b.alerts.get(alert.alert_id)
-        service_a.acknowledge(alert.alert_id, "maria", "on it")
+        service_a.acknowledge(alert.alert_id, Actor("maria", Role.SUPPORT), "on it")
         with pytest.raises((ConcurrentModification, IllegalTransition), match="maria"):
             console_b.alerts.save(stale.acknowledge("li", "me too"))
         with pytest.raises((ConcurrentModification, IllegalTransition), match="maria"):
-            service_b.acknowledge(alert.alert_id, "li", "me too")
+            service_b.acknowledge(alert.alert_id, Actor("li", Role.SUPPORT), "me too")
         assert console_b.alerts.get(alert.alert_id).state is AlertState.ACKNOWLEDGED
 
         # console B changes a device's desired state; the hub applies it, the device obeys

@@ -1,0 +1,66 @@
+"""Who is acting: resolved once at start-up, never taken from a flag.
+
+In the one-process set-up (the ``local`` profile: the hub runs inside the
+console over the SQLite file in the person's own data dir) the person at the
+keyboard owns the data, and the operating system has already authenticated
+them: the identity is the OS account (``getpass.getuser()``) and the role
+defaults to ``admin``.
+
+A user name from the config file, ``SMARTIOT_USER`` or ``--user`` is a claim,
+not an identity. Actions are recorded under the OS account; the claimed name
+is kept beside it (``claimed_user`` in every audit entry) so an auditor sees
+that someone tried to act under another name, and nobody can make the trail
+say "maria" by typing it. A role asked for (``role`` in the file or
+``SMARTIOT_ROLE``) is honoured: the data belongs to the person anyway, so a
+lower role is a choice to work with less power (to see what support sees),
+and every audit entry records the role that allowed it.
+
+Set-ups where several people share one database (``lab``, a team's
+PostgreSQL) have no authentication yet: the OS account name and the role are
+what each machine says. Authenticated per-person identities for the team
+set-up come with the hub's REST API (docs/security.md, "Threat model").
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import TYPE_CHECKING
+
+from core.model.roles import Actor, Role
+
+if TYPE_CHECKING:
+    from core.config import Config, Profile
+
+FALLBACK_USER = "operator"
+
+
+def os_account() -> str:
+    """The name the operating system knows the person by."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # noqa: BLE001 - getpass fails variously without a login
+        return FALLBACK_USER
+    return name.strip() or FALLBACK_USER
+
+
+def is_one_process(profile: Profile) -> bool:
+    """The console runs its own hub over the default SQLite file: nobody else's data."""
+    return profile.backend == "local" and profile.hub and not profile.database
+
+
+def default_role(profile: Profile) -> Role:
+    return Role.ADMIN if is_one_process(profile) else Role.ENGINEER
+
+
+def resolve_actor(config: Config, *, account: str | None = None) -> Actor:
+    user = account if account is not None else os_account()
+    claimed = config.user.strip()
+    role = Role.parse(config.role, "role") if config.role else default_role(config.profile)
+    return Actor(user=user, role=role, organization=config.profile.organization,
+                 claimed_user=claimed if claimed and claimed != user else "")
+
+
+def local_owner() -> Actor:
+    """The one-process set-up's owner, for widgets built without an AppContext
+    (embedding, tests); a page built from a context uses ``context.actor``."""
+    return Actor(user=os_account(), role=Role.ADMIN)

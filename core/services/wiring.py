@@ -1,0 +1,24 @@
+"""One function builds the use cases over a backend's ports, so the Qt pages,
+the CLI and tests get the same services with the same checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.ports.backend import Backend
+from core.services.alerting.service import AlertService
+from core.services.devices import DeviceService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    devices: DeviceService
+    alerts: AlertService
+
+
+def build_services(backend: Backend) -> Services:
+    return Services(
+        devices=DeviceService(backend.registry, backend.audit, commands=backend.commands,
+                              shadows=backend.shadows),
+        alerts=AlertService(backend.alerts, backend.audit, rules=backend.rules),
+    )
