@@ -23,6 +23,15 @@ from core.registrations import CliCommand
 
 BUILTIN_COMMANDS = ("plugins", "config", "secrets")
 
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
+    (("--profile",), {"help": "configuration profile to use (default: local)"}),
+    (("--config",), {"help": "configuration file (default: the user config dir)"}),
+    (("--database",), {"help": "SQLAlchemy URL overriding the profile's database"}),
+    (("--broker",), {"help": "broker URL or 'embedded', overriding the profile"}),
+    (("--theme",), {"choices": ("light", "dark"), "help": "colour theme of the window"}),
+    (("-v", "--verbose"), {"action": "store_true", "help": "log debug messages"}),
+)
+
 
 def build_parser(commands: dict[str, CliCommand]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,12 +39,7 @@ def build_parser(commands: dict[str, CliCommand]) -> argparse.ArgumentParser:
         description="Smart IoT Fleet Console. Without a command, opens the console window.",
     )
     parser.add_argument("--version", action="version", version=f"smartiot {__version__}")
-    parser.add_argument("--profile", help="configuration profile to use (default: local)")
-    parser.add_argument("--config", help="configuration file (default: the user config dir)")
-    parser.add_argument("--database", help="SQLAlchemy URL overriding the profile's database")
-    parser.add_argument("--broker", help="broker URL or 'embedded', overriding the profile")
-    parser.add_argument("--theme", choices=("light", "dark"), help="colour theme of the window")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    _add_global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list plugins with their status and errors")
@@ -55,7 +59,36 @@ def build_parser(commands: dict[str, CliCommand]) -> argparse.ArgumentParser:
             continue
         cp = sub.add_parser(command.name, help=command.help, aliases=list(command.aliases))
         command.configure(cp)
+    _accept_global_options_everywhere(parser)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command shares. Below the top level their default is
+    SUPPRESS, so a value given before the command is not reset by a subparser
+    that did not see it; a command's own option of the same name wins."""
+    taken = parser._option_string_actions
+    extra: dict[str, object] = {} if defaults else {"default": argparse.SUPPRESS}
+    for flags, kwargs in GLOBAL_OPTIONS:
+        if any(flag in taken for flag in flags):
+            continue
+        parser.add_argument(*flags, **kwargs, **extra)  # type: ignore[arg-type]
+
+
+def _accept_global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``smartiot hub --broker mqtt://…`` is how people type it: every subcommand
+    (and sub-subcommand) accepts the global options too."""
+    seen: set[int] = {id(parser)}
+    todo = [parser]
+    while todo:
+        current = todo.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    if id(child) not in seen:
+                        seen.add(id(child))
+                        _add_global_options(child, defaults=False)
+                        todo.append(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``smartiot alerts list|ack|resolve``: the alert queue from a terminal.
+"""``smartiot alerts list|ack|snooze|resolve``: the alert queue from a terminal.
 
 Support staff script their shift hand-over and work from SSH sessions, so the
 CLI offers what the Alerts page does, with the same lifecycle rules: actions
@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.context import AppContext
@@ -46,8 +47,19 @@ def configure_alerts(parser: argparse.ArgumentParser) -> None:
 
     ack = sub.add_parser("ack", help="acknowledge alerts (you are on it)")
     ack.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
-    ack.add_argument("--comment", required=True, help="what you are doing about it")
+    # Optional, as in the Alerts page's dialog: an acknowledgement first of all stops
+    # the escalation, and a required comment only teaches people to type "ok".
+    ack.add_argument("--comment", default="",
+                     help="what you are doing about it (optional, kept in the audit trail)")
     ack.add_argument("--user", default="", help=_USER_HELP)
+
+    snz = sub.add_parser("snooze", help="silence alerts for a while (they stay open)")
+    snz.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
+    snz.add_argument("--for", dest="duration", required=True, type=parse_duration,
+                     metavar="DURATION", help="how long: 90s, 30m, 2h, 1d or 1h30m")
+    snz.add_argument("--comment", default="",
+                     help="why it can wait (optional, kept in the audit trail)")
+    snz.add_argument("--user", default="", help=_USER_HELP)
 
     res = sub.add_parser("resolve", help="resolve alerts (the problem is fixed)")
     res.add_argument("ids", nargs="+", metavar="ID", help="alert id or unique prefix")
@@ -70,6 +82,10 @@ def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
     if args.alerts_action == "ack":
         results = service.acknowledge_many(full_ids, user, args.comment)
         verb = "acknowledged"
+    elif args.alerts_action == "snooze":
+        until = datetime.now(UTC) + args.duration
+        results = service.snooze_many(full_ids, user, until, args.comment)
+        verb = f"snoozed until {_local(until)}"
     else:
         results = service.resolve_many(full_ids, user, args.comment)
         verb = "resolved"
@@ -80,6 +96,26 @@ def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
     for given, why in sorted(failures, key=lambda f: order.get(f[0], len(order))):
         print(f"{given}: {why}", file=sys.stderr)
     return 1 if failures else 0
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``2h``, ``1h30m``, ``90s``, ``1d``: the way people say how long."""
+    cleaned = text.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(cleaned)
+    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use e.g. 90s, 30m, 2h, 1d or 1h30m")
+    seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a snooze must last longer than 0 s")
+    if seconds > 30 * 86400:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: at most 30 days; resolve the alert or change its rule instead")
+    return timedelta(seconds=seconds)
 
 
 def actor_for(args: argparse.Namespace, context: AppContext) -> Actor:

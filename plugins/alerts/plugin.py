@@ -52,5 +52,5 @@ def smartiot_register_alert_rule_types(register: Callable[[AlertRuleTypeSpec], N
 def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
     from plugins.alerts.commands import configure_alerts, run_alerts
 
-    register(CliCommand("alerts", "list, acknowledge and resolve alerts", configure_alerts,
+    register(CliCommand("alerts", "list, acknowledge, snooze and resolve alerts", configure_alerts,
                         run_alerts))

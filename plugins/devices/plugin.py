@@ -26,5 +26,5 @@ def smartiot_register_pages(register: Callable[[PageSpec], None]) -> None:
 def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
     from plugins.devices.commands import configure_devices, run_devices
 
-    register(CliCommand("devices", "list devices or show one (metadata, values, alerts)",
+    register(CliCommand("devices", "list, show and register devices; send them commands",
                         configure_devices, run_devices))

@@ -52,6 +52,7 @@ CLIENT_FILTERS = (
     "$aws/things/+/shadow/update/rejected",
 )
 SHADOW_TIMEOUT_S = 10.0
+CONNECT_WAIT_S = 10.0
 
 
 class ConsoleClient:
@@ -108,6 +109,12 @@ class MqttCommandChannel(CommandChannel):
         device = self._registry.find(device_id)
         if device is None:
             raise NotFound(f"device {device_id!r} is not registered")
+        # A command-line client sends right after it starts: wait for the link (and
+        # its answer subscription) instead of publishing into a connection not yet up.
+        if not self._client.link.wait_connected(min(timeout_s, CONNECT_WAIT_S)):
+            reason = self._client.link.last_error or "no answer from the broker"
+            raise SmartIotError(f"{command} not sent to {device_id}: not connected to the "
+                                f"broker ({reason})")
         request_id = uuid.uuid4().hex
         record = CommandRecord(request_id, device_id, command, dict(params or {}), self._user,
                                timeout_s=timeout_s)

@@ -106,7 +106,8 @@ def test_resolve_and_the_audit_chain(tmp_path, store):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("ack", "a1b2"), "--comment"),  # ack needs a comment
+        (("snooze", "a1b2"), "--for"),  # a snooze needs a length
+        (("snooze", "a1b2", "--for", "soon"), "not a duration"),
         (("list", "--state", "sleeping"), "invalid choice"),
         (("frobnicate",), "invalid choice"),
     ],
