@@ -51,7 +51,7 @@ def main() -> int:
         spec.loader.exec_module(module)
         runtime_cls = module.FleetRuntime
     scenario = single_group(args.devices, "environmental", interval_s=1.0)
-    with EmbeddedBroker(prefer="mosquitto") as broker:
+    with EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
         fleet = scenario.build_fleet(seed=1, start_s=1_700_000_000.0)
         runtime = runtime_cls(fleet, BrokerTarget.parse(broker.url), speed=args.speed,
                                connect_rate=args.connect_rate)

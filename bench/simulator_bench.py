@@ -578,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"micro: tick + encode for {devices:,} devices ...", flush=True)
         r["micro"] = phase_micro(devices, repeat=5 if args.quick else 15)
     with tempfile.TemporaryDirectory(prefix="smartiot-bench-") as tmp, \
-            EmbeddedBroker(prefer="mosquitto") as broker:
+            EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
         workdir = Path(tmp)
         if "fleet" in phases:
             print(f"fleet: {devices:,} devices x {duration:g} s, 1 process ...", flush=True)

@@ -29,6 +29,7 @@ class RunningFleet:
         scenario: Scenario,
         *,
         broker_url: str | None = None,
+        on_broker: EmbeddedBroker | None = None,
         target: BrokerTarget | None = None,
         seed: int | None = None,
         start_s: float | None = None,
@@ -43,25 +44,37 @@ class RunningFleet:
     ) -> None:
         """``trusted_keys``: code-signing public keys (PEM) the devices trust for OTA,
         e.g. the console's, besides the scenario's; ``ota_faults`` replaces the
-        scenario's fleet-wide OTA fault knobs."""
+        scenario's fleet-wide OTA fault knobs. ``on_broker``: a running embedded
+        broker (e.g. the console's) that this fleet's devices are added to, each
+        logging in as itself."""
         self.scenario = scenario
         self.broker: EmbeddedBroker | None = None
-        if target is None:
-            if broker_url is None:
-                self.broker = EmbeddedBroker().start()
-                broker_url = self.broker.url
-            target = BrokerTarget.parse(broker_url)
-        self.target = target
         if start_s is None:  # live use: readings carry today's time
             start_s = float(int(time.time()))
         self.fleet: Fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models,
                                                  trusted_keys=trusted_keys, ota_faults=ota_faults)
+        if target is None and on_broker is not None:
+            on_broker.add_devices(self.device_ids)
+            target = BrokerTarget.parse(on_broker.url, fleet_secret=on_broker.fleet_secret)
+        if target is None:
+            if broker_url is None:
+                # Our own broker: every device logs in as itself.
+                self.broker = EmbeddedBroker(devices=self.device_ids).start()
+                broker_url = self.broker.url
+            target = BrokerTarget.parse(
+                broker_url, fleet_secret=self.broker.fleet_secret if self.broker else None)
+        self.target = target
         self.runtime = FleetRuntime(
             self.fleet, target, speed=speed, telemetry_qos=telemetry_qos,
             connect_rate=connect_rate, shard=shard, client_id_prefix=client_id_prefix,
         )
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+
+    @property
+    def device_ids(self) -> list[str]:
+        """Every device of the fleet (all shards): who must be able to log in."""
+        return list(self.fleet.device_ids)
 
     @property
     def stats(self) -> RuntimeStats:

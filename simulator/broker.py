@@ -4,6 +4,11 @@ A private ``mosquitto`` on a free loopback port when the binary exists (fast,
 and the same broker most fleets run), otherwise an in-process amqtt broker so
 the console still works on a laptop with nothing installed. Either way the
 caller gets a URL and a ``stop()`` that leaves nothing running.
+
+Both authenticate by default: fresh random credentials for the hub, the
+consoles and the fleet (device passwords derived from the fleet secret), a
+password file and an ACL modelled on IoT Core policies (simulator.broker_auth).
+``anonymous=True`` is an explicit opt-in for tests of unrelated behaviour.
 """
 
 from __future__ import annotations
@@ -19,10 +24,18 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from simulator.broker_auth import (
+    HUB_USER,
+    BrokerCredentials,
+    password_lines,
+    write_auth_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +106,7 @@ def _aws_topic_broker_class() -> Any:
     A test sends shadow traffic through it, so an amqtt upgrade that breaks
     this is caught."""
     from amqtt.broker import Broker
+    from amqtt.contexts import Action
 
     class SnapshotDict(dict):  # type: ignore[type-arg]
         """amqtt iterates its subscription table across awaits while other
@@ -111,6 +125,10 @@ def _aws_topic_broker_class() -> Any:
                                            wait_deliver: Any) -> bool:
             message = wait_deliver.result()
             if message is not None and str(message.topic).startswith("$aws/things/"):
+                # amqtt checks publish permissions in the method we bypass here.
+                if not await self._topic_filtering(client_session, topic=message.topic,
+                                                   action=Action.PUBLISH):
+                    return True
                 await self._broadcast_message(client_session, message.topic, message.data)
                 packet = message.publish_packet
                 if packet is not None and packet.retain_flag:
@@ -139,7 +157,20 @@ class EmbeddedBroker:
     (mqtts:// with ``tls``, which needs mosquitto)."""
 
     def __init__(self, *, prefer: str = "auto", port: int | None = None,
-                 tls: BrokerTls | None = None) -> None:
+                 tls: BrokerTls | None = None, anonymous: bool = False,
+                 credentials: BrokerCredentials | None = None,
+                 devices: Iterable[str] = (),
+                 consoles: Iterable[tuple[str, str]] = ()) -> None:
+        """Unless ``anonymous``: ``devices`` may log in (more with ``add_devices``),
+        ``consoles`` are (user, role) pairs; ``credentials`` default to fresh
+        random ones (``self.credentials``)."""
+        if anonymous and credentials is not None:
+            raise ValueError("an anonymous broker takes no credentials")
+        self.anonymous = anonymous
+        self.credentials: BrokerCredentials | None = None
+        if not anonymous:
+            self.credentials = credentials or BrokerCredentials.generate(consoles)
+        self.devices: list[str] = list(dict.fromkeys(devices))
         if prefer not in ("auto", "mosquitto", "amqtt"):
             raise ValueError(f"prefer must be auto, mosquitto or amqtt, not {prefer!r}")
         self.prefer = prefer
@@ -154,6 +185,93 @@ class EmbeddedBroker:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._amqtt: Any = None
+        self._auth_dir: Path | None = None
+
+    @property
+    def hub_login(self) -> tuple[str | None, str | None]:
+        """(username, password) for the hub; (None, None) on an anonymous broker."""
+        if self.credentials is None:
+            return None, None
+        return HUB_USER, self.credentials.hub_password
+
+    def console_login(self, user: str) -> tuple[str | None, str | None]:
+        if self.credentials is None:
+            return None, None
+        account = self.credentials.console(user)
+        return account.username, account.password
+
+    def device_login(self, device_id: str) -> tuple[str | None, str | None]:
+        if self.credentials is None:
+            return None, None
+        return device_id, self.credentials.device_password(device_id)
+
+    @property
+    def fleet_secret(self) -> str | None:
+        return None if self.credentials is None else self.credentials.fleet_secret
+
+    def add_devices(self, device_ids: Iterable[str]) -> None:
+        """Lets more devices log in to a running broker: the password file is
+        rewritten and the broker reloads it (SIGHUP for mosquitto)."""
+        new = [d for d in dict.fromkeys(device_ids) if d not in set(self.devices)]
+        if not new or self.credentials is None:
+            self.devices += new
+            return
+        assert self._auth_dir is not None
+        passwd = self._auth_dir / "passwd"
+        with open(passwd, "a") as handle:
+            handle.writelines(line + "\n" for line in password_lines(new, self.credentials,
+                                                                 accounts=False))
+        self.devices += new
+        if self._process is not None and self._process.poll() is None:
+            import signal
+
+            self._process.send_signal(signal.SIGHUP)
+            # mosquitto reloads on its next loop pass; return once it has, so
+            # the new devices' first connection is not refused.
+            if not self._login_works(*self.device_login(new[-1]), timeout_s=10):
+                raise BrokerError(f"mosquitto did not reload its password file: "
+                                  f"{self.log_text()[-500:]}")
+        elif self._loop is not None:
+            from simulator import broker_amqtt
+
+            async def reload() -> None:
+                broker_amqtt.reload()
+
+            asyncio.run_coroutine_threadsafe(reload(), self._loop).result(timeout=10)
+
+    def _login_works(self, username: str | None, password: str | None,
+                     timeout_s: float) -> bool:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        deadline = time.monotonic() + timeout_s
+        result: list[bool] = []
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=f"smartiot-reload-probe-{os.getpid()}")
+        client.username_pw_set(username, password)
+        client.on_connect = lambda c, u, f, reason, p: result.append(not reason.is_failure)
+        while time.monotonic() < deadline:
+            result.clear()
+            try:
+                client.connect(self.host, self.port, keepalive=10)
+                while not result and time.monotonic() < deadline:
+                    client.loop(timeout=0.05)
+            except OSError:
+                pass
+            with contextlib.suppress(Exception):
+                client.disconnect()
+                client.loop(timeout=0.05)
+            if result and result[0]:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _write_auth(self) -> None:
+        if self.credentials is None:
+            return
+        assert self._workdir is not None
+        self._auth_dir = Path(self._workdir.name)
+        write_auth_files(self._auth_dir, self.devices, self.credentials)
 
     @property
     def url(self) -> str:
@@ -180,12 +298,13 @@ class EmbeddedBroker:
     def _start_mosquitto(self, binary: str, timeout_s: float) -> None:
         raise_fd_limit()
         self._workdir = tempfile.TemporaryDirectory(prefix="smartiot-broker-")
+        self._write_auth()
         conf = Path(self._workdir.name) / "mosquitto.conf"
         conf.write_text(
             "\n".join(
                 [
                     f"listener {self.port} {self.host}",
-                    "allow_anonymous true",
+                    *self._auth_lines(),
                     "persistence false",
                     "max_connections -1",
                     "max_queued_messages 10000",
@@ -213,6 +332,17 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"mosquitto did not start on port {self.port}: {output.strip()}")
         self.kind = "mosquitto"
+
+    def _auth_lines(self) -> list[str]:
+        if self._auth_dir is None:
+            return ["allow_anonymous true"]
+        return [
+            "allow_anonymous false",
+            f"password_file {self._auth_dir / 'passwd'}",
+            f"acl_file {self._auth_dir / 'acl'}",
+            # Refused logins are notices; mosquitto logs denied publishes only at debug.
+            "log_type notice",
+        ]
 
     def _tls_lines(self) -> list[str]:
         if self.tls is None:
@@ -242,11 +372,22 @@ class EmbeddedBroker:
             ) from None
         ready = threading.Event()
         failure: list[BaseException] = []
+        plugins: dict[str, Any] = {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                   {"allow_anonymous": True}}
+        if self.credentials is not None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="smartiot-broker-")
+            self._write_auth()
+            assert self._auth_dir is not None
+            plugins = {
+                "simulator.broker_amqtt.MosquittoPasswordAuth":
+                    {"password_file": str(self._auth_dir / "passwd")},
+                "simulator.broker_amqtt.MosquittoAclCheck":
+                    {"acl_file": str(self._auth_dir / "acl")},
+            }
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}",
                                       "max_connections": 0}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                        {"allow_anonymous": True}},
+            "plugins": plugins,
         }
 
         def run() -> None:
@@ -308,3 +449,4 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+

@@ -8,6 +8,7 @@ jittered backoff, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import time
@@ -18,14 +19,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from core.errors import ValidationError
+from core.errors import SmartIotError, ValidationError
 from simulator.broker import BrokerError, EmbeddedBroker
+from simulator.broker_auth import CONSOLE_PASSWORD, FLEET_SECRET, stored_secret
 from simulator.models import BUILTIN_MODELS, SensorModel
 from simulator.replay import ReplaySource
 from simulator.runtime import FleetRuntime, RuntimeStats
 from simulator.scenario import Scenario, load_scenario, single_group
 from simulator.source import FleetSource
 from simulator.target import BrokerTarget
+
+log = logging.getLogger(__name__)
 
 BUNDLED = ("office", "factory", "trackers", "chaos", "ota_lab")
 
@@ -52,8 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca", help="CA certificate for mqtts")
     parser.add_argument("--cert", help="client certificate for mqtts (AWS IoT Core)")
     parser.add_argument("--key", help="client private key for mqtts")
-    parser.add_argument("--username", help="broker user; the password comes from the OS "
-                        "keyring entry 'broker.password'")
+    parser.add_argument("--username", help="one broker user for every device; the password "
+                        "comes from the secret 'broker.password'. Without it each device logs "
+                        "in as itself when the secret 'broker.fleet_secret' is set "
+                        "(see `smartiot broker config`)")
     parser.add_argument("--shard", default="1/1", help="run shard i of n, e.g. 2/4")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=0,
                         help="QoS for telemetry (default 0; status, shadow, commands use 1)")
@@ -115,10 +121,9 @@ def resolve_scenario(args: argparse.Namespace,
 
 def _secret(name: str) -> str | None:
     try:
-        import keyring
-
-        return keyring.get_password("smartiot", name)
-    except Exception:  # noqa: BLE001 - no keyring backend: the broker may not need one
+        return stored_secret(name)
+    except SmartIotError as exc:  # no secret store: the broker may not need one
+        log.warning("cannot read %s from the secret store: %s", name, exc)
         return None
 
 
@@ -192,14 +197,19 @@ def run(args: argparse.Namespace, context: Any) -> int:
         if speed <= 0:
             raise ValidationError("--speed must be positive")
         broker: EmbeddedBroker | None = None
+        device_ids = [source.device_info(i)[0] for i in range(source.size)]
         if args.broker:
+            # Devices log in as themselves when the fleet secret is in the secret
+            # store (the team broker's, from `smartiot broker config`).
             target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
                                         key_file=args.key, username=args.username,
-                                        password=_secret("broker.password")
-                                        if args.username else None)
+                                        password=_secret(CONSOLE_PASSWORD)
+                                        if args.username else None,
+                                        fleet_secret=None if args.username or args.cert
+                                        else _secret(FLEET_SECRET))
         else:
-            broker = EmbeddedBroker().start()
-            target = BrokerTarget.parse(broker.url)
+            broker = EmbeddedBroker(devices=device_ids).start()
+            target = BrokerTarget.parse(broker.url, fleet_secret=broker.fleet_secret)
             print(f"started embedded {broker.kind} broker at {broker.url}", file=sys.stderr)
     except (ValidationError, BrokerError, OSError) as exc:
         print(f"smartiot simulate: {exc}", file=sys.stderr)

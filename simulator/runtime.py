@@ -39,6 +39,7 @@ from core.protocol.payloads import Status
 from core.protocol.topics import status_topic, telemetry_topic
 from simulator.agent import DeviceAgent
 from simulator.broker import raise_fd_limit
+from simulator.broker_auth import device_password
 from simulator.faults import Outgoing
 from simulator.source import FleetSource
 from simulator.target import BrokerTarget
@@ -250,7 +251,10 @@ class FleetRuntime:
                               topic=topic, header=_topic_header(topic))
             session.agent = (self._agent_factory or self._default_agent)(session)
             client.user_data_set(session)
-            if self.target.username:
+            if self.target.fleet_secret:
+                client.username_pw_set(device_id,
+                                       device_password(self.target.fleet_secret, device_id))
+            elif self.target.username:
                 client.username_pw_set(self.target.username, self.target.password)
             if self._ssl is not None:
                 client.tls_set_context(self._ssl)

@@ -9,7 +9,7 @@ scenario file, so it cannot leak into logs or version control.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,12 +25,15 @@ class BrokerTarget:
     cert_file: Path | None = None
     key_file: Path | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # With a fleet secret every device logs in as itself (user name = device id,
+    # password derived from the secret: simulator.broker_auth.device_password).
+    fleet_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, url: str, *, ca_file: str | None = None, cert_file: str | None = None,
               key_file: str | None = None, username: str | None = None,
-              password: str | None = None) -> BrokerTarget:
+              password: str | None = None, fleet_secret: str | None = None) -> BrokerTarget:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValidationError(
@@ -61,6 +64,7 @@ class BrokerTarget:
             key_file=Path(key_file) if key_file else None,
             username=username or parts.username,
             password=password,
+            fleet_secret=fleet_secret,
         )
 
     @property

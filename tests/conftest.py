@@ -54,14 +54,14 @@ def mosquitto_broker():
     if find_mosquitto() is None:
         pytest.fail("mosquitto is not installed; run `make test` (it installs it) or "
                     "`sudo apt-get install mosquitto mosquitto-clients`")
-    with EmbeddedBroker(prefer="mosquitto") as broker:
+    with EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
         yield broker
 
 
 @pytest.fixture(scope="session")
 def amqtt_broker():
     """The in-process broker used when mosquitto is not installed."""
-    with EmbeddedBroker(prefer="amqtt") as broker:
+    with EmbeddedBroker(prefer="amqtt", anonymous=True) as broker:
         yield broker
 
 

@@ -76,6 +76,48 @@ def _broker_address(broker: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+# The console's account on its own embedded broker (fresh random credentials
+# each start); its rights follow the configured role.
+EMBEDDED_CONSOLE = "local"
+
+Login = tuple[str | None, str | None]
+
+
+def _team_logins(context: AppContext) -> tuple[Login, Login]:
+    """The hub's and this console's logins for a team broker, passwords from the
+    secret store (written there by `smartiot broker config` on the machine that
+    made the broker's files, or by `smartiot secrets set`). Without them the
+    link connects without credentials, which an authenticating broker refuses
+    with a message in the status line."""
+    from simulator.broker_auth import (
+        CONSOLE_PASSWORD,
+        HUB_PASSWORD,
+        HUB_USER,
+        BrokerAuthError,
+        console_username,
+        stored_secret,
+    )
+
+    try:
+        hub_password = stored_secret(HUB_PASSWORD)
+        console_password = stored_secret(CONSOLE_PASSWORD)
+    except SmartIotError as exc:
+        log.warning("broker passwords unavailable (%s); connecting without credentials", exc)
+        return (None, None), (None, None)
+    hub: Login = (HUB_USER, hub_password) if hub_password else (None, None)
+    console: Login = (None, None)
+    if console_password:
+        try:
+            console = (console_username(context.actor.user), console_password)
+        except BrokerAuthError as exc:
+            log.warning("%s; connecting without credentials", exc)
+    for what, login, name in (("hub", hub, HUB_PASSWORD), ("console", console, CONSOLE_PASSWORD)):
+        if login[0] is None:
+            log.info("no %s password in the secret store (%s): the %s connects to %s "
+                     "without credentials", what, name, what, context.config.profile.broker)
+    return hub, console
+
+
 def _console_signing_key(context: AppContext) -> list[bytes]:
     """The demo devices trust this console's code-signing key, as real devices
     are provisioned with their vendor's, so firmware imported here installs.
@@ -106,10 +148,14 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
         if profile.broker == "embedded":
             from simulator.broker import EmbeddedBroker
 
-            backend.broker = EmbeddedBroker().start()
+            backend.broker = EmbeddedBroker(
+                consoles=[(EMBEDDED_CONSOLE, context.actor.role.value)]).start()
             backend.broker_url = backend.broker.url
+            hub_login = backend.broker.hub_login
+            console_login = backend.broker.console_login(EMBEDDED_CONSOLE)
         else:
             backend.broker_url = profile.broker
+            hub_login, console_login = _team_logins(context)
         host, port, tls = _broker_address(backend.broker_url)
         tls_context = None
         if tls:
@@ -119,12 +165,14 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
 
         if run_hub if run_hub is not None else profile.hub:
             backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
+                              username=hub_login[0], password=hub_login[1],
                               alerting=build_alerting(context, store))
             backend.hub.start()
 
         def link(filters: Any, on_message: Any) -> MqttLink:
             return MqttLink(host, port, client_id=f"smartiot-console-{uuid.uuid4().hex[:8]}",
-                            filters=filters, on_message=on_message, tls_context=tls_context)
+                            filters=filters, on_message=on_message, tls_context=tls_context,
+                            username=console_login[0], password=console_login[1])
 
         if backend.hub is None:
             # The hub runs elsewhere: follow the devices and the shared database.
@@ -147,7 +195,7 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             from simulator.scenario import load_scenario
 
             backend.demo = RunningFleet(load_scenario(demo_scenario_path()),
-                                        broker_url=backend.broker_url,
+                                        on_broker=backend.broker,
                                         client_id_prefix="demo-",
                                         trusted_keys=_console_signing_key(context)).start()
     except Exception:

@@ -39,7 +39,7 @@ def live_window(config, make_window, qtbot):
     ]
     fleet = RunningFleet(Scenario("e2e", (DeviceGroup(
         "env", "environmental", 4, org="site", interval_s=1.0, id_prefix="e2e"),),
-        FaultPlan(faults)), broker_url=backend.broker_url,
+        FaultPlan(faults)), on_broker=backend.broker,
         client_id_prefix=f"e2e-{id(context)}-").start()
     window = make_window(context, show=True)
     yield window, backend, fleet

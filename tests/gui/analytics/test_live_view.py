@@ -121,7 +121,7 @@ def live_fleet_window(config, make_window, qtbot):
     backend = context.backend
     fleet = RunningFleet(Scenario("analytics", (DeviceGroup(
         "env", "environmental", 3, org="site", interval_s=0.5, id_prefix="ana"),)),
-        broker_url=backend.broker_url, client_id_prefix=f"ana-{id(context)}-").start()
+        on_broker=backend.broker, client_id_prefix=f"ana-{id(context)}-").start()
     window = make_window(context, show=True)
     yield window, backend, fleet
     fleet.stop()

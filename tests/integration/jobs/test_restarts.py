@@ -89,7 +89,7 @@ def test_hub_restart_mid_rollout_resumes_from_the_store(mosquitto_broker, tmp_pa
 
 
 def test_broker_restart_loses_no_accepted_execution_update(tmp_path):
-    broker = EmbeddedBroker(prefer="mosquitto").start()
+    broker = EmbeddedBroker(prefer="mosquitto", anonymous=True).start()
     port = broker.port
     store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
     firmware, _ = add_firmware(store, size=5000)
@@ -124,7 +124,7 @@ def test_broker_restart_loses_no_accepted_execution_update(tmp_path):
                    TIMEOUT, "updates were not accepted before the restart")
         broker.stop()  # mid-stream: some updates are in flight, some never leave
         time.sleep(1.0)
-        broker = EmbeddedBroker(prefer="mosquitto", port=port).start()
+        broker = EmbeddedBroker(prefer="mosquitto", port=port, anonymous=True).start()
         wait_until(lambda: hub.link.state == "connected", TIMEOUT * 2,
                    "the hub did not reconnect")
         time.sleep(2.0)  # the devices reconnect and stream on

@@ -53,7 +53,7 @@ def test_retained_message_and_last_will(any_broker):
 
 
 def test_stop_frees_the_port():
-    broker = EmbeddedBroker(prefer="mosquitto").start()
+    broker = EmbeddedBroker(prefer="mosquitto", anonymous=True).start()
     port = broker.port
     assert broker.kind == "mosquitto"
     broker.stop()
@@ -61,7 +61,7 @@ def test_stop_frees_the_port():
 
 
 def test_amqtt_fallback_runs_in_process():
-    with EmbeddedBroker(prefer="amqtt") as broker:
+    with EmbeddedBroker(prefer="amqtt", anonymous=True) as broker:
         assert broker.kind == "amqtt"
         assert wait_for_port("127.0.0.1", broker.port, 1)
 
@@ -69,7 +69,8 @@ def test_amqtt_fallback_runs_in_process():
 def test_port_in_use_is_reported_clearly(mosquitto_broker):
     expected = f"did not start on port {mosquitto_broker.port}: the port is already in use"
     with pytest.raises(BrokerError, match=expected):
-        EmbeddedBroker(prefer="mosquitto", port=mosquitto_broker.port).start(timeout_s=2)
+        EmbeddedBroker(prefer="mosquitto", port=mosquitto_broker.port,
+                       anonymous=True).start(timeout_s=2)
 
 
 def test_free_port_is_bindable():

@@ -192,7 +192,7 @@ def test_device_asks_for_its_shadow_on_connect_and_applies_the_delta(mosquitto_b
 
 
 def test_devices_reconnect_after_broker_restart_and_keep_state():
-    broker = EmbeddedBroker(prefer="mosquitto").start()
+    broker = EmbeddedBroker(prefer="mosquitto", anonymous=True).start()
     port = broker.port
     running = RunningFleet(scenario(env_group(3, interval_s=1.0)), broker_url=broker.url,
                            client_id_prefix="rc-").start()
@@ -203,7 +203,7 @@ def test_devices_reconnect_after_broker_restart_and_keep_state():
         recorder.close()
         broker.stop()
         time.sleep(1.5)
-        broker = EmbeddedBroker(prefer="mosquitto", port=port).start()
+        broker = EmbeddedBroker(prefer="mosquitto", port=port, anonymous=True).start()
         recorder = Recorder(broker.host, port, ["dt/#", "cmd/+/+/res"])
         back = recorder.wait_for(lambda m: m.topic == "dt/acme/env-00000/telemetry",
                                  timeout=40)

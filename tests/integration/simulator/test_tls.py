@@ -22,7 +22,7 @@ from tests.tls_certs import make_pki
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory):
     pki = make_pki(tmp_path_factory.mktemp("pki"))
-    with EmbeddedBroker(prefer="mosquitto",
+    with EmbeddedBroker(prefer="mosquitto", anonymous=True,
                         tls=BrokerTls(pki.ca, pki.server_cert, pki.server_key)) as broker:
         yield broker, pki
 

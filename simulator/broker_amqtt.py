@@ -1,0 +1,90 @@
+"""amqtt plugins that read the same password and ACL files as mosquitto.
+
+amqtt's own ``FileAuthPlugin`` knows Argon2 and ``$6$`` hashes only, not
+mosquitto's PBKDF2-SHA512 (``$7$``), and its topic ACL has no per-user
+patterns (%u); these two plugins evaluate our files with mosquitto's
+semantics (simulator.broker_auth), so the no-mosquitto fallback enforces the
+same logins and the same per-device topics. Both files are re-read when the
+embedded broker adds devices (``reload``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from simulator.broker_auth import Acl, read_password_file, verify_mosquitto_hash
+
+log = logging.getLogger("simulator.broker")
+
+_LOADED: list[Any] = []  # live plugin instances, for reload()
+
+
+def reload() -> None:
+    for plugin in list(_LOADED):
+        plugin.load()
+
+
+class MosquittoPasswordAuth(BaseAuthPlugin):  # type: ignore[misc]
+    @dataclass
+    class Config:
+        password_file: str = ""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.path = Path(self.config.password_file)
+        self.users: dict[str, str] = {}
+        self.load()
+        _LOADED.append(self)
+
+    def load(self) -> None:
+        self.users = read_password_file(self.path)
+
+    async def authenticate(self, *, session: Any) -> bool:
+        username = getattr(session, "username", None)
+        hashed = self.users.get(username or "")
+        if hashed is not None and verify_mosquitto_hash(session.password or "", hashed):
+            return True
+        log.warning("broker refused client %s: %s", getattr(session, "client_id", "?"),
+                    "no user name" if not username else f"bad user name or password ({username})")
+        return False
+
+    async def close(self) -> None:
+        if self in _LOADED:
+            _LOADED.remove(self)
+
+
+class MosquittoAclCheck(BaseTopicPlugin):  # type: ignore[misc]
+    @dataclass
+    class Config:
+        acl_file: str = ""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.path = Path(self.config.acl_file)
+        self.acl = Acl([])
+        self.load()
+        _LOADED.append(self)
+
+    def load(self) -> None:
+        self.acl = Acl.parse(self.path.read_text(), str(self.path))
+
+    async def topic_filtering(self, *, session: Any = None, topic: str | None = None,
+                              action: Any = None) -> bool:
+        if session is None or not topic:
+            return False
+        access = "write" if action == Action.PUBLISH else "read"
+        allowed = self.acl.allows(session.username, access, topic)
+        if not allowed and action != Action.RECEIVE:
+            log.warning("broker denied %s %s %s", session.username or session.client_id,
+                        "PUBLISH to" if access == "write" else "SUBSCRIBE to", topic)
+        return allowed
+
+    async def close(self) -> None:
+        if self in _LOADED:
+            _LOADED.remove(self)
