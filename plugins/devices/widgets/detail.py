@@ -563,7 +563,7 @@ class DeviceDetail(QWidget):
             self.info_labels["link"].setText(
                 f"{link.received:,} received · {link.lost:,} lost "
                 f"({link.loss_ratio:.1%}) · {link.duplicates:,} duplicates · "
-                f"{link.reboots} reboots")
+                f"{link.out_of_order:,} out of order · {link.reboots} reboots")
         elif self.backend is not None and self.backend.link_stats is None:
             self.info_labels["link"].setText("not available on this backend")
         self.alert_list.clear()

@@ -9,7 +9,9 @@ in the quarantine with the reason — nothing is dropped without a trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -20,9 +22,66 @@ from core.ports.live import EventKind, FleetEvent
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
 from core.protocol.topics import DataKind, parse_device_topic
 from plugins.local.hub.registry_cache import RegistryCache
-from plugins.local.hub.sequence import SequenceTracker, Verdict
+from plugins.local.hub.sequence import BootState, SequenceTracker, Verdict
 
 log = logging.getLogger(__name__)
+
+
+class RateLimitedLog:
+    """One full traceback per reason per ``every_s``; the rest are counted and
+    the count is told with the next traceback, so a flood of the same failure
+    cannot flood the log (and a new kind of failure is never hidden)."""
+
+    def __init__(self, logger: logging.Logger, *, every_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._every = every_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def exception(self, reason: str, message: str, *args: object) -> None:
+        now = self._clock()
+        last = self._last.get(reason)
+        if last is not None and now - last < self._every:
+            self.suppressed[reason] = self.suppressed.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        skipped = self.suppressed.pop(reason, 0)
+        if skipped:
+            message += f" ({skipped} more like it in the last {self._every:.0f} s, not shown)"
+        self._log.error(message, *args, exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationPolicy:
+    """Who may appear by just publishing. ``open``: anyone (the demo, a lab);
+    ``known-only``: devices registered beforehand; ``rate-limited``: at most
+    ``per_minute`` new devices a minute, so a misbehaving or hostile client
+    cannot fill the registry."""
+
+    mode: str = "open"  # "open" | "known-only" | "rate-limited"
+    per_minute: int = 60
+
+    MODES = ("open", "known-only", "rate-limited")
+
+    @classmethod
+    def parse(cls, text: str) -> RegistrationPolicy:
+        """``open``, ``known-only`` or ``rate-limited`` with an optional ``N/min``."""
+        words = text.strip().lower().replace(":", " ").split()
+        if not words or words[0] not in cls.MODES:
+            raise ValidationError(f"registration policy {text!r} must be one of "
+                                  "open, known-only, rate-limited [N/min]")
+        if words[0] != "rate-limited":
+            if len(words) > 1:
+                raise ValidationError(f"registration policy {text!r}: {words[0]} takes no rate")
+            return cls(words[0])
+        if len(words) == 1:
+            return cls("rate-limited")
+        rate = words[1].removesuffix("/min")
+        if len(words) > 2 or not rate.isdigit() or not 1 <= int(rate) <= 1_000_000:
+            raise ValidationError(f"registration policy {text!r}: the rate must be like 60/min")
+        return cls("rate-limited", int(rate))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +106,32 @@ class Ingestor:
         *,
         auto_register: bool = True,
         link_stats: dict[str, LinkStats] | None = None,
+        registration: Mapping[str, RegistrationPolicy] | None = None,
     ) -> None:
         self.cache = cache
         self.auto_register = auto_register
-        self.sequences = SequenceTracker()
-        self.stats: dict[str, LinkStats] = dict(link_stats or {})
-        for device_id, stats in self.stats.items():
-            self.sequences.seed(device_id, stats.last_seq)
+        #: per organization; "*" for every other one (default: open)
+        self.registration: dict[str, RegistrationPolicy] = dict(registration or {})
+        self._registered_at: dict[str, deque[int]] = {}
+        self.sequences = SequenceTracker(self._persisted_boot)
+        self.stats: dict[str, LinkStats] = {}
+        self.restore((link_stats or {}).values())
         self._dirty_stats: set[str] = set()
         self.rejected_by_reason: dict[str, int] = {}
+        self.errors = RateLimitedLog(log)
+
+    def restore(self, stats: Iterable[LinkStats]) -> None:
+        """Carry on from what a previous hub run persisted: counters and boot state."""
+        for s in stats:
+            self.stats[s.device_id] = s
+            self.sequences.seed(s.device_id, s.last_seq)
+
+    def _persisted_boot(self, device_id: str) -> BootState | None:
+        s = self.stats.get(device_id)
+        if s is None or s.last_seq is None:
+            return None
+        return BootState(s.last_seq, s.last_uptime, s.last_ts_ms, s.boot_at_ms,
+                         s.connected_at_ms)
 
     # ------------------------------------------------------------------ helpers
     def _stats(self, device_id: str) -> LinkStats:
@@ -75,7 +151,10 @@ class Ingestor:
         result.quarantined.append(quarantined)
         result.events.append(FleetEvent(EventKind.REJECTED, device_id or "",
                                          data={"message": quarantined}))
-        if device_id is not None:
+        # counted against known devices only: an unknown id must not grow the
+        # link statistics (the quarantine row still names it)
+        if device_id is not None and (device_id in self.stats
+                                      or self.cache.get(device_id) is not None):
             self._bump(device_id, at, rejected=1)
 
     def take_dirty_stats(self) -> list[LinkStats]:
@@ -89,10 +168,12 @@ class Ingestor:
         for message in batch:
             try:
                 self._one(message, now_ms, result)
-            except Exception as exc:
-                log.exception("ingesting %s failed", message.topic)
-                self._reject(result, message, "internal_error", f"{type(exc).__name__}: {exc}",
-                             None, from_epoch_ms(message.received_ms))
+            except Exception as exc:  # noqa: BLE001 - quarantined, counted, logged
+                self.errors.exception(f"internal_error:{type(exc).__name__}",
+                                      "ingesting %s failed", message.topic[:200])
+                self._reject(result, message, "internal_error",
+                             f"{type(exc).__name__}: {exc}", _device_of(message.topic),
+                             from_epoch_ms(message.received_ms))
         return result
 
     def _one(self, message: Inbound, now_ms: int, result: BatchResult) -> None:
@@ -118,6 +199,10 @@ class Ingestor:
                              f"{device_id} is not registered and auto-registration is off",
                              device_id, at)
                 return None
+            refused = self._registration_refused(org, device_id, message.received_ms)
+            if refused:
+                self._reject(result, message, refused[0], refused[1], device_id, at)
+                return None
             device = Device(device_id, device_type=device_type or "generic", organization=org,
                             status=DeviceStatus.ONLINE, firmware_version=firmware or None,
                             created_at=at, updated_at=at, last_seen=None)
@@ -134,6 +219,46 @@ class Ingestor:
             return None
         return device
 
+    def _registration_refused(self, org: str, device_id: str,
+                              now_ms: int) -> tuple[str, str] | None:
+        policy = self.registration.get(org) or self.registration.get("*") or RegistrationPolicy()
+        if policy.mode == "known-only":
+            return ("unregistered", f"{device_id} is not registered and organization {org!r} "
+                                    "accepts known devices only (smartiot devices register)")
+        if policy.mode == "rate-limited":
+            recent = self._registered_at.setdefault(org, deque())
+            while recent and recent[0] <= now_ms - 60_000:
+                recent.popleft()
+            if len(recent) >= policy.per_minute:
+                return ("registration_rate",
+                        f"{device_id} is not registered and organization {org!r} already "
+                        f"took {policy.per_minute} new devices in the last minute")
+            recent.append(now_ms)
+        return None
+
+    def _seen(self, device_id: str, at: datetime, result: BatchResult) -> None:
+        """A message arrived from a known device, whatever becomes of it: the
+        device is alive (a device quarantined for its data is not offline)."""
+        device = self.cache.get(device_id)
+        if device is None or device.status is DeviceStatus.DECOMMISSIONED:
+            return
+        seen = device.seen(at)
+        important = seen.status is not DeviceStatus.ONLINE
+        if important:
+            seen = replace(seen, status=DeviceStatus.ONLINE)
+            result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": seen}))
+        self.cache.put(seen, important=important)
+
+    def _boot_state(self, device_id: str, at: datetime) -> None:
+        state = self.sequences.state(device_id)
+        if state is None:
+            return
+        self.stats[device_id] = replace(
+            self._stats(device_id), updated_at=at, last_seq=state.last_seq,
+            last_uptime=state.last_uptime, last_ts_ms=state.last_ts_ms,
+            boot_at_ms=state.boot_at_ms, connected_at_ms=state.connected_at_ms)
+        self._dirty_stats.add(device_id)
+
     def _telemetry(self, message: Inbound, org: str, device_id: str, now_ms: int,
                    at: datetime, result: BatchResult) -> None:
         try:
@@ -141,26 +266,32 @@ class Ingestor:
                                          now_ms=now_ms)
         except ProtocolError as exc:
             known = self.cache.get(device_id)
-            self._reject(result, message, exc.reason, str(exc),
-                         device_id if known is not None or self.auto_register else None, at)
+            self._reject(result, message, exc.reason, str(exc), device_id, at)
+            if known is not None:
+                self._seen(device_id, at, result)
             return
         device = self._known_device(message, org, device_id, telemetry.device_type,
                                     telemetry.firmware, at, result)
         if device is None:
             return
-        outcome = self.sequences.track(device_id, telemetry.seq, telemetry.uptime_s)
+        last = self.sequences.last_seq(device_id)
+        outcome = self.sequences.track(device_id, telemetry.seq, telemetry.uptime_s,
+                                       telemetry.ts_ms)
         if not outcome.verdict.accepted:
             counter = ("duplicates" if outcome.verdict is Verdict.DUPLICATE else "out_of_order")
             self._bump(device_id, at, **{counter: 1, "lost": outcome.lost_delta})
+            why = f" ({outcome.detail})" if outcome.detail else ""
             self._reject(result, message, outcome.verdict.value,
-                         f"{device_id}: seq {telemetry.seq} arrived after seq "
-                         f"{self.sequences.last_seq(device_id)}", device_id, at)
+                         f"{device_id}: seq {telemetry.seq} arrived after seq {last}{why}",
+                         device_id, at)
+            self._seen(device_id, at, result)
             return
         deltas = {"received": 1, "lost": outcome.lost_delta}
         if outcome.verdict is Verdict.REBOOT:
             deltas["reboots"] = 1
+            log.info("%s rebooted: %s", device_id, outcome.detail)
         self._bump(device_id, at, **deltas)
-        self.stats[device_id] = replace(self.stats[device_id], last_seq=telemetry.seq)
+        self._boot_state(device_id, at)
 
         ts = from_epoch_ms(telemetry.ts_ms)
         readings = [Reading(device_id, metric, ts, value)
@@ -190,6 +321,8 @@ class Ingestor:
                                     status.firmware, at, result)
         if device is None:
             return
+        if status.state == "online" and self.sequences.connected(device_id, status.ts_ms):
+            self._boot_state(device_id, at)
         wanted = DeviceStatus.ONLINE if status.state == "online" else DeviceStatus.OFFLINE
         if device.status is wanted and device.last_seen is not None:
             return
@@ -199,3 +332,12 @@ class Ingestor:
         self.cache.put(updated, important=True)
         result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": updated}))
 
+
+
+def _device_of(topic: str) -> str | None:
+    """The device a message is about, when its topic names one validly."""
+    try:
+        parsed = parse_device_topic(topic)
+    except Exception:  # noqa: BLE001 - a topic that does not parse names no device
+        return None
+    return None if parsed is None else parsed.device_id

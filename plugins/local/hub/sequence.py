@@ -1,18 +1,54 @@
 """Per-device ``seq`` accounting: the only way to tell loss from silence.
 
-Each telemetry message carries a per-device counter. A jump forward is loss,
-a repeat is a duplicate, a step back is either a late (reordered) message or
-a reboot — told apart by ``uptime`` going backwards or ``seq`` restarting at 0.
+Each telemetry message carries a per-device counter that restarts at 0 when
+the device boots. Within one boot a jump forward is loss, a repeat is a
+duplicate and a step back is a late (reordered) message. The hard part is
+telling a *new boot* from a late or duplicated message, because both show a
+``seq`` that went back. A wrong answer either way is expensive: taking a
+reboot for duplicates quarantined a device's data until the new counter
+passed the old one (a week for a device that was up a week), and taking one
+late message for a reboot would make every following message look like a
+duplicate. So a new boot is decided on the strongest signal there is, in
+this order:
+
+1. ``uptime`` (seconds since boot, optional in the protocol): with the
+   reading time ``ts`` it dates the boot, ``boot = ts - uptime``. Within a
+   boot that estimate stays put (to the second ``uptime`` is floored to);
+   after a reboot it jumps forward. A late message of the same boot has a
+   smaller ``uptime`` too, but the *same* boot time, so it can never pass
+   for a reboot.
+2. The retained status: on every connect a device publishes ``online``
+   with the time of the connect (after a Last Will or a restart). A reading
+   taken after that connect whose ``seq`` went back, when the newest
+   reading of the boot predates the connect, comes from a restarted
+   counter; a QoS 1 redelivery or a store-and-forward backlog keeps its
+   original (earlier) ``ts`` and cannot.
+3. ``seq`` restarting low, with nothing else to go on: one low message is
+   only a candidate; a second one continuing it confirms the reboot (the
+   first is counted as the duplicate or late message it looked like).
+
+Messages from the boot before the current one (late, or duplicated) are
+checked against that boot's own window, so they neither count as loss nor
+disturb the new boot. Everything boot detection needs survives a hub
+restart through :meth:`SequenceTracker.state` and :meth:`SequenceTracker.restore`.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 RECENT_WINDOW = 128
 MISSING_WINDOW = 1024
+# ``uptime`` is floored to whole seconds and the device's clock and uptime
+# counter drift apart a little: boot-time estimates within this are one boot.
+BOOT_TOLERANCE_MS = 2500
+# A restarted counter without uptime or status to prove it: the candidate's
+# seq must be at most this, and the confirming message at most this far on.
+RESTART_LOW = 3
+CONFIRM_GAP = 4
 
 
 class Verdict(enum.StrEnum):
@@ -29,68 +65,218 @@ class Verdict(enum.StrEnum):
 
 
 @dataclass
-class _DeviceSeq:
-    last: int
-    uptime: int | None
+class _Boot:
+    last: int                    # highest seq accepted in this boot
+    uptime: int | None           # highest uptime seen in this boot
+    last_ts: int | None          # newest reading time (device clock, epoch ms)
+    boot_ms: int | None          # estimated start of the boot (ts - uptime)
+    first_ts: int | None = None  # oldest reading time of the boot (unknown after a restart)
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOW))
     missing: set[int] = field(default_factory=set)
+
+    def note(self, seq: int, uptime: int | None, ts_ms: int | None,
+             boot_ms: int | None) -> None:
+        self.recent.append(seq)
+        if uptime is not None:
+            self.uptime = uptime if self.uptime is None else max(self.uptime, uptime)
+        if ts_ms is not None:
+            self.last_ts = ts_ms if self.last_ts is None else max(self.last_ts, ts_ms)
+            self.first_ts = ts_ms if self.first_ts is None else min(self.first_ts, ts_ms)
+        if boot_ms is not None and (self.boot_ms is None or uptime == self.uptime):
+            self.boot_ms = boot_ms  # follow the newest estimate (clock corrections)
+
+    def lose(self, start: int, stop: int) -> None:
+        if stop - start <= MISSING_WINDOW:
+            self.missing.update(range(start, stop))
+            while len(self.missing) > MISSING_WINDOW:
+                self.missing.discard(min(self.missing))
+
+
+@dataclass
+class _Device:
+    boot: _Boot
+    previous: _Boot | None = None
+    connected_at: int | None = None  # device clock, from the latest online status
+    candidate: int | None = None     # seq of a possible restarted counter
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
     lost_delta: int = 0  # change to the device's lost count (negative when a gap fills late)
+    detail: str = ""     # why, for the quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class BootState:
+    """What a restarted hub needs to carry on (stored with the link statistics)."""
+
+    last_seq: int
+    last_uptime: int | None
+    last_ts_ms: int | None
+    boot_at_ms: int | None
+    connected_at_ms: int | None
+
+
+def _boot_ms(ts_ms: int | None, uptime: int | None) -> int | None:
+    return None if ts_ms is None or uptime is None else ts_ms - uptime * 1000
 
 
 class SequenceTracker:
-    def __init__(self) -> None:
-        self._devices: dict[str, _DeviceSeq] = {}
+    def __init__(self, persisted: Callable[[str], BootState | None] | None = None) -> None:
+        self._devices: dict[str, _Device] = {}
+        self._persisted = persisted
 
+    # ------------------------------------------------------------------ persistence
     def seed(self, device_id: str, last_seq: int | None) -> None:
-        """Continue from what a previous hub run persisted."""
-        if last_seq is not None and device_id not in self._devices:
-            self._devices[device_id] = _DeviceSeq(last_seq, None)
-            self._devices[device_id].recent.append(last_seq)
+        """Continue from a previous hub run: its whole boot state when ``persisted``
+        knows it, else just ``last_seq``."""
+        state = self._persisted(device_id) if self._persisted is not None else None
+        if state is not None:
+            self.restore(device_id, state)
+        elif last_seq is not None:
+            self.restore(device_id, BootState(last_seq, None, None, None, None))
 
-    def track(self, device_id: str, seq: int, uptime: int | None = None) -> Outcome:
-        state = self._devices.get(device_id)
-        if state is None:
-            state = self._devices[device_id] = _DeviceSeq(seq, uptime)
-            state.recent.append(seq)
-            return Outcome(Verdict.FIRST)
-        if seq == state.last + 1:
-            return self._accept(state, seq, uptime, Outcome(Verdict.NEXT))
-        if seq > state.last + 1:
-            gap = seq - state.last - 1
-            if gap <= MISSING_WINDOW:
-                state.missing.update(range(state.last + 1, seq))
-                while len(state.missing) > MISSING_WINDOW:
-                    state.missing.discard(min(state.missing))
-            return self._accept(state, seq, uptime, Outcome(Verdict.GAP, gap))
-        # seq <= last
-        if seq in state.recent:
-            return Outcome(Verdict.DUPLICATE)
-        if seq in state.missing:
-            state.missing.discard(seq)
-            state.recent.append(seq)
-            return Outcome(Verdict.OUT_OF_ORDER, -1)
-        rebooted = seq == 0 or (
-            uptime is not None and state.uptime is not None and uptime < state.uptime
-        )
-        if rebooted:
-            fresh = _DeviceSeq(seq, uptime)
-            fresh.recent.append(seq)
-            self._devices[device_id] = fresh
-            return Outcome(Verdict.REBOOT)
-        return Outcome(Verdict.OUT_OF_ORDER)
+    def restore(self, device_id: str, state: BootState) -> None:
+        """Continue from what a previous hub run persisted (no-op if already tracked)."""
+        if device_id in self._devices:
+            return
+        boot = _Boot(state.last_seq, state.last_uptime, state.last_ts_ms, state.boot_at_ms)
+        boot.recent.append(state.last_seq)
+        self._devices[device_id] = _Device(boot, connected_at=state.connected_at_ms)
 
-    @staticmethod
-    def _accept(state: _DeviceSeq, seq: int, uptime: int | None, outcome: Outcome) -> Outcome:
-        state.last = seq
-        state.uptime = uptime if uptime is not None else state.uptime
-        state.recent.append(seq)
-        return outcome
+    def state(self, device_id: str) -> BootState | None:
+        device = self._devices.get(device_id)
+        if device is None:
+            return None
+        boot = device.boot
+        return BootState(boot.last, boot.uptime, boot.last_ts, boot.boot_ms,
+                         device.connected_at)
 
     def last_seq(self, device_id: str) -> int | None:
-        state = self._devices.get(device_id)
-        return None if state is None else state.last
+        device = self._devices.get(device_id)
+        return None if device is None else device.boot.last
+
+    # ------------------------------------------------------------------ signals
+    def connected(self, device_id: str, ts_ms: int | None) -> bool:
+        """The device said it (re)connected at ``ts_ms`` (its online status).
+        Returns whether anything changed (worth persisting)."""
+        device = self._devices.get(device_id)
+        if device is None or ts_ms is None:
+            return False
+        if device.connected_at is not None and ts_ms <= device.connected_at:
+            return False  # the retained status again, or an older one
+        device.connected_at = ts_ms
+        return True
+
+    def track(self, device_id: str, seq: int, uptime: int | None = None,
+              ts_ms: int | None = None) -> Outcome:
+        device = self._devices.get(device_id)
+        boot_ms = _boot_ms(ts_ms, uptime)
+        if device is None:
+            boot = _Boot(seq, None, None, None)
+            boot.note(seq, uptime, ts_ms, boot_ms)
+            self._devices[device_id] = _Device(boot)
+            return Outcome(Verdict.FIRST)
+        current = device.boot
+        why = self._new_boot(device, current, seq, uptime, ts_ms, boot_ms)
+        if why:
+            return self._reboot(device, seq, uptime, ts_ms, boot_ms, why)
+        if self._from_older_boot(device, current, seq, ts_ms, boot_ms):
+            return self._late_from_older_boot(device, seq)
+        decided = uptime is not None and current.uptime is not None
+        return self._within(device, current, seq, uptime, ts_ms, boot_ms, decided)
+
+    # ------------------------------------------------------------------ decisions
+    @staticmethod
+    def _new_boot(device: _Device, current: _Boot, seq: int, uptime: int | None,
+                  ts_ms: int | None, boot_ms: int | None) -> str:
+        connect = device.connected_at
+        reconnected = (connect is not None and ts_ms is not None and current.last_ts is not None
+                       and current.last_ts < connect <= ts_ms)
+        if uptime is not None and current.uptime is not None:
+            # uptime decides; the connect only settles a boot that started later
+            # while seq moved on (a hub that was down while the device rebooted)
+            if boot_ms is None or current.boot_ms is None or (
+                    boot_ms <= current.boot_ms + BOOT_TOLERANCE_MS):
+                return ""
+            if uptime + 1 < current.uptime:
+                return f"uptime went back from {current.uptime} s to {uptime} s"
+            if seq <= current.last:
+                return f"seq restarted at {seq} in a boot that started later"
+            return "a later boot after the device reconnected" if reconnected else ""
+        if reconnected and seq <= current.last:
+            return f"seq restarted at {seq} after the device reconnected"
+        return ""
+
+    @staticmethod
+    def _from_older_boot(device: _Device, current: _Boot, seq: int, ts_ms: int | None,
+                         boot_ms: int | None) -> bool:
+        previous = device.previous
+        if boot_ms is not None and current.boot_ms is not None:
+            if boot_ms >= current.boot_ms - BOOT_TOLERANCE_MS:
+                return False
+            if previous is not None and previous.boot_ms is not None and (
+                    abs(boot_ms - previous.boot_ms) <= BOOT_TOLERANCE_MS):
+                return True
+            # an earlier boot time with seq moving on is the device's clock stepping back
+            return seq <= current.last
+        return (previous is not None and ts_ms is not None
+                and current.first_ts is not None and ts_ms < current.first_ts
+                and seq not in current.missing)
+
+    @staticmethod
+    def _late_from_older_boot(device: _Device, seq: int) -> Outcome:
+        previous = device.previous
+        if previous is None:
+            return Outcome(Verdict.OUT_OF_ORDER, 0, "it belongs to an earlier boot")
+        if seq in previous.recent:
+            return Outcome(Verdict.DUPLICATE, 0, "a repeat from the previous boot")
+        previous.recent.append(seq)
+        if seq in previous.missing:
+            previous.missing.discard(seq)
+            return Outcome(Verdict.OUT_OF_ORDER, -1, "a late message from the previous boot")
+        return Outcome(Verdict.OUT_OF_ORDER, 0, "a late message from the previous boot")
+
+    def _within(self, device: _Device, current: _Boot, seq: int, uptime: int | None,
+                ts_ms: int | None, boot_ms: int | None, decided: bool) -> Outcome:
+        if seq > current.last:
+            gap = seq - current.last - 1
+            if gap:
+                current.lose(current.last + 1, seq)
+            current.last = seq
+            current.note(seq, uptime, ts_ms, boot_ms)
+            device.candidate = None
+            return Outcome(Verdict.GAP, gap) if gap else Outcome(Verdict.NEXT)
+        # seq went back, and nothing says this is a new boot
+        candidate = device.candidate
+        if (not decided and candidate is not None
+                and candidate < seq <= candidate + CONFIRM_GAP):
+            # a second message continuing a low restart: the counter did restart
+            return self._reboot(device, seq, uptime, ts_ms, boot_ms,
+                                f"seq restarted ({candidate}, then {seq})", skip=candidate)
+        device.candidate = seq if not decided and seq <= RESTART_LOW else None
+        if seq in current.recent:
+            return Outcome(Verdict.DUPLICATE)
+        current.recent.append(seq)
+        if seq in current.missing:
+            current.missing.discard(seq)
+            return Outcome(Verdict.OUT_OF_ORDER, -1)
+        return Outcome(Verdict.OUT_OF_ORDER)
+
+    def _reboot(self, device: _Device, seq: int, uptime: int | None, ts_ms: int | None,
+                boot_ms: int | None, why: str, *, skip: int | None = None) -> Outcome:
+        """Start a new boot at ``seq``: the seqs before it in the new boot are lost
+        (``skip``: one of them arrived, as the candidate that was not yet believed)."""
+        fresh = _Boot(seq, None, None, None)
+        fresh.note(seq, uptime, ts_ms, boot_ms)
+        fresh.lose(0, seq)
+        lost = seq
+        if skip is not None and skip < seq:
+            fresh.missing.discard(skip)
+            fresh.recent.appendleft(skip)
+            lost -= 1
+        device.previous = device.boot
+        device.boot = fresh
+        device.candidate = None
+        return Outcome(Verdict.REBOOT, lost, why)

@@ -3,11 +3,43 @@ from hypothesis import strategies as st
 
 from plugins.local.hub.sequence import SequenceTracker, Verdict
 
+T0 = 1_800_000_000_000  # epoch ms of the first boot
+
 
 def run(seqs, uptimes=None):
     tracker = SequenceTracker()
     uptimes = uptimes or [None] * len(seqs)
     return [tracker.track("d", s, u) for s, u in zip(seqs, uptimes, strict=True)]
+
+
+class Device:
+    """A device sending one reading a second, with uptime (or without), that reboots."""
+
+    def __init__(self, tracker, *, uptime=True, boot_at=T0):
+        self.tracker, self.with_uptime, self.boot_at = tracker, uptime, boot_at
+        self.seq, self.up = 0, 0
+        self.sent = {}  # seq -> (uptime, ts) of the current boot
+
+    def send(self, seq=None):
+        seq = self.seq if seq is None else seq
+        self.seq, self.up = seq + 1, self.up + 1
+        uptime = self.up
+        ts = self.boot_at + uptime * 1000 + 137
+        self.sent[seq] = (uptime, ts)
+        return self.tracker.track("d", seq, uptime if self.with_uptime else None, ts)
+
+    def resend(self, seq, sent=None):
+        uptime, ts = (sent or self.sent)[seq]
+        return self.tracker.track("d", seq, uptime if self.with_uptime else None, ts)
+
+    def reboot(self, down_s=3):
+        old = dict(self.sent)
+        self.boot_at += self.up * 1000 + down_s * 1000
+        self.seq, self.up, self.sent = 0, 0, {}
+        return old
+
+    def connect(self):
+        self.tracker.connected("d", self.boot_at + self.up * 1000 + 500)
 
 
 def test_in_order_stream():
@@ -31,15 +63,124 @@ def test_reordered_message_fills_the_gap_and_is_rejected():
     assert outcomes[2].verdict is Verdict.OUT_OF_ORDER and outcomes[2].lost_delta == -1
 
 
-def test_reboot_by_uptime_or_zero():
-    by_uptime = run([50, 51, 3], [1000, 1001, 2])
-    assert by_uptime[-1].verdict is Verdict.REBOOT
-    by_zero = run([50, 51, 0])
-    assert by_zero[-1].verdict is Verdict.REBOOT
+def test_reboot_at_seq_0_with_uptime_even_while_the_old_seqs_are_in_the_window():
+    device = Device(SequenceTracker())
+    for _ in range(41):
+        device.send()
+    device.reboot()
+    first = device.send()
+    assert first.verdict is Verdict.REBOOT and first.lost_delta == 0
+    assert [device.send().verdict for _ in range(40)] == [Verdict.NEXT] * 40
+
+
+def test_reboot_at_seq_1_counts_seq_0_lost():
+    device = Device(SequenceTracker())
+    for _ in range(300):
+        device.send()
+    device.reboot()
+    device.seq, device.up = 1, 1  # seq 0 never arrived
+    outcome = device.send()
+    assert outcome.verdict is Verdict.REBOOT and outcome.lost_delta == 1
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_late_message_of_the_same_boot_has_a_smaller_uptime_but_is_no_reboot():
+    device = Device(SequenceTracker())
+    for _ in range(200):
+        device.send()
+    late = device.resend(50)
+    assert late.verdict is Verdict.DUPLICATE or late.verdict is Verdict.OUT_OF_ORDER
+    assert device.send().verdict is Verdict.NEXT
+    # and one never seen before (beyond the window): late, not a reboot
     tracker = SequenceTracker()
-    for s in (50, 51, 0, 1):
-        outcome = tracker.track("d", s)
-    assert outcome.verdict is Verdict.NEXT
+    device = Device(tracker)
+    for seq in range(200):
+        if seq != 20:
+            device.send(seq)
+    device.sent[20] = (21, T0 + 21 * 1000 + 137)
+    assert device.resend(20).verdict is Verdict.OUT_OF_ORDER
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_one_late_message_after_a_reboot_is_not_taken_for_another_reboot():
+    device = Device(SequenceTracker())
+    for seq in range(41):
+        if seq != 35:
+            device.send(seq)
+    device.sent[35] = (36, T0 + 36 * 1000 + 137)
+    old = device.reboot()
+    assert device.send().verdict is Verdict.REBOOT
+    assert device.send().verdict is Verdict.NEXT
+    late = device.resend(35, old)  # the old boot's gap fills late
+    assert late.verdict is Verdict.OUT_OF_ORDER and late.lost_delta == -1
+    assert device.resend(40, old).verdict is Verdict.DUPLICATE  # the old boot's last, again
+    old[41] = (42, old[40][1] + 1000)
+    assert device.resend(41, old).verdict is Verdict.OUT_OF_ORDER  # its tail, late
+    assert [device.send().verdict for _ in range(3)] == [Verdict.NEXT] * 3
+
+
+def test_duplicates_after_a_reboot_are_duplicates_not_reboots():
+    device = Device(SequenceTracker())
+    for _ in range(100):
+        device.send()
+    device.reboot()
+    assert [device.send().verdict for _ in range(3)] == [
+        Verdict.REBOOT, Verdict.NEXT, Verdict.NEXT]
+    assert device.resend(0).verdict is Verdict.DUPLICATE
+    assert device.resend(1).verdict is Verdict.DUPLICATE
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_status_connect_tells_a_reboot_without_uptime():
+    device = Device(SequenceTracker(), uptime=False)
+    for _ in range(41):
+        device.send()
+    device.reboot()
+    device.connect()
+    assert device.send().verdict is Verdict.REBOOT
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_redelivery_after_a_reconnect_is_a_duplicate_not_a_reboot():
+    device = Device(SequenceTracker(), uptime=False)
+    for _ in range(41):
+        device.send()
+    device.connect()  # link dropped and came back; no reboot
+    assert device.resend(40).verdict is Verdict.DUPLICATE  # QoS 1 redelivery, original ts
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_without_uptime_or_status_a_low_restart_needs_a_second_message():
+    lone = run([50, 51, 0, 52])
+    assert lone[2].verdict is Verdict.OUT_OF_ORDER and lone[3].verdict is Verdict.NEXT
+    confirmed = run([50, 51, 0, 1, 2])
+    assert confirmed[2].verdict is Verdict.OUT_OF_ORDER
+    assert confirmed[3].verdict is Verdict.REBOOT and confirmed[3].lost_delta == 0
+    assert confirmed[4].verdict is Verdict.NEXT
+    assert run([50, 51, 7, 8])[3].verdict is Verdict.OUT_OF_ORDER  # not low: never a reboot
+
+
+def test_state_survives_a_hub_restart():
+    first = SequenceTracker()
+    device = Device(first)
+    for _ in range(41):
+        device.send()
+    second = SequenceTracker()
+    second.restore("d", first.state("d"))
+    device.tracker = second
+    assert device.send().verdict is Verdict.NEXT
+    assert device.resend(39).verdict is Verdict.OUT_OF_ORDER  # late, before the restart
+    device.reboot()
+    assert device.send().verdict is Verdict.REBOOT  # no out_of_order after the restart
+    # the device rebooted while a third hub was down and its seq passed the old one
+    third = SequenceTracker()
+    third.restore("d", second.state("d"))
+    device.tracker = third
+    device.reboot()
+    device.connect()
+    device.up = 3000
+    outcome = device.send(500)
+    assert outcome.verdict is Verdict.REBOOT
 
 
 def test_seeded_tracker_continues_across_hub_restarts():
@@ -55,12 +196,28 @@ def test_without_reboots_accepted_seqs_strictly_increase_and_loss_is_consistent(
     lost = 0
     accepted = []
     for index, s in enumerate(seqs):
-        outcome = tracker.track("d", s, uptime=index)  # uptime only grows: no reboot
+        # one boot: uptime only grows, the boot time stays put
+        outcome = tracker.track("d", s, uptime=index, ts_ms=T0 + index * 1000)
         lost += outcome.lost_delta
         assert lost >= 0
+        assert outcome.verdict is not Verdict.REBOOT
         if outcome.verdict.accepted:
             accepted.append(s)
     assert accepted == sorted(set(accepted))
     # every number between the first and the last accepted seq is either accepted,
     # counted lost, or arrived late (and was rejected as out of order)
     assert lost <= accepted[-1] - accepted[0] + 1 - len(accepted)
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.booleans()), min_size=1, max_size=200))
+def test_late_and_repeated_messages_of_one_boot_are_never_a_reboot(picks):
+    """Any replay of messages a device really sent in one boot (late, repeated, in
+    any order) is never taken for a reboot, with uptime or without."""
+    for with_uptime in (True, False):
+        tracker = SequenceTracker()
+        for seq, _ in picks:
+            uptime = seq + 5
+            outcome = tracker.track("d", seq, uptime if with_uptime else None,
+                                    T0 + uptime * 1000)
+            if with_uptime:
+                assert outcome.verdict is not Verdict.REBOOT
