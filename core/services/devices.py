@@ -47,7 +47,7 @@ class DeviceService:
         self._registry.upsert(device)
         stored = self._registry.get(device.device_id)
         record_action(self._audit, actor, "device.register", stored.device_id, {
-            "device_type": stored.device_type, "organization": stored.organization,
+            "device_type": stored.device_type, "device_organization": stored.organization,
             "re_registered": existing is not None})
         return stored
 
