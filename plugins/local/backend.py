@@ -22,7 +22,7 @@ from core.services.event_bus import EventBus
 from core.store import Store
 from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
-from plugins.local.hub.hub import Hub
+from plugins.local.hub.hub import Hub, hub_client_id
 from plugins.local.hub.mqtt_link import MqttLink
 from plugins.local.hub.observer import TeamObserver
 
@@ -166,7 +166,9 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
         if run_hub if run_hub is not None else profile.hub:
             backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
                               username=hub_login[0], password=hub_login[1],
-                              alerting=build_alerting(context, store))
+                              alerting=build_alerting(context, store),
+                              client_id=hub_client_id(profile.name, context.config.database_url),
+                              protocol=4 if getattr(backend.broker, "kind", "") == "amqtt" else 5)
             backend.hub.start()
 
         def link(filters: Any, on_message: Any) -> MqttLink:

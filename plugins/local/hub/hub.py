@@ -1,15 +1,29 @@
 """The hub: one MQTT link in, one writer thread out to the store.
 
-paho's network thread only appends raw messages to an inbox; the writer
-thread drains it every 100 ms (or sooner when it fills), so ingestion never
-waits on the database and the database sees one transaction per batch. When
-the database is unreachable, accepted readings stay queued and are retried;
-they are not thrown away.
+paho's network thread only appends raw messages to a bounded inbox; the
+writer thread drains it every 100 ms (or sooner when it fills), so ingestion
+never waits on the database and the database sees one transaction per batch.
+
+Nothing the database does may stop the hub. Every stage of the writer runs
+under its own guard; a batch whose write fails stays in memory (one batch, and
+the inbox stops being drained meanwhile) and is written again once the
+database is back, and QoS 1 messages are acknowledged to the broker only after
+their readings are committed. So while the database is away the inbox fills,
+QoS 0 messages beyond its bound are shed and counted (``shed_overload``), and
+QoS 1 messages stay with the broker (the MQTT 5 Receive Maximum stops it from
+sending more than the inbox holds): memory stays bounded and no QoS 1 reading
+the broker accepted is lost. The status says "degraded: database unavailable
+for 42 s" while that lasts, from a monitor thread that never touches the
+database, so it is true even while the writer waits on a lock.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import re
+import socket
 import ssl
 import threading
 import time
@@ -18,16 +32,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from core.model import Device, Reading
+from core.model import Device, LinkStats, QuarantinedMessage, Reading
 from core.ports.live import EventKind, FleetEvent
 from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER, parse_jobs_topic
 from core.services.event_bus import EventBus
 from core.services.rollout import RolloutEngine
 from core.store import Store
-from plugins.local.hub.ingest import Inbound, Ingestor
-from plugins.local.hub.mqtt_link import MqttLink
+from plugins.local.hub.ingest import BatchResult, Inbound, Ingestor
+from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
 from plugins.local.hub.registry_cache import RegistryCache
 from plugins.local.hub.shadow_host import ShadowHost
 from plugins.local.jobs.file_server import FirmwareFileServer
@@ -38,9 +52,26 @@ log = logging.getLogger(__name__)
 HUB_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, "$aws/things/+/shadow/+",
                "$aws/things/+/jobs/#")
 ROLLOUT_EVERY_S = 0.5
+HOUSEKEEPING_EVERY_S = 5.0
+RELOAD_EVERY_S = 30.0
 FLUSH_EVERY_S = 0.1
 MAX_BATCH = 5000
-MAX_PENDING_READINGS = 2_000_000
+# Messages waiting for the writer. QoS 0 beyond it is shed (counted); QoS 1 is
+# held back by the broker (Receive Maximum), so the inbox never holds more than
+# INBOX_LIMIT + RECEIVE_MAXIMUM messages (~40 MB at 1 KB each, the worst case).
+INBOX_LIMIT = 20_000
+RECEIVE_MAXIMUM = 20_000
+MAX_PENDING_QUARANTINE = 20_000
+# A store call that has not returned after this long makes the hub report the
+# database as unavailable while it still waits (a lock, a dead server).
+BLOCKED_AFTER_S = 2.0
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0
+# Long drains give the rollout and housekeeping stages a turn this often.
+DRAIN_SLICE_S = 0.5
+SESSION_EXPIRY_S = 7 * 24 * 3600
+STOP_DRAIN_S = 30.0
+
+T = TypeVar("T")
 
 
 class Alerting(Protocol):
@@ -53,13 +84,129 @@ class Alerting(Protocol):
     def tick(self, now: datetime) -> list[FleetEvent]: ...
 
 
+def stable_client_id(profile: str, database_url: str, host: str | None = None) -> str:
+    """The hub's MQTT client id: the same every time this hub (profile, machine,
+    database) starts, so it finds its persistent session and what the broker
+    queued while it was away; different for two hubs writing different stores,
+    which must not take each other's messages. Credentials in the URL do not
+    take part."""
+    where = re.sub(r"//[^@/]*@", "//", database_url)
+    machine = host if host is not None else socket.gethostname()
+    digest = hashlib.sha256(f"{profile}|{machine}|{where}".encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", f"{profile}-{machine}")[:60]
+    return f"smartiot-hub-{name}-{digest}"
+
+
+def hub_client_id(profile: str, database_url: str) -> str:
+    """``SMARTIOT_HUB_CLIENT_ID`` when set (two machines taking over one hub's
+    session), else :func:`stable_client_id`."""
+    import os
+
+    return os.environ.get("SMARTIOT_HUB_CLIENT_ID") or stable_client_id(profile, database_url)
+
+
 @dataclass
 class HubCounters:
-    received: int = 0
+    received: int = 0            # messages the broker handed over (network thread)
+    processed: int = 0           # messages through the ingest stage
     readings_written: int = 0
     quarantined: int = 0
     write_failures: int = 0
+    stage_failures: int = 0
+    shed_overload: int = 0       # QoS 0 messages dropped because the inbox was full
+    shed_quarantine: int = 0     # quarantine rows dropped while the database was away
+    lost_on_stop: int = 0        # messages still in memory when a stop gave up
     messages_per_s: float = 0.0
+    readings_per_s: float = 0.0
+    inbox: int = 0
+    inbox_peak: int = 0
+    outages: int = 0
+    longest_outage_s: float = 0.0
+    last_outage_s: float = 0.0
+
+
+@dataclass
+class _Pending:
+    """One ingested batch on its way to the store; kept until its telemetry commits."""
+
+    result: BatchResult
+    tokens: list[AckToken]
+    messages: int
+    written: bool = False
+
+
+class StoreHealth:
+    """Whether the store takes writes, for the status line; thread-safe.
+
+    A call in progress for longer than BLOCKED_AFTER_S counts as an outage
+    already (a SQLite lock makes a write wait 10 s before it fails), and the
+    outage lasts until a retry round leaves nothing unwritten."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.busy_since: float | None = None
+        self.down_since: float | None = None
+        self.last_error = ""
+        self.failed_stage = ""
+        self._last_logged = 0.0
+
+    def call(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            self.busy_since = self._clock()
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.failed(stage, exc)
+            raise
+        finally:
+            with self._lock:
+                self.busy_since = None
+
+    def failed(self, stage: str, exc: BaseException) -> None:
+        now = self._clock()
+        with self._lock:
+            first = self.down_since is None
+            if first:
+                self.down_since = self.busy_since if self.busy_since is not None else now
+            # The first line only: a driver's message goes on with the statement
+            # and its parameters (a whole batch of readings).
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            self.last_error = f"{type(exc).__name__}: {first_line}"[:300]
+            self.failed_stage = stage
+            chatty = first or now - self._last_logged >= 10.0
+            if chatty:
+                self._last_logged = now
+        if first:
+            log.error("database unavailable (%s): %s; batches are kept and retried",
+                      stage, self.last_error)
+            log.debug("the %s stage failed", stage, exc_info=exc)
+        elif chatty:
+            log.warning("database still unavailable after %.0f s (%s): %s",
+                        self.unavailable_for() or 0.0, stage, self.last_error)
+
+    def recovered(self) -> float | None:
+        """Ends an outage; returns how long it lasted, None if there was none."""
+        with self._lock:
+            if self.down_since is None:
+                return None
+            lasted = self._clock() - self.down_since
+            self.down_since = None
+        log.warning("database available again after %.0f s", lasted)
+        return lasted
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def unavailable_for(self) -> float | None:
+        now = self._clock()
+        with self._lock:
+            if self.down_since is not None:
+                return now - self.down_since
+            if self.busy_since is not None and now - self.busy_since >= BLOCKED_AFTER_S:
+                return now - self.busy_since
+        return None
 
 
 class Hub:
@@ -79,7 +226,17 @@ class Hub:
         clock: Callable[[], float] = time.time,
         file_server: FirmwareFileServer | None = None,
         rollout_speed: float = 1.0,
+        client_id: str | None = None,
+        protocol: int = MQTT_V5,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+        inbox_limit: int = INBOX_LIMIT,
+        receive_maximum: int = RECEIVE_MAXIMUM,
     ) -> None:
+        """``client_id``: give a stable one (:func:`stable_client_id`) for a
+        persistent session, so what the broker accepted while the hub was down
+        is delivered when it comes back; without one the hub gets a random id
+        and a session that ends with the connection (tests, throwaway hubs).
+        ``protocol`` 5 (MQTT 5) or 4 (3.1.1, for brokers without MQTT 5)."""
         self.store = store
         self.bus = bus
         self.clock = clock
@@ -88,15 +245,28 @@ class Hub:
         self.cache = RegistryCache(store.registry)
         self.ingestor = Ingestor(self.cache, auto_register=auto_register)
         self.counters = HubCounters()
-        self._inbox: deque[Inbound] = deque()
-        self._shadow_inbox: deque[Inbound] = deque()
+        self.health = StoreHealth()
+        self.inbox_limit = max(1, inbox_limit)
+        self._inbox: deque[tuple[Inbound, AckToken | None]] = deque()
+        self._shadow_inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._pending_readings: list[Reading] = []
+        self._monitor_stop = threading.Event()
+        self._pending: _Pending | None = None
+        self._pending_stats: dict[str, LinkStats] = {}
+        self._pending_quarantine: deque[QuarantinedMessage] = deque()
+        self._retry_at = 0.0
+        self._retry_delay = RETRY_MIN_S
+        self._stop_deadline = 0.0
+        self._stopped_clean = True
+        persistent = client_id is not None
         self.link = MqttLink(
-            host, port, client_id=f"smartiot-hub-{uuid.uuid4().hex[:8]}",
+            host, port, client_id=client_id or f"smartiot-hub-{uuid.uuid4().hex[:8]}",
             filters=HUB_FILTERS, on_message=self._on_message, on_state=self._on_state,
             tls_context=tls_context, username=username, password=password,
+            clean_session=not persistent, protocol=protocol,
+            session_expiry_s=session_expiry_s if persistent else 0,
+            manual_ack=True, receive_maximum=receive_maximum,
         )
         self.shadows = ShadowHost(store.shadows,
                                   lambda topic, body: self.link.publish(topic, body, qos=1))
@@ -110,6 +280,8 @@ class Hub:
         self.jobs.on_terminal = self.rollout.execution_updated
         self._thread = threading.Thread(target=self._run, name="smartiot-hub-writer",
                                         daemon=True)
+        self._monitor = threading.Thread(target=self._watch, name="smartiot-hub-monitor",
+                                         daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -121,115 +293,298 @@ class Hub:
             self.ingestor.sequences.seed(stats.device_id, stats.last_seq)
         self.files.start()
         self._thread.start()
+        self._monitor.start()
         self.link.start()
 
-    def stop(self) -> None:
-        self.link.stop()
+    def stop(self, timeout_s: float = STOP_DRAIN_S) -> bool:
+        """Drain the inbox into the store, acknowledge it, then disconnect; the
+        broker keeps what arrives afterwards for the next start (persistent
+        session). Returns False when the drain gave up (database still away):
+        unacknowledged QoS 1 messages then come again next time, QoS 0 ones in
+        memory are counted in ``lost_on_stop``."""
+        self._stop_deadline = time.monotonic() + timeout_s
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout_s + 15)
+        self.link.stop()
+        # Whatever came in between the last drain and the disconnect: store it
+        # (its QoS 1 messages were not acknowledged and come again; the
+        # duplicates are recognised by seq and the (device, metric, ts) key).
+        if (self._inbox or self._pending) and not self.health.down:
+            self._stop_deadline = time.monotonic() + 10.0
+            self._guard("telemetry", lambda: self._drain_telemetry(final=True))
+        left = len(self._inbox) + (self._pending.messages if self._pending else 0)
+        if left:
+            self.counters.lost_on_stop += sum(
+                1 for _, token in self._inbox if token is None)
+            self._stopped_clean = False
+            log.error("hub stopped with %d messages not stored (QoS 1 ones are redelivered "
+                      "by the broker at the next start)", left)
+        self._monitor_stop.set()
+        if self._monitor.is_alive():
+            self._monitor.join(timeout=5)
         self.files.stop()
+        return left == 0
 
     def wait_connected(self, timeout: float) -> bool:
         return self.link.wait_connected(timeout)
 
+    # ------------------------------------------------------------------ status
+    def degraded(self) -> str:
+        """Empty when all is well, else what is wrong in words for a status line."""
+        down = self.health.unavailable_for()
+        if down is not None:
+            return f"degraded: database unavailable for {down:.0f} s"
+        if len(self._inbox) >= self.inbox_limit:
+            return f"degraded: overloaded, inbox full ({len(self._inbox):,} messages)"
+        return ""
+
+    def problems(self) -> list[str]:
+        """What a person must know when the hub ends: an outage still on, data lost."""
+        found = []
+        state = self.degraded()
+        if state:
+            found.append(f"ended {state}")
+        c = self.counters
+        for count, what in ((c.shed_overload, "messages shed (overload)"),
+                            (c.shed_quarantine, "quarantine rows shed (database away)"),
+                            (c.lost_on_stop, "QoS 0 messages not stored at stop")):
+            if count:
+                found.append(f"{count:,} {what}")
+        if not self._stopped_clean:
+            found.append("stopped before the inbox was stored (QoS 1 messages come again "
+                         "from the broker at the next start)")
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        self.counters.inbox = len(self._inbox) + len(self._shadow_inbox)
+        return {"connection": self.link.state, **self.counters.__dict__,
+                "degraded": self.degraded(),
+                "database_error": self.health.last_error if self.health.down else "",
+                "client_id": self.link.client_id,
+                "persistent_session": not self.link.clean_session,
+                "rejected_by_reason": dict(self.ingestor.rejected_by_reason),
+                "jobs": self.jobs.snapshot()}
+
+    def _hub_event(self) -> FleetEvent:
+        c = self.counters
+        return FleetEvent(EventKind.HUB, "", data={
+            "connection": self.link.state, "messages_per_s": c.messages_per_s,
+            "readings_per_s": c.readings_per_s, "degraded": self.degraded(),
+            "shed_overload": c.shed_overload, "inbox": c.inbox})
+
+    def _watch(self) -> None:
+        """Once a second: rates and the HUB live event. Never touches the store,
+        so it keeps telling the truth while the writer waits on the database."""
+        last = time.monotonic()
+        received, written = self.counters.received, self.counters.readings_written
+        while not self._monitor_stop.wait(1.0):
+            now = time.monotonic()
+            span = max(now - last, 1e-6)
+            c = self.counters
+            c.messages_per_s = (c.received - received) / span
+            c.readings_per_s = (c.readings_written - written) / span
+            received, written, last = c.received, c.readings_written, now
+            c.inbox = len(self._inbox) + len(self._shadow_inbox)
+            try:
+                self.bus.publish([self._hub_event()])
+            except Exception:
+                log.exception("publishing the hub status failed")
+
     # ------------------------------------------------------------------ network thread
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, token: AckToken | None = None) -> None:
+        self.counters.received += 1
         message = Inbound(topic, payload, int(self.clock() * 1000))
         if topic.startswith("$aws/"):
-            self._shadow_inbox.append(message)
+            self._shadow_inbox.append((message, token))
             self._wake.set()
-        else:
-            self._inbox.append(message)
-            if len(self._inbox) >= MAX_BATCH:
-                self._wake.set()
+            return
+        size = len(self._inbox)
+        if token is None and size >= self.inbox_limit:
+            # QoS 0 promises nothing; QoS 1 is always taken, the broker's Receive
+            # Maximum bounds how many of those can be here unacknowledged.
+            self.counters.shed_overload += 1
+            return
+        self._inbox.append((message, token))
+        if size + 1 > self.counters.inbox_peak:
+            self.counters.inbox_peak = size + 1
+        if size + 1 >= MAX_BATCH:
+            self._wake.set()
 
     def _on_state(self, state: str) -> None:
         self.bus.set_connection_state(state)
-        self.bus.publish([FleetEvent(EventKind.HUB, "", data={
-            "connection": state, "messages_per_s": self.counters.messages_per_s})])
+        self.bus.publish([self._hub_event()])
 
     # ------------------------------------------------------------------ writer thread
+    def _guard(self, stage: str, fn: Callable[[], object]) -> None:
+        """A stage that fails is logged and counted; the hub goes on."""
+        try:
+            fn()
+        except Exception as exc:
+            self.counters.stage_failures += 1
+            if not self.health.down:  # StoreHealth logs outages itself
+                log.exception("hub stage %s failed: %s", stage, exc)
+
     def _run(self) -> None:
-        last_second = time.monotonic()
-        last_housekeeping = last_second
-        last_reload = last_second
-        last_rollout = last_second
-        received_at_last_second = 0
-        while not self._stop.is_set():
-            self._wake.wait(FLUSH_EVERY_S)
-            self._wake.clear()
-            try:
-                self._drain()
-            except Exception:
-                log.exception("hub batch failed")
+        last_housekeeping = last_reload = last_rollout = time.monotonic()
+        while True:
+            stopping = self._stop.is_set()
+            if not stopping:
+                self._wake.wait(FLUSH_EVERY_S)
+                self._wake.clear()
+            self._guard("shadow and jobs requests", self._drain_requests)
+            self._guard("telemetry", functools.partial(self._drain_telemetry, final=stopping))
+            if stopping:
+                self._guard("unwritten rows", self._retry_leftovers)
+                break
             now = time.monotonic()
-            if now - last_second >= 1.0:
-                self.counters.messages_per_s = (
-                    (self.counters.received - received_at_last_second) / (now - last_second))
-                received_at_last_second, last_second = self.counters.received, now
-                self.bus.publish([FleetEvent(EventKind.HUB, "", data={
-                    "connection": self.link.state,
-                    "messages_per_s": self.counters.messages_per_s})])
+            if self.health.down:
+                self._guard("unwritten rows", self._retry_leftovers)
+                continue  # the stages below need the database; they resume after
             if now - last_rollout >= ROLLOUT_EVERY_S:
                 last_rollout = now
                 self._rollout_tick()
-            if now - last_housekeeping >= 5.0:
+            if now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
                 last_housekeeping = now
-                self._housekeeping()
-            if now - last_reload >= 30.0:
+                self._guard("housekeeping", self._housekeeping)
+            if now - last_reload >= RELOAD_EVERY_S:
                 last_reload = now
-                self._reload_registry()
-        self._drain()
+                self._guard("registry reload", self._reload_registry)
 
-    def _drain(self) -> None:
-        while self._shadow_inbox:
-            message = self._shadow_inbox.popleft()
-            if parse_jobs_topic(message.topic) is not None:
-                self.bus.publish(self.jobs.handle(message.topic, message.payload,
-                                                  int(self.clock())))
+    def _drain_requests(self) -> None:
+        """Shadow and jobs requests: each answered, then acknowledged. While the
+        database is away they wait (unacknowledged, bounded by the broker's
+        Receive Maximum) rather than be refused. One that fails is dropped with a
+        log line: the device asks again (jobs answers with an error itself)."""
+        while self._shadow_inbox and not self.health.down:
+            message, token = self._shadow_inbox.popleft()
+            now_s = int(self.clock())
+            events: list[FleetEvent] = []
+            try:
+                if parse_jobs_topic(message.topic) is not None:
+                    events = self.jobs.handle(message.topic, message.payload, now_s)
+                else:
+                    events = self.shadows.handle(message.topic, message.payload, now_s)
+            except Exception:
+                self.counters.stage_failures += 1
+                log.exception("request on %s failed", message.topic[:200])
+            if token is not None:
+                self.link.ack([token])
+            self._guard("live events", functools.partial(self.bus.publish, events))
+
+    def _drain_telemetry(self, *, final: bool = False) -> None:
+        started = time.monotonic()
+        deadline = self._stop_deadline
+        while True:
+            if final and time.monotonic() >= deadline:
+                return
+            if self.health.down and time.monotonic() < self._retry_at:
+                if not final or time.monotonic() >= deadline:
+                    return
+                time.sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
                 continue
-            self.bus.publish(self.shadows.handle(message.topic, message.payload,
-                                                 int(self.clock())))
-        while self._inbox or self._pending_readings:
-            batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), MAX_BATCH))]
-            self.counters.received += len(batch)
-            self._ingest(batch)
-            if not self._inbox:
-                break
+            if self._pending is None:
+                if not self._inbox:
+                    return
+                items = [self._inbox.popleft() for _ in range(min(len(self._inbox), MAX_BATCH))]
+                batch = [message for message, _ in items]
+                tokens = [token for _, token in items if token is not None]
+                result = self.ingestor.process(batch, int(self.clock() * 1000))
+                self.counters.processed += len(batch)
+                self._pending = _Pending(result, tokens, len(batch))
+            if not self._write_pending():
+                if not final:
+                    return
+                continue
+            if not final and time.monotonic() - started >= DRAIN_SLICE_S:
+                self._wake.set()  # more to do; let the periodic stages run first
+                return
 
-    def _ingest(self, batch: list[Inbound]) -> None:
-        result = self.ingestor.process(batch, int(self.clock() * 1000))
-        self._pending_readings.extend(result.readings)
-        try:
-            if self._pending_readings:
-                written = self.store.telemetry.write_batch(self._pending_readings)
-                self.counters.readings_written += written
-            self._pending_readings = []
-        except Exception:
-            self.counters.write_failures += 1
-            log.exception("telemetry write failed; %d readings kept for retry",
-                          len(self._pending_readings))
-            if len(self._pending_readings) > MAX_PENDING_READINGS:
-                dropped = len(self._pending_readings) - MAX_PENDING_READINGS
-                log.error("database unreachable too long: oldest %d readings dropped", dropped)
-                self._pending_readings = self._pending_readings[dropped:]
-            time.sleep(0.5)
-        self.cache.flush()
-        stats = self.ingestor.take_dirty_stats()
-        if stats:
-            self.store.link_stats.upsert_many(stats)
-        if result.quarantined:
-            self.store.quarantine.add_many(result.quarantined)
+    def _failed_write(self) -> None:
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_S)
+
+    def _write_pending(self) -> bool:
+        """Telemetry first (then the broker is told), then the rest of the batch's
+        stages, each on its own; False when the telemetry did not commit."""
+        pending = self._pending
+        assert pending is not None
+        result = pending.result
+        if not pending.written:
+            try:
+                written = self.health.call("telemetry", self.store.telemetry.write_batch,
+                                           result.readings)
+            except Exception:  # noqa: BLE001 - StoreHealth logged it; the batch is retried
+                self.counters.write_failures += 1
+                self._failed_write()
+                return False
+            pending.written = True
+            self.counters.readings_written += written
             self.counters.quarantined += len(result.quarantined)
+        self._pending = None
+        self._guard("acknowledge", lambda: self.link.ack(pending.tokens))
+        for stats in self.ingestor.take_dirty_stats():
+            self._pending_stats[stats.device_id] = stats
+        self._pending_quarantine.extend(result.quarantined)
+        excess = len(self._pending_quarantine) - MAX_PENDING_QUARANTINE
+        if excess > 0:
+            for _ in range(excess):
+                self._pending_quarantine.popleft()
+            self.counters.shed_quarantine += excess
+        self._retry_leftovers()
         events = result.events
         if self.alerting is not None:
+            alerting = self.alerting
             for device_id, readings in result.by_device.items():
                 device = self.cache.get(device_id)
                 if device is not None:
-                    events.extend(self.alerting.process(device, readings))
-        self.bus.publish(events)
+                    self._guard("alert evaluation", functools.partial(
+                        lambda d, r: events.extend(alerting.process(d, r)), device, readings))
+        self._guard("live events", lambda: self.bus.publish(events))
+        return True
+
+    def _retry_leftovers(self) -> None:
+        """Registry, link statistics and quarantine rows not yet written; the
+        outage ends when none is left (and no telemetry batch waits)."""
+        if self.health.down and time.monotonic() < self._retry_at:
+            return
+        ok = True
+        try:
+            self.health.call("registry", self.cache.flush)
+        except Exception:  # noqa: BLE001 - logged by StoreHealth, retried
+            ok = False
+        if self._pending_stats:
+            stats = list(self._pending_stats.values())
+            try:
+                self.health.call("link statistics", self.store.link_stats.upsert_many, stats)
+                for s in stats:
+                    if self._pending_stats.get(s.device_id) is s:
+                        del self._pending_stats[s.device_id]
+            except Exception:  # noqa: BLE001 - logged by StoreHealth, retried
+                ok = False
+        if self._pending_quarantine:
+            rows = list(self._pending_quarantine)
+            try:
+                self.health.call("quarantine", self.store.quarantine.add_many, rows)
+                for _ in rows:
+                    self._pending_quarantine.popleft()
+            except Exception:  # noqa: BLE001 - logged by StoreHealth, retried
+                ok = False
+        if self._pending is not None and not self._pending.written:
+            ok = False
+        if not ok:
+            self._failed_write()
+            return
+        if self.health.down:
+            lasted = self.health.recovered()
+            if lasted is not None:
+                c = self.counters
+                c.outages += 1
+                c.last_outage_s = lasted
+                c.longest_outage_s = max(c.longest_outage_s, lasted)
+            self._wake.set()
+        self._retry_delay = RETRY_MIN_S
 
     def _rollout_tick(self) -> None:
         """Releases, aborts, timeouts and retries; then the devices' step timers."""
@@ -243,7 +598,7 @@ class Hub:
         now = datetime.fromtimestamp(self.clock(), UTC)
         events = [FleetEvent(EventKind.DEVICE, d.device_id, data={"device": d})
                   for d in self.cache.mark_stale(now, self.stale_after)]
-        self.cache.flush()
+        self._guard("registry", lambda: self.health.call("registry", self.cache.flush))
         if self.alerting is not None:
             self.alerting.set_devices(self.cache.all())
             events.extend(self.alerting.tick(now))
@@ -251,13 +606,8 @@ class Hub:
 
     def _reload_registry(self) -> None:
         """Pick up what consoles changed (names, tags, decommissioning)."""
-        self.cache.flush()
-        self.cache.load()
+        self.health.call("registry", self.cache.flush)
+        self.health.call("registry", self.cache.load)
 
     def device(self, device_id: str) -> Device | None:
         return self.cache.get(device_id)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"connection": self.link.state, **self.counters.__dict__,
-                "rejected_by_reason": dict(self.ingestor.rejected_by_reason),
-                "jobs": self.jobs.snapshot()}

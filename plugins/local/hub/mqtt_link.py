@@ -3,6 +3,14 @@
 Message callbacks arrive on that thread and must return quickly: handlers
 only decode and enqueue, the store is written elsewhere, so a slow database
 never stalls the socket (which would make the broker drop our messages).
+
+The hub's link is a persistent session (MQTT 5 session expiry, or
+``clean_session=False`` on 3.1.1) with a stable client id and manual QoS 1
+acknowledgements: a message is acknowledged once it is in the store, so a hub
+killed with a backlog gets every unacknowledged message again from the broker.
+On MQTT 5 the Receive Maximum it announces is the most QoS 1 messages the
+broker may have handed over unacknowledged, which bounds what the hub holds in
+memory and makes the broker queue the rest (backpressure).
 """
 
 from __future__ import annotations
@@ -17,12 +25,18 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from core.protocol.limits import MAX_FILTERS_PER_SUBSCRIBE
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[str, bytes], None]
+MessageHandler = Callable[..., None]
+# (connection generation, packet id): a packet id means something only on the
+# connection it arrived on; after a reconnect the broker sends the message again.
+AckToken = tuple[int, int]
+MQTT_V311, MQTT_V5 = 4, 5
 
 
 class MqttLink:
@@ -38,7 +52,17 @@ class MqttLink:
         tls_context: ssl.SSLContext | None = None,
         username: str | None = None,
         password: str | None = None,
+        clean_session: bool = True,
+        protocol: int = MQTT_V311,
+        session_expiry_s: int = 0,
+        manual_ack: bool = False,
+        receive_maximum: int | None = None,
     ) -> None:
+        """``manual_ack``: ``on_message`` gets a third argument, an :data:`AckToken`
+        for QoS 1 messages (None for QoS 0), to hand to :meth:`ack` once the message
+        is safe; ``receive_maximum`` (MQTT 5) caps how many the broker sends ahead."""
+        if protocol not in (MQTT_V311, MQTT_V5):
+            raise ValueError(f"protocol must be {MQTT_V311} (3.1.1) or {MQTT_V5}, not {protocol}")
         if len(filters) > MAX_FILTERS_PER_SUBSCRIBE:
             raise ValueError(f"at most {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE")
         self.host, self.port = host, port
@@ -48,8 +72,24 @@ class MqttLink:
         self.state = "disconnected"
         self.last_error = ""
         self.connected_event = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  clean_session=True, protocol=mqtt.MQTTv311)
+        self.client_id = client_id
+        self.clean_session = clean_session
+        self.protocol = protocol
+        self.manual_ack = manual_ack
+        self.generation = 0
+        self._connect_properties: Properties | None = None
+        if protocol == MQTT_V5:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0 if clean_session else max(0, int(session_expiry_s))
+            if receive_maximum:
+                props.ReceiveMaximum = max(1, min(int(receive_maximum), 65535))
+            self._connect_properties = props
+        else:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      clean_session=clean_session, protocol=mqtt.MQTTv311,
+                                      manual_ack=manual_ack)
         # Reconnects back off from 1 s to 30 s; paho adds no jitter, so the
         # first attempt is staggered to keep several consoles from stampeding.
         self.client.reconnect_delay_set(1, 30)
@@ -65,7 +105,12 @@ class MqttLink:
     def start(self) -> None:
         self._set_state("connecting")
         time.sleep(random.uniform(0, 0.05))
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        if self.protocol == MQTT_V5:
+            self.client.connect_async(self.host, self.port, keepalive=30,
+                                      clean_start=self.clean_session,
+                                      properties=self._connect_properties)
+        else:
+            self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -75,6 +120,18 @@ class MqttLink:
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Any:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def ack(self, tokens: Sequence[AckToken]) -> int:
+        """Acknowledge QoS 1 messages now safe in the store; tokens from an earlier
+        connection are skipped (the broker sends those again). Returns how many
+        acknowledgements went out."""
+        sent = 0
+        generation = self.generation
+        for token_generation, mid in tokens:
+            if token_generation == generation:
+                self.client.ack(mid, 1)
+                sent += 1
+        return sent
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected_event.wait(timeout)
@@ -90,6 +147,7 @@ class MqttLink:
             self.last_error = f"broker refused the connection: {reason}"
             self._set_state("disconnected")
             return
+        self.generation += 1
         client.subscribe([(f, 1) for f in self.filters])
         self.connected_event.set()
         self._set_state("connected")
@@ -102,6 +160,10 @@ class MqttLink:
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self._on_message(message.topic, bytes(message.payload))
+            if self.manual_ack:
+                token = (self.generation, message.mid) if message.qos == 1 else None
+                self._on_message(message.topic, bytes(message.payload), token)
+            else:
+                self._on_message(message.topic, bytes(message.payload))
         except Exception:
             log.exception("handling %s failed", message.topic)

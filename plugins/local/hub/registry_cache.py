@@ -67,7 +67,12 @@ class RegistryCache:
             dirty = [self._devices[d] for d in self._dirty if d in self._devices]
             self._dirty.clear()
         if dirty:
-            self._registry.record_activity(dirty)
+            try:
+                self._registry.record_activity(dirty)
+            except Exception:
+                with self._lock:  # the database is away: write them next time
+                    self._dirty.update(d.device_id for d in dirty)
+                raise
             with self._lock:
                 for device in dirty:
                     self._persisted_seen[device.device_id] = device.last_seen

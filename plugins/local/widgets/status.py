@@ -1,7 +1,11 @@
-"""The hub in the status bar: broker connection, messages/s in, devices online.
+"""The hub in the status bar: broker connection, messages/s in, devices online,
+and what is wrong when something is.
 
-One ``LiveBridge`` feeds all three labels: HUB events carry
-``{"connection": str, "messages_per_s": float}``; DEVICE events make the
+One ``LiveBridge`` feeds the labels: HUB events carry ``{"connection": str,
+"messages_per_s": float, "readings_per_s": float, "degraded": str,
+"shed_overload": int}`` (the hub sends one a second); a health label appears
+only while the hub is degraded ("Database unavailable for 42 s") or has shed
+load, so a person sees a problem while it happens. DEVICE events make the
 online/total count stale, which is recounted in the background at most every
 couple of seconds (and every 15 s regardless, for changes made elsewhere).
 Labels repaint at most four times a second whatever the event rate.
@@ -56,6 +60,9 @@ class HubStatusWidget(QWidget):
         self.bridge: LiveBridge | None = None
         self.connection = "offline"
         self.messages_per_s: float | None = None
+        self.readings_per_s: float | None = None
+        self.degraded = ""
+        self.shed_overload = 0
         self.online: int | None = None
         self.total: int | None = None
         self._rate_age = 0.0
@@ -72,6 +79,10 @@ class HubStatusWidget(QWidget):
         self.devices_label = QLabel()
         self.devices_label.setObjectName("HubDevices")
         self.devices_label.setToolTip("Devices online / registered")
+        self.health_label = QLabel()
+        self.health_label.setObjectName("HubHealth")
+        self.health_label.setTextFormat(Qt.TextFormat.RichText)
+        self.health_label.hide()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(10)
@@ -83,6 +94,7 @@ class HubStatusWidget(QWidget):
                 line.setStyleSheet(f"color: {current_colors().border};")
                 layout.addWidget(line)
             layout.addWidget(label)
+        layout.addWidget(self.health_label)
 
         self._paint_timer = QTimer(self, interval=PAINT_MS)
         self._paint_timer.timeout.connect(self._paint)
@@ -123,6 +135,15 @@ class HubStatusWidget(QWidget):
                 if isinstance(rate, int | float):
                     self.messages_per_s = float(rate)
                     self._rate_age = 0.0
+                readings = event.data.get("readings_per_s")
+                if isinstance(readings, int | float):
+                    self.readings_per_s = float(readings)
+                degraded = event.data.get("degraded")
+                if isinstance(degraded, str):
+                    self.degraded = degraded
+                shed = event.data.get("shed_overload")
+                if isinstance(shed, int):
+                    self.shed_overload = shed
                 self._dirty = True
             elif event.kind == EventKind.DEVICE:
                 recount = True
@@ -173,19 +194,42 @@ class HubStatusWidget(QWidget):
         self.connection_label.setText(f"<span style='color:{colour}'>●</span> {text}")
         self.connection_label.setToolTip(f"MQTT broker: {self.connection}")
         rate = self.messages_per_s
-        self.rate_label.setText("— msg/s" if rate is None else
-                                f"{rate:,.0f} msg/s" if rate >= 10 else f"{rate:.1f} msg/s")
+        text = ("— msg/s" if rate is None else
+                f"{rate:,.0f} msg/s" if rate >= 10 else f"{rate:.1f} msg/s")
+        if rate is not None and self.readings_per_s is not None:
+            text += f" · {self.readings_per_s:,.0f} readings/s"
+        self.rate_label.setText(text)
+        self._paint_health()
         if self.total is None:
             self.devices_label.setText("— devices")
         else:
             self.devices_label.setText(f"{self.online:,} / {self.total:,} online")
+
+    def _paint_health(self) -> None:
+        problems = []
+        c = current_colors()
+        if self.degraded:
+            what = self.degraded.removeprefix("degraded: ")
+            problems.append(f"<span style='color:{c.danger}'>▲</span> "
+                            f"{what[:1].upper()}{what[1:]}")
+        if self.shed_overload:
+            problems.append(f"<span style='color:{c.warning}'>▲</span> "
+                            f"{self.shed_overload:,} shed (overload)")
+        self.health_label.setText(" · ".join(problems))
+        self.health_label.setToolTip(
+            "The hub is degraded: " + self.degraded if self.degraded else
+            "Messages the hub dropped because its inbox was full (QoS 0 only; QoS 1 "
+            "waits at the broker)" if self.shed_overload else "")
+        self.health_label.setVisible(bool(problems))
 
     def texts(self) -> dict[str, str]:
         """What the labels say now (repaints first); for tests and screenshots."""
         self._dirty = True
         self._paint()
         return {"connection": self.connection_label.text(), "rate": self.rate_label.text(),
-                "devices": self.devices_label.text()}
+                "devices": self.devices_label.text(),
+                "health": self.health_label.text() if self.health_label.isVisibleTo(self)
+                else ""}
 
 
 def build_hub_status(context: AppContext) -> HubStatusWidget:
