@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 
 from simulator.broker import EmbeddedBroker
@@ -41,6 +42,7 @@ class RunningFleet:
         models: Mapping[str, type[SensorModel]] | None = None,
         trusted_keys: Sequence[bytes | str] = (),
         ota_faults: OtaFaults | None = None,
+        trusted_key_paths: Sequence[Path] = (),
     ) -> None:
         """``trusted_keys``: code-signing public keys (PEM) the devices trust for OTA,
         e.g. the console's, besides the scenario's; ``ota_faults`` replaces the
@@ -52,7 +54,8 @@ class RunningFleet:
         if start_s is None:  # live use: readings carry today's time
             start_s = float(int(time.time()))
         self.fleet: Fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models,
-                                                 trusted_keys=trusted_keys, ota_faults=ota_faults)
+                                                 trusted_keys=trusted_keys, ota_faults=ota_faults,
+                                                 trusted_key_paths=trusted_key_paths)
         if target is None and on_broker is not None:
             on_broker.add_devices(self.device_ids)
             target = BrokerTarget.parse(on_broker.url, fleet_secret=on_broker.fleet_secret)

@@ -52,12 +52,14 @@ class Scenario:
     def build_fleet(self, *, seed: int | None = None, start_s: float = 0.0,
                     models: Mapping[str, type[SensorModel]] | None = None,
                     trusted_keys: Sequence[bytes | str] = (),
-                    ota_faults: OtaFaults | None = None) -> Fleet:
-        """``trusted_keys`` (PEM) are provisioned in addition to the scenario's;
+                    ota_faults: OtaFaults | None = None,
+                    trusted_key_paths: Sequence[Path] = ()) -> Fleet:
+        """``trusted_keys`` (PEM) are provisioned in addition to the scenario's, and
+        ``trusted_key_paths`` (key files or directories, re-read by the devices);
         ``ota_faults`` replaces the scenario's fleet-wide OTA faults."""
-        ota = self.ota.with_keys(trusted_keys)
+        ota = self.ota.with_keys(trusted_keys, trusted_key_paths)
         if ota_faults is not None:
-            ota = OtaConfig(ota.trusted_keys, ota_faults)
+            ota = OtaConfig(ota.trusted_keys, ota_faults, ota.trusted_key_paths)
         try:
             return Fleet(self.groups, seed=self.seed if seed is None else seed,
                          start_s=start_s, faults=self.faults, models=models, ota=ota)

@@ -104,6 +104,13 @@ class CodeSigningKeys:
         key = self.signing_key()
         return codesign.sign(key, data), codesign.key_id(key)
 
+    def current_key_id(self) -> str:
+        """The id devices know this key by; read from the public key when it exists,
+        so asking does not need the passphrase."""
+        if self.public_path.exists():
+            return codesign.key_id(codesign.load_public_pem(self.public_path.read_bytes()))
+        return codesign.key_id(self.signing_key())
+
     def public_pem(self) -> bytes:
         """Creates the key pair if there is none yet: devices need a key to trust."""
         if not self.public_path.exists():

@@ -39,6 +39,9 @@ class VerifyReport:
     signature_ok: bool
     key_trusted: bool
     message: str
+    # The key ids devices provisioned from this console trust (the same files
+    # the local demo fleet re-reads), so a page can say which key they expect.
+    trusted_keys: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -184,17 +187,20 @@ class FirmwareLibrary:
         sig_ok = bool(fw.signature) and key is not None and codesign.verify(
             key, image, fw.signature or b""
         )
+        trusted = tuple(sorted(self.keys.trusted()))
+        expected = ", ".join(trusted) if trusted else "no key yet (import an image to create one)"
         if not fw.signature:
             message = "not signed"
         elif key is None:
-            message = f"signed by key {fw.key_id or '?'}, which is not trusted here"
+            message = (f"signed by key {fw.key_id or '?'}, which devices provisioned from "
+                       f"this console do not trust; they trust {expected}")
         elif not sig_ok:
             message = "signature does NOT verify"
         elif not sha_ok:
             message = "stored image does not match its SHA-256"
         else:
-            message = f"signature verified (key {fw.key_id})"
-        return VerifyReport(fw.firmware_id, sha_ok, sig_ok, key is not None, message)
+            message = f"signature verified (key {fw.key_id}, trusted by this console's devices)"
+        return VerifyReport(fw.firmware_id, sha_ok, sig_ok, key is not None, message, trusted)
 
     def version_distribution(self) -> dict[str, Counter[str]]:
         """device type -> firmware version -> number of devices running it."""

@@ -43,4 +43,4 @@ def ota_service(context: AppContext) -> OtaService:
     if backend.firmware is None:
         raise SmartIotError(f"the {backend.name!r} backend cannot run OTA deployments")
     return OtaService(deployments, backend.firmware, backend.registry, context.actor,
-                      audit=backend.audit)
+                      audit=backend.audit, signer=signing_keys(context))

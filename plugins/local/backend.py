@@ -118,18 +118,17 @@ def _team_logins(context: AppContext) -> tuple[Login, Login]:
     return hub, console
 
 
-def _console_signing_key(context: AppContext) -> list[bytes]:
-    """The demo devices trust this console's code-signing key, as real devices
+def demo_trusted_key_paths(context: AppContext) -> list[Path]:
+    """The demo devices trust this console's code-signing keys, as real devices
     are provisioned with their vendor's, so firmware imported here installs.
-    Without a keyring the key cannot be made; the demo then rejects OTA images
-    as untrusted, which is what a real fleet would do."""
+    They re-read the public key and ``trusted/`` whenever a job names a key, so
+    a key created after the fleet started (the first import, on any machine,
+    keyring or not) is trusted from then on; starting the demo never creates
+    a key."""
     from core.crypto.keystore import CodeSigningKeys
 
-    try:
-        return [CodeSigningKeys(context.config.data_dir / "codesign").public_pem()]
-    except SmartIotError as exc:
-        log.warning("demo fleet trusts no code-signing key: %s", exc)
-        return []
+    keys = CodeSigningKeys(context.config.data_dir / "codesign")
+    return [keys.public_path, keys.directory / "trusted"]
 
 
 def demo_scenario_path() -> Path:
@@ -199,7 +198,8 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             backend.demo = RunningFleet(load_scenario(demo_scenario_path()),
                                         on_broker=backend.broker,
                                         client_id_prefix="demo-",
-                                        trusted_keys=_console_signing_key(context)).start()
+                                        trusted_key_paths=demo_trusted_key_paths(context)
+                                        ).start()
     except Exception:
         backend.close()
         raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.ota.device import OtaDevice
@@ -30,9 +31,9 @@ if TYPE_CHECKING:
 
 
 @functools.lru_cache(maxsize=8)
-def _trust(pems: tuple[bytes, ...]) -> TrustStore:
+def _trust(pems: tuple[bytes, ...], paths: tuple[Path, ...] = ()) -> TrustStore:
     """One key set per fleet, shared by its devices."""
-    return TrustStore.from_pems(pems)
+    return TrustStore.from_pems(pems, paths)
 
 
 class OtaAgent:
@@ -59,7 +60,8 @@ class OtaAgent:
             firmware = self.runtime.source.device_info(self.session.index)[3]
             seed = getattr(self.runtime.source, "seed", 0)
             self.device = OtaDevice(self, Flash(factory_record(firmware)),
-                                    _trust(config.trusted_keys), faults=faults,
+                                    _trust(config.trusted_keys, config.trusted_key_paths),
+                                    faults=faults,
                                     seed=seed if isinstance(seed, int) else 0,
                                     device_index=self.session.index)
         return self.device

@@ -16,6 +16,7 @@ being worked on, the parsed document, pending callbacks) is dropped at
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -35,7 +36,14 @@ from core.protocol.ota import (
 from simulator.ota.download import FetchResult
 from simulator.ota.faults import FaultDraw, OtaFaults, draw_faults
 from simulator.ota.slots import COMMITTED, ROLLED_BACK, Flash, JobContext, PowerLoss
-from simulator.ota.verify import TrustStore, Verdict, check_document, check_image, parse_document
+from simulator.ota.verify import (
+    TrustStore,
+    Verdict,
+    check_document,
+    check_image,
+    check_manifest,
+    parse_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +89,11 @@ class OtaHost(Protocol):
 class OtaDevice:
     def __init__(self, host: OtaHost, flash: Flash, trust: TrustStore, *,
                  faults: OtaFaults | None = None, seed: int = 0, device_index: int = 0,
-                 chunk_bytes: int = CHUNK_BYTES) -> None:
+                 chunk_bytes: int = CHUNK_BYTES,
+                 clock: Callable[[], float] = time.time) -> None:
         self.host = host
+        # Wall-clock time for manifest expiry (simulated time may run faster).
+        self.clock = clock
         self.flash = flash
         self.trust = trust
         self.faults = faults or OtaFaults()
@@ -242,10 +253,22 @@ class OtaDevice:
             return
         self.doc = parsed
         if context is not None:
+            # Resuming after a reset: the manifest must still be signed and describe
+            # the image already half-written; an update under way is not cut off by
+            # its expiry.
+            resumed = self._matches_flash(parsed, context.to_version)
+            if resumed is not None:
+                self._finish(resumed)
+                return
             self._resume(context)
             return
+        manifest = check_manifest(parsed, self.trust, now=self.clock())
+        if isinstance(manifest, Verdict):
+            self._finish(manifest)
+            return
         verdict = check_document(parsed, device_type=self.host.device_type,
-                                 running_version=self.running_version, trust=self.trust)
+                                 running_version=self.running_version, trust=self.trust,
+                                 manifest=manifest)
         if verdict is not None:
             self._finish(verdict)
             return
@@ -255,6 +278,19 @@ class OtaDevice:
         self._report_progress(force=True)
         self._checkpoint(OtaStep.DOWNLOADING, 0.0)
         self._download()
+
+    def _matches_flash(self, doc: OtaJobDocument, to_version: str) -> Verdict | None:
+        manifest = check_manifest(doc, self.trust, now=self.clock(), check_expiry=False)
+        if isinstance(manifest, Verdict):
+            return manifest
+        record = self.flash.record
+        slot = record.slot(record.inactive)
+        if str(manifest.version) != to_version or (slot.version == to_version and (
+                (manifest.sha256, manifest.size) != (slot.sha256, slot.size))):
+            return Verdict(OtaFailure.BAD_DOCUMENT,
+                           f"the job's manifest ({manifest.version}) is not the update under "
+                           f"way ({to_version})")
+        return None
 
     def _resume(self, context: JobContext) -> None:
         record = self.flash.record
@@ -371,7 +407,8 @@ class OtaDevice:
     def _refreshed(self, document: Any) -> None:
         parsed = parse_document(document)
         if isinstance(parsed, Verdict) or self.doc is None or (
-                parsed.sha256, parsed.size) != (self.doc.sha256, self.doc.size):
+                parsed.sha256, parsed.size) != (self.doc.sha256, self.doc.size) or (
+                parsed.manifest != self.doc.manifest):
             self._finish(Verdict(OtaFailure.DOWNLOAD_FAILED,
                                  "could not get a fresh download URL"))
             return
@@ -479,6 +516,9 @@ class OtaDevice:
 
     def _finish(self, verdict: Verdict) -> None:
         status = REJECTED if verdict.reason.is_rejection else FAILED
+        log.log(logging.WARNING if verdict.reason.is_rejection else logging.INFO,
+                "device %s refuses job %s: %s: %s", self.device_index, self.job_id,
+                verdict.reason, verdict.message)
         if not self.step:
             self.step = OtaStep.VERIFYING if verdict.reason.is_rejection else OtaStep.DOWNLOADING
         self._report_terminal(status, {DETAIL_REASON: str(verdict.reason),

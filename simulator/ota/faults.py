@@ -114,11 +114,16 @@ class OtaConfig:
 
     trusted_keys: tuple[bytes, ...] = ()
     faults: OtaFaults = field(default_factory=OtaFaults)
+    # Key files or directories of ``*.pem`` public keys the devices re-read, so a
+    # key created (or revoked) after the fleet started is followed.
+    trusted_key_paths: tuple[Path, ...] = ()
 
-    def with_keys(self, pems: Sequence[bytes | str]) -> OtaConfig:
+    def with_keys(self, pems: Sequence[bytes | str],
+                  paths: Sequence[Path] = ()) -> OtaConfig:
         extra = tuple(p.encode() if isinstance(p, str) else p for p in pems)
         _check_pems(extra)
-        return OtaConfig(self.trusted_keys + extra, self.faults)
+        return OtaConfig(self.trusted_keys + extra, self.faults,
+                         self.trusted_key_paths + tuple(Path(p) for p in paths))
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], base_dir: Path | None = None) -> OtaConfig:

@@ -7,6 +7,13 @@ version the previous one produced; a rejected update (``VersionMismatch``,
 ``InvalidStateTransition``...) makes the client fetch the execution again and
 either resend with the right version or tell the device the job is over.
 Queued progress updates are coalesced: only the latest one is sent.
+
+Every answer (``accepted``/``rejected`` of ``start-next``, ``get`` and
+``update``) must carry the ``clientToken`` of a request this device sent and
+is still waiting for; any other is logged and ignored. Anyone able to publish
+on the device's topics could otherwise hand it an execution it never asked
+for (the signed manifest is what finally decides, this keeps the device from
+even looking at unsolicited documents).
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ class JobsClient:
         self._queue: deque[_Update] = deque()
         self._inflight: _Update | None = None
         self._start_token = ""
-        self._gets: dict[str, Callable[[dict[str, Any] | None], None]] = {}
+        self._gets: dict[str, tuple[str, Callable[[dict[str, Any] | None], None]]] = {}
         self.generation = getattr(self, "generation", 0) + 1
 
     def _token(self) -> str:
@@ -127,8 +134,9 @@ class JobsClient:
 
     def describe(self, job_id: str, done: Callable[[dict[str, Any] | None], None]) -> None:
         """``{jobId}/get`` with the document (a fresh download URL) and state."""
-        self._gets[job_id] = done
-        self._send((job_id, "get"), {"includeJobDocument": True, "clientToken": self._token()})
+        token = self._token()
+        self._gets[job_id] = (token, done)
+        self._send((job_id, "get"), {"includeJobDocument": True, "clientToken": token})
 
     def update(self, job_id: str, status: str, details: dict[str, str]) -> None:
         update = _Update(job_id, status, dict(details))
@@ -171,8 +179,10 @@ class JobsClient:
             self._note_execution(doc.get("execution"))
             self.listener.on_notify_next(_execution(doc))
         elif tail[:1] == ("start-next",) and len(tail) == 2:
-            if doc.get("clientToken") not in (None, self._start_token):
-                return True  # an answer to an older request
+            token = doc.get("clientToken")
+            if not self._start_token or token != self._start_token:
+                self._unsolicited(topic, token)
+                return True
             self._start_token = ""
             if tail[1] == "accepted":
                 self._note_execution(doc.get("execution"))
@@ -182,12 +192,25 @@ class JobsClient:
         elif len(tail) == 3 and tail[1] == "update":
             self._update_answer(tail[0], tail[2] == "accepted", doc)
         elif len(tail) == 3 and tail[1] == "get":
-            done = self._gets.pop(tail[0], None)
+            waiting = self._gets.get(tail[0])
+            token = doc.get("clientToken")
+            if waiting is None or token != waiting[0]:
+                self._unsolicited(topic, token)
+                return True
+            del self._gets[tail[0]]
             execution = doc.get("execution") if tail[2] == "accepted" else None
             self._note_execution(execution)
-            if done is not None:
-                done(execution if isinstance(execution, dict) else None)
+            waiting[1](execution if isinstance(execution, dict) else None)
         return True
+
+    def _unsolicited(self, topic: str, token: Any) -> None:
+        """An answer to nothing this device is waiting for: a late duplicate of an
+        older request, or someone else publishing on our topics."""
+        if isinstance(token, str) and token.startswith(f"{self._tag}-"):
+            log.debug("%s: late answer %s (%s)", self.thing, topic, token)
+            return
+        log.warning("%s: ignoring %s with clientToken %r: not a request this device is "
+                    "waiting for", self.thing, topic, str(token)[:64])
 
     def _note_execution(self, execution: Any) -> None:
         if isinstance(execution, dict) and isinstance(execution.get("jobId"), str):
@@ -198,6 +221,9 @@ class JobsClient:
     def _update_answer(self, job_id: str, accepted: bool, doc: dict[str, Any]) -> None:
         update = self._inflight
         if update is None or update.job_id != job_id or doc.get("clientToken") != update.token:
+            self._unsolicited(jobs_topic(self.thing, job_id, "update",
+                                         "accepted" if accepted else "rejected"),
+                              doc.get("clientToken"))
             return
         if accepted:
             state = doc.get("executionState")

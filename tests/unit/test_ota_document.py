@@ -80,3 +80,41 @@ def test_key_files_reject_other_curves() -> None:
         codesign.load_public_pem(codesign.public_pem(p384))
     with pytest.raises(ValidationError, match="not a PEM"):
         codesign.load_public_pem(b"hello")
+
+
+def test_manifest_is_canonical_signed_bytes_carried_verbatim() -> None:
+    import dataclasses
+
+    from core.protocol.ota import OtaManifest, SignedManifest, sign_manifest
+
+    doc, key = _doc()
+    manifest = doc.manifest_for(key_id=codesign.key_id(key), issued_at=1_700_000_000,
+                                validity_s=3600)
+    payload = manifest.canonical()
+    assert payload.startswith(b'{"allowDowngrade":false,"deviceType":"pump","expires":1700003600')
+    assert OtaManifest.parse(payload) == manifest
+    signed = sign_manifest(manifest, lambda b: (codesign.sign(key, b), codesign.key_id(key)))
+    full = dataclasses.replace(doc, manifest=signed)
+    parsed = OtaJobDocument.parse(full.to_json())
+    assert parsed.manifest == signed and parsed.manifest.manifest() == manifest
+    assert codesign.verify(key.public_key(), parsed.manifest.payload, parsed.manifest.signature)
+    other = codesign.generate_key()
+    with pytest.raises(ValidationError, match="names key"):
+        sign_manifest(manifest, lambda b: (codesign.sign(other, b), codesign.key_id(other)))
+    with pytest.raises(ValidationError, match="manifest is missing 'payload'"):
+        SignedManifest.parse({"signatureAlgorithm": "ECDSA-P256-SHA256"})
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    (b"[1]", "not a 'smartiot-ota-manifest/1'"),
+    (b"{" * 5000, "over 4096"),
+    (b"not json", "not JSON"),
+    (b'{"format":"smartiot-ota-manifest/1","size":true,"issuedAt":1,"expires":2}',
+     "size True is not"),
+    (b'{"format":"smartiot-ota-manifest/1"}', "missing 'size'"),
+])
+def test_bad_manifests_name_the_problem(payload: bytes, message: str) -> None:
+    from core.protocol.ota import OtaManifest
+
+    with pytest.raises(ValidationError, match=message):
+        OtaManifest.parse(payload)

@@ -7,11 +7,12 @@ import hashlib
 import pytest
 
 from core.crypto import codesign
+from core.crypto.keystore import CodeSigningKeys
 from core.errors import PermissionDenied, ValidationError
 from core.model import DeploymentStatus, ExecutionStatus, Firmware, SemVer
 from core.model.roles import Actor, Role
 from core.model.rollout import AbortCriterion, FailureType, JobConfig, RolloutConfig
-from core.protocol.ota import OtaJobDocument, placeholder_target
+from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, OtaJobDocument, placeholder_target
 from core.services.ota import OtaService, TargetSpec
 from core.store import Store
 from plugins.firmware.library import FirmwareLibrary
@@ -20,9 +21,18 @@ CONFIG = JobConfig(RolloutConfig(maximum_per_minute=50),
                    abort=(AbortCriterion(FailureType.FAILED, 10, 20),))
 
 
-def _service(store: Store, role: Role = Role.ENGINEER) -> OtaService:
+def _service(store: Store, role: Role = Role.ENGINEER,
+             keys: CodeSigningKeys | None = None) -> OtaService:
     return OtaService(store.deployments, store.firmware, store.registry, Actor("erin", role),
-                      audit=store.audit)
+                      audit=store.audit, signer=keys or _KEYS[0])
+
+
+_KEYS: list[CodeSigningKeys] = []
+
+
+@pytest.fixture(autouse=True)
+def _signing_keys(keys: CodeSigningKeys) -> None:
+    _KEYS[:] = [keys]
 
 
 @pytest.fixture
@@ -63,6 +73,14 @@ def test_create_persists_a_signed_document_with_a_presigned_placeholder(
     public = codesign.load_public_pem(keys.public_pem())
     assert doc.key_id == codesign.key_id(public)
     assert codesign.verify(public, image, doc.signature)
+    # The manifest vouches for type, version, size, SHA-256, downgrade rule and expiry.
+    assert doc.manifest is not None and doc.manifest.key_id == codesign.key_id(public)
+    assert codesign.verify(public, doc.manifest.payload, doc.manifest.signature)
+    manifest = doc.manifest.manifest()
+    assert (manifest.device_type, manifest.version, manifest.size, manifest.sha256,
+            manifest.allow_downgrade) == ("pump", SemVer.parse("1.1.0"), firmware.size,
+                                          firmware.sha256, False)
+    assert manifest.expires - manifest.issued_at == DEFAULT_MANIFEST_VALIDITY_S
     entry = store.audit.entries()[-1]
     assert (entry.actor, entry.action, entry.subject) == ("erin", "deployment.create",
                                                           d.deployment_id)
@@ -120,3 +138,11 @@ def test_pause_resume_retry_and_cancel(store: Store, firmware: Firmware,
     for expected in ("deployment.pause", "deployment.resume", "deployment.retry",
                      "deployment.cancel", "firmware.delete"):
         assert expected in actions
+
+
+def test_a_deployment_without_a_signing_key_is_refused(store: Store, firmware: Firmware) -> None:
+    unsigned = OtaService(store.deployments, store.firmware, store.registry,
+                          Actor("erin", Role.ENGINEER), audit=store.audit)
+    with pytest.raises(ValidationError, match="sign their manifest"):
+        unsigned.create(firmware.firmware_id, TargetSpec("group", tag="north"), CONFIG)
+    assert store.deployments.list() == []

@@ -77,7 +77,7 @@ def _rig(broker, tmp_path: Path, faults: OtaFaults | None, prefix: str) -> Itera
                          connect_rate=400).start()
     rig = Rig(store, hub, fleet, library,
               OtaService(store.deployments, store.firmware, store.registry, engineer,
-                         audit=store.audit), prefix=prefix)
+                         audit=store.audit, signer=keys), prefix=prefix)
     try:
         wait_until(lambda: len(store.registry.list(rig.targets().query())) >= DEVICES, 90,
                    "not every simulated pump registered with the hub")
@@ -108,8 +108,12 @@ def failing_rig(mosquitto_broker, tmp_path: Path, file_keyring: Path,
 
 @pytest.fixture
 def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A machine without an OS keyring: the key's passphrase goes to the encrypted
+    secrets file in a fresh data dir."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("SMARTIOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg"
+    return tmp_path / "data"
 
 
 def _wait_finished(rig: Rig, deployment_id: str, timeout: float) -> None:

@@ -5,6 +5,7 @@ with the reason, and power lost at some step of every device's update."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from core.crypto import codesign
 from core.model import Deployment, ExecutionStatus, Firmware, SemVer
-from core.protocol.ota import OtaJobDocument, presigned_placeholder
+from core.protocol.ota import OtaJobDocument, presigned_placeholder, sign_manifest
 from core.store import Store
 from plugins.local.jobs.file_server import FirmwareFileServer
 from simulator.api import RunningFleet
@@ -59,9 +60,13 @@ class Rig:
     def deploy(self, firmware: Firmware, data: bytes, targets: list[str],
                window: float = 20.0) -> str:
         self.store.firmware.add(firmware, data)
-        document = OtaJobDocument.for_firmware(
+        unsigned = OtaJobDocument.for_firmware(
             firmware, key_id=codesign.key_id(KEY), selftest_window_s=window,
-            url=presigned_placeholder(f"firmware/{firmware.firmware_id}")).to_json()
+            url=presigned_placeholder(f"firmware/{firmware.firmware_id}"))
+        manifest = unsigned.manifest_for(key_id=codesign.key_id(KEY),
+                                         issued_at=int(time.time()))
+        document = dataclasses.replace(unsigned, manifest=sign_manifest(
+            manifest, lambda b: (codesign.sign(KEY, b), codesign.key_id(KEY)))).to_json()
         deployment = self.store.deployments.create(Deployment(
             firmware_id=firmware.firmware_id, targets=tuple(targets), document=document))
         return deployment.deployment_id

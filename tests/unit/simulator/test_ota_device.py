@@ -4,10 +4,12 @@ same OtaDevice runs on MQTT in the integration tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import itertools
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 
 from core.crypto import codesign
 from core.model.semver import SemVer
-from core.protocol.ota import OtaJobDocument
+from core.protocol.ota import OtaJobDocument, sign_manifest
 from simulator.ota.device import MAX_FETCH_ATTEMPTS, OtaDevice
 from simulator.ota.download import FetchResult
 from simulator.ota.faults import OTA_STEPS, OtaFaults
@@ -35,15 +37,26 @@ def image(size: int, seed: int = 0) -> bytes:
 def document(data: bytes, *, version: str = "1.1.0", device_type: str = "pump",
              key: codesign.PrivateKey = KEY, signature: bytes | None = None,
              size: int | None = None, sha256: str | None = None, allow_downgrade: bool = False,
-             window: float = 30.0, url: str = "http://files/fw.bin") -> dict[str, Any]:
-    return OtaJobDocument(
+             window: float = 30.0, url: str = "http://files/fw.bin",
+             manifest_key: codesign.PrivateKey | None = None, valid_s: int = 3600,
+             signed: bool = True) -> dict[str, Any]:
+    """A job document as the OTA service makes it: its manifest (signed by
+    ``manifest_key``, the image's key by default) vouches for what it says."""
+    doc = OtaJobDocument(
         device_type=device_type, version=SemVer.parse(version),
         size=len(data) if size is None else size,
         sha256=sha256 or hashlib.sha256(data).hexdigest(),
         signature=codesign.sign(key, data) if signature is None else signature,
         key_id=codesign.key_id(key), url=url, allow_downgrade=allow_downgrade,
         selftest_window_s=window,
-    ).to_json()
+    )
+    if signed:
+        signer = manifest_key or key
+        manifest = doc.manifest_for(key_id=codesign.key_id(signer), issued_at=int(time.time()),
+                                    validity_s=valid_s)
+        doc = dataclasses.replace(doc, manifest=sign_manifest(
+            manifest, lambda b: (codesign.sign(signer, b), codesign.key_id(signer))))
+    return doc.to_json()
 
 
 class Clock:
@@ -451,3 +464,62 @@ def test_same_seed_same_story():
 
     assert story(7) == story(7)
     assert any(story(7) != story(s) for s in (8, 9, 10))
+
+
+# ---------------------------------------------------------------------- signed manifest
+def _tampered(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Change the unsigned firmware fields, keep the genuine manifest."""
+    out = {**doc, "firmware": {**doc["firmware"], **fields}}
+    return out
+
+
+def _payload_edited(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Edit the manifest's payload itself and keep its signature (and match the
+    document to it, so only the signature can catch it)."""
+    import base64
+    import json
+
+    manifest = dict(doc["manifest"])
+    payload = json.loads(base64.b64decode(manifest["payload"]))
+    payload.update(fields)
+    manifest["payload"] = base64.b64encode(
+        json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).decode()
+    return {**_tampered(doc, **fields), "manifest": manifest}
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    # no manifest at all: a job document alone instructs nothing
+    (lambda: document(DATA, signed=False), "bad-document"),
+    # the document claims 9.9.9, the (genuine) manifest says 1.1.0
+    (lambda: _tampered(document(DATA), version="9.9.9"), "bad-document"),
+    # the manifest itself says 9.9.9: its signature no longer verifies
+    (lambda: _payload_edited(document(DATA), version="9.9.9"), "bad-signature"),
+    # a downgrade switched on in the document only
+    (lambda: {**document(DATA, version="0.9.0"), "allowDowngrade": True}, "bad-document"),
+    # signed by a key the device does not trust
+    (lambda: document(DATA, manifest_key=OTHER_KEY), "untrusted-key"),
+    # expired: a replay of an old deployment's manifest
+    (lambda: document(DATA, valid_s=-60), "expired-manifest"),
+])
+def test_only_a_valid_signed_manifest_is_acted_on(make, reason):
+    h = run(FILES, make())
+    ex = h.execution()
+    assert (ex.status, ex.details["reason"]) == ("REJECTED", reason), ex.details
+    assert h.fetches == [] and h.firmware_seen[-1] == "1.0.0" and h.restarts == 0
+
+
+def test_minimum_version_in_the_manifest_is_enforced():
+    doc = OtaJobDocument.parse(document(DATA, version="2.0.0", signed=False))
+    manifest = dataclasses.replace(
+        doc.manifest_for(key_id=codesign.key_id(KEY), issued_at=int(time.time())),
+        min_version=SemVer.parse("1.5.0"))
+    signed = sign_manifest(manifest, lambda b: (codesign.sign(KEY, b), codesign.key_id(KEY)))
+    h = run(FILES, dataclasses.replace(doc, manifest=signed).to_json())
+    ex = h.execution()
+    assert (ex.status, ex.details["reason"]) == ("REJECTED", "downgrade")
+    assert "1.5.0" in ex.details["message"]
+
+
+def test_the_device_reports_the_signed_version():
+    h = run(FILES, document(DATA, version="1.1.0"))
+    assert h.execution().status == "SUCCEEDED" and h.firmware == "1.1.0"

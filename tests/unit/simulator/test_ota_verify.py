@@ -128,3 +128,20 @@ def test_fault_draws_are_seeded_and_independent_of_other_knobs():
     assert [d.power_loss_step for d in draws] == [
         draw_faults(more, 1, i, "job", 1).power_loss_step for i in range(400)]
     assert draws != [draw_faults(faults, 2, i, "job", 1) for i in range(400)]
+
+
+def test_trust_follows_key_files_created_and_removed_later(tmp_path):
+    public = tmp_path / "signing-key.pub.pem"
+    trusted_dir = tmp_path / "trusted"
+    trust = TrustStore.from_pems([], watch=[public, trusted_dir])
+    late = codesign.generate_key()
+    assert trust.get(codesign.key_id(late)) is None and "no key" in trust.describe()
+    public.write_bytes(codesign.public_pem(late))  # the console made its key after start-up
+    assert trust.get(codesign.key_id(late)) is not None
+    trusted_dir.mkdir()
+    (trusted_dir / "vendor.pem").write_bytes(codesign.public_pem(ROGUE))
+    (trusted_dir / "junk.pem").write_bytes(b"not a key")
+    assert trust.key_ids == {codesign.key_id(late), codesign.key_id(ROGUE)}
+    (trusted_dir / "vendor.pem").unlink()  # revoked
+    assert trust.get(codesign.key_id(ROGUE)) is None
+    assert codesign.key_id(late) in trust.describe()
