@@ -7,14 +7,16 @@ telemetry and alert ports and are binned with numpy, not Python loops.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
-from core.model import DeviceStatus, Severity
+from core.model import Device, DeviceStatus, Severity
 from core.model.timeutil import to_epoch_ms, utcnow
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
@@ -79,6 +81,47 @@ def top_devices(values: dict[str, dict[str, float]], metric: str, n: int = TOP_N
     return [pairs[i] for i in order.tolist()]
 
 
+# Telemetry a moving device reports its position in (the simulator's trackers
+# send lat/lon; "latitude"/"longitude" are accepted as well).
+POSITION_METRICS = ("lat", "lon", "latitude", "longitude")
+
+
+def _position(values: Mapping[str, float]) -> tuple[float, float] | None:
+    for lat_key, lon_key in (("lat", "lon"), ("latitude", "longitude")):
+        lat, lon = values.get(lat_key), values.get(lon_key)
+        if lat is None or lon is None:
+            continue
+        # A reading out of range (a broken GPS fix) is not a place on the map.
+        if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 \
+                and -180 <= lon <= 180 and (lat, lon) != (0.0, 0.0):
+            return lat, lon
+    return None
+
+
+def device_locations(devices: Sequence[Device],
+                     reported: Mapping[str, Mapping[str, float]]) -> DeviceLocations | None:
+    """Where each device is: its newest reported position (trackers move), else
+    the location it was registered with. None when no device has either."""
+    ids: list[str] = []
+    lats: list[float] = []
+    lons: list[float] = []
+    statuses: list[str] = []
+    for d in devices:
+        where = _position(reported.get(d.device_id, {}))
+        if where is None and d.location is not None:
+            where = (d.location.latitude, d.location.longitude)
+        if where is None:
+            continue
+        ids.append(d.device_id)
+        lats.append(where[0])
+        lons.append(where[1])
+        statuses.append(d.status.value)
+    if not ids:
+        return None
+    return DeviceLocations(ids, np.array(lats, dtype=np.float64),
+                           np.array(lons, dtype=np.float64), statuses)
+
+
 def load_dashboard(backend: Backend, *, top_metric: str = "", hours: int = 24,
                    now: datetime | None = None) -> DashboardData:
     now = now or utcnow()
@@ -108,13 +151,7 @@ def load_dashboard(backend: Backend, *, top_metric: str = "", hours: int = 24,
                             (metric_names[0] if metric_names else ""))
     top = top_devices(backend.telemetry.latest_values([metric]), metric) if metric else []
 
-    located = [d for d in working if d.location is not None]
-    locations = DeviceLocations(
-        [d.device_id for d in located],
-        np.array([d.location.latitude for d in located if d.location], dtype=np.float64),
-        np.array([d.location.longitude for d in located if d.location], dtype=np.float64),
-        [d.status.value for d in located],
-    ) if located else None
+    locations = device_locations(working, backend.telemetry.latest_values(POSITION_METRICS))
 
     return DashboardData(stats, since, online_ts, online_n, note, hour_starts, per_hour,
                          sorted(firmware.items(), key=lambda kv: (-kv[1], kv[0])), metric, top,

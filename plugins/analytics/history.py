@@ -22,6 +22,7 @@ from plugins.analytics.series_math import bucket_for_width
 
 # (label, span) for the range picker; "Custom…" is added by the widget.
 RANGE_PRESETS: tuple[tuple[str, timedelta], ...] = (
+    ("Last 15 minutes", timedelta(minutes=15)),
     ("Last hour", timedelta(hours=1)),
     ("Last 6 hours", timedelta(hours=6)),
     ("Last day", timedelta(days=1)),

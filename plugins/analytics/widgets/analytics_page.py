@@ -11,11 +11,21 @@ from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
-from core.model import Device
+from core.model import Device, DeviceStatus
 from core.ports.backend import Backend
 from plugins.analytics.widgets.dashboard_page import DashboardPage
 from plugins.analytics.widgets.history_view import HistoryView
 from plugins.analytics.widgets.live_view import LiveView
+
+
+def sensible_device(devices: list[Device]) -> str | None:
+    """What Live and History open on, so they do not start blank: the first
+    online device (by id), else the first one that is not retired."""
+    working = sorted((d for d in devices if d.status is not DeviceStatus.DECOMMISSIONED),
+                     key=lambda d: d.device_id)
+    online = [d for d in working if d.status is DeviceStatus.ONLINE]
+    chosen = online or working
+    return chosen[0].device_id if chosen else None
 
 
 class AnalyticsPage(QWidget):
@@ -34,7 +44,9 @@ class AnalyticsPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
+        self._devices: list[Device] = []
         self.dashboard.loaded.connect(self._fleet_loaded)
+        self.tabs.currentChanged.connect(lambda _i: self._preselect())
         self.destroyed.connect(self.live.close_feed)
 
     def _backend(self) -> Backend:
@@ -53,8 +65,22 @@ class AnalyticsPage(QWidget):
             self.live.attach(backend)
             self.live.picker.set_devices(found)
             self.history.picker.set_devices(found)
+            self._devices = found
+            self._preselect()
 
         self._background.start(devices, done, lambda _exc: None)
+
+    def _preselect(self) -> None:
+        """Live or History opened with nothing chosen: start on a sensible
+        device (and its preferred metric) instead of a blank chart. Done when
+        the tab is shown, so a choice made in code first is never replaced."""
+        view = self.tabs.currentWidget()
+        if view not in (self.live, self.history):
+            return
+        picker = self.live.picker if view is self.live else self.history.picker
+        first = sensible_device(self._devices)
+        if first is not None and not picker.selected_devices():
+            picker.select([first])
 
     def show_history(self, devices: list[str], metrics: list[str]) -> None:
         self.tabs.setCurrentWidget(self.history)

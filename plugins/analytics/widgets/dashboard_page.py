@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -25,9 +26,10 @@ from PySide6.QtWidgets import (
 
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
+from console.widgets.time_axis import TimeAxis
 from core.context import AppContext
 from core.model import Severity
-from plugins.analytics.fleet_overview import DashboardData, load_dashboard
+from plugins.analytics.fleet_overview import ONLINE_BUCKET_MS, DashboardData, load_dashboard
 from plugins.analytics.widgets.device_link import open_device_detail
 from plugins.analytics.widgets.time_chart import SEVERITY_COLOURS
 
@@ -60,7 +62,7 @@ class StatCard(QFrame):
 
 
 def _plot(title: str, *, dates: bool = False) -> pg.PlotWidget:
-    axis = {"bottom": pg.DateAxisItem()} if dates else None
+    axis = {"bottom": TimeAxis()} if dates else None
     plot = pg.PlotWidget(title=title, axisItems=axis)
     plot.setBackground(current_colors().plot_background)
     plot.setMouseEnabled(x=False, y=False)
@@ -72,6 +74,30 @@ def _plot(title: str, *, dates: bool = False) -> pg.PlotWidget:
 
 def _category_axis(plot: pg.PlotWidget, names: list[str], axis: str = "bottom") -> None:
     plot.getAxis(axis).setTicks([[(i, name) for i, name in enumerate(names)]])
+
+
+def _plain_axes(plot: pg.PlotWidget) -> None:
+    """Back to automatic ticks (a chart that had category names before)."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setTicks(None)
+
+
+def _note(plot: pg.PlotWidget, text: str) -> None:
+    """An empty chart says why instead of showing bare 0..1 axes."""
+    plot.clear()
+    _plain_axes(plot)
+    item = pg.TextItem(text, anchor=(0.5, 0.5), color=current_colors().secondary)
+    plot.addItem(item)
+    item.setPos(0.5, 0.5)
+    plot.setXRange(0, 1, padding=0)
+    plot.setYRange(0, 1, padding=0)
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setTicks([[]])
+
+
+# The dashboard re-reads the store while it is on screen, so a fleet that has
+# just started fills it without a click on Refresh.
+REFRESH_MS = 15_000
 
 
 class DashboardPage(QWidget):
@@ -89,6 +115,9 @@ class DashboardPage(QWidget):
         heading.setProperty("role", "title")
         self.metric_combo = QComboBox()
         self.metric_combo.setToolTip("Metric for the top-10 chart")
+        # Wide enough for the metric names ("temperature", "battery_pct"), never clipped.
+        self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.metric_combo.setMinimumContentsLength(12)
         self.refresh_button = QPushButton("Refresh")
         self.status_label = QLabel("")
         self.status_label.setProperty("role", "secondary")
@@ -122,6 +151,12 @@ class DashboardPage(QWidget):
             tip=lambda x, y, data: f"{data} ({self._status_of.get(data, '?')})")
         self.map_points.sigClicked.connect(self._map_clicked)
         self.map_plot.addItem(self.map_points)
+        self.map_note = pg.TextItem(
+            "No device location yet: devices appear here when they report\n"
+            "lat/lon in telemetry or are registered with a location.",
+            anchor=(0.5, 0.5))
+        self.map_note.setPos(0.5, 0.5)
+        self.map_plot.addItem(self.map_note, ignoreBounds=True)
         self.online_note = pg.TextItem("", anchor=(0.5, 0.5))
         self._top_names: list[str] = []
         self.top_plot.scene().sigMouseClicked.connect(self._top_clicked)
@@ -139,11 +174,27 @@ class DashboardPage(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.metric_combo.activated.connect(lambda _i: self.refresh())
         self.device_clicked.connect(lambda device: self._open_device(self, device))
+        self._loading = False
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(REFRESH_MS)
+        self.refresh_timer.timeout.connect(self._auto_refresh)
+        self.refresh_timer.start()
         self.refresh()
 
-    def refresh(self) -> None:
-        self.status_label.setText("Loading…")
-        self.status_label.setVisible(True)
+    def _auto_refresh(self) -> None:
+        if self.isVisible() and not self._loading:
+            self.refresh(quiet=True)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self.data is not None and not self._loading:
+            self.refresh(quiet=True)  # coming back to the page: show the fleet as it is now
+
+    def refresh(self, *, quiet: bool = False) -> None:
+        if not quiet or self.data is None:
+            self.status_label.setText("Loading…")
+            self.status_label.setVisible(True)
+        self._loading = True
         context = self._context
         metric = self.metric_combo.currentText()
 
@@ -154,9 +205,12 @@ class DashboardPage(QWidget):
         self._background.start(load, self.show_data, self._failed)
 
     def _failed(self, exc: BaseException) -> None:
+        self._loading = False
         self.status_label.setText(f"Could not load fleet statistics: {exc}")
+        self.status_label.setVisible(True)
 
     def show_data(self, data: DashboardData) -> None:
+        self._loading = False
         self.data = data
         dashboard = data.stats.as_dashboard()
         for key, card in self.cards.items():
@@ -166,7 +220,8 @@ class DashboardPage(QWidget):
         self._draw_by_type(list(dashboard["by_type"].items()))
         self._draw_online(data)
         self._draw_alerts(data)
-        self._draw_bars(self.firmware_plot, data.firmware, "#6366f1")
+        self._draw_bars(self.firmware_plot, data.firmware, "#6366f1",
+                        empty="No firmware versions reported yet")
         self._draw_top(data)
         self._draw_map(data)
         self.metric_combo.blockSignals(True)
@@ -183,29 +238,43 @@ class DashboardPage(QWidget):
         self._draw_bars(self.by_type_plot, types, "#3b82f6")
 
     @staticmethod
-    def _draw_bars(plot: pg.PlotWidget, pairs: list[tuple[str, int]], colour: str) -> None:
-        plot.clear()
+    def _draw_bars(plot: pg.PlotWidget, pairs: list[tuple[str, int]], colour: str,
+                   empty: str = "No data yet") -> None:
+        """Horizontal bars, names on the left axis: type names and versions
+        ("environmental", "power_meter") never overlap however many there are."""
         if not pairs:
+            _note(plot, empty)
             return
-        xs = np.arange(len(pairs))
-        heights = np.array([count for _, count in pairs], dtype=float)
-        plot.addItem(pg.BarGraphItem(x=xs, height=heights, width=0.6, brush=colour))
-        _category_axis(plot, [name for name, _ in pairs])
-        plot.setYRange(0, float(heights.max()) * 1.15)
-        plot.setXRange(-0.6, len(pairs) - 0.4)
+        plot.clear()
+        _plain_axes(plot)
+        rows = pairs[::-1]  # the first pair on top
+        ys = np.arange(len(rows))
+        widths = np.array([count for _, count in rows], dtype=float)
+        plot.addItem(pg.BarGraphItem(x0=0, y=ys, height=0.6, width=widths, brush=colour))
+        _category_axis(plot, [name for name, _ in rows], "left")
+        plot.setXRange(0, float(widths.max()) * 1.15)
+        plot.setYRange(-0.6, len(rows) - 0.4)
 
     def _draw_online(self, data: DashboardData) -> None:
+        """One bar per 15-minute bucket: a fleet that started minutes ago has
+        one bucket, which a line could not draw (one point is no line)."""
         plot = self.online_plot
         plot.clear()
+        start = data.since.timestamp()
         if data.online_ts_ms.size:
-            x = data.online_ts_ms / 1000.0
-            plot.plot(x, data.online_count, pen=pg.mkPen("#16a34a", width=2),
-                      fillLevel=0, brush=(22, 163, 74, 50), stepMode=None)
+            bucket_s = ONLINE_BUCKET_MS / 1000.0
+            x = data.online_ts_ms / 1000.0 + bucket_s / 2
+            plot.addItem(pg.BarGraphItem(x=x, height=data.online_count.astype(float),
+                                         width=bucket_s * 0.85, brush="#16a34a",
+                                         pen=pg.mkPen("#15803d")))
             plot.setYRange(0, max(float(data.online_count.max()) * 1.15, 1.0))
         else:
             self.online_note.setText(data.online_note)
+            self.online_note.setColor(current_colors().secondary)
             plot.addItem(self.online_note)
-        plot.setXRange(data.since.timestamp(), data.since.timestamp() + 24 * 3600, padding=0)
+            self.online_note.setPos(start + 12 * 3600, 0.5)
+            plot.setYRange(0, 1)
+        plot.setXRange(start, start + 24 * 3600 + ONLINE_BUCKET_MS / 1000.0, padding=0)
 
     def _draw_alerts(self, data: DashboardData) -> None:
         plot = self.alerts_plot
@@ -230,7 +299,10 @@ class DashboardPage(QWidget):
         plot.clear()
         plot.setTitle(f"Top 10 by {data.top_metric}" if data.top_metric else "Top 10")
         if not data.top:
+            self._top_names = []
+            _note(plot, "No readings yet")
             return
+        _plain_axes(plot)
         names = [device for device, _ in data.top][::-1]
         values = np.array([value for _, value in data.top][::-1], dtype=float)
         ys = np.arange(len(names))
@@ -253,10 +325,17 @@ class DashboardPage(QWidget):
             self.device_clicked.emit(self._top_names[row])
 
     def _draw_map(self, data: DashboardData) -> None:
+        """Positions reported in telemetry (lat/lon) come first, registered
+        locations second; with neither, the map says what it needs."""
         loc = data.locations
-        self.map_plot.setVisible(loc is not None)
+        self.map_note.setVisible(loc is None)
+        for name in ("left", "bottom"):
+            self.map_plot.getAxis(name).setStyle(showValues=loc is not None)
         if loc is None:
             self.map_points.setData([])
+            self.map_note.setColor(current_colors().secondary)
+            self.map_plot.setXRange(0, 1, padding=0)
+            self.map_plot.setYRange(0, 1, padding=0)
             return
         brushes = [pg.mkBrush(STATUS_COLOURS.get(s, "#6b7280")) for s in loc.status]
         self.map_points.setData(x=loc.longitude, y=loc.latitude, data=loc.device_id,

@@ -48,6 +48,7 @@ from plugins.analytics.widgets.chart_layout import lay_out_chart_view
 from plugins.analytics.widgets.series_picker import SeriesPicker
 from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
 
+PICK_HINT = "Pick one or more devices on the left, then a metric, to draw their history."
 RESOLUTIONS: tuple[tuple[str, int | str | None], ...] = (
     ("Auto (fit width)", "auto"), ("Raw readings", None), ("10 s", 10_000), ("1 min", 60_000),
     ("5 min", 300_000), ("15 min", 900_000), ("1 hour", 3_600_000),
@@ -91,7 +92,12 @@ class HistoryView(QWidget):
         for label, span in RANGE_PRESETS:
             self.range_combo.addItem(label, span)
         self.range_combo.addItem("Custom…", None)
-        self.range_combo.setCurrentIndex(2)  # last day
+        # The widest preset first; the first load with data narrows it to the
+        # smallest preset that holds all of it (see _fit_range), so a new
+        # install's few minutes fill the chart instead of one pixel of a day.
+        self.range_combo.setCurrentIndex(len(RANGE_PRESETS) - 1)
+        self.fit_range = True
+        self._fit_generation: int | None = None
         now = QDateTime.currentDateTime()
         self.custom_from = QDateTimeEdit(now.addDays(-1))
         self.custom_to = QDateTimeEdit(now)
@@ -108,7 +114,7 @@ class HistoryView(QWidget):
         self.load_button = QPushButton("Load")
         self.load_button.setToolTip("Query the store again (Ctrl+R)")
         self.files = ChartFileActions(self.chart, "history", self)
-        self.status = QLabel("Pick devices and a metric")
+        self.status = QLabel(PICK_HINT)
         self.status.setProperty("role", "secondary")
 
         lay_out_chart_view(
@@ -134,6 +140,7 @@ class HistoryView(QWidget):
 
     # -- request ---------------------------------------------------------------------------
     def _range_changed(self) -> None:
+        self.fit_range = False  # the person chose a range: keep it
         custom = self.range_combo.currentData() is None
         self.custom_from.setVisible(custom)
         self.custom_to.setVisible(custom)
@@ -174,9 +181,10 @@ class HistoryView(QWidget):
             self.status.setText(str(exc))
             return
         if request is None:
-            self.status.setText("Pick devices and a metric")
+            self.status.setText(PICK_HINT)
+            self.chart.set_hint(PICK_HINT)
             return
-        self.load(request)
+        self.load(request, fit=self.fit_range)
 
     def reload_same_range(self) -> None:
         """Query what is shown again (e.g. to draw a rule just created from a flag),
@@ -186,9 +194,12 @@ class HistoryView(QWidget):
         else:
             self.reload()
 
-    def load(self, request: HistoryRequest) -> None:
+    def load(self, request: HistoryRequest, *, fit: bool = False) -> None:
+        """``fit``: the range may still be narrowed to the data (the default
+        range, untouched by the person)."""
         self._generation += 1
         generation = self._generation
+        self._fit_generation = generation if fit else None
         backend_of = self._backend_of
         self.status.setText("Loading…")
 
@@ -212,7 +223,32 @@ class HistoryView(QWidget):
             return  # an older request finished after a newer one was made
         self.show_result(result)
 
+    def _fit_range(self, result: HistoryResult) -> bool:
+        """Narrow the (untouched) range to the smallest preset that holds the
+        oldest reading shown; True if it changed and a reload is under way."""
+        if not self.fit_range or self._fit_generation != self._generation \
+                or not isinstance(self.range_combo.currentData(), timedelta):
+            return False
+        firsts = [int(s.ts_ms[0]) for s in result.series if len(s)]
+        if not firsts:
+            return False
+        self.fit_range = False
+        # Buckets start before their first reading: the data is at most this old.
+        oldest_ms = min(firsts) + (result.request.bucket_ms or 0)
+        age = result.request.end - datetime.fromtimestamp(oldest_ms / 1000.0, UTC)
+        index = next((i for i, (_label, span) in enumerate(RANGE_PRESETS) if span >= age),
+                     len(RANGE_PRESETS) - 1)
+        if index == self.range_combo.currentIndex():
+            return False
+        self.range_combo.blockSignals(True)
+        self.range_combo.setCurrentIndex(index)
+        self.range_combo.blockSignals(False)
+        self.reload()
+        return True
+
     def show_result(self, result: HistoryResult) -> None:
+        if self._fit_range(result):
+            return
         self.result = result
         self.chart.source = result.series
         self.chart.set_series([chart_series(s) for s in result.series])
@@ -222,6 +258,9 @@ class HistoryView(QWidget):
         for plot in self.chart.plots.values():
             plot.enableAutoRange(axis="y")
         points = sum(len(s) for s in result.series)
+        self.chart.set_hint("" if points else
+                            "No readings of the chosen devices and metrics in this range; "
+                            "try a longer range.")
         resolution = (f"{format_duration_ms(req.bucket_ms)} buckets" if req.bucket_ms
                       else "raw readings")
         self.status.setText(f"{points:,} points · {resolution}")

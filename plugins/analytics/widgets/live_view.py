@@ -64,6 +64,7 @@ WINDOWS: tuple[tuple[str, int], ...] = (
     ("6 hours", 6 * 3600), ("24 hours", 24 * 3600),
 )
 DEFAULT_WINDOW_INDEX = 1
+LIVE_HINT = "Pick one or more devices on the left, then a metric, to follow them live."
 
 
 class LiveView(QWidget):
@@ -94,6 +95,7 @@ class LiveView(QWidget):
         self.picker = SeriesPicker(backend_of)
         self.chart = TimeChart(antialias=False)
         self.chart.set_live(True)
+        self.chart.set_hint(LIVE_HINT)
         self.anomalies = AnomalyPanel(backend_of)
         self.window_combo = QComboBox()
         for label, seconds in WINDOWS:
@@ -170,6 +172,7 @@ class LiveView(QWidget):
 
     def _selection_changed(self) -> None:
         keys = self.keys()
+        self.chart.set_hint("" if keys else LIVE_HINT)
         self.buffer.track(keys)
         self._y_extent = {k: v for k, v in self._y_extent.items() if k in set(keys)}
         self.marks = [m for m in self.marks if m.device_id in {k[0] for k in keys}]

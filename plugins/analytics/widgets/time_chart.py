@@ -29,6 +29,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from console.theme import current_colors
+from console.widgets.time_axis import TimeAxis
 from core.ports.telemetry import Series
 from plugins.analytics import export
 from plugins.analytics.history import AlertMark, ThresholdLine
@@ -196,8 +197,15 @@ class TimeChart(QWidget):
         # would squeeze the device list beside it).
         self.readout.setWordWrap(True)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # What to do while the chart is empty (pick a device, widen the range).
+        self.hint = QLabel("")
+        self.hint.setProperty("role", "secondary")
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.hint)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.readout)
         self.stacked = False
@@ -220,6 +228,11 @@ class TimeChart(QWidget):
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
                                            slot=self._mouse_moved)
         self._ensure_plots([""])
+
+    def set_hint(self, text: str) -> None:
+        """A line above the chart saying why it is empty; "" hides it."""
+        self.hint.setText(text)
+        self.hint.setVisible(bool(text))
 
     # -- layout ------------------------------------------------------------------------
     def set_stacked(self, stacked: bool) -> None:
@@ -253,8 +266,7 @@ class TimeChart(QWidget):
         first: pg.PlotItem | None = None
         c = current_colors()
         for row, name in enumerate(panels):
-            plot = self.graphics.addPlot(row=row, col=0,
-                                         axisItems={"bottom": pg.DateAxisItem()})
+            plot = self.graphics.addPlot(row=row, col=0, axisItems={"bottom": TimeAxis()})
             plot.showGrid(x=True, y=True, alpha=0.15)
             # The two settings that keep a million points interactive: draw only
             # what is in view, at most ~2 points (min and max) per pixel column.

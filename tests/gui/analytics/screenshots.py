@@ -104,8 +104,7 @@ def main() -> int:
     worker.join()
 
     page.tabs.setCurrentWidget(page.history)
-    page.history.range_combo.setCurrentIndex(0)  # last hour... then widen below
-    page.history.range_combo.setCurrentIndex(1)  # last 6 hours
+    page.history.range_combo.setCurrentIndex(page.history.range_combo.findText("Last 6 hours"))
     page.history.picker.select([ENV[0], ENV[1], PUMPS[0]], ["temperature"])
     settle(app, 4)
     chart = page.history.chart

@@ -148,7 +148,7 @@ def test_simulated_fleet_through_the_hub_live_and_history(live_fleet_window, qtb
     # and the hub stored them: history shows the same readings
     page.tabs.setCurrentWidget(page.history)
     page.history.resolution.setCurrentIndex(1)  # raw readings
-    page.history.range_combo.setCurrentIndex(0)  # last hour
+    page.history.range_combo.setCurrentIndex(page.history.range_combo.findText("Last hour"))
     with qtbot.waitSignal(page.history.loaded, timeout=30_000) as blocker:
         page.history.picker.select([device], ["temperature"])
     (series,) = blocker.args[0].series
