@@ -73,7 +73,7 @@ def test_a_locked_database_loses_nothing_and_the_status_says_so(broker, tmp_path
             during = hub.snapshot()
         assert during["degraded"].startswith("degraded: database unavailable for ")
         assert any(s.startswith("degraded: database unavailable for ") for s in seen_degraded)
-        assert hub._thread.is_alive()  # noqa: SLF001
+        assert hub._thread.is_alive()
         # the HUB live event said it too, while it lasted (what the status bar shows)
         assert any(e.data.get("degraded", "").startswith("degraded: database unavailable")
                    for e in events.of(EventKind.HUB))
@@ -94,7 +94,7 @@ def test_a_locked_database_loses_nothing_and_the_status_says_so(broker, tmp_path
         stored = stored_keys(db)
         assert len(expected) > 500
         assert max(stored.values()) == 1
-        assert hub._thread.is_alive()  # noqa: SLF001
+        assert hub._thread.is_alive()
     finally:
         witness.close()
         hub.stop()
