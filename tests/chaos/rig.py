@@ -307,3 +307,54 @@ class TcpProxy:
             self.down()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster in a temporary directory on a free port,
+    never the shared server. initdb refuses to run as root, so as root the
+    cluster belongs to the ``postgres`` OS user (runuser)."""
+
+    def __init__(self) -> None:
+        import glob
+        import pwd
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise AssertionError("PostgreSQL server binaries are not installed "
+                                 "(/usr/lib/postgresql/*/bin)")
+        self.bin = Path(found[-1]).parent
+        self.port = find_free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="smartiot-chaos-pg-")
+        self.root = Path(self._dir.name)
+        self.data = self.root / "data"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        result = subprocess.run([*self.prefix, str(self.bin / tool), *args],
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode:
+            raise AssertionError(f"{tool} failed: {result.stdout[-800:]} {result.stderr[-800:]}")
+
+    def start(self) -> PrivatePostgres:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                  "-c fsync=off", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        self._dir.cleanup()
