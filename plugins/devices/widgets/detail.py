@@ -90,7 +90,7 @@ class Sparkline(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.hideButtons()
         self.getPlotItem().setContentsMargins(0, 2, 0, 2)
-        self._curve = self.plot(pen=pg.mkPen(colors.accent, width=1.6))
+        self._curve = self.plot(pen=pg.mkPen(colors.accent, width=1.6), connect="finite")
         self._x = np.empty(0, dtype=np.float64)
         self._y = np.empty(0, dtype=np.float64)
 
@@ -115,7 +115,35 @@ class Sparkline(pg.PlotWidget):
         return int(self._x.shape[0])
 
     def _redraw(self) -> None:
-        self._curve.setData(self._x, self._y)
+        self._curve.setData(*with_gaps(self._x, self._y))
+
+
+def with_gaps(x: np.ndarray, y: np.ndarray, factor: float = 3.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A NaN after every silence longer than ``factor`` times the typical
+    (median) interval, so a reboot or a restart shows as a hole in the line
+    rather than a straight stroke bridging it (which would look like data)."""
+    if x.size < 3:
+        return x, y
+    d = np.diff(x)
+    gaps = np.flatnonzero(d > factor * max(float(np.median(d)), 1e-9))
+    if gaps.size == 0:
+        return x, y
+    return (np.insert(x, gaps + 1, (x[gaps] + x[gaps + 1]) / 2),
+            np.insert(np.asarray(y, dtype=np.float64), gaps + 1, np.nan))
+
+
+# Metrics read in whole units, as the fleet table shows them.
+UNITS = {"rssi": ("dBm", 0), "battery_pct": ("%", 0)}
+
+
+def format_value(metric: str, value: float) -> str:
+    """"-71 dBm" rather than "-70.53": a radio's signal is read in whole dBm."""
+    unit = UNITS.get(metric)
+    if unit is None:
+        return f"{value:.4g}"
+    suffix, digits = unit
+    return f"{value:.{digits}f} {suffix}"
 
 
 class ValueRow:
@@ -129,7 +157,7 @@ class ValueRow:
         self.spark = Sparkline()
 
     def set_value(self, reading: Reading) -> None:
-        self.value.setText(f"{reading.value:.4g}")
+        self.value.setText(format_value(reading.metric, reading.value))
         self.value.setToolTip(_local(reading.ts))
 
 
@@ -155,6 +183,9 @@ class DeviceDetail(QWidget):
         self.loaded_device_id: str | None = None
         self._value_rows: dict[str, ValueRow] = {}
         self._history: dict[str, QTreeWidgetItem] = {}
+        # The round trip this console measured per request: the banner and
+        # the table show this one number, not a second one from stored times.
+        self._latency: dict[str, float] = {}
         #: replaced in tests; returns True when the person confirms
         self.confirm: Callable[[str, str], bool] = self._ask
 
@@ -751,6 +782,8 @@ class DeviceDetail(QWidget):
             else:
                 item_ = item
                 self._history[result.request_id] = item
+            if result.latency_ms is not None:
+                self._latency[result.request_id] = result.latency_ms
             self._fill_result(item_, result.outcome.value, result.latency_ms,
                               json.dumps(result.payload) if result.payload else "")
             latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
@@ -785,8 +818,9 @@ class DeviceDetail(QWidget):
             item.setToolTip(0, _local(record.created_at))
             self.command_list.insertTopLevelItem(0, item)
             self._history[record.request_id] = item
-        latency = None
-        if record.completed_at is not None:
+        latency = self._latency.get(record.request_id)
+        if latency is None and record.completed_at is not None:
+            # Sent from elsewhere (the CLI, another console): the stored times.
             latency = (record.completed_at - record.created_at).total_seconds() * 1000
         details = record.error or (json.dumps(record.response) if record.response else "")
         self._fill_result(item, record.status.value, latency, details)
@@ -841,6 +875,7 @@ class DeviceDetail(QWidget):
         self.shadow_version.setText("")
         self.command_list.clear()
         self._history.clear()
+        self._latency.clear()
         self.command_status.setText("")
         self.alert_list.clear()
         self._refresh_alert_empty()

@@ -64,6 +64,15 @@ EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first c
 EMPTY_MATCH = "No devices match the search and filters."
 
 
+HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
+
+
+def header_width(table: QTableView, col: int) -> int:
+    """Pixels the header of ``col`` needs to show its title unclipped."""
+    text = str(table.model().headerData(col, Qt.Orientation.Horizontal) or "")
+    return table.horizontalHeader().fontMetrics().horizontalAdvance(text) + HEADER_PADDING_PX
+
+
 class StickyMenu(QMenu):
     """A menu whose checkable entries toggle without closing it (multi-select lists)."""
 
@@ -183,7 +192,9 @@ class DevicesPage(QWidget):
         hh.setStretchLastSection(False)
         hh.setHighlightSections(False)
         for col, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(col, width)
+            # Never narrower than the header text ("Active alerts") plus the
+            # style's padding and the sort arrow, whatever the font.
+            self.table.setColumnWidth(col, max(width, header_width(self.table, col)))
         hh.setSectionResizeMode(Col.NAME, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(60)
         self.table.sortByColumn(Col.DEVICE_ID, Qt.SortOrder.AscendingOrder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QColor, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 
 from console.widgets.signals import safe_emit
 from core.model import Device, DeviceStatus, Reading
@@ -85,11 +86,27 @@ class FleetRow:
 
     def refresh_haystack(self) -> None:
         d = self.device
-        parts = [d.device_id, d.name, d.device_type, d.organization, d.firmware_version or "",
-                 d.status.value, *sorted(d.tags)]
+        parts = [d.device_id, shown_name(d), d.device_type, d.organization,
+                 d.firmware_version or "", d.status.value, *sorted(d.tags)]
         if d.location is not None:
             parts.append(d.location.label)
         self.haystack = "\n".join(parts).lower()
+
+
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def fallback_name(device: Device) -> str:
+    """A readable stand-in for a device registered without a name: its type
+    and number ("env-00003" of type environmental -> "Environmental 3"), so
+    the Name column is never a blank column for a fleet that has no names."""
+    number = _TRAILING_NUMBER.search(device.device_id)
+    kind = device.device_type.replace("_", " ").strip().capitalize() or "Device"
+    return f"{kind} {int(number.group(1))}" if number else device.device_id
+
+
+def shown_name(device: Device) -> str:
+    return device.name or fallback_name(device)
 
 
 def relative_time(then_s: float | None, now_s: float) -> str:
@@ -119,7 +136,7 @@ def _sort_key(row: FleetRow, col: Col) -> Any:
     if col is Col.DEVICE_ID:
         return d.device_id
     if col is Col.NAME:
-        return d.name.lower()
+        return shown_name(d).lower()
     if col is Col.TYPE:
         return d.device_type
     if col is Col.ORGANIZATION:
@@ -168,6 +185,8 @@ class FleetTableModel(QAbstractTableModel):
         self.now_s = time.time  # replaceable clock, for tests
         self._status_colours = {k: QColor(v) for k, v in STATUS_COLOURS.items()}
         self._status_dots: dict[str, QPixmap] = {}
+        self._italic = QFont()
+        self._italic.setItalic(True)
 
     # -- loading ---------------------------------------------------------------------
     def load(
@@ -381,6 +400,8 @@ class FleetTableModel(QAbstractTableModel):
             return "" if r.battery is None else f"{r.battery:g}"
         if c is Col.RSSI:
             return "" if r.rssi is None else f"{r.rssi:g}"
+        if c is Col.NAME:
+            return r.device.name  # the registered name only, not the stand-in
         return self._text(r, c)
 
     # -- Qt model API ----------------------------------------------------------------
@@ -397,7 +418,7 @@ class FleetTableModel(QAbstractTableModel):
         if c is Col.DEVICE_ID:
             return d.device_id
         if c is Col.NAME:
-            return d.name
+            return shown_name(d)
         if c is Col.TYPE:
             return d.device_type
         if c is Col.ORGANIZATION:
@@ -426,15 +447,23 @@ class FleetTableModel(QAbstractTableModel):
                 return self._status_colours["error"]
             if c is Col.BATTERY and r.battery is not None and r.battery < 20:
                 return self._status_colours["warning"]
+            if c is Col.NAME and not r.device.name:
+                return self._status_colours["offline"]  # a stand-in, not a registered name
             return None
+        if role == Qt.ItemDataRole.FontRole and c is Col.NAME and not r.device.name:
+            return self._italic
         if role == Qt.ItemDataRole.DecorationRole and c is Col.STATUS:
             return self._dot(r.device.status.value)
         if role == Qt.ItemDataRole.ToolTipRole:
             if c is Col.LAST_SEEN and r.last_seen_s is not None:
                 exact = datetime.fromtimestamp(r.last_seen_s, UTC).astimezone()
                 return exact.strftime("%Y-%m-%d %H:%M:%S %Z")
-            if c is Col.NAME and r.device.tags:
-                return "Tags: " + ", ".join(sorted(r.device.tags))
+            if c is Col.NAME:
+                tags = ("Tags: " + ", ".join(sorted(r.device.tags))) if r.device.tags else ""
+                if not r.device.name:
+                    unnamed = "No name registered: shown by type and number"
+                    return f"{unnamed}\n{tags}" if tags else unnamed
+                return tags or None
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and c in NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -1,0 +1,107 @@
+"""What the Devices table and detail show a person: a name for every device
+(its registered name, else a stand-in from type and number), headers that
+are not clipped, RSSI in whole dBm, one latency per ping, and a restart as a
+hole in the sparkline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from core.model import CommandRecord, CommandStatus, Device, DeviceStatus, Reading
+from core.ports.live import EventKind, FleetEvent
+from plugins.devices.widgets.detail import format_value, with_gaps
+from plugins.devices.widgets.devices_page import HEADER_PADDING_PX
+from plugins.devices.widgets.fleet_model import Col, fallback_name
+
+
+def _fleet(store) -> None:
+    now = datetime.now(UTC)
+    store.registry.upsert_many([
+        Device("env-00003", device_type="environmental", status=DeviceStatus.ONLINE,
+               last_seen=now),
+        Device("meter-00012", device_type="power_meter", status=DeviceStatus.ONLINE),
+        Device("pump-1", name="North pump", device_type="pump", status=DeviceStatus.ONLINE),
+        Device("gateway", device_type="generic"),
+    ])
+    store.telemetry.write_batch([Reading("env-00003", "rssi", now, -70.53)])
+
+
+def _cell(page, device_id: str, col: Col, role=Qt.ItemDataRole.DisplayRole):
+    row = page.model.row_of(device_id)
+    assert row is not None
+    return page.model.index(row, col).data(role)
+
+
+def test_devices_without_a_name_get_a_readable_stand_in(qtbot, store, make_page):
+    _fleet(store)
+    page = make_page()
+    assert _cell(page, "pump-1", Col.NAME) == "North pump"
+    assert _cell(page, "env-00003", Col.NAME) == "Environmental 3"
+    assert _cell(page, "meter-00012", Col.NAME) == "Power meter 12"
+    assert _cell(page, "gateway", Col.NAME) == "gateway"
+    # Marked as a stand-in, and not exported as if it were registered.
+    assert _cell(page, "env-00003", Col.NAME, Qt.ItemDataRole.FontRole).italic()
+    assert "No name registered" in _cell(page, "env-00003", Col.NAME,
+                                         Qt.ItemDataRole.ToolTipRole)
+    assert _cell(page, "pump-1", Col.NAME, Qt.ItemDataRole.FontRole) is None
+    assert page.model.export_value(page.model.row_of("env-00003"), Col.NAME) == ""
+    # and found by it
+    page.search.setText("environmental 3")
+    qtbot.waitUntil(lambda: page.proxy.rowCount() == 1, timeout=5_000)
+    assert fallback_name(Device("trk-7", device_type="tracker")) == "Tracker 7"
+
+
+def test_headers_are_not_clipped(qtbot, store, make_page):
+    _fleet(store)
+    page = make_page()
+    header = page.table.horizontalHeader()
+    metrics = header.fontMetrics()
+    for col in Col:
+        text = page.model.headerData(col, Qt.Orientation.Horizontal)
+        if col is Col.NAME:
+            continue  # stretches
+        assert page.table.columnWidth(col) >= metrics.horizontalAdvance(text) + \
+            HEADER_PADDING_PX, text
+    assert page.table.columnWidth(Col.ALERTS) >= metrics.horizontalAdvance("Active alerts") + 30
+
+
+def test_rssi_reads_in_whole_dbm(qtbot, store, make_page):
+    _fleet(store)
+    page = make_page()
+    assert _cell(page, "env-00003", Col.RSSI) == "-71"
+    assert page.show_device("env-00003")
+    detail = page.detail
+    qtbot.waitUntil(lambda: detail.loaded_device_id == "env-00003", timeout=10_000)
+    qtbot.waitUntil(lambda: "rssi" in detail.value_metrics(), timeout=10_000)
+    assert detail._value_rows["rssi"].value.text() == "-71 dBm"
+    assert format_value("temperature", 21.456) == "21.46"
+
+
+def test_ping_shows_one_latency_in_the_banner_and_the_table(qtbot, store, make_page):
+    _fleet(store)
+    page = make_page()
+    assert page.show_device("pump-1")
+    detail = page.detail
+    qtbot.waitUntil(lambda: detail.loaded_device_id == "pump-1", timeout=10_000)
+    detail.ping_button.click()
+    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=15_000)
+    assert detail.command_status.text() == "ping: ok in 12 ms"
+    (request_id,) = detail._latency
+    # The stored record (what the hub saw) arrives afterwards with its own times.
+    created = datetime.now(UTC)
+    record = CommandRecord(request_id, "pump-1", "ping", status=CommandStatus.OK,
+                           created_at=created, completed_at=created + timedelta(milliseconds=4))
+    page.apply_events([FleetEvent(EventKind.COMMAND, "pump-1", data={"record": record})])
+    assert ("ping", "ok", "12 ms") in detail.command_rows()
+
+
+def test_a_restart_is_a_hole_in_the_sparkline() -> None:
+    x = np.array([0.0, 5, 10, 15, 60, 65, 70])
+    y = np.arange(7, dtype=float)
+    gx, gy = with_gaps(x, y)
+    assert gx.size == 8 and np.isnan(gy[4]) and 15 < gx[4] < 60
+    steady_x, _ = with_gaps(np.array([0.0, 5, 10, 16, 20]), np.zeros(5))
+    assert steady_x.size == 5, "jitter is not a gap"
