@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -177,6 +177,11 @@ class DeviceDetail(QWidget):
         self.actor: Actor = local_owner()
         self.device: Device | None = None
         self.shadow: ShadowDocument | None = None
+        self._last_seen_s: float | None = None
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick_last_seen)
+        self._clock.start()
         self._background = BackgroundCall(self)
         self._generation = 0  # results of an older show_device are ignored
         #: the id whose details (values, alerts, history) finished loading
@@ -493,10 +498,9 @@ class DeviceDetail(QWidget):
         info["type"].setText(device.device_type)
         info["organization"].setText(device.organization)
         info["firmware"].setText(device.firmware_version or "—")
-        now = utcnow().timestamp()
-        seen = device.last_seen.timestamp() if device.last_seen else None
-        info["last_seen"].setText(relative_time(seen, now) if seen else "never")
-        info["last_seen"].setToolTip(_local(device.last_seen))
+        if previous is None or previous.device_id != device.device_id:
+            self._last_seen_s = None
+        self._saw(device.last_seen)
         info["created"].setText(_local(device.created_at))
         retired = device.status is DeviceStatus.DECOMMISSIONED
         self.decommission_button.setEnabled(not retired and self.backend is not None)
@@ -583,6 +587,9 @@ class DeviceDetail(QWidget):
             return
         self.loaded_device_id = details.device.device_id
         self._show_identity(details.device)
+        # The registry's last_seen is written back in batches (every 30 s);
+        # the newest stored reading is fresher.
+        self._saw(max((r.ts for r in details.latest.values()), default=None))
         for metric in sorted(details.latest):
             row = self._value_row(metric)
             row.set_value(details.latest[metric])
@@ -631,8 +638,22 @@ class DeviceDetail(QWidget):
         if readings and self.device is not None:
             newest = max((r.ts for items in by_metric.values() for r in items), default=None)
             if newest is not None:
-                self.info_labels["last_seen"].setText("just now")
-                self.info_labels["last_seen"].setToolTip(_local(newest))
+                self._saw(newest)
+
+    def _saw(self, moment: datetime | None) -> None:
+        """The device was heard at ``moment``: keep the newest, show its age."""
+        if moment is not None:
+            ts = moment.timestamp()
+            if self._last_seen_s is None or ts > self._last_seen_s:
+                self._last_seen_s = ts
+                self.info_labels["last_seen"].setToolTip(_local(moment))
+        self._tick_last_seen()
+
+    def _tick_last_seen(self) -> None:
+        """Every second: "Last seen" counts up between readings, as it does in the list."""
+        label = self.info_labels.get("last_seen")
+        if label is not None and self.device is not None:
+            label.setText(relative_time(self._last_seen_s, utcnow().timestamp()))
 
     def value_metrics(self) -> list[str]:
         return sorted(self._value_rows)
@@ -876,6 +897,7 @@ class DeviceDetail(QWidget):
         self.command_list.clear()
         self._history.clear()
         self._latency.clear()
+        self._last_seen_s = None
         self.command_status.setText("")
         self.alert_list.clear()
         self._refresh_alert_empty()

@@ -105,3 +105,26 @@ def test_a_restart_is_a_hole_in_the_sparkline() -> None:
     assert gx.size == 8 and np.isnan(gy[4]) and 15 < gx[4] < 60
     steady_x, _ = with_gaps(np.array([0.0, 5, 10, 16, 20]), np.zeros(5))
     assert steady_x.size == 5, "jitter is not a gap"
+
+
+def test_last_seen_follows_the_newest_reading_not_the_batched_registry(qtbot, store,
+                                                                         make_page):
+    """The hub writes last_seen back every 30 s (plus its 5 s housekeeping), so
+    the stored value can be 35 s old for a device that reports every 5 s; the
+    detail takes the newest reading instead and counts up between readings."""
+    now = datetime.now(UTC)
+    store.registry.upsert_many([Device("env-00001", device_type="environmental",
+                                       status=DeviceStatus.ONLINE,
+                                       last_seen=now - timedelta(seconds=35))])
+    store.telemetry.write_batch([Reading("env-00001", "temperature",
+                                         now - timedelta(seconds=2), 21.0)])
+    page = make_page()
+    assert page.show_device("env-00001")
+    detail = page.detail
+    qtbot.waitUntil(lambda: detail.loaded_device_id == "env-00001", timeout=10_000)
+    label = detail.info_labels["last_seen"]
+    age = int(label.text().split()[0])
+    assert age <= 3, label.text()
+    qtbot.waitUntil(lambda: int(label.text().split()[0]) > age, timeout=5_000)
+    # The list repaints its ages every second, not every 5 s.
+    assert page._clock.interval() <= 1000
