@@ -3,21 +3,40 @@
 Three layers must agree or the window looks patched together: the Qt style
 sheet (most widgets), a QPalette (native dialogs, item views' inactive
 states, anything the sheet does not reach) and pyqtgraph's own colours
-(plots paint their own background). ``apply_theme`` sets all three at once.
+(plots paint their own background, axes, titles and legends). ``apply_theme``
+sets all three at once.
+
+Charts follow a switch in one place: ``apply_theme`` re-colours every chart
+in the open windows (background, axes, titles, legends, lines drawn in a
+theme colour) by translating each colour of the old theme to the same role
+in the new one, so colours a chart chose on purpose (a curve, a severity)
+are kept. A chart that draws with theme colours of its own subscribes with
+``follow_theme``.
+
+The application style (Fusion) is set once. Setting it again on every switch
+replaced the QStyle every widget, open menu and graphics item was using while
+they were painting: with Analytics' stacked live charts open and a menu
+opened right after a switch, that crashed the console inside Qt.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import pyqtgraph as pg
+import shiboken6
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from resources import read_text, resource_path
 
 THEMES = ("light", "dark")
 _THEME_PROPERTY = "smartiot_theme"
+_STYLE_PROPERTY = "smartiot_style_set"
+LEGEND_ALPHA = 210  # translucent legend backdrop: curves stay visible, labels legible
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,19 +119,149 @@ def current_colors() -> ThemeColors:
     return colors(current_theme())
 
 
+class ThemeNotifier(QObject):
+    """Emits ``changed(name)`` after every switch (see ``follow_theme``)."""
+
+    changed = Signal(str)
+
+
+def theme_notifier() -> ThemeNotifier:
+    """One per application, a child of it, so it lives exactly as long."""
+    app = QApplication.instance()
+    if app is None:
+        raise RuntimeError("the theme notifier needs a QApplication")
+    found = app.findChild(ThemeNotifier, "smartiot-theme-notifier")
+    if found is None:
+        found = ThemeNotifier(app)
+        found.setObjectName("smartiot-theme-notifier")
+    return found
+
+
+def follow_theme(owner: QObject, callback: Callable[[ThemeColors], None]) -> None:
+    """Call ``callback(colours)`` after every theme switch while ``owner`` exists.
+
+    The subscription ends with the owner, so a chart that was closed is never
+    called back (its C++ side is gone by then)."""
+    notifier = theme_notifier()
+
+    def deliver(name: str) -> None:
+        if shiboken6.isValid(owner):
+            callback(colors(name))
+
+    notifier.changed.connect(deliver)
+
+    def forget(*_: object) -> None:
+        with contextlib.suppress(RuntimeError, TypeError):
+            notifier.changed.disconnect(deliver)
+
+    owner.destroyed.connect(forget)
+
+
+def _colour_map(old: ThemeColors, new: ThemeColors) -> dict[str, str]:
+    """#rrggbb of every colour of the old theme -> the colour of the same role
+    in the new one (first role wins where two roles share a colour)."""
+    out: dict[str, str] = {}
+    for f in fields(ThemeColors):
+        out.setdefault(QColor(getattr(old, f.name)).name(), getattr(new, f.name))
+    return out
+
+
+def _translated(colour: QColor, mapping: dict[str, str]) -> QColor | None:
+    target = mapping.get(colour.name())
+    if target is None:
+        return None
+    out = QColor(target)
+    out.setAlpha(colour.alpha())
+    return out
+
+
+def style_chart(view: pg.GraphicsView, c: ThemeColors,
+                previous: ThemeColors | None = None) -> None:
+    """Give one chart the theme ``c``: background, axes (lines, ticks, tick
+    labels, axis labels), titles, legends (text and backdrop), text items and
+    lines drawn in a colour of ``previous`` (the theme it was drawn in)."""
+    view.setBackground(c.plot_background)
+    scene = view.scene()
+    if scene is None:
+        return
+    mapping: dict[str, str] = {}
+    for old in ([previous] if previous is not None else [t for t in _COLORS.values()
+                                                          if t != c]):
+        for key, value in _colour_map(old, c).items():
+            mapping.setdefault(key, value)
+    fg = c.plot_foreground
+    for item in scene.items():
+        if isinstance(item, pg.AxisItem):
+            item.setPen(fg)
+            item.setTextPen(fg)
+        elif isinstance(item, pg.LegendItem):
+            brush = item.opts.get("brush")
+            backdrop = QColor(c.plot_background)
+            backdrop.setAlpha(brush.color().alpha() if brush is not None and
+                              brush.style() != 0 else LEGEND_ALPHA)
+            item.setBrush(pg.mkBrush(backdrop))
+            pen = item.opts.get("pen")
+            if pen is not None:
+                new_pen = _translated(pen.color(), mapping)
+                if new_pen is not None:
+                    item.setPen(pg.mkPen(new_pen))
+            item.setLabelTextColor(fg)
+            for _sample, label in item.items:
+                label.setText(label.text)  # setLabelTextColor leaves the text as drawn
+        elif isinstance(item, pg.LabelItem):
+            current = item.opts.get("color")
+            colour = None if current is None else _translated(pg.mkColor(current), mapping)
+            if current is None or colour is not None:
+                item.setText(item.text, color=fg if current is None else colour.name())
+        elif isinstance(item, pg.TextItem):
+            colour = _translated(item.color, mapping)
+            if colour is not None:
+                item.setColor(colour)
+        elif isinstance(item, pg.InfiniteLine):
+            colour = _translated(item.pen.color(), mapping)
+            if colour is not None:
+                pen = pg.mkPen(item.pen)
+                pen.setColor(colour)
+                item.setPen(pen)
+    view.viewport().update()
+
+
+def charts(root: QWidget | None = None) -> list[pg.GraphicsView]:
+    """Every chart in the application's windows (or under ``root``)."""
+    app = QApplication.instance()
+    roots = [root] if root is not None else (
+        app.topLevelWidgets() if isinstance(app, QApplication) else [])
+    found: list[pg.GraphicsView] = []
+    for top in roots:
+        if not shiboken6.isValid(top):
+            continue
+        if isinstance(top, pg.GraphicsView):
+            found.append(top)
+        found.extend(v for v in top.findChildren(pg.GraphicsView) if shiboken6.isValid(v))
+    return found
+
+
 def apply_theme(app: QApplication, name: str) -> None:
     """Fusion is forced because platform styles ignore parts of the palette
-    and style sheet, which would make the two themes inconsistent per OS."""
+    and style sheet, which would make the two themes inconsistent per OS.
+
+    It is set once, before the first style sheet: with a sheet applied,
+    ``app.style()`` is Qt's style-sheet wrapper (whose name is empty), and
+    setting the style again would destroy the style in use (see module doc)."""
     c = colors(name)
     sheet = style_sheet(name)
-    if app.style().name().lower() != "fusion":
-        app.setStyle("Fusion")
+    previous_name = app.property(_THEME_PROPERTY)
+    previous = _COLORS.get(previous_name) if isinstance(previous_name, str) else None
+    if not app.property(_STYLE_PROPERTY):
+        if app.style().name().lower() != "fusion":
+            app.setStyle("Fusion")
+        app.setProperty(_STYLE_PROPERTY, True)
     app.setPalette(build_palette(c))
     app.setStyleSheet(sheet)
     app.setProperty(_THEME_PROPERTY, name)
-    # New plots read the global options; existing ones must be repainted by hand.
+    # New plots read the global options; existing ones are re-coloured here.
     pg.setConfigOptions(background=c.plot_background, foreground=c.plot_foreground,
                         antialias=True)
-    for widget in app.allWidgets():
-        if isinstance(widget, pg.GraphicsView):
-            widget.setBackground(c.plot_background)
+    for view in charts():
+        style_chart(view, c, previous if previous is not c else None)
+    theme_notifier().changed.emit(name)

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from simulator import broker_guard
 from simulator.broker_auth import (
     HUB_USER,
     BrokerCredentials,
@@ -322,7 +323,8 @@ class EmbeddedBroker:
             )
         )
         log_file = open(Path(self._workdir.name) / "mosquitto.log", "wb")  # noqa: SIM115
-        self._process = subprocess.Popen(
+        # broker_guard: the broker dies with this process, even on kill -9
+        self._process = broker_guard.spawn(
             [binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
@@ -419,6 +421,7 @@ class EmbeddedBroker:
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
         if self._process is not None:
+            broker_guard.forget(self._process.pid)
             if self._process.poll() is None:
                 self._process.terminate()
                 try:
