@@ -15,6 +15,7 @@ from typing import Any
 from core.model.timeutil import utcnow
 
 QUARANTINE_PAYLOAD_LIMIT = 4096  # enough to diagnose, small enough to keep thousands
+QUARANTINE_DETAIL_LIMIT = 2048   # an error text quoting hostile input stays small
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ class QuarantinedMessage:
     def __post_init__(self) -> None:
         if len(self.payload) > QUARANTINE_PAYLOAD_LIMIT:
             object.__setattr__(self, "payload", self.payload[:QUARANTINE_PAYLOAD_LIMIT])
+        if len(self.detail) > QUARANTINE_DETAIL_LIMIT:
+            cut = self.detail[:QUARANTINE_DETAIL_LIMIT - 20]
+            object.__setattr__(self, "detail", f"{cut} ... ({len(self.detail)} chars)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,28 +343,139 @@ def json_str(value: str) -> str:
     """``value`` as a JSON string, as telemetry payloads write it."""
     return _encode_str(value)
 
-def decode_json_object(payload: bytes, what: str) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD_BYTES:
+# Bounds a value must respect to be stored and summed anywhere downstream:
+# seq is exact in a JSON number (2^53), uptime fits a century, readings stay far
+# from float64 overflow even summed over millions of rows (PostgreSQL's bucket
+# averages failed on two 1.7e308 readings), names fit their columns.
+MAX_SEQ = 2**53 - 1
+MAX_UPTIME_S = 100 * 366 * 86_400
+MAX_METRIC_MAGNITUDE = 1e15
+MAX_NAME_LENGTH = 64
+MAX_TEXT_LENGTH = 256
+# Documents (shadow, jobs, commands, status): nesting and integers an attacker
+# could use to exhaust the stack or the database's number types.
+MAX_DOCUMENT_DEPTH = 32
+MAX_DOCUMENT_INT = 2**63 - 1
+DEVICE_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}")
+FIRMWARE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.+-]{0,63}")
+# C0/C1 controls, and the bidirectional overrides/isolates that make a text
+# display differently from what it is (CVE-2021-42574 "Trojan Source").
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                          "\u2066-\u2069\ud800-\udfff]")
+
+
+def has_unsafe_text(value: str) -> bool:
+    """Control characters, bidirectional overrides or lone surrogates."""
+    return _UNSAFE_TEXT.search(value) is not None
+
+
+def _check_name(where: str, field_name: str, value: Any, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError("wrong_type", f"{where}: {field_name} must be a string")
+    if value and (len(value) > MAX_NAME_LENGTH or pattern.fullmatch(value) is None):
+        shown = value[:MAX_NAME_LENGTH].encode("ascii", "backslashreplace").decode()
         raise ProtocolError(
-            "oversized", f"{what} is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
-        )
-    try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
-    except _NonFinite as exc:
-        raise ProtocolError("non_finite", f"{what} contains {exc.args[0]}, not a number") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("malformed_json", f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ProtocolError("not_object", f"{what} must be a JSON object, got {type(obj).__name__}")
-    return obj
+            "invalid_name", f"{where}: {field_name} {shown!r} must be 1-{MAX_NAME_LENGTH} "
+            "letters, digits or . _ : - (+ in versions), starting with a letter or digit")
+    return value
 
 
 class _NonFinite(ValueError):
     pass
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> Any:
     raise _NonFinite(name)
+
+
+def _bounded_int(text: str) -> int:
+    # checked on the text first: int() of a 1 MB digit string is itself the attack
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_DOCUMENT_INT:
+        raise _OutOfRange(f"integer of {len(text)} digits")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (_INF, -_INF):
+        raise _NonFinite(text[:32])  # 1e999 parses to inf without the constants
+    return value
+
+
+def _depth_exceeds(obj: Any, limit: int) -> bool:
+    """Iterative, so the check itself cannot overflow the stack."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def decode_json_object(payload: bytes, what: str, *, document: bool = False) -> dict[str, Any]:
+    """Parse one JSON object from outside; anything wrong raises ``ProtocolError``.
+
+    Whatever the bytes, nothing else escapes: deep nesting (``RecursionError``),
+    integers over 4,300 digits (``ValueError``), invalid UTF-8, lone surrogates.
+    ``document=True`` (shadow, jobs, commands, status) also bounds integers to
+    64 bits, refuses numbers that overflow to infinity, strings that are not
+    valid Unicode, and nesting deeper than ``MAX_DOCUMENT_DEPTH``."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise ProtocolError("malformed_json", f"{what} is not bytes")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(
+            "oversized", f"{what} is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    try:
+        if document:
+            obj = json.loads(bytes(payload), parse_constant=_reject_constant,
+                             parse_int=_bounded_int, parse_float=_finite_float)
+        else:
+            obj = json.loads(bytes(payload), parse_constant=_reject_constant)
+    except _NonFinite as exc:
+        raise ProtocolError("non_finite", f"{what} contains {exc.args[0]}, not a number") from None
+    except _OutOfRange as exc:
+        raise ProtocolError("out_of_range", f"{what} contains an {exc.args[0]}; at most "
+                                            "64-bit integers are accepted") from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("invalid_encoding",
+                            f"{what} is not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise ProtocolError("too_deep", f"{what} is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("malformed_json", f"{what} is not valid JSON: {exc}") from None
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        # e.g. an integer over 4,300 digits (int's own limit)
+        raise ProtocolError("malformed_json",
+                            f"{what} is not valid JSON: {type(exc).__name__}: "
+                            f"{str(exc)[:200]}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("not_object", f"{what} must be a JSON object, got {type(obj).__name__}")
+    if document:
+        if _depth_exceeds(obj, MAX_DOCUMENT_DEPTH):
+            raise ProtocolError("too_deep", f"{what} is nested deeper than "
+                                            f"{MAX_DOCUMENT_DEPTH} levels")
+        try:
+            _ENCODER.encode(obj).encode()  # ensure_ascii: lone surrogates would pass
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("invalid_encoding",
+                                f"{what} contains text that is not valid Unicode") from None
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError("malformed_json", f"{what} cannot be stored: "
+                                                  f"{type(exc).__name__}") from None
+    return obj
 
 
 def decode_telemetry(payload: bytes, *, topic_device_id: str, now_ms: int) -> Telemetry:
@@ -388,9 +499,12 @@ def decode_telemetry(payload: bytes, *, topic_device_id: str, now_ms: int) -> Te
         )
     seq, ts = obj["seq"], obj["ts"]
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise ProtocolError("wrong_type", f"{where}: seq {seq!r} must be a non-negative integer")
+        raise ProtocolError("wrong_type",
+                            f"{where}: seq {_short(seq)} must be a non-negative integer")
+    if seq > MAX_SEQ:
+        raise ProtocolError("out_of_range", f"{where}: seq {_short(seq)} is over 2^53 - 1")
     if isinstance(ts, bool) or not isinstance(ts, int):
-        raise ProtocolError("wrong_type", f"{where}: ts {ts!r} must be epoch milliseconds")
+        raise ProtocolError("wrong_type", f"{where}: ts {_short(ts)} must be epoch milliseconds")
     if ts > now_ms + MAX_FUTURE_MS:
         raise ProtocolError(
             "ts_future", f"{where}: ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future"
@@ -407,18 +521,35 @@ def decode_telemetry(payload: bytes, *, topic_device_id: str, now_ms: int) -> Te
         if METRIC_PATTERN.fullmatch(name) is None:
             raise ProtocolError("wrong_type", f"{where}: metric name {name!r} is not valid")
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProtocolError("wrong_type", f"{where}: metric {name} = {value!r} is not a number")
-        if not math.isfinite(value):
+            raise ProtocolError("wrong_type",
+                                f"{where}: metric {name} = {_short(value)} is not a number")
+        if isinstance(value, float) and not math.isfinite(value):
             raise ProtocolError("non_finite", f"{where}: metric {name} = {value!r} is not finite")
+        if not -MAX_METRIC_MAGNITUDE <= value <= MAX_METRIC_MAGNITUDE:
+            raise ProtocolError("out_of_range", f"{where}: metric {name} = {_short(value)} is "
+                                                f"beyond ±{MAX_METRIC_MAGNITUDE:g}")
         clean[name] = float(value)
-    device_type = obj.get("type", "")
-    firmware = obj.get("fw", "")
+    device_type = _check_name(where, "type", obj.get("type", ""), DEVICE_TYPE_PATTERN)
+    firmware = _check_name(where, "fw", obj.get("fw", ""), FIRMWARE_PATTERN)
     uptime = obj.get("uptime")
-    if not isinstance(device_type, str) or not isinstance(firmware, str):
-        raise ProtocolError("wrong_type", f"{where}: type and fw must be strings")
-    if uptime is not None and (isinstance(uptime, bool) or not isinstance(uptime, int)):
-        raise ProtocolError("wrong_type", f"{where}: uptime {uptime!r} must be whole seconds")
+    if uptime is not None:
+        if isinstance(uptime, bool) or not isinstance(uptime, int):
+            raise ProtocolError("wrong_type",
+                                f"{where}: uptime {_short(uptime)} must be whole seconds")
+        if not 0 <= uptime <= MAX_UPTIME_S:
+            raise ProtocolError("out_of_range", f"{where}: uptime {_short(uptime)} must be "
+                                                f"0-{MAX_UPTIME_S} seconds")
     return Telemetry(device_id, seq, ts, clean, device_type, firmware, uptime)
+
+
+def _short(value: Any) -> str:
+    """A value for an error message: never the whole of a hostile one (a repr of
+    a 4,000-digit integer is itself slow, and an error text is stored)."""
+    if isinstance(value, int) and not isinstance(value, bool) and (
+            value.bit_length() > 64):
+        return f"<integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # ------------------------------------------------------------------ status
@@ -445,15 +576,23 @@ class Status:
 
 def decode_status(payload: bytes, *, topic_device_id: str) -> Status:
     where = f"status from {topic_device_id}"
-    obj = decode_json_object(payload, where)
+    obj = decode_json_object(payload, where, document=True)
     state = obj.get("state")
     if state not in ("online", "offline"):
-        raise ProtocolError("wrong_type", f"{where}: state {state!r} must be online or offline")
+        raise ProtocolError("wrong_type",
+                            f"{where}: state {_short(state)} must be online or offline")
     ts = obj.get("ts")
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
-        raise ProtocolError("wrong_type", f"{where}: ts {ts!r} must be epoch milliseconds")
-    return Status(state, ts, str(obj.get("type", "")), str(obj.get("fw", "")),
-                  str(obj.get("reason", "")))
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)
+                           or not 0 <= ts <= MAX_SEQ):
+        raise ProtocolError("wrong_type", f"{where}: ts {_short(ts)} must be epoch milliseconds")
+    device_type = _check_name(where, "type", obj.get("type", ""), DEVICE_TYPE_PATTERN)
+    firmware = _check_name(where, "fw", obj.get("fw", ""), FIRMWARE_PATTERN)
+    reason = obj.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_TEXT_LENGTH or has_unsafe_text(reason):
+        raise ProtocolError("wrong_type", f"{where}: reason must be text of at most "
+                                          f"{MAX_TEXT_LENGTH} characters without control "
+                                          "characters")
+    return Status(state, ts, device_type, firmware, reason)
 
 
 # ------------------------------------------------------------------ commands
@@ -498,11 +637,14 @@ def _require_str(obj: dict[str, Any], name: str, where: str) -> str:
     value = obj.get(name)
     if not isinstance(value, str) or not value:
         raise ProtocolError("missing_field", f"{where}: {name!r} must be a non-empty string")
+    if len(value) > 128 or has_unsafe_text(value):
+        raise ProtocolError("wrong_type", f"{where}: {name!r} must be at most 128 characters "
+                                          "without control characters")
     return value
 
 
 def decode_command_request(payload: bytes, *, where: str = "command") -> CommandRequest:
-    obj = decode_json_object(payload, where)
+    obj = decode_json_object(payload, where, document=True)
     params = obj.get("params", {})
     if not isinstance(params, dict):
         raise ProtocolError("wrong_type", f"{where}: params must be an object")
@@ -516,7 +658,7 @@ def decode_command_request(payload: bytes, *, where: str = "command") -> Command
 
 
 def decode_command_response(payload: bytes, *, where: str = "command response") -> CommandResponse:
-    obj = decode_json_object(payload, where)
+    obj = decode_json_object(payload, where, document=True)
     ok = obj.get("ok")
     if not isinstance(ok, bool):
         raise ProtocolError("wrong_type", f"{where}: 'ok' must be true or false")
@@ -524,11 +666,14 @@ def decode_command_response(payload: bytes, *, where: str = "command response") 
     if not isinstance(result, dict):
         raise ProtocolError("wrong_type", f"{where}: result must be an object")
     ts = obj.get("ts")
+    error = obj.get("error", "")
+    if not isinstance(error, str):
+        raise ProtocolError("wrong_type", f"{where}: error must be a string")
     return CommandResponse(
         _require_str(obj, "request_id", where),
         _require_str(obj, "command", where),
         ok,
         result,
-        str(obj.get("error", "")),
+        error[:1024],
         ts if isinstance(ts, int) else None,
     )

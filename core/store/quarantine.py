@@ -1,16 +1,24 @@
-"""SQL quarantine: messages the hub refused, newest first."""
+"""SQL quarantine: messages the hub refused, newest first.
+
+Bounded: rows older than ``max_age`` and all but the newest ``max_rows`` are
+deleted as new rows come in (checked every ``CHECK_EVERY_ROWS`` rows or
+``CHECK_EVERY_S`` seconds), so a flood of bad messages costs a bounded amount
+of disk, whoever writes them."""
 
 from __future__ import annotations
 
 import builtins
+import threading
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import sessionmaker
 
-from core.model.link import QUARANTINE_PAYLOAD_LIMIT, QuarantinedMessage
+from core.model.link import QUARANTINE_DETAIL_LIMIT, QUARANTINE_PAYLOAD_LIMIT, QuarantinedMessage
+from core.model.timeutil import utcnow
 from core.ports.hub import QuarantineStore
 from core.store.schema import QuarantineRow, table_of
 
@@ -21,12 +29,24 @@ _q = table_of(QuarantineRow)
 # (PostgreSQL enforces VARCHAR lengths; SQLite does not).
 _DEVICE_ID_MAX = 128
 _REASON_MAX = 64
+_TOPIC_MAX = 4096
+
+DEFAULT_MAX_AGE = timedelta(days=30)
+DEFAULT_MAX_ROWS = 100_000
+CHECK_EVERY_ROWS = 1000
+CHECK_EVERY_S = 60.0
 
 
 class SqlQuarantineStore(QuarantineStore):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, max_age: timedelta = DEFAULT_MAX_AGE,
+                 max_rows: int = DEFAULT_MAX_ROWS) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.max_age = max_age
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._rows_since_check = 0
+        self._checked_at = time.monotonic()
 
     def add_many(self, messages: Sequence[QuarantinedMessage]) -> None:
         """One executemany in one transaction; ``message_id`` is assigned by
@@ -35,6 +55,25 @@ class SqlQuarantineStore(QuarantineStore):
             return
         with self._engine.begin() as conn:
             conn.execute(insert(_q), [_to_row(m) for m in messages])
+        with self._lock:
+            self._rows_since_check += len(messages)
+            due = (self._rows_since_check >= CHECK_EVERY_ROWS
+                   or time.monotonic() - self._checked_at >= CHECK_EVERY_S)
+            if due:
+                self._rows_since_check = 0
+                self._checked_at = time.monotonic()
+        if due:
+            self.enforce_retention()
+
+    def enforce_retention(self, now: datetime | None = None) -> int:
+        """Delete rows past ``max_age`` and beyond the newest ``max_rows``."""
+        deleted = self.purge_before((now or utcnow()) - self.max_age)
+        with self._engine.begin() as conn:
+            cutoff = conn.scalar(select(_q.c.id).order_by(_q.c.id.desc())
+                                 .offset(self.max_rows).limit(1))
+            if cutoff is not None:
+                deleted += int(conn.execute(delete(_q).where(_q.c.id <= cutoff)).rowcount)
+        return deleted
 
     def list(
         self, *, limit: int = 500, reason: str | None = None, device_id: str | None = None
@@ -61,13 +100,22 @@ class SqlQuarantineStore(QuarantineStore):
             return int(conn.execute(delete(_q).where(_q.c.received_at < cutoff)).rowcount)
 
 
+def _text(value: str, limit: int) -> str:
+    """Storable text: no NUL (PostgreSQL refuses it in text), no lone
+    surrogates (no encoding can write them), at most ``limit`` characters."""
+    if not (value.isascii() and "\x00" not in value):
+        value = value[:limit * 6].encode("utf-8", "backslashreplace").decode("utf-8")
+        value = value.replace("\x00", "\\x00")
+    return value[:limit]
+
+
 def _to_row(m: QuarantinedMessage) -> dict[str, Any]:
     return {
         "received_at": m.received_at,
-        "topic": m.topic,
-        "device_id": None if m.device_id is None else m.device_id[:_DEVICE_ID_MAX],
-        "reason": m.reason[:_REASON_MAX],
-        "detail": m.detail,
+        "topic": _text(m.topic, _TOPIC_MAX),
+        "device_id": None if m.device_id is None else _text(m.device_id, _DEVICE_ID_MAX),
+        "reason": _text(m.reason, _REASON_MAX),
+        "detail": _text(m.detail, QUARANTINE_DETAIL_LIMIT),
         "payload": bytes(m.payload[:QUARANTINE_PAYLOAD_LIMIT]),
     }
 

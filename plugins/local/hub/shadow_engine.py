@@ -15,7 +15,18 @@ from typing import Any
 
 from core.ports.shadows import ShadowDocument
 
-MAX_STATE_BYTES = 8 * 1024  # IoT Core's limit on a shadow's state document
+# IoT Core's limits on a classic shadow: the stored state (desired and reported,
+# metadata excluded) at most 8 KB after every merge; at most 6 levels of nesting
+# in each section; a clientToken of at most 64 bytes. The messages are IoT Core's.
+MAX_STATE_BYTES = 8 * 1024
+MAX_STATE_DEPTH = 6
+MAX_CLIENT_TOKEN_BYTES = 64
+TOO_LARGE = (413, "The payload exceeds the maximum size allowed")
+TOO_DEEP = (400, "JSON contains too many levels of nesting; maximum is 6")
+BAD_TOKEN = (400, "Invalid clientToken")
+INVALID_JSON = (400, "Invalid JSON")
+NOT_UTF8 = (415, "Unsupported documented encoding; supported encoding is UTF-8")
+INTERNAL = (500, "Internal service failure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,42 @@ def metadata_for(section: dict[str, Any], now: int) -> dict[str, Any]:
             for k, v in section.items()}
 
 
+def _depth(value: Any) -> int:
+    """Levels of nesting of objects (arrays count as a level too), iteratively."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _state_bytes(desired: dict[str, Any], reported: dict[str, Any]) -> int:
+    state = {k: v for k, v in (("desired", desired), ("reported", reported)) if v}
+    return len(json.dumps(state, separators=(",", ":")).encode())
+
+
+def token_error(token: Any) -> tuple[int, str] | None:
+    if token is None:
+        return None
+    if not isinstance(token, str) or len(token.encode("utf-8", "replace")) > (
+            MAX_CLIENT_TOKEN_BYTES):
+        return BAD_TOKEN
+    return None
+
+
+def rejected(error: tuple[int, str], token: Any, now: int) -> Outcome:
+    """A rejection with IoT Core's code and message; the token echoed only when usable."""
+    return _rejected(error[0], error[1], token if token_error(token) is None else None, now)
+
+
 def _with_token(body: dict[str, Any], token: Any) -> dict[str, Any]:
     if token is not None:
         body["clientToken"] = token
@@ -74,6 +121,8 @@ def _document_view(doc: ShadowDocument, now: int) -> dict[str, Any]:
 
 def handle_get(doc: ShadowDocument | None, request: dict[str, Any], now: int) -> Outcome:
     token = request.get("clientToken")
+    if token_error(token):
+        return rejected(BAD_TOKEN, None, now)
     if doc is None:
         return _rejected(404, f"No shadow exists with name: '{request.get('_thing', '')}'",
                          token, now)
@@ -87,6 +136,8 @@ def handle_get(doc: ShadowDocument | None, request: dict[str, Any], now: int) ->
 
 def handle_delete(doc: ShadowDocument | None, request: dict[str, Any], now: int) -> Outcome:
     token = request.get("clientToken")
+    if token_error(token):
+        return rejected(BAD_TOKEN, None, now)
     if doc is None:
         return _rejected(404, f"No shadow exists with name: '{request.get('_thing', '')}'",
                          token, now)
@@ -99,6 +150,8 @@ def handle_update(device_id: str, doc: ShadowDocument | None, request: Any,
     if not isinstance(request, dict):
         return _rejected(400, "Payload contains invalid json", None, now)
     token = request.get("clientToken")
+    if token_error(token):
+        return rejected(BAD_TOKEN, None, now)
     state = request.get("state")
     if not isinstance(state, dict) or not ({"desired", "reported"} & set(state)):
         return _rejected(400, "Missing required node: state", token, now)
@@ -106,8 +159,10 @@ def handle_update(device_id: str, doc: ShadowDocument | None, request: Any,
         if section in state and state[section] is not None and not isinstance(
                 state[section], dict):
             return _rejected(400, f"State node {section} must be an object", token, now)
-    if len(json.dumps(state)) > MAX_STATE_BYTES:
-        return _rejected(413, "The payload exceeds the maximum size allowed", token, now)
+    if any(_depth(state.get(section)) > MAX_STATE_DEPTH for section in ("desired", "reported")):
+        return rejected(TOO_DEEP, token, now)
+    if len(json.dumps(state, separators=(",", ":")).encode()) > MAX_STATE_BYTES:
+        return rejected(TOO_LARGE, token, now)
     version = request.get("version")
     current_version = doc.version if doc is not None else 0
     if version is not None and (not isinstance(version, int) or version != current_version):
@@ -119,6 +174,9 @@ def handle_update(device_id: str, doc: ShadowDocument | None, request: Any,
         desired = {} if state["desired"] is None else merge(desired, state["desired"])
     if "reported" in state:
         reported = {} if state["reported"] is None else merge(reported, state["reported"])
+    if _state_bytes(desired, reported) > MAX_STATE_BYTES:
+        # the limit is on the stored document: small updates must not grow it past 8 KB
+        return rejected(TOO_LARGE, token, now)
     new = ShadowDocument(device_id, desired, reported, current_version + 1,
                          datetime.fromtimestamp(now, UTC))
 

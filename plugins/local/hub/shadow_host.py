@@ -3,30 +3,65 @@
 Requests are handled on the writer thread (they touch the store) under one
 lock, so a device's update and a console's desired-state change are applied
 one after the other with IoT Core's version rules.
+
+Whatever a request contains, it is answered: a payload that cannot be read
+(not JSON, not UTF-8, nested past any sense, numbers no store can hold, over
+128 KB) gets ``/rejected`` with IoT Core's code and message, is counted by
+reason and quarantined, and the next request is handled as if nothing
+happened. Only the store's own failures propagate, so the hub can keep the
+request until the database is back.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 from core.errors import ConcurrentModification
+from core.model.link import QuarantinedMessage
+from core.model.timeutil import utcnow
 from core.ports.hub import ShadowStore
 from core.ports.live import EventKind, FleetEvent
 from core.ports.shadows import ShadowDocument
 from core.protocol.payloads import ProtocolError, decode_json_object
 from core.protocol.topics import ShadowOp, parse_shadow_topic, shadow_topic
-from plugins.local.hub.shadow_engine import Outcome, handle_delete, handle_get, handle_update
+from plugins.local.hub.shadow_engine import (
+    INTERNAL,
+    INVALID_JSON,
+    NOT_UTF8,
+    TOO_DEEP,
+    TOO_LARGE,
+    Outcome,
+    handle_delete,
+    handle_get,
+    handle_update,
+    rejected,
+)
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], None]
+Quarantine = Callable[[Sequence[QuarantinedMessage]], None]
+
+# decode failures (ProtocolError.reason) -> IoT Core's answer
+_DECODE_ERRORS = {
+    "oversized": TOO_LARGE,
+    "too_deep": TOO_DEEP,
+    "invalid_encoding": NOT_UTF8,
+}
 
 
 class ShadowHost:
-    def __init__(self, store: ShadowStore, publish: Publish) -> None:
+    def __init__(self, store: ShadowStore, publish: Publish, *,
+                 quarantine: Quarantine | None = None) -> None:
         self._store = store
         self._publish = publish
+        self._quarantine = quarantine
         self._lock = threading.Lock()
+        self.rejected_by_reason: Counter[str] = Counter()
 
     def handle(self, topic: str, payload: bytes, now_s: int) -> list[FleetEvent]:
         parsed = parse_shadow_topic(topic)
@@ -34,43 +69,79 @@ class ShadowHost:
             return []  # our own replies (accepted/rejected/delta/documents) come back too
         thing = parsed.thing
         with self._lock:
+            try:
+                request = decode_json_object(
+                    payload, f"shadow {parsed.op.value} for {thing}", document=True,
+                ) if payload.strip() else {}
+            except ProtocolError as exc:
+                error = _DECODE_ERRORS.get(exc.reason, INVALID_JSON)
+                self._send(thing, parsed.op, rejected(error, None, now_s), detail=str(exc))
+                return self._refused(topic, payload, thing, exc.reason, str(exc))
             current = self._store.get(thing)
             try:
-                request = decode_json_object(payload, f"shadow {parsed.op.value} for {thing}") \
-                    if payload.strip() else {}
-            except ProtocolError as exc:
-                outcome = handle_update(thing, current, None, now_s)
-                self._send(thing, parsed.op, outcome, detail=str(exc))
-                return []
-            request.setdefault("_thing", thing)
-            if parsed.op is ShadowOp.GET:
-                outcome = handle_get(current, request, now_s)
-            elif parsed.op is ShadowOp.DELETE:
-                outcome = handle_delete(current, request, now_s)
-                if outcome.deleted:
-                    self._store.delete(thing)
-            else:
-                request.pop("_thing", None)
-                outcome = handle_update(thing, current, request, now_s)
-                if outcome.document is not None:
-                    try:
-                        self._store.save(outcome.document,
-                                         expected_version=None if current is None
-                                         else current.version)
-                    except ConcurrentModification:
-                        outcome = handle_update(thing, current,
-                                                {**request, "version": -1}, now_s)
+                outcome = self._answer(thing, parsed.op, current, request, now_s)
+            except ConcurrentModification:
+                raise
+            except Exception as exc:  # a request must never stop the hub
+                if _is_store_error(exc):
+                    raise  # the hub keeps the request until the database is back
+                log.exception("shadow %s for %s failed", parsed.op.value, thing)
+                self._send(thing, parsed.op, rejected(INTERNAL, None, now_s))
+                return self._refused(topic, payload, thing, "internal_error",
+                                     f"{type(exc).__name__}: {exc}")
             self._send(thing, parsed.op, outcome)
+        if outcome.replies and outcome.replies[0].suffix == "rejected":
+            self.rejected_by_reason[str(outcome.replies[0].body.get("code"))] += 1
         if outcome.document is not None or outcome.deleted:
             document = outcome.document or ShadowDocument(thing)
             return [FleetEvent(EventKind.SHADOW, thing, data={"document": document})]
         return []
 
+    def _answer(self, thing: str, op: ShadowOp, current: ShadowDocument | None,
+                request: dict[str, object], now_s: int) -> Outcome:
+        if op is ShadowOp.GET:
+            return handle_get(current, {**request, "_thing": thing}, now_s)
+        if op is ShadowOp.DELETE:
+            outcome = handle_delete(current, {**request, "_thing": thing}, now_s)
+            if outcome.deleted:
+                self._store.delete(thing)
+            return outcome
+        request.pop("_thing", None)
+        outcome = handle_update(thing, current, request, now_s)
+        if outcome.document is not None:
+            try:
+                self._store.save(outcome.document,
+                                 expected_version=None if current is None else current.version)
+            except ConcurrentModification:
+                outcome = handle_update(thing, current, {**request, "version": -1}, now_s)
+        return outcome
+
+    def _refused(self, topic: str, payload: bytes, thing: str, reason: str,
+                 detail: str) -> list[FleetEvent]:
+        """Counted and quarantined; the answer went out already."""
+        self.rejected_by_reason[reason] += 1
+        message = QuarantinedMessage(topic, f"shadow_{reason}"[:64], detail, bytes(payload),
+                                     thing, utcnow())
+        if self._quarantine is not None:
+            try:
+                self._quarantine([message])
+            except Exception:  # noqa: BLE001 - the answer went out; the row is only diagnosis
+                log.warning("could not quarantine a refused shadow request for %s", thing)
+        return [FleetEvent(EventKind.REJECTED, thing, data={"message": message})]
+
     def _send(self, thing: str, op: ShadowOp, outcome: Outcome, *, detail: str = "") -> None:
         for reply in outcome.replies:
             body = dict(reply.body)
             if detail and reply.suffix == "rejected":
-                body["message"] = f"{body['message']}: {detail}"
+                body["message"] = f"{body['message']}: {detail[:512]}"
             suffix_op = ShadowOp.UPDATE if reply.suffix in ("delta", "documents") else op
             self._publish(shadow_topic(thing, suffix_op, reply.suffix),
                           json.dumps(body, separators=(",", ":")).encode())
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    """Errors of the database layer (SQLAlchemy's, or the driver's), by module,
+    so this module needs no database import."""
+    return any(type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2",
+                                                   "sqlite3")
+               for e in (exc, exc.__cause__, exc.__context__) if e is not None)

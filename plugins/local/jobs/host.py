@@ -21,6 +21,8 @@ from typing import Any
 
 from core.errors import IllegalTransition, NotFound, ValidationError
 from core.model import Deployment, Execution, ExecutionStatus
+from core.model.link import QuarantinedMessage
+from core.model.timeutil import utcnow
 from core.ports.deployments import DeploymentService
 from core.ports.live import FleetEvent
 from core.protocol.ota import DETAIL_MESSAGE
@@ -61,6 +63,8 @@ class JobsHost:
         # Called (outside the lock) with every execution a device or a step
         # timer moved to a terminal state: the rollout engine's abort check.
         self.on_terminal: Callable[[Execution], None] | None = None
+        # Requests that could not be read are kept for diagnosis (the hub's quarantine).
+        self.quarantine: Callable[[Sequence[QuarantinedMessage]], None] | None = None
         self.accepted_by_api: Counter[str] = Counter()
         self.rejected_by_code: Counter[str] = Counter()
         self._documents: dict[str, dict[str, Any]] = {}
@@ -86,9 +90,12 @@ class JobsHost:
             return []  # our own replies and notifications come back on the wildcard
         try:
             request = decode_json_object(payload, f"jobs {route.api.value} request from "
-                                                  f"{thing}") if payload.strip() else {}
+                                                  f"{thing}", document=True) \
+                if payload.strip() else {}
         except ProtocolError as exc:
+            # deep nesting, huge integers, bad UTF-8 included: answered, never raised
             self._reject(topic, JobsError(ErrorCode.INVALID_JSON, str(exc)), None, now)
+            self._quarantine_request(topic, payload, thing, f"jobs_{exc.reason}", str(exc))
             return []
         terminal: list[Execution] = []
         token = api.client_token_of(request)
@@ -286,6 +293,16 @@ class JobsHost:
     def _reject(self, topic: str, error: JobsError, token: str | None, now: int) -> None:
         self.rejected_by_code[error.code.value] += 1
         self._reply(topic, "rejected", api.error_response(error, token, now))
+
+    def _quarantine_request(self, topic: str, payload: bytes, thing: str, reason: str,
+                            detail: str) -> None:
+        if self.quarantine is None:
+            return
+        try:
+            self.quarantine([QuarantinedMessage(topic, reason[:64], detail, bytes(payload),
+                                                thing, utcnow())])
+        except Exception:  # noqa: BLE001 - the answer went out; the row is only diagnosis
+            log.warning("could not quarantine a refused jobs request from %s", thing)
 
     def _finished(self, executions: Sequence[Execution]) -> None:
         if self.on_terminal is None:

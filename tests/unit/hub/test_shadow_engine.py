@@ -69,3 +69,28 @@ def test_delete():
     out = handle_delete(doc, {}, NOW)
     assert out.deleted and replies(out)["accepted"]["version"] == 4
     assert replies(handle_delete(None, {}, NOW))["rejected"]["code"] == 404
+
+
+def test_iot_core_limits_8kb_after_merge_nesting_and_client_token():
+    # each update is small; together they would pass 8 KB: the one that would is refused
+    doc = None
+    for i in range(20):
+        out = handle_update("d1", doc, {"state": {"reported": {f"k{i}": "v" * 500}}}, NOW)
+        if out.document is None:
+            break
+        doc = out.document
+    rejected = replies(out)["rejected"]
+    assert rejected["code"] == 413
+    assert rejected["message"] == "The payload exceeds the maximum size allowed"
+    assert 14 <= doc.version <= 16  # the shadow kept what fitted
+    deep = {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}
+    out = handle_update("d1", None, {"state": {"desired": deep}}, NOW)
+    assert replies(out)["rejected"] == {
+        "code": 400, "message": "JSON contains too many levels of nesting; maximum is 6",
+        "timestamp": NOW}
+    assert handle_update("d1", None, {"state": {"desired": deep["a"]}}, NOW).document
+    for handler, args in ((handle_update, ("d1", None)), (handle_get, (None,)),
+                          (handle_delete, (None,))):
+        out = handler(*args, {"state": {"desired": {"x": 1}}, "clientToken": "t" * 65}, NOW)
+        assert replies(out)["rejected"]["message"] == "Invalid clientToken"
+        assert "clientToken" not in replies(out)["rejected"]
