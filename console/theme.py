@@ -22,8 +22,9 @@ opened right after a switch, that crashed the console inside Qt.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import pyqtgraph as pg
 import shiboken6
@@ -157,13 +158,26 @@ def follow_theme(owner: QObject, callback: Callable[[ThemeColors], None]) -> Non
     owner.destroyed.connect(forget)
 
 
+# Roles whose colour is translated on a switch. Accent and status colours are
+# left alone: a curve or a legend swatch drawn in one must keep matching the
+# other items of its series.
+_NEUTRAL_ROLES = ("plot_foreground", "plot_background", "text", "secondary", "disabled",
+                  "border", "surface", "window", "icon")
+_HEX = re.compile(r"#[0-9a-fA-F]{6}\b")
+
+
 def _colour_map(old: ThemeColors, new: ThemeColors) -> dict[str, str]:
-    """#rrggbb of every colour of the old theme -> the colour of the same role
-    in the new one (first role wins where two roles share a colour)."""
+    """#rrggbb of each neutral colour of the old theme -> the colour of the same
+    role in the new one (first role wins where two roles share a colour)."""
     out: dict[str, str] = {}
-    for f in fields(ThemeColors):
-        out.setdefault(QColor(getattr(old, f.name)).name(), getattr(new, f.name))
+    for name in _NEUTRAL_ROLES:
+        out.setdefault(QColor(getattr(old, name)).name(), QColor(getattr(new, name)).name())
     return out
+
+
+def _translated_html(text: str, mapping: dict[str, str]) -> str:
+    """Inline colours of rich-text labels (legends drawn as one title line)."""
+    return _HEX.sub(lambda m: mapping.get(m.group(0).lower(), m.group(0)), text)
 
 
 def _translated(colour: QColor, mapping: dict[str, str]) -> QColor | None:
@@ -211,8 +225,12 @@ def style_chart(view: pg.GraphicsView, c: ThemeColors,
         elif isinstance(item, pg.LabelItem):
             current = item.opts.get("color")
             colour = None if current is None else _translated(pg.mkColor(current), mapping)
+            text = _translated_html(item.text, mapping) if isinstance(item.text, str) \
+                else item.text
             if current is None or colour is not None:
-                item.setText(item.text, color=fg if current is None else colour.name())
+                item.setText(text, color=fg if colour is None else colour.name())
+            elif text != item.text:
+                item.setText(text)
         elif isinstance(item, pg.TextItem):
             colour = _translated(item.color, mapping)
             if colour is not None:
