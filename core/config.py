@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, ValidationError
+from core.model.ids import is_valid_device_id
 from core.model.roles import Role
 
 BACKENDS = ("local", "aws")
@@ -83,6 +84,9 @@ class Config:
     # The role asked for (core.model.roles); empty means the profile's default
     # (core.identity.default_role: admin for the one-process set-up).
     role: str = ""
+    # Who may appear by publishing, per organization ("*": every other one):
+    # "open", "known-only" or "rate-limited [N/min]" (the hub enforces it).
+    registration: dict[str, str] = field(default_factory=dict)
 
     @property
     def profile(self) -> Profile:
@@ -94,7 +98,9 @@ class Config:
         return self.profile.database or f"sqlite:///{self.data_dir / 'smartiot.db'}"
 
 
-TOP_LEVEL_KEYS = {"profile": str, "theme": str, "user": str, "role": str, "profiles": dict}
+TOP_LEVEL_KEYS = {"profile": str, "theme": str, "user": str, "role": str, "profiles": dict,
+                  "registration": dict}
+REGISTRATION_POLICY = re.compile(r"open|known-only|rate-limited(?: [1-9][0-9]{0,6}/min)?")
 
 ENV_TOP = {
     "SMARTIOT_PROFILE": "profile",
@@ -119,6 +125,7 @@ def load_config(
     env = os.environ if env is None else env
     raw = _read_toml(path)
     top: dict[str, Any] = {}
+    registration: dict[str, str] = {}
     profiles = dict(BUILTIN_PROFILES)
     where = str(path)
     for key, value in raw.items():
@@ -131,6 +138,8 @@ def load_config(
                 )
             for name, table in value.items():
                 profiles[name] = _parse_profile(where, name, table, profiles.get(name))
+        elif key == "registration":
+            registration = _parse_registration(where, value)
         else:
             top[key] = _expect_str(where, key, value)
 
@@ -173,7 +182,23 @@ def load_config(
         except ValidationError as exc:
             raise ConfigError(f"{where}: key 'role': {exc}") from None
     return Config(path=path, data_dir=data_dir, profile_name=profile_name, profiles=profiles,
-                  theme=theme, user=user, role=role)
+                  theme=theme, user=user, role=role, registration=registration)
+
+
+def _parse_registration(where: str, table: Any) -> dict[str, str]:
+    """``[registration]``: organization (or "*") = policy."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: 'registration' must be a table of organization = policy")
+    policies: dict[str, str] = {}
+    for org, policy in table.items():
+        if org != "*" and not is_valid_device_id(org):
+            raise ConfigError(f"{where}: registration: {org!r} is not an organization name")
+        if not isinstance(policy, str) or REGISTRATION_POLICY.fullmatch(policy) is None:
+            raise ConfigError(
+                f"{where}: key 'registration.{org}' must be \"open\", \"known-only\" or "
+                f"\"rate-limited N/min\", got {policy!r}")
+        policies[org] = policy
+    return policies
 
 
 def _login_name() -> str:

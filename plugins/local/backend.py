@@ -23,6 +23,7 @@ from core.store import Store
 from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
 from plugins.local.hub.hub import Hub, hub_client_id
+from plugins.local.hub.ingest import registration_policies
 from plugins.local.hub.mqtt_link import MqttLink
 from plugins.local.hub.observer import TeamObserver
 
@@ -168,6 +169,7 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                               alerting=build_alerting(context, store),
                               client_id=hub_client_id(profile.name, context.config.database_url),
                               protocol=4 if getattr(backend.broker, "kind", "") == "amqtt" else 5)
+            backend.hub.ingestor.registration = registration_policies(context.config.registration)
             backend.hub.start()
 
         def link(filters: Any, on_message: Any) -> MqttLink:

@@ -269,13 +269,15 @@ class Hub:
             manual_ack=True, receive_maximum=receive_maximum,
         )
         self.shadows = ShadowHost(store.shadows,
-                                  lambda topic, body: self.link.publish(topic, body, qos=1))
+                                  lambda topic, body: self.link.publish(topic, body, qos=1),
+                                  quarantine=store.quarantine.add_many)
         # Jobs: the device API, the firmware file server its URLs point at,
         # and the rollout engine deciding who is released when (state in the store).
         self.files = file_server or FirmwareFileServer(store.firmware)
         self.jobs = JobsHost(store.deployments,
                              lambda topic, body: self.link.publish(topic, body, qos=1),
                              self.files.presign, clock=clock)
+        self.jobs.quarantine = store.quarantine.add_many
         self.rollout = RolloutEngine(store.deployments, self.jobs, speed=rollout_speed)
         self.jobs.on_terminal = self.rollout.execution_updated
         self._thread = threading.Thread(target=self._run, name="smartiot-hub-writer",

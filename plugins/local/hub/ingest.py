@@ -341,3 +341,8 @@ def _device_of(topic: str) -> str | None:
     except Exception:  # noqa: BLE001 - a topic that does not parse names no device
         return None
     return None if parsed is None else parsed.device_id
+
+
+def registration_policies(config: Mapping[str, str]) -> dict[str, RegistrationPolicy]:
+    """The config's ``[registration]`` table (organization or "*" -> policy text)."""
+    return {org: RegistrationPolicy.parse(text) for org, text in config.items()}
