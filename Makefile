@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEVSTAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts pytest system-deps clean screenshots
+.PHONY: run test lint typecheck contracts pytest system-deps gui-deps xvfb-deps clean screenshots
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -21,12 +21,19 @@ $(DEVSTAMP): $(VENV)/bin/python pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@ $(STAMP)
 
-## make run: create .venv, install, start the console on the embedded local profile
-run: $(STAMP)
+## make run: create .venv, install, bring Qt's X11 libraries, start the console on the
+## embedded local profile (without a display: `xvfb-run -a make run`)
+run: $(STAMP) gui-deps
 	$(VENV)/bin/smartiot
 
 system-deps:
 	@bash scripts/ensure-system-deps.sh
+
+gui-deps:
+	@bash scripts/ensure-system-deps.sh --gui
+
+xvfb-deps:
+	@bash scripts/ensure-system-deps.sh --xvfb
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check .
@@ -47,7 +54,8 @@ test: $(DEVSTAMP) system-deps
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-screenshots: $(DEVSTAMP)
+## make screenshots: every page in light and dark into docs/screenshots/ (under Xvfb)
+screenshots: $(DEVSTAMP) xvfb-deps
 	bash scripts/screenshots.sh
 
 clean:

@@ -156,7 +156,8 @@ def _run_gui(context: AppContext) -> int:
     from console.display import explain_missing_display, has_display
 
     if not has_display():
-        print(explain_missing_display(), file=sys.stderr)
+        commands = [*BUILTIN_COMMANDS, *sorted(context.plugins.cli_commands())]
+        print(explain_missing_display(commands), file=sys.stderr)
         return 3
     from console.app import run_console
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 
 def has_display() -> bool:
@@ -19,12 +20,20 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def explain_missing_display() -> str:
+def explain_missing_display(commands: Sequence[str] = ()) -> str:
+    """``commands``: the subcommands actually registered, so the list never names
+    one that does not exist (or leaves out one a plugin added)."""
+    names = list(dict.fromkeys(["plugins", "config", *commands]))
+    lines = ["    " + ", ".join(f"`smartiot {n}`" for n in names[i:i + 4]) + ","
+             for i in range(0, len(names), 4)]
+    if lines:
+        lines[-1] = lines[-1].rstrip(",")
     return (
         "smartiot: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the "
         "console window cannot open.\n"
         "  - On a desktop, run it from a graphical session.\n"
-        "  - Over SSH, use `ssh -X`, or a virtual screen: `xvfb-run smartiot`.\n"
-        "  - Headless pieces work without a display: `smartiot plugins`, `smartiot config`,\n"
-        "    and (as they arrive) `smartiot hub`, `smartiot simulate`, `smartiot devices list`."
+        "  - Over SSH, use `ssh -X`, or a virtual screen: `xvfb-run -a smartiot`\n"
+        "    (Debian/Ubuntu: `sudo apt-get install xvfb`; `make run` brings Qt's X11 libraries).\n"
+        "  - These commands work without a display (`smartiot COMMAND --help`):\n"
+        + "\n".join(lines)
     )

@@ -175,3 +175,15 @@ def test_snooze_for_a_while_and_ack_without_comment(hub_and_fleet):
     assert entries[0].details["comment"] == "waiting for the spare part"
     listed = smartiot(tmp_path, "alerts", "list", "--database", database)
     assert "(snoozed)" in listed.stdout
+
+
+def test_no_display_lists_the_commands_that_exist(tmp_path):
+    env = {k: v for k, v in _env(tmp_path).items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "console.cli"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert result.returncode == 3
+    assert "as they arrive" not in result.stderr
+    for command in ("hub", "simulate", "devices", "alerts", "firmware", "deploy", "export"):
+        assert f"`smartiot {command}`" in result.stderr
+    assert "xvfb-run -a smartiot" in result.stderr
