@@ -124,12 +124,28 @@ def demo_trusted_key_paths(context: AppContext) -> list[Path]:
     are provisioned with their vendor's, so firmware imported here installs.
     They re-read the public key and ``trusted/`` whenever a job names a key, so
     a key created after the fleet started (the first import, on any machine,
-    keyring or not) is trusted from then on; starting the demo never creates
-    a key."""
+    keyring or not) is trusted from then on. The key itself is made by the
+    demo's firmware update (plugins.local.demo) or by the first import."""
     from core.crypto.keystore import CodeSigningKeys
 
     keys = CodeSigningKeys(context.config.data_dir / "codesign")
     return [keys.public_path, keys.directory / "trusted"]
+
+
+def _offer_demo_firmware_later(context: AppContext, store: Store) -> None:
+    """The demo's firmware update is signed off the start-up path: making the
+    code-signing key may wait on the secret store."""
+    import threading
+
+    from plugins.local.demo import offer_demo_firmware
+
+    def run() -> None:
+        try:
+            offer_demo_firmware(store, context.config.data_dir / "codesign")
+        except Exception:
+            log.exception("the demo firmware update could not be offered")
+
+    threading.Thread(target=run, name="demo-firmware", daemon=True).start()
 
 
 def demo_scenario_path() -> Path:
@@ -163,6 +179,17 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
 
             tls_context = ssl.create_default_context()
 
+        wants_demo = demo_fleet if demo_fleet is not None else profile.demo_fleet
+        wants_demo = wants_demo and profile.broker == "embedded"
+        if wants_demo:
+            # Names and places first, so the hub starts with them in its registry view.
+            from plugins.local.demo import register_demo_devices, scenario_devices
+            from simulator.scenario import load_scenario
+
+            demo_scenario = load_scenario(demo_scenario_path())
+            register_demo_devices(store, scenario_devices(demo_scenario))
+            seed_default_rules(store)
+
         if run_hub if run_hub is not None else profile.hub:
             backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
                               username=hub_login[0], password=hub_login[1],
@@ -191,13 +218,11 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
         backend.commands = client.commands
         backend.shadows = client.shadows
 
-        wants_demo = demo_fleet if demo_fleet is not None else profile.demo_fleet
-        if wants_demo and profile.broker == "embedded":
-            seed_default_rules(store)
+        if wants_demo:
             from simulator.api import RunningFleet
-            from simulator.scenario import load_scenario
 
-            backend.demo = RunningFleet(load_scenario(demo_scenario_path()),
+            _offer_demo_firmware_later(context, store)
+            backend.demo = RunningFleet(demo_scenario,
                                         on_broker=backend.broker,
                                         client_id_prefix="demo-",
                                         trusted_key_paths=demo_trusted_key_paths(context)
