@@ -100,6 +100,24 @@ class AlertRow(Base):
     snoozed_until: Mapped[datetime | None]
     # Optimistic lock: saves are UPDATE ... WHERE version = expected.
     version: Mapped[int] = mapped_column(Integer)
+    resolve_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertEventRow(Base):
+    """One change of an alert, written in the transaction of the change: the
+    history a reopened alert keeps (migration 0007)."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_alert_id", "alert_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(Text, server_default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class FirmwareRow(Base):
