@@ -27,6 +27,7 @@ from console.icons import status_icon
 from console.theme import current_colors
 from core.context import AppContext
 from core.plugins import PluginInfo, PluginStatus
+from core.text import plural
 
 COLUMNS = ("Name", "Status", "Source", "Version", "Hooks", "Error")
 _STATUS_ICON = {
@@ -62,7 +63,7 @@ class PluginsDialog(QDialog):
 
         failed = sum(1 for i in self.infos if i.status is PluginStatus.FAILED)
         self.summary = QLabel(
-            f"{len(self.infos)} plugins, {failed} failed. Failed and blocked plugins are "
+            f"{plural(len(self.infos), 'plugin')}, {failed} failed. Failed and blocked plugins are "
             "disabled; the rest of the console keeps working. "
             "Block a plugin with SMARTIOT_DISABLE_PLUGINS=name."
         )

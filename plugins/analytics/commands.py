@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from core.context import AppContext
+from core.text import plural
 from plugins.analytics import export
 from plugins.analytics.history import HistoryRequest, load_history
 from plugins.analytics.time_args import FORMS, TimeArgError, parse_duration_ms, parse_instant
@@ -108,5 +109,5 @@ def run_export(args: argparse.Namespace, context: AppContext) -> int:
     with manager as target:
         written = export.write(series, target, args.format)
     if args.output is not None:
-        print(f"exported {written:,} rows to {args.output}", file=sys.stderr)
+        print(f"exported {plural(written, 'row')} to {args.output}", file=sys.stderr)
     return 0

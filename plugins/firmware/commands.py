@@ -26,6 +26,7 @@ from core.model.rollout import (
     RolloutConfig,
 )
 from core.services.ota import TargetSpec
+from core.text import plural
 from plugins.firmware.services import (
     deployment_service,
     firmware_library,
@@ -77,7 +78,7 @@ def _fw_add(args: argparse.Namespace, context: AppContext) -> int:
     fw = lib.import_file(args.file, version=args.version, device_type=args.device_type,
                          release_notes=args.notes, allow_downgrade=args.allow_downgrade,
                          signature=signature, progress=progress)
-    print(f"added {fw.firmware_id}  {fw.size} bytes  sha256 {fw.sha256}  signed by key "
+    print(f"added {fw.firmware_id}  {plural(fw.size, 'byte')}  sha256 {fw.sha256}  signed by key "
           f"{fw.key_id}")
     return 0
 
@@ -246,13 +247,13 @@ def _deploy_create(args: argparse.Namespace, context: AppContext) -> int:
     config = job_config_from_args(args)
     plan = service.plan(args.firmware, spec)
     skipped = "; ".join(f"{len(v)} skipped: {k}" for k, v in plan.skipped.items())
-    print(f"{plan.count} devices targeted ({spec.describe()})" + (f"; {skipped}" if skipped
-                                                                  else ""))
+    print(f"{plural(plan.count, 'device')} targeted ({spec.describe()})"
+          + (f"; {skipped}" if skipped else ""))
     if args.dry_run:
         return 0
     d = service.create(args.firmware, spec, config, description=args.description,
                        allow_downgrade=args.allow_downgrade)
-    print(f"created {d.deployment_id}: {d.firmware_id} to {len(d.targets)} devices")
+    print(f"created {d.deployment_id}: {d.firmware_id} to {plural(len(d.targets), 'device')}")
     return 0
 
 
@@ -270,7 +271,7 @@ def _deploy_list(args: argparse.Namespace, context: AppContext) -> int:
 
 def _progress_line(d: Deployment, counts: dict[str, int]) -> str:
     shown = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()) if v)
-    return f"{len(d.targets)} targets: {shown}"
+    return f"{plural(len(d.targets), 'target')}: {shown}"
 
 
 def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
@@ -320,7 +321,7 @@ def _deploy_resume(args: argparse.Namespace, context: AppContext) -> int:
 
 def _deploy_retry(args: argparse.Namespace, context: AppContext) -> int:
     retried = ota_service(context).retry_failed(args.id)
-    print(f"{args.id}: {len(retried)} devices queued for another attempt")
+    print(f"{args.id}: {plural(len(retried), 'device')} queued for another attempt")
     return 0
 
 

@@ -42,6 +42,7 @@ from core.model import Alert, AlertState, Severity
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
+from core.text import plural
 
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
 from .actions import ActionResult, AlertActions
@@ -520,7 +521,7 @@ class AlertsPage(QWidget):
         if len(selected) == 1:
             self.detail.show_alert(selected[0])
         elif selected:
-            self.detail.clear(f"{len(selected)} alerts selected")
+            self.detail.clear(f"{plural(len(selected), 'alert')} selected")
         else:
             self.detail.clear()
 
@@ -573,7 +574,7 @@ class AlertsPage(QWidget):
     def _ask_comment(self, title: str, targets: list[Alert],
                      then: Callable[[str], None]) -> None:
         what = (f"{targets[0].device_id}: {targets[0].message}" if len(targets) == 1
-                else f"{len(targets)} alerts")
+                else plural(len(targets), "alert"))
         dialog = CommentDialog(title, f"{title.rstrip('…')} {what}", self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.submitted.connect(then)

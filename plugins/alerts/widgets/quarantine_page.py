@@ -35,6 +35,7 @@ from core.context import AppContext
 from core.model.link import QuarantinedMessage
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
+from core.text import plural
 
 from ._common import LiveEvents, local_time, relative_time
 
@@ -341,7 +342,7 @@ class QuarantinePage(QWidget):
             self.payload.setPlainText("")
             return
         self.payload_title.setText(
-            f"{message.reason} · {message.topic} · {len(message.payload)} bytes · "
+            f"{message.reason} · {message.topic} · {plural(len(message.payload), 'byte')} · "
             f"{local_time(message.received_at)}\n{message.detail}")
         self.payload.setPlainText(hex_dump(message.payload) if self.hex_mode.isChecked()
                                   else as_text(message.payload))

@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QPushButton, QWidget
 
+from core.text import plural
 from plugins.analytics.widgets.time_chart import TimeChart
 
 
@@ -61,7 +62,7 @@ class ChartFileActions(QObject):
         except (OSError, ValueError) as exc:
             self.failed.emit(f"Export failed: {exc}")
             return 0
-        self.exported.emit(str(path), f"{rows:,} rows")
+        self.exported.emit(str(path), plural(rows, "row"))
         return rows
 
     def write_image(self, path: Path) -> bool:

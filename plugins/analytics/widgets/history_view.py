@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from console.widgets.background import BackgroundCall
 from core.ports.backend import Backend
 from core.ports.telemetry import Series
+from core.text import plural
 from plugins.analytics.history import (
     RANGE_PRESETS,
     AlertMark,
@@ -263,7 +264,7 @@ class HistoryView(QWidget):
                             "try a longer range.")
         resolution = (f"{format_duration_ms(req.bucket_ms)} buckets" if req.bucket_ms
                       else "raw readings")
-        self.status.setText(f"{points:,} points · {resolution}")
+        self.status.setText(f"{plural(points, 'point')} · {resolution}")
         self._reflag()
         self.loaded.emit(result)
 

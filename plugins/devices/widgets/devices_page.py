@@ -41,6 +41,7 @@ from core.model import Device
 from core.model.roles import Actor
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
+from core.text import plural
 from plugins.devices import service
 from plugins.devices.widgets.detail import DeviceDetail
 from plugins.devices.widgets.fleet_model import (
@@ -524,7 +525,7 @@ class DevicesPage(QWidget):
         self._set_status("Exporting…", "secondary")
         self._background.start(
             lambda: service.write_csv(Path(path), header, rows),
-            lambda n: self._set_status(f"Exported {n:,} devices to {path}", "success"),
+            lambda n: self._set_status(f"Exported {plural(n, 'device')} to {path}", "success"),
             lambda exc: self._set_status(f"Export failed: {exc}", "error"))
 
     # -- detail --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from core.context import AppContext
 from core.errors import PermissionDenied
 from core.model.roles import GRANTS, Actor, Permission
 from core.model.rollout import JobConfig
+from core.text import plural
 from plugins.firmware.services import firmware_library
 
 # Every state a target can be in, in the order a rollout moves through them.
@@ -159,7 +160,7 @@ def describe_rate(config: JobConfig) -> str:
         return (f"exponential: {e.base_rate_per_minute}/min, times {e.increment_factor:g} "
                 f"after every {after}{cap}")
     if r.maximum_per_minute is not None:
-        return f"constant: {r.maximum_per_minute} devices per minute"
+        return f"constant: {plural(r.maximum_per_minute, 'device')} per minute"
     return "all targets at once"
 
 
@@ -168,7 +169,7 @@ def describe_config(config: JobConfig) -> list[tuple[str, str]]:
     abort = "; ".join(c.describe() for c in config.abort) or "never (no abort criteria)"
     timeout = (f"{config.in_progress_timeout_minutes} min"
                if config.in_progress_timeout_minutes is not None else "none")
-    retries = ", ".join(f"{c.failure_type.value} up to {c.number_of_retries} times"
+    retries = ", ".join(f"{c.failure_type.value} up to {plural(c.number_of_retries, 'time')}"
                         for c in config.retries if c.number_of_retries) or "none"
     return [("Rollout", describe_rate(config)), ("Abort when", abort),
             ("In-progress timeout", timeout), ("Retries", retries)]

@@ -23,6 +23,7 @@ from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Firmware
 from core.model.roles import Permission
+from core.text import plural
 from plugins.firmware.services import firmware_library
 from plugins.firmware.widgets.common import (
     Background,
@@ -145,7 +146,7 @@ class LibraryTab(QWidget):
         self._select_after_load = None
         self.model.set_firmware(snapshot.images)
         self.table.resizeColumnsToContents()
-        self.count_label.setText(f"{len(snapshot.images)} images")
+        self.count_label.setText(plural(len(snapshot.images), "image"))
         types = set(snapshot.distribution) | {f.device_type for f in snapshot.images}
         self.device_types = sorted(types)
         self.chart.set_distribution(snapshot.distribution)

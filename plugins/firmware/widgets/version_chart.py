@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from console.theme import current_colors
 from core.errors import InvalidVersion
 from core.model import SemVer
+from core.text import plural
 
 TYPE_COLOURS = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2", "#db2777", "#65a30d",
                 "#dc2626")
@@ -61,7 +62,7 @@ class VersionChart(QWidget):
         self._items = []
         self.rows = chart_rows(distribution)
         total = sum(n for _, _, n in self.rows)
-        self.title.setText(f"Devices per firmware version ({total} devices)" if total
+        self.title.setText(f"Devices per firmware version ({plural(total, 'device')})" if total
                            else "Devices per firmware version: no devices registered")
         if not self.rows:
             return

@@ -54,7 +54,7 @@ from core.model.rollout import (
     RolloutConfig,
 )
 from core.services.ota import TargetPlan, TargetSpec
-from core.text import plural
+from core.text import plural, plural_word
 from plugins.firmware.services import firmware_library, ota_service
 from plugins.firmware.widgets.common import (
     Background,
@@ -250,10 +250,12 @@ class TargetsPage(_Page):
             self.spec, self.match, self._counting = spec, match, False
             by_type = ", ".join(f"{t} {n}" for t, n in match.types.most_common())
             self.count_label.setText(
-                f"{match.count} devices match ({spec.describe()})"
+                f"{plural(match.count, 'device')} "
+                f"{plural_word(match.count, 'matches', 'match')} ({spec.describe()})"
                 + (f": {by_type}" if by_type else ""))
             if match.unknown:
-                show_message(self.error, f"{len(match.unknown)} ids are not in the registry and "
+                show_message(self.error, f"{plural(len(match.unknown), 'id')} "
+                             f"{plural_word(len(match.unknown), 'is')} not in the registry and "
                              f"will be skipped: {', '.join(match.unknown[:5])}"
                              + ("…" if len(match.unknown) > 5 else ""), "secondary")
             elif match.count == 0:
@@ -413,10 +415,13 @@ class ImagePage(_Page):
                 lines.append(f"{newer} targeted devices run a newer version than {f.version}: "
                              "they will reject it as a downgrade unless you allow downgrade.")
             elif newer:
-                lines.append(f"Downgrade allowed: {newer} devices on a newer version will "
+                lines.append(f"Downgrade allowed: {plural(newer, 'device')} on a newer "
+                             "version will "
                              f"install {f.version}.")
             if same:
-                lines.append(f"{same} devices already run {f.version} and will reject it.")
+                lines.append(f"{plural(same, 'device')} already "
+                             f"{plural_word(same, 'runs', 'run')} {f.version} and will "
+                             "reject it.")
         show_message(self.warning, "\n".join(lines), "error" if serious else "secondary")
 
     def _replan(self) -> None:
@@ -441,7 +446,7 @@ class ImagePage(_Page):
             self._planning = False
             self.plan = result
             skipped = "; ".join(f"{len(v)} {k}" for k, v in result.skipped.items())
-            self.plan_label.setText(f"{result.count} devices will get {f.firmware_id}"
+            self.plan_label.setText(f"{plural(result.count, 'device')} will get {f.firmware_id}"
                                     + (f" (skipped: {skipped})" if skipped else ""))
             show_message(self.error, "" if result.count else
                          f"None of the chosen devices is a {f.device_type}.")

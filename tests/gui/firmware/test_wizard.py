@@ -140,7 +140,7 @@ def test_walk_every_page_and_create(qtbot: Any, wizard: DeploymentWizard, store:
                      "type pump", "exponential: 4/min, times 1.5 after every 6 more succeeded, "
                      "at most 50/min", "FAILED ≥ 12.5% (after 8 executed)",
                      "TIMED_OUT ≥ 30% (after 10 executed)", "20 min",
-                     "FAILED up to 2 times, TIMED_OUT up to 1 times", "Downgrade",
+                     "FAILED up to 2 times, TIMED_OUT up to 1 time", "Downgrade",
                      "pressure drift fix", "erin (engineer)"):
         assert expected in summary, expected
     assert w.button(FINISH).text() == "&Create deployment"
@@ -172,7 +172,7 @@ def test_id_list_reports_unknown_and_skipped_devices(qtbot: Any, wizard: Deploym
     targets.ids.setPlainText("pump-00001, pump-00002\nenv-00003 ghost-1")
     qtbot.waitUntil(lambda: targets.count_label.text().startswith("3 devices match"),
                     timeout=WAIT)
-    assert "1 ids are not in the registry and will be skipped: ghost-1" in targets.error.text()
+    assert "1 id is not in the registry and will be skipped: ghost-1" in targets.error.text()
     w.next()
     page = w.firmware_page
     qtbot.waitUntil(lambda: page.plan is not None, timeout=WAIT)
