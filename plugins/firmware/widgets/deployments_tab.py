@@ -35,6 +35,7 @@ from plugins.firmware.widgets.monitor import DeploymentMonitor
 from plugins.firmware.widgets.wizard import DeploymentWizard
 
 LIST_POLL_MS = 3000
+LIST_WIDTHS = (130, 150, 120, 140, 120, 90, 140)  # the last column (Note) stretches
 
 
 class DeploymentsTab(QWidget):
@@ -81,7 +82,7 @@ class DeploymentsTab(QWidget):
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # newest first, as listed
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        for col, width in enumerate((130, 150, 100, 140, 120, 90, 140)):
+        for col, width in enumerate(LIST_WIDTHS):
             self.table.setColumnWidth(col, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.monitor = DeploymentMonitor(context)
@@ -143,6 +144,10 @@ class DeploymentsTab(QWidget):
         self.model.set_rows(rows)
         if grew:
             self.table.resizeColumnsToContents()
+            # Never narrower than the defaults: a status that grows from
+            # SCHEDULED to IN PROGRESS after this must still fit.
+            for col, width in enumerate(LIST_WIDTHS):
+                self.table.setColumnWidth(col, max(width, self.table.columnWidth(col)))
         self.count_label.setText(plural(len(rows), "deployment"))
         wanted = self._select_after_load
         if wanted and self.select(wanted):

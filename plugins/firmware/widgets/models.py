@@ -252,8 +252,8 @@ class DeploymentListModel(_RowsModel):
                 return d.deployment_id
             if col == 1:
                 return d.firmware_id
-            if col == 2:
-                return d.status.value
+            if col == 2:  # as the monitor's badge words it
+                return d.status.value.replace("_", " ")
             if col == 3:
                 total = len(d.targets)
                 if role == SORT_ROLE:

@@ -60,7 +60,7 @@ def test_list_and_monitor_show_one_state_and_one_counting(
     # before the list's own slower poll.
     t._timer.stop()
     qtbot.waitUntil(lambda: t.monitor.badge.text() == "IN PROGRESS", timeout=WAIT)
-    assert _list_text(t, d.deployment_id, 2) == "IN_PROGRESS"
+    assert _list_text(t, d.deployment_id, 2) == "IN PROGRESS" == t.monitor.badge.text()
     # Failures are counted in the chips' words.
     assert t.model.HEADERS[4] == "Problems"
     assert _list_text(t, d.deployment_id, 4) == "Rejected 2"
