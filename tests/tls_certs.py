@@ -78,5 +78,19 @@ def make_pki(directory: Path) -> TestPki:
     (directory / "rogue.pem").write_bytes(rogue.public_bytes(serialization.Encoding.PEM))
     _write_key(rogue_key, directory / "rogue.key")
     (directory / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(ca_key, directory / "ca.key")
     return TestPki(directory / "ca.pem", *paths["server"], *paths["client"],
                    directory / "rogue.pem", directory / "rogue.key")
+
+
+def issue_client_cert(pki: TestPki, common_name: str, directory: Path) -> tuple[Path, Path]:
+    """A device certificate from the test CA whose common name is ``common_name``
+    (mosquitto's ``use_identity_as_username`` makes it the user name)."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key((pki.ca.parent / "ca.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(common_name, key, ca_cert.subject, ca_key)
+    cert_path, key_path = directory / f"{common_name}.pem", directory / f"{common_name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert_path, key_path

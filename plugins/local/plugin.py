@@ -30,6 +30,10 @@ def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> No
     register(CliCommand("db", "show or apply database migrations", configure_db, run_db))
     register(CliCommand("hub", "run the hub headless (ingestion, shadows, alerts) for a team",
                         configure_hub, run_hub))
+    from plugins.local import broker_cli
+
+    register(CliCommand("broker", "a team broker's mosquitto config, passwords and ACL",
+                        broker_cli.configure, broker_cli.run))
 
 
 def _hub_status(context: Any) -> Any:
