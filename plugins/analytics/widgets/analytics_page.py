@@ -7,6 +7,8 @@ page never blocks the window on a database migration or broker connection.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from console.widgets.background import BackgroundCall
@@ -20,12 +22,18 @@ from plugins.analytics.widgets.live_view import LiveView
 
 def sensible_device(devices: list[Device]) -> str | None:
     """What Live and History open on, so they do not start blank: the first
-    online device (by id), else the first one that is not retired."""
+    online device (by id) of the fleet's most common type (the fleet's typical
+    device, e.g. an environmental sensor and its temperature), else the first
+    device that is not retired."""
     working = sorted((d for d in devices if d.status is not DeviceStatus.DECOMMISSIONED),
                      key=lambda d: d.device_id)
-    online = [d for d in working if d.status is DeviceStatus.ONLINE]
-    chosen = online or working
-    return chosen[0].device_id if chosen else None
+    chosen = [d for d in working if d.status is DeviceStatus.ONLINE] or working
+    if not chosen:
+        return None
+    types = Counter(d.device_type for d in chosen)
+    common = max(types, key=lambda t: (types[t], -min(
+        i for i, d in enumerate(chosen) if d.device_type == t)))
+    return next(d.device_id for d in chosen if d.device_type == common)
 
 
 class AnalyticsPage(QWidget):

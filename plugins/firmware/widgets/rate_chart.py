@@ -15,7 +15,7 @@ from plugins.firmware.widgets.models import RateSeries
 
 SERIES = (("notified", "Notified", STATE_COLOURS["IN_PROGRESS"]),
           ("succeeded", "Succeeded", STATE_COLOURS["SUCCEEDED"]),
-          ("failed", "Failed", STATE_COLOURS["FAILED"]))
+          ("failed", "Problems", STATE_COLOURS["FAILED"]))  # failed, rejected, timed out
 
 
 class RateChart(pg.PlotWidget):
