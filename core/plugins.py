@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.alerts.plugin",
     "plugins.firmware.plugin",
     "plugins.analytics.plugin",
+    "plugins.audit.plugin",
     "simulator.plugin",
 )
 

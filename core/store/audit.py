@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,9 @@ from sqlalchemy.orm import sessionmaker
 
 from core.errors import ConcurrentModification, ValidationError
 from core.model.timeutil import utcnow
+from core.ports.audit import AuditEntry as AuditEntry
+from core.ports.audit import AuditFilter as AuditFilter
+from core.ports.audit import AuditReport as AuditReport
 from core.store.audit_anchor import (
     GENESIS_MAC,
     AnchorFileError,
@@ -45,18 +48,6 @@ _audit = table_of(AuditRow)
 _INSERTED = ("ts", "actor", "action", "subject", "details", "prev_hash", "hash")
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    seq: int
-    ts: datetime
-    actor: str
-    action: str
-    subject: str
-    details: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-
 def entry_hash(
     prev_hash: str, ts: datetime, actor: str, action: str, subject: str, details: dict[str, Any]
 ) -> str:
@@ -75,48 +66,6 @@ def entry_hash(
         allow_nan=False,
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    """What ``smartiot audit verify`` and the Audit page show."""
-
-    entries: int
-    head_seq: int
-    head_hash: str
-    checkpoints: int
-    first_bad_seq: int | None = None
-    problems: tuple[str, ...] = ()
-    # False when no key could check the checkpoints' signatures (e.g. a team
-    # console without the hub's key): the chain is checked, the anchor is not.
-    signatures_checked: bool = True
-    pending: int = 0  # newest entries not anchored yet, within the grace period
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> str:
-        if self.problems:
-            return self.problems[0]
-        text = (f"audit trail intact: {self.entries} entries, head #{self.head_seq} "
-                f"{self.head_hash[:16]}, {self.checkpoints} signed checkpoints")
-        if not self.signatures_checked:
-            text += " (signatures not checked: the checkpoint key is not available here)"
-        if self.pending:
-            text += f"; {self.pending} newest entries wait for the hub's next checkpoint"
-        return text
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    actor: str = ""
-    action: str = ""  # exact, or a prefix ending in "." (e.g. "alert.")
-    subject: str = ""  # substring
-    since: datetime | None = None
-    outcome: str = ""  # "denied" for refusals only
-    limit: int | None = None
-    newest_first: bool = False
 
 
 class AuditLog:
@@ -150,7 +99,7 @@ class AuditLog:
                     values = {f: getattr(entry, f) for f in _INSERTED}
                     seq = int(conn.execute(insert(_audit).values(values)
                                            .returning(_audit.c.seq)).scalar_one())
-                    checkpoint = (self.anchor.checkpoint_in(conn, seq, digest)
+                    checkpoint = (self.anchor.checkpoint_in(conn, seq, digest, only_own=True)
                                   if self.anchor is not None else None)
                 if checkpoint is not None and self.anchor is not None:
                     self._publish(self.anchor, checkpoint)

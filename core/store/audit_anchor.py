@@ -9,8 +9,10 @@ secret store (core.secrets, never in the database or the config file):
 * in the one-process set-up, and wherever the hub runs, every append writes
   its checkpoint in the same transaction, so every genuine entry is covered
   the moment it exists; an entry no checkpoint covers was added some other way;
-* the hub also checkpoints the head every minute, covering what consoles
-  without the key appended (the team set-up), see ``CheckpointTimer``;
+* ``smartiot hub`` also checkpoints the head every minute, covering what
+  consoles without the key appended to the shared database (the team
+  set-up), see ``CheckpointTimer``; an append never signs over entries that
+  arrived without a checkpoint, so a forged row stays visible;
 * checkpoints form their own chain (``number`` 1, 2, 3, ... and ``prev_mac``),
   and the newest one is also written to a file in the data dir, outside the
   database, so deleting checkpoints together with entries is caught as well.
@@ -101,15 +103,27 @@ class AuditAnchor:
         return hmac.compare_digest(self.sign(checkpoint), checkpoint.mac)
 
     # ------------------------------------------------------------ writing
-    def checkpoint_in(self, conn: Connection, head_seq: int, head_hash: str) -> Checkpoint | None:
+    def checkpoint_in(self, conn: Connection, head_seq: int, head_hash: str, *,
+                      only_own: bool = False) -> Checkpoint | None:
         """Within the appender's transaction (the audit write lock is held):
-        sign the head unless the newest checkpoint already covers it."""
+        sign the head unless the newest checkpoint already covers it.
+
+        ``only_own`` (an append): sign only if the new entry is the one entry
+        since the last checkpoint. Otherwise something was added in between
+        without a checkpoint; signing now would bless it, so the gap is left
+        for verification to report. The very first checkpoint covers whatever
+        the trail already holds (a trail older than checkpoints)."""
         last = latest_checkpoint(conn)
         if last is not None and last.head_seq >= head_seq:
             return None
         after = last.head_seq if last is not None else 0
         added = conn.scalar(select(func.count()).select_from(_audit).where(
             _audit.c.seq > after, _audit.c.seq <= head_seq)) or 0
+        if only_own and last is not None and added != 1:
+            log.warning("audit entry #%d is not anchored: %d entries since checkpoint #%d "
+                        "were added without one; run `smartiot audit verify`",
+                        head_seq, added - 1, last.number)
+            return None
         unsigned = Checkpoint(
             number=(last.number if last else 0) + 1, ts=utcnow(), head_seq=head_seq,
             head_hash=head_hash, entry_count=(last.entry_count if last else 0) + int(added),
@@ -218,3 +232,13 @@ class CheckpointTimer:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self._tick()
+
+
+def anchor_audit(audit: Any, data_dir: Path, *, timer: bool) -> CheckpointTimer | None:
+    """Attach this data dir's anchor to ``audit`` (an AuditLog); with ``timer``
+    (the process runs the hub) also sign the head every minute and on stop."""
+    anchor = load_anchor(data_dir)
+    if anchor is None:
+        return None
+    audit.anchor = anchor
+    return CheckpointTimer(audit.checkpoint).start() if timer else None

@@ -20,6 +20,7 @@ from core.errors import ConfigError, SmartIotError
 from core.ports.backend import Backend
 from core.services.event_bus import EventBus
 from core.store import Store
+from core.store.audit_anchor import anchor_audit
 from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
 from plugins.local.hub.hub import Hub, hub_client_id
@@ -54,6 +55,7 @@ class LocalBackend(Backend):
         self.observer: TeamObserver | None = None
         self.demo: Any = None
         self.broker_url = ""
+        self.audit_timer: Any = None  # signs the audit head (core.store.audit_anchor)
 
     def close(self) -> None:
         """Stop in reverse order: devices first (they say goodbye), then the hub
@@ -66,6 +68,8 @@ class LocalBackend(Backend):
                     log.exception("stopping %s failed", type(part).__name__)
         if self.broker is not None:
             self.broker.stop()
+        if self.audit_timer is not None:
+            self.audit_timer.stop()
         self.store.close()
 
 
@@ -158,7 +162,14 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
     profile = context.config.profile
     store = Store.open(context.config.database_url)
     backend = LocalBackend(store, EventBus())
-    if not (context.live if live is None else live):
+    # Whoever owns the data signs checkpoints of the audit trail with every
+    # append: the one-process console and its one-shot commands, and
+    # `smartiot hub`, which also signs what team consoles appended, every minute.
+    is_live = context.live if live is None else live
+    if profile.hub or run_hub:
+        backend.audit_timer = anchor_audit(store.audit, context.config.data_dir,
+                                           timer=bool(run_hub) and is_live)
+    if not is_live:
         return backend  # store only: scripts and one-shot commands
     try:
         if profile.broker == "embedded":

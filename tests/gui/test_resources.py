@@ -11,7 +11,8 @@ import resources
 from console.icons import STATUS_KINDS, app_icon, status_icon, themed_icon
 from core.config import load_config
 
-LINE_ICONS = ("devices", "alerts", "firmware", "analytics", "settings", "plugins", "page")
+LINE_ICONS = ("devices", "alerts", "firmware", "analytics", "audit", "settings", "plugins",
+              "page")
 
 
 def test_resources_package_imports_nothing_from_the_project():

@@ -77,7 +77,8 @@ def test_backend_missing_is_a_config_error(tmp_path):
 def test_hook_smartiot_register_pages():
     pm = PluginManager(entry_points=False, blocked=())
     pages = pm.pages()
-    assert [p.page_id for p in pages] == ["devices", "alerts", "rejected", "firmware", "analytics"]
+    assert [p.page_id for p in pages] == ["devices", "alerts", "rejected", "firmware", "analytics",
+                                          "audit"]
     assert all(callable(p.factory) for p in pages)
 
 

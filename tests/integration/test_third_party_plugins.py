@@ -50,7 +50,8 @@ def test_in_process_discovery_adds_page_and_isolates_broken(installed_plugins):
     assert pm.info("example").version == "1.2.3"
     assert pm.info("broken").status is PluginStatus.FAILED
     page_ids = [p.page_id for p in pm.pages()]
-    assert page_ids == ["devices", "alerts", "rejected", "firmware", "analytics", "example"]
+    assert page_ids == ["devices", "alerts", "rejected", "firmware", "analytics", "audit",
+                        "example"]
 
 
 def test_entry_point_discovery_can_be_switched_off(installed_plugins):

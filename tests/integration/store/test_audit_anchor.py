@@ -150,3 +150,17 @@ def test_a_console_without_the_key_checks_the_chain_but_says_signatures_are_unch
     report = anchored.audit.check()
     assert report.ok and not report.signatures_checked
     assert "signatures not checked" in report.summary()
+
+
+def test_a_later_genuine_append_does_not_bless_a_forged_row(anchored: Store) -> None:
+    audit = table_of(AuditRow)
+    with anchored.engine.begin() as conn:
+        prev = conn.scalar(select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
+        ts = utcnow()
+        conn.execute(insert(audit).values(
+            ts=ts, actor="maria", action="rule.delete", subject="hot", details={},
+            prev_hash=prev, hash=entry_hash(prev, ts, "maria", "rule.delete", "hot", {})))
+    anchored.audit.append("alice", "alert.acknowledge", "a1")
+    report = anchored.audit.check()
+    assert not report.ok and report.first_bad_seq == 11
+    assert "entry #11 is not covered" in report.problems[0]

@@ -1,0 +1,287 @@
+"""The Audit page: who did what (filterable), an export, and "Verify chain".
+
+Every query runs through core.services.audit with the person's Actor, on a
+worker thread; a role without ``audit.read`` sees why instead of a table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.widgets.background import BackgroundCall
+from console.widgets.tables import configure_row_table
+from core.context import AppContext
+from core.errors import PermissionDenied
+from core.model.roles import Permission
+from core.ports.audit import AuditEntry, AuditFilter, AuditReport
+from core.services.audit import AuditExport, AuditService
+from plugins.audit.service import audit_service, parse_since
+
+COLUMNS = ("#", "Time", "Who", "Role", "Action", "Target", "Outcome", "Details")
+SHOWN = 2000  # newest entries shown; the export has them all
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class AuditModel(QAbstractTableModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[AuditEntry] = []
+        self.bad_seq: int | None = None
+
+    def set_entries(self, entries: list[AuditEntry]) -> None:
+        self.beginResetModel()
+        self.entries = entries
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        e = self.entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.cell(e, index.column())
+        if role == Qt.ItemDataRole.ForegroundRole and (
+                e.details.get("outcome") == "denied" or e.seq == self.bad_seq):
+            return QColor("#dc2626")
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"hash {e.hash}\nprevious {e.prev_hash}"
+        return None
+
+    @staticmethod
+    def cell(e: AuditEntry, column: int) -> str:
+        details = {k: v for k, v in e.details.items()
+                   if k not in ("role", "outcome", "organization")}
+        claimed = details.pop("claimed_user", "")
+        who = e.actor + (f" (claimed {claimed})" if claimed else "")
+        values = (str(e.seq), f"{e.ts.astimezone():%Y-%m-%d %H:%M:%S}", who,
+                  str(e.details.get("role", "")), e.action, e.subject,
+                  "denied" if e.details.get("outcome") == "denied" else "done",
+                  ", ".join(f"{k}={v}" for k, v in sorted(details.items())))
+        return values[column]
+
+
+class AuditPage(QWidget):
+    """``loaded(count)``, ``verified(report)`` and ``exported(path)`` let tests
+    and other views wait for results instead of timing them."""
+
+    loaded = Signal(int)
+    verified = Signal(object)
+    exported = Signal(str)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("AuditPage")
+        self.context = context
+        self.actor = context.actor
+        self._background = BackgroundCall(self)
+        self._service: AuditService | None = None
+        self._generation = 0  # only the newest query's answer is shown
+
+        title = QLabel("Audit trail")
+        title.setProperty("role", "title")
+        self.verify_button = QPushButton("Verify chain")
+        self.verify_button.setToolTip("Check every entry's hash and the signed checkpoints")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the entries shown by the filters as CSV or JSON, "
+                                      "with the head hash")
+        self.refresh_button = QPushButton("Refresh")
+        top = QHBoxLayout()
+        top.addWidget(title)
+        top.addStretch(1)
+        for button in (self.refresh_button, self.verify_button, self.export_button):
+            top.addWidget(button)
+
+        self.actor_filter = QLineEdit()
+        self.actor_filter.setPlaceholderText("Who")
+        self.action_filter = QLineEdit()
+        self.action_filter.setPlaceholderText("Action (alert.acknowledge, or alert.)")
+        self.target_filter = QLineEdit()
+        self.target_filter.setPlaceholderText("Target contains")
+        self.since_filter = QLineEdit()
+        self.since_filter.setPlaceholderText("Since (2h, 7d, 2026-12-01)")
+        self.denied_only = QCheckBox("Refused only")
+        filters = QHBoxLayout()
+        for widget in (self.actor_filter, self.action_filter, self.target_filter,
+                       self.since_filter):
+            filters.addWidget(widget, 1)
+            widget.returnPressed.connect(self.reload)
+        filters.addWidget(self.denied_only)
+        self.denied_only.toggled.connect(self.reload)
+
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.result_label.setObjectName("AuditVerifyResult")
+        self.status = QLabel("")
+        self.status.setProperty("role", "secondary")
+
+        self.model = AuditModel()
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        configure_row_table(self.table)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for column, width in enumerate((60, 150, 170, 80, 160, 160, 70)):
+            self.table.setColumnWidth(column, width)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(filters)
+        layout.addWidget(self.result_label)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+
+        self.refresh_button.clicked.connect(self.reload)
+        self.verify_button.clicked.connect(self.verify)
+        self.export_button.clicked.connect(self.choose_export)
+        allowed = self.actor.can(Permission.AUDIT_READ)
+        for button in (self.verify_button, self.export_button, self.refresh_button):
+            button.setEnabled(allowed)
+        if allowed:
+            self.reload()
+        else:
+            self._say(self.status, f"{self.actor.user} ({self.actor.role.value}) may not "
+                      f"{Permission.AUDIT_READ.action}; engineers and admins may", "error")
+
+    # -- queries ------------------------------------------------------------------------
+    def service(self) -> AuditService:
+        if self._service is None:
+            self._service = audit_service(self.context)
+        return self._service
+
+    def query(self, *, limit: int | None = SHOWN) -> AuditFilter:
+        """Raises ValueError naming the field when a filter cannot be read."""
+        since = None
+        if self.since_filter.text().strip():
+            try:
+                since = parse_since(self.since_filter.text())
+            except ValueError as exc:
+                raise ValueError(f"Since: {exc}") from None
+        return AuditFilter(actor=self.actor_filter.text().strip(),
+                           action=self.action_filter.text().strip(),
+                           subject=self.target_filter.text().strip(), since=since,
+                           outcome="denied" if self.denied_only.isChecked() else "",
+                           limit=limit, newest_first=limit is not None)
+
+    def reload(self) -> None:
+        try:
+            query = self.query()
+        except ValueError as exc:
+            self._say(self.status, str(exc), "error")
+            return
+        actor = self.actor
+        self._generation += 1
+        generation = self._generation
+        self._say(self.status, "Loading…", "secondary")
+
+        def failed(exc: BaseException) -> None:
+            if generation == self._generation:
+                self._say(self.status, f"Could not load: {exc}", "error")
+
+        self._background.start(lambda: self.service().list(actor, query),
+                               lambda entries: self._loaded(generation, entries), failed)
+
+    def _loaded(self, generation: int, entries: list[AuditEntry]) -> None:
+        if generation != self._generation:
+            return  # an older query answered late; the newer one is on its way
+        entries = sorted(entries, key=lambda e: e.seq, reverse=True)
+        self.model.set_entries(entries)
+        more = " (the newest; export for all)" if len(entries) >= SHOWN else ""
+        self._say(self.status, f"{len(entries)} entries{more}", "secondary")
+        self.loaded.emit(len(entries))
+
+    def verify(self) -> None:
+        actor = self.actor
+        self.verify_button.setEnabled(False)
+        self._say(self.result_label, "Verifying…", "secondary")
+
+        def done(report: AuditReport) -> None:
+            self.verify_button.setEnabled(True)
+            self.model.bad_seq = report.first_bad_seq
+            if report.ok and report.signatures_checked:
+                self._say(self.result_label, "✓ " + report.summary(), "success")
+            elif report.ok:
+                self._say(self.result_label, "⚠ " + report.summary(), "warning")
+            else:
+                lines = "\n".join(report.problems)
+                self._say(self.result_label, f"✗ Audit trail NOT intact — first bad entry "
+                          f"#{report.first_bad_seq}\n{lines}", "error")
+            self.verified.emit(report)
+            self.reload()  # the check itself is an entry now
+
+        def failed(exc: BaseException) -> None:
+            self.verify_button.setEnabled(True)
+            self._say(self.result_label, f"Could not verify: {exc}", "error")
+
+        self._background.start(lambda: self.service().verify(actor), done, failed)
+
+    def choose_export(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export audit trail", str(Path.home() / "audit.csv"),
+            "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self.export_to(Path(path), "json" if chosen.startswith("JSON")
+                           or path.endswith(".json") else "csv")
+
+    def export_to(self, path: Path, fmt: str) -> None:
+        try:
+            query = self.query(limit=None)
+        except ValueError as exc:
+            self._say(self.status, str(exc), "error")
+            return
+        actor = self.actor
+
+        def run() -> AuditExport:
+            exported = self.service().export(actor, fmt, query)
+            path.write_text(exported.text, encoding="utf-8")
+            return exported
+
+        def done(exported: AuditExport) -> None:
+            self._say(self.result_label, f"Exported {exported.entries} entries to {path} "
+                      f"(head #{exported.head_seq} {exported.head_hash[:16]}…)", "success")
+            self.exported.emit(str(path))
+            self.reload()
+
+        def failed(exc: BaseException) -> None:
+            why = "Not allowed" if isinstance(exc, PermissionDenied) else "Could not export"
+            self._say(self.result_label, f"{why}: {exc}", "error")
+
+        self._background.start(run, done, failed)
+
+    @staticmethod
+    def _say(label: QLabel, text: str, role: str) -> None:
+        label.setText(text)
+        label.setProperty("role", role)
+        label.style().unpolish(label)
+        label.style().polish(label)
+
+
+def build_audit_page(context: AppContext) -> AuditPage:
+    return AuditPage(context)
