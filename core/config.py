@@ -50,6 +50,13 @@ class Profile:
     stage: str = "dev"
     endpoint_url: str = ""
     iot_endpoint: str = ""
+    # The hub's firmware file server (the local stand-in for S3): where it listens
+    # (host[:port]) and the host[:port] put into download URLs. Off loopback it
+    # serves HTTPS only, from these PEM files.
+    files_bind: str = "127.0.0.1"
+    files_advertise: str = ""
+    files_tls_cert: str = ""
+    files_tls_key: str = ""
 
 
 PROFILE_KEYS: dict[str, type] = {

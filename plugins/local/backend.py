@@ -152,6 +152,18 @@ def _offer_demo_firmware_later(context: AppContext, store: Store) -> None:
     threading.Thread(target=run, name="demo-firmware", daemon=True).start()
 
 
+def _file_server(context: AppContext, store: Store) -> Any:
+    """The firmware file server as the profile places it (loopback by default;
+    HTTPS when devices elsewhere download from it)."""
+    from plugins.local.jobs.file_server import build_file_server
+
+    profile = context.config.profile
+    return build_file_server(store.firmware, bind=profile.files_bind,
+                             advertise=profile.files_advertise,
+                             tls_cert=profile.files_tls_cert, tls_key=profile.files_tls_key,
+                             where=f"{context.config.path}: profiles.{profile.name}")
+
+
 def demo_scenario_path() -> Path:
     return Path(str(resources.files("resources") / "scenarios" / "demo.toml"))
 
@@ -203,6 +215,7 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
 
         if run_hub if run_hub is not None else profile.hub:
             backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
+                              file_server=_file_server(context, store),
                               username=hub_login[0], password=hub_login[1],
                               alerting=build_alerting(context, store),
                               client_id=hub_client_id(profile.name, context.config.database_url),

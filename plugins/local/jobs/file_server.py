@@ -7,19 +7,28 @@ download resumes where it stopped; ``If-Range`` with the ETag (the image's
 SHA-256) guards the resume against a changed image. Expired or forged URLs
 get 403 with a sentence saying why, unknown images 404, unsatisfiable ranges
 416. Requests run on the server's own threads, never on the hub's writer.
+
+Where it listens and what address devices are told come from the profile
+(``files_bind``, ``files_advertise``; see :func:`build_file_server`). On
+loopback plain HTTP is fine; anywhere else it serves HTTPS only
+(``files_tls_cert``/``files_tls_key``) and refuses to start without them, since
+a download URL is a bearer token for the image until it expires.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
+import socket
+import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from core.errors import NotFound, ValidationError
+from core.errors import ConfigError, NotFound, ValidationError
 from core.model import SemVer
 from core.ports.firmware import FirmwareRepository
 from core.protocol.ota import placeholder_target
@@ -104,8 +113,10 @@ class FirmwareFileServer:
 
     def __init__(self, repository: FirmwareRepository, *, host: str = "127.0.0.1",
                  port: int = 0, advertise_host: str | None = None,
+                 advertise_port: int | None = None,
                  expiry_s: float = DEFAULT_EXPIRY_S, signer: UrlSigner | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 tls_context: ssl.SSLContext | None = None) -> None:
         self.signer = signer or (UrlSigner(clock=clock) if clock else UrlSigner())
         self.expiry_s = expiry_s
         self.images = ImageCache(repository)
@@ -114,6 +125,8 @@ class FirmwareFileServer:
         self._counters_lock = threading.Lock()
         self._host, self._port = host, port
         self._advertise = advertise_host
+        self._advertise_port = advertise_port
+        self._tls = tls_context
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,7 +138,16 @@ class FirmwareFileServer:
     def start(self) -> FirmwareFileServer:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
+        v6 = ":" in self._host
+        server_class: type[ThreadingHTTPServer]
+        if self._tls is not None:
+            server_class = _TlsHttpServer6 if v6 else _TlsHttpServer
+        else:
+            server_class = _HttpServer6 if v6 else ThreadingHTTPServer
+        server = server_class((self._host, self._port), _handler_for(self))
+        if self._tls is not None:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
         server.daemon_threads = True
         self._server = server
         self._port = int(server.server_address[1])
@@ -144,7 +166,11 @@ class FirmwareFileServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._advertise or self._host}:{self._port}"
+        host = self._advertise or self._host
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host}:{self._advertise_port or self._port}"
 
     # ------------------------------------------------------------------ URLs
     def url_for(self, target: str) -> str | None:
@@ -164,6 +190,102 @@ class FirmwareFileServer:
             log.warning("job document names %r, which this hub does not serve", target)
             return value
         return url
+
+
+class _TlsHttpServer(ThreadingHTTPServer):
+    """The TLS handshake runs on the request's own thread, so one slow or broken
+    client cannot hold up the accept loop."""
+
+    def finish_request(self, request: object, client_address: object) -> None:
+        try:
+            request.do_handshake()  # type: ignore[attr-defined]
+        except (OSError, ssl.SSLError) as exc:
+            log.info("firmware https: TLS handshake with %s failed: %s", client_address, exc)
+            return
+        super().finish_request(request, client_address)  # type: ignore[arg-type]
+
+
+class _HttpServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _TlsHttpServer6(_TlsHttpServer):
+    address_family = socket.AF_INET6
+
+
+def _host_port(value: str, key: str, *, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    text = value.strip()
+    if not text:
+        raise ConfigError(f"{key} is empty; give a host name or address, e.g. 127.0.0.1:8070")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise ConfigError(f"{key} {value!r} is not host[:port]")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{key} {value!r}: the port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere, so it is not loopback
+
+
+def build_file_server(repository: FirmwareRepository, *, bind: str = "127.0.0.1",
+                      advertise: str = "", tls_cert: str = "", tls_key: str = "",
+                      where: str = "profile", expiry_s: float = DEFAULT_EXPIRY_S
+                      ) -> FirmwareFileServer:
+    """The hub's file server from the profile's ``files_*`` settings.
+
+    ``bind`` is where it listens (port 0: any free one); ``advertise`` is the
+    host[:port] put into download URLs (defaults to ``bind``; required when
+    binding every interface, since 0.0.0.0 is no address a device can use).
+    Anything but loopback needs ``tls_cert`` and ``tls_key`` (PEM files)."""
+    host, port = _host_port(bind, f"{where}.files_bind", default_port=0)
+    advertise_host: str | None = None
+    advertise_port: int | None = None
+    if advertise.strip():
+        advertise_host, parsed = _host_port(advertise, f"{where}.files_advertise",
+                                            default_port=0)
+        advertise_port = parsed or None
+    context: ssl.SSLContext | None = None
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise ConfigError(f"{where}: files_tls_cert and files_tls_key go together (a PEM "
+                              "certificate chain and its private key)")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{where}: cannot load files_tls_cert {tls_cert!r} with "
+                              f"files_tls_key {tls_key!r}: {exc}") from None
+    elif not is_loopback(host):
+        raise ConfigError(
+            f"{where}.files_bind is {bind!r}, which is not loopback: devices elsewhere would "
+            "fetch firmware and its download URLs in clear text. Set files_tls_cert and "
+            "files_tls_key (PEM files) to serve HTTPS, or bind 127.0.0.1"
+        )
+    if host in ("0.0.0.0", "::") and advertise_host is None:
+        raise ConfigError(
+            f"{where}.files_bind {bind!r} listens on every interface; set files_advertise to "
+            "the name or address devices use to reach this hub (e.g. hub.example.com)"
+        )
+    return FirmwareFileServer(repository, host=host, port=port, advertise_host=advertise_host,
+                              advertise_port=advertise_port, expiry_s=expiry_s,
+                              tls_context=context)
 
 
 def _handler_for(server: FirmwareFileServer) -> type[BaseHTTPRequestHandler]:
