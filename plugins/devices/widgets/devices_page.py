@@ -56,6 +56,9 @@ from plugins.devices.widgets.register_dialog import RegisterDeviceDialog
 FILTERS = (("status", "Status", "statuses"), ("type", "Type", "types"), ("tag", "Tag", "tags"),
            ("organization", "Organization", "organizations"), ("firmware", "Firmware", "firmware"))
 LIVE_SEARCH_LIMIT = 20_000  # above this many devices the search waits for a typing pause
+# Live events carry status changes; this re-read catches the ones a page could
+# not have heard (before it subscribed, or from another console).
+REGISTRY_SYNC_MS = 10_000
 RELATIVE_TIME_REFRESH_MS = 1_000  # "Last seen" ages in step with the clock
 COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 120,
                  Col.ORGANIZATION: 110, Col.FIRMWARE: 90, Col.LAST_SEEN: 100, Col.BATTERY: 84,
@@ -119,6 +122,7 @@ class DevicesPage(QWidget):
         self.bridge: LiveBridge | None = None
         self._bridge_interval_ms = bridge_interval_ms
         self._background = BackgroundCall(self)
+        self._sync_call = BackgroundCall(self)  # the periodic registry re-read
         self._alert_recount: set[str] = set()
         self._alert_job_running = False
         self._loading = False
@@ -255,6 +259,11 @@ class DevicesPage(QWidget):
         self._resort_timer.setSingleShot(True)
         self._resort_timer.setInterval(2000)
         self._resort_timer.timeout.connect(self._resort)
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setInterval(REGISTRY_SYNC_MS)
+        self._sync_timer.timeout.connect(self._sync_registry)
+        self._sync_timer.start()
+        self._syncing = False
         self._clock = QTimer(self)
         self._clock.setInterval(RELATIVE_TIME_REFRESH_MS)
         self._clock.timeout.connect(self.table.viewport().update)
@@ -335,6 +344,23 @@ class DevicesPage(QWidget):
                                      parent=self)
             self.bridge.batch.connect(self.apply_events)
         self.register_button.setEnabled(True)
+
+    def _sync_registry(self) -> None:
+        """Re-read the registry in the background while the list is shown."""
+        backend = self.backend
+        if backend is None or self._loading or self._syncing or not self.isVisible():
+            return
+        self._syncing = True
+
+        def done(devices: list[Device]) -> None:
+            self._syncing = False
+            if not self._loading and self.model.sync_devices(devices):
+                self._update_count()
+
+        def failed(_exc: BaseException) -> None:
+            self._syncing = False  # the next period tries again; F5 reports errors
+
+        self._sync_call.start(backend.registry.list, done, failed)
 
     # -- live ----------------------------------------------------------------------------
     def apply_events(self, events: list[FleetEvent]) -> None:

@@ -259,6 +259,31 @@ class FleetTableModel(QAbstractTableModel):
         if new:
             self._append(new)
 
+    def sync_devices(self, devices: Iterable[Device]) -> int:
+        """The registry as it is now (a periodic re-read): rows whose device
+        record differs are replaced, unknown devices appended, the rest left
+        alone, so a status change whose live event was missed (published
+        before the page subscribed, or while the registry write-back had not
+        happened yet) still reaches the list. Returns the rows changed."""
+        changed: set[int] = set()
+        new: list[Device] = []
+        for device in devices:
+            row_no = self._index.get(device.device_id)
+            if row_no is None:
+                new.append(device)
+                continue
+            current = self._rows[row_no].device
+            seen_newer = (current.last_seen is not None and device.last_seen is not None
+                          and current.last_seen > device.last_seen)
+            if replace(device, last_seen=current.last_seen) != current or (
+                    device.last_seen != current.last_seen and not seen_newer):
+                self._replace_device(self._rows[row_no], device)
+                changed.add(row_no)
+        self._emit_changed(changed)
+        if new:
+            self._append(new)
+        return len(changed) + len(new)
+
     def set_alert_counts(self, counts: Mapping[str, int]) -> None:
         changed = set()
         for device_id, count in counts.items():

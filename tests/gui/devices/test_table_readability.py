@@ -128,3 +128,22 @@ def test_last_seen_follows_the_newest_reading_not_the_batched_registry(qtbot, st
     qtbot.waitUntil(lambda: int(label.text().split()[0]) > age, timeout=5_000)
     # The list repaints its ages every second, not every 5 s.
     assert page._clock.interval() <= 1000
+
+
+def test_a_status_change_without_a_live_event_still_reaches_the_list(qtbot, store,
+                                                                     make_page):
+    """The demo's devices come online before the page subscribes to live
+    events, and the hub writes the registry back a few seconds later: the
+    list re-reads the registry and shows them online, without F5."""
+    store.registry.upsert_many([Device("env-00001", device_type="environmental",
+                                       status=DeviceStatus.OFFLINE)])
+    page = make_page()
+    assert _cell(page, "env-00001", Col.STATUS) == "offline"
+    resets: list[int] = []
+    page.model.modelReset.connect(lambda: resets.append(1))
+    page._sync_timer.setInterval(200)  # every 10 s in the product
+    store.registry.upsert_many([Device("env-00001", device_type="environmental",
+                                       status=DeviceStatus.ONLINE,
+                                       last_seen=datetime.now(UTC))])
+    qtbot.waitUntil(lambda: _cell(page, "env-00001", Col.STATUS) == "online", timeout=10_000)
+    assert resets == [], "updated in place, not reloaded"
