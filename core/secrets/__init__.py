@@ -44,7 +44,8 @@ ENV_PREFIX = "SMARTIOT_SECRET_"
 LEGACY_ENV = {"codesign-passphrase": "SMARTIOT_CODESIGN_PASSPHRASE"}
 # Names the product itself reads; `smartiot secrets list` looks for these even in
 # a keyring entry written before the store kept an index of names.
-KNOWN_NAMES = ("codesign-passphrase", "broker.password", "broker.device-secret")
+KNOWN_NAMES = ("codesign-passphrase", "broker.password", "broker.hub.password",
+               "broker.fleet_secret")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 _INDEX = "__smartiot-secret-names__"
 
