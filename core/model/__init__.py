@@ -1,6 +1,6 @@
 """Entities and value objects of the fleet domain (no I/O, no frameworks)."""
 
-from core.model.alert import Alert, AlertState, Severity
+from core.model.alert import Alert, AlertEvent, AlertEventKind, AlertState, Severity, history_of
 from core.model.deployment import (
     LEGAL_TRANSITIONS,
     Deployment,
@@ -19,6 +19,8 @@ from core.model.semver import SemVer
 __all__ = [
     "LEGAL_TRANSITIONS",
     "Alert",
+    "AlertEvent",
+    "AlertEventKind",
     "AlertRule",
     "AlertState",
     "CommandRecord",
@@ -37,6 +39,7 @@ __all__ = [
     "RuleScope",
     "SemVer",
     "Severity",
+    "history_of",
     "is_valid_device_id",
     "validate_device_id",
     "validate_metric",

@@ -2,6 +2,11 @@
 
 ``version`` is the optimistic-lock counter the store checks, so two support
 consoles acknowledging at once cannot both win.
+
+A recurrence reopens the alert under the same id and its fields describe the
+new occurrence; what happened before (who acknowledged or resolved it and why)
+lives on as :class:`AlertEvent` history, which the store writes with each
+change (``history_of``), so it can never be erased by a reopening.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import math
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from core.errors import IllegalTransition, ValidationError
 from core.model.ids import validate_device_id
@@ -76,6 +82,7 @@ class Alert:
     resolved_by: str | None = None
     snoozed_until: datetime | None = None
     version: int = 1
+    resolve_comment: str | None = None  # why it was resolved (a person's words)
 
     def __post_init__(self) -> None:
         validate_device_id(self.device_id)
@@ -123,8 +130,9 @@ class Alert:
             version=self.version + 1,
         )
 
-    def resolve(self, user: str, *, at: datetime | None = None) -> Alert:
-        """``user`` is a person or ``"system"`` for auto-resolve when the condition clears."""
+    def resolve(self, user: str, comment: str = "", *, at: datetime | None = None) -> Alert:
+        """``user`` is a person or ``"system"`` for auto-resolve when the condition clears;
+        ``comment`` says why (kept in the history when the alert recurs)."""
         if not user:
             raise ValidationError("resolving needs the name of the person (or 'system')")
         if self.state is AlertState.RESOLVED:
@@ -137,13 +145,17 @@ class Alert:
             state=AlertState.RESOLVED,
             resolved_at=now,
             resolved_by=user,
+            resolve_comment=comment or None,
             snoozed_until=None,
             updated_at=now,
             version=self.version + 1,
         )
 
     def reopen(self, value: float | None, message: str, *, at: datetime | None = None) -> Alert:
-        """Recurrence of the same rule on the same device reopens rather than duplicating."""
+        """Recurrence of the same rule on the same device reopens rather than duplicating.
+
+        The fields start over for the new occurrence; the store records the
+        reopening, with the resolution it follows, in the alert's history."""
         if self.state is not AlertState.RESOLVED:
             raise IllegalTransition(f"alert {self.alert_id} is {self.state.value}, not resolved")
         now = at or utcnow()
@@ -157,6 +169,8 @@ class Alert:
             ack_comment=None,
             resolved_at=None,
             resolved_by=None,
+            resolve_comment=None,
+            snoozed_until=None,
             updated_at=now,
             version=self.version + 1,
         )
@@ -169,3 +183,84 @@ class Alert:
         if until <= now:
             raise ValidationError("snooze must end in the future")
         return replace(self, snoozed_until=until, updated_at=now, version=self.version + 1)
+
+
+class AlertEventKind(enum.StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One change in an alert's life. ``actor`` is a person or ``"system"``
+    (the alert engine); empty when the change does not say who (a snooze:
+    the audit trail has the person)."""
+
+    alert_id: str
+    at: datetime
+    kind: AlertEventKind
+    actor: str = ""
+    comment: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+
+    def describe(self) -> str:
+        """The history line a person reads ("resolved by maria: “replaced the fan”")."""
+        by = f" by {self.actor}" if self.actor else ""
+        if self.kind is AlertEventKind.RAISED:
+            return "raised"  # always by the alert engine
+        text = f"{self.kind.value}{by}"
+        if self.kind is AlertEventKind.REOPENED:
+            value = self.details.get("value")
+            text = f"reopened{by}" + (
+                f" at value {value:g}" if isinstance(value, int | float) else "")
+            previous = self.details.get("previous_resolved_by")
+            if previous:
+                text += f"; it had been resolved by {previous}"
+                if self.details.get("previous_comment"):
+                    text += f": “{self.details['previous_comment']}”"
+            return text
+        if self.kind is AlertEventKind.SNOOZED and self.details.get("until"):
+            text += f" until {str(self.details['until'])[:16].replace('T', ' ')}"
+        if self.comment:
+            text += f": “{self.comment}”"
+        return text
+
+
+def history_of(old: Alert | None, new: Alert) -> list[AlertEvent]:
+    """The events a change from ``old`` (None: a new alert) to ``new`` makes.
+
+    Derived from the two states rather than told by each caller, so every
+    writer (the alert engine, a console, the CLI, another backend) leaves the
+    same history."""
+    def event(kind: AlertEventKind, at: datetime, actor: str = "", comment: str = "",
+              **details: Any) -> AlertEvent:
+        return AlertEvent(new.alert_id, at, kind, actor, comment or "",
+                          {k: v for k, v in details.items() if v is not None}, new.version)
+
+    if old is None:
+        return [event(AlertEventKind.RAISED, new.created_at, "system",
+                      value=new.value, message=new.message)]
+    out: list[AlertEvent] = []
+    if old.state is AlertState.RESOLVED and new.state is not AlertState.RESOLVED:
+        # Who reopened is not part of the alert: the engine on a recurrence,
+        # a person through the service (whose audit entry names them).
+        out.append(event(
+            AlertEventKind.REOPENED, new.updated_at, "", value=new.value,
+            message=new.message, previous_resolved_by=old.resolved_by,
+            previous_resolved_at=old.resolved_at.isoformat() if old.resolved_at else None,
+            previous_comment=old.resolve_comment))
+    if new.state is AlertState.ACKNOWLEDGED and old.state is not AlertState.ACKNOWLEDGED:
+        out.append(event(AlertEventKind.ACKNOWLEDGED, new.acknowledged_at or new.updated_at,
+                         new.acknowledged_by or "", new.ack_comment or ""))
+    if new.state is AlertState.RESOLVED and old.state is not AlertState.RESOLVED:
+        out.append(event(AlertEventKind.RESOLVED, new.resolved_at or new.updated_at,
+                         new.resolved_by or "", new.resolve_comment or ""))
+    if (new.snoozed_until is not None and new.snoozed_until != old.snoozed_until
+            and new.state is not AlertState.RESOLVED):
+        out.append(event(AlertEventKind.SNOOZED, new.updated_at,
+                         until=new.snoozed_until.isoformat()))
+    return out

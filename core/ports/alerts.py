@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.model import Alert, AlertState, Severity
+from core.model import Alert, AlertEvent, AlertState, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +52,9 @@ class AlertStore(ABC):
     def open_counts_by_device(self) -> dict[str, int]:
         """Number of non-resolved alerts per device (devices without any are
         absent), in one query for the whole fleet."""
+
+    def history(self, alert_id: str) -> builtins.list[AlertEvent]:
+        """The alert's changes, oldest first (raised, acknowledged, snoozed,
+        resolved, reopened), with who and why. Stores that keep no history
+        return an empty list; the console then reads the audit trail."""
+        return []

@@ -1,4 +1,8 @@
-"""SQL alert store with optimistic locking on ``alerts.version``."""
+"""SQL alert store with optimistic locking on ``alerts.version``.
+
+Every change also appends the alert's history (``alert_events``) in the same
+transaction, so a history entry exists exactly for the changes that were
+stored, whoever made them."""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from core.errors import ConcurrentModification, NotFound, ValidationError
-from core.model import Alert, AlertState, Severity
+from core.model import Alert, AlertEvent, AlertEventKind, AlertState, Severity, history_of
 from core.ports.alerts import AlertQuery, AlertStore
-from core.store.schema import AlertRow, table_of
+from core.store.schema import AlertEventRow, AlertRow, table_of
 
 _alerts = table_of(AlertRow)
+_events = table_of(AlertEventRow)
 
 
 class SqlAlertStore(AlertStore):
@@ -26,6 +31,8 @@ class SqlAlertStore(AlertStore):
         try:
             with self._sessions.begin() as session:
                 session.add(AlertRow(**_to_row(alert)))
+                session.flush()  # the alert first: the event refers to it
+                session.add_all(_event_row(e) for e in history_of(None, alert))
         except IntegrityError:
             raise ValidationError(f"alert {alert.alert_id} already exists") from None
 
@@ -43,12 +50,22 @@ class SqlAlertStore(AlertStore):
         values = _to_row(alert)
         del values["alert_id"]
         with self._engine.begin() as conn:
+            before = (
+                conn.execute(select(_alerts).where(_alerts.c.alert_id == alert.alert_id,
+                                                   _alerts.c.version == expected))
+                .mappings()
+                .first()
+            )
             result = conn.execute(
                 update(_alerts)
                 .where(_alerts.c.alert_id == alert.alert_id, _alerts.c.version == expected)
                 .values(values)
             )
             if result.rowcount == 1:
+                old = _to_domain(AlertRow(**dict(before))) if before is not None else None
+                events = history_of(old, alert) if old is not None else []
+                if events:
+                    conn.execute(_events.insert(), [_event_values(e) for e in events])
                 return
             current = (
                 conn.execute(select(_alerts).where(_alerts.c.alert_id == alert.alert_id))
@@ -118,6 +135,26 @@ class SqlAlertStore(AlertStore):
             return {device_id: int(n) for device_id, n in session.execute(stmt)}
 
 
+    def history(self, alert_id: str) -> builtins.list[AlertEvent]:
+        stmt = (select(AlertEventRow).where(AlertEventRow.alert_id == alert_id)
+                .order_by(AlertEventRow.id))
+        with self._sessions() as session:
+            return [
+                AlertEvent(row.alert_id, row.at, AlertEventKind(row.kind), row.actor,
+                           row.comment or "", dict(row.details or {}), row.version)
+                for row in session.scalars(stmt)
+            ]
+
+
+def _event_values(e: AlertEvent) -> dict[str, Any]:
+    return {"alert_id": e.alert_id, "at": e.at, "kind": e.kind.value, "actor": e.actor,
+            "comment": e.comment, "details": e.details, "version": e.version}
+
+
+def _event_row(e: AlertEvent) -> AlertEventRow:
+    return AlertEventRow(**_event_values(e))
+
+
 def _last_changed_by(row: RowMapping) -> str | None:
     """The domain keeps no "updated_by", so the person is inferred from the
     state the competing change left behind."""
@@ -148,6 +185,7 @@ def _to_row(a: Alert) -> dict[str, Any]:
         "resolved_by": a.resolved_by,
         "snoozed_until": a.snoozed_until,
         "version": a.version,
+        "resolve_comment": a.resolve_comment,
     }
 
 
@@ -169,4 +207,5 @@ def _to_domain(row: AlertRow) -> Alert:
         resolved_by=row.resolved_by,
         snoozed_until=row.snoozed_until,
         version=row.version,
+        resolve_comment=row.resolve_comment,
     )

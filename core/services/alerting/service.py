@@ -89,11 +89,11 @@ class AlertService:
         return self._commit(changed, actor, "alert.acknowledge", {"comment": comment})
 
     def resolve(self, alert_id: str, actor: Actor, comment: str = "") -> Alert:
-        """The comment goes to the audit trail (the alert itself keeps no
-        resolution note)."""
+        """The comment is kept on the alert, in its history (which a
+        recurrence does not erase) and in the audit trail."""
         self._authorize(actor, "alert.resolve", alert_id)
         alert = self._alerts.get(alert_id)
-        changed = alert.resolve(actor.user, at=self._clock())
+        changed = alert.resolve(actor.user, comment, at=self._clock())
         return self._commit(changed, actor, "alert.resolve", {"comment": comment})
 
     def snooze(self, alert_id: str, actor: Actor, until: datetime,

@@ -69,8 +69,21 @@ def load_detail(backend: Backend, alert: Alert) -> DetailData:
                                               alert.created_at + WINDOW)
     else:
         data.note = "No telemetry stored for this device."
-    data.history = lifecycle(alert, _audit_entries(backend, alert.alert_id))
+    data.history = history_lines(backend, alert)
     return data
+
+
+def history_lines(backend: Backend, alert: Alert) -> list[tuple[datetime, str]]:
+    """The store's alert history (kept across reopenings) when the backend
+    has one; otherwise the audit trail, otherwise what the fields say."""
+    try:
+        events = backend.alerts.history(alert.alert_id)
+    except Exception:  # a backend without history falls back below
+        log.debug("alert history unavailable", exc_info=True)
+        events = []
+    if events:
+        return [(e.at, e.describe()) for e in events]
+    return lifecycle(alert, _audit_entries(backend, alert.alert_id))
 
 
 def _audit_entries(backend: Backend, alert_id: str) -> list[Any]:
@@ -137,9 +150,9 @@ class AlertDetailPanel(QFrame):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.setVerticalSpacing(3)
-        for name in ("Severity", "State", "Device", "Rule", "Value", "Raised", "Updated",
-                     "Acknowledged", "Comment", "Resolved", "Snoozed until", "Version",
-                     "Alert id"):
+        for name in ("Severity", "State", "Device", "Rule", "Value", "Raised", "Reopened",
+                     "Updated", "Acknowledged", "Comment", "Resolved", "Snoozed until",
+                     "Version", "Alert id"):
             label = QLabel("")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setWordWrap(True)
@@ -253,7 +266,14 @@ class AlertDetailPanel(QFrame):
             f"{a.acknowledged_by} at {local_time(a.acknowledged_at)}" if a.acknowledged_by else "—")
         f["Comment"].setText(a.ack_comment or "—")
         f["Resolved"].setText(
-            f"{a.resolved_by} at {local_time(a.resolved_at)}" if a.resolved_by else "—")
+            (f"{a.resolved_by} at {local_time(a.resolved_at)}"
+             + (f": “{_escape(a.resolve_comment)}”" if a.resolve_comment else ""))
+            if a.resolved_by else "—")
+        reopened = [when for when, text in (self.data.history if self.data is not None
+                                            and self.data.alert.alert_id == a.alert_id
+                                            else []) if text.startswith("reopened")]
+        f["Reopened"].setText(f"{local_time(reopened[-1])} (times: {len(reopened)}, see History)"
+                              if reopened else "—")
         f["Snoozed until"].setText(local_time(a.snoozed_until) if a.is_snoozed() else "—")
         f["Version"].setText(str(a.version))
         f["Alert id"].setText(a.alert_id)

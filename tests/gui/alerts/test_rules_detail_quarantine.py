@@ -203,3 +203,29 @@ def test_quarantine_lists_newest_first_with_counts_filter_and_payload(qtbot, sto
     qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=15_000)
     assert page.model.message(0).detail == "too big"
     assert page.counts["schema"] == 2
+
+
+def test_detail_of_a_reopened_alert_shows_the_earlier_resolution(qtbot, alerts_page, seed,
+                                                                 store, now):
+    alert = seed("pump-00001", Severity.CRITICAL, minutes_ago=30)
+    acked = alert.acknowledge("maria", "on my way", at=now - timedelta(minutes=25))
+    store.alerts.save(acked)
+    resolved = acked.resolve("maria", "replaced the bearing", at=now - timedelta(minutes=20))
+    store.alerts.save(resolved)
+    store.alerts.save(resolved.reopen(81.5, "temperature above 70 °C",
+                                      at=now - timedelta(minutes=2)))
+
+    page = alerts_page()
+    page.select_alerts([alert.alert_id])
+    detail = page.detail
+    qtbot.waitUntil(lambda: detail.data is not None, timeout=15_000)
+    history = [detail.history.item(i).text() for i in range(detail.history.count())]
+    assert [h.split("  ", 1)[1] for h in history] == [
+        "raised",
+        "acknowledged by maria: “on my way”",
+        "resolved by maria: “replaced the bearing”",
+        "reopened at value 81.5; it had been resolved by maria: “replaced the bearing”",
+    ]
+    assert detail.fields["State"].text() == "active"
+    assert detail.fields["Reopened"].text().endswith("(times: 1, see History)")
+    assert detail.fields["Resolved"].text() == "—"  # the current occurrence is open

@@ -160,7 +160,16 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     device = Device("dev-1", name="Old pump", created_at=T0, updated_at=T0)
     old.registry.upsert(device)
     alert = _old_alert()
-    old.alerts.add(alert)
+    # 0007 added an alert column and the alert history: a 0002-era alert row.
+    with bare_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO alerts (alert_id, device_id, rule_id, severity, message, value, "
+                "state, created_at, updated_at, version) VALUES (:aid, 'dev-1', "
+                "'battery-low', 'critical', 'battery at 8 %', 8.0, 'active', :t, :t, 1)"
+            ),
+            {"aid": alert.alert_id, "t": T0},
+        )
     old.telemetry.write_batch([Reading("dev-1", "battery_pct", T0, 88.0)])
     image = b"fw-0002"
     fw = Firmware(SemVer.parse("2.0.0"), "pump", len(image), hashlib.sha256(image).hexdigest())
@@ -204,6 +213,8 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     store = Store(bare_engine)
     assert store.registry.get("dev-1") == device
     assert store.alerts.get(alert.alert_id) == alert
+    assert [(e.kind, e.actor) for e in store.alerts.history(alert.alert_id)] == [
+        ("raised", "system")]  # back-filled by 0007
     assert store.alerts.open_counts_by_device() == {"dev-1": 1}
     assert store.telemetry.latest_values(["battery_pct"]) == {"dev-1": {"battery_pct": 88.0}}
     assert store.firmware.read_image("pump", fw.version) == image
