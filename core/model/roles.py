@@ -112,3 +112,15 @@ class Actor:
         if self.claimed_user:
             details["claimed_user"] = self.claimed_user
         return details
+
+
+def role_table_markdown() -> str:
+    """The "What each role may do" table of docs/security.md; a test keeps the
+    document equal to this, so the page cannot drift from the grants."""
+    roles = list(Role)
+    lines = ["| permission | what it allows | " + " | ".join(r.value for r in roles) + " |",
+             "|---|---|" + "---|" * len(roles)]
+    for permission in Permission:
+        marks = " | ".join("yes" if permission in GRANTS[r] else "—" for r in roles)
+        lines.append(f"| `{permission.value}` | {permission.action} | {marks} |")
+    return "\n".join(lines)
