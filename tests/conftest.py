@@ -15,9 +15,12 @@ os.environ["SMARTIOT_DATA_DIR"] = os.path.join(_SANDBOX, "data")
 os.environ.pop("SMARTIOT_DISABLE_PLUGINS", None)
 os.environ.pop("SMARTIOT_PROFILE", None)
 os.environ.pop("SMARTIOT_ROLE", None)
-# Code-signing passphrases go to a real keyring backend (keyrings.alt's file
-# keyring) inside the sandbox, never to the developer's own keyring.
-os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+# No OS keyring, as on a CI machine: secrets (code-signing passphrases, broker
+# passwords) go to core.secrets' encrypted file in the sandbox's data dir, never
+# to the developer's own keyring.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+os.environ.pop("SMARTIOT_SECRETS_PASSPHRASE", None)
+os.environ.pop("SMARTIOT_SECRETS_BACKEND", None)
 os.environ["XDG_DATA_HOME"] = os.path.join(_SANDBOX, "xdg-data")
 os.environ.pop("SMARTIOT_CODESIGN_PASSPHRASE", None)
 
