@@ -115,7 +115,8 @@ class HistoryView(QWidget):
         self.load_button = QPushButton("Load")
         self.load_button.setToolTip("Query the store again (Ctrl+R)")
         self.files = ChartFileActions(self.chart, "history", self)
-        self.status = QLabel(PICK_HINT)
+        self.status = QLabel("Pick devices and a metric")
+        self.chart.set_hint(PICK_HINT)
         self.status.setProperty("role", "secondary")
 
         lay_out_chart_view(
@@ -182,7 +183,7 @@ class HistoryView(QWidget):
             self.status.setText(str(exc))
             return
         if request is None:
-            self.status.setText(PICK_HINT)
+            self.status.setText("Pick devices and a metric")
             self.chart.set_hint(PICK_HINT)
             return
         self.load(request, fit=self.fit_range)

@@ -143,3 +143,11 @@ def test_empty_views_say_to_pick_a_device(qtbot: Any, page: Any) -> None:
     axis = p.live.chart.main_plot.getAxis("bottom")
     assert isinstance(axis, TimeAxis)
     assert axis.tickValues(0.0, 1.0, 800) == [], "no '00.100' labels on an empty chart"
+
+
+def test_history_hint_does_not_widen_the_window(qtbot: Any, page: Any) -> None:
+    """The long hint sits above the chart, not in the toolbar, where it made
+    the page 1,300 px wide and pushed the window past a 1400 px screen."""
+    p = page()
+    assert "Pick one or more devices" in p.history.chart.hint.text()
+    assert p.history.minimumSizeHint().width() <= 1150
