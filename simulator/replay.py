@@ -45,6 +45,8 @@ def _parse_ts(text: str) -> float:
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite time")
     return value / 1000.0 if value > MS_THRESHOLD else value
 
 
@@ -85,23 +87,31 @@ class ReplaySource:
         except OSError as exc:
             raise ReplayError(f"{self.path}: cannot open the recording: {exc.strerror}") from None
         with handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            if "device_id" not in header or "ts" not in header:
-                raise ReplayError(f"{self.path}:1: the header needs device_id and ts columns "
-                                  f"(found: {', '.join(header) or 'nothing'})")
-            long = "metric" in header and "value" in header
-            metric_columns = [] if long else [h for h in header if h not in ("device_id", "ts")]
-            if not long and not metric_columns:
-                raise ReplayError(f"{self.path}:1: no metric columns; use device_id,metric,ts,"
-                                  "value or device_id,ts,<metric>,...")
-            for name in metric_columns:
-                if METRIC_PATTERN.fullmatch(name) is None:
-                    raise ReplayError(f"{self.path}:1: column {name!r} is not a valid metric name")
-            out: list[tuple[str, float, dict[str, float]]] = []
-            for line_no, row in enumerate(reader, start=2):
-                out.append(self._row(row, line_no, long, metric_columns))
-            return out
+            try:
+                return self._read_rows(handle)
+            except UnicodeDecodeError:
+                raise ReplayError(f"{self.path}: not UTF-8 text") from None
+            except csv.Error as exc:
+                raise ReplayError(f"{self.path}: not a CSV file: {exc}") from None
+
+    def _read_rows(self, handle: Any) -> list[tuple[str, float, dict[str, float]]]:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if "device_id" not in header or "ts" not in header:
+            raise ReplayError(f"{self.path}:1: the header needs device_id and ts columns "
+                              f"(found: {', '.join(header) or 'nothing'})")
+        long = "metric" in header and "value" in header
+        metric_columns = [] if long else [h for h in header if h not in ("device_id", "ts")]
+        if not long and not metric_columns:
+            raise ReplayError(f"{self.path}:1: no metric columns; use device_id,metric,ts,"
+                              "value or device_id,ts,<metric>,...")
+        for name in metric_columns:
+            if METRIC_PATTERN.fullmatch(name) is None:
+                raise ReplayError(f"{self.path}:1: column {name!r} is not a valid metric name")
+        out: list[tuple[str, float, dict[str, float]]] = []
+        for line_no, row in enumerate(reader, start=2):
+            out.append(self._row(row, line_no, long, metric_columns))
+        return out
 
     def _row(self, row: Mapping[str, Any], line: int, long: bool,
              metric_columns: Sequence[str]) -> tuple[str, float, dict[str, float]]:
@@ -111,7 +121,7 @@ class ReplaySource:
             raise ReplayError(f"{where}: device_id {device_id!r} is not a valid device id")
         try:
             ts = _parse_ts(row.get("ts") or "")
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ReplayError(f"{where}: ts {row.get('ts')!r} is not epoch seconds, "
                               "milliseconds or ISO 8601") from None
         pairs = [(row.get("metric") or "", row.get("value") or "")] if long else [
