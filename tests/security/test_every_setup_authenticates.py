@@ -3,6 +3,7 @@ console's own backend on it, and `smartiot simulate` against a team broker."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -112,5 +113,58 @@ def test_simulate_logs_each_device_in_to_a_team_broker(tmp_path: Path) -> None:
                    message="telemetry from each simulated device")
         rig.close_clients()
     finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_team_hub_and_console_log_in_with_their_stored_passwords(tmp_path: Path) -> None:
+    """The lab profile: the hub and this console take their broker passwords from
+    the secret store (never the config), and a console's command reaches a
+    simulated device that logged in as itself."""
+    from core.secrets import delete_secret, set_secret
+    from simulator.broker_auth import FLEET_SECRET, console_secret_name
+    from simulator.target import BrokerTarget
+
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is not installed; run `make test`")
+    config = load_config(tmp_path / "config.toml", tmp_path / "data", env={})
+    person = AppContext(config, PluginManager(entry_points=False, blocked=())).actor.user
+    port = find_free_port()
+    out = tmp_path / "broker"
+    assert smartiot(["broker", "config", "--out", str(out), "--devices", "2", "--prefix", "lab",
+                     "--bind", "127.0.0.1", "--port", str(port),
+                     "--console", f"{person}:engineer"]) == 0
+    set_secret("broker.password", stored_secret(console_secret_name(person)) or "")
+    log = tmp_path / "mosquitto.log"
+    with open(log, "wb") as handle:
+        process = subprocess.Popen([find_mosquitto() or "mosquitto", "-c",
+                                    str(out / "mosquitto.conf")],
+                                   stdout=handle, stderr=subprocess.STDOUT)
+    backend = fleet = None
+    try:
+        assert wait_for_port("127.0.0.1", port, 10), log.read_text()
+        url = f"mqtt://127.0.0.1:{port}"
+        profile = dataclasses.replace(config.profile, broker=url, demo_fleet=False, hub=True)
+        config = dataclasses.replace(config, profiles={**config.profiles, "local": profile})
+        backend = build_local_backend(AppContext(config, PluginManager(entry_points=False,
+                                                                       blocked=())))
+        assert backend.broker is None  # nothing embedded: the team's broker
+        assert backend.hub is not None and backend.hub.wait_connected(20), log.read_text()
+        assert backend.client is not None and backend.client.link.wait_connected(20)
+        fleet = RunningFleet(
+            Scenario("lab", (DeviceGroup("lab", "pump", 2, interval_s=1.0),)),
+            target=BrokerTarget.parse(url, fleet_secret=stored_secret(FLEET_SECRET))).start()
+        wait_until(lambda: any(d.device_id == "lab-00001" and d.status is DeviceStatus.ONLINE
+                               for d in backend.registry.list()), 60, "lab-00001 online")
+        result = backend.commands.send("lab-00001", "ping").result(20)
+        assert result.outcome is CommandOutcome.OK, result
+        assert f"u'console.{person}'" in log.read_text()
+        assert "u'smartiot.hub'" in log.read_text()
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        if backend is not None:
+            backend.close()
+        delete_secret("broker.password")
         process.terminate()
         process.wait(10)
