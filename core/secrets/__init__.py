@@ -134,11 +134,25 @@ def pick_keyring() -> tuple[Any | None, str]:
     for candidate in candidates:
         reason = refusal_reason(candidate)
         if reason is None:
+            reason = _probe(candidate)
+        if reason is None:
             return candidate, ""
         reasons.append(reason)
     if not reasons:
         return None, "no OS keyring backend is installed"
     return None, "; ".join(reasons)
+
+
+def _probe(backend: Any) -> str | None:
+    """A keyring that is installed but cannot answer (no Secret Service daemon, a
+    locked collection on a headless box) is not available: better the encrypted
+    file, said so, than a command that fails on every machine of its kind."""
+    try:
+        backend.get_password(SERVICE, _INDEX)
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot be used here"
+        cls = type(backend)
+        return f"{cls.__module__}.{cls.__qualname__} does not answer ({type(exc).__name__})"
+    return None
 
 
 class KeyringBackend:

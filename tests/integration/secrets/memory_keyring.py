@@ -37,3 +37,13 @@ class SecureTestKeyring(KeyringBackend):
         data = self._load()
         data.pop(f"{service}/{username}")
         self._path.write_text(json.dumps(data))
+
+
+class LockedTestKeyring(SecureTestKeyring):
+    """A secure backend that is installed but cannot answer, like GNOME Keyring with
+    no unlocked collection on a headless machine."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        from keyring.errors import KeyringLocked
+
+        raise KeyringLocked("the collection is locked")

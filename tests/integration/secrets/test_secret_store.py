@@ -136,3 +136,10 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     result = run(f"set_secret({name!r}, 'v')", tmp_path / "data", FAIL)
     assert result.returncode != 0 and "invalid secret name" in result.stderr
+
+
+def test_a_keyring_that_cannot_answer_is_not_used(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = ok(run("set_secret('a', 'b'); print(describe_backend())", data,
+                 "tests.integration.secrets.memory_keyring.LockedTestKeyring"))
+    assert "encrypted file" in out and "does not answer (KeyringLocked)" in out
