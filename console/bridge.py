@@ -19,6 +19,7 @@ shadow     device                  newest wins (the whole document)
 alert      alert id                newest wins (the whole Alert)
 command    request id              newest wins (the whole CommandRecord)
 hub        (kind)                  newest wins
+changes    topic                   one per topic ("alerts changed")
 rejected   —                       never coalesced: each message is evidence
 ========== ======================= =========================================
 """
@@ -61,6 +62,8 @@ def _key(event: FleetEvent, serial: Callable[[], int]) -> Hashable:
         return (kind, request_id) if request_id else (kind, serial())
     if kind == EventKind.HUB:
         return (kind,)
+    if kind == EventKind.CHANGES:
+        return (kind, event.data.get("topic"))
     return (kind, serial())  # rejected messages and unknown kinds: keep every one
 
 
@@ -71,8 +74,9 @@ class _Inbox:
     after the bridge is gone never touches a deleted C++ object.
     """
 
-    def __init__(self, coalesce: bool) -> None:
+    def __init__(self, coalesce: bool, kinds: frozenset[str] | None = None) -> None:
         self.coalesce = coalesce
+        self.kinds = kinds
         self._lock = threading.Lock()
         self._slots: dict[Hashable, _Slot] = {}
         self._plain: list[FleetEvent] = []
@@ -81,6 +85,10 @@ class _Inbox:
         self.readings_received = 0
 
     def push(self, events: list[FleetEvent]) -> None:
+        if self.kinds is not None:
+            events = [e for e in events if e.kind in self.kinds]
+            if not events:
+                return
         with self._lock:
             self.received += len(events)
             if not self.coalesce:
@@ -136,10 +144,13 @@ class LiveBridge(QObject):
         *,
         interval_ms: int = DEFAULT_INTERVAL_MS,
         coalesce: bool = True,
+        kinds: set[str] | frozenset[str] | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``kinds``: only these event kinds are kept (dropped on the feed's
+        thread, so a view that wants alerts never buffers telemetry)."""
         super().__init__(parent)
-        self._inbox = _Inbox(coalesce)
+        self._inbox = _Inbox(coalesce, frozenset(kinds) if kinds is not None else None)
         self._unsubscribe: Callable[[], None] | None = None
         self.batches_emitted = 0
         self._timer = QTimer(self)

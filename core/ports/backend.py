@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.ports.alerts import AlertStore
+from core.ports.changes import ChangeTokens
 from core.ports.commands import CommandChannel
 from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
@@ -41,6 +42,7 @@ class Backend:
     link_stats: LinkStatsStore | None = None
     command_log: CommandLog | None = None
     audit: AuditTrail | None = None
+    changes: ChangeTokens | None = None  # what changed in the store, by anyone
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

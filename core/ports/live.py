@@ -24,6 +24,8 @@ class EventKind:
     COMMAND = "command"      # data: {"record": CommandRecord} (sent, answered, timed out)
     REJECTED = "rejected"    # data: {"message": QuarantinedMessage}
     HUB = "hub"              # device_id "": data: {"connection": str, "messages_per_s": float}
+    CHANGES = "changes"      # device_id "": data: {"topic": str} (core.ports.changes): data
+    #                          changed in the store, by anyone; pages showing it reload
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from core.store import migrate
 from core.store.alerts import SqlAlertStore
 from core.store.audit import AuditLog
+from core.store.changes import SqlChangeTokens
 from core.store.commands import SqlCommandLog
 from core.store.deployments import SqlDeploymentService
 from core.store.engine import create_store_engine
@@ -40,6 +41,7 @@ class Store:
         self.link_stats = SqlLinkStatsStore(engine)
         self.commands = SqlCommandLog(engine)
         self.shadows = SqlShadowStore(engine)
+        self.changes = SqlChangeTokens(engine)
 
     @classmethod
     def open(

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from core.context import AppContext
 from core.errors import ConfigError, SmartIotError
 from core.ports.backend import Backend
+from core.services.change_feed import ChangeWatcher
 from core.services.event_bus import EventBus
 from core.store import Store
 from core.store.audit_anchor import anchor_audit
@@ -46,6 +47,7 @@ class LocalBackend(Backend):
             link_stats=store.link_stats,
             command_log=store.commands,
             audit=store.audit,
+            changes=store.changes,
         )
         self.store = store
         self.bus = bus
@@ -56,11 +58,13 @@ class LocalBackend(Backend):
         self.demo: Any = None
         self.broker_url = ""
         self.audit_timer: Any = None  # signs the audit head (core.store.audit_anchor)
+        # changes by other processes (CLI, other consoles, the hub) -> live events
+        self.watcher: ChangeWatcher | None = None
 
     def close(self) -> None:
         """Stop in reverse order: devices first (they say goodbye), then the hub
         (it drains its inbox into the store), then the broker, then the store."""
-        for part in (self.demo, self.observer, self.client, self.hub):
+        for part in (self.watcher, self.demo, self.observer, self.client, self.hub):
             if part is not None:
                 try:
                     part.stop()
@@ -241,6 +245,9 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
         backend.client = client
         backend.commands = client.commands
         backend.shadows = client.shadows
+        bus = backend.bus
+        backend.watcher = ChangeWatcher(store.changes, bus.publish,
+                                        active=lambda: bus.subscriber_count > 0).start()
 
         if wants_demo:
             from simulator.api import RunningFleet

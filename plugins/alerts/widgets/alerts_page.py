@@ -39,6 +39,7 @@ from console.widgets.background import BackgroundCall
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Alert, AlertState, Severity
+from core.ports import changes
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
@@ -373,7 +374,9 @@ class AlertsPage(QWidget):
         if backend.rules is None:
             self.rules_button.setToolTip("This backend does not store alert rules")
         if backend.live is not None:
-            self.live = LiveEvents(backend.live, {EventKind.ALERT}, self)
+            # ALERT: what this process's hub changed, row by row; CHANGES: the
+            # store changed elsewhere (CLI, another console, a remote hub).
+            self.live = LiveEvents(backend.live, {EventKind.ALERT, EventKind.CHANGES}, self)
             self.live.batch.connect(self.apply_events)
         else:
             self._poll_timer.start()
@@ -447,17 +450,27 @@ class AlertsPage(QWidget):
 
     def _merge(self, alerts: list[Alert]) -> None:
         fresh = {a.alert_id for a in alerts}
+        selected = self.current_alert()
         for alert in alerts:
             self.model.upsert(alert)
+            if (selected is not None and alert.alert_id == selected.alert_id
+                    and alert.version != selected.version):
+                self.detail.show_alert(alert)
         for alert in self.model.alerts():
             if alert.alert_id not in fresh:
                 self.model.remove(alert.alert_id)
         self._update_count_label()
+        self._update_buttons()
 
     # ------------------------------------------------------------ live
     def apply_events(self, events: list[FleetEvent]) -> None:
         changed = False
         selected = self.current_alert()
+        topics = {e.data.get("topic") for e in events if e.kind == EventKind.CHANGES}
+        if changes.RULES in topics:
+            self.refresh()  # rule names in the table and the filter
+        elif changes.ALERTS in topics:
+            self._poll()
         for event in events:
             if event.kind != EventKind.ALERT:
                 continue

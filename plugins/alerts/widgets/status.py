@@ -64,7 +64,8 @@ class AlertStatusWidget(QLabel):
     def _ready(self, backend: Backend) -> None:
         self.backend = backend
         if backend.live is not None:
-            self.live = LiveEvents(backend.live, {EventKind.ALERT}, self)
+            # CHANGES: alerts changed by another process (the CLI, another console)
+            self.live = LiveEvents(backend.live, {EventKind.ALERT, EventKind.CHANGES}, self)
             self.live.batch.connect(self.apply_events)
         self._poll.start()
         self.recount()

@@ -15,11 +15,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.changes import watch_changes
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Deployment
 from core.model.roles import Permission
+from core.ports import changes
 from core.text import plural
 from plugins.firmware.widgets.common import (
     Background,
@@ -109,6 +111,9 @@ class DeploymentsTab(QWidget):
         self.monitor.action_finished.connect(lambda _what: self.load())
         self.monitor.updated.connect(self._monitor_updated)
         self.load()
+        # created, paused or cancelled elsewhere (the CLI, another console, the hub)
+        watch_changes(self, {changes.DEPLOYMENTS}, lambda _topics: self.refresh(),
+                      context=context)
 
     # ------------------------------------------------------------ list
     def refresh(self) -> None:

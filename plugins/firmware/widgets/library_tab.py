@@ -18,11 +18,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.changes import watch_changes
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Firmware
 from core.model.roles import Permission
+from core.ports import changes
 from core.text import plural
 from plugins.firmware.services import firmware_library
 from plugins.firmware.widgets.common import (
@@ -126,6 +128,8 @@ class LibraryTab(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.table.selectionModel().selectionChanged.connect(self._show_details)
         self.refresh()
+        # images added or removed elsewhere (the CLI, another console) show up
+        watch_changes(self, {changes.FIRMWARE}, lambda _topics: self.refresh(), context=context)
 
     # ------------------------------------------------------------ loading
     def refresh(self) -> None:

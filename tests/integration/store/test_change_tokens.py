@@ -1,0 +1,49 @@
+"""Change tokens move exactly when a topic's rows do, whoever writes them, and
+the watcher turns that into one ``changes`` event per moved topic."""
+
+from __future__ import annotations
+
+from core.model import Alert, Device, Severity
+from core.ports import changes
+from core.ports.live import EventKind
+from core.services.change_feed import ChangeWatcher
+from core.store import Store
+
+
+def test_tokens_follow_writes_from_another_store_object(tmp_path):
+    url = f"sqlite:///{tmp_path / 'smartiot.db'}"
+    with Store.open(url) as mine, Store.open(url) as other:
+        published: list[list] = []
+        watcher = ChangeWatcher(mine.changes, lambda events: published.append(list(events)))
+        assert watcher.poll_once() == []  # the baseline
+        assert watcher.poll_once() == []  # nothing changed, nothing published
+
+        alert = Alert("pump-1", "r", Severity.WARNING, "hot")
+        other.alerts.add(alert)
+        assert watcher.poll_once() == [changes.ALERTS]
+        other.alerts.save(alert.acknowledge("maria"))  # same count, new version
+        assert watcher.poll_once() == [changes.ALERTS]
+
+        other.registry.upsert(Device("pump-1"))
+        assert watcher.poll_once() == [changes.DEVICES]
+        assert [[(e.kind, e.data["topic"]) for e in batch] for batch in published] == [
+            [(EventKind.CHANGES, changes.ALERTS)], [(EventKind.CHANGES, changes.ALERTS)],
+            [(EventKind.CHANGES, changes.DEVICES)]]
+        assert set(mine.changes.tokens()) == set(changes.TOPICS)
+
+
+def test_an_idle_feed_costs_no_queries(tmp_path):
+    class Counting:
+        calls = 0
+
+        def tokens(self):  # type: ignore[no-untyped-def]
+            Counting.calls += 1
+            return {"alerts": str(Counting.calls)}
+
+    watcher = ChangeWatcher(Counting(), lambda _e: None, interval_s=0.01,  # type: ignore[arg-type]
+                            active=lambda: False).start()
+    import time
+
+    time.sleep(0.2)
+    watcher.stop()
+    assert Counting.calls == 0
