@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QMouseEvent, QShortcut
+from PySide6.QtGui import QAction, QKeySequence, QMouseEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -344,6 +344,11 @@ class DevicesPage(QWidget):
                                      parent=self)
             self.bridge.batch.connect(self.apply_events)
         self.register_button.setEnabled(True)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        # Coming back to the list: catch up at once rather than at the next period.
+        QTimer.singleShot(0, self._sync_registry)
 
     def _sync_registry(self) -> None:
         """Re-read the registry in the background while the list is shown."""

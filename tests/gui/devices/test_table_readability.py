@@ -147,3 +147,11 @@ def test_a_status_change_without_a_live_event_still_reaches_the_list(qtbot, stor
                                        last_seen=datetime.now(UTC))])
     qtbot.waitUntil(lambda: _cell(page, "env-00001", Col.STATUS) == "online", timeout=10_000)
     assert resets == [], "updated in place, not reloaded"
+    # Hidden (another page shown), it does not re-read; shown again, it catches up at once.
+    page._sync_timer.setInterval(600_000)
+    page.hide()
+    store.registry.upsert_many([Device("env-00001", device_type="environmental",
+                                       status=DeviceStatus.WARNING,
+                                       last_seen=datetime.now(UTC))])
+    page.show()
+    qtbot.waitUntil(lambda: _cell(page, "env-00001", Col.STATUS) == "warning", timeout=10_000)
