@@ -18,6 +18,7 @@ from core import __version__
 from core.config import Config, load_config
 from core.context import AppContext
 from core.errors import ConfigError, SmartIotError
+from core.identity import resolve_actor
 from core.plugins import PluginManager
 from core.registrations import CliCommand
 
@@ -198,7 +199,9 @@ def _cmd_config(config: Config, action: str) -> int:
     print(f"data dir    : {config.data_dir}")
     print(f"profile     : {config.profile_name}  (available: {', '.join(sorted(config.profiles))})")
     print(f"theme       : {config.theme}")
-    print(f"user        : {config.user}")
+    actor = resolve_actor(config)
+    claimed = f"; {actor.claimed_user!r} is only noted as a claim" if actor.claimed_user else ""
+    print(f"you act as  : {actor.user} (the OS account), role {actor.role.value}{claimed}")
     print(f"secrets     : {_secrets_backend()}")
     for key, _value in profile.__class__.__dataclass_fields__.items():
         if key == "name":

@@ -150,3 +150,9 @@ def test_roles_without_audit_read_are_refused_and_the_refusal_recorded(tmp_path:
         ("audit.verify", "technician"), ("audit.list", "technician"),
         ("audit.export", "technician")]
     assert smartiot(tmp_path, "audit", "verify").returncode == 0  # refusals are anchored too
+
+
+def test_config_show_says_who_you_act_as(tmp_path: Path) -> None:
+    env_user = smartiot(tmp_path, "config", "show", role="support")
+    assert env_user.returncode == 0, env_user.stderr
+    assert f"you act as  : {getpass.getuser()} (the OS account), role support" in env_user.stdout
