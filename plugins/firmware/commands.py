@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from core.model.rollout import (
     RetryCriterion,
     RolloutConfig,
 )
+from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, OtaJobDocument
 from core.services.ota import TargetSpec
 from core.text import plural
 from plugins.firmware.services import (
@@ -166,6 +168,9 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
                         help="retry FAILED/TIMED_OUT/ALL executions N times, e.g. FAILED:2")
     create.add_argument("--allow-downgrade", action="store_true",
                         help="let devices install a version older than theirs")
+    create.add_argument("--manifest-days", type=float, default=None, metavar="DAYS",
+                        help="how long devices accept the deployment's signed manifest "
+                             "(default 30; a replayed manifest is refused after that)")
     create.add_argument("--description", default="")
     create.add_argument("--dry-run", action="store_true",
                         help="only show how many devices would be targeted")
@@ -251,10 +256,26 @@ def _deploy_create(args: argparse.Namespace, context: AppContext) -> int:
           + (f"; {skipped}" if skipped else ""))
     if args.dry_run:
         return 0
+    validity = (DEFAULT_MANIFEST_VALIDITY_S if args.manifest_days is None
+                else int(args.manifest_days * 86400))
     d = service.create(args.firmware, spec, config, description=args.description,
-                       allow_downgrade=args.allow_downgrade)
-    print(f"created {d.deployment_id}: {d.firmware_id} to {plural(len(d.targets), 'device')}")
+                       allow_downgrade=args.allow_downgrade, manifest_validity_s=validity)
+    print(f"created {d.deployment_id}: {d.firmware_id} to {plural(len(d.targets), 'device')}"
+          f"; {_manifest_summary(d.document)}")
     return 0
+
+
+def _manifest_summary(document: dict[str, Any]) -> str:
+    """Who vouches for the deployment, and until when devices will accept it."""
+    try:
+        signed = OtaJobDocument.parse(document).manifest
+        expires_at = signed.manifest().expires if signed is not None else 0
+    except ValidationError as exc:
+        return f"job document unreadable ({exc}): devices will refuse it"
+    if signed is None:
+        return "no signed manifest: devices will refuse it"
+    expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+    return f"manifest signed by key {signed.key_id}, valid until {expires}"
 
 
 def _deploy_list(args: argparse.Namespace, context: AppContext) -> int:
@@ -285,6 +306,7 @@ def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
             "deployment_id": d.deployment_id, "status": d.status.value,
             "firmware_id": d.firmware_id, "reason": d.reason, "counts": counts,
             "config": d.config.to_aws(), "targets": len(d.targets),
+            "manifest": _manifest_summary(d.document),
             "executions": [{"device_id": e.device_id, "status": e.status.value,
                             "execution_number": e.execution_number,
                             "status_details": e.status_details} for e in executions],
@@ -293,6 +315,7 @@ def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
         return 0
     print(f"{d.deployment_id}  {d.status.value}  {d.firmware_id}  by {d.created_by or '?'}")
     print(f"  {_progress_line(d, counts)}")
+    print(f"  {_manifest_summary(d.document)}")
     if d.reason:
         print(f"  {d.reason}")
     for e in executions:

@@ -55,6 +55,12 @@ def test_firmware_and_deploy_round_trip(env: dict[str, str], tmp_path: Path) -> 
                        "--retries", "FAILED:1")
     assert created.returncode == 0, created.stderr
     deployment_id = created.stdout.split("created ")[1].split(":")[0]
+    assert "; manifest signed by key " in created.stdout and "valid until " in created.stdout
+    text = smartiot(env, "deploy", "status", deployment_id).stdout
+    assert "manifest signed by key" in text
+    short = smartiot(env, "deploy", "create", "--firmware", "pump@1.1.0", "--group", "pump",
+                     "--manifest-days", "0.0001")
+    assert short.returncode == 1 and "manifest validity 8 s must be between 60 s" in short.stderr
     status = json.loads(smartiot(env, "deploy", "status", deployment_id, "--json").stdout)
     assert status["status"] == "SCHEDULED" and status["counts"] == {"PENDING": 6}
     assert status["config"]["abortConfig"]["criteriaList"][0]["thresholdPercentage"] == 10
