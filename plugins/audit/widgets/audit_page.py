@@ -71,7 +71,7 @@ class AuditModel(QAbstractTableModel):
                 e.details.get("outcome") == "denied" or e.seq == self.bad_seq):
             return QColor("#dc2626")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"hash {e.hash}\nprevious {e.prev_hash}"
+            return f"{self.cell(e, index.column())}\n\nhash {e.hash}\nprevious {e.prev_hash}"
         return None
 
     @staticmethod
@@ -148,7 +148,7 @@ class AuditPage(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in enumerate((60, 150, 170, 80, 160, 160, 70)):
+        for column, width in enumerate((56, 170, 190, 90, 170, 170, 80)):
             self.table.setColumnWidth(column, width)
 
         layout = QVBoxLayout(self)
@@ -224,7 +224,10 @@ class AuditPage(QWidget):
 
         def done(report: AuditReport) -> None:
             self.verify_button.setEnabled(True)
-            self.model.bad_seq = report.first_bad_seq
+            # highlight only an entry that exists: a missing one has no row, and its
+            # seq may be reused by the next entry (this check, for one)
+            bad = report.first_bad_seq
+            self.model.bad_seq = bad if bad is not None and bad <= report.head_seq else None
             if report.ok and report.signatures_checked:
                 self._say(self.result_label, "✓ " + report.summary(), "success")
             elif report.ok:
