@@ -96,15 +96,20 @@ def buckets_as_series(device_id: str, metric: str, buckets: Buckets, bucket_ms: 
 def gap_threshold_ms(series: Series) -> float:
     """How long a silence must be before it is drawn as a gap.
 
-    Aggregated series: any missing bucket. Raw series: three times the typical
-    (median) reporting interval, so jitter never breaks the line but a device
-    that was off for a few readings visibly does."""
+    Raw series: three times the typical (median) reporting interval, so
+    jitter never breaks the line but a device that was off for a few readings
+    visibly does. Aggregated series: a missing bucket, unless buckets are
+    finer than the device reports (2 s buckets of a reading every 5 s leave
+    every other bucket empty, which drew no line at all): then the same
+    three typical intervals as raw data."""
+    typical = float(np.median(np.diff(series.ts_ms))) if len(series) >= 3 else 0.0
     if series.bucket_ms:
-        return float(series.bucket_ms) * 1.5
+        one_missing = float(series.bucket_ms) * 1.5
+        # Most neighbouring buckets empty: the data is sparser than the buckets.
+        return typical * 3.0 if typical > one_missing else one_missing
     if len(series) < 3:
         return float("inf")
-    step = float(np.median(np.diff(series.ts_ms)))
-    return max(step, 1.0) * 3.0
+    return max(typical, 1.0) * 3.0
 
 
 def with_gaps(ts_ms: IntArray, columns: list[FloatArray], threshold_ms: float

@@ -61,6 +61,24 @@ def test_aggregated_series_gap_is_one_missing_bucket():
     assert out_ts.tolist() == [0, 60_000, 120_000, 180_000]
 
 
+def test_buckets_finer_than_the_readings_still_draw_a_line():
+    """A reading every 5 s in 2 s buckets leaves every other bucket empty;
+    that is the device's pace, not a silence (it drew no line at all)."""
+    ts = (np.arange(0, 120_000, 5_000) // 2_000 * 2_000).astype(np.int64)
+    n = ts.size
+    series = Series("d", "m", ts, np.ones(n), np.ones(n), np.ones(n),
+                    np.ones(n, dtype=np.int64), 2_000)
+    out_ts, _ = with_gaps(ts, [series.value], gap_threshold_ms(series))
+    assert out_ts.tolist() == ts.tolist()
+    # a real silence (a restart of a minute) is still a gap
+    late = np.concatenate([ts, ts[-1] + 60_000 + ts]).astype(np.int64)
+    m = late.size
+    restarted = Series("d", "m", late, np.ones(m), np.ones(m), np.ones(m),
+                       np.ones(m, dtype=np.int64), 2_000)
+    out_ts, (out_v,) = with_gaps(late, [restarted.value], gap_threshold_ms(restarted))
+    assert out_ts.size == m + 1 and np.isnan(out_v).sum() == 1
+
+
 def test_rolling_zscore_matches_a_plain_window_computation():
     rng = np.random.default_rng(3)
     x = 1013.0 + rng.normal(0, 0.2, 500)  # large offset: cancellation must not bite
