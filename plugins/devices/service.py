@@ -36,6 +36,7 @@ from core.ports.commands import CommandResult
 from core.ports.shadows import ShadowDocument
 from core.ports.telemetry import Series
 from core.services.devices import DeviceService
+from core.services.wiring import build_services
 
 TABLE_METRICS = ("battery_pct", "rssi")
 OPEN_STATES = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
@@ -140,8 +141,7 @@ def edit_device(
 
 
 def device_service(backend: Backend) -> DeviceService:
-    return DeviceService(backend.registry, backend.audit, commands=backend.commands,
-                         shadows=backend.shadows)
+    return build_services(backend).devices
 
 
 def register_device(backend: Backend, device: Device, actor: Actor) -> Device:
