@@ -188,8 +188,11 @@ def load_anchor(data_dir: Path, *, create: bool = True) -> AuditAnchor | None:
         if value is None and create:
             value = _random.token_hex(32)
             secrets.set_secret(KEY_SECRET, value)
-    except secrets.SecretsError as exc:
-        log.warning("audit checkpoints are off: the checkpoint key is unavailable (%s)", exc)
+    except Exception as exc:  # noqa: BLE001 - see below
+        # A locked or broken secret store must not keep the console from starting:
+        # the trail stays hash-chained, and verification says it is unanchored.
+        log.warning("audit checkpoints are off: the checkpoint key is unavailable (%s)",
+                    type(exc).__name__ if not isinstance(exc, secrets.SecretsError) else exc)
         return None
     if value is None:
         return None

@@ -14,7 +14,14 @@ from sqlalchemy import insert, select, text
 from core.model.timeutil import utcnow
 from core.store import Store
 from core.store.audit import entry_hash
-from core.store.audit_anchor import ANCHOR_FILE, AuditAnchor, CheckpointTimer, read_anchor_file
+from core.store.audit_anchor import (
+    ANCHOR_FILE,
+    KEY_SECRET,
+    AuditAnchor,
+    CheckpointTimer,
+    load_anchor,
+    read_anchor_file,
+)
 from core.store.schema import AuditRow, table_of
 
 KEY = bytes(range(32))
@@ -164,3 +171,31 @@ def test_a_later_genuine_append_does_not_bless_a_forged_row(anchored: Store) -> 
     report = anchored.audit.check()
     assert not report.ok and report.first_bad_seq == 11
     assert "entry #11 is not covered" in report.problems[0]
+
+
+def test_the_key_is_made_once_in_the_secret_store_and_reused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("SMARTIOT_DATA_DIR", str(tmp_path / "secrets"))
+    first = load_anchor(tmp_path / "data")
+    second = load_anchor(tmp_path / "data")
+    assert first is not None and second is not None
+    assert first.key_id == second.key_id and first.file == tmp_path / "data" / ANCHOR_FILE
+    from core import secrets
+
+    key = secrets.get_secret(KEY_SECRET)
+    assert key is not None and len(bytes.fromhex(key)) == 32
+    assert key.encode() not in (tmp_path / "secrets" / "secrets.enc").read_bytes()
+
+
+def test_a_broken_secret_store_leaves_the_trail_unanchored_not_the_console_down(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core import secrets
+
+    def broken(name: str) -> str:
+        raise RuntimeError("the keyring daemon went away")
+
+    monkeypatch.setattr(secrets, "get_secret", broken)
+    assert load_anchor(tmp_path) is None
+    assert "audit checkpoints are off" in caplog.text
