@@ -10,7 +10,7 @@ page and a few dialogs in both themes and saves:
     docs/screenshots/<page>-<theme>.png            e.g. devices-light.png
     docs/screenshots/<page>-<tab>-<theme>.png      e.g. analytics-history-dark.png
     docs/screenshots/device-detail-<theme>.png     the server-room sensor's detail
-    docs/screenshots/<dialog>-dialog-<theme>.png   plugins, settings, about
+    docs/screenshots/dialog-<name>-<theme>.png     plugins, settings, about
 
 Page and tab names come from the running window, so a page a plugin adds is
 photographed without changing this script.
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                                      ("about", window.open_about_dialog)):
                     dialog = opener()
                     _settle(app, 0.5)
-                    save(dialog, f"{name}-dialog-{theme}")
+                    save(dialog, f"dialog-{name}-{theme}")
                     dialog.close()
         finally:
             window.close()
