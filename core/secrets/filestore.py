@@ -169,9 +169,12 @@ class EncryptedFileBackend:
         try:
             plain = AESGCM(key).decrypt(nonce, ciphertext, _aad(header))
         except InvalidTag:
+            hint = ""
+            if os.environ.get(ENV_PASSPHRASE) and self.key_file.exists():
+                hint = f"; it may be protected by {self.key_file}: unset {ENV_PASSPHRASE}"
             raise SecretsLocked(
                 f"cannot open {self.path}: {source} does not unlock it (wrong passphrase, "
-                "or the file was altered)"
+                f"or the file was altered){hint}"
             ) from None
         values = json.loads(plain)
         return {str(k): str(v) for k, v in values.items()}
