@@ -31,12 +31,8 @@ from types import TracebackType
 from typing import Any
 
 from simulator import broker_guard
-from simulator.broker_auth import (
-    HUB_USER,
-    BrokerCredentials,
-    password_lines,
-    write_auth_files,
-)
+from simulator.broker_auth import HUB_USER, BrokerCredentials, write_auth_files
+from simulator.local_brokers import LocalBroker, announce, private_workdir
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +138,36 @@ def _aws_topic_broker_class() -> Any:
     return AwsTopicBroker
 
 
+def login_works(host: str, port: int, username: str | None, password: str | None,
+                timeout_s: float) -> bool:
+    """True once the broker accepts this login: how a caller waits for a
+    password file reload to take effect."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    deadline = time.monotonic() + timeout_s
+    result: list[bool] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                         client_id=f"smartiot-reload-probe-{os.getpid()}")
+    client.username_pw_set(username, password)
+    client.on_connect = lambda c, u, f, reason, p: result.append(not reason.is_failure)
+    while time.monotonic() < deadline:
+        result.clear()
+        try:
+            client.connect(host, port, keepalive=10)
+            while not result and time.monotonic() < deadline:
+                client.loop(timeout=0.05)
+        except OSError:
+            pass
+        with contextlib.suppress(Exception):
+            client.disconnect()
+            client.loop(timeout=0.05)
+        if result and result[0]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @dataclass(frozen=True)
 class BrokerTls:
     """Server certificate for a TLS listener; with ``require_client_cert`` devices must
@@ -218,18 +244,15 @@ class EmbeddedBroker:
             self.devices += new
             return
         assert self._auth_dir is not None
-        passwd = self._auth_dir / "passwd"
-        with open(passwd, "a") as handle:
-            handle.writelines(line + "\n" for line in password_lines(new, self.credentials,
-                                                                 accounts=False))
+        running = self._process is not None and self._process.poll() is None
+        LocalBroker(self._auth_dir, self.host, self.port, self.kind,
+                    self._process.pid if running and self._process else 0,
+                    ).add_devices(new, self.credentials.fleet_secret)
         self.devices += new
-        if self._process is not None and self._process.poll() is None:
-            import signal
-
-            self._process.send_signal(signal.SIGHUP)
+        if running:
             # mosquitto reloads on its next loop pass; return once it has, so
             # the new devices' first connection is not refused.
-            if not self._login_works(*self.device_login(new[-1]), timeout_s=10):
+            if not login_works(self.host, self.port, *self.device_login(new[-1]), timeout_s=10):
                 raise BrokerError(f"mosquitto did not reload its password file: "
                                   f"{self.log_text()[-500:]}")
         elif self._loop is not None:
@@ -240,32 +263,6 @@ class EmbeddedBroker:
 
             asyncio.run_coroutine_threadsafe(reload(), self._loop).result(timeout=10)
 
-    def _login_works(self, username: str | None, password: str | None,
-                     timeout_s: float) -> bool:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        deadline = time.monotonic() + timeout_s
-        result: list[bool] = []
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=f"smartiot-reload-probe-{os.getpid()}")
-        client.username_pw_set(username, password)
-        client.on_connect = lambda c, u, f, reason, p: result.append(not reason.is_failure)
-        while time.monotonic() < deadline:
-            result.clear()
-            try:
-                client.connect(self.host, self.port, keepalive=10)
-                while not result and time.monotonic() < deadline:
-                    client.loop(timeout=0.05)
-            except OSError:
-                pass
-            with contextlib.suppress(Exception):
-                client.disconnect()
-                client.loop(timeout=0.05)
-            if result and result[0]:
-                return True
-            time.sleep(0.05)
-        return False
 
     def _write_auth(self) -> None:
         if self.credentials is None:
@@ -298,7 +295,8 @@ class EmbeddedBroker:
     # ------------------------------------------------------------------ mosquitto
     def _start_mosquitto(self, binary: str, timeout_s: float) -> None:
         raise_fd_limit()
-        self._workdir = tempfile.TemporaryDirectory(prefix="smartiot-broker-")
+        self._workdir = (private_workdir("broker-") if self.credentials is not None
+                         else tempfile.TemporaryDirectory(prefix="smartiot-broker-"))
         self._write_auth()
         conf = Path(self._workdir.name) / "mosquitto.conf"
         conf.write_text(
@@ -334,6 +332,9 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"mosquitto did not start on port {self.port}: {output.strip()}")
         self.kind = "mosquitto"
+        if self._auth_dir is not None:
+            announce(self._auth_dir, host=self.host, port=self.port, kind=self.kind,
+                     reload_pid=self._process.pid)
 
     def _auth_lines(self) -> list[str]:
         if self._auth_dir is None:
@@ -377,7 +378,7 @@ class EmbeddedBroker:
         plugins: dict[str, Any] = {"amqtt.plugins.authentication.AnonymousAuthPlugin":
                                    {"allow_anonymous": True}}
         if self.credentials is not None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="smartiot-broker-")
+            self._workdir = private_workdir("broker-")
             self._write_auth()
             assert self._auth_dir is not None
             plugins = {
@@ -417,6 +418,9 @@ class EmbeddedBroker:
             reason = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "timed out"
             raise BrokerError(f"the built-in broker did not start on port {self.port}: {reason}")
         self.kind = "amqtt"
+        if self._auth_dir is not None:
+            announce(self._auth_dir, host=self.host, port=self.port, kind=self.kind,
+                     reload_pid=0)
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:

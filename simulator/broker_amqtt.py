@@ -39,20 +39,33 @@ class MosquittoPasswordAuth(BaseAuthPlugin):  # type: ignore[misc]
         super().__init__(context)
         self.path = Path(self.config.password_file)
         self.users: dict[str, str] = {}
+        self._stamp: tuple[int, int] = (0, 0)
         self.load()
         _LOADED.append(self)
 
     def load(self) -> None:
+        info = self.path.stat()
+        self._stamp = (info.st_mtime_ns, info.st_size)
         self.users = read_password_file(self.path)
 
     async def authenticate(self, *, session: Any) -> bool:
         username = getattr(session, "username", None)
-        hashed = self.users.get(username or "")
-        if hashed is not None and verify_mosquitto_hash(session.password or "", hashed):
+        if self._accepts(username, session.password):
             return True
+        # Another process of this user may have added or re-keyed devices
+        # (simulator.local_brokers): re-read a changed file once.
+        info = self.path.stat()
+        if (info.st_mtime_ns, info.st_size) != self._stamp:
+            self.load()
+            if self._accepts(username, session.password):
+                return True
         log.warning("broker refused client %s: %s", getattr(session, "client_id", "?"),
                     "no user name" if not username else f"bad user name or password ({username})")
         return False
+
+    def _accepts(self, username: str | None, password: str | None) -> bool:
+        hashed = self.users.get(username or "")
+        return hashed is not None and verify_mosquitto_hash(password or "", hashed)
 
     async def close(self) -> None:
         if self in _LOADED:

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -20,8 +21,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from core.errors import SmartIotError, ValidationError
-from simulator.broker import BrokerError, EmbeddedBroker
-from simulator.broker_auth import CONSOLE_PASSWORD, FLEET_SECRET, stored_secret
+from simulator.broker import BrokerError, EmbeddedBroker, login_works
+from simulator.broker_auth import CONSOLE_PASSWORD, FLEET_SECRET, device_password, stored_secret
+from simulator.local_brokers import find_local_broker
 from simulator.models import BUILTIN_MODELS, SensorModel
 from simulator.replay import ReplaySource
 from simulator.runtime import FleetRuntime, RuntimeStats
@@ -112,11 +114,27 @@ def resolve_scenario(args: argparse.Namespace,
         path = Path(str(resources.files("resources") / "scenarios" / f"{name}.toml"))
     scenario = load_scenario(path, models)
     if args.rate:
-        from dataclasses import replace
-
         groups = tuple(replace(g, interval_s=1.0 / args.rate) for g in scenario.groups)
         scenario = replace(scenario, groups=groups)
     return scenario
+
+
+def _device_logins(target: BrokerTarget, device_ids: list[str]) -> str | None:
+    """The fleet secret the devices derive their passwords from: a console's
+    embedded broker on this machine (same OS user) gets the devices added to
+    its password file with a secret made for this run; otherwise the team
+    broker's, from the secret store (`smartiot broker config`)."""
+    local = find_local_broker(target.host, target.port)
+    if local is None:
+        return _secret(FLEET_SECRET)
+    secret = local.add_devices(device_ids)
+    last = device_ids[-1] if device_ids else None
+    if last and not login_works(target.host, target.port, last,
+                                device_password(secret, last), timeout_s=10):
+        raise BrokerError(f"the embedded broker at {target.url} did not accept the new devices")
+    print(f"added {len(device_ids):,} devices to the embedded {local.kind} broker at "
+          f"{target.url}", file=sys.stderr)
+    return secret
 
 
 def _secret(name: str) -> str | None:
@@ -199,14 +217,12 @@ def run(args: argparse.Namespace, context: Any) -> int:
         broker: EmbeddedBroker | None = None
         device_ids = [source.device_info(i)[0] for i in range(source.size)]
         if args.broker:
-            # Devices log in as themselves when the fleet secret is in the secret
-            # store (the team broker's, from `smartiot broker config`).
             target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
                                         key_file=args.key, username=args.username,
                                         password=_secret(CONSOLE_PASSWORD)
-                                        if args.username else None,
-                                        fleet_secret=None if args.username or args.cert
-                                        else _secret(FLEET_SECRET))
+                                        if args.username else None)
+            if not (args.username or args.cert):
+                target = replace(target, fleet_secret=_device_logins(target, device_ids))
         else:
             broker = EmbeddedBroker(devices=device_ids).start()
             target = BrokerTarget.parse(broker.url, fleet_secret=broker.fleet_secret)

@@ -168,3 +168,30 @@ def test_team_hub_and_console_log_in_with_their_stored_passwords(tmp_path: Path)
         delete_secret("broker.password")
         process.terminate()
         process.wait(10)
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "amqtt"])
+def test_simulate_from_another_shell_joins_a_consoles_embedded_broker(kind: str) -> None:
+    """QA points `smartiot simulate --broker` at the console's embedded broker:
+    the simulator (same OS user) adds its devices to that broker's password
+    file, twice in a row with the same ids, and every device logs in."""
+    with EmbeddedBroker(prefer=kind, devices=["console-demo-1"]) as broker:
+        rig = _secure(kind, broker)
+        try:
+            watcher = rig.connect(*broker.hub_login)
+            watcher.subscribe("dt/+/+/telemetry")
+            for _run in range(2):
+                result = subprocess.run(
+                    [sys.executable, "-m", "console.cli", "simulate", "--devices", "3",
+                     "--type", "pump", "--rate", "2", "--duration", "2",
+                     "--broker", broker.url],
+                    capture_output=True, text=True, timeout=120,
+                    env={**os.environ, "SMARTIOT_ENTRY_POINTS": "0"})
+                assert result.returncode == 0, result.stderr
+                assert f"added 3 devices to the embedded {kind} broker" in result.stderr
+                assert "connection errors" not in result.stdout, result.stdout
+            expected = {"pump-00000", "pump-00001", "pump-00002"}
+            wait_until(lambda: {t.split("/")[2] for t, _ in watcher.received} == expected,
+                       message="telemetry from each simulated pump")
+        finally:
+            rig.close_clients()
