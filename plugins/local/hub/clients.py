@@ -16,6 +16,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.errors import ConcurrentModification, NotFound, SmartIotError
@@ -53,6 +54,7 @@ CLIENT_FILTERS = (
 )
 SHADOW_TIMEOUT_S = 10.0
 CONNECT_WAIT_S = 10.0
+LEFTOVER_GRACE_S = 5.0
 
 
 class ConsoleClient:
@@ -87,19 +89,47 @@ class MqttCommandChannel(CommandChannel):
         self._registry = registry
         self._user = user
         self._pending: dict[str, tuple[Future[CommandResult], CommandRecord, float]] = {}
+        # unanswered commands of other processes, closed once their time is up
+        self._leftovers: list[tuple[CommandRecord, datetime]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._expire_leftovers()
         self._sweeper = threading.Thread(target=self._sweep, name="command-timeouts",
                                          daemon=True)
         self._sweeper.start()
-        self._expire_leftovers()
 
     def _expire_leftovers(self) -> None:
         """Commands a previous run sent but never saw answered are closed as timed out,
-        not resent: a reboot sent yesterday must not fire again today."""
+        not resent: a reboot sent yesterday must not fire again today. A command still
+        within its timeout may belong to a console that is running (the same log is
+        shared in a team, and `smartiot devices command` starts while the window is
+        open): it is left to that console and closed here only if it is still
+        unanswered when its time is up."""
+        now = utcnow()
         for record in self._log.unfinished():
-            self._log.update(replace(record, status=CommandStatus.TIMEOUT, completed_at=utcnow(),
-                                     error="the console stopped before an answer arrived"))
+            deadline = record.created_at + timedelta(seconds=record.timeout_s + LEFTOVER_GRACE_S)
+            if deadline <= now:
+                self._close_leftover(record)
+            else:
+                self._leftovers.append((record, deadline))
+
+    def _close_leftover(self, record: CommandRecord) -> None:
+        self._log.update(replace(record, status=CommandStatus.TIMEOUT, completed_at=utcnow(),
+                                 error="the console stopped before an answer arrived"))
+
+    def _sweep_leftovers(self) -> None:
+        now = utcnow()
+        due = [r for r, deadline in self._leftovers if deadline <= now]
+        if not due:
+            return
+        self._leftovers = [(r, d) for r, d in self._leftovers if d > now]
+        for record in due:
+            try:
+                current = self._log.get(record.request_id)
+            except SmartIotError:
+                continue
+            if not current.status.is_final:
+                self._close_leftover(current)
 
     def send(self, device_id: str, command: str, params: dict[str, Any] | None = None, *,
              timeout_s: float = 10.0) -> Future[CommandResult]:
@@ -171,6 +201,11 @@ class MqttCommandChannel(CommandChannel):
 
     def _sweep(self) -> None:
         while not self._closed.wait(0.2):
+            if self._leftovers:
+                try:
+                    self._sweep_leftovers()
+                except Exception:
+                    log.exception("could not close unanswered commands of an earlier run")
             now = time.monotonic()
             with self._lock:
                 expired = [(rid, entry) for rid, entry in self._pending.items()
