@@ -240,6 +240,37 @@ def comment_and_ok(qtbot: Any, alerts_page: Any, text: str) -> None:
     assert all(r.ok for r in done.args[0]), [r.message for r in done.args[0]]
 
 
+# ---------------------------------------------------------------- the first minute
+def test_first_minute_in_the_window(first_hour, qtbot):
+    """What the README promises a new user within about 30 s, seen in the window.
+    (tests/integration/demo measures the times; this checks the pages show it.)"""
+    window = first_hour.window
+    devices = window.show_page("devices")
+    model = devices.model
+    titles = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    name_col = titles.index("Name")
+
+    def named_fleet() -> bool:
+        names = [model.index(r, name_col).data() for r in range(model.rowCount())]
+        return len(names) >= 40 and all(names) and len(set(names)) == len(names)
+
+    qtbot.waitUntil(named_fleet, timeout=45_000)
+    assert fleet_cell(devices, "server-00000", "Name") == "Server room sensor"
+    qtbot.waitUntil(lambda: shown_health(devices, "van-00006").lower() == "offline",
+                    timeout=45_000)
+
+    alerts = window.show_page("alerts")
+    qtbot.waitUntil(lambda: {a.severity for a in alerts.model.alerts()}
+                    >= {Severity.WARNING, Severity.CRITICAL}, timeout=45_000)
+    assert window.nav.badge("alerts")  # the navigation says so from any page
+
+    rejected = window.show_page("rejected")
+    qtbot.waitUntil(lambda: sum(rejected.counts.values()) > 0, timeout=45_000)
+
+    analytics = window.show_page("analytics")
+    qtbot.waitUntil(lambda: len(analytics.dashboard.map_points.points()) >= 40, timeout=45_000)
+
+
 # ---------------------------------------------------------------- the technician
 def test_technician_finds_the_device_with_a_problem_by_its_health_colour(first_hour, qtbot):
     window, backend = first_hour.window, first_hour.backend
