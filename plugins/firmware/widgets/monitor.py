@@ -136,7 +136,8 @@ class CancelDialog(QDialog):
             f"will not be updated. A canceled deployment cannot be resumed.")
         self.force.setText(
             f"Also stop the {plural(installing, 'device')} that {plural_word(installing, 'is')} "
-            "installing now (force; they roll back or fail)")
+            "installing now (force; they roll back or fail)" if installing else
+            "Also stop devices that are installing (none is installing now)")
         self.force.setEnabled(installing > 0)
         if installing == 0:
             self.force.setChecked(False)

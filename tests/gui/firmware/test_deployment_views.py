@@ -81,6 +81,8 @@ def test_cancel_dialog_counts_in_proper_plurals(qtbot: Any, owned: Any,
     dialog = owned(CancelDialog(d, {"PENDING": 1, "IN_PROGRESS": 0}))
     assert "1 device that has not started will not be updated" in dialog.text.text()
     assert "1 devices" not in dialog.text.text()
+    assert dialog.force.text() == "Also stop devices that are installing (none is installing now)"
+    assert not dialog.force.isEnabled()
     dialog.set_counts({"QUEUED": 1, "IN_PROGRESS": 1})
     assert "Also stop the 1 device that is installing now" in dialog.force.text()
     assert dialog.force.isEnabled()
