@@ -67,7 +67,7 @@ def site(mosquitto_broker, keyless: dict[str, str], tmp_path: Path
                          trusted_key_paths=demo_trusted_key_paths(context)).start()
     try:
         assert hub.wait_connected(30)
-        wait_until(lambda: len(store.registry.list()) >= DEVICES, 60,
+        wait_until(lambda: len(store.registry.list()) >= DEVICES, 180,
                    "the keyless fleet did not register")
         yield store, fleet, data
     finally:
@@ -102,8 +102,8 @@ def test_firmware_add_and_deploy_without_a_keyring(
         done = len(statuses) == DEVICES and all(s.is_terminal for s in statuses)
         return statuses if done else None
 
-    statuses = wait_until(finished, 180, "the deployment did not finish")
+    statuses = wait_until(finished, 300, "the deployment did not finish")
     details = [e.status_details for e in store.deployments.executions(deployment_id)]
     assert statuses == [ExecutionStatus.SUCCEEDED] * DEVICES, details
-    wait_until(lambda: {d.firmware_version for d in store.registry.list()} == {"1.1.0"}, 60,
+    wait_until(lambda: {d.firmware_version for d in store.registry.list()} == {"1.1.0"}, 180,
                "the devices did not report 1.1.0")
