@@ -42,7 +42,7 @@ from simulator.fleet import DeviceGroup
 from simulator.scenario import Scenario
 from tests.security.conftest import wait_until
 
-TIMEOUT = 60.0
+TIMEOUT = 120.0
 OLD_IMAGE = bytes((i * 17 + 5) % 253 for i in range(20_000))
 NEW_IMAGE = bytes((i * 29 + 1) % 241 for i in range(24_000))
 
