@@ -99,6 +99,7 @@ class HistoryView(QWidget):
         self.range_combo.setCurrentIndex(len(RANGE_PRESETS) - 1)
         self.fit_range = True
         self._fit_generation: int | None = None
+        self._zoom_to_data = False
         now = QDateTime.currentDateTime()
         self.custom_from = QDateTimeEdit(now.addDays(-1))
         self.custom_to = QDateTimeEdit(now)
@@ -242,6 +243,9 @@ class HistoryView(QWidget):
                      len(RANGE_PRESETS) - 1)
         if index == self.range_combo.currentIndex():
             return False
+        # Younger than half the smallest range (a fleet that started minutes
+        # ago): the first view starts at its first reading, not minutes before.
+        self._zoom_to_data = index == 0 and age < RANGE_PRESETS[0][1] / 2
         self.range_combo.blockSignals(True)
         self.range_combo.setCurrentIndex(index)
         self.range_combo.blockSignals(False)
@@ -256,7 +260,13 @@ class HistoryView(QWidget):
         self.chart.set_series([chart_series(s) for s in result.series])
         self.chart.set_overlays(result.thresholds, result.marks)
         req = result.request
-        self.chart.main_plot.setXRange(req.start.timestamp(), req.end.timestamp(), padding=0.01)
+        start = req.start.timestamp()
+        firsts = [float(s.ts_ms[0]) / 1000.0 for s in result.series if len(s)]
+        if self._zoom_to_data and firsts:
+            end = req.end.timestamp()
+            start = max(start, min(firsts) - 0.05 * (end - min(firsts)))
+        self._zoom_to_data = False
+        self.chart.main_plot.setXRange(start, req.end.timestamp(), padding=0.01)
         for plot in self.chart.plots.values():
             plot.enableAutoRange(axis="y")
         points = sum(len(s) for s in result.series)

@@ -118,7 +118,7 @@ def test_type_names_are_on_separate_rows_and_the_metric_combo_fits(
 
 def test_live_and_history_open_on_a_device_and_history_on_the_data(
         qtbot: Any, page: Any, store: Store) -> None:
-    _fleet(store)
+    _fleet(store, minutes=4)
     p = page()
     qtbot.waitUntil(lambda: p.live.picker.devices.count() == 7, timeout=WAIT)
     p.tabs.setCurrentWidget(p.live)
@@ -128,10 +128,14 @@ def test_live_and_history_open_on_a_device_and_history_on_the_data(
     assert ("env-00000", "temperature") in p.live.chart.curves
     with qtbot.waitSignal(p.history.loaded, timeout=WAIT) as blocker:
         p.tabs.setCurrentWidget(p.history)
-    # 9 minutes of data: the smallest range that holds them, not a day.
+    # 4 minutes of data: the smallest range that holds them, not a day.
     assert p.history.range_combo.currentText() == "Last 15 minutes"
     (series,) = blocker.args[0].series
     assert len(series) > 0
+    # and the chart starts near the first reading, not 11 empty minutes before it
+    x0, x1 = p.history.chart.main_plot.getViewBox().viewRange()[0]
+    first = float(series.ts_ms[0]) / 1000.0
+    assert first - x0 < 0.1 * (x1 - first) + 60
     assert not p.history.chart.hint.isVisible()
 
 
