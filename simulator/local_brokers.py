@@ -97,6 +97,18 @@ class LocalBroker:
         return secret
 
 
+def _runs_from(pid: int, directory: Path) -> bool:
+    """Whether ``pid`` is the mosquitto started with this directory's config
+    (where /proc exists; elsewhere the process id alone has to do)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        return str(directory / "mosquitto.conf") in cmdline.read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
 def find_local_broker(host: str, port: int) -> LocalBroker | None:
     """This user's embedded broker serving ``host:port``, if one is running."""
     root = runtime_root(create=False)
@@ -109,6 +121,8 @@ def find_local_broker(host: str, port: int) -> LocalBroker | None:
                 continue
             pid = int(state["reload_pid"])
             os.kill(pid or int(state["owner_pid"]), 0)  # still running (raises otherwise)
+            if pid and not _runs_from(pid, state_path.parent):
+                continue  # a left-over file whose process id was reused: never signal it
             return LocalBroker(state_path.parent, str(state["host"]), port, str(state["kind"]),
                                pid)
     return None
