@@ -199,3 +199,20 @@ def test_a_broken_secret_store_leaves_the_trail_unanchored_not_the_console_down(
     monkeypatch.setattr(secrets, "get_secret", broken)
     assert load_anchor(tmp_path) is None
     assert "audit checkpoints are off" in caplog.text
+
+
+def test_search_filters_on_both_databases(store: Store) -> None:
+    from core.ports.audit import AuditFilter
+
+    store.audit.append("ada", "alert.acknowledge", "alert-1", {"role": "admin"})
+    store.audit.append("sam", "rule.delete", "hot", {"role": "support", "outcome": "denied"})
+    store.audit.append("ada", "alert.resolve", "alert-1_%", {"role": "admin"})
+    search = store.audit.search
+    assert [e.seq for e in search(AuditFilter(actor="ada"))] == [1, 3]
+    assert [e.seq for e in search(AuditFilter(action="alert."))] == [1, 3]
+    assert [e.seq for e in search(AuditFilter(action="alert"))] == []  # exact unless "x."
+    assert [e.seq for e in search(AuditFilter(subject="1_%"))] == [3]  # no LIKE wildcards
+    assert [e.seq for e in search(AuditFilter(outcome="denied"))] == [2]
+    assert [e.seq for e in search(AuditFilter(since=utcnow() + timedelta(hours=1)))] == []
+    assert [e.seq for e in search(AuditFilter(limit=2, newest_first=True))] == [3, 2]
+    assert store.audit.head()[0] == 3 and store.audit.head()[2] == 3
