@@ -20,6 +20,7 @@ from core.model import Device, DeviceStatus, Severity
 from core.model.timeutil import to_epoch_ms, utcnow
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
+from core.services.fleet_health import load_fleet_health
 from core.services.fleet_stats import FleetStatistics, compute_fleet_statistics
 from plugins.analytics.series_math import HOUR_MS
 
@@ -126,7 +127,8 @@ def load_dashboard(backend: Backend, *, top_metric: str = "", hours: int = 24,
                    now: datetime | None = None) -> DashboardData:
     now = now or utcnow()
     since = now - timedelta(hours=hours)
-    devices = backend.registry.list()
+    # Health (open alerts and link) as status: the cards agree with the devices list.
+    devices = load_fleet_health(backend.registry, backend.alerts).devices
     stats = compute_fleet_statistics(devices)
     working = [d for d in devices if d.status is not DeviceStatus.DECOMMISSIONED]
 

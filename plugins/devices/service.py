@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from core.model import (
     LinkStats,
     Location,
     Reading,
+    Severity,
 )
 from core.model.roles import Actor
 from core.model.timeutil import utcnow
@@ -36,6 +38,7 @@ from core.ports.commands import CommandResult
 from core.ports.shadows import ShadowDocument
 from core.ports.telemetry import Series
 from core.services.devices import DeviceService
+from core.services.fleet_health import worst_open_severity
 from core.services.wiring import build_services
 
 TABLE_METRICS = ("battery_pct", "rssi")
@@ -46,16 +49,33 @@ SPARKLINE_WINDOW = timedelta(minutes=15)
 # -- the fleet list ------------------------------------------------------------------------
 @dataclass
 class FleetSnapshot:
+    """``worst``: each device's most severe open alert, which with its link
+    makes its health (core.services.fleet_health)."""
+
     devices: list[Device]
     latest_values: dict[str, dict[str, float]]
     alert_counts: dict[str, int]
+    worst: dict[str, Severity] = field(default_factory=dict)
 
 
 def load_fleet(backend: Backend) -> FleetSnapshot:
-    """Three whole-fleet queries: registry, latest battery/RSSI, open alert counts."""
-    devices = backend.registry.list()
-    return FleetSnapshot(devices, backend.telemetry.latest_values(list(TABLE_METRICS)),
-                         backend.alerts.open_counts_by_device())
+    """Three whole-fleet queries: registry, latest battery/RSSI, open alerts."""
+    open_alerts = backend.alerts.list(AlertQuery(states=OPEN_STATES))
+    return FleetSnapshot(backend.registry.list(),
+                         backend.telemetry.latest_values(list(TABLE_METRICS)),
+                         dict(Counter(a.device_id for a in open_alerts)),
+                         worst_open_severity(open_alerts))
+
+
+def open_alert_summary(backend: Backend, device_ids: Iterable[str]
+                       ) -> tuple[dict[str, int], dict[str, Severity | None]]:
+    """Open-alert count and worst open severity (the device's health) of some
+    devices, in one query for any number of them."""
+    ids = set(device_ids)
+    mine = [a for a in backend.alerts.list(AlertQuery(states=OPEN_STATES)) if a.device_id in ids]
+    counts = Counter(a.device_id for a in mine)
+    worst = worst_open_severity(mine)
+    return ({d: counts.get(d, 0) for d in ids}, {d: worst.get(d) for d in ids})
 
 
 def open_alert_counts(backend: Backend, device_ids: Iterable[str]) -> dict[str, int]:

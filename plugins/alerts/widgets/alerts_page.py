@@ -43,6 +43,7 @@ from core.ports import changes
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
+from core.services.fleet_health import load_attention_counts
 from core.text import plural
 
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
@@ -54,6 +55,7 @@ from .alert_model import (
     AlertTableModel,
 )
 from .detail import AlertDetailPanel
+from .status import ATTENTION_TIP
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ SNOOZE_CHOICES: list[tuple[str, timedelta | None]] = [
 class Snapshot:
     alerts: list[Alert]
     open_counts: dict[Severity, int]
-    active: int
+    active: dict[Severity, int]  # needing attention
     rule_names: dict[str, str]
 
 
@@ -110,10 +112,11 @@ def snooze_until(choice: timedelta | None, now: datetime | None = None) -> datet
     return tomorrow_morning(now) if choice is None else now + choice
 
 
-def load_counts(backend: Backend) -> tuple[dict[Severity, int], int]:
+def load_counts(backend: Backend) -> tuple[dict[Severity, int], dict[Severity, int]]:
+    """(open alerts by severity, alerts needing attention by severity): the
+    header shows the second, as the badge and the status bar do."""
     open_counts = backend.alerts.counts_by_severity(open_only=True)
-    active = len(backend.alerts.list(AlertQuery(states=frozenset({AlertState.ACTIVE}))))
-    return open_counts, active
+    return open_counts, load_attention_counts(backend.alerts)
 
 
 class CommentDialog(QDialog):
@@ -154,24 +157,33 @@ class SeverityStrip(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(14)
         self.labels: dict[Severity, QLabel] = {}
-        caption = QLabel("Open:")
+        caption = QLabel("Needs attention:")
         caption.setProperty("role", "secondary")
-        caption.setToolTip("Open alerts: active and acknowledged")
+        caption.setToolTip(ATTENTION_TIP)
         layout.addWidget(caption)
         for severity in SEVERITY_ORDER:
             label = QLabel()
             label.setObjectName(f"count-{severity.value}")
-            label.setToolTip(f"Open {severity.value} alerts (active + acknowledged)")
+            label.setToolTip(f"{severity.value.capitalize()} alerts that need attention: "
+                             "active and not snoozed")
             self.labels[severity] = label
             layout.addWidget(label)
+        self.open_label = QLabel()
+        self.open_label.setProperty("role", "secondary")
+        self.open_label.setToolTip("Open alerts: active or acknowledged, snoozed or not")
+        layout.addWidget(self.open_label)
         self.set_counts({})
 
-    def set_counts(self, counts: dict[Severity, int]) -> None:
+    def set_counts(self, counts: dict[Severity, int],
+                   open_counts: dict[Severity, int] | None = None) -> None:
+        """``counts``: alerts needing attention; ``open_counts``: all open ones."""
         for severity, label in self.labels.items():
             n = counts.get(severity, 0)
             colour = SEVERITY_COLOURS[severity] if n else current_colors().disabled
             label.setText(f"<span style='color:{colour}; font-size:13pt'>●</span> "
                           f"<b>{n}</b> {severity.value}")
+        total = sum((open_counts or {}).values())
+        self.open_label.setText(f"· {plural(total, 'open alert')}" if open_counts else "")
 
     def counts(self) -> dict[Severity, int]:
         out = {}
@@ -492,9 +504,11 @@ class AlertsPage(QWidget):
                                lambda result: self._set_counts(*result),
                                lambda exc: log.debug("counts failed: %s", exc))
 
-    def _set_counts(self, open_counts: dict[Severity, int], active: int) -> None:
-        self.strip.set_counts(open_counts)
-        self.active_count = active
+    def _set_counts(self, open_counts: dict[Severity, int],
+                    attention: dict[Severity, int]) -> None:
+        self.strip.set_counts(attention, open_counts)
+        active = sum(attention.values())
+        self.active_count = active  # needs attention (core.services.fleet_health)
         set_badge(self, PAGE_ID, str(active) if active else "")
 
     def showEvent(self, event: Any) -> None:

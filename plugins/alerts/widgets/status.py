@@ -1,12 +1,15 @@
-"""Status-bar summary of active alerts ("● 2 critical ● 5 warning"); it also
-keeps the navigation badge current and owns the critical-alert notifier, so
-both work before the Alerts page is first opened."""
+"""Status-bar summary of the alerts that need attention ("● 2 critical ● 5
+warning"); it also keeps the navigation badge current and owns the
+critical-alert notifier, so both work before the Alerts page is first opened.
+
+"Needs attention" (active, not snoozed) is defined once, in
+core.services.fleet_health; the Alerts page header and the badge use it too.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections import Counter
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -15,10 +18,10 @@ from PySide6.QtWidgets import QLabel, QWidget
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
-from core.model import AlertState, Severity
-from core.ports.alerts import AlertQuery
+from core.model import Severity
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
+from core.services.fleet_health import load_attention_counts
 
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, find_main_window, set_badge
 from .notifier import CriticalNotifier
@@ -26,13 +29,13 @@ from .notifier import CriticalNotifier
 log = logging.getLogger(__name__)
 
 MIN_RECOUNT_MS = 500     # at most two store counts per second, whatever the event rate
-POLL_MS = 30_000         # and a slow poll for changes made by other consoles
+POLL_MS = 15_000         # and a poll: a snooze that ends brings its alert back
+ATTENTION_TIP = "Alerts that need attention: active (not acknowledged) and not snoozed"
 
 
 def active_counts(backend: Backend) -> dict[Severity, int]:
-    active = backend.alerts.list(AlertQuery(states=frozenset({AlertState.ACTIVE})))
-    counts = Counter(a.severity for a in active)
-    return {s: counts.get(s, 0) for s in SEVERITY_ORDER}
+    """Alerts that need attention, by severity (the badge, the header, this)."""
+    return load_attention_counts(backend.alerts)
 
 
 class AlertStatusWidget(QLabel):
@@ -57,7 +60,7 @@ class AlertStatusWidget(QLabel):
         self._poll = QTimer(self, interval=POLL_MS)
         self._poll.timeout.connect(self.recount)
         self.setText("Alerts: …")
-        self.setToolTip("Active (unacknowledged) alerts; click to open the alert queue")
+        self.setToolTip(ATTENTION_TIP + "; click to open the alert queue")
         self._background.start(lambda: context.backend, self._ready,
                                lambda exc: self.setText("Alerts: unavailable"))
 
@@ -119,8 +122,8 @@ def format_counts(counts: dict[Severity, int]) -> str:
     shown = [(s, n) for s, n in ((s, counts.get(s, 0)) for s in SEVERITY_ORDER) if n]
     if not shown:
         return (f"<span style='color:{current_colors().success}'>●</span> "
-                "no active alerts")
-    return "Active:&nbsp; " + "&nbsp;&nbsp;".join(
+                "no alert needs attention")
+    return "Needs attention:&nbsp; " + "&nbsp;&nbsp;".join(
         f"<span style='color:{SEVERITY_COLOURS[s]}'>●</span> {n} {s.value}" for s, n in shown)
 
 

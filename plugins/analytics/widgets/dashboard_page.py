@@ -38,7 +38,7 @@ CARDS = (
     ("online", "Online", "#16a34a"),
     ("offline", "Offline", "#6b7280"),
     ("warning", "Warning", "#d97706"),
-    ("error", "Error", "#dc2626"),
+    ("error", "Critical", "#dc2626"),  # a critical open alert (fleet_health)
 )
 STATUS_COLOURS = {"online": "#16a34a", "offline": "#6b7280", "warning": "#d97706",
                   "error": "#dc2626", "decommissioned": "#a0a8b3"}

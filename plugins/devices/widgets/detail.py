@@ -50,6 +50,7 @@ from core.ports.backend import Backend
 from core.ports.commands import CommandOutcome, CommandResult
 from core.ports.live import EventKind, FleetEvent
 from core.ports.shadows import ShadowDocument
+from core.services.fleet_health import health_of, status_label
 from plugins.devices import service
 from plugins.devices.widgets.fleet_model import STATUS_COLOURS, relative_time
 
@@ -176,6 +177,7 @@ class DeviceDetail(QWidget):
         #: who acts: every change goes through DeviceService with it (role check, audit)
         self.actor: Actor = local_owner()
         self.device: Device | None = None
+        self._alerts_by_id: dict[str, Alert] = {}  # shown in the Alerts tab: the health
         self.shadow: ShadowDocument | None = None
         self._last_seen_s: float | None = None
         self._clock = QTimer(self)
@@ -480,11 +482,7 @@ class DeviceDetail(QWidget):
         self.title.setText(device.display_name)
         self.subtitle.setText(f"{device.device_id}  ·  {device.device_type}  ·  "
                               f"{device.organization}")
-        colour = STATUS_COLOURS.get(device.status.value, "#6b7280")
-        self.status_pill.setText(device.status.value.upper())
-        self.status_pill.setStyleSheet(
-            f"QLabel#StatusPill {{ color: white; background: {colour}; border-radius: 8px;"
-            " padding: 1px 8px; font-weight: 600; font-size: 11px; }")
+        self._paint_status()
         dirty = keep_edits and previous is not None and self._form_dirty(previous)
         if not dirty:
             self.name_edit.setText(device.name)
@@ -605,6 +603,7 @@ class DeviceDetail(QWidget):
         elif self.backend is not None and self.backend.link_stats is None:
             self.info_labels["link"].setText("not available on this backend")
         self.alert_list.clear()
+        self._alerts_by_id.clear()
         for alert in details.alerts:
             self._upsert_alert(alert)
         self._refresh_alert_empty()
@@ -854,7 +853,21 @@ class DeviceDetail(QWidget):
         return out
 
     # -- alerts --------------------------------------------------------------------------
+    def _paint_status(self) -> None:
+        """The pill shows the device's health (core.services.fleet_health), as
+        the list does; ``self.device`` keeps the registry's link status."""
+        if self.device is None:
+            return
+        status = health_of(self.device, self._alerts_by_id.values()).status
+        colour = STATUS_COLOURS.get(status.value, "#6b7280")
+        self.status_pill.setText(status_label(status).upper())
+        self.status_pill.setStyleSheet(
+            f"QLabel#StatusPill {{ color: white; background: {colour}; border-radius: 8px;"
+            " padding: 1px 8px; font-weight: 600; font-size: 11px; }")
+
     def _upsert_alert(self, alert: Alert) -> None:
+        self._alerts_by_id[alert.alert_id] = alert
+        self._paint_status()
         for i in range(self.alert_list.topLevelItemCount()):
             item = self.alert_list.topLevelItem(i)
             if item.data(0, Qt.ItemDataRole.UserRole) == alert.alert_id:
@@ -900,6 +913,7 @@ class DeviceDetail(QWidget):
         self._last_seen_s = None
         self.command_status.setText("")
         self.alert_list.clear()
+        self._alerts_by_id.clear()
         self._refresh_alert_empty()
         for row in self._value_rows.values():
             for widget in (row.name, row.value, row.spark):

@@ -325,7 +325,8 @@ class DevicesPage(QWidget):
         if self.backend is not backend or self.bridge is None:
             self._backend_ready(backend)
         selected = self.detail.device_id
-        self.model.load(snapshot.devices, snapshot.latest_values, snapshot.alert_counts)
+        self.model.load(snapshot.devices, snapshot.latest_values, snapshot.alert_counts,
+                        snapshot.worst)
         self._set_status("", "secondary")
         self._update_count()
         if selected is not None:
@@ -375,6 +376,9 @@ class DevicesPage(QWidget):
         if self.model.rowCount() != before and self.model.sort_column >= 0:
             self._resort_timer.start()
         alerted = {e.device_id for e in events if e.kind == EventKind.ALERT and e.device_id}
+        if any(e.kind == EventKind.CHANGES and e.data.get("topic") == "alerts"
+               for e in events):  # changed elsewhere (CLI, another console): all health
+            alerted |= {row.device.device_id for row in self.model.rows()}
         if alerted:
             self._alert_recount |= alerted
             self._start_alert_recount()
@@ -389,16 +393,16 @@ class DevicesPage(QWidget):
         ids, self._alert_recount = self._alert_recount, set()
         self._alert_job_running = True
 
-        def done(counts: dict[str, int]) -> None:
+        def done(summary: tuple[dict[str, int], dict[str, Any]]) -> None:
             self._alert_job_running = False
-            self.model.set_alert_counts(counts)
+            self.model.set_alert_counts(*summary)  # counts and health
             self._start_alert_recount()
 
         def failed(exc: BaseException) -> None:
             self._alert_job_running = False
             self._set_status(f"Could not update alert counts: {exc}", "error")
 
-        self._background.start(lambda: service.open_alert_counts(backend, ids), done, failed)
+        self._background.start(lambda: service.open_alert_summary(backend, ids), done, failed)
 
     def _resort(self) -> None:
         self.model.sort(self.model.sort_column, self.model.sort_order)

@@ -28,8 +28,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 
 from console.widgets.signals import safe_emit
-from core.model import Device, DeviceStatus, Reading
+from core.model import Device, DeviceStatus, Reading, Severity
 from core.ports.live import EventKind, FleetEvent
+from core.services.fleet_health import device_health, status_label
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -83,11 +84,19 @@ class FleetRow:
     alerts: int = 0
     last_seen_s: float | None = None  # epoch seconds, newest of registry and readings
     haystack: str = ""
+    worst: Severity | None = None  # most severe open alert: with the link, the health
+
+    @property
+    def status(self) -> DeviceStatus:
+        """The health as a status (core.services.fleet_health): what the row
+        shows. ``device.status`` stays the registry's link status."""
+        return device_health(self.device, self.worst).status
 
     def refresh_haystack(self) -> None:
         d = self.device
         parts = [d.device_id, shown_name(d), d.device_type, d.organization,
-                 d.firmware_version or "", d.status.value, *sorted(d.tags)]
+                 d.firmware_version or "", self.status.value, status_label(self.status),
+                 *sorted(d.tags)]
         if d.location is not None:
             parts.append(d.location.label)
         self.haystack = "\n".join(parts).lower()
@@ -132,7 +141,7 @@ def _sort_key(row: FleetRow, col: Col) -> Any:
     """Keys of one type per column; missing numbers sort first (ascending)."""
     d = row.device
     if col is Col.STATUS:
-        return d.status.value
+        return row.status.value
     if col is Col.DEVICE_ID:
         return d.device_id
     if col is Col.NAME:
@@ -194,10 +203,13 @@ class FleetTableModel(QAbstractTableModel):
         devices: Sequence[Device],
         latest_values: Mapping[str, Mapping[str, float]] | None = None,
         alert_counts: Mapping[str, int] | None = None,
+        worst: Mapping[str, Severity] | None = None,
     ) -> None:
-        """A whole reload (F5 or first load): the only place the model resets."""
+        """A whole reload (F5 or first load): the only place the model resets.
+        ``worst``: each device's most severe open alert (its health)."""
         latest_values = latest_values or {}
         alert_counts = alert_counts or {}
+        worst = worst or {}
         rows = []
         for device in devices:
             values = latest_values.get(device.device_id, {})
@@ -207,6 +219,7 @@ class FleetTableModel(QAbstractTableModel):
                 rssi=_as_float(values.get(RSSI_METRIC)),
                 alerts=int(alert_counts.get(device.device_id, 0)),
                 last_seen_s=device.last_seen.timestamp() if device.last_seen else None,
+                worst=worst.get(device.device_id),
             )
             row.refresh_haystack()
             rows.append(row)
@@ -284,13 +297,25 @@ class FleetTableModel(QAbstractTableModel):
             self._append(new)
         return len(changed) + len(new)
 
-    def set_alert_counts(self, counts: Mapping[str, int]) -> None:
+    def set_alert_counts(self, counts: Mapping[str, int],
+                         worst: Mapping[str, Severity | None] | None = None) -> None:
+        """Open-alert counts and, when given, worst open severities (the
+        health the status column shows) of some devices."""
         changed = set()
         for device_id, count in counts.items():
             row_no = self._index.get(device_id)
             if row_no is not None and self._rows[row_no].alerts != count:
                 self._rows[row_no].alerts = int(count)
                 changed.add(row_no)
+        health_changed = set()
+        for device_id, severity in (worst or {}).items():
+            row_no = self._index.get(device_id)
+            if row_no is not None and self._rows[row_no].worst is not severity:
+                self._rows[row_no].worst = severity
+                self._rows[row_no].refresh_haystack()
+                health_changed.add(row_no)
+        self._emit_changed(health_changed)
+        changed -= health_changed
         self._emit_changed(changed, first=Col.ALERTS, last=Col.ALERTS)
 
     def _apply_readings(self, row: FleetRow, event: FleetEvent) -> bool:
@@ -399,7 +424,7 @@ class FleetTableModel(QAbstractTableModel):
             if what == "tag":
                 values.update(d.tags)
             elif what == "status":
-                values.add(d.status.value)
+                values.add(row.status.value)
             elif what == "type":
                 values.add(d.device_type)
             elif what == "organization":
@@ -439,7 +464,7 @@ class FleetTableModel(QAbstractTableModel):
     def _text(self, r: FleetRow, c: Col) -> str:
         d = r.device
         if c is Col.STATUS:
-            return d.status.value
+            return status_label(r.status)
         if c is Col.DEVICE_ID:
             return d.device_id
         if c is Col.NAME:
@@ -467,7 +492,7 @@ class FleetTableModel(QAbstractTableModel):
             return self._text(r, c)
         if role == Qt.ItemDataRole.ForegroundRole:
             if c is Col.STATUS:
-                return self._status_colours.get(r.device.status.value)
+                return self._status_colours.get(r.status.value)
             if c is Col.ALERTS and r.alerts:
                 return self._status_colours["error"]
             if c is Col.BATTERY and r.battery is not None and r.battery < 20:
@@ -478,7 +503,7 @@ class FleetTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.FontRole and c is Col.NAME and not r.device.name:
             return self._italic
         if role == Qt.ItemDataRole.DecorationRole and c is Col.STATUS:
-            return self._dot(r.device.status.value)
+            return self._dot(r.status.value)
         if role == Qt.ItemDataRole.ToolTipRole:
             if c is Col.LAST_SEEN and r.last_seen_s is not None:
                 exact = datetime.fromtimestamp(r.last_seen_s, UTC).astimezone()
@@ -577,7 +602,7 @@ class FilterState:
 
     def accepts(self, row: FleetRow, terms: list[str]) -> bool:
         d = row.device
-        if self.statuses and d.status.value not in self.statuses:
+        if self.statuses and row.status.value not in self.statuses:
             return False
         if self.types and d.device_type not in self.types:
             return False

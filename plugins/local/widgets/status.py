@@ -22,10 +22,9 @@ from console.bridge import LiveBridge
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
-from core.model import DeviceStatus
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
-from core.ports.registry import DeviceQuery
+from core.services.fleet_health import Health, load_fleet_health, status_label
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +45,15 @@ def state_colour(state: str) -> str:
 
 
 def count_devices(backend: Backend) -> tuple[int, int]:
-    registry = backend.registry
-    online = registry.count(DeviceQuery(statuses=frozenset({DeviceStatus.ONLINE})))
-    return online, registry.count()
+    """(healthy online devices, working fleet); see ``count_health``."""
+    counts = count_health(backend)
+    return counts[Health.OK], sum(n for h, n in counts.items()
+                                  if h is not Health.DECOMMISSIONED)
+
+
+def count_health(backend: Backend) -> dict[Health, int]:
+    """Devices by health (core.services.fleet_health): the dashboard's cards."""
+    return load_fleet_health(backend.registry, backend.alerts).counts()
 
 
 class HubStatusWidget(QWidget):
@@ -64,6 +69,7 @@ class HubStatusWidget(QWidget):
         self.degraded = ""
         self.shed_overload = 0
         self.online: int | None = None
+        self.health: dict[Health, int] = {}
         self.total: int | None = None
         self._rate_age = 0.0
         self._dirty = True
@@ -78,7 +84,9 @@ class HubStatusWidget(QWidget):
         self.rate_label.setToolTip("Messages per second received by the hub")
         self.devices_label = QLabel()
         self.devices_label.setObjectName("HubDevices")
-        self.devices_label.setToolTip("Devices online / registered")
+        self.devices_label.setToolTip(
+            "Devices by health, as the dashboard counts them: online (no open warning or "
+            "critical alert), warning or critical (an open alert of that severity), offline")
         self.health_label = QLabel()
         self.health_label.setObjectName("HubHealth")
         self.health_label.setTextFormat(Qt.TextFormat.RichText)
@@ -145,8 +153,8 @@ class HubStatusWidget(QWidget):
                 if isinstance(shed, int):
                     self.shed_overload = shed
                 self._dirty = True
-            elif event.kind == EventKind.DEVICE:
-                recount = True
+            elif event.kind in (EventKind.DEVICE, EventKind.ALERT, EventKind.CHANGES):
+                recount = True  # health follows alerts too
         if recount and not self._recount_throttle.isActive():
             self._recount_throttle.start()
 
@@ -167,12 +175,14 @@ class HubStatusWidget(QWidget):
             return
         self._counting = True
         backend = self.backend
-        self._background.start(lambda: count_devices(backend), self._counted,
+        self._background.start(lambda: count_health(backend), self._counted,
                                self._count_failed)
 
-    def _counted(self, result: tuple[int, int]) -> None:
+    def _counted(self, result: dict[Health, int]) -> None:
         self._counting = False
-        self.online, self.total = result
+        self.health = result
+        self.online = result[Health.OK]
+        self.total = sum(n for h, n in result.items() if h is not Health.DECOMMISSIONED)
         self._dirty = True
 
     def _count_failed(self, exc: BaseException) -> None:
@@ -203,7 +213,12 @@ class HubStatusWidget(QWidget):
         if self.total is None:
             self.devices_label.setText("— devices")
         else:
-            self.devices_label.setText(f"{self.online:,} / {self.total:,} online")
+            # the dashboard's cards, in their words (fleet_health.STATUS_LABELS)
+            parts = [f"{self.online:,} online"] + [
+                f"{self.health.get(h, 0):,} {status_label(h.status)}"
+                for h in (Health.WARNING, Health.CRITICAL) if self.health.get(h, 0)]
+            parts.append(f"{self.health.get(Health.OFFLINE, 0):,} offline")
+            self.devices_label.setText(" · ".join(parts))
 
     def _paint_health(self) -> None:
         problems = []

@@ -44,7 +44,9 @@ def test_default_shows_open_alerts_most_severe_and_newest_first(alerts_page, see
     assert model.index(3, C_ACK).data() == "maria: on it"
     assert model.index(0, 6).data() == "1h 30m"
     assert "Raised" in model.index(0, 6).data(Qt.ItemDataRole.ToolTipRole)
-    assert page.strip.counts() == {Severity.CRITICAL: 1, Severity.WARNING: 2, Severity.INFO: 1}
+    # the header counts what needs attention (the acknowledged info alert does not)
+    assert page.strip.counts() == {Severity.CRITICAL: 1, Severity.WARNING: 2, Severity.INFO: 0}
+    assert page.strip.open_label.text() == "· 4 open alerts"
     assert page.active_count == 3
     assert page.count_label.text() == "4 alerts"
 

@@ -31,7 +31,7 @@ def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
     qtbot.waitUntil(lambda: widget.total == 2, timeout=15_000)
     texts = widget.texts()
     assert "Broker connected" in texts["connection"]  # from live.connection_state()
-    assert texts["devices"] == "1 / 2 online"
+    assert texts["devices"] == "1 online · 1 offline"
     assert texts["rate"] == "— msg/s"
 
     bus.publish([FleetEvent(EventKind.HUB, "", data={"connection": "connecting",
@@ -45,7 +45,7 @@ def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
     store.registry.upsert(online)
     bus.publish([FleetEvent(EventKind.DEVICE, "pump-00002", data={"device": online})])
     qtbot.waitUntil(lambda: widget.online == 2, timeout=15_000)
-    assert widget.texts()["devices"] == "2 / 2 online"
+    assert widget.texts()["devices"] == "2 online · 0 offline"
 
 
 def test_alert_status_counts_active_alerts_by_severity(qtbot, context, seed, bus, store):

@@ -81,7 +81,7 @@ def test_100k_devices_load_and_a_live_burst_updates_rows_without_any_reset(
     row = model.row_of("dev-000007")  # i == 1
     assert model.index(row, Col.BATTERY).data() == "1"
     assert model.index(row, Col.RSSI).data() == "-41"
-    assert model.index(model.row_of("dev-000010"), Col.STATUS).data() == "error"
+    assert model.index(model.row_of("dev-000010"), Col.STATUS).data() == "critical"
     assert page.count_label.text() == "100,009 of 100,009"
 
 
