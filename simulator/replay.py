@@ -30,6 +30,7 @@ from core.protocol.payloads import Telemetry
 from simulator.faults import Outgoing
 
 MS_THRESHOLD = 10_000_000_000  # larger epoch values are milliseconds
+MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class ReplayError(ValidationError):
@@ -44,10 +45,14 @@ def _parse_ts(text: str) -> float:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite time")
-    return value / 1000.0 if value > MS_THRESHOLD else value
+        seconds = parsed.timestamp()
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite time")
+        seconds = value / 1000.0 if value > MS_THRESHOLD else value
+    if not 0 <= seconds <= MAX_EPOCH_S:
+        raise ValueError(f"{text!r} is before 1970 or after 9999")
+    return seconds
 
 
 class ReplaySource:
