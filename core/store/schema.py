@@ -374,3 +374,12 @@ telemetry_rollup = Table(
     PrimaryKeyConstraint("device_id", "metric", "bucket_ms", "bucket_start"),
     sqlite_with_rowid=False,
 )
+
+user_preferences = Table(
+    "user_preferences",
+    metadata,
+    Column("user", String(128), primary_key=True),
+    Column("prefs", JSON, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
