@@ -66,7 +66,7 @@ def test_policy_text_is_checked_in_config_and_in_the_hub(tmp_path):
     assert registration_policies(config.registration) == {
         "acme": RegistrationPolicy("known-only"), "*": RegistrationPolicy("rate-limited", 20)}
     path.write_text('[registration]\nacme = "closed"\n')
-    with pytest.raises(ConfigError, match="registration.acme"):
+    with pytest.raises(ConfigError, match=r"registration\.acme"):
         load_config(path, tmp_path, env={})
     with pytest.raises(ValidationError):
         RegistrationPolicy.parse("rate-limited lots")
