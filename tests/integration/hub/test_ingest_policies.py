@@ -115,3 +115,24 @@ def test_rate_limited_log_tells_the_count_with_the_next_traceback(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["failed", "failed differently",
                         "failed (4 more like it in the last 60 s, not shown)"]
+
+
+def test_a_device_whose_messages_arrive_is_never_marked_offline(store):
+    """Quarantined (duplicate, malformed) messages still prove the device alive."""
+    from datetime import timedelta
+
+    from core.model import DeviceStatus
+    from core.model.timeutil import from_epoch_ms
+
+    cache = RegistryCache(store.registry)
+    ingestor = Ingestor(cache)
+    ingestor.process([reading("acme", "d1", seq=5, at=NOW)], NOW)
+    for minute in range(1, 6):  # five minutes of nothing but rejected messages
+        at = NOW + minute * 60_000
+        bad = Inbound("dt/acme/d1/telemetry", b"{not json", at)
+        again = reading("acme", "d1", seq=5, at=NOW)  # the same reading, redelivered
+        result = ingestor.process([Inbound(again.topic, again.payload, at), bad], at)
+        assert {m.reason for m in result.quarantined} == {"duplicate", "malformed_json"}
+        assert cache.mark_stale(from_epoch_ms(at), timedelta(seconds=120)) == []
+    assert cache.get("d1").status is DeviceStatus.ONLINE
+    assert cache.get("d1").last_seen == from_epoch_ms(NOW + 5 * 60_000)
