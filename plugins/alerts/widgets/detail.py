@@ -272,8 +272,8 @@ class AlertDetailPanel(QFrame):
         reopened = [when for when, text in (self.data.history if self.data is not None
                                             and self.data.alert.alert_id == a.alert_id
                                             else []) if text.startswith("reopened")]
-        f["Reopened"].setText(f"{local_time(reopened[-1])} (times: {len(reopened)}, see History)"
-                              if reopened else "—")
+        f["Reopened"].setText("—" if not reopened else local_time(reopened[-1]) + (
+            f" ({len(reopened)} times)" if len(reopened) > 1 else ""))
         f["Snoozed until"].setText(local_time(a.snoozed_until) if a.is_snoozed() else "—")
         f["Version"].setText(str(a.version))
         f["Alert id"].setText(a.alert_id)
