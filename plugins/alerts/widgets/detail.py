@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.theme import current_colors
+from console.theme import current_colors, follow_theme
 from console.widgets.background import BackgroundCall
 from core.errors import NotFound
 from core.model import Alert
@@ -194,6 +194,8 @@ class AlertDetailPanel(QFrame):
         self.plot.addItem(self.moment_line)
         self.threshold_line.hide()
         self.moment_line.hide()
+        # the curve and the marker's outline are drawn in theme colours: redraw
+        follow_theme(self, lambda _colours: self._draw(self.data) if self.data else None)
         chart_box = QVBoxLayout()
         chart_box.setContentsMargins(0, 0, 0, 0)
         chart_box.addWidget(self.chart_title)
