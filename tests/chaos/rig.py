@@ -66,8 +66,7 @@ class PersistentMosquitto:
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
             "max_connections -1",
-            "max_queued_messages 0",   # the hub's session may queue a whole outage
-            "max_inflight_messages 100",
+            "max_queued_messages 1000000",  # the hub's session may queue a whole outage
             "log_type error", "log_type warning", "log_dest stderr",
             *(["user root"] if os.geteuid() == 0 else []),
             "",

@@ -10,8 +10,9 @@ the inbox stops being drained meanwhile) and is written again once the
 database is back, and QoS 1 messages are acknowledged to the broker only after
 their readings are committed. So while the database is away the inbox fills,
 QoS 0 messages beyond its bound are shed and counted (``shed_overload``), and
-QoS 1 messages stay with the broker (the MQTT 5 Receive Maximum stops it from
-sending more than the inbox holds): memory stays bounded and no QoS 1 reading
+QoS 1 messages stay with the broker (the network thread stops reading when the
+inbox is full, so TCP pushes back and the broker queues them for the hub's
+persistent session): memory stays bounded and no QoS 1 reading
 the broker accepted is lost. The status says "degraded: database unavailable
 for 42 s" while that lasts, from a monitor thread that never touches the
 database, so it is true even while the writer waits on a lock.
@@ -56,11 +57,10 @@ HOUSEKEEPING_EVERY_S = 5.0
 RELOAD_EVERY_S = 30.0
 FLUSH_EVERY_S = 0.1
 MAX_BATCH = 5000
-# Messages waiting for the writer. QoS 0 beyond it is shed (counted); QoS 1 is
-# held back by the broker (Receive Maximum), so the inbox never holds more than
-# INBOX_LIMIT + RECEIVE_MAXIMUM messages (~40 MB at 1 KB each, the worst case).
+# Messages waiting for the writer (~20 MB at 1 KB each, the worst case). QoS 0
+# beyond it is shed (counted); for QoS 1 the network thread stops reading
+# (backpressure) and the broker queues for the hub's session.
 INBOX_LIMIT = 20_000
-RECEIVE_MAXIMUM = 20_000
 MAX_PENDING_QUARANTINE = 20_000
 # A store call that has not returned after this long makes the hub report the
 # database as unavailable while it still waits (a lock, a dead server).
@@ -69,6 +69,8 @@ RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0
 # Long drains give the rollout and housekeeping stages a turn this often.
 DRAIN_SLICE_S = 0.5
 SESSION_EXPIRY_S = 7 * 24 * 3600
+BACKPRESSURE_WAIT_S = 10.0
+RATE_WINDOW_S = 5.0
 STOP_DRAIN_S = 30.0
 
 T = TypeVar("T")
@@ -230,13 +232,17 @@ class Hub:
         protocol: int = MQTT_V5,
         session_expiry_s: int = SESSION_EXPIRY_S,
         inbox_limit: int = INBOX_LIMIT,
-        receive_maximum: int = RECEIVE_MAXIMUM,
+        receive_maximum: int | None = None,
     ) -> None:
         """``client_id``: give a stable one (:func:`stable_client_id`) for a
         persistent session, so what the broker accepted while the hub was down
         is delivered when it comes back; without one the hub gets a random id
         and a session that ends with the connection (tests, throwaway hubs).
-        ``protocol`` 5 (MQTT 5) or 4 (3.1.1, for brokers without MQTT 5)."""
+        ``protocol`` 5 (MQTT 5) or 4 (3.1.1, for brokers without MQTT 5).
+        ``receive_maximum`` (MQTT 5) is left to the protocol's 65,535 by
+        default: mosquitto 2.0.11 sends QoS 1 messages out of order once a small
+        limit is reached (the late ones are then quarantined as out of order),
+        so the bound comes from the hub's own backpressure instead."""
         self.store = store
         self.bus = bus
         self.clock = clock
@@ -250,6 +256,7 @@ class Hub:
         self._inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._shadow_inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._wake = threading.Event()
+        self._room = threading.Event()
         self._stop = threading.Event()
         self._monitor_stop = threading.Event()
         self._pending: _Pending | None = None
@@ -307,6 +314,7 @@ class Hub:
         self._stop_deadline = time.monotonic() + timeout_s
         self._stop.set()
         self._wake.set()
+        self._room.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s + 15)
         self.link.stop()
@@ -378,16 +386,21 @@ class Hub:
 
     def _watch(self) -> None:
         """Once a second: rates and the HUB live event. Never touches the store,
-        so it keeps telling the truth while the writer waits on the database."""
-        last = time.monotonic()
-        received, written = self.counters.received, self.counters.readings_written
+        so it keeps telling the truth while the writer waits on the database.
+        Rates are over the last RATE_WINDOW_S: writes come in batches, and a
+        per-second figure would read 0 between two of them."""
+        samples: deque[tuple[float, int, int]] = deque()
         while not self._monitor_stop.wait(1.0):
             now = time.monotonic()
-            span = max(now - last, 1e-6)
             c = self.counters
-            c.messages_per_s = (c.received - received) / span
-            c.readings_per_s = (c.readings_written - written) / span
-            received, written, last = c.received, c.readings_written, now
+            samples.append((now, c.received, c.readings_written))
+            while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW_S:
+                samples.popleft()
+            if len(samples) >= 2:
+                then, received, written = samples[0]
+                span = max(now - then, 1e-6)
+                c.messages_per_s = (c.received - received) / span
+                c.readings_per_s = (c.readings_written - written) / span
             c.inbox = len(self._inbox) + len(self._shadow_inbox)
             try:
                 self.bus.publish([self._hub_event()])
@@ -403,16 +416,32 @@ class Hub:
             self._wake.set()
             return
         size = len(self._inbox)
-        if token is None and size >= self.inbox_limit:
-            # QoS 0 promises nothing; QoS 1 is always taken, the broker's Receive
-            # Maximum bounds how many of those can be here unacknowledged.
-            self.counters.shed_overload += 1
-            return
+        if size >= self.inbox_limit:
+            if token is None:  # QoS 0 promises nothing: shed, and say so
+                self.counters.shed_overload += 1
+                return
+            size = self._wait_for_room()
         self._inbox.append((message, token))
         if size + 1 > self.counters.inbox_peak:
             self.counters.inbox_peak = size + 1
         if size + 1 >= MAX_BATCH:
             self._wake.set()
+
+    def _wait_for_room(self) -> int:
+        """Backpressure for QoS 1: the network thread stops reading until the
+        writer takes a batch, so TCP pushes back and the broker queues for our
+        session (mosquitto 2.0 does not keep to a small Receive Maximum). It
+        waits at most BACKPRESSURE_WAIT_S a message, so paho's loop still sends
+        its keepalive and a stuck writer cannot silence the link."""
+        deadline = time.monotonic() + BACKPRESSURE_WAIT_S
+        while len(self._inbox) >= self.inbox_limit and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.set()
+            self._room.wait(min(left, 0.5))
+            self._room.clear()
+        return len(self._inbox)
 
     def _on_state(self, state: str) -> None:
         self.bus.set_connection_state(state)
@@ -457,7 +486,7 @@ class Hub:
     def _drain_requests(self) -> None:
         """Shadow and jobs requests: each answered, then acknowledged. While the
         database is away they wait (unacknowledged, bounded by the broker's
-        Receive Maximum) rather than be refused. One that fails is dropped with a
+        backpressure) rather than be refused. One that fails is dropped with a
         log line: the device asks again (jobs answers with an error itself)."""
         while self._shadow_inbox and not self.health.down:
             message, token = self._shadow_inbox.popleft()
@@ -490,6 +519,7 @@ class Hub:
                 if not self._inbox:
                     return
                 items = [self._inbox.popleft() for _ in range(min(len(self._inbox), MAX_BATCH))]
+                self._room.set()
                 batch = [message for message, _ in items]
                 tokens = [token for _, token in items if token is not None]
                 result = self.ingestor.process(batch, int(self.clock() * 1000))

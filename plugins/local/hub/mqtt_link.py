@@ -8,9 +8,8 @@ The hub's link is a persistent session (MQTT 5 session expiry, or
 ``clean_session=False`` on 3.1.1) with a stable client id and manual QoS 1
 acknowledgements: a message is acknowledged once it is in the store, so a hub
 killed with a backlog gets every unacknowledged message again from the broker.
-On MQTT 5 the Receive Maximum it announces is the most QoS 1 messages the
-broker may have handed over unacknowledged, which bounds what the hub holds in
-memory and makes the broker queue the rest (backpressure).
+A Receive Maximum (MQTT 5) can be announced, but the hub bounds its memory by
+itself: mosquitto 2.0.11 delivers QoS 1 out of order once a small one is hit.
 """
 
 from __future__ import annotations
@@ -98,6 +97,8 @@ class MqttLink:
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._connected
+        self.client.on_subscribe = self._subscribed
+        self._login = f"user {username}" if username else "a client without user name"
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
         self.client.max_queued_messages_set(0)
@@ -145,12 +146,24 @@ class MqttLink:
                    properties: Any) -> None:
         if reason.is_failure:
             self.last_error = f"broker refused the connection: {reason}"
+            # paho retries with backoff (at most every 30 s), so this stays readable.
+            log.warning("%s: the broker at %s:%d refused the login of %s: %s", self.client_id,
+                        self.host, self.port, self._login, reason)
             self._set_state("disconnected")
             return
         self.generation += 1
         client.subscribe([(f, 1) for f in self.filters])
         self.connected_event.set()
         self._set_state("connected")
+
+    def _subscribed(self, client: mqtt.Client, userdata: Any, mid: Any, reasons: Any,
+                    properties: Any) -> None:
+        """A filter the broker's ACL refuses would otherwise just stay silent."""
+        for topic, reason in zip(self.filters, reasons, strict=False):
+            if getattr(reason, "is_failure", False):
+                self.last_error = f"broker refused the subscription to {topic}: {reason}"
+                log.warning("%s: the broker refused %s the subscription to %s: %s",
+                            self.client_id, self._login, topic, reason)
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                       properties: Any) -> None:
