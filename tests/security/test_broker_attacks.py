@@ -193,3 +193,31 @@ def test_device_certificate_is_the_identity_on_the_mutual_tls_port(team: SecureB
     wait_until(lambda: "OpenSSL Error" in team.log()[len(before):],
                message="the broker's log line for the rogue certificate")
     assert rogue is None or not any(not r.is_failure for r in rogue.connack)
+
+
+def test_the_hub_says_when_the_broker_refuses_it(broker: SecureBroker, caplog) -> None:
+    """A wrong password is a warning naming the user, not silence; so is a
+    filter the ACL refuses where the broker says so at SUBSCRIBE (amqtt;
+    mosquitto grants the filter and withholds each message on delivery)."""
+    from plugins.local.hub.mqtt_link import MqttLink
+
+    caplog.set_level("WARNING", logger="plugins.local.hub.mqtt_link")
+    wrong = MqttLink(broker.host, broker.port, client_id="sec-hub-wrong",
+                     filters=["dt/+/+/status"], on_message=lambda topic, payload: None,
+                     username="smartiot.hub", password="not-the-password")
+    user, password = broker.login("sec-a")
+    device = MqttLink(broker.host, broker.port, client_id="sec-a", filters=["dt/+/+/telemetry"],
+                      on_message=lambda topic, payload: None, username=user, password=password)
+    for link in (wrong, device):
+        link.start()
+    try:
+        wait_until(lambda: "refused the login of user smartiot.hub" in caplog.text,
+                   message="the refused login in the hub's log")
+        assert "refused the connection" in wrong.last_error
+        if broker.kind == "amqtt":
+            wait_until(lambda: "refused user sec-a the subscription to dt/+/+/telemetry"
+                       in caplog.text, message="the refused subscription in the log")
+            assert "subscription to dt/+/+/telemetry" in device.last_error
+    finally:
+        for link in (wrong, device):
+            link.stop()

@@ -99,6 +99,8 @@ class MqttLink:
         self.client.on_connect = self._connected
         self.client.on_subscribe = self._subscribed
         self._login = f"user {username}" if username else "a client without user name"
+        self.client.on_subscribe = self._subscribed
+        self._login = f"user {username}" if username else "a client without user name"
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
         self.client.max_queued_messages_set(0)
@@ -149,6 +151,9 @@ class MqttLink:
             # paho retries with backoff (at most every 30 s), so this stays readable.
             log.warning("%s: the broker at %s:%d refused the login of %s: %s", self.client_id,
                         self.host, self.port, self._login, reason)
+            # paho retries with backoff (at most every 30 s), so this stays readable.
+            log.warning("%s: the broker at %s:%d refused the login of %s: %s", self.client_id,
+                        self.host, self.port, self._login, reason)
             self._set_state("disconnected")
             return
         self.generation += 1
@@ -165,10 +170,23 @@ class MqttLink:
                 log.warning("%s: the broker refused %s the subscription to %s: %s",
                             self.client_id, self._login, topic, reason)
 
+    def _subscribed(self, client: mqtt.Client, userdata: Any, mid: Any, reasons: Any,
+                    properties: Any) -> None:
+        """A filter the broker's ACL refuses would otherwise just stay silent."""
+        for topic, reason in zip(self.filters, reasons, strict=False):
+            if getattr(reason, "is_failure", False):
+                self.last_error = f"broker refused the subscription to {topic}: {reason}"
+                log.warning("%s: the broker refused %s the subscription to %s: %s",
+                            self.client_id, self._login, topic, reason)
+
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                       properties: Any) -> None:
+        was_connected = self.connected_event.is_set()
         self.connected_event.clear()
-        self.last_error = str(reason)
+        # After a refused CONNECT paho reports an "Unspecified error" disconnect;
+        # the refusal (wrong password, unknown user) is the message worth keeping.
+        if was_connected or not self.last_error.startswith("broker refused the connection"):
+            self.last_error = str(reason)
         self._set_state("connecting")  # paho's loop reconnects by itself
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
