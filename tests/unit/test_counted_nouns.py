@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NOUNS = ("devices", "images", "alerts", "targets", "deployments", "rows", "points", "plugins",
-         "ids", "times", "bytes", "entries")
+         "ids", "bytes", "entries")
 AFTER_VALUE = re.compile(rf"^ ({'|'.join(NOUNS)})\b(?!/)")
 
 
