@@ -99,8 +99,6 @@ class MqttLink:
         self.client.on_connect = self._connected
         self.client.on_subscribe = self._subscribed
         self._login = f"user {username}" if username else "a client without user name"
-        self.client.on_subscribe = self._subscribed
-        self._login = f"user {username}" if username else "a client without user name"
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
         self.client.max_queued_messages_set(0)
@@ -151,24 +149,12 @@ class MqttLink:
             # paho retries with backoff (at most every 30 s), so this stays readable.
             log.warning("%s: the broker at %s:%d refused the login of %s: %s", self.client_id,
                         self.host, self.port, self._login, reason)
-            # paho retries with backoff (at most every 30 s), so this stays readable.
-            log.warning("%s: the broker at %s:%d refused the login of %s: %s", self.client_id,
-                        self.host, self.port, self._login, reason)
             self._set_state("disconnected")
             return
         self.generation += 1
         client.subscribe([(f, 1) for f in self.filters])
         self.connected_event.set()
         self._set_state("connected")
-
-    def _subscribed(self, client: mqtt.Client, userdata: Any, mid: Any, reasons: Any,
-                    properties: Any) -> None:
-        """A filter the broker's ACL refuses would otherwise just stay silent."""
-        for topic, reason in zip(self.filters, reasons, strict=False):
-            if getattr(reason, "is_failure", False):
-                self.last_error = f"broker refused the subscription to {topic}: {reason}"
-                log.warning("%s: the broker refused %s the subscription to %s: %s",
-                            self.client_id, self._login, topic, reason)
 
     def _subscribed(self, client: mqtt.Client, userdata: Any, mid: Any, reasons: Any,
                     properties: Any) -> None:
