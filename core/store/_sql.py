@@ -60,3 +60,39 @@ def on_conflict_update(
 def upsert(dialect_name: str, table: Table) -> Insert:
     """Insert or replace every non-key column, atomically."""
     return on_conflict_update(dialect_insert(dialect_name, table))
+
+
+def write_isolated(write: Any, rows: Sequence[T], name: Any, what: str,
+                   log: Any) -> int:
+    """``write(rows)`` in one transaction; if the database refuses a *value*
+    (out of range, a constraint, text it cannot encode), each row again on its
+    own, so one bad row costs the others nothing. Anything else (the database
+    unreachable or locked, a missing table) is raised as it is: the caller
+    retries the whole batch later. Returns how many rows were skipped."""
+    try:
+        write(rows)
+        return 0
+    except Exception as exc:
+        if len(rows) <= 1 or not _refused_value(exc):
+            raise
+    skipped = []
+    for row in rows:
+        try:
+            write([row])
+        except Exception as exc:
+            if not _refused_value(exc):
+                raise
+            skipped.append(f"{name(row)} ({type(exc).__name__})")
+    if skipped:
+        log.error("%s: %d row(s) refused by the database and skipped: %s", what,
+                  len(skipped), ", ".join(skipped[:10]))
+    return len(skipped)
+
+
+def _refused_value(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DataError, IntegrityError, StatementError
+
+    values = (DataError, IntegrityError, OverflowError, ValueError, TypeError)
+    if isinstance(exc, StatementError) and not isinstance(exc, DataError | IntegrityError):
+        return isinstance(exc.orig, values)
+    return isinstance(exc, values)

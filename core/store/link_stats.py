@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -11,10 +13,11 @@ from sqlalchemy.orm import sessionmaker
 
 from core.model.link import LinkStats
 from core.ports.hub import LinkStatsStore
-from core.store._sql import chunked, dialect_insert, on_conflict_update
+from core.store._sql import chunked, dialect_insert, on_conflict_update, write_isolated
 from core.store.schema import LinkStatsRow, table_of
 
 _ls = table_of(LinkStatsRow)
+log = logging.getLogger(__name__)
 
 
 class SqlLinkStatsStore(LinkStatsStore):
@@ -26,6 +29,7 @@ class SqlLinkStatsStore(LinkStatsStore):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.skipped = 0  # rows the database refused (see write_isolated)
 
     def get(self, device_id: str) -> LinkStats | None:
         with self._sessions() as session:
@@ -43,6 +47,10 @@ class SqlLinkStatsStore(LinkStatsStore):
         if not newest:
             return
         rows = [_to_row(s) for s in newest.values()]
+        self.skipped += write_isolated(self._write, rows, itemgetter("device_id"),
+                                       "link statistics", log)
+
+    def _write(self, rows: Sequence[dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
             ins = dialect_insert(conn.dialect.name, _ls)
             stmt = on_conflict_update(ins, where=ins.excluded.updated_at >= _ls.c.updated_at)

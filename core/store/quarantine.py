@@ -8,10 +8,12 @@ of disk, whoever writes them."""
 from __future__ import annotations
 
 import builtins
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
@@ -20,9 +22,11 @@ from sqlalchemy.orm import sessionmaker
 from core.model.link import QUARANTINE_DETAIL_LIMIT, QUARANTINE_PAYLOAD_LIMIT, QuarantinedMessage
 from core.model.timeutil import utcnow
 from core.ports.hub import QuarantineStore
+from core.store._sql import write_isolated
 from core.store.schema import QuarantineRow, table_of
 
 _q = table_of(QuarantineRow)
+log = logging.getLogger(__name__)
 
 # Column widths from the schema. A quarantined message is malformed by
 # definition, so its fields are clipped rather than allowed to fail the insert
@@ -47,14 +51,16 @@ class SqlQuarantineStore(QuarantineStore):
         self._lock = threading.Lock()
         self._rows_since_check = 0
         self._checked_at = time.monotonic()
+        self.skipped = 0  # rows the database refused (see write_isolated)
 
     def add_many(self, messages: Sequence[QuarantinedMessage]) -> None:
         """One executemany in one transaction; ``message_id`` is assigned by
         the database (any value on the input is ignored)."""
         if not messages:
             return
-        with self._engine.begin() as conn:
-            conn.execute(insert(_q), [_to_row(m) for m in messages])
+        rows = [_to_row(m) for m in messages]
+        self.skipped += write_isolated(self._insert, rows, itemgetter("reason"), "quarantine",
+                                       log)
         with self._lock:
             self._rows_since_check += len(messages)
             due = (self._rows_since_check >= CHECK_EVERY_ROWS
@@ -64,6 +70,10 @@ class SqlQuarantineStore(QuarantineStore):
                 self._checked_at = time.monotonic()
         if due:
             self.enforce_retention()
+
+    def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(insert(_q), list(rows))
 
     def enforce_retention(self, now: datetime | None = None) -> int:
         """Delete rows past ``max_age`` and beyond the newest ``max_rows``."""

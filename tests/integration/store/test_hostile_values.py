@@ -77,3 +77,13 @@ def test_a_flood_of_quarantined_messages_stays_within_the_row_cap(store: Store) 
                                                 T0 + timedelta(seconds=burst))
                              for _ in range(1000)])
     assert len(quarantine.list(limit=10_000)) <= 300
+
+
+def test_one_row_the_database_refuses_costs_the_others_nothing(store: Store) -> None:
+    """Defence in depth behind the edge checks: a value no column can hold (here a
+    seq of 2^63) is skipped on its own; the other devices' rows are written."""
+    good = [LinkStats(f"dev-{i}", last_seq=i, received=i, updated_at=T0) for i in range(5)]
+    poison = LinkStats("dev-bad", last_seq=2**63, received=1, updated_at=T0)
+    store.link_stats.upsert_many([*good[:2], poison, *good[2:]])
+    assert [s.device_id for s in store.link_stats.list()] == [f"dev-{i}" for i in range(5)]
+    assert store.link_stats.skipped == 1  # type: ignore[attr-defined]
