@@ -215,7 +215,9 @@ def run(args: argparse.Namespace, context: Any) -> int:
         if speed <= 0:
             raise ValidationError("--speed must be positive")
         broker: EmbeddedBroker | None = None
-        device_ids = [source.device_info(i)[0] for i in range(source.size)]
+        # This shard's devices only: another shard adds (and keys) its own.
+        device_ids = [source.device_info(i)[0]
+                      for i in range(shard[0] - 1, source.size, shard[1])]
         if args.broker:
             target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
                                         key_file=args.key, username=args.username,

@@ -195,3 +195,33 @@ def test_simulate_from_another_shell_joins_a_consoles_embedded_broker(kind: str)
                        message="telemetry from each simulated pump")
         finally:
             rig.close_clients()
+
+
+def test_a_second_shard_does_not_re_key_the_first_shards_devices() -> None:
+    """Each shard adds only its own devices to the console's embedded broker; a
+    shard that re-keyed the others would lock them out at their next reconnect."""
+    def run(shard: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "console.cli", "simulate", "--devices", "4", "--type",
+             "pump", "--rate", "2", "--duration", "2", "--shard", shard,
+             "--broker", broker.url],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "SMARTIOT_ENTRY_POINTS": "0"})
+        assert result.returncode == 0, result.stderr
+        assert "added 2 devices" in result.stderr
+        assert "connection errors" not in result.stdout, result.stdout
+        return result
+
+    def lines() -> dict[str, str]:
+        text = (Path(broker._auth_dir or ".") / "passwd").read_text()
+        return {line.partition(":")[0]: line for line in text.splitlines()}
+
+    with EmbeddedBroker(prefer="mosquitto") as broker:
+        run("1/2")  # pumps 0 and 2
+        first = lines()
+        assert {"pump-00000", "pump-00002"} <= set(first) and "pump-00001" not in first
+        run("2/2")  # pumps 1 and 3
+        second = lines()
+        assert second["pump-00000"] == first["pump-00000"]
+        assert second["pump-00002"] == first["pump-00002"]
+        assert {"pump-00001", "pump-00003"} <= set(second)
