@@ -29,7 +29,7 @@ def test_sqlite_locked_20_s_then_ctrl_c_while_locked(broker, tmp_path: Path) -> 
     db = tmp_path / "hub.db"
     url = f"sqlite:///{db}"
     witness = Witness(broker.host, broker.port, f"lock-{time.monotonic_ns()}")
-    hub = HubProcess(broker.url, url, tmp_path)
+    hub = HubProcess(broker.url, url, tmp_path, "--drain-timeout", "3")
     running = None
     try:
         hub.wait_running()
