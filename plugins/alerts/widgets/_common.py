@@ -43,7 +43,8 @@ class LiveEvents(QObject):
         bridge_cls = _live_bridge_class()
         if bridge_cls is not None:
             try:
-                self._bridge = bridge_cls(feed, parent=self)
+                # kinds filtered on the feed's thread: no telemetry buffered for us
+                self._bridge = bridge_cls(feed, kinds=kinds, parent=self)
                 self._bridge.batch.connect(self._on_bridge_batch)
                 return
             except Exception:
