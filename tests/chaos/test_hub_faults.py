@@ -59,6 +59,7 @@ def test_sqlite_locked_20_s_then_ctrl_c_while_locked(broker, tmp_path: Path) -> 
             code = hub.process.wait(90)
         assert code == 3, hub.text()[-2000:]
         assert hub.saw("hub stopped with problems: ended degraded: database unavailable")
+        ended = next(line for _, line in hub.lines if "hub stopped with problems" in line)
 
         # started again, it gets what the broker kept and stores every reading once
         hub = HubProcess(broker.url, url, tmp_path)
@@ -72,7 +73,8 @@ def test_sqlite_locked_20_s_then_ctrl_c_while_locked(broker, tmp_path: Path) -> 
         report("sqlite-lock", lock_s=LONG_LOCK_S, status_said_degraded_after_s=f"{said_at:.1f}",
                recovered_after_release_s=f"{recovered_after:.1f}",
                all_stored_after_release_s=f"{recovered_after + catch_up:.1f}",
-               readings=len(witness.snapshot()), lost=0, stored_twice=0)
+               readings=len(witness.snapshot()), lost=0, stored_twice=0,
+               ctrl_c_while_locked=f"exit {code}: {ended}")
     finally:
         if running is not None:
             running.stop()
