@@ -5,6 +5,7 @@ and an independent witness records what the broker accepted."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from tests.chaos.conftest import report
 from tests.chaos.rig import HubProcess, Witness, fleet, sqlite_write_lock, stored_keys, wait_until
 
 LONG_LOCK_S = 20.0
+
+
+def _rates(line: str) -> tuple[float, float]:
+    """(msg/s, readings/s) from a status line; (0, 0) for other lines."""
+    match = re.search(r"([\d,.]+) msg/s, ([\d,.]+) readings/s", line)
+    if not match:
+        return 0.0, 0.0
+    return float(match[1].replace(",", "")), float(match[2].replace(",", ""))
 
 
 def _all_stored(witness: Witness, db: Path, timeout: float = 90.0) -> float:
@@ -35,6 +44,10 @@ def test_sqlite_locked_20_s_then_ctrl_c_while_locked(broker, tmp_path: Path) -> 
         hub.wait_running()
         running = fleet(broker.url, 10, prefix="lck", interval_s=0.2)
         wait_until(lambda: len(stored_keys(db)) > 300, 60, "nothing stored before the fault")
+        # the status line's rates are right (it printed "0 msg/s" while storing)
+        wait_until(lambda: any(min(_rates(line)) > 0
+                               for _, line in list(hub.lines)), 30,
+                   "the status line never showed the message and reading rates")
         locked_at = time.monotonic()
         with sqlite_write_lock(db):
             wait_until(lambda: hub.saw("degraded: database unavailable for", locked_at),
