@@ -54,3 +54,7 @@ def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> No
 
     register(CliCommand("alerts", "list, acknowledge, snooze and resolve alerts", configure_alerts,
                         run_alerts))
+    from plugins.alerts.rules_cli import configure_rules, run_rules
+
+    register(CliCommand("rules", "list, add, import and export alert rules", configure_rules,
+                        run_rules))

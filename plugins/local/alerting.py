@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from core.context import AppContext
-from core.model import AlertRule, Device, Reading, RuleScope, Severity
+from core.model import AlertRule, Device, Reading
 from core.ports.live import EventKind, FleetEvent
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.builtin import BUILTIN_RULE_TYPES
+from core.services.alerting.defaults import default_rules
 from core.services.alerting.engine import AlertChange, AlertEngine
 from core.store import Store
 
@@ -68,36 +69,12 @@ def build_alerting(context: AppContext, store: Store) -> HubAlerting:
     return HubAlerting(store, rule_types)
 
 
-DEFAULT_RULES = (
-    AlertRule("Temperature high", "threshold",
-              {"metric": "temperature", "op": "above", "limit": 30.0, "hysteresis": 1.0,
-               "min_duration_s": 10.0},
-              Severity.WARNING, RuleScope(device_types=frozenset({"environmental"})),
-              rule_id="demo-temperature-high"),
-    AlertRule("Pump vibration critical", "threshold",
-              {"metric": "vibration_rms", "op": "above", "limit": 7.0, "hysteresis": 0.5,
-               "min_duration_s": 10.0},
-              Severity.CRITICAL, RuleScope(device_types=frozenset({"pump"})),
-              escalate_after_s=600.0, rule_id="demo-pump-vibration"),
-    AlertRule("Pump bearing worn out", "threshold",
-              {"metric": "bearing_wear", "op": "above", "limit": 0.9, "hysteresis": 0.05,
-               "min_duration_s": 0.0},
-              Severity.CRITICAL, RuleScope(device_types=frozenset({"pump"})),
-              escalate_after_s=600.0, rule_id="demo-pump-bearing"),
-    AlertRule("Battery low", "threshold",
-              {"metric": "battery_pct", "op": "below", "limit": 15.0, "hysteresis": 2.0,
-               "min_duration_s": 0.0},
-              Severity.WARNING, rule_id="demo-battery-low"),
-    AlertRule("Device silent", "no_data", {"minutes": 5.0}, Severity.WARNING,
-              rule_id="demo-no-data"),
-)
-
-
 def seed_default_rules(store: Store) -> int:
     """Give a first-time user rules that the demo fleet will trip; never touches a
     store that already has rules."""
     if store.rules.list():
         return 0
-    for rule in DEFAULT_RULES:
+    rules = default_rules()
+    for rule in rules:
         store.rules.add(rule)
-    return len(DEFAULT_RULES)
+    return len(rules)

@@ -13,7 +13,7 @@ so nothing a person saw confirmed is missing from the trail.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from core.errors import (
     IllegalTransition,
     NotFound,
     SmartIotError,
+    ValidationError,
 )
 from core.model import Alert, AlertState
 from core.model.roles import Actor, Permission
@@ -30,6 +31,22 @@ from core.model.timeutil import utcnow
 from core.ports.alerts import AlertStore
 from core.ports.hub import AlertRuleStore, AuditTrail
 from core.services.access import authorize, record_action
+
+
+@dataclass(frozen=True, slots=True)
+class RuleImport:
+    """What an import did, rule by rule, for the front end to report."""
+
+    added: list[AlertRule]
+    updated: list[AlertRule]
+    unchanged: list[AlertRule]
+
+
+def same_rule_content(a: AlertRule, b: AlertRule) -> bool:
+    """Equal as a person edits them: ids, versions and timestamps aside."""
+    return (a.name, a.rule_type, a.params, a.severity, a.scope, a.enabled, a.auto_resolve,
+            a.escalate_after_s) == (b.name, b.rule_type, b.params, b.severity, b.scope,
+                                    b.enabled, b.auto_resolve, b.escalate_after_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +167,41 @@ class AlertService:
         authorize(self._audit, actor, Permission.RULE_EDIT, "rule.delete", rule_id)
         rules.delete(rule_id)
         record_action(self._audit, actor, "rule.delete", rule_id)
+
+    def import_rules(self, rules: Iterable[AlertRule], actor: Actor) -> RuleImport:
+        """Bring the stored rules in line with a file: new ids are added, rules
+        whose content differs are saved as their next version, equal ones are
+        left alone (so importing the same file twice changes and audits nothing).
+        Rules not in the file are kept: a file is not a licence to delete."""
+        rules_store = self._rule_store()
+        added: list[AlertRule] = []
+        updated: list[AlertRule] = []
+        unchanged: list[AlertRule] = []
+        for rule in rules:
+            try:
+                current = rules_store.get(rule.rule_id)
+            except NotFound:
+                added.append(self.add_rule(rule, actor))
+                continue
+            if same_rule_content(current, rule):
+                unchanged.append(current)
+                continue
+            updated.append(self.save_rule(replace(
+                rule, version=current.version + 1, created_at=current.created_at,
+                updated_at=utcnow()), actor))
+        return RuleImport(added, updated, unchanged)
+
+    def add_default_rules(self, actor: Actor) -> list[AlertRule]:
+        """The first-run offer: the default rule set, only into an empty rules
+        table (a team that already has rules keeps exactly those)."""
+        from core.services.alerting.defaults import default_rules
+
+        rules_store = self._rule_store()
+        authorize(self._audit, actor, Permission.RULE_EDIT, "rule.add", "defaults")
+        if rules_store.list():
+            raise ValidationError("the database already has alert rules; the default set "
+                                  "is only offered to an empty rules table")
+        return [self.add_rule(rule, actor) for rule in default_rules()]
 
     def _rule_store(self) -> AlertRuleStore:
         if self._rules is None:
