@@ -55,6 +55,7 @@ from .alert_model import (
     AlertTableModel,
 )
 from .detail import AlertDetailPanel
+from .first_run import DefaultRulesBanner
 from .status import ATTENTION_TIP
 
 log = logging.getLogger(__name__)
@@ -383,6 +384,7 @@ class AlertsPage(QWidget):
         self.actions = AlertActions(backend, self.context.actor)
         self.detail.set_backend(backend)
         self.rules_button.setEnabled(backend.rules is not None)
+        self.layout().insertWidget(3, DefaultRulesBanner(self.context, backend, self.refresh))
         if backend.rules is None:
             self.rules_button.setToolTip("This backend does not store alert rules")
         if backend.live is not None:
