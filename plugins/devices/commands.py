@@ -1,6 +1,6 @@
-"""``smartiot devices list|show|register|command``: the fleet from a terminal.
+"""``smartiot devices list|show|register|command|desired``: the fleet from a terminal.
 
-``register`` and ``command`` call the same use cases as the Devices page
+``register``, ``command`` and ``desired`` call the same use cases as the Devices page
 (core.services.devices: role check and audit entry; the command channel
 persists every command before it goes on the wire and records the answer), so
 a command sent from a shell shows up in the device's Commands tab like one
@@ -15,6 +15,8 @@ import dataclasses
 import json
 import math
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from core.context import AppContext
@@ -23,7 +25,15 @@ from core.model import Device, DeviceStatus, Location
 from core.ports.alerts import AlertQuery
 from core.ports.commands import CommandOutcome
 from core.ports.registry import DeviceQuery
-from plugins.devices.service import OPEN_STATES, register_device, send_command
+from core.ports.shadows import ShadowDocument
+from plugins.devices.service import (
+    OPEN_STATES,
+    load_shadow,
+    parse_desired,
+    register_device,
+    send_command,
+    update_desired,
+)
 
 DEVICE_COMMANDS = ("ping", "reboot", "identify", "set-interval")
 
@@ -76,6 +86,22 @@ def configure_devices(parser: argparse.ArgumentParser) -> None:
                      help="seconds to wait for the answer (default 10)")
     cmd.add_argument("--json", action="store_true", help="machine-readable result")
 
+    des = sub.add_parser(
+        "desired", help="change a device's desired state (its shadow), as the Devices page does",
+        description="Set keys of a device's desired state through the hub's shadow service. "
+        "VALUE is read as JSON when it parses (30, true, null, {\"a\": 1}), else as text; "
+        "a dotted KEY sets a nested key (setpoints.temperature=21); null removes a key. "
+        "Exit code 0: stored (and, with --wait, reported back by the device); 1: refused, "
+        "rejected or not reported in time; 2: bad arguments.")
+    des.add_argument("device_id", metavar="DEVICE")
+    des.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
+                     help="desired keys, e.g. interval=5 setpoints.temperature=21")
+    des.add_argument("--file", type=Path, default=None, metavar="JSON",
+                     help="a JSON object of desired keys (KEY=VALUE pairs are applied on top)")
+    des.add_argument("--wait", type=float, default=0.0, metavar="S",
+                     help="wait up to S seconds for the device to report the new state")
+    des.add_argument("--json", action="store_true", help="print the shadow document as JSON")
+
 
 def run_devices(args: argparse.Namespace, context: AppContext) -> int:
     if args.devices_action == "list":
@@ -84,6 +110,8 @@ def run_devices(args: argparse.Namespace, context: AppContext) -> int:
         return _register(args, context)
     if args.devices_action == "command":
         return _command(args, context)
+    if args.devices_action == "desired":
+        return _desired(args, context)
     return _show(args, context)
 
 
@@ -115,6 +143,119 @@ def _register(args: argparse.Namespace, context: AppContext) -> int:
     return 0
 
 
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs to a desired-state object; dotted keys nest. Errors
+    name the pair, so a typo in the fifth of six is easy to find."""
+    desired: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise ValidationError(f"{pair!r}: expected KEY=VALUE, e.g. interval=5 or "
+                                  "setpoints.temperature=21")
+        try:
+            value: Any = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = desired
+        for part in parts[:-1]:
+            child = node.setdefault(part.strip(), {})
+            if not isinstance(child, dict):
+                raise ValidationError(f"{pair!r}: {part.strip()!r} is already set to a value, "
+                                      "not an object")
+            node = child
+        node[parts[-1].strip()] = value
+    return desired
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _without_nulls(desired: dict[str, Any]) -> dict[str, Any]:
+    return {k: _without_nulls(v) if isinstance(v, dict) else v
+            for k, v in desired.items() if v is not None}
+
+
+def _as_console(context: AppContext, action: str) -> str:
+    """Reaching devices needs the hub's broker, but this process must not become a
+    second hub or start a demo fleet: it acts as one more console. Returns an
+    error message when the profile's broker is one only the window reaches."""
+    profile = context.config.profile
+    if profile.backend == "local" and profile.broker == "embedded":
+        return (f"smartiot devices {action}: the profile's broker is the console's embedded "
+                "one, which only the console window reaches; pass the hub's broker "
+                "(--broker mqtt://host:1883) or use a team profile")
+    config = context.config
+    context.config = dataclasses.replace(config, profiles={
+        **config.profiles,
+        config.profile_name: dataclasses.replace(profile, hub=False, demo_fleet=False)})
+    context.live = True
+    return ""
+
+
+def _desired(args: argparse.Namespace, context: AppContext) -> int:
+    try:
+        desired: dict[str, Any] = {}
+        if args.file is not None:
+            try:
+                desired = parse_desired(args.file.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise ValidationError(f"cannot read ({exc.strerror or exc})") from None
+            except ValidationError as exc:
+                raise ValidationError(f"{args.file}: {exc}") from None
+        desired = _merge(desired, parse_assignments(args.assignments))
+    except ValidationError as exc:
+        print(f"smartiot devices desired: {exc}", file=sys.stderr)
+        return 2
+    if not desired:
+        print("smartiot devices desired: nothing to set; give KEY=VALUE pairs or --file JSON",
+              file=sys.stderr)
+        return 2
+    if not args.wait >= 0:
+        print("smartiot devices desired: --wait must be >= 0", file=sys.stderr)
+        return 2
+    problem = _as_console(context, "desired")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    backend = context.backend
+    try:
+        backend.registry.get(args.device_id)
+        document = update_desired(backend, args.device_id, desired, context.actor,
+                                  expected_version=None)
+    except SmartIotError as exc:  # not registered, refused for this role, rejected, no hub
+        print(f"smartiot devices desired: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.device_id}: desired state stored (shadow version {document.version})")
+    if args.wait > 0:
+        # Only the keys set here: other desired keys may be ones this device ignores.
+        def pending() -> dict[str, Any]:
+            return ShadowDocument(args.device_id, desired=_without_nulls(desired),
+                                  reported=document.reported).delta
+
+        deadline = time.monotonic() + args.wait
+        while pending() and time.monotonic() < deadline:
+            time.sleep(0.25)
+            document = load_shadow(backend, args.device_id)
+        if pending():
+            print(f"{args.device_id}: not reported within {args.wait:g} s; still differs: "
+                  f"{json.dumps(pending(), sort_keys=True)}", file=sys.stderr)
+            return 1
+        print(f"{args.device_id}: reported state follows")
+    if args.json:
+        print(json.dumps({"device_id": document.device_id, "version": document.version,
+                          "desired": document.desired, "reported": document.reported,
+                          "delta": document.delta}, sort_keys=True))
+    return 0
+
+
 def _command(args: argparse.Namespace, context: AppContext) -> int:
     params: dict[str, Any] = {}
     if args.device_command == "set-interval":
@@ -131,19 +272,10 @@ def _command(args: argparse.Namespace, context: AppContext) -> int:
     if not args.timeout > 0:
         print("smartiot devices command: --timeout must be > 0", file=sys.stderr)
         return 2
-    profile = context.config.profile
-    if profile.backend == "local" and profile.broker == "embedded":
-        print("smartiot devices command: the profile's broker is the console's embedded one, "
-              "which only the console window reaches; pass the hub's broker "
-              "(--broker mqtt://host:1883) or use a team profile", file=sys.stderr)
+    problem = _as_console(context, "command")
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-    # A command needs the broker, but this process must not become a second hub
-    # or start a demo fleet: it acts as one more console.
-    config = context.config
-    context.config = dataclasses.replace(config, profiles={
-        **config.profiles,
-        config.profile_name: dataclasses.replace(profile, hub=False, demo_fleet=False)})
-    context.live = True
     backend = context.backend
     if backend.commands is None:
         print(f"smartiot devices command: the {backend.name!r} backend cannot send commands",

@@ -235,6 +235,12 @@ class MqttShadowService(ShadowService):
 
     def update_desired(self, device_id: str, desired: dict[str, Any], *,
                        expected_version: int | None = None) -> ShadowDocument:
+        # A command-line client updates right after it starts: wait for the link
+        # (and its reply subscription) as send_command does.
+        if not self._client.link.wait_connected(CONNECT_WAIT_S):
+            reason = self._client.link.last_error or "no answer from the broker"
+            raise SmartIotError(f"desired state of {device_id} not sent: not connected to the "
+                                f"broker ({reason})")
         token = uuid.uuid4().hex[:16]
         request: dict[str, Any] = {"state": {"desired": desired}, "clientToken": token}
         if expected_version is not None:
