@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.firmware.plugin",
     "plugins.analytics.plugin",
     "plugins.audit.plugin",
+    "plugins.api.plugin",
     "simulator.plugin",
 )
 

@@ -1,0 +1,247 @@
+"""What people read about the fleet, limited to their organization: devices,
+their history and shadow, alerts, rules, deployments, the dashboard
+statistics and sensor queries.
+
+Reads need no permission (every role sees the fleet it works on) but they do
+need a scope: an actor with an organization sees only that organization's
+devices and what belongs to them, and a device of another organization is
+answered as unknown rather than forbidden, so its id cannot be probed. An
+actor without an organization (the single-user local console) sees all.
+
+Pages are cut here, not in the front end, with an opaque ``next`` token, so
+the REST API, the CLI and a future remote console page through the same
+rows in the same order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from core.errors import NotFound, ValidationError
+from core.model import Alert, AlertState, Deployment, Device, Severity
+from core.model.roles import Actor
+from core.model.rule import AlertRule
+from core.model.timeutil import utcnow
+from core.ports.alerts import AlertQuery, AlertStore
+from core.ports.deployments import DeploymentService
+from core.ports.hub import AlertRuleStore
+from core.ports.registry import DeviceQuery, DeviceRegistry
+from core.ports.shadows import ShadowDocument, ShadowService
+from core.ports.telemetry import Series, TelemetryStore
+from core.services.fleet_stats import compute_fleet_statistics
+
+T = TypeVar("T")
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+MAX_QUERY_DEVICES = 50
+MAX_QUERY_SPAN = timedelta(days=366)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next`` is empty on the last page."""
+
+    items: list[T]
+    next: str = ""
+
+
+def encode_token(offset: int) -> str:
+    raw = json.dumps({"o": offset}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str) -> int:
+    """The offset a ``next`` token stands for; anything else is the caller's
+    mistake and is named as such."""
+    if not token:
+        return 0
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["o"]
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError(f"next: {token[:40]!r} is not a token this server issued") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValidationError(f"next: {token[:40]!r} is not a token this server issued")
+    return offset
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_PAGE
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit: {limit} must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+def _page(rows: Sequence[T], offset: int, limit: int) -> Page[T]:
+    """``rows`` holds up to limit + 1 rows from ``offset``: one more tells
+    whether there is a next page without counting the whole table."""
+    items = list(rows[:limit])
+    return Page(items, encode_token(offset + limit) if len(rows) > limit else "")
+
+
+@dataclass(frozen=True, slots=True)
+class SensorQuery:
+    device_ids: tuple[str, ...]
+    metric: str
+    start: datetime
+    end: datetime
+    bucket_s: float | None = None
+
+
+class FleetView:
+    def __init__(self, registry: DeviceRegistry, alerts: AlertStore, telemetry: TelemetryStore,
+                 *, deployments: DeploymentService | None = None,
+                 rules: AlertRuleStore | None = None,
+                 shadows: ShadowService | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._registry = registry
+        self._alerts = alerts
+        self._telemetry = telemetry
+        self._deployments = deployments
+        self._rules = rules
+        self._shadows = shadows
+        self._clock = clock
+
+    # ------------------------------------------------------------------ scope
+    @staticmethod
+    def _orgs(actor: Actor) -> frozenset[str]:
+        return frozenset({actor.organization}) if actor.organization else frozenset()
+
+    def _visible(self, actor: Actor, device: Device | None) -> bool:
+        return device is not None and (not actor.organization
+                                       or device.organization == actor.organization)
+
+    def device(self, actor: Actor, device_id: str) -> Device:
+        """The device, or NotFound when it is unknown or outside the actor's organization."""
+        device = self._registry.find(device_id)
+        if device is None or not self._visible(actor, device):
+            raise NotFound(f"device {device_id} is not registered")
+        return device
+
+    def _visible_ids(self, actor: Actor) -> set[str] | None:
+        if not actor.organization:
+            return None
+        return {d.device_id for d in self._registry.list(DeviceQuery(
+            organizations=self._orgs(actor)))}
+
+    # ------------------------------------------------------------------ devices
+    def devices(self, actor: Actor, query: DeviceQuery | None = None, *, limit: int | None = None,
+                next_token: str = "") -> Page[Device]:
+        query = query or DeviceQuery()
+        if actor.organization:
+            query = replace(query, organizations=self._orgs(actor))
+        size = _limit(limit)
+        offset = decode_token(next_token)
+        rows = self._registry.list(replace(query, limit=size + 1, offset=offset))
+        return _page(rows, offset, size)
+
+    def history(self, actor: Actor, device_id: str, metric: str = "", *,
+                start: datetime | None = None, end: datetime | None = None,
+                bucket_s: float | None = None) -> dict[str, Series]:
+        """Readings of one device in [start, end) (default: the last hour), one
+        series per metric (every metric it reports when none is named)."""
+        self.device(actor, device_id)
+        end = end or self._clock()
+        start = start or end - timedelta(hours=1)
+        _check_span(start, end)
+        metrics = [metric] if metric else self._telemetry.metrics_for(device_id)
+        bucket_ms = _bucket_ms(bucket_s)
+        return {m: self._telemetry.query(device_id, m, start, end, bucket_ms=bucket_ms)
+                for m in metrics}
+
+    def shadow(self, actor: Actor, device_id: str) -> ShadowDocument:
+        self.device(actor, device_id)
+        if self._shadows is None:
+            raise NotFound("this backend offers no device shadows")
+        return self._shadows.get(device_id)
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, actor: Actor, *, states: frozenset[AlertState] = frozenset(),
+               severities: frozenset[Severity] = frozenset(), device_id: str = "",
+               limit: int | None = None, next_token: str = "") -> Page[Alert]:
+        if device_id:
+            self.device(actor, device_id)
+        size = _limit(limit)
+        offset = decode_token(next_token)
+        rows = self._alerts.list(AlertQuery(device_id=device_id, states=states,
+                                            severities=severities))
+        visible = self._visible_ids(actor)
+        if visible is not None:
+            rows = [a for a in rows if a.device_id in visible]
+        return _page(rows[offset:offset + size + 1], offset, size)
+
+    def alert(self, actor: Actor, alert_id: str) -> Alert:
+        alert = self._alerts.get(alert_id)
+        if not self._visible(actor, self._registry.find(alert.device_id)) \
+                and actor.organization:
+            raise NotFound(f"alert {alert_id} does not exist")
+        return alert
+
+    def rules(self, actor: Actor) -> list[AlertRule]:
+        if self._rules is None:
+            raise NotFound("this backend keeps no alert rules")
+        return self._rules.list()
+
+    def rule(self, actor: Actor, rule_id: str) -> AlertRule:
+        if self._rules is None:
+            raise NotFound("this backend keeps no alert rules")
+        return self._rules.get(rule_id)
+
+    # ------------------------------------------------------------------ deployments
+    def deployment(self, actor: Actor, deployment_id: str) -> tuple[Deployment, dict[str, int]]:
+        """The deployment and its executions counted by status."""
+        if self._deployments is None:
+            raise NotFound("this backend cannot run OTA deployments")
+        deployment = self._deployments.get(deployment_id)
+        visible = self._visible_ids(actor)
+        if visible is not None and not visible.intersection(deployment.targets):
+            raise NotFound(f"deployment {deployment_id} does not exist")
+        return deployment, self._deployments.counts(deployment_id)
+
+    # ------------------------------------------------------------------ analytics
+    def dashboard(self, actor: Actor) -> dict[str, Any]:
+        """The Smart_IOT dashboard's statistics plus open alerts by severity."""
+        devices = self._registry.list(DeviceQuery(organizations=self._orgs(actor)))
+        stats = compute_fleet_statistics(devices).as_dashboard()
+        ids = {d.device_id for d in devices}
+        open_alerts = [a for a in self._alerts.list(AlertQuery(
+            states=frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})))
+            if a.device_id in ids]
+        by_severity = {s.value: 0 for s in Severity}
+        for a in open_alerts:
+            by_severity[a.severity.value] += 1
+        return {**stats, "open_alerts": len(open_alerts), "alerts_by_severity": by_severity}
+
+    def sensor_query(self, actor: Actor, query: SensorQuery) -> list[Series]:
+        if not query.device_ids:
+            raise ValidationError("device_ids: name at least one device")
+        if len(query.device_ids) > MAX_QUERY_DEVICES:
+            raise ValidationError(f"device_ids: at most {MAX_QUERY_DEVICES} devices per query")
+        for device_id in query.device_ids:
+            self.device(actor, device_id)
+        _check_span(query.start, query.end)
+        return self._telemetry.query_many(list(query.device_ids), query.metric, query.start,
+                                          query.end, bucket_ms=_bucket_ms(query.bucket_s))
+
+
+def _check_span(start: datetime, end: datetime) -> None:
+    if start >= end:
+        raise ValidationError(f"start: {start.isoformat()} must be before end {end.isoformat()}")
+    if end - start > MAX_QUERY_SPAN:
+        raise ValidationError("end: a query spans at most 366 days")
+
+
+def _bucket_ms(bucket_s: float | None) -> int | None:
+    if bucket_s is None:
+        return None
+    if not math.isfinite(bucket_s) or not 1 <= bucket_s <= 86400:
+        raise ValidationError(f"bucket_s: {bucket_s} must be between 1 and 86400 seconds")
+    return int(bucket_s * 1000)

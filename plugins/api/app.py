@@ -1,0 +1,582 @@
+"""The REST API's Lambda handlers: API Gateway (REST, proxy integration) events
+in, the Smart_IOT envelope out.
+
+A handler parses the request (pydantic models through Powertools' event
+handler), takes the Actor from the authorizer's claims, calls one use case
+and shapes the answer. Role checks, organization scope, audit entries and
+versioned saves all happen in the use cases, so a refusal here is the same
+refusal the console and the CLI give. Domain errors become 400/403/404/409,
+an oversized body 413, a caller over its rate 429; anything unexpected is
+logged with the request's correlation id and answered 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from core.errors import (
+    ConcurrentModification,
+    IllegalTransition,
+    NotFound,
+    PermissionDenied,
+    SmartIotError,
+    ValidationError,
+)
+from core.model import AlertState, Device, DeviceStatus, Location, Severity
+from core.model.roles import Actor
+from core.model.rollout import JobConfig
+from core.model.rule import AlertRule, RuleScope
+from core.model.timeutil import utcnow
+from core.ports.registry import DeviceQuery
+from core.services.alerting.builtin import build_evaluator
+from core.services.fleet_view import SensorQuery
+from core.services.ota import TargetSpec
+from plugins.api import models, shapes
+from plugins.api.auth import Unauthorized, actor_from_claims
+from plugins.api.wiring import ApiServices
+
+logger = Logger(service="smartiot-api")
+
+API_VERSION = "1.0.0"
+MAX_BODY_BYTES = 1024 * 1024
+MAX_FIRMWARE_BYTES = 16 * 1024 * 1024
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Content-Type,Authorization,If-Match",
+    "Access-Control-Allow-Methods": "GET,POST,PUT,DELETE,OPTIONS",
+    "Access-Control-Expose-Headers": "ETag,X-Correlation-Id",
+}
+
+
+class PayloadTooLarge(SmartIotError):
+    """HTTP 413."""
+
+
+class TooManyRequests(SmartIotError):
+    """HTTP 429."""
+
+
+_STATUS: list[tuple[type[SmartIotError], int, str]] = [
+    (Unauthorized, 401, "UNAUTHORIZED"),
+    (PermissionDenied, 403, "FORBIDDEN"),
+    (NotFound, 404, "NOT_FOUND"),
+    (ConcurrentModification, 409, "CONFLICT"),
+    (IllegalTransition, 409, "CONFLICT"),
+    (PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
+    (TooManyRequests, 429, "TOO_MANY_REQUESTS"),
+    (ValidationError, 400, "VALIDATION_ERROR"),
+]
+
+
+def envelope(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, "application/json",
+                    json.dumps({"success": True, "data": data}, default=str),
+                    headers={**CORS_HEADERS, **(headers or {})})
+
+
+def error(status: int, code: str, message: str, details: Any = None) -> Response:
+    return Response(status, "application/json",
+                    json.dumps({"success": False, "error": {
+                        "code": code, "message": message, "details": details}}, default=str),
+                    headers=CORS_HEADERS)
+
+
+class RateLimit:
+    """Requests per minute per user, as a token bucket (API Gateway's usage plans
+    do this on AWS; locally one process answers everyone)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(user, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
+            if tokens < 1:
+                self._buckets[user] = (tokens, now)
+                raise TooManyRequests(f"{user} sent more than {self.per_minute} requests a "
+                                      "minute; wait a moment and retry")
+            self._buckets[user] = (tokens - 1, now)
+
+
+def build_app(services: Callable[[], ApiServices], *,
+              rate_limit: RateLimit | None = None) -> APIGatewayRestResolver:
+    """The routes over ``services`` (called per request, so a Lambda container
+    builds them once on first use and tests can pass their own)."""
+    app = APIGatewayRestResolver(
+        enable_validation=True,
+        cors=CORSConfig(allow_origin="*", allow_headers=["If-Match"],
+                        expose_headers=["ETag", "X-Correlation-Id"]))
+
+    def actor() -> Actor:
+        context = app.current_event.raw_event.get("requestContext") or {}
+        claims = (context.get("authorizer") or {}).get("claims")
+        who = actor_from_claims(claims)
+        if rate_limit is not None:
+            rate_limit.take(who.user)
+        return who
+
+    def if_match() -> str | None:
+        value = app.current_event.headers.get("If-Match")
+        return value.strip().strip('"').removeprefix("W/").strip('"') if value else None
+
+    def check_version(current: str | int, what: str) -> None:
+        wanted = if_match()
+        if wanted is not None and wanted != "*" and wanted != str(current):
+            raise ConcurrentModification(
+                f"{what} changed since version {wanted} (now {current}); read it again and "
+                "retry")
+
+    def int_if_match() -> int | None:
+        wanted = if_match()
+        if wanted is None or wanted == "*":
+            return None
+        try:
+            return int(wanted)
+        except ValueError:
+            raise ValidationError(f"If-Match: {wanted!r} is not a version number") from None
+
+    # ------------------------------------------------------------ errors
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError):
+        details = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path",
+                                                                  "header")]
+            if e.get("type") == "json_invalid":
+                loc = ["body"]
+            details.append({"field": ".".join(loc) or "body", "message": e.get("msg", "")})
+        first = details[0] if details else {"field": "body", "message": "invalid"}
+        return error(400, "VALIDATION_ERROR", f"{first['field']}: {first['message']}", details)
+
+    @app.exception_handler(SmartIotError)
+    def _domain(exc: SmartIotError):
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                details = None
+                if isinstance(exc, ConcurrentModification) and exc.changed_by:
+                    details = {"changed_by": exc.changed_by}
+                return error(status, code, str(exc), details)
+        return error(400, "BAD_REQUEST", str(exc))
+
+    @app.not_found
+    def _no_route(exc: Exception):
+        event = app.current_event
+        return error(404, "NOT_FOUND", f"no route {event.http_method} {event.path}")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception):
+        logger.exception("unexpected error")
+        return error(500, "INTERNAL_ERROR",
+                     "the server could not answer; the error is logged under correlation id "
+                     f"{app.current_event.request_context.request_id}")
+
+    # ------------------------------------------------------------ devices
+    @app.get("/devices", summary="List devices (paged)", tags=["devices"])
+    def list_devices(
+        limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+        next: Annotated[str, Query(description="token from the previous page")] = "",
+        status: Annotated[str, Query()] = "",
+        device_type: Annotated[str, Query()] = "",
+        tag: Annotated[str, Query()] = "",
+        search: Annotated[str, Query()] = "",
+    ):
+        try:
+            statuses = frozenset(DeviceStatus.parse(s) for s in status.split(",") if s)
+        except SmartIotError as exc:
+            raise ValidationError(f"status: {exc}") from None
+        query = DeviceQuery(text=search, statuses=statuses, tag=tag,
+                            device_types=frozenset(t for t in device_type.split(",") if t))
+        page = services().view.devices(actor(), query, limit=limit, next_token=next)
+        return envelope({"items": [shapes.device(d) for d in page.items], "next": page.next})
+
+    @app.post("/devices", summary="Register a device", tags=["devices"])
+    def create_device(body: Annotated[models.DeviceCreate, Body()]):
+        who = actor()
+        location = None if body.location is None else Location(
+            body.location.latitude, body.location.longitude, body.location.label)
+        org = who.organization or body.organization.strip() or "default"
+        device = Device(body.device_id, name=body.name.strip(),
+                        device_type=body.device_type.strip(), organization=org,
+                        status=DeviceStatus.OFFLINE, location=location,
+                        tags=frozenset(t.strip() for t in body.tags if t.strip()),
+                        metadata=body.metadata)
+        stored = services().devices.register(device, who)
+        return envelope(shapes.device(stored), 201, {"ETag": f'"{shapes.device_etag(stored)}"'})
+
+    @app.get("/devices/<device_id>", summary="One device", tags=["devices"])
+    def get_device(device_id: str):
+        d = services().view.device(actor(), device_id)
+        return envelope(shapes.device(d), headers={"ETag": f'"{shapes.device_etag(d)}"'})
+
+    @app.put("/devices/<device_id>", summary="Edit a device (If-Match: its ETag)",
+             tags=["devices"])
+    def update_device(device_id: str, body: Annotated[models.DeviceUpdate, Body()]):
+        who = actor()
+        svc = services()
+        current = svc.view.device(who, device_id)
+        check_version(shapes.device_etag(current), f"device {device_id}")
+        changes: dict[str, Any] = {}
+        if body.name is not None:
+            changes["name"] = body.name.strip()
+        if body.tags is not None:
+            changes["tags"] = frozenset(t.strip() for t in body.tags if t.strip())
+        if body.location is not None:
+            changes["location"] = Location(body.location.latitude, body.location.longitude,
+                                           body.location.label)
+        if body.metadata is not None:
+            changes["metadata"] = body.metadata
+        stored = svc.devices.update(replace(current, **changes, updated_at=utcnow()), who)
+        return envelope(shapes.device(stored), headers={"ETag": f'"{shapes.device_etag(stored)}"'})
+
+    @app.delete("/devices/<device_id>", summary="Delete a device for good", tags=["devices"])
+    def delete_device(device_id: str):
+        who = actor()
+        svc = services()
+        current = svc.view.device(who, device_id)
+        check_version(shapes.device_etag(current), f"device {device_id}")
+        svc.devices.delete(device_id, who)
+        return envelope({"device_id": device_id, "deleted": True})
+
+    @app.post("/devices/<device_id>/decommission", summary="Decommission a device",
+              tags=["devices"])
+    def decommission_device(device_id: str):
+        who = actor()
+        svc = services()
+        svc.view.device(who, device_id)
+        return envelope(shapes.device(svc.devices.decommission(device_id, who)))
+
+    @app.get("/devices/<device_id>/history", summary="A device's readings", tags=["devices"])
+    def device_history(
+        device_id: str,
+        metric: Annotated[str, Query()] = "",
+        start: Annotated[str, Query(description="ISO 8601; default an hour ago")] = "",
+        end: Annotated[str, Query(description="ISO 8601; default now")] = "",
+        bucket_s: Annotated[float | None, Query(ge=1, le=86400)] = None,
+    ):
+        result = services().view.history(actor(), device_id, metric,
+                                          start=_time(start, "start"), end=_time(end, "end"),
+                                          bucket_s=bucket_s)
+        return envelope({"device_id": device_id,
+                         "series": [shapes.series(s) for s in result.values()]})
+
+    @app.post("/devices/<device_id>/commands", summary="Send a command and wait for the answer",
+              tags=["devices"])
+    def send_command(device_id: str, body: Annotated[models.CommandIn, Body()]):
+        who = actor()
+        svc = services()
+        svc.view.device(who, device_id)
+        future = svc.devices.send_command(device_id, body.command, who, body.params,
+                                          timeout_s=body.timeout_s)
+        result = future.result(timeout=body.timeout_s + 10)
+        return envelope({"device_id": result.device_id, "command": result.command,
+                         "request_id": result.request_id, "outcome": result.outcome.value,
+                         "latency_ms": result.latency_ms, "result": result.payload})
+
+    @app.get("/devices/<device_id>/shadow", summary="Desired and reported state",
+             tags=["devices"])
+    def get_shadow(device_id: str):
+        doc = services().view.shadow(actor(), device_id)
+        return envelope(shapes.shadow(doc), headers={"ETag": f'"{doc.version}"'})
+
+    @app.put("/devices/<device_id>/shadow", summary="Change the desired state (If-Match: version)",
+             tags=["devices"])
+    def put_shadow(device_id: str, body: Annotated[models.DesiredIn, Body()]):
+        who = actor()
+        svc = services()
+        svc.view.device(who, device_id)
+        doc = svc.devices.update_desired(device_id, body.desired, who,
+                                         expected_version=int_if_match())
+        return envelope(shapes.shadow(doc), headers={"ETag": f'"{doc.version}"'})
+
+    # ------------------------------------------------------------ alerts
+    @app.get("/alerts", summary="List alerts (paged)", tags=["alerts"])
+    def list_alerts(
+        limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+        next: Annotated[str, Query()] = "",
+        state: Annotated[str, Query(description="comma-separated states")] = "",
+        severity: Annotated[str, Query(description="comma-separated severities")] = "",
+        device_id: Annotated[str, Query()] = "",
+    ):
+        try:
+            states = frozenset(AlertState(s) for s in state.split(",") if s)
+        except ValueError:
+            raise ValidationError(f"state: {state!r} is not a list of "
+                                  f"{', '.join(s.value for s in AlertState)}") from None
+        try:
+            severities = frozenset(Severity(s) for s in severity.split(",") if s)
+        except ValueError:
+            raise ValidationError(f"severity: {severity!r} is not a list of "
+                                  f"{', '.join(s.value for s in Severity)}") from None
+        page = services().view.alerts(actor(), states=states, severities=severities,
+                                      device_id=device_id, limit=limit, next_token=next)
+        return envelope({"items": [shapes.alert(a) for a in page.items], "next": page.next})
+
+    @app.get("/alerts/<alert_id>", summary="One alert", tags=["alerts"])
+    def get_alert(alert_id: str):
+        a = services().view.alert(actor(), alert_id)
+        return envelope(shapes.alert(a), headers={"ETag": f'"{a.version}"'})
+
+    def _alert_action(alert_id: str, act: Callable[[Actor], Any]):
+        who = actor()
+        current = services().view.alert(who, alert_id)
+        check_version(current.version, f"alert {alert_id}")
+        changed = act(who)
+        return envelope(shapes.alert(changed), headers={"ETag": f'"{changed.version}"'})
+
+    @app.post("/alerts/<alert_id>/acknowledge", summary="Acknowledge an alert", tags=["alerts"])
+    def acknowledge(alert_id: str, body: Annotated[models.CommentIn, Body()]):
+        return _alert_action(alert_id, lambda who: services().alerts.acknowledge(
+            alert_id, who, body.comment))
+
+    @app.post("/alerts/<alert_id>/resolve", summary="Resolve an alert", tags=["alerts"])
+    def resolve(alert_id: str, body: Annotated[models.CommentIn, Body()]):
+        return _alert_action(alert_id, lambda who: services().alerts.resolve(
+            alert_id, who, body.comment))
+
+    @app.post("/alerts/<alert_id>/snooze", summary="Snooze an alert", tags=["alerts"])
+    def snooze(alert_id: str, body: Annotated[models.SnoozeIn, Body()]):
+        if (body.until is None) == (body.minutes is None):
+            raise ValidationError("until: give either until or minutes")
+        until = body.until or utcnow() + timedelta(minutes=body.minutes or 0)
+        if until.tzinfo is None:
+            raise ValidationError("until: give a time zone (e.g. 2026-12-04T18:00:00Z)")
+        return _alert_action(alert_id, lambda who: services().alerts.snooze(
+            alert_id, who, until, body.comment))
+
+    # ------------------------------------------------------------ rules
+    @app.get("/alerts/rules", summary="Alert rules", tags=["alerts"])
+    def list_rules():
+        return envelope({"items": [shapes.rule(r) for r in services().view.rules(actor())],
+                         "next": ""})
+
+    def _rule_from(body: models.RuleIn, **keep: Any) -> AlertRule:
+        return AlertRule(name=body.name.strip(), rule_type=body.rule_type, params=body.params,
+                         severity=Severity(body.severity), enabled=body.enabled,
+                         auto_resolve=body.auto_resolve,
+                         scope=RuleScope(device_types=frozenset(body.device_types),
+                                         tags=frozenset(body.tags),
+                                         device_ids=frozenset(body.device_ids)), **keep)
+
+    @app.post("/alerts/rules", summary="Add an alert rule", tags=["alerts"])
+    def create_rule(body: Annotated[models.RuleIn, Body()]):
+        who = actor()
+        svc = services()
+        rule = _rule_from(body)
+        build_evaluator(rule, svc.rule_types)  # names the bad parameter
+        if who.organization:
+            rule = replace(rule, scope=replace(rule.scope,
+                                               organizations=frozenset({who.organization})))
+        return envelope(shapes.rule(svc.alerts.add_rule(rule, who)), 201)
+
+    @app.put("/alerts/rules/<rule_id>", summary="Edit an alert rule (If-Match: version)",
+             tags=["alerts"])
+    def update_rule(rule_id: str, body: Annotated[models.RuleIn, Body()]):
+        who = actor()
+        svc = services()
+        current = svc.view.rule(who, rule_id)
+        check_version(current.version, f"rule {rule_id}")
+        rule = _rule_from(body, rule_id=rule_id, created_at=current.created_at,
+                          version=current.version + 1)
+        rule = replace(rule, scope=replace(rule.scope, organizations=current.scope.organizations))
+        build_evaluator(rule, svc.rule_types)
+        return envelope(shapes.rule(svc.alerts.save_rule(rule, who)))
+
+    @app.delete("/alerts/rules/<rule_id>", summary="Delete an alert rule", tags=["alerts"])
+    def delete_rule(rule_id: str):
+        who = actor()
+        svc = services()
+        svc.view.rule(who, rule_id)
+        svc.alerts.delete_rule(rule_id, who)
+        return envelope({"rule_id": rule_id, "deleted": True})
+
+    # ------------------------------------------------------------ users
+    @app.get("/users/me", summary="Who the API takes the caller for", tags=["users"])
+    def me():
+        who = actor()
+        svc = services()
+        data = svc.users.me(who)
+        try:
+            data["preferences"] = svc.users.preferences(who).values
+        except NotFound:
+            data["preferences"] = None
+        return envelope(data)
+
+    @app.put("/users/me/preferences", summary="Replace one's preferences (If-Match: version)",
+             tags=["users"])
+    def put_preferences(body: Annotated[models.PreferencesIn, Body()]):
+        saved = services().users.set_preferences(actor(), body.preferences,
+                                                 expected_version=int_if_match())
+        return envelope(shapes.preferences(saved), headers={"ETag": f'"{saved.version}"'})
+
+    # ------------------------------------------------------------ firmware
+    @app.post("/firmware/upload", summary="Import a firmware image (signed on import)",
+              tags=["firmware"])
+    def upload_firmware(body: Annotated[models.FirmwareUpload, Body()]):
+        who = actor()
+        factory = services().firmware
+        if factory is None:
+            raise NotFound("this backend has no firmware library")
+        image = _b64(body.image_base64, "image_base64")
+        if len(image) > MAX_FIRMWARE_BYTES:
+            raise PayloadTooLarge(f"image_base64: {len(image)} bytes is more than "
+                                  f"{MAX_FIRMWARE_BYTES}")
+        signature = None if body.signature_base64 is None else _b64(body.signature_base64,
+                                                                    "signature_base64")
+        fw = factory(who).import_bytes(image, version=body.version, device_type=body.device_type,
+                                       release_notes=body.release_notes,
+                                       allow_downgrade=body.allow_downgrade,
+                                       signature=signature, source="image_base64")
+        return envelope(shapes.firmware(fw), 201)
+
+    def _ota(who: Actor) -> Any:
+        factory = services().ota
+        if factory is None:
+            raise NotFound("this backend cannot run OTA deployments")
+        return factory(who)
+
+    @app.post("/firmware/deployments", summary="Create a deployment", tags=["firmware"])
+    def create_deployment(body: Annotated[models.DeploymentCreate, Body()]):
+        who = actor()
+        svc = services()
+        targets = body.target
+        if targets.kind == "list":
+            for device_id in targets.device_ids:
+                svc.view.device(who, device_id)
+        elif who.organization:
+            raise ValidationError("target.kind: callers in an organization name their "
+                                  "devices (kind 'list')")
+        spec = TargetSpec(kind=targets.kind, device_ids=tuple(targets.device_ids),
+                          device_types=tuple(targets.device_types), tag=targets.tag)
+        config = JobConfig.from_aws(body.config)
+        deployment = _ota(who).create(body.firmware_id, spec, config,
+                                      description=body.description,
+                                      allow_downgrade=body.allow_downgrade)
+        return envelope(shapes.deployment(deployment), 201)
+
+    @app.get("/firmware/deployments/<deployment_id>", summary="A deployment and its progress",
+             tags=["firmware"])
+    def get_deployment(deployment_id: str):
+        deployment, counts = services().view.deployment(actor(), deployment_id)
+        return envelope(shapes.deployment(deployment, counts))
+
+    def _control(deployment_id: str, act: Callable[[Any], Any]):
+        who = actor()
+        services().view.deployment(who, deployment_id)
+        act(_ota(who))
+        deployment, counts = services().view.deployment(who, deployment_id)
+        return envelope(shapes.deployment(deployment, counts))
+
+    @app.post("/firmware/deployments/<deployment_id>/pause", summary="Pause a deployment",
+              tags=["firmware"])
+    def pause(deployment_id: str):
+        return _control(deployment_id, lambda ota: ota.pause(deployment_id))
+
+    @app.post("/firmware/deployments/<deployment_id>/resume", summary="Resume a deployment",
+              tags=["firmware"])
+    def resume(deployment_id: str):
+        return _control(deployment_id, lambda ota: ota.resume(deployment_id))
+
+    @app.post("/firmware/deployments/<deployment_id>/cancel", summary="Cancel a deployment",
+              tags=["firmware"])
+    def cancel(deployment_id: str, body: Annotated[models.CancelIn, Body()]):
+        return _control(deployment_id, lambda ota: ota.cancel(deployment_id, force=body.force))
+
+    @app.post("/firmware/deployments/<deployment_id>/retry",
+              summary="Retry the devices that failed", tags=["firmware"])
+    def retry(deployment_id: str):
+        return _control(deployment_id, lambda ota: ota.retry_failed(deployment_id))
+
+    # ------------------------------------------------------------ analytics
+    @app.get("/analytics/dashboard", summary="Fleet statistics", tags=["analytics"])
+    def dashboard():
+        return envelope(services().view.dashboard(actor()))
+
+    @app.post("/analytics/query", summary="Sensor readings of several devices",
+              tags=["analytics"])
+    def analytics_query(body: Annotated[models.SensorQueryIn, Body()]):
+        for name, value in (("start", body.start), ("end", body.end)):
+            if value.tzinfo is None:
+                raise ValidationError(f"{name}: give a time zone (e.g. 2026-12-04T18:00:00Z)")
+        result = services().view.sensor_query(actor(), SensorQuery(
+            tuple(body.device_ids), body.metric, body.start, body.end, body.bucket_s))
+        return envelope({"series": [shapes.series(s) for s in result]})
+
+    @app.get("/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)
+    def openapi():
+        return Response(200, "application/json", openapi_json(app), headers=CORS_HEADERS)
+
+    return app
+
+
+def openapi_json(app: APIGatewayRestResolver) -> str:
+    return app.get_openapi_json_schema(
+        title="Smart IoT Fleet API", version=API_VERSION,
+        description="Devices, alerts, users, firmware and analytics of one fleet. Every answer "
+        "is {\"success\": true, \"data\": ...} or {\"success\": false, \"error\": {\"code\", "
+        "\"message\", \"details\"}}.")
+
+
+def _time(text: str, name: str) -> Any:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{name}: {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValidationError(f"{name}: give a time zone (e.g. 2026-12-04T18:00:00Z)")
+    return value
+
+
+def _b64(text: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(f"{name}: not valid base64") from None
+
+
+def make_handler(services: Callable[[], ApiServices], *,
+                 rate_limit: RateLimit | None = None) -> Callable[[dict[str, Any], Any],
+                                                                  dict[str, Any]]:
+    """A Lambda handler over ``services``: checks the body's size, sets the
+    correlation id for every log line of the request, and resolves the route."""
+    app = build_app(services, rate_limit=rate_limit)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        request_id = str((event.get("requestContext") or {}).get("requestId") or "")
+        logger.set_correlation_id(request_id or None)
+        body = event.get("body") or ""
+        limit = MAX_FIRMWARE_BYTES * 4 // 3 + 4096 if event.get("path") == "/firmware/upload" \
+            else MAX_BODY_BYTES
+        if len(body) > limit:
+            too_big = error(413, "PAYLOAD_TOO_LARGE",
+                            f"body: {len(body)} bytes is more than {limit}")
+            return {"statusCode": 413, "body": too_big.body,
+                    "headers": {**CORS_HEADERS, "Content-Type": "application/json"},
+                    "isBase64Encoded": False}
+        result = app.resolve(event, context)
+        headers = result.setdefault("multiValueHeaders", {})
+        headers["X-Correlation-Id"] = [request_id]
+        return result
+
+    handler.app = app  # type: ignore[attr-defined]
+    return handler

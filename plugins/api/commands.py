@@ -1,0 +1,78 @@
+"""``smartiot api serve|token``: the REST API on this machine.
+
+``serve`` runs the same Lambda handlers API Gateway would call, behind a
+small WSGI adapter, over the profile's backend (its store: commands and
+shadows need a live hub and answer 404 here). ``token`` issues a signed bearer
+token for a user and role; it stands in for per-person accounts, which are
+not there yet, so whoever may run it may act as anyone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.context import AppContext
+from core.crypto.keystore import CodeSigningKeys
+from core.errors import SmartIotError
+from core.model.roles import Role
+from plugins.api.app import RateLimit, make_handler
+from plugins.api.auth import TokenSigner
+from plugins.api.wiring import ApiServices, build_api_services
+from plugins.api.wsgi import ApiWsgiApp, serve
+
+
+def configure_api(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="api_action", metavar="ACTION", required=True)
+    srv = sub.add_parser("serve", help="serve the REST API over the profile's backend")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    srv.add_argument("--port", type=int, default=3000, help="port (default 3000; 0: any free)")
+    srv.add_argument("--rate-limit", type=int, default=600, metavar="N",
+                     help="requests per minute per user (default 600)")
+    tok = sub.add_parser("token", help="issue a bearer token for the local API")
+    tok.add_argument("user")
+    tok.add_argument("--role", required=True, choices=[r.value for r in Role])
+    tok.add_argument("--org", default="", help="organization the token is limited to")
+    tok.add_argument("--hours", type=float, default=12.0, help="lifetime (default 12)")
+
+
+def token_signer(context: AppContext) -> TokenSigner:
+    return TokenSigner.from_dir(context.config.data_dir / "api")
+
+
+def api_services(context: AppContext) -> ApiServices:
+    from core.store.preferences import SqlPreferenceStore
+
+    backend = context.backend
+    store = getattr(backend, "store", None)
+    return build_api_services(
+        backend, signing_keys=CodeSigningKeys(context.config.data_dir / "codesign"),
+        preferences=SqlPreferenceStore(store.engine) if store is not None else None,
+        rule_types=context.plugins.alert_rule_types())
+
+
+def run_api(args: argparse.Namespace, context: AppContext) -> int:
+    try:
+        if args.api_action == "token":
+            print(token_signer(context).issue(args.user, Role(args.role), args.org,
+                                              hours=args.hours))
+            return 0
+        if args.rate_limit < 1:
+            print("smartiot api serve: --rate-limit must be at least 1", file=sys.stderr)
+            return 2
+        services = api_services(context)
+        app = ApiWsgiApp(make_handler(lambda: services, rate_limit=RateLimit(args.rate_limit)),
+                         token_signer(context))
+        server = serve(app, args.host, args.port)
+    except (SmartIotError, OSError) as exc:
+        print(f"smartiot api {args.api_action}: {exc}", file=sys.stderr)
+        return 1
+    print(f"serving the REST API on http://{args.host}:{server.server_port} "
+          f"(OpenAPI at /openapi.json); Ctrl+C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
