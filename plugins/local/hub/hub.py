@@ -66,6 +66,8 @@ MAX_PENDING_QUARANTINE = 20_000
 # database as unavailable while it still waits (a lock, a dead server).
 BLOCKED_AFTER_S = 2.0
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0
+# A batch failing this often is tried one device at a time (a refused value).
+SPLIT_AFTER_FAILURES = 3
 # Long drains give the rollout and housekeeping stages a turn this often.
 DRAIN_SLICE_S = 0.5
 SESSION_EXPIRY_S = 7 * 24 * 3600
@@ -118,6 +120,7 @@ class HubCounters:
     shed_overload: int = 0       # QoS 0 messages dropped because the inbox was full
     shed_quarantine: int = 0     # quarantine rows dropped while the database was away
     lost_on_stop: int = 0        # messages still in memory when a stop gave up
+    store_refused: int = 0       # readings the database refused while taking others
     messages_per_s: float = 0.0
     readings_per_s: float = 0.0
     inbox: int = 0
@@ -135,6 +138,7 @@ class _Pending:
     tokens: list[AckToken]
     messages: int
     written: bool = False
+    failures: int = 0
 
 
 class StoreHealth:
@@ -358,6 +362,7 @@ class Hub:
             found.append(f"ended {state}")
         c = self.counters
         for count, what in ((c.shed_overload, "messages shed (overload)"),
+                            (c.store_refused, "readings the database refused"),
                             (c.shed_quarantine, "quarantine rows shed (database away)"),
                             (c.lost_on_stop, "QoS 0 messages not stored at stop")):
             if count:
@@ -533,6 +538,36 @@ class Hub:
                 self._wake.set()  # more to do; let the periodic stages run first
                 return
 
+    def _write_by_device(self, readings: Sequence[Reading]) -> int | None:
+        """A batch that keeps failing, written one device at a time: when some
+        devices' rows go in and others' do not, the database is up and refuses
+        those rows (a value it cannot hold), so they are dropped, logged and
+        counted (``store_refused``) instead of holding back every device for
+        ever. None when nothing went in: the database is away, retry later."""
+        by_device: dict[str, list[Reading]] = {}
+        for reading in readings:
+            by_device.setdefault(reading.device_id, []).append(reading)
+        if len(by_device) < 2:
+            return None
+        written, refused, took = 0, [], 0
+        for device_id, rows in by_device.items():
+            try:
+                written += self.health.call("telemetry", self.store.telemetry.write_batch,
+                                            rows)
+                took += 1
+            except Exception as error:  # noqa: BLE001 - counted and logged below
+                refused.append((device_id, len(rows), error))
+                if took == 0 and len(refused) >= 2:
+                    return None  # two refusals and nothing taken: the database is away
+        if took == 0:
+            return None
+        for device_id, count, problem in refused:
+            self.counters.store_refused += count
+            first_line = (str(problem).strip().splitlines() or [""])[0][:200]
+            log.error("the database refused %d readings of %s (%s: %s); they are dropped",
+                      count, device_id, type(problem).__name__, first_line)
+        return written
+
     def _failed_write(self) -> None:
         self._retry_at = time.monotonic() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_S)
@@ -549,8 +584,14 @@ class Hub:
                                            result.readings)
             except Exception:  # noqa: BLE001 - StoreHealth logged it; the batch is retried
                 self.counters.write_failures += 1
-                self._failed_write()
-                return False
+                pending.failures += 1
+                split_now = pending.failures == SPLIT_AFTER_FAILURES or (
+                    pending.failures > SPLIT_AFTER_FAILURES and pending.failures % 10 == 0)
+                split = self._write_by_device(result.readings) if split_now else None
+                if split is None:
+                    self._failed_write()
+                    return False
+                written = split
             pending.written = True
             self.counters.readings_written += written
             self.counters.quarantined += len(result.quarantined)
