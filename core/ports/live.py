@@ -23,7 +23,9 @@ class EventKind:
     SHADOW = "shadow"        # data: {"document": ShadowDocument}
     COMMAND = "command"      # data: {"record": CommandRecord} (sent, answered, timed out)
     REJECTED = "rejected"    # data: {"message": QuarantinedMessage}
-    HUB = "hub"              # device_id "": data: {"connection": str, "messages_per_s": float}
+    HUB = "hub"              # device_id "": data: {"connection": str, "messages_per_s": float,
+    #                          "readings_per_s": float, "degraded": str ("" when well),
+    #                          "shed_overload": int, "inbox": int}; once a second
     CHANGES = "changes"      # device_id "": data: {"topic": str} (core.ports.changes): data
     #                          changed in the store, by anyone; pages showing it reload
 
