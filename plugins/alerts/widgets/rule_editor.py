@@ -31,9 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from console.widgets.background import BackgroundCall
+from console.widgets.role_note import RoleNote
 from core.errors import ConcurrentModification, NotFound, SmartIotError, ValidationError
 from core.model import Severity
-from core.model.roles import Actor
+from core.model.roles import Actor, Permission
 from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
@@ -216,6 +217,8 @@ class RuleEditorDialog(QDialog):
         self._background = BackgroundCall(self)
         self.current: AlertRule | None = None
         self._confirm_delete = False
+        #: the buttons only reflect the role; AlertService decides (and audits refusals)
+        self.may_edit = actor.can(Permission.RULE_EDIT)
 
         self.rule_list = QListWidget()
         self.rule_list.setMinimumWidth(260)
@@ -287,7 +290,11 @@ class RuleEditorDialog(QDialog):
         bottom.addWidget(self.info, 1)
         bottom.addWidget(self.save_button)
         bottom.addWidget(self.close_button)
+        self.role_note = RoleNote(actor, [("New rule, Save, Delete", Permission.RULE_EDIT)])
+        self.new_button.setEnabled(self.may_edit)
+        self.save_button.setEnabled(self.may_edit)
         right = QVBoxLayout()
+        right.addWidget(self.role_note)
         right.addLayout(form)
         right.addWidget(self.error)
         right.addStretch(1)
@@ -378,7 +385,7 @@ class RuleEditorDialog(QDialog):
         self.enabled.setChecked(rule.enabled)
         self.auto_resolve.setChecked(rule.auto_resolve)
         self.escalate.setValue(round((rule.escalate_after_s or 0) / 60))
-        self.delete_button.setEnabled(True)
+        self.delete_button.setEnabled(self.may_edit)
         self._confirm_delete = False
         self.delete_button.setText("Delete")
         self.clear_error()
@@ -423,15 +430,15 @@ class RuleEditorDialog(QDialog):
         self._background.start(write, self._saved, self._save_failed)
 
     def _saved(self, rule: AlertRule) -> None:
-        self.save_button.setEnabled(True)
+        self.save_button.setEnabled(self.may_edit)
         self.current = rule
-        self.delete_button.setEnabled(True)
+        self.delete_button.setEnabled(self.may_edit)
         self.info.setText(f"Saved “{rule.name}”.")
         self.saved.emit(rule)
         self.reload(select=rule.rule_id)
 
     def _save_failed(self, exc: BaseException) -> None:
-        self.save_button.setEnabled(True)
+        self.save_button.setEnabled(self.may_edit)
         if isinstance(exc, ConcurrentModification):
             self.show_error(f"Not saved: someone else changed this rule in the meantime. "
                             f"{exc}")

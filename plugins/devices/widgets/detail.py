@@ -40,11 +40,12 @@ from PySide6.QtWidgets import (
 
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
+from console.widgets.role_note import RoleNote
 from console.widgets.signals import safe_emit
 from core.errors import ConcurrentModification, ValidationError
 from core.identity import local_owner
 from core.model import Alert, CommandRecord, Device, DeviceStatus, Reading
-from core.model.roles import Actor
+from core.model.roles import Actor, Permission
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
 from core.ports.commands import CommandOutcome, CommandResult
@@ -56,6 +57,13 @@ from plugins.devices.widgets.fleet_model import STATUS_COLOURS, relative_time
 
 NOT_AVAILABLE = "Not available on the {backend} backend"
 SPARK_POINTS = 2000  # points kept per sparkline
+
+
+#: The detail panel's actions a role may not allow, for the note on the panel.
+ROLE_GATED = (("Save changes", Permission.DEVICE_UPDATE),
+              ("Decommission…", Permission.DEVICE_DECOMMISSION),
+              ("Update desired", Permission.DESIRED_STATE),
+              ("Ping, Identify, Reboot…, Set interval", Permission.DEVICE_COMMAND))
 
 
 def _local(ts: datetime | None) -> str:
@@ -211,6 +219,7 @@ class DeviceDetail(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setVisible(False)
+        self.role_note = RoleNote(self.actor, ROLE_GATED)
 
         header = QHBoxLayout()
         names = QVBoxLayout()
@@ -235,6 +244,7 @@ class DeviceDetail(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 8, 8)
         layout.addLayout(header)
+        layout.addWidget(self.role_note)
         layout.addWidget(self.message)
         layout.addWidget(self.tabs, 1)
 
@@ -501,9 +511,11 @@ class DeviceDetail(QWidget):
         self._saw(device.last_seen)
         info["created"].setText(_local(device.created_at))
         retired = device.status is DeviceStatus.DECOMMISSIONED
-        self.decommission_button.setEnabled(not retired and self.backend is not None)
+        self.decommission_button.setEnabled(not retired and self.backend is not None
+                                            and self.actor.can(Permission.DEVICE_DECOMMISSION))
         self.decommission_button.setToolTip(
             "Already decommissioned" if retired else
+            self._denied(Permission.DEVICE_DECOMMISSION) or
             "Retire this device: it stays in the registry as decommissioned")
         self._update_availability()
 
@@ -544,7 +556,7 @@ class DeviceDetail(QWidget):
         generation = self._generation
 
         def done(device: Device) -> None:
-            self.save_button.setEnabled(True)
+            self.save_button.setEnabled(self.actor.can(Permission.DEVICE_UPDATE))
             if generation != self._generation:
                 return
             self._show_identity(device)
@@ -552,7 +564,7 @@ class DeviceDetail(QWidget):
             safe_emit(self.device_changed, device)
 
         def failed(exc: BaseException) -> None:
-            self.save_button.setEnabled(True)
+            self.save_button.setEnabled(self.actor.can(Permission.DEVICE_UPDATE))
             self._status(self.save_status, f"Not saved: {exc}", "error")
 
         self._background.start(lambda: service.save_device(backend, edited, actor), done, failed)
@@ -727,7 +739,8 @@ class DeviceDetail(QWidget):
             return None
         self.shadow_error.setVisible(False)
         self.shadow_apply.setEnabled(self.backend is not None
-                                     and self.backend.shadows is not None)
+                                     and self.backend.shadows is not None
+                                     and self.actor.can(Permission.DESIRED_STATE))
         return value
 
     def apply_desired(self) -> None:
@@ -750,7 +763,7 @@ class DeviceDetail(QWidget):
                          "success")
 
         def failed(exc: BaseException) -> None:
-            self.shadow_apply.setEnabled(True)
+            self.shadow_apply.setEnabled(self.actor.can(Permission.DESIRED_STATE))
             if isinstance(exc, ConcurrentModification):
                 text = (f"Version conflict: the shadow changed since version {expected} "
                         f"was loaded ({exc}). Press Reload, check the new state, and apply "
@@ -935,15 +948,28 @@ class DeviceDetail(QWidget):
         why = NOT_AVAILABLE.format(backend=name)
         has_device = self.device is not None
         commands_ok = backend is not None and backend.commands is not None
+        may_command = self.actor.can(Permission.DEVICE_COMMAND)
         for button in (self.ping_button, self.identify_button, self.reboot_button,
                        self.interval_button, self.interval_spin):
-            button.setEnabled(commands_ok and has_device)
+            button.setEnabled(commands_ok and has_device and may_command)
             if backend is not None and backend.commands is None:
                 button.setToolTip(f"{why}: it has no command channel")
+            elif not may_command:
+                button.setToolTip(self._denied(Permission.DEVICE_COMMAND))
         shadows_ok = backend is not None and backend.shadows is not None
-        self.shadow_editor.setReadOnly(not shadows_ok)
+        may_desire = self.actor.can(Permission.DESIRED_STATE)
+        self.shadow_editor.setReadOnly(not (shadows_ok and may_desire))
         self.shadow_reload.setEnabled(shadows_ok)
-        self.shadow_apply.setEnabled(shadows_ok and has_device)
+        self.shadow_apply.setEnabled(shadows_ok and has_device and may_desire)
+        if not may_desire:
+            self.shadow_apply.setToolTip(self._denied(Permission.DESIRED_STATE))
+        may_update = self.actor.can(Permission.DEVICE_UPDATE)
+        self.save_button.setEnabled(may_update)
+        self.save_button.setToolTip(self._denied(Permission.DEVICE_UPDATE))
+        if not self.actor.can(Permission.DEVICE_DECOMMISSION):
+            self.decommission_button.setEnabled(False)
+            self.decommission_button.setToolTip(self._denied(Permission.DEVICE_DECOMMISSION))
+        self.role_note.set_actor(self.actor, ROLE_GATED)
         if backend is not None and backend.shadows is None:
             tip = f"{why}: it has no shadow service"
             for widget in (self.shadow_apply, self.shadow_reload, self.shadow_editor):
@@ -951,6 +977,10 @@ class DeviceDetail(QWidget):
             self.shadow_version.setText(tip)
         if backend is not None and backend.commands is None:
             self.command_status.setText(f"{why}: it has no command channel")
+
+    def _denied(self, permission: Permission) -> str:
+        """The tooltip of a button the role does not allow ("" when allowed)."""
+        return "" if self.actor.can(permission) else self.actor.denial(permission)
 
     def _status(self, label: QLabel, text: str, role: str) -> None:
         label.setText(text)

@@ -34,11 +34,12 @@ from PySide6.QtWidgets import (
 
 from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
+from console.widgets.role_note import RoleNote
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.identity import local_owner
 from core.model import Device
-from core.model.roles import Actor
+from core.model.roles import Actor, Permission
 from core.ports.backend import Backend
 from core.ports.live import EventKind, FleetEvent
 from core.text import plural
@@ -247,6 +248,7 @@ class DevicesPage(QWidget):
         layout.setSpacing(8)
         layout.addLayout(top)
         layout.addLayout(filter_bar)
+        layout.addWidget(RoleNote(self.actor, [("Register…", Permission.DEVICE_REGISTER)]))
         layout.addWidget(self.status_label)
         layout.addWidget(self.splitter, 1)
 
@@ -344,7 +346,9 @@ class DevicesPage(QWidget):
             self.bridge = LiveBridge(backend.live, interval_ms=self._bridge_interval_ms,
                                      parent=self)
             self.bridge.batch.connect(self.apply_events)
-        self.register_button.setEnabled(True)
+        self.register_button.setEnabled(self.actor.can(Permission.DEVICE_REGISTER))
+        if not self.actor.can(Permission.DEVICE_REGISTER):
+            self.register_button.setToolTip(self.actor.denial(Permission.DEVICE_REGISTER))
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import watch_changes
+from console.widgets.role_note import RoleNote
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -98,6 +99,11 @@ class DeploymentsTab(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.addLayout(top)
+        self.role_note = RoleNote(context.actor, [
+            ("New deployment…", Permission.DEPLOYMENT_CREATE),
+            ("Pause, Resume, Retry failed", Permission.DEPLOYMENT_CONTROL),
+            ("Cancel…", Permission.DEPLOYMENT_CANCEL)])
+        layout.addWidget(self.role_note)
         layout.addWidget(self.status)
         layout.addWidget(body, 1)
 

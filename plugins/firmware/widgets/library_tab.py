@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import watch_changes
+from console.widgets.role_note import RoleNote
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -120,6 +121,8 @@ class LibraryTab(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.addLayout(top)
+        self.role_note = RoleNote(context.actor, [("Import…", Permission.FIRMWARE_IMPORT)])
+        layout.addWidget(self.role_note)
         layout.addWidget(self.status)
         layout.addWidget(body, 1)
 

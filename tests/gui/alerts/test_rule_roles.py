@@ -34,7 +34,10 @@ def test_support_cannot_add_or_delete_rules_and_the_attempts_are_audited(
                                                     "limit": 0}, rule_id="cold"))
     dialog = _editor(qtbot, backend, Actor("sam", Role.SUPPORT))
     _fill(dialog)
-    dialog.save_button.click()
+    # greyed out with the reason on the dialog; the service refuses even so
+    assert not dialog.save_button.isEnabled() and not dialog.new_button.isEnabled()
+    assert "New rule, Save, Delete (engineer or admin)" in dialog.role_note.text()
+    dialog.save()
     qtbot.waitUntil(lambda: "may not add, edit or delete alert rules" in dialog.error.text(),
                     timeout=15_000)
     dialog.edit_rule(store.rules.get("cold"))

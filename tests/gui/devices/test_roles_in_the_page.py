@@ -58,11 +58,17 @@ def test_a_support_login_is_refused_on_the_page_and_audited(
         qtbot: Any, open_detail: Any, store: Store, channel: AnsweringChannel,
         shadows: MemoryShadows) -> None:
     detail = open_detail(Actor("sam", Role.SUPPORT))
-    detail.ping_button.click()
+    # The page greys the actions out and says why; the service refuses them even
+    # when they are triggered anyway (a stale page, a keyboard path, a plugin).
+    assert not any(b.isEnabled() for b in (detail.ping_button, detail.shadow_apply,
+                                           detail.decommission_button, detail.save_button))
+    assert detail.role_note.isVisible()
+    assert "Decommission…, Update desired (engineer or admin)" in detail.role_note.text()
+    detail.send_command("ping")
     qtbot.waitUntil(lambda: "may not send commands" in detail.command_status.text(),
                     timeout=15_000)
     detail.shadow_editor.setPlainText('{"interval_s": 5}')
-    detail.shadow_apply.click()
+    detail.apply_desired()
     qtbot.waitUntil(lambda: "may not change a device's desired state"
                     in detail.shadow_error.text(), timeout=15_000)
     detail.decommission()
