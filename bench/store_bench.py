@@ -1,0 +1,270 @@
+"""Telemetry store benchmark (issue 12, target 2).
+
+Each figure is printed with its baseline measured in the same run, on the same
+schema (the migrated ``telemetry`` table: same columns, same (device_id, metric,
+ts) key, WITHOUT ROWID on SQLite) and the same rows:
+
+* SQLite insert: ``SqlTelemetryStore.write_batch`` vs raw ``sqlite3``
+  ``executemany`` of ``INSERT INTO telemetry VALUES (?,?,?,?)``, one
+  transaction per batch, same PRAGMAs (WAL, synchronous=NORMAL).
+* PostgreSQL insert (when ``--pg-url`` or SMARTIOT_TEST_PG_URL is set):
+  ``write_batch`` vs raw psycopg ``COPY telemetry FROM STDIN`` per batch.
+* Query: a 24 h history at 1 Hz (86,400 points) through ``query`` (raw) vs
+  bare ``sqlite3`` fetching the same rows; target < 50 ms.
+
+The store's figure includes turning ``Reading`` objects into rows and keeping
+``telemetry_latest`` current (what the hub pays); the baselines get ready-made
+tuples, so a ratio ≥ 0.8 is a fair bar, not a flattering one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.model import Reading  # noqa: E402
+from core.model.timeutil import from_epoch_ms  # noqa: E402
+from core.store import Store, create_store_engine  # noqa: E402
+
+T0_MS = 1_725_148_800_000  # 2024-09-01T00:00:00Z
+METRICS = ("temperature", "humidity", "pressure", "battery", "rssi", "co2")
+
+
+def make_rows(devices: int, seconds: int) -> list[tuple[str, str, int, float]]:
+    """Hub-shaped rows: every device reports 6 metrics per second."""
+    rows = []
+    for s in range(seconds):
+        ts = T0_MS + s * 1000
+        for d in range(devices):
+            dev = f"dev-{d:05d}"
+            for m, metric in enumerate(METRICS):
+                rows.append((dev, metric, ts, 20.0 + (d * 7 + s * 13 + m) % 97 * 0.173))
+    return rows
+
+
+def hub_readings(rows: list[tuple[str, str, int, float]]) -> list[Reading]:
+    """As the hub builds them: a message's readings share one datetime."""
+    instants: dict[tuple[str, int], datetime] = {}
+    return [Reading(d, m, instants.setdefault((d, ts), from_epoch_ms(ts)), v)
+            for d, m, ts, v in rows]
+
+
+def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def rates(rows: list[Any], raw_times: list[float], store_times: list[float],
+          batch: int) -> dict[str, Any]:
+    """Best of each, and the median of the ratios of runs taken back to back
+    (the pairs share whatever else the machine was doing at that moment)."""
+    raw_rate = len(rows) / min(raw_times)
+    store_rate = len(rows) / min(store_times)
+    paired = statistics.median(r / s for r, s in zip(raw_times, store_times, strict=True))
+    ratio = store_rate / raw_rate
+    return {
+        "rows": len(rows), "batch": batch, "repeats": len(raw_times),
+        "store_rows_per_s": store_rate, "baseline_rows_per_s": raw_rate,
+        "ratio": ratio, "paired_ratio_median": paired,
+        "paired_ratios": [r / s for r, s in zip(raw_times, store_times, strict=True)],
+        "target_ratio": 0.8, "met": ratio >= 0.8,
+    }
+
+
+@contextmanager
+def sqlite_store(tmp: Path) -> Iterator[Store]:
+    store = Store.open(f"sqlite:///{tmp / f'store-{uuid.uuid4().hex[:8]}.db'}")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
+    """A migrated database (so the table is exactly the store's), opened raw."""
+    path = tmp / f"raw-{uuid.uuid4().hex[:8]}.db"
+    Store.open(f"sqlite:///{path}").close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int,
+                  repeats: int) -> dict[str, Any]:
+    readings = hub_readings(rows)
+    raw_times, store_times = [], []
+    for _ in range(repeats):
+        conn = fresh_sqlite_baseline(tmp)
+        t = time.perf_counter()
+        for part in batches(rows, batch):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?)", part)
+            conn.execute("COMMIT")
+        raw_times.append(time.perf_counter() - t)
+        conn.close()
+        with sqlite_store(tmp) as store:
+            t = time.perf_counter()
+            written = sum(store.telemetry.write_batch(p) for p in batches(readings, batch))
+            store_times.append(time.perf_counter() - t)
+            assert written == len(rows), (written, len(rows))
+    return rates(rows, raw_times, store_times, batch) | {
+        "baseline": "sqlite3 executemany INSERT, same table, same rows, one transaction per batch",
+    }
+
+
+@contextmanager
+def pg_schema(url: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    from sqlalchemy import text
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_store_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema, {"options": f"-csearch_path={schema}"}
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
+              repeats: int) -> dict[str, Any]:
+    import psycopg
+    readings = hub_readings(rows)
+    raw_times, store_times = [], []
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    for _ in range(repeats):
+        with pg_schema(url) as (schema, args):
+            Store.open(url, connect_args=args).close()
+            with psycopg.connect(conninfo, options=f"-csearch_path={schema}") as conn:
+                t = time.perf_counter()
+                for part in batches(rows, batch):
+                    with conn.transaction(), conn.cursor() as cur, cur.copy(
+                        "COPY telemetry (device_id, metric, ts, value) FROM STDIN"
+                    ) as copy:
+                        for row in part:
+                            copy.write_row(row)
+                raw_times.append(time.perf_counter() - t)
+        with pg_schema(url) as (schema, args):
+            store = Store.open(url, connect_args=args)
+            try:
+                t = time.perf_counter()
+                written = sum(store.telemetry.write_batch(p) for p in batches(readings, batch))
+                store_times.append(time.perf_counter() - t)
+                assert written == len(rows), (written, len(rows))
+            finally:
+                store.close()
+    return rates(rows, raw_times, store_times, batch) | {
+        "baseline": "psycopg COPY FROM STDIN (write_row), same table, same rows, per batch",
+    }
+
+
+def query_sqlite(tmp: Path, points: int, repeats: int) -> dict[str, Any]:
+    """One device, one metric, ``points`` seconds of 1 Hz history."""
+    with sqlite_store(tmp) as store:
+        readings = [
+            Reading("dev-q", "temperature", from_epoch_ms(T0_MS + i * 1000), 20.0 + i % 50 * 0.1)
+            for i in range(points)
+        ]
+        for part in batches(readings, 20_000):
+            store.telemetry.write_batch(part)
+        # Noise around it: another device and metric, so the range scan is real.
+        store.telemetry.write_batch([
+            Reading("dev-r", m, from_epoch_ms(T0_MS + i * 1000), 1.0)
+            for m in ("temperature", "humidity") for i in range(0, points, 10)
+        ])
+        start = from_epoch_ms(T0_MS)
+        end = start + timedelta(seconds=points)
+        store_times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            series = store.telemetry.query("dev-q", "temperature", start, end)
+            store_times.append(time.perf_counter() - t)
+            assert len(series) == points
+        db_path = store.engine.url.database
+    raw_times = []
+    if db_path:
+        conn = sqlite3.connect(db_path)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            got = conn.execute(
+                "SELECT ts, value FROM telemetry WHERE device_id=? AND metric=?"
+                " AND ts>=? AND ts<? ORDER BY ts",
+                ("dev-q", "temperature", T0_MS, T0_MS + points * 1000),
+            ).fetchall()
+            raw_times.append(time.perf_counter() - t)
+            assert len(got) == points
+        conn.close()
+    store_ms = statistics.median(store_times) * 1000
+    raw_ms = statistics.median(raw_times) * 1000 if raw_times else float("nan")
+    return {
+        "points": points, "repeats": repeats, "store_ms": store_ms,
+        "baseline_ms": raw_ms, "ratio": raw_ms / store_ms if store_ms else None,
+        "target_ms": 50.0, "met": store_ms < 50.0,
+        "baseline": "bare sqlite3 fetchall of the same rows (median)",
+    }
+
+
+def loadavg() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def run(devices: int, seconds: int, batch: int, repeats: int, points: int,
+        pg_url: str | None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                              "load_before": loadavg()}
+    rows = make_rows(devices, seconds)
+    with tempfile.TemporaryDirectory(prefix="store-bench-") as d:
+        tmp = Path(d)
+        result["insert_sqlite"] = r = insert_sqlite(tmp, rows, batch, repeats)
+        out(f"insert sqlite      {r['store_rows_per_s']:>12,.0f} rows/s   baseline "
+            f"{r['baseline_rows_per_s']:>12,.0f}   ratio {r['ratio']:.2f}x (paired median "
+            f"{r['paired_ratio_median']:.2f}x; target >= 0.8)")
+        if pg_url:
+            result["insert_postgresql"] = r = insert_pg(pg_url, rows, batch, repeats)
+            out(f"insert postgresql  {r['store_rows_per_s']:>12,.0f} rows/s   baseline "
+                f"{r['baseline_rows_per_s']:>12,.0f}   ratio {r['ratio']:.2f}x (paired median "
+            f"{r['paired_ratio_median']:.2f}x; target >= 0.8)")
+        result["query_24h"] = q = query_sqlite(tmp, points, repeats)
+        out(f"query {points:,} pts  {q['store_ms']:>9.1f} ms        baseline "
+            f"{q['baseline_ms']:>9.1f} ms   ratio {q['ratio']:.2f}x (target < 50 ms)")
+    result["load_after"] = loadavg()
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=100)
+    p.add_argument("--seconds", type=int, default=200, help="rows = devices x 6 x seconds")
+    p.add_argument("--batch", type=int, default=6000, help="readings per write_batch")
+    p.add_argument("--repeats", type=int, default=5, help="best of (insert), median (query)")
+    p.add_argument("--points", type=int, default=86_400)
+    p.add_argument("--pg-url", default=os.environ.get("SMARTIOT_TEST_PG_URL"))
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    p.add_argument("--json", type=Path, help="write the result here")
+    a = p.parse_args()
+    if a.quick:
+        a.devices, a.seconds, a.repeats, a.points = 5, 20, 1, 2_000
+    result = run(a.devices, a.seconds, a.batch, a.repeats, a.points, a.pg_url)
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
