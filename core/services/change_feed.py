@@ -33,7 +33,7 @@ class ChangeWatcher:
                  interval_s: float = DEFAULT_INTERVAL_S,
                  active: Callable[[], bool] = lambda: True) -> None:
         """``active``: whether anyone listens now; a headless hub's feed has
-        no subscribers, so it never pays for the queries."""
+        no subscribers, so it pays for one query set at start and no more."""
         self._source = source
         self._publish = publish
         self._active = active
@@ -45,6 +45,14 @@ class ChangeWatcher:
         self.failures = 0
 
     def start(self) -> ChangeWatcher:
+        """Takes the baseline now, before any page has loaded: a change made
+        between a page's first load and the watcher's first poll would
+        otherwise be taken for the baseline and never reported."""
+        if self._last is None:
+            try:
+                self._last = dict(self._source.tokens())
+            except Exception as exc:  # noqa: BLE001 - the thread's first poll retries
+                log.warning("change watcher: could not read change tokens: %s", exc)
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="change-watcher",
                                             daemon=True)
@@ -73,10 +81,10 @@ class ChangeWatcher:
     def _run(self) -> None:
         while True:
             try:
+                # Nobody listening: no queries. The baseline is kept, so what
+                # changed meanwhile is reported once someone listens again.
                 if self._active():
                     self.poll_once()
-                else:
-                    self._last = None  # a new listener starts from a fresh baseline
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the feed
                 self.failures += 1
                 log.warning("change watcher: could not read change tokens: %s", exc)

@@ -46,4 +46,20 @@ def test_an_idle_feed_costs_no_queries(tmp_path):
 
     time.sleep(0.2)
     watcher.stop()
-    assert Counting.calls == 0
+    assert Counting.calls == 1  # the baseline, taken at start
+
+
+def test_a_change_before_the_first_poll_is_still_reported(tmp_path):
+    """Pages load right after the backend starts; the watcher's baseline is
+    taken at start, so a change made before its first poll is not swallowed."""
+    with Store.open(f"sqlite:///{tmp_path / 'smartiot.db'}") as store:
+        listening = False
+        published: list = []
+        watcher = ChangeWatcher(store.changes, published.extend, interval_s=3600,
+                                active=lambda: listening).start()
+        try:
+            store.alerts.add(Alert("pump-1", "r", Severity.WARNING, "hot"))
+            listening = True
+            assert watcher.poll_once() == [changes.ALERTS]
+        finally:
+            watcher.stop()
