@@ -4,6 +4,7 @@ stored result and the same audit entry: both front ends call one use case."""
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.model import Alert, Severity
+from core.crypto.keystore import CodeSigningKeys
+from core.model import Alert, Device, Firmware, SemVer, Severity
 from core.model.roles import Role
 from core.store import Store
 from tests.integration.api.conftest import start_api
@@ -80,5 +82,57 @@ def test_register_and_acknowledge_equal_through_cli_and_api(store_url: str, open
         api_trail = [e for e in _trail(api_store) if not e[1].startswith("audit.")]
         assert [e[1] for e in api_trail] == ["device.register", "alert.acknowledge"]
         assert api_trail == cli_trail
+    finally:
+        cli_store.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_deployment_equal_through_cli_and_api(store_url: str, open_store, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # One passphrase for the code-signing keys of this process and the CLI's.
+    monkeypatch.setenv("SMARTIOT_CODESIGN_PASSPHRASE", "correct horse battery staple")
+    cli_db = f"sqlite:///{tmp_path / 'cli.db'}"
+    cli_store = Store.open(cli_db)
+    api_store = open_store()
+    user = getpass.getuser()
+    image = b"pump firmware 2.0.0" * 64
+    try:
+        # Each front end signs with the code-signing key in its own data directory.
+        for store, keys in ((cli_store, tmp_path / "cli" / "data" / "codesign"),
+                            (api_store, tmp_path / "api" / "codesign")):
+            signature, key_id = CodeSigningKeys(keys).sign(image)
+            firmware = Firmware(SemVer.parse("2.0.0"), "pump", len(image),
+                                hashlib.sha256(image).hexdigest(), signature, key_id)
+            for n in (1, 2):
+                store.registry.upsert(Device(f"pump-{n}", device_type="pump",
+                                             organization="demo"))
+            store.firmware.add(firmware, image)
+        _cli(tmp_path, cli_db, Role.ENGINEER, "deploy", "create", "--firmware",
+             firmware.firmware_id, "--devices", "pump-1,pump-2", "--description", "spring")
+
+        gen = start_api(api_store, tmp_path / "api")
+        api = next(gen)
+        try:
+            reply = api.client.call("POST", "/firmware/deployments", {
+                "firmware_id": firmware.firmware_id, "description": "spring",
+                "target": {"kind": "list", "device_ids": ["pump-1", "pump-2"]}},
+                role=Role.ENGINEER, user=user, org="demo")
+            assert reply.status == 201, reply.body
+        finally:
+            gen.close()
+
+        (cli_dep,), (api_dep,) = cli_store.deployments.list(), api_store.deployments.list()
+        assert (api_dep.firmware_id, api_dep.targets, api_dep.status, api_dep.created_by,
+                api_dep.description, api_dep.target_spec, api_dep.config) == (
+            cli_dep.firmware_id, cli_dep.targets, cli_dep.status, cli_dep.created_by,
+            cli_dep.description, cli_dep.target_spec, cli_dep.config)
+
+        def trail(store: Store, deployment_id: str) -> list[tuple[Any, ...]]:
+            return [(a, act, "<id>" if s == deployment_id else s, d)
+                    for a, act, s, d in _trail(store) if not act.startswith("audit.")]
+
+        api_trail = trail(api_store, api_dep.deployment_id)
+        assert [e[1] for e in api_trail] == ["deployment.create"]
+        assert api_trail == trail(cli_store, cli_dep.deployment_id)
     finally:
         cli_store.close()
