@@ -383,3 +383,16 @@ user_preferences = Table(
     Column("version", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+trusted_signing_keys = Table(
+    "trusted_signing_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("public_pem", Text, nullable=False),
+    Column("added_by", String(128), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
+    Column("revoked_by", String(128), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("note", String(500), nullable=False, server_default=""),
+)
