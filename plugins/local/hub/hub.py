@@ -510,8 +510,12 @@ class Hub:
             self._guard("live events", functools.partial(self.bus.publish, events))
 
     def _drain_telemetry(self, *, final: bool = False) -> None:
+        """Batches from the inbox into the store. ``final`` (stopping): what is in
+        the inbox now, retried until the stop deadline; not what keeps arriving
+        (the broker keeps that for the next start), or a busy hub never stops."""
         started = time.monotonic()
         deadline = self._stop_deadline
+        budget = len(self._inbox) if final else -1
         while True:
             if final and time.monotonic() >= deadline:
                 return
@@ -521,9 +525,13 @@ class Hub:
                 time.sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
                 continue
             if self._pending is None:
-                if not self._inbox:
+                if not self._inbox or budget == 0:
                     return
-                items = [self._inbox.popleft() for _ in range(min(len(self._inbox), MAX_BATCH))]
+                take = min(len(self._inbox), MAX_BATCH)
+                if budget > 0:
+                    take = min(take, budget)
+                    budget -= take
+                items = [self._inbox.popleft() for _ in range(take)]
                 self._room.set()
                 batch = [message for message, _ in items]
                 tokens = [token for _, token in items if token is not None]
