@@ -49,7 +49,16 @@ from core.text import plural
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
 from .actions import ActionResult, AlertActions
 from .alert_model import (
+    C_ACK,
+    C_DEVICE,
     C_MESSAGE,
+    C_RAISED,
+    C_RULE,
+    C_SEVERITY,
+    C_SNOOZED,
+    C_STATE,
+    C_VALUE,
+    COLUMNS,
     OPEN_STATES,
     AlertFilter,
     AlertTableModel,
@@ -92,6 +101,31 @@ SNOOZE_CHOICES: list[tuple[str, timedelta | None]] = [
     ("4 hours", timedelta(hours=4)),
     ("Until tomorrow 08:00", None),
 ]
+
+
+# The widest text each column usually shows: a column is never narrower than its
+# header, its sample and its floor, so Value, Rule and Snoozed are not cut while
+# the message column takes what is left.
+COLUMN_SAMPLES = {C_SEVERITY: "critical", C_STATE: "acknowledged", C_DEVICE: "office-00003",
+                  C_RULE: "Pump vibration critical", C_VALUE: "-1234.56",
+                  C_RAISED: "59 min", C_ACK: "operator: on it",
+                  C_SNOOZED: "2026-12-31 23:59"}
+COLUMN_FLOORS = {C_SEVERITY: 90, C_STATE: 96, C_DEVICE: 110, C_RULE: 150, C_VALUE: 80,
+                 C_RAISED: 72, C_ACK: 110, C_SNOOZED: 130}
+HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
+CELL_PADDING_PX = 16 + 18  # the cell's padding, the severity dot
+
+
+def column_widths(table: QTableView) -> dict[int, int]:
+    """Starting widths, in pixels, for every column but the stretching Message."""
+    header_fm = table.horizontalHeader().fontMetrics()
+    cell_fm = table.fontMetrics()
+    widths = {}
+    for col, floor in COLUMN_FLOORS.items():
+        header = header_fm.horizontalAdvance(COLUMNS[col]) + HEADER_PADDING_PX
+        sample = cell_fm.horizontalAdvance(COLUMN_SAMPLES[col]) + CELL_PADDING_PX
+        widths[col] = max(floor, header, sample)
+    return widths
 
 
 @dataclass
@@ -308,9 +342,8 @@ class AlertsPage(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(C_MESSAGE, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((90, 122, 108, 106, 0, 56, 72, 130, 100)):
-            if width:
-                self.table.setColumnWidth(col, width)
+        for col, width in column_widths(self.table).items():
+            self.table.setColumnWidth(col, width)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.detail = AlertDetailPanel()

@@ -247,3 +247,22 @@ def test_badge_shows_active_alerts_in_the_navigation(qtbot, seed, context, make_
     page.select_alerts([first.alert_id])
     page.acknowledge_selected(comment="")
     qtbot.waitUntil(lambda: window.nav.badge("alerts") == "1", timeout=15_000)
+
+
+def test_value_rule_and_snoozed_columns_are_not_cut(qtbot, alerts_page, seed, now):
+    from plugins.alerts.widgets.alert_model import C_RULE, C_VALUE, COLUMNS
+
+    seed(value=-1234.56, snoozed_until=now + timedelta(hours=4), rule_id="demo-pump-vibration")
+    page = alerts_page()
+    header_fm = page.table.horizontalHeader().fontMetrics()
+    cell_fm = page.table.fontMetrics()
+    for col, title in enumerate(COLUMNS):
+        if col != 4:  # Message stretches into what is left
+            assert page.table.columnWidth(col) >= header_fm.horizontalAdvance(title) + 16, title
+    row = page.model.index(0, C_VALUE)
+    assert page.model.data(row) == "-1234.56"
+    for col in (C_VALUE, C_SNOOZED):
+        text = page.model.data(page.model.index(0, col))
+        assert page.table.columnWidth(col) >= cell_fm.horizontalAdvance(text) + 16, COLUMNS[col]
+    assert page.table.columnWidth(C_RULE) >= cell_fm.horizontalAdvance(
+        "Pump vibration critical") + 16
