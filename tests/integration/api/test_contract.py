@@ -54,6 +54,11 @@ def test_every_route_is_in_openapi_and_in_the_docs() -> None:
     assert documented - in_openapi == {"GET /openapi.json"}
     schemas = doc["components"]["schemas"]
     assert schemas["DeviceCreate"]["required"] == ["device_id", "device_type"]
+    create = doc["paths"]["/devices"]["post"]
+    assert "422" not in create["responses"]
+    assert create["responses"]["400"]["content"]["application/json"]["schema"]["$ref"] \
+        == "#/components/schemas/ErrorEnvelope"
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
