@@ -28,7 +28,7 @@ from simulator.models import BUILTIN_MODELS, SensorModel
 from simulator.replay import ReplaySource
 from simulator.runtime import FleetRuntime, RuntimeStats
 from simulator.scenario import Scenario, load_scenario, single_group
-from simulator.source import FleetSource
+from simulator.source import FleetSource, shard_indexes
 from simulator.target import BrokerTarget
 
 log = logging.getLogger(__name__)
@@ -216,8 +216,7 @@ def run(args: argparse.Namespace, context: Any) -> int:
             raise ValidationError("--speed must be positive")
         broker: EmbeddedBroker | None = None
         # This shard's devices only: another shard adds (and keys) its own.
-        device_ids = [source.device_info(i)[0]
-                      for i in range(shard[0] - 1, source.size, shard[1])]
+        device_ids = [source.device_info(i)[0] for i in shard_indexes(source, shard)]
         if args.broker:
             target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
                                         key_file=args.key, username=args.username,

@@ -436,6 +436,10 @@ class Reorderer:
                     del self._held[m.device]
         return out
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
     def flush(self, t_s: float | None = None) -> list[Outgoing]:
         """Release everything still held (end of run)."""
         out = [old if t_s is None else old._replace(t_s=t_s)

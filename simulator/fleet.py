@@ -44,6 +44,14 @@ from simulator.ota.faults import OtaConfig, OtaFaults
 # Child streams of a group's SeedSequence; fault masks use 1000 + fault index.
 _MODEL, _BATTERY, _RADIO, _VALUE_FAULTS, _SCHEDULE = range(5)
 MAX_BOOT_AGE_S = 30 * 86_400.0  # devices were switched on up to a month before the run
+_MESSAGES = 5  # child stream of a block for its message faults
+# A group is cut into blocks, the unit a shard steps (see _Block): at least
+# MIN_BLOCKS of them (so up to 8 shards get devices of any group) of at most
+# BLOCK_SIZE devices (a block costs ~0.1 ms of numpy calls per tick whatever its
+# size). Derived from the group alone, never from the shard count, so every
+# split of the fleet computes the same numbers.
+BLOCK_SIZE = 500
+MIN_BLOCKS = 8
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,43 @@ class _Due(NamedTuple):
     values: Mapping[str, NDArray[np.float64]]
 
 
+class _Block:
+    """Consecutive devices of a group with their own models
+    and random streams (keyed by the block's position, not by who runs it).
+
+    A shard steps only the blocks holding its devices, and because nothing a
+    block draws depends on another block, it computes the same bytes for them
+    as one process running the whole fleet. One model for the whole group
+    would make a shard step every device to keep the random streams aligned."""
+
+    def __init__(self, lo: int, hi: int, cls: type[SensorModel],
+                 model_params: Mapping[str, Any], shared: Mapping[str, float],
+                 rng: Any) -> None:
+        self.lo, self.hi, n = lo, hi, hi - lo
+        self.model: SensorModel = cls(n, rng(_MODEL), model_params)
+        self.battery = Battery(n, rng(_BATTERY),
+                               capacity_mah=shared.get("capacity_mah",
+                                                       cls.battery_defaults["capacity_mah"]),
+                               current_ma=shared.get("current_ma",
+                                                     cls.battery_defaults["current_ma"]))
+        radio_distance = shared.get("median_distance_m", cls.radio_defaults["median_distance_m"])
+        self.radio = Radio(n, rng(_RADIO), median_distance_m=radio_distance,
+                           gain_db=cls.radio_defaults["gain_db"])
+        self.injector = ValueFaultInjector(n, cls.metrics, rng(_VALUE_FAULTS))
+        self.msg_rng: np.random.Generator = rng(_MESSAGES)
+        self.stepped = True   # False: another shard runs every device of the block
+
+    def step(self, t_s: float, dt: float, elapsed: float, active: list[ResolvedFault],
+             drain: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        lo, hi = self.lo, self.hi
+        self.battery.drain_factor = drain[lo:hi]
+        values = self.model.step(t_s, dt)
+        values.update(self.battery.step(dt))
+        values.update(self.radio.step(dt, self.model.radio_distance_m()))
+        return self.injector.apply(values, elapsed,
+                                   [f._replace(mask=f.mask[lo:hi]) for f in active])
+
+
 class _GroupState:
     def __init__(self, index: int, group: DeviceGroup, offset: int, seed: int,
                  start_s: float, models: Mapping[str, type[SensorModel]]) -> None:
@@ -101,19 +146,17 @@ class _GroupState:
             return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*key, k)))
 
         cls = models[group.model_name]
+        self.model_cls = cls
+        self.block_size = min(BLOCK_SIZE, max(1, math.ceil(self.n / MIN_BLOCKS)))
         model_params = {k: v for k, v in group.params.items() if k not in _SHARED_KEYS}
         shared = {_SHARED_KEYS[k]: float(v) for k, v in group.params.items() if k in _SHARED_KEYS}
-        self.model: SensorModel = cls(self.n, rng(_MODEL), model_params)
-        self.battery = Battery(self.n, rng(_BATTERY),
-                               capacity_mah=shared.get("capacity_mah",
-                                                       cls.battery_defaults["capacity_mah"]),
-                               current_ma=shared.get("current_ma",
-                                                     cls.battery_defaults["current_ma"]))
-        radio_distance = shared.get("median_distance_m", cls.radio_defaults["median_distance_m"])
-        self.radio = Radio(self.n, rng(_RADIO), median_distance_m=radio_distance,
-                           gain_db=cls.radio_defaults["gain_db"])
+        self.blocks = [
+            _Block(lo, min(lo + self.block_size, self.n), cls, model_params, shared,
+                   lambda k, b=b: np.random.default_rng(
+                       np.random.SeedSequence(seed, spawn_key=(*key, k, b))))
+            for b, lo in enumerate(range(0, self.n, self.block_size))
+        ]
         self.names = (*cls.metrics, "battery_pct", "battery_v", "rssi")
-        self.injector = ValueFaultInjector(self.n, cls.metrics, rng(_VALUE_FAULTS))
         sched = rng(_SCHEDULE)
         self.interval = np.full(self.n, float(group.interval_s))
         # per-device phase: 10,000 devices must not all publish on the same instant
@@ -170,14 +213,44 @@ class Fleet:
         self._last_t = self.start_s
         self._offline = np.zeros(self.size, dtype=bool)
         self.last_rebooted: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-        self._msg_rng = np.random.default_rng(np.random.SeedSequence(self.seed))
-        self._reorderers: dict[int, Reorderer] = {}
-        self._burst_held: dict[int, list[Outgoing]] = {}
+        self._blocks = [block for gs in self.groups for block in gs.blocks]
+        self._block_of = np.repeat(np.arange(len(self._blocks)),
+                                   [block.hi - block.lo for block in self._blocks])
+        # Keyed by (fault position, block): see apply_message_faults.
+        self._reorderers: dict[tuple[int, int], Reorderer] = {}
+        self._burst_held: dict[tuple[int, int], list[Outgoing]] = {}
         self._masks: dict[int, BoolArray] = {}
-        # Devices this process publishes for (``--shard``); the others are still
-        # simulated, so every shard sees the same fleet, but no message is built
-        # for them.
-        self.owned: BoolArray | None = None
+        self._owned: BoolArray | None = None
+
+    @property
+    def owned(self) -> BoolArray | None:
+        """Devices this process publishes for (``--shard``), None for all. Only
+        the blocks holding one of them are stepped; set it before the first tick
+        (a block left out has not advanced and cannot join later)."""
+        return self._owned
+
+    @owned.setter
+    def owned(self, mask: BoolArray | None) -> None:
+        self._owned = None if mask is None else np.asarray(mask, dtype=bool)
+        for gs in self.groups:
+            for block in gs.blocks:
+                block.stepped = self._owned is None or bool(
+                    self._owned[gs.offset + block.lo:gs.offset + block.hi].any())
+
+    def shard_indexes(self, shard: int, shards: int) -> list[int]:
+        """Devices of shard ``shard`` of ``shards`` (1-based): whole blocks, dealt
+        round-robin over the fleet's blocks in order, so a shard steps only its
+        own devices. With more shards than blocks, some shards get none."""
+        if not 1 <= shard <= shards:
+            raise ValidationError(f"shard {shard}/{shards} must satisfy 1 <= i <= n")
+        out: list[int] = []
+        k = 0
+        for gs in self.groups:
+            for block in gs.blocks:
+                if k % shards == shard - 1:
+                    out.extend(range(gs.offset + block.lo, gs.offset + block.hi))
+                k += 1
+        return out
 
     # ------------------------------------------------------------ set-up checks
     def _check_faults(self) -> None:
@@ -194,7 +267,7 @@ class Fleet:
                 if bad:
                     raise ValidationError(f"fault {spec.kind!r}: unknown metric {bad[0]!r}")
             if spec.kind == "bearing_failure" and spec.group is not None and not hasattr(
-                names[spec.group].model, "start_bearing_failure"
+                names[spec.group].model_cls, "start_bearing_failure"
             ):
                 raise ValidationError(
                     f"fault 'bearing_failure': group {spec.group!r} has no bearings "
@@ -297,9 +370,10 @@ class Fleet:
     def apply_setpoints(self, device_index: int, setpoints: Mapping[str, Any]) -> None:
         """Shadow desired state for one device (keys: see the model's docstring)."""
         gs, local = self.locate(device_index)
-        mask = np.zeros(gs.n, dtype=bool)
-        mask[local] = True
-        gs.model.apply_setpoints(mask, setpoints)
+        block = gs.blocks[local // gs.block_size]
+        mask = np.zeros(block.hi - block.lo, dtype=bool)
+        mask[local - block.lo] = True
+        block.model.apply_setpoints(mask, setpoints)
 
     def offline_mask(self) -> BoolArray:
         """Devices that are disconnected as of the last tick (drop, flap, empty battery);
@@ -308,7 +382,8 @@ class Fleet:
 
     # ------------------------------------------------------------ simulation
     def _connection(self, gs: _GroupState, t_s: float, elapsed: float,
-                    active: list[ResolvedFault]) -> tuple[BoolArray, BoolArray]:
+                    active: list[ResolvedFault]
+                    ) -> tuple[BoolArray, BoolArray, NDArray[np.float64]]:
         offline = np.zeros(gs.n, dtype=bool)
         rebooted = np.zeros(gs.n, dtype=bool)
         drain = np.ones(gs.n)
@@ -326,12 +401,13 @@ class Fleet:
                 gs.fired.add(f.position)
                 if kind == "reboot":
                     rebooted |= f.mask
-                elif hasattr(gs.model, "start_bearing_failure"):
-                    gs.model.start_bearing_failure(f.mask, params["time_to_failure_s"])
-        gs.battery.drain_factor = drain
+                elif hasattr(gs.model_cls, "start_bearing_failure"):
+                    for block in gs.blocks:
+                        block.model.start_bearing_failure(  # type: ignore[attr-defined]
+                            f.mask[block.lo:block.hi], params["time_to_failure_s"])
         gs.seq[rebooted] = 0
         gs.boot_t[rebooted] = t_s
-        return offline, rebooted
+        return offline, rebooted, drain
 
     def _advance(self, t_s: float) -> Iterator[tuple[_GroupState, _Due]]:
         """Advance every device to sim time ``t_s``; per group with messages to build,
@@ -346,12 +422,21 @@ class Fleet:
             if gs.n == 0:
                 continue
             active = self.faults.active(elapsed, gs.group.name, gs.n, self.seed)
-            offline, rebooted = self._connection(gs, t_s, elapsed, active)
-            values = gs.model.step(t_s, dt)
-            values.update(gs.battery.step(dt))
-            values.update(gs.radio.step(dt, gs.model.radio_distance_m()))
-            values = gs.injector.apply(values, elapsed, active)
-            offline |= gs.battery.depleted
+            offline, rebooted, drain = self._connection(gs, t_s, elapsed, active)
+            if len(gs.blocks) == 1 and gs.blocks[0].stepped:
+                block = gs.blocks[0]
+                values = block.step(t_s, dt, elapsed, active, drain)
+                offline |= block.battery.depleted
+            else:
+                values = {}
+                for block in gs.blocks:
+                    if not block.stepped:
+                        continue
+                    for m, v in block.step(t_s, dt, elapsed, active, drain).items():
+                        if m not in values:  # rows of blocks not stepped are never read
+                            values[m] = np.zeros(gs.n, dtype=v.dtype)
+                        values[m][block.lo:block.hi] = v
+                    offline[block.lo:block.hi] |= block.battery.depleted
             self._offline[gs.offset:gs.offset + gs.n] = offline
             rebooted_all.append(np.flatnonzero(rebooted) + gs.offset)
 
@@ -435,16 +520,35 @@ class Fleet:
 
     def apply_message_faults(self, t_s: float, messages: Sequence[Outgoing]) -> list[Outgoing]:
         """Pass one tick's encoded publishes through the active message faults
-        (in plan order); burst and reorder hold messages across ticks."""
+        (in plan order); burst and reorder hold messages across ticks.
+
+        Each block of devices draws from its own stream and keeps its own held
+        messages, so which messages a fault hits does not depend on which other
+        devices run in the same process (``--shard``)."""
+        if not any(spec.kind in MESSAGE_FAULTS for spec in self.faults.specs):
+            return list(messages)
+        by_block: dict[int, list[Outgoing]] = {}
+        block_of = self._block_of
+        for m in messages:
+            by_block.setdefault(int(block_of[m.device]), []).append(m)
+        waiting = {b for (_i, b), held in self._burst_held.items() if held}
+        waiting.update(b for (_i, b), r in self._reorderers.items() if r.holding)
+        out: list[Outgoing] = []
+        for b in sorted(by_block.keys() | waiting):
+            out.extend(self._block_message_faults(t_s, b, by_block.get(b, [])))
+        return out
+
+    def _block_message_faults(self, t_s: float, b: int, msgs: list[Outgoing]
+                              ) -> list[Outgoing]:
         elapsed = t_s - self.start_s
-        msgs = list(messages)
+        rng = self._blocks[b].msg_rng
         for i, spec in enumerate(self.faults.specs):
             if spec.kind not in MESSAGE_FAULTS:
                 continue
             mask = self._global_mask(i)
             params = spec.params
             if spec.kind == "burst":
-                held = self._burst_held.setdefault(i, [])
+                held = self._burst_held.setdefault((i, b), [])
                 if spec.is_active(elapsed):
                     held.extend(m for m in msgs if mask[m.device])
                     msgs = [m for m in msgs if not mask[m.device]]
@@ -453,10 +557,10 @@ class Fleet:
                     held.clear()
                 continue
             if spec.kind == "reorder":
-                r = self._reorderers.get(i)
+                r = self._reorderers.get((i, b))
                 if r is None:
-                    r = self._reorderers[i] = Reorderer(params["p"], params["window"],
-                                                        self._msg_rng, mask)
+                    r = self._reorderers[(i, b)] = Reorderer(params["p"], params["window"],
+                                                             rng, mask)
                 # outside the window the reorderer only releases what it holds
                 r.p = params["p"] if spec.is_active(elapsed) else 0.0
                 msgs = r.feed(msgs)
@@ -464,18 +568,19 @@ class Fleet:
             if not spec.is_active(elapsed):
                 continue
             if spec.kind == "loss":
-                msgs = loss(msgs, params["p"], self._msg_rng, mask)
+                msgs = loss(msgs, params["p"], rng, mask)
             elif spec.kind == "duplicate":
-                msgs = duplicate(msgs, params["p"], self._msg_rng, mask)
+                msgs = duplicate(msgs, params["p"], rng, mask)
             else:
-                msgs = malformed(msgs, params["p"], self._msg_rng, mask)
+                msgs = malformed(msgs, params["p"], rng, mask)
         return msgs
 
     def flush(self, t_s: float) -> list[Outgoing]:
         """Release messages still held by burst/reorder (end of a run)."""
-        out = [m._replace(t_s=t_s) for held in self._burst_held.values() for m in held]
+        out = [m._replace(t_s=t_s) for _key, held in sorted(self._burst_held.items())
+               for m in held]
         self._burst_held.clear()
-        for r in self._reorderers.values():
+        for _key, r in sorted(self._reorderers.items(), key=lambda kv: kv[0]):
             out.extend(r.flush(t_s))
         return out
 

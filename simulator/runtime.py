@@ -41,7 +41,7 @@ from simulator.agent import DeviceAgent
 from simulator.broker import raise_fd_limit
 from simulator.broker_auth import device_password
 from simulator.faults import Outgoing
-from simulator.source import FleetSource
+from simulator.source import FleetSource, shard_indexes
 from simulator.target import BrokerTarget
 
 log = logging.getLogger(__name__)
@@ -165,9 +165,11 @@ class FleetRuntime:
         shard: tuple[int, int] = (1, 1),
         connect_timeout_s: float = 30.0,
     ) -> None:
-        """``shard=(i, n)`` runs only the devices whose index is i-1 modulo n, so a
-        fleet too big for one host is split across hosts against one broker; every
-        shard computes the same fleet, so the data does not depend on the split."""
+        """``shard=(i, n)`` runs only shard i's devices (whole blocks of the fleet,
+        :func:`~simulator.source.shard_indexes`), so a fleet too big for one host
+        is split across hosts against one broker; a shard steps only its own
+        devices and they publish the same bytes as in one process, so the data
+        does not depend on the split."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         shard_i, shard_n = shard
@@ -228,12 +230,12 @@ class FleetRuntime:
 
     # ------------------------------------------------------------------ set-up
     def _build_sessions(self) -> None:
-        shard_i, shard_n = self.shard
-        if shard_n > 1 and hasattr(self.source, "owned"):
+        indexes = shard_indexes(self.source, self.shard)
+        if self.shard[1] > 1 and hasattr(self.source, "owned"):
             owned = np.zeros(self.source.size, dtype=bool)
-            owned[shard_i - 1::shard_n] = True
+            owned[indexes] = True
             self.source.owned = owned
-        for index in range(shard_i - 1, self.source.size, shard_n):
+        for index in indexes:
             device_id, org, device_type, _fw = self.source.device_info(index)
             client_id = f"{self._client_id_prefix}{device_id}"
             if len(client_id.encode()) > MAX_CLIENT_ID_BYTES:

@@ -37,3 +37,20 @@ class FleetSource(Protocol):
     def apply_setpoints(self, index: int, setpoints: Mapping[str, Any]) -> None: ...
 
     def uptime_s(self, index: int, t_s: float) -> int: ...
+
+
+def shard_indexes(source: FleetSource, shard: tuple[int, int]) -> list[int]:
+    """The device indexes shard ``(i, n)`` runs. The seeded fleet deals whole
+    blocks of devices (:meth:`~simulator.fleet.Fleet.shard_indexes`) so a shard
+    computes only its own devices; any other source deals devices round-robin.
+    The runtime and the CLI (which adds and keys the shard's devices on an
+    embedded broker) both ask here, so they always agree."""
+    i, n = shard
+    if not 1 <= i <= n:
+        raise ValueError(f"shard {i}/{n} must satisfy 1 <= i <= n")
+    by_blocks = getattr(source, "shard_indexes", None)
+    mine = list(by_blocks(i, n)) if callable(by_blocks) else list(range(i - 1, source.size, n))
+    if not mine and n > 1:
+        raise ValueError(f"shard {i}/{n} gets no devices: the fleet of {source.size} "
+                         f"device(s) splits into fewer than {n} parts; use fewer shards")
+    return mine
