@@ -45,6 +45,7 @@ from console.widgets.signals import safe_emit
 from core.errors import ConcurrentModification, ValidationError
 from core.identity import local_owner
 from core.model import Alert, CommandRecord, Device, DeviceStatus, Reading
+from core.model.link import LinkStats
 from core.model.roles import Actor, Permission
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
@@ -52,11 +53,13 @@ from core.ports.commands import CommandOutcome, CommandResult
 from core.ports.live import EventKind, FleetEvent
 from core.ports.shadows import ShadowDocument
 from core.services.fleet_health import health_of, status_label
+from core.text import plural
 from plugins.devices import service
 from plugins.devices.widgets.fleet_model import STATUS_COLOURS, relative_time
 
 NOT_AVAILABLE = "Not available on the {backend} backend"
 SPARK_POINTS = 2000  # points kept per sparkline
+LINK_REFRESH_MS = 5_000  # link statistics re-read while a device is shown
 
 
 #: The detail panel's actions a role may not allow, for the note on the panel.
@@ -192,6 +195,13 @@ class DeviceDetail(QWidget):
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick_last_seen)
         self._clock.start()
+        # Link statistics are counted by the hub, not carried by live events:
+        # re-read them so a reboot or a loss shows while the detail stays open.
+        self._link_timer = QTimer(self)
+        self._link_timer.setInterval(LINK_REFRESH_MS)
+        self._link_timer.timeout.connect(self.reload_link)
+        self._link_timer.start()
+        self._link_loading = False
         self._background = BackgroundCall(self)
         self._generation = 0  # results of an older show_device are ignored
         #: the id whose details (values, alerts, history) finished loading
@@ -606,12 +616,8 @@ class DeviceDetail(QWidget):
             series = details.series.get(metric)
             if series is not None:
                 row.spark.set_series(series.ts_ms, series.value)
-        link = details.link
-        if link is not None:
-            self.info_labels["link"].setText(
-                f"{link.received:,} received · {link.lost:,} lost "
-                f"({link.loss_ratio:.1%}) · {link.duplicates:,} duplicates · "
-                f"{link.out_of_order:,} out of order · {link.reboots} reboots")
+        if details.link is not None:
+            self._show_link(details.link)
         elif self.backend is not None and self.backend.link_stats is None:
             self.info_labels["link"].setText("not available on this backend")
         self.alert_list.clear()
@@ -624,6 +630,32 @@ class DeviceDetail(QWidget):
         if details.errors:
             self._show_message("; ".join(f"{k}: {v}" for k, v in details.errors.items()),
                                "error")
+
+    def _show_link(self, link: LinkStats) -> None:
+        self.info_labels["link"].setText(
+            f"{link.received:,} received · {link.lost:,} lost "
+            f"({link.loss_ratio:.1%}) · {link.duplicates:,} duplicates · "
+            f"{link.out_of_order:,} out of order · {plural(link.reboots, 'reboot')}")
+
+    def reload_link(self) -> None:
+        """Re-read the shown device's link statistics (one read at a time)."""
+        backend, device_id = self.backend, self.loaded_device_id
+        if backend is None or backend.link_stats is None or device_id is None \
+                or device_id != self.device_id or self._link_loading:
+            return
+        stats = backend.link_stats
+        self._link_loading = True
+        generation = self._generation
+
+        def done(link: LinkStats | None) -> None:
+            self._link_loading = False
+            if generation == self._generation and link is not None:
+                self._show_link(link)
+
+        def failed(_exc: BaseException) -> None:
+            self._link_loading = False  # the next tick tries again
+
+        self._background.start(lambda: stats.get(device_id), done, failed)
 
     def _value_row(self, metric: str) -> ValueRow:
         row = self._value_rows.get(metric)

@@ -218,3 +218,21 @@ def test_decommission_and_register_round_trip(qtbot, store, make_page):
     page.register_device(Device("meter-2", name="Back again"))  # re-register retired device
     qtbot.waitUntil(lambda: store.registry.get("meter-2").status is DeviceStatus.OFFLINE,
                     timeout=15_000)
+
+
+def test_link_statistics_follow_the_hub_while_the_detail_is_open(qtbot, store, make_page,
+                                                                   monkeypatch):
+    """A reboot counted by the hub shows in the open detail without reopening it."""
+    from plugins.devices.widgets import detail as detail_module
+
+    monkeypatch.setattr(detail_module, "LINK_REFRESH_MS", 200)
+    _seed(store)
+    page = make_page()
+    detail = _open(qtbot, page, "pump-1")
+    assert "99 received" in detail.info_labels["link"].text()
+    assert "0 reboots" in detail.info_labels["link"].text()
+
+    store.link_stats.upsert_many([LinkStats("pump-1", last_seq=3, received=130, lost=1,
+                                            reboots=1)])
+    qtbot.waitUntil(lambda: "1 reboot" in detail.info_labels["link"].text(), timeout=30_000)
+    assert "130 received" in detail.info_labels["link"].text()
