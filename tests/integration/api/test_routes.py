@@ -47,8 +47,11 @@ def test_devices_register_read_edit_delete(api: Api) -> None:
     stale = c.call("PUT", "/devices/pump-1", {"name": "Lost edit"}, headers={"If-Match": etag})
     assert stale.status == 409 and stale.error["code"] == "CONFLICT"
     assert api.store.registry.get("pump-1").name == "Pump one"
-    refused = c.call("DELETE", "/devices/pump-1", role=Role.ENGINEER)
+    refused = c.call("DELETE", "/devices/pump-1", role=Role.ENGINEER, user="erin")
     assert refused.status == 403 and "may not delete devices" in refused.error["message"]
+    last = api.store.audit.search(None)[-1]
+    assert (last.actor, last.action, last.subject, last.details["outcome"]) == (
+        "erin", "device.delete", "pump-1", "denied")
     assert c.call("DELETE", "/devices/pump-1").status == 200
     assert c.call("GET", "/devices/pump-1").status == 404
     assert c.call("PUT", "/devices/pump-1", {"name": "x"}).status == 404
@@ -187,6 +190,9 @@ def test_users_me_and_preferences(api: Api) -> None:
     saved = c.call("PUT", "/users/me/preferences", {"preferences": {"theme": "dark"}},
                    role=Role.TECHNICIAN, user="tina")
     assert saved.status == 200 and saved.data["version"] == 1
+    last = api.store.audit.search(None)[-1]
+    assert (last.actor, last.action, last.details["keys"]) == ("tina", "user.preferences",
+                                                               ["theme"])
     stale = c.call("PUT", "/users/me/preferences", {"preferences": {"theme": "light"}},
                    role=Role.TECHNICIAN, user="tina", headers={"If-Match": '"0"'})
     assert stale.status == 409
