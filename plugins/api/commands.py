@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from core.context import AppContext
-from core.crypto.keystore import CodeSigningKeys
 from core.errors import SmartIotError
 from core.model.roles import Role
-from plugins.api.app import RateLimit, make_handler
-from plugins.api.auth import TokenSigner
-from plugins.api.wiring import ApiServices, build_api_services
-from plugins.api.wsgi import ApiWsgiApp, serve
+
+if TYPE_CHECKING:
+    from plugins.api.auth import TokenSigner
+    from plugins.api.wiring import ApiServices
+
+# Powertools and pydantic take about a second to import: only `smartiot api`
+# pays for them, never the window or another command building its parser.
 
 
 def configure_api(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +40,15 @@ def configure_api(parser: argparse.ArgumentParser) -> None:
 
 
 def token_signer(context: AppContext) -> TokenSigner:
+    from plugins.api.auth import TokenSigner
+
     return TokenSigner.from_dir(context.config.data_dir / "api")
 
 
 def api_services(context: AppContext) -> ApiServices:
+    from core.crypto.keystore import CodeSigningKeys
     from core.store.preferences import SqlPreferenceStore
+    from plugins.api.wiring import build_api_services
 
     backend = context.backend
     store = getattr(backend, "store", None)
@@ -52,6 +59,9 @@ def api_services(context: AppContext) -> ApiServices:
 
 
 def run_api(args: argparse.Namespace, context: AppContext) -> int:
+    from plugins.api.app import RateLimit, make_handler
+    from plugins.api.wsgi import ApiWsgiApp, serve
+
     try:
         if args.api_action == "token":
             print(token_signer(context).issue(args.user, Role(args.role), args.org,

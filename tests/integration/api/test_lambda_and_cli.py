@@ -86,3 +86,16 @@ def test_api_serve_and_token_from_the_command_line(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_registering_the_command_does_not_import_powertools(tmp_path: Path) -> None:
+    """Every `smartiot` start and the window collect the CLI commands; the API's
+    libraries take about a second to import and must wait for `smartiot api`."""
+    script = ("import sys\nfrom core.plugins import PluginManager\n"
+              "assert 'api' in PluginManager(entry_points=False).cli_commands()\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('aws_lambda_powertools', 'pydantic')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=_env(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
