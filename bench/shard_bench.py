@@ -1,0 +1,113 @@
+"""Simulator shards adding up (issue 12, target 5), headless.
+
+N processes each run ``--shard i/N`` of the same seeded fleet through
+``Fleet.generate`` (models, faults, encoding: everything but the sockets) as
+fast as they can, at the same time. Throughput is the messages all shards
+produced divided by the wall time of the slowest. Baseline, same run: the same
+N processes with the previous split (devices dealt one by one, so every shard
+steps every block of the fleet, as before shards stepped only their own).
+
+The MQTT side (sessions, paho, the broker) is measured by simulator_bench.py's
+``fleet``/``shards``/``peak`` phases; this isolates the simulation, the part
+sharding used to duplicate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+START = 1_725_148_800.0
+
+
+def _one(args: tuple[int, int, int, float, bool, Any]) -> None:
+    import numpy as np
+
+    from simulator.fleet import DeviceGroup, Fleet
+    from simulator.source import shard_indexes
+
+    devices, shard, shards, seconds, by_block, queue = args
+    fleet = Fleet([DeviceGroup("g", "environmental", devices, interval_s=1.0)],
+                  seed=1, start_s=START)
+    if shards > 1:
+        owned = np.zeros(fleet.size, dtype=bool)
+        if by_block:
+            owned[shard_indexes(fleet, (shard, shards))] = True
+        else:
+            owned[shard - 1::shards] = True
+        fleet.owned = owned
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    n = sum(1 for _ in fleet.generate(seconds, step_s=1.0))
+    queue.put((n, time.perf_counter() - t0, time.process_time() - cpu0))
+
+
+def run_shards(devices: int, shards: int, seconds: float, by_block: bool) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_one, args=((devices, i, shards, seconds, by_block, queue),))
+             for i in range(1, shards + 1)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    msgs = sum(r[0] for r in results)
+    wall = max(r[1] for r in results)
+    cpu = sum(r[2] for r in results)
+    return {"shards": shards, "messages": msgs, "wall_s": wall, "cpu_s": cpu,
+            "msgs_per_s": msgs / wall, "cpu_us_per_msg": cpu / msgs * 1e6}
+
+
+def run(devices: int, seconds: float, shard_counts: list[int],
+        out: Any = print) -> dict[str, Any]:
+    result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                              "devices": devices, "seconds": seconds,
+                              "cores": os.cpu_count(), "load_before": os.getloadavg(),
+                              "runs": []}
+    single = run_shards(devices, 1, seconds, True)
+    result["runs"].append(single | {"split": "blocks"})
+    out(f"1 process      {single['msgs_per_s']:>10,.0f} msg/s  "
+        f"{single['cpu_us_per_msg']:.1f} us CPU/msg")
+    for n in shard_counts:
+        if n == 1:
+            continue
+        new = run_shards(devices, n, seconds, True)
+        old = run_shards(devices, n, seconds, False)
+        result["runs"] += [new | {"split": "blocks"}, old | {"split": "round-robin (before)"}]
+        speedup = new["msgs_per_s"] / single["msgs_per_s"]
+        out(f"{n} shards       {new['msgs_per_s']:>10,.0f} msg/s  "
+            f"{new['cpu_us_per_msg']:.1f} us CPU/msg   speed-up {speedup:.2f}x"
+            f" | every shard steps all: {old['msgs_per_s']:,.0f} msg/s "
+            f"({old['msgs_per_s'] / single['msgs_per_s']:.2f}x, "
+            f"{old['cpu_us_per_msg']:.1f} us CPU/msg)")
+    result["load_after"] = os.getloadavg()
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=10_000)
+    p.add_argument("--seconds", type=float, default=30.0, help="simulated seconds")
+    p.add_argument("--shards", default="1,2,4")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", type=Path)
+    a = p.parse_args()
+    if a.quick:
+        a.devices, a.seconds, a.shards = 64, 2.0, "1,2"
+    result = run(a.devices, a.seconds, [int(x) for x in a.shards.split(",")])
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
