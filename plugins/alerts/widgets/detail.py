@@ -260,7 +260,10 @@ class AlertDetailPanel(QFrame):
         f["Severity"].setText(f"<span style='color:{colour}'>●</span> {a.severity.value}")
         f["State"].setText(a.state.value)
         f["Device"].setText(a.device_id)
-        f["Rule"].setText(f"{rule.name} ({a.rule_id})" if rule else a.rule_id)
+        # The name alone: "name (rule-id)" wrapped onto a second line the form has no
+        # room for, which cut the id in half; the id stays one hover away.
+        f["Rule"].setText(rule.name if rule else a.rule_id)
+        f["Rule"].setToolTip(f"Rule id: {a.rule_id}")
         f["Value"].setText("" if a.value is None else f"{a.value:g}")
         f["Raised"].setText(f"{local_time(a.created_at)} ({relative_time(a.created_at)})")
         f["Updated"].setText(local_time(a.updated_at))
