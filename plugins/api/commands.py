@@ -10,6 +10,7 @@ not there yet, so whoever may run it may act as anyone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,9 @@ def configure_api(parser: argparse.ArgumentParser) -> None:
     srv.add_argument("--port", type=int, default=3000, help="port (default 3000; 0: any free)")
     srv.add_argument("--rate-limit", type=int, default=600, metavar="N",
                      help="requests per minute per user (default 600)")
+    srv.add_argument("--live", action="store_true",
+                     help="also join the hub's broker as a console, so device commands and "
+                     "shadows work (needs a team broker and a running `smartiot hub`)")
     tok = sub.add_parser("token", help="issue a bearer token for the local API")
     tok.add_argument("user")
     tok.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -58,6 +62,23 @@ def api_services(context: AppContext) -> ApiServices:
         rule_types=context.plugins.alert_rule_types())
 
 
+def _go_live(context: AppContext) -> bool:
+    """Act as one more console on the hub's broker (never a second hub, never a
+    demo fleet), as `smartiot devices command` does."""
+    config = context.config
+    profile = config.profile
+    if profile.backend == "local" and profile.broker == "embedded":
+        print("smartiot api serve --live: the profile's broker is the console's embedded one, "
+              "which only the console window reaches; pass the hub's broker "
+              "(--broker mqtt://host:1883) or use a team profile", file=sys.stderr)
+        return False
+    context.config = dataclasses.replace(config, profiles={
+        **config.profiles,
+        config.profile_name: dataclasses.replace(profile, hub=False, demo_fleet=False)})
+    context.live = True
+    return True
+
+
 def run_api(args: argparse.Namespace, context: AppContext) -> int:
     from plugins.api.app import RateLimit, make_handler
     from plugins.api.wsgi import ApiWsgiApp, serve
@@ -69,6 +90,8 @@ def run_api(args: argparse.Namespace, context: AppContext) -> int:
             return 0
         if args.rate_limit < 1:
             print("smartiot api serve: --rate-limit must be at least 1", file=sys.stderr)
+            return 2
+        if args.live and not _go_live(context):
             return 2
         services = api_services(context)
         app = ApiWsgiApp(make_handler(lambda: services, rate_limit=RateLimit(args.rate_limit)),

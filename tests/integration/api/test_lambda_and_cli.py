@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from core.store import Store
+from tests.integration.test_cli_ergonomics import hub_and_fleet  # noqa: F401  (fixture)
 
 EVENT = {
     "resource": "/devices", "path": "/devices", "httpMethod": "POST",
@@ -99,3 +100,43 @@ def test_registering_the_command_does_not_import_powertools(tmp_path: Path) -> N
                             env=_env(tmp_path), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_api_serve_live_sends_commands_through_the_hubs_broker(hub_and_fleet) -> None:
+    """`smartiot api serve --live` next to a running `smartiot hub`: a ping through
+    the API reaches the simulated device and its answer comes back."""
+    tmp_path, database, broker = hub_and_fleet
+    env = {**os.environ, "SMARTIOT_CONFIG": str(tmp_path / "config.toml"),
+           "SMARTIOT_DATA_DIR": str(tmp_path / "data")}
+    common = ("--broker", broker, "--database", database)
+    token = subprocess.run([sys.executable, "-m", "console.cli", "api", "token", "tim",
+                            "--role", "technician"], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert token.returncode == 0, token.stderr
+    server = subprocess.Popen([sys.executable, "-m", "console.cli", "api", "serve", "--port", "0",
+                               "--live", *common], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert "serving the REST API on" in line, server.stderr
+        base = line.split(" on ")[1].split(" ")[0]
+        request = urllib.request.Request(
+            f"{base}/devices/cli-00000/commands", method="POST",
+            data=json.dumps({"command": "ping", "timeout_s": 30}).encode(),
+            headers={"Authorization": f"Bearer {token.stdout.strip()}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=90) as response:
+            answer = json.loads(response.read())
+        assert answer["data"]["outcome"] == "ok", answer
+        with Store.open(database) as store:
+            assert store.commands.get(answer["data"]["request_id"]).device_id == "cli-00000"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_api_serve_live_refuses_the_embedded_broker(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "console.cli", "api", "serve", "--live"],
+                            capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert result.returncode == 2 and "embedded one" in result.stderr
