@@ -102,7 +102,7 @@ def test_registering_the_command_does_not_import_powertools(tmp_path: Path) -> N
     assert result.stdout.strip() == "[]"
 
 
-def test_api_serve_live_sends_commands_through_the_hubs_broker(hub_and_fleet) -> None:
+def test_api_serve_live_sends_commands_through_the_hubs_broker(hub_and_fleet) -> None:  # noqa: F811
     """`smartiot api serve --live` next to a running `smartiot hub`: a ping through
     the API reaches the simulated device and its answer comes back."""
     tmp_path, database, broker = hub_and_fleet
