@@ -117,6 +117,28 @@ class CodeSigningKeys:
             self.signing_key()
         return self.public_path.read_bytes()
 
+    @property
+    def team_trust_dir(self) -> Path:
+        """The team's trusted keys (from the database) as files, for devices that
+        are provisioned from key files (the local demo fleet re-reads them)."""
+        return self.directory / "team-trusted"
+
+    def write_team_trust(self, pems: dict[str, bytes]) -> None:
+        """Make ``team_trust_dir`` hold exactly ``pems`` (key id -> public PEM):
+        a revoked key's file goes, so the devices stop trusting it."""
+        directory = self.team_trust_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        wanted = {f"{key_id}.pem": pem for key_id, pem in pems.items()}
+        for path in directory.glob("*.pem"):
+            if path.name not in wanted:
+                path.unlink(missing_ok=True)
+        for name, pem in wanted.items():
+            path = directory / name
+            if not path.exists() or path.read_bytes() != pem:
+                temporary = path.with_suffix(".tmp")
+                temporary.write_bytes(pem)
+                temporary.replace(path)
+
     def trusted(self) -> dict[str, codesign.PublicKey]:
         """key id -> public key: the current key plus any kept under ``trusted/``."""
         keys: dict[str, codesign.PublicKey] = {}

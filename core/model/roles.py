@@ -39,6 +39,7 @@ class Permission(enum.StrEnum):
     DEPLOYMENT_CANCEL = "deployment.cancel"
     DEPLOYMENT_CONTROL = "deployment.control"  # pause, resume, retry failed
     AUDIT_READ = "audit.read"  # list, verify, export the audit trail
+    SIGNING_KEYS = "firmware.keys"  # add and revoke the code-signing keys the fleet trusts
 
     @property
     def action(self) -> str:
@@ -61,19 +62,20 @@ _ACTIONS = {
     Permission.DEPLOYMENT_CANCEL: "cancel deployments",
     Permission.DEPLOYMENT_CONTROL: "pause, resume or retry deployments",
     Permission.AUDIT_READ: "read or export the audit trail",
+    Permission.SIGNING_KEYS: "add or revoke trusted code-signing keys",
 }
 
 # Field work (install, check, restart) for technicians; the alert queue for
 # support; everything that changes how devices behave for engineers; deleting
-# records and nothing held back for admins. docs/security.md shows this table
-# and a test keeps the two in step.
+# records, which signing keys the fleet trusts, and nothing held back for
+# admins. docs/security.md shows this table and a test keeps the two in step.
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: frozenset({
         Permission.ALERT_HANDLE, Permission.DEVICE_REGISTER, Permission.DEVICE_UPDATE,
         Permission.DEVICE_COMMAND,
     }),
     Role.SUPPORT: frozenset({Permission.ALERT_HANDLE}),
-    Role.ENGINEER: frozenset(Permission) - {Permission.DEVICE_DELETE},
+    Role.ENGINEER: frozenset(Permission) - {Permission.DEVICE_DELETE, Permission.SIGNING_KEYS},
     Role.ADMIN: frozenset(Permission),
 }
 

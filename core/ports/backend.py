@@ -23,6 +23,7 @@ from core.ports.hub import (
 from core.ports.live import LiveFeed
 from core.ports.registry import DeviceRegistry
 from core.ports.shadows import ShadowService
+from core.ports.signing_keys import TrustedKeyStore
 from core.ports.telemetry import TelemetryStore
 
 
@@ -43,6 +44,7 @@ class Backend:
     command_log: CommandLog | None = None
     audit: AuditTrail | None = None
     changes: ChangeTokens | None = None  # what changed in the store, by anyone
+    trusted_keys: TrustedKeyStore | None = None  # code-signing keys the team trusts
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

@@ -21,6 +21,7 @@ from core.store.quarantine import SqlQuarantineStore
 from core.store.registry import SqlDeviceRegistry
 from core.store.rules import SqlAlertRuleStore
 from core.store.shadows import SqlShadowStore
+from core.store.signing_keys import SqlTrustedKeyStore
 from core.store.telemetry import SqlTelemetryStore
 
 
@@ -42,6 +43,7 @@ class Store:
         self.commands = SqlCommandLog(engine)
         self.shadows = SqlShadowStore(engine)
         self.changes = SqlChangeTokens(engine)
+        self.trusted_keys = SqlTrustedKeyStore(engine)
 
     @classmethod
     def open(

@@ -1,4 +1,4 @@
-"""``smartiot firmware add|list|verify|delete|key`` and
+"""``smartiot firmware add|list|verify|delete|key|keys`` and
 ``smartiot deploy create|list|status|cancel|pause|resume|retry``.
 
 Firmware engineers script releases from CI, so everything the Firmware page
@@ -28,10 +28,12 @@ from core.model.rollout import (
 )
 from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, OtaJobDocument
 from core.services.ota import TargetSpec
+from core.services.signing_keys import create_signing_key
 from core.text import plural
 from plugins.firmware.services import (
     deployment_service,
     firmware_library,
+    key_service,
     ota_service,
     signing_keys,
 )
@@ -57,7 +59,27 @@ def configure_firmware(parser: argparse.ArgumentParser) -> None:
     ver.add_argument("ids", nargs="*", metavar="ID", help="firmware ids (default: all)")
     rm = sub.add_parser("delete", help="delete an image that no running deployment uses")
     rm.add_argument("id", metavar="ID")
-    sub.add_parser("key", help="print the code-signing public key devices must trust")
+    key = sub.add_parser("key", help="print your code-signing public key (`key create` makes one)",
+                         description="Without an action: print this machine's code-signing "
+                         "public key, if there is one (nothing is created). `create`: make "
+                         "your key pair (engineers and admins); an admin then adds the public "
+                         "key to the team's trusted keys with `smartiot firmware keys add`.")
+    key_sub = key.add_subparsers(dest="key_action", metavar="ACTION")
+    key_sub.add_parser("create", help="create your code-signing key pair (engineers, admins)")
+    keys = sub.add_parser("keys", help="the team's trusted code-signing keys (admins change "
+                                       "them)")
+    keys_sub = keys.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
+    kadd = keys_sub.add_parser("add", help="trust a public key (admin only)")
+    kadd.add_argument("file", type=Path, metavar="PEM",
+                      help="the public key file, e.g. a colleague's signing-key.pub.pem")
+    kadd.add_argument("--owner", required=True,
+                      help="who signs with it (shown beside every image it signed)")
+    kadd.add_argument("--note", default="", help="why, kept in the list and the audit trail")
+    kls = keys_sub.add_parser("list", help="list the trusted keys and their owners")
+    kls.add_argument("--all", action="store_true", help="include revoked keys")
+    kls.add_argument("--json", action="store_true", help="machine-readable output")
+    krev = keys_sub.add_parser("revoke", help="stop trusting a key (admin only)")
+    krev.add_argument("key_id", metavar="KEY_ID")
     sub.add_parser("devices", help="which devices run which firmware version")
 
 
@@ -86,12 +108,15 @@ def _fw_add(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_list(args: argparse.Namespace, context: AppContext) -> int:
-    found = firmware_library(context).list(args.device_type)
+    lib = firmware_library(context)
+    found = lib.list(args.device_type)
     if args.json:
         print(json.dumps([
             {"firmware_id": f.firmware_id, "device_type": f.device_type,
              "version": str(f.version), "size": f.size, "sha256": f.sha256,
-             "signed": f.is_signed, "key_id": f.key_id, "release_notes": f.release_notes,
+             "signed": f.is_signed, "key_id": f.key_id,
+             "signed_by": lib.signer(f.key_id or ""),
+             "release_notes": f.release_notes,
              "created_at": f.created_at.isoformat()} for f in found], indent=2))
         return 0
     if not found:
@@ -99,7 +124,9 @@ def _fw_list(args: argparse.Namespace, context: AppContext) -> int:
               "--version V --type T")
         return 0
     for f in found:
-        signed = f"signed {f.key_id}" if f.is_signed else "UNSIGNED"
+        who = lib.signer(f.key_id or "") if f.is_signed else ""
+        signed = (f"signed {f.key_id}" + (f" ({who})" if who else "")) if f.is_signed \
+            else "UNSIGNED"
         print(f"{f.firmware_id:<32} {f.size:>10} B  {signed:<24} {f.sha256[:16]}  "
               f"{f.release_notes[:40]}")
     return 0
@@ -128,7 +155,54 @@ def _fw_delete(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_key(args: argparse.Namespace, context: AppContext) -> int:
-    sys.stdout.write(signing_keys(context).public_pem().decode())
+    keys = signing_keys(context)
+    if args.key_action == "create":
+        backend = context.backend
+        key_id = create_signing_key(keys, context.actor, backend.audit)
+        sys.stdout.write(keys.public_path.read_text())
+        print(f"created code-signing key {key_id} in {keys.private_path}; an admin adds it "
+              f"to the team's trusted keys with: smartiot firmware keys add "
+              f"{keys.public_path} --owner {context.actor.user}", file=sys.stderr)
+        return 0
+    if not keys.public_path.exists():
+        print("smartiot firmware key: there is no code-signing key on this machine; engineers "
+              "and admins create one with `smartiot firmware key create`", file=sys.stderr)
+        return 1
+    sys.stdout.write(keys.public_path.read_text())
+    return 0
+
+
+def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
+    service = key_service(context)
+    if args.keys_action == "add":
+        try:
+            pem = args.file.read_bytes()
+        except OSError as exc:
+            raise ValidationError(f"{args.file}: cannot read ({exc.strerror or exc})") from None
+        key = service.add(pem, args.owner, context.actor, args.note)
+        print(f"trusted key {key.key_id} of {key.owner}")
+        return 0
+    if args.keys_action == "revoke":
+        key = service.revoke(args.key_id, context.actor)
+        print(f"revoked key {key.key_id} of {key.owner}: images it signed are no longer "
+              "trusted")
+        return 0
+    found = service.list(include_revoked=args.all)
+    if args.json:
+        print(json.dumps([{
+            "key_id": k.key_id, "owner": k.owner, "added_by": k.added_by,
+            "added_at": k.added_at.isoformat(), "revoked_by": k.revoked_by,
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            "note": k.note} for k in found], indent=2))
+        return 0
+    if not found:
+        print("no trusted code-signing keys in this database; an admin adds one with "
+              "`smartiot firmware keys add PEM --owner NAME`")
+        return 0
+    for k in found:
+        state = (f"revoked by {k.revoked_by} {k.revoked_at:%Y-%m-%d}" if k.revoked_at
+                 else f"added by {k.added_by} {k.added_at:%Y-%m-%d}")
+        print(f"{k.key_id}  {k.owner:<20} {state}  {k.note}".rstrip())
     return 0
 
 
@@ -140,7 +214,7 @@ def _fw_devices(args: argparse.Namespace, context: AppContext) -> int:
 
 
 _FIRMWARE = {"add": _fw_add, "list": _fw_list, "verify": _fw_verify, "delete": _fw_delete,
-             "key": _fw_key, "devices": _fw_devices}
+             "key": _fw_key, "keys": _fw_keys, "devices": _fw_devices}
 
 
 # ---------------------------------------------------------------- deploy

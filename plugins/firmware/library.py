@@ -26,6 +26,7 @@ from core.ports.firmware import FirmwareRepository
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceRegistry
 from core.services.access import authorize, record_action
+from core.services.signing_keys import SigningKeyService
 
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -58,13 +59,35 @@ class FirmwareLibrary:
         registry: DeviceRegistry | None = None,
         deployments: DeploymentService | None = None,
         audit: AuditTrail | None = None,
+        team_keys: SigningKeyService | None = None,
+        local_trust: bool = True,
     ) -> None:
+        """``team_keys``: the keys the team's database trusts (an admin keeps the
+        list). ``local_trust``: also trust this machine's key files, as the
+        one-process console does for its own demo devices; a team set-up trusts
+        only the database's list, so one console's key is not trusted by fiat."""
         self._repo = repository
         self.keys = keys
         self.actor = actor
         self._registry = registry
         self._deployments = deployments
         self._audit = audit
+        self.team_keys = team_keys
+        self.local_trust = local_trust
+
+    def trusted(self) -> dict[str, codesign.PublicKey]:
+        """key id -> public key of every key an image may be signed with here."""
+        keys = dict(self.keys.trusted()) if self.local_trust else {}
+        if self.team_keys is not None:
+            keys.update(self.team_keys.trusted())
+        return keys
+
+    def signer(self, key_id: str) -> str:
+        """Who signs with ``key_id``, from the team's list ("" if nobody said)."""
+        if self.team_keys is None:
+            return ""
+        known = self.team_keys.owners().get(key_id)
+        return "" if known is None else known.owner
 
     # ------------------------------------------------------------ import
     def import_file(
@@ -122,6 +145,7 @@ class FirmwareLibrary:
             raise ValidationError(f"{source} is empty")
         self._refuse_duplicate_and_downgrade(device_type, semver, allow_downgrade)
         if signature is None:
+            self._refuse_untrusted_own_key(source)
             signature, key_id = self.keys.sign(image)
             # Verify on import: a signature that does not check out must never be stored.
             own = codesign.load_public_pem(self.keys.public_pem())
@@ -162,8 +186,26 @@ class FirmwareLibrary:
                 "importing a downgrade needs --allow-downgrade"
             )
 
+    def _refuse_untrusted_own_key(self, source: str) -> None:
+        """In a team, signing with a key the team does not trust would only make an
+        image every device refuses: say so before anything is stored, and never
+        create a key as a side effect of an import."""
+        if self.local_trust:
+            return
+        if not self.keys.exists:
+            raise ValidationError(
+                f"{source}: you have no code-signing key on this machine; create one with "
+                "`smartiot firmware key create` and ask an admin to add its public key "
+                "(`smartiot firmware keys add FILE --owner NAME`)")
+        key_id = self.keys.current_key_id()
+        if key_id not in self.trusted():
+            raise ValidationError(
+                f"{source}: your code-signing key {key_id} is not in the team's trusted keys; "
+                f"ask an admin to run `smartiot firmware keys add {self.keys.public_path} "
+                f"--owner {self.actor.user}`; nothing imported")
+
     def _trusted_signer(self, image: bytes, signature: bytes, source: str) -> str:
-        for key_id, key in self.keys.trusted().items():
+        for key_id, key in self.trusted().items():
             if codesign.verify(key, image, signature):
                 return key_id
         raise ValidationError(
@@ -183,23 +225,34 @@ class FirmwareLibrary:
         fw = self._repo.get_by_id(firmware_id)
         image = self._repo.read_image(fw.device_type, fw.version)
         sha_ok = hashlib.sha256(image).hexdigest() == fw.sha256 and len(image) == fw.size
-        key = self.keys.trusted().get(fw.key_id)
+        keys = self.trusted()
+        key = keys.get(fw.key_id)
         sig_ok = bool(fw.signature) and key is not None and codesign.verify(
             key, image, fw.signature or b""
         )
-        trusted = tuple(sorted(self.keys.trusted()))
+        trusted = tuple(sorted(keys))
         expected = ", ".join(trusted) if trusted else "no key yet (import an image to create one)"
+        who = self.signer(fw.key_id or "")
+        known = None if self.team_keys is None else self.team_keys.owners().get(fw.key_id or "")
+        signed_by = f"key {fw.key_id or '?'}" + (f" of {who}" if who else "")
         if not fw.signature:
             message = "not signed"
+        elif key is None and known is not None and not known.active:
+            when = known.revoked_at.strftime("%Y-%m-%d") if known.revoked_at else "?"
+            message = (f"signed by {signed_by}, revoked by {known.revoked_by} on {when}: "
+                       f"devices must not install it; trusted keys: {expected}")
         elif key is None:
-            message = (f"signed by key {fw.key_id or '?'}, which devices provisioned from "
-                       f"this console do not trust; they trust {expected}")
+            whose = ("devices provisioned from this console do not trust; they trust"
+                     if self.local_trust else "is not in the team's trusted keys; trusted:")
+            message = f"signed by {signed_by}, which {whose} {expected}"
         elif not sig_ok:
             message = "signature does NOT verify"
         elif not sha_ok:
             message = "stored image does not match its SHA-256"
         else:
-            message = f"signature verified (key {fw.key_id}, trusted by this console's devices)"
+            trusted_by = ("trusted by this console's devices" if fw.key_id in self.keys.trusted()
+                          and self.local_trust else "trusted by the team")
+            message = f"signature verified ({signed_by}, {trusted_by})"
         return VerifyReport(fw.firmware_id, sha_ok, sig_ok, key is not None, message, trusted)
 
     def version_distribution(self) -> dict[str, Counter[str]]:

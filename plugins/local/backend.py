@@ -48,6 +48,7 @@ class LocalBackend(Backend):
             command_log=store.commands,
             audit=store.audit,
             changes=store.changes,
+            trusted_keys=store.trusted_keys,
         )
         self.store = store
         self.bus = bus
@@ -137,7 +138,21 @@ def demo_trusted_key_paths(context: AppContext) -> list[Path]:
     from core.crypto.keystore import CodeSigningKeys
 
     keys = CodeSigningKeys(context.config.data_dir / "codesign")
-    return [keys.public_path, keys.directory / "trusted"]
+    return [keys.public_path, keys.directory / "trusted", keys.team_trust_dir]
+
+
+def write_team_trust(context: AppContext, store: Store) -> None:
+    """The keys the database trusts (an admin's `smartiot firmware keys add`), as
+    files the demo devices read beside this console's own key; rewritten when
+    the list changes (plugins.firmware.services.key_service)."""
+    from core.crypto.keystore import CodeSigningKeys
+
+    try:
+        CodeSigningKeys(context.config.data_dir / "codesign").write_team_trust(
+            {k.key_id: k.public_pem for k in store.trusted_keys.list()})
+    except OSError as exc:
+        log.warning("the team's trusted keys could not be written for the demo devices: %s",
+                    exc)
 
 
 def _offer_demo_firmware_later(context: AppContext, store: Store) -> None:
@@ -253,6 +268,7 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             from simulator.api import RunningFleet
 
             _offer_demo_firmware_later(context, store)
+            write_team_trust(context, store)
             backend.demo = RunningFleet(demo_scenario,
                                         on_broker=backend.broker,
                                         client_id_prefix="demo-",
