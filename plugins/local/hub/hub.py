@@ -417,6 +417,11 @@ class Hub:
         self.counters.received += 1
         message = Inbound(topic, payload, int(self.clock() * 1000))
         if topic.startswith("$aws/"):
+            if len(self._shadow_inbox) >= self.inbox_limit:
+                if token is None:
+                    self.counters.shed_overload += 1
+                    return
+                self._wait_for_room(self._shadow_inbox)
             self._shadow_inbox.append((message, token))
             self._wake.set()
             return
@@ -425,28 +430,28 @@ class Hub:
             if token is None:  # QoS 0 promises nothing: shed, and say so
                 self.counters.shed_overload += 1
                 return
-            size = self._wait_for_room()
+            size = self._wait_for_room(self._inbox)
         self._inbox.append((message, token))
         if size + 1 > self.counters.inbox_peak:
             self.counters.inbox_peak = size + 1
         if size + 1 >= MAX_BATCH:
             self._wake.set()
 
-    def _wait_for_room(self) -> int:
+    def _wait_for_room(self, inbox: deque[tuple[Inbound, AckToken | None]]) -> int:
         """Backpressure for QoS 1: the network thread stops reading until the
         writer takes a batch, so TCP pushes back and the broker queues for our
         session (mosquitto 2.0 does not keep to a small Receive Maximum). It
         waits at most BACKPRESSURE_WAIT_S a message, so paho's loop still sends
         its keepalive and a stuck writer cannot silence the link."""
         deadline = time.monotonic() + BACKPRESSURE_WAIT_S
-        while len(self._inbox) >= self.inbox_limit and not self._stop.is_set():
+        while len(inbox) >= self.inbox_limit and not self._stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             self._wake.set()
             self._room.wait(min(left, 0.5))
             self._room.clear()
-        return len(self._inbox)
+        return len(inbox)
 
     def _on_state(self, state: str) -> None:
         self.bus.set_connection_state(state)
@@ -495,6 +500,7 @@ class Hub:
         log line: the device asks again (jobs answers with an error itself)."""
         while self._shadow_inbox and not self.health.down:
             message, token = self._shadow_inbox.popleft()
+            self._room.set()
             now_s = int(self.clock())
             events: list[FleetEvent] = []
             try:
