@@ -68,6 +68,7 @@ from plugins.firmware.widgets.rate_chart import RateChart
 POLL_MS = 1000
 FINISHED_POLL_MS = 5000
 AUTO_ABORT = "automatic abort"
+NO_PROGRESS = ""  # not "0 of 1 devices finished" when nothing is selected
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class DeploymentMonitor(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v of %m devices finished (%p%)")
+        self.progress.setFormat(NO_PROGRESS)
         self.chips: dict[str, QPushButton] = {}
         chips = QHBoxLayout()
         chips.setSpacing(4)
@@ -279,6 +280,9 @@ class DeploymentMonitor(QWidget):
         self.banner.setVisible(False)
         self.badge.setVisible(False)
         self.title.setText(deployment_id or "No deployment selected")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat(NO_PROGRESS)
         self.subtitle.setText("Loading…" if deployment_id else
                               "Select a deployment to follow its rollout.")
         self._update_buttons()
@@ -355,6 +359,7 @@ class DeploymentMonitor(QWidget):
         total = len(d.targets)
         self.progress.setRange(0, total)
         self.progress.setValue(snap.finished)
+        self.progress.setFormat(f"%v of {plural(total, 'device')} finished (%p%)")
         for state, chip in self.chips.items():
             n = snap.counts.get(state, 0)
             chip.setText(f"{state_title(state)} {n}")

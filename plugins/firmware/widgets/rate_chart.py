@@ -26,6 +26,8 @@ class RateChart(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.showGrid(x=False, y=True, alpha=0.2)
         self.setLabel("left", "devices / min")
+        # Whole devices per minute: never "(x0.001)" and a milli-scale axis.
+        self.getAxis("left").enableAutoSIPrefix(False)
         self.curves: dict[str, pg.PlotDataItem] = {}
         for key, _title, colour in SERIES:
             fill = pg.mkColor(colour)
@@ -57,6 +59,8 @@ class RateChart(pg.PlotWidget):
         if series.empty:
             for curve in self.curves.values():
                 curve.setData([0, 1], [0])
+            # A flat zero would auto-range to ±0.5: show 0..1 devices instead.
+            self.setYRange(0, 1, padding=0)
             return
         for key, curve in self.curves.items():
             curve.setData(series.edges, getattr(series, key))

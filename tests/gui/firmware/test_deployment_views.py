@@ -168,3 +168,17 @@ def test_progress_column_is_filled_after_the_download() -> None:
     assert rows[5].state == "PENDING"
     canceled = build_rows(["a", "f"], [e("a", S.CANCELED, {})], canceled=True)
     assert canceled[1].state == "CANCELED" and canceled[1].details.startswith("not started")
+
+
+def test_an_empty_monitor_counts_no_devices_and_draws_no_milli_axis(tab: Any) -> None:
+    """Before any deployment is selected the progress bar said "0 of 1 devices
+    finished" and the rate chart's axis read -400…400 "(x0.001)"."""
+    t = tab()
+    monitor = t.monitor
+    assert monitor.deployment_id is None
+    assert "devices" not in monitor.progress.text()
+    low, high = monitor.chart.getViewBox().viewRange()[1]
+    assert (low, high) == (0, 1)
+    axis = monitor.chart.getAxis("left")
+    assert not axis.autoSIPrefix
+    assert "x0.001" not in axis.labelString()

@@ -91,6 +91,7 @@ def test_mid_rollout_counts_progress_chart_table_and_filters(
                      "SUCCEEDED": "Succeeded 5", "FAILED": "Failed 2", "REJECTED": "Rejected 0",
                      "TIMED_OUT": "Timed out 0", "CANCELED": "Canceled 0"}
     assert (monitor.progress.value(), monitor.progress.maximum()) == (7, 20)
+    assert monitor.progress.text() == "7 of 20 devices finished (35%)"
     assert monitor.badge.text() == "IN PROGRESS"
     assert "pump@2.0.0" in monitor.subtitle.text() and "erin" in monitor.subtitle.text()
     assert "constant: 10 devices per minute" in monitor.subtitle.text()
