@@ -249,10 +249,14 @@ class TargetsPage(_Page):
                 return
             self.spec, self.match, self._counting = spec, match, False
             by_type = ", ".join(f"{t} {n}" for t, n in match.types.most_common())
-            self.count_label.setText(
-                f"{plural(match.count, 'device')} "
-                f"{plural_word(match.count, 'matches', 'match')} ({spec.describe()})"
-                + (f": {by_type}" if by_type else ""))
+            if spec.kind == "list":
+                # Not "0 devices match (devices a, b, c…)": the ids were typed, the
+                # news is how many of them the registry knows.
+                head = f"{match.count:,} of {plural(len(spec.device_ids), 'listed device')} found"
+            else:
+                head = (f"{plural(match.count, 'device')} "
+                        f"{plural_word(match.count, 'matches', 'match')} ({spec.describe()})")
+            self.count_label.setText(head + (f": {by_type}" if by_type else ""))
             if match.unknown:
                 show_message(self.error, f"{plural(len(match.unknown), 'id')} "
                              f"{plural_word(len(match.unknown), 'is')} not in the registry and "

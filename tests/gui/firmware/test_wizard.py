@@ -170,7 +170,7 @@ def test_id_list_reports_unknown_and_skipped_devices(qtbot: Any, wizard: Deploym
     targets = w.targets
     targets.by_ids.setChecked(True)
     targets.ids.setPlainText("pump-00001, pump-00002\nenv-00003 ghost-1")
-    qtbot.waitUntil(lambda: targets.count_label.text().startswith("3 devices match"),
+    qtbot.waitUntil(lambda: targets.count_label.text().startswith("3 of 4 listed devices found"),
                     timeout=WAIT)
     assert "1 id is not in the registry and will be skipped: ghost-1" in targets.error.text()
     w.next()
@@ -210,7 +210,7 @@ def test_abort_rule_that_can_never_trip_is_warned_about(qtbot: Any, wizard: Depl
     w = wizard
     w.targets.by_ids.setChecked(True)
     w.targets.ids.setPlainText("pump-00001 pump-00002 pump-00003 pump-00004")
-    qtbot.waitUntil(lambda: w.targets.count_label.text().startswith("4 devices match"),
+    qtbot.waitUntil(lambda: w.targets.count_label.text().startswith("4 of 4 listed devices"),
                     timeout=WAIT)
     w.next()
     qtbot.waitUntil(lambda: w.firmware_page.plan is not None, timeout=WAIT)
@@ -299,3 +299,15 @@ def test_technician_cannot_start_the_wizard_and_create_is_refused(
                                       "create deployments")
     assert w.isVisible() and w.review.error.isVisible()
     assert store.deployments.list() == []
+
+
+def test_ids_the_registry_does_not_know_are_not_called_a_match(
+        qtbot: Any, wizard: DeploymentWizard) -> None:
+    """Typing four wrong ids said "0 devices match (devices tracker-00000, …)"."""
+    targets = wizard.targets
+    targets.by_ids.setChecked(True)
+    targets.ids.setPlainText("tracker-00000, tracker-00001, tracker-00002, tracker-00003")
+    qtbot.waitUntil(lambda: targets.count_label.text() == "0 of 4 listed devices found",
+                    timeout=WAIT)
+    assert "4 ids are not in the registry" in targets.error.text()
+    assert not wizard.button(NEXT).isEnabled()
