@@ -451,7 +451,7 @@ def test_engineer_imports_without_a_keyring_deploys_to_four_pumps_and_loses_noth
     click(qtbot, targets.by_ids)
     qtbot.keyClicks(targets.ids, " ".join(OTA_TARGETS))
     try:
-        qtbot.waitUntil(lambda: targets.count_label.text().startswith("4 devices match"),
+        qtbot.waitUntil(lambda: targets.count_label.text().startswith("4 of 4 listed"),
                         timeout=WAIT)
     except TimeoutError:
         raise AssertionError(f"targets: {targets.count_label.text()!r} "
