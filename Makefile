@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEVSTAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts pytest system-deps gui-deps xvfb-deps clean screenshots
+.PHONY: run test lint typecheck contracts pytest system-deps gui-deps xvfb-deps clean screenshots bench
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -53,6 +53,11 @@ test: $(DEVSTAMP) system-deps
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+## make bench: the benchmark suite in bench/ (~3 min; set SMARTIOT_TEST_PG_URL for the
+## PostgreSQL figures); rewrites its section of docs/benchmarks.md and the scaling chart
+bench: $(DEVSTAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) bench/run_suite.py $(BENCH_ARGS)
 
 ## make screenshots: every page in light and dark into docs/screenshots/ (under Xvfb)
 screenshots: $(DEVSTAMP) xvfb-deps

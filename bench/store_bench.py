@@ -82,7 +82,7 @@ def rates(rows: list[Any], raw_times: list[float], store_times: list[float],
         "store_rows_per_s": store_rate, "baseline_rows_per_s": raw_rate,
         "ratio": ratio, "paired_ratio_median": paired,
         "paired_ratios": [r / s for r, s in zip(raw_times, store_times, strict=True)],
-        "target_ratio": 0.8, "met": ratio >= 0.8,
+        "target_ratio": 0.8, "met": paired >= 0.8,  # pairs share the moment's load
     }
 
 

@@ -1,0 +1,63 @@
+"""A tiny run of the benchmark suite (``make bench``), so the benches do not rot:
+every bench runs end to end on the real store, simulator and plotting, and the
+report is written. Sizes are tiny and nothing here looks at a time."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_suite():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("run_suite", ROOT / "bench" / "run_suite.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    suite = _load_suite()
+    md = tmp_path / "docs" / "benchmarks.md"
+    md.parent.mkdir()
+    md.write_text("# Benchmarks\n\nHand-written history that must survive.\n")
+    chart = tmp_path / "docs" / "benchmarks" / "scaling.png"
+    args = ["--quick", "--markdown", str(md), "--chart", str(chart),
+            "--results", str(tmp_path / "results")]
+    result = suite.main(args)
+
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = md.read_text()
+    assert "Hand-written history that must survive." in text
+    assert text.count("bench-suite:begin") == 1
+    for needle in ("**Machine**: ", "**Load average**", "2 store, SQLite insert",
+                   "raw `sqlite3` `executemany`", "5 simulator, 2 shards",
+                   "![Scaling chart](benchmarks/scaling.png)"):
+        assert needle in text
+    if os.environ.get("SMARTIOT_TEST_PG_URL"):
+        assert "raw psycopg `COPY`" in text
+    # Every figure carries its baseline and a ratio from the same run.
+    ins = result["store"]["insert_sqlite"]
+    assert ins["store_rows_per_s"] > 0 and ins["baseline_rows_per_s"] > 0 and ins["ratio"] > 0
+    assert [r["shards"] for r in result["shards"]["runs"]] == [1, 2, 2]
+    # Shards produce exactly the single process's message count.
+    runs = result["shards"]["runs"]
+    assert runs[1]["messages"] == runs[0]["messages"] == runs[2]["messages"]
+    assert len(list((tmp_path / "results").glob("suite-*.json"))) == 1
+    json.loads(next((tmp_path / "results").glob("suite-*.json")).read_text())
+
+    # A second run replaces its section and leaves the rest alone.
+    suite.main(args)
+    again = md.read_text()
+    assert again.count("bench-suite:begin") == 1 and again.count("bench-suite:end") == 1
+    assert "Hand-written history that must survive." in again
