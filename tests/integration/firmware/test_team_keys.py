@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.model import Device, DeviceStatus
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,7 +38,9 @@ def person(tmp_path: Path, name: str, role: str):
 
 
 def test_team_trust_model_from_key_creation_to_revocation(tmp_path: Path) -> None:
-    Store.open(f"sqlite:///{tmp_path / 'team.db'}").close()
+    with Store.open(f"sqlite:///{tmp_path / 'team.db'}") as store:
+        store.registry.upsert(Device("pump-1", device_type="pump", status=DeviceStatus.ONLINE,
+                                     firmware_version="0.9.0"))
     sam = person(tmp_path, "sam", "support")
     alice = person(tmp_path, "alice", "engineer")
     bob = person(tmp_path, "bob", "engineer")
@@ -82,6 +85,15 @@ def test_team_trust_model_from_key_creation_to_revocation(tmp_path: Path) -> Non
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"signature verified (key {key_id} of alice, trusted by the team)" in verified.stdout
     assert f"signed {key_id} (alice)" in bob("firmware", "list").stdout
+
+    # Bob has no key: his deployment is refused instead of creating a key he never asked
+    # for and a manifest no device would accept; alice's goes out under her trusted key.
+    keyless = bob("deploy", "create", "--firmware", "pump@1.0.0", "--devices", "pump-1")
+    assert keyless.returncode == 1 and "firmware key create" in keyless.stderr
+    assert not (bob.codesign / "signing-key.pem").exists()
+    deployed = alice("deploy", "create", "--firmware", "pump@1.0.0", "--devices", "pump-1")
+    assert deployed.returncode == 0, deployed.stderr
+    assert f"manifest signed by key {key_id}" in deployed.stdout
 
     revoked = ada("firmware", "keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
