@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from core.crypto import codesign
 from core.crypto.keystore import CodeSigningKeys
 from core.errors import PermissionDenied
 from core.model import (
@@ -33,9 +34,11 @@ from core.model.rollout import JobConfig
 from core.model.timeutil import utcnow
 from core.ports.commands import CommandChannel, CommandOutcome, CommandResult
 from core.ports.shadows import ShadowDocument, ShadowService
+from core.ports.signing_keys import TrustedKey
 from core.services.alerting.service import AlertService
 from core.services.devices import DeviceService
 from core.services.ota import OtaService, TargetSpec
+from core.services.signing_keys import SigningKeyService
 from core.store import Store
 from plugins.firmware.library import FirmwareLibrary
 
@@ -135,6 +138,9 @@ class UseCase:
     prepare: Callable[[World], Any] = lambda w: None
 
 
+COLLEAGUE = codesign.generate_key()  # a colleague's code-signing key, for the trust list
+
+
 def _import(w: World, a: Actor) -> Any:
     return w.library(a).import_bytes(b"pump image 2" * 100, version="1.2.0",
                                      device_type="pump")
@@ -190,6 +196,15 @@ USE_CASES = [
             prepare=lambda w: w.deployment_id),
     UseCase("deployment.cancel", Permission.DEPLOYMENT_CANCEL, lambda w: w.deployment_id,
             lambda w, a: w.ota(a).cancel(w.deployment_id), prepare=lambda w: w.deployment_id),
+    UseCase("firmware.key.add", Permission.SIGNING_KEYS, lambda w: codesign.key_id(COLLEAGUE),
+            lambda w, a: SigningKeyService(w.store.trusted_keys, w.store.audit).add(
+                codesign.public_pem(COLLEAGUE), "carol", a)),
+    UseCase("firmware.key.revoke", Permission.SIGNING_KEYS, lambda w: codesign.key_id(COLLEAGUE),
+            lambda w, a: SigningKeyService(w.store.trusted_keys, w.store.audit).revoke(
+                codesign.key_id(COLLEAGUE), a),
+            prepare=lambda w: w.store.trusted_keys.add(TrustedKey(
+                codesign.key_id(COLLEAGUE), "carol", codesign.public_pem(COLLEAGUE), "ada",
+                utcnow()))),
 ]
 
 
