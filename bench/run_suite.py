@@ -145,7 +145,7 @@ def render(result: dict[str, Any], chart: str) -> str:
     lines = [
         BEGIN,
         "",
-        f"## Suite run {result['date']} (`{result['command']}`)",
+        f"## Suite run {result['date']} (`{result['command'].strip()}`)",
         "",
         f"**Machine**: {m['cores']} cores, `{m['cpu']}`, Python {m['python']}, "
         f"{m['system']}. **Load average** (1/5/15 min) before "
@@ -197,6 +197,14 @@ def render(result: dict[str, Any], chart: str) -> str:
             f"(before {old['msgs_per_s'] / one['msgs_per_s']:.2f}{X}) | adds up as far as "
             f"{m['cores']} cores allow | "
             f"{_mark(adds_up)} |")
+        cap = r["msgs_per_cpu_s_busiest"] / one["msgs_per_cpu_s_busiest"]
+        cap_old = old["msgs_per_cpu_s_busiest"] / one["msgs_per_cpu_s_busiest"]
+        lines.append(
+            f"| 5 simulator, {r['shards']} shards, with a core each (messages / CPU-s of "
+            f"the busiest shard) | {r['msgs_per_cpu_s_busiest']:,.0f} msg/s | 1 process "
+            f"{one['msgs_per_cpu_s_busiest']:,.0f}; before {old['msgs_per_cpu_s_busiest']:,.0f}"
+            f" | {cap:.2f}{X} (before {cap_old:.2f}{X}) | {0.8 * r['shards']:.1f}{X} "
+            f"(0.8 {X} shards) | {_mark(cap >= 0.8 * r['shards'])} |")
     lines += ["", "Simulator, 1 process, all devices due every tick (1 Hz), headless:", "",
               "| devices | ms per tick (median / max) | messages/s |", "|---|---|---|"]
     for r in result["latency"]:
