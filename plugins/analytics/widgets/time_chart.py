@@ -93,7 +93,9 @@ class _LiveLayer(pg.GraphicsObject):
         self._todo: list[pg.PlotDataItem] = []
         self._again = False
         self._unshown = False
-        self._timer = QTimer()
+        # A child of the layer: it dies with it when the plots are cleared (theme
+        # switch, stacking, page closed) instead of outliving it unparented.
+        self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._step)
@@ -225,6 +227,7 @@ class TimeChart(QWidget):
         self.alert_marks: list[AlertMark] = []
         self.anomalies: list[AnomalyFlags] = []
         self._colour_of: dict[Key, str] = {}
+        self._device_colour: dict[str, str] = {}  # stacked: a device's colour in every panel
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30,
                                            slot=self._mouse_moved)
         self._ensure_plots([""])
@@ -309,6 +312,15 @@ class TimeChart(QWidget):
 
     # -- data --------------------------------------------------------------------------
     def colour(self, key: Key) -> str:
+        """Overlaid: one colour per series. Stacked: one colour per device, the same
+        in every panel; per series, a panel's curves took every n-th palette entry
+        (n metrics) and landed on near twins (amber and orange on battery_v, green
+        and lime on battery_pct), so a legend swatch matched two curves at once."""
+        if self.stacked:
+            device = key[0]
+            if device not in self._device_colour:
+                self._device_colour[device] = PALETTE[len(self._device_colour) % len(PALETTE)]
+            return self._device_colour[device]
         if key not in self._colour_of:
             self._colour_of[key] = PALETTE[len(self._colour_of) % len(PALETTE)]
         return self._colour_of[key]
