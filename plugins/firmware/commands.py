@@ -80,6 +80,9 @@ def configure_firmware(parser: argparse.ArgumentParser) -> None:
     kls.add_argument("--json", action="store_true", help="machine-readable output")
     krev = keys_sub.add_parser("revoke", help="stop trusting a key (admin only)")
     krev.add_argument("key_id", metavar="KEY_ID")
+    kexp = keys_sub.add_parser("export", help="write the trusted public keys as KEY_ID.pem files "
+                                              "(to provision devices: simulate --trusted-key)")
+    kexp.add_argument("directory", type=Path, metavar="DIR")
     sub.add_parser("devices", help="which devices run which firmware version")
 
 
@@ -186,6 +189,17 @@ def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
         key = service.revoke(args.key_id, context.actor)
         print(f"revoked key {key.key_id} of {key.owner}: images it signed are no longer "
               "trusted")
+        return 0
+    if args.keys_action == "export":
+        found = service.list()
+        try:
+            args.directory.mkdir(parents=True, exist_ok=True)
+            for k in found:
+                (args.directory / f"{k.key_id}.pem").write_bytes(k.public_pem)
+        except OSError as exc:
+            raise ValidationError(f"{args.directory}: cannot write ({exc.strerror or exc})"
+                                  ) from None
+        print(f"wrote {plural(len(found), 'trusted key')} to {args.directory}")
         return 0
     found = service.list(include_revoked=args.all)
     if args.json:

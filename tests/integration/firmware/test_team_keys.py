@@ -77,6 +77,10 @@ def test_team_trust_model_from_key_creation_to_revocation(tmp_path: Path) -> Non
     listed = sam("firmware", "keys", "list")
     assert listed.returncode == 0 and key_id in listed.stdout and "alice" in listed.stdout
 
+    exported = sam("firmware", "keys", "export", str(tmp_path / "fleet-keys"))
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "fleet-keys" / f"{key_id}.pem").read_bytes() == alice_pub.read_bytes()
+
     imported = alice("firmware", "add", str(image), "--version", "1.0.0", "--type", "pump")
     assert imported.returncode == 0, imported.stderr
 
