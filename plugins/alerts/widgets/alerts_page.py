@@ -106,10 +106,11 @@ SNOOZE_CHOICES: list[tuple[str, timedelta | None]] = [
 # The widest text each column usually shows: a column is never narrower than its
 # header, its sample and its floor, so Value, Rule and Snoozed are not cut while
 # the message column takes what is left.
-COLUMN_SAMPLES = {C_SEVERITY: "critical", C_STATE: "acknowledged", C_DEVICE: "office-00003",
-                  C_RULE: "Pump vibration critical", C_VALUE: "-1234.56",
-                  C_RAISED: "59 min", C_ACK: "operator: on it",
-                  C_SNOOZED: "2026-12-31 23:59"}
+COLUMN_SAMPLES = {C_SEVERITY: ("critical",), C_STATE: ("acknowledged",),
+                  C_DEVICE: ("office-00003",),
+                  C_RULE: ("Pump vibration critical", "Pump bearing worn out"),
+                  C_VALUE: ("-1234.56", "33.4639"), C_RAISED: ("59 min",),
+                  C_ACK: ("operator: on it",), C_SNOOZED: ("2026-12-31 23:59",)}
 COLUMN_FLOORS = {C_SEVERITY: 90, C_STATE: 96, C_DEVICE: 110, C_RULE: 150, C_VALUE: 80,
                  C_RAISED: 72, C_ACK: 110, C_SNOOZED: 130}
 HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
@@ -118,12 +119,14 @@ CELL_PADDING_PX = 16 + 18  # the cell's padding, the severity dot
 
 def column_widths(table: QTableView) -> dict[int, int]:
     """Starting widths, in pixels, for every column but the stretching Message."""
+    table.ensurePolished()  # the style sheet's font, not the default one
     header_fm = table.horizontalHeader().fontMetrics()
     cell_fm = table.fontMetrics()
     widths = {}
     for col, floor in COLUMN_FLOORS.items():
         header = header_fm.horizontalAdvance(COLUMNS[col]) + HEADER_PADDING_PX
-        sample = cell_fm.horizontalAdvance(COLUMN_SAMPLES[col]) + CELL_PADDING_PX
+        sample = max(cell_fm.horizontalAdvance(text) for text in COLUMN_SAMPLES[col]) \
+            + CELL_PADDING_PX
         widths[col] = max(floor, header, sample)
     return widths
 
