@@ -35,6 +35,7 @@ from plugins.audit.service import audit_service, parse_since
 
 COLUMNS = ("#", "Time", "Who", "Role", "Action", "Target", "Outcome", "Details")
 SHOWN = 2000  # newest entries shown; the export has them all
+TARGET_PADDING_PX = 24  # the cell's padding and the elision's slack
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -148,7 +149,11 @@ class AuditPage(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in enumerate((56, 170, 190, 90, 170, 170, 80)):
+        # Target holds alert ids (32 hex digits): sized for one whole, taken from
+        # Who, which held "root" in 190 pixels while the id was cut in half.
+        self.table.ensurePolished()
+        target = self.table.fontMetrics().horizontalAdvance("0" * 32) + TARGET_PADDING_PX
+        for column, width in enumerate((56, 170, 130, 90, 170, max(170, target), 80)):
             self.table.setColumnWidth(column, width)
 
         layout = QVBoxLayout(self)

@@ -127,3 +127,16 @@ def test_a_role_without_audit_read_sees_why(qtbot: Any, make_page: Any) -> None:
     assert not page.verify_button.isEnabled() and not page.export_button.isEnabled()
     assert "may not read or export the audit trail" in page.status.text()
     assert page.model.rowCount() == 0
+
+
+def test_an_alert_id_target_is_shown_whole(qtbot: Any, make_page: Any) -> None:
+    """Alert ids (32 hex digits) were cut to "949e0ba89dd84a2c…" while Who had
+    190 pixels for "root"."""
+    page = make_page()
+    qtbot.waitUntil(lambda: page.model.rowCount() > 0, timeout=15_000)
+    from plugins.audit.widgets.audit_page import COLUMNS
+
+    target = COLUMNS.index("Target")
+    alert_id = "949e0ba89dd84a2c" * 2
+    assert page.table.columnWidth(target) >= \
+        page.table.fontMetrics().horizontalAdvance(alert_id) + 16
