@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import getpass
 import json
 import os
 import re
@@ -209,10 +208,11 @@ def _parse_registration(where: str, table: Any) -> dict[str, str]:
 
 
 def _login_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - getpass fails variously without a login
-        return "operator"
+    """The OS account, from the real user id (not ``LOGNAME``/``USER``): the default
+    name must not itself be a claim someone else set in the environment."""
+    from core.identity import os_account
+
+    return os_account()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

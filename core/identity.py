@@ -3,7 +3,8 @@
 In the one-process set-up (the ``local`` profile: the hub runs inside the
 console over the SQLite file in the person's own data dir) the person at the
 keyboard owns the data, and the operating system has already authenticated
-them: the identity is the OS account (``getpass.getuser()``) and the role
+them: the identity is the OS account (the name of the process's real user id,
+never ``LOGNAME``/``USER``, which anyone can set) and the role
 defaults to ``admin``.
 
 A user name from the config file, ``SMARTIOT_USER`` or ``--user`` is a claim,
@@ -24,6 +25,7 @@ set-up come with the hub's REST API (docs/security.md, "Threat model").
 from __future__ import annotations
 
 import getpass
+import os
 from typing import TYPE_CHECKING
 
 from core.model.roles import Actor, Role
@@ -35,12 +37,34 @@ FALLBACK_USER = "operator"
 
 
 def os_account() -> str:
-    """The name the operating system knows the person by."""
+    """The name the operating system knows the person by.
+
+    Taken from the real user id, not from ``getpass.getuser()``: that reads
+    ``LOGNAME``/``USER`` first, so ``LOGNAME=maria smartiot ...`` would make the
+    audit trail name maria. Windows has no uid; there the logged-on account comes
+    from the OS (``GetUserNameW``), with ``getpass`` only if that fails."""
     try:
-        name = getpass.getuser()
-    except Exception:  # noqa: BLE001 - getpass fails variously without a login
+        name = _account_name()
+    except Exception:  # noqa: BLE001 - no passwd entry (containers) or no login at all
         return FALLBACK_USER
     return name.strip() or FALLBACK_USER
+
+
+def _account_name() -> str:
+    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+        try:
+            import ctypes
+
+            size = ctypes.c_ulong(257)
+            buffer = ctypes.create_unicode_buffer(size.value)
+            if ctypes.windll.advapi32.GetUserNameW(buffer, ctypes.byref(size)):  # type: ignore[attr-defined]
+                return str(buffer.value)
+        except Exception:  # noqa: BLE001 - fall back to the session's own name
+            pass
+        return getpass.getuser()
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 def is_one_process(profile: Profile) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import subprocess
 import sys
 
@@ -52,7 +52,7 @@ def test_list_filters_and_json(tmp_path, store):
 
 
 def test_ack_by_prefix_then_second_ack_names_who_did_it(tmp_path, store):
-    me = getpass.getuser()
+    me = pwd.getpwuid(os.getuid()).pw_name
     first = smartiot(tmp_path, "ack", "a1b2", "--comment", "on my way")
     assert first.returncode == 0, first.stderr
     assert "a1b2c3d4 acknowledged (pump-1" in first.stdout
@@ -72,7 +72,7 @@ def test_ack_by_prefix_then_second_ack_names_who_did_it(tmp_path, store):
 
 def test_a_claimed_user_is_not_an_identity(tmp_path, store):
     """Finding 7: `--user maria` (or SMARTIOT_USER) used to be recorded as maria."""
-    me = getpass.getuser()
+    me = pwd.getpwuid(os.getuid()).pw_name
     by_flag = smartiot(tmp_path, "ack", "a1b2", "--comment", "mine", "--user", "maria")
     by_env = smartiot(tmp_path, "ack", "c0ffee", "--comment", "mine", user="maria")
     assert by_flag.returncode == 0 and by_env.returncode == 0, by_flag.stderr + by_env.stderr
@@ -85,7 +85,7 @@ def test_a_claimed_user_is_not_an_identity(tmp_path, store):
 
 
 def test_resolve_and_the_audit_chain(tmp_path, store):
-    me = getpass.getuser()
+    me = pwd.getpwuid(os.getuid()).pw_name
     assert smartiot(tmp_path, "ack", "a1b2", "--comment", "looking").returncode == 0
     result = smartiot(tmp_path, "resolve", "a1b2", "a1b9", "--comment", "fan replaced")
     assert result.returncode == 0, result.stderr

@@ -3,9 +3,9 @@ stored result and the same audit entry: both front ends call one use case."""
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +48,7 @@ def test_register_and_acknowledge_equal_through_cli_and_api(store_url: str, open
     cli_db = f"sqlite:///{tmp_path / 'cli.db'}"
     cli_store = Store.open(cli_db)
     api_store = open_store()
-    user = getpass.getuser()
+    user = pwd.getpwuid(os.getuid()).pw_name
     alert = Alert("pump-7", "rule-high", Severity.WARNING, "pressure high", 9.5)
     try:
         _cli(tmp_path, cli_db, Role.TECHNICIAN, "devices", "register", "pump-7", "--type",
@@ -94,7 +94,7 @@ def test_deployment_equal_through_cli_and_api(store_url: str, open_store, tmp_pa
     cli_db = f"sqlite:///{tmp_path / 'cli.db'}"
     cli_store = Store.open(cli_db)
     api_store = open_store()
-    user = getpass.getuser()
+    user = pwd.getpwuid(os.getuid()).pw_name
     image = b"pump firmware 2.0.0" * 64
     try:
         # Each front end signs with the code-signing key in its own data directory.

@@ -5,10 +5,10 @@ key in the encrypted secrets file of a machine without an OS keyring."""
 from __future__ import annotations
 
 import csv
-import getpass
 import io
 import json
 import os
+import pwd
 import shutil
 import sqlite3
 import subprocess
@@ -20,8 +20,13 @@ import pytest
 from core.model.timeutil import utcnow
 from core.store.audit import entry_hash
 
+# The account the process really runs as. Not getpass.getuser(): that reads LOGNAME/USER
+# first, so a test comparing against it would agree with a product that trusts them.
+ME = pwd.getpwuid(os.getuid()).pw_name
 
-def smartiot(tmp_path: Path, *args: str, role: str = "") -> subprocess.CompletedProcess[str]:
+
+def smartiot(tmp_path: Path, *args: str, role: str = "",
+             extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.update({
         "SMARTIOT_CONFIG": str(tmp_path / "config.toml"),
@@ -31,6 +36,7 @@ def smartiot(tmp_path: Path, *args: str, role: str = "") -> subprocess.Completed
     env.pop("SMARTIOT_ROLE", None)
     if role:
         env["SMARTIOT_ROLE"] = role
+    env.update(extra_env or {})
     return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True,
                           text=True, env=env, timeout=120)
 
@@ -99,7 +105,7 @@ def test_verify_catches_a_forged_row_appended_with_a_correct_hash(tmp_path: Path
 
 
 def test_list_filters(tmp_path: Path, trail: Path) -> None:
-    me = getpass.getuser()
+    me = ME
     everything = json.loads(smartiot(tmp_path, "audit", "list", "--json").stdout)
     assert [e["action"] for e in everything] == ["device.register"] * 5
     denied = smartiot(tmp_path, "audit", "list", "--denied")
@@ -155,4 +161,16 @@ def test_roles_without_audit_read_are_refused_and_the_refusal_recorded(tmp_path:
 def test_config_show_says_who_you_act_as(tmp_path: Path) -> None:
     env_user = smartiot(tmp_path, "config", "show", role="support")
     assert env_user.returncode == 0, env_user.stderr
-    assert f"you act as  : {getpass.getuser()} (the OS account), role support" in env_user.stdout
+    assert f"you act as  : {ME} (the OS account), role support" in env_user.stdout
+
+
+def test_login_name_variables_cannot_make_the_trail_name_someone_else(tmp_path: Path) -> None:
+    impostor = "maria" if ME != "maria" else "olivier"
+    spoofed = {"LOGNAME": impostor, "USER": impostor, "LNAME": impostor, "USERNAME": impostor}
+    done = smartiot(tmp_path, "devices", "register", "pump-7", "--type", "pump",
+                    extra_env=spoofed)
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(smartiot(tmp_path, "audit", "list", "--json").stdout)
+    assert [(e["action"], e["actor"]) for e in entries] == [("device.register", ME)]
+    shown = smartiot(tmp_path, "config", "show", extra_env=spoofed)
+    assert f"you act as  : {ME} (the OS account)" in shown.stdout
