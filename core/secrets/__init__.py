@@ -10,10 +10,12 @@ backend is chosen here, once, by one rule:
 1. an environment override always wins for reading (``SMARTIOT_SECRET_<NAME>``,
    plus the historical ``SMARTIOT_CODESIGN_PASSPHRASE``), so build machines keep
    working without any store;
-2. the OS keyring, when a real secure backend is available (Secret Service,
-   KWallet, macOS Keychain, Windows Credential Locker, or a third-party one).
-   Plaintext or obfuscating backends (``keyrings.alt``'s file keyrings) and the
-   ``fail``/``null`` backends are refused, never used;
+2. the OS keyring, when one of the known secure backends is available (Secret
+   Service, libsecret, KWallet, macOS Keychain, Windows Credential Locker).
+   This is an allow-list: any other backend (``keyrings.alt``'s file keyrings,
+   the ``fail``/``null`` backends, a custom class named in
+   ``PYTHON_KEYRING_BACKEND``) is refused, never used, because nothing tells a
+   plaintext backend from a secure one except knowing where it stores;
 3. otherwise an encrypted file in the user data dir (AES-256-GCM, key from
    scrypt over a passphrase), see :mod:`core.secrets.filestore`.
 
@@ -85,7 +87,16 @@ class Backend(Protocol):
 
 
 # ---------------------------------------------------------------- keyring choice
-_REFUSED_MODULES = ("keyrings.alt",)
+# The keyring modules whose backends keep secrets in an OS store that encrypts them
+# and asks the OS before handing them out. Matched on the exact module, so a subclass
+# defined elsewhere (which may store anywhere) is not trusted by inheritance.
+SECURE_KEYRING_MODULES: tuple[str, ...] = (
+    "keyring.backends.SecretService",
+    "keyring.backends.libsecret",
+    "keyring.backends.kwallet",
+    "keyring.backends.macOS",
+    "keyring.backends.Windows",
+)
 _REFUSED_CLASSES = {
     "keyring.backends.fail.Keyring": "the 'fail' backend stores nothing",
     "keyring.backends.null.Keyring": "the 'null' backend stores nothing",
@@ -98,10 +109,12 @@ def refusal_reason(backend: Any) -> str | None:
     qual = f"{cls.__module__}.{cls.__qualname__}"
     if qual in _REFUSED_CLASSES:
         return _REFUSED_CLASSES[qual]
-    if cls.__module__.startswith(_REFUSED_MODULES):
+    if cls.__module__ not in SECURE_KEYRING_MODULES:
+        plain = " (plain text or a fixed obfuscation)" if cls.__module__.startswith(
+            "keyrings.alt") else ""
         return (
-            f"{cls.__module__}.{cls.__qualname__} keeps secrets in a file readable by "
-            "anyone who copies the home directory (plain text or a fixed obfuscation)"
+            f"{qual} is not a known secure keyring{plain}: only Secret Service, libsecret, "
+            "KWallet, macOS Keychain and Windows Credential Locker are used"
         )
     try:
         if float(backend.priority) <= 0:

@@ -1,7 +1,11 @@
-"""A keyring backend that keeps secrets in a JSON file but reports itself as a real,
-secure backend (priority > 0, not from keyrings.alt): it stands in for GNOME
-Keyring or the macOS Keychain, which a CI machine does not have. Selected by
-``PYTHON_KEYRING_BACKEND=tests.integration.secrets.memory_keyring.SecureTestKeyring``."""
+"""A keyring backend that keeps secrets in a JSON file, in plain text, and reports
+itself as usable (priority > 0, not from keyrings.alt). Selected by
+``PYTHON_KEYRING_BACKEND=tests.integration.secrets.memory_keyring.SecureTestKeyring``.
+
+As it is, it is exactly the custom plaintext backend the store must refuse. A test
+that needs a secure keyring (GNOME Keyring or the macOS Keychain, which a CI machine
+does not have) adds this module to ``core.secrets.SECURE_KEYRING_MODULES`` in the
+process first, so it stands in for one."""
 
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[3]
 FAIL = "keyring.backends.fail.Keyring"
 PLAINTEXT = "keyrings.alt.file.PlaintextKeyring"
 SECURE = "tests.integration.secrets.memory_keyring.SecureTestKeyring"
+# The test keyring is trusted only by processes that are told to, as a stand-in for
+# the OS keyrings a CI machine lacks; without this line it is refused (see below).
+TRUST_TEST_KEYRING = ("import core.secrets\ncore.secrets.SECURE_KEYRING_MODULES += "
+                      "('tests.integration.secrets.memory_keyring',)\n")
 
 
 def run(code: str, data_dir: Path, backend: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -66,10 +70,25 @@ def test_plaintext_keyring_is_refused(tmp_path: Path) -> None:
     assert forced.returncode != 0 and "no secure OS keyring" in forced.stderr
 
 
+def test_a_custom_plaintext_keyring_class_is_refused(tmp_path: Path) -> None:
+    """A class named in PYTHON_KEYRING_BACKEND that writes secrets in the clear, with a
+    positive priority and from no known-bad module: only an allow-list refuses it."""
+    data = tmp_path / "data"
+    out = ok(run("set_secret('broker.fleet_secret', 'fleet-s3cret'); print(describe_backend())",
+                 data, SECURE))
+    assert out.startswith("encrypted file"), out
+    assert "OS keyring not used" in out and "SecureTestKeyring is not a known secure keyring" in out
+    assert (data / "secrets.enc").exists()
+    plain = tmp_path / "os-keyring.json"
+    assert not plain.exists() or b"fleet-s3cret" not in plain.read_bytes()
+    forced = run("get_secret('x')", data, SECURE, SMARTIOT_SECRETS_BACKEND="keyring")
+    assert forced.returncode != 0 and "not a known secure keyring" in forced.stderr
+
+
 def test_a_secure_keyring_is_used_and_described(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    out = ok(run("set_secret('broker.password', 'pw'); print(describe_backend());"
-                 "print(list_secrets())", data, SECURE))
+    out = ok(run(TRUST_TEST_KEYRING + "set_secret('broker.password', 'pw');"
+                 "print(describe_backend()); print(list_secrets())", data, SECURE))
     assert out.startswith("OS keyring (")
     assert "['broker.password']" in out
     assert not (data / "secrets.enc").exists()
@@ -140,6 +159,6 @@ def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
 
 def test_a_keyring_that_cannot_answer_is_not_used(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    out = ok(run("set_secret('a', 'b'); print(describe_backend())", data,
+    out = ok(run(TRUST_TEST_KEYRING + "set_secret('a', 'b'); print(describe_backend())", data,
                  "tests.integration.secrets.memory_keyring.LockedTestKeyring"))
     assert "encrypted file" in out and "does not answer (KeyringLocked)" in out
