@@ -21,10 +21,12 @@ from types import FrameType
 from typing import Any, TextIO
 
 from core.errors import SmartIotError, ValidationError
+from core.secrets import env_name
 from simulator.broker import BrokerError, EmbeddedBroker, login_works
 from simulator.broker_auth import CONSOLE_PASSWORD, FLEET_SECRET, device_password, stored_secret
 from simulator.local_brokers import find_local_broker
 from simulator.models import BUILTIN_MODELS, SensorModel
+from simulator.presence import check_ids_free, with_id_prefix
 from simulator.replay import ReplaySource
 from simulator.runtime import FleetRuntime, RuntimeStats
 from simulator.scenario import Scenario, load_scenario, single_group
@@ -62,6 +64,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "comes from the secret 'broker.password'. Without it each device logs "
                         "in as itself when the secret 'broker.fleet_secret' is set "
                         "(see `smartiot broker config`)")
+    parser.add_argument("--anonymous", action="store_true",
+                        help="connect to --broker without credentials (only for a broker that "
+                        "allows anonymous clients); without it a missing secret is an error")
+    parser.add_argument("--id-prefix", default="", metavar="PREFIX",
+                        help="put PREFIX before every device id (qa- makes qa-office-00000): "
+                        "a fleet of its own next to devices already on the broker")
+    parser.add_argument("--take-over", action="store_true",
+                        help="connect even when device ids of this run are online on --broker "
+                        "already, replacing those devices' sessions")
     parser.add_argument("--shard", default="1/1", help="run shard i of n, e.g. 2/4")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=0,
                         help="QoS for telemetry (default 0; status, shadow, commands use 1)")
@@ -106,8 +117,8 @@ def resolve_scenario(args: argparse.Namespace,
                      models: Mapping[str, type[SensorModel]]) -> Scenario:
     if args.devices is not None:
         interval = 1.0 / args.rate if args.rate else 1.0
-        return single_group(args.devices, args.type, interval_s=interval, org=args.org,
-                            models=models)
+        return with_id_prefix(single_group(args.devices, args.type, interval_s=interval,
+                                           org=args.org, models=models), args.id_prefix)
     name = args.scenario or "office"
     path = Path(name)
     if not path.exists() and name in BUNDLED:
@@ -116,7 +127,7 @@ def resolve_scenario(args: argparse.Namespace,
     if args.rate:
         groups = tuple(replace(g, interval_s=1.0 / args.rate) for g in scenario.groups)
         scenario = replace(scenario, groups=groups)
-    return scenario
+    return with_id_prefix(scenario, args.id_prefix)
 
 
 def _device_logins(target: BrokerTarget, device_ids: list[str]) -> str | None:
@@ -126,7 +137,15 @@ def _device_logins(target: BrokerTarget, device_ids: list[str]) -> str | None:
     broker's, from the secret store (`smartiot broker config`)."""
     local = find_local_broker(target.host, target.port)
     if local is None:
-        return _secret(FLEET_SECRET)
+        secret, why = _secret_or_reason(FLEET_SECRET)
+        if secret is None:
+            raise ValidationError(
+                f"no credentials for the devices on {target.url}: the secret {FLEET_SECRET!r} "
+                f"is not set ({why}). Set it with `smartiot secrets set {FLEET_SECRET}` or the "
+                f"environment variable {env_name(FLEET_SECRET)} (the team broker's fleet "
+                "secret, see `smartiot broker config`), give --username or --cert, or pass "
+                "--anonymous for a broker that allows anonymous clients")
+        return secret
     secret = local.add_devices(device_ids)
     last = device_ids[-1] if device_ids else None
     if last and not login_works(target.host, target.port, last,
@@ -138,11 +157,17 @@ def _device_logins(target: BrokerTarget, device_ids: list[str]) -> str | None:
 
 
 def _secret(name: str) -> str | None:
+    return _secret_or_reason(name)[0]
+
+
+def _secret_or_reason(name: str) -> tuple[str | None, str]:
+    """The secret, or None and why (for the error that names it)."""
     try:
-        return stored_secret(name)
-    except SmartIotError as exc:  # no secret store: the broker may not need one
+        value = stored_secret(name)
+    except SmartIotError as exc:
         log.warning("cannot read %s from the secret store: %s", name, exc)
-        return None
+        return None, f"the secret store cannot be read: {exc}"
+    return value, "" if value else "neither in the secret store nor in the environment"
 
 
 class Progress:
@@ -199,6 +224,9 @@ def run(args: argparse.Namespace, context: Any) -> int:
         shard = parse_shard(args.shard)
         source: FleetSource
         if args.replay:
+            if args.id_prefix:
+                raise ValidationError("--id-prefix works with --scenario and --devices; a "
+                                      "--replay publishes the devices its recording names")
             replay = ReplaySource(args.replay, start_s=start_s, org=args.org)
             source, name, seed = replay, f"replay of {args.replay}", args.seed or 0
             speed = args.speed or 1.0
@@ -217,11 +245,32 @@ def run(args: argparse.Namespace, context: Any) -> int:
         broker: EmbeddedBroker | None = None
         # This shard's devices only: another shard adds (and keys) its own.
         device_ids = [source.device_info(i)[0] for i in shard_indexes(source, shard)]
-        if args.broker:
+        if args.broker and args.anonymous:
+            if args.username or args.cert:
+                raise ValidationError("--anonymous takes no --username or --cert")
+            target = BrokerTarget.parse(args.broker, ca_file=args.ca)
+            print(f"connecting to {target.url} without credentials (--anonymous)",
+                  file=sys.stderr)
+            check_ids_free(target, device_ids, take_over=args.take_over)
+        elif args.broker:
+            password = None
+            if args.username:
+                password, why = _secret_or_reason(CONSOLE_PASSWORD)
+                if password is None:
+                    raise ValidationError(
+                        f"--username {args.username} needs a password: the secret "
+                        f"{CONSOLE_PASSWORD!r} is not set ({why}). Set it with `smartiot "
+                        f"secrets set {CONSOLE_PASSWORD}` or the environment variable "
+                        f"{env_name(CONSOLE_PASSWORD)}")
+            # Never quietly without credentials: a fleet that connects anonymously
+            # to a broker that allows it would publish as nobody in particular.
             target = BrokerTarget.parse(args.broker, ca_file=args.ca, cert_file=args.cert,
                                         key_file=args.key, username=args.username,
-                                        password=_secret(CONSOLE_PASSWORD)
-                                        if args.username else None)
+                                        password=password)
+            # Before the devices are added: re-keying an online device's login
+            # would lock it out at its next reconnect.
+            check_ids_free(target, device_ids, take_over=args.take_over,
+                           can_read=bool(args.username))
             if not (args.username or args.cert):
                 target = replace(target, fleet_secret=_device_logins(target, device_ids))
         else:

@@ -25,7 +25,7 @@ def test_bundled_scenario_runs_and_summarises(mosquitto_broker):
     try:
         result = simulate("--scenario", "office", "--duration", "30", "--speed", "10",
                           "--seed", "1", "--start", "2026-11-26T08:00:00Z",
-                          "--broker", mosquitto_broker.url)
+                          "--broker", mosquitto_broker.url, "--anonymous")
     finally:
         time.sleep(0.3)
         recorder.close()
@@ -60,7 +60,7 @@ def test_unreachable_broker_retries_and_ctrl_c_ends_cleanly():
     port = find_free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "simulate", "--devices", "2", "--broker",
-         f"mqtt://127.0.0.1:{port}"],
+         f"mqtt://127.0.0.1:{port}", "--anonymous"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "SMARTIOT_ENTRY_POINTS": "0"})
     # Interrupt only once the retry message is out: on a loaded machine start-up
@@ -94,7 +94,7 @@ def test_shard_runs_only_its_devices(mosquitto_broker):
     try:
         result = simulate("--devices", "10", "--type", "environmental", "--org", "shard",
                           "--rate", "1", "--duration", "3", "--shard", "2/2",
-                          "--broker", mosquitto_broker.url)
+                          "--broker", mosquitto_broker.url, "--anonymous")
     finally:
         time.sleep(0.3)
         recorder.close()
@@ -116,7 +116,7 @@ def test_replay_republishes_recorded_readings_retimestamped(mosquitto_broker, tm
     recorder = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["dt/field/+/telemetry"])
     try:
         result = simulate("--replay", str(recording), "--org", "field", "--start",
-                          "1795000000", "--broker", mosquitto_broker.url)
+                          "1795000000", "--broker", mosquitto_broker.url, "--anonymous")
     finally:
         time.sleep(0.3)
         recorder.close()
@@ -136,3 +136,48 @@ def test_replay_error_names_line_and_column(tmp_path):
     result = simulate("--replay", str(recording), "--duration", "1")
     assert result.returncode == 2
     assert f"{recording}:3: temperature value 'warm' is not a number" in result.stderr
+
+
+def _without_secrets(tmp_path):
+    """A machine with no fleet secret anywhere: no OS keyring, an empty data dir, no
+    SMARTIOT_SECRET_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTIOT_SECRET")}
+    env.update(SMARTIOT_ENTRY_POINTS="0", SMARTIOT_DATA_DIR=str(tmp_path / "data"),
+               SMARTIOT_CONFIG=str(tmp_path / "config.toml"),
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    return env
+
+
+def test_a_missing_fleet_secret_is_an_error_not_an_anonymous_fleet(mosquitto_broker, tmp_path):
+    """The broker here accepts anyone: without the check the fleet would quietly
+    publish as nobody in particular, as the shipped shard manifests used to."""
+    recorder = Recorder(mosquitto_broker.host, mosquitto_broker.port, ["+/nosecret/#"])
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "console.cli", "simulate", "--devices", "2", "--duration",
+             "3", "--org", "nosecret", "--broker", mosquitto_broker.url],
+            capture_output=True, text=True, timeout=120, env=_without_secrets(tmp_path))
+    finally:
+        time.sleep(0.3)
+        recorder.close()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'broker.fleet_secret' is not set" in result.stderr
+    assert "SMARTIOT_SECRET_BROKER_FLEET_SECRET" in result.stderr
+    assert "smartiot secrets set broker.fleet_secret" in result.stderr
+    assert "--anonymous" in result.stderr and "Traceback" not in result.stderr
+    assert recorder.messages == []
+    missing_password = subprocess.run(
+        [sys.executable, "-m", "console.cli", "simulate", "--devices", "1", "--duration", "1",
+         "--broker", mosquitto_broker.url, "--username", "qa"], capture_output=True,
+        text=True, timeout=120, env=_without_secrets(tmp_path))
+    assert missing_password.returncode == 2
+    assert "SMARTIOT_SECRET_BROKER_PASSWORD" in missing_password.stderr
+
+
+def test_anonymous_is_an_explicit_choice(mosquitto_broker, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "console.cli", "simulate", "--devices", "2", "--duration", "2",
+         "--speed", "2", "--broker", mosquitto_broker.url, "--anonymous"], capture_output=True,
+        text=True, timeout=120, env=_without_secrets(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "without credentials (--anonymous)" in result.stderr
