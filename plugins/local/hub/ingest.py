@@ -280,13 +280,16 @@ class Ingestor:
         if not outcome.verdict.accepted:
             counter = ("duplicates" if outcome.verdict is Verdict.DUPLICATE else "out_of_order")
             self._bump(device_id, at, **{counter: 1, "lost": outcome.lost_delta})
-            why = f" ({outcome.detail})" if outcome.detail else ""
+            why = f": {outcome.detail}" if outcome.detail else ""
             self._reject(result, message, outcome.verdict.value,
                          f"{device_id}: seq {telemetry.seq} arrived after seq {last}{why}",
                          device_id, at)
             self._seen(device_id, at, result)
             return
         deltas = {"received": 1, "lost": outcome.lost_delta}
+        reordered = outcome.verdict is Verdict.REORDERED
+        if reordered:
+            deltas["out_of_order"] = 1  # stored: counted, not quarantined
         if outcome.verdict is Verdict.REBOOT:
             deltas["reboots"] = 1
             log.info("%s rebooted: %s", device_id, outcome.detail)
@@ -301,7 +304,10 @@ class Ingestor:
         result.events.append(FleetEvent(EventKind.TELEMETRY, device_id, tuple(readings),
                                         {"seq": telemetry.seq, "firmware": telemetry.firmware}))
 
-        seen = device.seen(at, firmware_version=telemetry.firmware or None)
+        # a late message may come from before an update (the previous boot's
+        # tail): only the newest reading says what the device runs now
+        firmware = None if reordered else telemetry.firmware or None
+        seen = device.seen(at, firmware_version=firmware)
         important = seen.firmware_version != device.firmware_version
         if seen.status is not DeviceStatus.ONLINE:
             seen = replace(seen, status=DeviceStatus.ONLINE)

@@ -27,10 +27,20 @@ this order:
    only a candidate; a second one continuing it confirms the reboot (the
    first is counted as the duplicate or late message it looked like).
 
-Messages from the boot before the current one (late, or duplicated) are
-checked against that boot's own window, so they neither count as loss nor
-disturb the new boot. Everything boot detection needs survives a hub
-restart through :meth:`SequenceTracker.state` and :meth:`SequenceTracker.restore`.
+A ``seq`` that went back within a boot is judged on what the hub knows of
+that boot: a seq it counted missing (or one below the first seq it saw of a
+boot it tracked from its start, within the window) has never been stored, so
+it is new data that arrived late. The broker reorders QoS 1 deliveries to a
+slow subscriber, and quarantining those readings lost real data; they are
+accepted as ``reordered`` (stored, the loss given back). A seq already seen
+is a ``duplicate``; one older than the tracked window cannot be told either
+way and is ``out_of_order``. Messages from the boot before the current one
+(late, or duplicated) are checked against that boot's own state the same
+way, so they neither count as loss twice nor disturb the new boot.
+Everything boot detection needs survives a hub restart through
+:meth:`SequenceTracker.state` and :meth:`SequenceTracker.restore`; the
+missing set does not, so after a restart every seq up to the last one
+stored is taken as seen (a redelivery is a duplicate).
 """
 
 from __future__ import annotations
@@ -56,8 +66,9 @@ class Verdict(enum.StrEnum):
     NEXT = "next"
     GAP = "gap"              # accepted; earlier seqs are counted lost
     REBOOT = "reboot"        # accepted; the counter restarted
-    DUPLICATE = "duplicate"  # rejected
-    OUT_OF_ORDER = "out_of_order"  # rejected (arrived after a later seq)
+    REORDERED = "reordered"  # accepted; a seq never stored that arrived after a later one
+    DUPLICATE = "duplicate"  # rejected: seen already in its boot
+    OUT_OF_ORDER = "out_of_order"  # rejected: too old to tell new from seen
 
     @property
     def accepted(self) -> bool:
@@ -73,6 +84,13 @@ class _Boot:
     first_ts: int | None = None  # oldest reading time of the boot (unknown after a restart)
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOW))
     missing: set[int] = field(default_factory=set)
+    # The first seq the hub saw of a boot it tracked from its first message (None
+    # when restored after a hub restart: everything up to ``last`` was seen then).
+    # Seqs below it were never stored; ``early`` holds those that arrived since.
+    first: int | None = None
+    early: set[int] = field(default_factory=set)
+    # seqs below this are not tracked (a gap too wide to record, or trimmed)
+    floor: int = 0
 
     def note(self, seq: int, uptime: int | None, ts_ms: int | None,
              boot_ms: int | None) -> None:
@@ -89,7 +107,41 @@ class _Boot:
         if stop - start <= MISSING_WINDOW:
             self.missing.update(range(start, stop))
             while len(self.missing) > MISSING_WINDOW:
-                self.missing.discard(min(self.missing))
+                oldest = min(self.missing)
+                self.missing.discard(oldest)
+                self.floor = max(self.floor, oldest + 1)
+        else:
+            self.missing.clear()
+            self.floor = stop
+
+    def advance(self, seq: int) -> int:
+        """``seq`` is newer than any seen: the ones skipped are lost (returned)."""
+        gap = seq - self.last - 1
+        if gap > 0:
+            self.lose(self.last + 1, seq)
+        self.last = seq
+        return max(gap, 0)
+
+    def judge_back(self, seq: int, where: str) -> Outcome:
+        """A ``seq`` at or below the newest of this boot: new data that arrived
+        late, a repeat, or too old to tell."""
+        if seq in self.recent:
+            return Outcome(Verdict.DUPLICATE, 0, f"seq {seq} was already received{where}")
+        if seq in self.missing:
+            self.missing.discard(seq)
+            self.recent.append(seq)
+            return Outcome(Verdict.REORDERED, -1, f"seq {seq} fills a gap{where}")
+        if seq <= self.last - MISSING_WINDOW or seq < self.floor:
+            return Outcome(Verdict.OUT_OF_ORDER, 0,
+                           f"seq {seq} is older than the last {MISSING_WINDOW} tracked{where}")
+        if self.first is not None and seq < self.first:
+            if seq in self.early:
+                return Outcome(Verdict.DUPLICATE, 0, f"seq {seq} was already received{where}")
+            self.early.add(seq)
+            self.recent.append(seq)
+            return Outcome(Verdict.REORDERED, 0,
+                           f"seq {seq} arrived after seq {self.first}{where}")
+        return Outcome(Verdict.DUPLICATE, 0, f"seq {seq} was already received{where}")
 
 
 @dataclass
@@ -174,7 +226,7 @@ class SequenceTracker:
         device = self._devices.get(device_id)
         boot_ms = _boot_ms(ts_ms, uptime)
         if device is None:
-            boot = _Boot(seq, None, None, None)
+            boot = _Boot(seq, None, None, None, first=seq)
             boot.note(seq, uptime, ts_ms, boot_ms)
             self._devices[device_id] = _Device(boot)
             return Outcome(Verdict.FIRST)
@@ -230,25 +282,28 @@ class SequenceTracker:
         previous = device.previous
         if previous is None:
             return Outcome(Verdict.OUT_OF_ORDER, 0, "it belongs to an earlier boot")
-        if seq in previous.recent:
-            return Outcome(Verdict.DUPLICATE, 0, "a repeat from the previous boot")
-        previous.recent.append(seq)
-        if seq in previous.missing:
-            previous.missing.discard(seq)
-            return Outcome(Verdict.OUT_OF_ORDER, -1, "a late message from the previous boot")
-        return Outcome(Verdict.OUT_OF_ORDER, 0, "a late message from the previous boot")
+        where = " in the previous boot"
+        if seq > previous.last:
+            # the previous boot's tail, never seen: new data
+            gap = previous.advance(seq)
+            previous.recent.append(seq)
+            return Outcome(Verdict.REORDERED, gap,
+                           f"seq {seq} is a late message of the previous boot")
+        return previous.judge_back(seq, where)
 
     def _within(self, device: _Device, current: _Boot, seq: int, uptime: int | None,
                 ts_ms: int | None, boot_ms: int | None, decided: bool) -> Outcome:
         if seq > current.last:
-            gap = seq - current.last - 1
-            if gap:
-                current.lose(current.last + 1, seq)
-            current.last = seq
+            gap = current.advance(seq)
             current.note(seq, uptime, ts_ms, boot_ms)
             device.candidate = None
             return Outcome(Verdict.GAP, gap) if gap else Outcome(Verdict.NEXT)
         # seq went back, and nothing says this is a new boot
+        if seq in current.missing:
+            # never stored, so storing it is right whatever it is: a reordered
+            # delivery, not taken as evidence of a restarted counter
+            device.candidate = None
+            return current.judge_back(seq, "")
         candidate = device.candidate
         if (not decided and candidate is not None
                 and candidate < seq <= candidate + CONFIRM_GAP):
@@ -256,19 +311,13 @@ class SequenceTracker:
             return self._reboot(device, seq, uptime, ts_ms, boot_ms,
                                 f"seq restarted ({candidate}, then {seq})", skip=candidate)
         device.candidate = seq if not decided and seq <= RESTART_LOW else None
-        if seq in current.recent:
-            return Outcome(Verdict.DUPLICATE)
-        current.recent.append(seq)
-        if seq in current.missing:
-            current.missing.discard(seq)
-            return Outcome(Verdict.OUT_OF_ORDER, -1)
-        return Outcome(Verdict.OUT_OF_ORDER)
+        return current.judge_back(seq, "")
 
     def _reboot(self, device: _Device, seq: int, uptime: int | None, ts_ms: int | None,
                 boot_ms: int | None, why: str, *, skip: int | None = None) -> Outcome:
         """Start a new boot at ``seq``: the seqs before it in the new boot are lost
         (``skip``: one of them arrived, as the candidate that was not yet believed)."""
-        fresh = _Boot(seq, None, None, None)
+        fresh = _Boot(seq, None, None, None, first=0)
         fresh.note(seq, uptime, ts_ms, boot_ms)
         fresh.lose(0, seq)
         lost = seq

@@ -57,10 +57,45 @@ def test_duplicate_is_rejected():
     assert not Verdict.DUPLICATE.accepted
 
 
-def test_reordered_message_fills_the_gap_and_is_rejected():
-    outcomes = run([1, 3, 2])
+def test_reordered_message_fills_the_gap_and_is_stored():
+    outcomes = run([1, 3, 2, 2])
     assert outcomes[1].lost_delta == 1
-    assert outcomes[2].verdict is Verdict.OUT_OF_ORDER and outcomes[2].lost_delta == -1
+    assert outcomes[2].verdict is Verdict.REORDERED and outcomes[2].lost_delta == -1
+    assert Verdict.REORDERED.accepted
+    assert outcomes[3].verdict is Verdict.DUPLICATE and outcomes[3].lost_delta == 0
+
+
+def test_a_reordered_burst_is_stored_once_each():
+    """The broker redelivers a slow hub's QoS 1 backlog in any order."""
+    outcomes = run([0, 1, 9, 5, 2, 8, 3, 4, 6, 7, 5, 9, 10])
+    verdicts = [o.verdict for o in outcomes]
+    assert verdicts[3:10] == [Verdict.REORDERED] * 7
+    assert verdicts[10:12] == [Verdict.DUPLICATE] * 2 and verdicts[12] is Verdict.NEXT
+    assert sum(o.lost_delta for o in outcomes) == 0
+
+
+def test_seqs_before_the_first_one_seen_are_new_data_and_stored_once():
+    outcomes = run([7, 8, 5, 6, 5, 7])
+    assert [o.verdict for o in outcomes[2:]] == [
+        Verdict.REORDERED, Verdict.REORDERED, Verdict.DUPLICATE, Verdict.DUPLICATE]
+    assert all(o.lost_delta == 0 for o in outcomes)
+
+
+def test_a_message_older_than_the_tracked_window_is_out_of_order_with_the_reason():
+    tracker = SequenceTracker()
+    tracker.track("d", 0)
+    tracker.track("d", 3000)  # a gap too wide to track seq by seq
+    tracker.track("d", 3001)
+    old = tracker.track("d", 10)
+    assert old.verdict is Verdict.OUT_OF_ORDER
+    assert old.detail == "seq 10 is older than the last 1024 tracked"
+    # within the window but before the wide gap's end: not tracked either
+    assert tracker.track("d", 2990).verdict is Verdict.OUT_OF_ORDER
+    tracker = SequenceTracker()
+    for seq in range(0, 4000, 2):  # every odd seq lost: more than the window holds
+        tracker.track("d", seq)
+    assert tracker.track("d", 3997).verdict is Verdict.REORDERED
+    assert tracker.track("d", 3).verdict is Verdict.OUT_OF_ORDER
 
 
 def test_reboot_at_seq_0_with_uptime_even_while_the_old_seqs_are_in_the_window():
@@ -89,7 +124,7 @@ def test_late_message_of_the_same_boot_has_a_smaller_uptime_but_is_no_reboot():
     for _ in range(200):
         device.send()
     late = device.resend(50)
-    assert late.verdict is Verdict.DUPLICATE or late.verdict is Verdict.OUT_OF_ORDER
+    assert late.verdict is Verdict.DUPLICATE
     assert device.send().verdict is Verdict.NEXT
     # and one never seen before (beyond the window): late, not a reboot
     tracker = SequenceTracker()
@@ -98,7 +133,9 @@ def test_late_message_of_the_same_boot_has_a_smaller_uptime_but_is_no_reboot():
         if seq != 20:
             device.send(seq)
     device.sent[20] = (21, T0 + 21 * 1000 + 137)
-    assert device.resend(20).verdict is Verdict.OUT_OF_ORDER
+    late = device.resend(20)
+    assert late.verdict is Verdict.REORDERED and late.lost_delta == -1  # stored, loss given back
+    assert device.resend(20).verdict is Verdict.DUPLICATE
     assert device.send().verdict is Verdict.NEXT
 
 
@@ -111,11 +148,14 @@ def test_one_late_message_after_a_reboot_is_not_taken_for_another_reboot():
     old = device.reboot()
     assert device.send().verdict is Verdict.REBOOT
     assert device.send().verdict is Verdict.NEXT
-    late = device.resend(35, old)  # the old boot's gap fills late
-    assert late.verdict is Verdict.OUT_OF_ORDER and late.lost_delta == -1
+    late = device.resend(35, old)  # the old boot's gap fills late: stored
+    assert late.verdict is Verdict.REORDERED and late.lost_delta == -1
+    assert device.resend(35, old).verdict is Verdict.DUPLICATE
     assert device.resend(40, old).verdict is Verdict.DUPLICATE  # the old boot's last, again
     old[41] = (42, old[40][1] + 1000)
-    assert device.resend(41, old).verdict is Verdict.OUT_OF_ORDER  # its tail, late
+    tail = device.resend(41, old)  # its tail, late: never seen, stored
+    assert tail.verdict is Verdict.REORDERED and tail.lost_delta == 0
+    assert device.resend(41, old).verdict is Verdict.DUPLICATE
     assert [device.send().verdict for _ in range(3)] == [Verdict.NEXT] * 3
 
 
@@ -151,13 +191,18 @@ def test_redelivery_after_a_reconnect_is_a_duplicate_not_a_reboot():
 
 
 def test_without_uptime_or_status_a_low_restart_needs_a_second_message():
+    # (seqs below the first one the hub saw were never stored: kept as late data)
     lone = run([50, 51, 0, 52])
-    assert lone[2].verdict is Verdict.OUT_OF_ORDER and lone[3].verdict is Verdict.NEXT
+    assert lone[2].verdict is Verdict.REORDERED and lone[3].verdict is Verdict.NEXT
     confirmed = run([50, 51, 0, 1, 2])
-    assert confirmed[2].verdict is Verdict.OUT_OF_ORDER
+    assert confirmed[2].verdict is Verdict.REORDERED
     assert confirmed[3].verdict is Verdict.REBOOT and confirmed[3].lost_delta == 0
     assert confirmed[4].verdict is Verdict.NEXT
-    assert run([50, 51, 7, 8])[3].verdict is Verdict.OUT_OF_ORDER  # not low: never a reboot
+    assert [o.verdict for o in run([50, 51, 7, 8])[2:]] == [Verdict.REORDERED] * 2  # no reboot
+    restored = SequenceTracker()
+    restored.seed("d", 51)
+    assert restored.track("d", 0).verdict is Verdict.DUPLICATE  # seen by the last hub run
+    assert restored.track("d", 1).verdict is Verdict.REBOOT
 
 
 def test_state_survives_a_hub_restart():
@@ -169,7 +214,8 @@ def test_state_survives_a_hub_restart():
     second.restore("d", first.state("d"))
     device.tracker = second
     assert device.send().verdict is Verdict.NEXT
-    assert device.resend(39).verdict is Verdict.OUT_OF_ORDER  # late, before the restart
+    # at or before where the previous hub run stopped: a redelivery of what it stored
+    assert device.resend(39).verdict is Verdict.DUPLICATE
     device.reboot()
     assert device.send().verdict is Verdict.REBOOT  # no out_of_order after the restart
     # the device rebooted while a third hub was down and its seq passed the old one
@@ -191,10 +237,10 @@ def test_seeded_tracker_continues_across_hub_restarts():
 
 
 @given(st.lists(st.integers(1, 200), min_size=1, max_size=300))
-def test_without_reboots_accepted_seqs_strictly_increase_and_loss_is_consistent(seqs):
+def test_without_reboots_every_seq_is_stored_once_and_loss_is_consistent(seqs):
     tracker = SequenceTracker()
     lost = 0
-    accepted = []
+    accepted: list[int] = []
     for index, s in enumerate(seqs):
         # one boot: uptime only grows, the boot time stays put
         outcome = tracker.track("d", s, uptime=index, ts_ms=T0 + index * 1000)
@@ -203,10 +249,11 @@ def test_without_reboots_accepted_seqs_strictly_increase_and_loss_is_consistent(
         assert outcome.verdict is not Verdict.REBOOT
         if outcome.verdict.accepted:
             accepted.append(s)
-    assert accepted == sorted(set(accepted))
-    # every number between the first and the last accepted seq is either accepted,
-    # counted lost, or arrived late (and was rejected as out of order)
-    assert lost <= accepted[-1] - accepted[0] + 1 - len(accepted)
+    # every seq is stored at most once, and each one sent is stored (nothing here is
+    # older than the tracked window); what never arrived is counted lost
+    assert sorted(accepted) == sorted(set(seqs))
+    # (counted from the first seq the hub saw: the ones before it were never owed)
+    assert lost == max(seqs) - seqs[0] + 1 - len({s for s in seqs if s >= seqs[0]})
 
 
 @given(st.lists(st.tuples(st.integers(0, 60), st.booleans()), min_size=1, max_size=200))
