@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 RESPONSE_TIMEOUT_S = 10.0   # wall seconds without an answer before a request is resent
 START_NEXT_ATTEMPTS = 3
 MAX_REJECTIONS = 3          # rejected updates in a row before the device gives the job up
+INTERNAL_ERROR = "InternalError"  # the service could not answer now: ask again, keep the job
+RETRY_MIN_S = 1.0           # first wait before asking again after an InternalError
+RETRY_MAX_S = 30.0
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED"})
 
 
@@ -54,10 +57,15 @@ class _Update:
     details: dict[str, str]
     token: str = ""
     rejections: int = 0
+    retries: int = 0
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(RETRY_MAX_S, RETRY_MIN_S * 2 ** max(0, attempt - 1)))
 
 
 def _object(payload: bytes) -> dict[str, Any]:
@@ -138,6 +146,12 @@ class JobsClient:
         self._gets[job_id] = (token, done)
         self._send((job_id, "get"), {"includeJobDocument": True, "clientToken": token})
 
+    def _describe_later(self, job_id: str, done: Callable[[dict[str, Any] | None], None],
+                        attempt: int) -> None:
+        log.info("%s: get of %s failed on the service's side; asking again", self.thing,
+                 job_id)
+        self._after(_backoff(attempt), lambda: self.describe(job_id, done))
+
     def update(self, job_id: str, status: str, details: dict[str, str]) -> None:
         update = _Update(job_id, status, dict(details))
         if (self._queue and not self._queue[-1].terminal and not update.terminal
@@ -198,6 +212,10 @@ class JobsClient:
                 self._unsolicited(topic, token)
                 return True
             del self._gets[tail[0]]
+            if tail[2] == "rejected" and doc.get("code") == INTERNAL_ERROR:
+                # the service had a problem (its database away), not "no such job"
+                self._describe_later(tail[0], waiting[1], 1)
+                return True
             execution = doc.get("execution") if tail[2] == "accepted" else None
             self._note_execution(execution)
             waiting[1](execution if isinstance(execution, dict) else None)
@@ -235,6 +253,16 @@ class JobsClient:
                 self.listener.on_report_done(job_id)
             self._pump()
             return
+        if doc.get("code") == INTERNAL_ERROR:
+            # not a verdict on the update: the service could not process it now.
+            # Sent again after a growing pause; the job stays the device's.
+            update.retries += 1
+            log.info("%s: update of %s failed on the service's side (%s); retrying",
+                     self.thing, job_id, doc.get("message"))
+            token = update.token
+            self._after(_backoff(update.retries), lambda: self._update_timeout(token))
+            return
+        update.retries = 0
         update.rejections += 1
         log.info("%s: update of %s rejected (%s): %s", self.thing, job_id, doc.get("code"),
                  doc.get("message"))

@@ -45,6 +45,7 @@ from plugins.local.hub.ingest import BatchResult, Inbound, Ingestor
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
 from plugins.local.hub.registry_cache import RegistryCache
 from plugins.local.hub.shadow_host import ShadowHost
+from plugins.local.hub.shadow_host import _is_store_error as is_store_error
 from plugins.local.jobs.file_server import FirmwareFileServer
 from plugins.local.jobs.host import JobsHost
 
@@ -74,6 +75,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 BACKPRESSURE_WAIT_S = 10.0
 RATE_WINDOW_S = 5.0
 STOP_DRAIN_S = 30.0
+STOP_JOIN_GRACE_S = 15.0  # beyond the drain: a write the database holds up ends
 
 T = TypeVar("T")
 
@@ -320,12 +322,17 @@ class Hub:
         self._wake.set()
         self._room.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=timeout_s + 15)
+            self._thread.join(timeout=timeout_s + STOP_JOIN_GRACE_S)
         self.link.stop()
         # Whatever came in between the last drain and the disconnect: store it
         # (its QoS 1 messages were not acknowledged and come again; the
         # duplicates are recognised by seq and the (device, metric, ts) key).
-        if (self._inbox or self._pending) and not self.health.down:
+        if self._thread.is_alive():
+            # stuck in the database past the join: draining here as well could
+            # write a batch twice; what was not acknowledged comes again
+            log.error("the hub's writer is still busy with the database; the inbox is "
+                      "left to the broker's redelivery at the next start")
+        elif (self._inbox or self._pending) and not self.health.down:
             self._stop_deadline = time.monotonic() + 10.0
             self._guard("telemetry", lambda: self._drain_telemetry(final=True))
         left = len(self._inbox) + (self._pending.messages if self._pending else 0)
@@ -494,21 +501,32 @@ class Hub:
                 self._guard("registry reload", self._reload_registry)
 
     def _drain_requests(self) -> None:
-        """Shadow and jobs requests: each answered, then acknowledged. While the
-        database is away they wait (unacknowledged, bounded by the broker's
-        backpressure) rather than be refused. One that fails is dropped with a
-        log line: the device asks again (jobs answers with an error itself)."""
-        while self._shadow_inbox and not self.health.down:
+        """Shadow and jobs requests: each answered, then acknowledged. A database
+        error puts the request back at the front of its queue, unacknowledged,
+        and marks the database down (the status line says so); it is retried
+        with the telemetry's backoff, so a device's update survives an outage
+        instead of being acknowledged and lost. Any other failure drops the
+        request with a log line: the device asks again (jobs answers with an
+        error itself)."""
+        while self._shadow_inbox:
+            if self.health.down and time.monotonic() < self._retry_at:
+                return
             message, token = self._shadow_inbox.popleft()
             self._room.set()
             now_s = int(self.clock())
             events: list[FleetEvent] = []
+            jobs = parse_jobs_topic(message.topic) is not None
             try:
-                if parse_jobs_topic(message.topic) is not None:
+                if jobs:
                     events = self.jobs.handle(message.topic, message.payload, now_s)
                 else:
                     events = self.shadows.handle(message.topic, message.payload, now_s)
-            except Exception:
+            except Exception as exc:
+                if is_store_error(exc):
+                    self.health.failed("jobs requests" if jobs else "shadow requests", exc)
+                    self._shadow_inbox.appendleft((message, token))
+                    self._failed_write()
+                    return
                 self.counters.stage_failures += 1
                 log.exception("request on %s failed", message.topic[:200])
             if token is not None:

@@ -106,6 +106,10 @@ class JobsHost:
             self._reject(topic, error, token, now)
             return []
         except Exception as exc:
+            if is_store_error(exc):
+                # not refused: the hub keeps the request unacknowledged and asks
+                # again when the database is back, so the device keeps its job
+                raise
             log.exception("jobs %s for %s failed", route.api.value, thing)
             self._reject(topic, JobsError(ErrorCode.INTERNAL_ERROR,
                                           f"the request could not be processed: {exc}"),
@@ -319,3 +323,11 @@ class JobsHost:
                 "rejected_by_code": dict(self.rejected_by_code),
                 "step_timers": len(self._step_deadlines)}
 
+
+def is_store_error(exc: BaseException) -> bool:
+    """Errors of the database layer (SQLAlchemy's or the driver's), by module, so
+    this module needs no database import: they mean "try again later", not a
+    bad request."""
+    return any(type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2",
+                                                   "sqlite3")
+               for e in (exc, exc.__cause__, exc.__context__) if e is not None)

@@ -90,3 +90,45 @@ def test_get_and_update_answers_need_their_tokens(rig) -> None:
     answer(client, "job-1/update/accepted", clientToken=update_token,
            executionState={"versionNumber": 5})
     assert listener.done == ["job-1"]
+
+
+class Gone(Listener):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone: list[str] = []
+
+    def on_job_gone(self, job_id: str) -> None:
+        self.gone.append(job_id)
+
+
+def test_internal_error_on_update_and_get_is_retried_not_taken_as_job_gone() -> None:
+    """The service's database away answers InternalError: the device sends the
+    same update again after a pause instead of giving the job up."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+    timers: list[tuple[float, Callable[[], None]]] = []
+    listener = Gone()
+
+    def publish(topic: str, payload: bytes) -> bool:
+        sent.append((topic, json.loads(payload)))
+        return True
+
+    client = JobsClient(THING, publish, lambda d, a: timers.append((d, a)), listener)
+    client.update("job-1", "IN_PROGRESS", {"progress": "50"})
+    token = sent[-1][1]["clientToken"]
+    timers.clear()
+    answer(client, "job-1/update/rejected", code="InternalError", clientToken=token,
+           message="the request could not be processed")
+    assert [t for t, _ in sent] == [f"{BASE}/job-1/update"]  # no get: not a verdict
+    assert len(timers) == 1 and timers[0][0] > 0
+    timers.pop()[1]()
+    assert sent[-1] == (f"{BASE}/job-1/update", sent[0][1])
+    # a get refused with InternalError is asked again, the job is kept
+    client.describe("job-1", lambda execution: None)
+    get_token = sent[-1][1]["clientToken"]
+    answer(client, "job-1/get/rejected", code="InternalError", clientToken=get_token)
+    delays = [d for d, _ in timers]
+    assert delays and all(d > 0 for d in delays)
+    for _, action in list(timers):
+        action()
+    assert sent[-1][0] == f"{BASE}/job-1/get"
+    assert listener.gone == []
