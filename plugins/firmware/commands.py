@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,9 @@ def _fw_key(args: argparse.Namespace, context: AppContext) -> int:
     return 0
 
 
+_KEY_FILE = re.compile(r"[0-9a-f]{16}\.pem")  # KEY_ID.pem, as export writes them
+
+
 def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
     service = key_service(context)
     if args.keys_action == "add":
@@ -192,14 +196,26 @@ def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
         return 0
     if args.keys_action == "export":
         found = service.list()
+        wanted = {f"{k.key_id}.pem": k.public_pem for k in found}
+        removed: list[str] = []
         try:
             args.directory.mkdir(parents=True, exist_ok=True)
-            for k in found:
-                (args.directory / f"{k.key_id}.pem").write_bytes(k.public_pem)
+            # A re-export makes DIR hold exactly the trusted keys: a revoked key's file
+            # left behind would still be trusted by every device provisioned from DIR.
+            # Only KEY_ID.pem files are ours to remove; a CA or other PEM there stays.
+            for path in sorted(args.directory.glob("*.pem")):
+                if _KEY_FILE.fullmatch(path.name) and path.name not in wanted:
+                    path.unlink()
+                    removed.append(path.stem)
+            for name, pem in wanted.items():
+                (args.directory / name).write_bytes(pem)
         except OSError as exc:
             raise ValidationError(f"{args.directory}: cannot write ({exc.strerror or exc})"
                                   ) from None
         print(f"wrote {plural(len(found), 'trusted key')} to {args.directory}")
+        if removed:
+            print(f"removed {plural(len(removed), 'key')} no longer trusted: "
+                  f"{', '.join(removed)}")
         return 0
     found = service.list(include_revoked=args.all)
     if args.json:

@@ -107,6 +107,15 @@ def test_team_trust_model_from_key_creation_to_revocation(tmp_path: Path) -> Non
     assert key_id not in sam("firmware", "keys", "list").stdout
     assert key_id in sam("firmware", "keys", "list", "--all").stdout
 
+    # Re-exporting into the same directory drops the revoked key's file (devices
+    # provisioned from it would otherwise keep trusting the key); other files stay.
+    fleet_keys = tmp_path / "fleet-keys"
+    (fleet_keys / "ca.pem").write_bytes(b"not a code-signing key")
+    again = sam("firmware", "keys", "export", str(fleet_keys))
+    assert again.returncode == 0, again.stderr
+    assert f"removed 1 key no longer trusted: {key_id}" in again.stdout
+    assert sorted(p.name for p in fleet_keys.iterdir()) == ["ca.pem"]
+
     with Store.open(f"sqlite:///{tmp_path / 'team.db'}") as store:
         trail = [(e.action, e.details.get("outcome", "done"), e.details["role"])
                  for e in store.audit.entries() if e.action.startswith("firmware.key")]
