@@ -192,6 +192,10 @@ class AuditLog:
         by_head: dict[int, Checkpoint] = {}
         signatures_checked = anchor is not None
         prev_mac, expected_number = GENESIS_MAC, 1
+        # The first checkpoint fixes the trail's key; the trail has no key rotation,
+        # so a later checkpoint under another key id was made by someone else (who
+        # can compute a MAC with any key of their own) and must not count as signed.
+        trail_key = checkpoints[0].key_id if checkpoints else ""
         for cp in checkpoints:
             first_after = _first_after(by_head)
             if cp.number != expected_number:
@@ -200,7 +204,12 @@ class AuditLog:
             elif cp.prev_mac != prev_mac:
                 problems.append((first_after, f"checkpoint #{cp.number} does not follow "
                                  "the one before it: checkpoints were removed or replaced"))
-            if anchor is not None:
+            if cp.key_id != trail_key:
+                problems.append((cp.head_seq, f"checkpoint #{cp.number} is signed with key "
+                                 f"{cp.key_id}, not the trail's key {trail_key} (checkpoint "
+                                 f"#{checkpoints[0].number}'s): it was forged or inserted "
+                                 "with another key"))
+            elif anchor is not None:
                 if cp.key_id != anchor.key_id:
                     signatures_checked = False
                 elif not anchor.mac_ok(cp):

@@ -159,6 +159,30 @@ def test_a_console_without_the_key_checks_the_chain_but_says_signatures_are_unch
     assert "signatures not checked" in report.summary()
 
 
+def test_a_checkpoint_under_another_key_is_a_problem_not_merely_unchecked(
+        anchored: Store) -> None:
+    """A forged row, then a checkpoint over it signed with the forger's own key and
+    chained correctly: the only tell is the key id, which must not just make the
+    result 'signatures not checked'."""
+    audit = table_of(AuditRow)
+    with anchored.engine.begin() as conn:
+        prev = conn.scalar(select(audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
+        ts = utcnow()
+        conn.execute(insert(audit).values(
+            ts=ts, actor="maria", action="rule.delete", subject="hot", details={},
+            prev_hash=prev, hash=entry_hash(prev, ts, "maria", "rule.delete", "hot", {})))
+    genuine = anchored.audit.anchor
+    anchored.audit.anchor = AuditAnchor(b"the forger's own key, 32 bytes!!", None)
+    forged = anchored.audit.checkpoint()
+    assert forged is not None and forged.number == 11
+    for anchor in (genuine, None):  # the key's holder, and a console without any key
+        anchored.audit.anchor = anchor
+        report = anchored.audit.check()
+        assert not report.ok and report.first_bad_seq == 11, report.problems
+        assert any(p.startswith("checkpoint #11 is signed with key ") and "not the trail's key"
+                   in p for p in report.problems), report.problems
+
+
 def test_a_later_genuine_append_does_not_bless_a_forged_row(anchored: Store) -> None:
     audit = table_of(AuditRow)
     with anchored.engine.begin() as conn:
