@@ -327,13 +327,22 @@ class Ingestor:
                                     status.firmware, at, result)
         if device is None:
             return
-        if status.state == "online" and self.sequences.connected(device_id, status.ts_ms):
+        newer = status.state == "online" and self.sequences.connected(device_id, status.ts_ms)
+        if newer:
             self._boot_state(device_id, at)
+        # A status names the image of its connect: a Last Will, or an online status
+        # delivered late, may predate an update the device's readings already
+        # report, so only a connect newer than any known (or the first word of a
+        # device that has sent no reading) may change the version.
+        untracked = self.sequences.state(device_id) is None
+        firmware = (status.firmware or device.firmware_version) if newer or (
+            untracked and status.state == "online") else (
+            device.firmware_version or status.firmware or None)
         wanted = DeviceStatus.ONLINE if status.state == "online" else DeviceStatus.OFFLINE
         if device.status is wanted and device.last_seen is not None:
             return
         updated = replace(device, status=wanted, updated_at=at,
-                          firmware_version=status.firmware or device.firmware_version,
+                          firmware_version=firmware,
                           last_seen=at if wanted is DeviceStatus.ONLINE else device.last_seen)
         self.cache.put(updated, important=True)
         result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": updated}))

@@ -53,3 +53,28 @@ def test_a_late_reading_of_the_boot_before_an_update_is_stored_but_keeps_the_new
     again = ingestor.process([reading(3, 25, "1.0.0")], booted + 8_000)
     assert again.readings == [] and [m.reason for m in again.quarantined] == ["duplicate"]
     assert "seq 3 was already received in the previous boot" in again.quarantined[0].detail
+
+
+def status(state: str, connect_at: int, fw: str) -> Inbound:
+    body = {"state": state, "ts": connect_at, "type": "pump", "fw": fw}
+    return Inbound("dt/acme/p1/status", json.dumps(body).encode(), connect_at)
+
+
+def test_a_last_will_from_before_an_update_does_not_set_the_version_back(store):
+    """The broker may deliver the old session's Last Will (which names the image
+    it connected with) after the updated device's first readings; a device that
+    reports hourly would have shown the old version for an hour."""
+    ingestor = Ingestor(RegistryCache(store.registry))
+    ingestor.process([status("online", T0, "1.0.0"), reading(0, 10, "1.0.0"),
+                      reading(1, 15, "1.0.0")], T0 + 20_000)
+    booted = T0 + 120_000
+    ingestor.process([status("online", booted + 500, "1.1.0"),
+                      reading(0, 1, "1.1.0", booted)], booted + 2_000)
+    assert ingestor.cache.get("p1").firmware_version == "1.1.0"
+    will = ingestor.process([status("offline", T0, "1.0.0")], booted + 3_000)
+    assert will.quarantined == []
+    ingestor.cache.flush()
+    assert store.registry.get("p1").firmware_version == "1.1.0"
+    # a connect newer than any known does name the running image
+    ingestor.process([status("online", booted + 60_000, "1.2.0")], booted + 61_000)
+    assert ingestor.cache.get("p1").firmware_version == "1.2.0"
