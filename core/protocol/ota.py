@@ -132,7 +132,12 @@ def _b64decode(value: Any, what: str) -> bytes:
 class OtaManifest:
     """What a device may install, signed as a whole. ``issued_at``/``expires`` are
     Unix seconds; ``min_version``, when set, is the oldest version the image may
-    be installed over (a migration that needs an intermediate release)."""
+    be installed over (a migration that needs an intermediate release).
+    ``image_key_id`` is the key that signed the image (the document's ``keyId``),
+    which may differ from ``key_id``, the deployer's key that signed the manifest:
+    signing it binds the document's otherwise unsigned ``keyId``. A manifest
+    without it (made before it existed) binds the document's ``keyId`` to
+    ``key_id`` instead."""
 
     device_type: str
     version: SemVer
@@ -143,6 +148,12 @@ class OtaManifest:
     expires: int
     allow_downgrade: bool = False
     min_version: SemVer | None = None
+    image_key_id: str | None = None
+
+    @property
+    def bound_image_key_id(self) -> str:
+        """The key id the job document must name for the image."""
+        return self.image_key_id if self.image_key_id is not None else self.key_id
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -158,6 +169,8 @@ class OtaManifest:
         }
         if self.min_version is not None:
             out["minVersion"] = str(self.min_version)
+        if self.image_key_id is not None:
+            out["imageKeyId"] = self.image_key_id
         return out
 
     def canonical(self) -> bytes:
@@ -189,6 +202,9 @@ class OtaManifest:
             if not isinstance(downgrade, bool):
                 raise ValidationError("manifest allowDowngrade is not true/false")
             minimum = raw.get("minVersion")
+            image_key = raw.get("imageKeyId")
+            if image_key is not None and not isinstance(image_key, str):
+                raise ValidationError("manifest imageKeyId is not a string")
             return cls(
                 device_type=str(raw["deviceType"]),
                 version=SemVer.parse(str(raw["version"])),
@@ -199,6 +215,7 @@ class OtaManifest:
                 expires=expires,
                 allow_downgrade=downgrade,
                 min_version=None if minimum is None else SemVer.parse(str(minimum)),
+                image_key_id=image_key,
             )
         except KeyError as exc:
             raise ValidationError(f"manifest is missing {exc.args[0]!r}") from None
@@ -295,7 +312,8 @@ class OtaJobDocument:
                      min_version: SemVer | None = None) -> OtaManifest:
         """The manifest that vouches for exactly this document's instructions."""
         return OtaManifest(self.device_type, self.version, self.size, self.sha256, key_id,
-                           issued_at, issued_at + validity_s, self.allow_downgrade, min_version)
+                           issued_at, issued_at + validity_s, self.allow_downgrade, min_version,
+                           image_key_id=self.key_id)
 
     @classmethod
     def for_firmware(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import secrets
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -98,7 +99,7 @@ class JobsClient:
         self.generation = getattr(self, "generation", 0) + 1
 
     def _token(self) -> str:
-        return f"{self._tag}-{next(self._tokens)}"
+        return f"{self._tag}-{secrets.token_hex(16)}"  # unguessable; 41 chars, AWS allows 64
 
     def _send(self, topic_tail: tuple[str, ...], body: dict[str, Any]) -> None:
         self._publish(jobs_topic(self.thing, *topic_tail),

@@ -132,6 +132,12 @@ def check_manifest(doc: OtaJobDocument, trust: TrustStore, *, now: float,
     if manifest.key_id != signed.key_id:
         return Verdict(OtaFailure.BAD_SIGNATURE,
                        f"the manifest names key {manifest.key_id} but {signed.key_id} signed it")
+    if doc.key_id != manifest.bound_image_key_id:
+        # Unbound, the document's keyId would let whoever edits it pick which trusted
+        # key the image's signature is checked with.
+        return Verdict(OtaFailure.BAD_DOCUMENT,
+                       f"the job document says keyId {doc.key_id!r} but its signed manifest "
+                       f"says {manifest.bound_image_key_id!r}")
     claims = (("deviceType", doc.device_type, manifest.device_type),
               ("version", str(doc.version), str(manifest.version)),
               ("size", doc.size, manifest.size),

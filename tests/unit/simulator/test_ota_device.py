@@ -523,3 +523,37 @@ def test_minimum_version_in_the_manifest_is_enforced():
 def test_the_device_reports_the_signed_version():
     h = run(FILES, document(DATA, version="1.1.0"))
     assert h.execution().status == "SUCCEEDED" and h.firmware == "1.1.0"
+
+
+# ---------------------------------------------------------------------- the document's keyId
+BOTH = (KEY, OTHER_KEY)
+
+
+def _legacy(doc: dict[str, Any], signer: codesign.PrivateKey = KEY) -> dict[str, Any]:
+    """The same document with a manifest made before it named the image's key."""
+    parsed = OtaJobDocument.parse(doc)
+    assert parsed.manifest is not None
+    manifest = dataclasses.replace(parsed.manifest.manifest(), image_key_id=None)
+    signed = sign_manifest(manifest, lambda b: (codesign.sign(signer, b),
+                                                codesign.key_id(signer)))
+    return dataclasses.replace(parsed, manifest=signed).to_json()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _tampered(document(DATA), keyId=codesign.key_id(OTHER_KEY)),
+    lambda: _tampered(_legacy(document(DATA)), keyId=codesign.key_id(OTHER_KEY)),
+], ids=["manifest-names-the-image-key", "older-manifest-binds-its-own-key"])
+def test_the_documents_key_id_is_bound_by_the_manifest(make):
+    """An edited keyId naming another key the device trusts is refused before any
+    download, with the reason."""
+    h = run(FILES, make(), trusted=BOTH)
+    ex = h.execution()
+    assert (ex.status, ex.details["reason"]) == ("REJECTED", "bad-document"), ex.details
+    assert f"keyId '{codesign.key_id(OTHER_KEY)}'" in ex.details["message"]
+    assert f"signed manifest says '{codesign.key_id(KEY)}'" in ex.details["message"]
+    assert h.fetches == [] and h.firmware_seen[-1] == "1.0.0"
+
+
+def test_an_image_signed_by_one_engineer_and_deployed_by_another_installs():
+    h = run(FILES, document(DATA, key=OTHER_KEY, manifest_key=KEY), trusted=BOTH)
+    assert h.execution().status == "SUCCEEDED" and h.firmware == "1.1.0"
