@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 CACHE_BYTES = 256 * 1024 * 1024
 TARGET_PREFIX = "firmware/"  # what the placeholder names on the local hub
+# A client silent this long (no TLS handshake, no next request on a kept-alive
+# connection, a stalled read) is dropped: each one holds a thread, and the server
+# may listen beyond loopback. Per socket operation, so a slow download that moves
+# keeps going.
+IDLE_TIMEOUT_S = 30.0
 
 
 class ImageCache:
@@ -198,6 +203,7 @@ class _TlsHttpServer(ThreadingHTTPServer):
 
     def finish_request(self, request: object, client_address: object) -> None:
         try:
+            request.settimeout(IDLE_TIMEOUT_S)  # type: ignore[attr-defined]
             request.do_handshake()  # type: ignore[attr-defined]
         except (OSError, ssl.SSLError) as exc:
             log.info("firmware https: TLS handshake with %s failed: %s", client_address, exc)
@@ -292,6 +298,7 @@ def _handler_for(server: FirmwareFileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "smartiot-firmware/1"
+        timeout = IDLE_TIMEOUT_S  # StreamRequestHandler sets it on the socket
 
         def do_GET(self) -> None:  # http.server's naming
             self._serve(body=True)
