@@ -37,6 +37,9 @@ from core.errors import InvalidDeviceId
 from core.model.ids import validate_device_id
 
 HUB_USER = "smartiot.hub"
+# Reads who is online (the retained status topics) and nothing else: how
+# `smartiot simulate` finds device ids already in use before it connects.
+PRESENCE_USER = "smartiot.presence"
 CONSOLE_PREFIX = "console."
 # Console roles (core.model.roles) that may act on devices over MQTT: commands and
 # desired-state edits. "support" looks and does not touch.
@@ -206,6 +209,10 @@ CONSOLE_READ_RULES: tuple[tuple[str, str], ...] = (
     ("read", "$aws/things/+/shadow/update/rejected"),
 )
 
+PRESENCE_RULES: tuple[tuple[str, str], ...] = (
+    ("read", "dt/+/+/status"),
+)
+
 CONSOLE_COMMAND_RULES: tuple[tuple[str, str], ...] = (
     ("write", "cmd/+/+/req"),
     ("write", "$aws/things/+/shadow/update"),
@@ -216,6 +223,7 @@ def acl_rules(consoles: Iterable[tuple[str, str]]) -> list[AclRule]:
     """``consoles``: (user, role) pairs."""
     rules = [AclRule(access, topic, pattern=True) for access, topic in DEVICE_PATTERNS]
     rules += [AclRule(access, topic, user=HUB_USER) for access, topic in HUB_RULES]
+    rules += [AclRule(access, topic, user=PRESENCE_USER) for access, topic in PRESENCE_RULES]
     for user, role in consoles:
         name = console_username(user)
         rules += [AclRule(access, topic, user=name) for access, topic in CONSOLE_READ_RULES]

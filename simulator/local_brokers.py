@@ -24,7 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.broker_auth import BrokerCredentials, new_secret, password_lines
+from simulator.broker_auth import (
+    PRESENCE_USER,
+    BrokerCredentials,
+    mosquitto_hash,
+    new_secret,
+    password_lines,
+)
 
 STATE_FILE = "broker.json"
 
@@ -79,12 +85,24 @@ class LocalBroker:
         secret = fleet_secret or new_secret()
         credentials = BrokerCredentials(secret, "")
         ids = list(dict.fromkeys(device_ids))
-        lines = [line + "\n" for line in password_lines(ids, credentials, accounts=False)]
+        self._replace_logins(ids, [line + "\n" for line in
+                                   password_lines(ids, credentials, accounts=False)])
+        return secret
+
+    def add_presence_login(self) -> str:
+        """A fresh password for the read-only presence account (the retained
+        statuses only), returned: what a simulator needs to see which device ids
+        are online before it connects its own."""
+        password = new_secret()
+        self._replace_logins([PRESENCE_USER], [f"{PRESENCE_USER}:{mosquitto_hash(password)}\n"])
+        return password
+
+    def _replace_logins(self, users: list[str], lines: list[str]) -> None:
         passwd = self.directory / "passwd"
-        replaced = set(ids)
+        replaced = set(users)
         with open(self.directory / "passwd.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two simulators at once: one writer at a time
-            # A device id added again (a second run) takes the new password.
+            # A user added again (a second run) takes the new password.
             kept = [line for line in passwd.read_text().splitlines(keepends=True)
                     if line.partition(":")[0] not in replaced]
             tmp = passwd.with_suffix(".new")
@@ -94,7 +112,6 @@ class LocalBroker:
             os.replace(tmp, passwd)
         if self.reload_pid:
             os.kill(self.reload_pid, signal.SIGHUP)
-        return secret
 
 
 def _runs_from(pid: int, directory: Path) -> bool:
