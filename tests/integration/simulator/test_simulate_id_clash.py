@@ -96,3 +96,11 @@ def test_clashing_ids_are_refused_and_a_prefix_runs_beside_the_console_fleet(con
         assert backend.link_stats.get(device_id).connected_at_ms == sessions[device_id]
         assert not [m for m in backend.quarantine.list(device_id=device_id)
                     if m.reason == "out_of_order"], device_id
+
+
+def test_id_prefix_with_a_replay_is_refused(tmp_path):
+    recording = tmp_path / "incident.csv"
+    recording.write_text("device_id,metric,ts,value\noffice-00000,temperature,1795000000,21.5\n")
+    result = simulate("--replay", str(recording), "--id-prefix", "qa-", "--duration", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--id-prefix works with --scenario and --devices" in result.stderr
