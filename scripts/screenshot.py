@@ -3,7 +3,7 @@
 Used to look at what people will see, under a virtual X server:
 
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshot.py \
-        docs/screenshots/main-window.png --theme dark --page devices
+        docs/screenshots/devices-dark.png --theme dark --page devices
 
 Config and data live in a throw-away directory so a screenshot never touches
 the user's profile. If the built-in plugins cannot be loaded (an early

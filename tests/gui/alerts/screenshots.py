@@ -5,7 +5,7 @@
 Seeds like ``scripts/screenshot.py --sample-fleet 500`` (same devices and
 alerts), then adds what these pages also show: rules, telemetry around each
 alert, a few acknowledged/snoozed alerts with audit entries, and quarantined
-messages. Writes docs/screenshots/alerts-page.png and alert-detail.png.
+messages. Writes alerts-page.png and alert-detail.png to the --out folder.
 """
 
 from __future__ import annotations
