@@ -19,7 +19,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from console.bridge import LiveBridge
-from console.theme import current_colors
+from console.theme import ThemeColors, current_colors, follow_theme
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.ports.backend import Backend
@@ -94,14 +94,18 @@ class HubStatusWidget(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(10)
+        self.separators: list[QFrame] = []
         for i, label in enumerate((self.connection_label, self.rate_label, self.devices_label)):
             if i:
                 line = QFrame()
                 line.setFrameShape(QFrame.Shape.VLine)
                 line.setFrameShadow(QFrame.Shadow.Plain)
-                line.setStyleSheet(f"color: {current_colors().border};")
+                self.separators.append(line)
                 layout.addWidget(line)
             layout.addWidget(label)
+        self._colour_separators(current_colors())
+        # The separators are drawn in the theme's border colour, which a switch changes.
+        follow_theme(self, self._colour_separators)
         layout.addWidget(self.health_label)
 
         self._paint_timer = QTimer(self, interval=PAINT_MS)
@@ -190,6 +194,10 @@ class HubStatusWidget(QWidget):
         self.devices_label.setToolTip(f"Could not count devices: {exc}")
 
     # ------------------------------------------------------------ output
+    def _colour_separators(self, colours: ThemeColors) -> None:
+        for line in self.separators:
+            line.setStyleSheet(f"color: {colours.border};")
+
     def _paint(self) -> None:
         self._rate_age += PAINT_MS / 1000
         if self.messages_per_s is not None and self._rate_age > RATE_STALE_S and \
