@@ -8,6 +8,7 @@ import os
 import pwd
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from core.crypto.keystore import CodeSigningKeys
 from core.model import Alert, Device, Firmware, SemVer, Severity
 from core.model.roles import Role
+from core.ports.signing_keys import TrustedKey
 from core.store import Store
 from tests.integration.api.conftest import start_api
 
@@ -100,7 +102,12 @@ def test_deployment_equal_through_cli_and_api(store_url: str, open_store, tmp_pa
         # Each front end signs with the code-signing key in its own data directory.
         for store, keys in ((cli_store, tmp_path / "cli" / "data" / "codesign"),
                             (api_store, tmp_path / "api" / "codesign")):
-            signature, key_id = CodeSigningKeys(keys).sign(image)
+            signing = CodeSigningKeys(keys)
+            signature, key_id = signing.sign(image)
+            # As an admin's `smartiot firmware keys add` would: a team signs only with
+            # keys it trusts.
+            store.trusted_keys.add(TrustedKey(key_id, user, signing.public_path.read_bytes(),
+                                              added_by="admin", added_at=datetime.now(UTC)))
             firmware = Firmware(SemVer.parse("2.0.0"), "pump", len(image),
                                 hashlib.sha256(image).hexdigest(), signature, key_id)
             for n in (1, 2):
