@@ -266,8 +266,7 @@ def hub_rig(team: SecureBroker, tmp_path: Path) -> Iterator[tuple[Store, Hub]]:
               file_server=FirmwareFileServer(store.firmware, expiry_s=600))
     hub.start()
     try:
-        assert hub.wait_connected(TIMEOUT), "the hub could not log in"
-        time.sleep(0.3)  # its SUBSCRIBE settles
+        assert hub.wait_subscribed(TIMEOUT), "the hub could not log in and subscribe"
         yield store, hub
     finally:
         hub.stop()

@@ -141,7 +141,7 @@ class MqttCommandChannel(CommandChannel):
             raise NotFound(f"device {device_id!r} is not registered")
         # A command-line client sends right after it starts: wait for the link (and
         # its answer subscription) instead of publishing into a connection not yet up.
-        if not self._client.link.wait_connected(min(timeout_s, CONNECT_WAIT_S)):
+        if not self._client.link.wait_subscribed(min(timeout_s, CONNECT_WAIT_S)):
             reason = self._client.link.last_error or "no answer from the broker"
             raise SmartIotError(f"{command} not sent to {device_id}: not connected to the "
                                 f"broker ({reason})")
@@ -237,7 +237,7 @@ class MqttShadowService(ShadowService):
                        expected_version: int | None = None) -> ShadowDocument:
         # A command-line client updates right after it starts: wait for the link
         # (and its reply subscription) as send_command does.
-        if not self._client.link.wait_connected(CONNECT_WAIT_S):
+        if not self._client.link.wait_subscribed(CONNECT_WAIT_S):
             reason = self._client.link.last_error or "no answer from the broker"
             raise SmartIotError(f"desired state of {device_id} not sent: not connected to the "
                                 f"broker ({reason})")

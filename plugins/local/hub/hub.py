@@ -351,6 +351,11 @@ class Hub:
     def wait_connected(self, timeout: float) -> bool:
         return self.link.wait_connected(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Connected and the broker has acknowledged every subscription: devices'
+        messages published from now on reach the hub."""
+        return self.link.wait_subscribed(timeout)
+
     # ------------------------------------------------------------------ status
     def degraded(self) -> str:
         """Empty when all is well, else what is wrong in words for a status line."""

@@ -71,6 +71,10 @@ class MqttLink:
         self.state = "disconnected"
         self.last_error = ""
         self.connected_event = threading.Event()
+        # Set when the broker has acknowledged the SUBSCRIBE of every filter on the
+        # current connection: before that, what is published to them is not ours.
+        self.subscribed_event = threading.Event()
+        self._subscribe_mid: int | None = None
         self.client_id = client_id
         self.clean_session = clean_session
         self.protocol = protocol
@@ -137,6 +141,11 @@ class MqttLink:
     def wait_connected(self, timeout: float) -> bool:
         return self.connected_event.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Connected and every filter acknowledged (SUBACK) by the broker: what
+        is published to the filters from now on reaches this client."""
+        return self.subscribed_event.wait(timeout)
+
     def _set_state(self, state: str) -> None:
         self.state = state
         if self._on_state is not None:
@@ -152,7 +161,12 @@ class MqttLink:
             self._set_state("disconnected")
             return
         self.generation += 1
-        client.subscribe([(f, 1) for f in self.filters])
+        self.subscribed_event.clear()
+        if self.filters:
+            # SUBACK is handled on this same network thread, after this returns
+            _, self._subscribe_mid = client.subscribe([(f, 1) for f in self.filters])
+        else:
+            self.subscribed_event.set()
         self.connected_event.set()
         self._set_state("connected")
 
@@ -164,11 +178,14 @@ class MqttLink:
                 self.last_error = f"broker refused the subscription to {topic}: {reason}"
                 log.warning("%s: the broker refused %s the subscription to %s: %s",
                             self.client_id, self._login, topic, reason)
+        if mid == self._subscribe_mid:
+            self.subscribed_event.set()
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                       properties: Any) -> None:
         was_connected = self.connected_event.is_set()
         self.connected_event.clear()
+        self.subscribed_event.clear()
         # After a refused CONNECT paho reports an "Unspecified error" disconnect;
         # the refusal (wrong password, unknown user) is the message worth keeping.
         if was_connected or not self.last_error.startswith("broker refused the connection"):

@@ -37,8 +37,7 @@ def hub_setup(mosquitto_broker, tmp_path):
     log = EventLog(bus)
     hub = Hub(store, bus, mosquitto_broker.host, mosquitto_broker.port)
     hub.start()
-    assert hub.wait_connected(10)
-    time.sleep(0.2)  # subscriptions settle
+    assert hub.wait_subscribed(10)
     yield hub, store, log
     hub.stop()
     store.close()

@@ -36,9 +36,8 @@ def backend(mosquitto_broker, tmp_path):
     config = dataclasses.replace(config, profiles={**config.profiles, "local": profile})
     context = AppContext(config, PluginManager(entry_points=False, blocked=()))
     backend = build_local_backend(context)
-    assert backend.hub is not None and backend.hub.wait_connected(10)
-    assert backend.client.link.wait_connected(10)
-    time.sleep(0.3)
+    assert backend.hub is not None and backend.hub.wait_subscribed(10)
+    assert backend.client.link.wait_subscribed(10)
     yield backend
     backend.close()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -128,8 +127,7 @@ class JobsRig:
 def start_hub(store: Store, broker: Any, **kw: Any) -> Hub:
     hub = Hub(store, EventBus(), broker.host, broker.port, **kw)
     hub.start()
-    assert hub.wait_connected(TIMEOUT)
-    time.sleep(0.3)  # the hub's SUBSCRIBE settles
+    assert hub.wait_subscribed(TIMEOUT)
     return hub
 
 
