@@ -23,6 +23,14 @@ this order:
    reading of the boot predates the connect, comes from a restarted
    counter; a QoS 1 redelivery or a store-and-forward backlog keeps its
    original (earlier) ``ts`` and cannot.
+   A device without a battery-backed clock may come back with its clock
+   *behind* (before NTP): its new boot then dates *earlier* than the old
+   one, which alone looks like a late message of an earlier boot. So an
+   ``uptime`` that went back, with ``seq`` restarted low or a reconnect
+   announced since the last boot began, is a new boot, unless the message
+   fits the previous boot's history (its boot time, or an uptime and seq
+   that boot already reached): quarantining those readings until ``seq``
+   passed the old value was the very defect this module exists to prevent.
 3. ``seq`` restarting low, with nothing else to go on: one low message is
    only a candidate; a second one continuing it confirms the reboot (the
    first is counted as the duplicate or late message it looked like).
@@ -91,6 +99,9 @@ class _Boot:
     early: set[int] = field(default_factory=set)
     # seqs below this are not tracked (a gap too wide to record, or trimmed)
     floor: int = 0
+    # the first boot-time estimate seen: ``boot_ms`` follows clock corrections,
+    # and a late reading from before NTP set the clock forward still dates here
+    first_boot_ms: int | None = None
 
     def note(self, seq: int, uptime: int | None, ts_ms: int | None,
              boot_ms: int | None) -> None:
@@ -100,6 +111,8 @@ class _Boot:
         if ts_ms is not None:
             self.last_ts = ts_ms if self.last_ts is None else max(self.last_ts, ts_ms)
             self.first_ts = ts_ms if self.first_ts is None else min(self.first_ts, ts_ms)
+        if boot_ms is not None and self.first_boot_ms is None:
+            self.first_boot_ms = boot_ms
         if boot_ms is not None and (self.boot_ms is None or uptime == self.uptime):
             self.boot_ms = boot_ms  # follow the newest estimate (clock corrections)
 
@@ -150,6 +163,11 @@ class _Device:
     previous: _Boot | None = None
     connected_at: int | None = None  # device clock, from the latest online status
     candidate: int | None = None     # seq of a possible restarted counter
+    # An online status arrived and no reading continuing this boot came after
+    # it. Kept apart from ``connected_at`` because a clock that came back
+    # behind dates the connect before readings of the old boot, so only
+    # arrival order tells it is new.
+    reconnect_seen: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +190,30 @@ class BootState:
 
 def _boot_ms(ts_ms: int | None, uptime: int | None) -> int | None:
     return None if ts_ms is None or uptime is None else ts_ms - uptime * 1000
+
+
+def _dated_to(boot: _Boot | None, boot_ms: int | None) -> bool:
+    return (boot is not None and boot.boot_ms is not None and boot_ms is not None
+            and abs(boot_ms - boot.boot_ms) <= BOOT_TOLERANCE_MS)
+
+
+def _dated_to_start(boot: _Boot, boot_ms: int | None) -> bool:
+    return (boot.first_boot_ms is not None and boot_ms is not None
+            and abs(boot_ms - boot.first_boot_ms) <= BOOT_TOLERANCE_MS)
+
+
+def _fits_previous(previous: _Boot | None, seq: int, uptime: int,
+                   boot_ms: int | None) -> bool:
+    """Whether a message may be a late one of the previous boot: dated to it, or
+    (that boot's start unknown, or the seq one it counted missing) within the
+    uptime and seq it reached."""
+    if previous is None:
+        return False
+    if _dated_to(previous, boot_ms):
+        return True
+    return (previous.uptime is not None and uptime <= previous.uptime + 1
+            and seq <= previous.last
+            and (previous.boot_ms is None or seq in previous.missing))
 
 
 class SequenceTracker:
@@ -216,6 +258,8 @@ class SequenceTracker:
         device = self._devices.get(device_id)
         if device is None or ts_ms is None:
             return False
+        if ts_ms != device.connected_at:
+            device.reconnect_seen = True  # not the retained status again
         if device.connected_at is not None and ts_ms <= device.connected_at:
             return False  # the retained status again, or an older one
         device.connected_at = ts_ms
@@ -247,11 +291,17 @@ class SequenceTracker:
         reconnected = (connect is not None and ts_ms is not None and current.last_ts is not None
                        and current.last_ts < connect <= ts_ms)
         if uptime is not None and current.uptime is not None:
+            behind = SequenceTracker._reboot_with_clock_behind(
+                device, current, seq, uptime, boot_ms)
+            if behind:
+                return behind
             # uptime decides; the connect only settles a boot that started later
             # while seq moved on (a hub that was down while the device rebooted)
             if boot_ms is None or current.boot_ms is None or (
                     boot_ms <= current.boot_ms + BOOT_TOLERANCE_MS):
                 return ""
+            if _dated_to(device.previous, boot_ms):
+                return ""  # the previous boot (the clock came back behind after it)
             if uptime + 1 < current.uptime:
                 return f"uptime went back from {current.uptime} s to {uptime} s"
             if seq <= current.last:
@@ -262,15 +312,40 @@ class SequenceTracker:
         return ""
 
     @staticmethod
+    def _reboot_with_clock_behind(device: _Device, current: _Boot, seq: int, uptime: int,
+                                  boot_ms: int | None) -> str:
+        """A new boot that dates earlier than the current one: the device's clock
+        came back behind. Told by ``uptime`` going back together with a restarted
+        ``seq`` or a reconnect, never when the message fits the previous boot."""
+        if (current.uptime is None or uptime + 1 >= current.uptime or boot_ms is None
+                or current.boot_ms is None
+                or boot_ms >= current.boot_ms - BOOT_TOLERANCE_MS):
+            return ""
+        if _dated_to_start(current, boot_ms):
+            return ""  # this boot's, from before its clock was set forward
+        low = seq <= RESTART_LOW and seq not in current.missing
+        reconnected = device.reconnect_seen and seq not in current.missing
+        if not (low or reconnected):
+            return ""
+        if _fits_previous(device.previous, seq, uptime, boot_ms):
+            return ""
+        how = f"seq restarted at {seq}" if low else "the device reconnected"
+        return (f"uptime went back from {current.uptime} s to {uptime} s and {how}"
+                " (the device's clock is behind)")
+
+    @staticmethod
     def _from_older_boot(device: _Device, current: _Boot, seq: int, ts_ms: int | None,
                          boot_ms: int | None) -> bool:
         previous = device.previous
         if boot_ms is not None and current.boot_ms is not None:
-            if boot_ms >= current.boot_ms - BOOT_TOLERANCE_MS:
+            if abs(boot_ms - current.boot_ms) <= BOOT_TOLERANCE_MS:
                 return False
-            if previous is not None and previous.boot_ms is not None and (
-                    abs(boot_ms - previous.boot_ms) <= BOOT_TOLERANCE_MS):
-                return True
+            if _dated_to(previous, boot_ms):
+                return True  # earlier, or later when the clock came back behind
+            if boot_ms > current.boot_ms:
+                return False
+            if _dated_to_start(current, boot_ms):
+                return False  # this boot's, from before its clock was set forward
             # an earlier boot time with seq moving on is the device's clock stepping back
             return seq <= current.last
         return (previous is not None and ts_ms is not None
@@ -294,6 +369,8 @@ class SequenceTracker:
     def _within(self, device: _Device, current: _Boot, seq: int, uptime: int | None,
                 ts_ms: int | None, boot_ms: int | None, decided: bool) -> Outcome:
         if seq > current.last:
+            if uptime is None or current.uptime is None or uptime >= current.uptime:
+                device.reconnect_seen = False  # the boot went on after the connect
             gap = current.advance(seq)
             current.note(seq, uptime, ts_ms, boot_ms)
             device.candidate = None
@@ -328,4 +405,5 @@ class SequenceTracker:
         device.previous = device.boot
         device.boot = fresh
         device.candidate = None
+        device.reconnect_seen = False
         return Outcome(Verdict.REBOOT, lost, why)

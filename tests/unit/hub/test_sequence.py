@@ -32,9 +32,11 @@ class Device:
         uptime, ts = (sent or self.sent)[seq]
         return self.tracker.track("d", seq, uptime if self.with_uptime else None, ts)
 
-    def reboot(self, down_s=3):
+    def reboot(self, down_s=3, clock_s=0):
+        """``clock_s``: how far the device's clock is off after the boot (no
+        battery-backed clock before NTP: negative, behind)."""
         old = dict(self.sent)
-        self.boot_at += self.up * 1000 + down_s * 1000
+        self.boot_at += self.up * 1000 + down_s * 1000 + clock_s * 1000
         self.seq, self.up, self.sent = 0, 0, {}
         return old
 
@@ -188,6 +190,132 @@ def test_redelivery_after_a_reconnect_is_a_duplicate_not_a_reboot():
     device.connect()  # link dropped and came back; no reboot
     assert device.resend(40).verdict is Verdict.DUPLICATE  # QoS 1 redelivery, original ts
     assert device.send().verdict is Verdict.NEXT
+
+
+HOUR = 3600
+
+
+def _up_for(device, seconds):
+    for _ in range(seconds):
+        device.send()
+
+
+def test_reboot_with_the_clock_behind_is_a_reboot_not_an_earlier_boot():
+    # up ~1,100 s, back with its clock an hour behind: the new boot dates earlier
+    device = Device(SequenceTracker())
+    _up_for(device, 1100)
+    device.reboot(clock_s=-HOUR)
+    first = device.send()
+    assert first.verdict is Verdict.REBOOT and first.lost_delta == 0
+    assert "clock is behind" in first.detail
+    assert [device.send().verdict for _ in range(5)] == [Verdict.NEXT] * 5
+
+
+def test_reboot_with_the_clock_behind_at_seq_1_counts_seq_0_lost():
+    device = Device(SequenceTracker())
+    _up_for(device, 1100)
+    device.reboot(clock_s=-HOUR)
+    device.seq, device.up = 1, 1  # seq 0 never arrived
+    first = device.send()
+    assert first.verdict is Verdict.REBOOT and first.lost_delta == 1
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_reboot_with_the_clock_behind_after_a_reconnect_status_needs_no_low_seq():
+    # the hub missed the new boot's first readings; the online status tells the reconnect
+    device = Device(SequenceTracker())
+    _up_for(device, 1100)
+    device.reboot(clock_s=-HOUR)
+    device.connect()  # dated by the clock that is behind: before the old boot's readings
+    device.seq, device.up = 8, 8
+    first = device.send()
+    assert first.verdict is Verdict.REBOOT and first.lost_delta == 8
+    assert "reconnected" in first.detail
+    assert [device.send().verdict for _ in range(3)] == [Verdict.NEXT] * 3
+
+
+def test_the_retained_status_again_is_no_reconnect():
+    # booted with the clock behind, NTP then steps it an hour forward: readings from
+    # before the step date the boot an hour earlier, so only "no reconnect" keeps a
+    # late one of them from passing for a reboot
+    device = Device(SequenceTracker(), boot_at=T0 - HOUR * 1000)
+    device.send()
+    device.connect()
+    _up_for(device, 99)
+    device.boot_at += HOUR * 1000  # NTP sync
+    _up_for(device, 100)
+    device.tracker.connected("d", T0 - HOUR * 1000 + 1500)  # the retained status, again
+    assert device.resend(50).verdict is Verdict.DUPLICATE
+    assert device.resend(2).verdict is Verdict.DUPLICATE
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_reboot_with_the_clock_ahead_is_a_reboot():
+    device = Device(SequenceTracker())
+    _up_for(device, 1100)
+    device.reboot(clock_s=HOUR)
+    assert device.send().verdict is Verdict.REBOOT
+    assert [device.send().verdict for _ in range(3)] == [Verdict.NEXT] * 3
+
+
+def test_late_messages_of_the_previous_boot_after_a_reboot_with_the_clock_behind():
+    device = Device(SequenceTracker())
+    for seq in range(1100):
+        if seq not in (2, 700):  # lost on the way, for now
+            device.send(seq)
+    device.sent[2] = (2, T0 + 2 * 1000 + 637)
+    device.sent[700] = (699, T0 + 699 * 1000 + 637)
+    old = device.reboot(clock_s=-HOUR)
+    assert device.send().verdict is Verdict.REBOOT
+    _up_for(device, 20)
+    device.connect()  # a network blip of the new boot
+    # the old boot's seq 2 (low, smaller uptime, later boot time) fills its gap late
+    late = device.resend(2, old)
+    assert late.verdict is Verdict.REORDERED and late.lost_delta == -1
+    assert device.resend(2, old).verdict is Verdict.DUPLICATE
+    too_old = device.resend(1, old)  # seen, but beyond what the previous boot tracks
+    assert too_old.verdict is Verdict.OUT_OF_ORDER and "previous boot" in too_old.detail
+    late = device.resend(700, old)
+    assert late.verdict is Verdict.REORDERED and late.lost_delta == -1
+    assert device.resend(1099, old).verdict is Verdict.DUPLICATE
+    # none of it disturbed the new boot
+    assert device.resend(3).verdict is Verdict.DUPLICATE
+    assert [device.send().verdict for _ in range(3)] == [Verdict.NEXT] * 3
+
+
+def test_a_late_low_message_of_the_previous_boot_is_no_reboot_when_both_clocks_agree():
+    # previous boot A, current boot B (clock right), the hub is met with A's seq 1
+    device = Device(SequenceTracker())
+    _up_for(device, 200)
+    old = device.reboot()
+    assert device.send().verdict is Verdict.REBOOT
+    _up_for(device, 30)
+    device.connect()
+    assert device.resend(1, old).verdict is Verdict.DUPLICATE
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_duplicates_of_a_new_boot_with_the_clock_behind_are_duplicates():
+    device = Device(SequenceTracker())
+    _up_for(device, 1100)
+    device.reboot(clock_s=-HOUR)
+    device.connect()
+    assert [device.send().verdict for _ in range(3)] == [
+        Verdict.REBOOT, Verdict.NEXT, Verdict.NEXT]
+    assert [device.resend(s).verdict for s in (0, 1, 2, 0)] == [Verdict.DUPLICATE] * 4
+    assert device.send().verdict is Verdict.NEXT
+
+
+def test_a_second_reboot_with_the_clock_behind_after_a_short_boot():
+    # A (long) -> B (short, clock right) -> C (clock behind): C must not pass for A's
+    device = Device(SequenceTracker())
+    _up_for(device, 1100)
+    device.reboot()
+    assert device.send().verdict is Verdict.REBOOT
+    _up_for(device, 10)
+    device.reboot(clock_s=-HOUR)
+    assert device.send().verdict is Verdict.REBOOT
+    assert [device.send().verdict for _ in range(3)] == [Verdict.NEXT] * 3
 
 
 def test_without_uptime_or_status_a_low_restart_needs_a_second_message():
