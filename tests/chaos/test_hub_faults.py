@@ -77,7 +77,9 @@ def test_sqlite_locked_20_s_then_ctrl_c_while_locked(broker, tmp_path: Path) -> 
         # started again, it gets what the broker kept and stores every reading once
         hub = HubProcess(broker.url, url, tmp_path)
         hub.wait_running()
-        time.sleep(2.0)
+        seen = witness.messages
+        wait_until(lambda: witness.messages >= seen + 20, 60,
+                   "the fleet published nothing while the restarted hub ran")
         running.stop()
         running = None
         time.sleep(1.0)
