@@ -51,13 +51,13 @@ def setup(request, tmp_path, make_window, qtbot, monkeypatch):
     window = make_window(context, show=True)
     env = {**os.environ, "SMARTIOT_CONFIG": str(config_path), "SMARTIOT_DATA_DIR": str(data),
            "QT_QPA_PLATFORM": "offscreen"}
-    yield window, backend, env
+    yield window, backend, env, hub
     window.close()
     context.close()
 
 
 def test_cli_changes_reach_the_open_pages_without_refresh(setup, qtbot, tmp_path):
-    window, backend, env = setup
+    window, backend, env, one_process = setup
     alert = Alert("pump-1", "vibration", Severity.WARNING, "vibration above 7 mm/s", value=7.4)
     backend.alerts.add(alert)
 
@@ -90,6 +90,13 @@ def test_cli_changes_reach_the_open_pages_without_refresh(setup, qtbot, tmp_path
     assert library.model.rowCount() == 0
     image = tmp_path / "pump-1.1.0.bin"
     image.write_bytes(os.urandom(4096))
+    if not one_process:
+        # A team signs only with keys an admin has added to the team's trusted keys.
+        admin = {**env, "SMARTIOT_ROLE": "admin"}
+        smartiot(admin, "firmware", "key", "create")
+        smartiot(admin, "firmware", "keys", "add",
+                 str(Path(env["SMARTIOT_DATA_DIR"]) / "codesign" / "signing-key.pub.pem"),
+                 "--owner", "release-engineer")
     smartiot(env, "firmware", "add", str(image), "--version", "1.1.0", "--type", "pump")
     qtbot.waitUntil(lambda: library.model.row_of("pump@1.1.0") is not None, timeout=20_000)
 
