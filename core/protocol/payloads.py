@@ -406,8 +406,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _depth_exceeds(obj: Any, limit: int) -> bool:
-    """Iterative, so the check itself cannot overflow the stack."""
+def depth_exceeds(obj: Any, limit: int) -> bool:
+    """Whether objects and arrays nest deeper than ``limit`` levels (the outermost
+    counts as one). Iterative, so the check itself cannot overflow the stack."""
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
@@ -463,7 +464,7 @@ def decode_json_object(payload: bytes, what: str, *, document: bool = False) -> 
     if not isinstance(obj, dict):
         raise ProtocolError("not_object", f"{what} must be a JSON object, got {type(obj).__name__}")
     if document:
-        if _depth_exceeds(obj, MAX_DOCUMENT_DEPTH):
+        if depth_exceeds(obj, MAX_DOCUMENT_DEPTH):
             raise ProtocolError("too_deep", f"{what} is nested deeper than "
                                             f"{MAX_DOCUMENT_DEPTH} levels")
         try:

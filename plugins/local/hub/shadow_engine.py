@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.ports.shadows import ShadowDocument
+from core.protocol.payloads import depth_exceeds
 
 # IoT Core's limits on a classic shadow: the stored state (desired and reported,
 # metadata excluded) at most 8 KB after every merge; at most 6 levels of nesting
@@ -65,23 +66,6 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def metadata_for(section: dict[str, Any], now: int) -> dict[str, Any]:
     return {k: metadata_for(v, now) if isinstance(v, dict) else {"timestamp": now}
             for k, v in section.items()}
-
-
-def _depth(value: Any) -> int:
-    """Levels of nesting of objects (arrays count as a level too), iteratively."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _state_bytes(desired: dict[str, Any], reported: dict[str, Any]) -> int:
@@ -159,7 +143,8 @@ def handle_update(device_id: str, doc: ShadowDocument | None, request: Any,
         if section in state and state[section] is not None and not isinstance(
                 state[section], dict):
             return _rejected(400, f"State node {section} must be an object", token, now)
-    if any(_depth(state.get(section)) > MAX_STATE_DEPTH for section in ("desired", "reported")):
+    if any(depth_exceeds(state.get(section), MAX_STATE_DEPTH)
+           for section in ("desired", "reported")):
         return rejected(TOO_DEEP, token, now)
     if len(json.dumps(state, separators=(",", ":")).encode()) > MAX_STATE_BYTES:
         return rejected(TOO_LARGE, token, now)
