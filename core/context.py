@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from core.model.roles import Actor
     from core.plugins import PluginManager
     from core.ports.backend import Backend
+    from core.ports.fleet_api import FleetApi
 
 
 class AppContext:
@@ -33,6 +34,7 @@ class AppContext:
         # (no broker, hub or demo fleet) — `smartiot alerts ack` must not start a fleet.
         self.live = live
         self._backend: Backend | None = None
+        self._api: FleetApi | None = None
         self._closed = False
         self._lock = threading.Lock()
 
@@ -45,6 +47,23 @@ class AppContext:
             if self._backend is None:
                 self._backend = self._build_backend()
             return self._backend
+
+    @property
+    def api(self) -> FleetApi:
+        """The use cases for this person: what pages and CLI commands call
+        (never the backend's ports). Built on first use, after the backend."""
+        backend = self.backend
+        with self._lock:
+            if self._api is None:
+                from core.crypto.keystore import CodeSigningKeys
+                from core.services.session import LocalFleetApi
+                from core.services.wiring import build_services
+
+                services = build_services(
+                    backend, signing_keys=CodeSigningKeys(self.config.data_dir / "codesign"),
+                    rule_types=self.plugins.alert_rule_types())
+                self._api = LocalFleetApi(services, self._actor)
+            return self._api
 
     @property
     def actor(self) -> Actor:
@@ -69,6 +88,7 @@ class AppContext:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._api = None
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None

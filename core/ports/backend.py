@@ -21,6 +21,7 @@ from core.ports.hub import (
     QuarantineStore,
 )
 from core.ports.live import LiveFeed
+from core.ports.preferences import PreferenceStore
 from core.ports.registry import DeviceRegistry
 from core.ports.shadows import ShadowService
 from core.ports.signing_keys import TrustedKeyStore
@@ -45,6 +46,7 @@ class Backend:
     audit: AuditTrail | None = None
     changes: ChangeTokens | None = None  # what changed in the store, by anyone
     trusted_keys: TrustedKeyStore | None = None  # code-signing keys the team trusts
+    preferences: PreferenceStore | None = None  # each person's settings (GET/PUT /users/me)
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

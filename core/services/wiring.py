@@ -1,31 +1,57 @@
-"""One function builds the use cases over a backend's ports, so the Qt pages,
-the CLI and tests get the same services with the same checks."""
+"""One function builds the use cases over a backend's ports (cosmicpython's
+``bootstrap``), so the Qt pages, the CLI, the REST handlers and tests get the
+same services with the same checks. Tests pass their own ports through the
+same function.
+
+Each area adds its service here; the in-process FleetApi
+(core.services.session) binds them to one person.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import cast
 
+from core.crypto.keystore import CodeSigningKeys
 from core.ports.audit import AuditReader
 from core.ports.backend import Backend
+from core.registrations import AlertRuleTypeSpec
+from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 from core.services.alerting.service import AlertService
 from core.services.audit import AuditService
 from core.services.devices import DeviceService
+from core.services.fleet_view import FleetView
+from core.services.users import UserService
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Services:
+    backend: Backend
     devices: DeviceService
     alerts: AlertService
     audit: AuditService
+    view: FleetView
+    users: UserService
+    signing_keys: CodeSigningKeys | None = None
+    rule_types: Mapping[str, AlertRuleTypeSpec] = field(
+        default_factory=lambda: dict(BUILTIN_RULE_TYPES))
 
 
-def build_services(backend: Backend) -> Services:
+def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = None,
+                   rule_types: Mapping[str, AlertRuleTypeSpec] | None = None) -> Services:
     trail = backend.audit
     reader = cast(AuditReader, trail) if hasattr(trail, "check") else None
     return Services(
+        backend=backend,
         devices=DeviceService(backend.registry, backend.audit, commands=backend.commands,
                               shadows=backend.shadows),
         alerts=AlertService(backend.alerts, backend.audit, rules=backend.rules),
         audit=AuditService(reader),
+        view=FleetView(backend.registry, backend.alerts, backend.telemetry,
+                       deployments=backend.deployments, rules=backend.rules,
+                       shadows=backend.shadows),
+        users=UserService(backend.preferences, backend.audit),
+        signing_keys=signing_keys,
+        rule_types=dict(rule_types) if rule_types is not None else dict(BUILTIN_RULE_TYPES),
     )

@@ -22,6 +22,7 @@ from core.services.change_feed import ChangeWatcher
 from core.services.event_bus import EventBus
 from core.store import Store
 from core.store.audit_anchor import anchor_audit
+from core.store.preferences import SqlPreferenceStore
 from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
 from plugins.local.hub.hub import Hub, hub_client_id
@@ -49,6 +50,7 @@ class LocalBackend(Backend):
             audit=store.audit,
             changes=store.changes,
             trusted_keys=store.trusted_keys,
+            preferences=SqlPreferenceStore(store.engine),
         )
         self.store = store
         self.bus = bus

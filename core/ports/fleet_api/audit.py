@@ -1,0 +1,9 @@
+"""The audit use cases as a front end sees them (see core.ports.fleet_api)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class AuditApi(Protocol):
+    """Filled in with one method per use case; no Actor parameter."""
