@@ -2,6 +2,37 @@
 
 Results come back through a queued signal, so the callback always runs on
 the GUI thread and the window keeps painting while a slow database answers.
+
+Two things every page needs are built in, so pages do not hand-roll them:
+
+* **Latest wins.** Calls started with the same ``key`` supersede each other:
+  only the newest one's result (or error) is delivered. A person clicking
+  through ten devices sees the tenth, never a slower answer for the third
+  painted over it. A superseded call that has not started yet does not run.
+* **Owner gone, no callback.** Once the ``BackgroundCall`` (a child of the
+  page) or the widget a bound-method callback belongs to is deleted, the
+  result is dropped instead of touching deleted widgets.
+
+Example::
+
+    class DevicePanel(QWidget):
+        def __init__(self, context: AppContext) -> None:
+            super().__init__()
+            self._context = context
+            self._background = BackgroundCall(self)
+
+        def show_device(self, device_id: str) -> None:
+            self._background.start(
+                lambda: self._context.api.devices.details(device_id),
+                self._details_loaded,
+                self._details_failed,
+                key="details",  # a newer show_device() supersedes this one
+            )
+
+        def clear(self) -> None:
+            self._background.cancel("details")  # an answer in flight is dropped
+
+Without ``key`` every call is delivered (saves, deletes, one-off actions).
 """
 
 from __future__ import annotations
@@ -21,18 +52,37 @@ class _Signals(QObject):
 
     done = Signal(object)
     failed = Signal(object)
+    skipped = Signal()
 
 
 _IN_FLIGHT: set[_Signals] = set()
 
 
+class _Ticket:
+    """One started call; cancelled once superseded, cancelled or orphaned.
+
+    Set on the GUI thread and read by the worker: a plain attribute is enough
+    under the GIL, and a worker that reads it a moment late only computes a
+    result that the GUI-thread check drops anyway.
+    """
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+
 class _Job(QRunnable):
-    def __init__(self, fn: Callable[[], Any], signals: _Signals) -> None:
+    def __init__(self, fn: Callable[[], Any], signals: _Signals, ticket: _Ticket) -> None:
         super().__init__()
         self._fn = fn
         self._signals = signals
+        self._ticket = ticket
 
     def run(self) -> None:
+        if self._ticket.cancelled:  # superseded while queued: do not spend a worker on it
+            self._deliver(self._signals.skipped)
+            return
         try:
             result = self._fn()
         except Exception as exc:  # noqa: BLE001 - reported to the page, never lost
@@ -41,14 +91,20 @@ class _Job(QRunnable):
             self._deliver(self._signals.done, result)
 
     @staticmethod
-    def _deliver(signal: object, value: object) -> None:
+    def _deliver(signal: object, *value: object) -> None:
         # RuntimeError: the application is shutting down and nobody is listening
         with contextlib.suppress(RuntimeError):
-            safe_emit(signal, value)
+            safe_emit(signal, *value)
+
+
+def _owner_of(callback: Callable[..., Any]) -> QObject | None:
+    """The QObject a bound-method callback belongs to, if any."""
+    owner = getattr(callback, "__self__", None)
+    return owner if isinstance(owner, QObject) else None
 
 
 class BackgroundCall(QObject):
-    """Starts jobs on behalf of a page.
+    """Starts jobs on behalf of a page (see the module docstring for an example).
 
     Each job's signal object has no Qt parent and is kept alive by the job
     itself, so a page closed while its query runs does not crash the worker
@@ -60,25 +116,86 @@ class BackgroundCall(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._latest: dict[str, _Ticket] = {}
+        self._pending: set[_Ticket] = set()
+        pending = self._pending  # the closure must not hold self (it is being destroyed)
+        self.destroyed.connect(lambda *_: _cancel_all(pending))
 
     def start(
         self,
         fn: Callable[[], Any],
         on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
+        *,
+        key: str | None = None,
     ) -> None:
+        """Run ``fn`` on a worker; deliver its result to ``on_done`` or its
+        exception to ``on_error`` on the GUI thread.
+
+        With ``key``, this call supersedes any earlier one started with the
+        same key: the earlier one's result and error are dropped.
+        """
+        ticket = _Ticket()
+        if key is not None:
+            previous = self._latest.get(key)
+            if previous is not None:
+                previous.cancelled = True
+            self._latest[key] = ticket
+        self._pending.add(ticket)
+
         signals = _Signals()
-        signals.done.connect(self._guard(on_done))
-        signals.failed.connect(self._guard(on_error))
+        signals.done.connect(self._guard(ticket, key, on_done))
+        signals.failed.connect(self._guard(ticket, key, on_error))
         # Kept alive until its result has been delivered on the GUI thread.
         _IN_FLIGHT.add(signals)
-        signals.done.connect(lambda _result: _IN_FLIGHT.discard(signals))
-        signals.failed.connect(lambda _exc: _IN_FLIGHT.discard(signals))
-        QThreadPool.globalInstance().start(_Job(fn, signals))
 
-    def _guard(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        pending = self._pending  # not self: it may be deleted by the time this runs
+
+        def settled(*_: object) -> None:
+            _IN_FLIGHT.discard(signals)
+            pending.discard(ticket)
+
+        signals.done.connect(settled)
+        signals.failed.connect(settled)
+        signals.skipped.connect(settled)
+        QThreadPool.globalInstance().start(_Job(fn, signals, ticket))
+
+    def cancel(self, key: str | None = None) -> None:
+        """Drop the answer of the call started with ``key`` (every call if None)."""
+        if key is None:
+            _cancel_all(self._pending)
+            self._latest.clear()
+            return
+        ticket = self._latest.pop(key, None)
+        if ticket is not None:
+            ticket.cancelled = True
+
+    def is_running(self, key: str | None = None) -> bool:
+        """Whether an answer is still awaited (for ``key``, or for any call)."""
+        if key is None:
+            return any(not t.cancelled for t in self._pending)
+        ticket = self._latest.get(key)
+        return ticket is not None and ticket in self._pending and not ticket.cancelled
+
+    def _guard(
+        self, ticket: _Ticket, key: str | None, callback: Callable[[Any], None]
+    ) -> Callable[[Any], None]:
+        owner = _owner_of(callback)
+
         def deliver(value: Any) -> None:
-            if shiboken6.isValid(self):
-                callback(value)
+            if ticket.cancelled or not shiboken6.isValid(self):
+                return
+            if owner is not None and not shiboken6.isValid(owner):
+                return
+            if key is not None and self._latest.get(key) is ticket:
+                del self._latest[key]
+            self._pending.discard(ticket)
+            ticket.cancelled = True  # delivered once; is_running() is now False
+            callback(value)
 
         return deliver
+
+
+def _cancel_all(tickets: set[_Ticket]) -> None:
+    for ticket in tickets:
+        ticket.cancelled = True
