@@ -19,6 +19,7 @@ from core.ports.backend import Backend
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 from core.services.alerting.service import AlertService
+from core.services.analytics import AnalyticsService
 from core.services.audit import AuditService
 from core.services.devices import DeviceService
 from core.services.fleet_view import FleetView
@@ -33,6 +34,7 @@ class Services:
     audit: AuditService
     view: FleetView
     users: UserService
+    analytics: AnalyticsService
     signing_keys: CodeSigningKeys | None = None
     rule_types: Mapping[str, AlertRuleTypeSpec] = field(
         default_factory=lambda: dict(BUILTIN_RULE_TYPES))
@@ -52,6 +54,8 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
                        deployments=backend.deployments, rules=backend.rules,
                        shadows=backend.shadows),
         users=UserService(backend.preferences, backend.audit),
+        analytics=AnalyticsService(backend.registry, backend.alerts, backend.telemetry,
+                                   rules=backend.rules, backend_name=backend.name),
         signing_keys=signing_keys,
         rule_types=dict(rule_types) if rule_types is not None else dict(BUILTIN_RULE_TYPES),
     )

@@ -6,11 +6,10 @@ worker thread; a role without ``audit.read`` sees why instead of a table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -25,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.widgets.background import BackgroundCall
-from console.widgets.tables import configure_row_table
+from console.widgets.tables import Column, ColumnTableModel, configure_row_table
 from core.context import AppContext
 from core.errors import PermissionDenied
 from core.model.roles import Permission
@@ -33,59 +32,62 @@ from core.ports.audit import AuditEntry, AuditFilter, AuditReport
 from core.services.audit import AuditExport, AuditService
 from plugins.audit.service import audit_service, parse_since
 
-COLUMNS = ("#", "Time", "Who", "Role", "Action", "Target", "Outcome", "Details")
 SHOWN = 2000  # newest entries shown; the export has them all
 TARGET_PADDING_PX = 24  # the cell's padding and the elision's slack
-_Index = QModelIndex | QPersistentModelIndex
+DENIED_RED = "#dc2626"
 
 
-class AuditModel(QAbstractTableModel):
+def _who(e: AuditEntry) -> str:
+    claimed = e.details.get("claimed_user", "")
+    return e.actor + (f" (claimed {claimed})" if claimed else "")
+
+
+def _details(e: AuditEntry) -> str:
+    hidden = ("role", "outcome", "organization", "claimed_user")
+    return ", ".join(f"{k}={v}" for k, v in sorted(e.details.items()) if k not in hidden)
+
+
+class AuditModel(ColumnTableModel[AuditEntry]):
+    """Audit entries, newest first; denied attempts and the entry "Verify
+    chain" found broken are red on every column."""
+
     def __init__(self) -> None:
-        super().__init__()
-        self.entries: list[AuditEntry] = []
-        self.bad_seq: int | None = None
+        def column(title: str, value: Callable[[AuditEntry], str]) -> Column[AuditEntry]:
+            return Column(title, value, foreground=self._colour,
+                          tooltip=lambda e: f"{value(e)}\n\nhash {e.hash}\nprevious {e.prev_hash}")
+
+        super().__init__((
+            column("#", lambda e: str(e.seq)),
+            column("Time", lambda e: f"{e.ts.astimezone():%Y-%m-%d %H:%M:%S}"),
+            column("Who", _who),
+            column("Role", lambda e: str(e.details.get("role", ""))),
+            column("Action", lambda e: e.action),
+            column("Target", lambda e: e.subject),
+            column("Outcome", lambda e: "denied" if e.details.get("outcome") == "denied"
+                   else "done"),
+            column("Details", _details),
+        ), key=lambda e: e.seq)
+        self._bad_seq: int | None = None
+
+    @property
+    def bad_seq(self) -> int | None:
+        return self._bad_seq
+
+    @bad_seq.setter
+    def bad_seq(self, seq: int | None) -> None:
+        rows = [self.row_of(s) for s in (self._bad_seq, seq) if s is not None]
+        self._bad_seq = seq
+        self.rows_changed(r for r in rows if r is not None)
 
     def set_entries(self, entries: list[AuditEntry]) -> None:
-        self.beginResetModel()
-        self.entries = entries
-        self.endResetModel()
+        self.set_rows(entries)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.entries)
+    def _colour(self, e: AuditEntry) -> str | None:
+        denied = e.details.get("outcome") == "denied"
+        return DENIED_RED if denied or e.seq == self._bad_seq else None
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        e = self.entries[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.cell(e, index.column())
-        if role == Qt.ItemDataRole.ForegroundRole and (
-                e.details.get("outcome") == "denied" or e.seq == self.bad_seq):
-            return QColor("#dc2626")
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{self.cell(e, index.column())}\n\nhash {e.hash}\nprevious {e.prev_hash}"
-        return None
-
-    @staticmethod
-    def cell(e: AuditEntry, column: int) -> str:
-        details = {k: v for k, v in e.details.items()
-                   if k not in ("role", "outcome", "organization")}
-        claimed = details.pop("claimed_user", "")
-        who = e.actor + (f" (claimed {claimed})" if claimed else "")
-        values = (str(e.seq), f"{e.ts.astimezone():%Y-%m-%d %H:%M:%S}", who,
-                  str(e.details.get("role", "")), e.action, e.subject,
-                  "denied" if e.details.get("outcome") == "denied" else "done",
-                  ", ".join(f"{k}={v}" for k, v in sorted(details.items())))
-        return values[column]
+COLUMNS = tuple(c.title for c in AuditModel().columns)
 
 
 class AuditPage(QWidget):
