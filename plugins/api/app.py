@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -35,13 +34,11 @@ from core.errors import (
     SmartIotError,
     ValidationError,
 )
-from core.model import AlertState, Device, DeviceStatus, Location, Severity
-from core.model.roles import Actor, Permission
+from core.model import Device, DeviceStatus, Location
+from core.model.roles import Actor
 from core.model.rollout import JobConfig
-from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
 from core.ports.registry import DeviceQuery
-from core.services.alerting.builtin import build_evaluator
 from core.services.fleet_view import SensorQuery
 from core.services.ota import TargetSpec
 from plugins.api import models, shapes
@@ -307,108 +304,10 @@ def build_app(services: Callable[[], ApiServices], *,
                                          expected_version=int_if_match())
         return envelope(shapes.shadow(doc), headers={"ETag": f'"{doc.version}"'})
 
-    # ------------------------------------------------------------ alerts
-    @app.get("/alerts", summary="List alerts (paged)", tags=["alerts"])
-    def list_alerts(
-        limit: Annotated[int | None, Query(ge=1, le=500)] = None,
-        next: Annotated[str, Query()] = "",
-        state: Annotated[str, Query(description="comma-separated states")] = "",
-        severity: Annotated[str, Query(description="comma-separated severities")] = "",
-        device_id: Annotated[str, Query()] = "",
-    ) -> Response[Any]:
-        try:
-            states = frozenset(AlertState(s) for s in state.split(",") if s)
-        except ValueError:
-            raise ValidationError(f"state: {state!r} is not a list of "
-                                  f"{', '.join(s.value for s in AlertState)}") from None
-        try:
-            severities = frozenset(Severity(s) for s in severity.split(",") if s)
-        except ValueError:
-            raise ValidationError(f"severity: {severity!r} is not a list of "
-                                  f"{', '.join(s.value for s in Severity)}") from None
-        page = services().view.alerts(actor(), states=states, severities=severities,
-                                      device_id=device_id, limit=limit, next_token=next)
-        return envelope({"items": [shapes.alert(a) for a in page.items], "next": page.next})
+    # ------------------------------------------------------------ alerts and rules
+    from plugins.api.routes.alerts import alerts_router
 
-    @app.get("/alerts/<alert_id>", summary="One alert", tags=["alerts"])
-    def get_alert(alert_id: str) -> Response[Any]:
-        a = services().view.alert(actor(), alert_id)
-        return envelope(shapes.alert(a), headers={"ETag": f'"{a.version}"'})
-
-    def _alert_action(alert_id: str, act: Callable[[Actor], Any]) -> Response[Any]:
-        who = actor()
-        current = services().view.alert(who, alert_id)
-        check_version(current.version, f"alert {alert_id}")
-        changed = act(who)
-        return envelope(shapes.alert(changed), headers={"ETag": f'"{changed.version}"'})
-
-    @app.post("/alerts/<alert_id>/acknowledge", summary="Acknowledge an alert", tags=["alerts"])
-    def acknowledge(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
-        return _alert_action(alert_id, lambda who: services().alerts.acknowledge(
-            alert_id, who, body.comment))
-
-    @app.post("/alerts/<alert_id>/resolve", summary="Resolve an alert", tags=["alerts"])
-    def resolve(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
-        return _alert_action(alert_id, lambda who: services().alerts.resolve(
-            alert_id, who, body.comment))
-
-    @app.post("/alerts/<alert_id>/snooze", summary="Snooze an alert", tags=["alerts"])
-    def snooze(alert_id: str, body: Annotated[models.SnoozeIn, Body()]) -> Response[Any]:
-        if (body.until is None) == (body.minutes is None):
-            raise ValidationError("until: give either until or minutes")
-        until = body.until or utcnow() + timedelta(minutes=body.minutes or 0)
-        if until.tzinfo is None:
-            raise ValidationError("until: give a time zone (e.g. 2026-12-04T18:00:00Z)")
-        return _alert_action(alert_id, lambda who: services().alerts.snooze(
-            alert_id, who, until, body.comment))
-
-    # ------------------------------------------------------------ rules
-    @app.get("/alerts/rules", summary="Alert rules", tags=["alerts"])
-    def list_rules() -> Response[Any]:
-        return envelope({"items": [shapes.rule(r) for r in services().view.rules(actor())],
-                         "next": ""})
-
-    def _rule_from(body: models.RuleIn, **keep: Any) -> AlertRule:
-        return AlertRule(name=body.name.strip(), rule_type=body.rule_type, params=body.params,
-                         severity=Severity(body.severity), enabled=body.enabled,
-                         auto_resolve=body.auto_resolve,
-                         scope=RuleScope(device_types=frozenset(body.device_types),
-                                         tags=frozenset(body.tags),
-                                         device_ids=frozenset(body.device_ids)), **keep)
-
-    @app.post("/alerts/rules", summary="Add an alert rule", tags=["alerts"])
-    def create_rule(body: Annotated[models.RuleIn, Body()]) -> Response[Any]:
-        who = actor()
-        svc = services()
-        rule = _rule_from(body)
-        if who.can(Permission.RULE_EDIT):  # a refused role hears 403 (audited), not 400
-            build_evaluator(rule, svc.rule_types)  # names the bad parameter
-        if who.organization:
-            rule = replace(rule, scope=replace(rule.scope,
-                                               organizations=frozenset({who.organization})))
-        return envelope(shapes.rule(svc.alerts.add_rule(rule, who)), 201)
-
-    @app.put("/alerts/rules/<rule_id>", summary="Edit an alert rule (If-Match: version)",
-             tags=["alerts"])
-    def update_rule(rule_id: str, body: Annotated[models.RuleIn, Body()]) -> Response[Any]:
-        who = actor()
-        svc = services()
-        current = svc.view.rule(who, rule_id)
-        check_version(current.version, f"rule {rule_id}")
-        rule = _rule_from(body, rule_id=rule_id, created_at=current.created_at,
-                          version=current.version + 1)
-        rule = replace(rule, scope=replace(rule.scope, organizations=current.scope.organizations))
-        if who.can(Permission.RULE_EDIT):
-            build_evaluator(rule, svc.rule_types)
-        return envelope(shapes.rule(svc.alerts.save_rule(rule, who)))
-
-    @app.delete("/alerts/rules/<rule_id>", summary="Delete an alert rule", tags=["alerts"])
-    def delete_rule(rule_id: str) -> Response[Any]:
-        who = actor()
-        svc = services()
-        svc.view.rule(who, rule_id)
-        svc.alerts.delete_rule(rule_id, who)
-        return envelope({"rule_id": rule_id, "deleted": True})
+    app.include_router(alerts_router(services, actor, check_version))
 
     # ------------------------------------------------------------ users
     @app.get("/users/me", summary="Who the API takes the caller for", tags=["users"])
