@@ -48,7 +48,11 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
         backend=backend,
         devices=DeviceService(backend.registry, backend.audit, commands=backend.commands,
                               shadows=backend.shadows),
-        alerts=AlertService(backend.alerts, backend.audit, rules=backend.rules),
+        alerts=AlertService(backend.alerts, backend.audit, rules=backend.rules,
+                            registry=backend.registry, telemetry=backend.telemetry,
+                            quarantine=backend.quarantine,
+                            rule_types=dict(rule_types) if rule_types is not None
+                            else dict(BUILTIN_RULE_TYPES)),
         audit=AuditService(reader),
         view=FleetView(backend.registry, backend.alerts, backend.telemetry,
                        deployments=backend.deployments, rules=backend.rules,
