@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from core.errors import NotFound, ValidationError
-from core.model import Alert, AlertState, Deployment, Device, Severity
+from core.model import AlertState, Deployment, Device, Severity
 from core.model.roles import Actor
-from core.model.rule import AlertRule
 from core.model.timeutil import utcnow
 from core.ports.alerts import AlertQuery, AlertStore
 from core.ports.deployments import DeploymentService
@@ -163,37 +162,8 @@ class FleetView:
             raise NotFound("this backend offers no device shadows")
         return self._shadows.get(device_id)
 
-    # ------------------------------------------------------------------ alerts
-    def alerts(self, actor: Actor, *, states: frozenset[AlertState] = frozenset(),
-               severities: frozenset[Severity] = frozenset(), device_id: str = "",
-               limit: int | None = None, next_token: str = "") -> Page[Alert]:
-        if device_id:
-            self.device(actor, device_id)
-        size = _limit(limit)
-        offset = decode_token(next_token)
-        rows = self._alerts.list(AlertQuery(device_id=device_id, states=states,
-                                            severities=severities))
-        visible = self._visible_ids(actor)
-        if visible is not None:
-            rows = [a for a in rows if a.device_id in visible]
-        return _page(rows[offset:offset + size + 1], offset, size)
-
-    def alert(self, actor: Actor, alert_id: str) -> Alert:
-        alert = self._alerts.get(alert_id)
-        if not self._visible(actor, self._registry.find(alert.device_id)) \
-                and actor.organization:
-            raise NotFound(f"alert {alert_id} does not exist")
-        return alert
-
-    def rules(self, actor: Actor) -> list[AlertRule]:
-        if self._rules is None:
-            raise NotFound("this backend keeps no alert rules")
-        return self._rules.list()
-
-    def rule(self, actor: Actor, rule_id: str) -> AlertRule:
-        if self._rules is None:
-            raise NotFound("this backend keeps no alert rules")
-        return self._rules.get(rule_id)
+    # Alerts and rules are read through core.services.alerting.service.AlertService,
+    # with the same organization scope.
 
     # ------------------------------------------------------------------ deployments
     def deployment(self, actor: Actor, deployment_id: str) -> tuple[Deployment, dict[str, int]]:
