@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.widgets.background import BackgroundCall
+from console.widgets.status_line import StatusLine
 from console.widgets.tables import Column, ColumnTableModel, configure_row_table
 from core.context import AppContext
 from core.errors import PermissionDenied
@@ -141,8 +142,7 @@ class AuditPage(QWidget):
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
         self.result_label.setObjectName("AuditVerifyResult")
-        self.status = QLabel("")
-        self.status.setProperty("role", "secondary")
+        self.status = StatusLine()
 
         self.model = AuditModel()
         self.table = QTableView()
@@ -174,8 +174,9 @@ class AuditPage(QWidget):
         if allowed:
             self.reload()
         else:
-            self._say(self.status, f"{self.actor.user} ({self.actor.role.value}) may not "
-                      f"{Permission.AUDIT_READ.action}; engineers and admins may", "error")
+            self.status.failed(f"{self.actor.user} ({self.actor.role.value}) may not "
+                               f"{Permission.AUDIT_READ.action}; engineers and admins may",
+                               doing="")
 
     # -- queries ------------------------------------------------------------------------
     def service(self) -> AuditService:
@@ -201,16 +202,16 @@ class AuditPage(QWidget):
         try:
             query = self.query()
         except ValueError as exc:
-            self._say(self.status, str(exc), "error")
+            self.status.failed(exc, doing="")
             return
         actor = self.actor
         self._generation += 1
         generation = self._generation
-        self._say(self.status, "Loading…", "secondary")
+        self.status.loading()
 
         def failed(exc: BaseException) -> None:
             if generation == self._generation:
-                self._say(self.status, f"Could not load: {exc}", "error")
+                self.status.failed(exc)
 
         self._background.start(lambda: self.service().list(actor, query),
                                lambda entries: self._loaded(generation, entries), failed)
@@ -221,7 +222,7 @@ class AuditPage(QWidget):
         entries = sorted(entries, key=lambda e: e.seq, reverse=True)
         self.model.set_entries(entries)
         more = " (the newest; export for all)" if len(entries) >= SHOWN else ""
-        self._say(self.status, f"{len(entries)} entries{more}", "secondary")
+        self.status.updated(f"{len(entries)} entries{more}")
         self.loaded.emit(len(entries))
 
     def verify(self) -> None:
@@ -264,7 +265,7 @@ class AuditPage(QWidget):
         try:
             query = self.query(limit=None)
         except ValueError as exc:
-            self._say(self.status, str(exc), "error")
+            self.status.failed(exc, doing="")
             return
         actor = self.actor
 
