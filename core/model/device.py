@@ -62,6 +62,9 @@ class Device:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     last_seen: datetime | None = None
+    # Bumped by the store on every save of what people edit (not on traffic):
+    # an edit that started from an older version is refused, not merged.
+    version: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         validate_device_id(self.device_id)

@@ -54,4 +54,11 @@ class DeviceRegistry(ABC):
     def count(self, query: DeviceQuery | None = None) -> int: ...
 
     @abstractmethod
-    def delete(self, device_id: str) -> None: ...
+    def save(self, device: Device, *, expected_version: int | None = None) -> Device:
+        """Store what a person edited and return the record with its next
+        version; ConcurrentModification when ``expected_version`` is given and
+        the stored one differs (someone saved in between), NotFound if unknown."""
+
+    @abstractmethod
+    def delete(self, device_id: str, *, expected_version: int | None = None) -> None:
+        """NotFound if unknown; ConcurrentModification on a stale ``expected_version``."""

@@ -46,8 +46,7 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
     reader = cast(AuditReader, trail) if hasattr(trail, "check") else None
     return Services(
         backend=backend,
-        devices=DeviceService(backend.registry, backend.audit, commands=backend.commands,
-                              shadows=backend.shadows),
+        devices=DeviceService.over(backend),
         alerts=AlertService(backend.alerts, backend.audit, rules=backend.rules,
                             registry=backend.registry, telemetry=backend.telemetry,
                             quarantine=backend.quarantine,

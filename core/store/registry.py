@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, case, delete, exists, func, insert, or_, select
+from sqlalchemy import Engine, Select, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import NotFound
+from core.errors import ConcurrentModification, NotFound
 from core.model import Device, Location
 from core.ports.registry import DeviceQuery, DeviceRegistry
-from core.store._sql import chunked, dialect_insert, on_conflict_update, upsert
+from core.store._sql import chunked, dialect_insert, on_conflict_update
 from core.store.schema import DeviceRow, DeviceTagRow, table_of
 
 _devices = table_of(DeviceRow)
@@ -35,11 +36,37 @@ class SqlDeviceRegistry(DeviceRegistry):
         rows = [_to_row(d) for d in latest.values()]
         tag_rows = [{"device_id": d.device_id, "tag": t} for d in latest.values() for t in d.tags]
         with self._engine.begin() as conn:
-            conn.execute(upsert(conn.dialect.name, _devices), rows)
+            base = dialect_insert(conn.dialect.name, _devices)
+            # every column takes the incoming value except the version, which
+            # counts the saves, so an If-Match read before this one goes stale
+            set_: dict[str, Any] = {c.name: base.excluded[c.name] for c in _devices.columns
+                                    if c.name not in ("device_id", "version")}
+            set_["version"] = _devices.c.version + 1
+            conn.execute(on_conflict_update(base, set_=set_), rows)
             for ids in chunked(list(latest)):
                 conn.execute(delete(_tags).where(_tags.c.device_id.in_(ids)))
             if tag_rows:
                 conn.execute(insert(_tags), tag_rows)
+
+    def save(self, device: Device, *, expected_version: int | None = None) -> Device:
+        """One conditional UPDATE (``WHERE version = expected``), so of two
+        people saving from the same version exactly one wins on SQLite and
+        PostgreSQL alike."""
+        row = _to_row(device)
+        del row["device_id"], row["version"]
+        where = [_devices.c.device_id == device.device_id]
+        if expected_version is not None:
+            where.append(_devices.c.version == expected_version)
+        with self._engine.begin() as conn:
+            result = conn.execute(update(_devices).where(*where)
+                                  .values(**row, version=_devices.c.version + 1))
+            if result.rowcount == 0:
+                raise _missing_or_stale(conn, device.device_id, expected_version)
+            conn.execute(delete(_tags).where(_tags.c.device_id == device.device_id))
+            if device.tags:
+                conn.execute(insert(_tags), [{"device_id": device.device_id, "tag": t}
+                                             for t in device.tags])
+        return self.get(device.device_id)
 
     def record_activity(self, devices: Sequence[Device]) -> None:
         """New devices are inserted whole (with tags); for known ones only the
@@ -104,11 +131,25 @@ class SqlDeviceRegistry(DeviceRegistry):
         with self._sessions() as session:
             return int(session.scalar(stmt) or 0)
 
-    def delete(self, device_id: str) -> None:
+    def delete(self, device_id: str, *, expected_version: int | None = None) -> None:
+        where = [_devices.c.device_id == device_id]
+        if expected_version is not None:
+            where.append(_devices.c.version == expected_version)
         with self._engine.begin() as conn:
-            result = conn.execute(delete(_devices).where(_devices.c.device_id == device_id))
+            result = conn.execute(delete(_devices).where(*where))
             if result.rowcount == 0:
-                raise NotFound(f"device {device_id!r} is not registered")
+                raise _missing_or_stale(conn, device_id, expected_version)
+
+
+def _missing_or_stale(conn: Connection, device_id: str,
+                      expected_version: int | None) -> Exception:
+    now = conn.execute(select(_devices.c.version)
+                       .where(_devices.c.device_id == device_id)).scalar()
+    if now is None:
+        return NotFound(f"device {device_id!r} is not registered")
+    return ConcurrentModification(
+        f"device {device_id} changed since version {expected_version} (it is now version "
+        f"{now}); read it again and retry")
 
 
 def _filtered(stmt: Select[Any], q: DeviceQuery) -> Select[Any]:
@@ -161,6 +202,7 @@ def _to_row(d: Device) -> dict[str, Any]:
         "created_at": d.created_at,
         "updated_at": d.updated_at,
         "last_seen": d.last_seen,
+        "version": max(d.version, 1),
     }
 
 
@@ -181,4 +223,5 @@ def _to_domain(row: DeviceRow, tags: dict[str, set[str]]) -> Device:
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_seen=row.last_seen,
+        version=row.version,
     )

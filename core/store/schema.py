@@ -65,6 +65,7 @@ class DeviceRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     last_seen: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class DeviceTagRow(Base):

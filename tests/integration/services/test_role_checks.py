@@ -83,7 +83,9 @@ class World:
         self.store = store
         self.channel = Channel()
         self.shadows = Shadows()
-        store.registry.upsert_many([Device(f"pump-{i}", device_type="pump",
+        # in the acting people's organization: the use cases answer a device of
+        # another organization as unknown
+        store.registry.upsert_many([Device(f"pump-{i}", device_type="pump", organization="acme",
                                            firmware_version="1.0.0") for i in range(3)])
         self.alert = Alert("pump-0", "hot", "critical", "hot", 90.0)
         store.alerts.add(self.alert)
