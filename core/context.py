@@ -70,6 +70,16 @@ class AppContext:
         """The person, role and organization every service checks permissions against."""
         return self._actor
 
+    def note_claim(self, claimed_user: str) -> None:
+        """A command's ``--user``: noted beside the real identity in every audit
+        entry of this context's actions (core.identity), never instead of it."""
+        from dataclasses import replace
+
+        with self._lock:
+            if claimed_user and claimed_user != self._actor.user:
+                self._actor = replace(self._actor, claimed_user=claimed_user)
+                self._api = None  # the next session acts with the claim noted
+
     @property
     def has_backend(self) -> bool:
         return self._backend is not None

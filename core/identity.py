@@ -80,7 +80,11 @@ def resolve_actor(config: Config, *, account: str | None = None) -> Actor:
     user = account if account is not None else os_account()
     claimed = config.user.strip()
     role = Role.parse(config.role, "role") if config.role else default_role(config.profile)
-    return Actor(user=user, role=role, organization=config.profile.organization,
+    # The one-process console owns its whole database (its demo fleet, devices
+    # that announced themselves under any organization): no organization, so
+    # the use cases limit nothing. A team console acts within its profile's.
+    organization = "" if is_one_process(config.profile) else config.profile.organization
+    return Actor(user=user, role=role, organization=organization,
                  claimed_user=claimed if claimed and claimed != user else "")
 
 

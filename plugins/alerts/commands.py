@@ -1,8 +1,9 @@
 """``smartiot alerts list|ack|snooze|resolve``: the alert queue from a terminal.
 
 Support staff script their shift hand-over and work from SSH sessions, so the
-CLI offers what the Alerts page does, with the same lifecycle rules: actions
-go through AlertService (versioned save, then audit entry), and an action that
+CLI offers what the Alerts page does, with the same lifecycle rules: it calls
+the same use cases (``context.api.alerts``: role check, organization scope,
+versioned save, then audit entry), and an action that
 lost to a colleague says who won ("a1b2: already acknowledged by maria at
 10:42"). IDs may be abbreviated to any unique prefix, as with git.
 
@@ -13,7 +14,6 @@ arguments (argparse's own convention).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.context import AppContext
-from core.errors import NotFound
+from core.errors import NotFound, SmartIotError
 from core.model import Alert, AlertState, Severity
 from core.model.roles import Actor
-from core.ports.alerts import AlertQuery, AlertStore
-from core.services.alerting import ActionResult, AlertService
+from core.ports.fleet_api.alerts import ActionResult, AlertsApi
+from core.services.fleet_view import MAX_PAGE
 
 SHORT_ID = 8
 _USER_HELP = "a claim only, noted in the audit trail: you act as your OS account"
@@ -68,26 +68,28 @@ def configure_alerts(parser: argparse.ArgumentParser) -> None:
 
 
 def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
-    if args.alerts_action == "list":
-        return _list(args, context.backend.alerts)
-    user = actor_for(args, context)
-    backend = context.backend
-    audit = backend.audit
-    if audit is None:
-        print(f"smartiot alerts: note: the {backend.name!r} backend has no audit trail; "
-              "this action is saved but not audited", file=sys.stderr)
-    service = AlertService(backend.alerts, audit, rules=backend.rules)
-    ids, failures = resolve_ids(backend.alerts, args.ids)
+    try:
+        if args.alerts_action == "list":
+            return _list(args, context.api.alerts)
+        actor_for(args, context)
+        alerts = context.api.alerts
+        if not alerts.features().audited:
+            print("smartiot alerts: note: this backend has no audit trail; this action is "
+                  "saved but not audited", file=sys.stderr)
+        ids, failures = resolve_ids(alerts, args.ids)
+    except SmartIotError as exc:
+        print(f"smartiot alerts: {exc}", file=sys.stderr)
+        return 1
     full_ids = list(ids.values())
     if args.alerts_action == "ack":
-        results = service.acknowledge_many(full_ids, user, args.comment)
+        results = alerts.acknowledge_many(full_ids, args.comment)
         verb = "acknowledged"
     elif args.alerts_action == "snooze":
         until = datetime.now(UTC) + args.duration
-        results = service.snooze_many(full_ids, user, until, args.comment)
+        results = alerts.snooze_many(full_ids, until, args.comment)
         verb = f"snoozed until {_local(until)}"
     else:
-        results = service.resolve_many(full_ids, user, args.comment)
+        results = alerts.resolve_many(full_ids, args.comment)
         verb = "resolved"
     given_for = {full: given for given, full in ids.items()}
     for result in results:
@@ -127,8 +129,8 @@ def actor_for(args: argparse.Namespace, context: AppContext) -> Actor:
         print(f"smartiot alerts: note: acting as {actor.user} (the OS account); "
               f"--user {claimed} is recorded in the audit trail as a claim only",
               file=sys.stderr)
-        actor = dataclasses.replace(actor, claimed_user=claimed)
-    return actor
+        context.note_claim(claimed)
+    return context.actor
 
 
 def _report(result: ActionResult, given: str, verb: str,
@@ -140,22 +142,22 @@ def _report(result: ActionResult, given: str, verb: str,
         failures.append((given, result.error))
 
 
-def resolve_ids(alerts: AlertStore, given: list[str]) -> tuple[dict[str, str],
-                                                                list[tuple[str, str]]]:
+def resolve_ids(alerts: AlertsApi, given: list[str]) -> tuple[dict[str, str],
+                                                               list[tuple[str, str]]]:
     """Map each given id or prefix to one full id; unknown and ambiguous ones
-    become failures naming the candidates. All alerts are listed at most once,
-    and only if some id is not complete."""
+    become failures naming the candidates. The alerts the person may see are
+    listed at most once, and only if some id is not complete."""
     found: dict[str, str] = {}
     failures: list[tuple[str, str]] = []
     every: list[str] | None = None
     for text in dict.fromkeys(given):
         try:
-            found[text] = alerts.get(text).alert_id
+            found[text] = alerts.get_alert(text).alert_id
             continue
         except NotFound:
             pass
         if every is None:
-            every = [a.alert_id for a in alerts.list()]
+            every = [a.alert_id for a in _all(alerts)]
         matches = [alert_id for alert_id in every if alert_id.startswith(text)]
         if len(matches) == 1:
             found[text] = matches[0]
@@ -168,7 +170,24 @@ def resolve_ids(alerts: AlertStore, given: list[str]) -> tuple[dict[str, str],
     return found, failures
 
 
-def _list(args: argparse.Namespace, alerts: AlertStore) -> int:
+def _all(alerts: AlertsApi, *, limit: int | None = None, states: frozenset[AlertState] =
+         frozenset(), severities: frozenset[Severity] = frozenset(),
+         device_id: str = "") -> list[Alert]:
+    """Newest first, page after page, up to ``limit`` (None: every one)."""
+    found: list[Alert] = []
+    token = ""
+    while limit is None or len(found) < limit:
+        size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(found))
+        page = alerts.list_alerts(states=states, severities=severities, device_id=device_id,
+                                  limit=size, next_token=token)
+        found.extend(page.items)
+        token = page.next
+        if not token:
+            break
+    return found
+
+
+def _list(args: argparse.Namespace, alerts: AlertsApi) -> int:
     if args.limit is not None and args.limit < 1:
         print("smartiot alerts list: --limit must be at least 1", file=sys.stderr)
         return 2
@@ -177,10 +196,8 @@ def _list(args: argparse.Namespace, alerts: AlertStore) -> int:
     if "all" not in chosen:
         states = frozenset(AlertState(s) for s in chosen - {"open"})
         states |= _OPEN if "open" in chosen else frozenset()
-    query = AlertQuery(device_id=args.device, states=states,
-                       severities=frozenset(Severity(s) for s in args.severity),
-                       limit=args.limit)
-    found = alerts.list(query)
+    found = _all(alerts, limit=args.limit, states=states, device_id=args.device,
+                 severities=frozenset(Severity(s) for s in args.severity))
     if args.json:
         print(json.dumps([_as_json(a) for a in found], indent=2))
         return 0

@@ -2,8 +2,9 @@
 
 A team keeps its rules in version control and loads them into the shared
 database, so the CLI reads and writes the same TOML or JSON files (see
-core.services.alerting.rule_files). Every change goes through AlertService,
-so it is role-checked and audited like an edit in the console's rule editor.
+core.services.alerting.rule_files). Every read and change goes through the
+alerts use cases (``context.api.alerts``), so it is role-checked, limited to
+the person's organization and audited like an edit in the rule editor.
 ``rules add --defaults`` is the terminal's answer to the first-run prompt on
 the Alerts page: the default rule set, into an empty rules table.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from core.context import AppContext
 from core.errors import SmartIotError, ValidationError
 from core.model.rule import AlertRule
-from core.services.alerting import AlertService, build_evaluator
+from core.services.alerting import build_evaluator
 from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 from core.services.alerting.rule_files import (
     FORMATS,
@@ -58,35 +59,33 @@ def configure_rules(parser: argparse.ArgumentParser) -> None:
 
 
 def run_rules(args: argparse.Namespace, context: AppContext) -> int:
-    backend = context.backend
-    if backend.rules is None:
-        print(f"smartiot rules: the {backend.name!r} backend keeps no alert rules",
-              file=sys.stderr)
-        return 1
     try:
+        alerts = context.api.alerts
+        if not alerts.features().rules:
+            print("smartiot rules: this backend keeps no alert rules", file=sys.stderr)
+            return 1
         if args.rules_action == "list":
-            return _list(backend.rules.list(), as_json=args.json)
+            return _list(alerts.list_rules(), as_json=args.json)
         if args.rules_action == "export":
-            return _export(backend.rules.list(), args.file, args.format)
-        service = AlertService(backend.alerts, backend.audit, rules=backend.rules)
+            return _export(alerts.list_rules(), args.file, args.format)
         if args.rules_action == "add" and args.defaults:
-            for rule in service.add_default_rules(context.actor):
+            for rule in alerts.add_default_rules():
                 print(f"added {rule.rule_id} ({rule.name})")
             return 0
         rules = read_rules_file(args.file, args.format)
         _validate(rules, context, str(args.file))
         if args.rules_action == "add":
-            existing = {r.rule_id for r in backend.rules.list()}
+            existing = {r.rule_id for r in alerts.list_rules()}
             taken = [r for r in rules if r.rule_id in existing]
             if taken:
                 raise ValidationError(
                     f"{args.file}: rule id(s) {', '.join(r.rule_id for r in taken)} already "
                     "exist; use `smartiot rules import` to update existing rules")
             for rule in rules:
-                service.add_rule(rule, context.actor)
-                print(f"added {rule.rule_id} ({rule.name})")
+                added = alerts.add_rule(rule)
+                print(f"added {added.rule_id} ({added.name})")
             return 0
-        outcome = service.import_rules(rules, context.actor)
+        outcome = alerts.import_rules(rules)
         for rule in outcome.added:
             print(f"added {rule.rule_id} ({rule.name})")
         for rule in outcome.updated:
