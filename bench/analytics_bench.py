@@ -44,8 +44,8 @@ from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from core.model import Reading  # noqa: E402
+from core.model.events import TelemetryReceived  # noqa: E402
 from core.ports.backend import Backend  # noqa: E402
-from core.ports.live import EventKind, FleetEvent  # noqa: E402
 from core.services.event_bus import EventBus  # noqa: E402
 from core.store import Store  # noqa: E402
 from plugins.analytics.history import HistoryRequest, load_history  # noqa: E402
@@ -201,7 +201,7 @@ def live_phase(app: QApplication, store: Store, seconds: float) -> dict[str, Any
         while not stop.is_set():
             at = datetime.fromtimestamp(t0 + tick * 0.1, UTC)
             temps = 20 + rng.normal(0, 0.5, len(devices))
-            bus.publish([FleetEvent(EventKind.TELEMETRY, d, (
+            bus.publish([TelemetryReceived(d, (
                 Reading(d, "temperature", at, float(temps[i])),
                 Reading(d, "humidity", at, 50.0), Reading(d, "pressure", at, 1013.0)))
                 for i, d in enumerate(devices)])

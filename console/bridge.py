@@ -9,34 +9,48 @@ changed in a flush window, not with the message rate.
 
 Coalescing (on by default) keeps one event per key, in order of first arrival:
 
-========== ======================= =========================================
-kind       key                     merge
-========== ======================= =========================================
-telemetry  device                  readings concatenated (none dropped),
-                                   ``data`` of the newest event
-device     device                  newest wins (it carries the whole Device)
-shadow     device                  newest wins (the whole document)
-alert      alert id                newest wins (the whole Alert)
-command    request id              newest wins (the whole CommandRecord)
-hub        (kind)                  newest wins
-changes    topic                   one per topic ("alerts changed")
-rejected   —                       never coalesced: each message is evidence
-========== ======================= =========================================
+================= ============ ==================================================
+event             key          merge
+================= ============ ==================================================
+TelemetryReceived device       readings concatenated (none dropped), ``seq`` and
+                               ``firmware`` of the newest message
+DeviceChanged     device       newest wins (it carries the whole Device)
+ShadowChanged     device       newest wins (the whole document)
+AlertChanged      alert id     newest wins (the whole Alert)
+CommandChanged    request id   newest wins (the whole CommandRecord)
+HubStatus         (type)       newest wins
+DataChanged       topic        one per topic ("alerts changed")
+MessageRejected   —            never coalesced: each message is evidence
+================= ============ ==================================================
+
+``kinds`` filters by event type (``{AlertChanged, DataChanged}``).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Hashable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from console.widgets.signals import safe_emit
 from core.model import Reading
-from core.ports.live import EventKind, FleetEvent, LiveFeed
+from core.model.events import (
+    AlertChanged,
+    CommandChanged,
+    DataChanged,
+    DeviceChanged,
+    FleetEvent,
+    HubStatus,
+    ShadowChanged,
+    TelemetryReceived,
+)
+from core.ports.live import LiveFeed
+
+EventTypes = Collection[type[FleetEvent]]
 
 MIN_INTERVAL_MS = 34  # 1000 / 30 Hz, rounded up
 DEFAULT_INTERVAL_MS = 100
@@ -49,22 +63,19 @@ class _Slot:
 
 
 def _key(event: FleetEvent, serial: Callable[[], int]) -> Hashable:
-    kind = event.kind
-    if kind in (EventKind.TELEMETRY, EventKind.DEVICE, EventKind.SHADOW):
-        return (kind, event.device_id)
-    if kind == EventKind.ALERT:
-        alert = event.data.get("alert")
-        alert_id = getattr(alert, "alert_id", None)
-        return (kind, alert_id) if alert_id else (kind, serial())
-    if kind == EventKind.COMMAND:
-        record = event.data.get("record")
-        request_id = getattr(record, "request_id", None)
-        return (kind, request_id) if request_id else (kind, serial())
-    if kind == EventKind.HUB:
-        return (kind,)
-    if kind == EventKind.CHANGES:
-        return (kind, event.data.get("topic"))
-    return (kind, serial())  # rejected messages and unknown kinds: keep every one
+    match event:
+        case TelemetryReceived() | DeviceChanged() | ShadowChanged():
+            return (type(event), event.device_id)
+        case AlertChanged(alert=alert):
+            return (AlertChanged, alert.alert_id) if alert.alert_id else (AlertChanged, serial())
+        case CommandChanged(record=record):
+            return ((CommandChanged, record.request_id) if record.request_id
+                    else (CommandChanged, serial()))
+        case HubStatus():
+            return (HubStatus,)
+        case DataChanged(topic=topic):
+            return (DataChanged, topic)
+    return (type(event), serial())  # rejected messages: keep every one
 
 
 class _Inbox:
@@ -74,7 +85,7 @@ class _Inbox:
     after the bridge is gone never touches a deleted C++ object.
     """
 
-    def __init__(self, coalesce: bool, kinds: frozenset[str] | None = None) -> None:
+    def __init__(self, coalesce: bool, kinds: frozenset[type[FleetEvent]] | None = None) -> None:
         self.coalesce = coalesce
         self.kinds = kinds
         self._lock = threading.Lock()
@@ -86,39 +97,41 @@ class _Inbox:
 
     def push(self, events: list[FleetEvent]) -> None:
         if self.kinds is not None:
-            events = [e for e in events if e.kind in self.kinds]
+            events = [e for e in events if type(e) in self.kinds]
             if not events:
                 return
         with self._lock:
             self.received += len(events)
             if not self.coalesce:
                 self._plain.extend(events)
-                self.readings_received += sum(len(e.readings) for e in events)
+                self.readings_received += sum(len(e.readings) for e in events
+                                              if isinstance(e, TelemetryReceived))
                 return
             slots = self._slots
             serial = self._serial.__next__
             for event in events:
-                self.readings_received += len(event.readings)
+                if isinstance(event, TelemetryReceived):
+                    self.readings_received += len(event.readings)
                 key = _key(event, serial)
                 slot = slots.get(key)
                 if slot is None:
                     slot = slots[key] = _Slot(event)
                 else:
                     slot.event = event
-                if event.readings:
+                if isinstance(event, TelemetryReceived) and event.readings:
                     slot.readings.extend(event.readings)
 
     def take(self) -> list[FleetEvent]:
         with self._lock:
             if not self.coalesce:
-                out, self._plain = self._plain, []
-                return out
+                plain, self._plain = self._plain, []
+                return plain
             slots, self._slots = self._slots, {}
         out: list[FleetEvent] = []
         for slot in slots.values():
             event = slot.event
-            if event.kind == EventKind.TELEMETRY and len(slot.readings) != len(event.readings):
-                event = FleetEvent(event.kind, event.device_id, tuple(slot.readings), event.data)
+            if isinstance(event, TelemetryReceived) and len(slot.readings) != len(event.readings):
+                event = replace(event, readings=tuple(slot.readings))
             out.append(event)
         return out
 
@@ -144,10 +157,10 @@ class LiveBridge(QObject):
         *,
         interval_ms: int = DEFAULT_INTERVAL_MS,
         coalesce: bool = True,
-        kinds: set[str] | frozenset[str] | None = None,
+        kinds: EventTypes | None = None,
         parent: QObject | None = None,
     ) -> None:
-        """``kinds``: only these event kinds are kept (dropped on the feed's
+        """``kinds``: only events of these types are kept (dropped on the feed's
         thread, so a view that wants alerts never buffers telemetry)."""
         super().__init__(parent)
         self._inbox = _Inbox(coalesce, frozenset(kinds) if kinds is not None else None)

@@ -17,8 +17,8 @@ from PySide6.QtCore import QObject
 from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
+from core.model.events import DataChanged, FleetEvent
 from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
 
 
 class ChangeWatch(QObject):
@@ -37,12 +37,12 @@ class ChangeWatch(QObject):
     def attach(self, backend: Backend) -> None:
         if backend.live is None or self.bridge is not None:
             return  # no live feed (e.g. a store-only backend): pages keep their Refresh
-        self.bridge = LiveBridge(backend.live, kinds={EventKind.CHANGES},
+        self.bridge = LiveBridge(backend.live, kinds={DataChanged},
                                  interval_ms=self._interval_ms, parent=self)
         self.bridge.batch.connect(self._on_batch)
 
     def _on_batch(self, events: list[FleetEvent]) -> None:
-        changed = {str(e.data.get("topic")) for e in events} & self.topics
+        changed = {e.topic for e in events if isinstance(e, DataChanged)} & self.topics
         if changed and shiboken6.isValid(self):
             self.delivered += 1
             self._callback(changed)

@@ -2,8 +2,8 @@
 the pages within one poll interval, without a manual Refresh.
 
 ``ChangeWatcher`` polls a backend's ``ChangeTokens`` on its own thread every
-``interval_s`` (2 s) and publishes one ``EventKind.CHANGES`` event per topic
-whose token moved (``data={"topic": ...}``) into the live feed, which the
+``interval_s`` (2 s) and publishes one ``DataChanged`` event per topic
+whose token moved (its ``topic``) into the live feed, which the
 console's bridge already carries to the GUI thread. One poll is a handful of
 aggregate queries whatever the number of open pages; a page reloads only
 the topics it shows, only when they changed.
@@ -15,16 +15,16 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from core.model.events import DataChanged, FleetEvent
 from core.ports.changes import ChangeTokens
-from core.ports.live import EventKind, FleetEvent
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 2.0
 
 
-def change_event(topic: str) -> FleetEvent:
-    return FleetEvent(EventKind.CHANGES, "", data={"topic": topic})
+def change_event(topic: str) -> DataChanged:
+    return DataChanged(topic)
 
 
 class ChangeWatcher:

@@ -1,6 +1,6 @@
-"""What people read about the fleet, limited to their organization: devices,
-their history and shadow, alerts, rules, deployments, the dashboard
-statistics and sensor queries.
+"""What people read about the fleet, limited to their organization (the
+devices themselves, their history and shadow are core.services.devices'):
+alerts, rules, deployments, the dashboard statistics and sensor queries.
 
 Reads need no permission (every role sees the fleet it works on) but they do
 need a scope: an actor with an organization sees only that organization's
@@ -19,7 +19,7 @@ import base64
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -31,7 +31,7 @@ from core.ports.alerts import AlertQuery, AlertStore
 from core.ports.deployments import DeploymentService
 from core.ports.hub import AlertRuleStore
 from core.ports.registry import DeviceQuery, DeviceRegistry
-from core.ports.shadows import ShadowDocument, ShadowService
+from core.ports.shadows import ShadowService
 from core.ports.telemetry import Series, TelemetryStore
 from core.services.fleet_stats import compute_fleet_statistics
 
@@ -130,37 +130,6 @@ class FleetView:
             return None
         return {d.device_id for d in self._registry.list(DeviceQuery(
             organizations=self._orgs(actor)))}
-
-    # ------------------------------------------------------------------ devices
-    def devices(self, actor: Actor, query: DeviceQuery | None = None, *, limit: int | None = None,
-                next_token: str = "") -> Page[Device]:
-        query = query or DeviceQuery()
-        if actor.organization:
-            query = replace(query, organizations=self._orgs(actor))
-        size = _limit(limit)
-        offset = decode_token(next_token)
-        rows = self._registry.list(replace(query, limit=size + 1, offset=offset))
-        return _page(rows, offset, size)
-
-    def history(self, actor: Actor, device_id: str, metric: str = "", *,
-                start: datetime | None = None, end: datetime | None = None,
-                bucket_s: float | None = None) -> dict[str, Series]:
-        """Readings of one device in [start, end) (default: the last hour), one
-        series per metric (every metric it reports when none is named)."""
-        self.device(actor, device_id)
-        end = end or self._clock()
-        start = start or end - timedelta(hours=1)
-        _check_span(start, end)
-        metrics = [metric] if metric else self._telemetry.metrics_for(device_id)
-        bucket_ms = _bucket_ms(bucket_s)
-        return {m: self._telemetry.query(device_id, m, start, end, bucket_ms=bucket_ms)
-                for m in metrics}
-
-    def shadow(self, actor: Actor, device_id: str) -> ShadowDocument:
-        self.device(actor, device_id)
-        if self._shadows is None:
-            raise NotFound("this backend offers no device shadows")
-        return self._shadows.get(device_id)
 
     # Alerts and rules are read through core.services.alerting.service.AlertService,
     # with the same organization scope.

@@ -18,13 +18,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from core.errors import (
     ConcurrentModification,
@@ -34,11 +33,8 @@ from core.errors import (
     SmartIotError,
     ValidationError,
 )
-from core.model import Device, DeviceStatus, Location
 from core.model.roles import Actor
 from core.model.rollout import JobConfig
-from core.model.timeutil import utcnow
-from core.ports.registry import DeviceQuery
 from core.services.fleet_view import SensorQuery
 from core.services.ota import TargetSpec
 from plugins.api import models, shapes
@@ -186,123 +182,9 @@ def build_app(services: Callable[[], ApiServices], *,
                      f"{app.current_event.request_context.request_id}")
 
     # ------------------------------------------------------------ devices
-    @app.get("/devices", summary="List devices (paged)", tags=["devices"])
-    def list_devices(
-        limit: Annotated[int | None, Query(ge=1, le=500)] = None,
-        next: Annotated[str, Query(description="token from the previous page")] = "",
-        status: Annotated[str, Query()] = "",
-        device_type: Annotated[str, Query()] = "",
-        tag: Annotated[str, Query()] = "",
-        search: Annotated[str, Query()] = "",
-    ) -> Response[Any]:
-        try:
-            statuses = frozenset(DeviceStatus.parse(s) for s in status.split(",") if s)
-        except SmartIotError as exc:
-            raise ValidationError(f"status: {exc}") from None
-        query = DeviceQuery(text=search, statuses=statuses, tag=tag,
-                            device_types=frozenset(t for t in device_type.split(",") if t))
-        page = services().view.devices(actor(), query, limit=limit, next_token=next)
-        return envelope({"items": [shapes.device(d) for d in page.items], "next": page.next})
+    from plugins.api.routes.devices import devices_router
 
-    @app.post("/devices", summary="Register a device", tags=["devices"])
-    def create_device(body: Annotated[models.DeviceCreate, Body()]) -> Response[Any]:
-        who = actor()
-        location = None if body.location is None else Location(
-            body.location.latitude, body.location.longitude, body.location.label)
-        org = who.organization or body.organization.strip() or "default"
-        device = Device(body.device_id, name=body.name.strip(),
-                        device_type=body.device_type.strip(), organization=org,
-                        status=DeviceStatus.OFFLINE, location=location,
-                        tags=frozenset(t.strip() for t in body.tags if t.strip()),
-                        metadata=body.metadata)
-        stored = services().devices.register(device, who)
-        return envelope(shapes.device(stored), 201, {"ETag": f'"{shapes.device_etag(stored)}"'})
-
-    @app.get("/devices/<device_id>", summary="One device", tags=["devices"])
-    def get_device(device_id: str) -> Response[Any]:
-        d = services().view.device(actor(), device_id)
-        return envelope(shapes.device(d), headers={"ETag": f'"{shapes.device_etag(d)}"'})
-
-    @app.put("/devices/<device_id>", summary="Edit a device (If-Match: its ETag)",
-             tags=["devices"])
-    def update_device(device_id: str, body: Annotated[models.DeviceUpdate, Body()]
-                      ) -> Response[Any]:
-        who = actor()
-        svc = services()
-        current = svc.view.device(who, device_id)
-        check_version(shapes.device_etag(current), f"device {device_id}")
-        changes: dict[str, Any] = {}
-        if body.name is not None:
-            changes["name"] = body.name.strip()
-        if body.tags is not None:
-            changes["tags"] = frozenset(t.strip() for t in body.tags if t.strip())
-        if body.location is not None:
-            changes["location"] = Location(body.location.latitude, body.location.longitude,
-                                           body.location.label)
-        if body.metadata is not None:
-            changes["metadata"] = body.metadata
-        stored = svc.devices.update(replace(current, **changes, updated_at=utcnow()), who)
-        return envelope(shapes.device(stored), headers={"ETag": f'"{shapes.device_etag(stored)}"'})
-
-    @app.delete("/devices/<device_id>", summary="Delete a device for good", tags=["devices"])
-    def delete_device(device_id: str) -> Response[Any]:
-        who = actor()
-        svc = services()
-        current = svc.view.device(who, device_id)
-        check_version(shapes.device_etag(current), f"device {device_id}")
-        svc.devices.delete(device_id, who)
-        return envelope({"device_id": device_id, "deleted": True})
-
-    @app.post("/devices/<device_id>/decommission", summary="Decommission a device",
-              tags=["devices"])
-    def decommission_device(device_id: str) -> Response[Any]:
-        who = actor()
-        svc = services()
-        svc.view.device(who, device_id)
-        return envelope(shapes.device(svc.devices.decommission(device_id, who)))
-
-    @app.get("/devices/<device_id>/history", summary="A device's readings", tags=["devices"])
-    def device_history(
-        device_id: str,
-        metric: Annotated[str, Query()] = "",
-        start: Annotated[str, Query(description="ISO 8601; default an hour ago")] = "",
-        end: Annotated[str, Query(description="ISO 8601; default now")] = "",
-        bucket_s: Annotated[float | None, Query(ge=1, le=86400)] = None,
-    ) -> Response[Any]:
-        result = services().view.history(actor(), device_id, metric,
-                                          start=_time(start, "start"), end=_time(end, "end"),
-                                          bucket_s=bucket_s)
-        return envelope({"device_id": device_id,
-                         "series": [shapes.series(s) for s in result.values()]})
-
-    @app.post("/devices/<device_id>/commands", summary="Send a command and wait for the answer",
-              tags=["devices"])
-    def send_command(device_id: str, body: Annotated[models.CommandIn, Body()]) -> Response[Any]:
-        who = actor()
-        svc = services()
-        svc.view.device(who, device_id)
-        future = svc.devices.send_command(device_id, body.command, who, body.params,
-                                          timeout_s=body.timeout_s)
-        result = future.result(timeout=body.timeout_s + 10)
-        return envelope({"device_id": result.device_id, "command": result.command,
-                         "request_id": result.request_id, "outcome": result.outcome.value,
-                         "latency_ms": result.latency_ms, "result": result.payload})
-
-    @app.get("/devices/<device_id>/shadow", summary="Desired and reported state",
-             tags=["devices"])
-    def get_shadow(device_id: str) -> Response[Any]:
-        doc = services().view.shadow(actor(), device_id)
-        return envelope(shapes.shadow(doc), headers={"ETag": f'"{doc.version}"'})
-
-    @app.put("/devices/<device_id>/shadow", summary="Change the desired state (If-Match: version)",
-             tags=["devices"])
-    def put_shadow(device_id: str, body: Annotated[models.DesiredIn, Body()]) -> Response[Any]:
-        who = actor()
-        svc = services()
-        svc.view.device(who, device_id)
-        doc = svc.devices.update_desired(device_id, body.desired, who,
-                                         expected_version=int_if_match())
-        return envelope(shapes.shadow(doc), headers={"ETag": f'"{doc.version}"'})
+    app.include_router(devices_router(services, actor))
 
     # ------------------------------------------------------------ alerts and rules
     from plugins.api.routes.alerts import alerts_router
@@ -472,20 +354,6 @@ def openapi_json(app: APIGatewayRestResolver) -> str:
             for status, text in _ERROR_ANSWERS.items():
                 answers[status] = {"description": text, "content": error_ref}
     return json.dumps(doc, indent=1)
-
-
-def _time(text: str, name: str) -> Any:
-    if not text:
-        return None
-    from datetime import datetime
-
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"{name}: {text!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise ValidationError(f"{name}: give a time zone (e.g. 2026-12-04T18:00:00Z)")
-    return value
 
 
 def _b64(text: str, name: str) -> bytes:

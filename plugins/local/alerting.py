@@ -8,7 +8,7 @@ from datetime import datetime
 
 from core.context import AppContext
 from core.model import AlertRule, Device, Reading
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import AlertChanged, FleetEvent
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 from core.services.alerting.defaults import default_rules
@@ -18,9 +18,8 @@ from core.store import Store
 log = logging.getLogger(__name__)
 
 
-def _event(change: AlertChange) -> FleetEvent:
-    return FleetEvent(EventKind.ALERT, change.alert.device_id, data={
-        "alert": change.alert, "change": change.kind.value, "notify": change.notify})
+def _event(change: AlertChange) -> AlertChanged:
+    return AlertChanged(change.alert, change=change.kind.value, notify=change.notify)
 
 
 class HubAlerting:
@@ -56,10 +55,9 @@ class HubAlerting:
     def tick(self, now: datetime) -> list[FleetEvent]:
         self.reload_rules_if_changed()
         result = self.engine.tick(now)
-        events = [_event(c) for c in result.changes]
-        events.extend(FleetEvent(EventKind.ALERT, r.alert.device_id, data={
-            "alert": r.alert, "change": "reminder", "notify": True, "reminder": r.count})
-            for r in result.reminders)
+        events: list[FleetEvent] = [_event(c) for c in result.changes]
+        events.extend(AlertChanged(r.alert, change="reminder", notify=True, reminder=r.count)
+                      for r in result.reminders)
         return events
 
 

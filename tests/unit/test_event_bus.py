@@ -1,4 +1,5 @@
-from core.ports.live import EventKind, FleetEvent
+from core.model import Device
+from core.model.events import DeviceChanged, FleetEvent, HubStatus
 from core.services.event_bus import EventBus
 
 
@@ -6,7 +7,7 @@ def test_publish_reaches_subscribers_until_they_unsubscribe():
     bus = EventBus()
     seen: list[list[FleetEvent]] = []
     unsubscribe = bus.subscribe(seen.append)
-    event = FleetEvent(EventKind.DEVICE, "d1", data={"x": 1})
+    event = DeviceChanged(Device("d1"))
     bus.publish([event])
     unsubscribe()
     bus.publish([event])
@@ -23,7 +24,7 @@ def test_failing_subscriber_does_not_starve_the_others():
 
     bus.subscribe(broken)
     bus.subscribe(seen.append)
-    bus.publish([FleetEvent(EventKind.HUB, "")])
+    bus.publish([HubStatus("connected")])
     assert len(seen) == 1
 
 

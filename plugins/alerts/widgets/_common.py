@@ -14,7 +14,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.model import Severity
-from core.ports.live import FleetEvent, LiveFeed
+from core.model.events import FleetEvent
+from core.ports.live import LiveFeed
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class LiveEvents(QObject):
 
     batch = Signal(list)
 
-    def __init__(self, feed: LiveFeed, kinds: set[str] | None = None,
+    def __init__(self, feed: LiveFeed, kinds: set[type[FleetEvent]] | None = None,
                  parent: QObject | None = None, *, interval_ms: int = 100) -> None:
         super().__init__(parent)
         self._kinds = kinds
@@ -61,7 +62,7 @@ class LiveEvents(QObject):
     def _wanted(self, events: list[FleetEvent]) -> list[FleetEvent]:
         if self._kinds is None:
             return list(events)
-        return [e for e in events if e.kind in self._kinds]
+        return [e for e in events if type(e) in self._kinds]
 
     def _on_feed(self, events: list[FleetEvent]) -> None:  # any thread
         wanted = self._wanted(events)

@@ -39,10 +39,10 @@ from console.widgets.background import BackgroundCall
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Alert, AlertState, Severity
+from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.ports import changes
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
 from core.services.fleet_health import load_attention_counts
 from core.text import plural
 
@@ -271,51 +271,66 @@ class AlertsPage(QWidget):
         super().__init__(parent)
         self.setObjectName("AlertsPage")
         self.context = context
-        self.backend: Backend | None = None
-        self.actions: AlertActions | None = None
+        self.alerts: AlertsApi | None = None
+        self.features = AlertFeatures(rules=False, quarantine=False, audited=False)
         self.live: LiveEvents | None = None
         self._background = BackgroundCall(self)
-        self._loading = False
-        self._reload_again = False
         self._busy = 0
         self.active_count = 0
         self.comment_dialog: CommentDialog | None = None
         self._build()
-        self._background.start(lambda: context.backend, self._backend_ready, self._failed)
+        self._background.start(lambda: _session(context), self._api_ready, self._failed)
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.addLayout(self._build_header())
+        layout.addLayout(self._build_filters())
+        layout.addLayout(self._build_action_bar())
+        layout.addWidget(self._build_message())
+        layout.addWidget(self._build_table_and_detail(), 1)
+        self._build_shortcuts()
+        self._build_timers()
+        self._update_buttons()
+
+    def _build_header(self) -> QHBoxLayout:
+        """Title, the needs-attention strip, Rules… and Refresh."""
         self.heading = QLabel("Alerts")
         self.heading.setProperty("role", "title")
         self.strip = SeverityStrip()
-        self.rules_button = QPushButton("Rules…")
-        self.rules_button.setToolTip("Add, edit and delete alert rules")
-        self.rules_button.clicked.connect(self.open_rule_editor)
-        self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Reload from the backend (F5)")
-        self.refresh_button.clicked.connect(self.refresh)
+        self.rules_button = _button("Rules…", "Add, edit and delete alert rules",
+                                    self.open_rule_editor)
+        self.refresh_button = _button("Refresh", "Reload from the backend (F5)", self.refresh)
+        return _row(self.heading, 18, self.strip, None, self.rules_button,
+                    self.refresh_button)
 
-        self.state_filter = QComboBox()
-        for text, states in STATE_CHOICES:
-            self.state_filter.addItem(text, states)
-        self.severity_filter = QComboBox()
-        for text, severities in SEVERITY_CHOICES:
-            self.severity_filter.addItem(text, severities)
-        self.time_filter = QComboBox()
-        for text, span in TIME_CHOICES:
-            self.time_filter.addItem(text, span)
+    def _build_filters(self) -> QHBoxLayout:
+        """State, severity, time and text; the text waits for a pause in typing."""
+        self.state_filter = _choices(STATE_CHOICES)
+        self.severity_filter = _choices(SEVERITY_CHOICES)
+        self.time_filter = _choices(TIME_CHOICES)
         self.text_filter = QLineEdit()
         self.text_filter.setPlaceholderText("Device, rule or message (Ctrl+F)")
         self.text_filter.setClearButtonEnabled(True)
-        self.count_label = QLabel("")
-        self.count_label.setProperty("role", "secondary")
+        self.count_label = _secondary_label()
+        for combo in (self.state_filter, self.severity_filter, self.time_filter):
+            combo.currentIndexChanged.connect(self._filters_changed)
+        self._text_timer = QTimer(self, singleShot=True, interval=250)
+        self._text_timer.timeout.connect(self._filters_changed)
+        self.text_filter.textChanged.connect(lambda _t: self._text_timer.start())
+        row = _row(self.state_filter, self.severity_filter, self.time_filter)
+        row.addWidget(self.text_filter, 1)
+        row.addWidget(self.count_label)
+        return row
 
-        self.ack_button = QPushButton("Acknowledge…")
-        self.ack_button.setToolTip("Acknowledge the selected alerts with a comment (A)")
-        self.ack_button.clicked.connect(lambda: self.acknowledge_selected())
-        self.resolve_button = QPushButton("Resolve…")
-        self.resolve_button.setToolTip("Resolve the selected alerts with a comment (R)")
-        self.resolve_button.clicked.connect(lambda: self.resolve_selected())
+    def _build_action_bar(self) -> QHBoxLayout:
+        """Acknowledge…, Resolve…, Snooze (a menu of durations) and the selection count."""
+        self.ack_button = _button("Acknowledge…",
+                                  "Acknowledge the selected alerts with a comment (A)",
+                                  lambda: self.acknowledge_selected())
+        self.resolve_button = _button("Resolve…", "Resolve the selected alerts with a comment (R)",
+                                      lambda: self.resolve_selected())
         self.snooze_button = QPushButton("Snooze")
         self.snooze_button.setToolTip("Silence the selected alerts for a while (S)")
         self.snooze_menu = QMenu(self.snooze_button)
@@ -323,32 +338,26 @@ class AlertsPage(QWidget):
             action = self.snooze_menu.addAction(text)
             action.triggered.connect(partial(self._snooze_choice, span))
         self.snooze_button.setMenu(self.snooze_menu)
-        self.selection_label = QLabel("")
-        self.selection_label.setProperty("role", "secondary")
+        self.selection_label = _secondary_label()
+        return _row(self.ack_button, self.resolve_button, self.snooze_button, 8,
+                    self.selection_label, None)
 
+    def _build_message(self) -> QLabel:
+        """Outcome of the last action or load, hidden while empty."""
         self.message = QLabel("")
         self.message.setObjectName("AlertMessages")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.setVisible(False)
-        self.status_label = self.message  # the name RecordPage-based pages use
+        self.status_label = self.message  # the name other pages' status lines use
+        return self.message
 
+    def _build_table_and_detail(self) -> QSplitter:
         self.model = AlertTableModel(self)
         self.model.secondary_colour = self.model.secondary_colour.__class__(
             current_colors().secondary)
-        self.table = AlertTableView()
-        self.table.setObjectName("AlertTable")
-        self.table.setModel(self.model)
-        configure_row_table(self.table)
-        self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(C_MESSAGE, QHeaderView.ResizeMode.Stretch)
-        for col, width in column_widths(self.table).items():
-            self.table.setColumnWidth(col, width)
+        self.table = _alert_table(self.model)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-
         self.detail = AlertDetailPanel()
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.table)
@@ -356,42 +365,9 @@ class AlertsPage(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
+        return self.splitter
 
-        top = QHBoxLayout()
-        top.addWidget(self.heading)
-        top.addSpacing(18)
-        top.addWidget(self.strip)
-        top.addStretch(1)
-        top.addWidget(self.rules_button)
-        top.addWidget(self.refresh_button)
-        filters = QHBoxLayout()
-        filters.addWidget(self.state_filter)
-        filters.addWidget(self.severity_filter)
-        filters.addWidget(self.time_filter)
-        filters.addWidget(self.text_filter, 1)
-        filters.addWidget(self.count_label)
-        actions = QHBoxLayout()
-        actions.addWidget(self.ack_button)
-        actions.addWidget(self.resolve_button)
-        actions.addWidget(self.snooze_button)
-        actions.addSpacing(8)
-        actions.addWidget(self.selection_label)
-        actions.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 12, 12, 12)
-        layout.addLayout(top)
-        layout.addLayout(filters)
-        layout.addLayout(actions)
-        layout.addWidget(self.message)
-        layout.addWidget(self.splitter, 1)
-
-        self.state_filter.currentIndexChanged.connect(self._filters_changed)
-        self.severity_filter.currentIndexChanged.connect(self._filters_changed)
-        self.time_filter.currentIndexChanged.connect(self._filters_changed)
-        self._text_timer = QTimer(self, singleShot=True, interval=250)
-        self._text_timer.timeout.connect(self._filters_changed)
-        self.text_filter.textChanged.connect(lambda _t: self._text_timer.start())
-
+    def _build_shortcuts(self) -> None:
         # Plain letters go through the table's key handler: item views claim
         # printable keys for keyboard search before any QShortcut sees them.
         self.table.key_actions = {
@@ -405,6 +381,7 @@ class AlertsPage(QWidget):
         QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self, self.refresh)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self, self.text_filter.setFocus)
 
+    def _build_timers(self) -> None:
         self._counts_timer = QTimer(self, singleShot=True, interval=COUNTS_DELAY_MS)
         self._counts_timer.timeout.connect(self._reload_counts)
         self._poll_timer = QTimer(self, interval=POLL_MS)
@@ -412,28 +389,26 @@ class AlertsPage(QWidget):
         self._clock = QTimer(self, interval=30_000)
         self._clock.timeout.connect(self.model.refresh_times)
         self._clock.start()
-        self._update_buttons()
 
     # ------------------------------------------------------------ loading
-    def _backend_ready(self, backend: Backend) -> None:
-        self.backend = backend
-        self.actions = AlertActions(backend, self.context.actor)
-        self.detail.set_backend(backend)
-        self.rules_button.setEnabled(backend.rules is not None)
-        self.layout().insertWidget(3, DefaultRulesBanner(self.context, backend, self.refresh))
-        if backend.rules is None:
+    def _api_ready(self, session: tuple[AlertsApi, AlertFeatures]) -> None:
+        self.alerts, self.features = session
+        self.detail.set_api(self.alerts)
+        self.rules_button.setEnabled(self.features.rules)
+        if not self.features.rules:
             self.rules_button.setToolTip("This backend does not store alert rules")
-        if backend.live is not None:
-            # ALERT: what this process's hub changed, row by row; CHANGES: the
-            # store changed elsewhere (CLI, another console, a remote hub).
-            self.live = LiveEvents(backend.live, {EventKind.ALERT, EventKind.CHANGES}, self)
+        self.layout().insertWidget(3, DefaultRulesBanner(self.context, self.refresh))
+        live = self.context.backend.live  # live events stay on the backend's feed for now
+        if live is not None:
+            # AlertChanged: what this process's hub changed, row by row; DataChanged:
+            # the store changed elsewhere (CLI, another console, a remote hub).
+            self.live = LiveEvents(live, {AlertChanged, DataChanged}, self)
             self.live.batch.connect(self.apply_events)
         else:
             self._poll_timer.start()
         self.refresh()
 
     def _failed(self, exc: BaseException) -> None:
-        self._loading = False
         self.refresh_button.setEnabled(True)
         self.show_message(f"Could not load alerts: {exc}", error=True)
 
@@ -447,32 +422,23 @@ class AlertsPage(QWidget):
             rule_names=self.model.rule_names,
         )
 
-    def _query(self, f: AlertFilter) -> AlertQuery:
-        return AlertQuery(states=f.states, severities=f.severities, since=f.since,
-                          limit=None if f.text else LOAD_LIMIT)
-
     def refresh(self) -> None:
-        if self.backend is None:
+        """Load the filtered alerts, the counts and the rule names; a newer
+        refresh (a filter changed again) supersedes one still running."""
+        if self.alerts is None:
             return
-        if self._loading:
-            self._reload_again = True
-            return
-        self._loading = True
         self.refresh_button.setEnabled(False)
-        backend, query = self.backend, self._query(self.current_filter())
+        alerts, f, with_rules = self.alerts, self.current_filter(), self.features.rules
+        self._background.cancel("poll")  # the full load answers for it
 
         def load() -> Snapshot:
-            alerts = backend.alerts.list(query)
-            open_counts, active = load_counts(backend)
-            names: dict[str, str] = {}
-            if backend.rules is not None:
-                names = {r.rule_id: r.name for r in backend.rules.list()}
-            return Snapshot(alerts, open_counts, active, names)
+            counts = alerts.counts()
+            names = {r.rule_id: r.name for r in alerts.list_rules()} if with_rules else {}
+            return Snapshot(load_alerts(alerts, f), counts.open, counts.attention, names)
 
-        self._background.start(load, self._loaded, self._failed)
+        self._background.start(load, self._loaded, self._failed, key="load")
 
     def _loaded(self, snap: Snapshot) -> None:
-        self._loading = False
         self.refresh_button.setEnabled(True)
         self.model.rule_names = snap.rule_names
         selected = {a.alert_id for a in self.selected_alerts()}
@@ -482,20 +448,18 @@ class AlertsPage(QWidget):
         self._set_counts(snap.open_counts, snap.active)
         self._update_count_label()
         self.loaded.emit()
-        if self._reload_again:
-            self._reload_again = False
-            self.refresh()
 
     def _filters_changed(self, *_: Any) -> None:
         self.refresh()
 
     def _poll(self) -> None:
-        """No live feed: fetch the current query and merge it row by row."""
-        if self.backend is None or self._loading:
+        """No live feed (or another process changed alerts): fetch the current
+        query and merge it row by row. A full load under way answers instead."""
+        if self.alerts is None or not self.refresh_button.isEnabled():
             return
-        backend, f = self.backend, self.current_filter()
-        self._background.start(lambda: backend.alerts.list(self._query(f)),
-                               self._merge, lambda exc: log.debug("poll failed: %s", exc))
+        alerts, f = self.alerts, self.current_filter()
+        self._background.start(lambda: load_alerts(alerts, f), self._merge,
+                               lambda exc: log.debug("poll failed: %s", exc), key="poll")
         self._counts_timer.start()
 
     def _merge(self, alerts: list[Alert]) -> None:
@@ -516,31 +480,30 @@ class AlertsPage(QWidget):
     def apply_events(self, events: list[FleetEvent]) -> None:
         changed = False
         selected = self.current_alert()
-        topics = {e.data.get("topic") for e in events if e.kind == EventKind.CHANGES}
+        topics = {e.topic for e in events if isinstance(e, DataChanged)}
         if changes.RULES in topics:
             self.refresh()  # rule names in the table and the filter
         elif changes.ALERTS in topics:
             self._poll()
         for event in events:
-            if event.kind != EventKind.ALERT:
+            if not isinstance(event, AlertChanged):
                 continue
-            alert = event.data.get("alert")
-            if isinstance(alert, Alert):
-                changed = bool(self.model.upsert(alert)) or changed
-                if (selected is not None and alert.alert_id == selected.alert_id
-                        and alert.version > selected.version):
-                    self.detail.show_alert(alert)
+            alert = event.alert
+            changed = bool(self.model.upsert(alert)) or changed
+            if (selected is not None and alert.alert_id == selected.alert_id
+                    and alert.version > selected.version):
+                self.detail.show_alert(alert)
         if changed:
             self._update_count_label()
         self._counts_timer.start()
 
     def _reload_counts(self) -> None:
-        if self.backend is None:
+        if self.alerts is None:
             return
-        backend = self.backend
-        self._background.start(lambda: load_counts(backend),
-                               lambda result: self._set_counts(*result),
-                               lambda exc: log.debug("counts failed: %s", exc))
+        alerts = self.alerts
+        self._background.start(alerts.counts,
+                               lambda c: self._set_counts(c.open, c.attention),
+                               lambda exc: log.debug("counts failed: %s", exc), key="counts")
 
     def _set_counts(self, open_counts: dict[Severity, int],
                     attention: dict[Severity, int]) -> None:
@@ -646,24 +609,24 @@ class AlertsPage(QWidget):
         self.comment_dialog = dialog
         dialog.open()
 
-    def _run(self, action: str, targets: list[Alert], **kwargs: Any) -> None:
-        if self.actions is None:
+    def _run(self, action: str, targets: list[Alert], *, comment: str = "",
+             until: datetime | None = None) -> None:
+        if self.alerts is None:
             return
-        actions = self.actions
+        alerts, ids = self.alerts, [a.alert_id for a in targets]
         self._busy += 1
         self._update_buttons()
-        verb = {"acknowledge": "Acknowledging", "resolve": "Resolving",
-                "snooze": "Snoozing"}[action]
-        self.show_message(f"{verb} {len(targets)} alert{'s' if len(targets) != 1 else ''}…")
-        self._background.start(lambda: actions.run_many(targets, action, **kwargs),
-                               self._action_done, self._action_failed)
+        self.show_message(f"{PRESENT[action]} {plural(len(targets), 'alert')}…")
+        self._background.start(
+            lambda: run_action(alerts, action, ids, comment=comment, until=until),
+            partial(self._action_done, action), self._action_failed)
 
     def _action_failed(self, exc: BaseException) -> None:
         self._busy = max(0, self._busy - 1)
         self._update_buttons()
         self.show_message(f"The action failed: {exc}", error=True)
 
-    def _action_done(self, results: list[ActionResult]) -> None:
+    def _action_done(self, action: str, results: list[ActionResult]) -> None:
         self._busy = max(0, self._busy - 1)
         for result in results:
             if result.alert is not None:
@@ -674,7 +637,7 @@ class AlertsPage(QWidget):
         current = self.current_alert()
         if current is not None:
             self.detail.show_alert(current)
-        self.show_message(summarise(results), error=any(not r.ok for r in results))
+        self.show_message(summarise(action, results), error=any(not r.ok for r in results))
         self.actions_done.emit(results)
 
     def show_message(self, text: str, *, error: bool = False) -> None:
@@ -686,35 +649,17 @@ class AlertsPage(QWidget):
 
     # ------------------------------------------------------------ rules
     def open_rule_editor(self) -> QDialog | None:
-        if self.backend is None or self.backend.rules is None:
+        if self.alerts is None or not self.features.rules:
             return None
         from .rule_editor import RuleEditorDialog, rule_types
 
-        dialog = RuleEditorDialog(self.backend, self.context.actor, self,
+        dialog = RuleEditorDialog(self.context.api, self,
                                   types=rule_types(self.context.plugins))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(lambda _r: self.refresh())
         self.rule_editor = dialog
         dialog.open()
         return dialog
-
-
-PAST = {"acknowledge": "Acknowledged", "resolve": "Resolved", "snooze": "Snoozed"}
-
-
-def summarise(results: list[ActionResult]) -> str:
-    ok = [r for r in results if r.ok]
-    failed = [r for r in results if not r.ok]
-    lines = []
-    if ok:
-        verb = PAST.get(ok[0].action, ok[0].action)
-        lines.append(f"{verb} {len(ok)} alert{'s' if len(ok) != 1 else ''}.")
-    for r in failed:
-        device = r.alert.device_id if r.alert is not None else r.alert_id[:8]
-        lines.append(f"{device}: {r.message}")
-    if len(lines) > 8:
-        lines = [*lines[:7], f"… and {len(lines) - 7} more"]
-    return "\n".join(lines)
 
 
 def build_alerts_page(context: AppContext) -> AlertsPage:

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QSystemTrayIcon, QVBoxLayout, QWidget
 
 from core.model import Alert, AlertState, Severity
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import AlertChanged, FleetEvent
 
 MIN_INTERVAL_S = 5.0
 TOAST_MS = 6000
@@ -79,11 +79,8 @@ class CriticalNotifier(QObject):
 
     def feed(self, events: list[FleetEvent]) -> None:
         for event in events:
-            if event.kind != EventKind.ALERT:
-                continue
-            alert = event.data.get("alert")
-            if isinstance(alert, Alert):
-                self.consider(alert)
+            if isinstance(event, AlertChanged):
+                self.consider(event.alert)
         self._schedule()
 
     def consider(self, alert: Alert) -> None:

@@ -1,13 +1,14 @@
 """Rejected messages: what the hub quarantined, why, and the bytes themselves.
 
-Loads ``backend.quarantine`` (newest first) on a worker thread and then
-follows REJECTED events, inserting at the top; without a live feed it polls.
+Loads the rejected messages (newest first) through the alerts use cases
+(``context.api.alerts.list_quarantine``: every role may read them, limited to
+its organization) on a worker thread and then follows MessageRejected
+events, inserting at the top; without a live feed it polls.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
@@ -32,9 +33,9 @@ from PySide6.QtWidgets import (
 from console.widgets.background import BackgroundCall
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
+from core.model.events import FleetEvent, MessageRejected
 from core.model.link import QuarantinedMessage
-from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
+from core.ports.fleet_api.alerts import AlertFeatures, AlertsApi, QuarantineListing
 from core.text import plural
 
 from ._common import LiveEvents, local_time, relative_time
@@ -119,10 +120,10 @@ class QuarantineModel(QAbstractTableModel):
         return None
 
 
-@dataclass
-class QuarantineSnapshot:
-    messages: list[QuarantinedMessage]
-    counts: dict[str, int]
+def _session(context: AppContext) -> tuple[AlertsApi, AlertFeatures]:
+    """Blocking (the first use builds the backend): runs on a worker thread."""
+    alerts = context.api.alerts
+    return alerts, alerts.features()
 
 
 class QuarantinePage(QWidget):
@@ -130,11 +131,10 @@ class QuarantinePage(QWidget):
         super().__init__(parent)
         self.setObjectName("QuarantinePage")
         self.context = context
-        self.backend: Backend | None = None
+        self.alerts: AlertsApi | None = None
         self.counts: dict[str, int] = {}
         self.live: LiveEvents | None = None
         self._background = BackgroundCall(self)
-        self._loading = False
 
         heading = QLabel("Rejected messages")
         heading.setProperty("role", "title")
@@ -217,24 +217,25 @@ class QuarantinePage(QWidget):
         self._poll = QTimer(self, interval=POLL_MS)
         self._poll.timeout.connect(self._poll_new)
         self._set_status("Loading…")
-        self._background.start(lambda: context.backend, self._ready, self._failed)
+        self._background.start(lambda: _session(context), self._ready, self._failed)
 
     # ------------------------------------------------------------ loading
-    def _ready(self, backend: Backend) -> None:
-        self.backend = backend
-        if backend.quarantine is None:
+    def _ready(self, session: tuple[AlertsApi, AlertFeatures]) -> None:
+        alerts, features = session
+        if not features.quarantine:
             self._set_status("This backend does not keep rejected messages.")
             self.refresh_button.setEnabled(False)
             return
-        if backend.live is not None:
-            self.live = LiveEvents(backend.live, {EventKind.REJECTED}, self)
+        self.alerts = alerts
+        live = self.context.backend.live  # live events stay on the backend's feed for now
+        if live is not None:
+            self.live = LiveEvents(live, {MessageRejected}, self)
             self.live.batch.connect(self.apply_events)
         else:
             self._poll.start()
         self.refresh()
 
     def _failed(self, exc: BaseException) -> None:
-        self._loading = False
         self.refresh_button.setEnabled(True)
         self._set_status(f"Could not load rejected messages: {exc}")
 
@@ -246,20 +247,17 @@ class QuarantinePage(QWidget):
         return self.device_filter.text().strip() or None
 
     def refresh(self) -> None:
-        if self.backend is None or self.backend.quarantine is None:
+        if self.alerts is None:
             return
-        store, reason, device = self.backend.quarantine, self.reason(), self.device()
-        self._loading = True
+        alerts, reason, device = self.alerts, self.reason(), self.device()
         self.refresh_button.setEnabled(False)
+        self._background.cancel("poll")  # the full load answers for it
+        # key: a newer filter supersedes a load still running (latest wins)
+        self._background.start(
+            lambda: alerts.list_quarantine(reason=reason, device_id=device, limit=LIMIT),
+            self._loaded, self._failed, key="load")
 
-        def load() -> QuarantineSnapshot:
-            return QuarantineSnapshot(store.list(limit=LIMIT, reason=reason, device_id=device),
-                                      store.counts_by_reason())
-
-        self._background.start(load, self._loaded, self._failed)
-
-    def _loaded(self, snap: QuarantineSnapshot) -> None:
-        self._loading = False
+    def _loaded(self, snap: QuarantineListing) -> None:
         self.refresh_button.setEnabled(True)
         self.model.set_messages(snap.messages)
         self._set_counts(snap.counts)
@@ -268,15 +266,15 @@ class QuarantinePage(QWidget):
         self._show_payload()
 
     def _poll_new(self) -> None:
-        if self.backend is None or self.backend.quarantine is None or self._loading:
-            return
-        store, reason, device = self.backend.quarantine, self.reason(), self.device()
+        if self.alerts is None or not self.refresh_button.isEnabled():
+            return  # a full load is running
+        alerts, reason, device = self.alerts, self.reason(), self.device()
         self._background.start(
-            lambda: QuarantineSnapshot(store.list(limit=200, reason=reason, device_id=device),
-                                       store.counts_by_reason()),
-            self._merge_polled, lambda exc: log.debug("quarantine poll failed: %s", exc))
+            lambda: alerts.list_quarantine(reason=reason, device_id=device, limit=200),
+            self._merge_polled, lambda exc: log.debug("quarantine poll failed: %s", exc),
+            key="poll")
 
-    def _merge_polled(self, snap: QuarantineSnapshot) -> None:
+    def _merge_polled(self, snap: QuarantineListing) -> None:
         known = {m.message_id for m in self.model.messages()[:400]}
         top = self.model.messages()[0].received_at if self.model.rowCount() else None
         fresh = [m for m in snap.messages if m.message_id not in known
@@ -290,9 +288,9 @@ class QuarantinePage(QWidget):
         counts = dict(self.counts)
         reason, device = self.reason(), self.device()
         for event in events:
-            message = event.data.get("message") if event.kind == EventKind.REJECTED else None
-            if not isinstance(message, QuarantinedMessage):
+            if not isinstance(event, MessageRejected):
                 continue
+            message = event.message
             counts[message.reason] = counts.get(message.reason, 0) + 1
             if (reason is None or message.reason == reason) and (
                     device is None or message.device_id == device):

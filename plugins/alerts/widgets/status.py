@@ -19,9 +19,8 @@ from console.theme import current_colors
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.model import Severity
-from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
-from core.services.fleet_health import load_attention_counts
+from core.model.events import AlertChanged, DataChanged, FleetEvent
+from core.ports.fleet_api.alerts import AlertsApi
 
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, find_main_window, set_badge
 from .notifier import CriticalNotifier
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 MIN_RECOUNT_MS = 500     # at most two store counts per second, whatever the event rate
 POLL_MS = 15_000         # and a poll: a snooze that ends brings its alert back
 ATTENTION_TIP = "Alerts that need attention: active (not acknowledged) and not snoozed"
-
-
-def active_counts(backend: Backend) -> dict[Severity, int]:
-    """Alerts that need attention, by severity (the badge, the header, this)."""
-    return load_attention_counts(backend.alerts)
 
 
 class AlertStatusWidget(QLabel):
@@ -48,27 +42,26 @@ class AlertStatusWidget(QLabel):
         self.setTextFormat(Qt.TextFormat.RichText)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.context = context
-        self.backend: Backend | None = None
+        self.alerts: AlertsApi | None = None
         self.counts: dict[Severity, int] = {}
         self.live: LiveEvents | None = None
         self.notifier = notifier or CriticalNotifier(self)
         self._background = BackgroundCall(self)
-        self._counting = False
-        self._again = False
         self._throttle = QTimer(self, singleShot=True, interval=MIN_RECOUNT_MS)
         self._throttle.timeout.connect(self.recount)
         self._poll = QTimer(self, interval=POLL_MS)
         self._poll.timeout.connect(self.recount)
         self.setText("Alerts: …")
         self.setToolTip(ATTENTION_TIP + "; click to open the alert queue")
-        self._background.start(lambda: context.backend, self._ready,
+        self._background.start(lambda: context.api.alerts, self._ready,
                                lambda exc: self.setText("Alerts: unavailable"))
 
-    def _ready(self, backend: Backend) -> None:
-        self.backend = backend
-        if backend.live is not None:
-            # CHANGES: alerts changed by another process (the CLI, another console)
-            self.live = LiveEvents(backend.live, {EventKind.ALERT, EventKind.CHANGES}, self)
+    def _ready(self, alerts: AlertsApi) -> None:
+        self.alerts = alerts
+        live = self.context.backend.live  # live events stay on the backend's feed for now
+        if live is not None:
+            # DataChanged: alerts changed by another process (the CLI, another console)
+            self.live = LiveEvents(live, {AlertChanged, DataChanged}, self)
             self.live.batch.connect(self.apply_events)
         self._poll.start()
         self.recount()
@@ -79,30 +72,23 @@ class AlertStatusWidget(QLabel):
             self._throttle.start()
 
     def recount(self) -> None:
-        if self.backend is None:
+        if self.alerts is None:
             return
-        if self._counting:
-            self._again = True
-            return
-        self._counting = True
-        backend = self.backend
-        self._background.start(lambda: active_counts(backend), self._counted, self._failed)
+        alerts = self.alerts
+        # key: a recount started while one runs supersedes it; only the newest paints
+        self._background.start(lambda: alerts.counts().attention, self._counted, self._failed,
+                               key="counts")
 
     def _failed(self, exc: BaseException) -> None:
-        self._counting = False
         log.debug("alert counts failed: %s", exc)
         self.setToolTip(f"Could not count alerts: {exc}")
 
     def _counted(self, counts: dict[Severity, int]) -> None:
-        self._counting = False
         self.counts = counts
         self.setText(format_counts(counts))
         total = sum(counts.values())
         set_badge(self, "alerts", str(total) if total else "")
         self.counts_changed.emit(counts)
-        if self._again:
-            self._again = False
-            self._throttle.start()
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)

@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
 
 from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
-from core.model import Alert
+from core.model.analytics import AlertMark, HistoryRequest, ThresholdLine
+from core.model.events import AlertChanged, FleetEvent, TelemetryReceived
 from core.model.timeutil import to_epoch_ms
 from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
+from core.ports.fleet_api import FleetApi
 from core.ports.telemetry import Series
-from plugins.analytics.history import AlertMark, ThresholdLine, threshold_lines
 from plugins.analytics.live_buffer import LiveBuffer, SeriesKey
 from plugins.analytics.series_math import (
     AnomalyFlags,
@@ -70,10 +70,10 @@ LIVE_HINT = "Pick one or more devices on the left, then a metric, to follow them
 class LiveView(QWidget):
     frame_drawn = Signal()
 
-    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None,
+    def __init__(self, api_of: Callable[[], FleetApi], parent: QWidget | None = None,
                  *, fps: int = FPS) -> None:
         super().__init__(parent)
-        self._backend_of = backend_of
+        self._api_of = api_of
         self._background = BackgroundCall(self)
         self.buffer = LiveBuffer()
         self.bridge: LiveBridge | None = None
@@ -92,11 +92,11 @@ class LiveView(QWidget):
         self.thresholds: list[ThresholdLine] = []
         self.marks: list[AlertMark] = []
 
-        self.picker = SeriesPicker(backend_of)
+        self.picker = SeriesPicker(api_of)
         self.chart = TimeChart(antialias=False)
         self.chart.set_live(True)
         self.chart.set_hint(LIVE_HINT)
-        self.anomalies = AnomalyPanel(backend_of)
+        self.anomalies = AnomalyPanel(api_of)
         self.window_combo = QComboBox()
         for label, seconds in WINDOWS:
             self.window_combo.addItem(label, seconds)
@@ -147,7 +147,7 @@ class LiveView(QWidget):
 
     def on_events(self, events: list[FleetEvent]) -> None:
         """A coalesced batch from the bridge: append, mark dirty, draw later."""
-        readings = [r for e in events if e.kind == EventKind.TELEMETRY for r in e.readings]
+        readings = [r for e in events if isinstance(e, TelemetryReceived) for r in e.readings]
         if readings:
             kept = self.buffer.add(readings)
             self.readings_seen += kept
@@ -155,9 +155,10 @@ class LiveView(QWidget):
                 self._invalidate()
         tracked = {k[0] for k in self.buffer.keys}
         for e in events:
-            alert = e.data.get("alert") if e.kind == EventKind.ALERT else None
-            if isinstance(alert, Alert) and alert.device_id in tracked \
-                    and alert.state.value == "active":
+            if not isinstance(e, AlertChanged):
+                continue
+            alert = e.alert
+            if alert.device_id in tracked and alert.state.value == "active":
                 self.marks.append(AlertMark(alert.device_id, to_epoch_ms(alert.created_at),
                                             alert.severity.value, alert.message))
                 self.chart.set_overlays(self.thresholds, self.marks)
@@ -191,18 +192,21 @@ class LiveView(QWidget):
         self._invalidate()
 
     def _backfill(self, keys: list[SeriesKey]) -> None:
-        """Readings from before the view opened, from the store, off the GUI thread."""
+        """Readings from before the view opened, through the history use case,
+        off the GUI thread."""
         if not keys:
             return
-        backend_of = self._backend_of
+        api_of = self._api_of
         window = timedelta(seconds=self.window_s())
-        metrics = sorted({m for _, m in keys})
+        devices = tuple(dict.fromkeys(d for d, _ in keys))
+        metrics = tuple(dict.fromkeys(m for _, m in keys))
 
         def load() -> tuple[list[Series], list[ThresholdLine]]:
-            backend = backend_of()
+            analytics = api_of().analytics
             end = datetime.now(UTC)
-            series = [backend.telemetry.query(d, m, end - window, end) for d, m in keys]
-            return series, threshold_lines(backend.rules, metrics)
+            request = HistoryRequest(devices, metrics, end - window, end)
+            series = analytics.history(request, overlays=False).series
+            return series, analytics.thresholds(sorted(metrics))
 
         def done(result: tuple[list[Series], list[ThresholdLine]]) -> None:
             series, lines = result
@@ -213,7 +217,7 @@ class LiveView(QWidget):
             self._invalidate()
 
         self._background.start(load, done, lambda exc: self.status.setText(
-            f"Could not load recent history: {exc}"))
+            f"Could not load recent history: {exc}"), key="backfill")
 
     # -- drawing ----------------------------------------------------------------------------
     def toggle_pause(self) -> None:

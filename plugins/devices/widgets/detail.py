@@ -45,12 +45,19 @@ from console.widgets.signals import safe_emit
 from core.errors import ConcurrentModification, ValidationError
 from core.identity import local_owner
 from core.model import Alert, CommandRecord, Device, DeviceStatus, Reading
+from core.model.events import (
+    AlertChanged,
+    CommandChanged,
+    DeviceChanged,
+    FleetEvent,
+    ShadowChanged,
+    TelemetryReceived,
+)
 from core.model.link import LinkStats
 from core.model.roles import Actor, Permission
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
 from core.ports.commands import CommandOutcome, CommandResult
-from core.ports.live import EventKind, FleetEvent
 from core.ports.shadows import ShadowDocument
 from core.services.fleet_health import health_of, status_label
 from core.text import plural
@@ -474,25 +481,16 @@ class DeviceDetail(QWidget):
         if device_id is None:
             return
         for event in events:
-            if event.device_id != device_id:
-                continue
-            if event.kind == EventKind.TELEMETRY:
-                self._add_readings(event.readings)
-            elif event.kind == EventKind.DEVICE:
-                device = event.data.get("device")
-                if isinstance(device, Device):
+            match event:
+                case TelemetryReceived(device_id=shown) if shown == device_id:
+                    self._add_readings(event.readings)
+                case DeviceChanged(device=device) if device.device_id == device_id:
                     self._show_identity(device, keep_edits=True)
-            elif event.kind == EventKind.SHADOW:
-                document = event.data.get("document")
-                if isinstance(document, ShadowDocument):
+                case ShadowChanged(document=document) if document.device_id == device_id:
                     self._show_shadow(document, keep_editor=True)
-            elif event.kind == EventKind.COMMAND:
-                record = event.data.get("record")
-                if isinstance(record, CommandRecord):
+                case CommandChanged(record=record) if record.device_id == device_id:
                     self._show_command_record(record)
-            elif event.kind == EventKind.ALERT:
-                alert = event.data.get("alert")
-                if isinstance(alert, Alert):
+                case AlertChanged(alert=alert) if alert.device_id == device_id:
                     self._upsert_alert(alert)
 
     # -- identity ------------------------------------------------------------------------

@@ -39,9 +39,9 @@ from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.identity import local_owner
 from core.model import Device
+from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.model.roles import Actor, Permission
 from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
 from core.text import plural
 from plugins.devices import service
 from plugins.devices.widgets.detail import DeviceDetail
@@ -379,8 +379,8 @@ class DevicesPage(QWidget):
         self.model.apply_events(events)
         if self.model.rowCount() != before and self.model.sort_column >= 0:
             self._resort_timer.start()
-        alerted = {e.device_id for e in events if e.kind == EventKind.ALERT and e.device_id}
-        if any(e.kind == EventKind.CHANGES and e.data.get("topic") == "alerts"
+        alerted = {e.device_id for e in events if isinstance(e, AlertChanged) and e.device_id}
+        if any(isinstance(e, DataChanged) and e.topic == "alerts"
                for e in events):  # changed elsewhere (CLI, another console): all health
             alerted |= {row.device.device_id for row in self.model.rows()}
         if alerted:

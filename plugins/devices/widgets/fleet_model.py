@@ -29,7 +29,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 
 from console.widgets.signals import safe_emit
 from core.model import Device, DeviceStatus, Reading, Severity
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import DeviceChanged, FleetEvent, TelemetryReceived
 from core.services.fleet_health import device_health, status_label
 
 Index = QModelIndex | QPersistentModelIndex
@@ -235,17 +235,15 @@ class FleetTableModel(QAbstractTableModel):
         new_devices: dict[str, Device] = {}
         touched: set[str] = set()
         for event in events:
-            if event.kind == EventKind.TELEMETRY:
+            if isinstance(event, TelemetryReceived):
                 row_no = self._index.get(event.device_id)
                 if row_no is None:
                     continue  # not registered (yet); the device event will add it
                 if self._apply_readings(self._rows[row_no], event):
                     changed.add(row_no)
                     touched.add(event.device_id)
-            elif event.kind == EventKind.DEVICE:
-                device = event.data.get("device")
-                if not isinstance(device, Device):
-                    continue
+            elif isinstance(event, DeviceChanged):
+                device = event.device
                 row_no = self._index.get(device.device_id)
                 if row_no is None:
                     new_devices[device.device_id] = device
@@ -318,7 +316,7 @@ class FleetTableModel(QAbstractTableModel):
         changed -= health_changed
         self._emit_changed(changed, first=Col.ALERTS, last=Col.ALERTS)
 
-    def _apply_readings(self, row: FleetRow, event: FleetEvent) -> bool:
+    def _apply_readings(self, row: FleetRow, event: TelemetryReceived) -> bool:
         changed = False
         newest: dict[str, Reading] = {}
         for reading in event.readings:
@@ -335,9 +333,9 @@ class FleetTableModel(QAbstractTableModel):
         if RSSI_METRIC in newest:
             row.rssi = newest[RSSI_METRIC].value
             changed = True
-        firmware = event.data.get("firmware")
+        firmware = event.firmware
         if firmware and firmware != row.device.firmware_version:
-            row.device = replace(row.device, firmware_version=str(firmware))
+            row.device = replace(row.device, firmware_version=firmware)
             row.refresh_haystack()
             changed = True
         return changed

@@ -21,10 +21,10 @@ from typing import Any
 
 from core.errors import ConcurrentModification, NotFound, SmartIotError
 from core.model import CommandRecord, CommandStatus
+from core.model.events import CommandChanged, ShadowChanged
 from core.model.timeutil import utcnow
 from core.ports.commands import CommandChannel, CommandOutcome, CommandResult
 from core.ports.hub import CommandLog, ShadowStore
-from core.ports.live import EventKind, FleetEvent
 from core.ports.registry import DeviceRegistry
 from core.ports.shadows import ShadowDocument, ShadowService
 from core.protocol.payloads import (
@@ -160,8 +160,7 @@ class MqttCommandChannel(CommandChannel):
                                  int(time.time() * 1000)).encode()
         self._client.link.publish(command_request_topic(device.organization, device_id),
                                   payload, qos=1)
-        self._client.bus.publish([FleetEvent(EventKind.COMMAND, device_id,
-                                             data={"record": sent})])
+        self._client.bus.publish([CommandChanged(sent)])
         return future
 
     def on_response(self, topic: str, payload: bytes) -> None:
@@ -194,8 +193,7 @@ class MqttCommandChannel(CommandChannel):
             self._log.update(record)
         except Exception:
             log.exception("could not record the answer to %s", record.request_id)
-        self._client.bus.publish([FleetEvent(EventKind.COMMAND, record.device_id,
-                                             data={"record": record})])
+        self._client.bus.publish([CommandChanged(record)])
         if not future.done():
             future.set_result(result)
 
@@ -285,5 +283,4 @@ class MqttShadowService(ShadowService):
         if parsed.suffix == "accepted":
             document = self._store.get(parsed.thing)
             if document is not None:
-                self._client.bus.publish([FleetEvent(EventKind.SHADOW, parsed.thing,
-                                                     data={"document": document})])
+                self._client.bus.publish([ShadowChanged(document)])

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from core.model import Device, LinkStats, QuarantinedMessage, Reading
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import DeviceChanged, FleetEvent, HubStatus
 from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER, parse_jobs_topic
 from core.services.event_bus import EventBus
 from core.services.rollout import RolloutEngine
@@ -394,12 +394,12 @@ class Hub:
                 "rejected_by_reason": dict(self.ingestor.rejected_by_reason),
                 "jobs": self.jobs.snapshot()}
 
-    def _hub_event(self) -> FleetEvent:
+    def _hub_event(self) -> HubStatus:
         c = self.counters
-        return FleetEvent(EventKind.HUB, "", data={
-            "connection": self.link.state, "messages_per_s": c.messages_per_s,
-            "readings_per_s": c.readings_per_s, "degraded": self.degraded(),
-            "shed_overload": c.shed_overload, "inbox": c.inbox})
+        return HubStatus(
+            connection=self.link.state, messages_per_s=c.messages_per_s,
+            readings_per_s=c.readings_per_s, degraded=self.degraded(),
+            shed_overload=c.shed_overload, inbox=c.inbox)
 
     def _watch(self) -> None:
         """Once a second: rates and the HUB live event. Never touches the store,
@@ -706,8 +706,8 @@ class Hub:
 
     def _housekeeping(self) -> None:
         now = datetime.fromtimestamp(self.clock(), UTC)
-        events = [FleetEvent(EventKind.DEVICE, d.device_id, data={"device": d})
-                  for d in self.cache.mark_stale(now, self.stale_after)]
+        events: list[FleetEvent] = [DeviceChanged(d)
+                                    for d in self.cache.mark_stale(now, self.stale_after)]
         self._guard("registry", lambda: self.health.call("registry", self.cache.flush))
         if self.alerting is not None:
             self.alerting.set_devices(self.cache.all())

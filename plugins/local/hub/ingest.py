@@ -17,8 +17,13 @@ from datetime import datetime
 
 from core.errors import ValidationError
 from core.model import Device, DeviceStatus, LinkStats, QuarantinedMessage, Reading
+from core.model.events import (
+    DeviceChanged,
+    FleetEvent,
+    MessageRejected,
+    TelemetryReceived,
+)
 from core.model.timeutil import from_epoch_ms
-from core.ports.live import EventKind, FleetEvent
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
 from core.protocol.topics import DataKind, parse_device_topic
 from plugins.local.hub.registry_cache import RegistryCache
@@ -149,8 +154,7 @@ class Ingestor:
         quarantined = QuarantinedMessage(message.topic, reason, detail, message.payload,
                                          device_id, at)
         result.quarantined.append(quarantined)
-        result.events.append(FleetEvent(EventKind.REJECTED, device_id or "",
-                                         data={"message": quarantined}))
+        result.events.append(MessageRejected(quarantined))
         # counted against known devices only: an unknown id must not grow the
         # link statistics (the quarantine row still names it)
         if device_id is not None and (device_id in self.stats
@@ -207,7 +211,7 @@ class Ingestor:
                             status=DeviceStatus.ONLINE, firmware_version=firmware or None,
                             created_at=at, updated_at=at, last_seen=None)
             self.cache.put(device, important=True)
-            result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": device}))
+            result.events.append(DeviceChanged(device))
         if device.device_type == "generic" and device_type and device_type != "generic":
             # first heard of through a bare status message; now it says what it is
             device = replace(device, device_type=device_type)
@@ -246,7 +250,7 @@ class Ingestor:
         important = seen.status is not DeviceStatus.ONLINE
         if important:
             seen = replace(seen, status=DeviceStatus.ONLINE)
-            result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": seen}))
+            result.events.append(DeviceChanged(seen))
         self.cache.put(seen, important=important)
 
     def _boot_state(self, device_id: str, at: datetime) -> None:
@@ -301,8 +305,8 @@ class Ingestor:
                     for metric, value in telemetry.metrics.items()]
         result.readings.extend(readings)
         result.by_device.setdefault(device_id, []).extend(readings)
-        result.events.append(FleetEvent(EventKind.TELEMETRY, device_id, tuple(readings),
-                                        {"seq": telemetry.seq, "firmware": telemetry.firmware}))
+        result.events.append(TelemetryReceived(device_id, tuple(readings),
+                                               telemetry.seq, telemetry.firmware))
 
         # a late message may come from before an update (the previous boot's
         # tail): only the newest reading says what the device runs now
@@ -314,7 +318,7 @@ class Ingestor:
             important = True
         self.cache.put(seen, important=important)
         if important or device.last_seen is None:
-            result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": seen}))
+            result.events.append(DeviceChanged(seen))
 
     def _status(self, message: Inbound, org: str, device_id: str, at: datetime,
                 result: BatchResult) -> None:
@@ -345,7 +349,7 @@ class Ingestor:
                           firmware_version=firmware,
                           last_seen=at if wanted is DeviceStatus.ONLINE else device.last_seen)
         self.cache.put(updated, important=True)
-        result.events.append(FleetEvent(EventKind.DEVICE, device_id, data={"device": updated}))
+        result.events.append(DeviceChanged(updated))
 
 
 

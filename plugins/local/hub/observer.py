@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 from core.errors import ValidationError
 from core.model import DeviceStatus, Reading
+from core.model.events import AlertChanged, DeviceChanged, TelemetryReceived
 from core.model.timeutil import from_epoch_ms
 from core.ports.alerts import AlertQuery, AlertStore
-from core.ports.live import EventKind, FleetEvent
 from core.ports.registry import DeviceRegistry
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
 from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER, DataKind, parse_device_topic
@@ -66,17 +66,15 @@ class TeamObserver:
                 ts = from_epoch_ms(message.ts_ms)
                 readings = tuple(Reading(parsed.device_id, m, ts, v)
                                  for m, v in message.metrics.items())
-                self.bus.publish([FleetEvent(EventKind.TELEMETRY, parsed.device_id, readings,
-                                             {"seq": message.seq,
-                                              "firmware": message.firmware})])
+                self.bus.publish([TelemetryReceived(parsed.device_id, readings,
+                                                    message.seq, message.firmware)])
             elif parsed.kind is DataKind.STATUS:
                 status = decode_status(payload, topic_device_id=parsed.device_id)
                 device = self._registry.find(parsed.device_id)
                 if device is not None and device.status is not DeviceStatus.DECOMMISSIONED:
                     wanted = (DeviceStatus.ONLINE if status.state == "online"
                               else DeviceStatus.OFFLINE)
-                    self.bus.publish([FleetEvent(EventKind.DEVICE, parsed.device_id, data={
-                        "device": replace(device, status=wanted)})])
+                    self.bus.publish([DeviceChanged(replace(device, status=wanted))])
         except (ProtocolError, ValidationError):
             return  # the hub quarantines and counts it; a view just skips it
 
@@ -89,5 +87,4 @@ class TeamObserver:
                 log.exception("could not poll alert changes")
                 continue
             self._since = started - timedelta(seconds=1)  # overlap: clocks and commits
-            self.bus.publish([FleetEvent(EventKind.ALERT, a.device_id, data={
-                "alert": a, "change": "synced", "notify": False}) for a in changed])
+            self.bus.publish([AlertChanged(a, change="synced", notify=False) for a in changed])

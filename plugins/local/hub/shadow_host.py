@@ -21,10 +21,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from core.errors import ConcurrentModification
+from core.model.events import FleetEvent, MessageRejected, ShadowChanged
 from core.model.link import QuarantinedMessage
 from core.model.timeutil import utcnow
 from core.ports.hub import ShadowStore
-from core.ports.live import EventKind, FleetEvent
 from core.ports.shadows import ShadowDocument
 from core.protocol.payloads import ProtocolError, decode_json_object
 from core.protocol.topics import ShadowOp, parse_shadow_topic, shadow_topic
@@ -94,7 +94,7 @@ class ShadowHost:
             self.rejected_by_reason[str(outcome.replies[0].body.get("code"))] += 1
         if outcome.document is not None or outcome.deleted:
             document = outcome.document or ShadowDocument(thing)
-            return [FleetEvent(EventKind.SHADOW, thing, data={"document": document})]
+            return [ShadowChanged(document)]
         return []
 
     def _answer(self, thing: str, op: ShadowOp, current: ShadowDocument | None,
@@ -127,7 +127,7 @@ class ShadowHost:
                 self._quarantine([message])
             except Exception:  # noqa: BLE001 - the answer went out; the row is only diagnosis
                 log.warning("could not quarantine a refused shadow request for %s", thing)
-        return [FleetEvent(EventKind.REJECTED, thing, data={"message": message})]
+        return [MessageRejected(message)]
 
     def _send(self, thing: str, op: ShadowOp, outcome: Outcome, *, detail: str = "") -> None:
         for reply in outcome.replies:

@@ -21,10 +21,10 @@ from typing import Any
 
 from core.errors import IllegalTransition, NotFound, ValidationError
 from core.model import Deployment, Execution, ExecutionStatus
+from core.model.events import FleetEvent
 from core.model.link import QuarantinedMessage
 from core.model.timeutil import utcnow
 from core.ports.deployments import DeploymentService
-from core.ports.live import FleetEvent
 from core.protocol.ota import DETAIL_MESSAGE
 from core.protocol.payloads import ProtocolError, decode_json_object
 from core.protocol.topics import jobs_topic, parse_jobs_topic

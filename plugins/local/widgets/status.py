@@ -1,11 +1,11 @@
 """The hub in the status bar: broker connection, messages/s in, devices online,
 and what is wrong when something is.
 
-One ``LiveBridge`` feeds the labels: HUB events carry ``{"connection": str,
-"messages_per_s": float, "readings_per_s": float, "degraded": str,
-"shed_overload": int}`` (the hub sends one a second); a health label appears
+One ``LiveBridge`` feeds the labels: ``HubStatus`` events carry the connection,
+messages and readings per second, why the hub is degraded and what it shed
+(the hub sends one a second); a health label appears
 only while the hub is degraded ("Database unavailable for 42 s") or has shed
-load, so a person sees a problem while it happens. DEVICE events make the
+load, so a person sees a problem while it happens. ``DeviceChanged`` events make the
 online/total count stale, which is recounted in the background at most every
 couple of seconds (and every 15 s regardless, for changes made elsewhere).
 Labels repaint at most four times a second whatever the event rate.
@@ -22,8 +22,8 @@ from console.bridge import LiveBridge
 from console.theme import ThemeColors, current_colors, follow_theme
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
+from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEvent, HubStatus
 from core.ports.backend import Backend
-from core.ports.live import EventKind, FleetEvent
 from core.services.fleet_health import Health, load_fleet_health, status_label
 
 log = logging.getLogger(__name__)
@@ -139,25 +139,16 @@ class HubStatusWidget(QWidget):
     def apply_events(self, events: list[FleetEvent]) -> None:
         recount = False
         for event in events:
-            if event.kind == EventKind.HUB:
-                state = event.data.get("connection")
-                if isinstance(state, str) and state:
-                    self.connection = state
-                rate = event.data.get("messages_per_s")
-                if isinstance(rate, int | float):
-                    self.messages_per_s = float(rate)
-                    self._rate_age = 0.0
-                readings = event.data.get("readings_per_s")
-                if isinstance(readings, int | float):
-                    self.readings_per_s = float(readings)
-                degraded = event.data.get("degraded")
-                if isinstance(degraded, str):
-                    self.degraded = degraded
-                shed = event.data.get("shed_overload")
-                if isinstance(shed, int):
-                    self.shed_overload = shed
+            if isinstance(event, HubStatus):
+                if event.connection:
+                    self.connection = event.connection
+                self.messages_per_s = event.messages_per_s
+                self._rate_age = 0.0
+                self.readings_per_s = event.readings_per_s
+                self.degraded = event.degraded
+                self.shed_overload = event.shed_overload
                 self._dirty = True
-            elif event.kind in (EventKind.DEVICE, EventKind.ALERT, EventKind.CHANGES):
+            elif isinstance(event, DeviceChanged | AlertChanged | DataChanged):
                 recount = True  # health follows alerts too
         if recount and not self._recount_throttle.isActive():
             self._recount_throttle.start()

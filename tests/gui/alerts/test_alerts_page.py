@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from core.model import AlertState, Severity
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import AlertChanged, TelemetryReceived
 from core.store import Store
 from plugins.alerts.widgets.alert_model import C_ACK, C_SEVERITY, C_SNOOZED, C_STATE
 
@@ -93,7 +93,7 @@ def test_live_alert_events_update_rows_in_place_without_reset(qtbot, alerts_page
     page.model.rowsRemoved.connect(lambda _p, a, b: removed.append((a, b)))
 
     acked = first.acknowledge("maria", "checking the pump")
-    bus.publish([FleetEvent(EventKind.ALERT, acked.device_id, data={"alert": acked})])
+    bus.publish([AlertChanged(acked)])
     qtbot.waitUntil(lambda: bool(changed), timeout=15_000)
     assert changed == [(0, 0)]
     assert page.model.index(0, C_STATE).data() == "acknowledged"
@@ -101,19 +101,19 @@ def test_live_alert_events_update_rows_in_place_without_reset(qtbot, alerts_page
 
     raised = replace(second, alert_id="new-critical", severity=Severity.CRITICAL,
                      device_id="pump-00003")
-    bus.publish([FleetEvent(EventKind.ALERT, raised.device_id, data={"alert": raised}),
-                 FleetEvent(EventKind.TELEMETRY, "pump-00003")])
+    bus.publish([AlertChanged(raised),
+                 TelemetryReceived("pump-00003", ())])
     qtbot.waitUntil(lambda: bool(inserted), timeout=15_000)
     assert inserted == [(0, 0)]  # critical goes on top
     assert shown_ids(page)[0] == "new-critical"
 
     gone = second.resolve("system")
-    bus.publish([FleetEvent(EventKind.ALERT, gone.device_id, data={"alert": gone})])
+    bus.publish([AlertChanged(gone)])
     qtbot.waitUntil(lambda: bool(removed), timeout=15_000)
     assert second.alert_id not in shown_ids(page)  # resolved leaves the "Open" view
 
     stale = replace(first, message="old news")  # version 1 < the shown version 2
-    bus.publish([FleetEvent(EventKind.ALERT, stale.device_id, data={"alert": stale})])
+    bus.publish([AlertChanged(stale)])
     qtbot.wait(250)
     assert page.model.alert_at(page.model.row_of(first.alert_id)).state is \
         AlertState.ACKNOWLEDGED

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from core.model import AlertRule, Reading, Severity
+from core.model.events import MessageRejected
 from core.model.link import QuarantinedMessage
 from core.model.roles import Actor, Role
-from core.ports.live import EventKind, FleetEvent
 
 pytestmark = pytest.mark.gui
 
@@ -200,7 +200,7 @@ def test_quarantine_lists_newest_first_with_counts_filter_and_payload(qtbot, sto
 
     live = QuarantinedMessage("dt/acme/pump-00003/telemetry", "schema", "too big", b"{}",
                               "pump-00003", now)
-    bus.publish([FleetEvent(EventKind.REJECTED, "pump-00003", data={"message": live})])
+    bus.publish([MessageRejected(live)])
     qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=15_000)
     assert page.model.message(0).detail == "too big"
     assert page.counts["schema"] == 2

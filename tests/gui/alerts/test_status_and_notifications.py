@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from core.model import Alert, Device, DeviceStatus, Severity
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import AlertChanged, DeviceChanged, HubStatus
 from core.registrations import StatusWidgetSpec
 from plugins.alerts.widgets.notifier import CriticalNotifier
 from plugins.alerts.widgets.status import AlertStatusWidget
@@ -17,8 +17,8 @@ from tests.gui.conftest import StatusPlugin
 pytestmark = pytest.mark.gui
 
 
-def alert_event(alert: Alert) -> FleetEvent:
-    return FleetEvent(EventKind.ALERT, alert.device_id, data={"alert": alert})
+def alert_event(alert: Alert) -> AlertChanged:
+    return AlertChanged(alert)
 
 
 def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
@@ -34,16 +34,16 @@ def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
     assert texts["devices"] == "1 online · 1 offline"
     assert texts["rate"] == "— msg/s"
 
-    bus.publish([FleetEvent(EventKind.HUB, "", data={"connection": "connecting",
-                                                      "messages_per_s": 1234.4})])
+    bus.publish([HubStatus(connection="connecting", messages_per_s=1234.4,
+                           readings_per_s=5678.0)])
     qtbot.waitUntil(lambda: widget.messages_per_s is not None, timeout=15_000)
     texts = widget.texts()
-    assert texts["rate"] == "1,234 msg/s"
+    assert texts["rate"] == "1,234 msg/s · 5,678 readings/s"
     assert "Connecting to broker" in texts["connection"]
 
     online = Device("pump-00002", status=DeviceStatus.ONLINE)
     store.registry.upsert(online)
-    bus.publish([FleetEvent(EventKind.DEVICE, "pump-00002", data={"device": online})])
+    bus.publish([DeviceChanged(online)])
     qtbot.waitUntil(lambda: widget.online == 2, timeout=15_000)
     assert widget.texts()["devices"] == "2 online · 0 offline"
 

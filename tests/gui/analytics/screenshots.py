@@ -30,9 +30,9 @@ from console.theme import apply_theme  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.context import AppContext  # noqa: E402
 from core.model import Reading  # noqa: E402
+from core.model.events import TelemetryReceived  # noqa: E402
 from core.plugins import PluginManager  # noqa: E402
 from core.ports.backend import Backend  # noqa: E402
-from core.ports.live import EventKind, FleetEvent  # noqa: E402
 from core.services.event_bus import EventBus  # noqa: E402
 from core.store import Store  # noqa: E402
 from simulator.models import BUILTIN_MODELS  # noqa: E402
@@ -60,7 +60,7 @@ def stream(bus: EventBus, stop: threading.Event, seeded_from: datetime) -> None:
     while not stop.is_set():
         values = model.step(t, 0.2)
         at = datetime.fromtimestamp(t, UTC)
-        bus.publish([FleetEvent(EventKind.TELEMETRY, d, tuple(
+        bus.publish([TelemetryReceived(d, tuple(
             Reading(d, m, at, float(values[m][i])) for m in ("temperature", "humidity")))
             for i, d in enumerate(ENV[:4])])
         t += 0.2

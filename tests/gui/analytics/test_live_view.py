@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QGraphicsItem
 
 from core.context import AppContext
 from core.model import Reading
+from core.model.events import TelemetryReceived
 from core.plugins import PluginManager
-from core.ports.live import EventKind, FleetEvent
 from plugins.analytics.widgets.live_view import FPS
 from simulator.api import RunningFleet
 from simulator.fleet import DeviceGroup
@@ -36,8 +36,7 @@ def _select(qtbot, live, devices, metrics):
 def _publish(bus, device, metric, start, n, step_s, value=lambda i: float(i)):
     for i in range(n):
         at = start + timedelta(seconds=i * step_s)
-        bus.publish([FleetEvent(EventKind.TELEMETRY, device,
-                                (Reading(device, metric, at, value(i)),))])
+        bus.publish([TelemetryReceived(device, (Reading(device, metric, at, value(i)),))])
 
 
 def test_readings_flow_in_and_redraws_stay_capped(qtbot, analytics_page, bus):
@@ -171,7 +170,7 @@ def test_many_curves_are_updated_within_the_frame_budget_and_pause_is_full_resol
     live.frame_timer.stop()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=250)
     n = 5000  # 250 s at 20 Hz: more points than the plot has pixel columns
-    live.on_events([FleetEvent(EventKind.TELEMETRY, d, tuple(
+    live.on_events([TelemetryReceived(d, tuple(
         Reading(d, m, start + timedelta(seconds=i * 0.05), float(i % 97)) for m in
         ("temperature", "humidity"))) for d in ENV[:4] for i in range(n)])
     # A zero budget: one curve per frame, oldest first, the others wait their turn.

@@ -10,17 +10,23 @@ from PySide6.QtCore import QThread
 
 from console.bridge import MIN_INTERVAL_MS, LiveBridge
 from core.model import Device, Reading
+from core.model.events import (
+    DeviceChanged,
+    FleetEvent,
+    HubStatus,
+    MessageRejected,
+    TelemetryReceived,
+)
 from core.model.link import QuarantinedMessage
-from core.ports.live import EventKind, FleetEvent
 from core.services.event_bus import EventBus
 
 
 def _telemetry(n: int, devices: int = 100) -> list[FleetEvent]:
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
-    return [FleetEvent(EventKind.TELEMETRY, f"d-{i % devices}",
-                       (Reading(f"d-{i % devices}", "temp", t0 + timedelta(milliseconds=i),
-                                float(i)),),
-                       {"seq": i})
+    return [TelemetryReceived(f"d-{i % devices}",
+                              (Reading(f"d-{i % devices}", "temp", t0 + timedelta(milliseconds=i),
+                                       float(i)),),
+                              seq=i)
             for i in range(n)]
 
 
@@ -77,20 +83,20 @@ def test_device_events_keep_the_newest_and_rejected_messages_are_all_kept(qtbot)
     got: list[list[FleetEvent]] = []
     bridge.batch.connect(got.append)
     bus.publish([
-        FleetEvent(EventKind.DEVICE, "a", data={"device": Device("a", name="old")}),
-        FleetEvent(EventKind.REJECTED, "a", data={"message": _quarantined(b"1")}),
-        FleetEvent(EventKind.DEVICE, "a", data={"device": Device("a", name="new")}),
-        FleetEvent(EventKind.REJECTED, "a", data={"message": _quarantined(b"2")}),
-        FleetEvent(EventKind.HUB, "", data={"messages_per_s": 1.0}),
-        FleetEvent(EventKind.HUB, "", data={"messages_per_s": 2.0}),
+        DeviceChanged(Device("a", name="old")),
+        MessageRejected(_quarantined(b"1")),
+        DeviceChanged(Device("a", name="new")),
+        MessageRejected(_quarantined(b"2")),
+        HubStatus("connected", messages_per_s=1.0),
+        HubStatus("connected", messages_per_s=2.0),
     ])
     bridge.flush()
     assert len(got) == 1
     (batch,) = got
-    devices = [e for e in batch if e.kind == EventKind.DEVICE]
-    assert [e.data["device"].name for e in devices] == ["new"]
-    assert len([e for e in batch if e.kind == EventKind.REJECTED]) == 2
-    assert [e.data["messages_per_s"] for e in batch if e.kind == EventKind.HUB] == [2.0]
+    devices = [e for e in batch if isinstance(e, DeviceChanged)]
+    assert [e.device.name for e in devices] == ["new"]
+    assert len([e for e in batch if isinstance(e, MessageRejected)]) == 2
+    assert [e.messages_per_s for e in batch if isinstance(e, HubStatus)] == [2.0]
     bridge.flush()
     assert len(got) == 1  # nothing new, no empty batch
 

@@ -15,9 +15,9 @@ from core.model import (
     Reading,
     Severity,
 )
+from core.model.events import CommandChanged, TelemetryReceived
 from core.ports.backend import Backend
 from core.ports.commands import CommandOutcome
-from core.ports.live import EventKind, FleetEvent
 from core.ports.shadows import ShadowDocument
 from plugins.devices.widgets.fleet_model import Col
 from plugins.devices.widgets.register_dialog import RegisterDeviceDialog
@@ -64,7 +64,7 @@ def test_detail_shows_values_sparklines_alerts_link_and_history(qtbot, store, ma
 
     # live telemetry extends the sparkline and the table row
     now = datetime.now(UTC)
-    page.apply_events([FleetEvent(EventKind.TELEMETRY, "pump-1", (
+    page.apply_events([TelemetryReceived("pump-1", (
         Reading("pump-1", "temp", now, 42.0), Reading("pump-1", "battery_pct", now, 12.0)))])
     assert detail.sparkline("temp").point_count() == 11
     assert detail._value_rows["temp"].value.text() == "42"
@@ -164,7 +164,7 @@ def test_command_buttons_call_the_command_channel(qtbot, store, make_page, chann
 
     # a command event from the hub updates the history
     record = CommandRecord("req-x", "pump-1", "ping", status=CommandStatus.SENT)
-    detail.apply_events([FleetEvent(EventKind.COMMAND, "pump-1", data={"record": record})])
+    detail.apply_events([CommandChanged(record)])
     assert detail.command_rows()[0] == ("ping", "sent", "")
 
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from core.model import Alert, Device, DeviceStatus, Reading, Severity
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import DeviceChanged, FleetEvent, TelemetryReceived
 from plugins.devices.widgets.fleet_model import Col
 from tests.gui.devices.conftest import make_devices
 
@@ -46,17 +46,17 @@ def test_100k_devices_load_and_a_live_burst_updates_rows_without_any_reset(
     page.model.rowsInserted.connect(lambda _p, a, b: inserted.append((a, b)))
 
     ts = now + timedelta(seconds=5)
-    events = []
+    events: list[FleetEvent] = []
     for i in range(9_990):
         device_id = f"dev-{(i * 7) % 100_000:06d}"
-        events.append(FleetEvent(EventKind.TELEMETRY, device_id, (
+        events.append(TelemetryReceived(device_id, (
             Reading(device_id, "battery_pct", ts, float(i % 100)),
-            Reading(device_id, "rssi", ts, -40.0 - i % 50)), {"seq": i}))
+            Reading(device_id, "rssi", ts, -40.0 - i % 50)), seq=i))
     flipped = replace(store.registry.get("dev-000010"), status=DeviceStatus.ERROR)
-    events += [FleetEvent(EventKind.DEVICE, f"new-{i}", data={"device": Device(
-        f"new-{i}", name=f"Fresh {i}", device_type="pump", status=DeviceStatus.ONLINE)})
+    events += [DeviceChanged(Device(
+        f"new-{i}", name=f"Fresh {i}", device_type="pump", status=DeviceStatus.ONLINE))
         for i in range(9)]
-    events.append(FleetEvent(EventKind.DEVICE, "dev-000010", data={"device": flipped}))
+    events.append(DeviceChanged(flipped))
     assert len(events) == 10_000
 
     worker = threading.Thread(target=lambda: [bus.publish(events[i:i + 100])

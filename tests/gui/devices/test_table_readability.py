@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 
 from core.model import CommandRecord, CommandStatus, Device, DeviceStatus, Reading
-from core.ports.live import EventKind, FleetEvent
+from core.model.events import CommandChanged
 from plugins.devices.widgets.detail import format_value, with_gaps
 from plugins.devices.widgets.devices_page import HEADER_PADDING_PX
 from plugins.devices.widgets.fleet_model import Col, fallback_name
@@ -94,7 +94,7 @@ def test_ping_shows_one_latency_in_the_banner_and_the_table(qtbot, store, make_p
     created = datetime.now(UTC)
     record = CommandRecord(request_id, "pump-1", "ping", status=CommandStatus.OK,
                            created_at=created, completed_at=created + timedelta(milliseconds=4))
-    page.apply_events([FleetEvent(EventKind.COMMAND, "pump-1", data={"record": record})])
+    page.apply_events([CommandChanged(record)])
     assert ("ping", "ok", "12 ms") in detail.command_rows()
 
 

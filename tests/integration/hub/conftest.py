@@ -16,8 +16,8 @@ class EventLog:
         self.events = []
         bus.subscribe(self.events.extend)
 
-    def of(self, kind):
-        return [e for e in list(self.events) if e.kind == kind]
+    def of(self, event_type):
+        return [e for e in list(self.events) if isinstance(e, event_type)]
 
 
 def wait_until(predicate, timeout=15.0, message="condition not met in time"):

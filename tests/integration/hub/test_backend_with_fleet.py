@@ -14,9 +14,9 @@ from core.config import load_config
 from core.context import AppContext
 from core.errors import ConcurrentModification
 from core.model import AlertRule, AlertState, CommandStatus, RuleScope, Severity
+from core.model.events import AlertChanged, CommandChanged
 from core.plugins import PluginManager
 from core.ports.commands import CommandOutcome
-from core.ports.live import EventKind
 from plugins.local.backend import build_local_backend
 from simulator.api import RunningFleet
 from simulator.faults import FaultPlan, FaultSpec
@@ -84,7 +84,7 @@ def test_commands_round_trip_and_time_out_and_are_logged(backend, mosquitto_brok
     records = backend.command_log.list_for("pump-00000")
     assert [r.status for r in records][:3] == [CommandStatus.TIMEOUT, CommandStatus.OK,
                                                CommandStatus.OK]
-    assert any(e.kind == EventKind.COMMAND for e in log.events)
+    assert any(isinstance(e, CommandChanged) for e in log.events)
 
 
 def test_injected_fault_raises_alert_ack_then_auto_resolve(backend, mosquitto_broker):
@@ -118,7 +118,7 @@ def test_injected_fault_raises_alert_ack_then_auto_resolve(backend, mosquitto_br
                               timeout=20)
         assert resolved.resolved_by == "system"
         assert resolved.acknowledged_by == "maria"
-        assert any(e.kind == EventKind.ALERT for e in log.events)
+        assert any(isinstance(e, AlertChanged) for e in log.events)
         actions = [e.action for e in backend.store.audit.entries()]
         assert any("ack" in a for a in actions)
         assert backend.store.audit.verify() is None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import core.store.engine
-from core.ports.live import EventKind
+from core.model.events import HubStatus
 from core.services.event_bus import EventBus
 from core.store import Store
 from plugins.local.hub import hub as hub_module
@@ -75,8 +75,8 @@ def test_a_locked_database_loses_nothing_and_the_status_says_so(broker, tmp_path
         assert any(s.startswith("degraded: database unavailable for ") for s in seen_degraded)
         assert hub._thread.is_alive()
         # the HUB live event said it too, while it lasted (what the status bar shows)
-        assert any(e.data.get("degraded", "").startswith("degraded: database unavailable")
-                   for e in events.of(EventKind.HUB))
+        assert any(e.degraded.startswith("degraded: database unavailable")
+                   for e in events.of(HubStatus))
         assert during["write_failures"] > 0
         assert during["inbox"] + during["processed"] <= during["received"]
         # recovers by itself

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 
 from core.model import DeviceStatus
-from core.ports.live import EventKind
+from core.model.events import DeviceChanged, MessageRejected
 from tests.integration.hub.conftest import wait_until
 from tests.mqtt_recorder import Recorder
 
@@ -71,7 +71,7 @@ def test_every_kind_of_bad_message_is_quarantined_and_ingestion_goes_on(
     listed = store.quarantine.list(reason="device_mismatch")
     assert listed[0].device_id == "p1" and b'"p2"' in listed[0].payload
     assert "topic names 'p1'" in listed[0].detail
-    assert len(log.of(EventKind.REJECTED)) >= len(cases)
+    assert len(log.of(MessageRejected)) >= len(cases)
 
 
 def test_first_seen_registration_status_and_last_will(hub_setup, mosquitto_broker):
@@ -90,7 +90,7 @@ def test_first_seen_registration_status_and_last_will(hub_setup, mosquitto_broke
     stored = wait_until(lambda: store.registry.find("m7"))
     wait_until(lambda: store.registry.get("m7").status is DeviceStatus.OFFLINE)
     assert stored.firmware_version in ("3.1.0", "1.0.0")
-    assert any(e.device_id == "m7" for e in log.of(EventKind.DEVICE))
+    assert any(e.device_id == "m7" for e in log.of(DeviceChanged))
 
 
 def test_decommissioned_device_data_is_quarantined(hub_setup, mosquitto_broker):

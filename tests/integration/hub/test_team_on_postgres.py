@@ -17,10 +17,10 @@ from core.config import load_config
 from core.context import AppContext
 from core.errors import ConcurrentModification, IllegalTransition
 from core.model import AlertRule, AlertState, RuleScope, Severity
+from core.model.events import AlertChanged, TelemetryReceived
 from core.model.roles import Actor, Role
 from core.plugins import PluginManager
 from core.ports.commands import CommandOutcome
-from core.ports.live import EventKind
 from core.services.alerting.service import AlertService
 from core.store import Store
 from core.store.engine import create_store_engine
@@ -97,10 +97,10 @@ def test_headless_hub_with_two_consoles(team_database, mosquitto_broker, tmp_pat
         # (the shared test broker also replays other tests' retained status messages)
         wait_until(lambda: len([d for d in console_b.registry.list()
                                 if d.organization == "plant"]) == 4, timeout=20)
-        wait_until(lambda: log_a.of(EventKind.TELEMETRY), timeout=10)
+        wait_until(lambda: log_a.of(TelemetryReceived), timeout=10)
         alert = wait_until(lambda: next(iter(console_a.alerts.list()), None), timeout=30)
-        wait_until(lambda: any(e.data["alert"].alert_id == alert.alert_id
-                               for e in log_b.of(EventKind.ALERT)), timeout=10)
+        wait_until(lambda: any(e.alert.alert_id == alert.alert_id
+                               for e in log_b.of(AlertChanged)), timeout=10)
 
         # concurrent acknowledgement: exactly one wins, the other is told who
         service_a = AlertService(console_a.alerts, console_a.store.audit)

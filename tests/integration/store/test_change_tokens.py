@@ -4,8 +4,8 @@ the watcher turns that into one ``changes`` event per moved topic."""
 from __future__ import annotations
 
 from core.model import Alert, Device, Severity
+from core.model.events import DataChanged
 from core.ports import changes
-from core.ports.live import EventKind
 from core.services.change_feed import ChangeWatcher
 from core.store import Store
 
@@ -26,9 +26,8 @@ def test_tokens_follow_writes_from_another_store_object(tmp_path):
 
         other.registry.upsert(Device("pump-1"))
         assert watcher.poll_once() == [changes.DEVICES]
-        assert [[(e.kind, e.data["topic"]) for e in batch] for batch in published] == [
-            [(EventKind.CHANGES, changes.ALERTS)], [(EventKind.CHANGES, changes.ALERTS)],
-            [(EventKind.CHANGES, changes.DEVICES)]]
+        assert published == [[DataChanged(changes.ALERTS)], [DataChanged(changes.ALERTS)],
+                             [DataChanged(changes.DEVICES)]]
         assert set(mine.changes.tokens()) == set(changes.TOPICS)
 
 
