@@ -9,32 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from core.model import Device, DeviceStatus
+from core.model.analytics import FleetStatistics
 
-
-@dataclass(frozen=True, slots=True)
-class FleetStatistics:
-    total: int = 0
-    online: int = 0
-    offline: int = 0
-    warning: int = 0
-    error: int = 0
-    decommissioned: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
-
-    def as_dashboard(self) -> dict[str, Any]:
-        """The backend's JSON shape; decommissioned devices are not part of the fleet."""
-        return {
-            "total": self.total,
-            "online": self.online,
-            "offline": self.offline,
-            "warning": self.warning,
-            "error": self.error,
-            "by_type": dict(sorted(self.by_type.items())),
-        }
+__all__ = ["FleetStatistics", "compute_fleet_statistics"]
 
 
 def compute_fleet_statistics(devices: Iterable[Device]) -> FleetStatistics:

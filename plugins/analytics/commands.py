@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import IO
 
 from core.context import AppContext
+from core.errors import NotFound, ValidationError
+from core.model.analytics import HistoryRequest
 from core.text import plural
 from plugins.analytics import export
-from plugins.analytics.history import HistoryRequest, load_history
 from plugins.analytics.time_args import FORMS, TimeArgError, parse_duration_ms, parse_instant
 
 
@@ -77,9 +78,12 @@ def _request(args: argparse.Namespace) -> HistoryRequest:
 def _check_names(request: HistoryRequest, context: AppContext) -> None:
     """Unknown devices or metrics would export an empty file that looks like
     "no data in that range"; say which name is wrong instead."""
-    telemetry = context.backend.telemetry
+    analytics = context.api.analytics
     for device in request.devices:
-        known = telemetry.metrics_for(device)
+        try:
+            known = analytics.metrics([device])
+        except NotFound:
+            known = []
         if not known:
             raise _BadArgument("--device", f"no telemetry for device {device!r}")
         missing = [m for m in request.metrics if m not in known]
@@ -95,7 +99,11 @@ def run_export(args: argparse.Namespace, context: AppContext) -> int:
     except _BadArgument as exc:
         print(f"smartiot export: {exc}", file=sys.stderr)
         return 2
-    series = load_history(context.backend.telemetry, request)
+    try:
+        series = context.api.analytics.history(request, overlays=False).series
+    except ValidationError as exc:
+        print(f"smartiot export: {exc}", file=sys.stderr)
+        return 2
     target: IO[str]
     if args.output is None:
         manager = nullcontext(sys.stdout)

@@ -12,41 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+# The chart's bucket sizes live with the history request in core, which the
+# History chart, the CLI export and the REST API share.
+from core.model.analytics import DAY_MS as DAY_MS
+from core.model.analytics import HOUR_MS as HOUR_MS
+from core.model.analytics import MINUTE_MS as MINUTE_MS
+from core.model.analytics import NICE_BUCKETS_MS as NICE_BUCKETS_MS
+from core.model.analytics import RAW_LIMIT_MS_PER_PX as RAW_LIMIT_MS_PER_PX
+from core.model.analytics import SECOND_MS as SECOND_MS
+from core.model.analytics import bucket_for_width as bucket_for_width
 from core.ports.telemetry import Series
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-SECOND_MS = 1_000
-MINUTE_MS = 60 * SECOND_MS
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
-
-# Bucket sizes people can read on an axis ("5 min", not "4 min 17 s"), and that
-# divide each other often enough for the store's rollups to be reused.
-NICE_BUCKETS_MS: tuple[int, ...] = (
-    SECOND_MS, 2 * SECOND_MS, 5 * SECOND_MS, 10 * SECOND_MS, 15 * SECOND_MS, 30 * SECOND_MS,
-    MINUTE_MS, 2 * MINUTE_MS, 5 * MINUTE_MS, 10 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS,
-    HOUR_MS, 2 * HOUR_MS, 3 * HOUR_MS, 6 * HOUR_MS, 12 * HOUR_MS, DAY_MS, 7 * DAY_MS,
-)
-
-# Raw points are drawn as they are when there are at most this many per pixel
-# column for a 1 Hz device; beyond it the store aggregates.
-RAW_LIMIT_MS_PER_PX = SECOND_MS
-
-
-def bucket_for_width(span_ms: int, width_px: int) -> int | None:
-    """The bucket size that gives about one bucket per pixel column, or None
-    when a bucket would be finer than one second (raw data is then no bigger
-    than what the plot can show, and keeps every spike)."""
-    per_px = span_ms / max(int(width_px), 1)
-    if per_px <= RAW_LIMIT_MS_PER_PX:
-        return None
-    for size in NICE_BUCKETS_MS:
-        if size >= per_px:
-            return size
-    return NICE_BUCKETS_MS[-1]
-
 
 @dataclass(frozen=True, slots=True)
 class Buckets:

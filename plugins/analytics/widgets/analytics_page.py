@@ -1,8 +1,10 @@
 """The Analytics page: fleet dashboard, live charts and history as tabs.
 
-The backend is created lazily on a worker thread the first time a page needs
-data; the live view subscribes to its feed once it exists, so opening the
-page never blocks the window on a database migration or broker connection.
+Every read goes through ``context.api`` (the analytics use cases, limited to
+the person's organization), made lazily on a worker thread the first time a
+page needs data; the live view subscribes to the backend's feed once it
+exists, so opening the page never blocks the window on a database migration
+or broker connection.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.model import Device, DeviceStatus
 from core.ports.backend import Backend
+from core.ports.fleet_api import FleetApi
 from plugins.analytics.widgets.dashboard_page import DashboardPage
 from plugins.analytics.widgets.history_view import HistoryView
 from plugins.analytics.widgets.live_view import LiveView
@@ -43,9 +46,8 @@ class AnalyticsPage(QWidget):
         self._background = BackgroundCall(self)
         self.tabs = QTabWidget()
         self.dashboard = DashboardPage(context)
-        self.live = LiveView(self._backend)
-        self.history = HistoryView(self._backend)
-        self.live.anomalies.actor = self.history.anomalies.actor = context.actor
+        self.live = LiveView(self._api)
+        self.history = HistoryView(self._api)
         self.tabs.addTab(self.dashboard, "Dashboard")
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.history, "History")
@@ -57,16 +59,17 @@ class AnalyticsPage(QWidget):
         self.tabs.currentChanged.connect(lambda _i: self._preselect())
         self.destroyed.connect(self.live.close_feed)
 
-    def _backend(self) -> Backend:
-        return self._context.backend
+    def _api(self) -> FleetApi:
+        return self._context.api
 
     def _fleet_loaded(self, _data: object) -> None:
         """Once the dashboard has opened the backend: device lists and the live feed."""
         context = self._context
 
         def devices() -> tuple[Backend, list[Device]]:
-            backend = context.backend
-            return backend, backend.registry.list()
+            # The live feed is still the backend's (live events are not a use case).
+            found = context.api.analytics.devices()
+            return context.backend, found
 
         def done(result: tuple[Backend, list[Device]]) -> None:
             backend, found = result

@@ -4,8 +4,9 @@ Two clicks: select a flag, press "Create alert rule" (or Enter). The rule is a
 plain threshold rule on that device and metric, with its limit half-way
 between the rolling baseline and the flagged value, so the same excursion
 would raise an alert next time while normal noise would not. It is saved
-through the AlertRuleStore port like a rule made in the rule editor, and can
-be refined there.
+through the alerts use case (``context.api.alerts.add_rule``: the role check
+and the audit entry) like a rule made in the rule editor, and can be refined
+there.
 """
 
 from __future__ import annotations
@@ -32,11 +33,8 @@ from PySide6.QtWidgets import (
 
 from console.widgets.background import BackgroundCall
 from console.widgets.tables import configure_row_table
-from core.identity import local_owner
 from core.model import AlertRule, RuleScope, Severity
-from core.model.roles import Actor
-from core.ports.backend import Backend
-from core.services.alerting.service import AlertService
+from core.ports.fleet_api import FleetApi
 from plugins.analytics.series_math import (
     DEFAULT_WINDOW,
     DEFAULT_Z,
@@ -72,11 +70,9 @@ class AnomalyPanel(QWidget):
     settings_changed = Signal()
     rule_created = Signal(object)
 
-    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None) -> None:
+    def __init__(self, api_of: Callable[[], FleetApi], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._backend_of = backend_of
-        #: who creates rules; AlertService checks the role and audits with it
-        self.actor: Actor = local_owner()
+        self._api_of = api_of
         self._background = BackgroundCall(self)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(1.0, 50.0)
@@ -163,22 +159,24 @@ class AnomalyPanel(QWidget):
         point = self.selected_point()
         if point is None:
             return
-        backend, actor = self._backend_of(), self.actor
-        if backend.rules is None:
-            self.status.setText("This backend has no alert rules")
-            return
-        service = AlertService(backend.alerts, backend.audit, rules=backend.rules)
+        api_of = self._api_of
         rule = rule_for(point)
         self.create_button.setEnabled(False)
         self.status.setText("Saving rule…")
 
-        def saved(_none: object) -> None:
-            self.status.setText(f"Rule “{rule.name}” created")
+        def saved(stored: AlertRule) -> None:
+            self.status.setText(f"Rule “{stored.name}” created")
             self._selection_changed()
-            self.rule_created.emit(rule)
+            self.rule_created.emit(stored)
 
         def failed(exc: BaseException) -> None:
             self.status.setText(f"Could not save the rule: {exc}")
             self._selection_changed()
 
-        self._background.start(lambda: service.add_rule(rule, actor), saved, failed)
+        def save() -> AlertRule:
+            alerts = api_of().alerts
+            if not alerts.features().rules:
+                raise RuntimeError("this backend has no alert rules")
+            return alerts.add_rule(rule)
+
+        self._background.start(save, saved, failed)

@@ -29,7 +29,8 @@ from console.widgets.background import BackgroundCall
 from console.widgets.time_axis import TimeAxis
 from core.context import AppContext
 from core.model import Severity
-from plugins.analytics.fleet_overview import ONLINE_BUCKET_MS, DashboardData, load_dashboard
+from core.model.analytics import ONLINE_BUCKET_MS
+from core.model.analytics import FleetOverview as DashboardData
 from plugins.analytics.widgets.device_link import open_device_detail
 from plugins.analytics.widgets.time_chart import SEVERITY_COLOURS
 
@@ -200,7 +201,7 @@ class DashboardPage(QWidget):
 
         def load() -> DashboardData:
             # Runs on a worker thread: opening the backend may migrate a database.
-            return load_dashboard(context.backend, top_metric=metric)
+            return context.api.analytics.overview(top_metric=metric)
 
         self._background.start(load, self.show_data, self._failed)
 

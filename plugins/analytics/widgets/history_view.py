@@ -9,7 +9,6 @@ readings matter. Missing buckets and silent devices are drawn as gaps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import QDateTime, Signal
@@ -24,18 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from console.widgets.background import BackgroundCall
-from core.ports.backend import Backend
+from core.model.analytics import History, HistoryRequest
+from core.ports.fleet_api import FleetApi
 from core.ports.telemetry import Series
 from core.text import plural
-from plugins.analytics.history import (
-    RANGE_PRESETS,
-    AlertMark,
-    HistoryRequest,
-    ThresholdLine,
-    alert_marks,
-    load_history,
-    threshold_lines,
-)
+from plugins.analytics.history import RANGE_PRESETS
 from plugins.analytics.series_math import (
     AnomalyFlags,
     flag_anomalies,
@@ -56,12 +48,8 @@ RESOLUTIONS: tuple[tuple[str, int | str | None], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryResult:
-    request: HistoryRequest
-    series: list[Series]
-    thresholds: list[ThresholdLine]
-    marks: list[AlertMark]
+# The use case's answer: request, series, threshold lines and alert marks.
+HistoryResult = History
 
 
 def chart_series(series: Series) -> ChartSeries:
@@ -79,15 +67,14 @@ class HistoryView(QWidget):
     loaded = Signal(object)  # HistoryResult
     failed = Signal(str)
 
-    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None) -> None:
+    def __init__(self, api_of: Callable[[], FleetApi], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._backend_of = backend_of
+        self._api_of = api_of
         self._background = BackgroundCall(self)
-        self._generation = 0
         self.result: HistoryResult | None = None
-        self.picker = SeriesPicker(backend_of)
+        self.picker = SeriesPicker(api_of)
         self.chart = TimeChart()
-        self.anomalies = AnomalyPanel(backend_of)
+        self.anomalies = AnomalyPanel(api_of)
 
         self.range_combo = QComboBox()
         for label, span in RANGE_PRESETS:
@@ -98,7 +85,7 @@ class HistoryView(QWidget):
         # install's few minutes fill the chart instead of one pixel of a day.
         self.range_combo.setCurrentIndex(len(RANGE_PRESETS) - 1)
         self.fit_range = True
-        self._fit_generation: int | None = None
+        self._fit_pending = False  # the newest load may narrow the range
         self._zoom_to_data = False
         now = QDateTime.currentDateTime()
         self.custom_from = QDateTimeEdit(now.addDays(-1))
@@ -200,36 +187,24 @@ class HistoryView(QWidget):
     def load(self, request: HistoryRequest, *, fit: bool = False) -> None:
         """``fit``: the range may still be narrowed to the data (the default
         range, untouched by the person)."""
-        self._generation += 1
-        generation = self._generation
-        self._fit_generation = generation if fit else None
-        backend_of = self._backend_of
+        self._fit_pending = fit
+        api_of = self._api_of
         self.status.setText("Loading…")
 
         def work() -> HistoryResult:
-            backend = backend_of()
-            return HistoryResult(request, load_history(backend.telemetry, request),
-                                 threshold_lines(backend.rules, request.metrics),
-                                 alert_marks(backend.alerts, request.devices, request.start,
-                                             request.end))
+            return api_of().analytics.history(request)
 
-        self._background.start(work, lambda r: self._loaded(generation, r),
-                               lambda exc: self._failed(generation, exc))
+        # Latest wins: an older request answering after a newer one is dropped.
+        self._background.start(work, self.show_result, self._failed, key="history")
 
-    def _failed(self, generation: int, exc: BaseException) -> None:
-        if generation == self._generation:
-            self.status.setText(f"Could not load history: {exc}")
-            self.failed.emit(str(exc))
-
-    def _loaded(self, generation: int, result: HistoryResult) -> None:
-        if generation != self._generation:
-            return  # an older request finished after a newer one was made
-        self.show_result(result)
+    def _failed(self, exc: BaseException) -> None:
+        self.status.setText(f"Could not load history: {exc}")
+        self.failed.emit(str(exc))
 
     def _fit_range(self, result: HistoryResult) -> bool:
         """Narrow the (untouched) range to the smallest preset that holds the
         oldest reading shown; True if it changed and a reload is under way."""
-        if not self.fit_range or self._fit_generation != self._generation \
+        if not self.fit_range or not self._fit_pending \
                 or not isinstance(self.range_combo.currentData(), timedelta):
             return False
         firsts = [int(s.ts_ms[0]) for s in result.series if len(s)]

@@ -1,7 +1,7 @@
 """Pick devices and metrics: two filterable multi-select lists.
 
 Metrics follow the chosen devices (a pump has no humidity), loaded in the
-background from the telemetry store.
+background through the analytics use cases.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from console.widgets.background import BackgroundCall
 from core.model import Device
-from core.ports.backend import Backend
+from core.ports.fleet_api import FleetApi
 
 PREFERRED_METRICS = ("temperature", "load", "power_w", "battery_pct", "rssi")
 
@@ -31,9 +31,9 @@ class SeriesPicker(QWidget):
 
     changed = Signal()
 
-    def __init__(self, backend_of: Callable[[], Backend], parent: QWidget | None = None) -> None:
+    def __init__(self, api_of: Callable[[], FleetApi], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._backend_of = backend_of
+        self._api_of = api_of
         self._background = BackgroundCall(self)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter devices")
@@ -56,7 +56,6 @@ class SeriesPicker(QWidget):
         self.filter.textChanged.connect(self._apply_filter)
         self.devices.itemSelectionChanged.connect(self._devices_changed)
         self.metrics.itemSelectionChanged.connect(self._debounce.start)
-        self._metric_generation = 0
         self._wanted_metrics: list[str] = []
 
     # -- loading --------------------------------------------------------------------------
@@ -87,20 +86,15 @@ class SeriesPicker(QWidget):
 
     def _devices_changed(self) -> None:
         devices = self.selected_devices()
-        self._metric_generation += 1
-        generation = self._metric_generation
-        backend_of = self._backend_of
+        api_of = self._api_of
 
         def load() -> list[str]:
-            telemetry = backend_of().telemetry
-            return sorted({m for d in devices for m in telemetry.metrics_for(d)})
+            return api_of().analytics.metrics(devices)
 
-        self._background.start(load, lambda names: self._metrics_loaded(generation, names),
-                               lambda _exc: None)
+        # Latest wins: metrics of an earlier selection never replace these.
+        self._background.start(load, self._metrics_loaded, lambda _exc: None, key="metrics")
 
-    def _metrics_loaded(self, generation: int, names: list[str]) -> None:
-        if generation != self._metric_generation:
-            return
+    def _metrics_loaded(self, names: list[str]) -> None:
         chosen = set(self._wanted_metrics or self.selected_metrics())
         self._wanted_metrics = []
         if not chosen & set(names):

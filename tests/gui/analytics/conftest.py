@@ -31,7 +31,11 @@ def backend(store: Store, bus: EventBus) -> Backend:
 
 @pytest.fixture
 def context(make_context: Callable[..., AppContext], backend: Backend) -> AppContext:
-    return make_context(("test-backend", BackendPlugin(backend)))
+    # The alerts plugin brings the rule types (threshold, ...) an anomaly's rule needs,
+    # as in the console.
+    import plugins.alerts.plugin as alerts_plugin
+
+    return make_context(("test-backend", BackendPlugin(backend)), ("alerts", alerts_plugin))
 
 
 @pytest.fixture

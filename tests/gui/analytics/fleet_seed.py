@@ -32,21 +32,28 @@ INTERVAL_S = 5.0
 SPIKE_DEVICE, SPIKE_OFFSET_S, SPIKE_C = ENV[0], 2 * 3600, 12.0
 
 
+ORGANIZATION = "demo"
+
+
 def seed_fleet(store: Store, now: datetime | None = None) -> datetime:
     """Returns the start of the telemetry (``HOURS`` before ``now``, on a whole second).
 
     env-00001 has one temperature spike at start + 2 h; every device is silent
     for 10 minutes from start + 1 h (a site power cut); firmware and locations
-    vary so the dashboard has something to show."""
+    vary so the dashboard has something to show. The devices belong to the
+    ``local`` profile's organization ("demo"), the one the console's person
+    works in: the analytics use cases show only that organization's devices."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     start = now - timedelta(hours=HOURS)
     devices = [
         Device(d, device_type="environmental", status=STATUSES[i % len(STATUSES)],
+               organization=ORGANIZATION,
                firmware_version=("1.4.2", "1.5.0", "1.5.0")[i % 3],
                location=Location(52.50 + 0.01 * i, 13.40 + 0.015 * (i % 3)))
         for i, d in enumerate(ENV)
     ] + [
         Device(p, device_type="pump", status=DeviceStatus.ONLINE, firmware_version="2.0.1",
+               organization=ORGANIZATION,
                location=Location(52.47 + 0.01 * i, 13.35))
         for i, p in enumerate(PUMPS)
     ]

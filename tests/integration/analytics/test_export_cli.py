@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.config import load_config
+from core.model import Device
 from core.model.timeutil import to_epoch_ms
 from core.store import Store
 from plugins.analytics.series_math import bucket_stats
@@ -24,11 +25,16 @@ DEVICES = ("pump-00001", "pump-00002")
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     """Two pumps, one hour at 1 Hz with a 5-minute silence; the store is the one
-    the CLI opens by default for this config and data dir."""
+    the CLI opens by default for this config and data dir. The pumps are
+    registered in the profile's organization: the export reads through the
+    analytics use case, which shows a person their organization's devices only."""
     tmp = tmp_path_factory.mktemp("export")
     config = load_config(tmp / "config.toml", tmp / "data", env={})
     (tmp / "data").mkdir(parents=True, exist_ok=True)
     with Store.open(config.database_url) as store:
+        store.registry.upsert_many([Device(d, device_type="pump",
+                                           organization=config.profile.organization)
+                                    for d in DEVICES])
         data = write_simulated(store.telemetry, DEVICES, model="pump", seconds=3600,
                                silent=[(1200, 1500)], metrics=("load", "vibration_rms"))
     return tmp, data
