@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
@@ -28,15 +26,8 @@ def device(d: Device) -> dict[str, Any]:
             "label": d.location.label},
         "metadata": d.metadata, "last_seen": _t(d.last_seen),
         "created_at": _t(d.created_at), "updated_at": _t(d.updated_at),
+        "version": d.version,
     }
-
-
-def device_etag(d: Device) -> str:
-    """A version of what people edit on a device: any change to its record
-    gives another value, so a PUT with an older If-Match is refused."""
-    editable = {k: v for k, v in device(d).items() if k not in ("last_seen", "status")}
-    digest = hashlib.sha256(json.dumps(editable, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:20]
 
 
 def alert(a: Alert) -> dict[str, Any]:
