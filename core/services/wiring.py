@@ -50,8 +50,7 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
         alerts=AlertService(backend.alerts, backend.audit, rules=backend.rules,
                             registry=backend.registry, telemetry=backend.telemetry,
                             quarantine=backend.quarantine,
-                            rule_types=dict(rule_types) if rule_types is not None
-                            else dict(BUILTIN_RULE_TYPES)),
+                            rule_types={**BUILTIN_RULE_TYPES, **(rule_types or {})}),
         audit=AuditService(reader),
         view=FleetView(backend.registry, backend.alerts, backend.telemetry,
                        deployments=backend.deployments, rules=backend.rules,

@@ -1,9 +1,12 @@
 """The alert queue page: filters, counts, live rows, actions and details.
 
-Data: the page loads through ``backend.alerts`` on a worker thread, then
-follows ALERT events from ``backend.live`` (coalesced on the GUI thread) and
-updates rows in place. Without a live feed it polls the store every few
-seconds and merges the result the same way, so no reset happens per change.
+Data: the page loads through the alerts use cases (``context.api.alerts``:
+organization scope, role checks and audit entries live there) on a worker
+thread, then follows AlertChanged events from the backend's live feed
+(coalesced on the GUI thread) and updates rows in place. Without a live feed
+it polls every few seconds and merges the result the same way, so no reset
+happens per change. Loads are "latest wins": a newer filter supersedes a
+load still running.
 """
 
 from __future__ import annotations
@@ -41,13 +44,12 @@ from core.context import AppContext
 from core.model import Alert, AlertState, Severity
 from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.ports import changes
-from core.ports.alerts import AlertQuery
-from core.ports.backend import Backend
-from core.services.fleet_health import load_attention_counts
+from core.ports.fleet_api.alerts import ActionResult, AlertFeatures, AlertsApi
+from core.services.fleet_view import MAX_PAGE
 from core.text import plural
 
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
-from .actions import ActionResult, AlertActions
+from .actions import PRESENT, run_action, summarise
 from .alert_model import (
     C_ACK,
     C_DEVICE,
@@ -150,11 +152,58 @@ def snooze_until(choice: timedelta | None, now: datetime | None = None) -> datet
     return tomorrow_morning(now) if choice is None else now + choice
 
 
-def load_counts(backend: Backend) -> tuple[dict[Severity, int], dict[Severity, int]]:
-    """(open alerts by severity, alerts needing attention by severity): the
-    header shows the second, as the badge and the status bar do."""
-    open_counts = backend.alerts.counts_by_severity(open_only=True)
-    return open_counts, load_attention_counts(backend.alerts)
+def _session(context: AppContext) -> tuple[AlertsApi, AlertFeatures]:
+    """Blocking (the first use builds the backend): runs on a worker thread."""
+    alerts = context.api.alerts
+    return alerts, alerts.features()
+
+
+def load_alerts(alerts: AlertsApi, f: AlertFilter) -> list[Alert]:
+    """The filter's alerts, newest first, page after page: up to LOAD_LIMIT,
+    or all of them when the text filter (applied here, on the rows) is set."""
+    found: list[Alert] = []
+    token = ""
+    while f.text or len(found) < LOAD_LIMIT:
+        page = alerts.list_alerts(states=f.states, severities=f.severities, since=f.since,
+                                  limit=MAX_PAGE, next_token=token)
+        found.extend(page.items)
+        token = page.next
+        if not token:
+            break
+    return found if f.text else found[:LOAD_LIMIT]
+
+
+def _button(text: str, tip: str, clicked: Callable[[], Any]) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.clicked.connect(lambda _checked=False: clicked())
+    return button
+
+
+def _choices(choices: list[tuple[str, Any]]) -> QComboBox:
+    combo = QComboBox()
+    for text, data in choices:
+        combo.addItem(text, data)
+    return combo
+
+
+def _secondary_label() -> QLabel:
+    label = QLabel("")
+    label.setProperty("role", "secondary")
+    return label
+
+
+def _row(*items: QWidget | int | None) -> QHBoxLayout:
+    """Widgets left to right; an int is spacing, None a stretch."""
+    row = QHBoxLayout()
+    for item in items:
+        if item is None:
+            row.addStretch(1)
+        elif isinstance(item, int):
+            row.addSpacing(item)
+        else:
+            row.addWidget(item)
+    return row
 
 
 class CommentDialog(QDialog):
@@ -259,6 +308,22 @@ class AlertTableView(QTableView):
             return self.key_actions.get(Qt.Key(event.key()))
         except ValueError:
             return None
+
+
+def _alert_table(model: AlertTableModel) -> AlertTableView:
+    """Fixed-height rows, Message takes the width the other columns leave."""
+    table = AlertTableView()
+    table.setObjectName("AlertTable")
+    table.setModel(model)
+    configure_row_table(table)
+    table.setWordWrap(False)
+    header = table.horizontalHeader()
+    header.setStretchLastSection(False)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setSectionResizeMode(C_MESSAGE, QHeaderView.ResizeMode.Stretch)
+    for col, width in column_widths(table).items():
+        table.setColumnWidth(col, width)
+    return table
 
 
 class AlertsPage(QWidget):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -22,10 +21,9 @@ from PySide6.QtWidgets import (
 
 from console.theme import current_colors, follow_theme
 from console.widgets.background import BackgroundCall
-from core.errors import NotFound
 from core.model import Alert
 from core.model.rule import AlertRule
-from core.ports.backend import Backend
+from core.ports.fleet_api.alerts import AlertsApi
 from core.ports.telemetry import Series
 
 from ._common import SEVERITY_COLOURS, local_time, relative_time, short_time
@@ -33,9 +31,6 @@ from ._common import SEVERITY_COLOURS, local_time, relative_time, short_time
 log = logging.getLogger(__name__)
 
 WINDOW = timedelta(minutes=30)
-PAST_TENSE = {"acknowledge": "acknowledged", "resolve": "resolved", "snooze": "snoozed",
-              "raise": "raised", "escalate": "escalated", "reopen": "reopened"}
-AUDIT_SCAN_LIMIT = 20_000
 
 
 @dataclass
@@ -48,79 +43,21 @@ class DetailData:
     note: str = ""
 
 
-def load_detail(backend: Backend, alert: Alert) -> DetailData:
+def load_detail(alerts: AlertsApi, alert: Alert) -> DetailData:
     """Blocking: runs on a worker thread."""
-    data = DetailData(alert)
-    if backend.rules is not None:
-        try:
-            data.rule = backend.rules.get(alert.rule_id)
-        except NotFound:
-            data.rule = None
-    metric = ""
-    if data.rule is not None:
-        metric = str(data.rule.params.get("metric") or "")
-    if not metric:
-        metrics = backend.telemetry.metrics_for(alert.device_id)
-        metric = metrics[0] if metrics else ""
-    data.metric = metric
-    if metric:
-        data.series = backend.telemetry.query(alert.device_id, metric,
-                                              alert.created_at - WINDOW,
-                                              alert.created_at + WINDOW)
-    else:
+    found = alerts.detail(alert.alert_id)
+    data = DetailData(found.alert, found.rule, found.metric, found.series)
+    if not found.metric:
         data.note = "No telemetry stored for this device."
-    data.history = history_lines(backend, alert)
+    data.history = ([(e.at, e.describe()) for e in found.history] if found.history
+                    else lifecycle(found.alert))
     return data
 
 
-def history_lines(backend: Backend, alert: Alert) -> list[tuple[datetime, str]]:
-    """The store's alert history (kept across reopenings) when the backend
-    has one; otherwise the audit trail, otherwise what the fields say."""
-    try:
-        events = backend.alerts.history(alert.alert_id)
-    except Exception:  # a backend without history falls back below
-        log.debug("alert history unavailable", exc_info=True)
-        events = []
-    if events:
-        return [(e.at, e.describe()) for e in events]
-    return lifecycle(alert, _audit_entries(backend, alert.alert_id))
-
-
-def _audit_entries(backend: Backend, alert_id: str) -> list[Any]:
-    audit = backend.audit
-    if audit is None or not hasattr(audit, "entries"):
-        return []
-    found: list[Any] = []
-    after, scanned = 0, 0
-    try:
-        while scanned < AUDIT_SCAN_LIMIT:
-            page = audit.entries(after_seq=after, limit=1000)
-            if not page:
-                break
-            scanned += len(page)
-            after = page[-1].seq
-            found.extend(e for e in page if alert_id in str(e.subject))
-    except Exception:
-        log.debug("audit trail unavailable", exc_info=True)
-    return found
-
-
-def lifecycle(alert: Alert, entries: list[Any]) -> list[tuple[datetime, str]]:
-    """Audit entries when there are any; otherwise what the alert's fields tell."""
+def lifecycle(alert: Alert) -> list[tuple[datetime, str]]:
+    """What the alert's own fields tell, for a backend that keeps no history
+    and no audit trail."""
     events: list[tuple[datetime, str]] = [(alert.created_at, "raised")]
-    if entries:
-        for e in entries:
-            action = str(e.action).removeprefix("alert.")
-            action = PAST_TENSE.get(action, action.replace("_", " "))
-            details = e.details or {}
-            text = f"{action} by {e.actor}"
-            if details.get("comment"):
-                text += f": “{details['comment']}”"
-            if details.get("until"):
-                text += f" until {details['until'][:16].replace('T', ' ')}"
-            if action != "raised":
-                events.append((e.ts, text))
-        return sorted(events, key=lambda ev: ev[0])
     if alert.acknowledged_at:
         text = f"acknowledged by {alert.acknowledged_by}"
         if alert.ack_comment:
@@ -138,8 +75,7 @@ class AlertDetailPanel(QFrame):
         super().__init__(parent)
         self.setObjectName("AlertDetail")
         self._background = BackgroundCall(self)
-        self._backend: Backend | None = None
-        self._generation = 0
+        self._alerts: AlertsApi | None = None
         self.data: DetailData | None = None
         self._limit: float | None = None
 
@@ -215,36 +151,30 @@ class AlertDetailPanel(QFrame):
         layout.addWidget(self.title)
         layout.addWidget(self.body, 1)
 
-    def set_backend(self, backend: Backend) -> None:
-        self._backend = backend
+    def set_api(self, alerts: AlertsApi) -> None:
+        self._alerts = alerts
 
     def clear(self, text: str = "Select an alert to see its details") -> None:
-        self._generation += 1
+        self._background.cancel("detail")
         self.data = None
         self.title.setText(text)
         self.body.setVisible(False)
 
     def show_alert(self, alert: Alert | None) -> None:
-        if alert is None or self._backend is None:
+        if alert is None or self._alerts is None:
             self.clear()
             return
-        self._generation += 1
-        generation = self._generation
         self._fill_fields(alert, None)
         self.body.setVisible(True)
-        backend = self._backend
-        self._background.start(
-            lambda: load_detail(backend, alert),
-            lambda data: self._loaded(generation, data),
-            lambda exc: self._failed(generation, exc))
+        alerts = self._alerts
+        # key: a newer selection supersedes this one (its answer is dropped)
+        self._background.start(lambda: load_detail(alerts, alert), self._loaded, self._failed,
+                               key="detail")
 
-    def _failed(self, generation: int, exc: BaseException) -> None:
-        if generation == self._generation:
-            self.chart_title.setText(f"Could not load the details: {exc}")
+    def _failed(self, exc: BaseException) -> None:
+        self.chart_title.setText(f"Could not load the details: {exc}")
 
-    def _loaded(self, generation: int, data: DetailData) -> None:
-        if generation != self._generation:
-            return  # the selection moved on meanwhile
+    def _loaded(self, data: DetailData) -> None:
         self.data = data
         self._fill_fields(data.alert, data.rule)
         self.history.clear()

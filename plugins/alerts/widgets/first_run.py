@@ -2,7 +2,7 @@
 never raises an alert, and a new team database starts with none.
 
 The banner says so and offers the default rule set in one click, through
-AlertService (role-checked and audited like any rule edit). Whoever may not
+the alerts use cases (role-checked and audited like any rule edit). Whoever may not
 edit rules sees the button greyed out and, on the page, who can do it
 instead; the offer disappears as soon as the table has rules, whoever added
 them (this console, another one, or ``smartiot rules``).
@@ -18,8 +18,6 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.model.roles import GRANTS, Permission
-from core.ports.backend import Backend
-from core.services.alerting.service import AlertService
 
 RECHECK_MS = 15_000
 
@@ -30,13 +28,12 @@ class DefaultRulesBanner(QFrame):
     added = Signal(int)
     checked = Signal(bool)  # after every look at the rules table: True = empty
 
-    def __init__(self, context: AppContext, backend: Backend,
-                 on_added: Callable[[], object] | None = None,
+    def __init__(self, context: AppContext, on_added: Callable[[], object] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("DefaultRulesBanner")
         self.context = context
-        self.backend = backend
+        self.alerts = context.api.alerts
         self._background = BackgroundCall(self)
         self.text = QLabel("This database has no alert rules, so nothing will raise an alert. "
                            "Start with the default rules (temperature, pump vibration and "
@@ -77,11 +74,12 @@ class DefaultRulesBanner(QFrame):
         self.check()
 
     def check(self) -> None:
-        rules = self.backend.rules
-        if rules is None or self._dismissed:
+        if self._dismissed or not self.alerts.features().rules:
             self._show(False)
             return
-        self._background.start(lambda: not rules.list(), self._show, lambda _exc: None)
+        alerts = self.alerts
+        self._background.start(lambda: not alerts.list_rules(), self._show, lambda _exc: None,
+                               key="check")
 
     def _show(self, empty: bool) -> None:
         visible = bool(empty) and not self._dismissed
@@ -97,8 +95,7 @@ class DefaultRulesBanner(QFrame):
         self._show(False)
 
     def add_defaults(self) -> None:
-        service = AlertService(self.backend.alerts, self.backend.audit, rules=self.backend.rules)
-        actor = self.context.actor
+        alerts = self.alerts
         self.add_button.setEnabled(False)
 
         def done(added: list[object]) -> None:
@@ -114,4 +111,4 @@ class DefaultRulesBanner(QFrame):
             self.note.show()
             self.check()
 
-        self._background.start(lambda: service.add_default_rules(actor), done, failed)
+        self._background.start(alerts.add_default_rules, done, failed)

@@ -34,11 +34,10 @@ from console.widgets.background import BackgroundCall
 from console.widgets.role_note import RoleNote
 from core.errors import ConcurrentModification, NotFound, SmartIotError, ValidationError
 from core.model import Severity
-from core.model.roles import Actor, Permission
+from core.model.roles import Permission
 from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
-from core.ports.backend import Backend
-from core.services.alerting.service import AlertService
+from core.ports.fleet_api import FleetApi
 
 from ._common import SEVERITY_COLOURS
 
@@ -201,24 +200,21 @@ class RuleEditorDialog(QDialog):
     deleted = Signal(str)
     rules_loaded = Signal()
 
-    def __init__(self, backend: Backend, actor: Actor, parent: QWidget | None = None,
+    def __init__(self, api: FleetApi, parent: QWidget | None = None,
                  *, types: Mapping[str, Any] | None = None) -> None:
         super().__init__(parent)
-        if backend.rules is None:
-            raise ValueError("this backend does not store alert rules")
         self.setWindowTitle("Alert rules")
         self.setObjectName("RuleEditor")
         self.resize(900, 600)
-        self.backend = backend
-        self.actor = actor
-        # adds, edits and deletes go through the service: role check and audit entry
-        self.service = AlertService(backend.alerts, backend.audit, rules=backend.rules)
+        # reads, adds, edits and deletes are use cases: role check, scope, audit entry
+        self.alerts = api.alerts
+        self.actor = api.actor
         self.types = dict(types) if types is not None else rule_types()
         self._background = BackgroundCall(self)
         self.current: AlertRule | None = None
         self._confirm_delete = False
-        #: the buttons only reflect the role; AlertService decides (and audits refusals)
-        self.may_edit = actor.can(Permission.RULE_EDIT)
+        #: the buttons only reflect the role; the alerts service decides (and audits refusals)
+        self.may_edit = self.actor.can(Permission.RULE_EDIT)
 
         self.rule_list = QListWidget()
         self.rule_list.setMinimumWidth(260)
@@ -290,7 +286,7 @@ class RuleEditorDialog(QDialog):
         bottom.addWidget(self.info, 1)
         bottom.addWidget(self.save_button)
         bottom.addWidget(self.close_button)
-        self.role_note = RoleNote(actor, [("New rule, Save, Delete", Permission.RULE_EDIT)])
+        self.role_note = RoleNote(self.actor, [("New rule, Save, Delete", Permission.RULE_EDIT)])
         self.new_button.setEnabled(self.may_edit)
         self.save_button.setEnabled(self.may_edit)
         right = QVBoxLayout()
@@ -316,10 +312,9 @@ class RuleEditorDialog(QDialog):
 
     # ------------------------------------------------------------ list
     def reload(self, select: str | None = None) -> None:
-        rules = self.backend.rules
-        assert rules is not None
-        self._background.start(rules.list, lambda items: self._listed(items, select),
-                               lambda exc: self.show_error(f"Could not load rules: {exc}"))
+        self._background.start(self.alerts.list_rules, lambda items: self._listed(items, select),
+                               lambda exc: self.show_error(f"Could not load rules: {exc}"),
+                               key="rules")
 
     def _listed(self, rules: list[AlertRule], select: str | None) -> None:
         self.rule_list.blockSignals(True)
@@ -419,12 +414,12 @@ class RuleEditorDialog(QDialog):
         except ValidationError as exc:
             self.show_error(str(exc))
             return
-        service, actor, is_new = self.service, self.actor, self.current is None
+        alerts, is_new = self.alerts, self.current is None
 
         def write() -> AlertRule:
             if is_new:
-                return service.add_rule(rule, actor)
-            return service.save_rule(rule, actor)
+                return alerts.add_rule(rule)
+            return alerts.save_rule(rule)
 
         self.save_button.setEnabled(False)
         self._background.start(write, self._saved, self._save_failed)
@@ -458,10 +453,10 @@ class RuleEditorDialog(QDialog):
             self._confirm_delete = True
             self.delete_button.setText("Really delete?")
             return
-        service, actor, rule = self.service, self.actor, self.current
+        alerts, rule = self.alerts, self.current
         self._confirm_delete = False
         self.delete_button.setText("Delete")
-        self._background.start(lambda: service.delete_rule(rule.rule_id, actor),
+        self._background.start(lambda: alerts.delete_rule(rule.rule_id),
                                lambda _r: self._deleted(rule),
                                lambda exc: self.show_error(f"Not deleted: {exc}"))
 

@@ -8,12 +8,14 @@ from typing import Any
 
 from core.model import AlertRule
 from core.model.roles import Actor, Role
+from core.services.session import LocalFleetApi
+from core.services.wiring import build_services
 
 
 def _editor(qtbot: Any, backend: Any, actor: Actor) -> Any:
     from plugins.alerts.widgets.rule_editor import RuleEditorDialog
 
-    dialog = RuleEditorDialog(backend, actor)
+    dialog = RuleEditorDialog(LocalFleetApi(build_services(backend), actor))
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.rules_loaded, timeout=15_000):
         pass

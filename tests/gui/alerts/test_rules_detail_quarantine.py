@@ -10,6 +10,8 @@ from core.model import AlertRule, Reading, Severity
 from core.model.events import MessageRejected
 from core.model.link import QuarantinedMessage
 from core.model.roles import Actor, Role
+from core.services.session import LocalFleetApi
+from core.services.wiring import build_services
 
 pytestmark = pytest.mark.gui
 
@@ -19,7 +21,8 @@ def editor(qtbot, backend):
     from plugins.alerts.widgets.rule_editor import RuleEditorDialog
 
     def make():
-        dialog = RuleEditorDialog(backend, Actor("maria", Role.ENGINEER))
+        dialog = RuleEditorDialog(LocalFleetApi(build_services(backend),
+                                                Actor("maria", Role.ENGINEER)))
         qtbot.addWidget(dialog)
         with qtbot.waitSignal(dialog.rules_loaded, timeout=15_000):
             pass
@@ -163,8 +166,8 @@ def quarantine_page(qtbot, context):
     def make():
         page = QuarantinePage(context)
         qtbot.addWidget(page)
-        qtbot.waitUntil(lambda: page.backend is not None and not page._loading
-                        and page.refresh_button.isEnabled(), timeout=15_000)
+        qtbot.waitUntil(lambda: page.alerts is not None and page.refresh_button.isEnabled(),
+                        timeout=15_000)
         return page
 
     return make
