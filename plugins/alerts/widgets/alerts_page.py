@@ -348,7 +348,7 @@ class AlertsPage(QWidget):
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
+        self._layout = layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.addLayout(self._build_header())
         layout.addLayout(self._build_filters())
@@ -462,7 +462,7 @@ class AlertsPage(QWidget):
         self.rules_button.setEnabled(self.features.rules)
         if not self.features.rules:
             self.rules_button.setToolTip("This backend does not store alert rules")
-        self.layout().insertWidget(3, DefaultRulesBanner(self.context, self.refresh))
+        self._layout.insertWidget(3, DefaultRulesBanner(self.context, self.refresh))
         live = self.context.backend.live  # live events stay on the backend's feed for now
         if live is not None:
             # AlertChanged: what this process's hub changed, row by row; DataChanged:

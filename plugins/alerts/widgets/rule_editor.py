@@ -240,9 +240,9 @@ class RuleEditorDialog(QDialog):
             if spec is not None:
                 self.rule_type.setItemData(self.rule_type.count() - 1, spec.description,
                                            Qt.ItemDataRole.ToolTipRole)
-            form = ParamsForm(type_name)
-            self.param_forms[type_name] = form
-            self.params_stack.addWidget(form)
+            params_form = ParamsForm(type_name)
+            self.param_forms[type_name] = params_form
+            self.params_stack.addWidget(params_form)
         self.severity = QComboBox()
         for s in (Severity.INFO, Severity.WARNING, Severity.CRITICAL):
             self.severity.addItem(s.value, s)
