@@ -56,12 +56,14 @@ class AppContext:
         with self._lock:
             if self._api is None:
                 from core.crypto.keystore import CodeSigningKeys
+                from core.identity import is_one_process
                 from core.services.session import LocalFleetApi
                 from core.services.wiring import build_services
 
                 services = build_services(
                     backend, signing_keys=CodeSigningKeys(self.config.data_dir / "codesign"),
-                    rule_types=self.plugins.alert_rule_types())
+                    rule_types=self.plugins.alert_rule_types(),
+                    trust_key_files=is_one_process(self.config.profile))
                 self._api = LocalFleetApi(services, self._actor)
             return self._api
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from core.errors import NotFound, ValidationError
-from core.model import AlertState, Deployment, Device, Severity
+from core.model import AlertState, Device, Severity
 from core.model.roles import Actor
 from core.model.timeutil import utcnow
 from core.ports.alerts import AlertQuery, AlertStore
@@ -133,17 +133,6 @@ class FleetView:
 
     # Alerts and rules are read through core.services.alerting.service.AlertService,
     # with the same organization scope.
-
-    # ------------------------------------------------------------------ deployments
-    def deployment(self, actor: Actor, deployment_id: str) -> tuple[Deployment, dict[str, int]]:
-        """The deployment and its executions counted by status."""
-        if self._deployments is None:
-            raise NotFound("this backend cannot run OTA deployments")
-        deployment = self._deployments.get(deployment_id)
-        visible = self._visible_ids(actor)
-        if visible is not None and not visible.intersection(deployment.targets):
-            raise NotFound(f"deployment {deployment_id} does not exist")
-        return deployment, self._deployments.counts(deployment_id)
 
     # ------------------------------------------------------------------ analytics
     def dashboard(self, actor: Actor) -> dict[str, Any]:

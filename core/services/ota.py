@@ -1,24 +1,44 @@
-"""What an engineer can do with deployments, with permissions checked here.
+"""What people can do with deployments, with permissions checked here.
 
-The GUI wizard, the monitor and ``smartiot deploy`` all go through this
-service, so the rule "only engineers create or cancel rollouts" holds no
-matter which button or command is used. Every change is persisted (and
-audited) before it is reported back as done.
+The GUI wizard, the monitor, ``smartiot deploy`` and the REST API all call
+:class:`OtaService` with the person acting, so the rule "only engineers
+create or cancel rollouts" holds no matter which button or command is used.
+Every change is persisted (and audited, refusals too) before it is reported
+back as done.
+
+Organization scope: a person in an organization plans and deploys only to
+that organization's devices (others are "unknown device", so ids cannot be
+probed) and sees only deployments that target them.
 """
 
 from __future__ import annotations
 
+import builtins
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound, ValidationError
-from core.model import Deployment, DeploymentStatus, DeviceStatus, ExecutionStatus, Firmware
+from core.model import (
+    Deployment,
+    DeploymentStatus,
+    Device,
+    Execution,
+    ExecutionStatus,
+    Firmware,
+)
 from core.model.roles import Actor, Permission
 from core.model.rollout import JobConfig
 from core.ports.deployments import DeploymentService
 from core.ports.firmware import FirmwareRepository
+from core.ports.fleet_api.deployments import (
+    DeploymentProgress,
+    TargetMatch,
+    TargetPlan,
+    TargetSpec,
+)
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceQuery, DeviceRegistry
 from core.protocol.ota import (
@@ -30,107 +50,25 @@ from core.protocol.ota import (
     sign_manifest,
 )
 from core.services.access import authorize, record_action
+from core.services.fleet_view import Page, _limit, decode_token, encode_token
+from core.services.signing_keys import TeamSigner
 
-__all__ = ["OtaService", "TargetPlan", "TargetSpec", "record_action"]
+if TYPE_CHECKING:
+    from core.services.wiring import Services
+
+__all__ = ["DeploymentProgress", "DeploymentsSession", "OtaService", "TargetPlan", "TargetSpec",
+           "record_action"]
 
 # A rejection is the device's verdict on the image; only explicit requests retry it.
 _RETRIABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)
 
 
-@dataclass(frozen=True, slots=True)
-class TargetSpec:
-    """Which devices a deployment is for: an explicit list, a group (device
-    type and/or tag) or a filter (the Devices page's query). Kept on the
-    deployment so people can later see how its targets were chosen."""
-
-    kind: str = "list"
-    device_ids: tuple[str, ...] = ()
-    device_types: tuple[str, ...] = ()
-    tag: str = ""
-    text: str = ""
-    statuses: tuple[str, ...] = ()
-    firmware_version: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("list", "group", "filter"):
-            raise ValidationError(f"target kind {self.kind!r} is not one of list, group, filter")
-        if self.kind == "list" and not self.device_ids:
-            raise ValidationError("a target list needs at least one device id")
-        if self.kind == "group" and not (self.device_types or self.tag):
-            raise ValidationError("a target group needs a device type or a tag")
-        for status in self.statuses:
-            DeviceStatus(status)
-
-    def query(self) -> DeviceQuery:
-        return DeviceQuery(
-            text=self.text,
-            statuses=frozenset(DeviceStatus(s) for s in self.statuses),
-            device_types=frozenset(self.device_types),
-            tag=self.tag,
-            firmware_version=self.firmware_version,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "device_ids": list(self.device_ids),
-            "device_types": list(self.device_types),
-            "tag": self.tag,
-            "text": self.text,
-            "statuses": list(self.statuses),
-            "firmware_version": self.firmware_version,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TargetSpec:
-        return cls(
-            kind=str(data.get("kind", "list")),
-            device_ids=tuple(data.get("device_ids", ())),
-            device_types=tuple(data.get("device_types", ())),
-            tag=str(data.get("tag", "")),
-            text=str(data.get("text", "")),
-            statuses=tuple(data.get("statuses", ())),
-            firmware_version=str(data.get("firmware_version", "")),
-        )
-
-    def describe(self) -> str:
-        if self.kind == "list":
-            shown = ", ".join(self.device_ids[:3])
-            more = f" and {len(self.device_ids) - 3} more" if len(self.device_ids) > 3 else ""
-            return f"devices {shown}{more}"
-        parts = []
-        if self.device_types:
-            parts.append("type " + "/".join(self.device_types))
-        if self.tag:
-            parts.append(f"tag {self.tag}")
-        if self.text:
-            parts.append(f"matching {self.text!r}")
-        if self.statuses:
-            parts.append("status " + "/".join(self.statuses))
-        if self.firmware_version:
-            parts.append(f"on firmware {self.firmware_version}")
-        return ", ".join(parts) or "all devices"
-
-
-@dataclass(frozen=True, slots=True)
-class TargetPlan:
-    """The dry run: who would get the image, and who is left out and why."""
-
-    targets: tuple[str, ...]
-    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        return len(self.targets)
-
-
 class OtaService:
     def __init__(
         self,
-        deployments: DeploymentService,
-        firmware: FirmwareRepository,
+        deployments: DeploymentService | None,
+        firmware: FirmwareRepository | None,
         registry: DeviceRegistry,
-        actor: Actor,
         *,
         audit: AuditTrail | None = None,
         signer: ManifestSigner | None = None,
@@ -139,26 +77,74 @@ class OtaService:
         self._deployments = deployments
         self._firmware = firmware
         self._registry = registry
-        self.actor = actor
         self._audit = audit
         # Signs each deployment's manifest: devices act only on what it vouches for.
         self._signer = signer
         self._clock = clock
 
+    # ------------------------------------------------------------ parts and scope
+    def _store(self) -> DeploymentService:
+        if self._deployments is None:
+            raise NotFound("this backend cannot run OTA deployments")
+        return self._deployments
+
+    def _library(self) -> FirmwareRepository:
+        if self._firmware is None:
+            raise NotFound("this backend has no firmware library")
+        return self._firmware
+
+    @staticmethod
+    def _in_scope(actor: Actor, device: Device) -> bool:
+        return not actor.organization or device.organization == actor.organization
+
+    def _org_device_ids(self, actor: Actor) -> set[str] | None:
+        """The ids of the actor's organization's devices (None: no limit)."""
+        if not actor.organization:
+            return None
+        return {d.device_id for d in self._registry.list(
+            DeviceQuery(organizations=frozenset({actor.organization})))}
+
+    def _visible(self, actor: Actor, deployment_id: str) -> Deployment:
+        """The deployment, or NotFound when it targets none of the actor's devices
+        (so another organization's deployment ids cannot be probed)."""
+        deployment = self._store().get(deployment_id)
+        ids = self._org_device_ids(actor)
+        if ids is not None and not ids.intersection(deployment.targets):
+            raise NotFound(f"deployment {deployment_id} does not exist")
+        return deployment
+
     # ------------------------------------------------------------ planning
-    def plan(self, firmware_id: str, spec: TargetSpec, *, only_matching_type: bool = True
-             ) -> TargetPlan:
-        """Resolve the targets now (dry-run count). Devices of another type are
-        left out by default: they would reject the image anyway."""
-        firmware = self._firmware.get_by_id(firmware_id)
+    def _resolve(self, actor: Actor, spec: TargetSpec
+                 ) -> tuple[builtins.list[Device], tuple[str, ...]]:
+        """The actor's devices ``spec`` names, and listed ids that are not (or not
+        the actor's: another organization's device is as unknown as a typo)."""
         if spec.kind == "list":
             found = {d.device_id: d for d in (self._registry.find(i) for i in spec.device_ids)
-                     if d is not None}
+                     if d is not None and self._in_scope(actor, d)}
             unknown = tuple(i for i in spec.device_ids if i not in found)
-            devices = [found[i] for i in spec.device_ids if i in found]
-        else:
-            devices = self._registry.list(spec.query())
-            unknown = ()
+            return [found[i] for i in spec.device_ids if i in found], unknown
+        query = spec.query()
+        if actor.organization:
+            query = replace(query, organizations=frozenset({actor.organization}))
+        return self._registry.list(query), ()
+
+    def match(self, actor: Actor, spec: TargetSpec) -> TargetMatch:
+        """Count what a target choice finds, by type and running version."""
+        devices, unknown = self._resolve(actor, spec)
+        found = TargetMatch(len(devices), unknown)
+        for d in devices:
+            found.types[d.device_type] += 1
+            found.versions.setdefault(d.device_type, Counter())[
+                d.firmware_version or "unknown"] += 1
+        return found
+
+    def plan(self, actor: Actor, firmware_id: str, spec: TargetSpec, *,
+             only_matching_type: bool = True) -> TargetPlan:
+        """Resolve the targets now (dry run: how many, who is left out and why).
+        Devices of another type are left out by default: they would reject the
+        image anyway."""
+        firmware = self._library().get_by_id(firmware_id)
+        devices, unknown = self._resolve(actor, spec)
         skipped: dict[str, tuple[str, ...]] = {}
         if unknown:
             skipped["unknown device"] = unknown
@@ -169,9 +155,37 @@ class OtaService:
             devices = [d for d in devices if d.device_type == firmware.device_type]
         return TargetPlan(tuple(d.device_id for d in devices), skipped)
 
+    # ------------------------------------------------------------ reading
+    def status(self, actor: Actor, deployment_id: str) -> DeploymentProgress:
+        deployment = self._visible(actor, deployment_id)
+        return DeploymentProgress(deployment, self._store().counts(deployment_id))
+
+    def executions(self, actor: Actor, deployment_id: str) -> builtins.list[Execution]:
+        """Where each target is (one execution per device, newest attempt)."""
+        self._visible(actor, deployment_id)
+        return self._store().executions(deployment_id)
+
+    def list(self, actor: Actor) -> builtins.list[DeploymentProgress]:
+        """Every deployment the actor may see, newest first, with its counts."""
+        store = self._store()
+        found = store.list()
+        ids = self._org_device_ids(actor)
+        if ids is not None:
+            found = [d for d in found if ids.intersection(d.targets)]
+        return [DeploymentProgress(d, store.counts(d.deployment_id)) for d in found]
+
+    def page(self, actor: Actor, *, limit: int | None = None, next_token: str = ""
+             ) -> Page[DeploymentProgress]:
+        size = _limit(limit)
+        offset = decode_token(next_token)
+        rows = self.list(actor)
+        more = len(rows) > offset + size
+        return Page(rows[offset:offset + size], encode_token(offset + size) if more else "")
+
     # ------------------------------------------------------------ changes
     def create(
         self,
+        actor: Actor,
         firmware_id: str,
         spec: TargetSpec,
         config: JobConfig,
@@ -182,45 +196,49 @@ class OtaService:
         selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
         manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S,
     ) -> Deployment:
-        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CREATE, "deployment.create",
+        authorize(self._audit, actor, Permission.DEPLOYMENT_CREATE, "deployment.create",
                   firmware_id)
-        firmware = self._firmware.get_by_id(firmware_id)
-        plan = self.plan(firmware_id, spec, only_matching_type=only_matching_type)
+        store = self._store()
+        firmware = self._library().get_by_id(firmware_id)
+        plan = self.plan(actor, firmware_id, spec, only_matching_type=only_matching_type)
         if not plan.targets:
             left_out = "; ".join(f"{len(v)} {k}" for k, v in plan.skipped.items())
             raise ValidationError(
                 f"no device matches {spec.describe()} for {firmware_id}"
                 + (f" ({left_out})" if left_out else "")
             )
-        document = self.document_for(firmware, allow_downgrade=allow_downgrade,
+        document = self.document_for(actor, firmware, allow_downgrade=allow_downgrade,
                                      selftest_window_s=selftest_window_s,
                                      manifest_validity_s=manifest_validity_s)
-        deployment = self._deployments.create(
+        deployment = store.create(
             Deployment(
                 firmware_id=firmware.firmware_id,
                 targets=plan.targets,
-                created_by=self.actor.user,
+                created_by=actor.user,
                 config=config,
                 document=document,
                 target_spec=spec.to_json(),
                 description=description,
             )
         )
-        self._record("deployment.create", deployment.deployment_id,
-                     {"firmware": firmware_id, "targets": len(plan.targets),
-                      "config": config.to_aws()})
+        record_action(self._audit, actor, "deployment.create", deployment.deployment_id,
+                      {"firmware": firmware_id, "targets": len(plan.targets),
+                       "config": config.to_aws()})
         return deployment
 
-    def document_for(self, firmware: Firmware, *, allow_downgrade: bool = False,
+    def document_for(self, actor: Actor, firmware: Firmware, *, allow_downgrade: bool = False,
                      selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
                      manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> dict[str, Any]:
         """The job document with its signed manifest (type, version, size, SHA-256,
         downgrade rule, key id, expiry): the only part a device trusts."""
-        if self._signer is None:
+        signer = self._signer
+        if signer is None:
             raise ValidationError(
                 "deployments need the code-signing key to sign their manifest, and none is "
                 "configured here"
             )
+        if isinstance(signer, TeamSigner):
+            signer = signer.for_user(actor.user)
         if not 60 <= manifest_validity_s <= 366 * 86400:
             raise ValidationError(
                 f"manifest validity {manifest_validity_s} s must be between 60 s and a year")
@@ -231,53 +249,105 @@ class OtaService:
             allow_downgrade=allow_downgrade,
             selftest_window_s=selftest_window_s,
         )
-        manifest = doc.manifest_for(key_id=self._signer.current_key_id(),
+        manifest = doc.manifest_for(key_id=signer.current_key_id(),
                                     issued_at=int(self._clock()),
                                     validity_s=manifest_validity_s)
-        signed = sign_manifest(manifest, self._signer.sign)
+        signed = sign_manifest(manifest, signer.sign)
         return OtaJobDocument.for_firmware(
             firmware, key_id=firmware.key_id, url=doc.url, allow_downgrade=allow_downgrade,
             selftest_window_s=selftest_window_s, manifest=signed,
         ).to_json()
 
-    def cancel(self, deployment_id: str, *, force: bool = False) -> Deployment:
-        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CANCEL, "deployment.cancel",
+    def cancel(self, actor: Actor, deployment_id: str, *, force: bool = False) -> Deployment:
+        authorize(self._audit, actor, Permission.DEPLOYMENT_CANCEL, "deployment.cancel",
                   deployment_id)
-        reason = f"canceled by {self.actor.user}" + (" (forced)" if force else "")
-        result = self._deployments.cancel(deployment_id, force=force, reason=reason)
-        self._record("deployment.cancel", deployment_id, {"force": force})
+        self._visible(actor, deployment_id)
+        reason = f"canceled by {actor.user}" + (" (forced)" if force else "")
+        result = self._store().cancel(deployment_id, force=force, reason=reason)
+        record_action(self._audit, actor, "deployment.cancel", deployment_id, {"force": force})
         return result
 
-    def pause(self, deployment_id: str) -> Deployment:
-        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CONTROL, "deployment.pause",
+    def pause(self, actor: Actor, deployment_id: str) -> Deployment:
+        authorize(self._audit, actor, Permission.DEPLOYMENT_CONTROL, "deployment.pause",
                   deployment_id)
-        result = self._deployments.set_status(
-            deployment_id, DeploymentStatus.PAUSED, reason=f"paused by {self.actor.user}"
+        self._visible(actor, deployment_id)
+        result = self._store().set_status(
+            deployment_id, DeploymentStatus.PAUSED, reason=f"paused by {actor.user}"
         )
-        self._record("deployment.pause", deployment_id)
+        record_action(self._audit, actor, "deployment.pause", deployment_id)
         return result
 
-    def resume(self, deployment_id: str) -> Deployment:
-        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CONTROL, "deployment.resume",
+    def resume(self, actor: Actor, deployment_id: str) -> Deployment:
+        authorize(self._audit, actor, Permission.DEPLOYMENT_CONTROL, "deployment.resume",
                   deployment_id)
-        result = self._deployments.set_status(deployment_id, DeploymentStatus.IN_PROGRESS)
-        self._record("deployment.resume", deployment_id)
+        self._visible(actor, deployment_id)
+        result = self._store().set_status(deployment_id, DeploymentStatus.IN_PROGRESS)
+        record_action(self._audit, actor, "deployment.resume", deployment_id)
         return result
 
-    def retry_failed(self, deployment_id: str,
-                     statuses: Sequence[ExecutionStatus] = _RETRIABLE) -> list[str]:
+    def retry_failed(self, actor: Actor, deployment_id: str,
+                     statuses: Sequence[ExecutionStatus] = _RETRIABLE) -> builtins.list[str]:
         """Queue a new attempt for devices that failed; the rollout engine
         announces them to the devices on its next tick."""
-        authorize(self._audit, self.actor, Permission.DEPLOYMENT_CONTROL, "deployment.retry",
+        authorize(self._audit, actor, Permission.DEPLOYMENT_CONTROL, "deployment.retry",
                   deployment_id)
-        failed = [e.device_id for e in self._deployments.executions(deployment_id)
-                  if e.status in statuses]
+        self._visible(actor, deployment_id)
+        store = self._store()
+        failed = [e.device_id for e in store.executions(deployment_id) if e.status in statuses]
         if not failed:
             raise NotFound(f"deployment {deployment_id} has no failed devices to retry")
-        requeued = self._deployments.requeue(deployment_id, failed)
-        self._record("deployment.retry", deployment_id, {"devices": len(requeued)})
+        requeued = store.requeue(deployment_id, failed)
+        record_action(self._audit, actor, "deployment.retry", deployment_id,
+                      {"devices": len(requeued)})
         return [e.device_id for e in requeued]
 
-    def _record(self, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
-        record_action(self._audit, self.actor, action, subject, details)
 
+class DeploymentsSession:
+    """The deployment use cases for one person (core.ports.fleet_api.DeploymentsApi)."""
+
+    def __init__(self, services: Services, actor: Actor) -> None:
+        self._service = services.deployments
+        self._actor = actor
+
+    def match(self, spec: TargetSpec) -> TargetMatch:
+        return self._service.match(self._actor, spec)
+
+    def plan(self, firmware_id: str, spec: TargetSpec, *, only_matching_type: bool = True
+             ) -> TargetPlan:
+        return self._service.plan(self._actor, firmware_id, spec,
+                                  only_matching_type=only_matching_type)
+
+    def create(self, firmware_id: str, spec: TargetSpec, config: JobConfig, *,
+               description: str = "", allow_downgrade: bool = False,
+               only_matching_type: bool = True,
+               selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
+               manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> Deployment:
+        return self._service.create(
+            self._actor, firmware_id, spec, config, description=description,
+            allow_downgrade=allow_downgrade, only_matching_type=only_matching_type,
+            selftest_window_s=selftest_window_s, manifest_validity_s=manifest_validity_s)
+
+    def status(self, deployment_id: str) -> DeploymentProgress:
+        return self._service.status(self._actor, deployment_id)
+
+    def executions(self, deployment_id: str) -> builtins.list[Execution]:
+        return self._service.executions(self._actor, deployment_id)
+
+    def list(self) -> builtins.list[DeploymentProgress]:
+        return self._service.list(self._actor)
+
+    def page(self, *, limit: int | None = None, next_token: str = ""
+             ) -> Page[DeploymentProgress]:
+        return self._service.page(self._actor, limit=limit, next_token=next_token)
+
+    def pause(self, deployment_id: str) -> Deployment:
+        return self._service.pause(self._actor, deployment_id)
+
+    def resume(self, deployment_id: str) -> Deployment:
+        return self._service.resume(self._actor, deployment_id)
+
+    def cancel(self, deployment_id: str, *, force: bool = False) -> Deployment:
+        return self._service.cancel(self._actor, deployment_id, force=force)
+
+    def retry_failed(self, deployment_id: str) -> builtins.list[str]:
+        return self._service.retry_failed(self._actor, deployment_id)

@@ -100,3 +100,40 @@ def create_signing_key(keys: CodeSigningKeys, actor: Actor,
     key_id = codesign.key_id(keys.signing_key())
     record_action(audit, actor, "firmware.key.create", key_id)
     return key_id
+
+
+class TeamSigner:
+    """A deployment's manifest signed in a team: only with this person's existing
+    key, and only if the team trusts it. Otherwise every device would refuse the
+    rollout, and a key would be created as a side effect of creating it.
+
+    The REST API signs this way too: a server's key signs for the team only once
+    an admin has added it to the team's list."""
+
+    def __init__(self, keys: CodeSigningKeys, team: SigningKeyService, user: str = "") -> None:
+        self._keys = keys
+        self._team = team
+        self._user = user
+
+    def for_user(self, user: str) -> TeamSigner:
+        """The same signer, naming ``user`` in the advice it gives."""
+        return TeamSigner(self._keys, self._team, user)
+
+    def current_key_id(self) -> str:
+        owner = self._user or "NAME"
+        if not self._keys.exists:
+            raise ValidationError(
+                "there is no code-signing key here to sign the deployment's manifest; "
+                "create one with `smartiot firmware key create` and ask an admin to add it "
+                f"(`smartiot firmware keys add FILE --owner {owner}`)")
+        key_id = self._keys.current_key_id()
+        if key_id not in self._team.trusted():
+            raise ValidationError(
+                f"the code-signing key {key_id} is not in the team's trusted keys, so devices "
+                f"would refuse this deployment; ask an admin to run `smartiot firmware keys "
+                f"add {self._keys.public_path} --owner {owner}`")
+        return key_id
+
+    def sign(self, data: bytes) -> tuple[bytes, str]:
+        self.current_key_id()
+        return self._keys.sign(data)

@@ -12,8 +12,6 @@ logged with the request's correlation id and answered 500 without a traceback.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import threading
 import time
@@ -34,9 +32,7 @@ from core.errors import (
     ValidationError,
 )
 from core.model.roles import Actor
-from core.model.rollout import JobConfig
 from core.services.fleet_view import SensorQuery
-from core.services.ota import TargetSpec
 from plugins.api import models, shapes
 from plugins.api.auth import Unauthorized, actor_from_claims
 from plugins.api.wiring import ApiServices
@@ -210,83 +206,12 @@ def build_app(services: Callable[[], ApiServices], *,
                                                  expected_version=int_if_match())
         return envelope(shapes.preferences(saved), headers={"ETag": f'"{saved.version}"'})
 
-    # ------------------------------------------------------------ firmware
-    @app.post("/firmware/upload", summary="Import a firmware image (signed on import)",
-              tags=["firmware"])
-    def upload_firmware(body: Annotated[models.FirmwareUpload, Body()]) -> Response[Any]:
-        who = actor()
-        factory = services().firmware
-        if factory is None:
-            raise NotFound("this backend has no firmware library")
-        image = _b64(body.image_base64, "image_base64")
-        if len(image) > MAX_FIRMWARE_BYTES:
-            raise PayloadTooLarge(f"image_base64: {len(image)} bytes is more than "
-                                  f"{MAX_FIRMWARE_BYTES}")
-        signature = None if body.signature_base64 is None else _b64(body.signature_base64,
-                                                                    "signature_base64")
-        fw = factory(who).import_bytes(image, version=body.version, device_type=body.device_type,
-                                       release_notes=body.release_notes,
-                                       allow_downgrade=body.allow_downgrade,
-                                       signature=signature, source="image_base64")
-        return envelope(shapes.firmware(fw), 201)
+    # ------------------------------------------------------------ firmware and deployments
+    from plugins.api.routes.deployments import deployments_router
+    from plugins.api.routes.firmware import firmware_router
 
-    def _ota(who: Actor) -> Any:
-        factory = services().ota
-        if factory is None:
-            raise NotFound("this backend cannot run OTA deployments")
-        return factory(who)
-
-    @app.post("/firmware/deployments", summary="Create a deployment", tags=["firmware"])
-    def create_deployment(body: Annotated[models.DeploymentCreate, Body()]) -> Response[Any]:
-        who = actor()
-        svc = services()
-        targets = body.target
-        if targets.kind == "list":
-            for device_id in targets.device_ids:
-                svc.view.device(who, device_id)
-        elif who.organization:
-            raise ValidationError("target.kind: callers in an organization name their "
-                                  "devices (kind 'list')")
-        spec = TargetSpec(kind=targets.kind, device_ids=tuple(targets.device_ids),
-                          device_types=tuple(targets.device_types), tag=targets.tag)
-        config = JobConfig.from_aws(body.config)
-        deployment = _ota(who).create(body.firmware_id, spec, config,
-                                      description=body.description,
-                                      allow_downgrade=body.allow_downgrade)
-        return envelope(shapes.deployment(deployment), 201)
-
-    @app.get("/firmware/deployments/<deployment_id>", summary="A deployment and its progress",
-             tags=["firmware"])
-    def get_deployment(deployment_id: str) -> Response[Any]:
-        deployment, counts = services().view.deployment(actor(), deployment_id)
-        return envelope(shapes.deployment(deployment, counts))
-
-    def _control(deployment_id: str, act: Callable[[Any], Any]) -> Response[Any]:
-        who = actor()
-        services().view.deployment(who, deployment_id)
-        act(_ota(who))
-        deployment, counts = services().view.deployment(who, deployment_id)
-        return envelope(shapes.deployment(deployment, counts))
-
-    @app.post("/firmware/deployments/<deployment_id>/pause", summary="Pause a deployment",
-              tags=["firmware"])
-    def pause(deployment_id: str) -> Response[Any]:
-        return _control(deployment_id, lambda ota: ota.pause(deployment_id))
-
-    @app.post("/firmware/deployments/<deployment_id>/resume", summary="Resume a deployment",
-              tags=["firmware"])
-    def resume(deployment_id: str) -> Response[Any]:
-        return _control(deployment_id, lambda ota: ota.resume(deployment_id))
-
-    @app.post("/firmware/deployments/<deployment_id>/cancel", summary="Cancel a deployment",
-              tags=["firmware"])
-    def cancel(deployment_id: str, body: Annotated[models.CancelIn, Body()]) -> Response[Any]:
-        return _control(deployment_id, lambda ota: ota.cancel(deployment_id, force=body.force))
-
-    @app.post("/firmware/deployments/<deployment_id>/retry",
-              summary="Retry the devices that failed", tags=["firmware"])
-    def retry(deployment_id: str) -> Response[Any]:
-        return _control(deployment_id, lambda ota: ota.retry_failed(deployment_id))
+    app.include_router(firmware_router(services, actor))
+    app.include_router(deployments_router(services, actor))
 
     # ------------------------------------------------------------ analytics
     @app.get("/analytics/dashboard", summary="Fleet statistics", tags=["analytics"])
@@ -354,13 +279,6 @@ def openapi_json(app: APIGatewayRestResolver) -> str:
             for status, text in _ERROR_ANSWERS.items():
                 answers[status] = {"description": text, "content": error_ref}
     return json.dumps(doc, indent=1)
-
-
-def _b64(text: str, name: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationError(f"{name}: not valid base64") from None
 
 
 def make_handler(services: Callable[[], ApiServices], *,

@@ -18,7 +18,6 @@ from typing import Any
 
 from core.context import AppContext
 from core.errors import SmartIotError, ValidationError
-from core.model import Deployment
 from core.model.rollout import (
     AbortCriterion,
     ExponentialRate,
@@ -27,17 +26,9 @@ from core.model.rollout import (
     RetryCriterion,
     RolloutConfig,
 )
+from core.ports.fleet_api.deployments import DeploymentProgress, TargetSpec
 from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, OtaJobDocument
-from core.services.ota import TargetSpec
-from core.services.signing_keys import create_signing_key
 from core.text import plural
-from plugins.firmware.services import (
-    deployment_service,
-    firmware_library,
-    key_service,
-    ota_service,
-    signing_keys,
-)
 
 
 # ---------------------------------------------------------------- firmware
@@ -96,8 +87,12 @@ def run_firmware(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_add(args: argparse.Namespace, context: AppContext) -> int:
-    signature = args.signature.read_bytes() if args.signature else None
-    lib = firmware_library(context)
+    try:
+        signature = args.signature.read_bytes() if args.signature else None
+    except OSError as exc:
+        raise ValidationError(f"--signature {args.signature}: cannot read "
+                              f"({exc.strerror or exc})") from None
+    lib = context.api.firmware
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -112,7 +107,7 @@ def _fw_add(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_list(args: argparse.Namespace, context: AppContext) -> int:
-    lib = firmware_library(context)
+    lib = context.api.firmware
     found = lib.list(args.device_type)
     if args.json:
         print(json.dumps([
@@ -137,7 +132,7 @@ def _fw_list(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_verify(args: argparse.Namespace, context: AppContext) -> int:
-    lib = firmware_library(context)
+    lib = context.api.firmware
     ids = args.ids or [f.firmware_id for f in lib.list()]
     bad = 0
     for firmware_id in ids:
@@ -153,26 +148,26 @@ def _fw_verify(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_delete(args: argparse.Namespace, context: AppContext) -> int:
-    firmware_library(context).delete(args.id)
+    context.api.firmware.delete(args.id)
     print(f"deleted {args.id}")
     return 0
 
 
 def _fw_key(args: argparse.Namespace, context: AppContext) -> int:
-    keys = signing_keys(context)
+    firmware = context.api.firmware
     if args.key_action == "create":
-        backend = context.backend
-        key_id = create_signing_key(keys, context.actor, backend.audit)
-        sys.stdout.write(keys.public_path.read_text())
-        print(f"created code-signing key {key_id} in {keys.private_path}; an admin adds it "
-              f"to the team's trusted keys with: smartiot firmware keys add "
-              f"{keys.public_path} --owner {context.actor.user}", file=sys.stderr)
+        created = firmware.create_signing_key()
+        sys.stdout.write(created.public_pem.decode())
+        print(f"created code-signing key {created.key_id} in {created.private_path}; an admin "
+              f"adds it to the team's trusted keys with: smartiot firmware keys add "
+              f"{created.public_path} --owner {context.api.actor.user}", file=sys.stderr)
         return 0
-    if not keys.public_path.exists():
+    key = firmware.signing_key()
+    if key is None:
         print("smartiot firmware key: there is no code-signing key on this machine; engineers "
               "and admins create one with `smartiot firmware key create`", file=sys.stderr)
         return 1
-    sys.stdout.write(keys.public_path.read_text())
+    sys.stdout.write(key.public_pem.decode())
     return 0
 
 
@@ -180,22 +175,22 @@ _KEY_FILE = re.compile(r"[0-9a-f]{16}\.pem")  # KEY_ID.pem, as export writes the
 
 
 def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
-    service = key_service(context)
+    firmware = context.api.firmware
     if args.keys_action == "add":
         try:
             pem = args.file.read_bytes()
         except OSError as exc:
             raise ValidationError(f"{args.file}: cannot read ({exc.strerror or exc})") from None
-        key = service.add(pem, args.owner, context.actor, args.note)
+        key = firmware.trust_key(pem, args.owner, args.note)
         print(f"trusted key {key.key_id} of {key.owner}")
         return 0
     if args.keys_action == "revoke":
-        key = service.revoke(args.key_id, context.actor)
+        key = firmware.revoke_key(args.key_id)
         print(f"revoked key {key.key_id} of {key.owner}: images it signed are no longer "
               "trusted")
         return 0
     if args.keys_action == "export":
-        found = service.list()
+        found = firmware.trusted_keys()
         wanted = {f"{k.key_id}.pem": k.public_pem for k in found}
         removed: list[str] = []
         try:
@@ -217,7 +212,7 @@ def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
             print(f"removed {plural(len(removed), 'key')} no longer trusted: "
                   f"{', '.join(removed)}")
         return 0
-    found = service.list(include_revoked=args.all)
+    found = firmware.trusted_keys(include_revoked=args.all)
     if args.json:
         print(json.dumps([{
             "key_id": k.key_id, "owner": k.owner, "added_by": k.added_by,
@@ -237,7 +232,7 @@ def _fw_keys(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _fw_devices(args: argparse.Namespace, context: AppContext) -> int:
-    for device_type, versions in sorted(firmware_library(context).version_distribution().items()):
+    for device_type, versions in sorted(context.api.firmware.version_distribution().items()):
         shown = ", ".join(f"{v}: {n}" for v, n in versions.most_common())
         print(f"{device_type:<16} {shown}")
     return 0
@@ -351,7 +346,7 @@ def _spec(args: argparse.Namespace) -> TargetSpec:
 
 
 def _deploy_create(args: argparse.Namespace, context: AppContext) -> int:
-    service = ota_service(context)
+    service = context.api.deployments
     spec = _spec(args)
     config = job_config_from_args(args)
     plan = service.plan(args.firmware, spec)
@@ -383,26 +378,25 @@ def _manifest_summary(document: dict[str, Any]) -> str:
 
 
 def _deploy_list(args: argparse.Namespace, context: AppContext) -> int:
-    deployments = deployment_service(context)
-    found = deployments.list()
+    found = context.api.deployments.list()
     if not found:
         print("no deployments yet")
-    for d in found:
-        counts = deployments.counts(d.deployment_id)
+    for p in found:
+        d = p.deployment
         print(f"{d.deployment_id}  {d.status.value:<12} {d.firmware_id:<24} "
-              f"{_progress_line(d, counts)}")
+              f"{_progress_line(p)}")
     return 0
 
 
-def _progress_line(d: Deployment, counts: dict[str, int]) -> str:
-    shown = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()) if v)
-    return f"{plural(len(d.targets), 'target')}: {shown}"
+def _progress_line(progress: DeploymentProgress) -> str:
+    shown = ", ".join(f"{k.lower()} {v}" for k, v in sorted(progress.counts.items()) if v)
+    return f"{plural(len(progress.deployment.targets), 'target')}: {shown}"
 
 
 def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
-    deployments = deployment_service(context)
-    d = deployments.get(args.id)
-    counts = deployments.counts(d.deployment_id)
+    deployments = context.api.deployments
+    progress = deployments.status(args.id)
+    d, counts = progress.deployment, progress.counts
     executions = deployments.executions(d.deployment_id) if (
         args.devices or args.json) else []
     if args.json:
@@ -418,7 +412,7 @@ def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{d.deployment_id}  {d.status.value}  {d.firmware_id}  by {d.created_by or '?'}")
-    print(f"  {_progress_line(d, counts)}")
+    print(f"  {_progress_line(progress)}")
     print(f"  {_manifest_summary(d.document)}")
     if d.reason:
         print(f"  {d.reason}")
@@ -429,25 +423,25 @@ def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _deploy_cancel(args: argparse.Namespace, context: AppContext) -> int:
-    d = ota_service(context).cancel(args.id, force=args.force)
+    d = context.api.deployments.cancel(args.id, force=args.force)
     print(f"{d.deployment_id} {d.status.value}: {d.reason}")
     return 0
 
 
 def _deploy_pause(args: argparse.Namespace, context: AppContext) -> int:
-    d = ota_service(context).pause(args.id)
+    d = context.api.deployments.pause(args.id)
     print(f"{d.deployment_id} {d.status.value}")
     return 0
 
 
 def _deploy_resume(args: argparse.Namespace, context: AppContext) -> int:
-    d = ota_service(context).resume(args.id)
+    d = context.api.deployments.resume(args.id)
     print(f"{d.deployment_id} {d.status.value}")
     return 0
 
 
 def _deploy_retry(args: argparse.Namespace, context: AppContext) -> int:
-    retried = ota_service(context).retry_failed(args.id)
+    retried = context.api.deployments.retry_failed(args.id)
     print(f"{args.id}: {plural(len(retried), 'device')} queued for another attempt")
     return 0
 

@@ -18,10 +18,9 @@ from core.crypto.keystore import CodeSigningKeys
 from core.model import DeploymentStatus
 from core.model.roles import Actor, Role
 from core.model.rollout import JobConfig, RolloutConfig
+from core.ports.fleet_api.deployments import TargetSpec
 from core.services.event_bus import EventBus
-from core.services.ota import OtaService, TargetSpec
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
 from plugins.local.hub.hub import Hub
 from simulator.api import RunningFleet
 from simulator.fleet import DeviceGroup
@@ -29,6 +28,7 @@ from simulator.ota.agent import OtaAgent
 from simulator.scenario import Scenario
 from tests.chaos.conftest import report
 from tests.chaos.rig import Witness, stored_keys, wait_until
+from tests.integration.firmware.sessions import fleet_api
 
 PUMPS = 20
 DOWN_S = 3.0
@@ -75,10 +75,8 @@ def test_broker_kill_9_mid_rollout(broker, tmp_path: Path, file_keyring: Path,
     witness = Witness(broker.host, broker.port, f"bk-{time.monotonic_ns()}")
     keys = CodeSigningKeys(tmp_path / "codesign")
     engineer = Actor("erin", Role.ENGINEER)
-    library = FirmwareLibrary(store.firmware, keys, engineer, registry=store.registry,
-                              deployments=store.deployments, audit=store.audit)
-    ota = OtaService(store.deployments, store.firmware, store.registry, engineer,
-                     audit=store.audit, signer=keys)
+    api = fleet_api(store, keys, engineer)
+    library, ota = api.firmware, api.deployments
     group = DeviceGroup("bkp", "pump", PUMPS, firmware="1.0.0", interval_s=0.5,
                         id_prefix="bkp")
     fleet = RunningFleet(Scenario("chaos rollout", (group,), source="test"),

@@ -16,10 +16,9 @@ from core.crypto.keystore import CodeSigningKeys
 from core.model import DeploymentStatus
 from core.model.roles import Actor, Role
 from core.model.rollout import JobConfig, RolloutConfig
+from core.ports.fleet_api.deployments import TargetSpec
 from core.services.event_bus import EventBus
-from core.services.ota import OtaService, TargetSpec
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
 from plugins.local.hub.hub import Hub
 from simulator.api import RunningFleet
 from simulator.fleet import DeviceGroup
@@ -27,6 +26,7 @@ from simulator.scenario import Scenario
 from tests.chaos.conftest import report
 from tests.chaos.rig import TcpProxy, Witness, stored_keys, wait_until
 from tests.chaos.test_broker_kill import IMAGE, file_keyring, installs  # noqa: F401 - fixtures
+from tests.integration.firmware.sessions import fleet_api
 
 PUMPS = 10
 FLAPS = 10
@@ -45,10 +45,8 @@ def test_ten_network_flaps_during_a_rollout(broker, tmp_path: Path, file_keyring
     witness = Witness(broker.host, broker.port, f"flap-{time.monotonic_ns()}")
     keys = CodeSigningKeys(tmp_path / "codesign")
     engineer = Actor("erin", Role.ENGINEER)
-    library = FirmwareLibrary(store.firmware, keys, engineer, registry=store.registry,
-                              deployments=store.deployments, audit=store.audit)
-    ota = OtaService(store.deployments, store.firmware, store.registry, engineer,
-                     audit=store.audit, signer=keys)
+    api = fleet_api(store, keys, engineer)
+    library, ota = api.firmware, api.deployments
     group = DeviceGroup("flp", "pump", PUMPS, firmware="1.0.0", interval_s=0.5,
                         id_prefix="flp")
     fleet = RunningFleet(Scenario("chaos flaps", (group,), source="test"),

@@ -35,11 +35,11 @@ from core.model.rollout import JobConfig, RolloutConfig
 from core.services.event_bus import EventBus
 from core.services.ota import OtaService, TargetSpec
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
 from plugins.local.hub.hub import Hub
 from simulator.api import RunningFleet
 from simulator.fleet import DeviceGroup
 from simulator.scenario import Scenario
+from tests.integration.firmware.sessions import fleet_api
 from tests.security.conftest import wait_until
 
 TIMEOUT = 120.0
@@ -165,6 +165,7 @@ class Site:
     old: Firmware
     new: Firmware
     victim: str
+    actor: Actor
 
 
 @pytest.fixture
@@ -177,8 +178,7 @@ def site(mosquitto_broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     hub.start()
     keys = CodeSigningKeys(tmp_path / "codesign")
     engineer = Actor("erin", Role.ENGINEER)
-    library = FirmwareLibrary(store.firmware, keys, engineer, registry=store.registry,
-                              deployments=store.deployments, audit=store.audit)
+    library = fleet_api(store, keys, engineer).firmware
     old = library.import_bytes(OLD_IMAGE, version="1.0.1", device_type="pump")
     new = library.import_bytes(NEW_IMAGE, version="1.1.0", device_type="pump")
     prefix = f"forge{uuid.uuid4().hex[:6]}"
@@ -186,13 +186,13 @@ def site(mosquitto_broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     fleet = RunningFleet(Scenario(name="forged job", groups=(group,), source="test"),
                          broker_url=mosquitto_broker.url, seed=5, client_id_prefix=f"{prefix}-",
                          trusted_keys=[keys.public_pem()]).start()
-    ota = OtaService(store.deployments, store.firmware, store.registry, engineer,
-                     audit=store.audit, signer=keys)
+    ota = OtaService(store.deployments, store.firmware, store.registry, audit=store.audit,
+                     signer=keys)
     try:
         assert hub.wait_connected(30)
         victim = fleet.fleet.device_ids[0]
         wait_until(lambda: store.registry.find(victim), TIMEOUT, "the victim registered")
-        yield Site(store, hub, fleet, ota, keys, old, new, victim)
+        yield Site(store, hub, fleet, ota, keys, old, new, victim, engineer)
     finally:
         fleet.stop()
         hub.stop()
@@ -207,7 +207,8 @@ def test_forged_executions_are_refused_and_the_device_keeps_its_version(
         site: Site, mosquitto_broker, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="simulator.ota")
     # A real update first: the path works and the device runs 1.1.0.
-    d = site.ota.create(site.new.firmware_id, TargetSpec("list", device_ids=(site.victim,)),
+    d = site.ota.create(site.actor, site.new.firmware_id,
+                        TargetSpec("list", device_ids=(site.victim,)),
                         JobConfig(RolloutConfig(maximum_per_minute=100)))
     wait_until(lambda: [e.status for e in site.store.deployments.executions(d.deployment_id)]
                == [ExecutionStatus.SUCCEEDED], TIMEOUT, "the genuine update")
@@ -217,10 +218,10 @@ def test_forged_executions_are_refused_and_the_device_keeps_its_version(
 
     # What the attacker has: the old image and documents (with real signed manifests)
     # of past deployments of it, one of which allowed a downgrade and has expired.
-    old_document = site.ota.document_for(site.old)
+    old_document = site.ota.document_for(site.actor, site.old)
     past = OtaService(site.store.deployments, site.store.firmware, site.store.registry,
-                      site.ota.actor, signer=site.keys, clock=lambda: time.time() - 7200)
-    expired_downgrade = past.document_for(site.old, allow_downgrade=True,
+                      signer=site.keys, clock=lambda: time.time() - 7200)
+    expired_downgrade = past.document_for(site.actor, site.old, allow_downgrade=True,
                                           manifest_validity_s=3600)
     site.hub.stop()  # nobody else answers the device now
     server = _ImageServer()

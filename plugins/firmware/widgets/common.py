@@ -17,7 +17,6 @@ from core.errors import PermissionDenied
 from core.model.roles import GRANTS, Actor, Permission
 from core.model.rollout import JobConfig
 from core.text import plural
-from plugins.firmware.services import firmware_library
 
 # Every state a target can be in, in the order a rollout moves through them.
 STATES = ("PENDING", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT",
@@ -98,7 +97,7 @@ def select_source_row(table: QTableView, proxy: QSortFilterProxyModel, row: int 
 
 def check_signatures(context: AppContext, firmware_ids: list[str]) -> dict[str, tuple[bool, str]]:
     """Re-check stored images against their SHA-256 and signature (worker thread)."""
-    library = firmware_library(context)
+    library = context.api.firmware
     out = {}
     for firmware_id in firmware_ids:
         try:

@@ -136,11 +136,8 @@ class DeploymentsTab(QWidget):
         self._in_flight = True
 
         def fetch() -> list[DeploymentRow]:
-            service = self.context.backend.deployments
-            if service is None:
-                raise RuntimeError(
-                    f"the {self.context.backend.name} backend cannot run OTA deployments")
-            return [DeploymentRow(d, service.counts(d.deployment_id)) for d in service.list()]
+            return [DeploymentRow(p.deployment, p.counts)
+                    for p in self.context.api.deployments.list()]
 
         self._background.start(fetch, self._loaded, self._failed)
 

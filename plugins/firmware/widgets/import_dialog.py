@@ -30,7 +30,6 @@ from console.widgets.signals import safe_emit
 from core.context import AppContext
 from core.model import Firmware
 from core.model.roles import Permission
-from plugins.firmware.services import firmware_library
 from plugins.firmware.widgets.common import Background, error_text, guard, show_message
 
 _VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
@@ -138,8 +137,7 @@ class ImportDialog(QDialog):
         relay = self._relay
 
         def run() -> Firmware:
-            library = firmware_library(self.context)
-            return library.import_file(
+            return self.context.api.firmware.import_file(
                 path, version=version, device_type=device_type, release_notes=notes,
                 allow_downgrade=allow,
                 progress=lambda done, total: safe_emit(relay.progressed, done, total))

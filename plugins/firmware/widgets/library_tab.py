@@ -27,7 +27,6 @@ from core.model import Firmware
 from core.model.roles import Permission
 from core.ports import changes
 from core.text import plural
-from plugins.firmware.services import firmware_library
 from plugins.firmware.widgets.common import (
     Background,
     check_signatures,
@@ -139,7 +138,7 @@ class LibraryTab(QWidget):
         self.refresh_button.setEnabled(False)
 
         def load() -> LibrarySnapshot:
-            library = firmware_library(self.context)
+            library = self.context.api.firmware
             return LibrarySnapshot(library.list(), library.version_distribution())
 
         self._background.start(load, self._loaded, self._failed)

@@ -10,6 +10,7 @@ refresh down rather than the window.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -37,9 +38,8 @@ from core.context import AppContext
 from core.model import Deployment, DeploymentStatus
 from core.model.roles import Permission
 from core.model.timeutil import utcnow
-from core.services.ota import TargetSpec
+from core.ports.fleet_api.deployments import DeploymentsApi, TargetSpec
 from core.text import plural, plural_word
-from plugins.firmware.services import ota_service
 from plugins.firmware.widgets.common import (
     DEPLOYMENT_COLOURS,
     STATE_COLOURS,
@@ -303,12 +303,10 @@ class DeploymentMonitor(QWidget):
 
         def load() -> MonitorSnapshot:
             started = time.perf_counter()
-            service = self.context.backend.deployments
-            if service is None:
-                raise RuntimeError(f"the {self.context.backend.name} backend has no deployments")
-            d = service.get(deployment_id)
-            counts = service.counts(deployment_id)
-            executions = service.executions(deployment_id)
+            deployments = self.context.api.deployments
+            progress = deployments.status(deployment_id)
+            d, counts = progress.deployment, progress.counts
+            executions = deployments.executions(deployment_id)
             rows = build_rows(d.targets, executions,
                               canceled=d.status is DeploymentStatus.CANCELED)
             changed = changed_rows(shown, rows)
@@ -455,7 +453,7 @@ class DeploymentMonitor(QWidget):
         self.cancel_dialog = dialog
         dialog.open()
 
-    def _act(self, what: str, call: object) -> None:
+    def _act(self, what: str, call: Callable[[DeploymentsApi, str], object]) -> None:
         deployment_id = self.deployment_id
         if deployment_id is None:
             return
@@ -463,7 +461,7 @@ class DeploymentMonitor(QWidget):
         self._update_buttons()
 
         def run() -> object:
-            return call(ota_service(self.context), deployment_id)  # type: ignore[operator]
+            return call(self.context.api.deployments, deployment_id)
 
         def done(result: object) -> None:
             self._busy = False

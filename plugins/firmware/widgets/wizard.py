@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -53,9 +52,8 @@ from core.model.rollout import (
     RetryCriterion,
     RolloutConfig,
 )
-from core.services.ota import TargetPlan, TargetSpec
+from core.ports.fleet_api.deployments import TargetMatch, TargetPlan, TargetSpec
 from core.text import plural, plural_word
-from plugins.firmware.services import firmware_library, ota_service
 from plugins.firmware.widgets.common import (
     Background,
     check_signatures,
@@ -70,16 +68,6 @@ from plugins.firmware.widgets.models import SORT_ROLE, FirmwareTableModel
 
 ANY_TYPE = ""
 _ID_SPLIT = re.compile(r"[\s,;]+")
-
-
-@dataclass
-class TargetMatch:
-    """What the target page found: devices per type and per (type, version)."""
-
-    count: int = 0
-    unknown: tuple[str, ...] = ()
-    types: Counter[str] = field(default_factory=Counter)
-    versions: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 def _error_label() -> QLabel:
@@ -229,20 +217,7 @@ class TargetsPage(_Page):
         context = self.owner.context
 
         def count() -> TargetMatch:
-            registry = context.backend.registry
-            if spec.kind == "list":
-                found = [registry.find(i) for i in spec.device_ids]
-                devices = [d for d in found if d is not None]
-                unknown = tuple(i for i, d in zip(spec.device_ids, found, strict=True)
-                                if d is None)
-            else:
-                devices, unknown = registry.list(spec.query()), ()
-            match = TargetMatch(len(devices), unknown)
-            for d in devices:
-                match.types[d.device_type] += 1
-                match.versions.setdefault(d.device_type, Counter())[
-                    d.firmware_version or "unknown"] += 1
-            return match
+            return context.api.deployments.match(spec)
 
         def done(match: TargetMatch) -> None:
             if serial != self._serial:
@@ -333,7 +308,7 @@ class ImagePage(_Page):
         self.plan_label.setText("")
 
         def load() -> list[Firmware]:
-            return firmware_library(context).list()
+            return context.api.firmware.list()
 
         def done(images: list[Firmware]) -> None:
             self.model.set_firmware(images)
@@ -442,7 +417,7 @@ class ImagePage(_Page):
         context = self.owner.context
 
         def plan() -> TargetPlan:
-            return ota_service(context).plan(f.firmware_id, spec)
+            return context.api.deployments.plan(f.firmware_id, spec)
 
         def done(result: TargetPlan) -> None:
             if serial != self._serial:
@@ -766,7 +741,7 @@ class ReviewPage(_Page):
             return
 
         def plan() -> TargetPlan:
-            return ota_service(context).plan(f.firmware_id, spec)
+            return context.api.deployments.plan(f.firmware_id, spec)
 
         def done(result: TargetPlan) -> None:
             if serial != self._serial:
@@ -827,8 +802,9 @@ class ReviewPage(_Page):
         show_message(self.error, "Creating…", "secondary")
 
         def create() -> Deployment:
-            return ota_service(context).create(f.firmware_id, spec, config,
-                                               description=description, allow_downgrade=allow)
+            return context.api.deployments.create(f.firmware_id, spec, config,
+                                                  description=description,
+                                                  allow_downgrade=allow)
 
         def done(deployment: Deployment) -> None:
             self._creating = False
@@ -878,6 +854,6 @@ class DeploymentWizard(QWizard):
         context = self.context
 
         def types() -> list[str]:
-            return sorted({d.device_type for d in context.backend.registry.list()})
+            return sorted(context.api.firmware.version_distribution())
 
         self._background.start(types, self.targets.set_device_types, lambda exc: None)

@@ -19,11 +19,10 @@ from core.model import Deployment, Device, DeviceStatus, Firmware
 from core.model.roles import Actor, Role
 from core.model.rollout import AbortCriterion, FailureType, JobConfig, RolloutConfig
 from core.ports.backend import Backend
+from core.ports.fleet_api import FirmwareApi
+from core.ports.fleet_api.deployments import TargetSpec
 from core.registrations import BackendSpec
-from core.services.ota import TargetSpec
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
-from plugins.firmware.services import firmware_library, ota_service
 
 WAIT = 20_000
 
@@ -86,7 +85,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def backend(store: Store) -> Backend:
     return Backend(name="local", registry=store.registry, alerts=store.alerts,
                    telemetry=store.telemetry, firmware=store.firmware,
-                   deployments=store.deployments, audit=store.audit)
+                   deployments=store.deployments, audit=store.audit,
+                   trusted_keys=store.trusted_keys)
 
 
 @pytest.fixture
@@ -127,12 +127,12 @@ def fleet(store: Store) -> list[Device]:
 
 
 @pytest.fixture
-def library(context: AppContext) -> FirmwareLibrary:
-    return firmware_library(context)
+def library(context: AppContext) -> FirmwareApi:
+    return context.api.firmware
 
 
 @pytest.fixture
-def images(library: FirmwareLibrary) -> dict[str, Firmware]:
+def images(library: FirmwareApi) -> dict[str, Firmware]:
     """pump 1.0.0 and 2.0.0, environmental 3.3.0; all signed by the console's key."""
     out = {}
     for device_type, version, size in (("pump", "1.0.0", 4096), ("pump", "2.0.0", 8192),
@@ -152,7 +152,8 @@ def make_deployment(context: AppContext, fleet: list[Device], images: dict[str, 
         config = config or JobConfig(
             RolloutConfig(maximum_per_minute=10),
             (AbortCriterion(FailureType.FAILED, 50.0, 10),), 30)
-        return ota_service(context).create(firmware_id, TargetSpec("list", device_ids=tuple(ids)),
-                                           config, description="spring update")
+        return context.api.deployments.create(
+            firmware_id, TargetSpec("list", device_ids=tuple(ids)), config,
+            description="spring update")
 
     return make

@@ -13,10 +13,9 @@ from tests.gui.firmware.conftest import WAIT
 
 def test_library_details_name_the_signer(qtbot: Any, owned: Any, context: Any, backend: Any,
                                          store: Any, library: Any) -> None:
-    backend.trusted_keys = store.trusted_keys
     fw = library.import_bytes(b"image " * 500, version="1.0.0", device_type="pump")
     SigningKeyService(store.trusted_keys, store.audit).add(
-        library.keys.public_pem(), "alice", Actor("ada", Role.ADMIN))
+        library.signing_key().public_pem, "alice", Actor("ada", Role.ADMIN))
     tab = owned(LibraryTab(context))
     tab.resize(1100, 700)
     tab.show()

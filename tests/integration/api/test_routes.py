@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from core.model import Alert, Reading, Severity
 from core.model.roles import Role
 from core.model.timeutil import utcnow
 from tests.integration.api.conftest import Api
+from tests.integration.api.test_firmware_routes import trust_server_key
 
 pytestmark = pytest.mark.postgres
 
@@ -243,10 +245,11 @@ def test_commands_and_shadow_need_a_live_backend(api: Api) -> None:
                   role=Role.SUPPORT).status == 403
 
 
-def test_firmware_upload_and_deployment_control(api: Api) -> None:
+def test_firmware_upload_and_deployment_control(api: Api, tmp_path: Path) -> None:
     _device(api, "pump-1")
     _device(api, "pump-2")
     c = api.client
+    trust_server_key(api, tmp_path / "codesign")  # a team signs only with keys it trusts
     image = base64.b64encode(b"\x7fELF pump firmware 2.0.0" * 100).decode()
     body = {"device_type": "pump", "version": "2.0.0", "image_base64": image}
     assert c.call("POST", "/firmware/upload", body, role=Role.TECHNICIAN).status == 403

@@ -11,8 +11,9 @@ import pytest
 from core.crypto.keystore import CodeSigningKeys
 from core.model import Device, DeviceStatus
 from core.model.roles import Actor, Role
+from core.ports.fleet_api import FirmwareApi
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
+from tests.integration.firmware.sessions import fleet_api
 
 
 @pytest.fixture
@@ -54,6 +55,5 @@ def engineer() -> Actor:
 
 
 @pytest.fixture
-def library(store: Store, keys: CodeSigningKeys, engineer: Actor) -> FirmwareLibrary:
-    return FirmwareLibrary(store.firmware, keys, engineer, registry=store.registry,
-                           deployments=store.deployments, audit=store.audit)
+def library(store: Store, keys: CodeSigningKeys, engineer: Actor) -> FirmwareApi:
+    return fleet_api(store, keys, engineer).firmware

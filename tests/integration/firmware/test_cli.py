@@ -21,7 +21,8 @@ def env(tmp_path: Path, file_keyring: Path) -> dict[str, str]:
     out["SMARTIOT_DATA_DIR"] = str(tmp_path / "data")
     (tmp_path / "data").mkdir()
     store = Store.open(f"sqlite:///{tmp_path / 'data' / 'smartiot.db'}")
-    store.registry.upsert_many([Device(f"pump-{i}", device_type="pump", firmware_version="1.0.0")
+    store.registry.upsert_many([Device(f"pump-{i}", device_type="pump", firmware_version="1.0.0",
+                                       organization="demo")  # the profile's organization
                                 for i in range(6)])
     store.close()
     return out

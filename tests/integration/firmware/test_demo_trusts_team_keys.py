@@ -16,7 +16,6 @@ from core.model.roles import Actor, Role
 from core.plugins import PluginManager
 from core.services.event_bus import EventBus
 from core.store import Store
-from plugins.firmware.services import key_service
 from plugins.local.backend import LocalBackend, demo_trusted_key_paths, write_team_trust
 from simulator.ota.verify import TrustStore
 
@@ -34,17 +33,17 @@ def test_demo_devices_trust_the_consoles_key_and_the_databases_keys(tmp_path: Pa
     colleague_id = codesign.key_id(colleague)
     with Store.open(config.database_url) as store:
         context._backend = LocalBackend(store, EventBus())
-        service = key_service(context)
-        service.add(codesign.public_pem(colleague), "carol", context.actor)
+        firmware = context.api.firmware
+        firmware.trust_key(codesign.public_pem(colleague), "carol")
         assert devices.key_ids == {own.current_key_id(), colleague_id}
 
-        service.revoke(colleague_id, context.actor)
+        firmware.revoke_key(colleague_id)
         assert devices.key_ids == {own.current_key_id()}
 
         # a console starting on a database with trusted keys writes them at start
         other = codesign.generate_key()
         store.trusted_keys.add(dataclasses.replace(
-            service.list(include_revoked=True)[0], key_id=codesign.key_id(other),
+            firmware.trusted_keys(include_revoked=True)[0], key_id=codesign.key_id(other),
             public_pem=codesign.public_pem(other), revoked_at=None, revoked_by=None))
         write_team_trust(context, store)
         assert devices.key_ids == {own.current_key_id(), codesign.key_id(other)}

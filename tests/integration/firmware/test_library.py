@@ -13,12 +13,13 @@ from core.crypto import codesign
 from core.crypto.keystore import KEYRING_NAME, CodeSigningKeys
 from core.errors import PermissionDenied, SmartIotError, ValidationError
 from core.model.roles import Actor, Role
+from core.ports.fleet_api import FirmwareApi
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
+from tests.integration.firmware.sessions import fleet_api
 
 
 def test_first_import_creates_an_encrypted_key_and_signs(
-    library: FirmwareLibrary, keys: CodeSigningKeys, tmp_path: Path
+    library: FirmwareApi, keys: CodeSigningKeys, tmp_path: Path
 ) -> None:
     image = os.urandom(300_000)
     (tmp_path / "fw.bin").write_bytes(image)
@@ -64,7 +65,7 @@ def test_missing_passphrase_names_the_fix(keys: CodeSigningKeys) -> None:
         CodeSigningKeys(keys.directory).signing_key()
 
 
-def test_duplicates_and_downgrades_are_refused(library: FirmwareLibrary) -> None:
+def test_duplicates_and_downgrades_are_refused(library: FirmwareApi) -> None:
     library.import_bytes(b"v2" * 100, version="2.0.0", device_type="pump")
     with pytest.raises(ValidationError, match="already in the library"):
         library.import_bytes(b"other", version="2.0.0", device_type="pump")
@@ -82,7 +83,7 @@ def test_duplicates_and_downgrades_are_refused(library: FirmwareLibrary) -> None
 
 
 def test_vendor_signature_must_verify_against_a_trusted_key(
-    library: FirmwareLibrary, keys: CodeSigningKeys
+    library: FirmwareApi, keys: CodeSigningKeys
 ) -> None:
     image = b"vendor image" * 1000
     rogue = codesign.generate_key()
@@ -98,7 +99,7 @@ def test_vendor_signature_must_verify_against_a_trusted_key(
     assert library.verify(fw.firmware_id).ok
 
 
-def test_verify_detects_a_damaged_image(library: FirmwareLibrary, store: Store) -> None:
+def test_verify_detects_a_damaged_image(library: FirmwareApi, store: Store) -> None:
     fw = library.import_bytes(b"good image" * 50, version="1.0.1", device_type="pump")
     with store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE firmware_images SET data = ? WHERE firmware_id = ?",
@@ -110,13 +111,13 @@ def test_verify_detects_a_damaged_image(library: FirmwareLibrary, store: Store) 
 
 def test_roles_are_enforced_in_the_library(store: Store, keys: CodeSigningKeys) -> None:
     for role in (Role.TECHNICIAN, Role.SUPPORT):
-        lib = FirmwareLibrary(store.firmware, keys, Actor("tom", role))
+        lib = fleet_api(store, keys, Actor("tom", role)).firmware
         with pytest.raises(PermissionDenied, match="may not import firmware"):
             lib.import_bytes(b"x", version="1.0.0", device_type="pump")
     assert store.firmware.list() == []
 
 
-def test_version_distribution_and_audit(library: FirmwareLibrary, store: Store) -> None:
+def test_version_distribution_and_audit(library: FirmwareApi, store: Store) -> None:
     dist = library.version_distribution()
     assert dist["pump"] == {"1.0.0": 10}
     assert dist["environmental"] == {"3.1.0": 4}

@@ -12,19 +12,19 @@ from core.errors import PermissionDenied, ValidationError
 from core.model import DeploymentStatus, ExecutionStatus, Firmware, SemVer
 from core.model.roles import Actor, Role
 from core.model.rollout import AbortCriterion, FailureType, JobConfig, RolloutConfig
+from core.ports.fleet_api import DeploymentsApi, FirmwareApi
+from core.ports.fleet_api.deployments import TargetSpec
 from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, OtaJobDocument, placeholder_target
-from core.services.ota import OtaService, TargetSpec
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
+from tests.integration.firmware.sessions import fleet_api
 
 CONFIG = JobConfig(RolloutConfig(maximum_per_minute=50),
                    abort=(AbortCriterion(FailureType.FAILED, 10, 20),))
 
 
 def _service(store: Store, role: Role = Role.ENGINEER,
-             keys: CodeSigningKeys | None = None) -> OtaService:
-    return OtaService(store.deployments, store.firmware, store.registry, Actor("erin", role),
-                      audit=store.audit, signer=keys or _KEYS[0])
+             keys: CodeSigningKeys | None = None) -> DeploymentsApi:
+    return fleet_api(store, keys or _KEYS[0], Actor("erin", role)).deployments
 
 
 _KEYS: list[CodeSigningKeys] = []
@@ -36,7 +36,7 @@ def _signing_keys(keys: CodeSigningKeys) -> None:
 
 
 @pytest.fixture
-def firmware(library: FirmwareLibrary) -> Firmware:
+def firmware(library: FirmwareApi) -> Firmware:
     return library.import_bytes(b"pump image" * 500, version="1.1.0", device_type="pump")
 
 
@@ -120,7 +120,7 @@ def test_only_engineers_create_cancel_and_control(store: Store, firmware: Firmwa
 
 
 def test_pause_resume_retry_and_cancel(store: Store, firmware: Firmware,
-                                       library: FirmwareLibrary) -> None:
+                                       library: FirmwareApi) -> None:
     svc = _service(store)
     d = svc.create(firmware.firmware_id, TargetSpec("group", tag="north"), CONFIG)
     store.deployments.release(d.deployment_id, d.targets)
@@ -141,8 +141,7 @@ def test_pause_resume_retry_and_cancel(store: Store, firmware: Firmware,
 
 
 def test_a_deployment_without_a_signing_key_is_refused(store: Store, firmware: Firmware) -> None:
-    unsigned = OtaService(store.deployments, store.firmware, store.registry,
-                          Actor("erin", Role.ENGINEER), audit=store.audit)
+    unsigned = fleet_api(store, None, Actor("erin", Role.ENGINEER)).deployments
     with pytest.raises(ValidationError, match="sign their manifest"):
         unsigned.create(firmware.firmware_id, TargetSpec("group", tag="north"), CONFIG)
     assert store.deployments.list() == []

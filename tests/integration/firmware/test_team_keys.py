@@ -39,8 +39,9 @@ def person(tmp_path: Path, name: str, role: str):
 
 def test_team_trust_model_from_key_creation_to_revocation(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'team.db'}") as store:
+        # in the profile's organization: deployments reach only the caller's own devices
         store.registry.upsert(Device("pump-1", device_type="pump", status=DeviceStatus.ONLINE,
-                                     firmware_version="0.9.0"))
+                                     firmware_version="0.9.0", organization="demo"))
     sam = person(tmp_path, "sam", "support")
     alice = person(tmp_path, "alice", "engineer")
     bob = person(tmp_path, "bob", "engineer")

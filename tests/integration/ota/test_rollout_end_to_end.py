@@ -31,15 +31,16 @@ from core.model.rollout import (
     JobConfig,
     RolloutConfig,
 )
+from core.ports.fleet_api import DeploymentsApi, FirmwareApi
+from core.ports.fleet_api.deployments import TargetSpec
 from core.services.event_bus import EventBus
-from core.services.ota import OtaService, TargetSpec
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
 from plugins.local.hub.hub import Hub
 from simulator.api import RunningFleet
 from simulator.fleet import DeviceGroup
 from simulator.ota.faults import OtaFaults
 from simulator.scenario import Scenario
+from tests.integration.firmware.sessions import fleet_api
 from tests.integration.hub.conftest import wait_until
 
 DEVICES = 200
@@ -52,8 +53,8 @@ class Rig:
     store: Store
     hub: Hub
     fleet: RunningFleet
-    library: FirmwareLibrary
-    ota: OtaService
+    library: FirmwareApi
+    ota: DeploymentsApi
     prefix: str
 
     def targets(self) -> TargetSpec:
@@ -67,17 +68,14 @@ def _rig(broker, tmp_path: Path, faults: OtaFaults | None, prefix: str) -> Itera
     assert hub.wait_connected(30)
     keys = CodeSigningKeys(tmp_path / "codesign")
     engineer = Actor("erin", Role.ENGINEER)
-    library = FirmwareLibrary(store.firmware, keys, engineer, registry=store.registry,
-                              deployments=store.deployments, audit=store.audit)
+    api = fleet_api(store, keys, engineer)
     group = DeviceGroup(prefix.rstrip("-"), "pump", DEVICES, firmware="1.0.0", interval_s=10.0,
                         id_prefix=prefix.rstrip("-"))
     scenario = Scenario(name="ota e2e", groups=(group,), source="test")
     fleet = RunningFleet(scenario, broker_url=broker.url, seed=7, client_id_prefix=prefix,
                          trusted_keys=[keys.public_pem()], ota_faults=faults,
                          connect_rate=400).start()
-    rig = Rig(store, hub, fleet, library,
-              OtaService(store.deployments, store.firmware, store.registry, engineer,
-                         audit=store.audit, signer=keys), prefix=prefix)
+    rig = Rig(store, hub, fleet, api.firmware, api.deployments, prefix=prefix)
     try:
         wait_until(lambda: len(store.registry.list(rig.targets().query())) >= DEVICES, 90,
                    "not every simulated pump registered with the hub")
@@ -114,6 +112,12 @@ def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SMARTIOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     return tmp_path / "data"
+
+
+def _public_pem(rig: Rig) -> bytes:
+    key = rig.library.signing_key()
+    assert key is not None
+    return key.public_pem
 
 
 def _wait_finished(rig: Rig, deployment_id: str, timeout: float) -> None:
@@ -196,7 +200,7 @@ def test_bad_signature_and_downgrade_are_rejected_by_every_device(rig: Rig) -> N
         Firmware(SemVer.parse("1.4.0"), "pump", len(evil), hashlib.sha256(evil).hexdigest(),
                  signature=good.signature, key_id=good.key_id), evil)
     assert not codesign.verify(
-        codesign.load_public_pem(rig.library.keys.public_pem()), evil, good.signature or b"")
+        codesign.load_public_pem(_public_pem(rig)), evil, good.signature or b"")
     older = rig.library.import_bytes(IMAGE[:1000], version="0.9.0", device_type="pump",
                                      allow_downgrade=True)
     for firmware_id, reason in (("pump@1.4.0", "bad-signature"),

@@ -33,14 +33,15 @@ from core.model.roles import GRANTS, Actor, Permission, Role
 from core.model.rollout import JobConfig
 from core.model.timeutil import utcnow
 from core.ports.commands import CommandChannel, CommandOutcome, CommandResult
+from core.ports.fleet_api import DeploymentsApi, FirmwareApi
+from core.ports.fleet_api.deployments import TargetSpec
 from core.ports.shadows import ShadowDocument, ShadowService
 from core.ports.signing_keys import TrustedKey
 from core.services.alerting.service import AlertService
 from core.services.devices import DeviceService
-from core.services.ota import OtaService, TargetSpec
 from core.services.signing_keys import SigningKeyService
 from core.store import Store
-from plugins.firmware.library import FirmwareLibrary
+from tests.integration.firmware.sessions import fleet_api
 
 
 class Channel(CommandChannel):
@@ -102,14 +103,11 @@ class World:
     def alerts(self) -> AlertService:
         return AlertService(self.store.alerts, self.store.audit, rules=self.store.rules)
 
-    def library(self, actor: Actor) -> FirmwareLibrary:
-        return FirmwareLibrary(self.store.firmware, self.keys, actor,
-                               registry=self.store.registry,
-                               deployments=self.store.deployments, audit=self.store.audit)
+    def library(self, actor: Actor) -> FirmwareApi:
+        return fleet_api(self.store, self.keys, actor).firmware
 
-    def ota(self, actor: Actor) -> OtaService:
-        return OtaService(self.store.deployments, self.store.firmware, self.store.registry,
-                          actor, audit=self.store.audit, signer=self.keys)
+    def ota(self, actor: Actor) -> DeploymentsApi:
+        return fleet_api(self.store, self.keys, actor).deployments
 
     @cached_property
     def keys(self) -> CodeSigningKeys:
