@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QHBoxLayout, QMainWindow, Q
 
 from console.icons import app_icon, themed_icon
 from console.navigation import ICON_NAME_ROLE, Sidebar
+from console.navigator import ShellNavigation
 from console.page_host import PageHost
 from console.preferences import save_theme
 from console.shortcuts import assign_shortcuts
@@ -25,6 +26,7 @@ from console.theme import apply_theme, current_colors, current_theme
 from console.window_state import WindowStateStore
 from core.context import AppContext
 from core.errors import ConfigError
+from core.ports.navigation import NoNavigation
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,10 @@ class MainWindow(QMainWindow):
                 self._shortcuts.append(shortcut)
         self.nav.page_selected.connect(self.show_page)
         self.pages.empty_state.open_plugins_requested.connect(self.open_plugins_dialog)
+        # Before any page is built: pages register their targets as they load.
+        self.navigation = ShellNavigation(specs, self.show_page, self.set_badge)
+        context.navigation = self.navigation
+        self.destroyed.connect(partial(_forget_navigation, context, self.navigation))
 
         self._build_menus()
         self.status_widgets = install_status_widgets(
@@ -219,3 +225,10 @@ class MainWindow(QMainWindow):
         except OSError as exc:  # a read-only profile must not block quitting
             log.warning("window state not saved: %s", exc)
         super().closeEvent(event)
+
+
+def _forget_navigation(context: AppContext, navigation: ShellNavigation, *_args: object) -> None:
+    """A closed window's pages can no longer be opened (a plain function: it runs
+    while the window's C++ object is being destroyed)."""
+    if context.navigation is navigation:
+        context.navigation = NoNavigation()

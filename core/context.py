@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from core.plugins import PluginManager
     from core.ports.backend import Backend
     from core.ports.fleet_api import FleetApi
+    from core.ports.navigation import Navigation
 
 
 class AppContext:
@@ -37,6 +38,11 @@ class AppContext:
         self._api: FleetApi | None = None
         self._closed = False
         self._lock = threading.Lock()
+        from core.ports.navigation import NoNavigation
+
+        #: how pages open each other's (core.ports.navigation); the window
+        #: replaces it with its own, elsewhere nothing opens
+        self.navigation: Navigation = NoNavigation()
 
     @property
     def backend(self) -> Backend:

@@ -31,7 +31,10 @@ class PageSpec:
     """A page in the main window's navigation.
 
     ``factory(context)`` returns a QWidget; ``order`` sorts the navigation
-    (lower first); ``shortcut`` is a Qt key sequence such as "Ctrl+1".
+    (lower first); ``shortcut`` is a Qt key sequence such as "Ctrl+1";
+    ``targets`` names what other plugins may open on this page through
+    ``context.navigation.open(target, key)`` (e.g. "device"): the shell builds
+    the page for them, and the page registers an opener per target.
     """
 
     page_id: str
@@ -41,6 +44,7 @@ class PageSpec:
     order: int = 100
     shortcut: str = ""
     tooltip: str = ""
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

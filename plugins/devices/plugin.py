@@ -19,7 +19,8 @@ def _page(context: AppContext) -> Any:
 @hookimpl
 def smartiot_register_pages(register: Callable[[PageSpec], None]) -> None:
     register(PageSpec("devices", "Devices", _page, icon="devices", order=10,
-                      tooltip="Fleet inventory: find a device and see what it is doing"))
+                      tooltip="Fleet inventory: find a device and see what it is doing",
+                      targets=("device",)))
 
 
 @hookimpl

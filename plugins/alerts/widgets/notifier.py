@@ -4,7 +4,6 @@ storm of alerts produces one "3 new critical alerts" rather than a flood."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -13,6 +12,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QSystemTrayIcon, QVBoxLayout, QWid
 
 from core.model import Alert, AlertState, Severity
 from core.model.events import AlertChanged, FleetEvent
+from core.ports.navigation import Navigation, NoNavigation
 
 MIN_INTERVAL_S = 5.0
 TOAST_MS = 6000
@@ -55,15 +55,20 @@ class Toast(QFrame):
 
 
 class CriticalNotifier(QObject):
-    """Feed it ALERT events; ``notified(title, text)`` fires for each balloon/toast."""
+    """Feed it AlertChanged events; ``notified(title, text)`` fires for each balloon/toast.
+
+    Clicking a tray balloon opens the Alerts page through ``navigation`` (the
+    context's, from the window)."""
 
     notified = Signal(str, str)
 
-    def __init__(self, host: QWidget, *, min_interval_s: float = MIN_INTERVAL_S,
+    def __init__(self, host: QWidget, *, navigation: Navigation | None = None,
+                 min_interval_s: float = MIN_INTERVAL_S,
                  use_tray: bool | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(host)
         self._host = host
+        self.navigation: Navigation = navigation or NoNavigation()
         self.min_interval_s = min_interval_s
         self._clock = clock
         self._last: float | None = None
@@ -142,9 +147,7 @@ class CriticalNotifier(QObject):
         window.showNormal()
         window.raise_()
         window.activateWindow()
-        if hasattr(window, "show_page"):
-            with contextlib.suppress(KeyError):
-                window.show_page("alerts")
+        self.navigation.open("alerts")
 
 
 __all__ = ["CriticalNotifier", "Toast"]

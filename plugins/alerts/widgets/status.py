@@ -8,7 +8,6 @@ core.services.fleet_health; the Alerts page header and the badge use it too.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -22,7 +21,7 @@ from core.model import Severity
 from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.ports.fleet_api.alerts import AlertsApi
 
-from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, find_main_window, set_badge
+from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
 from .notifier import CriticalNotifier
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class AlertStatusWidget(QLabel):
         self.alerts: AlertsApi | None = None
         self.counts: dict[Severity, int] = {}
         self.live: LiveEvents | None = None
-        self.notifier = notifier or CriticalNotifier(self)
+        self.notifier = notifier or CriticalNotifier(self, navigation=context.navigation)
         self._background = BackgroundCall(self)
         self._throttle = QTimer(self, singleShot=True, interval=MIN_RECOUNT_MS)
         self._throttle.timeout.connect(self.recount)
@@ -97,10 +96,7 @@ class AlertStatusWidget(QLabel):
             set_badge(self, "alerts", str(total) if total else "")
 
     def mousePressEvent(self, event: Any) -> None:
-        window = find_main_window(self)
-        if window is not None:
-            with contextlib.suppress(KeyError):
-                window.show_page("alerts")
+        self.context.navigation.open("alerts")
         super().mousePressEvent(event)
 
 

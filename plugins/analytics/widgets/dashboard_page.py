@@ -106,7 +106,7 @@ class DashboardPage(QWidget):
     device_clicked = Signal(str)
 
     def __init__(self, context: AppContext,
-                 open_device: Callable[[QWidget, str], bool] = open_device_detail) -> None:
+                 open_device: Callable[[AppContext, str], bool] = open_device_detail) -> None:
         super().__init__()
         self._context = context
         self._open_device = open_device
@@ -174,7 +174,7 @@ class DashboardPage(QWidget):
         layout.addLayout(grid, 1)
         self.refresh_button.clicked.connect(self.refresh)
         self.metric_combo.activated.connect(lambda _i: self.refresh())
-        self.device_clicked.connect(lambda device: self._open_device(self, device))
+        self.device_clicked.connect(lambda device: self._open_device(self._context, device))
         self._loading = False
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_MS)
