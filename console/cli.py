@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from console import dirs
 from core import __version__
-from core.config import Config, load_config
+from core.config import Config, check_backend, load_config
 from core.context import AppContext
 from core.errors import ConfigError, SmartIotError
 from core.identity import resolve_actor
@@ -105,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = _load(args)
+        if args.command is None:
+            # the window needs its backend; commands check it when they use it,
+            # so `smartiot plugins` still runs to show why one is missing
+            check_backend(config, plugins.backends())
     except ConfigError as exc:
         print(f"smartiot: configuration error: {exc}", file=sys.stderr)
         return 2

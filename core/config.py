@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ from core.errors import ConfigError, ValidationError
 from core.model.ids import is_valid_device_id
 from core.model.roles import Role
 
-BACKENDS = ("local", "aws")
+# Which backends exist is up to the loaded plugins (smartiot_register_backends):
+# the file only needs a name, checked against them by check_backend().
+BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 THEMES = ("light", "dark")
 PROFILE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 BROKER_URL = re.compile(r"(mqtts?)://[^\s/:]+(:\d{1,5})?/?")
@@ -301,9 +303,10 @@ def _unknown_profile_key(where: str, profile: str, key: str) -> None:
 
 def _validate_profile(where: str, profile: Profile) -> None:
     prefix = f"{where}: key 'profiles.{profile.name}."
-    if profile.backend not in BACKENDS:
+    if BACKEND_NAME.fullmatch(profile.backend) is None:
         raise ConfigError(
-            f"{prefix}backend' must be one of {', '.join(BACKENDS)}, got {profile.backend!r}"
+            f"{prefix}backend' must be the name of a backend plugin (lower-case letters, "
+            f"digits, '-' or '_', e.g. local), got {profile.backend!r}"
         )
     if profile.broker != "embedded" and BROKER_URL.fullmatch(profile.broker) is None:
         raise ConfigError(
@@ -324,6 +327,24 @@ def _validate_profile(where: str, profile: Profile) -> None:
         )
     if profile.backend == "aws" and not profile.region and not profile.endpoint_url:
         raise ConfigError(f"{prefix}region' is required for an aws profile (e.g. eu-west-1)")
+
+
+def check_backend(config: Config, available: Iterable[str]) -> None:
+    """The profile's backend must be provided by a loaded plugin.
+
+    Checked where the plugins are known (start-up of the window, a command or
+    the hub, and when the backend is built), not while reading the file: a
+    third-party backend is as valid as the built-in ones, and `smartiot
+    plugins` must still run to show why one is missing.
+    """
+    names = sorted(available)
+    if config.profile.backend in names:
+        return
+    listed = ", ".join(names) or "none"
+    raise ConfigError(
+        f"profile {config.profile_name!r} uses backend {config.profile.backend!r}, but no "
+        f"loaded plugin provides it (available: {listed}); see `smartiot plugins`"
+    )
 
 
 def config_to_toml(config: Config) -> str:

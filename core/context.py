@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigError, SmartIotError
+from core.errors import SmartIotError
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -93,15 +93,11 @@ class AppContext:
         return self._backend is not None
 
     def _build_backend(self) -> Backend:
-        name = self.config.profile.backend
+        from core.config import check_backend
+
         specs = self.plugins.backends()
-        if name not in specs:
-            available = ", ".join(sorted(specs)) or "none"
-            raise ConfigError(
-                f"profile {self.config.profile_name!r} uses backend {name!r}, but no loaded "
-                f"plugin provides it (available: {available}); see `smartiot plugins`"
-            )
-        return specs[name].factory(self)
+        check_backend(self.config, specs)
+        return specs[self.config.profile.backend].factory(self)
 
     def close(self) -> None:
         with self._lock:

@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
 
 from console.preferences import config_on_disk
 from core.config import (
-    BACKENDS,
     PROFILE_KEYS,
     PROFILE_NAME,
     Config,
     Profile,
+    check_backend,
     config_to_toml,
     load_config,
     save_config,
@@ -64,6 +64,7 @@ HINTS = {
 CONNECTION_KEYS = ("backend", "broker", "database", "organization", "demo_fleet")
 AWS_KEYS = ("aws_profile", "region", "stage", "endpoint_url", "iot_endpoint")
 RESTART_NOTE = "Restart the console to apply profile and backend changes."
+NOT_LOADED = "No loaded plugin provides this backend (see Help, Plugins…)"
 _KEY_IN_MESSAGE = re.compile(r"'profiles\.([a-z0-9-]+)\.([a-z_]+)'")
 
 
@@ -170,8 +171,12 @@ class SettingsDialog(QDialog):
             if PROFILE_KEYS[key] is bool:
                 widget = QCheckBox()
             elif key == "backend":
+                # the backends the loaded plugins provide, not a fixed list
                 combo = QComboBox()
-                combo.addItems(BACKENDS)
+                for name, spec in sorted(self.context.plugins.backends().items()):
+                    combo.addItem(name)
+                    combo.setItemData(combo.count() - 1, spec.description,
+                                      Qt.ItemDataRole.ToolTipRole)
                 widget = combo
             else:
                 edit = QLineEdit()
@@ -192,6 +197,10 @@ class SettingsDialog(QDialog):
             if isinstance(widget, QCheckBox):
                 widget.setChecked(bool(value))
             elif isinstance(widget, QComboBox):
+                if widget.findText(str(value)) < 0:  # e.g. its plugin is blocked
+                    widget.addItem(str(value))
+                    widget.setItemData(widget.count() - 1, NOT_LOADED,
+                                       Qt.ItemDataRole.ToolTipRole)
                 widget.setCurrentText(str(value))
             elif isinstance(widget, QLineEdit):
                 widget.setText(str(value))
@@ -266,9 +275,20 @@ class SettingsDialog(QDialog):
             return False
         self.base = candidate
         self._show_error("")
-        self._show_status(f"Saved to {candidate.path}. {RESTART_NOTE}")
+        note = self._backend_note(candidate)
+        self._show_status(f"Saved to {candidate.path}. {RESTART_NOTE}{note}")
         self.saved.emit(candidate)
         return True
+
+    def _backend_note(self, saved: Config) -> str:
+        """The next start runs the active profile: say so now if no loaded plugin
+        provides its backend (saving is still allowed: the plugin may be installed
+        or unblocked before then)."""
+        try:
+            check_backend(saved, self.context.plugins.backends())
+        except ConfigError as exc:
+            return f" Note: {exc}."
+        return ""
 
     # ------------------------------------------------------------ feedback
     def _point_at(self, message: str) -> None:

@@ -108,3 +108,28 @@ def test_about_dialog_lists_versions_and_paths(qtbot, make_context, config):
     assert rows["Data directory"] == str(config.data_dir)
     cells = {dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())}
     assert {"Python", "Qt", "PySide6", "numpy"} <= cells
+
+
+def test_settings_offers_the_backends_the_loaded_plugins_provide(qtbot, make_context):
+    from core.hookspecs import hookimpl
+    from core.registrations import BackendSpec
+
+    class WeatherBackend:
+        @hookimpl
+        def smartiot_register_backends(self, register):
+            register(BackendSpec("weather-cloud", "Weather stations in the cloud",
+                                 lambda _ctx: None))
+
+    dialog = _settings(qtbot, make_context(("weather", WeatherBackend())))
+    combo = dialog.field("backend")
+    # the running profile's "local" is kept selectable although no plugin here provides it
+    assert [combo.itemText(i) for i in range(combo.count())] == ["weather-cloud", "local"]
+    assert combo.currentText() == "local"
+    assert combo.itemData(0, Qt.ItemDataRole.ToolTipRole) == "Weather stations in the cloud"
+    assert dialog.save()
+    assert "no loaded plugin provides it (available: weather-cloud)" in \
+        dialog.status_label.text()
+
+    combo.setCurrentText("weather-cloud")
+    assert dialog.save()
+    assert "Note" not in dialog.status_label.text()

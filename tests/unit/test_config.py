@@ -1,6 +1,6 @@
 import pytest
 
-from core.config import config_to_toml, load_config, save_config
+from core.config import check_backend, config_to_toml, load_config, save_config
 from core.errors import ConfigError
 
 
@@ -54,6 +54,7 @@ def test_aws_profile_defaults_to_aws_backend(tmp_path):
         ('colour = "red"\n', ["unknown key 'colour'"]),
         ('[profiles.lab\n', ["not valid TOML", "line 1"]),
         ('[profiles.lab]\ndatabase = "postgresql://u:pw@h/db"\n', ["contains a password"]),
+        ('[profiles.lab]\nbackend = "My Cloud"\n', ["profiles.lab.backend", "backend plugin"]),
     ],
 )
 def test_invalid_config_names_file_key_and_allowed(tmp_path, text, fragments):
@@ -81,3 +82,29 @@ def test_save_round_trip_and_never_writes_secrets(tmp_path):
     assert again.profiles == config.profiles
     assert again.theme == "dark" and again.profile_name == "field"
     assert "password" not in config_to_toml(config)
+
+
+def test_any_backend_name_loads_and_is_checked_against_the_loaded_plugins(tmp_path):
+    # a third-party backend is as valid in the file as the built-in ones
+    config = load(tmp_path, 'profile = "lab"\n[profiles.lab]\nbackend = "weather-cloud"\n')
+    assert config.profile.backend == "weather-cloud"
+    check_backend(config, ["local", "weather-cloud"])
+    with pytest.raises(ConfigError) as info:
+        check_backend(config, ["local", "aws-lite"])
+    message = str(info.value)
+    assert "'lab'" in message and "'weather-cloud'" in message
+    assert "available: aws-lite, local" in message
+
+
+def test_the_window_does_not_start_on_a_backend_no_plugin_provides(tmp_path, capsys,
+                                                                   monkeypatch):
+    from console import cli
+
+    monkeypatch.setenv("SMARTIOT_ENTRY_POINTS", "0")
+    path = tmp_path / "config.toml"
+    path.write_text('profile = "lab"\n[profiles.lab]\nbackend = "weather-cloud"\n')
+    assert cli.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "backend 'weather-cloud'" in err
+    assert "available: local" in err and "Traceback" not in err
+    assert cli.main(["--config", str(path), "plugins"]) == 0  # still shows why
