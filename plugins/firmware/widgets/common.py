@@ -3,15 +3,11 @@ messages on the page, and how rollout settings read to a person."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-import shiboken6
 from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel
 from PySide6.QtWidgets import QLabel, QTableView, QWidget
 
-from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.errors import PermissionDenied
 from core.model.roles import GRANTS, Actor, Permission
@@ -44,24 +40,6 @@ DEPLOYMENT_COLOURS = {
     "CANCELED": "#dc2626",
     "DELETION_IN_PROGRESS": "#6b7280",
 }
-
-
-class Background(BackgroundCall):
-    """A BackgroundCall whose callbacks are dropped once it (a child of the
-    page) is deleted. The pages pass closures, which have no receiver Qt could
-    disconnect, so a result arriving after the page closed would otherwise
-    run against deleted widgets."""
-
-    def start(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
-              on_error: Callable[[BaseException], None]) -> None:
-        def alive(callback: Callable[[Any], None]) -> Callable[[Any], None]:
-            def call(value: Any) -> None:
-                if shiboken6.isValid(self):
-                    callback(value)
-
-            return call
-
-        super().start(fn, alive(on_done), alive(on_error))
 
 
 def state_title(state: str) -> str:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import watch_changes
+from console.widgets.background import BackgroundCall
 from console.widgets.role_note import RoleNote
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
@@ -25,7 +26,6 @@ from core.model.roles import Permission
 from core.ports import changes
 from core.text import plural
 from plugins.firmware.widgets.common import (
-    Background,
     error_text,
     guard,
     roles_for,
@@ -50,8 +50,7 @@ class DeploymentsTab(QWidget):
         self.context = context
         self.device_types: list[str] = []
         self.wizard: DeploymentWizard | None = None
-        self._background = Background(self)
-        self._in_flight = False
+        self._background = BackgroundCall(self)
         self._select_after_load: str | None = None
 
         title = QLabel("Deployments")
@@ -131,18 +130,18 @@ class DeploymentsTab(QWidget):
             self.load()
 
     def load(self) -> None:
-        if self._in_flight:
+        # Reloads never overlap: on a slow database a poll waits for the one
+        # running instead of superseding it before it could ever be shown.
+        if self._background.is_running("list"):
             return
-        self._in_flight = True
 
         def fetch() -> list[DeploymentRow]:
             return [DeploymentRow(p.deployment, p.counts)
                     for p in self.context.api.deployments.list()]
 
-        self._background.start(fetch, self._loaded, self._failed)
+        self._background.start(fetch, self._loaded, self._failed, key="list")
 
     def _loaded(self, rows: list[DeploymentRow]) -> None:
-        self._in_flight = False
         if not rows:
             show_message(self.status, "No deployments yet: New deployment… (Ctrl+N) rolls "
                          "firmware out.", "secondary")
@@ -172,7 +171,6 @@ class DeploymentsTab(QWidget):
             self.model.update_row(DeploymentRow(snap.deployment, snap.counts))
 
     def _failed(self, exc: BaseException) -> None:
-        self._in_flight = False
         show_message(self.status, f"Could not load deployments: {error_text(exc)}")
 
     def select(self, deployment_id: str) -> bool:

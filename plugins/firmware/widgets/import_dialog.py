@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from core.context import AppContext
 from core.model import Firmware
 from core.model.roles import Permission
-from plugins.firmware.widgets.common import Background, error_text, guard, show_message
+from plugins.firmware.widgets.common import error_text, guard, show_message
 
 _VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
 
@@ -50,7 +51,7 @@ class ImportDialog(QDialog):
         self.context = context
         self.setWindowTitle("Import firmware")
         self.setMinimumWidth(520)
-        self._background = Background(self)
+        self._background = BackgroundCall(self)
         self._relay = _ProgressRelay(self)
         self._relay.progressed.connect(self._on_progress)
         self.result_firmware: Firmware | None = None
@@ -68,7 +69,9 @@ class ImportDialog(QDialog):
         self.device_type.setEditable(True)
         self.device_type.addItems(sorted(device_types))
         self.device_type.setCurrentText("")
-        self.device_type.lineEdit().setPlaceholderText("device type, e.g. pump")
+        editor = self.device_type.lineEdit()
+        if editor is not None:  # always, since the box is editable
+            editor.setPlaceholderText("device type, e.g. pump")
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("What changed (shown in the library and the wizard)")
         self.notes.setFixedHeight(90)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import watch_changes
+from console.widgets.background import BackgroundCall
 from console.widgets.role_note import RoleNote
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
@@ -28,7 +29,6 @@ from core.model.roles import Permission
 from core.ports import changes
 from core.text import plural
 from plugins.firmware.widgets.common import (
-    Background,
     check_signatures,
     error_text,
     fmt_size,
@@ -56,7 +56,7 @@ class LibraryTab(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self._background = Background(self)
+        self._background = BackgroundCall(self)
         self.import_dialog: ImportDialog | None = None
         self.device_types: list[str] = []
         self._select_after_load: str | None = None
@@ -141,7 +141,7 @@ class LibraryTab(QWidget):
             library = self.context.api.firmware
             return LibrarySnapshot(library.list(), library.version_distribution())
 
-        self._background.start(load, self._loaded, self._failed)
+        self._background.start(load, self._loaded, self._failed, key="library")
 
     def _loaded(self, snapshot: LibrarySnapshot) -> None:
         self.refresh_button.setEnabled(True)
@@ -176,7 +176,7 @@ class LibraryTab(QWidget):
             safe_emit(self.verified)
 
         self._background.start(lambda: check_signatures(self.context, firmware_ids), done,
-                               self._failed)
+                               self._failed, key="verify")  # the newest library's check wins
 
     # ------------------------------------------------------------ selection
     def selected_id(self) -> str | None:

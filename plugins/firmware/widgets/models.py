@@ -124,7 +124,8 @@ class FirmwareTableModel(_RowsModel):
         return row.firmware_id
 
     def firmware(self, row: int) -> Firmware:
-        return self._rows[row]
+        found: Firmware = self._rows[row]
+        return found
 
     def signature(self, firmware_id: str) -> tuple[bool, str] | None:
         return self._signatures.get(firmware_id)
@@ -491,7 +492,8 @@ def rate_series(executions: Sequence[Execution], now: datetime) -> RateSeries:
         # bins of [a, b): np.histogram puts t in [a, b), so count t < right.
         inside = (np.searchsorted(t, right, side="left")
                   - np.searchsorted(t, right - window, side="left"))
-        return inside * (60.0 / window)
+        per_minute: np.ndarray = inside * (60.0 / window)
+        return per_minute
 
     succeeded = [t for t, s in done if s == "SUCCEEDED"]
     failed = [t for t, s in done if s in FAILURES]

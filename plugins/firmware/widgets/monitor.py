@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -45,7 +46,6 @@ from plugins.firmware.widgets.common import (
     STATE_COLOURS,
     STATES,
     TERMINAL,
-    Background,
     badge_style,
     describe_rate,
     error_text,
@@ -156,15 +156,26 @@ class DeploymentMonitor(QWidget):
         self.deployment_id: str | None = None
         self.snapshot: MonitorSnapshot | None = None
         self.cancel_dialog: CancelDialog | None = None
-        self._background = Background(self)
-        self._generation = 0
-        self._in_flight = False
+        self._background = BackgroundCall(self)
         self._busy = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.poll)
 
-        # -- header
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._header())
+        for label in self._notes():
+            layout.addWidget(label)
+        layout.addWidget(self._progress_bar())
+        layout.addLayout(self._state_chips())
+        layout.addWidget(self._chart_and_table(), 1)
+        self._connect()
+        self._update_buttons()
+
+    # ------------------------------------------------------------ building
+    def _header(self) -> QHBoxLayout:
+        """Title, state badge and the action buttons."""
         self.title = QLabel("No deployment selected")
         self.title.setProperty("role", "title")
         self.badge = QLabel()
@@ -179,6 +190,10 @@ class DeploymentMonitor(QWidget):
         for button in (self.pause_button, self.retry_button, self.cancel_button):
             button.setEnabled(False)
             head.addWidget(button)
+        return head
+
+    def _notes(self) -> tuple[QLabel, QLabel, QLabel]:
+        """Subtitle (what and how), the state banner and the last action's message."""
         self.subtitle = QLabel()
         self.subtitle.setProperty("role", "secondary")
         self.subtitle.setWordWrap(True)
@@ -188,12 +203,17 @@ class DeploymentMonitor(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setVisible(False)
+        return self.subtitle, self.banner, self.message
 
-        # -- progress and counts
+    def _progress_bar(self) -> QProgressBar:
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat(NO_PROGRESS)
+        return self.progress
+
+    def _state_chips(self) -> QHBoxLayout:
+        """One chip per execution state: its count, and a click filters the table."""
         self.chips: dict[str, QPushButton] = {}
         chips = QHBoxLayout()
         chips.setSpacing(4)
@@ -208,9 +228,20 @@ class DeploymentMonitor(QWidget):
             self.chips[state] = chip
             chips.addWidget(chip)
         chips.addStretch(1)
+        return chips
 
-        # -- chart and table
+    def _chart_and_table(self) -> QSplitter:
         self.chart = RateChart()
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(self.chart)
+        body.addWidget(self._device_table())
+        body.setStretchFactor(0, 1)
+        body.setStretchFactor(1, 2)
+        body.setSizes([200, 400])
+        return body
+
+    def _device_table(self) -> QWidget:
+        """The targets, one row each, with a text and a state filter above."""
         self.model = ExecutionTableModel(self)
         self.proxy = ExecutionFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -238,41 +269,26 @@ class DeploymentMonitor(QWidget):
         filters.addWidget(self.search, 1)
         filters.addWidget(self.state_filter)
         filters.addWidget(self.shown_label)
-        table_box = QWidget()
-        table_layout = QVBoxLayout(table_box)
-        table_layout.setContentsMargins(0, 0, 0, 0)
-        table_layout.addLayout(filters)
-        table_layout.addWidget(self.table, 1)
-        body = QSplitter(Qt.Orientation.Vertical)
-        body.addWidget(self.chart)
-        body.addWidget(table_box)
-        body.setStretchFactor(0, 1)
-        body.setStretchFactor(1, 2)
-        body.setSizes([200, 400])
+        box = QWidget()
+        box_layout = QVBoxLayout(box)
+        box_layout.setContentsMargins(0, 0, 0, 0)
+        box_layout.addLayout(filters)
+        box_layout.addWidget(self.table, 1)
+        return box
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(head)
-        layout.addWidget(self.subtitle)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.message)
-        layout.addWidget(self.progress)
-        layout.addLayout(chips)
-        layout.addWidget(body, 1)
-
+    def _connect(self) -> None:
         self.pause_button.clicked.connect(self._pause_or_resume)
         self.cancel_button.clicked.connect(self.ask_cancel)
         self.retry_button.clicked.connect(self.retry_failed)
         self.search.textChanged.connect(self._filter_text)
         self.state_filter.currentIndexChanged.connect(self._filter_combo)
-        self._update_buttons()
 
     # ------------------------------------------------------------ polling
     def show_deployment(self, deployment_id: str | None) -> None:
         if deployment_id == self.deployment_id:
             return
         self.deployment_id = deployment_id
-        self._generation += 1
+        self._background.cancel("poll")  # an answer about the previous deployment is dropped
         self.snapshot = None
         self.model.reset_rows([])
         self.chart.set_series(rate_series([], utcnow()))
@@ -286,19 +302,17 @@ class DeploymentMonitor(QWidget):
         self.subtitle.setText("Loading…" if deployment_id else
                               "Select a deployment to follow its rollout.")
         self._update_buttons()
-        self._in_flight = False
         self.poll()
 
     def poll(self) -> None:
         """Read the deployment now (F5); polls never overlap."""
         self._timer.stop()
-        if self.deployment_id is None or self._in_flight:
+        if self.deployment_id is None or self._background.is_running("poll"):
             return
         if not self.isVisible() and self.snapshot is not None:
             self._timer.start(POLL_MS)
             return
-        self._in_flight = True
-        deployment_id, generation = self.deployment_id, self._generation
+        deployment_id = self.deployment_id
         shown = self.model.rows  # replaced, never mutated: safe to read on the worker
 
         def load() -> MonitorSnapshot:
@@ -316,21 +330,15 @@ class DeploymentMonitor(QWidget):
                                    time.perf_counter() - started)
 
         def done(snapshot: MonitorSnapshot) -> None:
-            if generation != self._generation:
-                return
-            self._in_flight = False
             self._show(snapshot)
             wait = FINISHED_POLL_MS if snapshot.deployment.is_finished else POLL_MS
             self._timer.start(max(wait, int(snapshot.took_s * 2000)))
 
         def failed(exc: BaseException) -> None:
-            if generation != self._generation:
-                return
-            self._in_flight = False
             show_message(self.message, f"Could not read {deployment_id}: {error_text(exc)}")
             self._timer.start(FINISHED_POLL_MS)
 
-        self._background.start(load, done, failed)
+        self._background.start(load, done, failed, key="poll")
 
     def _show(self, snap: MonitorSnapshot) -> None:
         d = snap.deployment

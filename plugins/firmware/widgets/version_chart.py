@@ -28,7 +28,7 @@ def _version_order(version: str) -> tuple[int, SemVer | None]:
 
 def chart_rows(distribution: Mapping[str, Counter[str]]) -> list[tuple[str, str, int]]:
     """(device type, version, devices), types A-Z, newest version first."""
-    rows = []
+    rows: list[tuple[str, str, int]] = []
     for device_type in sorted(distribution):
         counts = distribution[device_type]
         known = sorted((v for v in counts if _version_order(v)[0] == 0),

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -55,7 +56,6 @@ from core.model.rollout import (
 from core.ports.fleet_api.deployments import TargetMatch, TargetPlan, TargetSpec
 from core.text import plural, plural_word
 from plugins.firmware.widgets.common import (
-    Background,
     check_signatures,
     describe_config,
     error_text,
@@ -91,7 +91,7 @@ class _Page(QWizardPage):
         self.owner = wizard
         self.setTitle(title)
         self.setSubTitle(subtitle)
-        self._background = Background(self)
+        self._background = BackgroundCall(self)
 
     def changed(self) -> None:
         safe_emit(self.completeChanged)
@@ -106,7 +106,6 @@ class TargetsPage(_Page):
         self.match: TargetMatch | None = None
         self.spec: TargetSpec | None = None
         self._counting = False
-        self._serial = 0
 
         self.by_query = QRadioButton("Devices &matching")
         self.by_ids = QRadioButton("These device &ids")
@@ -202,11 +201,10 @@ class TargetsPage(_Page):
 
     def recount(self) -> None:
         self._timer.stop()
-        self._serial += 1
-        serial = self._serial
         try:
             spec = self.build_spec()
         except ValidationError as exc:
+            self._background.cancel("count")  # a count still running is for other targets
             self.spec, self.match, self._counting = None, None, False
             self.count_label.setText("No devices chosen yet")
             show_message(self.error, str(exc))
@@ -220,8 +218,6 @@ class TargetsPage(_Page):
             return context.api.deployments.match(spec)
 
         def done(match: TargetMatch) -> None:
-            if serial != self._serial:
-                return
             self.spec, self.match, self._counting = spec, match, False
             by_type = ", ".join(f"{t} {n}" for t, n in match.types.most_common())
             if spec.kind == "list":
@@ -245,13 +241,11 @@ class TargetsPage(_Page):
             safe_emit(self.counted)
 
         def failed(exc: BaseException) -> None:
-            if serial != self._serial:
-                return
             self.spec, self.match, self._counting = None, None, False
             show_message(self.error, f"Could not count devices: {error_text(exc)}")
             self.changed()
 
-        self._background.start(count, done, failed)
+        self._background.start(count, done, failed, key="count")  # the newest choice wins
 
     def isComplete(self) -> bool:
         return not self._counting and self.match is not None and self.match.count > 0
@@ -266,7 +260,6 @@ class ImagePage(_Page):
         self.plan: TargetPlan | None = None
         self.firmware: Firmware | None = None
         self._planning = False
-        self._serial = 0
 
         self.model = FirmwareTableModel(self)
         self.proxy = QSortFilterProxyModel(self)
@@ -404,10 +397,9 @@ class ImagePage(_Page):
         show_message(self.warning, "\n".join(lines), "error" if serious else "secondary")
 
     def _replan(self) -> None:
-        self._serial += 1
-        serial = self._serial
         f, spec = self.firmware, self.owner.targets.spec
         if f is None or spec is None:
+            self._background.cancel("plan")  # a plan still running is for another choice
             self._planning = False
             self.changed()
             return
@@ -420,8 +412,6 @@ class ImagePage(_Page):
             return context.api.deployments.plan(f.firmware_id, spec)
 
         def done(result: TargetPlan) -> None:
-            if serial != self._serial:
-                return
             self._planning = False
             self.plan = result
             skipped = "; ".join(f"{len(v)} {k}" for k, v in result.skipped.items())
@@ -433,14 +423,12 @@ class ImagePage(_Page):
             safe_emit(self.planned)
 
         def failed(exc: BaseException) -> None:
-            if serial != self._serial:
-                return
             self._planning = False
             self.plan_label.setText("")
             show_message(self.error, error_text(exc))
             self.changed()
 
-        self._background.start(plan, done, failed)
+        self._background.start(plan, done, failed, key="plan")  # the newest image wins
 
     def isComplete(self) -> bool:
         return (not self._planning and self.firmware is not None and self.plan is not None
@@ -452,13 +440,33 @@ FAILURE_TYPES = [t.value for t in FailureType]
 RETRY_TYPES = (FailureType.FAILED.value, FailureType.TIMED_OUT.value)
 
 
+def _spin(low: int, high: int, value: int, suffix: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setValue(value)
+    spin.setSuffix(suffix)
+    return spin
+
+
 class RolloutPage(_Page):
+    """How fast, when to stop, timeouts and retries. Each group is built by its
+    own method; every field revalidates the whole page so a message lands next
+    to the field it is about."""
+
     def __init__(self, wizard: DeploymentWizard) -> None:
         super().__init__(wizard, "3 · Rollout and abort",
                          "How fast should devices be notified, and when should it stop?")
         self.config: JobConfig | None = None
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._rate_box())
+        layout.addWidget(self._abort_box())
+        layout.addLayout(self._more_form())
+        self.add_abort_row(FailureType.ALL.value, 10.0, 10)
+        self._connect()
+        self.revalidate()
 
-        # -- rate
+    # -- building
+    def _rate_box(self) -> QGroupBox:
         self.all_at_once = QRadioButton("All at &once")
         self.constant = QRadioButton("&Constant rate")
         self.exponential = QRadioButton("&Exponential rate")
@@ -466,55 +474,46 @@ class RolloutPage(_Page):
         rates = QButtonGroup(self)
         for b in (self.all_at_once, self.constant, self.exponential):
             rates.addButton(b)
-        self.per_minute = QSpinBox()
-        self.per_minute.setRange(0, 100_000)
-        self.per_minute.setValue(20)
-        self.per_minute.setSuffix(" devices / min")
-        self.base = QSpinBox()
-        self.base.setRange(0, 100_000)
-        self.base.setValue(5)
-        self.base.setSuffix(" / min")
+        self.per_minute = _spin(0, 100_000, 20, " devices / min")
+        self.base = _spin(0, 100_000, 5, " / min")
         self.factor = QDoubleSpinBox()
         self.factor.setRange(0.0, 100.0)
         self.factor.setSingleStep(0.1)
         self.factor.setValue(2.0)
         self.factor.setPrefix("times ")
-        self.criterion_count = QSpinBox()
-        self.criterion_count.setRange(0, 10_000_000)
-        self.criterion_count.setValue(20)
+        self.criterion_count = _spin(0, 10_000_000, 20)
         self.criterion = QComboBox()
         self.criterion.addItem("more devices notified", "notified")
         self.criterion.addItem("more devices succeeded", "succeeded")
         self.cap = QCheckBox("at most")
-        self.cap_value = QSpinBox()
-        self.cap_value.setRange(0, 100_000)
-        self.cap_value.setValue(200)
-        self.cap_value.setSuffix(" / min")
+        self.cap_value = _spin(0, 100_000, 200, " / min")
         self.rate_error = _error_label()
         for spin in (self.per_minute, self.base, self.factor, self.criterion_count,
                      self.cap_value):
             spin.setMinimumWidth(120)
             spin.setMaximumWidth(170)
+        right = Qt.AlignmentFlag.AlignRight
         rate = QGridLayout()
         rate.addWidget(self.all_at_once, 0, 0)
         rate.addWidget(self.constant, 1, 0)
         rate.addWidget(self.per_minute, 1, 1)
         rate.addWidget(self.exponential, 2, 0)
-        rate.addWidget(QLabel("start at"), 2, 1, Qt.AlignmentFlag.AlignRight)
+        rate.addWidget(QLabel("start at"), 2, 1, right)
         rate.addWidget(self.base, 2, 2)
         rate.addWidget(self.factor, 2, 3)
-        rate.addWidget(QLabel("after every"), 3, 1, Qt.AlignmentFlag.AlignRight)
+        rate.addWidget(QLabel("after every"), 3, 1, right)
         rate.addWidget(self.criterion_count, 3, 2)
         rate.addWidget(self.criterion, 3, 3)
-        rate.addWidget(self.cap, 4, 1, Qt.AlignmentFlag.AlignRight)
+        rate.addWidget(self.cap, 4, 1, right)
         rate.addWidget(self.cap_value, 4, 2)
         rate.setColumnStretch(4, 1)
-        rate_box = QGroupBox("Release rate")
-        rate_layout = QVBoxLayout(rate_box)
-        rate_layout.addLayout(rate)
-        rate_layout.addWidget(self.rate_error)
+        box = QGroupBox("Release rate")
+        box_layout = QVBoxLayout(box)
+        box_layout.addLayout(rate)
+        box_layout.addWidget(self.rate_error)
+        return box
 
-        # -- abort criteria
+    def _abort_box(self) -> QGroupBox:
         self.abort_table = QTableWidget(0, 3)
         self.abort_table.setHorizontalHeaderLabels(
             ["Failure type", "Threshold %", "Minimum executed devices"])
@@ -525,52 +524,46 @@ class RolloutPage(_Page):
         self.remove_abort = QPushButton("Remove")
         self.abort_error = _error_label()
         self.abort_warning = _error_label()
-        abort_buttons = QHBoxLayout()
-        abort_buttons.addWidget(self.add_abort)
-        abort_buttons.addWidget(self.remove_abort)
-        abort_buttons.addStretch(1)
-        abort_box = QGroupBox("Cancel automatically when")
-        abort_layout = QVBoxLayout(abort_box)
-        abort_layout.addWidget(self.abort_table)
-        abort_layout.addLayout(abort_buttons)
-        abort_layout.addWidget(self.abort_error)
-        abort_layout.addWidget(self.abort_warning)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_abort)
+        buttons.addWidget(self.remove_abort)
+        buttons.addStretch(1)
+        box = QGroupBox("Cancel automatically when")
+        box_layout = QVBoxLayout(box)
+        box_layout.addWidget(self.abort_table)
+        box_layout.addLayout(buttons)
+        box_layout.addWidget(self.abort_error)
+        box_layout.addWidget(self.abort_warning)
+        return box
 
-        # -- timeout, retries, description
+    def _more_form(self) -> QFormLayout:
+        """Timeout, retries per failure type and the description."""
         self.timeout_on = QCheckBox("Time out devices that stay in progress for")
         self.timeout_on.setChecked(True)
-        self.timeout = QSpinBox()
-        self.timeout.setRange(0, 100_000)
-        self.timeout.setValue(30)
-        self.timeout.setSuffix(" min")
+        self.timeout = _spin(0, 100_000, 30, " min")
         self.timeout.setMaximumWidth(120)
         self.timeout_error = _error_label()
-        self.retries: dict[str, QSpinBox] = {}
-        more = QFormLayout()
+        form = QFormLayout()
         timeout_row = QHBoxLayout()
         timeout_row.addWidget(self.timeout_on)
         timeout_row.addWidget(self.timeout)
         timeout_row.addStretch(1)
-        more.addRow(timeout_row)
-        more.addRow(self.timeout_error)
+        form.addRow(timeout_row)
+        form.addRow(self.timeout_error)
+        self.retries: dict[str, QSpinBox] = {}
         for kind in RETRY_TYPES:
-            spin = QSpinBox()
-            spin.setRange(0, 99)
+            spin = _spin(0, 99, 0)
             spin.setMaximumWidth(120)
             self.retries[kind] = spin
-            more.addRow(f"Retries for {kind.replace('_', ' ').lower()} devices", spin)
+            form.addRow(f"Retries for {kind.replace('_', ' ').lower()} devices", spin)
         self.retry_error = _error_label()
-        more.addRow(self.retry_error)
+        form.addRow(self.retry_error)
         self.description = QLineEdit()
         self.description.setPlaceholderText("why this rollout (shown in the list)")
-        more.addRow("Descri&ption", self.description)
+        form.addRow("Descri&ption", self.description)
+        return form
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(rate_box)
-        layout.addWidget(abort_box)
-        layout.addLayout(more)
-
-        self.add_abort_row(FailureType.ALL.value, 10.0, 10)
+    def _connect(self) -> None:
         self.add_abort.clicked.connect(lambda: self.add_abort_row())
         self.remove_abort.clicked.connect(self._remove_abort_row)
         for w in (self.per_minute, self.base, self.criterion_count, self.cap_value,
@@ -580,7 +573,6 @@ class RolloutPage(_Page):
         self.criterion.currentIndexChanged.connect(self.revalidate)
         for b in (self.all_at_once, self.constant, self.exponential, self.cap, self.timeout_on):
             b.toggled.connect(self.revalidate)
-        self.revalidate()
 
     # -- abort rows
     def add_abort_row(self, failure: str = FailureType.FAILED.value, threshold: float = 10.0,
@@ -716,7 +708,6 @@ class ReviewPage(_Page):
         self.plan: TargetPlan | None = None
         self.deployment: Deployment | None = None
         self._creating = False
-        self._serial = 0
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
@@ -729,8 +720,6 @@ class ReviewPage(_Page):
         layout.addStretch(1)
 
     def initializePage(self) -> None:
-        self._serial += 1
-        serial = self._serial
         self.plan = None
         show_message(self.error, "")
         self.summary.setText("Planning…")
@@ -738,24 +727,23 @@ class ReviewPage(_Page):
         f, spec = self.owner.firmware_page.firmware, self.owner.targets.spec
         context = self.owner.context
         if f is None or spec is None:
+            self._background.cancel("plan")
             return
 
         def plan() -> TargetPlan:
             return context.api.deployments.plan(f.firmware_id, spec)
 
         def done(result: TargetPlan) -> None:
-            if serial != self._serial:
-                return
             self.plan = result
             self.summary.setText(self.summary_html(result))
             self.changed()
             safe_emit(self.reviewed)
 
         def failed(exc: BaseException) -> None:
-            if serial == self._serial:
-                show_message(self.error, error_text(exc))
+            show_message(self.error, error_text(exc))
 
-        self._background.start(plan, done, failed)
+        # Back and Next again: only the newest review's plan is shown.
+        self._background.start(plan, done, failed, key="plan")
 
     def summary_html(self, plan: TargetPlan) -> str:
         w = self.owner
@@ -844,7 +832,7 @@ class DeploymentWizard(QWizard):
         for page in (self.targets, self.firmware_page, self.rollout, self.review):
             self.addPage(page)
         self.resize(820, 680)
-        self._background = Background(self)
+        self._background = BackgroundCall(self)
         if device_types:
             self.targets.set_device_types(device_types)
         else:
