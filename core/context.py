@@ -35,6 +35,7 @@ class AppContext:
         # (no broker, hub or demo fleet) — `smartiot alerts ack` must not start a fleet.
         self.live = live
         self._backend: Backend | None = None
+        self._owns_backend = True
         self._api: FleetApi | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -92,6 +93,17 @@ class AppContext:
     def has_backend(self) -> bool:
         return self._backend is not None
 
+    def adopt_backend(self, backend: Backend) -> None:
+        """Use a backend a command built itself (the headless hub, with its own
+        options) as this context's, so plugins' startup and shutdown hooks and the
+        use cases work on that one backend; the command keeps closing it."""
+        with self._lock:
+            if self._backend is not None and self._backend is not backend:
+                raise SmartIotError("this context has a backend already")
+            self._backend = backend
+            self._owns_backend = False
+            self._api = None
+
     def _build_backend(self) -> Backend:
         from core.config import check_backend
 
@@ -103,6 +115,6 @@ class AppContext:
         with self._lock:
             self._closed = True
             self._api = None
-            if self._backend is not None:
+            if self._backend is not None and self._owns_backend:
                 self._backend.close()
-                self._backend = None
+            self._backend = None

@@ -79,13 +79,17 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
     from plugins.local.backend import build_local_backend
 
     stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     backend = build_local_backend(context, run_hub=True, demo_fleet=args.demo, live=True)
+    # Plugins start and stop with the hub as they do with the window, on its backend.
+    context.adopt_backend(backend)
     hub = backend.hub
     assert hub is not None
     problems: list[str] = []
     try:
+        context.plugins.startup(context)
         if not hub.wait_connected(15):
             reason = hub.link.last_error or "no answer yet"
             print(f"hub: still connecting to {backend.broker_url} ({reason}); retrying in "
@@ -108,6 +112,7 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
                 last_print = now
             was_degraded = degraded
     finally:
+        context.plugins.shutdown(context)  # while the hub still runs: plugins may use it
         if backend.hub is not None:
             print("hub stopping: storing the inbox", flush=True)
             backend.hub.stop(timeout_s=args.drain_timeout)
@@ -115,6 +120,9 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
             print(status_line(backend.hub.snapshot()), flush=True)
             backend.hub = None  # stopped already; close() stops the rest
         backend.close()
+        for signum, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, nothing to restore
+                signal.signal(signum, handler)
     if problems:
         print("hub stopped with problems: " + "; ".join(problems), flush=True)
         return 3

@@ -197,3 +197,42 @@ def test_backend_is_not_rebuilt_after_close(tmp_path):
     context.close()
     with pytest.raises(SmartIotError, match="shutting down"):
         _ = context.backend
+
+
+def test_the_headless_hub_runs_startup_and_shutdown_hooks(tmp_path, mosquitto_broker):
+    """`smartiot hub` starts and stops plugins like the window does, on the hub's backend."""
+    import argparse
+    import os
+    import signal
+
+    from plugins.local.commands import run_hub
+
+    seen: list[tuple[str, bool, bool]] = []
+
+    class Recorder:
+        @hookimpl
+        def smartiot_startup(self, context):
+            backend = context.backend  # the hub's own backend, not a second one
+            seen.append(("startup", backend.hub is not None, backend.registry.list() == []))
+            os.kill(os.getpid(), signal.SIGTERM)  # what a supervisor sends to stop it
+
+        @hookimpl
+        def smartiot_shutdown(self, context):
+            backend = context.backend  # still open: the hub stops after the hooks
+            seen.append(("shutdown", backend.hub is not None, backend.registry.list() == []))
+
+    pm = PluginManager(entry_points=False, blocked=())
+    pm.register("recorder", Recorder())
+    config = load_config(tmp_path / "config.toml", tmp_path / "data", env={}, overrides={
+        "broker": mosquitto_broker.url, "database": f"sqlite:///{tmp_path / 'team.db'}"})
+    context = AppContext(config, pm)
+    context.live = False  # as for every command
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        status = run_hub(argparse.Namespace(demo=False, status_every=60.0, drain_timeout=5.0),
+                         context)
+    finally:
+        context.close()
+    assert status == 0
+    assert seen == [("startup", True, True), ("shutdown", True, True)]
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
