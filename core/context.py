@@ -7,6 +7,7 @@ The backend is built lazily on first use so that ``smartiot --version`` or
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from core.errors import SmartIotError
@@ -64,14 +65,24 @@ class AppContext:
             if self._api is None:
                 from core.crypto.keystore import CodeSigningKeys
                 from core.identity import is_one_process
+                from core.identity import is_one_process
                 from core.services.session import LocalFleetApi
                 from core.services.wiring import build_services
+                from core.store.audit_anchor import HUB_INTERVAL_S
 
                 services = build_services(
                     backend, signing_keys=CodeSigningKeys(self.config.data_dir / "codesign"),
                     rule_types=self.plugins.alert_rule_types(),
+                    # Where every append signs its own checkpoint nothing may wait
+                    # for one; a team console allows the hub's interval twice over.
+                    audit_grace=timedelta(0) if is_one_process(self.config.profile)
+                    else timedelta(seconds=2 * HUB_INTERVAL_S),
                     trust_key_files=is_one_process(self.config.profile))
-                self._api = LocalFleetApi(services, self._actor)
+                # A person with an entry in the user directory acts with the
+                # entry's role and organization; a disabled entry is refused
+                # (docs/security.md, "Identity"). Without one, nothing changes.
+                actor = services.users.effective_actor(self._actor)
+                self._api = LocalFleetApi(services, actor)
             return self._api
 
     @property

@@ -40,6 +40,7 @@ class Permission(enum.StrEnum):
     DEPLOYMENT_CONTROL = "deployment.control"  # pause, resume, retry failed
     AUDIT_READ = "audit.read"  # list, verify, export the audit trail
     SIGNING_KEYS = "firmware.keys"  # add and revoke the code-signing keys the fleet trusts
+    USER_ADMIN = "user.admin"  # list, add, change the role of, disable and enable users
 
     @property
     def action(self) -> str:
@@ -63,19 +64,22 @@ _ACTIONS = {
     Permission.DEPLOYMENT_CONTROL: "pause, resume or retry deployments",
     Permission.AUDIT_READ: "read or export the audit trail",
     Permission.SIGNING_KEYS: "add or revoke trusted code-signing keys",
+    Permission.USER_ADMIN: "list, add, disable or enable users and change their roles",
 }
 
 # Field work (install, check, restart) for technicians; the alert queue for
 # support; everything that changes how devices behave for engineers; deleting
-# records, which signing keys the fleet trusts, and nothing held back for
-# admins. docs/security.md shows this table and a test keeps the two in step.
+# records, which signing keys the fleet trusts, who may work on it (the user
+# directory), and nothing held back for admins. docs/security.md shows this
+# table and a test keeps the two in step.
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: frozenset({
         Permission.ALERT_HANDLE, Permission.DEVICE_REGISTER, Permission.DEVICE_UPDATE,
         Permission.DEVICE_COMMAND,
     }),
     Role.SUPPORT: frozenset({Permission.ALERT_HANDLE}),
-    Role.ENGINEER: frozenset(Permission) - {Permission.DEVICE_DELETE, Permission.SIGNING_KEYS},
+    Role.ENGINEER: frozenset(Permission) - {Permission.DEVICE_DELETE, Permission.SIGNING_KEYS,
+                                            Permission.USER_ADMIN},
     Role.ADMIN: frozenset(Permission),
 }
 

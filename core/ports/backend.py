@@ -26,6 +26,7 @@ from core.ports.registry import DeviceRegistry
 from core.ports.shadows import ShadowService
 from core.ports.signing_keys import TrustedKeyStore
 from core.ports.telemetry import TelemetryStore
+from core.ports.user_directory import UserDirectory
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Backend:
     changes: ChangeTokens | None = None  # what changed in the store, by anyone
     trusted_keys: TrustedKeyStore | None = None  # code-signing keys the team trusts
     preferences: PreferenceStore | None = None  # each person's settings (GET/PUT /users/me)
+    users: UserDirectory | None = None  # who may work on the fleet, role and organization
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

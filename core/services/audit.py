@@ -12,15 +12,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import NotFound, ValidationError
 from core.model.roles import Actor, Permission
 from core.model.timeutil import utcnow
 from core.ports.audit import AuditEntry, AuditFilter, AuditReader, AuditReport
 from core.services.access import authorize, record_action
+from core.services.fleet_view import Page, decode_token, encode_token
+
+if TYPE_CHECKING:
+    from core.services.wiring import Services
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
 
 EXPORT_FORMATS = ("csv", "json")
 CSV_COLUMNS = ("seq", "ts", "actor", "action", "subject", "role", "outcome", "details",
@@ -51,6 +58,20 @@ class AuditService:
         trail = self._trail()
         authorize(trail, actor, Permission.AUDIT_READ, "audit.list", "audit")
         return trail.search(query)
+
+    def page(self, actor: Actor, query: AuditFilter | None = None, *, limit: int | None = None,
+             next_token: str = "") -> Page[AuditEntry]:
+        """Newest first, one page; ``next`` fetches the following (older) one."""
+        trail = self._trail()
+        authorize(trail, actor, Permission.AUDIT_READ, "audit.list", "audit")
+        size = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= size <= MAX_PAGE:
+            raise ValidationError(f"limit: {size} must be between 1 and {MAX_PAGE}")
+        offset = decode_token(next_token)
+        wanted = replace(query or AuditFilter(), limit=offset + size + 1, newest_first=True)
+        rows = sorted(trail.search(wanted), key=lambda e: e.seq, reverse=True)[offset:]
+        more = len(rows) > size
+        return Page(rows[:size], encode_token(offset + size) if more else "")
 
     def verify(self, actor: Actor) -> AuditReport:
         trail = self._trail()
@@ -106,3 +127,24 @@ def _as_csv(entries: list[AuditEntry], head_seq: int, head_hash: str, total: int
                          json.dumps(e.details, sort_keys=True, ensure_ascii=False),
                          e.prev_hash, e.hash])
     return out.getvalue()
+
+
+class AuditSession:
+    """The audit use cases for one person (core.ports.fleet_api.AuditApi)."""
+
+    def __init__(self, services: Services, actor: Actor) -> None:
+        self._service: AuditService = services.audit
+        self._actor = actor
+
+    def list(self, query: AuditFilter | None = None) -> list[AuditEntry]:
+        return self._service.list(self._actor, query)
+
+    def page(self, query: AuditFilter | None = None, limit: int | None = None,
+             next_token: str = "") -> Page[AuditEntry]:
+        return self._service.page(self._actor, query, limit=limit, next_token=next_token)
+
+    def verify(self) -> AuditReport:
+        return self._service.verify(self._actor)
+
+    def export(self, fmt: str, query: AuditFilter | None = None) -> AuditExport:
+        return self._service.export(self._actor, fmt, query)

@@ -1,31 +1,54 @@
-"""What people ask about themselves: who the backend takes them for (user, role,
-organization and what that role allows) and their stored preferences.
+"""What people ask about themselves, and the admin's user directory.
 
-Every role may read and change its own preferences and nobody else's: the
-user comes from the Actor, never from the request. Changes are audited like
-any other action, so an auditor sees when someone's settings changed.
+**Oneself.** Who the backend takes the person for (user, role, organization
+and what that role allows) and their stored preferences. Every role may read
+and change its own preferences and nobody else's: the user comes from the
+Actor, never from the request. Changes are audited like any other action, so
+an auditor sees when someone's settings changed.
+
+**The directory** (``user.admin``, admins only): list the people who may work
+on the fleet, add one (name, role, organization), change a role, disable and
+enable an account. An admin with an organization manages only that
+organization's people and adds people into it. Every change is audited, and
+so is every refused attempt.
+
+What the directory does not do yet: authenticate. The entries are where
+per-person passwords or tokens will attach (the team set-up's sign-in; Cognito
+on AWS); until then the directory is consulted for people who have an entry
+(:meth:`UserService.effective_actor`, see docs/security.md "Identity").
 """
 
 from __future__ import annotations
 
+import builtins
 import json
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from core.errors import NotFound, ValidationError
-from core.model.roles import GRANTS, Actor
+from core.errors import NotFound, PermissionDenied, ValidationError
+from core.model.roles import GRANTS, Actor, Permission, Role
+from core.model.timeutil import utcnow
+from core.model.users import UserAccount, validate_user_name
 from core.ports.hub import AuditTrail
 from core.ports.preferences import Preferences, PreferenceStore
-from core.services.access import record_action
+from core.ports.user_directory import UserDirectory
+from core.services.access import authorize, record_action
+
+if TYPE_CHECKING:
+    from core.services.wiring import Services
 
 MAX_PREFERENCES_BYTES = 16 * 1024
 
 
 class UserService:
     def __init__(self, preferences: PreferenceStore | None,
-                 audit: AuditTrail | None = None) -> None:
+                 audit: AuditTrail | None = None, *,
+                 directory: UserDirectory | None = None) -> None:
         self._preferences = preferences
         self._audit = audit
+        self._directory = directory
 
+    # ------------------------------------------------------------------ oneself
     def me(self, actor: Actor) -> dict[str, Any]:
         return {"user": actor.user, "role": actor.role.value,
                 "organization": actor.organization,
@@ -49,3 +72,121 @@ class UserService:
         if self._preferences is None:
             raise NotFound("this backend keeps no preferences")
         return self._preferences
+
+    # ------------------------------------------------------------------ directory
+    def list_users(self, actor: Actor) -> list[UserAccount]:
+        authorize(self._audit, actor, Permission.USER_ADMIN, "user.list", "users")
+        return self._users().list(actor.organization)
+
+    def get_user(self, actor: Actor, name: str) -> UserAccount:
+        authorize(self._audit, actor, Permission.USER_ADMIN, "user.get", name)
+        return self._visible(actor, name)
+
+    def add_user(self, actor: Actor, name: str, role: Role | str,
+                 organization: str = "") -> UserAccount:
+        """An admin in an organization adds people into it, whatever was asked."""
+        subject = name.strip() or "?"
+        authorize(self._audit, actor, Permission.USER_ADMIN, "user.add", subject,
+                  {"new_role": str(getattr(role, "value", role))})
+        name = validate_user_name(name)
+        parsed = role if isinstance(role, Role) else Role.parse(role, "role")
+        org = actor.organization or organization.strip()
+        account = self._users().add(UserAccount(
+            name, parsed, org, created_by=actor.user, updated_by=actor.user,
+            created_at=utcnow(), updated_at=utcnow()))
+        record_action(self._audit, actor, "user.add", name,
+                      {"new_role": parsed.value, "user_organization": org})
+        return account
+
+    def set_role(self, actor: Actor, name: str, role: Role | str) -> UserAccount:
+        authorize(self._audit, actor, Permission.USER_ADMIN, "user.role", name,
+                  {"new_role": str(getattr(role, "value", role))})
+        parsed = role if isinstance(role, Role) else Role.parse(role, "role")
+        current = self._visible(actor, name)
+        if name == actor.user and parsed is not current.role:
+            # The directory's role wins for its people: an admin lowering their
+            # own would lock every admin out of the directory they manage.
+            raise ValidationError(f"{name}: an admin cannot change their own role")
+        if current.role is parsed:
+            return current
+        saved = self._users().save(replace(current, role=parsed, updated_by=actor.user,
+                                           version=current.version + 1))
+        record_action(self._audit, actor, "user.role", name,
+                      {"old_role": current.role.value, "new_role": parsed.value})
+        return saved
+
+    def set_disabled(self, actor: Actor, name: str, disabled: bool) -> UserAccount:
+        action = "user.disable" if disabled else "user.enable"
+        authorize(self._audit, actor, Permission.USER_ADMIN, action, name)
+        current = self._visible(actor, name)
+        if disabled and name == actor.user:
+            raise ValidationError(f"{name}: an admin cannot disable their own account")
+        if current.disabled is disabled:
+            return current
+        saved = self._users().save(replace(current, disabled=disabled, updated_by=actor.user,
+                                           version=current.version + 1))
+        record_action(self._audit, actor, action, name)
+        return saved
+
+    def effective_actor(self, actor: Actor) -> Actor:
+        """The actor as the directory knows them: a person with an entry acts
+        with the entry's role and organization (the claim noted as before);
+        a disabled entry is refused. Without an entry (or a directory) the
+        actor is unchanged: the one-process console's owner keeps acting as
+        the OS account, as core.identity resolved."""
+        if self._directory is None:
+            return actor
+        entry = self._directory.get(actor.user)
+        if entry is None:
+            return actor
+        if entry.disabled:
+            raise PermissionDenied(f"the account {actor.user} is disabled; an admin can "
+                                   "enable it again")
+        return replace(actor, role=entry.role, organization=entry.organization)
+
+    def _users(self) -> UserDirectory:
+        if self._directory is None:
+            raise NotFound("this backend keeps no user directory")
+        return self._directory
+
+    def _visible(self, actor: Actor, name: str) -> UserAccount:
+        """Another organization's person is unknown, not forbidden."""
+        account = self._users().get(name)
+        if account is None or (actor.organization
+                               and account.organization != actor.organization):
+            raise NotFound(f"user {name} does not exist")
+        return account
+
+
+class UsersSession:
+    """The users use cases for one person (core.ports.fleet_api.UsersApi)."""
+
+    def __init__(self, services: Services, actor: Actor) -> None:
+        self._service: UserService = services.users
+        self._actor = actor
+
+    def me(self) -> dict[str, Any]:
+        return self._service.me(self._actor)
+
+    def preferences(self) -> Preferences:
+        return self._service.preferences(self._actor)
+
+    def set_preferences(self, values: dict[str, Any],
+                        expected_version: int | None = None) -> Preferences:
+        return self._service.set_preferences(self._actor, values,
+                                             expected_version=expected_version)
+
+    def list(self) -> builtins.list[UserAccount]:
+        return self._service.list_users(self._actor)
+
+    def get(self, name: str) -> UserAccount:
+        return self._service.get_user(self._actor, name)
+
+    def add(self, name: str, role: Role | str, organization: str = "") -> UserAccount:
+        return self._service.add_user(self._actor, name, role, organization)
+
+    def set_role(self, name: str, role: Role | str) -> UserAccount:
+        return self._service.set_role(self._actor, name, role)
+
+    def set_disabled(self, name: str, disabled: bool) -> UserAccount:
+        return self._service.set_disabled(self._actor, name, disabled)

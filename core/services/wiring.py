@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import cast
 
 from core.crypto.keystore import CodeSigningKeys
@@ -46,6 +47,7 @@ class Services:
 
 
 def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = None,
+                   audit_grace: timedelta | None = None,
                    rule_types: Mapping[str, AlertRuleTypeSpec] | None = None,
                    trust_key_files: bool = False) -> Services:
     """``trust_key_files``: the one-process console, whose own demo devices trust
@@ -53,6 +55,7 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
     keys an admin added to the team's list sign images and deployments."""
     trail = backend.audit
     reader = cast(AuditReader, trail) if hasattr(trail, "check") else None
+    grace = audit_grace if audit_grace is not None else timedelta(0)
     return Services(
         backend=backend,
         devices=DeviceService.over(backend),
@@ -60,11 +63,11 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
                             registry=backend.registry, telemetry=backend.telemetry,
                             quarantine=backend.quarantine,
                             rule_types={**BUILTIN_RULE_TYPES, **(rule_types or {})}),
-        audit=AuditService(reader),
+        audit=AuditService(reader, grace=grace),
         view=FleetView(backend.registry, backend.alerts, backend.telemetry,
                        deployments=backend.deployments, rules=backend.rules,
                        shadows=backend.shadows),
-        users=UserService(backend.preferences, backend.audit),
+        users=UserService(backend.preferences, backend.audit, directory=backend.users),
         firmware=_firmware(backend, signing_keys, trust_key_files),
         deployments=_deployments(backend, signing_keys, trust_key_files),
         analytics=AnalyticsService(backend.registry, backend.alerts, backend.telemetry,

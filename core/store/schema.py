@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -396,4 +397,19 @@ trusted_signing_keys = Table(
     Column("revoked_by", String(128), nullable=True),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Column("note", String(500), nullable=False, server_default=""),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("organization", String(128), nullable=False, server_default=""),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_by", String(128), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(128), nullable=False, server_default=""),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Index("ix_users_organization", "organization"),
 )

@@ -23,6 +23,7 @@ from core.store.rules import SqlAlertRuleStore
 from core.store.shadows import SqlShadowStore
 from core.store.signing_keys import SqlTrustedKeyStore
 from core.store.telemetry import SqlTelemetryStore
+from core.store.user_directory import SqlUserDirectory
 
 
 class Store:
@@ -44,6 +45,7 @@ class Store:
         self.shadows = SqlShadowStore(engine)
         self.changes = SqlChangeTokens(engine)
         self.trusted_keys = SqlTrustedKeyStore(engine)
+        self.users = SqlUserDirectory(engine)
 
     @classmethod
     def open(

@@ -17,7 +17,7 @@ from core.context import AppContext
 from core.errors import PermissionDenied, SmartIotError
 from core.ports.audit import AuditEntry, AuditFilter
 from core.services.audit import EXPORT_FORMATS, entry_json
-from plugins.audit.service import audit_service, parse_since
+from plugins.audit.service import parse_since
 
 UNCHECKED = 3
 
@@ -66,11 +66,10 @@ class _BadArgument(ValueError):
 
 
 def run_audit(args: argparse.Namespace, context: AppContext) -> int:
-    service = audit_service(context)
-    actor = context.actor
     try:
+        service = context.api.audit
         if args.audit_action == "verify":
-            report = service.verify(actor)
+            report = service.verify()
             if args.json:
                 print(json.dumps({
                     "ok": report.ok, "entries": report.entries, "head_seq": report.head_seq,
@@ -91,12 +90,12 @@ def run_audit(args: argparse.Namespace, context: AppContext) -> int:
         if args.audit_action == "list":
             if args.limit is not None and args.limit < 1:
                 raise _BadArgument("--limit must be at least 1")
-            entries = service.list(actor, _query(args, limit=args.limit,
-                                                 newest_first=args.limit is not None))
+            entries = service.list(_query(args, limit=args.limit,
+                                          newest_first=args.limit is not None))
             entries.sort(key=lambda e: e.seq)
             _print_list(entries, as_json=args.json)
             return 0
-        exported = service.export(actor, args.format, _query(args))
+        exported = service.export(args.format, _query(args))
         if args.output == "-":
             sys.stdout.write(exported.text)
         else:

@@ -1,29 +1,13 @@
-"""Builds the audit use case for the CLI and the page from the application context."""
+"""What the audit CLI and page share besides the use cases (context.api.audit):
+reading the "since" filter people type."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import cast
-
-from core.context import AppContext
-from core.identity import is_one_process
-from core.ports.audit import AuditReader
-from core.services.audit import AuditService
-from core.store.audit_anchor import HUB_INTERVAL_S
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def audit_service(context: AppContext) -> AuditService:
-    """Where every append signs its own checkpoint, nothing may wait for one;
-    a team console allows the hub's interval twice over."""
-    grace = (timedelta(0) if is_one_process(context.config.profile)
-             else timedelta(seconds=2 * HUB_INTERVAL_S))
-    trail = context.backend.audit
-    reader = cast(AuditReader, trail) if hasattr(trail, "check") else None
-    return AuditService(reader, grace=grace)
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:

@@ -51,6 +51,7 @@ class LocalBackend(Backend):
             changes=store.changes,
             trusted_keys=store.trusted_keys,
             preferences=SqlPreferenceStore(store.engine),
+            users=store.users,
         )
         self.store = store
         self.bus = bus

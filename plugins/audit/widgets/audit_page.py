@@ -1,7 +1,8 @@
 """The Audit page: who did what (filterable), an export, and "Verify chain".
 
-Every query runs through core.services.audit with the person's Actor, on a
-worker thread; a role without ``audit.read`` sees why instead of a table.
+Every query runs through the audit use cases (``context.api.audit``: the
+role check, and verifications and exports written to the trail), on a worker
+thread; a role without ``audit.read`` sees why instead of a table.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from core.context import AppContext
 from core.errors import PermissionDenied
 from core.model.roles import Permission
 from core.ports.audit import AuditEntry, AuditFilter, AuditReport
-from core.services.audit import AuditExport, AuditService
-from plugins.audit.service import audit_service, parse_since
+from core.ports.fleet_api import AuditApi
+from core.services.audit import AuditExport
+from plugins.audit.service import parse_since
 
 SHOWN = 2000  # newest entries shown; the export has them all
 TARGET_PADDING_PX = 24  # the cell's padding and the elision's slack
@@ -105,8 +107,6 @@ class AuditPage(QWidget):
         self.context = context
         self.actor = context.actor
         self._background = BackgroundCall(self)
-        self._service: AuditService | None = None
-        self._generation = 0  # only the newest query's answer is shown
 
         title = QLabel("Audit trail")
         title.setProperty("role", "title")
@@ -179,10 +179,10 @@ class AuditPage(QWidget):
                                doing="")
 
     # -- queries ------------------------------------------------------------------------
-    def service(self) -> AuditService:
-        if self._service is None:
-            self._service = audit_service(self.context)
-        return self._service
+    def service(self) -> AuditApi:
+        """The person's audit use cases (builds the backend on first use: call
+        it on a worker thread)."""
+        return self.context.api.audit
 
     def query(self, *, limit: int | None = SHOWN) -> AuditFilter:
         """Raises ValueError naming the field when a filter cannot be read."""
@@ -204,21 +204,12 @@ class AuditPage(QWidget):
         except ValueError as exc:
             self.status.failed(exc, doing="")
             return
-        actor = self.actor
-        self._generation += 1
-        generation = self._generation
         self.status.loading()
+        # Latest wins: an older query answering late is dropped.
+        self._background.start(lambda: self.service().list(query), self._loaded,
+                               self.status.failed, key="entries")
 
-        def failed(exc: BaseException) -> None:
-            if generation == self._generation:
-                self.status.failed(exc)
-
-        self._background.start(lambda: self.service().list(actor, query),
-                               lambda entries: self._loaded(generation, entries), failed)
-
-    def _loaded(self, generation: int, entries: list[AuditEntry]) -> None:
-        if generation != self._generation:
-            return  # an older query answered late; the newer one is on its way
+    def _loaded(self, entries: list[AuditEntry]) -> None:
         entries = sorted(entries, key=lambda e: e.seq, reverse=True)
         self.model.set_entries(entries)
         more = " (the newest; export for all)" if len(entries) >= SHOWN else ""
@@ -226,7 +217,6 @@ class AuditPage(QWidget):
         self.loaded.emit(len(entries))
 
     def verify(self) -> None:
-        actor = self.actor
         self.verify_button.setEnabled(False)
         self._say(self.result_label, "Verifying…", "secondary")
 
@@ -251,7 +241,7 @@ class AuditPage(QWidget):
             self.verify_button.setEnabled(True)
             self._say(self.result_label, f"Could not verify: {exc}", "error")
 
-        self._background.start(lambda: self.service().verify(actor), done, failed)
+        self._background.start(lambda: self.service().verify(), done, failed)
 
     def choose_export(self) -> None:
         path, chosen = QFileDialog.getSaveFileName(
@@ -267,10 +257,9 @@ class AuditPage(QWidget):
         except ValueError as exc:
             self.status.failed(exc, doing="")
             return
-        actor = self.actor
 
         def run() -> AuditExport:
-            exported = self.service().export(actor, fmt, query)
+            exported = self.service().export(fmt, query)
             path.write_text(exported.text, encoding="utf-8")
             return exported
 
