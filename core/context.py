@@ -65,7 +65,6 @@ class AppContext:
             if self._api is None:
                 from core.crypto.keystore import CodeSigningKeys
                 from core.identity import is_one_process
-                from core.identity import is_one_process
                 from core.services.session import LocalFleetApi
                 from core.services.wiring import build_services
                 from core.store.audit_anchor import HUB_INTERVAL_S

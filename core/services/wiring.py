@@ -68,13 +68,14 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
                        deployments=backend.deployments, rules=backend.rules,
                        shadows=backend.shadows),
         users=UserService(backend.preferences, backend.audit, directory=backend.users),
-        firmware=_firmware(backend, signing_keys, trust_key_files),
-        deployments=_deployments(backend, signing_keys, trust_key_files),
         analytics=AnalyticsService(backend.registry, backend.alerts, backend.telemetry,
                                    rules=backend.rules, backend_name=backend.name),
+        firmware=_firmware(backend, signing_keys, trust_key_files),
+        deployments=_deployments(backend, signing_keys, trust_key_files),
         signing_keys=signing_keys,
         rule_types=dict(rule_types) if rule_types is not None else dict(BUILTIN_RULE_TYPES),
     )
+
 
 def _team_keys(backend: Backend, signing_keys: CodeSigningKeys | None,
                trust_key_files: bool) -> SigningKeyService:
