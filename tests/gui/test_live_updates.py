@@ -45,8 +45,10 @@ def setup(request, tmp_path, make_window, qtbot, monkeypatch):
     context = AppContext(dataclasses.replace(config), PluginManager(entry_points=False,
                                                                     blocked=()))
     backend = context.backend
+    # in the profile's organization: a team console sees and deploys to only its own
     backend.registry.upsert_many([Device(f"pump-{i}", device_type="pump",
-                                         status=DeviceStatus.ONLINE, firmware_version="1.0.0")
+                                         status=DeviceStatus.ONLINE, firmware_version="1.0.0",
+                                         organization=config.profile.organization)
                                   for i in range(3)])
     window = make_window(context, show=True)
     env = {**os.environ, "SMARTIOT_CONFIG": str(config_path), "SMARTIOT_DATA_DIR": str(data),
