@@ -147,7 +147,7 @@ def demo_trusted_key_paths(context: AppContext) -> list[Path]:
 def write_team_trust(context: AppContext, store: Store) -> None:
     """The keys the database trusts (an admin's `smartiot firmware keys add`), as
     files the demo devices read beside this console's own key; rewritten when
-    the list changes (plugins.firmware.services.key_service)."""
+    the list changes (core.services.wiring: the one-process console's key service)."""
     from core.crypto.keystore import CodeSigningKeys
 
     try:
