@@ -176,16 +176,22 @@ def _cmd_plugins(plugins: PluginManager, *, as_json: bool) -> int:
 
         print(json.dumps([
             {"name": i.name, "status": i.status.value, "source": i.source, "error": i.error,
-             "hooks": i.hooks, "version": i.version}
+             "hooks": i.hooks, "version": i.version, "requires": list(i.requires),
+             "optional": list(i.optional)}
             for i in infos
         ], indent=2))
     else:
+        active = {i.name for i in infos if i.is_active}
         width = max((len(i.name) for i in infos), default=4)
         for info in infos:
-            line = f"{info.name:<{width}}  {info.status.value:<7}  {info.source}"
+            line = f"{info.name:<{width}}  {info.status.value:<8}  {info.source}"
             if info.hooks:
                 line += f"  [{', '.join(h.removeprefix('smartiot_') for h in info.hooks)}]"
             print(line)
+            for label, names in (("requires", info.requires), ("optional", info.optional)):
+                if names:
+                    listed = ", ".join(n if n in active else f"{n} (not active)" for n in names)
+                    print(f"{'':<{width}}  {label}: {listed}")
             if info.error:
                 print(f"{'':<{width}}  error: {info.error}")
     return 0

@@ -5,6 +5,11 @@ wrong (fails to import, misspells a hook, raises inside a hook, registers the
 wrong kind of object) disables that plugin and records why; the program keeps
 running, because one broken extension must never take the console down in
 front of a technician.
+
+A plugin declares what it needs from the others (as Spyder's plugins do):
+``REQUIRES`` names plugins it cannot work without, ``OPTIONAL`` plugins it
+uses when they are there. A plugin whose required plugin is missing, blocked,
+failed or itself disabled is disabled and reported, never fatal.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class PluginStatus(enum.StrEnum):
     LOADED = "loaded"
     BLOCKED = "blocked"
     FAILED = "failed"
+    DISABLED = "disabled"  # works, but a plugin it requires is not active
 
 
 @dataclass
@@ -68,6 +74,8 @@ class PluginInfo:
     error: str = ""
     hooks: list[str] = field(default_factory=list)
     version: str = ""
+    requires: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
     @property
     def is_active(self) -> bool:
@@ -111,6 +119,7 @@ class PluginManager:
         if entry_points:
             self._load_entry_points()
         self._check_pending()
+        self._check_requirements()
 
     # ------------------------------------------------------------------ loading
     def _load_entry_points(self) -> None:
@@ -160,12 +169,19 @@ class PluginManager:
             return False
         ok = self._register(name, plugin, source)
         self._check_pending()
-        return ok
+        self._check_requirements()
+        return ok and self._infos[name].is_active
 
     def _register(self, name: str, plugin: object, source: str, *, version: str = "") -> bool:
         misspelled = self._misspelled_hooks(plugin)
         if misspelled:
             self._fail(name, source, "; ".join(misspelled))
+            return False
+        try:
+            requires = _declared(plugin, "REQUIRES")
+            optional = _declared(plugin, "OPTIONAL")
+        except TypeError as exc:
+            self._fail(name, source, str(exc))
             return False
         try:
             self._pm.register(plugin, name=name)
@@ -176,8 +192,38 @@ class PluginManager:
         if not version and isinstance(plugin, ModuleType):
             version = str(getattr(plugin, "__version__", ""))
         self._infos[name] = PluginInfo(name, source, PluginStatus.LOADED, hooks=hooks,
-                                       version=version)
+                                       version=version, requires=requires, optional=optional)
         return True
+
+    def _check_requirements(self) -> None:
+        """Disable every active plugin a required plugin of which is not active,
+        until none is left (a plugin disabled here disables those requiring it)."""
+        changed = True
+        while changed:
+            changed = False
+            for info in list(self._infos.values()):
+                if not info.is_active:
+                    continue
+                for needed in info.requires:
+                    why = self._why_inactive(needed)
+                    if why:
+                        self._disable(info.name, info.source,
+                                      f"requires plugin {needed!r}, which {why}",
+                                      status=PluginStatus.DISABLED)
+                        changed = True
+                        break
+
+    def _why_inactive(self, name: str) -> str:
+        info = self._infos.get(name)
+        if info is None:
+            return "is not installed"
+        if info.status is PluginStatus.BLOCKED:
+            return f"is blocked by {DISABLE_ENV}"
+        if info.status is PluginStatus.FAILED:
+            return f"failed ({info.error.splitlines()[0] if info.error else 'no reason given'})"
+        if info.status is PluginStatus.DISABLED:
+            return "is disabled itself"
+        return ""
 
     def _misspelled_hooks(self, plugin: object) -> list[str]:
         """Names that look like hook implementations but match no spec.
@@ -206,21 +252,28 @@ class PluginManager:
             self._disable(name, source, f"unknown hook: {exc}")
             self._check_pending()
 
-    def _fail(self, name: str, source: str, error: str, exc: BaseException | None = None) -> None:
+    def _fail(self, name: str, source: str, error: str, exc: BaseException | None = None,
+              *, status: PluginStatus = PluginStatus.FAILED) -> None:
         if exc is not None:
             log.warning("plugin %s disabled: %s\n%s", name, error,
                         "".join(traceback.format_exception(exc)))
         else:
             log.warning("plugin %s disabled: %s", name, error)
-        self._infos[name] = PluginInfo(name, source, PluginStatus.FAILED, error)
+        old = self._infos.get(name)
+        self._infos[name] = PluginInfo(
+            name, source, status, error, version=old.version if old else "",
+            requires=old.requires if old else (), optional=old.optional if old else ())
 
     def _disable(
-        self, name: str, source: str, error: str, exc: BaseException | None = None
+        self, name: str, source: str, error: str, exc: BaseException | None = None,
+        *, status: PluginStatus = PluginStatus.FAILED,
     ) -> None:
         plugin = self._pm.get_plugin(name)
         if plugin is not None:
             self._pm.unregister(plugin, name=name)
-        self._fail(name, source, error, exc)
+        self._fail(name, source, error, exc, status=status)
+        if status is PluginStatus.FAILED:
+            self._check_requirements()  # a plugin failing at run time takes its dependents
 
     # ------------------------------------------------------------------ calling
     def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
@@ -230,6 +283,8 @@ class PluginManager:
         results: list[tuple[str, Any]] = []
         for impl in caller.get_hookimpls():  # registration (load) order
             name = impl.plugin_name
+            if not self._pm.is_registered(impl.plugin):
+                continue  # disabled meanwhile, with a plugin it requires
             try:
                 results.append((name, impl.function(**{k: kwargs[k] for k in impl.argnames})))
             except Exception as exc:  # noqa: BLE001 - isolation is the point here
@@ -245,6 +300,8 @@ class PluginManager:
         caller = getattr(self._pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             name = impl.plugin_name
+            if not self._pm.is_registered(impl.plugin):
+                continue  # disabled meanwhile, with a plugin it requires
             mine: list[T] = []
 
             def register(item: T, _mine: list[T] = mine, _name: str = name) -> None:
@@ -330,6 +387,16 @@ class PluginManager:
 
     def hook_names(self) -> frozenset[str]:
         return self._known_hooks
+
+
+def _declared(plugin: object, attribute: str) -> tuple[str, ...]:
+    """A plugin's REQUIRES or OPTIONAL: plugin names, as a tuple or list of str."""
+    value = getattr(plugin, attribute, ())
+    if isinstance(value, str) or not isinstance(value, tuple | list) or not all(
+            isinstance(item, str) and item for item in value):
+        raise TypeError(f"{attribute} must be a tuple of plugin names, e.g. ('alerts',), "
+                        f"got {value!r}")
+    return tuple(value)
 
 
 def _describe(exc: BaseException) -> str:

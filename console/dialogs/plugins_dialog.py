@@ -34,6 +34,7 @@ _STATUS_ICON = {
     PluginStatus.LOADED: "online",
     PluginStatus.BLOCKED: "offline",
     PluginStatus.FAILED: "error",
+    PluginStatus.DISABLED: "warning",
 }
 
 
@@ -48,6 +49,8 @@ def describe(info: PluginInfo) -> str:
         f"Source:  {info.source}",
         f"Version: {info.version or '—'}",
         f"Hooks:   {_short_hooks(info) or '—'}",
+        f"Requires: {', '.join(info.requires) or '—'}",
+        f"Optional: {', '.join(info.optional) or '—'}",
     ]
     if info.error:
         lines += ["", "Error:", info.error]
@@ -62,10 +65,12 @@ class PluginsDialog(QDialog):
         self.infos = context.plugins.infos()
 
         failed = sum(1 for i in self.infos if i.status is PluginStatus.FAILED)
+        disabled = sum(1 for i in self.infos if i.status is PluginStatus.DISABLED)
         self.summary = QLabel(
-            f"{plural(len(self.infos), 'plugin')}, {failed} failed. Failed and blocked plugins are "
-            "disabled; the rest of the console keeps working. "
-            "Block a plugin with SMARTIOT_DISABLE_PLUGINS=name."
+            f"{plural(len(self.infos), 'plugin')}, {failed} failed"
+            + (f", {disabled} disabled for a missing plugin they require" if disabled else "")
+            + ". Failed, disabled and blocked plugins do not run; the rest of the console keeps "
+            "working. Block a plugin with SMARTIOT_DISABLE_PLUGINS=name."
         )
         self.summary.setWordWrap(True)
         self.summary.setProperty("role", "secondary")

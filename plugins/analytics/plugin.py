@@ -9,6 +9,11 @@ from core.context import AppContext
 from core.hookspecs import hookimpl
 from core.registrations import CliCommand, PageSpec
 
+# Used when present, never needed (docs/plugins.md, "What a plugin needs"): an
+# anomaly becomes an alert rule of the alerts plugin's types, and a dashboard
+# device opens on the Devices page.
+OPTIONAL = ("alerts", "devices")
+
 
 def _page(context: AppContext) -> Any:
     from plugins.analytics.widgets.analytics_page import AnalyticsPage

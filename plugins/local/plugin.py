@@ -8,6 +8,10 @@ from typing import Any
 from core.hookspecs import hookimpl
 from core.registrations import BackendSpec, CliCommand, StatusWidgetSpec
 
+# The hub evaluates the alert rule types the alerts plugin registers when it is
+# there (the engine's built-in ones otherwise).
+OPTIONAL = ("alerts",)
+
 
 @hookimpl
 def smartiot_register_backends(register: Callable[[BackendSpec], None]) -> None:

@@ -236,3 +236,22 @@ def test_the_headless_hub_runs_startup_and_shutdown_hooks(tmp_path, mosquitto_br
     assert status == 0
     assert seen == [("startup", True, True), ("shutdown", True, True)]
     assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+
+
+def test_smartiot_plugins_shows_what_each_plugin_needs(capsys, monkeypatch, tmp_path):
+    import json
+
+    from console import cli
+
+    monkeypatch.setenv("SMARTIOT_ENTRY_POINTS", "0")
+    monkeypatch.setenv("SMARTIOT_DISABLE_PLUGINS", "alerts")
+    config = ["--config", str(tmp_path / "config.toml")]
+    assert cli.main(["plugins", *config]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    analytics = lines.index(next(li for li in lines if li.startswith("analytics ")))
+    assert lines[analytics + 1].split() == ["optional:", "alerts", "(not", "active),", "devices"]
+
+    assert cli.main(["plugins", "--json", *config]) == 0
+    infos = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert infos["analytics"]["optional"] == ["alerts", "devices"]
+    assert infos["analytics"]["requires"] == [] and infos["analytics"]["status"] == "loaded"

@@ -109,3 +109,85 @@ def test_duplicate_registration_keeps_first_and_reports_second():
     pm = manager(("first", GoodPlugin()), ("second", Again()))
     assert len(pm.pages()) == 1
     assert "already registered" in pm.info("second").error
+
+
+def _module(name, *, requires=None, optional=None, page=None):
+    """A plugin module as a third party writes it: hooks plus REQUIRES/OPTIONAL."""
+    module = types.ModuleType(name)
+    if requires is not None:
+        module.REQUIRES = requires
+    if optional is not None:
+        module.OPTIONAL = optional
+    if page is not None:
+        @hookimpl
+        def smartiot_register_pages(register):
+            register(PageSpec(page, page.title(), factory=lambda ctx: None))
+
+        module.smartiot_register_pages = smartiot_register_pages
+    return module
+
+
+def test_a_plugin_whose_required_plugin_is_missing_or_blocked_is_disabled_not_fatal(
+        monkeypatch):
+    modules = {
+        "weather_core": _module("weather_core", page="stations"),
+        "weather_maps": _module("weather_maps", requires=("weather_core",), page="maps"),
+        "weather_radar": _module("weather_radar", requires=("weather_maps",), page="radar"),
+        "weather_extra": _module("weather_extra", requires=("not_installed",), page="extra"),
+        "weather_tips": _module("weather_tips", optional=("weather_core", "nope"), page="tips"),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+    pm = PluginManager(builtins=tuple(modules), entry_points=False, blocked=("weather_core",))
+
+    assert pm.info("weather_core").status is PluginStatus.BLOCKED
+    maps, radar, extra = (pm.info(n) for n in ("weather_maps", "weather_radar", "weather_extra"))
+    assert maps.status is radar.status is extra.status is PluginStatus.DISABLED
+    assert maps.error == ("requires plugin 'weather_core', which is blocked by "
+                          "SMARTIOT_DISABLE_PLUGINS")
+    assert radar.error == "requires plugin 'weather_maps', which is disabled itself"
+    assert extra.error == "requires plugin 'not_installed', which is not installed"
+    assert maps.requires == ("weather_core",)
+    tips = pm.info("weather_tips")  # optional plugins may be absent
+    assert tips.status is PluginStatus.LOADED and tips.optional == ("weather_core", "nope")
+    assert [p.page_id for p in pm.pages()] == ["tips"]  # the disabled ones register nothing
+
+
+def test_a_plugin_failing_at_run_time_disables_the_plugins_requiring_it(monkeypatch):
+    class Core:
+        @hookimpl
+        def smartiot_register_pages(self, register):
+            raise RuntimeError("database exploded")
+
+    class Maps:
+        REQUIRES = ("core",)
+
+        @hookimpl
+        def smartiot_register_pages(self, register):
+            register(PageSpec("maps", "Maps", factory=lambda ctx: None))
+
+    pm = manager(("core", Core()), ("maps", Maps()))
+    assert pm.info("maps").is_active
+    assert pm.pages() == []  # core raises; maps, requiring it, is disabled before it runs
+    assert pm.info("core").status is PluginStatus.FAILED
+    assert pm.info("maps").status is PluginStatus.DISABLED
+    assert pm.info("maps").error == (
+        "requires plugin 'core', which failed (smartiot_register_pages raised RuntimeError: "
+        "database exploded)")
+
+
+def test_a_malformed_declaration_is_reported():
+    class Sloppy:
+        REQUIRES = "alerts"  # a string, not a tuple of names
+
+    pm = manager(("sloppy", Sloppy()))
+    assert pm.info("sloppy").status is PluginStatus.FAILED
+    assert "REQUIRES must be a tuple of plugin names" in pm.info("sloppy").error
+
+
+def test_the_builtin_plugins_declare_what_they_use():
+    pm = PluginManager(entry_points=False, blocked=("alerts",))
+    analytics = pm.info("analytics")
+    assert analytics.is_active and analytics.optional == ("alerts", "devices")
+    assert pm.info("local").optional == ("alerts",)
