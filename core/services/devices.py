@@ -29,6 +29,7 @@ from core.model.timeutil import utcnow
 from core.ports.alerts import AlertQuery, AlertStore
 from core.ports.commands import CommandChannel, CommandResult
 from core.ports.fleet_api.devices import (
+    SPARKLINE_WINDOW,
     DeviceCapabilities,
     DeviceDetails,
     FleetOverview,
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 
 TABLE_METRICS = ("battery_pct", "rssi")
 OPEN_STATES = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
-SPARKLINE_WINDOW = timedelta(minutes=15)
 EDITABLE = ("name", "tags", "location", "metadata")
 
 

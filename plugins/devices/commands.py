@@ -21,19 +21,13 @@ from typing import Any
 
 from core.context import AppContext
 from core.errors import NotFound, SmartIotError, ValidationError
-from core.model import Device, DeviceStatus, Location
-from core.ports.alerts import AlertQuery
+from core.model import AlertState, Device, DeviceStatus, Location
 from core.ports.commands import CommandOutcome
 from core.ports.registry import DeviceQuery
 from core.ports.shadows import ShadowDocument
-from plugins.devices.service import (
-    OPEN_STATES,
-    load_shadow,
-    parse_desired,
-    register_device,
-    send_command,
-    update_desired,
-)
+from plugins.devices.desired_state import parse_desired
+
+OPEN_STATES = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
 
 DEVICE_COMMANDS = ("ping", "reboot", "identify", "set-interval")
 
@@ -129,7 +123,7 @@ def _register(args: argparse.Namespace, context: AppContext) -> int:
             organization=(args.org or context.config.profile.organization).strip(),
             status=DeviceStatus.OFFLINE, location=location,
             tags=frozenset(t.strip() for t in args.tag if t.strip()))
-        stored = register_device(context.backend, device, context.actor)
+        stored = context.api.devices.register(device)
     except ValidationError as exc:
         print(f"smartiot devices register: {exc}", file=sys.stderr)
         return 2
@@ -225,11 +219,9 @@ def _desired(args: argparse.Namespace, context: AppContext) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    backend = context.backend
+    devices = context.api.devices
     try:
-        backend.registry.get(args.device_id)
-        document = update_desired(backend, args.device_id, desired, context.actor,
-                                  expected_version=None)
+        document = devices.update_desired(args.device_id, desired)
     except SmartIotError as exc:  # not registered, refused for this role, rejected, no hub
         print(f"smartiot devices desired: {exc}", file=sys.stderr)
         return 1
@@ -243,7 +235,7 @@ def _desired(args: argparse.Namespace, context: AppContext) -> int:
         deadline = time.monotonic() + args.wait
         while pending() and time.monotonic() < deadline:
             time.sleep(0.25)
-            document = load_shadow(backend, args.device_id)
+            document = devices.shadow(args.device_id)
         if pending():
             print(f"{args.device_id}: not reported within {args.wait:g} s; still differs: "
                   f"{json.dumps(pending(), sort_keys=True)}", file=sys.stderr)
@@ -276,15 +268,15 @@ def _command(args: argparse.Namespace, context: AppContext) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    backend = context.backend
-    if backend.commands is None:
-        print(f"smartiot devices command: the {backend.name!r} backend cannot send commands",
-              file=sys.stderr)
+    devices = context.api.devices
+    capabilities = devices.capabilities()
+    if not capabilities.commands:
+        print(f"smartiot devices command: the {capabilities.backend!r} backend cannot send "
+              "commands", file=sys.stderr)
         return 1
     try:
-        future = send_command(backend, args.device_id, args.device_command, context.actor, params,
-                              timeout_s=args.timeout)
-        result = future.result(timeout=args.timeout + 10)
+        result = devices.command(args.device_id, args.device_command, params,
+                                 timeout_s=args.timeout)
     except SmartIotError as exc:  # not registered, refused for this role, not connected
         print(f"smartiot devices command: {exc}", file=sys.stderr)
         return 1
@@ -322,7 +314,7 @@ def _list(args: argparse.Namespace, context: AppContext) -> int:
         text=args.search, statuses=frozenset(DeviceStatus(s) for s in args.status),
         device_types=frozenset(args.device_type), organizations=frozenset(args.org),
         tag=args.tag, limit=args.limit)
-    devices = context.backend.registry.list(query)
+    devices = context.api.devices.all(query)
     if args.json:
         json.dump([_record(d) for d in devices], sys.stdout, indent=2)
         print()
@@ -348,15 +340,14 @@ def _list(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _show(args: argparse.Namespace, context: AppContext) -> int:
-    backend = context.backend
+    devices = context.api.devices
     try:
-        device = backend.registry.get(args.device_id)
+        details = devices.details(args.device_id)
     except NotFound as exc:
         print(f"smartiot: {exc}", file=sys.stderr)
         return 1
-    latest = backend.telemetry.latest(device.device_id)
-    link = backend.link_stats.get(device.device_id) if backend.link_stats else None
-    alerts = backend.alerts.list(AlertQuery(device_id=device.device_id, states=OPEN_STATES))
+    device, latest, link = details.device, details.latest, details.link
+    alerts = [a for a in details.alerts if a.state in OPEN_STATES]
     if args.json:
         out = _record(device)
         out["latest"] = {m: {"value": r.value, "ts": r.ts.isoformat()}
@@ -392,7 +383,7 @@ def _show(args: argparse.Namespace, context: AppContext) -> int:
     for metric, reading in sorted(latest.items()):
         print(f"  {metric:<20}{reading.value:>12.4g}   {reading.ts.isoformat(timespec='seconds')}")
     print("\nLink")
-    if backend.link_stats is None:
+    if not devices.capabilities().link_stats:
         print("  not available on this backend")
     elif link is None:
         print("  no messages counted yet")

@@ -309,14 +309,14 @@ def test_technician_pings_and_reboots_a_pump_and_its_data_continues(first_hour, 
     detail = open_device_by_name(qtbot, devices, "Pump P4", REBOOTED)
     open_tab(qtbot, detail.tabs, "Commands")
 
-    click(qtbot, detail.ping_button)
-    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=WAIT)
+    click(qtbot, detail.commands.ping_button)
+    qtbot.waitUntil(lambda: "ping: ok" in detail.commands.command_status.text(), timeout=WAIT)
 
     before = backend.link_stats.get(REBOOTED)
     assert before is not None and before.received > 0
     answer_next_question(QMessageBox.StandardButton.Yes)  # "Reboot Pump P4?"
-    click(qtbot, detail.reboot_button)
-    qtbot.waitUntil(lambda: "reboot: ok" in detail.command_status.text(), timeout=WAIT)
+    click(qtbot, detail.commands.reboot_button)
+    qtbot.waitUntil(lambda: "reboot: ok" in detail.commands.command_status.text(), timeout=WAIT)
     rebooted_at = time.time()
 
     # It comes back: the hub counts one reboot, and readings with the restarted seq
@@ -348,14 +348,16 @@ def test_technician_edits_desired_state_and_sees_it_reported(first_hour, qtbot):
     devices = window.show_page("devices")
     detail = open_device_by_name(qtbot, devices, "Lab sensor", SHADOWED)
     open_tab(qtbot, detail.tabs, "Shadow")
-    qtbot.waitUntil(lambda: detail.shadow is not None and detail.shadow.version > 0,
+    shadow_tab = detail.shadow_tab
+    qtbot.waitUntil(lambda: shadow_tab.shadow is not None and shadow_tab.shadow.version > 0,
                     timeout=WAIT)
-    detail.shadow_editor.selectAll()
-    qtbot.keyClicks(detail.shadow_editor, '{"interval": 4}')
-    click(qtbot, detail.shadow_apply)
+    detail.shadow_tab.shadow_editor.selectAll()
+    qtbot.keyClicks(detail.shadow_tab.shadow_editor, '{"interval": 4}')
+    click(qtbot, detail.shadow_tab.shadow_apply)
 
     def reported() -> bool:
-        rows = {key: (want, have, differs) for key, want, have, differs in detail.shadow_rows()}
+        rows = {key: (want, have, differs)
+                for key, want, have, differs in detail.shadow_tab.shadow_rows()}
         _want, have, differs = rows.get("interval", (None, None, True))
         return have in ("4", "4.0") and not differs
 

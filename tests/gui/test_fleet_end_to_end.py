@@ -64,14 +64,16 @@ def test_technician_and_support_workflow(live_window, qtbot):
     detail = devices.detail
     qtbot.waitUntil(lambda: detail.loaded_device_id == "e2e-00002", timeout=10_000)
     detail.tabs.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: detail.shadow is not None and detail.shadow.version > 0,
+    shadow_tab = detail.shadow_tab
+    qtbot.waitUntil(lambda: shadow_tab.shadow is not None and shadow_tab.shadow.version > 0,
                     timeout=15_000)
-    detail.shadow_editor.setPlainText('{"interval": 2}')
-    assert detail.shadow_apply.isEnabled()
-    detail.shadow_apply.click()
+    detail.shadow_tab.shadow_editor.setPlainText('{"interval": 2}')
+    assert detail.shadow_tab.shadow_apply.isEnabled()
+    detail.shadow_tab.shadow_apply.click()
 
     def reported_interval():
-        rows = {key: (want, have, differs) for key, want, have, differs in detail.shadow_rows()}
+        rows = {key: (want, have, differs)
+                for key, want, have, differs in detail.shadow_tab.shadow_rows()}
         return rows.get("interval")
 
     qtbot.waitUntil(lambda: reported_interval() is not None
@@ -81,8 +83,8 @@ def test_technician_and_support_workflow(live_window, qtbot):
 
     # Commands: a ping round trip through the broker, with the answer shown
     detail.tabs.setCurrentIndex(2)
-    detail.ping_button.click()
-    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=15_000)
+    detail.commands.ping_button.click()
+    qtbot.waitUntil(lambda: "ping: ok" in detail.commands.command_status.text(), timeout=15_000)
 
     # Alerts: the injected fault raises a critical alert; support acknowledges it
     alert = None

@@ -23,7 +23,10 @@ from tests.integration.hub.conftest import wait_until
 
 def _env(tmp_path) -> dict[str, str]:
     return {**os.environ, "SMARTIOT_CONFIG": str(tmp_path / "config.toml"),
-            "SMARTIOT_DATA_DIR": str(tmp_path / "data"), "SMARTIOT_USER": "maria"}
+            "SMARTIOT_DATA_DIR": str(tmp_path / "data"), "SMARTIOT_USER": "maria",
+            # maria works for the fleet's organization: in a team set-up another
+            # organization's devices are unknown to her
+            "SMARTIOT_ORGANIZATION": "cli"}
 
 
 def smartiot(tmp_path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.model import Alert, CommandRecord, Device, LinkStats, Reading, Severity
@@ -20,6 +20,8 @@ from core.ports.telemetry import Series
 
 if TYPE_CHECKING:
     from core.services.fleet_view import Page
+
+SPARKLINE_WINDOW = timedelta(minutes=15)  # the recent readings DeviceDetails.series holds
 
 
 @dataclass(frozen=True, slots=True)

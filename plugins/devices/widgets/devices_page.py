@@ -8,6 +8,7 @@ feed in coalesced batches and the model updates rows in place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,15 @@ from console.widgets.background import BackgroundCall
 from console.widgets.role_note import RoleNote
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
-from core.identity import local_owner
 from core.model import Device
 from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.model.roles import Actor, Permission
-from core.ports.backend import Backend
+from core.ports.fleet_api import FleetApi
+from core.ports.fleet_api.devices import DeviceCapabilities, FleetOverview, OpenAlertSummary
+from core.ports.live import LiveFeed
 from core.text import plural
-from plugins.devices import service
+from plugins.devices.csv_export import write_csv
+from plugins.devices.saved_filters import SavedFilters
 from plugins.devices.widgets.detail import DeviceDetail
 from plugins.devices.widgets.fleet_model import (
     HEADERS,
@@ -67,6 +70,8 @@ COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 1
 EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
               "or register one with “Register…”."
 EMPTY_MATCH = "No devices match the search and filters."
+# BackgroundCall keys: a newer call of the same kind supersedes an older one
+LOAD, SYNC = "load", "sync"
 
 
 HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
@@ -76,6 +81,17 @@ def header_width(table: QTableView, col: int) -> int:
     """Pixels the header of ``col`` needs to show its title unclipped."""
     text = str(table.model().headerData(col, Qt.Orientation.Horizontal) or "")
     return table.horizontalHeader().fontMetrics().horizontalAdvance(text) + HEADER_PADDING_PX
+
+
+@dataclass(frozen=True)
+class FleetLoad:
+    """What the first load brings: the person's use cases, the live feed, what
+    the backend can do, and the table's rows."""
+
+    api: FleetApi
+    live: LiveFeed | None
+    capabilities: DeviceCapabilities
+    overview: FleetOverview
 
 
 class StickyMenu(QMenu):
@@ -93,47 +109,67 @@ def export_view_csv(model: FleetTableModel, proxy: DeviceFilterProxy, path: Path
     """Write the rows the table shows, in its order, with exact values; returns rows."""
     header = [HEADERS[c] for c in Col]
     rows = [[model.export_value(src, c) for c in Col] for src in proxy.visible_rows()]
-    return service.write_csv(path, header, rows)
+    return write_csv(path, header, rows)
 
 
 class DevicesPage(QWidget):
     """The Devices page.
 
-    Give it an ``AppContext`` (the backend is built on a worker thread on first
-    load) or a ready ``backend``. Everything live comes from ``backend.live``
-    through a :class:`LiveBridge`.
+    Give it an ``AppContext`` (its ``api`` is built on a worker thread on the
+    first load) or a ready ``api`` with its ``live`` feed. Reads and changes go
+    through ``api.devices``; everything live comes from the feed through a
+    :class:`LiveBridge`.
     """
 
     def __init__(
         self,
         context: AppContext | None = None,
         *,
-        backend: Backend | None = None,
+        api: FleetApi | None = None,
+        live: LiveFeed | None = None,
         saved_filters_path: Path | None = None,
         bridge_interval_ms: int = 100,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        if context is None and backend is None:
-            raise ValueError("DevicesPage needs a context or a backend")
+        if context is None and api is None:
+            raise ValueError("DevicesPage needs a context or an api")
         self._context = context
-        self.backend: Backend | None = backend
-        #: who acts; DeviceService checks the role and audits with it
-        self.actor: Actor = context.actor if context is not None else local_owner()
+        self.api: FleetApi | None = api
+        self._live = live
+        #: who acts; the devices use cases check the role and audit with it
+        self.actor: Actor = api.actor if api is not None else context.actor  # type: ignore[union-attr]
         self.bridge: LiveBridge | None = None
         self._bridge_interval_ms = bridge_interval_ms
         self._background = BackgroundCall(self)
-        self._sync_call = BackgroundCall(self)  # the periodic registry re-read
         self._alert_recount: set[str] = set()
         self._alert_job_running = False
         self._loading = False
-        self._serves_device_target = False
         if saved_filters_path is None and context is not None:
             saved_filters_path = Path(context.config.path).parent / "saved_filters.json"
-        self.saved_filters = service.SavedFilters(
+        self.saved_filters = SavedFilters(
             saved_filters_path or Path.home() / ".smartiot-saved_filters.json")
 
-        # -- top bar
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(8)
+        layout.addLayout(self._build_top_bar())
+        layout.addLayout(self._build_filter_bar())
+        layout.addWidget(RoleNote(self.actor, [("Register…", Permission.DEVICE_REGISTER)]))
+        layout.addWidget(self._build_status_line())
+        layout.addWidget(self._build_splitter(), 1)
+        self._start_timers()
+        self._connect()
+        self._add_shortcuts()
+
+        self._reload_saved_names()
+        self._update_filter_buttons()
+        self._update_count()
+        self.register_button.setEnabled(False)  # until the fleet has loaded
+        self.refresh()
+
+    # -- building ------------------------------------------------------------------------
+    def _build_top_bar(self) -> QHBoxLayout:
         self.heading = QLabel("Devices")
         self.heading.setProperty("role", "title")
         self.count_label = QLabel("")
@@ -148,28 +184,28 @@ class DevicesPage(QWidget):
         self.register_button.setToolTip("Register a new device")
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Save the rows shown (filtered and sorted) as CSV")
+        top = QHBoxLayout()
+        top.addWidget(self.heading)
+        top.addSpacing(8)
+        top.addWidget(self.count_label, 0, Qt.AlignmentFlag.AlignBottom)
+        top.addStretch(1)
+        top.addWidget(self.search, 2)
+        for button in (self.refresh_button, self.register_button, self.export_button):
+            top.addWidget(button)
+        return top
 
-        # -- filter bar
+    def _build_filter_bar(self) -> QHBoxLayout:
+        """One drop-down of checkable values per filter, then the saved filters."""
         self.filter_buttons: dict[str, QToolButton] = {}
         self.filter_menus: dict[str, StickyMenu] = {}
-        filter_bar = QHBoxLayout()
-        filter_bar.setSpacing(6)
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
         for kind, title, _field in FILTERS:
-            button = QToolButton()
-            button.setText(title)
-            button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            button.setStyleSheet("QToolButton { padding: 3px 18px 3px 8px; }")
-            menu = StickyMenu(button)
-            menu.aboutToShow.connect(lambda k=kind: self._fill_filter_menu(k))
-            button.setMenu(menu)
-            self.filter_buttons[kind] = button
-            self.filter_menus[kind] = menu
-            filter_bar.addWidget(button)
+            bar.addWidget(self._filter_button(kind, title))
         self.clear_filters_button = QPushButton("Clear filters")
         self.clear_filters_button.setFlat(True)
-        filter_bar.addWidget(self.clear_filters_button)
-        filter_bar.addStretch(1)
+        bar.addWidget(self.clear_filters_button)
+        bar.addStretch(1)
         saved_label = QLabel("Saved filters")
         saved_label.setProperty("role", "secondary")
         self.saved_combo = QComboBox()
@@ -177,12 +213,25 @@ class DevicesPage(QWidget):
         self.save_filter_button = QPushButton("Save…")
         self.save_filter_button.setToolTip("Name the current search and filters to reuse them")
         self.delete_filter_button = QPushButton("Delete")
-        filter_bar.addWidget(saved_label)
-        filter_bar.addWidget(self.saved_combo)
-        filter_bar.addWidget(self.save_filter_button)
-        filter_bar.addWidget(self.delete_filter_button)
+        for widget in (saved_label, self.saved_combo, self.save_filter_button,
+                       self.delete_filter_button):
+            bar.addWidget(widget)
+        return bar
 
-        # -- table
+    def _filter_button(self, kind: str, title: str) -> QToolButton:
+        button = QToolButton()
+        button.setText(title)
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        button.setStyleSheet("QToolButton { padding: 3px 18px 3px 8px; }")
+        menu = StickyMenu(button)
+        menu.aboutToShow.connect(lambda k=kind: self._fill_filter_menu(k))
+        button.setMenu(menu)
+        self.filter_buttons[kind] = button
+        self.filter_menus[kind] = menu
+        return button
+
+    def _build_table(self) -> QTableView:
         self.model = FleetTableModel(self)
         self.proxy = DeviceFilterProxy(self)
         self.proxy.setSourceModel(self.model)
@@ -205,7 +254,10 @@ class DevicesPage(QWidget):
         hh.setSectionResizeMode(Col.NAME, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(60)
         self.table.sortByColumn(Col.DEVICE_ID, Qt.SortOrder.AscendingOrder)
+        return self.table
 
+    def _build_empty_state(self) -> QWidget:
+        """What stands in for the table when no row is shown, and why."""
         self.empty_label = QLabel(EMPTY_FLEET)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setProperty("role", "secondary")
@@ -217,15 +269,19 @@ class DevicesPage(QWidget):
         empty_layout.addWidget(self.empty_label)
         empty_layout.addWidget(self.empty_clear_button, 0, Qt.AlignmentFlag.AlignHCenter)
         empty_layout.addStretch(2)
-        self.table_stack = QStackedWidget()
-        self.table_stack.addWidget(self.table)
-        self.table_stack.addWidget(empty)
+        return empty
 
+    def _build_status_line(self) -> QLabel:
         self.status_label = QLabel("")
         self.status_label.setProperty("role", "secondary")
         self.status_label.setWordWrap(True)
         self.status_label.setVisible(False)
+        return self.status_label
 
+    def _build_splitter(self) -> QSplitter:
+        self.table_stack = QStackedWidget()
+        self.table_stack.addWidget(self._build_table())
+        self.table_stack.addWidget(self._build_empty_state())
         self.detail = DeviceDetail()
         self.detail.setVisible(False)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -234,44 +290,25 @@ class DevicesPage(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
+        return self.splitter
 
-        top = QHBoxLayout()
-        top.addWidget(self.heading)
-        top.addSpacing(8)
-        top.addWidget(self.count_label, 0, Qt.AlignmentFlag.AlignBottom)
-        top.addStretch(1)
-        top.addWidget(self.search, 2)
-        top.addWidget(self.refresh_button)
-        top.addWidget(self.register_button)
-        top.addWidget(self.export_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 12, 12, 12)
-        layout.setSpacing(8)
-        layout.addLayout(top)
-        layout.addLayout(filter_bar)
-        layout.addWidget(RoleNote(self.actor, [("Register…", Permission.DEVICE_REGISTER)]))
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.splitter, 1)
-
-        # -- behaviour
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(200)
-        self._search_timer.timeout.connect(self._apply_search)
-        self._resort_timer = QTimer(self)
-        self._resort_timer.setSingleShot(True)
-        self._resort_timer.setInterval(2000)
-        self._resort_timer.timeout.connect(self._resort)
-        self._sync_timer = QTimer(self)
-        self._sync_timer.setInterval(REGISTRY_SYNC_MS)
-        self._sync_timer.timeout.connect(self._sync_registry)
+    def _start_timers(self) -> None:
+        self._search_timer = self._timer(200, self._apply_search, single=True)
+        self._resort_timer = self._timer(2000, self._resort, single=True)
+        self._sync_timer = self._timer(REGISTRY_SYNC_MS, self._sync_registry)
         self._sync_timer.start()
-        self._syncing = False
-        self._clock = QTimer(self)
-        self._clock.setInterval(RELATIVE_TIME_REFRESH_MS)
-        self._clock.timeout.connect(self.table.viewport().update)
+        self._clock = self._timer(RELATIVE_TIME_REFRESH_MS, self.table.viewport().update)
         self._clock.start()
 
+    def _timer(self, interval_ms: int, slot: Callable[[], Any], *,
+               single: bool = False) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(single)
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _connect(self) -> None:
         self.search.textChanged.connect(self._search_changed)
         self.refresh_button.clicked.connect(self.refresh)
         self.register_button.clicked.connect(self.open_register_dialog)
@@ -286,11 +323,11 @@ class DevicesPage(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.detail.close_requested.connect(self.close_detail)
         self.detail.device_changed.connect(self._device_changed)
-        self.proxy.layoutChanged.connect(self._update_count)
-        self.proxy.rowsInserted.connect(self._update_count)
-        self.proxy.rowsRemoved.connect(self._update_count)
-        self.proxy.modelReset.connect(self._update_count)
+        for signal in (self.proxy.layoutChanged, self.proxy.rowsInserted,
+                       self.proxy.rowsRemoved, self.proxy.modelReset):
+            signal.connect(self._update_count)
 
+    def _add_shortcuts(self) -> None:
         QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self, self.focus_search)
         QShortcut(QKeySequence(Qt.Key.Key_F5), self, self.refresh)
         for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -299,13 +336,6 @@ class DevicesPage(QWidget):
         escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close_detail)
         escape.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
-        self._reload_saved_names()
-        self._update_filter_buttons()
-        self._update_count()
-        if backend is not None:
-            self._backend_ready(backend)
-        self.refresh()
-
     # -- loading -------------------------------------------------------------------------
     def refresh(self) -> None:
         if self._loading:
@@ -313,48 +343,45 @@ class DevicesPage(QWidget):
         self._loading = True
         self.refresh_button.setEnabled(False)
         self._set_status("Loading devices…", "secondary")
-        context, backend = self._context, self.backend
+        context, api, live = self._context, self.api, self._live
 
-        def load() -> tuple[Backend, service.FleetSnapshot]:
-            b = backend if backend is not None else context.backend  # type: ignore[union-attr]
-            return b, service.load_fleet(b)
+        def load() -> FleetLoad:
+            # the context builds the backend on first use: here, off the GUI thread
+            source = api if api is not None else context.api  # type: ignore[union-attr]
+            feed = live if api is not None else context.backend.live  # type: ignore[union-attr]
+            return FleetLoad(source, feed, source.devices.capabilities(),
+                             source.devices.overview())
 
-        self._background.start(load, self._loaded, self._failed)
+        self._background.start(load, self._loaded, self._failed, key=LOAD)
 
-    def _loaded(self, result: tuple[Backend, service.FleetSnapshot]) -> None:
-        backend, snapshot = result
+    def _loaded(self, result: FleetLoad) -> None:
         self._loading = False
         self.refresh_button.setEnabled(True)
-        if self.backend is not backend or self.bridge is None:
-            self._backend_ready(backend)
+        self._api_ready(result)
         selected = self.detail.device_id
-        self.model.load(snapshot.devices, snapshot.latest_values, snapshot.alert_counts,
-                        snapshot.worst)
+        overview = result.overview
+        self.model.load(overview.devices, overview.latest_values, overview.alert_counts,
+                        overview.worst)
         self._set_status("", "secondary")
         self._update_count()
         if selected is not None:
             self._select_device(selected)
-        if self._context is not None and not self._serves_device_target:
-            # other plugins open a device here (navigation.open("device", id)) from now
-            # on, a request made while the table was loading included
-            self._serves_device_target = True
-            unregister = self._context.navigation.register("device", self.show_device)
-            self.destroyed.connect(lambda *_: unregister())
 
     def _failed(self, exc: BaseException) -> None:
         self._loading = False
         self.refresh_button.setEnabled(True)
         self._set_status(f"Could not load devices: {exc}", "error")
 
-    def _backend_ready(self, backend: Backend) -> None:
-        self.backend = backend
-        self.detail.set_backend(backend, self.actor)
-        if self.bridge is None and backend.live is not None:
-            self.bridge = LiveBridge(backend.live, interval_ms=self._bridge_interval_ms,
+    def _api_ready(self, result: FleetLoad) -> None:
+        self.api, self._live = result.api, result.live
+        self.detail.bind(result.api.devices, self.actor, result.capabilities)
+        if self.bridge is None and result.live is not None:
+            self.bridge = LiveBridge(result.live, interval_ms=self._bridge_interval_ms,
                                      parent=self)
             self.bridge.batch.connect(self.apply_events)
-        self.register_button.setEnabled(self.actor.can(Permission.DEVICE_REGISTER))
-        if not self.actor.can(Permission.DEVICE_REGISTER):
+        may_register = self.actor.can(Permission.DEVICE_REGISTER)
+        self.register_button.setEnabled(may_register)
+        if not may_register:
             self.register_button.setToolTip(self.actor.denial(Permission.DEVICE_REGISTER))
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -364,20 +391,17 @@ class DevicesPage(QWidget):
 
     def _sync_registry(self) -> None:
         """Re-read the registry in the background while the list is shown."""
-        backend = self.backend
-        if backend is None or self._loading or self._syncing or not self.isVisible():
+        api = self.api
+        if api is None or self._loading or not self.isVisible():
             return
-        self._syncing = True
+        devices = api.devices
 
-        def done(devices: list[Device]) -> None:
-            self._syncing = False
-            if not self._loading and self.model.sync_devices(devices):
+        def done(found: list[Device]) -> None:
+            if not self._loading and self.model.sync_devices(found):
                 self._update_count()
 
-        def failed(_exc: BaseException) -> None:
-            self._syncing = False  # the next period tries again; F5 reports errors
-
-        self._sync_call.start(backend.registry.list, done, failed)
+        # a failed re-read is tried again next period; F5 reports errors
+        self._background.start(devices.all, done, lambda _exc: None, key=SYNC)
 
     # -- live ----------------------------------------------------------------------------
     def apply_events(self, events: list[FleetEvent]) -> None:
@@ -398,22 +422,26 @@ class DevicesPage(QWidget):
         self._update_count()
 
     def _start_alert_recount(self) -> None:
-        backend = self.backend
-        if self._alert_job_running or not self._alert_recount or backend is None:
+        """Recount the open alerts of the devices named since the last count,
+        one count at a time: under a stream of alert events each count still
+        finishes and paints, and the next one covers what arrived meanwhile."""
+        api = self.api
+        if self._alert_job_running or not self._alert_recount or api is None:
             return
-        ids, self._alert_recount = self._alert_recount, set()
+        ids, self._alert_recount = sorted(self._alert_recount), set()
         self._alert_job_running = True
+        devices = api.devices
 
-        def done(summary: tuple[dict[str, int], dict[str, Any]]) -> None:
+        def done(summary: OpenAlertSummary) -> None:
             self._alert_job_running = False
-            self.model.set_alert_counts(*summary)  # counts and health
+            self.model.set_alert_counts(summary.counts, summary.worst)  # counts and health
             self._start_alert_recount()
 
         def failed(exc: BaseException) -> None:
             self._alert_job_running = False
             self._set_status(f"Could not update alert counts: {exc}", "error")
 
-        self._background.start(lambda: service.open_alert_summary(backend, ids), done, failed)
+        self._background.start(lambda: devices.open_alerts(ids), done, failed)
 
     def _resort(self) -> None:
         self.model.sort(self.model.sort_column, self.model.sort_order)
@@ -570,7 +598,7 @@ class DevicesPage(QWidget):
                 for src in self.proxy.visible_rows()]
         self._set_status("Exporting…", "secondary")
         self._background.start(
-            lambda: service.write_csv(Path(path), header, rows),
+            lambda: write_csv(Path(path), header, rows),
             lambda n: self._set_status(f"Exported {plural(n, 'device')} to {path}", "success"),
             lambda exc: self._set_status(f"Export failed: {exc}", "error"))
 
@@ -636,10 +664,11 @@ class DevicesPage(QWidget):
 
     def register_device(self, device: Device,
                         on_done: Callable[[Device], Any] | None = None) -> None:
-        backend, actor = self.backend, self.actor
-        if backend is None:
+        api = self.api
+        if api is None:
             self._set_status("The backend is not ready yet; try again in a moment", "error")
             return
+        devices = api.devices
 
         def done(registered: Device) -> None:
             self.model.upsert_devices([registered])
@@ -650,7 +679,7 @@ class DevicesPage(QWidget):
                 on_done(registered)
 
         self._background.start(
-            lambda: service.register_device(backend, device, actor), done,
+            lambda: devices.register(device), done,
             lambda exc: self._set_status(f"Could not register {device.device_id}: {exc}",
                                          "error"))
 

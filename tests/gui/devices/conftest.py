@@ -15,12 +15,15 @@ from typing import Any
 import pytest
 
 from core.errors import ConcurrentModification
+from core.identity import local_owner
 from core.model import Device, DeviceStatus, Location
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
 from core.ports.commands import CommandChannel, CommandOutcome, CommandResult
 from core.ports.shadows import ShadowDocument, ShadowService
 from core.services.event_bus import EventBus
+from core.services.session import LocalFleetApi
+from core.services.wiring import build_services
 from core.store import Store
 
 
@@ -118,7 +121,9 @@ def make_page(qtbot: Any, backend: Backend, tmp_path: Path):
 
     def make(b: Backend | None = None, **kwargs: Any) -> DevicesPage:
         kwargs.setdefault("saved_filters_path", tmp_path / "config" / "saved_filters.json")
-        page = DevicesPage(backend=b or backend, **kwargs)
+        chosen = b or backend
+        api = LocalFleetApi(build_services(chosen), local_owner())
+        page = DevicesPage(api=api, live=chosen.live, **kwargs)
         qtbot.addWidget(page)
         page.resize(1300, 800)
         page.show()

@@ -55,19 +55,19 @@ def test_detail_shows_values_sparklines_alerts_link_and_history(qtbot, store, ma
     detail = _open(qtbot, page, "pump-1")
     assert detail.isVisible()
     assert detail.title.text() == "North pump"
-    assert detail.value_metrics() == ["battery_pct", "temp"]
-    assert detail.sparkline("temp").point_count() == 10
-    qtbot.waitUntil(lambda: detail.alert_list.topLevelItemCount() == 1, timeout=15_000)
-    assert detail.alert_list.topLevelItem(0).text(1) == "critical"
-    assert "99 received" in detail.info_labels["link"].text()
-    assert ("ping", "ok", "40 ms") in detail.command_rows()
+    assert detail.overview.value_metrics() == ["battery_pct", "temp"]
+    assert detail.overview.sparkline("temp").point_count() == 10
+    qtbot.waitUntil(lambda: detail.alerts.alert_list.topLevelItemCount() == 1, timeout=15_000)
+    assert detail.alerts.alert_list.topLevelItem(0).text(1) == "critical"
+    assert "99 received" in detail.overview.info_labels["link"].text()
+    assert ("ping", "ok", "40 ms") in detail.commands.command_rows()
 
     # live telemetry extends the sparkline and the table row
     now = datetime.now(UTC)
     page.apply_events([TelemetryReceived("pump-1", (
         Reading("pump-1", "temp", now, 42.0), Reading("pump-1", "battery_pct", now, 12.0)))])
-    assert detail.sparkline("temp").point_count() == 11
-    assert detail._value_rows["temp"].value.text() == "42"
+    assert detail.overview.sparkline("temp").point_count() == 11
+    assert detail.overview._value_rows["temp"].value.text() == "42"
     row = page.model.row_of("pump-1")
     assert page.model.index(row, Col.BATTERY).data() == "12"
 
@@ -76,23 +76,23 @@ def test_identity_edits_persist_to_the_store(qtbot, store, make_page):
     _seed(store)
     page = make_page()
     detail = _open(qtbot, page, "pump-1")
-    detail.name_edit.setText("South pump")
-    detail.tags_edit.setText("yard, critical , ")
-    detail.lat_edit.setText("52.52")
-    detail.lon_edit.setText("13.405")
-    detail.location_label_edit.setText("Pump house 3")
-    detail.save_button.click()
-    qtbot.waitUntil(lambda: detail.save_status.text() == "Saved", timeout=10_000)
+    detail.overview.name_edit.setText("South pump")
+    detail.overview.tags_edit.setText("yard, critical , ")
+    detail.overview.lat_edit.setText("52.52")
+    detail.overview.lon_edit.setText("13.405")
+    detail.overview.location_label_edit.setText("Pump house 3")
+    detail.overview.save_button.click()
+    qtbot.waitUntil(lambda: detail.overview.save_status.text() == "Saved", timeout=10_000)
     saved = store.registry.get("pump-1")
     assert saved.name == "South pump"
     assert saved.tags == frozenset({"yard", "critical"})
     assert saved.location == Location(52.52, 13.405, "Pump house 3")
     assert page.model.index(page.model.row_of("pump-1"), Col.NAME).data() == "South pump"
 
-    detail.lat_edit.setText("95")  # invalid latitude: message, nothing saved
-    detail.save_button.click()
-    assert "latitude" in detail.save_status.text()
-    assert detail.save_status.property("role") == "error"
+    detail.overview.lat_edit.setText("95")  # invalid latitude: message, nothing saved
+    detail.overview.save_button.click()
+    assert "latitude" in detail.overview.save_status.text()
+    assert detail.overview.save_status.property("role") == "error"
     assert store.registry.get("pump-1").location.latitude == 52.52
 
 
@@ -104,31 +104,33 @@ def test_shadow_editor_validates_json_and_reports_version_conflicts(
     page = make_page()
     detail = _open(qtbot, page, "pump-1")
     detail.tabs.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: detail.shadow is not None, timeout=15_000)
-    assert "Version 4" in detail.shadow_version.text()
-    rows = {key: (want, have, differs) for key, want, have, differs in detail.shadow_rows()}
+    qtbot.waitUntil(lambda: detail.shadow_tab.shadow is not None, timeout=15_000)
+    assert "Version 4" in detail.shadow_tab.shadow_version.text()
+    rows = {key: (want, have, differs)
+            for key, want, have, differs in detail.shadow_tab.shadow_rows()}
     assert rows["interval_s"] == ("30", "60", True)
     assert rows["led"] == ('"off"', '"off"', False)
 
-    detail.shadow_editor.setPlainText('{"interval_s": 15,')
-    assert detail.shadow_error.isVisible()
-    assert "not valid JSON" in detail.shadow_error.text()
-    assert not detail.shadow_apply.isEnabled()
-    detail.shadow_editor.setPlainText("[1, 2]")
-    assert "must be a JSON object" in detail.shadow_error.text()
+    detail.shadow_tab.shadow_editor.setPlainText('{"interval_s": 15,')
+    assert detail.shadow_tab.shadow_error.isVisible()
+    assert "not valid JSON" in detail.shadow_tab.shadow_error.text()
+    assert not detail.shadow_tab.shadow_apply.isEnabled()
+    detail.shadow_tab.shadow_editor.setPlainText("[1, 2]")
+    assert "must be a JSON object" in detail.shadow_tab.shadow_error.text()
 
-    detail.shadow_editor.setPlainText('{"interval_s": 15}')  # "led" removed -> deleted
-    assert detail.shadow_apply.isEnabled()
-    detail.shadow_apply.click()
-    qtbot.waitUntil(lambda: "version 5" in detail.shadow_error.text(), timeout=15_000)
+    detail.shadow_tab.shadow_editor.setPlainText('{"interval_s": 15}')  # "led" removed -> deleted
+    assert detail.shadow_tab.shadow_apply.isEnabled()
+    detail.shadow_tab.shadow_apply.click()
+    qtbot.waitUntil(lambda: "version 5" in detail.shadow_tab.shadow_error.text(), timeout=15_000)
     assert shadows.docs["pump-1"].desired == {"interval_s": 15}
 
     # someone else updates the shadow: our next write conflicts, and says so
     shadows.update_desired("pump-1", {"interval_s": 20})
-    detail.shadow_editor.setPlainText('{"interval_s": 10}')
-    detail.shadow_apply.click()
-    qtbot.waitUntil(lambda: "Version conflict" in detail.shadow_error.text(), timeout=15_000)
-    assert detail.shadow_error.property("role") == "error"
+    detail.shadow_tab.shadow_editor.setPlainText('{"interval_s": 10}')
+    detail.shadow_tab.shadow_apply.click()
+    qtbot.waitUntil(lambda: "Version conflict" in detail.shadow_tab.shadow_error.text(),
+                    timeout=15_000)
+    assert detail.shadow_tab.shadow_error.property("role") == "error"
     assert shadows.docs["pump-1"].desired == {"interval_s": 20}
 
 
@@ -137,35 +139,35 @@ def test_command_buttons_call_the_command_channel(qtbot, store, make_page, chann
     page = make_page()
     detail = _open(qtbot, page, "pump-1")
     detail.tabs.setCurrentIndex(2)
-    detail.ping_button.click()
-    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=15_000)
+    detail.commands.ping_button.click()
+    qtbot.waitUntil(lambda: "ping: ok" in detail.commands.command_status.text(), timeout=15_000)
     assert channel.sent[-1] == ("pump-1", "ping", None)
-    assert detail.command_rows()[0] == ("ping", "ok", "12 ms")
+    assert detail.commands.command_rows()[0] == ("ping", "ok", "12 ms")
 
-    detail.interval_spin.setValue(45)
-    detail.interval_button.click()
+    detail.commands.interval_spin.setValue(45)
+    detail.commands.interval_button.click()
     qtbot.waitUntil(lambda: len(channel.sent) == 2, timeout=15_000)
     assert channel.sent[-1] == ("pump-1", "set-interval", {"seconds": 45})
 
     asked: list[str] = []
     detail.confirm = lambda title, text: asked.append(title) or False
-    detail.reboot_button.click()
+    detail.commands.reboot_button.click()
     assert asked == ["Reboot device"] and len(channel.sent) == 2  # cancelled: not sent
     detail.confirm = lambda title, text: True
-    detail.reboot_button.click()
+    detail.commands.reboot_button.click()
     qtbot.waitUntil(lambda: len(channel.sent) == 3, timeout=15_000)
     assert channel.sent[-1][1] == "reboot"
 
     channel.outcome = CommandOutcome.TIMEOUT
-    detail.identify_button.click()
-    qtbot.waitUntil(lambda: "identify: timeout" in detail.command_status.text(),
+    detail.commands.identify_button.click()
+    qtbot.waitUntil(lambda: "identify: timeout" in detail.commands.command_status.text(),
                     timeout=15_000)
-    assert detail.command_status.property("role") == "error"
+    assert detail.commands.command_status.property("role") == "error"
 
     # a command event from the hub updates the history
     record = CommandRecord("req-x", "pump-1", "ping", status=CommandStatus.SENT)
     detail.apply_events([CommandChanged(record)])
-    assert detail.command_rows()[0] == ("ping", "sent", "")
+    assert detail.commands.command_rows()[0] == ("ping", "sent", "")
 
 
 def test_ports_missing_on_the_backend_disable_their_controls(qtbot, store, make_page):
@@ -175,13 +177,14 @@ def test_ports_missing_on_the_backend_disable_their_controls(qtbot, store, make_
     page = make_page(bare)
     assert page.bridge is None  # no live feed, no bridge
     detail = _open(qtbot, page, "pump-1")
-    for button in (detail.ping_button, detail.reboot_button, detail.interval_button,
-                   detail.identify_button):
+    commands = detail.commands
+    for button in (commands.ping_button, commands.reboot_button, commands.interval_button,
+                   commands.identify_button):
         assert not button.isEnabled()
         assert "Not available on the bare backend" in button.toolTip()
-    assert not detail.shadow_apply.isEnabled()
-    assert "no shadow service" in detail.shadow_apply.toolTip()
-    assert detail.name_edit.isEnabled() and detail.save_button.isEnabled()
+    assert not detail.shadow_tab.shadow_apply.isEnabled()
+    assert "no shadow service" in detail.shadow_tab.shadow_apply.toolTip()
+    assert detail.overview.name_edit.isEnabled() and detail.overview.save_button.isEnabled()
 
 
 def test_decommission_and_register_round_trip(qtbot, store, make_page):
@@ -223,16 +226,17 @@ def test_decommission_and_register_round_trip(qtbot, store, make_page):
 def test_link_statistics_follow_the_hub_while_the_detail_is_open(qtbot, store, make_page,
                                                                    monkeypatch):
     """A reboot counted by the hub shows in the open detail without reopening it."""
-    from plugins.devices.widgets import detail as detail_module
+    from plugins.devices.widgets import overview_tab as detail_module
 
     monkeypatch.setattr(detail_module, "LINK_REFRESH_MS", 200)
     _seed(store)
     page = make_page()
     detail = _open(qtbot, page, "pump-1")
-    assert "99 received" in detail.info_labels["link"].text()
-    assert "0 reboots" in detail.info_labels["link"].text()
+    assert "99 received" in detail.overview.info_labels["link"].text()
+    assert "0 reboots" in detail.overview.info_labels["link"].text()
 
     store.link_stats.upsert_many([LinkStats("pump-1", last_seq=3, received=130, lost=1,
                                             reboots=1)])
-    qtbot.waitUntil(lambda: "1 reboot" in detail.info_labels["link"].text(), timeout=30_000)
-    assert "130 received" in detail.info_labels["link"].text()
+    qtbot.waitUntil(lambda: "1 reboot" in detail.overview.info_labels["link"].text(),
+                    timeout=30_000)
+    assert "130 received" in detail.overview.info_labels["link"].text()

@@ -45,7 +45,7 @@ def open_detail(qtbot: Any, store: Store, channel: AnsweringChannel, shadows: Me
         page = DevicesPage(context, saved_filters_path=tmp_path / "filters.json")
         qtbot.addWidget(page)
         page.show()
-        qtbot.waitUntil(lambda: page.backend is not None and not page._loading, timeout=60_000)
+        qtbot.waitUntil(lambda: page.api is not None and not page._loading, timeout=60_000)
         assert page.show_device("pump-1")
         qtbot.waitUntil(lambda: page.detail.loaded_device_id == "pump-1", timeout=15_000)
         page.detail.confirm = lambda title, text: True
@@ -60,17 +60,19 @@ def test_a_support_login_is_refused_on_the_page_and_audited(
     detail = open_detail(Actor("sam", Role.SUPPORT))
     # The page greys the actions out and says why; the service refuses them even
     # when they are triggered anyway (a stale page, a keyboard path, a plugin).
-    assert not any(b.isEnabled() for b in (detail.ping_button, detail.shadow_apply,
-                                           detail.decommission_button, detail.save_button))
+    assert not any(b.isEnabled() for b in (detail.commands.ping_button,
+                                           detail.shadow_tab.shadow_apply,
+                                           detail.decommission_button,
+                                           detail.overview.save_button))
     assert detail.role_note.isVisible()
     assert "Decommission…, Update desired (engineer or admin)" in detail.role_note.text()
-    detail.send_command("ping")
-    qtbot.waitUntil(lambda: "may not send commands" in detail.command_status.text(),
+    detail.commands.send_command("ping")
+    qtbot.waitUntil(lambda: "may not send commands" in detail.commands.command_status.text(),
                     timeout=15_000)
-    detail.shadow_editor.setPlainText('{"interval_s": 5}')
-    detail.apply_desired()
+    detail.shadow_tab.shadow_editor.setPlainText('{"interval_s": 5}')
+    detail.shadow_tab.apply_desired()
     qtbot.waitUntil(lambda: "may not change a device's desired state"
-                    in detail.shadow_error.text(), timeout=15_000)
+                    in detail.shadow_tab.shadow_error.text(), timeout=15_000)
     detail.decommission()
     qtbot.waitUntil(lambda: "may not decommission devices" in detail.message.text(),
                     timeout=15_000)
@@ -85,8 +87,8 @@ def test_a_support_login_is_refused_on_the_page_and_audited(
 def test_an_engineers_command_goes_out_under_their_name(
         qtbot: Any, open_detail: Any, store: Store, channel: AnsweringChannel) -> None:
     detail = open_detail(Actor("erin", Role.ENGINEER))
-    detail.ping_button.click()
-    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=15_000)
+    detail.commands.ping_button.click()
+    qtbot.waitUntil(lambda: "ping: ok" in detail.commands.command_status.text(), timeout=15_000)
     assert channel.sent == [("pump-1", "ping", None)]
     [entry] = store.audit.entries()
     assert (entry.actor, entry.action, entry.subject) == ("erin", "device.command", "pump-1")

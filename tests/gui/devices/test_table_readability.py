@@ -12,9 +12,10 @@ from PySide6.QtCore import Qt
 
 from core.model import CommandRecord, CommandStatus, Device, DeviceStatus, Reading
 from core.model.events import CommandChanged
-from plugins.devices.widgets.detail import format_value, with_gaps
 from plugins.devices.widgets.devices_page import HEADER_PADDING_PX
 from plugins.devices.widgets.fleet_model import Col, fallback_name
+from plugins.devices.widgets.panel_text import format_value
+from plugins.devices.widgets.sparkline import with_gaps
 
 
 def _fleet(store) -> None:
@@ -75,8 +76,8 @@ def test_rssi_reads_in_whole_dbm(qtbot, store, make_page):
     assert page.show_device("env-00003")
     detail = page.detail
     qtbot.waitUntil(lambda: detail.loaded_device_id == "env-00003", timeout=10_000)
-    qtbot.waitUntil(lambda: "rssi" in detail.value_metrics(), timeout=10_000)
-    assert detail._value_rows["rssi"].value.text() == "-71 dBm"
+    qtbot.waitUntil(lambda: "rssi" in detail.overview.value_metrics(), timeout=10_000)
+    assert detail.overview._value_rows["rssi"].value.text() == "-71 dBm"
     assert format_value("temperature", 21.456) == "21.46"
 
 
@@ -86,16 +87,16 @@ def test_ping_shows_one_latency_in_the_banner_and_the_table(qtbot, store, make_p
     assert page.show_device("pump-1")
     detail = page.detail
     qtbot.waitUntil(lambda: detail.loaded_device_id == "pump-1", timeout=10_000)
-    detail.ping_button.click()
-    qtbot.waitUntil(lambda: "ping: ok" in detail.command_status.text(), timeout=15_000)
-    assert detail.command_status.text() == "ping: ok in 12 ms"
-    (request_id,) = detail._latency
+    detail.commands.ping_button.click()
+    qtbot.waitUntil(lambda: "ping: ok" in detail.commands.command_status.text(), timeout=15_000)
+    assert detail.commands.command_status.text() == "ping: ok in 12 ms"
+    (request_id,) = detail.commands._latency
     # The stored record (what the hub saw) arrives afterwards with its own times.
     created = datetime.now(UTC)
     record = CommandRecord(request_id, "pump-1", "ping", status=CommandStatus.OK,
                            created_at=created, completed_at=created + timedelta(milliseconds=4))
     page.apply_events([CommandChanged(record)])
-    assert ("ping", "ok", "12 ms") in detail.command_rows()
+    assert ("ping", "ok", "12 ms") in detail.commands.command_rows()
 
 
 def test_a_restart_is_a_hole_in_the_sparkline() -> None:
@@ -122,7 +123,7 @@ def test_last_seen_follows_the_newest_reading_not_the_batched_registry(qtbot, st
     assert page.show_device("env-00001")
     detail = page.detail
     qtbot.waitUntil(lambda: detail.loaded_device_id == "env-00001", timeout=10_000)
-    label = detail.info_labels["last_seen"]
+    label = detail.overview.info_labels["last_seen"]
     age = int(label.text().split()[0])
     assert age <= 3, label.text()
     qtbot.waitUntil(lambda: int(label.text().split()[0]) > age, timeout=5_000)

@@ -23,7 +23,10 @@ from tests.integration.hub.conftest import wait_until
 
 def _env(tmp_path, role: str = "") -> dict[str, str]:
     env = {**os.environ, "SMARTIOT_CONFIG": str(tmp_path / "config.toml"),
-           "SMARTIOT_DATA_DIR": str(tmp_path / "data")}
+           "SMARTIOT_DATA_DIR": str(tmp_path / "data"),
+           # the team's people belong to the fleet's organization: another
+           # organization's devices are unknown to them
+           "SMARTIOT_ORGANIZATION": "des"}
     env.pop("SMARTIOT_ROLE", None)
     if role:
         env["SMARTIOT_ROLE"] = role
