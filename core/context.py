@@ -65,9 +65,9 @@ class AppContext:
             if self._api is None:
                 from core.crypto.keystore import CodeSigningKeys
                 from core.identity import is_one_process
+                from core.ports.audit import HUB_CHECKPOINT_INTERVAL_S
                 from core.services.session import LocalFleetApi
                 from core.services.wiring import build_services
-                from core.store.audit_anchor import HUB_INTERVAL_S
 
                 services = build_services(
                     backend, signing_keys=CodeSigningKeys(self.config.data_dir / "codesign"),
@@ -75,7 +75,7 @@ class AppContext:
                     # Where every append signs its own checkpoint nothing may wait
                     # for one; a team console allows the hub's interval twice over.
                     audit_grace=timedelta(0) if is_one_process(self.config.profile)
-                    else timedelta(seconds=2 * HUB_INTERVAL_S),
+                    else timedelta(seconds=2 * HUB_CHECKPOINT_INTERVAL_S),
                     trust_key_files=is_one_process(self.config.profile))
                 # A person with an entry in the user directory acts with the
                 # entry's role and organization; a disabled entry is refused

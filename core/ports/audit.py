@@ -55,6 +55,11 @@ class AuditReport:
         return text
 
 
+# How often `smartiot hub` signs the head (core.store.audit_anchor): a team
+# console lets the newest entries wait for a checkpoint twice this long.
+HUB_CHECKPOINT_INTERVAL_S = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     actor: str = ""

@@ -1,6 +1,7 @@
 """What people read about the fleet, limited to their organization (the
 devices themselves, their history and shadow are core.services.devices'):
-alerts, rules, deployments, the dashboard statistics and sensor queries.
+alerts, rules and deployments (the dashboard statistics and sensor queries
+are core.services.analytics').
 
 Reads need no permission (every role sees the fleet it works on) but they do
 need a scope: an actor with an organization sees only that organization's
@@ -21,25 +22,23 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from core.errors import NotFound, ValidationError
-from core.model import AlertState, Device, Severity
+from core.model import Device
 from core.model.roles import Actor
 from core.model.timeutil import utcnow
-from core.ports.alerts import AlertQuery, AlertStore
+from core.ports.alerts import AlertStore
 from core.ports.deployments import DeploymentService
 from core.ports.hub import AlertRuleStore
 from core.ports.registry import DeviceQuery, DeviceRegistry
 from core.ports.shadows import ShadowService
-from core.ports.telemetry import Series, TelemetryStore
-from core.services.fleet_stats import compute_fleet_statistics
+from core.ports.telemetry import TelemetryStore
 
 T = TypeVar("T")
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-MAX_QUERY_DEVICES = 50
 MAX_QUERY_SPAN = timedelta(days=366)
 
 
@@ -86,15 +85,6 @@ def _page(rows: Sequence[T], offset: int, limit: int) -> Page[T]:
     return Page(items, encode_token(offset + limit) if len(rows) > limit else "")
 
 
-@dataclass(frozen=True, slots=True)
-class SensorQuery:
-    device_ids: tuple[str, ...]
-    metric: str
-    start: datetime
-    end: datetime
-    bucket_s: float | None = None
-
-
 class FleetView:
     def __init__(self, registry: DeviceRegistry, alerts: AlertStore, telemetry: TelemetryStore,
                  *, deployments: DeploymentService | None = None,
@@ -133,31 +123,6 @@ class FleetView:
 
     # Alerts and rules are read through core.services.alerting.service.AlertService,
     # with the same organization scope.
-
-    # ------------------------------------------------------------------ analytics
-    def dashboard(self, actor: Actor) -> dict[str, Any]:
-        """The Smart_IOT dashboard's statistics plus open alerts by severity."""
-        devices = self._registry.list(DeviceQuery(organizations=self._orgs(actor)))
-        stats = compute_fleet_statistics(devices).as_dashboard()
-        ids = {d.device_id for d in devices}
-        open_alerts = [a for a in self._alerts.list(AlertQuery(
-            states=frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})))
-            if a.device_id in ids]
-        by_severity = {s.value: 0 for s in Severity}
-        for a in open_alerts:
-            by_severity[a.severity.value] += 1
-        return {**stats, "open_alerts": len(open_alerts), "alerts_by_severity": by_severity}
-
-    def sensor_query(self, actor: Actor, query: SensorQuery) -> list[Series]:
-        if not query.device_ids:
-            raise ValidationError("device_ids: name at least one device")
-        if len(query.device_ids) > MAX_QUERY_DEVICES:
-            raise ValidationError(f"device_ids: at most {MAX_QUERY_DEVICES} devices per query")
-        for device_id in query.device_ids:
-            self.device(actor, device_id)
-        _check_span(query.start, query.end)
-        return self._telemetry.query_many(list(query.device_ids), query.metric, query.start,
-                                          query.end, bucket_ms=_bucket_ms(query.bucket_s))
 
 
 def _check_span(start: datetime, end: datetime) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from core.model.timeutil import utcnow
+from core.ports.audit import HUB_CHECKPOINT_INTERVAL_S
 from core.store.schema import AuditCheckpointRow, AuditRow, table_of
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 GENESIS_MAC = "0" * 64
 KEY_SECRET = "audit.checkpoint-key"
 ANCHOR_FILE = "audit-anchor.json"
-HUB_INTERVAL_S = 60.0
+HUB_INTERVAL_S = HUB_CHECKPOINT_INTERVAL_S
 
 _checkpoints = table_of(AuditCheckpointRow)
 _audit = table_of(AuditRow)

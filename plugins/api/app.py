@@ -16,12 +16,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from core.errors import (
     ConcurrentModification,
@@ -32,8 +31,6 @@ from core.errors import (
     ValidationError,
 )
 from core.model.roles import Actor
-from core.services.fleet_view import SensorQuery
-from plugins.api import models, shapes
 from plugins.api.auth import Unauthorized, actor_from_claims
 from plugins.api.wiring import ApiServices
 
@@ -188,23 +185,9 @@ def build_app(services: Callable[[], ApiServices], *,
     app.include_router(alerts_router(services, actor, check_version))
 
     # ------------------------------------------------------------ users
-    @app.get("/users/me", summary="Who the API takes the caller for", tags=["users"])
-    def me() -> Response[Any]:
-        who = actor()
-        svc = services()
-        data = svc.users.me(who)
-        try:
-            data["preferences"] = svc.users.preferences(who).values
-        except NotFound:
-            data["preferences"] = None
-        return envelope(data)
+    from plugins.api.routes.users import users_router
 
-    @app.put("/users/me/preferences", summary="Replace one's preferences (If-Match: version)",
-             tags=["users"])
-    def put_preferences(body: Annotated[models.PreferencesIn, Body()]) -> Response[Any]:
-        saved = services().users.set_preferences(actor(), body.preferences,
-                                                 expected_version=int_if_match())
-        return envelope(shapes.preferences(saved), headers={"ETag": f'"{saved.version}"'})
+    app.include_router(users_router(services, actor, int_if_match))
 
     # ------------------------------------------------------------ firmware and deployments
     from plugins.api.routes.deployments import deployments_router
@@ -213,20 +196,12 @@ def build_app(services: Callable[[], ApiServices], *,
     app.include_router(firmware_router(services, actor))
     app.include_router(deployments_router(services, actor))
 
-    # ------------------------------------------------------------ analytics
-    @app.get("/analytics/dashboard", summary="Fleet statistics", tags=["analytics"])
-    def dashboard() -> Response[Any]:
-        return envelope(services().view.dashboard(actor()))
+    # ------------------------------------------------------------ analytics and audit
+    from plugins.api.routes.analytics import analytics_router
+    from plugins.api.routes.audit import audit_router
 
-    @app.post("/analytics/query", summary="Sensor readings of several devices",
-              tags=["analytics"])
-    def analytics_query(body: Annotated[models.SensorQueryIn, Body()]) -> Response[Any]:
-        for name, value in (("start", body.start), ("end", body.end)):
-            if value.tzinfo is None:
-                raise ValidationError(f"{name}: give a time zone (e.g. 2026-12-04T18:00:00Z)")
-        result = services().view.sensor_query(actor(), SensorQuery(
-            tuple(body.device_ids), body.metric, body.start, body.end, body.bucket_s))
-        return envelope({"series": [shapes.series(s) for s in result]})
+    app.include_router(analytics_router(services, actor))
+    app.include_router(audit_router(services, actor))
 
     @app.get("/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)
     def openapi() -> Response[Any]:

@@ -31,5 +31,6 @@ def build_api_services(backend: Backend, *, signing_keys: CodeSigningKeys | None
     if preferences is not None and backend.preferences is None:
         # A backend built before it carried the preference store (tests, the CLI's
         # `api serve` over a store): the API still keeps each person's settings.
-        services = replace(services, users=UserService(preferences, backend.audit))
+        services = replace(services, users=UserService(preferences, backend.audit,
+                                                       directory=backend.users))
     return services

@@ -85,7 +85,8 @@ def backend_over(store: Store) -> Backend:  # noqa: F811
     return Backend("local", registry=store.registry, alerts=store.alerts,
                    telemetry=store.telemetry, firmware=store.firmware,
                    deployments=store.deployments, rules=store.rules, audit=store.audit,
-                   command_log=store.commands, trusted_keys=store.trusted_keys)
+                   command_log=store.commands, trusted_keys=store.trusted_keys,
+                   users=store.users)
 
 
 def start_api(store: Store, tmp_path: Path, *,  # noqa: F811
