@@ -48,6 +48,20 @@ def test_every_hook_is_documented_in_plugins_md():
     )
 
 
+def test_every_hook_is_documented_with_its_full_signature():
+    """Each hook's section opens with `name(args)` exactly as core/hookspecs.py
+    declares it, so a renamed or added argument cannot leave the docs behind."""
+    text = DOCS.read_text()
+    sections = dict(re.findall(r"^### (smartiot_\w+)\n(.*?)(?=^##|\Z)", text,
+                               re.MULTILINE | re.DOTALL))
+    for name in HOOKS:
+        params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+        signature = f"`{name}({params})`"
+        documented = re.findall(rf"`{name}\([^)]*\)`", sections.get(name, ""))
+        assert documented and set(documented) == {signature}, (
+            f"docs/plugins.md, section {name}: expected {signature}, found {documented}")
+
+
 def test_every_hook_has_a_test():
     module = sys.modules[__name__]
     tested = {name.removeprefix("test_hook_") for name in dir(module)
