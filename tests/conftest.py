@@ -27,7 +27,25 @@ os.environ.pop("SMARTIOT_CODESIGN_PASSPHRASE", None)
 PG_SKIP_PREFIX = "SMARTIOT_TEST_PG_URL not set"
 
 
+# Fuzz case counts arrive with each test's report (tests/fuzz/conftest.py), so the
+# total is right when pytest-xdist runs the tests in worker processes.
+_FUZZ_CASES: dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report):  # type: ignore[no-untyped-def]
+    if report.when != "teardown":
+        return
+    for key, value in report.user_properties:
+        if key == "fuzz_cases":
+            for name, n in value.items():
+                _FUZZ_CASES[name] = _FUZZ_CASES.get(name, 0) + n
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    if _FUZZ_CASES:
+        total = sum(_FUZZ_CASES.values())
+        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(_FUZZ_CASES.items()))
+        terminalreporter.write_line(f"fuzz cases run: {total:,} ({parts})")
     not_run = [
         report.nodeid
         for report in terminalreporter.stats.get("skipped", [])

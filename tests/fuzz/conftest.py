@@ -28,12 +28,16 @@ def count(name: str) -> None:
     CASES[name] += 1
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter):
-    if CASES:
-        total = sum(CASES.values())
-        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(CASES.items()))
-        terminalreporter.write_line(f"fuzz cases run: {total:,} ({parts})")
+@pytest.fixture(autouse=True)
+def _report_fuzz_cases(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hands each test's case counts to the report (``user_properties``), which
+    pytest-xdist carries from the worker to the controller; tests/conftest.py sums
+    them into the "fuzz cases run" line, in a serial and a parallel run alike."""
+    before = Counter(CASES)
+    yield
+    ran = CASES - before
+    if ran:
+        request.node.user_properties.append(("fuzz_cases", dict(ran)))
 
 
 # ------------------------------------------------------------------ strategies
