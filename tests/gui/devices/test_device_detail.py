@@ -96,6 +96,26 @@ def test_identity_edits_persist_to_the_store(qtbot, store, make_page):
     assert store.registry.get("pump-1").location.latitude == 52.52
 
 
+
+def test_an_edit_from_a_stale_read_is_refused_and_the_other_edit_kept(qtbot, store, make_page):
+    """Two consoles edit the same device: the second save, made from the version
+    it loaded before the first was saved, is refused with the reason instead of
+    silently overwriting the colleague's name."""
+    _seed(store)
+    page = make_page()
+    detail = _open(qtbot, page, "pump-1")
+    loaded = detail.device
+    colleague = store.registry.save(Device("pump-1", name="Colleague's name",
+                                           device_type="pump", organization="acme"),
+                                    expected_version=loaded.version)
+    assert colleague.version == loaded.version + 1
+    detail.overview.name_edit.setText("My name")
+    detail.overview.save_button.click()
+    qtbot.waitUntil(lambda: "Not saved" in detail.overview.save_status.text(), timeout=10_000)
+    assert f"changed since version {loaded.version}" in detail.overview.save_status.text()
+    assert detail.overview.save_status.property("role") == "error"
+    assert store.registry.get("pump-1").name == "Colleague's name"
+
 def test_shadow_editor_validates_json_and_reports_version_conflicts(
         qtbot, store, make_page, shadows):
     _seed(store)
