@@ -111,8 +111,8 @@ def build_palette(c: ThemeColors) -> QPalette:
 
 
 def current_theme(app: QApplication | None = None) -> str:
-    app = app or QApplication.instance()
-    value = app.property(_THEME_PROPERTY) if app is not None else None
+    instance = app or QApplication.instance()
+    value = instance.property(_THEME_PROPERTY) if instance is not None else None
     return value if value in THEMES else "light"
 
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -109,7 +110,8 @@ class PluginsDialog(QDialog):
                                              QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self._copy)
         for button in buttons.buttons():  # nothing here to confirm: no accent button
-            button.setAutoDefault(False)
+            if isinstance(button, QPushButton):
+                button.setAutoDefault(False)
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
@@ -134,8 +136,9 @@ class PluginsDialog(QDialog):
                 item.setToolTip(info.error or value)
                 if info.status is PluginStatus.FAILED:
                     item.setForeground(danger)
+                if col == 1:
+                    item.setIcon(status_icon(_STATUS_ICON[info.status]))
                 self.table.setItem(row, col, item)
-            self.table.item(row, 1).setIcon(status_icon(_STATUS_ICON[info.status]))
 
     def row_of(self, name: str) -> int:
         for row, info in enumerate(self.infos):
@@ -144,7 +147,8 @@ class PluginsDialog(QDialog):
         raise KeyError(name)
 
     def cell_text(self, row: int, column: str) -> str:
-        return self.table.item(row, COLUMNS.index(column)).text()
+        item = self.table.item(row, COLUMNS.index(column))
+        return item.text() if item is not None else ""
 
     def _show_details(self, row: int) -> None:
         if 0 <= row < len(self.infos):

@@ -13,6 +13,7 @@ import dataclasses
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -208,7 +209,7 @@ class SettingsDialog(QDialog):
         self.aws_group.setEnabled(profile.backend == "aws")
 
     def _read_form(self, name: str) -> Profile:
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # str or bool per PROFILE_KEYS; the loader re-checks
         for key, widget in self.fields.items():
             if isinstance(widget, QCheckBox):
                 values[key] = widget.isChecked()
