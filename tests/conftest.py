@@ -1,13 +1,22 @@
 """Suite-wide set-up: isolate the user's real config, data and keyring, keep entry-point
 discovery off unless a test asks for it, and report by name the PostgreSQL
-tests that could not run."""
+tests that could not run.
+
+`make test` runs the suite in pytest-xdist worker processes. Each worker imports this
+file on its own, so everything below (the sandbox, the environment, the session
+brokers) is per worker: no two workers share a config, data dir, home, runtime dir or
+broker. Throw-away PostgreSQL schemas and databases carry a random name."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-_SANDBOX = tempfile.mkdtemp(prefix="smartiot-tests-")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_SANDBOX = tempfile.mkdtemp(prefix=f"smartiot-tests-{_WORKER}-")
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["SMARTIOT_ENTRY_POINTS"] = "0"
 os.environ["SMARTIOT_CONFIG"] = os.path.join(_SANDBOX, "config", "config.toml")
@@ -22,6 +31,14 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 os.environ.pop("SMARTIOT_SECRETS_PASSPHRASE", None)
 os.environ.pop("SMARTIOT_SECRETS_BACKEND", None)
 os.environ["XDG_DATA_HOME"] = os.path.join(_SANDBOX, "xdg-data")
+# Defaults that fall back on the home directory (an export dialog's suggested path,
+# a page's saved filters) and the per-user runtime directory where embedded brokers
+# announce themselves (simulator.local_brokers, simulator.broker_guard) stay in the
+# sandbox too: never in the developer's home, never seen by another worker.
+for _name in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME",
+              "XDG_RUNTIME_DIR"):
+    os.environ[_name] = os.path.join(_SANDBOX, _name.lower())
+    os.makedirs(os.environ[_name], mode=0o700)
 os.environ.pop("SMARTIOT_CODESIGN_PASSPHRASE", None)
 
 PG_SKIP_PREFIX = "SMARTIOT_TEST_PG_URL not set"
