@@ -59,10 +59,16 @@ def test_every_kind_of_bad_message_is_quarantined_and_ingestion_goes_on(
         assert counts.get(reason) == 1, (reason, counts)
     assert counts["duplicate"] == 1 and "out_of_order" not in counts
     # good data made it, bad data did not
-    series = store.telemetry.query("p1", "temperature", datetime(2020, 1, 1, tzinfo=UTC),
-                                   datetime(2100, 1, 1, tzinfo=UTC))
-    # the late seq 3 is new data (it filled the gap): stored, counted as reordered
-    assert sorted(series.value.tolist()) == [21.0, 22.0, 23.0, 25.0, 26.0]
+    # the late seq 3 is new data (it filled the gap): stored, counted as reordered.
+    # The link statistics can be written before the telemetry batch that holds seq 3
+    # (the writer is asynchronous), so wait for the batch before comparing.
+    def stored() -> list[float]:
+        series = store.telemetry.query("p1", "temperature", datetime(2020, 1, 1, tzinfo=UTC),
+                                       datetime(2100, 1, 1, tzinfo=UTC))
+        return sorted(series.value.tolist())
+
+    wait_until(lambda: len(stored()) >= 5, message="the 5 good readings were not all stored")
+    assert stored() == [21.0, 22.0, 23.0, 25.0, 26.0]
     stats = wait_until(lambda: store.link_stats.get("p1"))
     assert stats.received == 5 and stats.lost == 1  # 4 missing, 3 arrived late
     assert stats.duplicates == 1 and stats.out_of_order == 1
