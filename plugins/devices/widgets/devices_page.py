@@ -38,6 +38,7 @@ from console.widgets.background import BackgroundCall
 from console.widgets.role_note import RoleNote
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
+from core.errors import SmartIotError
 from core.model import Device
 from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.model.roles import Actor, Permission
@@ -132,13 +133,17 @@ class DevicesPage(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        if context is None and api is None:
-            raise ValueError("DevicesPage needs a context or an api")
         self._context = context
         self.api: FleetApi | None = api
         self._live = live
         #: who acts; the devices use cases check the role and audit with it
-        self.actor: Actor = api.actor if api is not None else context.actor  # type: ignore[union-attr]
+        self.actor: Actor
+        if api is not None:
+            self.actor = api.actor
+        elif context is not None:
+            self.actor = context.actor
+        else:
+            raise ValueError("DevicesPage needs a context or an api")
         self.bridge: LiveBridge | None = None
         self._bridge_interval_ms = bridge_interval_ms
         self._background = BackgroundCall(self)
@@ -346,9 +351,12 @@ class DevicesPage(QWidget):
         context, api, live = self._context, self.api, self._live
 
         def load() -> FleetLoad:
-            # the context builds the backend on first use: here, off the GUI thread
-            source = api if api is not None else context.api  # type: ignore[union-attr]
-            feed = live if api is not None else context.backend.live  # type: ignore[union-attr]
+            source, feed = api, live
+            if source is None and context is not None:
+                # the context builds the backend on first use: here, off the GUI thread
+                source, feed = context.api, context.backend.live
+            if source is None:
+                raise SmartIotError("no backend to load the devices from")
             return FleetLoad(source, feed, source.devices.capabilities(),
                              source.devices.overview())
 
