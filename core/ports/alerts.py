@@ -18,6 +18,8 @@ class AlertQuery:
     since: datetime | None = None
     changed_since: datetime | None = None  # updated at or after (consoles catching up)
     limit: int | None = None
+    offset: int = 0  # rows skipped from the newest, for pages cut in the store
+    organization: str = ""  # only alerts of this organization's registered devices
 
 
 class AlertStore(ABC):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from core.errors import ConcurrentModification, NotFound, ValidationError
 from core.model import Alert, AlertEvent, AlertEventKind, AlertState, Severity, history_of
 from core.ports.alerts import AlertQuery, AlertStore
-from core.store.schema import AlertEventRow, AlertRow, table_of
+from core.store.schema import AlertEventRow, AlertRow, DeviceRow, table_of
 
 _alerts = table_of(AlertRow)
 _events = table_of(AlertEventRow)
@@ -95,6 +95,11 @@ class SqlAlertStore(AlertStore):
             stmt = stmt.where(AlertRow.created_at >= q.since)
         if q.changed_since is not None:
             stmt = stmt.where(AlertRow.updated_at >= q.changed_since)
+        if q.organization:
+            stmt = stmt.where(AlertRow.device_id.in_(
+                select(DeviceRow.device_id).where(DeviceRow.organization == q.organization)))
+        if q.offset:
+            stmt = stmt.offset(q.offset)
         if q.limit is not None:
             stmt = stmt.limit(q.limit)
         with self._sessions() as session:

@@ -217,3 +217,25 @@ def test_rejected_messages_are_read_by_every_role_within_its_organization(
     assert fleet.session(Role.SUPPORT).list_quarantine(device_id="meter-9").messages == []
     everything = fleet.session(Role.SUPPORT, organization="").list_quarantine()
     assert len(everything.messages) == 3 and everything.counts == {"schema": 2, "topic": 1}
+
+
+def test_pages_are_cut_in_the_store_within_the_organization(fleet: Fleet) -> None:
+    start = utcnow() - timedelta(hours=1)
+    for i in range(6):
+        fleet.store.alerts.add(Alert("pump-1", "hot", Severity.INFO, f"acme {i}",
+                                     alert_id=f"acme-{i}", created_at=start + timedelta(
+                                         minutes=i)))
+        fleet.store.alerts.add(Alert("meter-9", "leak", Severity.INFO, f"globex {i}",
+                                     alert_id=f"globex-{i}", created_at=start + timedelta(
+                                         minutes=i, seconds=30)))
+    api = fleet.session(Role.SUPPORT)
+    seen: list[str] = []
+    token, pages = "", 0
+    while True:
+        page = api.list_alerts(severities=frozenset({Severity.INFO}), limit=4, next_token=token)
+        seen += [a.alert_id for a in page.items]
+        pages += 1
+        token = page.next
+        if not token:
+            break
+    assert pages == 2 and seen == [f"acme-{i}" for i in reversed(range(6))]

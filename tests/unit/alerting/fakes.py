@@ -42,7 +42,8 @@ class MemoryAlertStore(AlertStore):
                if (not q.device_id or a.device_id == q.device_id)
                and (not q.states or a.state in q.states)
                and (not q.severities or a.severity in q.severities)]
-        return sorted(out, key=lambda a: a.created_at, reverse=True)
+        out = sorted(out, key=lambda a: a.created_at, reverse=True)[q.offset:]
+        return out if q.limit is None else out[:q.limit]
 
     def open_alert_for(self, device_id: str, rule_id: str) -> Alert | None:
         return next((a for a in self.list(AlertQuery(device_id=device_id))
