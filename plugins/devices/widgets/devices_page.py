@@ -150,6 +150,7 @@ class DevicesPage(QWidget):
         self._alert_recount: set[str] = set()
         self._alert_job_running = False
         self._loading = False
+        self._serves_device_target = False
         if saved_filters_path is None and context is not None:
             saved_filters_path = Path(context.config.path).parent / "saved_filters.json"
         self.saved_filters = SavedFilters(
@@ -374,6 +375,12 @@ class DevicesPage(QWidget):
         self._update_count()
         if selected is not None:
             self._select_device(selected)
+        if self._context is not None and not self._serves_device_target:
+            # other plugins open a device here (navigation.open("device", id)) from now
+            # on, a request made while the table was loading included
+            self._serves_device_target = True
+            unregister = self._context.navigation.register("device", self.show_device)
+            self.destroyed.connect(lambda *_: unregister())
 
     def _failed(self, exc: BaseException) -> None:
         self._loading = False
