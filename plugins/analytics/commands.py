@@ -109,7 +109,7 @@ def run_export(args: argparse.Namespace, context: AppContext) -> int:
         manager = nullcontext(sys.stdout)
     else:
         try:
-            manager = args.output.open("w", encoding="utf-8", newline="")  # type: ignore[assignment]
+            manager = args.output.open("w", encoding="utf-8", newline="")
         except OSError as exc:
             print(f"smartiot export: --output: cannot write {args.output}: {exc.strerror}",
                   file=sys.stderr)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.model.analytics import DeviceLocations, FleetOverview
+from core.model.analytics import ONLINE_BUCKET_MS, DeviceLocations, FleetOverview
 from core.ports.alerts import AlertQuery
 from core.ports.backend import Backend
 from core.services.analytics import (
-    ONLINE_BUCKET_MS,
     POSITION_METRICS,
     PRESENCE_METRIC,
     TOP_N,

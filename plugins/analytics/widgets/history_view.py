@@ -126,7 +126,7 @@ class HistoryView(QWidget):
         self.files.exported.connect(lambda path, what: self.status.setText(
             f"Saved {what} to {path}"))
         self.files.failed.connect(self.status.setText)
-        QShortcut(QKeySequence("Ctrl+R"), self, activated=self.reload)
+        QShortcut(QKeySequence("Ctrl+R"), self, self.reload)
 
     # -- request ---------------------------------------------------------------------------
     def _range_changed(self) -> None:
@@ -257,7 +257,7 @@ class HistoryView(QWidget):
     def _reflag(self) -> None:
         flags: list[AnomalyFlags] = []
         if self.result is not None and self.flag_box.isChecked():
-            flags = [flag_anomalies(s, window=self.anomalies.window.value(),
+            flags = [flag_anomalies(s, window=self.anomalies.window_points.value(),
                                     threshold=self.anomalies.threshold.value())
                      for s in self.result.series]
         self.chart.set_anomalies(flags)

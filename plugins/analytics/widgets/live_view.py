@@ -346,7 +346,7 @@ class LiveView(QWidget):
             x, y = self.buffer.window((d, m), newest - self.window_s())
             series = Series(d, m, np.round(x * 1000).astype(np.int64), y.copy())
             self._flag_done.append(flag_anomalies(
-                series, window=self.anomalies.window.value(),
+                series, window=self.anomalies.window_points.value(),
                 threshold=self.anomalies.threshold.value()))
             if time.perf_counter() > deadline:
                 return
@@ -360,7 +360,7 @@ class LiveView(QWidget):
         self._last_flags = time.monotonic()
         flags: list[AnomalyFlags] = []
         if self.flag_box.isChecked():
-            flags = [flag_anomalies(s, window=self.anomalies.window.value(),
+            flags = [flag_anomalies(s, window=self.anomalies.window_points.value(),
                                     threshold=self.anomalies.threshold.value())
                      for s in self.visible_series()]
         self.chart.set_anomalies(flags)

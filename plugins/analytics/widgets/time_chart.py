@@ -11,6 +11,7 @@ curves are stroked into an image a few per event rather than in one paint.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -300,7 +301,7 @@ class TimeChart(QWidget):
             plot.addItem(line, ignoreBounds=True)
             self._crosshairs[name] = line
             self.plots[name] = plot
-            self._layers[name] = _LiveLayer(plot, lambda n=name: self._curves_of(n))
+            self._layers[name] = _LiveLayer(plot, functools.partial(self._curves_of, name))
             self._layers[name].setVisible(self.live)
 
     def _curves_of(self, panel: str) -> list[pg.PlotDataItem]:
