@@ -117,7 +117,9 @@ def build_app(services: Callable[[], ApiServices], *,
         who = actor_from_claims(claims)
         if rate_limit is not None:
             rate_limit.take(who.user)
-        return who
+        # A person in the user directory acts with its role and organization, and a
+        # disabled account is refused (403), as in the console and the CLI.
+        return services().users.effective_actor(who)
 
     def if_match() -> str | None:
         value = app.current_event.headers.get("If-Match")

@@ -81,3 +81,18 @@ def test_dashboard_counts_the_callers_organization(api: Api) -> None:
     assert (acme["total"], acme["online"], acme["by_type"]) == (1, 1, {"pump": 1})
     everyone = api.client.call("GET", "/analytics/dashboard", role=Role.SUPPORT).data
     assert everyone["total"] == 2
+
+
+def test_a_directory_entry_decides_the_callers_role_and_disabled_is_refused(api: Api) -> None:
+    c = api.client
+    assert c.call("POST", "/users", {"name": "tess", "role": "support",
+                                     "organization": "acme"}, user="ada").status == 201
+    # the token says admin; the directory says support in acme
+    me = c.call("GET", "/users/me", role=Role.ADMIN, user="tess").data
+    assert (me["role"], me["organization"]) == ("support", "acme")
+    refused = c.call("POST", "/users", {"name": "x", "role": "admin"}, role=Role.ADMIN,
+                     user="tess")
+    assert refused.status == 403
+    assert c.call("PUT", "/users/tess", {"disabled": True}, user="ada").status == 200
+    gone = c.call("GET", "/users/me", role=Role.ADMIN, user="tess")
+    assert gone.status == 403 and "disabled" in gone.error["message"]
