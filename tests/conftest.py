@@ -85,7 +85,12 @@ import pytest  # noqa: E402
 from simulator.broker import EmbeddedBroker, find_mosquitto  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+# One broker per test module, not per session: retained statuses, persistent sessions
+# and queued messages a module leaves behind must not reach another module's hub (a
+# retained "online" registers a device before its simulator subscribed). Under
+# pytest-xdist the set of modules sharing a worker changes from run to run, so a
+# session broker made results depend on scheduling. Starting mosquitto takes ~50 ms.
+@pytest.fixture(scope="module")
 def mosquitto_broker():
     """A private mosquitto on a free loopback port. Missing mosquitto is a failure,
     not a skip: `make test` installs it, and broker tests must never vanish silently."""
@@ -96,7 +101,7 @@ def mosquitto_broker():
         yield broker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def amqtt_broker():
     """The in-process broker used when mosquitto is not installed."""
     with EmbeddedBroker(prefer="amqtt", anonymous=True) as broker:
