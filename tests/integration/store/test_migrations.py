@@ -221,6 +221,9 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
     assert migrate.current_revision(bare_engine) == HEAD
     store = Store(bare_engine)
     assert store.registry.get("dev-1") == device
+    # a device from before 0010 starts at version 1; the next save makes it 2
+    assert store.registry.get("dev-1").version == 1
+    assert store.registry.save(device, expected_version=1).version == 2
     assert store.alerts.get(alert.alert_id) == alert
     assert [(e.kind, e.actor) for e in store.alerts.history(alert.alert_id)] == [
         ("raised", "system")]  # back-filled by 0007
