@@ -1,4 +1,5 @@
-"""Hook implementations of the Audit plugin."""
+"""Hook implementations of the Audit plugin: the audit trail (page and CLI) and the
+user directory's CLI."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> No
 
     register(CliCommand("audit", "verify, list or export the audit trail",
                         configure_audit, run_audit))
+
+    from plugins.audit.users_cli import configure_users, run_users
+
+    # Who may act sits beside the record of what they did.
+    register(CliCommand("users", "the user directory: list, add, change roles, disable "
+                        "or enable (admins)", configure_users, run_users))
