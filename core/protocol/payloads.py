@@ -24,6 +24,12 @@ from core.model.ids import is_valid_device_id
 from core.model.reading import METRIC_PATTERN
 from core.protocol.limits import MAX_PAYLOAD_BYTES
 
+_orjson_loads: Callable[[bytes], Any] | None
+try:  # ingestion's fast path (decode_telemetry); the json module decides the rest
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - a dependency; json alone still works
+    _orjson_loads = None
+
 # Six decimals keep GPS positions to ~0.1 m; four would make slow trackers jump 11 m.
 FLOAT_DECIMALS = 6
 # Devices may buffer for a while (store-and-forward) but not for ever, and a
@@ -126,6 +132,7 @@ def _metrics_text(metrics: dict[str, Any]) -> str | None:
 
 # ------------------------------------------------------------------ telemetry
 TELEMETRY_FIELDS = frozenset({"device_id", "seq", "ts", "type", "fw", "metrics", "uptime"})
+_TELEMETRY_FIELDS_SUPERSET = TELEMETRY_FIELDS.issuperset
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,8 +486,93 @@ def decode_json_object(payload: bytes, what: str, *, document: bool = False) -> 
     return obj
 
 
+_PLAIN_NUMBERS = frozenset({float, int})
+# What passed its check once (metric names, device ids, (type, fw) pairs); bounded,
+# so hostile names cannot grow them, and looked up instead of matched again.
+_VALID_CACHE_LIMIT = 100_000
+_VALID_METRICS: set[str] = set()
+_VALID_IDS: set[str] = set()
+_VALID_TYPE_FW: set[tuple[str, str]] = set()
+
+
+def _remember(cache: set[Any], value: Any) -> None:
+    if len(cache) >= _VALID_CACHE_LIMIT:
+        cache.clear()
+    cache.add(value)
+
+
+def _plain_metric_names(metrics: dict[str, Any]) -> bool:
+    for name in metrics:
+        if name not in _VALID_METRICS:
+            if type(name) is not str or METRIC_PATTERN.fullmatch(name) is None:
+                return False
+            _remember(_VALID_METRICS, name)
+    return True
+
+
+def _plain_type_fw(pair: tuple[Any, Any]) -> bool:
+    device_type, firmware = pair
+    if type(device_type) is not str or type(firmware) is not str:
+        return False
+    for value, pattern in ((device_type, DEVICE_TYPE_PATTERN), (firmware, FIRMWARE_PATTERN)):
+        if value and (len(value) > MAX_NAME_LENGTH or pattern.fullmatch(value) is None):
+            return False
+    _remember(_VALID_TYPE_FW, pair)
+    return True
+
+
+def _plain_telemetry(obj: Any, topic_device_id: str, now_ms: int) -> Telemetry | None:
+    """The common case at C speed, on what orjson parsed: the same checks as the
+    reference path below, on the plain types orjson yields. None whenever
+    anything is unusual (a type is not the plain one, a field is missing or
+    unknown, a bound is crossed): the reference path then decides, so what is
+    refused, and why, is exactly what it always was, and an accepted message
+    gives the same Telemetry. orjson differs from ``json`` only on input that
+    path judges (integers beyond 64 bits read as floats, lone surrogates, BOMs,
+    NaN and infinities are errors), and all of that falls through to it."""
+    if type(obj) is not dict or not _TELEMETRY_FIELDS_SUPERSET(obj):
+        return None
+    try:
+        device_id, seq, ts, metrics = obj["device_id"], obj["seq"], obj["ts"], obj["metrics"]
+    except KeyError:
+        return None
+    if (device_id != topic_device_id or type(seq) is not int or type(ts) is not int
+            or type(metrics) is not dict or not metrics or not 0 <= seq <= MAX_SEQ
+            or not now_ms - MAX_PAST_MS <= ts <= now_ms + MAX_FUTURE_MS):
+        return None
+    if device_id not in _VALID_IDS:
+        if not is_valid_device_id(device_id):
+            return None
+        _remember(_VALID_IDS, device_id)
+    values = metrics.values()
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN_NUMBERS or not (
+            min(values) >= -MAX_METRIC_MAGNITUDE and max(values) <= MAX_METRIC_MAGNITUDE):
+        return None  # bools, strings, nested values, out of range: judged below
+    if not _VALID_METRICS.issuperset(metrics) and not _plain_metric_names(metrics):
+        return None
+    if int in kinds:
+        metrics = {name: float(value) for name, value in metrics.items()}
+    type_fw = (obj.get("type", ""), obj.get("fw", ""))
+    if type_fw not in _VALID_TYPE_FW and not _plain_type_fw(type_fw):
+        return None
+    uptime = obj.get("uptime")
+    if uptime is not None and (type(uptime) is not int or not 0 <= uptime <= MAX_UPTIME_S):
+        return None
+    return Telemetry(device_id, seq, ts, metrics, type_fw[0], type_fw[1], uptime)
+
+
 def decode_telemetry(payload: bytes, *, topic_device_id: str, now_ms: int) -> Telemetry:
     """Validate a telemetry message against its topic and the receiver's clock."""
+    if _orjson_loads is not None and type(payload) is bytes and (
+            len(payload) <= MAX_PAYLOAD_BYTES):
+        try:
+            parsed = _orjson_loads(payload)
+        except Exception:  # noqa: BLE001 - the reference path names the problem
+            parsed = None
+        plain = _plain_telemetry(parsed, topic_device_id, now_ms)
+        if plain is not None:
+            return plain
     where = f"telemetry from {topic_device_id}"
     obj = decode_json_object(payload, where)
     unknown = sorted(set(obj) - TELEMETRY_FIELDS)

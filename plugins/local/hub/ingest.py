@@ -23,13 +23,19 @@ from core.model.events import (
     MessageRejected,
     TelemetryReceived,
 )
-from core.model.timeutil import from_epoch_ms
+from core.model.timeutil import from_epoch_ms, utcnow
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
-from core.protocol.topics import DataKind, parse_device_topic
+from core.protocol.topics import DataKind, DeviceTopic, parse_device_topic
+from plugins.local.hub.fast_records import slot_replacer, trusted_readings
 from plugins.local.hub.registry_cache import RegistryCache
 from plugins.local.hub.sequence import BootState, SequenceTracker, Verdict
 
 log = logging.getLogger(__name__)
+
+# Topics seen, parsed once: a device publishes on the same few topics for ever.
+TOPIC_CACHE_LIMIT = 100_000
+_replace_stats = slot_replacer(LinkStats)
+_replace_device = slot_replacer(Device)
 
 
 class RateLimitedLog:
@@ -124,6 +130,9 @@ class Ingestor:
         self._dirty_stats: set[str] = set()
         self.rejected_by_reason: dict[str, int] = {}
         self.errors = RateLimitedLog(log)
+        self._topics: dict[str, DeviceTopic] = {}
+        self._at_ms = -1
+        self._at = from_epoch_ms(0)
 
     def restore(self, stats: Iterable[LinkStats]) -> None:
         """Carry on from what a previous hub run persisted: counters and boot state."""
@@ -180,10 +189,27 @@ class Ingestor:
                              from_epoch_ms(message.received_ms))
         return result
 
+    def parse_topic(self, topic: str) -> DeviceTopic | None:
+        """``parse_device_topic``, remembered for topics that parsed (raises as it does)."""
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            parsed = parse_device_topic(topic)
+            if parsed is not None:
+                if len(self._topics) >= TOPIC_CACHE_LIMIT:
+                    self._topics.clear()
+                self._topics[topic] = parsed
+        return parsed
+
+    def _received_at(self, received_ms: int) -> datetime:
+        # messages of one batch mostly share their millisecond
+        if received_ms != self._at_ms:
+            self._at_ms, self._at = received_ms, from_epoch_ms(received_ms)
+        return self._at
+
     def _one(self, message: Inbound, now_ms: int, result: BatchResult) -> None:
-        at = from_epoch_ms(message.received_ms)
+        at = self._received_at(message.received_ms)
         try:
-            parsed = parse_device_topic(message.topic)
+            parsed = self.parse_topic(message.topic)
         except ValidationError as exc:
             self._reject(result, message, "invalid_device_id", str(exc), None, at)
             return
@@ -253,6 +279,26 @@ class Ingestor:
             result.events.append(DeviceChanged(seen))
         self.cache.put(seen, important=important)
 
+    def _accepted(self, device_id: str, at: datetime, lost: int, reordered: bool,
+                  rebooted: bool) -> None:
+        """``_bump`` (received, lost, out_of_order, reboots) and ``_boot_state`` in
+        one new record: they ran for every stored message."""
+        current = self._stats(device_id)
+        boot = self.sequences.boot_fields(device_id)
+        if boot is None:  # not tracked (cannot happen after track): keep what is known
+            last_seq, uptime, last_ts, boot_at, connected_at = (
+                current.last_seq, current.last_uptime, current.last_ts_ms,
+                current.boot_at_ms, current.connected_at_ms)
+        else:
+            last_seq, uptime, last_ts, boot_at, connected_at = boot
+        self.stats[device_id] = _replace_stats(
+            current, updated_at=at, received=current.received + 1, lost=current.lost + lost,
+            out_of_order=current.out_of_order + 1 if reordered else current.out_of_order,
+            reboots=current.reboots + 1 if rebooted else current.reboots,
+            last_seq=last_seq, last_uptime=uptime, last_ts_ms=last_ts, boot_at_ms=boot_at,
+            connected_at_ms=connected_at)
+        self._dirty_stats.add(device_id)
+
     def _boot_state(self, device_id: str, at: datetime) -> None:
         state = self.sequences.state(device_id)
         if state is None:
@@ -290,19 +336,15 @@ class Ingestor:
                          device_id, at)
             self._seen(device_id, at, result)
             return
-        deltas = {"received": 1, "lost": outcome.lost_delta}
         reordered = outcome.verdict is Verdict.REORDERED
-        if reordered:
-            deltas["out_of_order"] = 1  # stored: counted, not quarantined
-        if outcome.verdict is Verdict.REBOOT:
-            deltas["reboots"] = 1
+        rebooted = outcome.verdict is Verdict.REBOOT
+        if rebooted:
             log.info("%s rebooted: %s", device_id, outcome.detail)
-        self._bump(device_id, at, **deltas)
-        self._boot_state(device_id, at)
+        self._accepted(device_id, at, outcome.lost_delta, reordered, rebooted)
 
         ts = from_epoch_ms(telemetry.ts_ms)
-        readings = [Reading(device_id, metric, ts, value)
-                    for metric, value in telemetry.metrics.items()]
+        # decode_telemetry checked the id, the names and the values
+        readings = trusted_readings(device_id, ts, telemetry.metrics)
         result.readings.extend(readings)
         result.by_device.setdefault(device_id, []).extend(readings)
         result.events.append(TelemetryReceived(device_id, tuple(readings),
@@ -311,7 +353,11 @@ class Ingestor:
         # a late message may come from before an update (the previous boot's
         # tail): only the newest reading says what the device runs now
         firmware = None if reordered else telemetry.firmware or None
-        seen = device.seen(at, firmware_version=firmware)
+        # Device.seen without re-validating the device (its id, type, tags...)
+        last_seen = device.last_seen
+        seen = _replace_device(
+            device, last_seen=at if last_seen is None or at > last_seen else last_seen,
+            firmware_version=firmware or device.firmware_version, updated_at=utcnow())
         important = seen.firmware_version != device.firmware_version
         if seen.status is not DeviceStatus.ONLINE:
             seen = replace(seen, status=DeviceStatus.ONLINE)

@@ -247,6 +247,16 @@ class SequenceTracker:
         return BootState(boot.last, boot.uptime, boot.last_ts, boot.boot_ms,
                          device.connected_at)
 
+    def boot_fields(self, device_id: str) -> tuple[int, int | None, int | None, int | None,
+                                                   int | None] | None:
+        """:meth:`state` as a plain tuple (last_seq, last_uptime, last_ts_ms,
+        boot_at_ms, connected_at_ms), for the hub's per-message path."""
+        device = self._devices.get(device_id)
+        if device is None:
+            return None
+        boot = device.boot
+        return boot.last, boot.uptime, boot.last_ts, boot.boot_ms, device.connected_at
+
     def last_seq(self, device_id: str) -> int | None:
         device = self._devices.get(device_id)
         return None if device is None else device.boot.last

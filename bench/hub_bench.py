@@ -1,0 +1,408 @@
+"""Hub ingest against a bare paho subscriber, both fed by the real simulator in one run.
+
+Not a test (not part of ``make test``); see bench/README.md.
+
+    .venv/bin/python bench/hub_bench.py                                # 1k x 10 Hz, 60 s
+    .venv/bin/python bench/hub_bench.py --devices 10000 --interval 1   # 10k x 1 Hz
+    .venv/bin/python bench/hub_bench.py --quick                        # smoke run, ~30 s
+
+One private mosquitto on a free port; four processes: the simulator (``FleetRuntime``,
+one MQTT session per device, 6 metrics a message, readings dated now), a bare paho
+subscriber that only ``json.loads`` every telemetry payload (the baseline), the hub
+(``Hub`` as ``smartiot hub`` builds it: SQLite store, alert engine with the default
+rules, an event-bus subscriber standing in for a console) and this parent, which only
+waits. The baseline and the hub take the same stream at the same time, so their ratio
+does not depend on what else the shared box is running.
+
+Reported: messages/s of each over the stream (the first and last seconds cut), the
+hub's stored messages/s (rows written / 6) and its ratio to the baseline, the hub's
+inbox depth over time (the backlog), how long it needed after the stream to catch
+up, what it shed, and the rows counted in the database against the readings
+accepted. The ``decode`` phase times the hub's decode-and-validate stage (topic
+parse + ``decode_telemetry``) against ``json.loads`` on the same payloads.
+Results: a table on stdout and JSON in bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import multiprocessing as mp
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TELEMETRY_FILTER = "dt/+/+/telemetry"
+METRICS_PER_MESSAGE = 6  # the environmental model
+SAMPLE_EVERY_S = 0.5
+
+
+def _load() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+# ------------------------------------------------------------------ decode stage
+def _payloads(devices: int, ticks: int) -> list[tuple[str, bytes]]:
+    from core.protocol.topics import telemetry_topic
+    from simulator.scenario import single_group
+
+    start = float(int(time.time()))
+    fleet = single_group(devices, "environmental", interval_s=1.0).build_fleet(
+        seed=1, start_s=start)
+    out: list[tuple[str, bytes]] = []
+    for step in range(1, ticks + 1):
+        for _, m in fleet.tick(start + step):
+            out.append((telemetry_topic("demo", m.device_id), m.encode()))
+    return out
+
+
+def phase_decode(devices: int = 2000, ticks: int = 5, repeat: int = 7) -> dict[str, Any]:
+    """The hub's decode-and-validate stage (its topic parse and ``decode_telemetry``,
+    as ``Ingestor`` runs them) against the bare subscriber's ``json.loads``, per
+    message, on the simulator's own payloads; best of ``repeat``, interleaved."""
+    from core.protocol.payloads import decode_telemetry
+    from plugins.local.hub.ingest import Ingestor
+    from plugins.local.hub.registry_cache import RegistryCache
+
+    messages = _payloads(devices, ticks)
+    parse_topic = Ingestor(RegistryCache(None)).parse_topic  # type: ignore[arg-type]
+    now_ms = int(time.time() * 1000) + 10_000
+
+    def bare() -> None:
+        loads = json.loads
+        for _topic, payload in messages:
+            loads(payload)
+
+    def hub_stage() -> None:
+        for topic, payload in messages:
+            parsed = parse_topic(topic)
+            assert parsed is not None
+            decode_telemetry(payload, topic_device_id=parsed.device_id, now_ms=now_ms)
+
+    fns = {"bare_json_loads": bare, "hub_decode_validate": hub_stage}
+    try:
+        import orjson
+
+        def bare_orjson() -> None:
+            loads = orjson.loads
+            for _topic, payload in messages:
+                loads(payload)
+
+        fns["bare_orjson_loads"] = bare_orjson
+    except ImportError:
+        pass
+    best = dict.fromkeys(fns, float("inf"))
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+            gc.collect()
+    finally:
+        gc.enable()
+    n = len(messages)
+    out: dict[str, Any] = {"messages": n, "payload_bytes": len(messages[0][1])}
+    for name, seconds in best.items():
+        out[f"{name}_us"] = seconds / n * 1e6
+        out[f"{name}_msg_per_s"] = n / seconds
+    out["ratio_vs_json_loads"] = best["bare_json_loads"] / best["hub_decode_validate"]
+    if "bare_orjson_loads" in best:
+        out["ratio_vs_orjson_loads"] = best["bare_orjson_loads"] / best["hub_decode_validate"]
+    return out
+
+
+# ------------------------------------------------------------------ child processes
+def _bare_child(conn: Connection, host: str, port: int) -> None:
+    """The baseline: paho, one subscription, ``json.loads`` per message, a count per
+    wall-clock second. Nothing else."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    buckets: Counter[int] = Counter()
+    loads = json.loads
+    subscribed = threading.Event()
+    count = [0]
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        loads(message.payload)
+        count[0] += 1
+        buckets[int(time.time())] += 1
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}",
+                         protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_connect = lambda c, *a: c.subscribe(TELEMETRY_FILTER, qos=0)
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    subscribed.wait(15)
+    conn.send({"ready": subscribed.is_set()})
+    conn.recv()  # stop
+    cpu = time.process_time()
+    client.disconnect()
+    client.loop_stop()
+    conn.send({"received": count[0], "per_second": dict(buckets), "cpu_s": cpu})
+    conn.close()
+
+
+def _hub_child(conn: Connection, host: str, port: int, db_url: str) -> None:
+    """The hub as ``smartiot hub`` runs it (store, alert engine with the default
+    rules, live events to one subscriber), sampled every SAMPLE_EVERY_S."""
+    logging.basicConfig(level=logging.WARNING)
+    from core.services.alerting.builtin import BUILTIN_RULE_TYPES
+    from core.services.event_bus import EventBus
+    from core.store import Store
+    from plugins.local.alerting import HubAlerting, seed_default_rules
+    from plugins.local.hub.hub import Hub
+
+    store = Store.open(db_url)
+    seed_default_rules(store)
+    bus = EventBus()
+    seen = Counter[str]()
+
+    def console(events: Any) -> None:  # a console's bridge: counts what arrives
+        for event in events:
+            seen[str(getattr(event, "kind", type(event).__name__))] += 1
+
+    bus.subscribe(console)
+    hub = Hub(store, bus, host, port, alerting=HubAlerting(store, dict(BUILTIN_RULE_TYPES)))
+    hub.start()
+    ok = hub.wait_subscribed(20)
+    samples: list[tuple[float, int, int, int, int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        c = hub.counters
+        while not stop.is_set():
+            samples.append((time.time(), c.received, c.processed, c.readings_written,
+                            len(hub._inbox), c.shed_overload))
+            stop.wait(SAMPLE_EVERY_S)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    conn.send({"ready": ok})
+    conn.recv()  # the stream ended: catch up
+    ended = time.time()
+    deadline = time.monotonic() + 300
+    c = hub.counters
+    idle_since = None
+    while time.monotonic() < deadline:
+        # the writer pops a batch before it is pending: idle twice in a row, 0.2 s apart
+        if not hub._inbox and hub._pending is None:
+            if idle_since is None:
+                idle_since = c.processed
+            elif idle_since == c.processed:
+                break
+        else:
+            idle_since = None
+        time.sleep(0.2)
+    caught_up_s = time.time() - ended
+    cpu = time.process_time()
+    stop.set()
+    sampler.join()
+    hub.stop()
+    rows = quarantined = 0
+    if db_url.startswith("sqlite:///"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+            rows = db.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+            quarantined = db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    by_reason = dict(hub.ingestor.rejected_by_reason)
+    accepted_msgs = sum(s.received for s in hub.ingestor.stats.values())
+    conn.send({
+        "ready": ok, "samples": samples, "caught_up_s": caught_up_s, "cpu_s": cpu,
+        "received": c.received, "processed": c.processed,
+        "readings_written": c.readings_written, "quarantined": c.quarantined,
+        "shed_overload": c.shed_overload, "inbox_peak": c.inbox_peak,
+        "stage_failures": c.stage_failures, "write_failures": c.write_failures,
+        "rows_in_db": rows, "quarantine_rows": quarantined, "rejected_by_reason": by_reason,
+        "accepted_messages": accepted_msgs, "events_seen": dict(seen),
+    })
+    store.close()
+    conn.close()
+
+
+def _sim_child(conn: Connection, host: str, port: int, devices: int, interval_s: float,
+               duration_s: float, connect_rate: float) -> None:
+    from simulator.runtime import FleetRuntime
+    from simulator.scenario import single_group
+    from simulator.target import BrokerTarget
+
+    start = float(int(time.time()))
+    fleet = single_group(devices, "environmental", interval_s=interval_s).build_fleet(
+        seed=1, start_s=start)
+    runtime = FleetRuntime(fleet, BrokerTarget.parse(f"mqtt://{host}:{port}"),
+                           connect_rate=connect_rate, seed=1, client_id_prefix="bench-")
+    marks: dict[str, float] = {}
+
+    def progress(stats: Any, elapsed: float) -> None:
+        if runtime.clock_started and "began" not in marks:
+            marks["began"] = time.time()
+
+    conn.send({"ready": True})
+    conn.recv()
+    stats = runtime.run(duration_s, progress=progress, progress_every_s=0.25)
+    conn.send({
+        "sessions": len(runtime.sessions),
+        "telemetry_published": sum(t.sent for t in stats.by_type.values()),
+        "dropped": sum(t.dropped for t in stats.by_type.values()),
+        "all_connected_after_s": stats.all_connected_after_s,
+        "began": marks.get("began", 0.0), "ended": time.time(),
+        "cpu_s": time.process_time(),
+    })
+    conn.close()
+
+
+# ------------------------------------------------------------------ the live run
+def _window_rate(per_second: dict[int, int], t0: float, t1: float) -> float:
+    seconds = range(int(t0), int(t1))
+    return sum(per_second.get(s, 0) for s in seconds) / max(len(seconds), 1)
+
+
+def _sampled_rate(samples: list[Any], column: int, t0: float, t1: float,
+                  scale: float = 1.0) -> float:
+    inside = [s for s in samples if t0 <= s[0] <= t1]
+    if len(inside) < 2:
+        return 0.0
+    return (inside[-1][column] - inside[0][column]) / scale / (inside[-1][0] - inside[0][0])
+
+
+def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: float = 5.0,
+               connect_rate: float = 2000.0, db_dir: Path | None = None) -> dict[str, Any]:
+    from simulator.broker import EmbeddedBroker, raise_fd_limit
+
+    raise_fd_limit()
+    ctx = mp.get_context("spawn")
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-", dir=db_dir))
+    db_url = f"sqlite:///{workdir / 'hub.db'}"
+    load_before = _load()
+    with EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
+        host, port = broker.host, broker.port
+        procs = {}
+        for name, target, args in (
+                ("hub", _hub_child, (host, port, db_url)),
+                ("bare", _bare_child, (host, port)),
+                ("sim", _sim_child, (host, port, devices, interval_s, duration_s,
+                                     connect_rate))):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=target, args=(child, *args), name=f"bench-{name}")
+            proc.start()
+            procs[name] = (proc, parent)
+        for name, (_proc, parent) in procs.items():
+            ready = parent.recv()
+            if not ready.get("ready"):
+                raise RuntimeError(f"{name} did not get ready")
+        procs["sim"][1].send("go")
+        sim = procs["sim"][1].recv()
+        time.sleep(2.0)  # let the broker hand over what it still holds
+        procs["bare"][1].send("stop")
+        bare = procs["bare"][1].recv()
+        procs["hub"][1].send("drain")
+        hub = procs["hub"][1].recv()
+        for proc, _ in procs.values():
+            proc.join(60)
+    load_after = _load()
+    began, ended = sim["began"], sim["ended"]
+    t0, t1 = began + skip_s, ended - 1.0
+    bare_rate = _window_rate({int(k): v for k, v in bare["per_second"].items()}, t0, t1)
+    samples = hub["samples"]
+    hub_in = _sampled_rate(samples, 1, t0, t1)
+    hub_stored = _sampled_rate(samples, 3, t0, t1, METRICS_PER_MESSAGE)
+    stream = [s for s in samples if began <= s[0] <= ended]
+    inbox = [s[4] for s in stream]
+    half = len(inbox) // 2
+    offered = devices / interval_s
+    expected_rows = hub["accepted_messages"] * METRICS_PER_MESSAGE
+    return {
+        "devices": devices, "interval_s": interval_s, "duration_s": duration_s,
+        "offered_msg_per_s": offered, "load_before": load_before, "load_after": load_after,
+        "sim": sim, "bare": {k: v for k, v in bare.items() if k != "per_second"},
+        "hub": {k: v for k, v in hub.items() if k != "samples"},
+        "inbox_series": [(round(s[0] - began, 1), s[4]) for s in stream],
+        "window_s": t1 - t0,
+        "bare_msg_per_s": bare_rate, "hub_received_msg_per_s": hub_in,
+        "hub_stored_msg_per_s": hub_stored,
+        "ratio_hub_vs_bare": hub_stored / bare_rate if bare_rate else 0.0,
+        "inbox_max": max(inbox, default=0),
+        "inbox_median_first_half": statistics.median(inbox[:half]) if half else 0,
+        "inbox_median_second_half": statistics.median(inbox[half:]) if inbox else 0,
+        "inbox_at_stream_end": inbox[-1] if inbox else 0,
+        "caught_up_after_stream_s": hub["caught_up_s"],
+        "rows_expected": expected_rows, "rows_in_db": hub["rows_in_db"],
+        "all_accepted_stored": hub["rows_in_db"] == expected_rows,
+        "published": sim["telemetry_published"], "bare_received": bare["received"],
+        "hub_received": hub["received"],
+    }
+
+
+def _print_live(r: dict[str, Any]) -> None:
+    h = r["hub"]
+    print(f"\n== {r['devices']} devices x {1 / r['interval_s']:g} Hz "
+          f"({r['offered_msg_per_s']:,.0f} msg/s offered), {r['duration_s']:g} s; "
+          f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}")
+    print(f"published {r['published']:,}  bare received {r['bare_received']:,}  "
+          f"hub received {r['hub_received']:,}  shed {h['shed_overload']:,}  "
+          f"quarantined {h['quarantined']:,} {h['rejected_by_reason']}")
+    print(f"bare {r['bare_msg_per_s']:,.0f} msg/s   hub in {r['hub_received_msg_per_s']:,.0f}"
+          f"   hub stored {r['hub_stored_msg_per_s']:,.0f} msg/s   "
+          f"ratio {r['ratio_hub_vs_bare']:.2f}x  (window {r['window_s']:.0f} s)")
+    print(f"inbox max {r['inbox_max']:,}  median 1st/2nd half "
+          f"{r['inbox_median_first_half']:,.0f}/{r['inbox_median_second_half']:,.0f}  at end "
+          f"{r['inbox_at_stream_end']:,}  caught up {r['caught_up_after_stream_s']:.1f} s "
+          f"after the stream")
+    print(f"rows {r['rows_in_db']:,} of {r['rows_expected']:,} expected "
+          f"({'all stored' if r['all_accepted_stored'] else 'MISSING'}); "
+          f"CPU s: hub {h['cpu_s']:.1f}, bare {r['bare']['cpu_s']:.1f}, "
+          f"sim {r['sim']['cpu_s']:.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between messages")
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--phases", default="decode,live")
+    parser.add_argument("--quick", action="store_true", help="200 devices x 10 Hz, 15 s")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.devices, args.interval, args.duration = 200, 0.1, 15.0
+    phases = set(args.phases.split(","))
+    result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                              "cores": os.cpu_count()}
+    if "decode" in phases:
+        d = phase_decode(devices=min(args.devices, 2000))
+        result["decode"] = d
+        print(f"decode: json.loads {d['bare_json_loads_us']:.1f} us/msg, hub decode+validate "
+              f"{d['hub_decode_validate_us']:.1f} us/msg: ratio {d['ratio_vs_json_loads']:.2f}x"
+              + (f" (orjson.loads {d['bare_orjson_loads_us']:.1f} us: "
+                 f"{d['ratio_vs_orjson_loads']:.2f}x)" if "bare_orjson_loads_us" in d else ""))
+    if "live" in phases:
+        live = phase_live(args.devices, args.interval, args.duration)
+        result["live"] = live
+        _print_live(live)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = args.out / f"hub-{stamp}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print(f"\n{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
