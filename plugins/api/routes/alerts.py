@@ -84,6 +84,13 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
                                     limit=limit, next_token=next)
         return envelope({"items": [shapes.alert(a) for a in page.items], "next": page.next})
 
+    @router.get("/alerts/counts", summary="Open alerts and those needing attention, "
+                "by severity", tags=["alerts"])
+    def alert_counts() -> Response[Any]:
+        counts = alerts().counts(actor())
+        return envelope({"open": {k.value: v for k, v in counts.open.items()},
+                         "attention": {k.value: v for k, v in counts.attention.items()}})
+
     @router.get("/alerts/<alert_id>", summary="One alert", tags=["alerts"])
     def get_alert(alert_id: str) -> Response[Any]:
         a = alerts().get_alert(actor(), alert_id)
@@ -104,6 +111,12 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
     @router.post("/alerts/<alert_id>/resolve", summary="Resolve an alert", tags=["alerts"])
     def resolve(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
         return _alert_action(alert_id, lambda who: alerts().resolve(
+            alert_id, who, body.comment))
+
+    @router.post("/alerts/<alert_id>/reopen", summary="Reopen a resolved or snoozed alert",
+                 tags=["alerts"])
+    def reopen(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
+        return _alert_action(alert_id, lambda who: alerts().reopen(
             alert_id, who, body.comment))
 
     @router.post("/alerts/<alert_id>/snooze", summary="Snooze an alert", tags=["alerts"])

@@ -98,6 +98,25 @@ def devices_router(services: Callable[[], HasDevices], actor: Callable[[], Actor
         page = devices().list(actor(), query, limit=limit, next_token=next)
         return envelope({"items": [shapes.device(d) for d in page.items], "next": page.next})
 
+    @router.get("/devices/capabilities",
+                summary="What this backend does with devices (commands, shadows, link)",
+                tags=["devices"])
+    def device_capabilities() -> Response[Any]:
+        actor()  # only a signed-in caller learns about the backend
+        caps = devices().capabilities()
+        return envelope({"backend": caps.backend, "commands": caps.commands,
+                         "shadows": caps.shadows, "link_stats": caps.link_stats})
+
+    @router.get("/devices/overview",
+                summary="The whole fleet table: devices, latest battery/RSSI, open alerts",
+                tags=["devices"])
+    def devices_overview() -> Response[Any]:
+        view = devices().overview(actor())
+        return envelope({"devices": [shapes.device(d) for d in view.devices],
+                         "latest_values": view.latest_values,
+                         "alert_counts": view.alert_counts,
+                         "worst": {k: v.value for k, v in view.worst.items()}})
+
     @router.post("/devices", summary="Register a device", tags=["devices"])
     def create_device(body: Annotated[models.DeviceCreate, Body()]) -> Response[Any]:
         who = actor()

@@ -74,6 +74,12 @@ def users_router(services: Callable[[], HasUsers], actor: Callable[[], Actor],
             data["preferences"] = None
         return envelope(data)
 
+    @router.get("/users/me/preferences", summary="One's preferences (ETag: version)",
+                tags=["users"])
+    def get_preferences() -> Response[Any]:
+        saved = services().users.preferences(actor())
+        return envelope(shapes.preferences(saved), headers={"ETag": f'"{saved.version}"'})
+
     @router.put("/users/me/preferences",
                 summary="Replace one's preferences (If-Match: version)", tags=["users"])
     def put_preferences(body: Annotated[models.PreferencesIn, Body()]) -> Response[Any]:

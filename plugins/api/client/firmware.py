@@ -1,0 +1,209 @@
+"""FirmwareApi and DeploymentsApi over the REST API
+(core.ports.fleet_api.firmware, .deployments).
+
+The hub signs images and manifests with its own key, and only if the team
+trusts it: this machine's code-signing key plays no part, so
+``signing_key()`` answers None and keys are managed on the hub. Uploads go
+in one request (base64, up to the API's 16 MiB).
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.errors import ValidationError
+from core.model import Deployment, Execution, Firmware
+from core.model.rollout import JobConfig
+from core.ports.fleet_api.deployments import (
+    DeploymentProgress,
+    TargetMatch,
+    TargetPlan,
+    TargetSpec,
+)
+from core.ports.fleet_api.firmware import SigningKeyInfo, VerifyReport
+from core.ports.signing_keys import TrustedKey
+from core.services.fleet_view import Page
+from plugins.api.client import decode
+from plugins.api.client.devices import PAGE, HttpDevices, seg
+from plugins.api.client.errors import not_offered
+from plugins.api.client.transport import HttpTransport
+
+
+class HttpFirmware:
+    def __init__(self, http: HttpTransport, devices: HttpDevices) -> None:
+        self._http = http
+        self._devices = devices
+
+    def import_file(self, path: Path, *, version: str, device_type: str,
+                    release_notes: str = "", allow_downgrade: bool = False,
+                    signature: bytes | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Firmware:
+        image = Path(path).read_bytes()
+        if progress is not None:
+            progress(0, len(image))
+        fw = self.import_bytes(image, version=version, device_type=device_type,
+                               release_notes=release_notes, allow_downgrade=allow_downgrade,
+                               signature=signature, source=str(path))
+        if progress is not None:
+            progress(len(image), len(image))
+        return fw
+
+    def import_bytes(self, image: bytes, *, version: str, device_type: str,
+                     release_notes: str = "", allow_downgrade: bool = False,
+                     signature: bytes | None = None, source: str = "image") -> Firmware:
+        body: dict[str, Any] = {
+            "device_type": device_type, "version": version,
+            "image_base64": base64.b64encode(image).decode(), "release_notes": release_notes,
+            "allow_downgrade": allow_downgrade}
+        if signature is not None:
+            body["signature_base64"] = base64.b64encode(signature).decode()
+        return decode.firmware(self._http.post("/firmware/upload", body).data)
+
+    def list(self, device_type: str | None = None) -> builtins.list[Firmware]:
+        return [decode.firmware(f) for f in self._all(device_type)]
+
+    def _all(self, device_type: str | None) -> builtins.list[dict[str, Any]]:
+        out: builtins.list[dict[str, Any]] = []
+        token = ""
+        while True:
+            d = self._http.get("/firmware", {"device_type": device_type, "limit": PAGE,
+                                             "next": token}).data
+            out.extend(d["items"])
+            token = d.get("next") or ""
+            if not token:
+                return out
+
+    def page(self, device_type: str | None = None, *, limit: int | None = None,
+             next_token: str = "") -> Page[Firmware]:
+        d = self._http.get("/firmware", {"device_type": device_type, "limit": limit,
+                                         "next": next_token}).data
+        return Page([decode.firmware(f) for f in d["items"]], d.get("next") or "")
+
+    def get(self, firmware_id: str) -> Firmware:
+        return decode.firmware(self._http.get(f"/firmware/{seg(firmware_id)}").data)
+
+    def verify(self, firmware_id: str) -> VerifyReport:
+        return decode.verify_report(
+            self._http.post(f"/firmware/{seg(firmware_id)}/verify").data)
+
+    def signer(self, key_id: str) -> str:
+        for f in self._all(None):
+            if f.get("key_id") == key_id:
+                return str(f.get("signed_by") or "")
+        return ""
+
+    def delete(self, firmware_id: str) -> Firmware:
+        fw = self.get(firmware_id)
+        self._http.delete(f"/firmware/{seg(firmware_id)}")
+        return fw
+
+    def version_distribution(self) -> dict[str, Counter[str]]:
+        out: dict[str, Counter[str]] = {}
+        for device in self._devices.all():
+            out.setdefault(device.device_type, Counter())[device.firmware_version or "unknown"] += 1
+        return out
+
+    def signing_key(self) -> SigningKeyInfo | None:
+        return None
+
+    def create_signing_key(self) -> SigningKeyInfo:
+        raise not_offered("creating a code-signing key (the hub signs with its own)")
+
+    def trusted_keys(self, *, include_revoked: bool = False) -> builtins.list[TrustedKey]:
+        raise not_offered("the team's trusted keys")
+
+    def trust_key(self, public_pem: bytes, owner: str, note: str = "") -> TrustedKey:
+        raise not_offered("trusting a code-signing key")
+
+    def revoke_key(self, key_id: str) -> TrustedKey:
+        raise not_offered("revoking a code-signing key")
+
+
+def target_body(spec: TargetSpec) -> dict[str, Any]:
+    if spec.text or spec.statuses or spec.firmware_version:
+        raise ValidationError("target: a filter by text, status or firmware version cannot be "
+                              "sent to the hub's API yet; choose devices or a type/tag group")
+    return {"kind": spec.kind, "device_ids": list(spec.device_ids),
+            "device_types": list(spec.device_types), "tag": spec.tag}
+
+
+class HttpDeployments:
+    def __init__(self, http: HttpTransport, devices: HttpDevices) -> None:
+        self._http = http
+        self._devices = devices
+
+    def match(self, spec: TargetSpec) -> TargetMatch:
+        visible = self._devices.all(None if spec.kind == "list" else spec.query())
+        if spec.kind == "list":
+            wanted = set(spec.device_ids)
+            found = [d for d in visible if d.device_id in wanted]
+            known = {d.device_id for d in found}
+            unknown = tuple(i for i in spec.device_ids if i not in known)
+        else:
+            found, unknown = visible, ()
+        match = TargetMatch(count=len(found), unknown=unknown)
+        for d in found:
+            match.types[d.device_type] += 1
+            version = d.firmware_version or "unknown"
+            match.versions.setdefault(d.device_type, Counter())[version] += 1
+        return match
+
+    def plan(self, firmware_id: str, spec: TargetSpec, *, only_matching_type: bool = True
+             ) -> TargetPlan:
+        return decode.plan(self._http.post("/firmware/deployments/plan", {
+            "firmware_id": firmware_id, "target": target_body(spec),
+            "only_matching_type": only_matching_type}).data)
+
+    def create(self, firmware_id: str, spec: TargetSpec, config: JobConfig, *,
+               description: str = "", allow_downgrade: bool = False,
+               only_matching_type: bool = True, selftest_window_s: float = 0.0,
+               manifest_validity_s: int = 0) -> Deployment:
+        """The hub applies its own self-test window and manifest validity."""
+        return decode.deployment(self._http.post("/firmware/deployments", {
+            "firmware_id": firmware_id, "target": target_body(spec), "config": config.to_aws(),
+            "description": description, "allow_downgrade": allow_downgrade}).data)
+
+    def status(self, deployment_id: str) -> DeploymentProgress:
+        return decode.progress(self._http.get(f"/firmware/deployments/{seg(deployment_id)}").data)
+
+    def executions(self, deployment_id: str) -> builtins.list[Execution]:
+        raise not_offered("the per-device executions of a deployment")
+
+    def list(self) -> builtins.list[DeploymentProgress]:
+        out: builtins.list[DeploymentProgress] = []
+        token = ""
+        while True:
+            page = self.page(limit=PAGE, next_token=token)
+            out.extend(page.items)
+            token = page.next
+            if not token:
+                return out
+
+    def page(self, *, limit: int | None = None, next_token: str = ""
+             ) -> Page[DeploymentProgress]:
+        d = self._http.get("/firmware/deployments", {"limit": limit, "next": next_token}).data
+        return Page([decode.progress(p) for p in d["items"]], d.get("next") or "")
+
+    def _control(self, deployment_id: str, verb: str, body: Any = None) -> DeploymentProgress:
+        return decode.progress(self._http.post(
+            f"/firmware/deployments/{seg(deployment_id)}/{verb}", body).data)
+
+    def pause(self, deployment_id: str) -> Deployment:
+        return self._control(deployment_id, "pause").deployment
+
+    def resume(self, deployment_id: str) -> Deployment:
+        return self._control(deployment_id, "resume").deployment
+
+    def cancel(self, deployment_id: str, *, force: bool = False) -> Deployment:
+        return self._control(deployment_id, "cancel", {"force": force}).deployment
+
+    def retry_failed(self, deployment_id: str) -> builtins.list[str]:
+        """The route answers the deployment's progress, not the ids queued again:
+        the ids are those that had failed or timed out, known only on the hub."""
+        self._control(deployment_id, "retry")
+        return []

@@ -1,0 +1,181 @@
+"""One HTTP exchange with the REST API, for people on a poor connection.
+
+Reads (GET) are retried with jittered exponential backoff when the network
+drops or the server is briefly unavailable (502/503/504): repeating a read
+changes nothing. Changes (POST, PUT, DELETE) are sent once and never
+retried blindly: the API has no idempotency keys yet, so a request whose
+answer was lost may or may not have been applied, and the error says so
+instead of acknowledging an alert or rebooting a device twice. A 401 first
+asks the token source for a fresh access token and sends the request once
+more: the server refused it, so it was not applied.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+from core.errors import SmartIotError
+from plugins.api.client.errors import HubUnreachable, SignInRequired, error_from_answer
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class TokenSource(Protocol):
+    def access_token(self) -> str:
+        """A bearer token that is valid now (refreshed if it was about to expire)."""
+        ...
+
+    def renew(self) -> bool:
+        """The server refused the token: get a new one; False when that is impossible."""
+        ...
+
+
+@dataclass
+class StaticToken:
+    """A token handed over as is (``smartiot api token``): it cannot be renewed."""
+
+    token: str
+
+    def access_token(self) -> str:
+        return self.token
+
+    def renew(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    data: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def etag_version(self) -> int | None:
+        raw = self.headers.get("ETag") or self.headers.get("Etag") or ""
+        raw = raw.strip().removeprefix("W/").strip('"')
+        return int(raw) if raw.isdigit() else None
+
+
+def normalise_url(url: str) -> str:
+    """``http://hub:8080/`` -> ``http://hub:8080``; anything but http(s) is refused."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SmartIotError(f"api_url {url!r} must look like http://hub:8080 or "
+                            "https://abc.execute-api.eu-west-1.amazonaws.com/dev")
+    return url.strip().rstrip("/")
+
+
+class HttpTransport:
+    def __init__(self, base_url: str, tokens: TokenSource | None = None, *,
+                 timeout_s: float = 15.0, retries: int = 3, backoff_s: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = normalise_url(base_url)
+        self.tokens = tokens
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+
+    def get(self, path: str, query: Mapping[str, Any] | None = None) -> Answer:
+        return self.call("GET", path, query=query)
+
+    def post(self, path: str, body: Any = None, *, headers: Mapping[str, str] | None = None
+             ) -> Answer:
+        return self.call("POST", path, body={} if body is None else body, headers=headers)
+
+    def put(self, path: str, body: Any, *, headers: Mapping[str, str] | None = None) -> Answer:
+        return self.call("PUT", path, body=body, headers=headers)
+
+    def delete(self, path: str, *, headers: Mapping[str, str] | None = None) -> Answer:
+        return self.call("DELETE", path, headers=headers)
+
+    def call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+             body: Any = None, headers: Mapping[str, str] | None = None,
+             authenticated: bool = True) -> Answer:
+        url = self.base_url + path
+        wanted = {k: _query_value(v) for k, v in (query or {}).items()
+                  if v is not None and v != ""}
+        if wanted:
+            url += "?" + urlencode(wanted)
+        data = None if body is None else json.dumps(body, default=str).encode()
+        safe = method == "GET"
+        renewed = False
+        attempt = 0
+        while True:
+            try:
+                token = self.tokens.access_token() if authenticated and self.tokens else ""
+                status, payload, answer_headers = self._send(method, url, data, token, headers)
+            except HubUnreachable:
+                if not safe or attempt >= self.retries:
+                    raise
+                attempt += 1
+                self._pause(attempt)
+                continue
+            if status in RETRY_STATUSES and safe and attempt < self.retries:
+                attempt += 1
+                self._pause(attempt)
+                continue
+            if status == 401 and authenticated and self.tokens and not renewed:
+                renewed = True
+                if self.tokens.renew():
+                    continue
+            if 200 <= status < 300:
+                inner = payload.get("data") if isinstance(payload, dict) else payload
+                return Answer(status, inner, answer_headers)
+            raise error_from_answer(status, payload, self.base_url)
+
+    def _pause(self, attempt: int) -> None:
+        delay = self.backoff_s * (2 ** (attempt - 1))
+        self._sleep(delay * random.uniform(0.5, 1.0))
+
+    def _send(self, method: str, url: str, data: bytes | None, token: str,
+              headers: Mapping[str, str] | None) -> tuple[int, Any, dict[str, str]]:
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        for key, value in (headers or {}).items():
+            request.add_header(key, value)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return response.status, _json(response.read()), dict(response.headers.items())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, _json(exc.read()), dict(exc.headers.items())
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            once = "" if method == "GET" else (
+                f"; the {method} was sent once and not retried: it may or may not have "
+                "been applied, check before sending it again")
+            raise HubUnreachable(f"the hub at {self.base_url} cannot be reached: "
+                                 f"{reason}{once}") from None
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(sorted(str(v) for v in value))
+    return str(value)
+
+
+def _json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"error": {"message": raw[:200].decode("utf-8", "replace")}}
+
+
+__all__ = ["Answer", "HttpTransport", "SignInRequired", "StaticToken", "TokenSource"]
