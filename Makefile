@@ -44,15 +44,22 @@ typecheck: $(DEVSTAMP)
 contracts: $(DEVSTAMP)
 	$(VENV)/bin/lint-imports
 
+# The suite waits on brokers, subprocesses and timeouts far more than it computes, so
+# worker processes (pytest-xdist) pay off even on 2 cores. --dist loadfile keeps each
+# test file on one worker: module-scoped hubs and brokers are built once, as in a serial
+# run. `make test PYTEST_WORKERS=0` runs it serially.
+PYTEST_WORKERS ?= 3
+PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
+
 pytest: $(DEVSTAMP) system-deps
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make test: install dev extras, then ruff, mypy (core), import contracts and the whole suite
 test: $(DEVSTAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make bench: the benchmark suite in bench/ (~3 min; set SMARTIOT_TEST_PG_URL for the
 ## PostgreSQL figures); rewrites its section of docs/benchmarks.md and the scaling chart
@@ -60,7 +67,7 @@ bench: $(DEVSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run_suite.py $(BENCH_ARGS)
 
 ## make screenshots: every page in light and dark into docs/screenshots/ (under Xvfb)
-screenshots: $(DEVSTAMP) xvfb-deps
+screenshots: $(DEVSTAMP) gui-deps xvfb-deps
 	bash scripts/screenshots.sh
 
 clean:

@@ -411,5 +411,23 @@ users = Table(
     Column("updated_by", String(128), nullable=False, server_default=""),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("version", BigInteger, nullable=False),
+    # argon2id (core.crypto.passwords); never read into UserAccount (migration 0012)
+    Column("password_hash", String(255), nullable=True),
+    Column("password_changed_at", UTCDateTime(), nullable=True),
     Index("ix_users_organization", "organization"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 hex of the token
+    Column("user_name", String(128), nullable=False),
+    Column("family", String(64), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("client", String(128), nullable=False, server_default=""),
+    Index("ix_refresh_tokens_user_name", "user_name"),
+    Index("ix_refresh_tokens_family", "family"),
 )

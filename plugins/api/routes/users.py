@@ -29,6 +29,9 @@ class UserCreate(BaseModel):
     role: RoleName
     organization: str = Field(default="", max_length=128,
                               description="ignored when the caller belongs to an organization")
+    password: str | None = Field(default=None, min_length=1, max_length=1024,
+                                 description="initial password (where the server keeps "
+                                 "accounts: the hub); the person can sign in at once")
 
 
 class UserUpdate(BaseModel):
@@ -94,7 +97,8 @@ def users_router(services: Callable[[], HasUsers], actor: Callable[[], Actor],
 
     @router.post("/users", summary="Add a user (admins)", tags=["users"])
     def add_user(body: Annotated[UserCreate, Body()]) -> Response[Any]:
-        added = services().users.add_user(actor(), body.name, body.role, body.organization)
+        added = services().users.add_user(actor(), body.name, body.role, body.organization,
+                                          body.password)
         return envelope(user_json(added), 201, {"ETag": f'"{added.version}"'})
 
     @router.put("/users/<name>", summary="Change a user's role, disable or enable (admins)",
