@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.ports.accounts import AccountStore
 from core.ports.alerts import AlertStore
+from core.ports.broker_accounts import BrokerAccounts
 from core.ports.changes import ChangeTokens
 from core.ports.commands import CommandChannel
 from core.ports.deployments import DeploymentService
@@ -49,6 +51,8 @@ class Backend:
     trusted_keys: TrustedKeyStore | None = None  # code-signing keys the team trusts
     preferences: PreferenceStore | None = None  # each person's settings (GET/PUT /users/me)
     users: UserDirectory | None = None  # who may work on the fleet, role and organization
+    accounts: AccountStore | None = None  # password hashes and refresh tokens (sign-in)
+    broker_accounts: BrokerAccounts | None = None  # per-person broker logins (the hub's)
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

@@ -12,10 +12,13 @@ enable an account. An admin with an organization manages only that
 organization's people and adds people into it. Every change is audited, and
 so is every refused attempt.
 
-What the directory does not do yet: authenticate. The entries are where
-per-person passwords or tokens will attach (the team set-up's sign-in; Cognito
-on AWS); until then the directory is consulted for people who have an entry
-(:meth:`UserService.effective_actor`, see docs/security.md "Identity").
+**Passwords** (where the backend keeps accounts: the hub's store): an admin
+sets a person's initial password (``add_user(..., password=)``,
+``set_password``); the hash is argon2id (core.crypto.passwords) and never
+leaves the store. A new password, or disabling the account, ends every
+sign-in of that person (their refresh tokens are revoked) and disabling
+removes their broker account, so the broker refuses them too. Signing in
+itself is core.services.accounts.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from core.crypto.passwords import hash_password
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.model.roles import GRANTS, Actor, Permission, Role
 from core.model.timeutil import utcnow
 from core.model.users import UserAccount, validate_user_name
+from core.ports.accounts import AccountStore
+from core.ports.broker_accounts import BrokerAccounts
 from core.ports.hub import AuditTrail
 from core.ports.preferences import Preferences, PreferenceStore
 from core.ports.user_directory import UserDirectory
@@ -43,10 +49,14 @@ MAX_PREFERENCES_BYTES = 16 * 1024
 class UserService:
     def __init__(self, preferences: PreferenceStore | None,
                  audit: AuditTrail | None = None, *,
-                 directory: UserDirectory | None = None) -> None:
+                 directory: UserDirectory | None = None,
+                 accounts: AccountStore | None = None,
+                 broker_accounts: BrokerAccounts | None = None) -> None:
         self._preferences = preferences
         self._audit = audit
         self._directory = directory
+        self._accounts = accounts
+        self._broker_accounts = broker_accounts
 
     # ------------------------------------------------------------------ oneself
     def me(self, actor: Actor) -> dict[str, Any]:
@@ -83,20 +93,49 @@ class UserService:
         return self._visible(actor, name)
 
     def add_user(self, actor: Actor, name: str, role: Role | str,
-                 organization: str = "") -> UserAccount:
-        """An admin in an organization adds people into it, whatever was asked."""
+                 organization: str = "", password: str | None = None) -> UserAccount:
+        """An admin in an organization adds people into it, whatever was asked.
+        With ``password`` the person can sign in at once (it is checked before
+        anything is stored, so a weak one adds nobody)."""
         subject = name.strip() or "?"
         authorize(self._audit, actor, Permission.USER_ADMIN, "user.add", subject,
                   {"new_role": str(getattr(role, "value", role))})
         name = validate_user_name(name)
         parsed = role if isinstance(role, Role) else Role.parse(role, "role")
         org = actor.organization or organization.strip()
+        encoded = None
+        if password is not None:
+            self._account_store()
+            encoded = hash_password(password)
         account = self._users().add(UserAccount(
             name, parsed, org, created_by=actor.user, updated_by=actor.user,
             created_at=utcnow(), updated_at=utcnow()))
+        if encoded is not None:
+            self._account_store().set_password_hash(name, encoded, utcnow())
         record_action(self._audit, actor, "user.add", name,
-                      {"new_role": parsed.value, "user_organization": org})
+                      {"new_role": parsed.value, "user_organization": org,
+                       "password_set": encoded is not None})
         return account
+
+    def set_password(self, actor: Actor, name: str, password: str) -> UserAccount:
+        """An admin sets someone's password (the initial one, or a reset): the
+        person's current sign-ins end. People change their own through
+        core.services.accounts, proving the current password."""
+        authorize(self._audit, actor, Permission.USER_ADMIN, "user.password", name)
+        current = self._visible(actor, name)
+        encoded = hash_password(password)
+        now = utcnow()
+        store = self._account_store()
+        store.set_password_hash(current.name, encoded, now)
+        ended = store.revoke_user(current.name, now)
+        record_action(self._audit, actor, "user.password", current.name, {"signed_out": ended})
+        return current
+
+    def has_password(self, actor: Actor, name: str) -> bool:
+        authorize(self._audit, actor, Permission.USER_ADMIN, "user.get", name)
+        current = self._visible(actor, name)
+        return self._accounts is not None and \
+            self._accounts.password_hash(current.name) is not None
 
     def set_role(self, actor: Actor, name: str, role: Role | str) -> UserAccount:
         authorize(self._audit, actor, Permission.USER_ADMIN, "user.role", name,
@@ -125,8 +164,28 @@ class UserService:
             return current
         saved = self._users().save(replace(current, disabled=disabled, updated_by=actor.user,
                                            version=current.version + 1))
-        record_action(self._audit, actor, action, name)
+        details: dict[str, Any] = {}
+        if disabled:
+            details = self._cut_off(name)
+        record_action(self._audit, actor, action, name, details)
         return saved
+
+    def _cut_off(self, name: str) -> dict[str, Any]:
+        """A disabled person's sign-ins end and their broker account goes, so
+        neither the API nor the broker lets them in until enabled again."""
+        details: dict[str, Any] = {}
+        if self._accounts is not None:
+            details["signed_out"] = self._accounts.revoke_user(name, utcnow())
+        if self._broker_accounts is not None:
+            self._broker_accounts.remove(name)
+            details["broker_access"] = "removed"
+        return details
+
+    def _account_store(self) -> AccountStore:
+        if self._accounts is None:
+            raise NotFound("this backend keeps no passwords: people sign in through its own "
+                           "identity provider")
+        return self._accounts
 
     def effective_actor(self, actor: Actor) -> Actor:
         """The actor as the directory knows them: a person with an entry acts
@@ -182,8 +241,12 @@ class UsersSession:
     def get(self, name: str) -> UserAccount:
         return self._service.get_user(self._actor, name)
 
-    def add(self, name: str, role: Role | str, organization: str = "") -> UserAccount:
-        return self._service.add_user(self._actor, name, role, organization)
+    def add(self, name: str, role: Role | str, organization: str = "",
+            password: str | None = None) -> UserAccount:
+        return self._service.add_user(self._actor, name, role, organization, password)
+
+    def set_password(self, name: str, password: str) -> UserAccount:
+        return self._service.set_password(self._actor, name, password)
 
     def set_role(self, name: str, role: Role | str) -> UserAccount:
         return self._service.set_role(self._actor, name, role)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from core.store import migrate
+from core.store.accounts import SqlAccountStore
 from core.store.alerts import SqlAlertStore
 from core.store.audit import AuditLog
 from core.store.changes import SqlChangeTokens
@@ -46,6 +47,7 @@ class Store:
         self.changes = SqlChangeTokens(engine)
         self.trusted_keys = SqlTrustedKeyStore(engine)
         self.users = SqlUserDirectory(engine)
+        self.accounts = SqlAccountStore(engine)  # passwords and refresh tokens
 
     @classmethod
     def open(

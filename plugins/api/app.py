@@ -31,7 +31,8 @@ from core.errors import (
     ValidationError,
 )
 from core.model.roles import Actor
-from plugins.api.auth import Unauthorized, actor_from_claims
+from core.services.accounts import SignInFailed, SignInService
+from plugins.api.auth import PUBLIC_PATHS, Unauthorized, actor_from_claims
 from plugins.api.wiring import ApiServices
 
 logger = Logger(service="smartiot-api")
@@ -57,6 +58,7 @@ class TooManyRequests(SmartIotError):
 
 _STATUS: list[tuple[type[SmartIotError], int, str]] = [
     (Unauthorized, 401, "UNAUTHORIZED"),
+    (SignInFailed, 401, "UNAUTHORIZED"),
     (PermissionDenied, 403, "FORBIDDEN"),
     (NotFound, 404, "NOT_FOUND"),
     (ConcurrentModification, 409, "CONFLICT"),
@@ -103,9 +105,12 @@ class RateLimit:
 
 
 def build_app(services: Callable[[], ApiServices], *,
-              rate_limit: RateLimit | None = None) -> APIGatewayRestResolver:
+              rate_limit: RateLimit | None = None,
+              sign_in: Callable[[], SignInService | None] | None = None
+              ) -> APIGatewayRestResolver:
     """The routes over ``services`` (called per request, so a Lambda container
-    builds them once on first use and tests can pass their own)."""
+    builds them once on first use and tests can pass their own). ``sign_in``:
+    the /auth routes' use cases where this server keeps accounts (the hub)."""
     app = APIGatewayRestResolver(
         enable_validation=True,
         cors=CORSConfig(allow_origin="*", allow_headers=["If-Match"],
@@ -198,6 +203,15 @@ def build_app(services: Callable[[], ApiServices], *,
     app.include_router(firmware_router(services, actor))
     app.include_router(deployments_router(services, actor))
 
+    # ------------------------------------------------------------ signing in
+    from plugins.api.routes.auth import auth_router
+
+    def client() -> str:
+        identity = (app.current_event.raw_event.get("requestContext") or {}).get("identity")
+        return str((identity or {}).get("sourceIp") or "")
+
+    app.include_router(auth_router(sign_in or (lambda: None), actor, client))
+
     # ------------------------------------------------------------ analytics and audit
     from plugins.api.routes.analytics import analytics_router
     from plugins.api.routes.audit import audit_router
@@ -246,6 +260,9 @@ def openapi_json(app: APIGatewayRestResolver) -> str:
         "type": "http", "scheme": "bearer",
         "description": "Cognito ID token on AWS; locally a token from `smartiot api token`"}}
     doc["security"] = [{"bearer": []}]
+    for path in PUBLIC_PATHS:
+        for op in doc.get("paths", {}).get(path, {}).values():
+            op["security"] = []  # the password or the refresh token is the credential
     envelope_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
     for ops in doc.get("paths", {}).values():
@@ -259,11 +276,12 @@ def openapi_json(app: APIGatewayRestResolver) -> str:
 
 
 def make_handler(services: Callable[[], ApiServices], *,
-                 rate_limit: RateLimit | None = None) -> Callable[[dict[str, Any], Any],
-                                                                  dict[str, Any]]:
+                 rate_limit: RateLimit | None = None,
+                 sign_in: Callable[[], SignInService | None] | None = None
+                 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """A Lambda handler over ``services``: checks the body's size, sets the
     correlation id for every log line of the request, and resolves the route."""
-    app = build_app(services, rate_limit=rate_limit)
+    app = build_app(services, rate_limit=rate_limit, sign_in=sign_in)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request_id = str((event.get("requestContext") or {}).get("requestId") or "")

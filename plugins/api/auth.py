@@ -30,6 +30,9 @@ from core.model.roles import Actor, Role
 # strongest, as Cognito's group precedence would give them.
 _ROLE_ORDER = (Role.ADMIN, Role.ENGINEER, Role.SUPPORT, Role.TECHNICIAN)
 MAX_TOKEN_HOURS = 24 * 30
+# Answered without a bearer token: the document, and signing in (the password or
+# the refresh token in the body is the credential).
+PUBLIC_PATHS = frozenset({"/openapi.json", "/auth/login", "/auth/refresh", "/auth/logout"})
 
 
 class Unauthorized(SmartIotError):

@@ -81,6 +81,7 @@ def _go_live(context: AppContext) -> bool:
 
 def run_api(args: argparse.Namespace, context: AppContext) -> int:
     from plugins.api.app import RateLimit, make_handler
+    from plugins.api.auth_service import build_sign_in
     from plugins.api.wsgi import ApiWsgiApp, serve
 
     try:
@@ -94,8 +95,10 @@ def run_api(args: argparse.Namespace, context: AppContext) -> int:
         if args.live and not _go_live(context):
             return 2
         services = api_services(context)
-        app = ApiWsgiApp(make_handler(lambda: services, rate_limit=RateLimit(args.rate_limit)),
-                         token_signer(context))
+        tokens = token_signer(context)
+        sign_in = build_sign_in(context.backend, tokens)
+        app = ApiWsgiApp(make_handler(lambda: services, rate_limit=RateLimit(args.rate_limit),
+                                      sign_in=lambda: sign_in), tokens)
         server = serve(app, args.host, args.port)
     except (SmartIotError, OSError) as exc:
         print(f"smartiot api {args.api_action}: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ def build_api_services(backend: Backend, *, signing_keys: CodeSigningKeys | None
     if preferences is not None and backend.preferences is None:
         # A backend built before it carried the preference store (tests, the CLI's
         # `api serve` over a store): the API still keeps each person's settings.
-        services = replace(services, users=UserService(preferences, backend.audit,
-                                                       directory=backend.users))
+        services = replace(services, users=UserService(
+            preferences, backend.audit, directory=backend.users, accounts=backend.accounts,
+            broker_accounts=backend.broker_accounts))
     return services

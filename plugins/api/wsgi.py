@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from plugins.api.app import CORS_HEADERS
-from plugins.api.auth import TokenSigner, Unauthorized
+from plugins.api.auth import PUBLIC_PATHS, TokenSigner, Unauthorized
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 StartResponse = Callable[..., Any]
@@ -87,9 +87,9 @@ class ApiWsgiApp:
         request_id = uuid.uuid4().hex
         claims = None
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        public = environ.get("PATH_INFO") == "/openapi.json" \
+        public = environ.get("PATH_INFO") in PUBLIC_PATHS \
             or environ.get("REQUEST_METHOD") == "OPTIONS"
-        if auth:
+        if auth and not public:
             scheme, _, token = auth.partition(" ")
             try:
                 if scheme.lower() != "bearer" or not token:

@@ -52,6 +52,7 @@ class LocalBackend(Backend):
             trusted_keys=store.trusted_keys,
             preferences=SqlPreferenceStore(store.engine),
             users=store.users,
+            accounts=store.accounts,
         )
         self.store = store
         self.bus = bus

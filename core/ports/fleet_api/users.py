@@ -30,8 +30,14 @@ class UsersApi(Protocol):
 
     def get(self, name: str) -> UserAccount: ...
 
-    def add(self, name: str, role: Role | str, organization: str = "") -> UserAccount:
-        """Add a person; an admin in an organization adds into it."""
+    def add(self, name: str, role: Role | str, organization: str = "",
+            password: str | None = None) -> UserAccount:
+        """Add a person; an admin in an organization adds into it. With a
+        password (where the backend keeps them) they can sign in at once."""
+        ...
+
+    def set_password(self, name: str, password: str) -> UserAccount:
+        """An admin sets someone's password; their sign-ins end."""
         ...
 
     def set_role(self, name: str, role: Role | str) -> UserAccount: ...
