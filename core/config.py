@@ -30,6 +30,8 @@ BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 THEMES = ("light", "dark")
 PROFILE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 BROKER_URL = re.compile(r"(mqtts?)://[^\s/:]+(:\d{1,5})?/?")
+# An aws profile's stage names its tables, buckets and functions (iot-devices-<stage>).
+AWS_STAGE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "api_key")
 
 
@@ -46,6 +48,10 @@ class Profile:
     # Run the hub (ingestion, shadows, alert engine) inside the console. A team
     # runs one `smartiot hub` next to the shared database and turns this off.
     hub: bool = True
+    # The aws backend (plugins/aws, docs/aws.md): a named profile of ~/.aws/config
+    # (credentials never here), the region, the stage that names every resource
+    # (tables iot-devices-<stage>, iot-alerts-<stage>, ...) and, for moto or
+    # `smartiot aws sandbox`, the endpoint to use instead of AWS.
     aws_profile: str = ""
     region: str = ""
     stage: str = "dev"
@@ -327,6 +333,15 @@ def _validate_profile(where: str, profile: Profile) -> None:
         )
     if profile.backend == "aws" and not profile.region and not profile.endpoint_url:
         raise ConfigError(f"{prefix}region' is required for an aws profile (e.g. eu-west-1)")
+    if AWS_STAGE.fullmatch(profile.stage) is None:
+        raise ConfigError(
+            f"{prefix}stage' must be 1-32 lower-case letters, digits or '-' (it names the "
+            f"AWS resources, e.g. iot-devices-<stage>), got {profile.stage!r}")
+    if profile.endpoint_url and not profile.endpoint_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{prefix}endpoint_url' must be empty (AWS itself) or an http(s) URL such as "
+            f"http://127.0.0.1:5000 (moto or `smartiot aws sandbox`), got "
+            f"{profile.endpoint_url!r}")
 
 
 def check_backend(config: Config, available: Iterable[str]) -> None:

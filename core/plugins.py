@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.local.plugin",
+    "plugins.aws.plugin",
     "plugins.devices.plugin",
     "plugins.alerts.plugin",
     "plugins.firmware.plugin",

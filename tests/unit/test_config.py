@@ -106,5 +106,5 @@ def test_the_window_does_not_start_on_a_backend_no_plugin_provides(tmp_path, cap
     assert cli.main(["--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "configuration error" in err and "backend 'weather-cloud'" in err
-    assert "available: local" in err and "Traceback" not in err
+    assert "available: aws, local" in err and "Traceback" not in err
     assert cli.main(["--config", str(path), "plugins"]) == 0  # still shows why

@@ -1,0 +1,68 @@
+"""Assemble the AWS backend's ports from the profile.
+
+Each adapter family lives in its own package (``dynamodb``, telemetry,
+firmware, jobs, IoT data, Cognito); this module only picks them. Ports with
+no adapter yet stay ``None`` (core.ports.backend), so pages say "not
+available on this backend"; the required telemetry port gets a stand-in
+that says so on use."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from urllib.parse import urlsplit
+
+from core.context import AppContext
+from core.ports.backend import Backend
+from plugins.aws.clients import AwsClients
+from plugins.aws.dynamodb.alerts import DynamoAlertStore
+from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
+from plugins.aws.settings import AwsSettings
+from plugins.aws.unavailable import NoTelemetryHistory
+
+log = logging.getLogger(__name__)
+
+
+class AwsBackend(Backend):
+    def __init__(self, settings: AwsSettings, clients: AwsClients) -> None:
+        registry = DynamoDeviceRegistry(clients.dynamodb, settings)
+        super().__init__(
+            name="aws",
+            registry=registry,
+            alerts=DynamoAlertStore(clients.dynamodb, settings),
+            telemetry=NoTelemetryHistory(),
+        )
+        self.settings = settings
+        self.clients = clients
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_aws_backend_for(settings: AwsSettings) -> AwsBackend:
+    """The backend for explicit settings (tests, the sandbox, Lambda wiring).
+
+    moto and the sandbox accept any credentials; on a loopback endpoint with
+    none configured, dummy ones are used so nothing can reach a real account."""
+    credentials: dict[str, str] = {}
+    if settings.endpoint_url and _is_loopback(settings.endpoint_url):
+        import boto3
+
+        found = boto3.session.Session(profile_name=settings.aws_profile or None).get_credentials()
+        if found is None:
+            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return AwsBackend(settings, AwsClients(settings, **credentials))
+
+
+def build_aws_backend(context: AppContext) -> AwsBackend:
+    settings = AwsSettings.from_profile(context.config.profile)
+    log.info("aws backend: region %s, stage %s%s", settings.region, settings.stage,
+             f", endpoint {settings.endpoint_url}" if settings.endpoint_url else "")
+    return build_aws_backend_for(settings)

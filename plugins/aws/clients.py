@@ -1,0 +1,38 @@
+"""boto3 sessions and clients for the adapters: the one module that imports
+boto3 at the top, imported only when the aws backend is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from plugins.aws.settings import AwsSettings
+
+# Adaptive retries absorb DynamoDB throttling (ProvisionedThroughputExceeded)
+# instead of surfacing it as an error to the person at the console.
+_BOTO_CONFIG = BotoConfig(retries={"mode": "adaptive", "max_attempts": 8},
+                          connect_timeout=5, read_timeout=30)
+
+
+class AwsClients:
+    """One boto3 session per backend (sessions are not thread-safe to create
+    clients from concurrently; clients are thread-safe once made)."""
+
+    def __init__(self, settings: AwsSettings, **credentials: str) -> None:
+        self.settings = settings
+        self._session = boto3.session.Session(
+            profile_name=settings.aws_profile or None, region_name=settings.region,
+            **credentials)
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(
+                service, endpoint_url=self.settings.endpoint_url or None, config=_BOTO_CONFIG)
+        return self._clients[service]
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")

@@ -1,0 +1,99 @@
+"""Every DynamoDB table of the backend, with its keys and indexes, and the
+function that creates them for a stage (the sandbox, tests; on AWS the
+Serverless stack declares the same tables).
+
+The access patterns decide the keys (docs/aws.md, "Data model"): nothing the
+console asks for is answered by a Scan."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from plugins.aws.settings import AwsSettings
+
+DEVICES_BY_ORGANIZATION = "OrganizationIndex"
+ALERTS_BY_DEVICE = "DeviceIndex"
+ALERTS_BY_ORGANIZATION_STATE = "OrganizationStateIndex"
+ALERTS_BY_STATE = "StateIndex"
+
+# The organizations table has one partition listing every organization that
+# has devices, so "the whole fleet" is a Query per organization, not a Scan.
+ORGANIZATIONS_PARTITION = "organization"
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    role: str  # AwsSettings.table(role) names it: iot-<role>-<stage>
+    hash_key: str
+    range_key: str | None = None
+    # attribute name -> "S" | "N" for every key attribute of the table and its indexes
+    attributes: dict[str, str] = field(default_factory=dict)
+    indexes: tuple[Index, ...] = ()
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("devices", "device_id",
+              attributes={"device_id": "S", "organization_id": "S"},
+              indexes=(Index(DEVICES_BY_ORGANIZATION, "organization_id", "device_id"),)),
+    TableSpec("organizations", "kind", "organization_id",
+              attributes={"kind": "S", "organization_id": "S"}),
+    TableSpec("alerts", "alert_id",
+              attributes={"alert_id": "S", "device_id": "S", "created_at": "S",
+                          "org_state": "S", "state": "S"},
+              indexes=(Index(ALERTS_BY_DEVICE, "device_id", "created_at"),
+                       Index(ALERTS_BY_ORGANIZATION_STATE, "org_state", "created_at"),
+                       Index(ALERTS_BY_STATE, "state", "created_at"))),
+    TableSpec("alert-events", "alert_id", "event_key",
+              attributes={"alert_id": "S", "event_key": "S"}),
+)
+
+
+def table_request(spec: TableSpec, name: str) -> dict[str, Any]:
+    """The CreateTable request (on-demand capacity, every index projecting the
+    whole item: the console reads whole records from them)."""
+    def schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
+        keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            keys.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        return keys
+
+    request: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": schema(spec.hash_key, spec.range_key),
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": t}
+                                 for a, t in sorted(spec.attributes.items())],
+    }
+    if spec.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {"IndexName": ix.name, "KeySchema": schema(ix.hash_key, ix.range_key),
+             "Projection": {"ProjectionType": "ALL"}}
+            for ix in spec.indexes]
+    return request
+
+
+def create_tables(client: Any, settings: AwsSettings,
+                  specs: tuple[TableSpec, ...] = TABLES) -> list[str]:
+    """Create every table of ``specs`` for the settings' stage and wait until
+    they are active; tables that exist already are left as they are. Returns
+    the table names."""
+    names = []
+    for spec in specs:
+        name = settings.table(spec.role)
+        # a table created before (a second sandbox start) is kept as it is
+        with contextlib.suppress(client.exceptions.ResourceInUseException):
+            client.create_table(**table_request(spec, name))
+        names.append(name)
+    waiter = client.get_waiter("table_exists")
+    for name in names:
+        waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return names

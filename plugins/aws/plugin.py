@@ -1,0 +1,36 @@
+"""Hook implementations of the AWS backend plugin.
+
+Importing this module must not import boto3: the console loads every plugin
+at start-up, and the AWS SDK costs a noticeable part of a second to import.
+Everything AWS is imported inside the factory, when a profile selects the
+``aws`` backend (tests/integration/aws/test_plugin.py checks this)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from core.hookspecs import hookimpl
+from core.registrations import BackendSpec
+
+if TYPE_CHECKING:
+    from core.context import AppContext
+    from core.ports.backend import Backend
+
+
+def _build(context: AppContext) -> Backend:
+    from plugins.aws.backend import build_aws_backend
+
+    return build_aws_backend(context)
+
+
+@hookimpl
+def smartiot_register_backends(register: Callable[[BackendSpec], None]) -> None:
+    register(
+        BackendSpec(
+            name="aws",
+            description="The Smart_IOT backend on AWS (DynamoDB and the other AWS "
+            "services), or moto / the sandbox through the profile's endpoint_url",
+            factory=_build,
+        )
+    )
