@@ -64,6 +64,18 @@ class Recorder:
             time.sleep(0.02)
         raise AssertionError("expected message did not arrive in time")
 
+    def settle(self, quiet_s: float = 1.0, timeout: float = 30.0) -> None:
+        """Waits until nothing new has arrived for ``quiet_s``: on a loaded machine the
+        broker can still be delivering what a finished run published."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                last = self.messages[-1].at if self.messages else 0.0
+            if time.monotonic() - last >= quiet_s:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"messages still arriving after {timeout} s")
+
     def publish(self, topic: str, body: dict | bytes, qos: int = 1) -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.client.publish(topic, payload, qos=qos).wait_for_publish(10)

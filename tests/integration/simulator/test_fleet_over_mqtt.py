@@ -43,7 +43,7 @@ def run_and_record(broker, scen, *, seed, duration_s, speed=20.0, prefix=""):
                                speed=speed, telemetry_qos=1, client_id_prefix=prefix)
         running.start(duration_s)
         running.wait(60)
-        time.sleep(0.5)
+        recorder.settle()
         return telemetry_by_device(recorder)
     finally:
         recorder.close()
