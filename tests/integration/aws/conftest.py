@@ -68,3 +68,61 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> AwsSandbox:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return AwsSandbox(moto_server, REGION, "t" + uuid.uuid4().hex[:8])
+
+
+# ---------------------------------------------------------------- DynamoDB
+
+class DynamoCalls:
+    """Every DynamoDB operation the adapters send, as boto3 builds it (botocore's
+    ``before-parameter-build`` event: the operation name and its parameters),
+    so tests can say "a Query on this index, page after page, and no Scan"."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append((model.name, dict(params)))
+
+    def named(self, operation: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == operation]
+
+    @property
+    def operations(self) -> set[str]:
+        return {name for name, _ in self.calls}
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@dataclass
+class DynamoFleet:
+    """The aws backend over a fresh stage whose tables exist, with small pages
+    (2 items) so every listing of a few records spans several pages."""
+
+    backend: Any  # plugins.aws.backend.AwsBackend
+    settings: Any  # plugins.aws.settings.AwsSettings
+    calls: DynamoCalls
+
+    def second_backend(self) -> Any:
+        """Another process on the same tables (a second console or Lambda)."""
+        from plugins.aws.backend import build_aws_backend_for
+
+        return build_aws_backend_for(self.settings)
+
+
+PAGE = 2
+
+
+@pytest.fixture
+def dynamo(aws: AwsSandbox) -> DynamoFleet:
+    from plugins.aws.backend import build_aws_backend_for
+    from plugins.aws.dynamodb.tables import create_tables
+    from plugins.aws.settings import AwsSettings
+
+    settings = AwsSettings(region=aws.region, stage=aws.stage, endpoint_url=aws.endpoint_url,
+                           page_size=PAGE)
+    backend = build_aws_backend_for(settings)
+    create_tables(backend.clients.dynamodb, settings)
+    calls = DynamoCalls()
+    backend.clients.dynamodb.meta.events.register("before-parameter-build.dynamodb", calls)
+    return DynamoFleet(backend, settings, calls)
