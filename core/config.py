@@ -32,6 +32,7 @@ PROFILE_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 BROKER_URL = re.compile(r"(mqtts?)://[^\s/:]+(:\d{1,5})?/?")
 # An aws profile's stage names its tables, buckets and functions (iot-devices-<stage>).
 AWS_STAGE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+API_URL = re.compile(r"https?://[^\s/:@]+(:\d{1,5})?(/[^\s?#]*)?")
 _SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "api_key")
 
 
@@ -64,6 +65,10 @@ class Profile:
     files_advertise: str = ""
     files_tls_cert: str = ""
     files_tls_key: str = ""
+    # The REST API this console works through (the hub's, or API Gateway's):
+    # set, the console signs in there and opens no database; pages get their
+    # data from the API and live events from the broker.
+    api_url: str = ""
 
 
 PROFILE_KEYS: dict[str, type] = {
@@ -330,6 +335,11 @@ def _validate_profile(where: str, profile: Profile) -> None:
         raise ConfigError(
             f"{prefix}database' contains a password; keep the URL without it and store the "
             f"password with: smartiot secrets set {profile.name}.database"
+        )
+    if profile.api_url and API_URL.fullmatch(profile.api_url) is None:
+        raise ConfigError(
+            f"{prefix}api_url' must be empty or the REST API's URL, like http://hub:8080 or "
+            f"https://abc.execute-api.eu-west-1.amazonaws.com/dev, got {profile.api_url!r}"
         )
     if profile.backend == "aws" and not profile.region and not profile.endpoint_url:
         raise ConfigError(f"{prefix}region' is required for an aws profile (e.g. eu-west-1)")
