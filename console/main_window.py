@@ -21,6 +21,7 @@ from console.navigator import ShellNavigation
 from console.page_host import PageHost
 from console.preferences import save_theme
 from console.shortcuts import assign_shortcuts
+from console.sign_in import SignInFlow, describe
 from console.status_bar import install_status_widgets
 from console.theme import apply_theme, current_colors, current_theme
 from console.window_state import WindowStateStore
@@ -76,6 +77,9 @@ class MainWindow(QMainWindow):
         context.navigation = self.navigation
         self.destroyed.connect(partial(_forget_navigation, context, self.navigation))
 
+        remote = context.remote
+        self.sign_in = None if remote is None else SignInFlow(
+            self, context, remote, self.sidebar, lambda _actor: None)
         self._build_menus()
         self.status_widgets = install_status_widgets(
             self.statusBar(), context, context.plugins.status_widgets()
@@ -87,8 +91,13 @@ class MainWindow(QMainWindow):
         last_page = self._state_store.restore(self)
         self.full_screen_action.setChecked(self.isFullScreen())
         ids = self.page_ids()
-        if ids:
-            self.show_page(last_page if last_page in ids else ids[0])
+        first = (last_page if last_page in ids else ids[0]) if ids else None
+        if self.sign_in is not None:
+            # Through the REST API: no page asks for data before someone signs in.
+            self.sign_in.on_ready = lambda _actor: self._signed_in(first)
+            self.sign_in.start()
+        elif first is not None:
+            self.show_page(first)
 
     # ------------------------------------------------------------ public API
     def page_ids(self) -> list[str]:
@@ -161,6 +170,9 @@ class MainWindow(QMainWindow):
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
+        if self.sign_in is not None:
+            self.sign_out_action = self._action("Sign &out", "", self.sign_in.sign_out)
+            file_menu.addAction(self.sign_out_action)
         self.quit_action = self._action("&Quit", "Ctrl+Q", self.close)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         file_menu.addAction(self.quit_action)
@@ -202,8 +214,20 @@ class MainWindow(QMainWindow):
         else:
             self.showNormal()
 
+    def _signed_in(self, first_page: str | None) -> None:
+        self._update_footer()
+        if first_page is not None:
+            self.show_page(first_page)
+
     def _update_footer(self) -> None:
         config = self.context.config
+        remote = self.context.remote
+        if remote is not None and remote.actor is not None:
+            # The role shown is the server's answer, not this machine's config.
+            self.sidebar.footer.setText(describe(remote.actor, remote))
+            self.sidebar.footer.setToolTip(f"Profile {config.profile_name}; configuration: "
+                                           f"{config.path}")
+            return
         self.sidebar.footer.setText(
             f"Profile <b>{config.profile_name}</b> · {config.profile.organization}"
         )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from core.ports.backend import Backend
     from core.ports.fleet_api import FleetApi
     from core.ports.navigation import Navigation
+    from core.ports.remote_api import RemoteSession
 
 
 class AppContext:
@@ -38,6 +39,7 @@ class AppContext:
         self._backend: Backend | None = None
         self._owns_backend = True
         self._api: FleetApi | None = None
+        self._remote: RemoteSession | None = None
         self._closed = False
         self._lock = threading.Lock()
         from core.ports.navigation import NoNavigation
@@ -57,9 +59,37 @@ class AppContext:
             return self._backend
 
     @property
+    def remote(self) -> RemoteSession | None:
+        """The REST API session when the profile names an ``api_url`` (the team
+        set-up through the hub's API, or AWS), else None: data is then in
+        this process. Built on first use by the plugin that provides it."""
+        if not self.config.profile.api_url:
+            return None
+        with self._lock:
+            if self._remote is None:
+                clients = self.plugins.api_clients()
+                if not clients:
+                    raise SmartIotError(
+                        f"profile {self.config.profile_name!r} names api_url "
+                        f"{self.config.profile.api_url}, but no loaded plugin provides a "
+                        "client of the REST API (the built-in 'api' plugin does; see "
+                        "`smartiot plugins`)")
+                self._remote = next(iter(clients.values())).connect(self)
+            return self._remote
+
+    @property
     def api(self) -> FleetApi:
         """The use cases for this person: what pages and CLI commands call
-        (never the backend's ports). Built on first use, after the backend."""
+        (never the backend's ports). Built on first use, after the backend;
+        with an ``api_url``, over the REST API, without opening any store."""
+        remote = self.remote
+        if remote is not None:
+            with self._lock:
+                if self._closed:
+                    raise SmartIotError("the application is shutting down")
+                if self._api is None:
+                    self._api = remote.fleet_api()
+                return self._api
         backend = self.backend
         with self._lock:
             if self._api is None:
@@ -86,7 +116,11 @@ class AppContext:
 
     @property
     def actor(self) -> Actor:
-        """The person, role and organization every service checks permissions against."""
+        """The person, role and organization every service checks permissions against:
+        with an ``api_url``, the server's answer at sign-in (the server checks them)."""
+        remote = self._remote
+        if remote is not None and remote.actor is not None:
+            return remote.actor
         return self._actor
 
     def note_claim(self, claimed_user: str) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from core.context import AppContext
     from core.registrations import (
         AlertRuleTypeSpec,
+        ApiClientSpec,
         BackendSpec,
         CliCommand,
         PageSpec,
@@ -33,6 +34,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def smartiot_register_backends(register: Callable[[BackendSpec], None]) -> None:
     """Register data sources (local MQTT hub, AWS, ...) that implement the ports."""
+
+
+@hookspec
+def smartiot_register_api_clients(register: Callable[[ApiClientSpec], None]) -> None:
+    """Register clients of the REST API that a profile's ``api_url`` connects through."""
 
 
 @hookspec

@@ -31,6 +31,7 @@ import pluggy
 from core import hookspecs
 from core.registrations import (
     AlertRuleTypeSpec,
+    ApiClientSpec,
     BackendSpec,
     CliCommand,
     PageSpec,
@@ -335,6 +336,13 @@ class PluginManager:
         return {
             spec.name: spec
             for spec in self._collect("smartiot_register_backends", BackendSpec, lambda s: s.name)
+        }
+
+    def api_clients(self) -> dict[str, ApiClientSpec]:
+        return {
+            spec.name: spec
+            for spec in self._collect("smartiot_register_api_clients", ApiClientSpec,
+                                      lambda s: s.name)
         }
 
     def pages(self) -> list[PageSpec]:

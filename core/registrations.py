@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from core.context import AppContext
     from core.ports.backend import Backend
+    from core.ports.remote_api import RemoteSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,16 @@ class BackendSpec:
     name: str
     description: str
     factory: Callable[[AppContext], Backend]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiClientSpec:
+    """A client of the REST API: ``connect(context)`` opens the session a
+    profile's ``api_url`` names (core.ports.remote_api.RemoteSession)."""
+
+    name: str
+    description: str
+    connect: Callable[[AppContext], RemoteSession]
 
 
 @dataclass(frozen=True, slots=True)

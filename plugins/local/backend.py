@@ -195,6 +195,12 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                         demo_fleet: bool | None = None,
                         live: bool | None = None) -> LocalBackend:
     profile = context.config.profile
+    if profile.api_url and not run_hub:
+        # The database is the hub's: data through context.api, only live events here.
+        from plugins.local.api_console import build_api_console_backend
+
+        return build_api_console_backend(  # type: ignore[return-value]
+            context, live=context.live if live is None else live)
     store = Store.open(context.config.database_url)
     backend = LocalBackend(store, EventBus())
     # Whoever owns the data signs checkpoints of the audit trail with every

@@ -90,6 +90,24 @@ def test_backend_missing_is_a_config_error(tmp_path):
         _ = context.backend
 
 
+def test_hook_smartiot_register_api_clients(tmp_path):
+    pm = PluginManager(entry_points=False, blocked=())
+    assert "http" in pm.api_clients()
+    config = load_config(tmp_path / "config.toml", tmp_path / "data",
+                         env={"SMARTIOT_API_URL": "http://hub.example:8080/"})
+    context = AppContext(config, pm)
+    try:
+        assert context.remote is not None
+        assert context.remote.base_url == "http://hub.example:8080"
+        assert context.api is context.remote.fleet_api()  # no store, no backend built
+        assert not context.has_backend
+    finally:
+        context.close()
+    assert not (tmp_path / "data" / "smartiot.db").exists()
+    plain = _context(tmp_path / "plain", pm)
+    assert plain.remote is None  # no api_url: the data is in this process
+
+
 def test_hook_smartiot_register_pages():
     pm = PluginManager(entry_points=False, blocked=())
     pages = pm.pages()

@@ -1,0 +1,130 @@
+"""The local backend of a console that works through the REST API (a
+profile's ``api_url``): no database, no hub, only the live feed.
+
+The database belongs to the hub (issue 16): such a console reads and changes
+data through ``context.api`` (the HTTP client), and follows the devices on
+the team's broker as any team console does (TeamObserver). The observer's
+two look-ups (a device's record when its status changes, alerts changed
+lately) go through the same API instead of a store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, cast
+
+from core.context import AppContext
+from core.errors import NotFound, SmartIotError
+from core.model import Alert, Device
+from core.ports.alerts import AlertQuery, AlertStore
+from core.ports.backend import Backend
+from core.ports.registry import DeviceRegistry
+from core.ports.telemetry import TelemetryStore
+from core.services.event_bus import EventBus
+
+log = logging.getLogger(__name__)
+
+DEVICE_CACHE_S = 30.0
+ALERT_PAGE = 200  # newest alerts read per poll; older ones changing are seen on reload
+
+
+class _NoStore:
+    """Stands where a store would be: any use says where the data lives instead."""
+
+    def __init__(self, api_url: str) -> None:
+        self._api_url = api_url
+
+    def __getattr__(self, name: str) -> Any:
+        raise SmartIotError(f"this console works through the hub's API at {self._api_url} "
+                            "and opens no database; use context.api")
+
+
+class ApiDeviceLookup:
+    """``find`` for the observer: a device's record from the API, kept briefly."""
+
+    def __init__(self, context: AppContext) -> None:
+        self._context = context
+        self._cache: dict[str, tuple[float, Device | None]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, device_id: str) -> Device | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(device_id)
+        if hit is not None and now - hit[0] < DEVICE_CACHE_S:
+            return hit[1]
+        try:
+            device: Device | None = self._context.api.devices.get(device_id)
+        except NotFound:
+            device = None
+        except SmartIotError as exc:
+            log.info("device %s not looked up through the API: %s", device_id, exc)
+            return None
+        with self._lock:
+            self._cache[device_id] = (now, device)
+        return device
+
+
+class ApiAlertChanges:
+    """``list(AlertQuery(changed_since=...))`` for the observer's poll."""
+
+    def __init__(self, context: AppContext) -> None:
+        self._context = context
+
+    def list(self, query: AlertQuery) -> list[Alert]:
+        page = self._context.api.alerts.list_alerts(limit=ALERT_PAGE)
+        since = query.changed_since
+        return [a for a in page.items if since is None or a.updated_at >= since]
+
+
+class ApiConsoleBackend(Backend):
+    def __init__(self, api_url: str, bus: EventBus) -> None:
+        nothing = _NoStore(api_url)
+        super().__init__(name="local", registry=cast(DeviceRegistry, nothing),
+                         alerts=cast(AlertStore, nothing),
+                         telemetry=cast(TelemetryStore, nothing), live=bus)
+        self.bus = bus
+        self.observer: Any = None
+
+    def close(self) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.stop()
+            except Exception:
+                log.exception("stopping the live feed failed")
+
+
+def build_api_console_backend(context: AppContext, *, live: bool) -> ApiConsoleBackend:
+    from plugins.local.backend import _broker_address, _team_logins
+    from plugins.local.hub.mqtt_link import MqttLink
+    from plugins.local.hub.observer import TeamObserver
+
+    profile = context.config.profile
+    backend = ApiConsoleBackend(profile.api_url, EventBus())
+    if not live or profile.broker == "embedded":
+        return backend  # no team broker named: pages work, nothing moves by itself
+    host, port, tls = _broker_address(profile.broker)
+    tls_context = None
+    if tls:
+        import ssl
+
+        tls_context = ssl.create_default_context()
+    _hub_login, console_login = _team_logins(context)
+
+    def link(filters: Any, on_message: Any) -> MqttLink:
+        return MqttLink(host, port, client_id=f"smartiot-console-{uuid.uuid4().hex[:8]}",
+                        filters=filters, on_message=on_message, tls_context=tls_context,
+                        username=console_login[0], password=console_login[1])
+
+    try:
+        backend.observer = TeamObserver(link, backend.bus,
+                                        cast(DeviceRegistry, ApiDeviceLookup(context)),
+                                        cast(AlertStore, ApiAlertChanges(context)))
+        backend.observer.start()
+    except Exception:
+        backend.close()
+        raise
+    return backend
