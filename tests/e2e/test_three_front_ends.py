@@ -6,7 +6,8 @@ stored results and the audit entries (actions, subjects, outcomes, roles)
 must be the same: every front end calls the same use cases.
 
 Ids that are random by design (a deployment's) and timestamps are left out of
-the comparison; everything a person or an auditor reads is compared.
+the comparison; everything a person or an auditor reads is compared. The
+stores are SQLite files, and PostgreSQL schemas when SMARTIOT_TEST_PG_URL is set.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import os
 import pwd
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from core.config import load_config
 from core.context import AppContext
@@ -33,7 +36,7 @@ from core.plugins import PluginManager
 from core.ports.backend import Backend
 from core.ports.signing_keys import TrustedKey
 from core.registrations import BackendSpec
-from core.store import Store
+from core.store import Store, create_store_engine
 from tests.integration.api.conftest import start_api
 
 pytestmark = [pytest.mark.gui]
@@ -96,6 +99,42 @@ def _outcome(store: Store) -> dict[str, Any]:
     }
 
 
+PG_ENV = "SMARTIOT_TEST_PG_URL"
+
+
+@pytest.fixture(params=[
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} not set")]),
+])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """A fresh database per front end: a SQLite file, or a PostgreSQL schema named
+    in the URL itself (so the CLI's --database reaches the same one)."""
+    schemas: list[str] = []
+
+    def url(name: str) -> str:
+        if request.param == "sqlite":
+            (tmp_path / name).mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{tmp_path / name / 'fleet.db'}"
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
+        base = os.environ[PG_ENV]
+        return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+    admin = create_store_engine(os.environ[PG_ENV]) if request.param != "sqlite" else None
+    try:
+        yield url
+    finally:
+        if admin is not None:
+            with admin.begin() as conn:
+                for schema in schemas:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
 @pytest.fixture
 def signing_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A machine without an OS keyring: every front end's signing key lives in an
@@ -124,12 +163,13 @@ def _backend(store: Store) -> Backend:
 
 
 @pytest.fixture
-def gui_context(tmp_path: Path, signing_env: None) -> Iterator[tuple[AppContext, Store]]:
+def gui_context(tmp_path: Path, signing_env: None, database: Callable[[str], str]
+                ) -> Iterator[tuple[AppContext, Store]]:
     import plugins.alerts.plugin as alerts_plugin
 
     base = tmp_path / "gui"
     config = load_config(base / "config.toml", base / "data", env={})
-    store = Store.open(f"sqlite:///{base / 'fleet.db'}")
+    store = Store.open(database("gui"))
     _seed(store, config.data_dir / "codesign")
     manager = PluginManager(builtins=(), entry_points=False, blocked=())
     manager.register("scenario-backend", _BackendPlugin(_backend(store)))
@@ -203,9 +243,8 @@ def _cli(base: Path, database: str, *args: str) -> None:
     assert result.returncode == 0, f"smartiot {' '.join(args)}: {result.stderr}"
 
 
-def _through_the_cli(base: Path) -> Store:
-    database = f"sqlite:///{base / 'fleet.db'}"
-    base.mkdir(parents=True)
+def _through_the_cli(base: Path, database: str) -> Store:
+    base.mkdir(parents=True, exist_ok=True)
     store = Store.open(database)
     _seed(store, base / "data" / "codesign")
     _cli(base, database, "devices", "register", NEW_DEVICE["device_id"], "--type",
@@ -219,9 +258,9 @@ def _through_the_cli(base: Path) -> Store:
 
 
 # ---------------------------------------------------------------------- REST
-def _through_the_api(base: Path) -> Store:
-    base.mkdir(parents=True)
-    store = Store.open(f"sqlite:///{base / 'fleet.db'}")
+def _through_the_api(base: Path, database: str) -> Store:
+    base.mkdir(parents=True, exist_ok=True)
+    store = Store.open(database)
     _seed(store, base / "codesign")
     gen = start_api(store, base)
     api = next(gen)
@@ -243,11 +282,12 @@ def _through_the_api(base: Path) -> Store:
 
 
 def test_pages_cli_and_api_leave_the_same_records_and_audit_trail(
-        qtbot: Any, gui_context: tuple[AppContext, Store], tmp_path: Path) -> None:
+        qtbot: Any, gui_context: tuple[AppContext, Store], database: Callable[[str], str],
+        tmp_path: Path) -> None:
     context, gui_store = gui_context
     _through_the_pages(qtbot, context, gui_store)
-    cli_store = _through_the_cli(tmp_path / "cli")
-    api_store = _through_the_api(tmp_path / "api")
+    cli_store = _through_the_cli(tmp_path / "cli", database("cli"))
+    api_store = _through_the_api(tmp_path / "api", database("api"))
     try:
         pages, cli, api = _outcome(gui_store), _outcome(cli_store), _outcome(api_store)
         assert [t[1] for t in pages["trail"]] == [
