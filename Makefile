@@ -47,7 +47,8 @@ contracts: $(DEVSTAMP)
 # The suite waits on brokers, subprocesses and timeouts far more than it computes, so
 # worker processes (pytest-xdist) pay off even on 2 cores. --dist loadfile keeps each
 # test file on one worker: module-scoped hubs and brokers are built once, as in a serial
-# run. `make test PYTEST_WORKERS=0` runs it serially.
+# run; tests/conftest.py also keeps tests/chaos on one worker, one test at a time.
+# `make test PYTEST_WORKERS=0` runs it serially.
 PYTEST_WORKERS ?= 3
 PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 

@@ -79,8 +79,63 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
         terminalreporter.write_line(f"  NOT RUN {nodeid}")
 
 
-# ---------------------------------------------------------------- brokers
+# ---------------------------------------------------------------- parallel runs
 import pytest  # noqa: E402
+
+# Directories whose tests form one work unit in parallel runs, so they run one after
+# another on one worker, never two at a time. Each chaos test drives a fleet through a
+# broker's kill -9, a database outage or network flaps and checks that nothing the
+# broker accepted is lost; two at once starve the hubs of CPU and test the machine.
+_ONE_AT_A_TIME = {"tests/chaos/": "chaos"}
+
+
+def _work_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    for prefix, group in _ONE_AT_A_TIME.items():
+        if path.startswith(prefix):
+            return group
+    return path
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):  # type: ignore[no-untyped-def]
+    """`make test` runs `-n 3 --dist loadfile`: a work unit is a whole test file
+    (module-scoped hubs, brokers and the first-hour walk-through are built once, in
+    file order, as in a serial run), and each _ONE_AT_A_TIME directory is one unit.
+    (xdist's own ``xdist_group`` marker does not group with pytest 9: it renames
+    nodeids, which pytest 9 no longer allows.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileOrGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # the order comes from the hook below
+    return FileOrGroupScheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """In parallel runs, hand out the one-at-a-time groups first (few tests, minutes
+    long), then the files with the most tests (xdist's own order), so no long unit
+    is left for the end while the other workers idle. Serial runs keep file order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    sizes: dict[str, int] = {}
+    for item in items:
+        unit = _work_unit(item.nodeid)
+        sizes[unit] = sizes.get(unit, 0) + 1
+
+    def order(item):  # type: ignore[no-untyped-def]
+        unit = _work_unit(item.nodeid)
+        return (0 if unit in _ONE_AT_A_TIME.values() else 1, -sizes[unit])
+
+    items.sort(key=order)  # stable: tests keep their order within a file
+
+
+# ---------------------------------------------------------------- brokers
 
 from simulator.broker import EmbeddedBroker, find_mosquitto  # noqa: E402
 
