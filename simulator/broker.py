@@ -32,6 +32,7 @@ from typing import Any
 
 from simulator import broker_guard
 from simulator.broker_auth import HUB_USER, BrokerCredentials, write_auth_files
+from simulator.broker_queue import HubQueue, hub_queue
 from simulator.local_brokers import LocalBroker, announce, private_workdir
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,14 @@ class EmbeddedBroker:
                  tls: BrokerTls | None = None, anonymous: bool = False,
                  credentials: BrokerCredentials | None = None,
                  devices: Iterable[str] = (),
-                 consoles: Iterable[tuple[str, str]] = ()) -> None:
+                 consoles: Iterable[tuple[str, str]] = (),
+                 queue: HubQueue | None = None) -> None:
         """Unless ``anonymous``: ``devices`` may log in (more with ``add_devices``),
         ``consoles`` are (user, role) pairs; ``credentials`` default to fresh
-        random ones (``self.credentials``)."""
+        random ones (``self.credentials``). ``queue``: what mosquitto keeps for
+        the hub's persistent session while the hub is away (simulator.broker_queue;
+        default: 10 minutes of a 1,000-device fleet)."""
+        self.queue = queue or hub_queue(1000)
         if anonymous and credentials is not None:
             raise ValueError("an anonymous broker takes no credentials")
         self.anonymous = anonymous
@@ -306,7 +311,7 @@ class EmbeddedBroker:
                     *self._auth_lines(),
                     "persistence false",
                     "max_connections -1",
-                    "max_queued_messages 10000",
+                    *self.queue.conf_lines(),
                     "max_inflight_messages 100",
                     "set_tcp_nodelay true",
                     "log_type error",

@@ -100,7 +100,13 @@ class MessageRejected:
 
 @dataclass(frozen=True, slots=True)
 class HubStatus:
-    """The hub's health, once a second: link state, rates, why it is degraded ("" when well)."""
+    """The hub's health, once a second: link state, rates, why it is degraded ("" when well).
+
+    ``hub`` is "" from a hub in this process; a console whose hub runs elsewhere
+    learns it from the hub's heartbeat (plugins.local.hub.heartbeat): "online",
+    "offline" (its Last Will or a stop), "silent" (no heartbeat for three
+    intervals) or "unknown" (none yet); ``hub_detail`` says since when and why.
+    ``connection`` is then this console's own link to the broker."""
 
     connection: str
     messages_per_s: float = 0.0
@@ -108,6 +114,8 @@ class HubStatus:
     degraded: str = ""
     shed_overload: int = 0
     inbox: int = 0
+    hub: str = ""
+    hub_detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,9 @@ class LinkStats:
     last_ts_ms: int | None = None
     boot_at_ms: int | None = None
     connected_at_ms: int | None = None
+    # seq gaps that fell in a period the hub was down or disconnected: lost by
+    # the hub (or by the broker's queue for it), so not in ``lost`` nor the ratio
+    hub_lost: int = 0
 
     @property
     def loss_ratio(self) -> float:

@@ -54,6 +54,9 @@ def command_response_topic(org: str, device_id: str) -> str:
 TELEMETRY_FILTER = "dt/+/+/telemetry"
 STATUS_FILTER = "dt/+/+/status"
 COMMAND_RESPONSE_FILTER = "cmd/+/+/res"
+# The hub's heartbeat: retained, with a retained Last Will saying offline; only
+# the hub writes it, consoles read it (docs/protocol.md "The hub's heartbeat").
+HUB_STATUS_TOPIC = "smartiot/hub/status"
 
 
 class DataKind(enum.StrEnum):

@@ -78,6 +78,7 @@ def _to_row(s: LinkStats) -> dict[str, Any]:
         "last_ts_ms": s.last_ts_ms,
         "boot_at_ms": s.boot_at_ms,
         "connected_at_ms": s.connected_at_ms,
+        "hub_lost": s.hub_lost,
     }
 
 
@@ -96,4 +97,5 @@ def _to_domain(row: LinkStatsRow) -> LinkStats:
         last_ts_ms=row.last_ts_ms,
         boot_at_ms=row.boot_at_ms,
         connected_at_ms=row.connected_at_ms,
+        hub_lost=row.hub_lost,
     )

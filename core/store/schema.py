@@ -309,6 +309,8 @@ class LinkStatsRow(Base):
     last_ts_ms: Mapped[int | None] = mapped_column(BigInteger)
     boot_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     connected_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # seq gaps while the hub was down or disconnected: the hub's loss, not the device's
+    hub_lost: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class CommandRow(Base):
@@ -383,6 +385,18 @@ user_preferences = Table(
     Column("user", String(128), primary_key=True),
     Column("prefs", JSON, nullable=False),
     Column("version", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Per hub session (its MQTT client id): when it was last known alive, and the
+# recent periods it was down or disconnected (JSON [[start_ms, end_ms], ...]),
+# so a seq gap found after a restart is booked against the hub.
+hub_state = Table(
+    "hub_state",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("alive_at_ms", BigInteger, nullable=True),
+    Column("outages", JSON, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 

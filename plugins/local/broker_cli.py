@@ -33,6 +33,7 @@ from simulator.broker_auth import (
     team_credentials,
     write_auth_files,
 )
+from simulator.broker_queue import DEFAULT_INTERVAL_S, DEFAULT_OUTAGE_S, hub_queue
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +59,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--cafile", help="CA certificate for the TLS ports (signs device certs)")
     c.add_argument("--certfile", help="the broker's certificate")
     c.add_argument("--keyfile", help="the broker's private key")
+    c.add_argument("--hub-outage", type=float, default=DEFAULT_OUTAGE_S / 60, metavar="MIN",
+                   help="minutes of telemetry the broker queues for the hub while it is away "
+                        f"(default {DEFAULT_OUTAGE_S / 60:g}); sized with --interval")
+    c.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S, metavar="S",
+                   help="the devices' reporting interval in seconds, for sizing that queue "
+                        f"(default {DEFAULT_INTERVAL_S:g})")
 
     p = sub.add_parser("password", help="print a broker password from the secret store")
     who = p.add_mutually_exclusive_group(required=True)
@@ -98,7 +105,12 @@ def _config(args: argparse.Namespace) -> int:
     listeners = TeamListeners(bind=args.bind, port=args.port or None, tls_port=args.tls_port,
                               mtls_port=args.mtls_port, cafile=path(args.cafile),
                               certfile=path(args.certfile), keyfile=path(args.keyfile))
-    conf = mosquitto_team_conf(out, listeners, run_as_root=os.geteuid() == 0)
+    try:
+        queue = hub_queue(len(device_ids), interval_s=args.interval,
+                          outage_s=args.hub_outage * 60)
+    except ValueError as exc:
+        raise BrokerAuthError(f"--hub-outage/--interval: {exc}") from None
+    conf = mosquitto_team_conf(out, listeners, run_as_root=os.geteuid() == 0, queue=queue)
     try:
         credentials = team_credentials(consoles)
     except SmartIotError as exc:
@@ -109,6 +121,7 @@ def _config(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'mosquitto.conf'}, {files.password_file} ({files.users:,} users) "
           f"and {files.acl_file}")
     print(f"start the broker with: mosquitto -c {out.resolve() / 'mosquitto.conf'}")
+    print(f"hub restarts lose nothing: {queue.describe()} (--hub-outage, --interval)")
     print(f"hub user {HUB_USER}: password in the secret store as {HUB_PASSWORD}; on the hub's "
           f"machine: smartiot broker password --hub | smartiot secrets set {HUB_PASSWORD}")
     for user, role in consoles:

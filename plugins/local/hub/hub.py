@@ -37,10 +37,18 @@ from typing import Any, Protocol, TypeVar
 
 from core.model import Device, LinkStats, QuarantinedMessage, Reading
 from core.model.events import DeviceChanged, FleetEvent, HubStatus
-from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER, parse_jobs_topic
+from core.protocol.topics import (
+    HUB_STATUS_TOPIC,
+    STATUS_FILTER,
+    TELEMETRY_FILTER,
+    parse_jobs_topic,
+)
 from core.services.event_bus import EventBus
 from core.services.rollout import RolloutEngine
 from core.store import Store
+from core.store.hub_state import SqlHubStateStore
+from plugins.local.hub.downtime import ALIVE_EVERY_S, HubDowntime
+from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
 from plugins.local.hub.ingest import BatchResult, Inbound, Ingestor
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
 from plugins.local.hub.registry_cache import RegistryCache
@@ -273,13 +281,19 @@ class Hub:
         self._stop_deadline = 0.0
         self._stopped_clean = True
         persistent = client_id is not None
+        link_id = client_id or f"smartiot-hub-{uuid.uuid4().hex[:8]}"
+        self.started_at_ms = int(clock() * 1000)
+        # Periods this hub session was away: seq gaps in them are its loss.
+        self.downtime = HubDowntime(link_id, SqlHubStateStore(store.engine)
+                                    if persistent else None, clock)
         self.link = MqttLink(
-            host, port, client_id=client_id or f"smartiot-hub-{uuid.uuid4().hex[:8]}",
+            host, port, client_id=link_id,
             filters=HUB_FILTERS, on_message=self._on_message, on_state=self._on_state,
             tls_context=tls_context, username=username, password=password,
             clean_session=not persistent, protocol=protocol,
             session_expiry_s=session_expiry_s if persistent else 0,
             manual_ack=True, receive_maximum=receive_maximum,
+            will=(HUB_STATUS_TOPIC, last_will(link_id, self.started_at_ms).encode()),
         )
         self.shadows = ShadowHost(store.shadows,
                                   lambda topic, body: self.link.publish(topic, body, qos=1),
@@ -303,9 +317,11 @@ class Hub:
         self.cache.load()
         if self.alerting is not None:
             self.alerting.set_devices(self.cache.all())
-        for stats in self.store.link_stats.list():
+        known = self.store.link_stats.list()
+        for stats in known:
             self.ingestor.stats[stats.device_id] = stats
             self.ingestor.sequences.seed(stats.device_id, stats.last_seq)
+        self.downtime.load(known)
         self.files.start()
         self._thread.start()
         self._monitor.start()
@@ -323,6 +339,7 @@ class Hub:
         self._room.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s + STOP_JOIN_GRACE_S)
+        self._say_goodbye()
         self.link.stop()
         # Whatever came in between the last drain and the disconnect: store it
         # (its QoS 1 messages were not acknowledged and come again; the
@@ -345,8 +362,37 @@ class Hub:
         self._monitor_stop.set()
         if self._monitor.is_alive():
             self._monitor.join(timeout=5)
+        if not self._thread.is_alive() and not self.health.down:
+            self._guard("hub state", self.downtime.save)  # stopped now: the outage starts
         self.files.stop()
         return left == 0
+
+    def _say_goodbye(self) -> None:
+        """A retained "offline, stopped" before a clean disconnect (the Last Will
+        covers every other end), so consoles show the hub gone at once."""
+        if self.link.state != "connected":
+            return
+        beat = HubBeat("offline", self.link.client_id, int(self.clock() * 1000),
+                       self.started_at_ms, reason="stopped")
+        try:
+            info = self.link.publish(HUB_STATUS_TOPIC, beat.encode(), qos=1, retain=True)
+            info.wait_for_publish(2.0)
+        except Exception as exc:  # noqa: BLE001 - the Last Will is not sent on a clean stop
+            log.warning("could not tell consoles the hub stops: %s", exc)
+
+    def publish_heartbeat(self) -> bool:
+        """The retained heartbeat consoles read (plugins.local.hub.heartbeat);
+        False when the link is down (the Last Will speaks then)."""
+        if self.link.state != "connected":
+            return False
+        beat = online_beat(self.link.client_id, self.started_at_ms, self.snapshot(),
+                           now_ms=int(self.clock() * 1000), interval_s=HEARTBEAT_EVERY_S)
+        try:
+            self.link.publish(HUB_STATUS_TOPIC, beat.encode(), qos=1, retain=True)
+        except Exception as exc:  # noqa: BLE001 - a status must never stop the hub
+            log.warning("the hub's heartbeat could not be published: %s", exc)
+            return False
+        return True
 
     def wait_connected(self, timeout: float) -> bool:
         return self.link.wait_connected(timeout)
@@ -391,6 +437,8 @@ class Hub:
                 "database_error": self.health.last_error if self.health.down else "",
                 "client_id": self.link.client_id,
                 "persistent_session": not self.link.clean_session,
+                "hub_lost": self.downtime.hub_lost,
+                "started_at_ms": self.started_at_ms,
                 "rejected_by_reason": dict(self.ingestor.rejected_by_reason),
                 "jobs": self.jobs.snapshot()}
 
@@ -407,6 +455,7 @@ class Hub:
         Rates are over the last RATE_WINDOW_S: writes come in batches, and a
         per-second figure would read 0 between two of them."""
         samples: deque[tuple[float, int, int]] = deque()
+        last_beat = time.monotonic()
         while not self._monitor_stop.wait(1.0):
             now = time.monotonic()
             c = self.counters
@@ -423,6 +472,9 @@ class Hub:
                 self.bus.publish([self._hub_event()])
             except Exception:
                 log.exception("publishing the hub status failed")
+            if now - last_beat >= HEARTBEAT_EVERY_S - 0.05:
+                last_beat = now
+                self.publish_heartbeat()
 
     # ------------------------------------------------------------------ network thread
     def _on_message(self, topic: str, payload: bytes, token: AckToken | None = None) -> None:
@@ -466,8 +518,11 @@ class Hub:
         return len(inbox)
 
     def _on_state(self, state: str) -> None:
+        self.downtime.link_state(state)
         self.bus.set_connection_state(state)
         self.bus.publish([self._hub_event()])
+        if state == "connected":
+            self.publish_heartbeat()  # replaces the Last Will or goodbye consoles saw
 
     # ------------------------------------------------------------------ writer thread
     def _guard(self, stage: str, fn: Callable[[], object]) -> None:
@@ -480,7 +535,7 @@ class Hub:
                 log.exception("hub stage %s failed: %s", stage, exc)
 
     def _run(self) -> None:
-        last_housekeeping = last_reload = last_rollout = time.monotonic()
+        last_housekeeping = last_reload = last_rollout = last_alive = time.monotonic()
         while True:
             stopping = self._stop.is_set()
             if not stopping:
@@ -501,6 +556,9 @@ class Hub:
             if now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
                 last_housekeeping = now
                 self._guard("housekeeping", self._housekeeping)
+            if now - last_alive >= ALIVE_EVERY_S:
+                last_alive = now
+                self._guard("hub state", self.downtime.save)
             if now - last_reload >= RELOAD_EVERY_S:
                 last_reload = now
                 self._guard("registry reload", self._reload_registry)
@@ -634,7 +692,8 @@ class Hub:
             self.counters.quarantined += len(result.quarantined)
         self._pending = None
         self._guard("acknowledge", lambda: self.link.ack(pending.tokens))
-        for stats in self.ingestor.take_dirty_stats():
+        for stats in self.downtime.attribute(self.ingestor.take_dirty_stats()):
+            self.ingestor.stats[stats.device_id] = stats  # a gap moved to hub_lost
             self._pending_stats[stats.device_id] = stats
         self._pending_quarantine.extend(result.quarantined)
         excess = len(self._pending_quarantine) - MAX_PENDING_QUARANTINE

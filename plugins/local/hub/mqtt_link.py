@@ -56,10 +56,13 @@ class MqttLink:
         session_expiry_s: int = 0,
         manual_ack: bool = False,
         receive_maximum: int | None = None,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         """``manual_ack``: ``on_message`` gets a third argument, an :data:`AckToken`
         for QoS 1 messages (None for QoS 0), to hand to :meth:`ack` once the message
-        is safe; ``receive_maximum`` (MQTT 5) caps how many the broker sends ahead."""
+        is safe; ``receive_maximum`` (MQTT 5) caps how many the broker sends ahead.
+        ``will``: (topic, payload) the broker publishes, retained at QoS 1, when
+        this connection dies without a DISCONNECT (the hub's "offline")."""
         if protocol not in (MQTT_V311, MQTT_V5):
             raise ValueError(f"protocol must be {MQTT_V311} (3.1.1) or {MQTT_V5}, not {protocol}")
         if len(filters) > MAX_FILTERS_PER_SUBSCRIBE:
@@ -68,6 +71,7 @@ class MqttLink:
         self.filters = list(filters)
         self._on_message = on_message
         self._on_state = on_state
+        self._state_watchers: list[Callable[[str], None]] = []
         self.state = "disconnected"
         self.last_error = ""
         self.connected_event = threading.Event()
@@ -106,6 +110,8 @@ class MqttLink:
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
         self.client.max_queued_messages_set(0)
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
 
     def start(self) -> None:
         self._set_state("connecting")
@@ -146,10 +152,20 @@ class MqttLink:
         is published to the filters from now on reaches this client."""
         return self.subscribed_event.wait(timeout)
 
+    def watch_state(self, callback: Callable[[str], None]) -> None:
+        """Also tell ``callback`` every state change (on paho's thread): how a
+        console's status bar follows its own link to the broker."""
+        self._state_watchers.append(callback)
+
     def _set_state(self, state: str) -> None:
         self.state = state
         if self._on_state is not None:
             self._on_state(state)
+        for watcher in list(self._state_watchers):
+            try:
+                watcher(state)
+            except Exception:
+                log.exception("a watcher of %s's connection state failed", self.client_id)
 
     def _connected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                    properties: Any) -> None:
