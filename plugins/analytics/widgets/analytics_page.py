@@ -79,7 +79,7 @@ class AnalyticsPage(QWidget):
             self._devices = found
             self._preselect()
 
-        self._background.start(devices, done, lambda _exc: None)
+        self._background.start(devices, done, lambda _exc: None, key="devices")
 
     def _preselect(self) -> None:
         """Live or History opened with nothing chosen: start on a sensible

@@ -203,7 +203,8 @@ class DashboardPage(QWidget):
             # Runs on a worker thread: opening the backend may migrate a database.
             return context.api.analytics.overview(top_metric=metric)
 
-        self._background.start(load, self.show_data, self._failed)
+        # Latest wins: a refresh for an earlier top-10 metric never paints over this one.
+        self._background.start(load, self.show_data, self._failed, key="overview")
 
     def _failed(self, exc: BaseException) -> None:
         self._loading = False
