@@ -58,6 +58,12 @@ class Profile:
     stage: str = "dev"
     endpoint_url: str = ""
     iot_endpoint: str = ""
+    # `smartiot hub` serves the REST API (sign-in, every use case) here, host:port,
+    # when set (or given `--api`); HTTPS when both PEM paths are set. Consoles of
+    # the team then reach the data through it, never the database.
+    api_listen: str = ""
+    api_tls_cert: str = ""
+    api_tls_key: str = ""
     # The hub's firmware file server (the local stand-in for S3): where it listens
     # (host[:port]) and the host[:port] put into download URLs. Off loopback it
     # serves HTTPS only, from these PEM files.

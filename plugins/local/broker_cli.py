@@ -16,6 +16,13 @@ from pathlib import Path
 
 from core.context import AppContext
 from core.errors import SmartIotError
+from plugins.local.broker_accounts import (
+    ACCOUNTS_PASSWORD,
+    ACCOUNTS_USER,
+    dynsec_conf_lines,
+    find_dynsec_plugin,
+    write_dynsec_config,
+)
 from simulator.broker_auth import (
     COMMAND_ROLES,
     FLEET_SECRET,
@@ -26,6 +33,7 @@ from simulator.broker_auth import (
     console_secret_name,
     console_username,
     device_password,
+    ensure_secret,
     mosquitto_team_conf,
     parse_console,
     read_device_list,
@@ -59,6 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--cafile", help="CA certificate for the TLS ports (signs device certs)")
     c.add_argument("--certfile", help="the broker's certificate")
     c.add_argument("--keyfile", help="the broker's private key")
+    c.add_argument("--person-accounts", action="store_true",
+                   help="let the hub give each signed-in person their own broker account, "
+                        "limited by role (mosquitto's dynamic-security plugin)")
     c.add_argument("--hub-outage", type=float, default=DEFAULT_OUTAGE_S / 60, metavar="MIN",
                    help="minutes of telemetry the broker queues for the hub while it is away "
                         f"(default {DEFAULT_OUTAGE_S / 60:g}); sized with --interval")
@@ -71,6 +82,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--device", metavar="ID", help="a device's (derived from the fleet secret)")
     who.add_argument("--hub", action="store_true", help="the hub's")
     who.add_argument("--console", metavar="USER", help="a console's")
+    who.add_argument("--accounts", action="store_true",
+                     help=f"the hub's control account for people's broker accounts "
+                          f"({ACCOUNTS_USER})")
 
 
 def run(args: argparse.Namespace, context: AppContext) -> int:
@@ -117,6 +131,19 @@ def _config(args: argparse.Namespace) -> int:
         raise BrokerAuthError(f"the broker passwords need the secret store: {exc}") from None
     files = write_auth_files(out, device_ids, credentials)
     (out / "data").mkdir(exist_ok=True)
+    dynsec = ""
+    if args.person_accounts:
+        plugin = find_dynsec_plugin()
+        if plugin is None:
+            raise BrokerAuthError("--person-accounts: mosquitto's dynamic-security plugin "
+                                  "(mosquitto_dynamic_security.so) is not installed here")
+        try:
+            accounts_password = ensure_secret(ACCOUNTS_PASSWORD)
+        except SmartIotError as exc:
+            raise BrokerAuthError(f"the broker passwords need the secret store: {exc}") from None
+        dynsec_file = write_dynsec_config(out, accounts_password)
+        conf += "\n".join(dynsec_conf_lines(dynsec_file, plugin)) + "\n"
+        dynsec = str(dynsec_file)
     (out / "mosquitto.conf").write_text(conf)
     print(f"wrote {out / 'mosquitto.conf'}, {files.password_file} ({files.users:,} users) "
           f"and {files.acl_file}")
@@ -128,6 +155,10 @@ def _config(args: argparse.Namespace) -> int:
         rights = "commands and desired state" if role in COMMAND_ROLES else "read only"
         print(f"console user {console_username(user)} ({role}, {rights}): on that console, "
               f"store `smartiot broker password --console {user}` as broker.password")
+    if args.person_accounts:
+        print(f"people's own broker accounts: {dynsec} (the hub manages them as "
+              f"{ACCOUNTS_USER}); on the hub's machine: smartiot broker password --accounts | "
+              f"smartiot secrets set {ACCOUNTS_PASSWORD}")
     print(f"devices log in as their device id; passwords derive from {FLEET_SECRET} "
           f"(smartiot broker password --device ID; `smartiot simulate` uses the secret itself)")
     return 0
@@ -135,7 +166,8 @@ def _config(args: argparse.Namespace) -> int:
 
 def _password(args: argparse.Namespace) -> int:
     name = FLEET_SECRET if args.device else (
-        HUB_PASSWORD if args.hub else console_secret_name(args.console))
+        HUB_PASSWORD if args.hub else ACCOUNTS_PASSWORD if args.accounts
+        else console_secret_name(args.console))
     value = stored_secret(name)
     if not value:
         print(f"smartiot broker: no {name} in the secret store; run `smartiot broker config` "

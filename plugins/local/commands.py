@@ -7,11 +7,14 @@ before rolling out new consoles."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.context import AppContext
 from core.store.engine import create_store_engine
 from core.store.migrate import current_revision, head_revision, upgrade
+
+if TYPE_CHECKING:
+    from plugins.local.broker_accounts import DynsecAccounts
 
 
 def configure_db(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +46,10 @@ def configure_hub(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
                         help="on Ctrl+C, wait up to S seconds for the inbox to be stored "
                              "(default 30)")
+    parser.add_argument("--api", metavar="HOST:PORT",
+                        help="serve the REST API there, e.g. 0.0.0.0:8080: the team's consoles "
+                             "sign in and work through it (default: the profile's api_listen; "
+                             "off when neither is set)")
 
 
 def status_line(snap: dict[str, Any]) -> str:
@@ -65,6 +72,54 @@ def status_line(snap: dict[str, Any]) -> str:
     return line
 
 
+SWEEP_EVERY_S = 5.0
+
+
+def _person_broker_accounts(context: AppContext, broker_url: str) -> DynsecAccounts | None:
+    """People's own broker accounts, when the team broker runs mosquitto's
+    dynamic-security plugin and this machine holds the control password
+    (``smartiot broker config --person-accounts``); otherwise None and the
+    login answer carries no broker login."""
+    from core.errors import SmartIotError
+    from core.secrets import get_secret
+    from plugins.local.broker_accounts import (
+        ACCOUNTS_PASSWORD,
+        BrokerAccountsError,
+        DynsecAccounts,
+    )
+
+    try:
+        password = get_secret(ACCOUNTS_PASSWORD)
+    except SmartIotError as exc:
+        print(f"hub: per-person broker accounts are off: {exc}", flush=True)
+        return None
+    if not password:
+        return None
+    try:
+        accounts = DynsecAccounts.for_broker_url(broker_url, password,
+                                                 public_url=context.config.profile.broker)
+        accounts.start()
+    except BrokerAccountsError as exc:
+        print(f"hub: per-person broker accounts are off: {exc}", flush=True)
+        return None
+    print(f"hub: people sign in with their own broker accounts on {broker_url}", flush=True)
+    return accounts
+
+
+def _sweep_broker_accounts(people: DynsecAccounts, backend: Any) -> None:
+    """Disabled people lose their broker account within SWEEP_EVERY_S, however
+    they were disabled (the API does it at once; the CLI runs elsewhere)."""
+    from plugins.local.broker_accounts import BrokerAccountsError
+
+    if backend.users is None:
+        return
+    try:
+        for name in people.remove_disabled(backend.users):
+            print(f"hub: removed the broker account of {name} (disabled)", flush=True)
+    except BrokerAccountsError as exc:
+        print(f"hub: could not check people's broker accounts: {exc}", flush=True)
+
+
 def run_hub(args: argparse.Namespace, context: AppContext) -> int:
     """Headless hub for a team: one per broker and database, consoles use profiles
     with ``hub = false`` against the same broker and database.
@@ -72,12 +127,18 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
     Exit status: 0 after a clean stop; 3 when the hub ended degraded (database
     still away) or lost data (QoS 0 shed under overload, rows not stored), so a
     supervisor or a script notices."""
+    import dataclasses
     import signal
     import threading
     import time
 
     from plugins.local.backend import build_local_backend
 
+    if args.api:
+        config = context.config
+        context.config = dataclasses.replace(config, profiles={
+            **config.profiles,
+            config.profile_name: dataclasses.replace(config.profile, api_listen=args.api)})
     stop = threading.Event()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -88,8 +149,15 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
     hub = backend.hub
     assert hub is not None
     problems: list[str] = []
+    people = _person_broker_accounts(context, backend.broker_url)
+    backend.broker_accounts = people
+    last_sweep = 0.0
     try:
         context.plugins.startup(context)
+        failed = {i.name: i.error for i in context.plugins.failures()}
+        if context.config.profile.api_listen and "api" in failed:
+            print(f"hub: cannot serve the REST API: {failed['api']}", flush=True)
+            return 2
         if not hub.wait_connected(15):
             reason = hub.link.last_error or "no answer yet"
             print(f"hub: still connecting to {backend.broker_url} ({reason}); retrying in "
@@ -111,8 +179,13 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
                 print(status_line(hub.snapshot()), flush=True)
                 last_print = now
             was_degraded = degraded
+            if people is not None and now - last_sweep >= SWEEP_EVERY_S:
+                last_sweep = now
+                _sweep_broker_accounts(people, backend)
     finally:
         context.plugins.shutdown(context)  # while the hub still runs: plugins may use it
+        if people is not None:
+            people.close()
         if backend.hub is not None:
             print("hub stopping: storing the inbox", flush=True)
             backend.hub.stop(timeout_s=args.drain_timeout)
