@@ -81,9 +81,9 @@ class MainWindow(QMainWindow):
         self.sign_in = None if remote is None else SignInFlow(
             self, context, remote, self.sidebar, lambda _actor: None)
         self._build_menus()
-        self.status_widgets = install_status_widgets(
-            self.statusBar(), context, context.plugins.status_widgets()
-        )
+        # Through the REST API, status widgets (which read data) wait for the sign-in.
+        self.status_widgets: dict[str, QWidget] = {} if self.sign_in is not None else \
+            install_status_widgets(self.statusBar(), context, context.plugins.status_widgets())
         self._update_footer()
         self._refresh_themed_parts()
 
@@ -216,6 +216,9 @@ class MainWindow(QMainWindow):
 
     def _signed_in(self, first_page: str | None) -> None:
         self._update_footer()
+        if not self.status_widgets:
+            self.status_widgets = install_status_widgets(
+                self.statusBar(), self.context, self.context.plugins.status_widgets())
         if first_page is not None:
             self.show_page(first_page)
 

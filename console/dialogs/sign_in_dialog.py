@@ -82,7 +82,7 @@ class SignInDialog(QDialog):
         self.error = QLabel("")
         self.error.setObjectName("SignInError")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c62828;")
+        self.error.setProperty("role", "error")  # the theme's error colour (light and dark)
         self.error.hide()
 
         buttons = QDialogButtonBox()
