@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import hub_bench  # noqa: E402
 import shard_bench  # noqa: E402
 import store_bench  # noqa: E402
 
@@ -181,6 +182,7 @@ def render(result: dict[str, Any], chart: str) -> str:
         f"| 2 store, {q['points']:,} points raw history (SQLite) | {q['store_ms']:.1f} ms "
         f"(median of {q['repeats']}) | {q['baseline_ms']:.1f} ms bare `sqlite3` fetch | "
         f"{q['ratio']:.2f}{X} | < 50 ms | {_mark(q['met'])} |")
+    lines += _hub_rows(result.get("hub"))
     sh = result["shards"]
     one = sh["runs"][0]
     for r in sh["runs"][1:]:
@@ -217,13 +219,41 @@ def render(result: dict[str, Any], chart: str) -> str:
             lines.append(f"- `{name}.py`: exit {extra['returncode']}, output "
                          f"`{extra['log']}` (its figures: the sections below).")
     lines += [
-        "Not measured by the suite (they need the hub work in progress): target 1 (hub",
-        "ingest), target 3 (overload) and target 4 (console at 10,000 devices). Targets 1",
-        "and 6: see [scaling.md](scaling.md).",
+        "Target 1 figures: `bench/hub_bench.py` (the simulator, one mosquitto, a bare paho",
+        "subscriber and the hub in one run; the 10,000-device run and the profile: the",
+        "\"Hub ingest\" section below). Not measured by the suite: target 3 (overload) and",
+        "target 4 (console at 10,000 devices). Target 6: see [scaling.md](scaling.md).",
         "",
         END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _hub_rows(hub: dict[str, Any] | None) -> list[str]:
+    if not hub:
+        return []
+    d, r = hub["decode"], hub["live"]
+    rows = [
+        f"| 1 ingest, decode-and-validate stage | {d['hub_decode_validate_us']:.1f} µs/msg "
+        f"(topic + `decode_telemetry`, {d['messages']:,} simulator payloads) | "
+        f"{d['bare_json_loads_us']:.1f} µs/msg `json.loads` | "
+        f"{d['ratio_vs_json_loads']:.2f}{X} | ≥ 0.9{X} | "
+        f"{_mark(d['ratio_vs_json_loads'] >= 0.9)} |"]
+    fleet = f"{r['devices']:,} devices {X} {1 / r['interval_s']:g} Hz, {r['duration_s']:g} s"
+    rows.append(
+        f"| 1 ingest, {fleet}: stored | {r['hub_stored_msg_per_s']:,.0f} msg/s stored "
+        f"(inbox max {r['inbox_max']:,}, shed {r['hub']['shed_overload']:,}, caught up "
+        f"{r['caught_up_after_stream_s']:.0f} s after the stream; rows "
+        f"{r['rows_in_db']:,} of {r['rows_expected']:,} accepted) | "
+        f"{r['bare_msg_per_s']:,.0f} msg/s bare paho subscriber (`json.loads`), same "
+        f"stream | {r['ratio_hub_vs_bare']:.2f}{X} | ≥ 0.75{X} | "
+        f"{_mark(r['ratio_hub_vs_bare'] >= 0.75 and r['all_accepted_stored'])} |")
+    rows.append(
+        f"| 1 ingest, {fleet}: CPU per message | {r['hub_cpu_us_per_msg']:.0f} µs per "
+        f"stored message (receive included) | {r['bare_cpu_us_per_msg']:.0f} µs per "
+        f"message received | {r['ratio_cpu_hub_vs_bare']:.2f}{X} | ≥ 0.75{X} | "
+        f"{_mark(r['ratio_cpu_hub_vs_bare'] >= 0.75)} |")
+    return rows
 
 
 def write_markdown(md: Path, section: str) -> None:
@@ -257,10 +287,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_before": os.getloadavg(),
     }
     if a.quick:
+        result["hub"] = {"decode": hub_bench.phase_decode(50, 2, 1),
+                         "live": hub_bench.phase_live(20, 0.5, 4.0, skip_s=1.0)}
         result["store"] = store_bench.run(5, 20, 6000, 1, 2_000, a.pg_url)
         result["shards"] = shard_bench.run(64, 2.0, [1, 2])
         result["latency"] = tick_latency([100, 200], 3)
     else:
+        result["hub"] = {"decode": hub_bench.phase_decode(),
+                         "live": hub_bench.phase_live(1000, 0.1, 60.0)}
         result["store"] = store_bench.run(100, 200, 6000, 5, 86_400, a.pg_url)
         result["shards"] = shard_bench.run(10_000, 20.0, [1, 2, 4])
         result["latency"] = tick_latency([1_000, 5_000, 10_000, 50_000], 10)

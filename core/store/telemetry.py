@@ -65,6 +65,23 @@ _RAW_QUERY_PG = _RAW_QUERY.replace("?", "%s")
 _RAW_DTYPE = np.dtype([("ts", np.int64), ("value", np.float64)])
 
 
+Row = tuple[str, str, int, float]  # device_id, metric, epoch ms, value
+
+
+class ReadingBatch(list[Reading]):
+    """Readings whose producer also built their table rows (``rows``, one per
+    reading, the same order): the hub has each message's epoch milliseconds at
+    hand, and building the rows again here from ``Reading.ts`` was a third of
+    ``write_batch`` on the hub's writer thread. Anything else that holds a
+    ``Sequence[Reading]`` (a plain list, a slice) is converted as before."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[Row] = []
+
+
 def _newest(rows: list[tuple[str, str, int, float]]) -> list[tuple[str, str, int, float]]:
     """The newest row per (device, metric), the first of equal timestamps (the
     one the telemetry table keeps): sorting ``reversed(rows)`` stably by ts puts
@@ -115,9 +132,12 @@ class SqlTelemetryStore(TelemetryStore):
         is exactly :func:`to_epoch_ms` without re-validating every reading."""
         if not readings:
             return 0
-        # A message's readings share one datetime: convert each instant once.
-        epoch_ms = {t: round(t.timestamp() * 1000) for t in {r.ts for r in readings}}
-        rows = [(r.device_id, r.metric, epoch_ms[r.ts], r.value) for r in readings]
+        if type(readings) is ReadingBatch and len(readings.rows) == len(readings):
+            rows = readings.rows
+        else:
+            # A message's readings share one datetime: convert each instant once.
+            epoch_ms = {t: round(t.timestamp() * 1000) for t in {r.ts for r in readings}}
+            rows = [(r.device_id, r.metric, epoch_ms[r.ts], r.value) for r in readings]
         if self._engine.dialect.name == "postgresql":
             return self._write_pg(rows)
         with self._engine.begin() as conn:

@@ -26,6 +26,7 @@ from core.model.events import (
 from core.model.timeutil import from_epoch_ms, utcnow
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
 from core.protocol.topics import DataKind, DeviceTopic, parse_device_topic
+from core.store.telemetry import ReadingBatch
 from plugins.local.hub.fast_records import slot_replacer, trusted_readings
 from plugins.local.hub.registry_cache import RegistryCache
 from plugins.local.hub.sequence import BootState, SequenceTracker, Verdict
@@ -104,7 +105,8 @@ class Inbound:
 
 @dataclass
 class BatchResult:
-    readings: list[Reading] = field(default_factory=list)
+    # with their table rows built alongside (the store then skips that step)
+    readings: ReadingBatch = field(default_factory=ReadingBatch)
     quarantined: list[QuarantinedMessage] = field(default_factory=list)
     events: list[FleetEvent] = field(default_factory=list)
     by_device: dict[str, list[Reading]] = field(default_factory=dict)
@@ -346,6 +348,9 @@ class Ingestor:
         # decode_telemetry checked the id, the names and the values
         readings = trusted_readings(device_id, ts, telemetry.metrics)
         result.readings.extend(readings)
+        ts_ms = telemetry.ts_ms  # what the store derives from ts, exactly
+        result.readings.rows.extend([(device_id, metric, ts_ms, value)
+                                     for metric, value in telemetry.metrics.items()])
         result.by_device.setdefault(device_id, []).extend(readings)
         result.events.append(TelemetryReceived(device_id, tuple(readings),
                                                telemetry.seq, telemetry.firmware))
