@@ -46,11 +46,11 @@ class Clock:
 
 @pytest.fixture
 def hub_url(tmp_path: Path) -> Iterator[str]:
-    store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
-    store.registry.upsert(Device("pump-1", device_type="pump", organization="acme"))
-    backend = dataclasses.replace(backend_over(store), accounts=store.accounts)
+    hub = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.registry.upsert(Device("pump-1", device_type="pump", organization="acme"))
+    backend = dataclasses.replace(backend_over(hub), accounts=hub.accounts)
     services = build_api_services(backend, signing_keys=CodeSigningKeys(tmp_path / "codesign"),
-                                  preferences=SqlPreferenceStore(store.engine))
+                                  preferences=SqlPreferenceStore(hub.engine))
     services.users.add_user(Actor("root", Role.ADMIN), "maria", Role.ENGINEER, "acme", PASSWORD)
     tokens = TokenSigner.from_dir(tmp_path / "api")
     sign_in = build_sign_in(backend, tokens)
@@ -62,7 +62,7 @@ def hub_url(tmp_path: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-        store.close()
+        hub.close()
 
 
 def test_tokens_are_renewed_in_time_rotated_and_kept_only_in_the_secret_store(
@@ -113,11 +113,12 @@ def test_tokens_are_renewed_in_time_rotated_and_kept_only_in_the_secret_store(
 
 
 def test_a_wrong_password_is_refused_with_the_server_s_words(hub_url: str) -> None:
-    with pytest.raises(SignInRequired, match="^wrong user name or password$"):
+    with pytest.raises(SignInRequired, match=r"^wrong user name or password$"):
         TokenSession(hub_url).sign_in("maria", "not it at all")
 
 
-def test_too_many_requests_is_a_clear_slow_down(store: Store, tmp_path: Path) -> None:
+def test_too_many_requests_is_a_clear_slow_down(store: Store,  # noqa: F811
+                                                tmp_path: Path) -> None:
     gen = start_api(store, tmp_path, rate_limit=RateLimit(2))
     server = next(gen)
     try:
