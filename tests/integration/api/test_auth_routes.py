@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,17 @@ def test_login_needs_no_bearer_but_other_routes_do(auth_api: AuthApi) -> None:
     assert auth_api.call("GET", "/devices").status == 401
     reply = auth_api.login("ghost", "whatever it is")
     assert reply.status == 401 and reply.error["message"] == "wrong user name or password"
+
+
+def test_of_simultaneous_refreshes_with_one_token_exactly_one_wins(auth_api: AuthApi) -> None:
+    auth_api.add("raj", Role.SUPPORT)
+    token = auth_api.login("raj").data["refresh_token"]
+    barrier = threading.Barrier(6)
+
+    def refresh(_: int) -> int:
+        barrier.wait()
+        return auth_api.call("POST", "/auth/refresh", {"refresh_token": token}).status
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(refresh, range(6)))
+    assert codes == [200] + [401] * 5

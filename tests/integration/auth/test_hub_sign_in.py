@@ -196,10 +196,21 @@ def test_people_sign_in_to_the_hub_with_their_own_broker_accounts(team: Team) ->
 
         # A second sign-in rotates the broker password: the old one stops working.
         old = eve["broker"]["password"]
-        assert team.login("eve")["broker"]["password"] != old
+        second = team.login("eve")
+        assert second["broker"]["password"] != old
         stale = Mqtt(team.broker_port, "person.eve", old)
         clients.append(stale)
         wait_until(lambda: stale.refused, 10, "an old broker password still works")
+        # A console restarting with only its refresh token asks for a broker login too.
+        status, body = team.http("POST", "/auth/refresh",
+                                 {"refresh_token": second["refresh_token"], "broker": True})
+        assert status == 200 and body["data"]["broker"]["username"] == "person.eve"
+        renewed = Mqtt(team.broker_port, "person.eve", body["data"]["broker"]["password"])
+        clients.append(renewed)
+        assert renewed.connected.wait(10), renewed.refused
+        status, body = team.http("POST", "/auth/refresh",
+                                 {"refresh_token": body["data"]["refresh_token"]})
+        assert status == 200 and body["data"]["broker"] is None  # not asked: unchanged
 
         # The server refuses what the technician's role may not do, and audits it.
         status, body = team.http("POST", f"/devices/{DEVICE}/decommission", {},
