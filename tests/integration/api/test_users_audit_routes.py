@@ -96,3 +96,43 @@ def test_a_directory_entry_decides_the_callers_role_and_disabled_is_refused(api:
     assert c.call("PUT", "/users/tess", {"disabled": True}, user="ada").status == 200
     gone = c.call("GET", "/users/me", role=Role.ADMIN, user="tess")
     assert gone.status == 403 and "disabled" in gone.error["message"]
+
+
+def test_what_the_analytics_page_draws_is_served_scoped(api: Api) -> None:
+    from datetime import timedelta
+
+    from core.model import Alert, AlertRule, Reading, Severity
+    from core.model.timeutil import utcnow
+
+    now = utcnow()
+    api.store.registry.upsert_many([
+        Device("acme-1", device_type="pump", organization="acme", status=DeviceStatus.ONLINE),
+        Device("beta-1", device_type="pump", organization="beta", status=DeviceStatus.ONLINE)])
+    api.store.telemetry.write_batch([Reading(d, "temperature", now - timedelta(minutes=m),
+                                             20.0 + m) for d in ("acme-1", "beta-1")
+                                     for m in range(1, 11)])
+    api.store.alerts.add(Alert("acme-1", "hot", Severity.CRITICAL, "hot", 30.0))
+    api.store.rules.add(AlertRule("Hot", "threshold", {"metric": "temperature", "op": "above",
+                                                       "limit": 28}, Severity.WARNING))
+    c = api.client
+    acme = {"role": Role.SUPPORT, "org": "acme"}
+    overview = c.call("GET", "/analytics/overview?top_metric=temperature", **acme).data
+    assert overview["stats"]["total"] == 1 and [d for d, _ in overview["top"]] == ["acme-1"]
+    assert sum(map(sum, overview["alerts_per_hour"].values())) == 1
+    assert overview["locations"] is None
+    body = {"device_ids": ["acme-1"], "metrics": ["temperature"],
+            "start": (now - timedelta(hours=1)).isoformat(),
+            "end": (now + timedelta(minutes=1)).isoformat(),  # the alert was raised after now
+            "bucket_s": 300}
+    history = c.call("POST", "/analytics/history", body, **acme).data
+    assert sum(history["series"][0]["count"]) == 10 and history["bucket_s"] == 300
+    assert [t["limit"] for t in history["thresholds"]] == [28.0]
+    assert [m["device_id"] for m in history["marks"]] == ["acme-1"]
+    other = c.call("POST", "/analytics/history", {**body, "device_ids": ["beta-1"]}, **acme)
+    assert other.status == 404
+    assert c.call("GET", "/analytics/metrics?device_ids=acme-1", **acme).data == {
+        "items": ["temperature"]}
+    assert c.call("GET", "/analytics/metrics?device_ids=beta-1", **acme).status == 404
+    assert c.call("GET", "/analytics/metrics", **acme).status == 400
+    lines = c.call("GET", "/analytics/thresholds?metrics=temperature", **acme).data["items"]
+    assert [t["name"] for t in lines] == ["Hot"]
