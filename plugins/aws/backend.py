@@ -16,7 +16,9 @@ from core.context import AppContext
 from core.ports.backend import Backend
 from plugins.aws.clients import AwsClients
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
+from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
+from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.settings import AwsSettings
 from plugins.aws.unavailable import NoTelemetryHistory
 
@@ -25,12 +27,14 @@ log = logging.getLogger(__name__)
 
 class AwsBackend(Backend):
     def __init__(self, settings: AwsSettings, clients: AwsClients) -> None:
-        registry = DynamoDeviceRegistry(clients.dynamodb, settings)
+        dynamodb = clients.dynamodb
         super().__init__(
             name="aws",
-            registry=registry,
-            alerts=DynamoAlertStore(clients.dynamodb, settings),
+            registry=DynamoDeviceRegistry(dynamodb, settings),
+            alerts=DynamoAlertStore(dynamodb, settings),
             telemetry=NoTelemetryHistory(),
+            rules=DynamoAlertRuleStore(dynamodb, settings),
+            audit=DynamoAuditTrail(dynamodb, settings),
         )
         self.settings = settings
         self.clients = clients

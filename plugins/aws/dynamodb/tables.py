@@ -54,6 +54,8 @@ TABLES: tuple[TableSpec, ...] = (
                        Index(ALERTS_BY_STATE, "state", "created_at"))),
     TableSpec("alert-events", "alert_id", "event_key",
               attributes={"alert_id": "S", "event_key": "S"}),
+    TableSpec("alert-rules", "kind", "rule_id", attributes={"kind": "S", "rule_id": "S"}),
+    TableSpec("audit", "trail", "seq", attributes={"trail": "S", "seq": "N"}),
 )
 
 

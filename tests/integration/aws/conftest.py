@@ -129,15 +129,18 @@ def dynamo(aws: AwsSandbox) -> DynamoFleet:
 
 
 class DynamoBackedStore:
-    """A core.store.Store whose registry and alerts are the DynamoDB adapters
-    (the other ports stay on SQLite): handed to the existing service and
-    engine tests in place of their store, it runs the same use cases over
-    DynamoDB with the same expectations — the tests are reused, not copied."""
+    """A core.store.Store whose registry, alerts, alert rules and audit trail
+    are the DynamoDB adapters (the other ports stay on SQLite): handed to the
+    existing service and engine tests in place of their store, it runs the
+    same use cases over DynamoDB with the same expectations — the tests are
+    reused, not copied."""
 
     def __init__(self, sql: Any, backend: Any) -> None:
         self._sql = sql
         self.registry = backend.registry
         self.alerts = backend.alerts
+        self.rules = backend.rules
+        self.audit = backend.audit
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sql, name)

@@ -1,7 +1,7 @@
 """The devices use cases over the DynamoDB registry: the tests that hold them
 on SQLite and PostgreSQL (role checks and audit, organization scope, an edit
 from an older version refused), collected again with a store whose registry
-and alerts are DynamoDB behind moto's server."""
+and alerts (and rules and audit trail) are DynamoDB behind moto's server."""
 
 from __future__ import annotations
 
