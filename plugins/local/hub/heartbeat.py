@@ -201,10 +201,11 @@ class HubPresence:
             return (f"hub {beat.client_id} {beat.version}".strip()
                     + (f", running since {started}" if started else ""))
         if self.state == "offline" and beat is not None:
-            why = "stopped" if beat.reason == "stopped" else f"gone ({beat.reason})" \
-                if beat.reason else "gone"
             at = _clock_text(beat.ts_ms) or _clock_text(self.went_away_ms)
-            return f"the hub {why}" + (f" at {at}" if at else "")
+            when = f" at {at}" if at else ""
+            if beat.reason == "stopped":
+                return f"the hub was stopped{when}"
+            return f"the hub went offline{when}" + (f" ({beat.reason})" if beat.reason else "")
         if self.state == "silent":
             if beat is None:
                 return "no hub has reported on this broker"

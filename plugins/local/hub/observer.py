@@ -3,7 +3,10 @@
 The console listens to the same device topics as the hub — without writing
 anything — so its views move in real time, and it picks up alert changes the
 hub (or another console) made by asking the shared database for alerts
-changed since it last looked. No extra protocol between hub and consoles.
+changed since it last looked. It also reads the hub's retained heartbeat
+(plugins.local.hub.heartbeat) and follows its own link to the broker, so the
+status bar shows the real connection and the hub's health, and says so when
+the hub is gone.
 """
 
 from __future__ import annotations
@@ -22,14 +25,22 @@ from core.model.timeutil import from_epoch_ms
 from core.ports.alerts import AlertQuery, AlertStore
 from core.ports.registry import DeviceRegistry
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
-from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER, DataKind, parse_device_topic
+from core.protocol.topics import (
+    HUB_STATUS_TOPIC,
+    STATUS_FILTER,
+    TELEMETRY_FILTER,
+    DataKind,
+    parse_device_topic,
+)
 from core.services.event_bus import EventBus
+from plugins.local.hub.heartbeat import HeartbeatError, HubPresence, decode_beat
 from plugins.local.hub.mqtt_link import MqttLink
 
 log = logging.getLogger(__name__)
 
-OBSERVER_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER)
+OBSERVER_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, HUB_STATUS_TOPIC)
 ALERT_POLL_S = 2.0
+PRESENCE_CHECK_S = 1.0
 
 
 class TeamObserver:
@@ -39,20 +50,58 @@ class TeamObserver:
         self._registry = registry
         self._alerts = alerts
         self.link = link_factory(OBSERVER_FILTERS, self._on_message)
+        self.presence = HubPresence()
+        self.link.watch_state(self._link_state)
         self._stop = threading.Event()
         self._since = datetime.now(UTC) - timedelta(seconds=5)
         self._poller = threading.Thread(target=self._poll_alerts, name="alert-poller",
                                         daemon=True)
+        self._watcher = threading.Thread(target=self._watch_hub, name="hub-presence",
+                                         daemon=True)
 
     def start(self) -> None:
         self.link.start()
         self._poller.start()
+        self._watcher.start()
+
+    # ------------------------------------------------------------------ the hub
+    def _link_state(self, state: str) -> None:
+        self.bus.set_connection_state(state)
+        if state == "connected":  # judge the hub afresh once its word can reach us
+            self.presence = HubPresence()
+        self._tell_hub()
+
+    def _tell_hub(self) -> None:
+        self.bus.publish([self.presence.event(self.link.state)])
+
+    def _on_hub_status(self, payload: bytes) -> None:
+        try:
+            beat = decode_beat(payload)
+        except HeartbeatError as exc:
+            log.warning("ignored a message on %s: %s", HUB_STATUS_TOPIC, exc)
+            return
+        changed = self.presence.heard(beat)
+        if changed:
+            log.info("hub %s: %s", self.presence.state, self.presence.detail())
+        self._tell_hub()
+
+    def _watch_hub(self) -> None:
+        """Beats that stop (a hung hub, a network cut the broker has not noticed
+        yet) make the hub "silent" after three intervals; only while this
+        console is connected, or it would blame the hub for its own link."""
+        while not self._stop.wait(PRESENCE_CHECK_S):
+            if self.link.state == "connected" and self.presence.check():
+                log.warning("hub %s: %s", self.presence.state, self.presence.detail())
+                self._tell_hub()
 
     def stop(self) -> None:
         self._stop.set()
         self.link.stop()
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == HUB_STATUS_TOPIC:
+            self._on_hub_status(payload)
+            return
         try:
             parsed = parse_device_topic(topic)
         except ValidationError:

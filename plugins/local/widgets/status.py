@@ -9,6 +9,12 @@ load, so a person sees a problem while it happens. ``DeviceChanged`` events make
 online/total count stale, which is recounted in the background at most every
 couple of seconds (and every 15 s regardless, for changes made elsewhere).
 Labels repaint at most four times a second whatever the event rate.
+
+A console whose hub runs elsewhere gets ``HubStatus`` events from the hub's
+heartbeat (plugins.local.hub.observer): its connection label is then this
+console's own link to the broker, a hub label says whether the hub is online,
+and while it is gone (its Last Will, a stop, or three missed beats) a banner
+spans the main window (plugins.local.widgets.hub_banner).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from core.context import AppContext
 from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEvent, HubStatus
 from core.ports.backend import Backend
 from core.services.fleet_health import Health, load_fleet_health, status_label
+from plugins.local.widgets.hub_banner import HubBanner
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,9 @@ RATE_STALE_S = 5.0
 
 STATE_TEXT = {"connected": "Broker connected", "connecting": "Connecting to broker…",
               "disconnected": "Broker disconnected", "offline": "Offline"}
+HUB_TEXT = {"online": "Hub online", "offline": "Hub offline", "silent": "Hub silent",
+            "unknown": "Hub: waiting for heartbeat…"}
+HUB_GONE = ("offline", "silent")
 
 
 def state_colour(state: str) -> str:
@@ -68,6 +78,10 @@ class HubStatusWidget(QWidget):
         self.readings_per_s: float | None = None
         self.degraded = ""
         self.shed_overload = 0
+        self.inbox = 0
+        self.hub = ""  # "" = the hub runs in this console
+        self.hub_detail = ""
+        self.banner = HubBanner()
         self.online: int | None = None
         self.health: dict[Health, int] = {}
         self.total: int | None = None
@@ -79,6 +93,10 @@ class HubStatusWidget(QWidget):
         self.connection_label = QLabel()
         self.connection_label.setObjectName("HubConnection")
         self.connection_label.setTextFormat(Qt.TextFormat.RichText)
+        self.hub_label = QLabel()
+        self.hub_label.setObjectName("HubPresence")
+        self.hub_label.setTextFormat(Qt.TextFormat.RichText)
+        self.hub_label.hide()
         self.rate_label = QLabel()
         self.rate_label.setObjectName("HubRate")
         self.rate_label.setToolTip("Messages per second received by the hub")
@@ -95,7 +113,9 @@ class HubStatusWidget(QWidget):
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(10)
         self.separators: list[QFrame] = []
-        for i, label in enumerate((self.connection_label, self.rate_label, self.devices_label)):
+        layout.addWidget(self.connection_label)
+        layout.addWidget(self.hub_label)
+        for i, label in enumerate((self.rate_label, self.devices_label), 1):
             if i:
                 line = QFrame()
                 line.setFrameShape(QFrame.Shape.VLine)
@@ -147,6 +167,11 @@ class HubStatusWidget(QWidget):
                 self.readings_per_s = event.readings_per_s
                 self.degraded = event.degraded
                 self.shed_overload = event.shed_overload
+                self.inbox = event.inbox
+                self.hub = event.hub
+                self.hub_detail = event.hub_detail
+                if event.hub in HUB_GONE or event.hub == "unknown":
+                    self.messages_per_s = self.readings_per_s = None  # nobody is counting
                 self._dirty = True
             elif isinstance(event, DeviceChanged | AlertChanged | DataChanged):
                 recount = True  # health follows alerts too
@@ -195,6 +220,8 @@ class HubStatusWidget(QWidget):
                 self.connection != "connected":
             self.messages_per_s = None
             self._dirty = True
+        if self.banner.gone and not self.banner.shown:
+            self._dirty = True  # the window was not there yet to put the banner on
         if not self._dirty:
             return
         self._dirty = False
@@ -202,6 +229,7 @@ class HubStatusWidget(QWidget):
         text = STATE_TEXT.get(self.connection, self.connection.capitalize())
         self.connection_label.setText(f"<span style='color:{colour}'>●</span> {text}")
         self.connection_label.setToolTip(f"MQTT broker: {self.connection}")
+        self._paint_hub()
         rate = self.messages_per_s
         text = ("— msg/s" if rate is None else
                 f"{rate:,.0f} msg/s" if rate >= 10 else f"{rate:.1f} msg/s")
@@ -218,6 +246,26 @@ class HubStatusWidget(QWidget):
                 for h in (Health.WARNING, Health.CRITICAL) if self.health.get(h, 0)]
             parts.append(f"{self.health.get(Health.OFFLINE, 0):,} offline")
             self.devices_label.setText(" · ".join(parts))
+
+    def _paint_hub(self) -> None:
+        """The hub's presence (consoles whose hub runs elsewhere) and the banner."""
+        if not self.hub:
+            self.hub_label.hide()
+            self.banner.clear()
+            return
+        c = current_colors()
+        colour = {"online": c.success, "unknown": c.warning}.get(self.hub, c.danger)
+        text = HUB_TEXT.get(self.hub, f"Hub {self.hub}")
+        if self.hub == "online" and self.inbox:
+            text += f" · backlog {self.inbox:,}"
+        self.hub_label.setText(f"<span style='color:{colour}'>●</span> {text}")
+        self.hub_label.setToolTip(self.hub_detail)
+        self.hub_label.show()
+        if self.hub in HUB_GONE and self.connection == "connected":
+            self.banner.install(self.window())
+            self.banner.show_gone(self.hub, self.hub_detail)
+        else:
+            self.banner.clear()
 
     def _paint_health(self) -> None:
         problems = []
@@ -241,6 +289,8 @@ class HubStatusWidget(QWidget):
         self._dirty = True
         self._paint()
         return {"connection": self.connection_label.text(), "rate": self.rate_label.text(),
+                "hub": self.hub_label.text() if self.hub else "",
+                "banner": self.banner.text.text() if self.banner.gone else "",
                 "devices": self.devices_label.text(),
                 "health": self.health_label.text() if self.health_label.isVisibleTo(self)
                 else ""}
