@@ -67,12 +67,13 @@ def test_reboot_command_keeps_data_flowing_and_counts_one_reboot(backend, mosqui
         # the device comes back with seq 0 and keeps sending; 20 readings after the reboot
         after = wait_until(lambda: (s := stored(store)).reboots >= 1
                            and s.received >= before.received + 20 and s, timeout=60)
+        # online after the reboot: checked while the pump runs (stopping it says offline)
+        assert backend.hub.device(DEVICE).status.value == "online"
     finally:
         running.stop()
     assert after.reboots == 1
     assert store.quarantine.list(device_id=DEVICE) == []
     assert after.duplicates == 0 and after.out_of_order == 0
-    assert backend.hub.device(DEVICE).status.value == "online"
     alerts = backend.alerts.list(AlertQuery(device_id=DEVICE))
     assert [a for a in alerts if a.rule_id == "quiet-pump"] == []
 
