@@ -3,6 +3,7 @@ boto3 at the top, imported only when the aws backend is built."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
@@ -26,12 +27,15 @@ class AwsClients:
             profile_name=settings.aws_profile or None, region_name=settings.region,
             **credentials)
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._session.client(
-                service, endpoint_url=self.settings.endpoint_url or None, config=_BOTO_CONFIG)
-        return self._clients[service]
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.settings.endpoint_url or None,
+                    config=_BOTO_CONFIG)
+            return self._clients[service]
 
     @property
     def dynamodb(self) -> Any:

@@ -84,7 +84,11 @@ class DynamoAlertStore(AlertStore):
         if get_int(before, "version") != expected:
             raise _conflict(alert.alert_id, before)
         old = _to_domain(before)
-        item = _to_item(alert, get_str(before, "organization_id") or "")
+        # an alert raised before its device was registered joins the device's
+        # organization with its next change
+        organization = (get_str(before, "organization_id")
+                        or self._organization_of(alert.device_id))
+        item = _to_item(alert, organization)
         try:
             self._client.transact_write_items(TransactItems=[
                 {"Put": {"TableName": self._table, "Item": item,
@@ -163,7 +167,8 @@ class DynamoAlertStore(AlertStore):
     def _organization_of(self, device_id: str) -> str:
         answer = self._client.get_item(TableName=self._devices,
                                        Key={"device_id": {"S": device_id}},
-                                       ProjectionExpression="organization_id")
+                                       ProjectionExpression="organization_id",
+                                       ConsistentRead=True)  # a device registered just now
         return get_str(answer.get("Item", {}), "organization_id") or ""
 
     def _event_puts(self, events: builtins.list[AlertEvent]) -> builtins.list[dict[str, Any]]:

@@ -4,6 +4,7 @@ goes through here, so none can stop after the first page."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,10 +50,13 @@ def batch_get(client: Any, table: str, keys: list[Item], *,
         if projection:
             request["ProjectionExpression"] = projection
         pending: dict[str, Any] = {table: request}
+        attempt = 0
         while pending:
+            _back_off(attempt)
             answer = client.batch_get_item(RequestItems=pending)
             found.extend(answer.get("Responses", {}).get(table, []))
             pending = answer.get("UnprocessedKeys") or {}
+            attempt += 1
     return found
 
 
@@ -61,6 +65,16 @@ def batch_put(client: Any, table: str, items: list[Item]) -> None:
     for i in range(0, len(items), 25):
         pending: dict[str, Any] = {
             table: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
+        attempt = 0
         while pending:
+            _back_off(attempt)
             answer = client.batch_write_item(RequestItems=pending)
             pending = answer.get("UnprocessedItems") or {}
+            attempt += 1
+
+
+def _back_off(attempt: int) -> None:
+    """Unprocessed items mean the table is throttling: wait before asking again
+    (exponential, capped), as AWS advises, instead of hammering it."""
+    if attempt:
+        time.sleep(min(0.05 * 2 ** attempt, 2.0))

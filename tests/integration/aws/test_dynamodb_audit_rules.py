@@ -1,13 +1,14 @@
 """Alert rules and the audit trail on DynamoDB, through moto's server: both
 are read with paged Queries on one partition, never a Scan; a rule edited
 from an older version is refused; the audit trail is hash-chained exactly as
-the SQL trail (same hashes for the same entries), concurrent appends cannot
-fork it, and an edited or deleted entry is found by the verification."""
+the SQL trail (same hashes for the same entries), an append that loses the
+race for its place cannot fork it, and an edited or deleted entry is found
+by the verification."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -78,22 +79,31 @@ def test_the_audit_trail_chains_as_the_sql_trail_and_reads_page_by_page(
     assert not report.signatures_checked  # no checkpoints on this backend (docs/aws.md)
 
 
-def test_concurrent_appends_never_fork_the_chain(dynamo: DynamoFleet) -> None:
-    trails = [dynamo.backend.audit, dynamo.second_backend().audit]
-    barrier = threading.Barrier(4)
+def test_an_append_that_lost_the_race_for_its_seq_chains_onto_the_winner(
+        dynamo: DynamoFleet) -> None:
+    """Another writer appends between this one's read of the head and its Put
+    (injected just before the Put is sent): the conditional Put is refused and
+    retried on the new head, so both entries are kept and the chain is whole."""
+    trail, other = dynamo.backend.audit, dynamo.second_backend().audit
+    trail.append("ada", "device.update", "pump-0")
+    raced: list[int] = []
 
-    def write(i: int) -> None:
-        barrier.wait()
-        for n in range(3):
-            trails[i % 2].append(f"writer-{i}", "device.update", f"pump-{n}")
+    def bob_first(**_: Any) -> None:
+        if not raced:
+            raced.append(other.append("bob", "alert.acknowledge", "a-1").seq)
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    report = trails[0].check()
-    assert report.ok and report.entries == 12 and report.head_seq == 12
+    events = dynamo.backend.clients.dynamodb.meta.events
+    events.register("before-parameter-build.dynamodb.PutItem", bob_first)
+    try:
+        mine = trail.append("ada", "device.update", "pump-1")
+    finally:
+        events.unregister("before-parameter-build.dynamodb.PutItem", bob_first)
+    assert raced == [2] and mine.seq == 3
+    assert [(e.seq, e.actor) for e in trail.entries()] == [(1, "ada"), (2, "bob"), (3, "ada")]
+    report = trail.check()
+    assert report.ok and report.entries == 3
+    refused = [p for p in dynamo.calls.named("PutItem") if p["Item"]["seq"]["N"] == "2"]
+    assert [p["Item"]["actor"]["S"] for p in refused] == ["ada"]  # the try that lost seq 2
 
 
 def test_an_edited_or_deleted_entry_is_found_by_the_verification(

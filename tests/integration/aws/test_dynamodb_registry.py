@@ -5,7 +5,6 @@ DynamoDB's own conditional update."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import pytest
@@ -108,31 +107,6 @@ def test_an_edit_from_a_stale_version_is_refused_by_the_conditional_update(
     registry.delete("pump-1")
     with pytest.raises(NotFound):
         registry.delete("pump-1")
-
-
-def test_two_simultaneous_edits_from_the_same_version_exactly_one_wins(
-        dynamo: DynamoFleet) -> None:
-    dynamo.backend.registry.upsert(Device("pump-1", organization="acme"))
-    registries = [dynamo.backend.registry, dynamo.second_backend().registry]
-    start = registries[0].get("pump-1")
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def edit(i: int) -> None:
-        barrier.wait()
-        try:
-            registries[i].save(replace(start, name=f"editor {i}"), expected_version=1)
-            outcomes.append("saved")
-        except ConcurrentModification:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=edit, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(outcomes) == ["refused", "saved"]
-    assert registries[0].get("pump-1").version == 2
 
 
 def test_traffic_updates_only_what_traffic_knows_and_never_revives_a_retired_device(
