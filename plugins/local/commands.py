@@ -134,7 +134,7 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
 
     from plugins.local.backend import build_local_backend
 
-    if args.api:
+    if getattr(args, "api", None):  # Namespaces built by callers may leave it out
         config = context.config
         context.config = dataclasses.replace(config, profiles={
             **config.profiles,
