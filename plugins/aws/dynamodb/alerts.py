@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import heapq
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,6 +54,7 @@ from plugins.aws.dynamodb.tables import (
 from plugins.aws.settings import AwsSettings
 
 _OPEN_STATES = (AlertState.ACTIVE, AlertState.ACKNOWLEDGED)
+_CONFLICT_RETRIES = 4
 
 
 class DynamoAlertStore(AlertStore):
@@ -89,18 +91,26 @@ class DynamoAlertStore(AlertStore):
         organization = (get_str(before, "organization_id")
                         or self._organization_of(alert.device_id))
         item = _to_item(alert, organization)
-        try:
-            self._client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self._table, "Item": item,
-                         "ConditionExpression": "version = :expected",
-                         "ExpressionAttributeValues": {":expected": {"N": str(expected)}}}},
-                *self._event_puts(history_of(old, alert)),
-            ])
-        except self._client.exceptions.TransactionCanceledException:
-            current = self._item(alert.alert_id)
-            if current is None:
-                raise NotFound(f"alert {alert.alert_id!r} does not exist") from None
-            raise _conflict(alert.alert_id, current) from None
+        request = [
+            {"Put": {"TableName": self._table, "Item": item,
+                     "ConditionExpression": "version = :expected",
+                     "ExpressionAttributeValues": {":expected": {"N": str(expected)}}}},
+            *self._event_puts(history_of(old, alert)),
+        ]
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self._client.transact_write_items(TransactItems=request)
+                return
+            except self._client.exceptions.TransactionCanceledException as exc:
+                if not _in_flight(exc) or attempt == _CONFLICT_RETRIES - 1:
+                    break
+                # Another transaction on this alert is still in flight: once it
+                # commits, the retry's condition decides (refused if it won).
+                time.sleep(0.02 * 2 ** attempt)
+        current = self._item(alert.alert_id)
+        if current is None:
+            raise NotFound(f"alert {alert.alert_id!r} does not exist")
+        raise _conflict(alert.alert_id, current)
 
     # -- reads ----------------------------------------------------------------
 
@@ -224,6 +234,15 @@ class DynamoAlertStore(AlertStore):
             if q.changed_since is not None and alert.updated_at < q.changed_since:
                 continue
             yield alert
+
+
+def _in_flight(exc: Exception) -> bool:
+    """DynamoDB cancels a transaction with ``TransactionConflict`` when another
+    one on the same item is in progress: nothing is decided yet, unlike
+    ``ConditionalCheckFailed`` (someone else's change is stored)."""
+    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+    codes = {reason.get("Code") for reason in reasons}
+    return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
 def _conflict(alert_id: str, current: Item) -> ConcurrentModification:
