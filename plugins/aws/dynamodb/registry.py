@@ -18,6 +18,7 @@ import builtins
 import contextlib
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +45,9 @@ from plugins.aws.settings import AwsSettings
 # What traffic may change on a known device (record_activity); everything else
 # is what people edit.
 _DECOMMISSIONED = DeviceStatus.DECOMMISSIONED.value
+# Conditional writes in flight at once for one traffic batch (boto3 clients are
+# thread-safe; botocore's default pool holds 10 connections).
+_PARALLEL_WRITES = 8
 
 
 class DynamoDeviceRegistry(DeviceRegistry):
@@ -110,17 +114,31 @@ class DynamoDeviceRegistry(DeviceRegistry):
     def record_activity(self, devices: Sequence[Device]) -> None:
         """New devices are put whole (only if still absent); for known ones only
         the traffic-derived attributes change, and never on a decommissioned
-        device, so a person's edits and decisions win over the hub's copy."""
+        device, so a person's edits and decisions win over the hub's copy.
+
+        Conditional writes cannot be batched (BatchWriteItem takes no
+        conditions, and one failed condition cancels a whole transaction), so
+        they go out a few at a time in parallel: an ingest batch of hundreds of
+        devices costs a few round trips of latency, not hundreds."""
         latest = {d.device_id: d for d in devices}
         if not latest:
             return
         stored = self._stored_types(latest)
         self._remember_organizations(d.organization for d in latest.values()
                                      if d.device_id not in stored)
-        for device in latest.values():
+
+        def record(device: Device) -> None:
             if device.device_id not in stored and self._insert_new(device):
-                continue
+                return
             self._update_traffic(device, generic=stored.get(device.device_id) == "generic")
+
+        if len(latest) == 1:
+            record(next(iter(latest.values())))
+            return
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(latest)),
+                                thread_name_prefix="dynamodb-activity") as pool:
+            for done in [pool.submit(record, d) for d in latest.values()]:
+                done.result()  # the first failure reaches the caller
 
     def delete(self, device_id: str, *, expected_version: int | None = None) -> None:
         condition = "attribute_exists(device_id)"
