@@ -7,6 +7,7 @@ simulator, the real main window and status widget."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,10 @@ def test_console_shows_hub_health_and_a_banner_while_the_hub_is_gone(
         assert not widget.banner.shown
         shoot(qtbot, window, "hub-online-status-bar.png")
 
+        killed = time.monotonic()
         hub.kill9()  # no goodbye: the broker publishes the hub's Last Will
         qtbot.waitUntil(lambda: widget.banner.shown, timeout=10_000)
+        banner_after = time.monotonic() - killed
         texts = widget.texts()
         assert "Hub offline" in texts["hub"]
         assert "connection lost" in texts["banner"]
@@ -84,9 +87,12 @@ def test_console_shows_hub_health_and_a_banner_while_the_hub_is_gone(
 
         hub = HubProcess(mosquitto_broker.url, database, data)
         hub.wait_running()
+        running_at = time.monotonic()
         qtbot.waitUntil(lambda: not widget.banner.shown
                         and "Hub online" in widget.texts()["hub"], timeout=20_000)
         assert widget.texts()["banner"] == ""
+        print(f"HUB-PRESENCE: banner {banner_after:.1f} s after SIGKILL, gone "
+              f"{time.monotonic() - running_at:.1f} s after the restarted hub said running")
     finally:
         if running is not None:
             running.stop()

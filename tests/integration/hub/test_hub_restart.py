@@ -138,6 +138,9 @@ def test_a_hub_stopped_for_ten_seconds_loses_no_reading(database_url, mosquitto_
     assert len(stats) == devices
     assert [(s.device_id, s.lost, s.hub_lost) for s in stats if s.lost or s.hub_lost] == []
     assert store.quarantine.list() == []
+    print(f"HUB-RESTART {database_url.split(':')[0]}: {devices} devices, "
+          f"{sum(sent.values())} readings sent, {sum(stored_per_device(store).values())} "
+          f"stored, lost {sum(s.lost for s in stats)}, hub_lost {sum(s.hub_lost for s in stats)}")
     store.close()
 
 
@@ -185,4 +188,6 @@ def test_a_gap_while_the_hub_is_down_is_booked_to_the_hub(tmp_path: Path) -> Non
         assert hub.snapshot()["hub_lost"] == sum(s.hub_lost for s in stats.values())
         stored = stored_per_device(store)
         assert all(stored[d] == stats[d].received for d in sent)
+        print(f"HUB-GAP: {sum(sent.values())} readings sent, {sum(stored.values())} stored, "
+              f"hub_lost {sum(s.hub_lost for s in stats.values())}, device lost 0")
         store.close()
