@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.hookspecs import hookimpl
-from core.registrations import BackendSpec
+from core.registrations import BackendSpec, CliCommand
 
 if TYPE_CHECKING:
     from core.context import AppContext
@@ -34,3 +34,11 @@ def smartiot_register_backends(register: Callable[[BackendSpec], None]) -> None:
             factory=_build,
         )
     )
+
+
+@hookimpl
+def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
+    from plugins.aws import commands  # imports boto3 only when a command runs
+
+    register(CliCommand("aws", "the AWS backend's resources (e.g. create a stage's tables)",
+                        commands.configure, commands.run))

@@ -12,6 +12,7 @@ import pytest
 from core.config import Profile, load_config
 from core.errors import ConfigError
 from plugins.aws.settings import AwsSettings
+from tests.integration.aws.conftest import AwsSandbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,6 +24,7 @@ def test_loading_the_plugins_does_not_import_boto3() -> None:
         "from core.plugins import PluginManager\n"
         "pm = PluginManager(entry_points=False, blocked=())\n"
         "assert 'aws' in pm.backends(), pm.backends()\n"
+        "assert 'aws' in pm.cli_commands()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -53,3 +55,26 @@ def test_a_bad_aws_profile_key_is_refused_naming_file_and_key(
     with pytest.raises(ConfigError, match=message) as caught:
         load_config(path, tmp_path / "data", env={})
     assert str(path) in str(caught.value) and "profiles.aws-dev" in str(caught.value)
+
+
+def test_smartiot_aws_tables_creates_the_stages_tables_once(
+        aws: AwsSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from console import cli
+
+    monkeypatch.setenv("SMARTIOT_ENTRY_POINTS", "0")
+    path = tmp_path / "config.toml"
+    path.write_text(f'[profiles.aws-test]\nendpoint_url = "{aws.endpoint_url}"\n'
+                    f'region = "{aws.region}"\nstage = "{aws.stage}"\n')
+    args = ["--config", str(path), "aws", "tables", "--profile", "aws-test"]
+    assert cli.main(args) == 0
+    assert f"iot-devices-{aws.stage}" in capsys.readouterr().out
+    assert cli.main(args) == 0  # a second run keeps what exists
+    tables = aws.client("dynamodb").list_tables()["TableNames"]
+    assert {f"iot-{kind}-{aws.stage}" for kind in ("devices", "alerts", "audit")} <= set(tables)
+    index = aws.client("dynamodb").describe_table(TableName=f"iot-devices-{aws.stage}")
+    assert [i["IndexName"] for i in index["Table"]["GlobalSecondaryIndexes"]] == [
+        "OrganizationIndex"]
+
+    assert cli.main(["--config", str(path), "aws", "tables"]) == 2  # the local profile
+    assert "uses the 'local' backend; choose an aws profile" in capsys.readouterr().err
