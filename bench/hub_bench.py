@@ -206,16 +206,16 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str) -> None:
     ended = time.time()
     deadline = time.monotonic() + 300
     c = hub.counters
-    idle_since = None
+    idle_at: int | None = None
     while time.monotonic() < deadline:
-        # the writer pops a batch before it is pending: idle twice in a row, 0.2 s apart
+        # the writer pops a batch before it is pending: idle twice in a row, 0.2 s
+        # apart, with nothing processed in between (statuses still trickle in)
         if not hub._inbox and hub._pending is None:
-            if idle_since is None:
-                idle_since = c.processed
-            elif idle_since == c.processed:
+            if idle_at == c.processed:
                 break
+            idle_at = c.processed
         else:
-            idle_since = None
+            idle_at = None
         time.sleep(0.2)
     caught_up_s = time.time() - ended
     cpu = time.process_time() - cpu0
