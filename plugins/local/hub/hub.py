@@ -280,6 +280,9 @@ class Hub:
         self._retry_delay = RETRY_MIN_S
         self._stop_deadline = 0.0
         self._stopped_clean = True
+        # since when the link has been up (monotonic): silence is only judged
+        # over time the hub could hear (see _housekeeping)
+        self._listening_since: float | None = None
         persistent = client_id is not None
         link_id = client_id or f"smartiot-hub-{uuid.uuid4().hex[:8]}"
         self.started_at_ms = int(clock() * 1000)
@@ -519,6 +522,11 @@ class Hub:
 
     def _on_state(self, state: str) -> None:
         self.downtime.link_state(state)
+        if state == "connected":
+            if self._listening_since is None:
+                self._listening_since = time.monotonic()
+        else:
+            self._listening_since = None
         self.bus.set_connection_state(state)
         self.bus.publish([self._hub_event()])
         if state == "connected":
@@ -765,8 +773,15 @@ class Hub:
 
     def _housekeeping(self) -> None:
         now = datetime.fromtimestamp(self.clock(), UTC)
-        events: list[FleetEvent] = [DeviceChanged(d)
-                                    for d in self.cache.mark_stale(now, self.stale_after)]
+        # A hub that was away cannot tell a silent device from its own absence:
+        # devices go offline for silence only once it has listened for
+        # ``stale_after`` (what the broker queued meanwhile is being stored and
+        # marks them seen); their Last Will still makes them offline at once.
+        listening = self._listening_since
+        judged = listening is not None and (
+            time.monotonic() - listening >= self.stale_after.total_seconds())
+        events: list[FleetEvent] = [DeviceChanged(d) for d in (
+            self.cache.mark_stale(now, self.stale_after) if judged else ())]
         self._guard("registry", lambda: self.health.call("registry", self.cache.flush))
         if self.alerting is not None:
             self.alerting.set_devices(self.cache.all())

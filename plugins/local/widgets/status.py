@@ -254,6 +254,14 @@ class HubStatusWidget(QWidget):
             self.banner.clear()
             return
         c = current_colors()
+        if self.connection != "connected":
+            # its heartbeat cannot reach us: say nothing about the hub we cannot know
+            self.hub_label.setText(f"<span style='color:{c.disabled}'>●</span> Hub: unknown")
+            self.hub_label.setToolTip("This console is not connected to the broker, so it "
+                                      "cannot hear the hub's heartbeat")
+            self.hub_label.show()
+            self.banner.clear()
+            return
         colour = {"online": c.success, "unknown": c.warning}.get(self.hub, c.danger)
         text = HUB_TEXT.get(self.hub, f"Hub {self.hub}")
         if self.hub == "online" and self.inbox:
@@ -261,7 +269,7 @@ class HubStatusWidget(QWidget):
         self.hub_label.setText(f"<span style='color:{colour}'>●</span> {text}")
         self.hub_label.setToolTip(self.hub_detail)
         self.hub_label.show()
-        if self.hub in HUB_GONE and self.connection == "connected":
+        if self.hub in HUB_GONE:
             self.banner.install(self.window())
             self.banner.show_gone(self.hub, self.hub_detail)
         else:
