@@ -355,7 +355,7 @@ def _show(args: argparse.Namespace, context: AppContext) -> int:
         out["link"] = None if link is None else {
             "received": link.received, "lost": link.lost, "duplicates": link.duplicates,
             "out_of_order": link.out_of_order, "rejected": link.rejected,
-            "reboots": link.reboots, "last_seq": link.last_seq}
+            "reboots": link.reboots, "last_seq": link.last_seq, "hub_lost": link.hub_lost}
         out["open_alerts"] = [{"alert_id": a.alert_id, "rule_id": a.rule_id,
                                "severity": a.severity.value, "state": a.state.value,
                                "message": a.message, "created_at": a.created_at.isoformat()}
@@ -390,7 +390,9 @@ def _show(args: argparse.Namespace, context: AppContext) -> int:
     else:
         print(f"  received {link.received}, lost {link.lost} ({link.loss_ratio:.1%}), "
               f"duplicates {link.duplicates}, out of order {link.out_of_order}, "
-              f"rejected {link.rejected}, reboots {link.reboots}")
+              f"rejected {link.rejected}, reboots {link.reboots}"
+              + (f"; {link.hub_lost} lost while the hub was away (not the device's)"
+                 if link.hub_lost else ""))
     print(f"\nOpen alerts ({len(alerts)})")
     for a in alerts:
         print(f"  {a.created_at.isoformat(timespec='seconds')}  {a.severity.value:<8} "

@@ -280,7 +280,8 @@ class OverviewTab(QScrollArea):
         self.info_labels["link"].setText(
             f"{link.received:,} received · {link.lost:,} lost "
             f"({link.loss_ratio:.1%}) · {link.duplicates:,} duplicates · "
-            f"{link.out_of_order:,} out of order · {plural(link.reboots, 'reboot')}")
+            f"{link.out_of_order:,} out of order · {plural(link.reboots, 'reboot')}"
+            + (f" · {link.hub_lost:,} lost while the hub was away" if link.hub_lost else ""))
 
     def reload_link(self) -> None:
         """Re-read the shown device's link statistics."""

@@ -43,7 +43,8 @@ def seeded(tmp_path):
         store.telemetry.write_batch([Reading("pump-1", "battery_pct", now, 77.0),
                                      Reading("pump-1", "rssi", now, -61.0)])
         store.alerts.add(Alert("pump-1", "temp-high", Severity.CRITICAL, "too hot", 91.0))
-        store.link_stats.upsert_many([LinkStats("pump-1", last_seq=10, received=10, lost=2)])
+        store.link_stats.upsert_many([LinkStats("pump-1", last_seq=10, received=10, lost=2,
+                                                hub_lost=7)])
     return tmp_path
 
 
@@ -76,11 +77,12 @@ def test_show_metadata_values_link_and_alerts(seeded):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in ("North pump", "Pump house", "battery_pct", "77", "rssi", "-61",
-                 "received 10, lost 2", "Open alerts (1)", "too hot"):
+                 "received 10, lost 2", "7 lost while the hub was away", "Open alerts (1)",
+                 "too hot"):
         assert text in out, text
     data = json.loads(smartiot(seeded, "devices", "show", "pump-1", "--json").stdout)
     assert data["latest"]["battery_pct"]["value"] == 77.0
-    assert data["link"]["lost"] == 2
+    assert data["link"]["lost"] == 2 and data["link"]["hub_lost"] == 7
     assert data["open_alerts"][0]["severity"] == "critical"
 
 
