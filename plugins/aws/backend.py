@@ -20,6 +20,7 @@ from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.settings import AwsSettings
+from plugins.aws.things import ThingRegistry, ThingSyncedRegistry
 from plugins.aws.unavailable import NoTelemetryHistory
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ class AwsBackend(Backend):
         dynamodb = clients.dynamodb
         super().__init__(
             name="aws",
-            registry=DynamoDeviceRegistry(dynamodb, settings),
+            # devices in DynamoDB, mirrored as IoT things (IoT Core, Jobs, fleet indexing)
+            registry=ThingSyncedRegistry(DynamoDeviceRegistry(dynamodb, settings),
+                                         ThingRegistry(clients.client("iot"))),
             alerts=DynamoAlertStore(dynamodb, settings),
             telemetry=NoTelemetryHistory(),
             rules=DynamoAlertRuleStore(dynamodb, settings),

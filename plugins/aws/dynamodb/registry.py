@@ -112,7 +112,12 @@ class DynamoDeviceRegistry(DeviceRegistry):
         return _to_domain(answer["Attributes"])
 
     def record_activity(self, devices: Sequence[Device]) -> None:
-        """New devices are put whole (only if still absent); for known ones only
+        self.record_new_activity(devices)
+
+    def record_new_activity(self, devices: Sequence[Device]) -> builtins.list[Device]:
+        """record_activity, returning the devices it registered (first heard of).
+
+        New devices are put whole (only if still absent); for known ones only
         the traffic-derived attributes change, and never on a decommissioned
         device, so a person's edits and decisions win over the hub's copy.
 
@@ -122,23 +127,26 @@ class DynamoDeviceRegistry(DeviceRegistry):
         devices costs a few round trips of latency, not hundreds."""
         latest = {d.device_id: d for d in devices}
         if not latest:
-            return
+            return []
         stored = self._stored_types(latest)
         self._remember_organizations(d.organization for d in latest.values()
                                      if d.device_id not in stored)
 
-        def record(device: Device) -> None:
+        def record(device: Device) -> Device | None:
             if device.device_id not in stored and self._insert_new(device):
-                return
+                return device
             self._update_traffic(device, generic=stored.get(device.device_id) == "generic")
+            return None
 
         if len(latest) == 1:
-            record(next(iter(latest.values())))
-            return
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(latest)),
-                                thread_name_prefix="dynamodb-activity") as pool:
-            for done in [pool.submit(record, d) for d in latest.values()]:
-                done.result()  # the first failure reaches the caller
+            outcomes = [record(next(iter(latest.values())))]
+        else:
+            with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(latest)),
+                                    thread_name_prefix="dynamodb-activity") as pool:
+                # .result() hands the first failure to the caller
+                outcomes = [done.result() for done in
+                            [pool.submit(record, d) for d in latest.values()]]
+        return [replace(d, version=1) for d in outcomes if d is not None]
 
     def delete(self, device_id: str, *, expected_version: int | None = None) -> None:
         condition = "attribute_exists(device_id)"

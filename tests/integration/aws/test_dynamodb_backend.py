@@ -38,7 +38,7 @@ def test_an_aws_profile_serves_the_console_from_dynamodb(context: AppContext) ->
 
     backend = context.backend
     assert isinstance(backend, AwsBackend) and backend.name == "aws"
-    assert backend.registry.__class__.__name__ == "DynamoDeviceRegistry"
+    assert backend.registry.__class__.__name__ == "ThingSyncedRegistry"  # DynamoDB + IoT
     tables = create_tables(backend.clients.dynamodb, backend.settings)
     assert f"iot-devices-{backend.settings.stage}" in tables
 

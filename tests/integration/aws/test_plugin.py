@@ -70,9 +70,11 @@ def test_smartiot_aws_tables_creates_the_stages_tables_once(
     assert cli.main(args) == 0
     assert f"iot-devices-{aws.stage}" in capsys.readouterr().out
     assert cli.main(args) == 0  # a second run keeps what exists
-    tables = aws.client("dynamodb").list_tables()["TableNames"]
-    assert {f"iot-{kind}-{aws.stage}" for kind in ("devices", "alerts", "audit")} <= set(tables)
-    index = aws.client("dynamodb").describe_table(TableName=f"iot-devices-{aws.stage}")
+    dynamodb = aws.client("dynamodb")
+    for kind in ("organizations", "alerts", "alert-events", "alert-rules", "audit"):
+        assert dynamodb.describe_table(TableName=f"iot-{kind}-{aws.stage}")["Table"][
+            "TableStatus"] == "ACTIVE"
+    index = dynamodb.describe_table(TableName=f"iot-devices-{aws.stage}")
     assert [i["IndexName"] for i in index["Table"]["GlobalSecondaryIndexes"]] == [
         "OrganizationIndex"]
 
