@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from core.crypto.passwords import verify_password
@@ -74,3 +78,51 @@ def test_an_admin_adds_people_with_passwords_and_resets_them(tmp_path: Path) -> 
                  for e in trail if e["action"] == "user.password"]
     assert sorted(passwords) == [("maria", "denied"), ("maria", "done")]
     assert "argon2" not in json.dumps(trail)
+
+
+def _on_a_terminal(tmp_path: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run smartiot in a pseudo-terminal (its controlling tty, as a person's
+    shell gives it) and answer each password prompt in turn."""
+    env = {**os.environ, "SMARTIOT_CONFIG": str(tmp_path / "config.toml"),
+           "SMARTIOT_DATA_DIR": str(tmp_path / "data"),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "SMARTIOT_ROLE": "admin"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: replace it with smartiot at once
+        os.execve(sys.executable, [sys.executable, "-m", "console.cli", *args], env)
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.3)
+        if not ready:
+            # Answer a prompt once the terminal is quiet: getpass turns echo off
+            # (flushing input) after writing it, so an early answer is lost.
+            asked = output.count(b"Password")
+            if pending and asked > len(answers) - len(pending) and \
+                    output.rstrip().endswith(b":"):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_a_terminal_is_asked_for_the_password_twice(tmp_path: Path) -> None:
+    code, shown = _on_a_terminal(tmp_path, ["users", "add", "zoe", "--role", "support"],
+                                 ["zoe's own secret", "zoe's own secret"])
+    assert code == 0, shown
+    assert shown.count("Password") == 2 and "zoe's own secret" not in shown  # not echoed
+    assert verify_password(stored_hash(tmp_path, "zoe"), "zoe's own secret")
+    code, shown = _on_a_terminal(tmp_path, ["users", "passwd", "zoe"],
+                                 ["a new secret here", "a typo in it here"])
+    assert code == 2 and "the two entries differ" in shown
+    assert verify_password(stored_hash(tmp_path, "zoe"), "zoe's own secret")
