@@ -566,7 +566,9 @@ class Hub:
                 self._guard("housekeeping", self._housekeeping)
             if now - last_alive >= ALIVE_EVERY_S:
                 last_alive = now
-                self._guard("hub state", self.downtime.save)
+                # through StoreHealth: a locked database shows as degraded, not as a stall
+                self._guard("hub state", lambda: self.health.call("hub state",
+                                                                  self.downtime.save))
             if now - last_reload >= RELOAD_EVERY_S:
                 last_reload = now
                 self._guard("registry reload", self._reload_registry)

@@ -121,8 +121,12 @@ def test_a_hub_stopped_for_ten_seconds_loses_no_reading(database_url, mosquitto_
         running = None
         wait_until(lambda: stored_per_device(store) == sent, timeout=30,
                    message="not every reading the fleet sent was stored")
+        wait_until(lambda: all(s.received == sent[s.device_id]
+                               for s in store.link_stats.list() if s.device_id in sent),
+                   timeout=15, message="link statistics not written")
         offline = watch.stop()
         watch = None
+        assert hub.interrupt(60) == 0, hub.text()
     finally:
         if watch is not None:
             watch.stop()
@@ -131,9 +135,6 @@ def test_a_hub_stopped_for_ten_seconds_loses_no_reading(database_url, mosquitto_
         hub.close()
     assert sum(sent.values()) >= devices * 2 * 12  # the outage was spanned
     assert offline == set(), f"shown offline while publishing: {sorted(offline)}"
-    wait_until(lambda: all(s.received == sent[s.device_id]
-                           for s in store.link_stats.list() if s.device_id in sent),
-               timeout=15, message="link statistics not written")
     stats = [s for s in store.link_stats.list() if s.device_id in sent]
     assert len(stats) == devices
     assert [(s.device_id, s.lost, s.hub_lost) for s in stats if s.lost or s.hub_lost] == []
