@@ -40,6 +40,7 @@ class AppContext:
         self._owns_backend = True
         self._api: FleetApi | None = None
         self._remote: RemoteSession | None = None
+        self._remote_lock = threading.Lock()
         self._closed = False
         self._lock = threading.Lock()
         from core.ports.navigation import NoNavigation
@@ -65,7 +66,9 @@ class AppContext:
         this process. Built on first use by the plugin that provides it."""
         if not self.config.profile.api_url:
             return None
-        with self._lock:
+        # Its own lock: the backend, built under self._lock, asks for the person's
+        # broker login here.
+        with self._remote_lock:
             if self._remote is None:
                 clients = self.plugins.api_clients()
                 if not clients:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from core.model.roles import Actor
+    from core.ports.broker_accounts import BrokerLogin
     from core.ports.fleet_api import FleetApi
 
 
@@ -45,6 +46,12 @@ class RemoteSession(Protocol):
 
     def sign_out(self) -> None:
         """Tell the server and forget every token here."""
+        ...
+
+    def broker_login(self) -> BrokerLogin | None:
+        """The person's own broker login the server handed out at sign-in (or
+        when resuming), for the live feed; None where it manages none. Kept in
+        memory only."""
         ...
 
     def fleet_api(self) -> FleetApi:

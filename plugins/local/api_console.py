@@ -3,7 +3,8 @@ profile's ``api_url``): no database, no hub, only the live feed.
 
 The database belongs to the hub (issue 16): such a console reads and changes
 data through ``context.api`` (the HTTP client), and follows the devices on
-the team's broker as any team console does (TeamObserver). The observer's
+the team's broker as any team console does (TeamObserver), with the person's
+own broker login from the sign-in where the hub hands one out. The observer's
 two look-ups (a device's record when its status changes, alerts changed
 lately) go through the same API instead of a store.
 """
@@ -104,15 +105,26 @@ def build_api_console_backend(context: AppContext, *, live: bool) -> ApiConsoleB
 
     profile = context.config.profile
     backend = ApiConsoleBackend(profile.api_url, EventBus())
-    if not live or profile.broker == "embedded":
+    if not live:
+        return backend
+    # The person's own broker account from the sign-in (limited by their role on
+    # the broker itself), else the profile's broker and the console's login.
+    remote = context.remote
+    person = remote.broker_login() if remote is not None else None
+    if person is not None:
+        broker_url: str = person.url
+        console_login: tuple[str | None, str | None] = (person.username, person.password)
+    elif profile.broker != "embedded":
+        broker_url = profile.broker
+        _hub_login, console_login = _team_logins(context)
+    else:
         return backend  # no team broker named: pages work, nothing moves by itself
-    host, port, tls = _broker_address(profile.broker)
+    host, port, tls = _broker_address(broker_url)
     tls_context = None
     if tls:
         import ssl
 
         tls_context = ssl.create_default_context()
-    _hub_login, console_login = _team_logins(context)
 
     def link(filters: Any, on_message: Any) -> MqttLink:
         return MqttLink(host, port, client_id=f"smartiot-console-{uuid.uuid4().hex[:8]}",

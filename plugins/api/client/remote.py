@@ -13,6 +13,7 @@ from core import secrets
 from core.context import AppContext
 from core.errors import SmartIotError
 from core.model.roles import Actor, Role
+from core.ports.broker_accounts import BrokerLogin
 from core.ports.fleet_api import FleetApi
 from plugins.api.client.fleet import HttpFleetApi
 from plugins.api.client.tokens import TokenSession
@@ -45,7 +46,8 @@ class ApiSession:
         if self._static:
             self._actor = self.api.actor
             return True
-        if not self.tokens.has_refresh_token() or not self.tokens.renew():
+        # A new broker login too: the one from the last start was rotated or dropped.
+        if not self.tokens.has_refresh_token() or not self.tokens.renew(broker=True):
             return False
         self._actor = self._from_answer() or self.api.actor
         self.api.__dict__["actor"] = self._actor
@@ -61,6 +63,9 @@ class ApiSession:
         self.tokens.sign_out()
         self._actor = None
         self.api.__dict__.pop("actor", None)
+
+    def broker_login(self) -> BrokerLogin | None:
+        return self.tokens.broker
 
     def fleet_api(self) -> FleetApi:
         return self.api

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from core import secrets
 from core.errors import SmartIotError
+from core.ports.broker_accounts import BrokerLogin
 from plugins.api.client.errors import SignInRequired
 from plugins.api.client.transport import HttpTransport, normalise_url
 
@@ -52,6 +53,8 @@ class TokenSession:
         self.username = ""
         #: who the server said this is, at the last sign-in or refresh
         self.actor: dict[str, Any] = {}
+        #: the person's own broker login, when the server hands one out
+        self.broker: BrokerLogin | None = None
 
     # ------------------------------------------------------------ state
     def has_refresh_token(self) -> bool:
@@ -94,13 +97,14 @@ class TokenSession:
         self._take(answer.data)
         return self.actor
 
-    def renew(self) -> bool:
+    def renew(self, *, broker: bool = False) -> bool:
         """A new access token from the stored refresh token; False when there is
-        none or the server no longer accepts it (the person signs in again)."""
+        none or the server no longer accepts it (the person signs in again).
+        ``broker`` also asks for a new broker login (the old one stops working)."""
         with self._renewing:
-            return self._renew_locked()
+            return self._renew_locked(broker=broker)
 
-    def _renew_locked(self) -> bool:
+    def _renew_locked(self, *, broker: bool = False) -> bool:
         try:
             refresh = secrets.get_secret(self.secret_name)
         except SmartIotError:
@@ -108,8 +112,10 @@ class TokenSession:
         if not refresh:
             return False
         try:
-            answer = self._auth.call("POST", "/auth/refresh",
-                                     body={"refresh_token": refresh}, authenticated=False)
+            body: dict[str, Any] = {"refresh_token": refresh}
+            if broker:
+                body["broker"] = True
+            answer = self._auth.call("POST", "/auth/refresh", body=body, authenticated=False)
         except SignInRequired:
             self._forget()
             return False
@@ -137,6 +143,11 @@ class TokenSession:
         with self._lock:
             self._access = str(data["access_token"])
             self._expires = self._clock() + lifetime
+        login = data.get("broker")
+        if isinstance(login, dict) and login.get("username"):
+            self.broker = BrokerLogin(str(login["url"]), str(login["username"]),
+                                      str(login.get("password") or ""),
+                                      bool(login.get("can_command")))
         if isinstance(data.get("actor"), dict):
             self.actor = dict(data["actor"])
             self.username = str(self.actor.get("user") or self.username)
@@ -147,5 +158,6 @@ class TokenSession:
         with self._lock:
             self._access = ""
             self._expires = 0.0
+        self.broker = None
         with contextlib.suppress(SmartIotError):
             secrets.delete_secret(self.secret_name)
