@@ -63,6 +63,8 @@ def status_line(snap: dict[str, Any]) -> str:
              f"inbox {snap['inbox']:,}"]
     if snap["shed_overload"]:
         parts.append(f"{snap['shed_overload']:,} shed (overload)")
+    if snap.get("hub_lost"):
+        parts.append(f"{snap['hub_lost']:,} readings lost while the hub was away")
     if snap["outages"]:
         parts.append(f"{snap['outages']} database outage(s), longest "
                      f"{snap['longest_outage_s']:.0f} s")

@@ -39,3 +39,4 @@ def test_status_line_gives_both_rates_and_says_what_is_wrong():
                             shed_overload=1234, outages=1, longest_outage_s=42.4))
     assert bad.endswith("-- degraded: database unavailable for 42 s")
     assert "1,234 shed (overload)" in bad and "1 database outage(s), longest 42 s" in bad
+    assert "160 readings lost while the hub was away" in status_line(_snap(hub_lost=160))
