@@ -44,6 +44,7 @@ ACCESS_LIFETIME = timedelta(minutes=15)
 REFRESH_LIFETIME = timedelta(days=30)
 GENERIC_FAILURE = "wrong user name or password"
 MAX_NAME_IN_AUDIT = 128
+MAX_TRACKED = 10_000  # user names and addresses with recent failures, before pruning
 
 # (actor, lifetime) -> a bearer token the API verifies (plugins.api.auth.TokenSigner locally).
 IssueAccessToken = Callable[[Actor, timedelta], str]
@@ -108,6 +109,11 @@ class LoginThrottle:
     def failed(self, user: str, client: str) -> None:
         now = self._clock()
         with self._lock:
+            if len(self._failures) >= MAX_TRACKED:
+                # Names guessed long ago need no memory: keep the map bounded.
+                for key in [k for k, t in self._failures.items()
+                            if not t or t[-1] <= now - self.window_s]:
+                    del self._failures[key]
             for key in (f"user:{user.lower()}", f"client:{client}" if client else ""):
                 if key:
                     self._failures.setdefault(key, deque()).append(now)
@@ -214,18 +220,18 @@ class SignInService:
         return session
 
     def logout(self, refresh_token: str, *, client: str = "") -> bool:
-        """Revoke the sign-in the token belongs to (every rotation of it). True
-        if it was live; an unknown token is not an error (signing out twice is
-        harmless) but is not audited under anyone's name."""
+        """Revoke the sign-in the token belongs to (every rotation of it, also
+        when an older one of them is presented). True if anything was live; an
+        unknown token is not an error (signing out twice is harmless) and is not
+        audited under anyone's name."""
         digest = token_hash(refresh_token.strip())
         now = self._now()
         record, won = self._accounts.use_refresh(digest, now)
         if record is None:
             return False
         revoked = self._accounts.revoke_family(record.family, now)
-        self._record(record.user, "auth.logout", {"client": client,
-                                                  "revoked": revoked if won else 0})
-        return won
+        self._record(record.user, "auth.logout", {"client": client, "revoked": revoked})
+        return won or revoked > 0
 
     def change_own_password(self, actor: Actor, current: str, new: str, *,
                             client: str = "") -> int:
