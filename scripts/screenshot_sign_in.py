@@ -112,6 +112,14 @@ def main(out: Path, theme: str) -> None:
     page = window.page_widget("devices")
     _wait(app, lambda: page is not None and page.model.rowCount() == 9)  # type: ignore[attr-defined]
     _grab(app, window, out / f"api-console-devices-{theme}.png")
+    for page_id in os.environ.get("SMARTIOT_SHOT_PAGES", "").split(","):
+        if page_id:  # a look at the other pages on the API (not kept in docs/)
+            window.show_page(page_id)
+            end = time.monotonic() + 4
+            while time.monotonic() < end:
+                app.processEvents()
+                time.sleep(0.05)
+            _grab(app, window, out / f"api-console-{page_id}-{theme}.png")
     window.close()
     context.close()
     server.shutdown()

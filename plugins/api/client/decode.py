@@ -18,7 +18,12 @@ from core.model import (
     Location,
     Severity,
 )
-from core.model.analytics import FleetDashboard, FleetStatistics
+from core.model.analytics import (
+    DeviceLocations,
+    FleetDashboard,
+    FleetOverview,
+    FleetStatistics,
+)
 from core.model.deployment import DeploymentStatus
 from core.model.roles import Role
 from core.model.rollout import JobConfig
@@ -139,6 +144,32 @@ def dashboard(d: dict[str, Any]) -> FleetDashboard:
                             error=int(d.get("error", 0)), by_type=dict(d.get("by_type") or {}))
     return FleetDashboard(stats, open_alerts=int(d.get("open_alerts", 0)),
                           alerts_by_severity=dict(d.get("alerts_by_severity") or {}))
+
+
+def overview(d: dict[str, Any]) -> FleetOverview:
+    stats = d["stats"]
+    loc = d.get("locations")
+    return FleetOverview(
+        stats=FleetStatistics(total=int(stats.get("total", 0)), online=int(stats.get("online", 0)),
+                              offline=int(stats.get("offline", 0)),
+                              warning=int(stats.get("warning", 0)),
+                              error=int(stats.get("error", 0)),
+                              decommissioned=int(stats.get("decommissioned", 0)),
+                              by_type=dict(stats.get("by_type") or {})),
+        since=_at(d["since"]),
+        online_ts_ms=np.asarray(d.get("online_ts_ms") or [], dtype=np.int64),
+        online_count=np.asarray(d.get("online_count") or [], dtype=np.int64),
+        online_note=str(d.get("online_note", "")),
+        hour_start_ms=np.asarray(d.get("hour_start_ms") or [], dtype=np.int64),
+        alerts_per_hour={k: np.asarray(v, dtype=np.int64)
+                         for k, v in (d.get("alerts_per_hour") or {}).items()},
+        firmware=[(str(n), int(c)) for n, c in d.get("firmware") or ()],
+        top_metric=str(d.get("top_metric", "")),
+        top=[(str(i), float(v)) for i, v in d.get("top") or ()],
+        metrics=list(d.get("metrics") or ()),
+        locations=None if not loc else DeviceLocations(
+            list(loc["device_id"]), np.asarray(loc["latitude"], dtype=np.float64),
+            np.asarray(loc["longitude"], dtype=np.float64), list(loc["status"])))
 
 
 def preferences(p: dict[str, Any]) -> Preferences:

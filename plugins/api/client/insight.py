@@ -53,13 +53,17 @@ class HttpAnalytics:
         return fleet_health(self._devices.all(), open_alerts).devices
 
     def metrics(self, device_ids: Sequence[str]) -> list[str]:
-        raise not_offered("the list of metrics devices reported")
+        if not device_ids:
+            return []
+        d = self._http.get("/analytics/metrics", {"device_ids": ",".join(device_ids)}).data
+        return [str(m) for m in d["metrics"]]
 
     def dashboard(self) -> FleetDashboard:
         return decode.dashboard(self._http.get("/analytics/dashboard").data)
 
     def overview(self, top_metric: str = "", hours: int = 24) -> FleetOverview:
-        raise not_offered("the analytics overview")
+        return decode.overview(self._http.get("/analytics/overview", {
+            "top_metric": top_metric, "hours": hours}).data)
 
     def sensor_query(self, query: SensorQuery) -> list[Series]:
         d = self._http.post("/analytics/query", {

@@ -261,12 +261,20 @@ def test_analytics_dashboard_and_query(pair: Pair) -> None:
         dash = api.analytics.dashboard()
         series = api.analytics.sensor_query(SensorQuery(
             ("pump-1",), "pressure", now - timedelta(hours=1), now + timedelta(minutes=1)))
+        view = api.analytics.overview(top_metric="pressure", hours=2)
         return {"dashboard": dash.as_dict(), "series": [shapes.series(s) for s in series],
-                "devices": [(d.device_id, d.status.value) for d in api.analytics.devices()]}
+                "devices": [(d.device_id, d.status.value) for d in api.analytics.devices()],
+                "metrics": api.analytics.metrics(["pump-1", "pump-2"]),
+                "overview": [view.stats.as_dashboard(), view.top_metric, view.top,
+                             view.firmware, {k: v.tolist() for k, v in
+                                             view.alerts_per_hour.items()},
+                             view.online_count.tolist(), view.metrics]}
 
     result = _same(pair, scenario)
     assert result["dashboard"]["total"] == 2
     assert result["series"][0]["value"] == [4.0, 3.0, 2.0, 1.0, 0.0]
+    assert result["metrics"] == ["pressure"]
+    assert result["overview"][2] == [["pump-1", 0.0]]  # the newest reading tops
 
 
 def test_users_me_and_preferences(pair: Pair) -> None:
