@@ -35,7 +35,7 @@ from simulator.target import BrokerTarget
 
 log = logging.getLogger(__name__)
 
-BUNDLED = ("office", "factory", "trackers", "chaos", "ota_lab")
+BUNDLED = ("demo", "office", "factory", "trackers", "chaos", "ota_lab")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +111,15 @@ def parse_shard(value: str) -> tuple[int, int]:
     if not 1 <= i <= n:
         raise ValidationError(f"--shard {value}: need 1 <= i <= n")
     return i, n
+
+
+def profile_broker(context: Any) -> str | None:
+    """The active profile's broker, so `smartiot --profile lab simulate` feeds the
+    team's broker rather than a private one nobody else sees; None (start an
+    embedded broker) on a profile whose broker is the embedded one."""
+    profile = getattr(getattr(context, "config", None), "profile", None)
+    broker = getattr(profile, "broker", "") or ""
+    return broker if broker and broker != "embedded" else None
 
 
 def resolve_scenario(args: argparse.Namespace,
@@ -243,6 +252,8 @@ def run(args: argparse.Namespace, context: Any) -> int:
         if speed <= 0:
             raise ValidationError("--speed must be positive")
         broker: EmbeddedBroker | None = None
+        if not args.broker:
+            args.broker = profile_broker(context)
         # This shard's devices only: another shard adds (and keys) its own.
         device_ids = [source.device_info(i)[0] for i in shard_indexes(source, shard)]
         if args.broker and args.anonymous:
