@@ -153,3 +153,32 @@ def test_the_next_start_resumes_from_the_refresh_token_and_sign_out_forgets_it(
     finally:
         window.close()
         context.close()
+
+
+def test_an_unreachable_hub_at_start_is_said_in_the_sign_in_dialog(tmp_path: Path,
+                                                                    qtbot: Any) -> None:
+    import socket
+
+    from console.app import build_main_window
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    secrets.set_secret(refresh_secret_name(url), "a refresh token from yesterday")
+    config = load_config(tmp_path / "console" / "config.toml", tmp_path / "console" / "data",
+                         env={"SMARTIOT_API_URL": url})
+    context = AppContext(config, PluginManager(entry_points=False, blocked=()))
+    window = build_main_window(context)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(lambda: window.sign_in.dialog is not None
+                        and window.sign_in.dialog.isVisible(), timeout=15_000)
+        error = window.sign_in.dialog.error
+        assert error.isVisible()
+        assert f"the hub at {url} cannot be reached" in error.text()
+        assert "Traceback" not in error.text()
+    finally:
+        window.close()
+        context.close()
+        secrets.delete_secret(refresh_secret_name(url))

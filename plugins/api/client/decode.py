@@ -19,10 +19,14 @@ from core.model import (
     Severity,
 )
 from core.model.analytics import (
+    AlertMark,
     DeviceLocations,
     FleetDashboard,
     FleetOverview,
     FleetStatistics,
+    History,
+    HistoryRequest,
+    ThresholdLine,
 )
 from core.model.deployment import DeploymentStatus
 from core.model.roles import Role
@@ -170,6 +174,18 @@ def overview(d: dict[str, Any]) -> FleetOverview:
         locations=None if not loc else DeviceLocations(
             list(loc["device_id"]), np.asarray(loc["latitude"], dtype=np.float64),
             np.asarray(loc["longitude"], dtype=np.float64), list(loc["status"])))
+
+
+def threshold(t: dict[str, Any]) -> ThresholdLine:
+    return ThresholdLine(str(t["rule_id"]), str(t["name"]), str(t["metric"]),
+                         float(t["limit"]), str(t["op"]), str(t["severity"]))
+
+
+def history(request: HistoryRequest, d: dict[str, Any]) -> History:
+    return History(request, [series(s) for s in d.get("series") or ()],
+                   [threshold(t) for t in d.get("thresholds") or ()],
+                   [AlertMark(str(m["device_id"]), int(m["ts_ms"]), str(m["severity"]),
+                              str(m.get("message", ""))) for m in d.get("marks") or ()])
 
 
 def preferences(p: dict[str, Any]) -> Preferences:

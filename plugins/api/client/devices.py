@@ -151,9 +151,11 @@ class HttpDevices:
 
     def command(self, device_id: str, command: str, params: dict[str, Any] | None = None, *,
                 timeout_s: float = 10.0) -> CommandResult:
+        # The server waits up to timeout_s for the device's answer: wait longer here.
         d = self._http.post(f"/devices/{seg(device_id)}/commands",
                             {"command": command, "params": params or {},
-                             "timeout_s": timeout_s}).data
+                             "timeout_s": timeout_s},
+                            timeout_s=timeout_s + self._http.timeout_s).data
         return decode.command_result(d)
 
     def update_desired(self, device_id: str, desired: dict[str, Any], *,

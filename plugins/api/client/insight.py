@@ -56,7 +56,7 @@ class HttpAnalytics:
         if not device_ids:
             return []
         d = self._http.get("/analytics/metrics", {"device_ids": ",".join(device_ids)}).data
-        return [str(m) for m in d["metrics"]]
+        return [str(m) for m in d["items"]]
 
     def dashboard(self) -> FleetDashboard:
         return decode.dashboard(self._http.get("/analytics/dashboard").data)
@@ -73,10 +73,18 @@ class HttpAnalytics:
         return [decode.series(s) for s in d["series"]]
 
     def history(self, request: HistoryRequest, overlays: bool = True) -> History:
-        raise not_offered("the history view (several metrics with alert marks)")
+        bucket = request.bucket_ms
+        d = self._http.post("/analytics/history", {
+            "device_ids": list(request.devices), "metrics": list(request.metrics),
+            "start": request.start.isoformat(), "end": request.end.isoformat(),
+            "bucket_s": None if bucket is None else bucket / 1000, "overlays": overlays}).data
+        return decode.history(request, d)
 
     def thresholds(self, metrics: Sequence[str]) -> list[ThresholdLine]:
-        raise not_offered("threshold lines")
+        if not metrics:
+            return []
+        d = self._http.get("/analytics/thresholds", {"metrics": ",".join(metrics)}).data
+        return [decode.threshold(t) for t in d["items"]]
 
 
 class HttpUsers:

@@ -87,9 +87,10 @@ class HttpTransport:
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Answer:
         return self.call("GET", path, query=query)
 
-    def post(self, path: str, body: Any = None, *, headers: Mapping[str, str] | None = None
-             ) -> Answer:
-        return self.call("POST", path, body={} if body is None else body, headers=headers)
+    def post(self, path: str, body: Any = None, *, headers: Mapping[str, str] | None = None,
+             timeout_s: float | None = None) -> Answer:
+        return self.call("POST", path, body={} if body is None else body, headers=headers,
+                         timeout_s=timeout_s)
 
     def put(self, path: str, body: Any, *, headers: Mapping[str, str] | None = None) -> Answer:
         return self.call("PUT", path, body=body, headers=headers)
@@ -99,7 +100,8 @@ class HttpTransport:
 
     def call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
              body: Any = None, headers: Mapping[str, str] | None = None,
-             authenticated: bool = True) -> Answer:
+             authenticated: bool = True, timeout_s: float | None = None) -> Answer:
+        """``timeout_s``: this request's own (a command waits for the device)."""
         url = self.base_url + path
         wanted = {k: _query_value(v) for k, v in (query or {}).items()
                   if v is not None and v != ""}
@@ -112,7 +114,8 @@ class HttpTransport:
         while True:
             try:
                 token = self.tokens.access_token() if authenticated and self.tokens else ""
-                status, payload, answer_headers = self._send(method, url, data, token, headers)
+                status, payload, answer_headers = self._send(
+                    method, url, data, token, headers, timeout_s or self.timeout_s)
             except HubUnreachable:
                 if not safe or attempt >= self.retries:
                     raise
@@ -137,7 +140,8 @@ class HttpTransport:
         self._sleep(delay * random.uniform(0.5, 1.0))
 
     def _send(self, method: str, url: str, data: bytes | None, token: str,
-              headers: Mapping[str, str] | None) -> tuple[int, Any, dict[str, str]]:
+              headers: Mapping[str, str] | None, timeout_s: float
+              ) -> tuple[int, Any, dict[str, str]]:
         request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Accept", "application/json")
         if data is not None:
@@ -147,7 +151,7 @@ class HttpTransport:
         for key, value in (headers or {}).items():
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return response.status, _json(response.read()), dict(response.headers.items())
         except urllib.error.HTTPError as exc:
             with exc:

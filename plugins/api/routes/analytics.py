@@ -93,24 +93,6 @@ class HasAnalytics(Protocol):
     def analytics(self) -> AnalyticsService: ...
 
 
-def overview_shape(view: FleetOverview) -> dict[str, Any]:
-    """The dashboard's data as JSON (arrays as lists, times in epoch ms)."""
-    locations = view.locations
-    return {
-        "stats": {**view.stats.as_dashboard(), "decommissioned": view.stats.decommissioned},
-        "since": view.since.isoformat(),
-        "online_ts_ms": view.online_ts_ms.tolist(), "online_count": view.online_count.tolist(),
-        "online_note": view.online_note, "hour_start_ms": view.hour_start_ms.tolist(),
-        "alerts_per_hour": {k: v.tolist() for k, v in view.alerts_per_hour.items()},
-        "firmware": [[name, count] for name, count in view.firmware],
-        "top_metric": view.top_metric, "top": [[d, v] for d, v in view.top],
-        "metrics": list(view.metrics),
-        "locations": None if locations is None else {
-            "device_id": list(locations.device_id), "latitude": locations.latitude.tolist(),
-            "longitude": locations.longitude.tolist(), "status": list(locations.status)},
-    }
-
-
 def analytics_router(services: Callable[[], HasAnalytics],
                      actor: Callable[[], Actor]) -> Router:
     """``actor`` takes the caller from the authorizer's claims (and counts the
@@ -122,25 +104,6 @@ def analytics_router(services: Callable[[], HasAnalytics],
     @router.get("/analytics/dashboard", summary="Fleet statistics", tags=["analytics"])
     def dashboard() -> Response[Any]:
         return envelope(services().analytics.dashboard(actor()).as_dict())
-
-    @router.get("/analytics/overview", summary="Everything the fleet dashboard draws",
-                tags=["analytics"])
-    def analytics_overview(
-        top_metric: Annotated[str, Query(max_length=64)] = "",
-        hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
-    ) -> Response[Any]:
-        view = services().analytics.overview(actor(), top_metric=top_metric, hours=hours)
-        return envelope(overview_shape(view))
-
-    @router.get("/analytics/metrics", summary="The metrics some devices reported",
-                tags=["analytics"])
-    def analytics_metrics(
-        device_ids: Annotated[str, Query(description="comma-separated, up to 50")],
-    ) -> Response[Any]:
-        ids = [i for i in device_ids.split(",") if i]
-        if not 1 <= len(ids) <= 50:
-            raise ValidationError("device_ids: give 1 to 50 device ids")
-        return envelope({"metrics": services().analytics.metrics(actor(), ids)})
 
     @router.post("/analytics/query", summary="Sensor readings of several devices",
                  tags=["analytics"])

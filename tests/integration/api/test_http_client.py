@@ -22,7 +22,7 @@ from sqlalchemy import text
 from core.crypto.keystore import CodeSigningKeys
 from core.errors import ConcurrentModification, NotFound, PermissionDenied, ValidationError
 from core.model import Alert, Device, Firmware, Location, SemVer, Severity
-from core.model.analytics import SensorQuery
+from core.model.analytics import HistoryRequest, SensorQuery
 from core.model.roles import Actor, Role
 from core.model.rollout import JobConfig
 from core.ports.audit import AuditFilter
@@ -262,19 +262,25 @@ def test_analytics_dashboard_and_query(pair: Pair) -> None:
         series = api.analytics.sensor_query(SensorQuery(
             ("pump-1",), "pressure", now - timedelta(hours=1), now + timedelta(minutes=1)))
         view = api.analytics.overview(top_metric="pressure", hours=2)
+        history = api.analytics.history(HistoryRequest(
+            ("pump-1",), ("pressure",), now - timedelta(hours=1), now + timedelta(minutes=1)))
         return {"dashboard": dash.as_dict(), "series": [shapes.series(s) for s in series],
                 "devices": [(d.device_id, d.status.value) for d in api.analytics.devices()],
                 "metrics": api.analytics.metrics(["pump-1", "pump-2"]),
                 "overview": [view.stats.as_dashboard(), view.top_metric, view.top,
                              view.firmware, {k: v.tolist() for k, v in
                                              view.alerts_per_hour.items()},
-                             view.online_count.tolist(), view.metrics]}
+                             view.online_count.tolist(), view.metrics],
+                "history": [[shapes.series(s) for s in history.series], history.thresholds,
+                            [(m.device_id, m.severity, m.message) for m in history.marks]],
+                "thresholds": api.analytics.thresholds(["pressure"])}
 
     result = _same(pair, scenario)
     assert result["dashboard"]["total"] == 2
     assert result["series"][0]["value"] == [4.0, 3.0, 2.0, 1.0, 0.0]
     assert result["metrics"] == ["pressure"]
     assert result["overview"][2] == [["pump-1", 0.0]]  # the newest reading tops
+    assert result["history"][0] == result["series"]
 
 
 def test_users_me_and_preferences(pair: Pair) -> None:
