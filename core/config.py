@@ -58,6 +58,8 @@ class Profile:
     stage: str = "dev"
     endpoint_url: str = ""
     iot_endpoint: str = ""
+    # Telemetry history of an aws profile: "dynamodb" (the default) or "timestream".
+    telemetry: str = "dynamodb"
     # `smartiot hub` serves the REST API (sign-in, every use case) here, host:port,
     # when set (or given `--api`); HTTPS when both PEM paths are set. Consoles of
     # the team then reach the data through it, never the database.

@@ -3,8 +3,8 @@
 Each adapter family lives in its own package (``dynamodb``, telemetry,
 firmware, jobs, IoT data, Cognito); this module only picks them. Ports with
 no adapter yet stay ``None`` (core.ports.backend), so pages say "not
-available on this backend"; the required telemetry port gets a stand-in
-that says so on use."""
+available on this backend". Telemetry history is DynamoDB's time-series
+layout or Timestream, as the profile's ``telemetry`` key says."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.settings import AwsSettings
+from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
+from plugins.aws.telemetry.select import telemetry_store
 from plugins.aws.things import ThingRegistry, ThingSyncedRegistry
-from plugins.aws.unavailable import NoTelemetryHistory
 
 log = logging.getLogger(__name__)
 
 
 class AwsBackend(Backend):
-    def __init__(self, settings: AwsSettings, clients: AwsClients) -> None:
+    def __init__(self, settings: AwsSettings, clients: AwsClients, *,
+                 telemetry: str = DEFAULT_TELEMETRY) -> None:
         dynamodb = clients.dynamodb
         super().__init__(
             name="aws",
@@ -35,7 +37,7 @@ class AwsBackend(Backend):
             registry=ThingSyncedRegistry(DynamoDeviceRegistry(dynamodb, settings),
                                          ThingRegistry(clients.client("iot"))),
             alerts=DynamoAlertStore(dynamodb, settings),
-            telemetry=NoTelemetryHistory(),
+            telemetry=telemetry_store(telemetry, settings, clients),
             rules=DynamoAlertRuleStore(dynamodb, settings),
             audit=DynamoAuditTrail(dynamodb, settings),
         )
@@ -53,7 +55,8 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def build_aws_backend_for(settings: AwsSettings) -> AwsBackend:
+def build_aws_backend_for(settings: AwsSettings, *,
+                          telemetry: str = DEFAULT_TELEMETRY) -> AwsBackend:
     """The backend for explicit settings (tests, the sandbox, Lambda wiring).
 
     moto and the sandbox accept any credentials; on a loopback endpoint with
@@ -65,11 +68,11 @@ def build_aws_backend_for(settings: AwsSettings) -> AwsBackend:
         found = boto3.session.Session(profile_name=settings.aws_profile or None).get_credentials()
         if found is None:
             credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return AwsBackend(settings, AwsClients(settings, **credentials))
+    return AwsBackend(settings, AwsClients(settings, **credentials), telemetry=telemetry)
 
 
 def build_aws_backend(context: AppContext) -> AwsBackend:
     settings = AwsSettings.from_profile(context.config.profile)
     log.info("aws backend: region %s, stage %s%s", settings.region, settings.stage,
              f", endpoint {settings.endpoint_url}" if settings.endpoint_url else "")
-    return build_aws_backend_for(settings)
+    return build_aws_backend_for(settings, telemetry=context.config.profile.telemetry)

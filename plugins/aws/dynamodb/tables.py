@@ -17,6 +17,7 @@ DEVICES_BY_ORGANIZATION = "OrganizationIndex"
 ALERTS_BY_DEVICE = "DeviceIndex"
 ALERTS_BY_ORGANIZATION_STATE = "OrganizationStateIndex"
 ALERTS_BY_STATE = "StateIndex"
+TELEMETRY_BY_METRIC = "MetricIndex"  # telemetry-latest: the fleet's newest value of a metric
 
 # The organizations table has one partition listing every organization that
 # has devices, so "the whole fleet" is a Query per organization, not a Scan.
@@ -38,6 +39,7 @@ class TableSpec:
     # attribute name -> "S" | "N" for every key attribute of the table and its indexes
     attributes: dict[str, str] = field(default_factory=dict)
     indexes: tuple[Index, ...] = ()
+    ttl: str | None = None  # the attribute DynamoDB's TTL expires items by (epoch seconds)
 
 
 TABLES: tuple[TableSpec, ...] = (
@@ -56,6 +58,14 @@ TABLES: tuple[TableSpec, ...] = (
               attributes={"alert_id": "S", "event_key": "S"}),
     TableSpec("alert-rules", "kind", "rule_id", attributes={"kind": "S", "rule_id": "S"}),
     TableSpec("audit", "trail", "seq", attributes={"trail": "S", "seq": "N"}),
+    # plugins/aws/telemetry/dynamo.py: device#metric#day partitions, reading time as sort key
+    TableSpec("telemetry", "series_day", "ts_ms",
+              attributes={"series_day": "S", "ts_ms": "N"}, ttl="expires_at"),
+    TableSpec("telemetry-rollups", "series_day", "minute",
+              attributes={"series_day": "S", "minute": "N"}, ttl="expires_at"),
+    TableSpec("telemetry-latest", "device_id", "metric",
+              attributes={"device_id": "S", "metric": "S"},
+              indexes=(Index(TELEMETRY_BY_METRIC, "metric", "device_id"),)),
 )
 
 
@@ -98,4 +108,10 @@ def create_tables(client: Any, settings: AwsSettings,
     waiter = client.get_waiter("table_exists")
     for name in names:
         waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for spec, name in zip(specs, names, strict=True):
+        if spec.ttl:
+            ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                client.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                    "Enabled": True, "AttributeName": spec.ttl})
     return names
