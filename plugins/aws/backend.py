@@ -19,6 +19,7 @@ from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
+from plugins.aws.firmware.s3 import S3FirmwareRepository
 from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
 from plugins.aws.telemetry.select import telemetry_store
@@ -40,6 +41,7 @@ class AwsBackend(Backend):
             telemetry=telemetry_store(telemetry, settings, clients),
             rules=DynamoAlertRuleStore(dynamodb, settings),
             audit=DynamoAuditTrail(dynamodb, settings),
+            firmware=S3FirmwareRepository(clients.client("s3"), settings),
         )
         self.settings = settings
         self.clients = clients

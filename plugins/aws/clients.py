@@ -15,6 +15,9 @@ from plugins.aws.settings import AwsSettings
 # instead of surfacing it as an error to the person at the console.
 _BOTO_CONFIG = BotoConfig(retries={"mode": "adaptive", "max_attempts": 8},
                           connect_timeout=5, read_timeout=30)
+# Presigned URLs with SigV4 (botocore's default for them is SigV2, which S3
+# refuses in newer regions), so the encryption header is a signed header.
+_S3_CONFIG = _BOTO_CONFIG.merge(BotoConfig(signature_version="s3v4"))
 
 
 class AwsClients:
@@ -34,7 +37,7 @@ class AwsClients:
             if service not in self._clients:
                 self._clients[service] = self._session.client(
                     service, endpoint_url=self.settings.endpoint_url or None,
-                    config=_BOTO_CONFIG)
+                    config=_S3_CONFIG if service == "s3" else _BOTO_CONFIG)
             return self._clients[service]
 
     @property

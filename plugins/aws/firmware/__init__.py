@@ -1,0 +1,1 @@
+"""The firmware library on S3 (core.ports.firmware.FirmwareRepository)."""
