@@ -158,7 +158,8 @@ class HttpAlerts:
         raise not_offered("importing alert rules")
 
     def add_default_rules(self) -> builtins.list[AlertRule]:
-        raise not_offered("adding the default alert rules")
+        d = self._http.post("/alerts/rules/defaults").data
+        return [decode.rule(r) for r in d["items"]]
 
     def list_quarantine(self, *, reason: str | None = None, device_id: str | None = None,
                         limit: int = 500) -> QuarantineListing:

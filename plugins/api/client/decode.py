@@ -28,7 +28,7 @@ from core.model.analytics import (
     HistoryRequest,
     ThresholdLine,
 )
-from core.model.deployment import DeploymentStatus
+from core.model.deployment import DeploymentStatus, Execution, ExecutionStatus
 from core.model.roles import Role
 from core.model.rollout import JobConfig
 from core.model.rule import AlertRule, RuleScope
@@ -130,6 +130,13 @@ def deployment(d: dict[str, Any]) -> Deployment:
         target_spec=dict(d.get("target_spec") or {}), reason=d.get("reason", ""),
         description=d.get("description", ""), created_at=_at(d["created_at"]),
         updated_at=_at(d["updated_at"]))
+
+
+def execution(e: dict[str, Any]) -> Execution:
+    return Execution(e["deployment_id"], e["device_id"], ExecutionStatus(e["status"]),
+                     int(e.get("version_number") or 1), dict(e.get("status_details") or {}),
+                     int(e.get("execution_number") or 1), _at(e["queued_at"]),
+                     when(e.get("started_at")), _at(e["updated_at"]))
 
 
 def progress(d: dict[str, Any]) -> DeploymentProgress:

@@ -172,7 +172,8 @@ class HttpDeployments:
         return decode.progress(self._http.get(f"/firmware/deployments/{seg(deployment_id)}").data)
 
     def executions(self, deployment_id: str) -> builtins.list[Execution]:
-        raise not_offered("the per-device executions of a deployment")
+        d = self._http.get(f"/firmware/deployments/{seg(deployment_id)}/executions").data
+        return [decode.execution(e) for e in d["items"]]
 
     def list(self) -> builtins.list[DeploymentProgress]:
         out: builtins.list[DeploymentProgress] = []

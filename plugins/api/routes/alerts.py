@@ -141,6 +141,12 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
         # not 400), then the parameters, and scopes the rule to the organization.
         return envelope(shapes.rule(alerts().add_rule(_rule_from(body), actor())), 201)
 
+    @router.post("/alerts/rules/defaults",
+                 summary="Add the default rules to an empty rules table", tags=["alerts"])
+    def add_default_rules() -> Response[Any]:
+        added = alerts().add_default_rules(actor())
+        return envelope({"items": [shapes.rule(r) for r in added], "next": ""}, 201)
+
     @router.put("/alerts/rules/<rule_id>", summary="Edit an alert rule (If-Match: version)",
                 tags=["alerts"])
     def update_rule(rule_id: str, body: Annotated[models.RuleIn, Body()]) -> Response[Any]:

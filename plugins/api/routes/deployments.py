@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import NotFound
+from core.model import Execution
 from core.model.roles import Actor
 from core.model.rollout import JobConfig
 from core.ports.fleet_api.deployments import DeploymentProgress, TargetPlan, TargetSpec
@@ -55,6 +56,15 @@ def plan_shape(firmware_id: str, plan: TargetPlan) -> dict[str, Any]:
 
 def progress_shape(progress: DeploymentProgress) -> dict[str, Any]:
     return shapes.deployment(progress.deployment, progress.counts)
+
+
+def execution_shape(e: Execution) -> dict[str, Any]:
+    return {"deployment_id": e.deployment_id, "device_id": e.device_id,
+            "status": e.status.value, "version_number": e.version_number,
+            "status_details": e.status_details, "execution_number": e.execution_number,
+            "queued_at": e.queued_at.isoformat(),
+            "started_at": None if e.started_at is None else e.started_at.isoformat(),
+            "updated_at": e.updated_at.isoformat()}
 
 
 def deployments_router(services: Callable[[], HasDeployments], actor: Callable[[], Actor]
@@ -107,6 +117,12 @@ def deployments_router(services: Callable[[], HasDeployments], actor: Callable[[
                 summary="A deployment and its progress", tags=["firmware"])
     def get_deployment(deployment_id: str) -> Response[Any]:
         return envelope(progress_shape(ota().status(actor(), deployment_id)))
+
+    @router.get("/firmware/deployments/<deployment_id>/executions",
+                summary="Where each target device of a deployment is", tags=["firmware"])
+    def deployment_executions(deployment_id: str) -> Response[Any]:
+        found = ota().executions(actor(), deployment_id)
+        return envelope({"items": [execution_shape(e) for e in found], "next": ""})
 
     def _control(deployment_id: str, act: Callable[[OtaService, Actor], object]
                  ) -> Response[Any]:

@@ -231,22 +231,46 @@ def test_firmware_list_and_verify(pair: Pair) -> None:
 
 def test_deployment_plan_create_status(pair: Pair) -> None:
     spec = TargetSpec(kind="list", device_ids=("pump-1", "pump-2", "ghost"))
+    stores = iter([pair.local_store, pair.http_store])
 
     def scenario(api: FleetApi) -> Any:
+        store = next(stores)
         plan = api.deployments.plan("pump@2.0.0", spec)
         created = api.deployments.create("pump@2.0.0", TargetSpec(
             kind="list", device_ids=("pump-1", "pump-2")), JobConfig(), description="spring")
+        store.deployments.release(created.deployment_id, ["pump-1"])  # as the rollout engine
         status = api.deployments.status(created.deployment_id)
         listed = api.deployments.list()
+        executions = api.deployments.executions(created.deployment_id)
         return {"plan": [list(plan.targets), {k: list(v) for k, v in plan.skipped.items()}],
                 "created": shapes.deployment(created),
                 "status": [shapes.deployment(status.deployment), status.counts],
-                "listed": [p.deployment.description for p in listed]}
+                "listed": [p.deployment.description for p in listed],
+                "executions": [(e.device_id, e.status.value, e.execution_number)
+                               for e in executions]}
 
     result = _same(pair, scenario)
     assert result["plan"] == [["pump-1", "pump-2"], {"unknown device": ["ghost"]}]
     assert result["created"]["targets"] == ["pump-1", "pump-2"]
+    assert result["executions"] == [["pump-1", "QUEUED", 1]]
     assert "deployment.create" in [e["action"] for e in _trail(pair.http_store)]
+
+
+def test_alert_rules_defaults_and_edits(pair: Pair) -> None:
+    def scenario(api: FleetApi) -> Any:
+        added = api.alerts.add_default_rules()
+        with pytest.raises(ValidationError) as again:  # only into an empty table
+            api.alerts.add_default_rules()
+        first = sorted(added, key=lambda r: r.name)[0]
+        saved = api.alerts.save_rule(replace(first, enabled=False, version=first.version + 1))
+        api.alerts.delete_rule(saved.rule_id)
+        return {"added": sorted(r.name for r in added), "again": str(again.value),
+                "saved": [saved.name, saved.enabled, saved.version],
+                "rules": sorted(r.name for r in api.alerts.list_rules())}
+
+    result = _same(pair, scenario)
+    assert result["added"] and "already has alert rules" in result["again"]
+    assert result["saved"][1] is False and len(result["rules"]) == len(result["added"]) - 1
 
 
 def test_analytics_dashboard_and_query(pair: Pair) -> None:
