@@ -171,5 +171,9 @@ class HttpAudit:
         return decode.audit_report(self._http.get("/audit/verify").data)
 
     def export(self, fmt: str, query: AuditFilter | None = None) -> AuditExport:
-        raise not_offered("exporting the audit trail")
+        from core.services.audit import AuditExport
+
+        d = self._http.get("/audit/export", {**audit_query(query), "format": fmt}).data
+        return AuditExport(str(d["text"]), int(d["entries"]), int(d["head_seq"]),
+                           str(d["head_hash"]))
 

@@ -65,6 +65,22 @@ def audit_router(services: Callable[[], HasAudit], actor: Callable[[], Actor]) -
         page = services().audit.page(actor(), query, limit=limit, next_token=next)
         return envelope({"items": [entry_json(e) for e in page.items], "next": page.next})
 
+    @router.get("/audit/export", summary="The entries as CSV or JSON with the head hash",
+                tags=["audit"])
+    def export_entries(
+        format: Annotated[str, Query(description="csv or json")] = "csv",
+        actor_name: Annotated[str, Query(alias="actor", description="only this user")] = "",
+        action: Annotated[str, Query(description="exact, or a prefix ending in '.'")] = "",
+        target: Annotated[str, Query(description="subject contains this")] = "",
+        since: Annotated[str, Query(description="ISO 8601 with zone")] = "",
+        denied: Annotated[bool, Query(description="refused attempts only")] = False,
+    ) -> Response[Any]:
+        query = AuditFilter(actor=actor_name, action=action, subject=target,
+                            since=_since(since), outcome="denied" if denied else "")
+        done = services().audit.export(actor(), format, query)
+        return envelope({"format": format, "text": done.text, "entries": done.entries,
+                         "head_seq": done.head_seq, "head_hash": done.head_hash})
+
     @router.get("/audit/verify", summary="Check the hash chain and its signed checkpoints",
                 tags=["audit"])
     def verify() -> Response[Any]:

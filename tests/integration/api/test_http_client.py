@@ -326,12 +326,15 @@ def test_audit_list(pair: Pair) -> None:
         api.alerts.acknowledge("alert-1")
         newest = api.audit.page(AuditFilter(action="alert."), limit=10)
         oldest = api.audit.list(AuditFilter(limit=1))
-        return {"newest": [(e.actor, e.action, e.subject) for e in newest.items],
+        exported = api.audit.export("json", AuditFilter(action="alert."))
+        return {"exported": [exported.entries, '"alert.acknowledge"' in exported.text],
+                "newest": [(e.actor, e.action, e.subject) for e in newest.items],
                 "oldest": [(e.actor, e.action, e.subject) for e in oldest],
                 "verified": api.audit.verify().ok}
 
     result = _same(pair, scenario)
     assert result["newest"] == [["alice", "alert.acknowledge", "alert-1"]]
+    assert result["exported"][1] is True
 
 
 # ------------------------------------------------------------------ errors
