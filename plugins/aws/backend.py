@@ -20,6 +20,8 @@ from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.firmware.s3 import S3FirmwareRepository
+from plugins.aws.iot_data.commands import IotDataCommandChannel
+from plugins.aws.iot_data.shadows import IotDataShadowService
 from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
 from plugins.aws.telemetry.select import telemetry_store
@@ -45,6 +47,9 @@ class AwsBackend(Backend):
         )
         self.settings = settings
         self.clients = clients
+        iot_data = clients.client("iot-data")  # shadows and the command topic
+        self.shadows = IotDataShadowService(iot_data)
+        self.commands = IotDataCommandChannel(iot_data, self.registry)
 
 
 def _is_loopback(url: str) -> bool:
