@@ -6,7 +6,9 @@ The SQL store's own telemetry tests are collected again over this adapter
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,3 +155,34 @@ def test_retention_is_the_tables_ttl(dynamo: DynamoFleet) -> None:
     # DynamoDB removes expired items within days; until then reads skip them
     assert len(telemetry.query("dev-1", "temp", old - timedelta(hours=1),
                                old + timedelta(hours=1))) == 0
+
+
+def test_readings_dynamodb_hands_back_unprocessed_are_written_again(dynamo: DynamoFleet) -> None:
+    """DynamoDB answers a throttled BatchWriteItem with UnprocessedItems; the
+    first answer here hands back every item (sent no further), the retry
+    stores them."""
+    from botocore.awsrequest import AWSResponse
+
+    telemetry = dynamo.backend.telemetry
+    client = dynamo.backend.clients.dynamodb
+    throttled: list[int] = []
+
+    def throttle(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if throttled:
+            return None
+        throttled.append(1)
+        sent = json.loads(params["body"])["RequestItems"]  # the request as serialized
+        return AWSResponse("", 200, {}, None), {"UnprocessedItems": sent}
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle)
+    try:
+        readings = [Reading("dev-1", "temp", T0 + timedelta(seconds=s), float(s))
+                    for s in range(30)]
+        assert telemetry.write_batch(readings) == 30
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttle)
+    writes = dynamo.calls.named("BatchWriteItem")
+    assert [len(w["RequestItems"][telemetry.raw_table]) for w in writes] == [25, 25, 5]
+    assert throttled == [1]
+    assert telemetry.query("dev-1", "temp", T0, T0 + timedelta(minutes=1)).value.tolist() == [
+        float(s) for s in range(30)]
