@@ -101,8 +101,10 @@ def test_overload_stays_bounded_is_reported_and_recovers(broker, tmp_path: Path,
         if qos == 0:
             wait_until(lambda: hub.counters.shed_overload > 0, 60,
                        "the overdriven hub never shed anything")
-            wait_until(lambda: overloaded, 30, "the status never said overloaded")
-            assert overloaded[0].startswith("degraded: overloaded, inbox full")
+            # on a busy machine a slow write may first say "database unavailable"
+            wait_until(lambda: any(s.startswith("degraded: overloaded, inbox full")
+                                   for s in list(overloaded)), 30,
+                       "the status never said overloaded")
         else:
             # the hub stops reading, the broker holds QoS 1 back
             wait_until(lambda: fleet.stats.published > 10 * INBOX_LIMIT, 60,
