@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,10 @@ from plugins.aws.telemetry import names
 from plugins.aws.telemetry.names import DAY_MS, MINUTE_MS
 
 RAW_RETENTION_DAYS = 90
+# UpdateItem and Query are one round trip each: a batch of a whole fleet's
+# readings (hundreds of series) or an overlay of many devices runs them on a
+# few threads (boto3 clients are thread-safe) instead of one after another.
+_THREADS = 8
 ROLLUP_RETENTION_DAYS = 400
 
 _KEY = "series_day"
@@ -152,24 +157,27 @@ class DynamoTelemetryStore(TelemetryStore):
         for device_id, metric, ts, value in rows:
             minute = ts // MINUTE_MS * MINUTE_MS
             minutes.setdefault((series_day(device_id, metric, minute), minute), []).append(value)
-        for (pk, minute), values in minutes.items():
-            lo, hi = min(values), max(values)
-            key = {_KEY: {"S": pk}, _ROLLUP_SORT: _num(minute)}
-            item = self._client.update_item(
-                TableName=self.rollup_table, Key=key, ReturnValues="ALL_NEW",
-                UpdateExpression="ADD #sum :sum, #n :n SET #lo = if_not_exists(#lo, :lo), "
-                                 "#hi = if_not_exists(#hi, :hi), expires_at = :exp",
-                ExpressionAttributeNames={"#sum": "total", "#n": "n", "#lo": "lo", "#hi": "hi"},
-                ExpressionAttributeValues={
-                    ":sum": _num(sum(values)), ":n": _num(len(values)), ":lo": _num(lo),
-                    ":hi": _num(hi), ":exp": _num(minute // 1000 + self._rollup_ttl_s)},
-            )["Attributes"]
-            # DynamoDB has no MIN/MAX update: narrow them with conditional writes
-            # that only ever move outward, so concurrent writers cannot undo each other.
-            if float(item["lo"]["N"]) > lo:
-                self._set_if(key, "lo", lo, "#a > :v")
-            if float(item["hi"]["N"]) < hi:
-                self._set_if(key, "hi", hi, "#a < :v")
+        self._each(self._roll_up_minute, list(minutes.items()))
+
+    def _roll_up_minute(self, minute_values: tuple[tuple[str, int], list[float]]) -> None:
+        (pk, minute), values = minute_values
+        lo, hi = min(values), max(values)
+        key = {_KEY: {"S": pk}, _ROLLUP_SORT: _num(minute)}
+        item = self._client.update_item(
+            TableName=self.rollup_table, Key=key, ReturnValues="ALL_NEW",
+            UpdateExpression="ADD #sum :sum, #n :n SET #lo = if_not_exists(#lo, :lo), "
+                             "#hi = if_not_exists(#hi, :hi), expires_at = :exp",
+            ExpressionAttributeNames={"#sum": "total", "#n": "n", "#lo": "lo", "#hi": "hi"},
+            ExpressionAttributeValues={
+                ":sum": _num(sum(values)), ":n": _num(len(values)), ":lo": _num(lo),
+                ":hi": _num(hi), ":exp": _num(minute // 1000 + self._rollup_ttl_s)},
+        )["Attributes"]
+        # DynamoDB has no MIN/MAX update: narrow them with conditional writes
+        # that only ever move outward, so concurrent writers cannot undo each other.
+        if float(item["lo"]["N"]) > lo:
+            self._set_if(key, "lo", lo, "#a > :v")
+        if float(item["hi"]["N"]) < hi:
+            self._set_if(key, "hi", hi, "#a < :v")
 
     def _set_if(self, key: Item, attribute: str, value: float, condition: str) -> None:
         # failing the condition means another writer moved it further already
@@ -185,16 +193,29 @@ class DynamoTelemetryStore(TelemetryStore):
             have = newest.get((device_id, metric))
             if have is None or ts > have[0]:
                 newest[(device_id, metric)] = (ts, value)
+        self._each(self._set_latest, list(newest.items()))
+
+    def _set_latest(self, entry: tuple[tuple[str, str], tuple[int, float]]) -> None:
+        (device_id, metric), (ts, value) = entry
         # failing the condition means a newer reading is there already (a late one arrived)
-        for (device_id, metric), (ts, value) in newest.items():
-            with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-                self._client.update_item(
-                    TableName=self.latest_table,
-                    Key={"device_id": {"S": device_id}, "metric": {"S": metric}},
-                    UpdateExpression="SET #ts = :ts, #v = :v",
-                    ConditionExpression="attribute_not_exists(#ts) OR #ts < :ts",
-                    ExpressionAttributeNames={"#ts": "ts_ms", "#v": "v"},
-                    ExpressionAttributeValues={":ts": _num(ts), ":v": _num(value)})
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.update_item(
+                TableName=self.latest_table,
+                Key={"device_id": {"S": device_id}, "metric": {"S": metric}},
+                UpdateExpression="SET #ts = :ts, #v = :v",
+                ConditionExpression="attribute_not_exists(#ts) OR #ts < :ts",
+                ExpressionAttributeNames={"#ts": "ts_ms", "#v": "v"},
+                ExpressionAttributeValues={":ts": _num(ts), ":v": _num(value)})
+
+    @staticmethod
+    def _each(work: Callable[[Any], None], items: list[Any]) -> None:
+        if len(items) <= 1:
+            for item in items:
+                work(item)
+            return
+        with ThreadPoolExecutor(max_workers=min(_THREADS, len(items)),
+                                thread_name_prefix="telemetry-write") as pool:
+            list(pool.map(work, items))  # re-raises the first failure
 
     # ------------------------------------------------------------------- read
 
@@ -248,6 +269,16 @@ class DynamoTelemetryStore(TelemetryStore):
                 value = float(item["v"]["N"])
                 cols.add(int(item[_RAW_SORT]["N"]), value, value, value, 1)
         return fold(device_id, metric, cols, start_ms, bucket_ms)
+
+    def query_many(self, device_ids: Sequence[str], metric: str, start: datetime,
+                   end: datetime, *, bucket_ms: int | None = None) -> list[Series]:
+        ids = list(dict.fromkeys(device_ids))
+        with ThreadPoolExecutor(max_workers=max(1, min(_THREADS, len(ids))),
+                                thread_name_prefix="telemetry-read") as pool:
+            found = dict(zip(ids, pool.map(
+                lambda d: self.query(d, metric, start, end, bucket_ms=bucket_ms), ids),
+                strict=True))
+        return [found[d] for d in device_ids]
 
     def metrics_for(self, device_id: str) -> list[str]:
         return sorted(str(item["metric"]["S"]) for item in self._latest_items(device_id))

@@ -52,6 +52,12 @@ def test_readings_round_trip_across_day_partitions_page_by_page(dynamo: DynamoFl
                                    f"dev-1#temp#{T0 + timedelta(days=1):%Y-%m-%d}"}
     assert len(queries) >= 34 // PAGE
     assert all(q["Limit"] == PAGE for q in queries)
+    # an overlay of several devices: one Series per id asked for, in that order
+    many = telemetry.query_many(["dev-2", "dev-1", "dev-2"], "temp", T0,
+                                T0 + timedelta(hours=1), bucket_ms=600_000)
+    assert [s.device_id for s in many] == ["dev-2", "dev-1", "dev-2"]
+    assert [float(s.maximum.max()) for s in many] == [  # type: ignore[union-attr]
+        values.max() + 100, values.max(), values.max() + 100]
 
 
 def test_a_redelivered_reading_is_ignored_and_counts_once_in_the_rollup(
