@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from console import dirs
 from core import __version__
-from core.config import Config, check_backend, load_config
+from core.config import Config, check_backend, check_team_profile, load_config
 from core.context import AppContext
 from core.errors import ConfigError, SmartIotError
 from core.identity import resolve_actor
@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # the window needs its backend; commands check it when they use it,
             # so `smartiot plugins` still runs to show why one is missing
             check_backend(config, plugins.backends())
+        if args.command not in ("plugins", "config", "secrets"):
+            check_team_profile(config)
     except ConfigError as exc:
         print(f"smartiot: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -87,10 +87,13 @@ PROFILE_KEYS: dict[str, type] = {
 
 BUILTIN_PROFILES: dict[str, Profile] = {
     "local": Profile("local"),
+    # A team profile: the team's broker and database are named in the file (or
+    # api_url), never guessed, so a machine's own 127.0.0.1 services and the
+    # postgres superuser are not used by accident (check_team_profile).
     "lab": Profile(
         "lab",
-        broker="mqtt://127.0.0.1:1883",
-        database="postgresql://postgres@127.0.0.1:5432/smartiot",
+        broker="",
+        database="",
         organization="lab",
         demo_fleet=False,
         hub=False,
@@ -123,6 +126,30 @@ class Config:
     def database_url(self) -> str:
         """Empty means the default SQLite file in the data dir."""
         return self.profile.database or f"sqlite:///{self.data_dir / 'smartiot.db'}"
+
+
+def check_team_profile(config: Config) -> None:
+    """A profile without a hub of its own (``hub = false``) and without an
+    ``api_url`` works on the team's broker and database directly (the hub's
+    machine): both must be named, because a silent default would reach
+    whatever happens to run on this machine. Raises ConfigError naming the
+    keys to add."""
+    profile = config.profile
+    if profile.backend != "local" or profile.hub or profile.api_url:
+        return
+    named = {"broker": profile.broker != "embedded" and bool(profile.broker),
+             "database": bool(profile.database)}
+    missing = [key for key, ok in named.items() if not ok]
+    if not missing:
+        return
+    examples = {"broker": 'broker = "mqtt://HOST:1883"',
+                "database": 'database = "postgresql+psycopg://USER@HOST/DB"'}
+    raise ConfigError(
+        f"{config.path}: profile {config.profile_name!r} runs no hub of its own (hub = false) "
+        f"but names no {' and no '.join(missing)}; add "
+        f"{' and '.join(examples[k] for k in missing)} under [profiles.{config.profile_name}] "
+        "(or give --broker/--database), or api_url = \"http://HUB:8080\" for a console that "
+        "signs in to the team's hub (docs/team.md)")
 
 
 TOP_LEVEL_KEYS = {"profile": str, "theme": str, "user": str, "role": str, "profiles": dict,
@@ -327,7 +354,7 @@ def _validate_profile(where: str, profile: Profile) -> None:
             f"{prefix}backend' must be the name of a backend plugin (lower-case letters, "
             f"digits, '-' or '_', e.g. local), got {profile.backend!r}"
         )
-    if profile.broker != "embedded" and BROKER_URL.fullmatch(profile.broker) is None:
+    if profile.broker not in ("embedded", "") and BROKER_URL.fullmatch(profile.broker) is None:
         raise ConfigError(
             f"{prefix}broker' must be 'embedded' or a URL like mqtt://host:1883 or "
             f"mqtts://host:8883, got {profile.broker!r}"

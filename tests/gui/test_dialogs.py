@@ -45,7 +45,7 @@ def test_settings_creates_and_saves_a_new_profile(qtbot, make_context, config_pa
     assert profile.broker == "mqtts://broker.example.com:8883"
     assert profile.organization == "acme"
     assert profile.demo_fleet is False
-    assert saved.profiles["lab"].broker == "mqtt://127.0.0.1:1883"  # built-ins untouched
+    assert saved.profiles["lab"].broker == ""  # built-ins untouched (lab names no broker)
 
 
 def test_settings_keeps_edits_when_switching_profiles(qtbot, make_context, config_path,

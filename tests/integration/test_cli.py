@@ -60,7 +60,13 @@ def test_profile_flag_selects_profile(tmp_path):
     result = smartiot("--profile", "lab", "config", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "profile     : lab" in result.stdout
-    assert "postgresql://postgres@127.0.0.1:5432/smartiot" in result.stdout
+    # The built-in lab profile guesses no team services (issue #16, item 7): no
+    # 127.0.0.1 broker, no postgres superuser; a command on it says what to add.
+    assert "postgres@127.0.0.1" not in result.stdout
+    refused = smartiot("--profile", "lab", "devices", "list", tmp_path=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "names no broker and no database" in refused.stderr
+    assert "[profiles.lab]" in refused.stderr and "api_url" in refused.stderr
 
 
 def test_unknown_profile_flag_is_explained(tmp_path):
