@@ -23,6 +23,7 @@ from core.errors import PermissionDenied
 from core.model import (
     Alert,
     AlertRule,
+    RuleScope,
     Device,
     DeviceStatus,
     ExecutionStatus,
@@ -93,7 +94,8 @@ class World:
         self.resolved = Alert("pump-1", "hot", "warning", "warm", 80.0).resolve("system")
         store.alerts.add(self.resolved)
         self.rule = AlertRule("Hot", "threshold", {"metric": "temp", "op": ">", "limit": 80},
-                              Severity.WARNING, rule_id="hot")
+                              Severity.WARNING, RuleScope(organizations=frozenset({"acme"})),
+                              rule_id="hot")
         store.rules.add(self.rule)
 
     def devices(self) -> DeviceService:
@@ -101,7 +103,8 @@ class World:
                              shadows=self.shadows)
 
     def alerts(self) -> AlertService:
-        return AlertService(self.store.alerts, self.store.audit, rules=self.store.rules)
+        return AlertService(self.store.alerts, self.store.audit, rules=self.store.rules,
+                            registry=self.store.registry)
 
     def library(self, actor: Actor) -> FirmwareApi:
         return fleet_api(self.store, self.keys, actor).firmware
