@@ -28,7 +28,6 @@ from core.services.alerting.service import describe_state
 from core.services.fleet_view import Page
 from plugins.api.client import decode
 from plugins.api.client.devices import if_match, seg
-from plugins.api.client.errors import not_offered
 from plugins.api.client.transport import HttpTransport
 
 
@@ -44,7 +43,7 @@ class HttpAlerts:
         self._http = http
 
     def features(self) -> AlertFeatures:
-        return AlertFeatures(rules=True, quarantine=False, audited=True)
+        return AlertFeatures(rules=True, quarantine=True, audited=True)
 
     # ------------------------------------------------------------ reads
     def list_alerts(self, *, states: frozenset[AlertState] = frozenset(),
@@ -155,7 +154,11 @@ class HttpAlerts:
         self._http.delete(f"/alerts/rules/{seg(rule_id)}")
 
     def import_rules(self, rules: Iterable[AlertRule]) -> RuleImport:
-        raise not_offered("importing alert rules")
+        d = self._http.post("/alerts/rules/import", {"rules": [
+            {**rule_body(r), "rule_id": r.rule_id} for r in rules]}).data
+        return RuleImport([decode.rule(r) for r in d["added"]],
+                          [decode.rule(r) for r in d["updated"]],
+                          [decode.rule(r) for r in d["unchanged"]])
 
     def add_default_rules(self) -> builtins.list[AlertRule]:
         d = self._http.post("/alerts/rules/defaults").data
@@ -163,4 +166,8 @@ class HttpAlerts:
 
     def list_quarantine(self, *, reason: str | None = None, device_id: str | None = None,
                         limit: int = 500) -> QuarantineListing:
-        raise not_offered("the quarantine of rejected device input")
+        d = self._http.get("/alerts/quarantine", {"reason": reason or "",
+                                                  "device_id": device_id or "",
+                                                  "limit": limit}).data
+        return QuarantineListing([decode.quarantined(m) for m in d["items"]],
+                                 {str(k): int(v) for k, v in d["counts"].items()})

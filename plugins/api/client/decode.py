@@ -3,6 +3,7 @@ session returns, so a page cannot tell which implementation answered."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from core.model.analytics import (
     ThresholdLine,
 )
 from core.model.deployment import DeploymentStatus, Execution, ExecutionStatus
+from core.model.link import QuarantinedMessage
 from core.model.roles import Role
 from core.model.rollout import JobConfig
 from core.model.rule import AlertRule, RuleScope
@@ -91,6 +93,13 @@ def rule(r: dict[str, Any]) -> AlertRule:
         enabled=bool(r.get("enabled", True)), auto_resolve=bool(r.get("auto_resolve", True)),
         rule_id=r["rule_id"], updated_at=_at(r["updated_at"]),
         version=int(r.get("version") or 1))
+
+
+def quarantined(m: dict[str, Any]) -> QuarantinedMessage:
+    return QuarantinedMessage(
+        m["topic"], m["reason"], m.get("detail", ""),
+        base64.b64decode(m.get("payload_base64") or ""), device_id=m.get("device_id"),
+        received_at=_at(m["received_at"]), message_id=m.get("message_id"))
 
 
 def shadow(s: dict[str, Any]) -> ShadowDocument:

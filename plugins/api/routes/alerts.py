@@ -9,6 +9,7 @@ caller may see, just before the versioned save.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -17,14 +18,34 @@ from typing import Annotated, Any, Protocol
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import ValidationError
 from core.model import Alert, AlertState, Severity
+from core.model.link import QuarantinedMessage
 from core.model.roles import Actor
 from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
 from core.services.alerting.service import AlertService
 from plugins.api import models, shapes
+
+
+class RuleImportItem(models.RuleIn):
+    rule_id: str = Field(min_length=1, max_length=64,
+                         description="a known id is updated, a new one added")
+
+
+class RuleImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[RuleImportItem] = Field(max_length=1000)
+
+
+def quarantined_json(m: QuarantinedMessage) -> dict[str, Any]:
+    return {"message_id": m.message_id, "topic": m.topic, "reason": m.reason,
+            "detail": m.detail, "device_id": m.device_id,
+            "received_at": m.received_at.isoformat(),
+            "payload_base64": base64.b64encode(m.payload).decode("ascii")}
 
 
 class HasAlerts(Protocol):
@@ -91,6 +112,18 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
         return envelope({"open": {k.value: v for k, v in counts.open.items()},
                          "attention": {k.value: v for k, v in counts.attention.items()}})
 
+    @router.get("/alerts/quarantine", summary="Rejected device input, newest first, "
+                "with counts per reason", tags=["alerts"])
+    def list_quarantine(
+        reason: Annotated[str, Query(max_length=64)] = "",
+        device_id: Annotated[str, Query(max_length=128)] = "",
+        limit: Annotated[int, Query(ge=1, le=20000)] = 500,
+    ) -> Response[Any]:
+        listing = alerts().list_quarantine(actor(), reason=reason or None,
+                                           device_id=device_id or None, limit=limit)
+        return envelope({"items": [quarantined_json(m) for m in listing.messages],
+                         "counts": listing.counts})
+
     @router.get("/alerts/<alert_id>", summary="One alert", tags=["alerts"])
     def get_alert(alert_id: str) -> Response[Any]:
         a = alerts().get_alert(actor(), alert_id)
@@ -146,6 +179,16 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
     def add_default_rules() -> Response[Any]:
         added = alerts().add_default_rules(actor())
         return envelope({"items": [shapes.rule(r) for r in added], "next": ""}, 201)
+
+    @router.post("/alerts/rules/import",
+                 summary="Bring the rules in line with a file (adds and updates, never deletes)",
+                 tags=["alerts"])
+    def import_rules(body: Annotated[RuleImportIn, Body()]) -> Response[Any]:
+        result = alerts().import_rules([_rule_from(r, rule_id=r.rule_id) for r in body.rules],
+                                       actor())
+        return envelope({"added": [shapes.rule(r) for r in result.added],
+                         "updated": [shapes.rule(r) for r in result.updated],
+                         "unchanged": [shapes.rule(r) for r in result.unchanged]})
 
     @router.put("/alerts/rules/<rule_id>", summary="Edit an alert rule (If-Match: version)",
                 tags=["alerts"])

@@ -86,7 +86,7 @@ def backend_over(store: Store) -> Backend:  # noqa: F811
                    telemetry=store.telemetry, firmware=store.firmware,
                    deployments=store.deployments, rules=store.rules, audit=store.audit,
                    command_log=store.commands, trusted_keys=store.trusted_keys,
-                   users=store.users)
+                   users=store.users, quarantine=store.quarantine)
 
 
 def start_api(store: Store, tmp_path: Path, *,  # noqa: F811

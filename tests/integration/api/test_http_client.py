@@ -23,8 +23,10 @@ from core.crypto.keystore import CodeSigningKeys
 from core.errors import ConcurrentModification, NotFound, PermissionDenied, ValidationError
 from core.model import Alert, Device, Firmware, Location, SemVer, Severity
 from core.model.analytics import HistoryRequest, SensorQuery
+from core.model.link import QuarantinedMessage
 from core.model.roles import Actor, Role
 from core.model.rollout import JobConfig
+from core.model.rule import AlertRule
 from core.ports.audit import AuditFilter
 from core.ports.fleet_api import FleetApi
 from core.ports.fleet_api.deployments import TargetSpec
@@ -271,6 +273,63 @@ def test_alert_rules_defaults_and_edits(pair: Pair) -> None:
     result = _same(pair, scenario)
     assert result["added"] and "already has alert rules" in result["again"]
     assert result["saved"][1] is False and len(result["rules"]) == len(result["added"]) - 1
+
+
+def test_alert_rules_import_adds_updates_and_keeps(pair: Pair) -> None:
+    rule = AlertRule(name="Pressure high", rule_type="threshold",
+                     params={"metric": "pressure", "op": "above", "limit": 9.0},
+                     severity=Severity.CRITICAL, rule_id="rule-pressure")
+    other = AlertRule(name="Temperature high", rule_type="threshold",
+                      params={"metric": "temperature", "op": "above", "limit": 80.0},
+                      rule_id="rule-temp")
+
+    def scenario(api: FleetApi) -> Any:
+        first = api.alerts.import_rules([rule, other])
+        again = api.alerts.import_rules([replace(rule, severity=Severity.WARNING), other])
+        return {"first": [[r.rule_id for r in first.added], first.updated, first.unchanged],
+                "again": [again.added, [(r.rule_id, r.severity.value, r.version)
+                                        for r in again.updated],
+                          [r.rule_id for r in again.unchanged]],
+                "rules": sorted((r.rule_id, sorted(r.scope.organizations))
+                                for r in api.alerts.list_rules())}
+
+    result = _same(pair, scenario)
+    assert result["first"] == [["rule-pressure", "rule-temp"], [], []]
+    assert result["again"] == [[], [["rule-pressure", "warning", 2]], ["rule-temp"]]
+    assert result["rules"] == [["rule-pressure", [ORG]], ["rule-temp", [ORG]]]
+    with pytest.raises(PermissionDenied):
+        pair.session(Role.SUPPORT).alerts.import_rules([other])
+
+
+def test_quarantine_lists_the_organization_s_rejected_input(pair: Pair) -> None:
+    at = datetime.now(UTC).replace(microsecond=0)
+    for store in (pair.local_store, pair.http_store):
+        store.quarantine.add_many([
+            QuarantinedMessage("fleet/pump-1/telemetry", "schema", "value: not a number",
+                               b'{"value": "x"}', device_id="pump-1", received_at=at),
+            QuarantinedMessage("fleet/pump-2/telemetry", "too_large", "120 kB",
+                               b"\xff\x00", device_id="pump-2", received_at=at),
+            QuarantinedMessage("fleet/ghost/telemetry", "unknown_device", "not registered",
+                               b"{}", device_id="ghost", received_at=at)])
+
+    def scenario(api: FleetApi) -> Any:
+        assert api.alerts.features().quarantine
+        every = api.alerts.list_quarantine()
+        schema = api.alerts.list_quarantine(reason="schema")
+        one = api.alerts.list_quarantine(device_id="pump-2", limit=1)
+        return {"every": [(m.device_id, m.reason, m.detail, m.payload, m.received_at,
+                           m.topic) for m in every.messages], "counts": every.counts,
+                "schema": [m.device_id for m in schema.messages],
+                "one": [(m.device_id, m.payload) for m in one.messages]}
+
+    result = _same(pair, scenario)
+    # A device of no organization is shown only to the hub's operator.
+    assert sorted(d for d, *_ in result["every"]) == ["pump-1", "pump-2"]
+    assert result["counts"] == {"schema": 1, "too_large": 1}
+    assert result["schema"] == ["pump-1"]
+    assert result["one"] == [["pump-2", b"\xff\x00"]]
+    with pytest.raises(ValidationError):
+        pair.http.alerts.list_quarantine(limit=0)
 
 
 def test_analytics_dashboard_and_query(pair: Pair) -> None:
