@@ -41,6 +41,7 @@ from core.ports.fleet_api.deployments import DeploymentProgress, TargetPlan
 from core.ports.fleet_api.firmware import VerifyReport
 from core.ports.preferences import Preferences
 from core.ports.shadows import ShadowDocument
+from core.ports.signing_keys import TrustedKey
 from core.ports.telemetry import Series
 
 
@@ -93,6 +94,12 @@ def rule(r: dict[str, Any]) -> AlertRule:
         enabled=bool(r.get("enabled", True)), auto_resolve=bool(r.get("auto_resolve", True)),
         rule_id=r["rule_id"], updated_at=_at(r["updated_at"]),
         version=int(r.get("version") or 1))
+
+
+def trusted_key(k: dict[str, Any]) -> TrustedKey:
+    return TrustedKey(k["key_id"], k["owner"], str(k["public_pem"]).encode("ascii"),
+                      k["added_by"], _at(k["added_at"]), revoked_by=k.get("revoked_by"),
+                      revoked_at=when(k.get("revoked_at")), note=k.get("note") or "")
 
 
 def quarantined(m: dict[str, Any]) -> QuarantinedMessage:

@@ -115,13 +115,20 @@ class HttpFirmware:
         raise not_offered("creating a code-signing key (the hub signs with its own)")
 
     def trusted_keys(self, *, include_revoked: bool = False) -> builtins.list[TrustedKey]:
-        raise not_offered("the team's trusted keys")
+        d = self._http.get("/firmware/keys",
+                           {"include_revoked": "true" if include_revoked else "false"}).data
+        return [decode.trusted_key(k) for k in d["items"]]
 
     def trust_key(self, public_pem: bytes, owner: str, note: str = "") -> TrustedKey:
-        raise not_offered("trusting a code-signing key")
+        try:
+            pem = public_pem.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValidationError("public key: not a PEM file (it is binary)") from None
+        return decode.trusted_key(self._http.post("/firmware/keys", {
+            "public_pem": pem, "owner": owner, "note": note}).data)
 
     def revoke_key(self, key_id: str) -> TrustedKey:
-        raise not_offered("revoking a code-signing key")
+        return decode.trusted_key(self._http.post(f"/firmware/keys/{seg(key_id)}/revoke").data)
 
 
 def target_body(spec: TargetSpec) -> dict[str, Any]:

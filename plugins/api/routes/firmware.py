@@ -16,11 +16,13 @@ from typing import Annotated, Any, Protocol
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import ValidationError
 from core.model import Firmware
 from core.model.roles import Actor
 from core.ports.fleet_api.firmware import VerifyReport
+from core.ports.signing_keys import TrustedKey
 from core.services.firmware import FirmwareService
 from plugins.api import models, shapes
 
@@ -50,6 +52,23 @@ def b64(text: str, name: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ValidationError(f"{name}: not valid base64") from None
+
+
+class TrustKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_pem: str = Field(min_length=1, max_length=10000,
+                            description="the Ed25519 public key, PEM")
+    owner: str = Field(min_length=1, max_length=200, description="who signs with it")
+    note: str = Field(default="", max_length=1000)
+
+
+def trusted_key_shape(k: TrustedKey) -> dict[str, Any]:
+    return {"key_id": k.key_id, "owner": k.owner, "public_pem": k.public_pem.decode("ascii"),
+            "added_by": k.added_by, "added_at": k.added_at.isoformat(),
+            "revoked_by": k.revoked_by,
+            "revoked_at": None if k.revoked_at is None else k.revoked_at.isoformat(),
+            "note": k.note, "active": k.active}
 
 
 def firmware_router(services: Callable[[], HasFirmware], actor: Callable[[], Actor]
@@ -111,5 +130,23 @@ def firmware_router(services: Callable[[], HasFirmware], actor: Callable[[], Act
     def delete_firmware(firmware_id: str) -> Response[Any]:
         deleted = library().delete(actor(), firmware_id)
         return envelope({"firmware_id": deleted.firmware_id, "deleted": True})
+
+    # ------------------------------------------------------------ the team's trusted keys
+    @router.get("/firmware/keys", summary="The team's trusted code-signing keys",
+                tags=["firmware"])
+    def trusted_keys(include_revoked: Annotated[bool, Query()] = False) -> Response[Any]:
+        keys = library().trusted_keys(actor(), include_revoked=include_revoked)
+        return envelope({"items": [trusted_key_shape(k) for k in keys], "next": ""})
+
+    @router.post("/firmware/keys", summary="Trust a code-signing key", tags=["firmware"])
+    def trust_key(body: Annotated[TrustKeyIn, Body()]) -> Response[Any]:
+        key = library().trust_key(actor(), body.public_pem.encode("ascii", "replace"),
+                                  body.owner, body.note)
+        return envelope(trusted_key_shape(key), 201)
+
+    @router.post("/firmware/keys/<key_id>/revoke", summary="Stop trusting a code-signing key",
+                 tags=["firmware"])
+    def revoke_key(key_id: str) -> Response[Any]:
+        return envelope(trusted_key_shape(library().revoke_key(actor(), key_id)))
 
     return router

@@ -231,6 +231,40 @@ def test_firmware_list_and_verify(pair: Pair) -> None:
     assert result["versions"] == {"pump": {"unknown": 2}}
 
 
+def test_the_team_s_trusted_keys_listed_added_and_revoked(pair: Pair, tmp_path: Path) -> None:
+    newcomer = CodeSigningKeys(tmp_path / "bob-keys")
+    newcomer.sign(b"anything")  # creates bob's key pair
+    pem = newcomer.public_path.read_bytes()
+
+    def scenario(api: FleetApi) -> Any:
+        before = api.firmware.trusted_keys()
+        added = api.firmware.trust_key(pem, "bob", note="bob's laptop")
+        with pytest.raises(ValidationError) as twice:  # a key is trusted once
+            api.firmware.trust_key(pem, "bob")
+        with pytest.raises(ValidationError):
+            api.firmware.trust_key(b"not a key", "mallory")
+        revoked = api.firmware.revoke_key(added.key_id)
+        return {"before": [(k.owner, k.added_by, k.active) for k in before],
+                "added": [added.key_id, added.owner, added.public_pem, added.added_by,
+                          added.note, added.active],
+                "twice": str(twice.value),
+                "revoked": [revoked.key_id, revoked.revoked_by, revoked.active],
+                "active": [k.owner for k in api.firmware.trusted_keys()],
+                "all": sorted((k.owner, k.active) for k in
+                              api.firmware.trusted_keys(include_revoked=True))}
+
+    result = _same(pair, scenario)
+    assert result["added"][1:] == ["bob", pem, "alice", "bob's laptop", True]
+    assert result["revoked"][1:] == ["alice", False]
+    assert result["active"] == ["alice"]
+    assert result["all"] == [["alice", True], ["bob", False]]
+    assert [e["action"] for e in _trail(pair.http_store)][:2] == ["firmware.key.add",
+                                                                 "firmware.key.revoke"]
+    with pytest.raises(PermissionDenied):  # only admins change what the fleet trusts
+        pair.session(Role.ENGINEER).firmware.trust_key(pem, "bob")
+    assert _trail(pair.http_store)[-1]["action"] == "firmware.key.add"
+
+
 def test_deployment_plan_create_status(pair: Pair) -> None:
     spec = TargetSpec(kind="list", device_ids=("pump-1", "pump-2", "ghost"))
     stores = iter([pair.local_store, pair.http_store])
