@@ -27,7 +27,6 @@ from core.services.fleet_view import Page
 from plugins.api.client import decode
 from plugins.api.client.alerts import HttpAlerts
 from plugins.api.client.devices import PAGE, HttpDevices, seg
-from plugins.api.client.errors import not_offered
 from plugins.api.client.transport import HttpTransport
 
 if TYPE_CHECKING:
@@ -123,7 +122,8 @@ class HttpUsers:
         return decode.user(self._http.post("/users", body).data)
 
     def set_password(self, name: str, password: str) -> UserAccount:
-        raise not_offered("setting someone else's password (smartiot users on the hub does)")
+        return decode.user(self._http.put(f"/users/{seg(name)}/password",
+                                          {"password": password}).data)
 
     def set_role(self, name: str, role: Role | str) -> UserAccount:
         value = role.value if isinstance(role, Role) else Role.parse(role).value

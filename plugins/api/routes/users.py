@@ -43,6 +43,12 @@ class UserUpdate(BaseModel):
     disabled: bool | None = None
 
 
+class PasswordSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
 class HasUsers(Protocol):
     """What these routes need of the API's services."""
 
@@ -121,6 +127,12 @@ def users_router(services: Callable[[], HasUsers], actor: Callable[[], Actor],
         if body.disabled is not None:
             account = users.set_disabled(who, name, body.disabled)
         assert account is not None
+        return envelope(user_json(account), headers={"ETag": f'"{account.version}"'})
+
+    @router.put("/users/<name>/password",
+                summary="Set someone's password (admins); their sign-ins end", tags=["users"])
+    def set_password(name: str, body: Annotated[PasswordSet, Body()]) -> Response[Any]:
+        account = services().users.set_password(actor(), name, body.password)
         return envelope(user_json(account), headers={"ETag": f'"{account.version}"'})
 
     return router

@@ -86,7 +86,8 @@ def backend_over(store: Store) -> Backend:  # noqa: F811
                    telemetry=store.telemetry, firmware=store.firmware,
                    deployments=store.deployments, rules=store.rules, audit=store.audit,
                    command_log=store.commands, trusted_keys=store.trusted_keys,
-                   users=store.users, quarantine=store.quarantine)
+                   users=store.users, quarantine=store.quarantine,
+                   accounts=store.accounts)
 
 
 def start_api(store: Store, tmp_path: Path, *,  # noqa: F811

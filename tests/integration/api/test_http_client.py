@@ -414,6 +414,24 @@ def test_users_me_and_preferences(pair: Pair) -> None:
         "theme": "dark"}
 
 
+def test_an_admin_sets_someone_s_password(pair: Pair) -> None:
+    from core.crypto.passwords import verify_password
+
+    def scenario(api: FleetApi) -> Any:
+        api.users.add("bob", Role.TECHNICIAN)
+        account = api.users.set_password("bob", "a long new secret")
+        with pytest.raises(NotFound):
+            api.users.set_password("nobody", "a long new secret")
+        return [account.name, account.role.value, account.organization]
+
+    assert _same(pair, scenario) == ["bob", "technician", ORG]
+    for store in (pair.local_store, pair.http_store):
+        assert verify_password(store.accounts.password_hash("bob"), "a long new secret")
+    with pytest.raises(PermissionDenied):
+        pair.session(Role.ENGINEER).users.set_password("bob", "mine now")
+    assert _trail(pair.http_store)[-1]["action"] == "user.password"
+
+
 def test_audit_list(pair: Pair) -> None:
     def scenario(api: FleetApi) -> Any:
         api.alerts.acknowledge("alert-1")
