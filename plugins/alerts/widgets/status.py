@@ -20,6 +20,7 @@ from core.context import AppContext
 from core.model import Severity
 from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.ports.fleet_api.alerts import AlertsApi
+from core.ports.live import LiveFeed
 
 from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
 from .notifier import CriticalNotifier
@@ -52,12 +53,14 @@ class AlertStatusWidget(QLabel):
         self._poll.timeout.connect(self.recount)
         self.setText("Alerts: …")
         self.setToolTip(ATTENTION_TIP + "; click to open the alert queue")
-        self._background.start(lambda: context.api.alerts, self._ready,
+        # Both are fetched off the GUI thread: the answer may arrive after the
+        # window began closing, when the context no longer hands out its backend.
+        self._background.start(lambda: (context.api.alerts, context.backend.live), self._ready,
                                lambda exc: self.setText("Alerts: unavailable"))
 
-    def _ready(self, alerts: AlertsApi) -> None:
+    def _ready(self, ready: tuple[AlertsApi, LiveFeed | None]) -> None:
+        alerts, live = ready  # live events stay on the backend's feed for now
         self.alerts = alerts
-        live = self.context.backend.live  # live events stay on the backend's feed for now
         if live is not None:
             # DataChanged: alerts changed by another process (the CLI, another console)
             self.live = LiveEvents(live, {AlertChanged, DataChanged}, self)
