@@ -232,6 +232,7 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
                 "sam": Machine("sam", tmp_path / "machines")}
     machines.update(consoles)
     background: list[Background] = []
+    store = Store.open(db_url)  # the hub's database as the test sees it (created above)
     hub: Background | None = None
     fleet: Background | None = None
     signed_in: dict[str, dict[str, Any]] = {}
@@ -273,7 +274,9 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
                     hub = started_now
                     hub.wait_for(f"REST API on {api}")
                 elif " simulate " in line:
-                    fleet = started_now
+                    fleet = started_now  # what follows needs the devices the hub knows
+                    wait_until(lambda: len(stored_per_device(store)) == 20, 45,
+                               "not every simulated device was stored")
         assert hub is not None and fleet is not None, "the doc starts no hub or no fleet"
 
         # Two people, their own accounts; the server decides the role.
@@ -285,10 +288,6 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
                             token=sam["access_token"])
         assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
 
-        # The fleet streams into the hub's database.
-        store = Store.open(db_url)
-        wait_until(lambda: len(stored_per_device(store)) == 20, 45,
-                   "not every simulated device was stored")
         assert listed.returncode == 0
         print(f"TEAM-DOC: streaming after {time.monotonic() - started:.0f} s")
 
@@ -324,10 +323,10 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
         losses = [(s.device_id, s.lost, s.hub_lost) for s in store.link_stats.list()
                   if s.lost or s.hub_lost]
         assert losses == []
-        store.close()
         assert hub.interrupt() == 0, "\n".join(hub.lines[-10:])
     finally:
         for process in reversed(background):
             process.kill()
+        store.close()
     print(f"TEAM-DOC: {sent} readings sent and stored across a 10 s hub restart, "
           f"{time.monotonic() - started:.0f} s")
