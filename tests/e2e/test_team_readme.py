@@ -152,7 +152,7 @@ class HubWatcher:
         self.client.loop_start()
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        state = decode_beat(message.payload).state
+        state = decode_beat(bytes(message.payload)).state
         if not self.states or self.states[-1] != state:
             self.states.append(state)
 
