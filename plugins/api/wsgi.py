@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from plugins.api.app import CORS_HEADERS
 from plugins.api.auth import PUBLIC_PATHS, TokenSigner, Unauthorized
+from plugins.api.responses import CORS_HEADERS
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 StartResponse = Callable[..., Any]

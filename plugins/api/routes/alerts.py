@@ -28,6 +28,7 @@ from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
 from core.services.alerting.service import AlertService
 from plugins.api import models, shapes
+from plugins.api.responses import envelope
 
 
 class RuleImportItem(models.RuleIn):
@@ -84,8 +85,6 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
                   check_version: Callable[[str | int, str], None]) -> Router:
     """``actor`` takes the caller from the authorizer's claims (and counts the
     request against its rate); ``check_version`` raises on a stale If-Match."""
-    from plugins.api.app import envelope  # app includes this router: import when built
-
     router = Router()
 
     def alerts() -> AlertService:

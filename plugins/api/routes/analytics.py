@@ -27,6 +27,7 @@ from core.model.analytics import (
 from core.model.roles import Actor
 from core.services.analytics import AnalyticsService
 from plugins.api import models, shapes
+from plugins.api.responses import envelope
 
 
 class HistoryIn(BaseModel):
@@ -97,8 +98,6 @@ def analytics_router(services: Callable[[], HasAnalytics],
                      actor: Callable[[], Actor]) -> Router:
     """``actor`` takes the caller from the authorizer's claims (and counts the
     request against its rate)."""
-    from plugins.api.app import envelope  # app includes this router: import when built
-
     router = Router()
 
     @router.get("/analytics/dashboard", summary="Fleet statistics", tags=["analytics"])

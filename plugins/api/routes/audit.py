@@ -17,6 +17,7 @@ from core.errors import ValidationError
 from core.model.roles import Actor
 from core.ports.audit import AuditFilter, AuditReport
 from core.services.audit import AuditService, entry_json
+from plugins.api.responses import envelope
 
 
 class HasAudit(Protocol):
@@ -46,8 +47,6 @@ def _since(text: str) -> datetime | None:
 
 
 def audit_router(services: Callable[[], HasAudit], actor: Callable[[], Actor]) -> Router:
-    from plugins.api.app import envelope  # app includes this router: import when built
-
     router = Router()
 
     @router.get("/audit", summary="Audit entries, newest first (paged)", tags=["audit"])

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import NotFound
 from core.model.roles import GRANTS, Actor
 from core.services.accounts import SignIn, SignInService, TooManyAttempts
+from plugins.api.responses import CORS_HEADERS, envelope
 
 BEARER = "Bearer"
 
@@ -76,8 +77,6 @@ def session_json(s: SignIn, now_expires_in: int) -> dict[str, Any]:
 def auth_router(sign_in: Callable[[], SignInService | None], actor: Callable[[], Actor],
                 client: Callable[[], str]) -> Router:
     """``client`` names the caller's address (throttling, audit)."""
-    from plugins.api.app import CORS_HEADERS, envelope  # app includes this router
-
     router = Router()
 
     def service() -> SignInService:

@@ -25,6 +25,7 @@ from core.model.rollout import JobConfig
 from core.ports.fleet_api.deployments import DeploymentProgress, TargetPlan, TargetSpec
 from core.services.ota import OtaService
 from plugins.api import models, shapes
+from plugins.api.responses import envelope
 
 
 class HasDeployments(Protocol):
@@ -71,8 +72,6 @@ def deployments_router(services: Callable[[], HasDeployments], actor: Callable[[
                        ) -> Router:
     """``actor`` takes the caller from the authorizer's claims (and counts the
     request against its rate)."""
-    from plugins.api.app import envelope  # app includes this router: import when built
-
     router = Router()
 
     def ota() -> OtaService:

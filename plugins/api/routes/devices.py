@@ -25,6 +25,7 @@ from core.model.roles import Actor
 from core.ports.registry import DeviceQuery
 from core.services.devices import DeviceService
 from plugins.api import models, shapes
+from plugins.api.responses import envelope
 
 
 class HasDevices(Protocol):
@@ -73,8 +74,6 @@ def devices_router(services: Callable[[], HasDevices], actor: Callable[[], Actor
     """``actor`` takes the caller from the authorizer's claims (and counts the
     request against its rate)."""
     # app includes this router: import when built
-    from plugins.api.app import envelope
-
     router = Router()
 
     def devices() -> DeviceService:

@@ -25,6 +25,7 @@ from core.ports.fleet_api.firmware import VerifyReport
 from core.ports.signing_keys import TrustedKey
 from core.services.firmware import FirmwareService
 from plugins.api import models, shapes
+from plugins.api.responses import MAX_FIRMWARE_BYTES, PayloadTooLarge, envelope
 
 
 class HasFirmware(Protocol):
@@ -76,8 +77,6 @@ def firmware_router(services: Callable[[], HasFirmware], actor: Callable[[], Act
     """``actor`` takes the caller from the authorizer's claims (and counts the
     request against its rate)."""
     # app includes this router: import when built
-    from plugins.api.app import MAX_FIRMWARE_BYTES, PayloadTooLarge, envelope
-
     router = Router()
 
     def library() -> FirmwareService:

@@ -18,6 +18,7 @@ from core.model.roles import Actor
 from core.model.users import UserAccount
 from core.services.users import UserService
 from plugins.api import models, shapes
+from plugins.api.responses import envelope
 
 RoleName = Literal["technician", "support", "engineer", "admin"]
 
@@ -68,8 +69,6 @@ def user_json(u: UserAccount) -> dict[str, Any]:
 def users_router(services: Callable[[], HasUsers], actor: Callable[[], Actor],
                  int_if_match: Callable[[], int | None]) -> Router:
     """``int_if_match`` reads a version from If-Match (None when absent)."""
-    from plugins.api.app import envelope  # app includes this router: import when built
-
     router = Router()
 
     @router.get("/users/me", summary="Who the API takes the caller for", tags=["users"])
