@@ -23,11 +23,11 @@ from core.errors import PermissionDenied
 from core.model import (
     Alert,
     AlertRule,
-    RuleScope,
     Device,
     DeviceStatus,
     ExecutionStatus,
     Firmware,
+    RuleScope,
     Severity,
 )
 from core.model.roles import GRANTS, Actor, Permission, Role
