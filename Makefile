@@ -55,7 +55,7 @@ PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 pytest: $(DEVSTAMP) system-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
-## make test: install dev extras, then ruff, mypy (core), import contracts and the whole suite
+## make test: install dev extras, then ruff, mypy (all packages, strict), import contracts and the whole suite
 test: $(DEVSTAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
