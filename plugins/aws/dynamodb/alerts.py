@@ -37,6 +37,7 @@ from plugins.aws.dynamodb.codec import (
     get_int,
     get_json,
     get_num,
+    get_stamps,
     get_str,
     get_time,
     iso,
@@ -287,8 +288,7 @@ def _to_item(a: Alert, organization: str) -> Item:
 
 
 def _to_domain(item: Item) -> Alert:
-    created, updated = get_time(item, "created_at"), get_time(item, "updated_at")
-    assert created is not None and updated is not None, "alerts are stored with both times"
+    created, updated = get_stamps(item, "alerts")
     return Alert(
         alert_id=str(get_str(item, "alert_id")),
         device_id=str(get_str(item, "device_id")),

@@ -64,3 +64,12 @@ def get_time(item: Item, name: str) -> datetime | None:
 def get_json(item: Item, name: str, default: Any) -> Any:
     value = get_str(item, name)
     return default if value is None else json.loads(value)
+
+
+def get_stamps(item: Item, what: str) -> tuple[datetime, datetime]:
+    """``created_at`` and ``updated_at`` of a record every store writes with
+    both: one place states that promise (``what`` names the records in the
+    message if a foreign item breaks it)."""
+    created, updated = get_time(item, "created_at"), get_time(item, "updated_at")
+    assert created is not None and updated is not None, f"{what} are stored with both times"
+    return created, updated

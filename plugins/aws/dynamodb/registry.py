@@ -30,6 +30,7 @@ from plugins.aws.dynamodb.codec import (
     get_int,
     get_json,
     get_num,
+    get_stamps,
     get_str,
     get_time,
     iso,
@@ -344,8 +345,7 @@ def _to_domain(item: Item) -> Device:
     location = None
     if latitude is not None and longitude is not None:
         location = Location(latitude, longitude, get_str(item, "location_label") or "")
-    created, updated = get_time(item, "created_at"), get_time(item, "updated_at")
-    assert created is not None and updated is not None, "devices are stored with both times"
+    created, updated = get_stamps(item, "devices")
     return Device(
         device_id=str(get_str(item, "device_id")),
         name=get_str(item, "name") or "",

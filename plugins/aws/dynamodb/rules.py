@@ -19,8 +19,8 @@ from plugins.aws.dynamodb.codec import (
     Item,
     get_int,
     get_json,
+    get_stamps,
     get_str,
-    get_time,
     put_json,
     put_num,
     put_str,
@@ -106,8 +106,7 @@ def _to_item(r: AlertRule) -> Item:
 
 
 def _to_domain(item: Item) -> AlertRule:
-    created, updated = get_time(item, "created_at"), get_time(item, "updated_at")
-    assert created is not None and updated is not None, "rules are stored with both times"
+    created, updated = get_stamps(item, "rules")
     escalate = item.get("escalate_after_s")
     return AlertRule(
         name=get_str(item, "name") or "",
