@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,12 +71,34 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> AwsSandbox:
     return AwsSandbox(moto_server, REGION, "t" + uuid.uuid4().hex[:8])
 
 
+@pytest.fixture
+def aws_context(aws: AwsSandbox, tmp_path: Path) -> Iterator[Any]:
+    """A console (core.context.AppContext, ada the admin of acme) whose profile
+    points at this test's stage: the aws backend built through the plugin, as
+    a person's config file would have it; no tables are created here."""
+    from core.config import load_config
+    from core.context import AppContext
+    from core.model.roles import Actor, Role
+    from core.plugins import PluginManager
+
+    path = tmp_path / "config.toml"
+    path.write_text(f'profile = "aws-test"\n[profiles.aws-test]\n'
+                    f'endpoint_url = "{aws.endpoint_url}"\nregion = "{aws.region}"\n'
+                    f'stage = "{aws.stage}"\n')
+    config = load_config(path, tmp_path / "data", env={})
+    context = AppContext(config, PluginManager(entry_points=False, blocked=()),
+                         actor=Actor("ada", Role.ADMIN, "acme"))
+    yield context
+    context.close()
+
+
 # ---------------------------------------------------------------- DynamoDB
 
-class DynamoCalls:
-    """Every DynamoDB operation the adapters send, as boto3 builds it (botocore's
+class ApiCalls:
+    """Every operation a boto3 client sends, as boto3 builds it (botocore's
     ``before-parameter-build`` event: the operation name and its parameters),
-    so tests can say "a Query on this index, page after page, and no Scan"."""
+    so tests can say "a Query on this index, page after page, and no Scan" of
+    DynamoDB, S3, IoT, Timestream alike."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -94,6 +117,14 @@ class DynamoCalls:
         self.calls.clear()
 
 
+def record_calls(client: Any, service: str) -> ApiCalls:
+    """An :class:`ApiCalls` that hears every request ``client`` sends from now
+    on (``service`` as botocore names its events: "dynamodb", "iot-data"...)."""
+    calls = ApiCalls()
+    client.meta.events.register(f"before-parameter-build.{service}", calls)
+    return calls
+
+
 @dataclass
 class DynamoFleet:
     """The aws backend over a fresh stage whose tables exist, with small pages
@@ -101,7 +132,7 @@ class DynamoFleet:
 
     backend: Any  # plugins.aws.backend.AwsBackend
     settings: Any  # plugins.aws.settings.AwsSettings
-    calls: DynamoCalls
+    calls: ApiCalls
 
     def second_backend(self) -> Any:
         """Another process on the same tables (a second console or Lambda)."""
@@ -123,9 +154,7 @@ def dynamo(aws: AwsSandbox) -> DynamoFleet:
                            page_size=PAGE)
     backend = build_aws_backend_for(settings)
     create_tables(backend.clients.dynamodb, settings)
-    calls = DynamoCalls()
-    backend.clients.dynamodb.meta.events.register("before-parameter-build.dynamodb", calls)
-    return DynamoFleet(backend, settings, calls)
+    return DynamoFleet(backend, settings, record_calls(backend.clients.dynamodb, "dynamodb"))
 
 
 class DynamoBackedStore:

@@ -4,32 +4,21 @@ lost acknowledgement race reaches a REST caller as 409 with who won."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.config import load_config
 from core.context import AppContext
 from core.model import Alert, AlertState, Device, Severity
-from core.model.roles import Actor, Role
-from core.plugins import PluginManager
+from core.model.roles import Role
 from tests.integration.api.conftest import start_api
-from tests.integration.aws.conftest import AwsSandbox, DynamoBackedStore, DynamoFleet
+from tests.integration.aws.conftest import DynamoBackedStore, DynamoFleet
 
 
 @pytest.fixture
-def context(aws: AwsSandbox, tmp_path: Path) -> Iterator[AppContext]:
-    path = tmp_path / "config.toml"
-    path.write_text(f'profile = "aws-test"\n[profiles.aws-test]\n'
-                    f'endpoint_url = "{aws.endpoint_url}"\nregion = "{aws.region}"\n'
-                    f'stage = "{aws.stage}"\n')
-    config = load_config(path, tmp_path / "data", env={})
-    context = AppContext(config, PluginManager(entry_points=False, blocked=()),
-                         actor=Actor("ada", Role.ADMIN, "acme"))
-    yield context
-    context.close()
+def context(aws_context: AppContext) -> AppContext:
+    return aws_context
 
 
 def test_an_aws_profile_serves_the_console_from_dynamodb(context: AppContext) -> None:

@@ -21,7 +21,7 @@ from core.errors import NotFound, ValidationError
 from core.model import Device, DeviceStatus, Firmware, SemVer
 from core.model.roles import Actor
 from core.store import Store
-from tests.integration.aws.conftest import AwsSandbox
+from tests.integration.aws.conftest import ApiCalls, AwsSandbox, record_calls
 from tests.integration.firmware.conftest import engineer, file_keyring, keys, library
 from tests.integration.firmware.sessions import fleet_api
 from tests.integration.firmware.test_library import (
@@ -40,24 +40,11 @@ __all__ = [
 ]
 
 
-class S3Calls:
-    """The S3 requests the repository sends, as boto3 builds them."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def named(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
-
-
 @dataclass
 class Library:
     repo: Any  # plugins.aws.firmware.s3.S3FirmwareRepository
     s3: Any  # a plain client of the test, outside the repository
-    calls: S3Calls
+    calls: ApiCalls
 
 
 @pytest.fixture
@@ -73,9 +60,7 @@ def s3_library(aws: AwsSandbox) -> Library:
     assert isinstance(repo, S3FirmwareRepository)  # the aws backend's firmware port
     s3 = backend.clients.client("s3")
     create_bucket(s3, settings)
-    calls = S3Calls()
-    s3.meta.events.register("before-parameter-build.s3", calls)
-    return Library(repo, aws.client("s3"), calls)
+    return Library(repo, aws.client("s3"), record_calls(s3, "s3"))
 
 
 @pytest.fixture

@@ -14,18 +14,7 @@ from core.errors import ConcurrentModification, NotFound, SmartIotError
 from core.model import Device
 from core.ports.commands import CommandOutcome
 from core.protocol.payloads import CommandResponse, decode_command_request
-from tests.integration.aws.conftest import DynamoFleet
-
-
-class IotDataCalls:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def named(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
+from tests.integration.aws.conftest import ApiCalls, DynamoFleet, record_calls
 
 
 @pytest.fixture
@@ -36,11 +25,8 @@ def fleet(dynamo: DynamoFleet) -> DynamoFleet:
 
 
 @pytest.fixture
-def iot_calls(fleet: DynamoFleet) -> IotDataCalls:
-    calls = IotDataCalls()
-    fleet.backend.clients.client("iot-data").meta.events.register(
-        "before-parameter-build.iot-data", calls)
-    return calls
+def iot_calls(fleet: DynamoFleet) -> ApiCalls:
+    return record_calls(fleet.backend.clients.client("iot-data"), "iot-data")
 
 
 def device_reports(fleet: DynamoFleet, device_id: str, reported: dict[str, Any]) -> None:
@@ -50,7 +36,7 @@ def device_reports(fleet: DynamoFleet, device_id: str, reported: dict[str, Any])
 
 
 def test_desired_state_round_trips_with_its_version_and_delta(fleet: DynamoFleet,
-                                                              iot_calls: IotDataCalls) -> None:
+                                                              iot_calls: ApiCalls) -> None:
     shadows = fleet.backend.shadows
     fresh = shadows.get("pump-1")
     assert (fresh.version, fresh.desired, fresh.reported) == (0, {}, {})
@@ -88,7 +74,7 @@ def test_a_shadow_of_an_unknown_thing_is_a_clear_error(fleet: DynamoFleet) -> No
 
 
 def test_a_command_is_a_qos1_publish_of_the_protocol_request_on_the_command_topic(
-        fleet: DynamoFleet, iot_calls: IotDataCalls) -> None:
+        fleet: DynamoFleet, iot_calls: ApiCalls) -> None:
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iotdata.models import iotdata_backends
 
@@ -117,7 +103,7 @@ def test_a_command_is_a_qos1_publish_of_the_protocol_request_on_the_command_topi
 
 
 def test_unknown_commands_and_devices_are_refused_before_anything_is_sent(
-        fleet: DynamoFleet, iot_calls: IotDataCalls) -> None:
+        fleet: DynamoFleet, iot_calls: ApiCalls) -> None:
     with pytest.raises(SmartIotError, match="unknown command 'format-disk'"):
         fleet.backend.commands.send("pump-1", "format-disk")
     with pytest.raises(NotFound, match="'pump-9' is not registered"):

@@ -25,7 +25,7 @@ from core.model.rollout import (
     RolloutConfig,
 )
 from core.protocol.ota import presigned_placeholder
-from tests.integration.aws.conftest import AwsSandbox
+from tests.integration.aws.conftest import AwsSandbox, record_calls
 
 ACCOUNT = "123456789012"  # moto's account
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/iot-firmware-presign"
@@ -38,17 +38,6 @@ CONFIG = JobConfig(
     in_progress_timeout_minutes=30,
     retries=(RetryCriterion(FailureType.TIMED_OUT, 2),),
 )
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def named(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
 
 
 def jobs_over(aws: AwsSandbox, page_size: int = 100) -> tuple[Any, Any, Any]:
@@ -90,8 +79,7 @@ def test_create_job_carries_the_rollout_model_and_round_trips_through_describe_j
     job_id = f"{aws.stage}-ota-1"
     for thing in ("pump-1", "pump-2"):
         iot.create_thing(thingName=thing)
-    calls = Calls()
-    iot.meta.events.register("before-parameter-build.iot", calls)
+    calls = record_calls(iot, "iot")
     d = deployment()
     arn = jobs.create(Deployment(**{**_fields(d), "deployment_id": job_id}))
     assert arn.endswith(f"job/{job_id}")
@@ -136,8 +124,7 @@ def test_a_swapped_image_is_never_rolled_out(aws: AwsSandbox) -> None:
     publish_image(firmware)
     aws.client("s3").put_object(Bucket=firmware.bucket, Key=firmware.object_key("pump@1.4.0"),
                                 Body=b"x" * len(IMAGE), ServerSideEncryption="AES256")
-    calls = Calls()
-    iot.meta.events.register("before-parameter-build.iot", calls)
+    calls = record_calls(iot, "iot")
     with pytest.raises(ValidationError, match="stored image SHA-256 is"):
         jobs.create(deployment())
     assert calls.named("CreateJob") == []

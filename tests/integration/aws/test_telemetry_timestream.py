@@ -17,7 +17,7 @@ import pytest
 from core.errors import ConfigError, ValidationError
 from core.model import Reading
 from core.model.timeutil import to_epoch_ms
-from tests.integration.aws.conftest import AwsSandbox, DynamoCalls
+from tests.integration.aws.conftest import AwsSandbox, record_calls
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 T0_MS = to_epoch_ms(T0)
@@ -33,12 +33,9 @@ class Timestream:
                                     endpoint_url=aws.endpoint_url, page_size=2)
         self.backend = build_aws_backend_for(self.settings, telemetry="timestream")
         self.store: Any = self.backend.telemetry
-        self.writes, self.queries = DynamoCalls(), DynamoCalls()
         clients = self.backend.clients
-        clients.client("timestream-write").meta.events.register(
-            "before-parameter-build.timestream-write", self.writes)
-        clients.client("timestream-query").meta.events.register(
-            "before-parameter-build.timestream-query", self.queries)
+        self.writes = record_calls(clients.client("timestream-write"), "timestream-write")
+        self.queries = record_calls(clients.client("timestream-query"), "timestream-query")
 
     def preset(self, statement: str, pages: list[dict[str, Any]]) -> None:
         """What moto answers to ``statement``, one page per call, in order."""

@@ -5,38 +5,27 @@ all through context.api as the pages call it, over moto's server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from core.config import load_config
 from core.context import AppContext
 from core.model import Device, Reading
 from core.model.analytics import HistoryRequest
-from core.model.roles import Actor, Role
 from core.model.timeutil import to_epoch_ms
-from core.plugins import PluginManager
-from tests.integration.aws.conftest import AwsSandbox
 
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
 
 
 @pytest.fixture
-def context(aws: AwsSandbox, tmp_path: Path) -> Iterator[AppContext]:
-    path = tmp_path / "config.toml"
-    path.write_text(f'profile = "aws-test"\n[profiles.aws-test]\n'
-                    f'endpoint_url = "{aws.endpoint_url}"\nregion = "{aws.region}"\n'
-                    f'stage = "{aws.stage}"\n')
-    config = load_config(path, tmp_path / "data", env={})
-    context = AppContext(config, PluginManager(entry_points=False, blocked=()),
-                         actor=Actor("ada", Role.ADMIN, "acme"))
+def context(aws_context: AppContext) -> AppContext:
+    """The console on an aws profile, its tables created."""
     from plugins.aws.dynamodb.tables import create_tables
 
-    create_tables(context.backend.clients.dynamodb, context.backend.settings)  # type: ignore[attr-defined]
-    yield context
-    context.close()
+    backend: Any = aws_context.backend
+    create_tables(backend.clients.dynamodb, backend.settings)
+    return aws_context
 
 
 def test_devices_table_and_history_chart_read_dynamodb_telemetry(context: AppContext) -> None:
