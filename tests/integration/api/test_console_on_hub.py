@@ -8,10 +8,6 @@ what the person's role may not do."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,9 +21,10 @@ from core.model.roles import Role
 from core.plugins import PluginManager
 from core.protocol.payloads import Telemetry
 from core.protocol.topics import telemetry_topic
-from tests.integration.auth.test_hub_sign_in import (  # noqa: F401  (the team fixture)
+from tests.integration.auth.hub_team import (  # noqa: F401  (the team fixture)
     DEVICE,
     PASSWORDS,
+    HubProcess,
     Mqtt,
     Team,
     team,
@@ -48,18 +45,7 @@ def test_a_console_on_the_hub_s_api_signs_in_reads_and_follows_without_a_databas
         added = team.cli("users", "add", user, "--role", role, "--password-stdin",
                          stdin=secret + "\n", role="admin")
         assert added.returncode == 0, added.stderr
-    hub = subprocess.Popen([sys.executable, "-m", "console.cli", "hub", "--status-every", "60",
-                            "--api", f"127.0.0.1:{team.api_port}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=team.env)
-    lines: list[str] = []
-
-    def read() -> None:
-        assert hub.stdout is not None
-        for line in iter(hub.stdout.readline, ""):
-            lines.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
+    hub = HubProcess(team)
     console_dir = tmp_path / "console"
     console_dir.mkdir()
     (console_dir / "config.toml").write_text(
@@ -69,9 +55,7 @@ def test_a_console_on_the_hub_s_api_signs_in_reads_and_follows_without_a_databas
                          PluginManager(entry_points=False, blocked=()))
     device: Mqtt | None = None
     try:
-        wait_until(lambda: any("REST API on http://127.0.0.1" in x for x in lines)
-                   or hub.poll() is not None, 60, "the hub did not start")
-        assert hub.poll() is None, "".join(lines)
+        hub.wait_serving()
         fleet_secret = team.cli("broker", "password", "--device", DEVICE).stdout.strip()
         device = Mqtt(team.broker_port, DEVICE, fleet_secret)
         assert device.connected.wait(10), device.refused
@@ -110,5 +94,4 @@ def test_a_console_on_the_hub_s_api_signs_in_reads_and_follows_without_a_databas
         context.close()
         if device is not None:
             device.close()
-        hub.send_signal(signal.SIGINT)
-        hub.wait(60)
+        hub.stop()
