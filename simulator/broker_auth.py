@@ -11,7 +11,12 @@ rules follow AWS IoT Core's policies:
 - only the hub answers shadow and jobs requests (the ``accepted``/``rejected``,
   ``delta``, ``documents``, ``notify`` topics) and reads every device topic;
 - consoles read the fleet; only console roles allowed to act on devices
-  publish commands and desired-state updates.
+  publish commands and desired-state updates;
+- the hub's commander (``smartiot.commander``) sends the commands and
+  desired-state updates people ask for through the hub's REST API: the server
+  checks each person's role and organisation first (core.services.devices), so
+  the broker lets this one account act on any device, while the hub's own
+  ingest account still may not publish a command.
 
 Non-device user names contain a dot, which no device id may (docs/protocol.md),
 so the per-device ``pattern`` rules can never name a real device's topic for
@@ -42,6 +47,9 @@ HUB_USER = "smartiot.hub"
 # Reads who is online (the retained status topics) and nothing else: how
 # `smartiot simulate` finds device ids already in use before it connects.
 PRESENCE_USER = "smartiot.presence"
+# Sends what people ask for through the hub's REST API (a console's rights with
+# a command role); kept apart from HUB_USER so the ingest login cannot command.
+COMMANDER_USER = "smartiot.commander"
 CONSOLE_PREFIX = "console."
 # Console roles (core.model.roles) that may act on devices over MQTT: commands and
 # desired-state edits. "support" looks and does not touch.
@@ -52,6 +60,7 @@ ALL_ROLES = COMMAND_ROLES | READ_ONLY_ROLES
 # Secret-store names (never the config file).
 FLEET_SECRET = "broker.fleet_secret"
 HUB_PASSWORD = "broker.hub.password"
+COMMANDER_PASSWORD = "broker.commander.password"  # on the hub's machine
 CONSOLE_PASSWORD = "broker.password"  # this console's own password (also `simulate --username`)
 
 # mosquitto_passwd's defaults for the PBKDF2-SHA512 ("$7$") format.
@@ -140,6 +149,7 @@ class BrokerCredentials:
     fleet_secret: str
     hub_password: str
     consoles: tuple[ConsoleAccount, ...] = ()
+    commander_password: str = ""  # "": no commander account
 
     @classmethod
     def generate(cls, consoles: Iterable[tuple[str, str]] = ()) -> BrokerCredentials:
@@ -222,12 +232,15 @@ CONSOLE_COMMAND_RULES: tuple[tuple[str, str], ...] = (
     ("write", "$aws/things/+/shadow/update"),
 )
 
+COMMANDER_RULES: tuple[tuple[str, str], ...] = CONSOLE_READ_RULES + CONSOLE_COMMAND_RULES
+
 
 def acl_rules(consoles: Iterable[tuple[str, str]]) -> list[AclRule]:
     """``consoles``: (user, role) pairs."""
     rules = [AclRule(access, topic, pattern=True) for access, topic in DEVICE_PATTERNS]
     rules += [AclRule(access, topic, user=HUB_USER) for access, topic in HUB_RULES]
     rules += [AclRule(access, topic, user=PRESENCE_USER) for access, topic in PRESENCE_RULES]
+    rules += [AclRule(access, topic, user=COMMANDER_USER) for access, topic in COMMANDER_RULES]
     for user, role in consoles:
         name = console_username(user)
         rules += [AclRule(access, topic, user=name) for access, topic in CONSOLE_READ_RULES]
@@ -333,6 +346,8 @@ def password_lines(device_ids: Iterable[str], credentials: BrokerCredentials, *,
     ``accounts``), then one line per device."""
     if accounts:
         yield f"{HUB_USER}:{mosquitto_hash(credentials.hub_password)}"
+        if credentials.commander_password:
+            yield f"{COMMANDER_USER}:{mosquitto_hash(credentials.commander_password)}"
         for account in credentials.consoles:
             yield f"{account.username}:{mosquitto_hash(account.password)}"
     for device_id in device_ids:
@@ -419,6 +434,7 @@ def team_credentials(consoles: Iterable[tuple[str, str]]) -> BrokerCredentials:
         tuple(ConsoleAccount(user, check_role(role, f"console {user}"),
                              ensure_secret(console_secret_name(user)))
               for user, role in consoles),
+        ensure_secret(COMMANDER_PASSWORD),
     )
 
 

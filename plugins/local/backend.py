@@ -97,13 +97,21 @@ EMBEDDED_CONSOLE = "local"
 Login = tuple[str | None, str | None]
 
 
-def _team_logins(context: AppContext) -> tuple[Login, Login]:
+def _team_logins(context: AppContext, *, hub_machine: bool = False) -> tuple[Login, Login]:
     """The hub's and this console's logins for a team broker, passwords from the
     secret store (written there by `smartiot broker config` on the machine that
     made the broker's files, or by `smartiot secrets set`). Without them the
     link connects without credentials, which an authenticating broker refuses
-    with a message in the status line."""
+    with a message in the status line.
+
+    In ``smartiot hub`` (``hub_machine``) the console side sends what people
+    ask for through the REST API, after the server checked their role: it logs
+    in as the hub's commander when its password is stored, since that machine
+    has no console login of its own on a broker with person accounts, and a
+    console login's role would limit everyone's commands to its own."""
     from simulator.broker_auth import (
+        COMMANDER_PASSWORD,
+        COMMANDER_USER,
         CONSOLE_PASSWORD,
         HUB_PASSWORD,
         HUB_USER,
@@ -115,12 +123,15 @@ def _team_logins(context: AppContext) -> tuple[Login, Login]:
     try:
         hub_password = stored_secret(HUB_PASSWORD)
         console_password = stored_secret(CONSOLE_PASSWORD)
+        commander_password = stored_secret(COMMANDER_PASSWORD) if hub_machine else None
     except SmartIotError as exc:
         log.warning("broker passwords unavailable (%s); connecting without credentials", exc)
         return (None, None), (None, None)
     hub: Login = (HUB_USER, hub_password) if hub_password else (None, None)
     console: Login = (None, None)
-    if console_password:
+    if commander_password:
+        console = (COMMANDER_USER, commander_password)
+    elif console_password:
         try:
             console = (console_username(context.actor.user), console_password)
         except BrokerAuthError as exc:
@@ -223,7 +234,9 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             console_login = backend.broker.console_login(EMBEDDED_CONSOLE)
         else:
             backend.broker_url = profile.broker
-            hub_login, console_login = _team_logins(context)
+            # `smartiot hub` (run_hub) serves people through its API; a one-process
+            # console (profile.hub) commands with its own person's login.
+            hub_login, console_login = _team_logins(context, hub_machine=run_hub is True)
         host, port, tls = _broker_address(backend.broker_url)
         tls_context = None
         if tls:

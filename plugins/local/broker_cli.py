@@ -25,6 +25,8 @@ from plugins.local.broker_accounts import (
 )
 from simulator.broker_auth import (
     COMMAND_ROLES,
+    COMMANDER_PASSWORD,
+    COMMANDER_USER,
     FLEET_SECRET,
     HUB_PASSWORD,
     HUB_USER,
@@ -81,6 +83,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--device", metavar="ID", help="a device's (derived from the fleet secret)")
     who.add_argument("--hub", action="store_true", help="the hub's")
+    who.add_argument("--commander", action="store_true",
+                     help=f"the hub's account for commands people send through its REST API "
+                          f"({COMMANDER_USER})")
     who.add_argument("--console", metavar="USER", help="a console's")
     who.add_argument("--accounts", action="store_true",
                      help=f"the hub's control account for people's broker accounts "
@@ -151,6 +156,10 @@ def _config(args: argparse.Namespace) -> int:
     print(f"hub restarts lose nothing: {queue.describe()} (--hub-outage, --interval)")
     print(f"hub user {HUB_USER}: password in the secret store as {HUB_PASSWORD}; on the hub's "
           f"machine: smartiot broker password --hub | smartiot secrets set {HUB_PASSWORD}")
+    print(f"commander user {COMMANDER_USER} (the hub sends the commands people ask for through "
+          f"its REST API): password in the secret store as {COMMANDER_PASSWORD}; on the hub's "
+          f"machine: smartiot broker password --commander | smartiot secrets set "
+          f"{COMMANDER_PASSWORD}")
     for user, role in consoles:
         rights = "commands and desired state" if role in COMMAND_ROLES else "read only"
         print(f"console user {console_username(user)} ({role}, {rights}): on that console, "
@@ -166,7 +175,8 @@ def _config(args: argparse.Namespace) -> int:
 
 def _password(args: argparse.Namespace) -> int:
     name = FLEET_SECRET if args.device else (
-        HUB_PASSWORD if args.hub else ACCOUNTS_PASSWORD if args.accounts
+        HUB_PASSWORD if args.hub else COMMANDER_PASSWORD if args.commander
+        else ACCOUNTS_PASSWORD if args.accounts
         else console_secret_name(args.console))
     value = stored_secret(name)
     if not value:

@@ -19,20 +19,24 @@ def _config(out: Path, *extra: str) -> int:
 def test_rerunning_keeps_every_password(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert _config(tmp_path / "one", "--devices", "3", "--console", "maria:engineer") == 0
     out = capsys.readouterr().out
-    assert "passwd (5 users)" in out and "mosquitto -c" in out
+    # hub, commander, maria, 3 devices
+    assert "passwd (6 users)" in out and "mosquitto -c" in out
     assert smartiot(["broker", "password", "--hub"]) == 0
     hub = capsys.readouterr().out.strip()
     assert smartiot(["broker", "password", "--device", "env-00002"]) == 0
     device = capsys.readouterr().out.strip()
     assert smartiot(["broker", "password", "--console", "maria"]) == 0
     maria = capsys.readouterr().out.strip()
+    assert smartiot(["broker", "password", "--commander"]) == 0
+    commander = capsys.readouterr().out.strip()
 
     assert _config(tmp_path / "two", "--devices", "5", "--console", "maria:engineer") == 0
     users = read_password_file(tmp_path / "two" / "passwd")
     assert verify_mosquitto_hash(hub, users["smartiot.hub"])
     assert verify_mosquitto_hash(device, users["env-00002"])
     assert verify_mosquitto_hash(maria, users["console.maria"])
-    assert len(users) == 7
+    assert verify_mosquitto_hash(commander, users["smartiot.commander"])
+    assert len(users) == 8
     assert (tmp_path / "two" / "passwd").stat().st_mode & 0o077 == 0  # owner only
     conf = (tmp_path / "two" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and hub not in conf

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulator.broker_auth import (
+    COMMANDER_USER,
     HUB_USER,
     Acl,
     BrokerAuthError,
@@ -72,7 +73,15 @@ def test_device_passwords_differ_per_device_and_per_fleet() -> None:
     ("pump-1", "read", "$aws/things/+/jobs/notify-next", False),
     (HUB_USER, "read", "dt/+/+/telemetry", True),
     (HUB_USER, "write", "$aws/things/pump-1/jobs/notify-next", True),
+    # The ingest login never commands: commands people send through the REST API
+    # go out as the commander, after the server checked the person's role.
     (HUB_USER, "write", "cmd/acme/pump-1/req", False),
+    (COMMANDER_USER, "write", "cmd/acme/pump-1/req", True),
+    (COMMANDER_USER, "read", "cmd/+/+/res", True),
+    (COMMANDER_USER, "write", "$aws/things/pump-1/shadow/update", True),
+    (COMMANDER_USER, "write", "cmd/acme/pump-1/res", False),
+    (COMMANDER_USER, "write", "$aws/things/pump-1/jobs/notify-next", False),
+    (COMMANDER_USER, "write", "dt/acme/pump-1/telemetry", False),
     (HUB_USER, "write", "dt/acme/pump-1/telemetry", False),
     ("console.maria", "write", "cmd/acme/pump-1/req", True),
     ("console.maria", "write", "$aws/things/pump-1/shadow/update", True),
