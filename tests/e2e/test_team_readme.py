@@ -7,8 +7,9 @@ and hub role (SMARTIOT_TEST_PG_URL; without it the test says so and skips).
 
 What the doc promises, asserted: the hub serves the API; two people sign in
 with their own accounts and the console's CLI works on the sign-in; the server
-refuses (403) what the support person's role may not do; simulated devices
-stream; the hub stopped ~10 s mid-stream loses no reading and shows no device
+refuses (403) what the support person's role may not do; an engineer's device
+command through the hub's API is answered, a support person's is refused;
+simulated devices stream; the hub stopped ~10 s mid-stream loses no reading and shows no device
 offline; the hub's health (heartbeat, then its goodbye, then back) is seen by
 the other console through that person's own broker account."""
 
@@ -35,6 +36,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
+from core.model.link import CommandStatus
 from core.protocol.topics import HUB_STATUS_TOPIC
 from core.store import Store
 from core.store.engine import create_store_engine
@@ -287,6 +289,14 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
         status, body = http(api_port, "POST", "/devices/env-00000/decommission", {},
                             token=sam["access_token"])
         assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+        # A command through the hub's API: the engineer's ping (the doc's step ran it and
+        # exited 0) was answered by the device; the support person's is refused.
+        status, body = http(api_port, "POST", "/devices/env-00003/commands",
+                            {"command": "ping"}, token=sam["access_token"])
+        assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+        answered = [c for c in store.commands.list_for("env-00003", limit=10)
+                    if c.command == "ping"]
+        assert [c.status for c in answered] == [CommandStatus.OK], answered
 
         assert listed.returncode == 0
         print(f"TEAM-DOC: streaming after {time.monotonic() - started:.0f} s")
