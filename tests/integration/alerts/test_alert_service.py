@@ -17,14 +17,13 @@ import pytest
 from core.errors import NotFound, PermissionDenied
 from core.model import Alert, AlertState, Device, Severity
 from core.model.link import QuarantinedMessage
-from core.model.roles import GRANTS, Actor, Permission, Role
+from core.model.roles import GRANTS, Permission, Role
 from core.model.rule import AlertRule, RuleScope
 from core.model.timeutil import utcnow
 from core.ports.backend import Backend
 from core.ports.fleet_api import AlertsApi
-from core.services.session import LocalFleetApi
-from core.services.wiring import build_services
 from core.store import Store
+from tests.integration.services.area_fleet import AreaFleet, UseCase, run_as
 from tests.integration.store.conftest import (  # noqa: F401  (fixtures)
     open_store,
     store,
@@ -35,17 +34,9 @@ HOT = {"metric": "temperature", "op": "above", "limit": 70}
 
 
 @dataclass
-class Fleet:
-    store: Store
-    backend: Backend
-
+class Fleet(AreaFleet):
     def session(self, role: Role, organization: str = "acme", user: str = "") -> AlertsApi:
-        actor = Actor(user or f"{role.value}-1", role, organization)
-        return LocalFleetApi(build_services(self.backend), actor).alerts
-
-    def audit(self, user: str) -> list[tuple[str, str, str]]:
-        return [(e.action, e.subject, e.details.get("outcome", "done"))
-                for e in self.store.audit.entries() if e.actor == user]
+        return self.api(role, organization, user).alerts
 
 
 @pytest.fixture
@@ -68,19 +59,11 @@ def fleet(store: Store) -> Fleet:  # noqa: F811
     return Fleet(store, backend)
 
 
-@dataclass(frozen=True)
-class UseCase:
-    action: str
-    permission: Permission
-    subject: str
-    call: Callable[[AlertsApi], object]
-
-
 def _rule(rule_id: str = "new-rule") -> AlertRule:
     return AlertRule("Hot", "threshold", HOT, rule_id=rule_id)
 
 
-USE_CASES = [
+USE_CASES: list[UseCase[AlertsApi]] = [
     UseCase("alert.acknowledge", Permission.ALERT_HANDLE, "acme-open",
             lambda api: api.acknowledge("acme-open", "on it")),
     UseCase("alert.resolve", Permission.ALERT_HANDLE, "acme-open",
@@ -101,17 +84,9 @@ USE_CASES = [
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 @pytest.mark.parametrize("case", USE_CASES, ids=lambda c: c.action)
 def test_each_change_is_refused_to_roles_without_the_grant_and_audited_either_way(
-        fleet: Fleet, case: UseCase, role: Role) -> None:
-    api = fleet.session(role)
-    user = f"{role.value}-1"
+        fleet: Fleet, case: UseCase[AlertsApi], role: Role) -> None:
     before = (fleet.store.alerts.list(), fleet.store.rules.list())
-    if case.permission in GRANTS[role]:
-        case.call(api)
-        assert fleet.audit(user) == [(case.action, case.subject, "done")]
-    else:
-        with pytest.raises(PermissionDenied, match=f"{user} \\({role.value}\\) may not"):
-            case.call(api)
-        assert fleet.audit(user) == [(case.action, case.subject, "denied")]
+    if not run_as(fleet, role, case, fleet.session(role)):
         assert (fleet.store.alerts.list(), fleet.store.rules.list()) == before
 
 

@@ -16,18 +16,17 @@ from typing import Any
 
 import pytest
 
-from core.errors import ConcurrentModification, NotFound, PermissionDenied
+from core.errors import ConcurrentModification, NotFound
 from core.model import Device, DeviceStatus
-from core.model.roles import GRANTS, Actor, Permission, Role
+from core.model.roles import Permission, Role
 from core.ports.backend import Backend
 from core.ports.commands import CommandChannel, CommandOutcome, CommandResult
 from core.ports.fleet_api import DevicesApi
 from core.ports.registry import DeviceQuery
 from core.ports.shadows import ShadowDocument, ShadowService
-from core.services.session import LocalFleetApi
-from core.services.wiring import build_services
 from core.store import Store
 from core.store.shadows import SqlShadowStore
+from tests.integration.services.area_fleet import AreaFleet, UseCase, run_as
 from tests.integration.store.conftest import (  # noqa: F401  (fixtures)
     open_store,
     store,
@@ -73,18 +72,11 @@ class StoredShadows(ShadowService):
 
 
 @dataclass
-class Fleet:
-    store: Store
-    backend: Backend
+class Fleet(AreaFleet):
     channel: Channel
 
     def session(self, role: Role, organization: str = "acme", user: str = "") -> DevicesApi:
-        actor = Actor(user or f"{role.value}-1", role, organization)
-        return LocalFleetApi(build_services(self.backend), actor).devices
-
-    def audit(self, user: str) -> list[tuple[str, str, str]]:
-        return [(e.action, e.subject, e.details.get("outcome", "done"))
-                for e in self.store.audit.entries() if e.actor == user]
+        return self.api(role, organization, user).devices
 
 
 @pytest.fixture
@@ -102,15 +94,7 @@ def fleet(store: Store) -> Fleet:  # noqa: F811
     return Fleet(store, backend, channel)
 
 
-@dataclass(frozen=True)
-class UseCase:
-    action: str
-    permission: Permission
-    subject: str
-    call: Callable[[DevicesApi], object]
-
-
-USE_CASES = [
+USE_CASES: list[UseCase[DevicesApi]] = [
     UseCase("device.register", Permission.DEVICE_REGISTER, "valve-7",
             lambda api: api.register(Device("valve-7", device_type="valve"))),
     UseCase("device.update", Permission.DEVICE_UPDATE, "pump-1",
@@ -129,16 +113,8 @@ USE_CASES = [
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 @pytest.mark.parametrize("case", USE_CASES, ids=lambda c: c.action)
 def test_each_change_is_refused_to_roles_without_the_grant_and_audited_either_way(
-        fleet: Fleet, case: UseCase, role: Role) -> None:
-    api = fleet.session(role)
-    user = f"{role.value}-1"
-    if case.permission in GRANTS[role]:
-        case.call(api)
-        assert fleet.audit(user) == [(case.action, case.subject, "done")]
-    else:
-        with pytest.raises(PermissionDenied, match=f"{user} \\({role.value}\\) may not"):
-            case.call(api)
-        assert fleet.audit(user) == [(case.action, case.subject, "denied")]
+        fleet: Fleet, case: UseCase[DevicesApi], role: Role) -> None:
+    if not run_as(fleet, role, case, fleet.session(role)):
         # nothing happened: the record, the device and its shadow are as they were
         assert fleet.channel.sent == []
         assert fleet.store.registry.get("pump-1").status is DeviceStatus.OFFLINE
