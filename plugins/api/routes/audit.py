@@ -46,6 +46,21 @@ def _since(text: str) -> datetime | None:
     return when
 
 
+# The filter both the listing and the export take, declared once so the two
+# routes (and the OpenAPI document) cannot drift apart.
+ActorParam = Annotated[str, Query(alias="actor", description="only this user")]
+ActionParam = Annotated[str, Query(description="exact, or a prefix ending in '.'")]
+TargetParam = Annotated[str, Query(description="subject contains this")]
+SinceParam = Annotated[str, Query(description="ISO 8601 with zone")]
+DeniedParam = Annotated[bool, Query(description="refused attempts only")]
+
+
+def _filter(actor_name: str, action: str, target: str, since: str,
+            denied: bool) -> AuditFilter:
+    return AuditFilter(actor=actor_name, action=action, subject=target,
+                       since=_since(since), outcome="denied" if denied else "")
+
+
 def audit_router(services: Callable[[], HasAudit], actor: Callable[[], Actor]) -> Router:
     router = Router()
 
@@ -53,14 +68,13 @@ def audit_router(services: Callable[[], HasAudit], actor: Callable[[], Actor]) -
     def list_entries(
         limit: Annotated[int | None, Query(ge=1, le=500)] = None,
         next: Annotated[str, Query(description="token from the previous page")] = "",
-        actor_name: Annotated[str, Query(alias="actor", description="only this user")] = "",
-        action: Annotated[str, Query(description="exact, or a prefix ending in '.'")] = "",
-        target: Annotated[str, Query(description="subject contains this")] = "",
-        since: Annotated[str, Query(description="ISO 8601 with zone")] = "",
-        denied: Annotated[bool, Query(description="refused attempts only")] = False,
+        actor_name: ActorParam = "",
+        action: ActionParam = "",
+        target: TargetParam = "",
+        since: SinceParam = "",
+        denied: DeniedParam = False,
     ) -> Response[Any]:
-        query = AuditFilter(actor=actor_name, action=action, subject=target,
-                            since=_since(since), outcome="denied" if denied else "")
+        query = _filter(actor_name, action, target, since, denied)
         page = services().audit.page(actor(), query, limit=limit, next_token=next)
         return envelope({"items": [entry_json(e) for e in page.items], "next": page.next})
 
@@ -68,14 +82,13 @@ def audit_router(services: Callable[[], HasAudit], actor: Callable[[], Actor]) -
                 tags=["audit"])
     def export_entries(
         format: Annotated[str, Query(description="csv or json")] = "csv",
-        actor_name: Annotated[str, Query(alias="actor", description="only this user")] = "",
-        action: Annotated[str, Query(description="exact, or a prefix ending in '.'")] = "",
-        target: Annotated[str, Query(description="subject contains this")] = "",
-        since: Annotated[str, Query(description="ISO 8601 with zone")] = "",
-        denied: Annotated[bool, Query(description="refused attempts only")] = False,
+        actor_name: ActorParam = "",
+        action: ActionParam = "",
+        target: TargetParam = "",
+        since: SinceParam = "",
+        denied: DeniedParam = False,
     ) -> Response[Any]:
-        query = AuditFilter(actor=actor_name, action=action, subject=target,
-                            since=_since(since), outcome="denied" if denied else "")
+        query = _filter(actor_name, action, target, since, denied)
         done = services().audit.export(actor(), format, query)
         return envelope({"format": format, "text": done.text, "entries": done.entries,
                          "head_seq": done.head_seq, "head_hash": done.head_hash})
