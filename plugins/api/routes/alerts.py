@@ -49,6 +49,11 @@ def quarantined_json(m: QuarantinedMessage) -> dict[str, Any]:
             "payload_base64": base64.b64encode(m.payload).decode("ascii")}
 
 
+# A commented state change of one alert (acknowledge, resolve, reopen): the
+# three routes differ only in which one they make.
+_Transition = Callable[[AlertService, str, Actor, str], Alert]
+
+
 class HasAlerts(Protocol):
     """What these routes need of the API's services (ApiServices or Services)."""
 
@@ -134,22 +139,23 @@ def alerts_router(services: Callable[[], HasAlerts], actor: Callable[[], Actor],
         changed = act(who)
         return envelope(shapes.alert(changed), headers={"ETag": f'"{changed.version}"'})
 
+    def _commented(alert_id: str, change: _Transition, comment: str) -> Response[Any]:
+        service = alerts()
+        return _alert_action(alert_id, lambda who: change(service, alert_id, who, comment))
+
     @router.post("/alerts/<alert_id>/acknowledge", summary="Acknowledge an alert",
                  tags=["alerts"])
     def acknowledge(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
-        return _alert_action(alert_id, lambda who: alerts().acknowledge(
-            alert_id, who, body.comment))
+        return _commented(alert_id, AlertService.acknowledge, body.comment)
 
     @router.post("/alerts/<alert_id>/resolve", summary="Resolve an alert", tags=["alerts"])
     def resolve(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
-        return _alert_action(alert_id, lambda who: alerts().resolve(
-            alert_id, who, body.comment))
+        return _commented(alert_id, AlertService.resolve, body.comment)
 
     @router.post("/alerts/<alert_id>/reopen", summary="Reopen a resolved or snoozed alert",
                  tags=["alerts"])
     def reopen(alert_id: str, body: Annotated[models.CommentIn, Body()]) -> Response[Any]:
-        return _alert_action(alert_id, lambda who: alerts().reopen(
-            alert_id, who, body.comment))
+        return _commented(alert_id, AlertService.reopen, body.comment)
 
     @router.post("/alerts/<alert_id>/snooze", summary="Snooze an alert", tags=["alerts"])
     def snooze(alert_id: str, body: Annotated[models.SnoozeIn, Body()]) -> Response[Any]:
