@@ -9,7 +9,9 @@ What the doc promises, asserted: the hub serves the API; two people sign in
 with their own accounts and the console's CLI works on the sign-in; the server
 refuses (403) what the support person's role may not do; an engineer's device
 command through the hub's API is answered, a support person's is refused;
-simulated devices stream; the hub stopped ~10 s mid-stream loses no reading and shows no device
+simulated devices stream; a firmware rollout through the hub to three of them
+succeeds and none of their readings is quarantined after the reboot; the hub
+stopped ~10 s mid-stream loses no reading and shows no device
 offline; the hub's health (heartbeat, then its goodbye, then back) is seen by
 the other console through that person's own broker account."""
 
@@ -36,6 +38,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
+from core.model.deployment import ExecutionStatus
 from core.model.link import CommandStatus
 from core.protocol.topics import HUB_STATUS_TOPIC
 from core.store import Store
@@ -51,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "team.md"
 PG = os.environ.get("SMARTIOT_TEST_PG_URL")
 BLOCK = re.compile(r"^```(\w+) (team-step|team-config)([^\n]*)\n(.*?)^```", re.M | re.S)
+ROLLED_OUT = "environmental@1.1.0"  # the doc's rollout
+ROLLOUT_DEVICES = ("env-00005", "env-00006", "env-00007")
 PASSWORD = re.compile(r'echo "([^"]+)" \|.* users add (\w+) ')
 
 
@@ -297,6 +302,24 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
         answered = [c for c in store.commands.list_for("env-00003", limit=10)
                     if c.command == "ping"]
         assert [c.status for c in answered] == [CommandStatus.OK], answered
+        # The doc's rollout through the hub: three devices install 1.1.0, reboot and go on
+        # reporting, and the hub quarantines none of their readings (a rebooted device
+        # starts its sequence again).
+        rollout = [d for d in store.deployments.list() if d.firmware_id == ROLLED_OUT]
+        assert len(rollout) == 1, rollout
+        executions = wait_until(
+            lambda: (lambda ex: ex if ex and all(e.status.is_terminal for e in ex) else None)(
+                store.deployments.executions(rollout[0].deployment_id)),
+            180, "the rollout did not finish")
+        assert {e.device_id: e.status for e in executions} == {
+            d: ExecutionStatus.SUCCEEDED for d in ROLLOUT_DEVICES}, executions
+        after_install = stored_per_device(store)
+        wait_until(lambda: all(stored_per_device(store)[d] > after_install[d] + 2
+                               for d in ROLLOUT_DEVICES), 60, "no readings after the reboot")
+        wait_until(lambda: all(d.firmware_version == "1.1.0" for d in store.registry.list()
+                               if d.device_id in ROLLOUT_DEVICES), 30,
+                   "the hub does not show the new version")
+        assert store.quarantine.list() == [], store.quarantine.counts_by_reason()
 
         assert listed.returncode == 0
         print(f"TEAM-DOC: streaming after {time.monotonic() - started:.0f} s")
