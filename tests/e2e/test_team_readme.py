@@ -11,7 +11,7 @@ refuses (403) what the support person's role may not do; an engineer's device
 command through the hub's API is answered, a support person's is refused;
 simulated devices stream; a firmware rollout through the hub to three of them
 succeeds and none of their readings is quarantined after the reboot; the hub
-stopped ~10 s mid-stream loses no reading and shows no device
+stopped 20 s mid-stream (as the issue's support team saw it) loses no reading and shows no device
 offline; the hub's health (heartbeat, then its goodbye, then back) is seen by
 the other console through that person's own broker account."""
 
@@ -52,6 +52,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "team.md"
+OUTAGE_S = 20  # how long the hub is away mid-stream
 PG = os.environ.get("SMARTIOT_TEST_PG_URL")
 BLOCK = re.compile(r"^```(\w+) (team-step|team-config)([^\n]*)\n(.*?)^```", re.M | re.S)
 ROLLED_OUT = "environmental@1.1.0"  # the doc's rollout
@@ -331,7 +332,7 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
             wait_until(lambda: watch.states[-1:] == ["online"], 15, "no heartbeat seen")
             assert hub.interrupt() == 0, "\n".join(hub.lines[-10:])
             wait_until(lambda: watch.states[-1:] == ["offline"], 10, "the hub's goodbye unseen")
-            time.sleep(10)  # the outage: the fleet keeps publishing
+            time.sleep(OUTAGE_S)  # the outage: the fleet keeps publishing
             hub = Background(machines["hub"], hub.line)
             background.append(hub)
             hub.wait_for("hub running")
@@ -341,8 +342,10 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
             sent = sum(int(m.group(1).replace(",", "")) for m in
                        (re.match(r"environmental\s+\S+\s+([\d,]+)", x) for x in fleet.lines)
                        if m)
-            assert sent > 20 * 2 * 12, fleet.lines[-8:]  # the outage was spanned
-            wait_until(lambda: sum(stored_per_device(store).values()) >= sent, 30,
+            assert sent > 20 * 2 * (OUTAGE_S + 2), fleet.lines[-8:]  # the outage was spanned
+            # what the broker queued is drained after the restart; on a loaded CI
+            # machine that takes a while, and a lost reading never arrives however long
+            wait_until(lambda: sum(stored_per_device(store).values()) >= sent, 90,
                        f"not every reading was stored ({sent} sent)")
             shown_offline = offline.stop()
         finally:
@@ -361,5 +364,5 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
         for process in reversed(background):
             process.kill()
         store.close()
-    print(f"TEAM-DOC: {sent} readings sent and stored across a 10 s hub restart, "
+    print(f"TEAM-DOC: {sent} readings sent and stored across a {OUTAGE_S} s hub restart, "
           f"{time.monotonic() - started:.0f} s")
