@@ -53,6 +53,11 @@ def setup(request, tmp_path, make_window, qtbot, monkeypatch):
     window = make_window(context, show=True)
     env = {**os.environ, "SMARTIOT_CONFIG": str(config_path), "SMARTIOT_DATA_DIR": str(data),
            "QT_QPA_PLATFORM": "offscreen"}
+    if not hub:
+        # A terminal on the team's services names them (check_team_profile): the
+        # same database file and broker as the console.
+        env["SMARTIOT_DATABASE"] = config.database_url
+        env["SMARTIOT_BROKER"] = backend.broker_url or "mqtt://127.0.0.1:1883"
     yield window, backend, env, hub
     window.close()
     context.close()
