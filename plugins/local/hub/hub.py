@@ -47,6 +47,7 @@ from core.services.event_bus import EventBus
 from core.services.rollout import RolloutEngine
 from core.store import Store
 from core.store.hub_state import SqlHubStateStore
+from core.store.refusals import rows_refused
 from plugins.local.hub.downtime import ALIVE_EVERY_S, HubDowntime
 from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
 from plugins.local.hub.ingest import BatchResult, Inbound, Ingestor
@@ -643,7 +644,8 @@ class Hub:
                 self._wake.set()  # more to do; let the periodic stages run first
                 return
 
-    def _write_by_device(self, readings: Sequence[Reading]) -> int | None:
+    def _write_by_device(self, readings: Sequence[Reading],
+                         error: BaseException | None = None) -> int | None:
         """A batch that keeps failing, written one device at a time: when some
         devices' rows go in and others' do not, the database is up and refuses
         those rows (a value it cannot hold), so they are dropped, logged and
@@ -652,6 +654,12 @@ class Hub:
         by_device: dict[str, list[Reading]] = {}
         for reading in readings:
             by_device.setdefault(reading.device_id, []).append(reading)
+        if len(by_device) == 1 and error is not None and rows_refused(error):
+            # One device's rows alone, refused as values (not an outage): the
+            # comparison with other devices is impossible, the error says enough.
+            device_id, rows = next(iter(by_device.items()))
+            self._count_refused([(device_id, len(rows), error)])
+            return 0
         if len(by_device) < 2:
             return None
         written, refused, took = 0, [], 0
@@ -666,12 +674,15 @@ class Hub:
                     return None  # two refusals and nothing taken: the database is away
         if took == 0:
             return None
+        self._count_refused(refused)
+        return written
+
+    def _count_refused(self, refused: Sequence[tuple[str, int, BaseException]]) -> None:
         for device_id, count, problem in refused:
             self.counters.store_refused += count
             first_line = (str(problem).strip().splitlines() or [""])[0][:200]
             log.error("the database refused %d readings of %s (%s: %s); they are dropped",
                       count, device_id, type(problem).__name__, first_line)
-        return written
 
     def _failed_write(self) -> None:
         self._retry_at = time.monotonic() + self._retry_delay
@@ -687,12 +698,12 @@ class Hub:
             try:
                 written = self.health.call("telemetry", self.store.telemetry.write_batch,
                                            result.readings)
-            except Exception:  # noqa: BLE001 - StoreHealth logged it; the batch is retried
+            except Exception as error:  # noqa: BLE001 - StoreHealth logged it; retried
                 self.counters.write_failures += 1
                 pending.failures += 1
                 split_now = pending.failures == SPLIT_AFTER_FAILURES or (
                     pending.failures > SPLIT_AFTER_FAILURES and pending.failures % 10 == 0)
-                split = self._write_by_device(result.readings) if split_now else None
+                split = self._write_by_device(result.readings, error) if split_now else None
                 if split is None:
                     self._failed_write()
                     return False
