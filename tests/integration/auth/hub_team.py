@@ -6,6 +6,7 @@ and the console-on-the-hub test, which start the same team and hub."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -113,24 +114,33 @@ class Mqtt:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def team(tmp_path: Path) -> Iterator[Team]:
+@contextlib.contextmanager
+def team_broker(tmp_path: Path, prefix: str) -> Iterator[tuple[Team, str]]:
+    """A team whose mosquitto runs on what `smartiot broker config
+    --person-accounts` writes for one device named ``prefix``; yields the team
+    and what the command printed (the tests check what it promised)."""
     t = Team(tmp_path)
     done = t.cli("broker", "config", "--out", str(tmp_path / "broker"), "--devices", "1",
-                 "--prefix", "dev", "--bind", "127.0.0.1", "--port", str(t.broker_port),
+                 "--prefix", prefix, "--bind", "127.0.0.1", "--port", str(t.broker_port),
                  "--person-accounts")
     assert done.returncode == 0, done.stderr
-    assert "people's own broker accounts" in done.stdout
-    conf = (tmp_path / "broker" / "mosquitto.conf").read_text()
-    assert "mosquitto_dynamic_security.so" in conf
     broker = subprocess.Popen(["mosquitto", "-c", str(tmp_path / "broker" / "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for_port("127.0.0.1", t.broker_port, 10), "mosquitto did not start"
-        yield t
+        yield t, done.stdout
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Iterator[Team]:
+    with team_broker(tmp_path, "dev") as (t, printed):
+        assert "people's own broker accounts" in printed
+        conf = (tmp_path / "broker" / "mosquitto.conf").read_text()
+        assert "mosquitto_dynamic_security.so" in conf
+        yield t
 
 
 class HubProcess:

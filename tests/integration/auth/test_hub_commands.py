@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.broker import wait_for_port
-from tests.integration.auth.test_hub_sign_in import PASSWORDS, Team
+from tests.integration.auth.hub_team import PASSWORDS, Team, team_broker
 from tests.integration.hub.conftest import wait_until
 
 DEVICE = "env-00000"
@@ -26,20 +25,9 @@ DEVICE = "env-00000"
 
 @pytest.fixture
 def team(tmp_path: Path) -> Iterator[Team]:
-    t = Team(tmp_path)
-    done = t.cli("broker", "config", "--out", str(tmp_path / "broker"), "--devices", "1",
-                 "--prefix", "env", "--bind", "127.0.0.1", "--port", str(t.broker_port),
-                 "--person-accounts")
-    assert done.returncode == 0, done.stderr
-    assert "smartiot.commander" in done.stdout
-    broker = subprocess.Popen(["mosquitto", "-c", str(tmp_path / "broker" / "mosquitto.conf")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_port("127.0.0.1", t.broker_port, 10), "mosquitto did not start"
+    with team_broker(tmp_path, "env") as (t, printed):
+        assert "smartiot.commander" in printed
         yield t
-    finally:
-        broker.terminate()
-        broker.wait(10)
 
 
 def _background(argv: list[str], env: dict[str, str], lines: list[str]) -> subprocess.Popen[str]:
