@@ -1,0 +1,24 @@
+"""Every environment variable the Lambda functions read, in one place.
+
+serverless.yml sets these on the functions; tests/integration/aws/test_iac.py
+checks that what the template sets and what this module names are the same
+set, so a renamed variable cannot leave a function reading an empty value on
+AWS while every local test passes. Add a variable here (and in serverless.yml)
+rather than calling ``os.environ`` in a handler."""
+
+from __future__ import annotations
+
+import os
+
+STAGE = "SMARTIOT_STAGE"  # names every resource: iot-devices-<stage>, ...
+REGION = "AWS_REGION"  # set by Lambda itself; read, never declared in serverless.yml
+ENDPOINT_URL = "SMARTIOT_ENDPOINT_URL"  # the sandbox's moto server; empty on AWS
+TELEMETRY = "SMARTIOT_TELEMETRY"  # "dynamodb" or "timestream"
+
+# Variables Lambda provides; the template must not declare them.
+PROVIDED_BY_LAMBDA = frozenset({REGION})
+
+
+def read(name: str, default: str = "") -> str:
+    """The variable's value, or ``default`` when unset or empty."""
+    return os.environ.get(name) or default
