@@ -74,10 +74,10 @@ def phase_decode(devices: int = 2000, ticks: int = 5, repeat: int = 7) -> dict[s
     """The hub's decode-and-validate stage (its topic parse and ``decode_telemetry``,
     as ``Ingestor`` runs them) against the bare subscriber's ``json.loads``, per
     message, on the simulator's own payloads; best of ``repeat``, interleaved."""
+    from core.ingest.ingestor import Ingestor
+    from core.ingest.registry_cache import RegistryCache
     from core.protocol.payloads import decode_telemetry
     from core.protocol.topics import parse_device_topic
-    from plugins.local.hub.ingest import Ingestor
-    from plugins.local.hub.registry_cache import RegistryCache
 
     messages = _payloads(devices, ticks)
     ingestor = Ingestor(RegistryCache(None))  # type: ignore[arg-type]

@@ -304,7 +304,7 @@ class LinkStatsRow(Base):
     rejected: Mapped[int] = mapped_column(BigInteger)
     reboots: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
-    # boot detection across hub restarts (see plugins/local/hub/sequence.py)
+    # boot detection across hub restarts (see core/ingest/sequence.py)
     last_uptime: Mapped[int | None] = mapped_column(BigInteger)
     last_ts_ms: Mapped[int | None] = mapped_column(BigInteger)
     boot_at_ms: Mapped[int | None] = mapped_column(BigInteger)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, case, delete, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 
 from core.errors import ValidationError
+from core.ingest.batch import ReadingBatch
 from core.model import Reading
 from core.model.timeutil import from_epoch_ms, to_epoch_ms
 from core.ports.telemetry import Series, TelemetryStore
@@ -63,23 +64,6 @@ _RAW_QUERY = (
 )
 _RAW_QUERY_PG = _RAW_QUERY.replace("?", "%s")
 _RAW_DTYPE = np.dtype([("ts", np.int64), ("value", np.float64)])
-
-
-Row = tuple[str, str, int, float]  # device_id, metric, epoch ms, value
-
-
-class ReadingBatch(list[Reading]):
-    """Readings whose producer also built their table rows (``rows``, one per
-    reading, the same order): the hub has each message's epoch milliseconds at
-    hand, and building the rows again here from ``Reading.ts`` was a third of
-    ``write_batch`` on the hub's writer thread. Anything else that holds a
-    ``Sequence[Reading]`` (a plain list, a slice) is converted as before."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[Row] = []
 
 
 def _newest(rows: list[tuple[str, str, int, float]]) -> list[tuple[str, str, int, float]]:

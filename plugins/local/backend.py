@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from core.context import AppContext
 from core.errors import ConfigError, SmartIotError
+from core.ingest.ingestor import registration_policies
 from core.ports.backend import Backend
 from core.services.change_feed import ChangeWatcher
 from core.services.event_bus import EventBus
@@ -26,7 +27,6 @@ from core.store.preferences import SqlPreferenceStore
 from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
 from plugins.local.hub.hub import Hub, hub_client_id
-from plugins.local.hub.ingest import registration_policies
 from plugins.local.hub.mqtt_link import MqttLink
 from plugins.local.hub.observer import TeamObserver
 

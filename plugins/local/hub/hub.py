@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from core.ingest.ingestor import BatchResult, Inbound, Ingestor
+from core.ingest.registry_cache import RegistryCache
 from core.model import Device, LinkStats, QuarantinedMessage, Reading
 from core.model.events import DeviceChanged, FleetEvent, HubStatus
 from core.protocol.topics import (
@@ -50,9 +52,7 @@ from core.store.hub_state import SqlHubStateStore
 from core.store.refusals import rows_refused
 from plugins.local.hub.downtime import ALIVE_EVERY_S, HubDowntime
 from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
-from plugins.local.hub.ingest import BatchResult, Inbound, Ingestor
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
-from plugins.local.hub.registry_cache import RegistryCache
 from plugins.local.hub.shadow_host import ShadowHost
 from plugins.local.hub.shadow_host import _is_store_error as is_store_error
 from plugins.local.jobs.file_server import FirmwareFileServer

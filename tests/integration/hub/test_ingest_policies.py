@@ -11,15 +11,15 @@ import pytest
 
 from core.config import load_config
 from core.errors import ConfigError, ValidationError
-from core.store import Store
-from plugins.local.hub.ingest import (
+from core.ingest.ingestor import (
     Inbound,
     Ingestor,
     RateLimitedLog,
     RegistrationPolicy,
     registration_policies,
 )
-from plugins.local.hub.registry_cache import RegistryCache
+from core.ingest.registry_cache import RegistryCache
+from core.store import Store
 
 NOW = 1_795_000_000_000
 
@@ -81,7 +81,7 @@ class Exploding(Ingestor):
 
 def test_internal_errors_name_the_device_and_do_not_flood_the_log(store, caplog):
     ingestor = Exploding(RegistryCache(store.registry))
-    caplog.set_level(logging.ERROR, logger="plugins.local.hub.ingest")
+    caplog.set_level(logging.ERROR, logger="core.ingest.ingestor")
     batch = [reading("acme", "boom1", seq=i, at=NOW + i) for i in range(1, 51)]
     batch += [reading("acme", "fine", seq=i, at=NOW + i) for i in range(1, 4)]
     result = ingestor.process(batch, NOW + 100)

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from core.ingest.ingestor import Inbound, Ingestor
+from core.ingest.registry_cache import RegistryCache
 from core.store import Store
-from plugins.local.hub.ingest import Inbound, Ingestor
-from plugins.local.hub.registry_cache import RegistryCache
 
 T0 = 1_795_000_000_000  # epoch ms of the first boot
 

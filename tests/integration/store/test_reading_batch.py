@@ -8,11 +8,11 @@ import json
 import time
 from datetime import timedelta
 
+from core.ingest.batch import ReadingBatch
+from core.ingest.ingestor import Inbound, Ingestor
+from core.ingest.registry_cache import RegistryCache
 from core.model.timeutil import from_epoch_ms
 from core.store import Store
-from core.store.telemetry import ReadingBatch
-from plugins.local.hub.ingest import Inbound, Ingestor
-from plugins.local.hub.registry_cache import RegistryCache
 
 
 def _message(device: str, seq: int, ts_ms: int, metrics: dict[str, float]) -> Inbound:

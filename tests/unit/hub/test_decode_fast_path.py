@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.ingest.fast_records import slot_replacer, trusted_readings
 from core.model import Device, DeviceStatus, LinkStats, Reading
 from core.protocol import payloads
 from core.protocol.payloads import ProtocolError, Telemetry, decode_telemetry
-from plugins.local.hub.fast_records import slot_replacer, trusted_readings
 
 NOW_MS = 1_800_000_000_000
 DEVICE = "env-00001"

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugins.local.hub.sequence import SequenceTracker, Verdict
+from core.ingest.sequence import SequenceTracker, Verdict
 
 T0 = 1_800_000_000_000  # epoch ms of the first boot
 

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from core.errors import ValidationError
+from core.ingest.batch import ReadingBatch
+from core.ingest.fast_records import slot_replacer, trusted_readings
+from core.ingest.registry_cache import RegistryCache
+from core.ingest.sequence import BootState, SequenceTracker, Verdict
 from core.model import Device, DeviceStatus, LinkStats, QuarantinedMessage, Reading
 from core.model.events import (
     DeviceChanged,
@@ -26,10 +30,6 @@ from core.model.events import (
 from core.model.timeutil import from_epoch_ms, utcnow
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
 from core.protocol.topics import DataKind, DeviceTopic, parse_device_topic
-from core.store.telemetry import ReadingBatch
-from plugins.local.hub.fast_records import slot_replacer, trusted_readings
-from plugins.local.hub.registry_cache import RegistryCache
-from plugins.local.hub.sequence import BootState, SequenceTracker, Verdict
 
 log = logging.getLogger(__name__)
 
