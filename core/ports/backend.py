@@ -22,6 +22,7 @@ from core.ports.hub import (
     LinkStatsStore,
     QuarantineStore,
 )
+from core.ports.idempotency import IdempotencyStore
 from core.ports.live import LiveFeed
 from core.ports.preferences import PreferenceStore
 from core.ports.registry import DeviceRegistry
@@ -53,6 +54,7 @@ class Backend:
     users: UserDirectory | None = None  # who may work on the fleet, role and organization
     accounts: AccountStore | None = None  # password hashes and refresh tokens (sign-in)
     broker_accounts: BrokerAccounts | None = None  # per-person broker logins (the hub's)
+    idempotency: IdempotencyStore | None = None  # the REST API's Idempotency-Keys (AWS)
 
     def close(self) -> None:
         """Release connections; subclasses with threads override."""

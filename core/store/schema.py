@@ -304,7 +304,7 @@ class LinkStatsRow(Base):
     rejected: Mapped[int] = mapped_column(BigInteger)
     reboots: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
-    # boot detection across hub restarts (see core/ingest/sequence.py)
+    # boot detection across hub restarts (see plugins/local/hub/sequence.py)
     last_uptime: Mapped[int | None] = mapped_column(BigInteger)
     last_ts_ms: Mapped[int | None] = mapped_column(BigInteger)
     boot_at_ms: Mapped[int | None] = mapped_column(BigInteger)
@@ -444,4 +444,21 @@ refresh_tokens = Table(
     Column("client", String(128), nullable=False, server_default=""),
     Index("ix_refresh_tokens_user_name", "user_name"),
     Index("ix_refresh_tokens_family", "family"),
+)
+
+# The REST API's Idempotency-Key claims and stored answers (core.ports.idempotency).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String(128), nullable=False),
+    Column("idem_key", String(255), nullable=False),
+    Column("request", String(600), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=True),  # None while the first request runs
+    Column("response", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("locked_until", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("caller", "idem_key"),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
 )

@@ -16,6 +16,7 @@ from core.store.commands import SqlCommandLog
 from core.store.deployments import SqlDeploymentService
 from core.store.engine import create_store_engine
 from core.store.firmware import SqlFirmwareRepository
+from core.store.idempotency import SqlIdempotencyStore
 from core.store.link_stats import SqlLinkStatsStore
 from core.store.outbox import Outbox
 from core.store.quarantine import SqlQuarantineStore
@@ -48,6 +49,7 @@ class Store:
         self.trusted_keys = SqlTrustedKeyStore(engine)
         self.users = SqlUserDirectory(engine)
         self.accounts = SqlAccountStore(engine)  # passwords and refresh tokens
+        self.idempotency = SqlIdempotencyStore(engine)  # the REST API's Idempotency-Keys
 
     @classmethod
     def open(

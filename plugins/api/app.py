@@ -28,9 +28,11 @@ from core.errors import (
     SmartIotError,
     ValidationError,
 )
+from core.ports.idempotency import IdempotencyStore
 from core.services.accounts import SignInFailed, SignInService
 from plugins.api.auth import Unauthorized
 from plugins.api.caller import Caller
+from plugins.api.idempotency import IdempotencyGate
 from plugins.api.openapi import API_VERSION, openapi_json
 from plugins.api.rate_limit import RateLimit
 from plugins.api.responses import (
@@ -81,8 +83,9 @@ def build_app(services: Callable[[], ApiServices], *,
     the /auth routes' use cases where this server keeps accounts (the hub)."""
     app = APIGatewayRestResolver(
         enable_validation=True,
-        cors=CORSConfig(allow_origin="*", allow_headers=["If-Match"],
-                        expose_headers=["ETag", "X-Correlation-Id"]))
+        cors=CORSConfig(allow_origin="*", allow_headers=["If-Match", "Idempotency-Key"],
+                        expose_headers=["ETag", "X-Correlation-Id", "Retry-After",
+                                        "Idempotent-Replayed"]))
     _map_errors(app)
     caller = Caller(app, services, rate_limit)
     actor = caller.actor
@@ -143,11 +146,15 @@ def _map_errors(app: APIGatewayRestResolver) -> None:
 
 def make_handler(services: Callable[[], ApiServices], *,
                  rate_limit: RateLimit | None = None,
-                 sign_in: Callable[[], SignInService | None] | None = None
+                 sign_in: Callable[[], SignInService | None] | None = None,
+                 idempotency: Callable[[], IdempotencyStore | None] | None = None
                  ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """A Lambda handler over ``services``: checks the body's size, sets the
-    correlation id for every log line of the request, and resolves the route."""
+    correlation id for every log line of the request, and resolves the route
+    (a change with an ``Idempotency-Key`` through ``idempotency``'s store:
+    plugins/api/idempotency.py)."""
     app = build_app(services, rate_limit=rate_limit, sign_in=sign_in)
+    gate = IdempotencyGate(idempotency or (lambda: None))
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request_id = str((event.get("requestContext") or {}).get("requestId") or "")
@@ -161,7 +168,7 @@ def make_handler(services: Callable[[], ApiServices], *,
             return {"statusCode": 413, "body": too_big.body,
                     "headers": {**CORS_HEADERS, "Content-Type": "application/json"},
                     "isBase64Encoded": False}
-        result = app.resolve(event, context)
+        result = gate(event, lambda e: app.resolve(e, context))
         headers = result.setdefault("multiValueHeaders", {})
         headers["X-Correlation-Id"] = [request_id]
         return result

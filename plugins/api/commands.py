@@ -19,6 +19,7 @@ from core.errors import SmartIotError
 from core.model.roles import Role
 
 if TYPE_CHECKING:
+    from core.ports.idempotency import IdempotencyStore
     from plugins.api.auth import TokenSigner
     from plugins.api.wiring import ApiServices
 
@@ -79,6 +80,16 @@ def _go_live(context: AppContext) -> bool:
     return True
 
 
+def idempotency_store(context: AppContext) -> IdempotencyStore | None:
+    """Where the API keeps Idempotency-Key answers: the backend's own (DynamoDB
+    on AWS), else a table of the profile's SQL store."""
+    backend = context.backend
+    if backend.idempotency is not None:
+        return backend.idempotency
+    store = getattr(backend, "store", None)
+    return getattr(store, "idempotency", None)
+
+
 def run_api(args: argparse.Namespace, context: AppContext) -> int:
     from plugins.api.app import RateLimit, make_handler
     from plugins.api.auth_service import build_sign_in
@@ -97,8 +108,10 @@ def run_api(args: argparse.Namespace, context: AppContext) -> int:
         services = api_services(context)
         tokens = token_signer(context)
         sign_in = build_sign_in(context.backend, tokens)
+        idempotency = idempotency_store(context)
         app = ApiWsgiApp(make_handler(lambda: services, rate_limit=RateLimit(args.rate_limit),
-                                      sign_in=lambda: sign_in), tokens)
+                                      sign_in=lambda: sign_in,
+                                      idempotency=lambda: idempotency), tokens)
         server = serve(app, args.host, args.port)
     except (SmartIotError, OSError) as exc:
         print(f"smartiot api {args.api_action}: {exc}", file=sys.stderr)

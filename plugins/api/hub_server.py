@@ -75,7 +75,7 @@ def start_api(context: AppContext) -> RunningApi:
     """The REST API over the hub's backend, on the profile's ``api_listen``."""
     from plugins.api.app import RateLimit, make_handler
     from plugins.api.auth_service import build_sign_in
-    from plugins.api.commands import api_services, token_signer
+    from plugins.api.commands import api_services, idempotency_store, token_signer
     from plugins.api.wsgi import ApiWsgiApp, serve, serve_in_thread
 
     profile = context.config.profile
@@ -84,8 +84,10 @@ def start_api(context: AppContext) -> RunningApi:
     services = api_services(context)
     tokens = token_signer(context)
     sign_in = build_sign_in(context.backend, tokens)
+    idempotency = idempotency_store(context)
     app = ApiWsgiApp(make_handler(lambda: services, rate_limit=RateLimit(RATE_LIMIT_PER_MINUTE),
-                                  sign_in=lambda: sign_in), tokens)
+                                  sign_in=lambda: sign_in, idempotency=lambda: idempotency),
+                     tokens)
     try:
         server = serve(app, host, port)
     except OSError as exc:

@@ -20,9 +20,9 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_FIRMWARE_BYTES = 16 * 1024 * 1024
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Content-Type,Authorization,If-Match",
+    "Access-Control-Allow-Headers": "Content-Type,Authorization,If-Match,Idempotency-Key",
     "Access-Control-Allow-Methods": "GET,POST,PUT,DELETE,OPTIONS",
-    "Access-Control-Expose-Headers": "ETag,X-Correlation-Id",
+    "Access-Control-Expose-Headers": "ETag,X-Correlation-Id,Retry-After,Idempotent-Replayed",
 }
 
 

@@ -17,6 +17,7 @@ from core.ports.backend import Backend
 from plugins.aws.clients import AwsClients
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
+from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.firmware.s3 import S3FirmwareRepository
@@ -50,6 +51,8 @@ class AwsBackend(Backend):
         iot_data = clients.client("iot-data")  # shadows and the command topic
         self.shadows = IotDataShadowService(iot_data)
         self.commands = IotDataCommandChannel(iot_data, self.registry)
+        # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
+        self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
 
 
 def _is_loopback(url: str) -> bool:

@@ -66,6 +66,9 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("telemetry-latest", "device_id", "metric",
               attributes={"device_id": "S", "metric": "S"},
               indexes=(Index(TELEMETRY_BY_METRIC, "metric", "device_id"),)),
+    # plugins/aws/dynamodb/idempotency.py: the REST API's Idempotency-Key answers (24 h)
+    TableSpec("idempotency", "caller", "idem_key",
+              attributes={"caller": "S", "idem_key": "S"}, ttl="expires_at_s"),
 )
 
 
