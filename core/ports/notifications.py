@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,7 +83,14 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """Trying again cannot help (a refused sender or recipient, a bad request)."""
+    """Trying again cannot help (a refused recipient, a bad request).
+
+    ``refused`` names each recipient that did not get the notification and
+    why; recipients not named in it did get it."""
+
+    def __init__(self, message: str, refused: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.refused: dict[str, str] = dict(refused or {})
 
 
 class NotificationChannel(ABC):
@@ -93,4 +100,6 @@ class NotificationChannel(ABC):
     def send(self, notification: AlertNotification, recipients: Sequence[str]) -> None:
         """Deliver ``notification`` to every recipient (addresses in the
         channel's own terms: e-mail addresses, device tokens...). Raises
-        :class:`TransientDeliveryError` or :class:`PermanentDeliveryError`."""
+        :class:`TransientDeliveryError` (stop: try the whole notification
+        again later) or, once every recipient was tried,
+        :class:`PermanentDeliveryError` naming those refused."""

@@ -14,9 +14,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="aws_action", metavar="ACTION", required=True)
     actions.add_parser("tables", help="create every table (and index) of the profile's stage; "
                                       "tables that exist are kept as they are")
+    from plugins.aws.notifications import cli as subscriptions_cli
+
+    subscriptions_cli.configure(actions.add_parser(
+        "subscriptions", help="who gets alert e-mail: add, list or remove an organization's "
+                              "subscriptions"))
 
 
 def run(args: argparse.Namespace, context: AppContext) -> int:
+    if args.aws_action == "subscriptions":
+        from plugins.aws.notifications import cli as subscriptions_cli
+
+        return subscriptions_cli.run(args, context)
     profile = context.config.profile
     if profile.backend != "aws":
         print(f"profile {context.config.profile_name!r} uses the {profile.backend!r} backend; "

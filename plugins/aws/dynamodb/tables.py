@@ -69,6 +69,9 @@ TABLES: tuple[TableSpec, ...] = (
     # plugins/aws/dynamodb/idempotency.py: the REST API's Idempotency-Key answers (24 h)
     TableSpec("idempotency", "caller", "idem_key",
               attributes={"caller": "S", "idem_key": "S"}, ttl="expires_at_s"),
+    # plugins/aws/notifications/subscriptions.py: who gets an organization's alerts by e-mail
+    TableSpec("notification-subscriptions", "organization_id", "email",
+              attributes={"organization_id": "S", "email": "S"}),
 )
 
 

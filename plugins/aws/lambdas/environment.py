@@ -14,6 +14,8 @@ STAGE = "SMARTIOT_STAGE"  # names every resource: iot-devices-<stage>, ...
 REGION = "AWS_REGION"  # set by Lambda itself; read, never declared in serverless.yml
 ENDPOINT_URL = "SMARTIOT_ENDPOINT_URL"  # the sandbox's moto server; empty on AWS
 TELEMETRY = "SMARTIOT_TELEMETRY"  # "dynamodb" or "timestream"
+NOTIFY_SENDER = "SMARTIOT_NOTIFY_SENDER"  # the SES-verified address alert e-mail comes from
+CONSOLE_URL = "SMARTIOT_CONSOLE_URL"  # optional: alert e-mail links {url}/alerts/{alert_id}
 
 # Variables Lambda provides; the template must not declare them.
 PROVIDED_BY_LAMBDA = frozenset({REGION})
