@@ -18,7 +18,14 @@ from typing import Any
 from core.errors import ValidationError
 from core.model import Device, Reading
 from core.registrations import AlertRuleTypeSpec
-from core.services.alerting.evaluator import Change, Evaluator, Resumable
+from core.services.alerting.evaluator import (
+    Change,
+    Evaluator,
+    Persistent,
+    Resumable,
+    change_of,
+    change_to_json,
+)
 from core.services.alerting.params import Params
 
 PARAMETERS = ("op", "rules")
@@ -120,6 +127,32 @@ class CompositeEvaluator:
                 child.assume_active(device_id, at)
         assumed = Change(True, None, "still active at restart", at)
         self._states[device_id] = _State([assumed] * len(self.children), active=True)
+
+    def export_state(self, device_id: str) -> dict[str, Any] | None:
+        """Its own state and each sub-rule's; a sub-rule type that cannot
+        export its state makes the whole composite's state unexportable."""
+        if not all(isinstance(c, Persistent) for c in self.children):
+            return None
+        own = self._states.get(device_id)
+        children = [c.export_state(device_id) for c in self.children
+                    if isinstance(c, Persistent)]
+        if own is None and all(c is None for c in children):
+            return None
+        return {"active": own.active if own else False,
+                "changes": [change_to_json(c) for c in own.children] if own else None,
+                "children": children}
+
+    def import_state(self, device_id: str, state: Mapping[str, Any] | None) -> None:
+        children = (state or {}).get("children") or [None] * len(self.children)
+        for child, child_state in zip(self.children, children, strict=False):
+            if isinstance(child, Persistent):
+                child.import_state(device_id, child_state)
+        changes = None if state is None else state.get("changes")
+        if changes is None:
+            self._states.pop(device_id, None)
+            return
+        self._states[device_id] = _State([change_of(c) for c in changes],
+                                         bool(state["active"]) if state else False)
 
 
 class _Unbound:

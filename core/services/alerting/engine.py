@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from core.errors import ConcurrentModification, IllegalTransition
 from core.model import Alert, AlertRule, AlertState, Device, DeviceStatus, Reading
@@ -36,7 +37,13 @@ from core.ports.alerts import AlertQuery, AlertStore
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.builtin import build_evaluator
 from core.services.alerting.escalation import EscalationTracker, Reminder
-from core.services.alerting.evaluator import Change, Evaluator, Resumable, Transition
+from core.services.alerting.evaluator import (
+    Change,
+    Evaluator,
+    Persistent,
+    Resumable,
+    Transition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +137,35 @@ class AlertEngine:
     def rules(self) -> dict[str, AlertRule]:
         """The enabled, valid rules the engine evaluates."""
         return {rule_id: c.rule for rule_id, c in self._compiled.items()}
+
+    def resume(self, now: datetime) -> None:
+        """What the first ``process`` or ``tick`` does anyway (see ``_resume``),
+        for a caller that imports persisted state next and wants it to win."""
+        self._resume(now)
+
+    # ------------------------------------------------------------------ persisted state
+    def export_state(self, device_id: str) -> dict[str, Any]:
+        """The device's evaluator state, per rule: ``{rule_id: {"version": n,
+        "state": ...}}`` (JSON). Rules whose evaluator is not
+        :class:`Persistent`, or that hold nothing for the device, are left out."""
+        out: dict[str, Any] = {}
+        for rule_id, compiled in self._compiled.items():
+            if isinstance(compiled.evaluator, Persistent):
+                state = compiled.evaluator.export_state(device_id)
+                if state is not None:
+                    out[rule_id] = {"version": compiled.rule.version, "state": state}
+        return out
+
+    def import_state(self, device_id: str, saved: Mapping[str, Any]) -> None:
+        """Put back what :meth:`export_state` wrote. A rule edited since (another
+        version) starts afresh, as an edited rule does in a running engine;
+        rules ``saved`` does not name keep what they hold (a fresh engine's
+        assumption that an open alert is still active)."""
+        for rule_id, compiled in self._compiled.items():
+            entry = saved.get(rule_id)
+            if (entry is not None and isinstance(compiled.evaluator, Persistent)
+                    and entry.get("version") == compiled.rule.version):
+                compiled.evaluator.import_state(device_id, entry.get("state"))
 
     def _resume(self, now: datetime) -> None:
         """Tell fresh evaluators which alerts are still open, so conditions that

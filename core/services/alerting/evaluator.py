@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from core.model import Device, Reading
+from core.model.timeutil import from_epoch_ms, to_epoch_ms
 from core.registrations import AlertRuleTypeSpec
 
 
@@ -63,6 +64,47 @@ class Resumable(Protocol):
     auto-resolves it instead of being taken for "still fine"."""
 
     def assume_active(self, device_id: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class Persistent(Protocol):
+    """Optional: an evaluator whose per-device state can be written down and
+    read back, so an engine that runs without memory between calls (the AWS
+    stream consumer: a cold start, a second shard) decides exactly as one
+    that never stopped. The state is plain JSON (numbers, text, lists, dicts,
+    null); times are epoch milliseconds."""
+
+    def export_state(self, device_id: str) -> dict[str, Any] | None:
+        """The device's state, or None when the evaluator holds none for it."""
+        ...
+
+    def import_state(self, device_id: str, state: Mapping[str, Any] | None) -> None:
+        """Replace the device's state with ``state`` (None: forget it)."""
+        ...
+
+
+def time_ms(at: datetime | None) -> int | None:
+    """A state's time as epoch milliseconds (evaluator state is JSON)."""
+    return None if at is None else to_epoch_ms(at)
+
+
+def time_of(ms: Any) -> datetime | None:
+    return None if ms is None else from_epoch_ms(int(ms))
+
+
+def change_to_json(change: Change | None) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    return {"active": change.active, "value": change.value, "message": change.message,
+            "at": to_epoch_ms(change.at)}
+
+
+def change_of(doc: Mapping[str, Any] | None) -> Change | None:
+    if doc is None:
+        return None
+    value = doc.get("value")
+    return Change(bool(doc["active"]), None if value is None else float(value),
+                  str(doc["message"]), from_epoch_ms(int(doc["at"])))
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.model import Device, DeviceStatus, Reading
-from core.services.alerting.evaluator import Change
+from core.services.alerting.evaluator import Change, time_ms, time_of
 from core.services.alerting.params import Params
 
 PARAMETERS = ("minutes", "metric", "offline")
@@ -87,3 +87,20 @@ class NoDataEvaluator:
 
     def assume_active(self, device_id: str, at: datetime) -> None:
         self._state(device_id, at).active = True
+
+    def export_state(self, device_id: str) -> dict[str, Any] | None:
+        state = self._states.get(device_id)
+        if state is None:
+            return None
+        return {"watching_since": time_ms(state.watching_since),
+                "last_seen": time_ms(state.last_seen),
+                "offline_since": time_ms(state.offline_since), "active": state.active}
+
+    def import_state(self, device_id: str, state: Mapping[str, Any] | None) -> None:
+        if state is None:
+            self._states.pop(device_id, None)
+            return
+        watching = time_of(state["watching_since"])
+        assert watching is not None
+        self._states[device_id] = _State(watching, time_of(state["last_seen"]),
+                                         time_of(state["offline_since"]), bool(state["active"]))

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.errors import ValidationError
 from core.model import Device, Reading
-from core.services.alerting.evaluator import Change
+from core.services.alerting.evaluator import Change, time_ms, time_of
 from core.services.alerting.params import Params, fmt
 
 PARAMETERS = ("metric", "max_per_minute", "window_s", "mode")
@@ -83,3 +83,21 @@ class RateOfChangeEvaluator:
 
     def assume_active(self, device_id: str, at: datetime) -> None:
         self._states.setdefault(device_id, _State()).active = True
+
+    def export_state(self, device_id: str) -> dict[str, Any] | None:
+        state = self._states.get(device_id)
+        if state is None:
+            return None
+        return {"active": state.active,
+                "window": [[time_ms(ts), value] for ts, value in state.window]}
+
+    def import_state(self, device_id: str, state: Mapping[str, Any] | None) -> None:
+        if state is None:
+            self._states.pop(device_id, None)
+            return
+        window: deque[tuple[datetime, float]] = deque()
+        for ts_ms, value in state["window"]:
+            at = time_of(ts_ms)
+            assert at is not None
+            window.append((at, float(value)))
+        self._states[device_id] = _State(window, bool(state["active"]))

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.model import Device, Reading
-from core.services.alerting.evaluator import Change
+from core.services.alerting.evaluator import Change, time_ms, time_of
 from core.services.alerting.params import Params, fmt
 
 PARAMETERS = ("metric", "op", "limit", "hysteresis", "min_duration_s")
@@ -95,3 +95,17 @@ class ThresholdEvaluator:
 
     def assume_active(self, device_id: str, at: datetime) -> None:
         self._states.setdefault(device_id, _State()).active = True
+
+    def export_state(self, device_id: str) -> dict[str, Any] | None:
+        state = self._states.get(device_id)
+        if state is None:
+            return None
+        return {"active": state.active, "breach_since": time_ms(state.breach_since),
+                "last_ts": time_ms(state.last_ts)}
+
+    def import_state(self, device_id: str, state: Mapping[str, Any] | None) -> None:
+        if state is None:
+            self._states.pop(device_id, None)
+            return
+        self._states[device_id] = _State(bool(state["active"]), time_of(state["breach_since"]),
+                                         time_of(state["last_ts"]))
