@@ -17,7 +17,13 @@ a bucket policy on AWS should also deny unencrypted puts (docs/aws.md).
 ``read_image`` returns the bytes as stored, so the library's ``verify`` use
 case can report a damaged image instead of failing; everything that hands an
 image to a device (``verified_image``, ``download_url``) re-hashes the
-stored object first and refuses one whose SHA-256 no longer matches."""
+stored object first and refuses one whose SHA-256 no longer matches.
+
+Large images can be uploaded in parts (S3 multipart upload: a presigned PUT
+per part), so a dropped connection costs one part, not the whole image: the
+uploader asks which parts S3 already holds and sends only the rest. Either
+way the image enters the library only through the same check (encrypted,
+the announced size and SHA-256) before its manifest is written."""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import base64
 import builtins
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +50,13 @@ IMAGE = "image.bin"
 MANIFEST = "manifest.json"
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256 on the image object
 DEFAULT_URL_EXPIRY_S = 3600  # IoT Jobs' presignedUrlConfig default
+# S3's limits for a multipart upload: every part but the last at least 5 MiB,
+# at most 10,000 parts. 8 MiB parts make a 64 MiB image (the library's
+# limit) 8 parts; a lost connection re-sends at most 8 MiB.
+MIN_PART_SIZE = 5 << 20
+DEFAULT_PART_SIZE = 8 << 20
+MAX_PARTS = 10_000
+_HASH_CHUNK = 1 << 20
 
 
 def bucket_name(settings: AwsSettings) -> str:
@@ -79,6 +93,38 @@ class PresignedUpload:
     url: str
     headers: dict[str, str]
     expires_in_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """An image being uploaded in parts: part ``n`` (1-based) holds bytes
+    ``(n-1)*part_size`` up to ``n*part_size`` of the image; the last part
+    may be shorter."""
+
+    firmware_id: str
+    upload_id: str
+    key: str
+    part_size: int
+    part_count: int
+
+    def part_range(self, part_number: int, size: int) -> tuple[int, int]:
+        """The byte range ``[start, end)`` of part ``part_number`` of an image of ``size``."""
+        if not 1 <= part_number <= self.part_count:
+            raise ValidationError(f"firmware {self.firmware_id}: part {part_number} is not "
+                                  f"one of 1..{self.part_count}")
+        start = (part_number - 1) * self.part_size
+        return start, min(start + self.part_size, size)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    part_number: int
+    size: int
+    etag: str
+
+
+def part_count(size: int, part_size: int) -> int:
+    return max(1, math.ceil(size / part_size))
 
 
 def _release(version: SemVer) -> str:
@@ -272,13 +318,151 @@ class S3FirmwareRepository(FirmwareRepository):
                 raise NotFound(f"firmware {firmware.firmware_id}: nothing was uploaded to "
                                f"s3://{self.bucket}/{key}") from None
             raise
+        self._accept_uploaded(firmware, key, head)
+
+    # ------------------------------------------------------------ multipart uploads
+    def start_multipart_upload(self, firmware: Firmware, *,
+                               part_size: int = DEFAULT_PART_SIZE) -> MultipartUpload:
+        """CreateMultipartUpload for the image (encrypted, its SHA-256 as
+        metadata, as a single PUT); the parts then go to
+        :meth:`presign_part`'s URLs."""
+        if part_size < MIN_PART_SIZE:
+            raise ValidationError(f"firmware {firmware.firmware_id}: a part must be at least "
+                                  f"{MIN_PART_SIZE} bytes (S3's minimum), got {part_size}")
+        count = part_count(firmware.size, part_size)
+        if count > MAX_PARTS:
+            raise ValidationError(f"firmware {firmware.firmware_id}: {count} parts of "
+                                  f"{part_size} bytes exceed S3's {MAX_PARTS}; use larger parts")
+        self._refuse_duplicate(firmware)
+        key = _key(firmware.device_type, firmware.version, IMAGE)
+        answer = self._s3.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType="application/octet-stream",
+            Metadata={SHA256_METADATA: firmware.sha256}, **self.encryption)
+        return MultipartUpload(firmware.firmware_id, str(answer["UploadId"]), key,
+                               part_size, count)
+
+    def resume_multipart_upload(self, firmware: Firmware, upload_id: str, *,
+                                part_size: int = DEFAULT_PART_SIZE) -> MultipartUpload:
+        """The upload ``upload_id`` of this image, to carry on after an
+        interruption (:meth:`uploaded_parts` says which parts are missing)."""
+        if upload_id not in self.multipart_uploads(firmware):
+            raise NotFound(f"firmware {firmware.firmware_id}: no upload {upload_id!r} in "
+                           "progress (completed, aborted, or never started)")
+        return MultipartUpload(firmware.firmware_id, upload_id,
+                               _key(firmware.device_type, firmware.version, IMAGE),
+                               part_size, part_count(firmware.size, part_size))
+
+    def multipart_uploads(self, firmware: Firmware) -> builtins.list[str]:
+        """The ids of this image's uploads in progress, oldest first
+        (ListMultipartUploads, page by page)."""
+        key = _key(firmware.device_type, firmware.version, IMAGE)
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key,
+                                   "MaxUploads": self._settings.page_size}
+        found: builtins.list[str] = []
+        while True:
+            page = self._s3.list_multipart_uploads(**request)
+            found += [str(u["UploadId"]) for u in page.get("Uploads", []) if u["Key"] == key]
+            if not page.get("IsTruncated"):
+                return found
+            request["KeyMarker"] = page["NextKeyMarker"]
+            request["UploadIdMarker"] = page["NextUploadIdMarker"]
+
+    def presign_part(self, upload: MultipartUpload, part_number: int, *,
+                     expires_in_s: int = DEFAULT_URL_EXPIRY_S) -> PresignedUpload:
+        """A presigned PUT for one part (UploadPart). Parts need no encryption
+        header: the upload was created encrypted."""
+        if not 1 <= part_number <= upload.part_count:
+            raise ValidationError(f"firmware {upload.firmware_id}: part {part_number} is not "
+                                  f"one of 1..{upload.part_count}")
+        url = self._s3.generate_presigned_url(
+            "upload_part", ExpiresIn=expires_in_s, HttpMethod="PUT",
+            Params={"Bucket": self.bucket, "Key": upload.key, "UploadId": upload.upload_id,
+                    "PartNumber": part_number})
+        return PresignedUpload(str(url), {}, expires_in_s)
+
+    def uploaded_parts(self, upload: MultipartUpload) -> builtins.list[UploadedPart]:
+        """The parts S3 holds for the upload (ListParts, page by page), by part number."""
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": upload.key,
+                                   "UploadId": upload.upload_id,
+                                   "MaxParts": self._settings.page_size}
+        parts: builtins.list[UploadedPart] = []
+        try:
+            while True:
+                page = self._s3.list_parts(**request)
+                parts += [UploadedPart(int(p["PartNumber"]), int(p["Size"]), str(p["ETag"]))
+                          for p in page.get("Parts", [])]
+                if not page.get("IsTruncated"):
+                    break
+                request["PartNumberMarker"] = page["NextPartNumberMarker"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise NotFound(f"firmware {upload.firmware_id}: no upload "
+                               f"{upload.upload_id!r} in progress") from None
+            raise
+        return sorted(parts, key=lambda p: p.part_number)
+
+    def missing_parts(self, upload: MultipartUpload, firmware: Firmware) -> builtins.list[int]:
+        """The part numbers still to send (or to send again: a part of the
+        wrong size, cut off by the interruption)."""
+        held = {p.part_number: p.size for p in self.uploaded_parts(upload)}
+        return [n for n in range(1, upload.part_count + 1)
+                if held.get(n) != _span(upload.part_range(n, firmware.size))]
+
+    def complete_multipart_upload(self, firmware: Firmware, upload: MultipartUpload) -> None:
+        """Joins the parts (CompleteMultipartUpload with the parts S3 lists,
+        so the uploader need not keep ETags), then the same check as a single
+        upload: the image must be encrypted and hash to the manifest's SHA-256,
+        otherwise it is deleted and refused. Missing parts refuse it before
+        anything is joined, and the upload stays open to be resumed."""
+        missing = self.missing_parts(upload, firmware)
+        if missing:
+            raise ValidationError(f"firmware {firmware.firmware_id}: parts {missing} of "
+                                  f"{upload.part_count} are missing or incomplete; upload "
+                                  "them and complete again")
+        parts = self.uploaded_parts(upload)
+        try:
+            # If-None-Match: the bytes of a published release (or of another
+            # upload that got there first) are never overwritten by this one
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, IfNoneMatch="*",
+                MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag}
+                                           for p in parts]})
+        except ClientError as exc:
+            if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise
+            self._refuse_duplicate(firmware)
+            raise ValidationError(
+                f"firmware {firmware.firmware_id}: s3://{self.bucket}/{upload.key} was stored "
+                "by another upload meanwhile; complete or delete that one first") from None
+        head = self._s3.head_object(Bucket=self.bucket, Key=upload.key)
+        self._accept_uploaded(firmware, upload.key, head)
+
+    def abort_multipart_upload(self, upload: MultipartUpload) -> None:
+        """Drops the upload and the parts S3 holds for it (S3 bills stored
+        parts until then; a lifecycle rule should abort forgotten ones)."""
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=upload.key,
+                                            UploadId=upload.upload_id)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload":
+                raise
+
+    def _accept_uploaded(self, firmware: Firmware, key: str, head: dict[str, Any]) -> None:
+        """An uploaded image enters the library only encrypted and with the
+        announced size and SHA-256 (hashed as it streams, not held in memory);
+        otherwise the object is deleted and the upload refused."""
         if not head.get("ServerSideEncryption"):
             self._s3.delete_object(Bucket=self.bucket, Key=key)
             raise ValidationError(f"firmware {firmware.firmware_id}: the upload was not "
                                   "encrypted at rest; upload it again with the given headers")
-        image = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in body.iter_chunks(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
         try:
-            _check_image(firmware, image)
+            _check_digest(firmware, size, digest.hexdigest())
         except ValidationError:
             self._s3.delete_object(Bucket=self.bucket, Key=key)
             raise
@@ -316,12 +500,19 @@ def _duplicate(firmware: Firmware) -> ValidationError:
         "in the library; publish a new version instead of replacing an image")
 
 
+def _span(byte_range: tuple[int, int]) -> int:
+    return byte_range[1] - byte_range[0]
+
+
 def _check_image(firmware: Firmware, image: bytes, *, stored: bool = False) -> None:
+    _check_digest(firmware, len(image), hashlib.sha256(image).hexdigest(), stored=stored)
+
+
+def _check_digest(firmware: Firmware, size: int, digest: str, *, stored: bool = False) -> None:
     what = "stored image" if stored else "image"
-    if len(image) != firmware.size:
-        raise ValidationError(f"firmware {firmware.firmware_id}: {what} is {len(image)} bytes "
+    if size != firmware.size:
+        raise ValidationError(f"firmware {firmware.firmware_id}: {what} is {size} bytes "
                               f"but the metadata says {firmware.size}")
-    digest = hashlib.sha256(image).hexdigest()
     if digest != firmware.sha256:
         raise ValidationError(f"firmware {firmware.firmware_id}: {what} SHA-256 is {digest}, "
                               f"the metadata says {firmware.sha256}")
