@@ -1,6 +1,7 @@
 """``smartiot aws tables``: create the DynamoDB tables of the active aws
 profile's stage (moto, the sandbox, or a fresh AWS account before the
-Serverless stack exists). boto3 is imported only when the command runs."""
+Serverless stack exists); ``smartiot aws sandbox``: the whole backend on
+loopback (plugins/aws/sandbox). boto3 is imported only when a command runs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     subscriptions_cli.configure(actions.add_parser(
         "subscriptions", help="who gets alert e-mail: add, list or remove an organization's "
                               "subscriptions"))
+    from plugins.aws.sandbox import cli as sandbox_cli
+
+    sandbox_cli.configure(actions.add_parser(
+        "sandbox", help="the Smart_IOT backend on loopback without an AWS account: moto, "
+                        "the REST API, MQTT (and WebSocket), demo users and a streaming fleet"))
 
 
 def run(args: argparse.Namespace, context: AppContext) -> int:
@@ -26,6 +32,10 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
         from plugins.aws.notifications import cli as subscriptions_cli
 
         return subscriptions_cli.run(args, context)
+    if args.aws_action == "sandbox":  # needs no aws profile: it is the AWS end
+        from plugins.aws.sandbox import cli as sandbox_cli
+
+        return sandbox_cli.run(args, context)
     profile = context.config.profile
     if profile.backend != "aws":
         print(f"profile {context.config.profile_name!r} uses the {profile.backend!r} backend; "

@@ -1,0 +1,210 @@
+"""Starts and stops the whole sandbox, in order, and says where it is.
+
+Start order follows the data: the AWS endpoint and the stage's resources, the
+demo users and alert rules, the broker, the IoT rule into Kinesis, the event
+source mappings that feed the Lambda handlers, the REST API, and last the
+fleet (so its first readings find everything listening). ``stop`` undoes it
+in reverse; every part stops even when another fails to."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from plugins.aws.sandbox.api import RunningApi, start_api
+from plugins.aws.sandbox.event_sources import Handler, KinesisEventSource, SqsEventSource
+from plugins.aws.sandbox.fleet import ORGANIZATION, start_demo_fleet
+from plugins.aws.sandbox.moto_endpoint import MotoEndpoint
+from plugins.aws.sandbox.mqtt import IotCoreStandIn
+from plugins.aws.sandbox.resources import StageResources, provision
+from plugins.aws.sandbox.rule import TelemetryRule
+from plugins.aws.sandbox.users import DEMO_USERS, DemoUser, create_demo_users
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "plugins.aws.lambdas.telemetry_consumer:handler"
+NOTIFIER = "plugins.aws.lambdas.notifications:handler"
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    host: str = "127.0.0.1"
+    region: str = "us-east-1"
+    stage: str = "sandbox"
+    aws_port: int = 5000  # moto's usual port
+    api_port: int = 3000  # serverless-offline's
+    mqtt_port: int = 1884  # 1883 is often a system mosquitto already
+    ws_port: int = 9001  # the usual MQTT-over-WebSocket port
+    devices: int = 8
+    rate: float = 1.0  # readings per second per device
+
+
+@dataclass
+class Sandbox:
+    options: SandboxOptions
+    moto: MotoEndpoint | None = None
+    resources: StageResources | None = None
+    users: list[DemoUser] = field(default_factory=list)
+    broker: IotCoreStandIn | None = None
+    rule: TelemetryRule | None = None
+    mappings: list[KinesisEventSource | SqsEventSource] = field(default_factory=list)
+    api: RunningApi | None = None
+    fleet: Any = None  # simulator.api.RunningFleet
+    missing: list[str] = field(default_factory=list)  # handlers this build lacks
+    started_s: float = 0.0
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def start(self) -> Sandbox:
+        began = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_s = time.monotonic() - began
+        return self
+
+    def _start(self) -> None:
+        from plugins.aws.backend import build_aws_backend_for
+        from plugins.aws.settings import AwsSettings
+
+        o = self.options
+        self.moto = MotoEndpoint(o.aws_port, o.host).start()
+        self._stops.append(self.moto.stop)
+        _lambda_environment(self.moto.url, o)
+        settings = AwsSettings(region=o.region, stage=o.stage, endpoint_url=self.moto.url)
+        backend = build_aws_backend_for(settings)
+        clients = backend.clients
+        self.resources = provision(clients, settings)
+        settings = replace(settings, user_pool_id=self.resources.user_pool_id,
+                           user_pool_client_id=self.resources.user_pool_client_id)
+        _lambda_resources(self.resources)
+        self.users = create_demo_users(clients.client("cognito-idp"), self.resources.user_pool_id)
+        _default_rules(backend)
+
+        self.broker = IotCoreStandIn(mqtt_port=o.mqtt_port, ws_port=o.ws_port, host=o.host)
+        self.broker.start()
+        self._stops.append(self.broker.stop)
+        self.rule = TelemetryRule(clients.client("kinesis"), self.resources.telemetry_stream,
+                                  (self.broker.host, self.broker.mqtt_port)).start()
+        self._stops.append(self.rule.stop)
+
+        consumer = _handler(CONSUMER, self.missing)
+        if consumer is not None:
+            mapping = KinesisEventSource(
+                clients.client("kinesis"), self.resources.telemetry_stream, consumer,
+                function_name=f"smartiot-{o.stage}-telemetryConsumer", region=o.region)
+            self._add_mapping(mapping.start())
+        notifier = _handler(NOTIFIER, self.missing)
+        if notifier is not None:
+            queue = SqsEventSource(
+                clients.client("sqs"), self.resources.notifications_queue_url, notifier,
+                function_name=f"smartiot-{o.stage}-notifications", region=o.region)
+            self._add_mapping(queue.start())
+
+        self.api = start_api(host=o.host, port=o.api_port, settings=settings,
+                             resources=self.resources)
+        self._stops.append(self.api.stop)
+        self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate)
+        self._stops.append(self.fleet.stop)
+
+    def _add_mapping(self, mapping: KinesisEventSource | SqsEventSource) -> None:
+        self.mappings.append(mapping)
+        self._stops.append(mapping.stop)
+
+    def stop(self) -> None:
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                stop()
+            except Exception:  # the other parts must still stop
+                log.exception("sandbox: stopping %s failed", getattr(stop, "__qualname__", stop))
+
+    def info(self) -> dict[str, Any]:
+        """What a console, a script or a person needs to use the sandbox."""
+        assert self.moto and self.resources and self.broker and self.api
+        r = self.resources
+        return {
+            "api_url": self.api.url,
+            "endpoint_url": self.moto.url,
+            "region": self.options.region,
+            "stage": self.options.stage,
+            "organization": ORGANIZATION,
+            "user_pool_id": r.user_pool_id,
+            "user_pool_client_id": r.user_pool_client_id,
+            "identity_pool_id": r.identity_pool_id,
+            "mqtt_url": self.broker.mqtt_url,
+            "mqtt_ws_url": self.broker.ws_url,
+            "telemetry_stream": r.telemetry_stream,
+            "notifications_queue_url": r.notifications_queue_url,
+            "firmware_bucket": r.firmware_bucket,
+            "devices": list(self.fleet.device_ids) if self.fleet else [],
+            "users": [user.as_dict() for user in self.users],
+            "missing": list(self.missing) + (["api"] if self.api.placeholder else []),
+            "pid": os.getpid(),
+            "ready_s": round(self.started_s, 2),
+        }
+
+
+def _handler(spec: str, missing: list[str]) -> Handler | None:
+    module, _, name = spec.partition(":")
+    try:
+        found: Handler = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        log.warning("sandbox: %s is not in this build; its events are not delivered", spec)
+        missing.append(spec)
+        return None
+    return found
+
+
+def _lambda_environment(endpoint_url: str, options: SandboxOptions) -> None:
+    """The handlers run in this process: give them the variables Lambda and
+    serverless.yml would, and dummy credentials, so nothing here can reach a
+    real AWS account whatever the person's own AWS configuration is."""
+    from plugins.aws.lambdas import environment as env
+
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+        "AWS_SESSION_TOKEN": "sandbox", "AWS_REGION": options.region,
+        "AWS_DEFAULT_REGION": options.region,
+        env.STAGE: options.stage, env.ENDPOINT_URL: endpoint_url,
+        # Powertools: no X-Ray daemon or CloudWatch here.
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "SmartIotSandbox",
+        "POWERTOOLS_SERVICE_NAME": "smartiot-sandbox",
+    })
+
+
+def _lambda_resources(resources: StageResources) -> None:
+    """Physical ids the template hands the functions, under the names
+    plugins.aws.lambdas.environment gives them (those this build has)."""
+    from plugins.aws.lambdas import environment as env
+
+    values = {"NOTIFICATIONS_QUEUE_URL": resources.notifications_queue_url,
+              "TELEMETRY_STREAM": resources.telemetry_stream,
+              "NOTIFY_SENDER": resources.sender_email,
+              "USER_POOL_ID": resources.user_pool_id,
+              "USER_POOL_CLIENT_ID": resources.user_pool_client_id,
+              "FIRMWARE_BUCKET": resources.firmware_bucket}
+    for constant, value in values.items():
+        name = getattr(env, constant, None)
+        if isinstance(name, str):
+            os.environ[name] = value
+
+
+def _default_rules(backend: Any) -> None:
+    """The default alert rules, added by the demo admin (audited), so the
+    fleet's worn bearing raises an alert; a stage that has rules keeps them."""
+    from core.model.roles import Actor, Role
+    from core.services.alerting.service import AlertService
+
+    service = AlertService(backend.alerts, backend.audit, rules=backend.rules,
+                           registry=backend.registry)
+    admin = Actor(DEMO_USERS[Role.ADMIN], Role.ADMIN, ORGANIZATION)
+    if not service.list_rules(admin):
+        service.add_default_rules(admin)

@@ -1,0 +1,126 @@
+"""The sandbox's IoT Core stand-in (one broker, MQTT for devices and
+WebSocket for consoles) and its IoT rule into moto's Kinesis over HTTP."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from plugins.aws.sandbox.mqtt import IotCoreStandIn
+from plugins.aws.sandbox.rule import TelemetryRule
+from tests.integration.aws.conftest import AwsSandbox
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def broker() -> Iterator[IotCoreStandIn]:
+    stand_in = IotCoreStandIn().start()
+    yield stand_in
+    stand_in.stop()
+
+
+def device(broker: IotCoreStandIn, name: str) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name)
+    client.connect(broker.host, broker.mqtt_port)
+    client.loop_start()
+    return client
+
+
+def test_a_websocket_console_receives_what_a_device_publishes(broker: IotCoreStandIn) -> None:
+    assert broker.ws_url.startswith("ws://127.0.0.1:") and broker.ws_url.endswith("/mqtt")
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    console = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="console-1",
+                          transport="websockets")
+    # the path a SigV4-presigned IoT Core URL has (the stand-in does not check it)
+    console.ws_set_options(path="/mqtt?X-Amz-Algorithm=AWS4-HMAC-SHA256")
+    subscribed: queue.Queue[bool] = queue.Queue()
+    console.on_connect = lambda c, u, f, reason, p: c.subscribe("dt/demo/+/telemetry", qos=1)
+    console.on_subscribe = lambda *a: subscribed.put(True)
+    console.on_message = lambda c, u, m: received.put((m.topic, bytes(m.payload)))
+    console.connect(broker.host, broker.ws_port)
+    console.loop_start()
+    pump = device(broker, "pump-1")
+    try:
+        subscribed.get(timeout=10)
+        pump.publish("dt/demo/pump-1/telemetry", b'{"seq": 1}', qos=1).wait_for_publish(5)
+        assert received.get(timeout=10) == ("dt/demo/pump-1/telemetry", b'{"seq": 1}')
+    finally:
+        for client in (console, pump):
+            client.disconnect()
+            client.loop_stop()
+
+
+def test_shadow_topics_reach_subscribers(broker: IotCoreStandIn) -> None:
+    """Devices' shadow traffic ($aws/things/...) is delivered, as on IoT Core."""
+    received: queue.Queue[str] = queue.Queue()
+    watcher = device(broker, "watcher")
+    watcher.on_message = lambda c, u, m: received.put(m.topic)
+    watcher.subscribe("$aws/things/+/shadow/update", qos=1)
+    time.sleep(0.3)  # let the SUBSCRIBE land before publishing (no SUBACK hook here)
+    pump = device(broker, "pump-2")
+    try:
+        pump.publish("$aws/things/pump-2/shadow/update", b"{}", qos=1).wait_for_publish(5)
+        assert received.get(timeout=10) == "$aws/things/pump-2/shadow/update"
+    finally:
+        for client in (watcher, pump):
+            client.disconnect()
+            client.loop_stop()
+
+
+def read_stream(kinesis: Any, name: str, count: int) -> list[dict[str, Any]]:
+    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 15
+    while len(records) < count and time.monotonic() < deadline:
+        answer = kinesis.get_records(ShardIterator=iterator)
+        records += answer["Records"]
+        iterator = answer["NextShardIterator"]
+        time.sleep(0.05)
+    return records
+
+
+def test_the_rule_puts_device_telemetry_into_kinesis_in_batches(
+        aws: AwsSandbox, broker: IotCoreStandIn) -> None:
+    kinesis = aws.client("kinesis")
+    name = f"telemetry-{aws.stage}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name,
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    calls: list[int] = []
+    kinesis.meta.events.register("before-parameter-build.kinesis.PutRecords",
+                                 lambda params, **_: calls.append(len(params["Records"])))
+    rule = TelemetryRule(kinesis, name, (broker.host, broker.mqtt_port), flush_s=0.3).start()
+    pump = device(broker, "pump-3")
+    try:
+        for seq in range(20):
+            pump.publish("dt/demo/pump-3/telemetry",
+                         json.dumps({"seq": seq, "metrics": {"load": 0.5}}), qos=1)
+        pump.publish("dt/demo/pump-3/telemetry", b"not json", qos=1).wait_for_publish(5)
+        pump.publish("dt/demo/pump-3/status", b'{"online": true}', qos=1).wait_for_publish(5)
+        wait_until(lambda: rule.stats.forwarded == 20 and rule.stats.dropped == 1)
+    finally:
+        pump.disconnect()
+        pump.loop_stop()
+        rule.stop()
+    records = read_stream(kinesis, name, 20)
+    bodies = [json.loads(r["Data"]) for r in records]
+    assert [b["seq"] for b in bodies] == list(range(20))
+    assert {r["PartitionKey"] for r in records} == {"pump-3"}
+    assert {(b["device_id"], b["organization_id"]) for b in bodies} == {("pump-3", "demo")}
+    assert all(isinstance(b["received_at"], int) for b in bodies)
+    assert sum(calls) == 20 and len(calls) < 20  # batched, not one request a reading
