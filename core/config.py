@@ -98,6 +98,21 @@ BUILTIN_PROFILES: dict[str, Profile] = {
         demo_fleet=False,
         hub=False,
     ),
+    # `smartiot aws sandbox` on its default ports (docs/aws.md, "The sandbox").
+    # The user pool's ids are new on every sandbox start: they are read from
+    # the sandbox's state file (<data dir>/aws-sandbox.json) while it runs, as
+    # is its MQTT-over-WebSocket URL for consoles (mqtt_ws_url).
+    "aws-local": Profile(
+        "aws-local",
+        backend="aws",
+        broker="mqtt://127.0.0.1:1884",
+        demo_fleet=False,
+        hub=False,
+        region="us-east-1",
+        stage="sandbox",
+        endpoint_url="http://127.0.0.1:5000",
+        api_url="http://127.0.0.1:3000",
+    ),
 }
 
 

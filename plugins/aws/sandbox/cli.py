@@ -10,19 +10,14 @@ to ``<data dir>/aws-sandbox.json`` while the sandbox runs, where the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from core.context import AppContext
-
-STATE_FILE = "aws-sandbox.json"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,17 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                 ("ws-port", 9001, "MQTT over WebSocket for consoles")):
         parser.add_argument(f"--{name}", type=int, default=default, metavar="PORT",
                             help=f"port of {what} (default {default}; 0: any free port)")
-
-
-def state_path(context: AppContext) -> Path:
-    return context.config.data_dir / STATE_FILE
-
-
-def _write_state(path: Path, info: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        json.dump(info, out, indent=2)
 
 
 def _describe(info: dict[str, Any]) -> str:
@@ -77,27 +61,33 @@ def _describe(info: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, context: AppContext) -> int:
     from core.errors import ConfigError
     from plugins.aws.sandbox.sandbox import Sandbox, SandboxOptions
+    from plugins.aws.sandbox.state import remove_state, write_state
+    from simulator.broker import BrokerError
 
     try:
         options = SandboxOptions(region=args.region, stage=args.stage, aws_port=args.aws_port,
                                  api_port=args.api_port, mqtt_port=args.mqtt_port,
                                  ws_port=args.ws_port, devices=args.devices, rate=args.rate)
-        sandbox = Sandbox(options)
-        stop = threading.Event()
+    except ValueError as exc:
+        print(f"smartiot aws sandbox: {exc}", file=sys.stderr)
+        return 2
+    sandbox = Sandbox(options)
+    stop = threading.Event()
 
-        def interrupt(signum: int, frame: FrameType | None) -> None:
-            stop.set()
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        stop.set()  # a Ctrl-C during start-up stops right after it
 
-        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    data_dir = context.config.data_dir
+    try:
         try:
             sandbox.start()
-        except (ValueError, ConfigError, OSError) as exc:
+        except (ValueError, ConfigError, OSError, BrokerError) as exc:
             print(f"smartiot aws sandbox: {exc}", file=sys.stderr)
             return 2
-        path = state_path(context)
         try:
             info = sandbox.info()
-            _write_state(path, info)
+            write_state(data_dir, info)
             if args.json:
                 print(json.dumps(info, separators=(",", ":")), flush=True)
             else:
@@ -106,12 +96,10 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
                 pass
         finally:
             sandbox.stop()
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    except KeyboardInterrupt:
-        return 130
+            remove_state(data_dir)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not args.json:
         print("sandbox stopped", file=sys.stderr)
     return 0

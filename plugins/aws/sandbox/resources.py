@@ -30,7 +30,7 @@ class StageResources:
     identity_pool_id: str
     firmware_bucket: str
     alerts_topic_prefix: str = "alerts"  # consoles subscribe to alerts/{org}/#
-    sender_email: str = "alerts@sandbox.smartiot.invalid"
+    sender_email: str = "fleet-alerts@example.com"
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.model.roles import Role
 from plugins.aws.sandbox.api import RunningApi, start_api
 from plugins.aws.sandbox.event_sources import Handler, KinesisEventSource, SqsEventSource
 from plugins.aws.sandbox.fleet import ORGANIZATION, start_demo_fleet
@@ -86,6 +87,7 @@ class Sandbox:
         _lambda_resources(self.resources)
         self.users = create_demo_users(clients.client("cognito-idp"), self.resources.user_pool_id)
         _default_rules(backend)
+        _demo_subscription(backend, settings)
 
         self.broker = IotCoreStandIn(mqtt_port=o.mqtt_port, ws_port=o.ws_port, host=o.host)
         self.broker.start()
@@ -200,7 +202,7 @@ def _lambda_resources(resources: StageResources) -> None:
 def _default_rules(backend: Any) -> None:
     """The default alert rules, added by the demo admin (audited), so the
     fleet's worn bearing raises an alert; a stage that has rules keeps them."""
-    from core.model.roles import Actor, Role
+    from core.model.roles import Actor
     from core.services.alerting.service import AlertService
 
     service = AlertService(backend.alerts, backend.audit, rules=backend.rules,
@@ -208,3 +210,14 @@ def _default_rules(backend: Any) -> None:
     admin = Actor(DEMO_USERS[Role.ADMIN], Role.ADMIN, ORGANIZATION)
     if not service.list_rules(admin):
         service.add_default_rules(admin)
+
+
+def _demo_subscription(backend: Any, settings: Any) -> None:
+    """The demo admin gets the demo organization's alert e-mail (SES on moto
+    keeps what is sent), so the whole notification path runs."""
+    from plugins.aws.notifications.subscriptions import Subscription, SubscriptionStore
+
+    store = SubscriptionStore(backend.clients.dynamodb,
+                              settings.table("notification-subscriptions"))
+    store.put(Subscription(ORGANIZATION, f"{DEMO_USERS[Role.ADMIN]}@example.com",
+                           created_by=DEMO_USERS[Role.ADMIN]))
