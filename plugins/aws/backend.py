@@ -23,6 +23,7 @@ from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.firmware.s3 import S3FirmwareRepository
 from plugins.aws.iot_data.commands import IotDataCommandChannel
 from plugins.aws.iot_data.shadows import IotDataShadowService
+from plugins.aws.jobs.service import deployments_over
 from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
 from plugins.aws.telemetry.select import telemetry_store
@@ -48,6 +49,13 @@ class AwsBackend(Backend):
         )
         self.settings = settings
         self.clients = clients
+        # deployments: our record in DynamoDB, the rollout in IoT Jobs (plugins/aws/jobs)
+        assert isinstance(self.firmware, S3FirmwareRepository)
+        registry = self.registry
+        self.deployments = deployments_over(
+            clients, settings, self.firmware,
+            organization_of=lambda d: (found.organization or None)
+            if (found := registry.find(d)) is not None else None)
         iot_data = clients.client("iot-data")  # shadows and the command topic
         self.shadows = IotDataShadowService(iot_data)
         self.commands = IotDataCommandChannel(iot_data, self.registry)

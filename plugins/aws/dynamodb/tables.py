@@ -18,10 +18,14 @@ ALERTS_BY_DEVICE = "DeviceIndex"
 ALERTS_BY_ORGANIZATION_STATE = "OrganizationStateIndex"
 ALERTS_BY_STATE = "StateIndex"
 TELEMETRY_BY_METRIC = "MetricIndex"  # telemetry-latest: the fleet's newest value of a metric
+DEPLOYMENTS_BY_CREATED = "CreatedIndex"  # deployments: every deployment, newest first
 
 # The organizations table has one partition listing every organization that
 # has devices, so "the whole fleet" is a Query per organization, not a Scan.
 ORGANIZATIONS_PARTITION = "organization"
+# Every deployment record carries kind = "deployment", so listing them is one
+# Query of CreatedIndex (a fleet makes a few a week), not a Scan.
+DEPLOYMENTS_PARTITION = "deployment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,10 @@ TABLES: tuple[TableSpec, ...] = (
     # plugins/aws/dynamodb/idempotency.py: the REST API's Idempotency-Key answers (24 h)
     TableSpec("idempotency", "caller", "idem_key",
               attributes={"caller": "S", "idem_key": "S"}, ttl="expires_at_s"),
+    # plugins/aws/jobs/records.py: what IoT Jobs does not keep about a deployment
+    TableSpec("deployments", "deployment_id",
+              attributes={"deployment_id": "S", "kind": "S", "created_key": "S"},
+              indexes=(Index(DEPLOYMENTS_BY_CREATED, "kind", "created_key"),)),
     # plugins/aws/notifications/subscriptions.py: who gets an organization's alerts by e-mail
     TableSpec("notification-subscriptions", "organization_id", "email",
               attributes={"organization_id": "S", "email": "S"}),
