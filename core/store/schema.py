@@ -304,7 +304,7 @@ class LinkStatsRow(Base):
     rejected: Mapped[int] = mapped_column(BigInteger)
     reboots: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
-    # boot detection across hub restarts (see plugins/local/hub/sequence.py)
+    # boot detection across hub restarts (see core/ingest/sequence.py)
     last_uptime: Mapped[int | None] = mapped_column(BigInteger)
     last_ts_ms: Mapped[int | None] = mapped_column(BigInteger)
     boot_at_ms: Mapped[int | None] = mapped_column(BigInteger)
@@ -362,6 +362,16 @@ telemetry_latest = Table(
     Column("ts", BigInteger, nullable=False),
     Column("value", Float, nullable=False),
     PrimaryKeyConstraint("device_id", "metric"),
+)
+
+# A writer that keeps telemetry_latest in memory (the hub) marks here from which
+# reading time on the table may lag what is stored; the next start folds that in
+# (core/store/latest_buffer.py).
+telemetry_latest_pending = Table(
+    "telemetry_latest_pending",
+    metadata,
+    Column("writer", String(64), primary_key=True),
+    Column("since_ms", BigInteger, nullable=False),
 )
 
 telemetry_rollup = Table(

@@ -23,6 +23,7 @@ from core.store._sql import (
     dialect_insert,
     on_conflict_update,
 )
+from core.store.latest_buffer import LatestBuffer, repair_latest
 from core.store.schema import telemetry, telemetry_latest, telemetry_rollup
 
 _t, _latest, _roll = telemetry, telemetry_latest, telemetry_rollup
@@ -101,6 +102,30 @@ class SqlTelemetryStore(TelemetryStore):
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        #: set by :meth:`defer_latest` (the hub): ``telemetry_latest`` is then
+        #: flushed from memory by :meth:`flush_latest` instead of per batch
+        self.latest_buffer: LatestBuffer | None = None
+
+    def defer_latest(self, writer: str | None = None) -> LatestBuffer:
+        """From now on keep ``telemetry_latest`` in memory and write it only in
+        :meth:`flush_latest` (core/store/latest_buffer.py says why and how a
+        crash in between loses nothing). For the one process writing a
+        database's telemetry, the hub; call :meth:`repair_latest` first."""
+        if self.latest_buffer is None:
+            self.latest_buffer = LatestBuffer(writer)
+        return self.latest_buffer
+
+    def flush_latest(self) -> int:
+        """Write the held latest values (one statement); rows written."""
+        buffer = self.latest_buffer
+        return 0 if buffer is None else buffer.flush(self._engine)
+
+    def repair_latest(self) -> int:
+        """Fold in what a writer that died between two flushes did not write to
+        ``telemetry_latest``; how many such writers there were. What this
+        store itself holds is flushed first (its marker is then gone)."""
+        self.flush_latest()
+        return repair_latest(self._engine)
 
     def write_batch(self, readings: Sequence[Reading]) -> int:
         """One transaction per batch, through the driver's bulk path.
@@ -124,14 +149,25 @@ class SqlTelemetryStore(TelemetryStore):
             rows = [(r.device_id, r.metric, epoch_ms[r.ts], r.value) for r in readings]
         if self._engine.dialect.name == "postgresql":
             return self._write_pg(rows)
-        with self._engine.begin() as conn:
-            cursor = conn.connection.cursor()
-            try:
-                cursor.executemany(_SQLITE_INSERT, rows)
-                written = int(cursor.rowcount)
-                cursor.executemany(_SQLITE_LATEST, _newest(rows))
-            finally:
-                cursor.close()
+        buffer = self.latest_buffer
+        try:
+            with self._engine.begin() as conn:
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.executemany(_SQLITE_INSERT, rows)
+                    written = int(cursor.rowcount)
+                    if buffer is None:
+                        cursor.executemany(_SQLITE_LATEST, _newest(rows))
+                    else:
+                        held = buffer.note_batch(conn, rows)
+                finally:
+                    cursor.close()
+        except BaseException:
+            if buffer is not None:
+                buffer.rolled_back()
+            raise
+        if buffer is not None:
+            buffer.committed(held)
         return written
 
     def _write_pg(self, rows: list[tuple[str, str, int, float]]) -> int:
@@ -147,34 +183,47 @@ class SqlTelemetryStore(TelemetryStore):
         data = "".join([f"{d}\t{m}\t{ts}\t{v!r}\n" for d, m, ts, v in rows])
         dbapi = self._engine.dialect.dbapi
         assert dbapi is not None
+        buffer = self.latest_buffer
         try:
-            with self._engine.begin() as conn:
-                raw = conn.connection.driver_connection
-                with raw.cursor() as cur, cur.copy(_PG_COPY) as copy:  # type: ignore[union-attr]
-                    copy.write(data)
-                self._latest_pg(conn, rows)
-            return len(rows)
-        except dbapi.IntegrityError:
-            pass
-        with self._engine.begin() as conn:
-            raw = conn.connection.driver_connection
-            with raw.cursor() as cur:  # type: ignore[union-attr]
-                cur.execute(_PG_STAGING)
-                with cur.copy(_PG_STAGE_COPY) as copy:
-                    copy.write(data)
-                cur.execute(_PG_MERGE)
-                written = int(cur.rowcount)
-            self._latest_pg(conn, rows)
+            try:
+                with self._engine.begin() as conn:
+                    raw = conn.connection.driver_connection
+                    with raw.cursor() as cur, cur.copy(_PG_COPY) as copy:  # type: ignore[union-attr]
+                        copy.write(data)
+                    held = self._latest_pg(conn, rows)
+                written = len(rows)
+            except dbapi.IntegrityError:
+                if buffer is not None:
+                    buffer.rolled_back()
+                with self._engine.begin() as conn:
+                    raw = conn.connection.driver_connection
+                    with raw.cursor() as cur:  # type: ignore[union-attr]
+                        cur.execute(_PG_STAGING)
+                        with cur.copy(_PG_STAGE_COPY) as copy:
+                            copy.write(data)
+                        cur.execute(_PG_MERGE)
+                        written = int(cur.rowcount)
+                    held = self._latest_pg(conn, rows)
+        except BaseException:
+            if buffer is not None:
+                buffer.rolled_back()
+            raise
+        if buffer is not None:
+            buffer.committed(held)
         return written
 
-    @staticmethod
-    def _latest_pg(conn: Connection, rows: list[tuple[str, str, int, float]]) -> None:
-        """One statement for the whole batch: four arrays, ``unnest``ed."""
+    def _latest_pg(self, conn: Connection, rows: list[tuple[str, str, int, float]]
+                   ) -> list[tuple[str, str, int, float]]:
+        """One statement for the whole batch: four arrays, ``unnest``ed; or,
+        when deferred, the batch noted for the next flush (returned)."""
+        if self.latest_buffer is not None:
+            return self.latest_buffer.note_batch(conn, rows)
         newest = _newest(rows)
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
             cur.execute(_PG_LATEST, [list(col) for col in zip(*newest, strict=True)], binary=True)
+        return []
 
     def query(
         self,
@@ -345,31 +394,59 @@ class SqlTelemetryStore(TelemetryStore):
             .order_by(_latest.c.metric)
         )
         with self._engine.connect() as conn:
-            return list(conn.scalars(stmt))
+            found = list(conn.scalars(stmt))
+        held = self._held(device_id)
+        if held:
+            found = sorted(set(found) | {row[1] for row in held})
+        return found
+
+    def _held(self, device_id: str | None = None) -> list[tuple[str, str, int, float]]:
+        """Latest values written but not yet flushed (deferred mode; read after
+        the table, so a flush in between cannot hide a value)."""
+        buffer = self.latest_buffer
+        return [] if buffer is None else buffer.overlay(device_id)
 
     def latest(self, device_id: str) -> dict[str, Reading]:
         stmt = select(_latest.c.metric, _latest.c.ts, _latest.c.value).where(
             _latest.c.device_id == device_id
         )
         with self._engine.connect() as conn:
-            return {
-                metric: Reading(device_id, metric, from_epoch_ms(ts), value)
-                for metric, ts, value in conn.execute(stmt)
-            }
+            found = {metric: (int(ts), float(value)) for metric, ts, value in conn.execute(stmt)}
+        for _, metric, ts, value in self._held(device_id):
+            seen = found.get(metric)
+            if seen is None or ts > seen[0]:
+                found[metric] = (ts, value)
+        return {
+            metric: Reading(device_id, metric, from_epoch_ms(ts), value)
+            for metric, (ts, value) in found.items()
+        }
 
     def latest_values(self, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
         """One scan of ``telemetry_latest`` (one row per device and metric),
-        never a query per device."""
+        never a query per device; values held for the next flush on top."""
         wanted = sorted(set(metrics))
         if not wanted:
             return {}
-        stmt = select(_latest.c.device_id, _latest.c.metric, _latest.c.value).where(
-            _latest.c.metric.in_(wanted)
-        )
+        stmt = select(_latest.c.device_id, _latest.c.metric, _latest.c.ts,
+                      _latest.c.value).where(_latest.c.metric.in_(wanted))
         out: dict[str, dict[str, float]] = {}
         with self._engine.connect() as conn:
-            for device_id, metric, value in conn.execute(stmt):
+            rows = conn.execute(stmt).all()
+        held = self._held()
+        if not held:
+            for device_id, metric, _ts, value in rows:
                 out.setdefault(device_id, {})[metric] = float(value)
+            return out
+        newest: dict[tuple[str, str], tuple[int, float]] = {
+            (d, m): (int(t), float(v)) for d, m, t, v in rows}
+        chosen = set(wanted)
+        for device_id, metric, ts, value in held:
+            if metric in chosen:
+                seen = newest.get((device_id, metric))
+                if seen is None or ts > seen[0]:
+                    newest[(device_id, metric)] = (ts, value)
+        for (device_id, metric), (_ts, value) in newest.items():
+            out.setdefault(device_id, {})[metric] = value
         return out
 
     def reporting_devices(

@@ -66,6 +66,10 @@ ROLLOUT_EVERY_S = 0.5
 HOUSEKEEPING_EVERY_S = 5.0
 RELOAD_EVERY_S = 30.0
 FLUSH_EVERY_S = 0.1
+# telemetry_latest is written from memory this often, not with every batch: at
+# 10,000 devices the per-batch upsert cost as much as storing the readings
+# (core/store/latest_buffer.py; a crash in between is repaired at the next start)
+LATEST_EVERY_S = 5.0
 MAX_BATCH = 5000
 # Messages waiting for the writer (~20 MB at 1 KB each, the worst case). QoS 0
 # beyond it is shed (counted); for QoS 1 the network thread stops reading
@@ -318,6 +322,12 @@ class Hub:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        # readings a previous run stored but had not flushed to telemetry_latest
+        repaired = self.store.telemetry.repair_latest()
+        if repaired:
+            log.warning("the hub's last run ended without flushing the latest values; "
+                        "they were rebuilt from the stored readings")
+        self.store.telemetry.defer_latest(self.link.client_id)
         self.cache.load()
         if self.alerting is not None:
             self.alerting.set_devices(self.cache.all())
@@ -356,6 +366,8 @@ class Hub:
         elif (self._inbox or self._pending) and not self.health.down:
             self._stop_deadline = time.monotonic() + 10.0
             self._guard("telemetry", lambda: self._drain_telemetry(final=True))
+        if not self._thread.is_alive():
+            self._flush_latest()  # else the next start rebuilds them from the readings
         left = len(self._inbox) + (self._pending.messages if self._pending else 0)
         if left:
             self.counters.lost_on_stop += sum(
@@ -543,8 +555,13 @@ class Hub:
             if not self.health.down:  # StoreHealth logs outages itself
                 log.exception("hub stage %s failed: %s", stage, exc)
 
+    def _flush_latest(self) -> None:
+        self._guard("latest values", lambda: self.health.call(
+            "latest values", self.store.telemetry.flush_latest))
+
     def _run(self) -> None:
         last_housekeeping = last_reload = last_rollout = last_alive = time.monotonic()
+        last_latest = last_alive
         while True:
             stopping = self._stop.is_set()
             if not stopping:
@@ -559,6 +576,9 @@ class Hub:
             if self.health.down:
                 self._guard("unwritten rows", self._retry_leftovers)
                 continue  # the stages below need the database; they resume after
+            if now - last_latest >= LATEST_EVERY_S:
+                last_latest = now
+                self._flush_latest()
             if now - last_rollout >= ROLLOUT_EVERY_S:
                 last_rollout = now
                 self._rollout_tick()

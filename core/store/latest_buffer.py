@@ -1,0 +1,199 @@
+"""``telemetry_latest`` kept in memory by the one writer that fills it, flushed
+every few seconds instead of upserted with every batch.
+
+Why: at 10,000 devices a hub batch spans ~1,000 devices, so keeping the table
+current costs one upsert per reading, as much as inserting the reading itself
+(bench/profile_hub_writer.py: 11.7 µs of the store's 33 µs per message on
+SQLite; on PostgreSQL every upsert rewrites a row). The newest value per device
+and metric is already in the writer's hands, so it holds them (a dict, one entry
+per device and metric) and writes them in one statement every few seconds.
+
+Nothing accepted is lost if the process dies between two flushes: the readings
+themselves are in ``telemetry`` (committed with each batch), and the batch's
+transaction also lowers a marker in ``telemetry_latest_pending`` to the oldest
+reading time not yet reflected in ``telemetry_latest`` (only when that time goes
+down, so it is one small write per flush interval, not per batch). A flush
+removes the writer's marker in the flush's own transaction. At the next start,
+:func:`repair_latest` folds every reading at or after any marker left behind
+into ``telemetry_latest`` (newer wins, as the upsert does) and removes it: a scan
+of the primary key's range from that time, not of the whole table.
+
+Readers in the same process (the local console shares the hub's store) see the
+buffer overlaid on the table through :meth:`LatestBuffer.overlay`, so the panels
+there do not lag; another process reading the database lags by one flush
+interval at most. One deferring writer per database is assumed (the hub): a
+second one's marker is repaired and removed by the first's start.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from operator import itemgetter
+
+from sqlalchemy import Connection, Engine, text
+
+Row = tuple[str, str, int, float]  # device_id, metric, epoch ms, value
+
+PENDING_TABLE = "telemetry_latest_pending"
+_ts_of = itemgetter(2)
+_SQLITE_UPSERT = (
+    "INSERT INTO telemetry_latest (device_id, metric, ts, value) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+    " WHERE excluded.ts > telemetry_latest.ts"
+)
+_PG_UPSERT = (
+    "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+    " SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::float8[])"
+    " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+    " WHERE excluded.ts > telemetry_latest.ts"
+)
+# The first of equal timestamps is the one telemetry keeps (INSERT OR IGNORE /
+# ON CONFLICT DO NOTHING): SQLite's bare columns with max() come from the row
+# holding the max, and of equal ones the repair cannot tell which came first, so
+# a tie keeps what telemetry_latest already has (WHERE excluded.ts > ...).
+_SQLITE_REPAIR = (
+    "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+    " SELECT t.device_id, t.metric, t.ts, t.value FROM telemetry t"
+    " JOIN (SELECT device_id, metric, max(ts) AS ts FROM telemetry WHERE ts >= :since"
+    "       GROUP BY device_id, metric) m"
+    " ON t.device_id = m.device_id AND t.metric = m.metric AND t.ts = m.ts"
+    " WHERE true"
+    " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+    " WHERE excluded.ts > telemetry_latest.ts"
+)
+_PG_REPAIR = (
+    "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+    " SELECT DISTINCT ON (device_id, metric) device_id, metric, ts, value FROM telemetry"
+    " WHERE ts >= :since ORDER BY device_id, metric, ts DESC"
+    " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+    " WHERE excluded.ts > telemetry_latest.ts"
+)
+
+
+def upsert_latest(conn: Connection, rows: list[Row]) -> None:
+    """``rows`` (one per device and metric) into ``telemetry_latest``; an older
+    or equal time never replaces what is there."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            cur.execute(_PG_UPSERT, [list(col) for col in zip(*rows, strict=True)],
+                        binary=True)
+        return
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(_SQLITE_UPSERT, rows)
+    finally:
+        cursor.close()
+
+
+def repair_latest(engine: Engine) -> int:
+    """Fold the readings a writer stored but had not flushed to
+    ``telemetry_latest`` when it stopped (a crash, a kill) into it; returns how
+    many markers were repaired (0 after a clean stop).
+
+    A scan of ``telemetry`` from the oldest marker on (the primary key leads
+    with the device, so on a large table this reads it all): paid once, at
+    the start after a crash, never on the ingest path."""
+    with engine.begin() as conn:
+        return repair_latest_in(conn)
+
+
+def repair_latest_in(conn: Connection) -> int:
+    """:func:`repair_latest` inside the caller's transaction (a migration)."""
+    repair = _PG_REPAIR if conn.dialect.name == "postgresql" else _SQLITE_REPAIR
+    markers = conn.execute(text(f"SELECT writer, since_ms FROM {PENDING_TABLE}")).all()
+    if not markers:
+        return 0
+    since = min(int(m[1]) for m in markers)
+    conn.execute(text(repair), {"since": since})
+    for writer, since_ms in markers:
+        conn.execute(text(f"DELETE FROM {PENDING_TABLE} WHERE writer = :w AND since_ms = :s"),
+                     {"w": writer, "s": since_ms})
+    return len(markers)
+
+
+class LatestBuffer:
+    """The newest reading per (device, metric) written since the last flush.
+
+    :meth:`note_batch` runs inside a batch's transaction (it may lower the
+    marker there), :meth:`committed` after that transaction committed (only
+    then do the rows count as written), :meth:`flush` between batches: all on
+    the one writer thread. Readers on other threads take :meth:`overlay`.
+    One flat dict and one pass per batch: this runs for every reading the hub
+    stores, so it must cost less than the upsert it replaces."""
+
+    def __init__(self, writer: str | None = None) -> None:
+        self.writer = writer or f"w-{uuid.uuid4().hex[:12]}"
+        self._rows: dict[tuple[str, str], Row] = {}
+        self._lock = threading.Lock()
+        self._marker: int | None = None  # the marker this writer has in the table
+        self._pending_marker: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def note_batch(self, conn: Connection, rows: list[Row]) -> list[Row]:
+        """In the batch's transaction: lower the marker if this batch holds an
+        older reading than any unflushed one. Returns the rows for
+        :meth:`committed`."""
+        self._pending_marker = self._marker
+        if not rows:
+            return rows
+        oldest = min(map(_ts_of, rows))
+        if self._marker is None or oldest < self._marker:
+            params = {"w": self.writer, "s": oldest}
+            if self._marker is None:
+                conn.execute(text(f"DELETE FROM {PENDING_TABLE} WHERE writer = :w"), params)
+                conn.execute(text(f"INSERT INTO {PENDING_TABLE} (writer, since_ms)"
+                                  " VALUES (:w, :s)"), params)
+            else:
+                conn.execute(text(f"UPDATE {PENDING_TABLE} SET since_ms = :s"
+                                  " WHERE writer = :w"), params)
+            self._pending_marker = oldest
+        return rows
+
+    def committed(self, rows: list[Row]) -> None:
+        """The batch's transaction committed: its marker and rows now hold. Of
+        equal timestamps the first stays (as in the telemetry table)."""
+        self._marker = self._pending_marker
+        if not rows:
+            return
+        with self._lock:
+            held = self._rows
+            get = held.get
+            for row in rows:
+                key = (row[0], row[1])
+                seen = get(key)
+                if seen is None or row[2] > seen[2]:
+                    held[key] = row
+
+    def rolled_back(self) -> None:
+        """The batch's transaction failed: the marker in the table is what it was."""
+        self._pending_marker = self._marker
+
+    def flush(self, engine: Engine) -> int:
+        """Write what is held in one transaction and drop this writer's marker
+        in it; on failure everything stays held (and it raises)."""
+        with self._lock:
+            rows = list(self._rows.values())
+        if not rows and self._marker is None:
+            return 0
+        with engine.begin() as conn:
+            upsert_latest(conn, rows)
+            conn.execute(text(f"DELETE FROM {PENDING_TABLE} WHERE writer = :w"),
+                         {"w": self.writer})
+        with self._lock:
+            self._rows = {}
+        self._marker = None
+        return len(rows)
+
+    def overlay(self, device_id: str | None = None) -> list[Row]:
+        """What is held (for one device, or all), for readers in this process."""
+        with self._lock:
+            if device_id is None:
+                return list(self._rows.values())
+            return [row for key, row in self._rows.items() if key[0] == device_id]
