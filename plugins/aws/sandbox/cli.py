@@ -79,6 +79,9 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     data_dir = context.config.data_dir
+    # stdout is for the one line (or the summary) only: anything else that
+    # prints — the Lambda handlers' Powertools logs, libraries — goes to stderr.
+    out, sys.stdout = sys.stdout, sys.stderr
     try:
         try:
             sandbox.start()
@@ -89,15 +92,16 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
             info = sandbox.info()
             write_state(data_dir, info)
             if args.json:
-                print(json.dumps(info, separators=(",", ":")), flush=True)
+                print(json.dumps(info, separators=(",", ":")), file=out, flush=True)
             else:
-                print(_describe(info), flush=True)
+                print(_describe(info), file=out, flush=True)
             while not stop.wait(0.5):
                 pass
         finally:
             sandbox.stop()
             remove_state(data_dir)
     finally:
+        sys.stdout = out
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not args.json:

@@ -117,8 +117,15 @@ class _Poller:
 class KinesisEventSource(_Poller):
     def __init__(self, kinesis: Any, stream: str, handler: Handler, *, function_name: str,
                  region: str, batch_size: int = 100, poll_s: float = 0.25,
-                 max_retries: int = 5, retry_delay_s: float = 0.2) -> None:
+                 max_retries: int = 5, retry_delay_s: float = 0.2,
+                 starting_position: str = "TRIM_HORIZON") -> None:
+        """``starting_position``: where a shard is first read, ``TRIM_HORIZON``
+        (everything the stream holds) or ``LATEST`` (what arrives from now)."""
         super().__init__(function_name, handler, region)
+        if starting_position not in ("TRIM_HORIZON", "LATEST"):
+            raise ValueError(f"starting position {starting_position!r} must be TRIM_HORIZON "
+                             "or LATEST")
+        self.starting_position = starting_position
         self.kinesis = kinesis
         self.stream = stream
         self.batch_size = batch_size
@@ -137,7 +144,7 @@ class KinesisEventSource(_Poller):
 
     def _iterator(self, shard_id: str, after: str | None) -> str:
         kind = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
-                if after else {"ShardIteratorType": "TRIM_HORIZON"})
+                if after else {"ShardIteratorType": self.starting_position})
         answer = self.kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard_id, **kind)
         return str(answer["ShardIterator"])
 

@@ -1,18 +1,18 @@
-"""The IoT rule's stand-in: device telemetry from the sandbox's broker into
-Kinesis, as the rule's Kinesis action does on AWS (partition key = the device
-id, so a device's readings stay in order on one shard).
+"""The IoT rules' stand-in: what devices publish (telemetry and status) from
+the sandbox's broker into Kinesis, as the rules' Kinesis action does on AWS
+(partition key = the device id, so a device's messages stay in order on one
+shard).
 
-The record each message becomes is the rule's own ``SELECT`` result, built by
-the stream package's function (the same one the tests of the rule SQL use), so
-the consumer sees in the sandbox what it sees on AWS. Records are sent with
+The record each message becomes is the rules' own ``SELECT`` result, built by
+the stream package's function (plugins.aws.stream.rule, whose constants
+serverless.yml declares), so the consumer sees in the sandbox what it sees on
+AWS. Records are sent with
 PutRecords in batches (up to 500 records, or what arrived within
 ``flush_s``); records Kinesis refuses in a batch are sent again, so a
 throttled shard never loses a reading."""
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import threading
 import time
@@ -26,47 +26,32 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_FILTER = "dt/+/+/telemetry"
 MAX_BATCH = 500  # PutRecords' limit per request
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 
-# (topic, payload, received epoch ms) -> (the record, its partition key), or None to drop.
-RecordBuilder = Callable[[str, bytes, int], "tuple[dict[str, Any], str] | None"]
+
+@dataclass(frozen=True)
+class RuleAction:
+    """What the rules do: the topic filters they select from, and the record
+    and partition key they put into Kinesis for a (topic, payload, received
+    epoch ms)."""
+
+    filters: tuple[str, ...]
+    record: Callable[[str, bytes, int], bytes]
+    partition_key: Callable[[str], str]
 
 
-def fallback_record(topic: str, payload: bytes,
-                    received_ms: int) -> tuple[dict[str, Any], str] | None:
-    """``SELECT *, topic(2) AS organization_id, topic(3) AS device_id,
-    timestamp() AS received_at FROM 'dt/+/+/telemetry'``: the payload's fields
-    plus where and when it arrived. A payload that is not a JSON object is
-    dropped, as IoT Core's SQL engine does with one it cannot parse."""
-    parts = topic.split("/")
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        body = None
-    if len(parts) != 4 or not isinstance(body, dict):
-        return None
-    record = {**body, "organization_id": parts[1], "device_id": parts[2],
-              "received_at": received_ms}
-    return record, parts[2]
+def iot_rules() -> RuleAction:
+    """The rules as serverless.yml declares them (plugins.aws.stream.rule)."""
+    from plugins.aws.stream import rule
 
-
-def rule_record_builder() -> RecordBuilder:
-    """The stream package's rule function when it exists, else the fallback."""
-    try:
-        stream_rule = importlib.import_module("plugins.aws.stream.rule")
-    except ImportError:
-        return fallback_record
-    build = getattr(stream_rule, "sandbox_record", None)
-    return build if callable(build) else fallback_record
+    return RuleAction(tuple(rule.TOPIC_FILTERS), rule.rule_record, rule.partition_key)
 
 
 @dataclass
 class ForwarderStats:
     received: int = 0
     forwarded: int = 0
-    dropped: int = 0  # not a JSON object: the rule's SQL would not match it
     retried: int = 0  # records Kinesis refused once and that were sent again
     batches: int = 0
 
@@ -76,11 +61,11 @@ class TelemetryRule:
     into ``stream`` with ``kinesis`` (a boto3 client)."""
 
     def __init__(self, kinesis: Any, stream: str, broker: tuple[str, int], *,
-                 build: RecordBuilder | None = None, flush_s: float = 0.2) -> None:
+                 rules: RuleAction | None = None, flush_s: float = 0.2) -> None:
         self.kinesis = kinesis
         self.stream = stream
         self.broker = broker
-        self.build = build or rule_record_builder()
+        self.rules = rules or iot_rules()
         self.flush_s = flush_s
         self.stats = ForwarderStats()
         self._pending: list[tuple[bytes, str]] = []
@@ -102,24 +87,19 @@ class TelemetryRule:
         if not self._subscribed.wait(timeout_s):
             self.stop()
             raise RuntimeError(f"the IoT rule stand-in could not subscribe to "
-                               f"{TELEMETRY_FILTER} on {self.broker[0]}:{self.broker[1]}")
+                               f"{', '.join(self.rules.filters)} on "
+                               f"{self.broker[0]}:{self.broker[1]}")
         return self
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
-        client.subscribe(TELEMETRY_FILTER, qos=1)  # again after a reconnect
+        client.subscribe([(f, 1) for f in self.rules.filters])  # again after a reconnect
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
-        built = self.build(message.topic, bytes(message.payload), int(time.time() * 1000))
-        if built is None:
-            self.stats.dropped += 1
-            log.warning("IoT rule: dropped a message on %s that is not a JSON object",
-                        message.topic)
-            return
-        record, key = built
+        record = self.rules.record(message.topic, bytes(message.payload), int(time.time() * 1000))
         with self._lock:
-            self._pending.append((json.dumps(record, separators=(",", ":")).encode(), key))
+            self._pending.append((record, self.rules.partition_key(message.topic)))
             if len(self._pending) >= MAX_BATCH:
                 self._lock.notify()
 

@@ -28,8 +28,9 @@ from plugins.aws.sandbox.users import DEMO_USERS, DemoUser, create_demo_users
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "plugins.aws.lambdas.telemetry_consumer:handler"
-NOTIFIER = "plugins.aws.lambdas.notifications:handler"
+# (the function's name in serverless.yml, its handler when the template is absent)
+CONSUMER = ("telemetryConsumer", "plugins.aws.lambdas.telemetry_consumer:handler")
+NOTIFIER = ("notifications", "plugins.aws.lambdas.notifications:handler")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Sandbox:
         self.resources = provision(clients, settings)
         settings = replace(settings, user_pool_id=self.resources.user_pool_id,
                            user_pool_client_id=self.resources.user_pool_client_id)
-        _lambda_resources(self.resources)
+        _lambda_resources(self.resources, self.moto.url)
         self.users = create_demo_users(clients.client("cognito-idp"), self.resources.user_pool_id)
         _default_rules(backend)
         _demo_subscription(backend, settings)
@@ -96,17 +97,24 @@ class Sandbox:
                                   (self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(self.rule.stop)
 
-        consumer = _handler(CONSUMER, self.missing)
+        consumer = self._function(CONSUMER)
         if consumer is not None:
+            handler, events = consumer
+            stream = _event(events, "stream")
             mapping = KinesisEventSource(
-                clients.client("kinesis"), self.resources.telemetry_stream, consumer,
-                function_name=f"smartiot-{o.stage}-telemetryConsumer", region=o.region)
+                clients.client("kinesis"), self.resources.telemetry_stream, handler,
+                function_name=f"smartiot-{o.stage}-{CONSUMER[0]}", region=o.region,
+                batch_size=int(stream.get("batchSize", 100)),
+                max_retries=int(stream.get("maximumRetryAttempts", 5)),
+                starting_position=str(stream.get("startingPosition", "TRIM_HORIZON")))
             self._add_mapping(mapping.start())
-        notifier = _handler(NOTIFIER, self.missing)
+        notifier = self._function(NOTIFIER)
         if notifier is not None:
+            handler, events = notifier
             queue = SqsEventSource(
-                clients.client("sqs"), self.resources.notifications_queue_url, notifier,
-                function_name=f"smartiot-{o.stage}-notifications", region=o.region)
+                clients.client("sqs"), self.resources.notifications_queue_url, handler,
+                function_name=f"smartiot-{o.stage}-{NOTIFIER[0]}", region=o.region,
+                batch_size=int(_event(events, "sqs").get("batchSize", 10)))
             self._add_mapping(queue.start())
 
         self.api = start_api(host=o.host, port=o.api_port, settings=settings,
@@ -115,6 +123,16 @@ class Sandbox:
         self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate)
         self._stops.append(self.fleet.stop)
 
+    def _function(self, which: tuple[str, str]
+                  ) -> tuple[Handler, tuple[dict[str, Any], ...]] | None:
+        """The handler of a template function and its events; None (and noted
+        in ``missing``) when this build lacks the handler."""
+        assert self.resources is not None
+        name, fallback = which
+        spec = self.resources.functions.get(name)
+        handler = _handler(spec.handler if spec else fallback, self.missing)
+        return None if handler is None else (handler, spec.events if spec else ())
+
     def _add_mapping(self, mapping: KinesisEventSource | SqsEventSource) -> None:
         self.mappings.append(mapping)
         self._stops.append(mapping.stop)
@@ -122,10 +140,13 @@ class Sandbox:
     def stop(self) -> None:
         while self._stops:
             stop = self._stops.pop()
+            name = getattr(stop, "__qualname__", repr(stop))
+            began = time.monotonic()
             try:
                 stop()
             except Exception:  # the other parts must still stop
-                log.exception("sandbox: stopping %s failed", getattr(stop, "__qualname__", stop))
+                log.exception("sandbox: stopping %s failed", name)
+            log.debug("sandbox: %s took %.2f s", name, time.monotonic() - began)
 
     def info(self) -> dict[str, Any]:
         """What a console, a script or a person needs to use the sandbox."""
@@ -176,16 +197,31 @@ def _lambda_environment(endpoint_url: str, options: SandboxOptions) -> None:
         "AWS_SESSION_TOKEN": "sandbox", "AWS_REGION": options.region,
         "AWS_DEFAULT_REGION": options.region,
         env.STAGE: options.stage, env.ENDPOINT_URL: endpoint_url,
-        # Powertools: no X-Ray daemon or CloudWatch here.
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "SmartIotSandbox",
-        "POWERTOOLS_SERVICE_NAME": "smartiot-sandbox",
+        # Powertools: no X-Ray daemon here, and no CloudWatch to read the metrics
+        # it would print on stdout (where --json promises one line only).
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
     })
 
 
-def _lambda_resources(resources: StageResources) -> None:
-    """Physical ids the template hands the functions, under the names
-    plugins.aws.lambdas.environment gives them (those this build has)."""
+def _event(events: tuple[dict[str, Any], ...], kind: str) -> dict[str, Any]:
+    """The settings of a function's first ``kind`` event (``stream``, ``sqs``)."""
+    for event in events:
+        found = event.get(kind)
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def _lambda_resources(resources: StageResources, endpoint_url: str) -> None:
+    """The functions' environment as serverless.yml declares it (with the
+    created resources' ids), then the sandbox's endpoint. Every function runs
+    in this one process, so they share it; the template gives each variable
+    one value for every function that has it."""
     from plugins.aws.lambdas import environment as env
+
+    for spec in resources.functions.values():
+        os.environ.update(spec.environment)
+    os.environ[env.ENDPOINT_URL] = endpoint_url
 
     values = {"NOTIFICATIONS_QUEUE_URL": resources.notifications_queue_url,
               "TELEMETRY_STREAM": resources.telemetry_stream,
