@@ -98,10 +98,37 @@ def sqs_event(messages: list[dict[str, Any]], region: str) -> dict[str, Any]:
         "awsRegion": region} for m in messages]}
 
 
+def _moto_api(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/{path}", method="GET" if body is None else "POST",
+        data=None if body is None else json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read()
+    return json.loads(text) if text else None
+
+
+KEY_RESTORE = "s3::keyrestore"
+
+
 def ses_messages(endpoint: str) -> list[dict[str, Any]]:
-    """Every e-mail moto's SES accepted, from its model-state dump over HTTP."""
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as answer:
-        state = json.load(answer)
+    """Every e-mail moto's SES accepted, from its model-state dump over HTTP
+    (``/moto-api/data.json``, ``ses.Message``: source, subject, body,
+    destinations).
+
+    The dump reads every attribute of every model of the server; an S3 key's
+    ``status`` advances a Glacier-restore state machine that fails (500) for
+    keys whose bucket is gone — multipart parts, buckets other tests deleted
+    in this process. Holding that machine still (moto's state manager, over
+    HTTP too) while the dump is read keeps the answer independent of what
+    other tests did; the previous setting is put back after."""
+    previous = _moto_api(endpoint, f"state-manager/get-transition?model_name={KEY_RESTORE}")
+    _moto_api(endpoint, "state-manager/set-transition", {
+        "model_name": KEY_RESTORE, "transition": {"progression": "manual", "times": 10**9}})
+    try:
+        state = _moto_api(endpoint, "data.json")
+    finally:
+        _moto_api(endpoint, "state-manager/set-transition",
+                  {"model_name": KEY_RESTORE, "transition": previous})
     return list(state.get("ses", {}).get("Message", []))
 
 
