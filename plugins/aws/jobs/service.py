@@ -106,19 +106,26 @@ class IotJobsDeploymentService(DeploymentService):
         self._db.update_item(**request)
 
     def _live(self, record: DeploymentRecord) -> DeploymentRecord:
-        """The record with IoT Jobs' current status (stored when it changed);
-        a completed or canceled deployment is not asked about again."""
+        return self._with_jobs(record)[0]
+
+    def _with_jobs(self, record: DeploymentRecord
+                   ) -> tuple[DeploymentRecord, builtins.list[tuple[str, bool]]]:
+        """The record with IoT Jobs' current status (stored when it changed),
+        and each of its jobs' status and force-cancel flag. A completed or
+        canceled deployment is not asked about again: its jobs are taken to be
+        in its final state."""
         if record.is_final:
-            return record
+            final = _aws_status(record.deployment.status)
+            return record, [(final, record.force_canceled)] * len(record.attempts)
         states = [self._jobs.status(a.job_id) for a in record.attempts]
         status = _combined(s for s, _forced in states)
         forced = any(f for _s, f in states)
         if status is record.deployment.status and forced == record.force_canceled:
-            return record
+            return record, states
         self._set(record.deployment_id, {"status": {"S": status.value},
                                          "force_canceled": {"BOOL": forced},
                                          "updated_at": {"S": iso(utcnow())}})
-        return replace(record.with_status(status), force_canceled=forced)
+        return replace(record.with_status(status), force_canceled=forced), states
 
     # ------------------------------------------------------------ port: reading
     def create(self, deployment: Deployment) -> Deployment:
@@ -160,20 +167,21 @@ class IotJobsDeploymentService(DeploymentService):
         return [self._live(from_item(item)).deployment for item in items]
 
     def executions(self, deployment_id: str) -> builtins.list[Execution]:
-        record = self._live(self._record(deployment_id))
-        return sorted(self._merged(record).values(), key=lambda e: e.device_id)
+        _record, merged = self._merged(self._record(deployment_id))
+        return sorted(merged.values(), key=lambda e: e.device_id)
 
-    def _merged(self, record: DeploymentRecord) -> dict[str, Execution]:
-        """Each target's newest attempt across the deployment's jobs (a retry
-        job's execution replaces the first job's for its devices)."""
+    def _merged(self, record: DeploymentRecord
+                ) -> tuple[DeploymentRecord, dict[str, Execution]]:
+        """The live record, and each target's newest attempt across the
+        deployment's jobs (a retry job's execution replaces the first job's
+        for its devices). One DescribeJob per running job, then its listing."""
+        record, states = self._with_jobs(record)
         found: dict[str, Execution] = {}
-        for attempt in record.attempts:
-            status, forced = self._jobs.status(attempt.job_id) if len(record.attempts) > 1 \
-                else (_aws_status(record.deployment.status), record.force_canceled)
+        for attempt, (status, forced) in zip(record.attempts, states, strict=True):
             for e in self._jobs.executions(attempt.job_id):
                 before = found.get(e.thing_name)
                 found[e.thing_name] = _execution(record, e, status, forced, before)
-        return found
+        return record, found
 
     def execution(self, deployment_id: str, device_id: str) -> Execution:
         record = self._live(self._record(deployment_id))
@@ -186,8 +194,7 @@ class IotJobsDeploymentService(DeploymentService):
         raise NotFound(f"device {device_id!r} has no execution of job {deployment_id!r}")
 
     def counts(self, deployment_id: str) -> dict[str, int]:
-        record = self._live(self._record(deployment_id))
-        merged = self._merged(record)
+        record, merged = self._merged(self._record(deployment_id))
         counts = dict(Counter(e.status.value for e in merged.values()))
         unreleased = len(record.deployment.targets) - len(merged)
         if record.deployment.status is DeploymentStatus.CANCELED:
@@ -297,10 +304,9 @@ class IotJobsDeploymentService(DeploymentService):
         attempt failed, timed out or was rejected (IoT Jobs cannot requeue an
         execution of a job). The attempt is recorded first, conditional on the
         attempts seen, so two people retrying at once make one job."""
-        record = self._live(self._record(deployment_id))
+        record, merged = self._merged(self._record(deployment_id))
         if record.deployment.status is DeploymentStatus.CANCELED:
             raise IllegalTransition(f"deployment {deployment_id} was canceled; create a new one")
-        merged = self._merged(record)
         wanted = [d for d in dict.fromkeys(device_ids)
                   if d in merged and merged[d].status in _RETRIABLE]
         if not wanted:

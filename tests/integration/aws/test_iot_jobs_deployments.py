@@ -271,7 +271,7 @@ def test_retrying_failed_devices_is_a_retry_job_for_them(fleet: JobsFleet) -> No
     retry_id = f"{d_id}-retry-1"
     summaries = {"pump-0": "FAILED", "pump-1": "SUCCEEDED", "pump-2": "TIMED_OUT"}
 
-    def first_job(stub: Stubber, status: str = "IN_PROGRESS") -> None:
+    def first_job(stub: Stubber) -> None:
         stub.add_response("list_job_executions_for_job", {"executionSummaries": [
             {"thingArn": fleet.arn(d), "jobExecutionSummary": {
                 "status": s, "executionNumber": 1, "queuedAt": T0, "lastUpdatedAt": T0}}
@@ -287,24 +287,19 @@ def test_retrying_failed_devices_is_a_retry_job_for_them(fleet: JobsFleet) -> No
         assert [(e.device_id, e.status, e.execution_number) for e in again] == [
             ("pump-0", ExecutionStatus.QUEUED, 2), ("pump-2", ExecutionStatus.QUEUED, 2)]
 
-        # the deployment now reads both jobs: the retry job's executions are the newest
-        for job in (d_id, retry_id):
-            stub.add_response("describe_job", {"job": {"jobId": job, "status": "COMPLETED"
-                                                       if job == d_id else "IN_PROGRESS"}},
+        # the deployment now reads both jobs (one DescribeJob each, then their
+        # executions): the retry job's executions are the newest
+        for job, status in ((d_id, "COMPLETED"), (retry_id, "IN_PROGRESS")):
+            stub.add_response("describe_job", {"job": {"jobId": job, "status": status}},
                               {"jobId": job})
-        for job in (d_id, retry_id):
-            stub.add_response("describe_job", {"job": {"jobId": job, "status": "IN_PROGRESS"}},
-                              {"jobId": job})
-            if job == d_id:
-                first_job(stub)
-            else:
-                stub.add_response("list_job_executions_for_job", {"executionSummaries": [
-                    {"thingArn": fleet.arn("pump-0"), "jobExecutionSummary": {
-                        "status": "SUCCEEDED", "executionNumber": 1, "queuedAt": T0,
-                        "lastUpdatedAt": T0}},
-                    {"thingArn": fleet.arn("pump-2"), "jobExecutionSummary": {
-                        "status": "IN_PROGRESS", "executionNumber": 1, "queuedAt": T0,
-                        "lastUpdatedAt": T0}}]}, {"jobId": retry_id, "maxResults": 2})
+        first_job(stub)
+        stub.add_response("list_job_executions_for_job", {"executionSummaries": [
+            {"thingArn": fleet.arn("pump-0"), "jobExecutionSummary": {
+                "status": "SUCCEEDED", "executionNumber": 1, "queuedAt": T0,
+                "lastUpdatedAt": T0}},
+            {"thingArn": fleet.arn("pump-2"), "jobExecutionSummary": {
+                "status": "IN_PROGRESS", "executionNumber": 1, "queuedAt": T0,
+                "lastUpdatedAt": T0}}]}, {"jobId": retry_id, "maxResults": 2})
         assert [(e.device_id, e.status.value, e.execution_number)
                 for e in svc.executions(d_id)] == [
             ("pump-0", "SUCCEEDED", 2), ("pump-1", "SUCCEEDED", 1), ("pump-2", "IN_PROGRESS", 2)]
