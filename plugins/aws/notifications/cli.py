@@ -2,8 +2,9 @@
 
 Adding or removing a subscription decides who hears of alerts, as editing
 an alert rule decides what raises one, so it takes the same permission
-(``rule.edit``: engineers and admins); anyone may list them. boto3 is
-imported only when the command runs."""
+(``rule.edit``: engineers and admins), and both are written to the audit
+trail, refusals too; anyone may list them. boto3 is imported only when the
+command runs."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import sys
 from typing import Any
 
 from core.context import AppContext
-from core.errors import ValidationError
+from core.errors import PermissionDenied, ValidationError
 from core.model.roles import Permission
+from core.services.access import authorize, record_action
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -49,10 +51,6 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
               file=sys.stderr)
         return 2
     actor = context.actor
-    if args.subscriptions_action in ("add", "remove") and not actor.can(Permission.RULE_EDIT):
-        print(f"{actor.denial(Permission.RULE_EDIT)} (who gets alert e-mail is part of the "
-              "alerting set-up)", file=sys.stderr)
-        return 3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from plugins.aws.backend import build_aws_backend_for
@@ -60,30 +58,47 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
         TABLE_ROLE,
         Subscription,
         SubscriptionStore,
+        check_organization,
+        normalize_email,
     )
     from plugins.aws.settings import AwsSettings
 
     settings = AwsSettings.from_profile(profile)
     table = settings.table(TABLE_ROLE)
+    action = args.subscriptions_action
     try:
-        store = SubscriptionStore(build_aws_backend_for(settings).clients.dynamodb, table,
-                                  settings.page_size)
-        if args.subscriptions_action == "add":
-            saved = store.put(Subscription(
-                args.organization, args.email, min_severity=args.min_severity,
-                on_raised=not args.resolved_only, on_resolved=not args.raised_only,
-                created_by=actor.user))
-            print(f"{saved.email} gets {_describe(saved)} of organization "
-                  f"{saved.organization_id}")
-            return 0
-        if args.subscriptions_action == "remove":
-            if store.remove(args.organization, args.email):
-                print(f"{args.email} no longer gets alerts of organization {args.organization}")
+        backend = build_aws_backend_for(settings)
+        store = SubscriptionStore(backend.clients.dynamodb, table, settings.page_size)
+        if action == "list":
+            rows = list(store.of_organization(args.organization))
+        else:
+            organization = check_organization(args.organization)
+            email = normalize_email(args.email)
+            subject = f"{organization}/{email}"
+            audit_action = ("notification.subscribe" if action == "add"
+                            else "notification.unsubscribe")
+            authorize(backend.audit, actor, Permission.RULE_EDIT, audit_action, subject)
+            if action == "add":
+                saved = store.put(Subscription(
+                    organization, email, min_severity=args.min_severity,
+                    on_raised=not args.resolved_only, on_resolved=not args.raised_only,
+                    created_by=actor.user))
+                record_action(backend.audit, actor, audit_action, subject, {
+                    "min_severity": saved.min_severity.value, "on_raised": saved.on_raised,
+                    "on_resolved": saved.on_resolved})
+                print(f"{saved.email} gets {_describe(saved)} of organization "
+                      f"{saved.organization_id}")
                 return 0
-            print(f"{args.email} was not subscribed to organization {args.organization}",
+            if store.remove(organization, email):
+                record_action(backend.audit, actor, audit_action, subject)
+                print(f"{email} no longer gets alerts of organization {organization}")
+                return 0
+            print(f"{email} was not subscribed to organization {organization}",
                   file=sys.stderr)
             return 1
-        rows = list(store.of_organization(args.organization))
+    except PermissionDenied as exc:
+        print(f"{exc} (who gets alert e-mail is part of the alerting set-up)", file=sys.stderr)
+        return 3
     except ValidationError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -46,8 +46,16 @@ def _notification(severity: Severity = Severity.CRITICAL,
 def store(aws: AwsSandbox) -> SubscriptionStore:
     settings = AwsSettings(region=aws.region, stage=aws.stage, endpoint_url=aws.endpoint_url)
     client = aws.client("dynamodb")
-    create_tables(client, settings, tuple(t for t in TABLES if t.role == TABLE_ROLE))
+    create_tables(client, settings, tuple(t for t in TABLES if t.role in (TABLE_ROLE, "audit")))
     return SubscriptionStore(client, settings.table(TABLE_ROLE), page_size=2)
+
+
+def audit_entries(aws: AwsSandbox) -> list[tuple[str, str, str, dict[str, object]]]:
+    from plugins.aws.dynamodb.audit import DynamoAuditTrail
+
+    settings = AwsSettings(region=aws.region, stage=aws.stage, endpoint_url=aws.endpoint_url)
+    return [(e.action, e.subject, e.actor, e.details)
+            for e in DynamoAuditTrail(aws.client("dynamodb"), settings).entries()]
 
 
 def test_recipients_are_found_by_two_paged_queries_never_a_scan(store: SubscriptionStore) -> None:
@@ -129,6 +137,11 @@ def test_smartiot_aws_subscriptions_add_list_remove(
     assert cli.main([*base, "remove", "acme", "oncall@example.com"]) == 1
     assert "was not subscribed" in capsys.readouterr().err
     assert list(store.of_organization("acme")) == []
+    audited = [(action, subject, details.get("min_severity"))
+               for action, subject, _, details in audit_entries(aws)]
+    assert audited == [("notification.subscribe", "acme/oncall@example.com", "critical"),
+                       ("notification.subscribe", "*/desk@example.com", "warning"),
+                       ("notification.unsubscribe", "acme/oncall@example.com", None)]
 
 
 def test_support_may_list_subscriptions_but_not_change_them(
@@ -146,6 +159,9 @@ def test_support_may_list_subscriptions_but_not_change_them(
     assert "oncall@example.com\traised and resolved alerts of severity warning" in (
         capsys.readouterr().out)
     assert [s.email for s in store.of_organization("acme")] == ["oncall@example.com"]
+    [(action, subject, _, details)] = audit_entries(aws)  # the refusal is on record
+    assert (action, subject, details["outcome"]) == (
+        "notification.unsubscribe", "acme/oncall@example.com", "denied")
 
 
 # ------------------------------------------------- SES errors: retry or give up
