@@ -98,6 +98,11 @@ def _record_handler(record: SQSRecord) -> None:
         logger.warning("notification will be retried", extra={**context, "reason": str(exc)})
         _count("NotificationsRetried")
         raise
+    except Exception as exc:  # the subscriptions table unreadable, a bug: retry, then DLQ
+        logger.exception("notification failed; it will be retried",
+                         extra={**context, "reason": f"{type(exc).__name__}: {exc}"})
+        _count("NotificationsRetried")
+        raise
     if outcome.refused:
         _count("NotificationsRefused", len(outcome.refused))
     if outcome.critical_unrouted:

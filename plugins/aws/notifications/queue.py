@@ -167,6 +167,11 @@ def create_queue(sqs_client: Any, stage: str) -> str:
         Attributes={"VisibilityTimeout": "180", "RedrivePolicy": redrive})["QueueUrl"])
 
 
+def queue_url(sqs_client: Any, stage: str) -> str:
+    """The stage's queue URL (GetQueueUrl), for a producer configured by stage only."""
+    return str(sqs_client.get_queue_url(QueueName=queue_name(stage))["QueueUrl"])
+
+
 class AlertNotificationQueue:
     """The producer: puts one message per alert change on the queue.
 

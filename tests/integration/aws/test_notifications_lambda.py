@@ -296,3 +296,14 @@ def test_an_alert_of_a_device_without_organization_reaches_the_fleet_wide_subscr
     assert answer == {"batchItemFailures": []}
     [mail] = pipeline.emails_to(desk)
     assert "Organization:  (none)" in mail["body"]
+
+
+def test_an_unreadable_subscriptions_table_fails_the_record_for_a_retry(
+        pipeline: Pipeline, aws: AwsSandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline.raise_alert(Severity.CRITICAL)
+    aws.client("dynamodb").delete_table(TableName=pipeline.subscriptions.table)
+
+    answer, ids = pipeline.deliver(expected=1)
+
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == ids
+    assert emf_counts(capsys.readouterr().out)["NotificationsRetried"] == 1

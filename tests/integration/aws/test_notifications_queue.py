@@ -18,6 +18,7 @@ from plugins.aws.notifications.queue import (
     MalformedNotification,
     create_queue,
     parse_notification,
+    queue_url,
 )
 from tests.integration.aws.conftest import AwsSandbox
 
@@ -77,6 +78,7 @@ def test_the_queue_has_a_dead_letter_queue_so_a_failing_message_cannot_circle_fo
     sqs = aws.client("sqs")
     url = create_queue(sqs, aws.stage)
     assert create_queue(sqs, aws.stage) == url  # a second start keeps it
+    assert queue_url(sqs, aws.stage) == url
     redrive = json.loads(sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(f"iot-notifications-dlq-{aws.stage}")
