@@ -22,6 +22,7 @@ from plugins.aws.sandbox.event_sources import Handler, KinesisEventSource, SqsEv
 from plugins.aws.sandbox.fleet import ORGANIZATION, start_demo_fleet
 from plugins.aws.sandbox.moto_endpoint import MotoEndpoint
 from plugins.aws.sandbox.mqtt import IotCoreStandIn
+from plugins.aws.sandbox.publish_bridge import PublishBridge
 from plugins.aws.sandbox.resources import StageResources, provision
 from plugins.aws.sandbox.rule import TelemetryRule
 from plugins.aws.sandbox.users import DEMO_USERS, DemoUser, create_demo_users
@@ -93,6 +94,8 @@ class Sandbox:
         self.broker = IotCoreStandIn(mqtt_port=o.mqtt_port, ws_port=o.ws_port, host=o.host)
         self.broker.start()
         self._stops.append(self.broker.stop)
+        bridge = PublishBridge((self.broker.host, self.broker.mqtt_port)).start()
+        self._stops.append(bridge.stop)
         self.rule = TelemetryRule(clients.client("kinesis"), self.resources.telemetry_stream,
                                   (self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(self.rule.stop)

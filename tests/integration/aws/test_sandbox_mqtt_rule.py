@@ -131,3 +131,31 @@ def test_the_rules_put_what_devices_publish_into_kinesis_in_batches(
     assert all(isinstance(b["received_at"], int) for b in bodies)
     assert sum(calls) == 22 and len(calls) < 22  # batched, not one request a message
     assert rule.stats.received == 22
+
+
+def test_an_iot_data_publish_reaches_the_brokers_subscribers(
+        aws: AwsSandbox, broker: IotCoreStandIn) -> None:
+    """A command the API publishes through IoT Data reaches the device."""
+    from plugins.aws.sandbox.publish_bridge import PublishBridge
+
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    subscribed: queue.Queue[bool] = queue.Queue()
+    pump = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pump-4")
+    pump.on_connect = lambda c, u, f, reason, p: c.subscribe("cmd/demo/pump-4/req", qos=1)
+    pump.on_subscribe = lambda *a: subscribed.put(True)
+    pump.on_message = lambda c, u, m: received.put((m.topic, bytes(m.payload)))
+    pump.connect(broker.host, broker.mqtt_port)
+    pump.loop_start()
+    bridge = PublishBridge((broker.host, broker.mqtt_port)).start()
+    try:
+        subscribed.get(timeout=10)
+        aws.client("iot-data").publish(topic="cmd/demo/pump-4/req", qos=1,
+                                       payload=b'{"command": "reboot"}')
+        assert received.get(timeout=10) == ("cmd/demo/pump-4/req", b'{"command": "reboot"}')
+    finally:
+        bridge.stop()
+        pump.disconnect()
+        pump.loop_stop()
+    from moto.iotdata.models import IoTDataPlaneBackend
+
+    assert IoTDataPlaneBackend.publish.__qualname__ == "IoTDataPlaneBackend.publish"
