@@ -13,7 +13,8 @@ One item per deployment, keyed by ``deployment_id``; ``kind`` (always
 ``deployment``) and ``created_key`` (creation time, then the id) make the
 ``CreatedIndex`` that lists them newest first without a Scan. ``status`` is
 the last status read from IoT Jobs; once it is final (completed, canceled)
-nobody asks IoT Jobs again."""
+nobody asks IoT Jobs again, and once every execution has finished too, its
+counts are stored (``final_counts``) so the deployments list reads no job."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class DeploymentRecord:
     attempts: tuple[Attempt, ...]
     organizations: tuple[str, ...] = ()
     force_canceled: bool = False
+    # the counts once nothing can change them any more (set by the port)
+    final_counts: dict[str, int] | None = None
 
     @property
     def deployment_id(self) -> str:
@@ -113,4 +116,5 @@ def from_item(item: Item) -> DeploymentRecord:
                      for a in get_json(item, "attempts", []))
     return DeploymentRecord(deployment, attempts,
                             tuple(get_json(item, "organizations", [])),
-                            bool(item.get("force_canceled", {}).get("BOOL", False)))
+                            bool(item.get("force_canceled", {}).get("BOOL", False)),
+                            get_json(item, "final_counts", None))

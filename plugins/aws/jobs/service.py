@@ -194,7 +194,13 @@ class IotJobsDeploymentService(DeploymentService):
         raise NotFound(f"device {device_id!r} has no execution of job {deployment_id!r}")
 
     def counts(self, deployment_id: str) -> dict[str, int]:
-        record, merged = self._merged(self._record(deployment_id))
+        """Once the deployment has ended and every execution has finished, the
+        counts cannot change: they are stored with the record, and later looks
+        (the deployments list, every poll) read no job."""
+        stored = self._record(deployment_id)
+        if stored.final_counts is not None:
+            return dict(stored.final_counts)
+        record, merged = self._merged(stored)
         counts = dict(Counter(e.status.value for e in merged.values()))
         unreleased = len(record.deployment.targets) - len(merged)
         if record.deployment.status is DeploymentStatus.CANCELED:
@@ -203,6 +209,10 @@ class IotJobsDeploymentService(DeploymentService):
             counts[PENDING] = 0
         else:
             counts[PENDING] = unreleased
+        if record.is_final and all(e.status.is_terminal for e in merged.values()):
+            values: dict[str, dict[str, Any]] = {}
+            put_json(values, "final_counts", counts)
+            self._set(deployment_id, values)
         return counts
 
     def for_device(self, device_id: str, statuses: Iterable[ExecutionStatus] | None = None
@@ -317,6 +327,7 @@ class IotJobsDeploymentService(DeploymentService):
         update: dict[str, dict[str, Any]] = {
             "attempt_count": {"N": str(len(attempts))},
             "status": {"S": DeploymentStatus.IN_PROGRESS.value},
+            "final_counts": {"S": "null"},  # a retry job runs: the counts move again
             "updated_at": {"S": iso(now)}}
         put_json(update, "attempts", [{"job_id": a.job_id, "devices": list(a.devices)}
                                       for a in attempts])
@@ -332,6 +343,7 @@ class IotJobsDeploymentService(DeploymentService):
             undo: dict[str, dict[str, Any]] = {
                 "attempt_count": {"N": str(len(record.attempts))},
                 "status": {"S": record.deployment.status.value}}
+            put_json(undo, "final_counts", record.final_counts)
             put_json(undo, "attempts", [{"job_id": a.job_id, "devices": list(a.devices)}
                                         for a in record.attempts])
             self._set(deployment_id, undo)

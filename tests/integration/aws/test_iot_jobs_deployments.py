@@ -186,6 +186,11 @@ def test_cancel_then_force_cancel(fleet: JobsFleet) -> None:
         {"jobId": d_id, "force": False, "comment": "canceled by erin"}]
     assert svc.counts(d_id) == {"CANCELED": 3, "PENDING": 0}
     assert {e.status for e in svc.executions(d_id)} == {ExecutionStatus.CANCELED}
+    # Ended, every execution finished: the counts are kept and IoT Jobs is not asked again.
+    fleet.iot_calls.clear()
+    assert svc.counts(d_id) == {"CANCELED": 3, "PENDING": 0}
+    assert [d.deployment_id for d in svc.list()] == [d_id]
+    assert fleet.iot_calls.operations == set()
 
     fleet.iot_calls.clear()
     assert svc.cancel(d_id).status is DeploymentStatus.CANCELED  # again: nothing to send
