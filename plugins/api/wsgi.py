@@ -15,7 +15,7 @@ import socketserver
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -77,8 +77,15 @@ def to_event(environ: dict[str, Any], claims: dict[str, Any] | None, request_id:
     }
 
 
+class TokenVerifier(Protocol):
+    """Plays the authorizer: a bearer token's claims, or Unauthorized
+    (TokenSigner here; the Cognito authorizer in the AWS sandbox)."""
+
+    def verify(self, token: str) -> dict[str, Any]: ...
+
+
 class ApiWsgiApp:
-    def __init__(self, handler: Handler, tokens: TokenSigner) -> None:
+    def __init__(self, handler: Handler, tokens: TokenSigner | TokenVerifier) -> None:
         self.handler = handler
         self.tokens = tokens
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from core.context import AppContext
 from core.ports.backend import Backend
 from plugins.aws.clients import AwsClients
+from plugins.aws.cognito.directory import CognitoUserDirectory
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
@@ -61,6 +62,9 @@ class AwsBackend(Backend):
         self.commands = IotDataCommandChannel(iot_data, self.registry)
         # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
         self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
+        if settings.user_pool_id:  # people and roles: the stage's Cognito user pool
+            self.users = CognitoUserDirectory(clients.client("cognito-idp"),
+                                              settings.user_pool_id)
 
 
 def _is_loopback(url: str) -> bool:

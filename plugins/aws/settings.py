@@ -25,6 +25,10 @@ class AwsSettings:
     # DynamoDB returns at most 1 MB per page anyway; a smaller page is how the
     # tests prove every listing follows LastEvaluatedKey.
     page_size: int = 500
+    # The stage's Cognito user pool and the console's app client (people, roles,
+    # sign-in: plugins/aws/cognito); empty: no user directory on this backend.
+    user_pool_id: str = ""
+    user_pool_client_id: str = ""
 
     def __post_init__(self) -> None:
         if AWS_STAGE.fullmatch(self.stage) is None:
@@ -52,4 +56,6 @@ class AwsSettings:
         (moto, the sandbox) gets moto's default region."""
         region = profile.region or ("us-east-1" if profile.endpoint_url else "")
         return cls(region=region, stage=profile.stage, endpoint_url=profile.endpoint_url,
-                   aws_profile=profile.aws_profile)
+                   aws_profile=profile.aws_profile,
+                   user_pool_id=getattr(profile, "user_pool_id", ""),
+                   user_pool_client_id=getattr(profile, "user_pool_client_id", ""))

@@ -16,6 +16,7 @@ ENDPOINT_URL = "SMARTIOT_ENDPOINT_URL"  # the sandbox's moto server; empty on AW
 TELEMETRY = "SMARTIOT_TELEMETRY"  # "dynamodb" or "timestream"
 NOTIFY_SENDER = "SMARTIOT_NOTIFY_SENDER"  # the SES-verified address alert e-mail comes from
 CONSOLE_URL = "SMARTIOT_CONSOLE_URL"  # optional: alert e-mail links {url}/alerts/{alert_id}
+USER_POOL_ID = "SMARTIOT_USER_POOL_ID"  # the stage's Cognito user pool (the user directory)
 
 # Variables Lambda provides; the template must not declare them.
 PROVIDED_BY_LAMBDA = frozenset({REGION})

@@ -92,6 +92,16 @@ def aws_context(aws: AwsSandbox, tmp_path: Path) -> Iterator[Any]:
     context.close()
 
 
+@pytest.fixture
+def cognito(aws: AwsSandbox) -> Any:
+    """This stage's tables, firmware bucket and Cognito user pool, with one
+    person per role in organization acme who can sign in
+    (tests/integration/aws/cognito_pool.py: CognitoStage)."""
+    from tests.integration.aws.cognito_pool import cognito_stage
+
+    return cognito_stage(aws)
+
+
 # ---------------------------------------------------------------- DynamoDB
 
 class ApiCalls:

@@ -1,0 +1,46 @@
+"""The REST API of the AWS backend on a local port, as ``serverless-offline``
+would serve it: the Lambda handler (plugins/aws/lambdas/api.py) behind
+plugins/api/wsgi.py's adapter, with the local Cognito authorizer
+(plugins/aws/cognito/authorizer.py) in front. The sandbox serves it on port
+3000.
+
+A request without a token, or with a forged, expired or foreign one, is
+answered 401 before the handler runs; the handler gets only the verified
+claims, in a request context the adapter builds from scratch (nothing a
+client sends becomes identity). CORS preflights are answered by the API's
+resolver as API Gateway's CORS configuration would.
+"""
+
+from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
+
+from plugins.api.wiring import ApiServices
+from plugins.api.wsgi import ApiWsgiApp, serve, serve_in_thread
+from plugins.aws.cognito.authorizer import CognitoAuthorizer
+from plugins.aws.lambdas.api import build_services, make_api_handler
+from plugins.aws.settings import AwsSettings
+from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
+
+DEFAULT_PORT = 3000  # serverless-offline's, as in the seed
+
+
+def serve_api(settings: AwsSettings, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
+              telemetry: str = DEFAULT_TELEMETRY, services: ApiServices | None = None
+              ) -> WSGIServer:
+    """Serve the API over the aws backend of ``settings`` (which must name the
+    user pool and its app client) on ``host:port`` (0: a free port, see
+    ``server.server_port``), already answering in a background thread. Stop it
+    with ``server.shutdown(); server.server_close()``."""
+    authorizer = CognitoAuthorizer.for_settings(settings)
+    built = services if services is not None else build_services(settings, telemetry)
+    app = ApiWsgiApp(make_api_handler(lambda: built), authorizer)
+    server = serve(app, host, port)
+    serve_in_thread(server)
+    return server
+
+
+def api_url(server: WSGIServer) -> str:
+    host = server.server_address[0]
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    return f"http://{name}:{server.server_port}"

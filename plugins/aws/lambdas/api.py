@@ -1,0 +1,74 @@
+"""The REST API as the AWS backend's Lambda function: serverless.yml names
+``plugins.aws.lambdas.api.handler`` behind API Gateway (REST, proxy
+integration) with the stage's Cognito authorizer.
+
+The routes are the REST API's own (plugins/api): the same use cases, role
+checks and audit entries as the console and the CLI, over the aws backend.
+A container builds them once, on its first request, from its environment
+(plugins/aws/lambdas/environment.py) and keeps them for every later request.
+Who calls is what the authorizer verified and put into
+``requestContext.authorizer.claims`` (``cognito:username``,
+``cognito:groups``, ``custom:organization``); a role or a user in the body or
+a header is never read. The user directory (the pool) has the last word on
+the role and on a disabled account (UserService.effective_actor), so a
+demotion counts before the person's token expires.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from plugins.api.app import make_handler
+from plugins.api.wiring import ApiServices, build_api_services
+from plugins.aws.lambdas import environment as env
+from plugins.aws.settings import AwsSettings
+from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def settings_from_environment() -> AwsSettings:
+    """The stage, region, endpoint and user pool the function was deployed with."""
+    endpoint = env.read(env.ENDPOINT_URL)
+    return AwsSettings(region=env.read(env.REGION, "us-east-1" if endpoint else ""),
+                       stage=env.read(env.STAGE, "dev"), endpoint_url=endpoint,
+                       user_pool_id=env.read(env.USER_POOL_ID))
+
+
+def build_services(settings: AwsSettings, telemetry: str = DEFAULT_TELEMETRY) -> ApiServices:
+    """The API's use cases over the aws backend of ``settings``."""
+    from plugins.aws.backend import build_aws_backend_for
+
+    return build_api_services(build_aws_backend_for(settings, telemetry=telemetry))
+
+
+def make_api_handler(services: Callable[[], ApiServices]) -> Handler:
+    """The Lambda handler over ``services`` (called on each request; build once)."""
+    return make_handler(services)
+
+
+class _Once:
+    """The services of this container, built on first use (thread-safe: the
+    local server calls the handler from several threads)."""
+
+    def __init__(self, build: Callable[[], ApiServices]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._services: ApiServices | None = None
+
+    def __call__(self) -> ApiServices:
+        with self._lock:
+            if self._services is None:
+                self._services = self._build()
+            return self._services
+
+
+_handle = make_api_handler(_Once(lambda: build_services(
+    settings_from_environment(), env.read(env.TELEMETRY, DEFAULT_TELEMETRY))))
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway's proxy event in, its proxy answer out."""
+    return _handle(event, context)
