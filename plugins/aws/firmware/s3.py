@@ -298,14 +298,33 @@ class S3FirmwareRepository(FirmwareRepository):
         publishes the manifest. The encryption header is signed in, so an
         upload without it is refused by S3."""
         self._refuse_duplicate(firmware)
+        # If-None-Match (signed in like the rest): a URL handed out before the
+        # release was published by someone else cannot overwrite its bytes
         url = self._s3.generate_presigned_url(
             "put_object", ExpiresIn=expires_in_s, HttpMethod="PUT",
             Params={"Bucket": self.bucket,
                     "Key": _key(firmware.device_type, firmware.version, IMAGE),
-                    "Metadata": {SHA256_METADATA: firmware.sha256},
+                    "Metadata": {SHA256_METADATA: firmware.sha256}, "IfNoneMatch": "*",
                     **self.encryption})
-        headers = {**self._encryption_headers(), f"x-amz-meta-{SHA256_METADATA}": firmware.sha256}
+        headers = {**self._encryption_headers(), f"x-amz-meta-{SHA256_METADATA}": firmware.sha256,
+                   "If-None-Match": "*"}
         return PresignedUpload(str(url), headers, expires_in_s)
+
+    def discard_upload(self, firmware: Firmware) -> bool:
+        """Deletes bytes uploaded through :meth:`presigned_upload` that were
+        never completed (so the upload can start over: a presigned PUT never
+        replaces an object). A published release is never touched. Returns
+        whether there was something to delete."""
+        self._refuse_duplicate(firmware)
+        key = _key(firmware.device_type, firmware.version, IMAGE)
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return False
+            raise
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+        return True
 
     def complete_upload(self, firmware: Firmware) -> None:
         """The uploaded object must be encrypted and hash to the manifest's

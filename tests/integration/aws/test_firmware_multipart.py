@@ -167,3 +167,28 @@ def test_a_part_number_outside_the_image_is_refused(s3_library: Library) -> None
         with pytest.raises(ValidationError, match=f"part {bad} is not one of 1..3"):
             repo.presign_part(upload, bad)
     repo.abort_multipart_upload(upload)
+
+
+def test_a_presigned_put_never_replaces_an_image_and_a_pending_one_can_be_discarded(
+        s3_library: Library) -> None:
+    """The single-PUT upload: the URL carries If-None-Match, so bytes already
+    there (a release published meanwhile, or an upload not completed) stay."""
+    repo = s3_library.repo
+    data = b"published image" * 100
+    fw = image_of("4.0.0", data)
+    late = repo.presigned_upload(fw)  # handed out before someone else publishes
+    repo.add(fw, data)
+    assert http("PUT", late.url, b"x" * len(data), late.headers)[0] == 412
+    assert repo.read_image("pump", fw.version) == data
+    with pytest.raises(ValidationError, match="already in the library"):
+        repo.discard_upload(fw)
+
+    pending = image_of("4.1.0", b"right bytes")
+    upload = repo.presigned_upload(pending)
+    assert http("PUT", upload.url, b"wrong bytes", upload.headers)[0] == 200
+    assert http("PUT", upload.url, b"right bytes", upload.headers)[0] == 412  # no overwrite
+    assert repo.discard_upload(pending) is True
+    assert http("PUT", upload.url, b"right bytes", upload.headers)[0] == 200
+    repo.complete_upload(pending)
+    assert repo.read_image("pump", pending.version) == b"right bytes"
+    assert repo.discard_upload(image_of("4.2.0", b"never sent")) is False
