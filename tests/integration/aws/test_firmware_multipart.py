@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 from http.client import HTTPConnection
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -177,6 +177,8 @@ def test_a_presigned_put_never_replaces_an_image_and_a_pending_one_can_be_discar
     data = b"published image" * 100
     fw = image_of("4.0.0", data)
     late = repo.presigned_upload(fw)  # handed out before someone else publishes
+    signed = parse_qs(urlsplit(late.url).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert "if-none-match" in signed  # S3 refuses the PUT without it (moto checks no signature)
     repo.add(fw, data)
     assert http("PUT", late.url, b"x" * len(data), late.headers)[0] == 412
     assert repo.read_image("pump", fw.version) == data
