@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEVSTAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts pytest system-deps gui-deps xvfb-deps clean screenshots bench
+.PHONY: run test lint typecheck contracts pytest system-deps gui-deps xvfb-deps clean screenshots bench serverless-deps
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -52,11 +52,23 @@ contracts: $(DEVSTAMP)
 PYTEST_WORKERS ?= 3
 PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
 
-pytest: $(DEVSTAMP) system-deps
+# Serverless Framework v3 for the AWS backend's template check (tests/integration/aws/
+# test_serverless_package.py): installed from the lock file, reinstalled when it changes.
+SLS_DIR := deploy/aws
+SLS_STAMP := $(SLS_DIR)/node_modules/.package-lock.json
+
+$(SLS_STAMP): $(SLS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node 18 or newer) is needed to package the AWS backend"; exit 1; }
+	npm ci --prefix $(SLS_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+serverless-deps: $(SLS_STAMP)
+
+pytest: $(DEVSTAMP) system-deps $(SLS_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make test: install dev extras, then ruff, mypy (all packages, strict), import contracts and the whole suite
-test: $(DEVSTAMP) system-deps
+test: $(DEVSTAMP) system-deps $(SLS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
