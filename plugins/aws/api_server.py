@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from wsgiref.simple_server import WSGIServer
 
-from plugins.api.wiring import ApiServices
 from plugins.api.wsgi import ApiWsgiApp, serve, serve_in_thread
 from plugins.aws.cognito.authorizer import CognitoAuthorizer
-from plugins.aws.lambdas.api import build_services, make_api_handler
+from plugins.aws.lambdas.api import Once, build_parts, make_api_handler
 from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
 
@@ -26,15 +25,14 @@ DEFAULT_PORT = 3000  # serverless-offline's, as in the seed
 
 
 def serve_api(settings: AwsSettings, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
-              telemetry: str = DEFAULT_TELEMETRY, services: ApiServices | None = None
-              ) -> WSGIServer:
+              telemetry: str = DEFAULT_TELEMETRY) -> WSGIServer:
     """Serve the API over the aws backend of ``settings`` (which must name the
     user pool and its app client) on ``host:port`` (0: a free port, see
     ``server.server_port``), already answering in a background thread. Stop it
     with ``server.shutdown(); server.server_close()``."""
     authorizer = CognitoAuthorizer.for_settings(settings)
-    built = services if services is not None else build_services(settings, telemetry)
-    app = ApiWsgiApp(make_api_handler(lambda: built), authorizer)
+    parts = build_parts(settings, telemetry)  # now: a wrong setting fails here, not later
+    app = ApiWsgiApp(make_api_handler(Once(lambda: parts)), authorizer)
     server = serve(app, host, port)
     serve_in_thread(server)
     return server

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from core.ports.idempotency import IdempotencyStore
 from plugins.api.app import make_handler
 from plugins.api.wiring import ApiServices, build_api_services
 from plugins.aws.lambdas import environment as env
@@ -27,6 +29,15 @@ from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiParts:
+    """What the handler needs from the backend: the use cases, and the store
+    that makes a retried change (same Idempotency-Key) run once."""
+
+    services: ApiServices
+    idempotency: IdempotencyStore | None
 
 
 def settings_from_environment() -> AwsSettings:
@@ -37,35 +48,36 @@ def settings_from_environment() -> AwsSettings:
                        user_pool_id=env.read(env.USER_POOL_ID))
 
 
-def build_services(settings: AwsSettings, telemetry: str = DEFAULT_TELEMETRY) -> ApiServices:
+def build_parts(settings: AwsSettings, telemetry: str = DEFAULT_TELEMETRY) -> ApiParts:
     """The API's use cases over the aws backend of ``settings``."""
     from plugins.aws.backend import build_aws_backend_for
 
-    return build_api_services(build_aws_backend_for(settings, telemetry=telemetry))
+    backend = build_aws_backend_for(settings, telemetry=telemetry)
+    return ApiParts(build_api_services(backend), getattr(backend, "idempotency", None))
 
 
-def make_api_handler(services: Callable[[], ApiServices]) -> Handler:
-    """The Lambda handler over ``services`` (called on each request; build once)."""
-    return make_handler(services)
+class Once:
+    """The parts of this container, built on first use and kept (thread-safe:
+    the local server calls the handler from several threads)."""
 
-
-class _Once:
-    """The services of this container, built on first use (thread-safe: the
-    local server calls the handler from several threads)."""
-
-    def __init__(self, build: Callable[[], ApiServices]) -> None:
+    def __init__(self, build: Callable[[], ApiParts]) -> None:
         self._build = build
         self._lock = threading.Lock()
-        self._services: ApiServices | None = None
+        self._parts: ApiParts | None = None
 
-    def __call__(self) -> ApiServices:
+    def __call__(self) -> ApiParts:
         with self._lock:
-            if self._services is None:
-                self._services = self._build()
-            return self._services
+            if self._parts is None:
+                self._parts = self._build()
+            return self._parts
 
 
-_handle = make_api_handler(_Once(lambda: build_services(
+def make_api_handler(parts: Callable[[], ApiParts]) -> Handler:
+    """The Lambda handler over ``parts`` (called on each request: pass a :class:`Once`)."""
+    return make_handler(lambda: parts().services, idempotency=lambda: parts().idempotency)
+
+
+_handle = make_api_handler(Once(lambda: build_parts(
     settings_from_environment(), env.read(env.TELEMETRY, DEFAULT_TELEMETRY))))
 
 

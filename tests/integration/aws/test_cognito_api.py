@@ -387,8 +387,8 @@ def test_the_lambda_handler_builds_from_its_environment(
         monkeypatch.setenv(name, value)
     settings = lambda_api.settings_from_environment()
     assert settings.user_pool_id == cognito.settings.user_pool_id
-    handler = lambda_api.make_api_handler(lambda_api._Once(
-        lambda: lambda_api.build_services(settings)))
+    handler = lambda_api.make_api_handler(lambda_api.Once(
+        lambda: lambda_api.build_parts(settings)))
 
     def event(claims: dict[str, str] | None, body: Any = None) -> dict[str, Any]:
         context: dict[str, Any] = {"requestId": "r-1", "identity": {"sourceIp": "10.0.0.1"}}
@@ -410,3 +410,15 @@ def test_the_lambda_handler_builds_from_its_environment(
     # The pool has the last word: a token claiming admin for tom acts as technician.
     forged_role = {**admin, "cognito:username": "tom"}
     assert handler(event(forged_role), None)["statusCode"] == 403
+
+
+def test_a_retried_change_runs_once(api: Api) -> None:
+    """The Lambda keeps Idempotency-Key answers in DynamoDB: a console resending
+    a change whose answer it lost gets the first answer back."""
+    body = {"device_id": "pump-7", "device_type": "pump"}
+    key = {"Idempotency-Key": "console-1-0007"}
+    first = api.call("POST", "/devices", body, role=Role.TECHNICIAN, headers=key)
+    again = api.call("POST", "/devices", body, role=Role.TECHNICIAN, headers=key)
+    assert (first.status, again.status) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.body == again.body
