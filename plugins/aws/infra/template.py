@@ -49,7 +49,9 @@ class Function:
     name: str  # the key under `functions:` (api, telemetryConsumer, ...)
     handler: str  # plugins/aws/lambdas/api.handler
     role: str  # the logical id of its AWS::IAM::Role
-    environment: dict[str, str]  # provider-wide variables merged with the function's own
+    # provider-wide variables merged with the function's own; a value is a string,
+    # or a CloudFormation intrinsic ({"Ref": "UserPool"}) resolved once deployed
+    environment: dict[str, Any]
     events: tuple[dict[str, Any], ...] = ()
 
     @property
@@ -124,7 +126,8 @@ class Template:
             env = {**provider_env, **(body.get("environment") or {})}
             found[name] = Function(
                 name, str(body["handler"]), str(body.get("role", "")),
-                {str(k): "" if v is None else str(v) for k, v in env.items()},
+                {str(k): "" if v is None else v if isinstance(v, dict) else str(v)
+                 for k, v in env.items()},
                 tuple(body.get("events") or ()))
         return found
 
