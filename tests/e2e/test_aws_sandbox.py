@@ -103,6 +103,16 @@ class Api:
         assert body["success"] is True, body
         return body["data"]
 
+    def put(self, path: str, document: dict[str, Any], if_match: str) -> Any:
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=json.dumps(document).encode(), method="PUT",
+            headers={"Authorization": f"Bearer {self.token}", "If-Match": if_match,
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=15) as answer:
+            body = json.load(answer)
+        assert body["success"] is True, body
+        return body["data"]
+
 
 def sign_in(info: dict[str, Any], user: dict[str, str]) -> Any:
     from plugins.aws.cognito.signin import CognitoPool, CognitoSignIn
@@ -164,6 +174,17 @@ def test_the_sandbox_comes_up_streams_and_stops_cleanly(
     assert alerts[0]["severity"] == "critical"
     for role in ("technician", "engineer", "admin"):
         assert Api(info["api_url"], tokens[role]).get("/alerts")["items"]
+
+    # Shadows: the device reported over MQTT; a desired change from the API
+    # reaches it (delta) and it reports the new value back.
+    shadow_path = f"/devices/{FAULTY_PUMP}/shadow"
+    shadow = wait_for("the pump's reported shadow",
+                      lambda: (doc := api.get(shadow_path))["reported"] and doc)
+    assert shadow["reported"]["firmware"] == "2.1.0"
+    admin = Api(info["api_url"], tokens["admin"])
+    admin.put(shadow_path, {"desired": {"interval": 3}}, f'"{shadow["version"]}"')
+    wait_for("the pump to report the desired interval", lambda: (
+        api.get(shadow_path)["reported"].get("interval") == 3))
 
     # A console's WebSocket link to the IoT Core stand-in gets live telemetry.
     received: queue.Queue[str] = queue.Queue()

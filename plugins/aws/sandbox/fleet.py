@@ -5,6 +5,8 @@ worn out", critical)."""
 
 from __future__ import annotations
 
+from core.model.device import Device
+from core.ports.registry import DeviceRegistry
 from simulator.api import RunningFleet
 from simulator.faults import FaultPlan, FaultSpec
 from simulator.fleet import DeviceGroup
@@ -36,7 +38,21 @@ def demo_scenario(devices: int, rate: float) -> Scenario:
                     description="the sandbox's demo fleet", source="smartiot aws sandbox")
 
 
-def start_demo_fleet(mqtt_url: str, devices: int, rate: float) -> RunningFleet:
-    """Connected to the sandbox's broker (which accepts any device)."""
+def start_demo_fleet(mqtt_url: str, devices: int, rate: float,
+                     registry: DeviceRegistry | None = None) -> RunningFleet:
+    """Connected to the sandbox's broker (which accepts any device).
+
+    With ``registry`` the devices are registered before they connect, as a
+    fleet on AWS is provisioned (each device a thing, in its type and its
+    organization's group) before IoT Core lets it in. Their last-seen time
+    and status still come only through the stream."""
     fleet = RunningFleet(demo_scenario(devices, rate), target=BrokerTarget.parse(mqtt_url))
+    if registry is not None:
+        registry.upsert_many([_device(*fleet.fleet.device_info(index))
+                              for index in range(len(fleet.device_ids))])
     return fleet.start()
+
+
+def _device(device_id: str, organization: str, device_type: str, firmware: str) -> Device:
+    return Device(device_id, device_type=device_type, organization=organization,
+                  firmware_version=firmware)

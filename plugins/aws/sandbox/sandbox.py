@@ -25,6 +25,7 @@ from plugins.aws.sandbox.mqtt import IotCoreStandIn
 from plugins.aws.sandbox.publish_bridge import PublishBridge
 from plugins.aws.sandbox.resources import StageResources, provision
 from plugins.aws.sandbox.rule import TelemetryRule
+from plugins.aws.sandbox.shadows import ShadowService
 from plugins.aws.sandbox.users import DEMO_USERS, DemoUser, create_demo_users
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class Sandbox:
         self._stops.append(self.broker.stop)
         bridge = PublishBridge((self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(bridge.stop)
+        shadows = ShadowService(clients.client("iot-data"), clients.client("iot"),
+                                (self.broker.host, self.broker.mqtt_port)).start()
+        self._stops.append(shadows.stop)
         self.rule = TelemetryRule(clients.client("kinesis"), self.resources.telemetry_stream,
                                   (self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(self.rule.stop)
@@ -123,7 +127,7 @@ class Sandbox:
         self.api = start_api(host=o.host, port=o.api_port, settings=settings,
                              resources=self.resources)
         self._stops.append(self.api.stop)
-        self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate)
+        self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate, backend.registry)
         self._stops.append(self.fleet.stop)
 
     def _function(self, which: tuple[str, str]
