@@ -57,6 +57,13 @@ COMMAND_RESPONSE_FILTER = "cmd/+/+/res"
 # The hub's heartbeat: retained, with a retained Last Will saying offline; only
 # the hub writes it, consoles read it (docs/protocol.md "The hub's heartbeat").
 HUB_STATUS_TOPIC = "smartiot/hub/status"
+# Alerts raised and resolved, per organization, for consoles on the AWS backend
+# (the stream consumer publishes them; docs/aws.md "Stream processing").
+ALERTS_FILTER = "smartiot/+/alerts"
+
+
+def alerts_topic(org: str) -> str:
+    return f"smartiot/{_check_org(org)}/alerts"
 
 
 class DataKind(enum.StrEnum):

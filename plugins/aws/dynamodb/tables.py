@@ -80,6 +80,15 @@ TABLES: tuple[TableSpec, ...] = (
     # plugins/aws/notifications/subscriptions.py: who gets an organization's alerts by e-mail
     TableSpec("notification-subscriptions", "organization_id", "email",
               attributes={"organization_id": "S", "email": "S"}),
+    # plugins/aws/dynamodb/quarantine.py: device messages the stream consumer refused (30 days)
+    TableSpec("quarantine", "device_key", "entry_key",
+              attributes={"device_key": "S", "entry_key": "S", "reason": "S", "qday": "S"},
+              indexes=(Index("ReasonIndex", "reason", "entry_key"),
+                       Index("DayIndex", "qday", "entry_key")), ttl="expires_at"),
+    # plugins/aws/stream/state.py: per device, the alert engine's evaluator state and the
+    # stream position with the seq accounting (so a cold start or a second shard decides alike)
+    TableSpec("alert-state", "device_id", attributes={"device_id": "S"}),
+    TableSpec("stream-state", "device_id", attributes={"device_id": "S"}),
 )
 
 

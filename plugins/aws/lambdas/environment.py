@@ -17,6 +17,11 @@ TELEMETRY = "SMARTIOT_TELEMETRY"  # "dynamodb" or "timestream"
 NOTIFY_SENDER = "SMARTIOT_NOTIFY_SENDER"  # the SES-verified address alert e-mail comes from
 CONSOLE_URL = "SMARTIOT_CONSOLE_URL"  # optional: alert e-mail links {url}/alerts/{alert_id}
 USER_POOL_ID = "SMARTIOT_USER_POOL_ID"  # the stage's Cognito user pool (the user directory)
+# the telemetry consumer: the notification queue's URL (empty: looked up by its name,
+# iot-notifications-<stage>) and who may appear by just publishing (core.ingest's
+# registration policy: open | known-only | rate-limited N/min; empty: open)
+NOTIFY_QUEUE_URL = "SMARTIOT_NOTIFY_QUEUE_URL"
+REGISTRATION = "SMARTIOT_REGISTRATION"
 
 # Variables Lambda provides; the template must not declare them.
 PROVIDED_BY_LAMBDA = frozenset({REGION})
