@@ -59,7 +59,7 @@ SLS_STAMP := $(SLS_DIR)/node_modules/.package-lock.json
 
 $(SLS_STAMP): $(SLS_DIR)/package-lock.json
 	@command -v npm >/dev/null || { echo "make: npm (Node 18 or newer) is needed to package the AWS backend"; exit 1; }
-	npm ci --prefix $(SLS_DIR) --no-audit --no-fund --loglevel=error
+	npm ci --prefix $(SLS_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
 serverless-deps: $(SLS_STAMP)
