@@ -39,22 +39,23 @@ class _Strict(BaseModel):
 
 class LoginIn(_Strict):
     username: str = Field(min_length=1, max_length=128)
-    password: str = Field(min_length=1, max_length=1024)
+    # repr=False: Powertools logs a handler's arguments at DEBUG; credentials stay out.
+    password: str = Field(min_length=1, max_length=1024, repr=False)
 
 
 class RefreshIn(_Strict):
-    refresh_token: str = Field(min_length=1, max_length=256)
+    refresh_token: str = Field(min_length=1, max_length=256, repr=False)
     broker: bool = Field(default=False,
                          description="also hand out (rotate) the person's broker login")
 
 
 class LogoutIn(_Strict):
-    refresh_token: str = Field(min_length=1, max_length=256)
+    refresh_token: str = Field(min_length=1, max_length=256, repr=False)
 
 
 class PasswordIn(_Strict):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: str = Field(min_length=1, max_length=1024, repr=False)
+    new_password: str = Field(min_length=1, max_length=1024, repr=False)
 
 
 def actor_json(actor: Actor) -> dict[str, Any]:
