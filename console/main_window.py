@@ -13,11 +13,19 @@ from functools import partial
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QDialog, QHBoxLayout, QMainWindow, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QHBoxLayout,
+    QMainWindow,
+    QVBoxLayout,
+    QWidget,
+)
 
 from console.icons import app_icon, themed_icon
 from console.navigation import ICON_NAME_ROLE, Sidebar
 from console.navigator import ShellNavigation
+from console.offline_status import OfflineBanner, PendingActionsIndicator
 from console.page_host import PageHost
 from console.preferences import save_theme
 from console.shortcuts import assign_shortcuts
@@ -28,13 +36,15 @@ from console.window_state import WindowStateStore
 from core.context import AppContext
 from core.errors import ConfigError
 from core.ports.navigation import NoNavigation
+from core.ports.offline import OfflineWork
 
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "Smart IoT Fleet Console"
 DEFAULT_SIZE = (1280, 800)
 # Menu shortcuts win over page shortcuts, so pages never shadow Quit or Settings.
-MENU_SHORTCUTS = ("Ctrl+,", "Ctrl+Q", "Ctrl+Shift+T", "F11")
+SIGN_OUT_SHORTCUT = "Ctrl+Shift+L"  # "log out", as in desktop sessions
+MENU_SHORTCUTS = ("Ctrl+,", "Ctrl+Q", "Ctrl+Shift+T", "F11", SIGN_OUT_SHORTCUT)
 
 
 class MainWindow(QMainWindow):
@@ -55,7 +65,22 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.sidebar)
-        layout.addWidget(self.pages, 1)
+        # Through the REST API: "Offline — showing data from 12:03" above the pages
+        # while the server cannot be reached (console/offline_status.py).
+        self.offline_work = _offline_work(context)
+        self.offline_banner: OfflineBanner | None = None
+        if self.offline_work is not None and context.remote is not None:
+            column = QWidget(central)
+            column_layout = QVBoxLayout(column)
+            column_layout.setContentsMargins(0, 0, 0, 0)
+            column_layout.setSpacing(0)
+            self.offline_banner = OfflineBanner(self.offline_work, context.remote.base_url,
+                                                parent=column)
+            column_layout.addWidget(self.offline_banner)
+            column_layout.addWidget(self.pages, 1)
+            layout.addWidget(column, 1)
+        else:
+            layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
         self.page_shortcuts = assign_shortcuts(specs, MENU_SHORTCUTS)
@@ -81,6 +106,15 @@ class MainWindow(QMainWindow):
         self.sign_in = None if remote is None else SignInFlow(
             self, context, remote, self.sidebar, lambda _actor: None)
         self._build_menus()
+        # Changes waiting in the outbox, and those that need a decision: shown from
+        # the start (they were read back from disk), before anyone signs in.
+        self.pending_actions: PendingActionsIndicator | None = None
+        if self.offline_work is not None:
+            flow = self.sign_in
+            self.pending_actions = PendingActionsIndicator(
+                self.offline_work, sign_in=None if flow is None else lambda: flow.ask(""),
+                parent=self.statusBar())
+            self.statusBar().addPermanentWidget(self.pending_actions)
         # Through the REST API, status widgets (which read data) wait for the sign-in.
         self.status_widgets: dict[str, QWidget] = {} if self.sign_in is not None else \
             install_status_widgets(self.statusBar(), context, context.plugins.status_widgets())
@@ -171,7 +205,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
         if self.sign_in is not None:
-            self.sign_out_action = self._action("Sign &out", "", self.sign_in.sign_out)
+            self.sign_out_action = self._action("Sign &out", SIGN_OUT_SHORTCUT,
+                                                self.sign_in.sign_out)
             file_menu.addAction(self.sign_out_action)
         self.quit_action = self._action("&Quit", "Ctrl+Q", self.close)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -259,3 +294,15 @@ def _forget_navigation(context: AppContext, navigation: ShellNavigation, *_args:
     while the window's C++ object is being destroyed)."""
     if context.navigation is navigation:
         context.navigation = NoNavigation()
+
+
+def _offline_work(context: AppContext) -> OfflineWork | None:
+    """The REST session's outbox and offline cache, when it keeps them."""
+    try:
+        remote = context.remote
+    except Exception:  # a profile naming api_url without a client: no indicator
+        log.exception("no REST session for the offline indicators")
+        return None
+    work_of = getattr(remote, "offline_work", None)
+    work = work_of() if callable(work_of) else None
+    return work if work is not None else None

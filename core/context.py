@@ -162,6 +162,10 @@ class AppContext:
         with self._lock:
             self._closed = True
             self._api = None
+            # The REST session's outbox sender and offline files (plugins/api/client).
+            close_remote = getattr(self._remote, "close", None)
+            if callable(close_remote):
+                close_remote()
             if self._backend is not None and self._owns_backend:
                 self._backend.close()
             self._backend = None

@@ -2,12 +2,15 @@
 
 Reads (GET) are retried with jittered exponential backoff when the network
 drops or the server is briefly unavailable (502/503/504): repeating a read
-changes nothing. Changes (POST, PUT, DELETE) are sent once and never
-retried blindly: the API has no idempotency keys yet, so a request whose
-answer was lost may or may not have been applied, and the error says so
-instead of acknowledging an alert or rebooting a device twice. A 401 first
-asks the token source for a fresh access token and sends the request once
-more: the server refused it, so it was not applied.
+changes nothing. With an offline cache (plugins/api/client/cache.py) a read
+that cannot reach the server is answered from the last answer to it, marked
+as cached. Changes (POST, PUT, DELETE) go through the outbox when there is one
+(plugins/api/client/outbox.py): written to disk with an idempotency key
+first, then sent, and resent with the same key until the server answers, so
+a lost answer never applies a change twice. Without an outbox a change is
+sent once and never retried blindly. A 401 first asks the token source for a
+fresh access token and sends the request once more: the server refused it,
+so it was not applied.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from core.errors import SmartIotError
 from plugins.api.client.errors import HubUnreachable, SignInRequired, error_from_answer
 
+if TYPE_CHECKING:
+    from plugins.api.client.cache import OfflineCache
+    from plugins.api.client.outbox import Outbox
+
 RETRY_STATUSES = frozenset({502, 503, 504})
+CACHED_HEADER = "X-Smartiot-Cached-At"  # an answer from the offline cache, read then
 
 
 class TokenSource(Protocol):
@@ -83,6 +91,10 @@ class HttpTransport:
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
+        #: where changes wait for the server (set by the console's session)
+        self.outbox: Outbox | None = None
+        #: the last answers to reads, for browsing offline
+        self.cache: OfflineCache | None = None
 
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Answer:
         return self.call("GET", path, query=query)
@@ -102,7 +114,57 @@ class HttpTransport:
              body: Any = None, headers: Mapping[str, str] | None = None,
              authenticated: bool = True, timeout_s: float | None = None) -> Answer:
         """``timeout_s``: this request's own (a command waits for the device)."""
+        if method != "GET" and authenticated and self.outbox is not None \
+                and self.outbox.takes(method, path):
+            return self.outbox.submit(method, path, body, headers, timeout_s)
+        if method == "GET" and authenticated and self.cache is not None:
+            return self._read_or_cached(path, query)
+        return self._call(method, path, query=query, body=body, headers=headers,
+                          authenticated=authenticated, timeout_s=timeout_s)
+
+    def _read_or_cached(self, path: str, query: Mapping[str, Any] | None) -> Answer:
+        assert self.cache is not None
+        # Known to be offline: one try, then the cache (no backoff per page read).
+        retries = 0 if self.cache.offline_since is not None else None
+        try:
+            answer = self._call("GET", path, query=query, retries=retries)
+        except HubUnreachable:
+            cached = self.cache.get(path, query)
+            if cached is None:
+                self.cache.went_offline(None)
+                raise
+            self.cache.went_offline(cached.fetched_at)
+            return Answer(200, cached.data, {**cached.headers, CACHED_HEADER:
+                                             cached.fetched_at.isoformat()})
+        self.cache.put(path, query, answer.data, answer.headers)
+        if self.outbox is not None:
+            self.outbox.link_is_up()
+        return answer
+
+    def send_change(self, method: str, path: str, body: Any, headers: Mapping[str, str],
+                    timeout_s: float | None = None) -> tuple[int, Any, dict[str, str]]:
+        """One attempt of a change, the outbox's: the raw status, body and
+        headers (a 401 renews the token and sends once more); HubUnreachable
+        when the server did not answer."""
+        data = None if body is None else json.dumps(body, default=str).encode()
+        renewed = False
+        while True:
+            token = self.tokens.access_token() if self.tokens else ""
+            status, payload, answer_headers = self._send(
+                method, self.base_url + path, data, token, headers,
+                timeout_s or self.timeout_s, queued=True)
+            if status == 401 and self.tokens and not renewed:
+                renewed = True
+                if self.tokens.renew():
+                    continue
+            return status, payload, answer_headers
+
+    def _call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+              body: Any = None, headers: Mapping[str, str] | None = None,
+              authenticated: bool = True, timeout_s: float | None = None,
+              retries: int | None = None) -> Answer:
         url = self.base_url + path
+        most = self.retries if retries is None else retries
         wanted = {k: _query_value(v) for k, v in (query or {}).items()
                   if v is not None and v != ""}
         if wanted:
@@ -117,12 +179,12 @@ class HttpTransport:
                 status, payload, answer_headers = self._send(
                     method, url, data, token, headers, timeout_s or self.timeout_s)
             except HubUnreachable:
-                if not safe or attempt >= self.retries:
+                if not safe or attempt >= most:
                     raise
                 attempt += 1
                 self._pause(attempt)
                 continue
-            if status in RETRY_STATUSES and safe and attempt < self.retries:
+            if status in RETRY_STATUSES and safe and attempt < most:
                 attempt += 1
                 self._pause(attempt)
                 continue
@@ -140,7 +202,7 @@ class HttpTransport:
         self._sleep(delay * random.uniform(0.5, 1.0))
 
     def _send(self, method: str, url: str, data: bytes | None, token: str,
-              headers: Mapping[str, str] | None, timeout_s: float
+              headers: Mapping[str, str] | None, timeout_s: float, *, queued: bool = False
               ) -> tuple[int, Any, dict[str, str]]:
         request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Accept", "application/json")
@@ -158,7 +220,7 @@ class HttpTransport:
                 return exc.code, _json(exc.read()), dict(exc.headers.items())
         except (TimeoutError, urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            once = "" if method == "GET" else (
+            once = "" if method == "GET" or queued else (
                 f"; the {method} was sent once and not retried: it may or may not have "
                 "been applied, check before sending it again")
             raise HubUnreachable(f"the hub at {self.base_url} cannot be reached: "
