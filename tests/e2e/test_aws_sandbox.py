@@ -23,6 +23,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import paho.mqtt.client as mqtt
@@ -112,6 +113,20 @@ class Api:
             body = json.load(answer)
         assert body["success"] is True, body
         return body["data"]
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 def sign_in(info: dict[str, Any], user: dict[str, str]) -> Any:
@@ -205,6 +220,7 @@ def test_the_sandbox_comes_up_streams_and_stops_cleanly(
 
     # Ctrl-C: every part stops, the process exits 0, nothing listens any more.
     process: subprocess.Popen[str] = info["_process"]
+    assert children(process.pid) == []  # every part runs in the one process
     process.send_signal(signal.SIGINT)
     stopped = time.monotonic()
     assert process.wait(timeout=30) == 0

@@ -14,6 +14,8 @@ from simulator.scenario import Scenario
 from simulator.target import BrokerTarget
 
 ORGANIZATION = "demo"
+# Everything runs in one process on moto: a demo, not a load test (bench/ is for that).
+MAX_DEVICES = 200
 
 
 def demo_scenario(devices: int, rate: float) -> Scenario:

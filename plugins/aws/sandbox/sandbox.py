@@ -47,6 +47,20 @@ class SandboxOptions:
     devices: int = 8
     rate: float = 1.0  # readings per second per device
 
+    def __post_init__(self) -> None:
+        from plugins.aws.sandbox.fleet import MAX_DEVICES
+
+        if not 2 <= self.devices <= MAX_DEVICES:
+            raise ValueError(f"--devices {self.devices} must be between 2 (a sensor and the "
+                             f"pump whose bearing fails) and {MAX_DEVICES}")
+        if not 0 < self.rate <= 10:
+            raise ValueError(f"--rate {self.rate} must be above 0 and at most 10 readings a "
+                             "second per device")
+        for name in ("aws_port", "api_port", "mqtt_port", "ws_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ValueError(f"--{name.replace('_', '-')} {port} is not a port (0-65535)")
+
 
 @dataclass
 class Sandbox:
@@ -78,6 +92,7 @@ class Sandbox:
         from plugins.aws.settings import AwsSettings
 
         o = self.options
+        _check_ports(o)
         self.moto = MotoEndpoint(o.aws_port, o.host).start()
         self._stops.append(self.moto.stop)
         _lambda_environment(self.moto.url, o)
@@ -179,6 +194,24 @@ class Sandbox:
             "pid": os.getpid(),
             "ready_s": round(self.started_s, 2),
         }
+
+
+class PortInUse(OSError):
+    """A port the sandbox was told to use is taken; names the part and the option."""
+
+
+def _check_ports(options: SandboxOptions) -> None:
+    """Before anything starts: a taken port is one clear message, not a part
+    failing half-way through start-up."""
+    from simulator.broker import port_is_free
+
+    for option, port, what in (("--aws-port", options.aws_port, "the AWS endpoint"),
+                               ("--api-port", options.api_port, "the REST API"),
+                               ("--mqtt-port", options.mqtt_port, "MQTT"),
+                               ("--ws-port", options.ws_port, "MQTT over WebSocket")):
+        if port and not port_is_free(options.host, port):
+            raise PortInUse(f"port {port} for {what} is in use (another sandbox?); choose "
+                            f"another with {option}, or {option} 0 for any free port")
 
 
 def _handler(spec: str, missing: list[str]) -> Handler | None:
