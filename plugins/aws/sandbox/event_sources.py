@@ -118,10 +118,15 @@ class KinesisEventSource(_Poller):
     def __init__(self, kinesis: Any, stream: str, handler: Handler, *, function_name: str,
                  region: str, batch_size: int = 100, poll_s: float = 0.25,
                  max_retries: int = 5, retry_delay_s: float = 0.2,
-                 starting_position: str = "TRIM_HORIZON") -> None:
+                 starting_position: str = "TRIM_HORIZON",
+                 on_failure: Callable[[dict[str, Any]], None] | None = None) -> None:
         """``starting_position``: where a shard is first read, ``TRIM_HORIZON``
-        (everything the stream holds) or ``LATEST`` (what arrives from now)."""
+        (everything the stream holds) or ``LATEST`` (what arrives from now).
+        ``on_failure`` gets Lambda's description of each batch given up (the
+        mapping's on-failure destination: shard and sequence range, not the
+        records, which stay in the stream for their retention period)."""
         super().__init__(function_name, handler, region)
+        self.on_failure = on_failure
         if starting_position not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"starting position {starting_position!r} must be TRIM_HORIZON "
                              "or LATEST")
@@ -217,9 +222,43 @@ class KinesisEventSource(_Poller):
                 with self._lock:
                     self.stats.skipped += len(records)
                     self.stats.records += len(records)
+                if self.on_failure is not None and not self._stopping.is_set():
+                    self._report(shard_id, records, attempt)
                 break
             self._stopping.wait(self.retry_delay_s * 2 ** (attempt - 1))
         return str(records[-1]["SequenceNumber"]) if records else ""
+
+
+    def _report(self, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
+        """Lambda's invocation record for a Kinesis batch it gave up."""
+        assert self.on_failure is not None
+        arrived = [_epoch(r.get("ApproximateArrivalTimestamp")) for r in records]
+        try:
+            self.on_failure({
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()), "condition": "RetryAttemptsExhausted",
+                    "functionArn": LambdaContext(self.name, self.region).invoked_function_arn,
+                    "approximateInvokeCount": attempts},
+                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                                    "functionError": "Unhandled"},
+                "version": "1.0",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "KinesisBatchInfo": {
+                    "shardId": shard_id,
+                    "startSequenceNumber": records[0]["SequenceNumber"],
+                    "endSequenceNumber": records[-1]["SequenceNumber"],
+                    "approximateArrivalOfFirstRecord": _iso(min(arrived)),
+                    "approximateArrivalOfLastRecord": _iso(max(arrived)),
+                    "batchSize": len(records),
+                    "streamArn": self.stream_arn}})
+        except Exception:  # the destination is away: the log line above remains
+            log.exception("%s: could not describe the failed batch at its destination",
+                          self.name)
+
+
+def _iso(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + \
+        f".{int(epoch_s * 1000) % 1000:03d}Z"
 
 
 def _epoch(value: Any) -> float:

@@ -43,6 +43,9 @@ class StageResources:
     firmware_bucket: str
     sender_email: str = "fleet-alerts@example.com"
     functions: dict[str, LambdaSpec] = field(default_factory=dict)
+    # the template's logical ids -> Ref values (a queue's URL...), for the
+    # functions' event settings that name resources (on-failure destinations)
+    physical: dict[str, str] = field(default_factory=dict)
 
 
 def stream_name(settings: AwsSettings) -> str:
@@ -78,7 +81,7 @@ def provision(clients: Any, settings: AwsSettings) -> StageResources:
         notifications_queue_url=made.notifications_queue_url,
         user_pool_id=made.user_pool_id, user_pool_client_id=made.user_pool_client_id,
         identity_pool_id=made.identity_pool_id, firmware_bucket=made.firmware_bucket,
-        sender_email=sender, functions=functions)
+        sender_email=sender, functions=functions, physical=dict(made.physical))
 
 
 SENDER = "SMARTIOT_NOTIFY_SENDER"

@@ -9,6 +9,7 @@ in reverse; every part stops even when another fails to."""
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import time
@@ -128,7 +129,8 @@ class Sandbox:
                 function_name=f"smartiot-{o.stage}-{CONSUMER[0]}", region=o.region,
                 batch_size=int(stream.get("batchSize", 100)),
                 max_retries=int(stream.get("maximumRetryAttempts", 5)),
-                starting_position=str(stream.get("startingPosition", "TRIM_HORIZON")))
+                starting_position=str(stream.get("startingPosition", "TRIM_HORIZON")),
+                on_failure=self._destination(clients.client("sqs"), stream))
             self._add_mapping(mapping.start())
         notifier = self._function(NOTIFIER)
         if notifier is not None:
@@ -154,6 +156,22 @@ class Sandbox:
         spec = self.resources.functions.get(name)
         handler = _handler(spec.handler if spec else fallback, self.missing)
         return None if handler is None else (handler, spec.events if spec else ())
+
+    def _destination(self, sqs: Any, event: dict[str, Any]
+                     ) -> Callable[[dict[str, Any]], None] | None:
+        """The SQS on-failure destination of a stream event, as a sender."""
+        assert self.resources is not None
+        target = ((event.get("destinations") or {}).get("onFailure") or {}).get("arn")
+        if not isinstance(target, dict) or "Fn::GetAtt" not in target:
+            return None
+        queue_url = self.resources.physical.get(str(target["Fn::GetAtt"][0]), "")
+        if not queue_url.startswith("http"):
+            return None
+
+        def send(description: dict[str, Any]) -> None:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(description))
+
+        return send
 
     def _add_mapping(self, mapping: KinesisEventSource | SqsEventSource) -> None:
         self.mappings.append(mapping)

@@ -124,8 +124,10 @@ def test_kinesis_handler_error_retries_the_batch_then_gives_up(stream: tuple[Any
         return None  # a handler without partial responses: all done
 
     handler = Recorder(answer)
+    given_up: list[dict[str, Any]] = []
     mapping = start_kinesis(kinesis, name, handler)
     mapping.max_retries = 2
+    mapping.on_failure = given_up.append
     try:
         wait_until(lambda: mapping.stats.records == 2)
         put(kinesis, name, range(2, 4))  # 2 always fails: its batch is given up
@@ -138,6 +140,17 @@ def test_kinesis_handler_error_retries_the_batch_then_gives_up(stream: tuple[Any
     later = [handler.payloads(i) for i in range(2, len(handler.events))]
     assert later == [[2, 3]] * 3 + [[4]]  # the first try and max_retries more
     assert mapping.stats.errors == 4 and "poison record" in mapping.stats.last_error
+    # the on-failure destination gets Lambda's description of the batch, not its records
+    poisoned = handler.events[2]["Records"]
+    (described,) = given_up
+    assert described["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert described["requestContext"]["approximateInvokeCount"] == 3
+    assert described["KinesisBatchInfo"]["batchSize"] == 2
+    assert described["KinesisBatchInfo"]["startSequenceNumber"] == \
+        poisoned[0]["kinesis"]["sequenceNumber"]
+    assert described["KinesisBatchInfo"]["endSequenceNumber"] == \
+        poisoned[1]["kinesis"]["sequenceNumber"]
+    assert described["KinesisBatchInfo"]["streamArn"] == mapping.stream_arn
 
 
 def test_sqs_deletes_what_was_handled_and_keeps_a_failed_message(aws: AwsSandbox) -> None:
