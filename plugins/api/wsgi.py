@@ -85,9 +85,11 @@ class TokenVerifier(Protocol):
 
 
 class ApiWsgiApp:
-    def __init__(self, handler: Handler, tokens: TokenSigner | TokenVerifier) -> None:
+    def __init__(self, handler: Handler, tokens: TokenSigner | TokenVerifier, *,
+                 where_tokens_come_from: str = "smartiot api token issues one") -> None:
         self.handler = handler
         self.tokens = tokens
+        self.where_tokens_come_from = where_tokens_come_from
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -106,7 +108,7 @@ class ApiWsgiApp:
                 return self._deny(start_response, str(exc))
         elif not public:
             return self._deny(start_response, "sign in: send 'Authorization: Bearer <token>' "
-                              "(smartiot api token issues one)")
+                              f"({self.where_tokens_come_from})")
         result = self.handler(to_event(environ, claims, request_id), LocalContext(request_id))
         status = int(result.get("statusCode", 500))
         headers: list[tuple[str, str]] = []

@@ -32,7 +32,9 @@ def serve_api(settings: AwsSettings, host: str = "127.0.0.1", port: int = DEFAUL
     with ``server.shutdown(); server.server_close()``."""
     authorizer = CognitoAuthorizer.for_settings(settings)
     parts = build_parts(settings, telemetry)  # now: a wrong setting fails here, not later
-    app = ApiWsgiApp(make_api_handler(Once(lambda: parts)), authorizer)
+    app = ApiWsgiApp(make_api_handler(Once(lambda: parts)), authorizer,
+                     where_tokens_come_from="the ID token of a sign-in to the stage's "
+                     "Cognito user pool: `smartiot login` or the console's sign-in")
     server = serve(app, host, port)
     serve_in_thread(server)
     return server

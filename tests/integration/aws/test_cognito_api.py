@@ -323,6 +323,8 @@ def test_tokens_that_do_not_check_out_get_401(api: Api) -> None:
             reply = api.call(method, path, body, token=token)
             assert reply.status == 401, (case, method, reply.status, reply.body)
             assert reply.body["error"]["code"] == "UNAUTHORIZED"
+    missing = api.call("GET", "/devices")
+    assert "Cognito user pool" in missing.body["error"]["message"]
     expired = api.call("GET", "/devices", token=cases["expired"])
     assert "expired" in expired.body["error"]["message"]
     # A real access token of a real sign-in is refused as well: it has no organization.

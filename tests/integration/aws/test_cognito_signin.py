@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from botocore import UNSIGNED
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
@@ -161,6 +162,9 @@ def test_errors_a_person_can_act_on(cognito: CognitoStage) -> None:
     with pytest.raises(SmartIotError, match="enter both"):
         signin.sign_in("ada", "")
 
+    # Against Cognito itself nothing is signed: a console needs no AWS credentials.
+    direct = CognitoSignIn(CognitoPool("eu-west-1", "eu-west-1_abc", "client"))
+    assert direct._client.meta.config.signature_version is UNSIGNED
     offline = CognitoSignIn(CognitoPool(cognito.aws.region, cognito.settings.user_pool_id,
                                         cognito.settings.user_pool_client_id,
                                         f"http://127.0.0.1:{_free_port()}"))
