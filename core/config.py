@@ -77,6 +77,14 @@ class Profile:
     # set, the console signs in there and opens no database; pages get their
     # data from the API and live events from the broker.
     api_url: str = ""
+    # Sign-in on AWS (docs/aws.md, "The console on AWS"): the stage's Cognito
+    # user pool, the console's app client and the identity pool (live topics).
+    # Ids, not secrets. Left empty, they are read from the stack's outputs
+    # (CloudFormation DescribeStacks of smartiot-<stage>), or for aws-local
+    # from the running sandbox's state file.
+    user_pool_id: str = ""
+    user_pool_client_id: str = ""
+    identity_pool_id: str = ""
 
 
 PROFILE_KEYS: dict[str, type] = {

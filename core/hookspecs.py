@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         ApiClientSpec,
         BackendSpec,
         CliCommand,
+        IdentityProviderSpec,
         PageSpec,
         SensorModelSpec,
         StatusWidgetSpec,
@@ -39,6 +40,12 @@ def smartiot_register_backends(register: Callable[[BackendSpec], None]) -> None:
 @hookspec
 def smartiot_register_api_clients(register: Callable[[ApiClientSpec], None]) -> None:
     """Register clients of the REST API that a profile's ``api_url`` connects through."""
+
+
+@hookspec
+def smartiot_register_identity_providers(register: Callable[[IdentityProviderSpec], None]
+                                         ) -> None:
+    """Register sign-ins (e.g. Cognito) for backends whose REST API has none of its own."""
 
 
 @hookspec

@@ -34,6 +34,7 @@ from core.registrations import (
     ApiClientSpec,
     BackendSpec,
     CliCommand,
+    IdentityProviderSpec,
     PageSpec,
     SensorModelSpec,
     StatusWidgetSpec,
@@ -343,6 +344,13 @@ class PluginManager:
             spec.name: spec
             for spec in self._collect("smartiot_register_api_clients", ApiClientSpec,
                                       lambda s: s.name)
+        }
+
+    def identity_providers(self) -> dict[str, IdentityProviderSpec]:
+        return {
+            spec.name: spec
+            for spec in self._collect("smartiot_register_identity_providers",
+                                      IdentityProviderSpec, lambda s: s.name)
         }
 
     def pages(self) -> list[PageSpec]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from core.context import AppContext
     from core.ports.backend import Backend
+    from core.ports.identity_provider import IdentityProvider
     from core.ports.remote_api import RemoteSession
 
 
@@ -35,6 +36,18 @@ class ApiClientSpec:
     name: str
     description: str
     connect: Callable[[AppContext], RemoteSession]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityProviderSpec:
+    """Who signs people in for profiles of ``backend`` whose REST API has no
+    sign-in of its own (API Gateway: Cognito): ``connect(context)`` builds it
+    (core.ports.identity_provider), and the API client sends its tokens."""
+
+    name: str
+    description: str
+    backend: str
+    connect: Callable[[AppContext], IdentityProvider]
 
 
 @dataclass(frozen=True, slots=True)

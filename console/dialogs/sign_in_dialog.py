@@ -1,10 +1,16 @@
 """Sign in to the team's hub (or AWS) when the console works through the REST API.
 
 Shown at start when no stored refresh token lets the console resume. The
-password goes to the server once, off the GUI thread; the dialog stays
-responsive and says in plain words why a sign-in failed (wrong name or
-password, disabled account, too many tries, hub unreachable). The user name
-is remembered next to the window state; the password never is.
+password goes to the server once (on AWS not even that: Cognito's SRP proves
+it without sending it), off the GUI thread; the dialog stays responsive and
+says in plain words why a sign-in failed (wrong name or password, disabled
+account, too many tries, hub unreachable). The user name is remembered next
+to the window state; the password never is.
+
+A sign-in may need a second step (core.ports.identity_provider): a new
+password on the first sign-in with a temporary one, or an MFA code. The
+dialog then shows that step in place of the password form and sends the
+answer the same way. Against the AWS sandbox it offers the demo users.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -27,6 +35,7 @@ from PySide6.QtWidgets import (
 from console.icons import app_icon
 from console.widgets.background import BackgroundCall
 from core.model.roles import Actor
+from core.ports.identity_provider import SignInChallenge
 from core.ports.remote_api import RemoteSession
 
 REMEMBER_FILE = "window.ini"
@@ -59,6 +68,8 @@ class SignInDialog(QDialog):
         self._config_path = config_path
         self._profile = profile
         self.actor: Actor | None = None
+        #: the step being answered (None: the user name and password form)
+        self.challenge: SignInChallenge | None = None
         self.setObjectName("SignInDialog")
         self.setWindowTitle("Sign in")
         self.setWindowIcon(app_icon())
@@ -66,7 +77,9 @@ class SignInDialog(QDialog):
         self.setMinimumWidth(420)
         self._background = BackgroundCall(self)
 
-        intro = QLabel(f"Sign in to work on the fleet at<br><b>{remote.base_url}</b>")
+        where = getattr(remote, "description", "")
+        intro = QLabel(f"Sign in to work on the fleet at<br><b>{remote.base_url}</b>"
+                       + (f"<br><small>through the {where}</small>" if where else ""))
         intro.setObjectName("SignInServer")
         intro.setWordWrap(True)
         self.username = QLineEdit(remote.username or remembered_username(config_path, profile))
@@ -76,9 +89,43 @@ class SignInDialog(QDialog):
         self.password.setObjectName("SignInPassword")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("password")
-        form = QFormLayout()
+        credentials = QWidget()
+        form = QFormLayout(credentials)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.demo = QComboBox()
+        self.demo.setObjectName("SignInDemoUser")
+        self._demo_logins = remote.demo_logins()
+        if self._demo_logins:
+            self.demo.addItem("Choose a demo user…", None)
+            for login in self._demo_logins:
+                self.demo.addItem(f"{login.username} ({login.role})", login.username)
+            self.demo.currentIndexChanged.connect(self._pick_demo)
+            form.addRow("Demo user", self.demo)
+        else:
+            self.demo.hide()
         form.addRow("User name", self.username)
         form.addRow("Password", self.password)
+
+        # The second step: a new password, or an MFA code.
+        step = QWidget()
+        step_form = QFormLayout(step)
+        step_form.setContentsMargins(0, 0, 0, 0)
+        self.step_prompt = QLabel("")
+        self.step_prompt.setObjectName("SignInStepPrompt")
+        self.step_prompt.setWordWrap(True)
+        self.step_answer = QLineEdit()
+        self.step_answer.setObjectName("SignInStepAnswer")
+        self.step_repeat = QLineEdit()
+        self.step_repeat.setObjectName("SignInStepRepeat")
+        self.step_repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        self.step_answer_label = QLabel("New password")
+        self.step_repeat_label = QLabel("Repeat it")
+        step_form.addRow(self.step_prompt)
+        step_form.addRow(self.step_answer_label, self.step_answer)
+        step_form.addRow(self.step_repeat_label, self.step_repeat)
+        self.steps = QStackedWidget()
+        self.steps.addWidget(credentials)
+        self.steps.addWidget(step)
         self.error = QLabel("")
         self.error.setObjectName("SignInError")
         self.error.setWordWrap(True)
@@ -99,12 +146,23 @@ class SignInDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
-        layout.addLayout(form)
+        layout.addWidget(self.steps)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
         (self.password if self.username.text() else self.username).setFocus()
 
+    def _pick_demo(self, index: int) -> None:
+        username = self.demo.itemData(index)
+        for login in self._demo_logins:
+            if login.username == username:
+                self.username.setText(login.username)
+                self.password.setText(login.password)
+                self.sign_in_button.setFocus()
+
     def submit(self) -> None:
+        if self.challenge is not None:
+            self._answer_step(self.challenge)
+            return
         username = self.username.text().strip()
         password = self.password.text()
         if not username or not password:
@@ -116,8 +174,46 @@ class SignInDialog(QDialog):
         self._background.start(lambda: remote.sign_in(username, password), self._done,
                                self._failed, key="sign-in")
 
+    def _answer_step(self, challenge: SignInChallenge) -> None:
+        answer = self.step_answer.text()
+        if not answer.strip():
+            self._show_error("Enter the code." if challenge.kind == "code"
+                             else "Enter the new password twice.")
+            self.step_answer.setFocus()
+            return
+        if challenge.kind == "new_password" and answer != self.step_repeat.text():
+            self._show_error("The two new passwords differ; enter the same one twice.")
+            self.step_repeat.clear()
+            self.step_repeat.setFocus()
+            return
+        self._busy(True)
+        remote = self.remote
+        self._background.start(lambda: remote.answer_challenge(challenge, answer), self._done,
+                               self._failed, key="sign-in")
+
+    def show_step(self, challenge: SignInChallenge) -> None:
+        """The next step in place of the password form (typed answer: the session's)."""
+        self.challenge = challenge
+        code = challenge.kind == "code"
+        self.step_prompt.setText(challenge.prompt)
+        self.step_answer.clear()
+        self.step_repeat.clear()
+        self.step_answer.setEchoMode(QLineEdit.EchoMode.Normal if code
+                                     else QLineEdit.EchoMode.Password)
+        self.step_answer.setPlaceholderText("123456" if code else "new password")
+        self.step_answer_label.setText("Code" if code else "New password")
+        self.step_repeat.setVisible(not code)
+        self.step_repeat_label.setVisible(not code)
+        self.steps.setCurrentIndex(1)
+        self.sign_in_button.setText("Continue")
+        self.step_answer.setFocus()
+
     def _done(self, actor: object) -> None:
         self._busy(False)
+        if isinstance(actor, SignInChallenge):
+            self.password.clear()
+            self.show_step(actor)
+            return
         assert isinstance(actor, Actor)
         self.actor = actor
         self.password.clear()
@@ -129,14 +225,21 @@ class SignInDialog(QDialog):
 
     def _failed(self, error: object) -> None:
         self._busy(False)
-        self.password.clear()
-        self.password.setFocus()
+        if self.challenge is not None:
+            self.step_answer.clear()
+            self.step_repeat.clear()
+            self.step_answer.setFocus()
+        else:
+            self.password.clear()
+            self.password.setFocus()
         self._show_error(str(error) or type(error).__name__)
 
     def _busy(self, busy: bool) -> None:
-        for widget in (self.username, self.password, self.sign_in_button):
+        for widget in (self.username, self.password, self.demo, self.step_answer,
+                       self.step_repeat, self.sign_in_button):
             widget.setEnabled(not busy)
-        self.sign_in_button.setText("Signing in…" if busy else "Sign in")
+        idle = "Sign in" if self.challenge is None else "Continue"
+        self.sign_in_button.setText("Signing in…" if busy else idle)
         if not busy:
             self.sign_in_button.setDefault(True)  # Qt drops it while the button is disabled
         if busy:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from core.model.roles import Actor
     from core.ports.broker_accounts import BrokerLogin
     from core.ports.fleet_api import FleetApi
+    from core.ports.identity_provider import DemoLogin, SignInChallenge
 
 
 class RemoteSession(Protocol):
@@ -40,8 +41,19 @@ class RemoteSession(Protocol):
         errors propagate: the person should see that the hub is down)."""
         ...
 
-    def sign_in(self, username: str, password: str) -> Actor:
-        """Who the server takes the person for; refusals raise with the server's words."""
+    def sign_in(self, username: str, password: str) -> Actor | SignInChallenge:
+        """Who the server takes the person for, or the next step of the sign-in
+        (a new password, an MFA code: core.ports.identity_provider); refusals
+        raise with the server's words."""
+        ...
+
+    def answer_challenge(self, challenge: SignInChallenge, response: str
+                         ) -> Actor | SignInChallenge:
+        """Answer a step :meth:`sign_in` returned."""
+        ...
+
+    def demo_logins(self) -> list[DemoLogin]:
+        """Users the sign-in dialog offers (the sandbox's demo users), else empty."""
         ...
 
     def sign_out(self) -> None:

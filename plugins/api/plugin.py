@@ -24,10 +24,21 @@ def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> No
 
     register(CliCommand("api", "serve the REST API locally or issue a token for it",
                         configure_api, run_api))
+    from plugins.api.login_commands import (
+        configure_login,
+        configure_logout,
+        run_login,
+        run_logout,
+    )
+
+    register(CliCommand("login", "sign in to the profile's REST API (hub or AWS Cognito); "
+                        "commands then run as you", configure_login, run_login))
+    register(CliCommand("logout", "sign out of the profile's REST API and forget the tokens",
+                        configure_logout, run_logout))
 
 
 def _connect(context: AppContext) -> RemoteSession:
-    from plugins.api.client.remote import connect
+    from plugins.api.client.identity_session import connect
 
     return connect(context)
 

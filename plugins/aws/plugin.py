@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.hookspecs import hookimpl
-from core.registrations import BackendSpec, CliCommand
+from core.registrations import BackendSpec, CliCommand, IdentityProviderSpec
 
 if TYPE_CHECKING:
     from core.context import AppContext
     from core.ports.backend import Backend
+    from core.ports.identity_provider import IdentityProvider
 
 
 def _build(context: AppContext) -> Backend:
@@ -42,3 +43,17 @@ def smartiot_register_cli_commands(register: Callable[[CliCommand], None]) -> No
 
     register(CliCommand("aws", "the AWS backend's resources (e.g. create a stage's tables)",
                         commands.configure, commands.run))
+
+
+def _connect_identity(context: AppContext) -> IdentityProvider:
+    from plugins.aws.console_access.provider import connect
+
+    return connect(context)
+
+
+@hookimpl
+def smartiot_register_identity_providers(register: Callable[[IdentityProviderSpec], None]
+                                         ) -> None:
+    register(IdentityProviderSpec(
+        "cognito", "sign-in to the stage's Cognito user pool (SRP); the REST API gets the "
+        "ID token, as API Gateway's Cognito authorizer expects", "aws", _connect_identity))

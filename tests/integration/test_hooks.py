@@ -90,6 +90,36 @@ def test_backend_missing_is_a_config_error(tmp_path):
         _ = context.backend
 
 
+def test_hook_smartiot_register_identity_providers(tmp_path):
+    """An aws profile with an api_url signs in through the aws plugin's
+    Cognito provider; a hub profile keeps the hub's own sign-in."""
+    from plugins.api.client.identity_session import IdentityApiSession, provider_for
+
+    pm = PluginManager(entry_points=False, blocked=())
+    spec = pm.identity_providers()["cognito"]
+    assert spec.backend == "aws"
+    (tmp_path / "aws.toml").write_text(
+        'profile = "aws-x"\n[profiles.aws-x]\nregion = "eu-west-1"\n'
+        'api_url = "https://api.example/prod"\nuser_pool_id = "eu-west-1_a"\n'
+        'user_pool_client_id = "client"\n')
+    config = load_config(tmp_path / "aws.toml", tmp_path / "data", env={})
+    context = AppContext(config, pm, live=False)
+    try:
+        assert provider_for(context) == spec
+        assert isinstance(context.remote, IdentityApiSession)
+        assert context.remote.base_url == "https://api.example/prod"
+        assert context.remote.actor is None and context.remote.demo_logins() == []
+    finally:
+        context.close()
+    hub = AppContext(load_config(tmp_path / "config.toml", tmp_path / "data",
+                                 env={"SMARTIOT_API_URL": "http://hub.example:8080/"}), pm)
+    try:
+        assert provider_for(hub) is None
+        assert not isinstance(hub.remote, IdentityApiSession)
+    finally:
+        hub.close()
+
+
 def test_hook_smartiot_register_api_clients(tmp_path):
     pm = PluginManager(entry_points=False, blocked=())
     assert "http" in pm.api_clients()

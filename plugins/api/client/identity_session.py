@@ -1,0 +1,100 @@
+"""The REST API session of a profile whose API has no sign-in of its own
+(API Gateway on AWS): a backend plugin's identity provider signs the person
+in (Cognito, core.ports.identity_provider) and is the HTTP client's token
+source, behind the same seam as the hub's TokenSession
+(plugins/api/client/transport.py: ``access_token()`` before each call,
+``renew()`` after a 401).
+
+Everything else is the hub session's (plugins/api/client/remote.py): the
+same HttpFleetApi, outbox and offline cache. The person's role is what the
+provider read from the token (Cognito's groups), so pages grey out at once;
+the API checks the token's claims itself on every call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.context import AppContext
+from core.model.roles import Actor
+from core.ports.broker_accounts import BrokerLogin
+from core.ports.identity_provider import DemoLogin, IdentityProvider, SignInChallenge
+from core.registrations import IdentityProviderSpec
+from plugins.api.client.remote import ApiSession
+
+
+class IdentityApiSession(ApiSession):
+    def __init__(self, provider: IdentityProvider, base_url: str, *,
+                 timeout_s: float = 15.0, data_dir: Path | None = None) -> None:
+        self.provider = provider
+        super().__init__(provider.api_url or base_url, timeout_s=timeout_s, data_dir=data_dir)
+        if not self._static:
+            self.api.http.tokens = provider
+
+    @property
+    def username(self) -> str:
+        return self.provider.username
+
+    @property
+    def description(self) -> str:
+        return self.provider.description
+
+    def _user(self) -> str:
+        return self.provider.username or (self._actor.user if self._actor is not None else "")
+
+    def demo_logins(self) -> list[DemoLogin]:
+        return self.provider.demo_logins()
+
+    def resume(self) -> bool:
+        if self._static:
+            return super().resume()
+        actor = self.provider.resume()
+        if actor is None:
+            return False
+        self._ready(actor)
+        return True
+
+    def sign_in(self, username: str, password: str) -> Actor | SignInChallenge:
+        return self._step(self.provider.sign_in(username, password))
+
+    def answer_challenge(self, challenge: SignInChallenge, response: str
+                         ) -> Actor | SignInChallenge:
+        return self._step(self.provider.answer(challenge, response))
+
+    def sign_out(self) -> None:
+        self.provider.sign_out()
+        self._actor = None
+        self.api.__dict__.pop("actor", None)
+
+    def broker_login(self) -> BrokerLogin | None:
+        return None  # live topics on AWS use the identity pool, not a broker account
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.provider.close()
+
+    def _step(self, result: Actor | SignInChallenge) -> Actor | SignInChallenge:
+        return result if isinstance(result, SignInChallenge) else self._ready(result)
+
+
+def provider_for(context: AppContext) -> IdentityProviderSpec | None:
+    """The identity provider registered for the profile's backend, if any."""
+    backend = context.config.profile.backend
+    for spec in context.plugins.identity_providers().values():
+        if spec.backend == backend:
+            return spec
+    return None
+
+
+def connect(context: AppContext) -> ApiSession:
+    """The profile's session: through its backend's identity provider when one
+    is registered (aws: Cognito), else the hub's own sign-in."""
+    spec = provider_for(context)
+    if spec is None:
+        from plugins.api.client.remote import connect as connect_hub
+
+        return connect_hub(context)
+    return IdentityApiSession(spec.connect(context), context.config.profile.api_url,
+                              data_dir=context.config.data_dir)

@@ -1,0 +1,40 @@
+"""The aws plugin's identity provider (``smartiot_register_identity_providers``):
+a profile of the ``aws`` backend with an ``api_url`` signs in to the stage's
+Cognito user pool, and the REST API client sends its ID token."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.context import AppContext
+    from plugins.aws.console_access.session import CognitoSession
+
+
+def connect(context: AppContext) -> CognitoSession:
+    """Resolve where to sign in (profile, sandbox state or the stack's outputs).
+    In the console (``context.live``) a sandbox profile whose sandbox is not
+    running starts it, and stops it again when the console closes; a CLI
+    command says how to start it instead."""
+    from plugins.aws.cognito.signin import CognitoPool
+    from plugins.aws.console_access import redaction
+    from plugins.aws.console_access.endpoints import resolve
+    from plugins.aws.console_access.launch import LaunchedSandbox
+    from plugins.aws.console_access.session import CognitoSession, describe_pool
+
+    redaction.install()
+    data_dir = context.config.data_dir
+    launched: list[LaunchedSandbox] = []
+
+    def start_sandbox() -> dict[str, Any]:
+        sandbox = LaunchedSandbox(data_dir)
+        launched.append(sandbox)
+        return sandbox.start()
+
+    endpoints = resolve(context.config.profile, data_dir,
+                        start_sandbox=start_sandbox if context.live else None)
+    pool = CognitoPool(endpoints.region, endpoints.user_pool_id,
+                       endpoints.user_pool_client_id, endpoints.endpoint_url)
+    return CognitoSession(pool, api_url=endpoints.api_url, description=describe_pool(pool),
+                          demo=list(endpoints.demo),
+                          on_close=launched[0].stop if launched else None)

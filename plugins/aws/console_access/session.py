@@ -1,0 +1,226 @@
+"""The console's Cognito sign-in as the REST API client's token source
+(core.ports.identity_provider.IdentityProvider).
+
+API Gateway's Cognito authorizer checks the ID token (it carries the groups
+and the organization; an access token does not), so the bearer token the
+HTTP client sends is the ID token. Where each token lives:
+
+- the ID and access tokens: in this object's memory only, renewed from the
+  refresh token shortly before they expire (on demand, before the call that
+  needs them, so a console idle over lunch renews on its first click);
+- the refresh token: in the secret store (core.secrets: the OS keyring, or
+  the encrypted file on a headless machine), one per user pool and app
+  client, so ``smartiot login`` in a terminal and the console share it and a
+  restart resumes without the password.
+
+The conversation itself (SRP, challenges, refresh, revocation) is
+plugins/aws/cognito/signin.py's; this module only keeps its results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from core import secrets
+from core.errors import SmartIotError
+from core.model.roles import Actor
+from core.ports.identity_provider import DemoLogin, SignInChallenge
+from core.services.accounts import SignInFailed
+from plugins.aws.cognito.signin import (
+    CodeRequired,
+    CognitoPool,
+    CognitoSignIn,
+    NewPasswordRequired,
+    SessionEnded,
+    SignInResult,
+    Tokens,
+)
+
+log = logging.getLogger(__name__)
+
+# Renew this long before the ID token expires: a request started just before
+# expiry must not arrive at API Gateway just after it.
+REFRESH_MARGIN_S = 300.0
+
+
+def refresh_secret_name(pool: CognitoPool) -> str:
+    """``cognito.refresh:eu-west-1_abc:client``: one sign-in per pool and app client."""
+    return f"cognito.refresh:{pool.user_pool_id}:{pool.client_id}"
+
+
+class NotSignedIn(SignInFailed):
+    """Nobody is signed in on this profile (or the sign-in ended): sign in again."""
+
+
+class CognitoSession:
+    """Sign-in, tokens and sign-out of one person against one user pool."""
+
+    def __init__(self, pool: CognitoPool, *, api_url: str = "", description: str = "",
+                 demo: list[DemoLogin] | None = None, signin: CognitoSignIn | None = None,
+                 clock: Callable[[], float] = time.time,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self.pool = pool
+        self._api_url = api_url
+        self._description = description or f"Cognito user pool {pool.user_pool_id}"
+        self._demo = list(demo or [])
+        self._signin = signin or CognitoSignIn(pool)
+        self._clock = clock
+        self._on_close = on_close
+        self.secret_name = refresh_secret_name(pool)
+        self._tokens: Tokens | None = None
+        self._username = ""
+        self._lock = threading.Lock()  # one renewal at a time
+
+    # ------------------------------------------------------------ what it is
+    @property
+    def api_url(self) -> str:
+        return self._api_url
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    @property
+    def username(self) -> str:
+        return self._username
+
+    @property
+    def actor(self) -> Actor | None:
+        tokens = self._tokens
+        return None if tokens is None else _actor(tokens)
+
+    def demo_logins(self) -> list[DemoLogin]:
+        return list(self._demo)
+
+    # ------------------------------------------------------------ signing in
+    def sign_in(self, username: str, password: str) -> Actor | SignInChallenge:
+        return self._take(self._signin.sign_in(username, password))
+
+    def answer(self, challenge: SignInChallenge, response: str) -> Actor | SignInChallenge:
+        state = challenge.state
+        if isinstance(state, NewPasswordRequired):
+            return self._take(self._signin.set_new_password(state, response))
+        if isinstance(state, CodeRequired):
+            return self._take(self._signin.answer_code(state, response))
+        raise SignInFailed("this sign-in step does not belong to the Cognito sign-in; "
+                           "start again")
+
+    def resume(self) -> Actor | None:
+        with self._lock:
+            if not self._refresh_locked():
+                return None
+        return self.actor
+
+    # ------------------------------------------------------------ tokens
+    def access_token(self) -> str:
+        """The ID token (what the Cognito authorizer verifies), renewed first
+        when it expires within REFRESH_MARGIN_S."""
+        tokens = self._tokens
+        if tokens is not None and not tokens.expires_within(REFRESH_MARGIN_S, self._clock()):
+            return tokens.id_token
+        with self._lock:
+            tokens = self._tokens  # another thread may have renewed meanwhile
+            if tokens is not None and not tokens.expires_within(REFRESH_MARGIN_S,
+                                                                self._clock()):
+                return tokens.id_token
+            if not self._refresh_locked():
+                raise NotSignedIn(f"not signed in to {self._description}: sign in again "
+                                  "(smartiot login, or the console's sign-in dialog)")
+            assert self._tokens is not None
+            return self._tokens.id_token
+
+    def renew(self) -> bool:
+        with self._lock:
+            return self._refresh_locked()
+
+    def sign_out(self) -> None:
+        """RevokeToken at Cognito (best effort: offline the tokens are still
+        forgotten here, and the refresh token leaves the secret store)."""
+        tokens = self._tokens
+        refresh = tokens.refresh_token if tokens is not None else self._stored_refresh()
+        if refresh:
+            held = tokens or Tokens(self._username, (), "", 0.0, "", "", refresh)
+            try:
+                self._signin.sign_out(held)
+            except SmartIotError as exc:
+                log.info("signing out at %s: %s (forgotten here anyway)",
+                         self._description, type(exc).__name__)
+        self._forget()
+
+    def close(self) -> None:
+        with self._lock:
+            self._tokens = None  # memory only: nothing of it survives the process
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
+
+    # ------------------------------------------------------------ internals
+    def _take(self, result: SignInResult) -> Actor | SignInChallenge:
+        if isinstance(result, NewPasswordRequired):
+            return SignInChallenge(
+                "new_password", result.username,
+                "This is your first sign-in with a temporary password: choose your own "
+                "(at least 12 characters with upper- and lower-case letters and a digit).",
+                result)
+        if isinstance(result, CodeRequired):
+            where = ("your authenticator app" if result.kind == "totp"
+                     else f"the SMS sent to {result.destination or 'your phone'}")
+            return SignInChallenge("code", result.username,
+                                   f"Enter the 6-digit code from {where}.", result)
+        with self._lock:
+            self._tokens = result
+            self._username = result.username
+        secrets.set_secret(self.secret_name, result.refresh_token)
+        return _actor(result)
+
+    def _stored_refresh(self) -> str:
+        try:
+            return secrets.get_secret(self.secret_name) or ""
+        except SmartIotError:
+            return ""
+
+    def _refresh_locked(self) -> bool:
+        """New ID and access tokens from the refresh token (memory, else the
+        secret store); False when there is none or Cognito refuses it."""
+        refresh = self._tokens.refresh_token if self._tokens is not None else ""
+        refresh = refresh or self._stored_refresh()
+        if not refresh:
+            return False
+        try:
+            tokens = self._signin.refresh(refresh)
+        except SessionEnded:
+            self._tokens = None
+            with contextlib.suppress(SmartIotError):
+                secrets.delete_secret(self.secret_name)
+            return False
+        self._tokens = tokens
+        self._username = tokens.username
+        return True
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._tokens = None
+        with contextlib.suppress(SmartIotError):
+            secrets.delete_secret(self.secret_name)
+
+
+def _actor(tokens: Tokens) -> Actor:
+    """Who the ID token says this is: its strongest role group. The API reads
+    the same claims (and the pool's current groups) and refuses anyway."""
+    role = tokens.role
+    if role is None:
+        raise SignInFailed(f"{tokens.username} is in no role group of the user pool "
+                           "(technician, support, engineer or admin); ask an admin")
+    return Actor(tokens.username, role, tokens.organization)
+
+
+def describe_pool(pool: CognitoPool) -> str:
+    where = pool.endpoint_url or pool.region
+    return f"Cognito user pool {pool.user_pool_id} ({where})"
+
+
+__all__ = ["CognitoSession", "NotSignedIn", "describe_pool", "refresh_secret_name"]
