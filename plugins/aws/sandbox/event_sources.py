@@ -7,8 +7,9 @@ and call a handler with the event Lambda would build, honouring its answer.
   handler answers ``{"batchItemFailures": [{"itemIdentifier": <sequence
   number>}]}``; the batch is then retried from the first failed record, and
   records before it count as done. A handler that raises gets the whole batch
-  again. After ``max_retries`` a batch is skipped and counted, as a mapping with
-  ``MaximumRetryAttempts`` does (on AWS an on-failure destination keeps it).
+  again, or with ``BisectBatchOnFunctionError`` each half on its own. After
+  ``max_retries`` a batch is given up and described on the on-failure
+  destination, as are records older than ``MaximumRecordAgeInSeconds``.
 - **SQS**: ReceiveMessage (long poll), an event of ``Records[]`` with the body;
   messages the handler did not report as failed are deleted, the failed ones
   come back after their visibility timeout (then the queue's redrive policy).
@@ -119,14 +120,19 @@ class KinesisEventSource(_Poller):
                  region: str, batch_size: int = 100, poll_s: float = 0.25,
                  max_retries: int = 5, retry_delay_s: float = 0.2,
                  starting_position: str = "TRIM_HORIZON",
-                 on_failure: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_failure: Callable[[dict[str, Any]], None] | None = None,
+                 bisect: bool = False, max_record_age_s: float | None = None) -> None:
         """``starting_position``: where a shard is first read, ``TRIM_HORIZON``
         (everything the stream holds) or ``LATEST`` (what arrives from now).
         ``on_failure`` gets Lambda's description of each batch given up (the
         mapping's on-failure destination: shard and sequence range, not the
-        records, which stay in the stream for their retention period)."""
+        records, which stay in the stream for their retention period).
+        ``bisect``: a batch whose invocation raises is split in halves, each
+        retried on its own; ``max_record_age_s``: older records are given up."""
         super().__init__(function_name, handler, region)
         self.on_failure = on_failure
+        self.bisect = bisect
+        self.max_record_age_s = max_record_age_s
         if starting_position not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"starting position {starting_position!r} must be TRIM_HORIZON "
                              "or LATEST")
@@ -196,15 +202,38 @@ class KinesisEventSource(_Poller):
         } for record in records]}
 
     def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> str:
-        """Hands ``records`` over until all are done (or skipped); returns the
+        """Hands ``records`` over until all are done (or given up); returns the
         last one's sequence number, the shard's new checkpoint."""
+        last = str(records[-1]["SequenceNumber"])
+        records = self._drop_expired(shard_id, records)
+        if records:
+            self._hand_over(shard_id, records)
+        return last
+
+    def _drop_expired(self, shard_id: str, records: list[dict[str, Any]]
+                      ) -> list[dict[str, Any]]:
+        """``maximumRecordAgeInSeconds``: records older are not handed over
+        but described on the on-failure destination."""
+        if self.max_record_age_s is None:
+            return records
+        oldest = time.time() - self.max_record_age_s
+        expired = [r for r in records
+                   if _epoch(r.get("ApproximateArrivalTimestamp")) < oldest]
+        if expired:
+            log.error("%s: %d records of shard %s are older than %.0f s; not delivered",
+                      self.name, len(expired), shard_id, self.max_record_age_s)
+            self._give_up(shard_id, expired, 0, "RecordAgeExceeded")
+        gone = {id(r) for r in expired}
+        return [r for r in records if id(r) not in gone]
+
+    def _hand_over(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         attempt = 0
         while records:
             returned, failed = self._invoke(self._event(shard_id, records))
             if returned and not failed:
                 with self._lock:
                     self.stats.records += len(records)
-                break
+                return
             if returned:
                 sequence = [r["SequenceNumber"] for r in records]
                 known = [sequence.index(item) for item in failed if item in sequence]
@@ -215,28 +244,38 @@ class KinesisEventSource(_Poller):
                     self.stats.records += first
                     self.stats.failed_items += len(failed)
                 records = records[first:]
+            elif self.bisect and len(records) > 1 and not self._stopping.is_set():
+                # bisectBatchOnFunctionError: each half on its own, so one bad
+                # record holds back only itself (a split costs no retry)
+                half = len(records) // 2
+                self._hand_over(shard_id, records[:half])
+                self._hand_over(shard_id, records[half:])
+                return
             attempt += 1
             if attempt > self.max_retries or self._stopping.is_set():
                 log.error("%s: gave up on %d records of shard %s after %d attempts",
                           self.name, len(records), shard_id, attempt)
-                with self._lock:
-                    self.stats.skipped += len(records)
-                    self.stats.records += len(records)
-                if self.on_failure is not None and not self._stopping.is_set():
-                    self._report(shard_id, records, attempt)
-                break
+                self._give_up(shard_id, records, attempt, "RetryAttemptsExhausted")
+                return
             self._stopping.wait(self.retry_delay_s * 2 ** (attempt - 1))
-        return str(records[-1]["SequenceNumber"]) if records else ""
 
+    def _give_up(self, shard_id: str, records: list[dict[str, Any]], attempts: int,
+                 condition: str) -> None:
+        with self._lock:
+            self.stats.skipped += len(records)
+            self.stats.records += len(records)
+        if self.on_failure is not None and not self._stopping.is_set():
+            self._report(shard_id, records, attempts, condition)
 
-    def _report(self, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
+    def _report(self, shard_id: str, records: list[dict[str, Any]], attempts: int,
+                condition: str) -> None:
         """Lambda's invocation record for a Kinesis batch it gave up."""
         assert self.on_failure is not None
         arrived = [_epoch(r.get("ApproximateArrivalTimestamp")) for r in records]
         try:
             self.on_failure({
                 "requestContext": {
-                    "requestId": str(uuid.uuid4()), "condition": "RetryAttemptsExhausted",
+                    "requestId": str(uuid.uuid4()), "condition": condition,
                     "functionArn": LambdaContext(self.name, self.region).invoked_function_arn,
                     "approximateInvokeCount": attempts},
                 "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",

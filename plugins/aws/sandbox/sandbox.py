@@ -130,7 +130,9 @@ class Sandbox:
                 batch_size=int(stream.get("batchSize", 100)),
                 max_retries=int(stream.get("maximumRetryAttempts", 5)),
                 starting_position=str(stream.get("startingPosition", "TRIM_HORIZON")),
-                on_failure=self._destination(clients.client("sqs"), stream))
+                on_failure=self._destination(clients.client("sqs"), stream),
+                bisect=bool(stream.get("bisectBatchOnFunctionError", False)),
+                max_record_age_s=_age(stream.get("maximumRecordAgeInSeconds")))
             self._add_mapping(mapping.start())
         notifier = self._function(NOTIFIER)
         if notifier is not None:
@@ -259,6 +261,11 @@ def _lambda_environment(endpoint_url: str, options: SandboxOptions) -> None:
         # it would print on stdout (where --json promises one line only).
         "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
     })
+
+
+def _age(value: Any) -> float | None:
+    """``maximumRecordAgeInSeconds``; -1 (Lambda's "no limit") and absent are None."""
+    return None if value is None or int(value) < 0 else float(value)
 
 
 def _event(events: tuple[dict[str, Any], ...], kind: str) -> dict[str, Any]:

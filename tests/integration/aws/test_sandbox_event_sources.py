@@ -179,3 +179,58 @@ def test_sqs_deletes_what_was_handled_and_keeps_a_failed_message(aws: AwsSandbox
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def numbers(records: list[dict[str, Any]]) -> list[int]:
+    return [json.loads(base64.b64decode(r["kinesis"]["data"]))["n"] for r in records]
+
+
+def test_bisect_isolates_the_record_that_makes_the_handler_fail(
+        stream: tuple[Any, str]) -> None:
+    kinesis, name = stream
+    put(kinesis, name, range(8))
+
+    def answer(records: list[dict[str, Any]], call: int) -> Any:
+        if 5 in numbers(records):
+            raise RuntimeError("record 5 breaks the handler")
+        return {"batchItemFailures": []}
+
+    handler = Recorder(answer)
+    given_up: list[dict[str, Any]] = []
+    mapping = KinesisEventSource(kinesis, name, handler, function_name="consumer",
+                                 region="eu-west-1", poll_s=0.05, retry_delay_s=0.01,
+                                 max_retries=1, bisect=True, on_failure=given_up.append)
+    mapping.start()
+    try:
+        wait_until(lambda: mapping.stats.records == 8)
+    finally:
+        mapping.stop()
+    batches = [numbers(e["Records"]) for e in handler.events]
+    assert batches == [[0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [4, 5], [4],
+                       [5], [5], [6, 7]]
+    (described,) = given_up
+    assert described["KinesisBatchInfo"]["batchSize"] == 1
+    assert mapping.stats.skipped == 1
+
+
+def test_records_older_than_the_maximum_age_are_given_up_unread(
+        stream: tuple[Any, str]) -> None:
+    kinesis, name = stream
+    put(kinesis, name, range(2))
+    time.sleep(1.2)  # they age past the limit before the mapping reads them
+    handler = Recorder(lambda records, call: None)
+    given_up: list[dict[str, Any]] = []
+    mapping = KinesisEventSource(kinesis, name, handler, function_name="consumer",
+                                 region="eu-west-1", poll_s=0.05, max_record_age_s=1.0,
+                                 on_failure=given_up.append)
+    mapping.start()
+    try:
+        wait_until(lambda: mapping.stats.records == 2)
+        put(kinesis, name, range(2, 3))  # a fresh one is delivered
+        wait_until(lambda: mapping.stats.records == 3)
+    finally:
+        mapping.stop()
+    assert [numbers(e["Records"]) for e in handler.events] == [[2]]
+    (described,) = given_up
+    assert described["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert described["KinesisBatchInfo"]["batchSize"] == 2
