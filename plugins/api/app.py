@@ -128,7 +128,12 @@ def _map_errors(app: APIGatewayRestResolver) -> None:
                 details = None
                 if isinstance(exc, ConcurrentModification) and exc.changed_by:
                     details = {"changed_by": exc.changed_by}
-                return error(status, code, str(exc), details)
+                answer = error(status, code, str(exc), details)
+                wait = getattr(exc, "retry_after_s", None)
+                if isinstance(exc, TooManyRequests) and wait:
+                    # a new dict: error() hands over the shared CORS_HEADERS
+                    answer.headers = {**answer.headers, "Retry-After": str(wait)}
+                return answer
         return error(400, "BAD_REQUEST", str(exc))
 
     @app.not_found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -24,6 +25,7 @@ class RateLimit:
             tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
             if tokens < 1:
                 self._buckets[user] = (tokens, now)
+                wait = max(1, math.ceil((1 - tokens) * 60 / self.per_minute))
                 raise TooManyRequests(f"{user} sent more than {self.per_minute} requests a "
-                                      "minute; wait a moment and retry")
+                                      f"minute; retry in {wait} s", retry_after_s=wait)
             self._buckets[user] = (tokens - 1, now)

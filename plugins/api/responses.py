@@ -31,7 +31,12 @@ class PayloadTooLarge(SmartIotError):
 
 
 class TooManyRequests(SmartIotError):
-    """HTTP 429."""
+    """HTTP 429; ``retry_after_s`` becomes the ``Retry-After`` header (a
+    console's outbox waits that long before sending again)."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def envelope(data: Any, status: int = 200, headers: dict[str, str] | None = None
