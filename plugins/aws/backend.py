@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 from core.context import AppContext
 from core.ports.backend import Backend
 from plugins.aws.clients import AwsClients
+from plugins.aws.cognito.directory import CACHE_S as DIRECTORY_CACHE_S
 from plugins.aws.cognito.directory import CognitoUserDirectory
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
+from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.firmware.s3 import S3FirmwareRepository
@@ -60,11 +62,13 @@ class AwsBackend(Backend):
         iot_data = clients.client("iot-data")  # shadows and the command topic
         self.shadows = IotDataShadowService(iot_data)
         self.commands = IotDataCommandChannel(iot_data, self.registry)
+        # device messages the stream consumer refused (plugins/aws/stream)
+        self.quarantine = DynamoQuarantineStore(dynamodb, settings)
         # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
         self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
         if settings.user_pool_id:  # people and roles: the stage's Cognito user pool
             self.users = CognitoUserDirectory(clients.client("cognito-idp"),
-                                              settings.user_pool_id)
+                                              settings.user_pool_id, cache_s=DIRECTORY_CACHE_S)
 
 
 def _is_loopback(url: str) -> bool:

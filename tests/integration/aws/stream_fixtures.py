@@ -22,6 +22,8 @@ from core.ingest.ingestor import Inbound, Ingestor
 from core.ingest.registry_cache import RegistryCache
 from core.model.timeutil import from_epoch_ms
 from core.ports.alerts import AlertQuery
+from core.protocol.payloads import Status
+from core.protocol.topics import status_topic
 from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 from core.services.alerting.defaults import default_rules
 from core.store import Store
@@ -38,8 +40,9 @@ HOSTILE = ("dt/acme/bad id!/telemetry", b'{"seq": 1}')
 
 @functools.lru_cache(maxsize=1)
 def simulated_stream() -> tuple[Inbound, ...]:
-    """What IoT Core would receive, in order; the start is an hour ago so every
-    time is a plausible one for the decoder and the stores."""
+    """What IoT Core would receive, in order (status and telemetry, as the two
+    rules forward them); the start is an hour ago so every time is a plausible
+    one for the decoder and the stores."""
     start_s = float(int(time.time()) - 3600)
     fleet = Fleet(
         [DeviceGroup("env", "environmental", 3, org=ORG, interval_s=INTERVAL_S)], seed=7,
@@ -53,7 +56,15 @@ def simulated_stream() -> tuple[Inbound, ...]:
     out = [Inbound(fleet.topic(m.device), m.payload, round(m.t_s * 1000) + 40)
            for m in fleet.generate(DURATION_S, INTERVAL_S)]
     out.insert(len(out) // 2, Inbound(HOSTILE[0], HOSTILE[1], out[len(out) // 2].received_ms))
-    return tuple(out)
+    # each device says it is online when it connects; the last one's Last Will at the end
+    first_ms = out[0].received_ms
+    hello = [Inbound(status_topic(ORG, d), Status("online", first_ms - 1000, "environmental",
+                                                   "1.0.0").encode(), first_ms - 500)
+             for d in fleet.device_ids]
+    gone = Inbound(status_topic(ORG, fleet.device_ids[-1]),
+                   Status("offline", None, reason="connection lost").encode(),
+                   out[-1].received_ms + 1000)
+    return (*hello, *out, gone)
 
 
 # ---------------------------------------------------------------- the outcome, comparable
@@ -125,10 +136,13 @@ def create_stream(kinesis: Any, name: str, shards: int = 2) -> None:
 
 
 def publish(kinesis: Any, name: str, stream: tuple[Inbound, ...]) -> None:
-    """What the IoT rule's Kinesis action does with each message."""
-    for m in stream:
-        kinesis.put_record(StreamName=name, Data=rule_record(m.topic, m.payload, m.received_ms),
-                           PartitionKey=partition_key(m.topic) or "-")
+    """What the IoT rules' Kinesis action puts on the stream for each message
+    (in PutRecords batches, as the sandbox's stand-in rule sends them)."""
+    entries = [{"Data": rule_record(m.topic, m.payload, m.received_ms),
+                "PartitionKey": partition_key(m.topic) or "-"} for m in stream]
+    for i in range(0, len(entries), 500):
+        answer = kinesis.put_records(StreamName=name, Records=entries[i:i + 500])
+        assert answer.get("FailedRecordCount", 0) == 0
 
 
 def drain_queue(sqs: Any, url: str) -> list[str]:

@@ -7,6 +7,7 @@ resolved, same quarantine, same registry."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,15 @@ def test_the_stream_gives_the_hubs_history_alerts_quarantine_and_registry(
     reasons = {q[0] for q in got.quarantine}
     assert {"duplicate", "invalid_device_id"} <= reasons and len(reasons) >= 3
     assert got.registry == reference.registry
+    assert ("env-00002", ORG, "environmental", "offline", "1.0.0") in got.registry  # Last Will
     assert source.retries == 0
+    # the console's Quarantine page on AWS: counts, a reason's rows, newest first
+    quarantine = stage.fleet.backend.quarantine
+    assert quarantine.counts_by_reason() == dict(Counter(q[0] for q in reference.quarantine))
+    duplicates = quarantine.list(reason="duplicate")
+    assert duplicates and all(q.reason == "duplicate" for q in duplicates)
+    newest_first = [q.received_at for q in quarantine.list()]
+    assert newest_first == sorted(newest_first, reverse=True)
 
     # consoles and the notification queue hear of every raise and resolution
     raised_and_resolved = stage.fleet.backend.alerts.list()
