@@ -12,13 +12,20 @@ with ``custom:version`` read just before and then writes: two admins editing
 the same person in the same instant can both pass the check (see docs/aws.md,
 Gaps). Listing is ListUsers page by page plus ListUsersInGroup per role
 group, never one request per person.
+
+The API asks ``get`` on every request (UserService.effective_actor). Cognito
+allows an account about 120 user reads a second, so an entry may be kept for
+``cache_s`` seconds (the aws backend: :data:`CACHE_S`); this directory's own
+writes drop it at once, another process's count after at most that long.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +48,7 @@ log = logging.getLogger(__name__)
 # Strongest first, as plugins/api/auth.py reads a token's groups.
 _BY_STRENGTH = sorted(ROLE_GROUPS, key=ROLE_GROUPS.__getitem__)
 MAX_PAGE = 60  # ListUsers and ListUsersInGroup answer at most 60 a page
+CACHE_S = 10.0  # how long the aws backend keeps a person's entry between requests
 
 
 def _code(exc: ClientError) -> str:
@@ -53,16 +61,38 @@ def strongest_role(groups: builtins.list[str]) -> Role | None:
 
 
 class CognitoUserDirectory(UserDirectory):
-    def __init__(self, cognito: Any, user_pool_id: str, *, page_size: int = MAX_PAGE) -> None:
+    def __init__(self, cognito: Any, user_pool_id: str, *, page_size: int = MAX_PAGE,
+                 cache_s: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
         if not user_pool_id:
             raise ValidationError("user_pool_id: the Cognito user pool of the stage is needed "
                                   "(SMARTIOT_USER_POOL_ID or the profile's user_pool_id)")
         self._cognito = cognito
         self._pool = user_pool_id
         self._page = max(1, min(page_size, MAX_PAGE))
+        self._cache_s = cache_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, UserAccount | None]] = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reads
     def get(self, name: str) -> UserAccount | None:
+        key = name.strip().lower()  # the pool's names are case-insensitive
+        if self._cache_s > 0:
+            with self._lock:
+                held = self._cache.get(key)
+            if held is not None and self._clock() - held[0] < self._cache_s:
+                return held[1]
+        found = self._read(name)
+        if self._cache_s > 0:
+            with self._lock:
+                self._cache[key] = (self._clock(), found)
+        return found
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._cache.pop(name.strip().lower(), None)
+
+    def _read(self, name: str) -> UserAccount | None:
         try:
             user = self._cognito.admin_get_user(UserPoolId=self._pool, Username=name)
         except ClientError as exc:
@@ -141,6 +171,13 @@ class CognitoUserDirectory(UserDirectory):
         return self._must_get(name)
 
     def save(self, account: UserAccount) -> UserAccount:
+        self._forget(account.name)  # the version check reads the pool, not the cache
+        try:
+            return self._save(account)
+        finally:
+            self._forget(account.name)  # also when a write failed half-way
+
+    def _save(self, account: UserAccount) -> UserAccount:
         current = self.get(account.name)
         if current is None:
             raise NotFound(f"user {account.name} does not exist")
@@ -184,6 +221,7 @@ class CognitoUserDirectory(UserDirectory):
                     UserPoolId=self._pool, Username=name, GroupName=other.value)
 
     def _must_get(self, name: str) -> UserAccount:
+        self._forget(name)
         account = self.get(name)
         if account is None:
             raise NotFound(f"user {name} vanished from the user pool while being saved")

@@ -135,3 +135,27 @@ def test_the_aws_backend_manages_people_in_the_pool(cognito: CognitoStage) -> No
     assert [(e.action, e.subject, e.details.get("outcome", "ok")) for e in trail] == [
         ("user.add", "ned", "ok"), ("user.role", "ned", "ok"), ("user.disable", "ned", "ok"),
         ("user.add", "mal", "denied")]
+
+
+def test_entries_are_kept_briefly_and_own_writes_show_at_once(cognito: CognitoStage) -> None:
+    """The API reads the pool on every request; Cognito allows an account about
+    120 user reads a second, so the aws backend keeps an entry a few seconds."""
+    now = [0.0]
+    cached = CognitoUserDirectory(cognito.admin, cognito.settings.user_pool_id,
+                                  cache_s=10, clock=lambda: now[0])
+    calls = record_calls(cognito.admin, "cognito-idp")
+    tom = cached.get("tom")
+    assert tom is not None and cached.get("TOM") == tom
+    assert len(calls.named("AdminGetUser")) == 1
+
+    promoted = cached.save(replace(tom, role=Role.ENGINEER, version=tom.version + 1))
+    assert cached.get("tom") == promoted  # its own write: no stale role
+
+    other = _directory(cognito)  # another container demotes him
+    other.save(replace(promoted, role=Role.SUPPORT, version=promoted.version + 1))
+    now[0] = 9.0
+    assert cached.get("tom") == promoted  # at most cache_s behind ...
+    now[0] = 10.5
+    fresh = cached.get("tom")
+    assert fresh is not None and fresh.role is Role.SUPPORT  # ... then the pool's word
+    assert build_aws_backend_for(cognito.settings).users._cache_s > 0  # type: ignore[union-attr]
