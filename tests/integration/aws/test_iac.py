@@ -21,6 +21,7 @@ import pytest
 from plugins.aws.infra.template import Template, TemplateError
 from tests.integration.aws.conftest import AwsSandbox
 from tests.integration.aws.iac_calls import iam_actions_used
+from tests.integration.aws.lambda_imports import run
 
 STAGE = "iac"
 REGION = "eu-west-1"
@@ -308,6 +309,38 @@ def test_each_role_allows_what_its_code_calls_and_nothing_else(template: Templat
     assert expected - allowed == set(), f"{declared.role} lacks actions {function}'s code calls"
     extra = allowed - expected - PLATFORM_ACTIONS - EVENT_SOURCE_ACTIONS.get(function, set())
     assert extra == set(), f"{declared.role} allows actions {function}'s code never calls"
+
+
+_NAME_PROPERTIES = ("TableName", "BucketName", "RoleName", "QueueName", "Name", "PolicyName",
+                    "UserPoolName")
+
+
+def _targets(node: Any) -> set[str]:
+    """The logical ids a policy names through Fn::GetAtt."""
+    if isinstance(node, list):
+        return set().union(*(_targets(v) for v in node)) if node else set()
+    if isinstance(node, dict):
+        if "Fn::GetAtt" in node:
+            return {node["Fn::GetAtt"][0]}
+        return set().union(*(_targets(v) for v in node.values())) if node else set()
+    return set()
+
+
+@pytest.mark.parametrize("function", ["api", "telemetryConsumer", "notifications"])
+def test_each_role_grants_the_tables_and_bucket_its_function_is_wired_to(function: str) -> None:
+    """The function is built as its first request builds it; every resource
+    name its objects hold must be declared, and its role must name each table
+    and bucket among them."""
+    template = Template.load("layer", REGION)
+    by_name = {str(r.properties[key]): r for r in template.resources.values()
+               for key in _NAME_PROPERTIES if isinstance(r.properties.get(key), str)}
+    wired = set(run(function, "layer")["resources"])
+    assert wired - set(by_name) == set(), f"{function} uses resources the template lacks"
+    data = {by_name[n].logical_id for n in wired
+            if by_name[n].type in ("AWS::DynamoDB::Table", "AWS::S3::Bucket")}
+    role = template.functions[function].role
+    granted = _targets(template.resources[role].properties["Policies"])
+    assert data - granted == set(), f"{role} does not name resources {function} uses"
 
 
 def test_the_console_role_reaches_only_its_organizations_live_topics(

@@ -10,16 +10,14 @@ layer bigger."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.integration.aws.lambda_imports import run
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUIREMENTS = ROOT / "deploy" / "aws" / "layer" / "python" / "requirements-lambda.txt"
@@ -64,19 +62,7 @@ def _with_dependencies(names: set[str]) -> set[str]:
 
 
 def _imported_by(function: str) -> set[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_REGION": "eu-west-1", "SMARTIOT_STAGE": "layer",
-           # a closed port: building a function must not need AWS
-           "SMARTIOT_ENDPOINT_URL": "http://127.0.0.1:9", "SMARTIOT_TELEMETRY": "dynamodb",
-           "SMARTIOT_USER_POOL_ID": "eu-west-1_layer",
-           "SMARTIOT_NOTIFY_QUEUE_URL": "http://127.0.0.1:9/123456789012/q",
-           "SMARTIOT_NOTIFY_SENDER": "alerts@example.com"}
-    run = subprocess.run([sys.executable, str(Path(__file__).with_name("lambda_imports.py")),
-                          function], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert run.returncode == 0, run.stderr
-    return {canonicalize_name(name) for name in json.loads(run.stdout.splitlines()[-1])}
+    return {canonicalize_name(name) for name in run(function, "layer")["distributions"]}
 
 
 @pytest.fixture(scope="module")
