@@ -52,6 +52,8 @@ def _describe(info: dict[str, Any]) -> str:
         "  demo users (passwords are new each run):",
         *(f"    {u['role']:<11} {u['username']:<16} {u['password']}" for u in info["users"]),
     ]
+    for logical_id, why in info["not_created"].items():
+        lines.append(f"  not created on moto: {logical_id} ({why})")
     if info["missing"]:
         lines.append(f"  not in this build: {', '.join(info['missing'])}")
     lines.append("Press Ctrl-C to stop.")

@@ -46,6 +46,8 @@ class StageResources:
     # the template's logical ids -> Ref values (a queue's URL...), for the
     # functions' event settings that name resources (on-failure destinations)
     physical: dict[str, str] = field(default_factory=dict)
+    # resources of the template moto cannot make: logical id -> why
+    not_created: dict[str, str] = field(default_factory=dict)
 
 
 def stream_name(settings: AwsSettings) -> str:
@@ -81,7 +83,8 @@ def provision(clients: Any, settings: AwsSettings) -> StageResources:
         notifications_queue_url=made.notifications_queue_url,
         user_pool_id=made.user_pool_id, user_pool_client_id=made.user_pool_client_id,
         identity_pool_id=made.identity_pool_id, firmware_bucket=made.firmware_bucket,
-        sender_email=sender, functions=functions, physical=dict(made.physical))
+        sender_email=sender, functions=functions, physical=dict(made.physical),
+        not_created=dict(made.skipped))
 
 
 SENDER = "SMARTIOT_NOTIFY_SENDER"

@@ -211,6 +211,7 @@ class Sandbox:
             "devices": list(self.fleet.device_ids) if self.fleet else [],
             "users": [user.as_dict() for user in self.users],
             "missing": list(self.missing) + (["api"] if self.api.placeholder else []),
+            "not_created": dict(r.not_created),
             "pid": os.getpid(),
             "ready_s": round(self.started_s, 2),
         }
