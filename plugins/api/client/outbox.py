@@ -166,6 +166,16 @@ class Outbox:
                timeout_s: float | None) -> Answer:
         """Write the change down, then send it; see the module's docstring."""
         row = self._add(method, path, body, dict(headers or {}), timeout_s)
+        if self._cache is not None and self._cache.offline_since is not None:
+            # Known to be offline (the last read fell back to the cache): queue at
+            # once rather than make the person wait for a timeout; the sender
+            # tries it right away in the background.
+            with self._lock:
+                self._db.execute("UPDATE actions SET next_at = ?, message = ? WHERE id = ?",
+                                 (self._clock(), "queued while offline", row.action_id))
+            self._wake.set()
+            raise ActionQueued(f"queued — {row.label} is sent as soon as {self._api} "
+                               "answers (offline)")
         with self._lock:
             self._inflight.add(row.action_id)
         try:
