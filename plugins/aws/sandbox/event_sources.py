@@ -2,8 +2,9 @@
 and call a handler with the event Lambda would build, honouring its answer.
 
 - **Kinesis** (one poller per shard, as Lambda runs one batch per shard at a
-  time): GetShardIterator from the trim horizon, GetRecords, an event of
-  ``Records[].kinesis`` with base64 data. With ``ReportBatchItemFailures`` the
+  time): GetShardIterator at the starting position, GetRecords gathered up to
+  the batch size or for the batch window, an event of ``Records[].kinesis``
+  with base64 data. With ``ReportBatchItemFailures`` the
   handler answers ``{"batchItemFailures": [{"itemIdentifier": <sequence
   number>}]}``; the batch is then retried from the first failed record, and
   records before it count as done. A handler that raises gets the whole batch
@@ -121,18 +122,22 @@ class KinesisEventSource(_Poller):
                  max_retries: int = 5, retry_delay_s: float = 0.2,
                  starting_position: str = "TRIM_HORIZON",
                  on_failure: Callable[[dict[str, Any]], None] | None = None,
-                 bisect: bool = False, max_record_age_s: float | None = None) -> None:
+                 bisect: bool = False, max_record_age_s: float | None = None,
+                 batch_window_s: float = 0.0) -> None:
         """``starting_position``: where a shard is first read, ``TRIM_HORIZON``
         (everything the stream holds) or ``LATEST`` (what arrives from now).
         ``on_failure`` gets Lambda's description of each batch given up (the
         mapping's on-failure destination: shard and sequence range, not the
         records, which stay in the stream for their retention period).
         ``bisect``: a batch whose invocation raises is split in halves, each
-        retried on its own; ``max_record_age_s``: older records are given up."""
+        retried on its own; ``max_record_age_s``: older records are given up;
+        ``batch_window_s``: how long records are gathered, from the first one
+        read, before a batch smaller than ``batch_size`` is handed over."""
         super().__init__(function_name, handler, region)
         self.on_failure = on_failure
         self.bisect = bisect
         self.max_record_age_s = max_record_age_s
+        self.batch_window_s = batch_window_s
         if starting_position not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"starting position {starting_position!r} must be TRIM_HORIZON "
                              "or LATEST")
@@ -162,25 +167,34 @@ class KinesisEventSource(_Poller):
     def _poll_shard(self, shard_id: str) -> None:
         checkpoint: str | None = None  # the last sequence number finished
         iterator: str | None = None
+        batch: list[dict[str, Any]] = []  # read, not yet handed over (batch window)
+        first_read = 0.0
         while not self._stopping.is_set():
             try:
                 if iterator is None:
                     iterator = self._iterator(shard_id, checkpoint)
-                answer = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
+                answer = self.kinesis.get_records(ShardIterator=iterator,
+                                                  Limit=self.batch_size - len(batch))
             except Exception as exc:  # noqa: BLE001 - expired iterator, endpoint away: re-read
                 if self._stopping.is_set():
                     return
                 log.warning("%s: reading shard %s failed (%s); retrying", self.name, shard_id, exc)
-                iterator = None
+                iterator, batch = None, []  # read again from the checkpoint
                 self._stopping.wait(1.0)
                 continue
             iterator = answer.get("NextShardIterator")
             records = answer.get("Records") or []
-            if records:
-                checkpoint = self._deliver(shard_id, records)
+            if records and not batch:
+                first_read = time.monotonic()
+            batch += records
+            due = (len(batch) >= self.batch_size or iterator is None
+                   or time.monotonic() - first_read >= self.batch_window_s)
+            if batch and due:
+                checkpoint = self._deliver(shard_id, batch)
+                batch = []
             if iterator is None:  # a closed shard, read to its end
                 return
-            if not records:
+            if not records or batch:
                 self._stopping.wait(self.poll_s)
 
     def _event(self, shard_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -132,7 +132,8 @@ class Sandbox:
                 starting_position=str(stream.get("startingPosition", "TRIM_HORIZON")),
                 on_failure=self._destination(clients.client("sqs"), stream),
                 bisect=bool(stream.get("bisectBatchOnFunctionError", False)),
-                max_record_age_s=_age(stream.get("maximumRecordAgeInSeconds")))
+                max_record_age_s=_age(stream.get("maximumRecordAgeInSeconds")),
+                batch_window_s=float(stream.get("batchWindow", 0)))
             self._add_mapping(mapping.start())
         notifier = self._function(NOTIFIER)
         if notifier is not None:

@@ -234,3 +234,20 @@ def test_records_older_than_the_maximum_age_are_given_up_unread(
     (described,) = given_up
     assert described["requestContext"]["condition"] == "RecordAgeExceeded"
     assert described["KinesisBatchInfo"]["batchSize"] == 2
+
+
+def test_the_batch_window_gathers_records_into_one_invocation(
+        stream: tuple[Any, str]) -> None:
+    kinesis, name = stream
+    handler = Recorder(lambda records, call: None)
+    mapping = KinesisEventSource(kinesis, name, handler, function_name="consumer",
+                                 region="eu-west-1", poll_s=0.05, batch_window_s=1.5)
+    mapping.start()
+    try:
+        for n in range(3):  # three puts within the window
+            put(kinesis, name, range(n, n + 1))
+            time.sleep(0.2)
+        wait_until(lambda: mapping.stats.records == 3)
+    finally:
+        mapping.stop()
+    assert [numbers(e["Records"]) for e in handler.events] == [[0, 1, 2]]
