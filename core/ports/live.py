@@ -11,12 +11,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from core.model.events import FleetEvent
 
-__all__ = ["FleetEvent", "LiveFeed", "Subscriber"]
+__all__ = ["FleetEvent", "LinkStatus", "LiveFeed", "Subscriber"]
 
 Subscriber = Callable[[list[FleetEvent]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    """The live link as the status bar says it. ``state``: one of
+    ``connection_state()``'s words, or ``reconnecting`` (the next attempt at
+    ``retry_at``, epoch seconds) or ``expired`` (the credentials ran out and
+    only signing in again helps); ``detail``: why, for a tooltip."""
+
+    state: str
+    retry_at: float | None = None
+    detail: str = ""
 
 
 class LiveFeed(ABC):
@@ -27,3 +40,8 @@ class LiveFeed(ABC):
     @abstractmethod
     def connection_state(self) -> str:
         """``connected``, ``connecting``, ``disconnected`` or ``offline`` for the status bar."""
+
+    def link_status(self) -> LinkStatus:
+        """The state with what a person can do about it; feeds that know no
+        more than ``connection_state()`` need not override this."""
+        return LinkStatus(self.connection_state())
