@@ -59,6 +59,10 @@ _READS = re.compile(r"^/(analytics/(query|history)|firmware/deployments/plan"
 # Uploads carry up to 16 MiB: sent directly (resumable upload is its own feature).
 _DIRECT = re.compile(r"^/(auth/.*|firmware/upload)$")
 _IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"
+# A device command is about now: one that waited longer than this is not sent on
+# its own (a reboot an hour late can be an incident too); the person decides.
+COMMAND_FRESH_S = 600.0
+_COMMAND = re.compile(r"^/devices/[^/]+/commands$")
 
 
 class ActionQueued(SmartIotError):
@@ -313,6 +317,13 @@ class Outbox:
         for row in self._rows(ActionState.PENDING):
             if row.action_id in self._inflight or row.next_at > now:
                 continue
+            if _COMMAND.match(row.path) and now - row.created_at > COMMAND_FRESH_S:
+                self._settle(row.action_id, ActionState.REFUSED,
+                             f"not sent: it waited {int((now - row.created_at) // 60)} min "
+                             "for the server, and a device command is only sent on its own "
+                             f"within {int(COMMAND_FRESH_S // 60)} min; retry to send it now, "
+                             "or drop it", None)
+                continue
             user = self._current_user()
             if user is None:  # the server is away (or nobody can sign in): back off
                 self._idle += 1
@@ -386,12 +397,15 @@ class Outbox:
             if row is None:
                 return
             headers = {k: v for k, v in json.loads(row[0]).items() if k.lower() != "if-match"}
+            # A new key (the refused answer is stored under the old one), no
+            # If-Match (the person chose their change over the new state), and
+            # made "now" (a device command retried is sent now, not judged late).
             self._db.execute("UPDATE actions SET state = ?, idem_key = ?, headers = ?, "
-                             "attempts = 0, next_at = ?, message = ?, changed_by = NULL "
-                             "WHERE id = ?", (ActionState.PENDING.value, uuid.uuid4().hex,
-                                              json.dumps(headers), self._clock(),
-                                              "sending again on the current state",
-                                              action_id))
+                             "attempts = 0, next_at = ?, created_at = ?, message = ?, "
+                             "changed_by = NULL WHERE id = ?",
+                             (ActionState.PENDING.value, uuid.uuid4().hex, json.dumps(headers),
+                              self._clock(), self._clock(),
+                              "sending again on the current state", action_id))
         self._wake.set()
 
     def drop(self, action_id: int) -> None:

@@ -17,6 +17,7 @@ class Link:
         self.target_port = target_port
         self.lose_answers = False
         self.forwarded = 0  # connections passed to the server
+        self.forwarded_paths: list[str] = []  # the path of each request passed on
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -76,6 +77,10 @@ class Link:
                 if drop:
                     # The server answered: the line dies before the answer arrives.
                     break
+                if data[:8].split(b" ")[0] in (b"GET", b"POST", b"PUT", b"DELETE", b"PATCH"):
+                    line = data.split(b"\r\n", 1)[0].split(b" ")
+                    if len(line) >= 2:
+                        self.forwarded_paths.append(line[1].decode("latin-1").split("?")[0])
                 sink.sendall(data)
         except OSError:
             pass

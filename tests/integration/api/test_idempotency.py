@@ -20,6 +20,7 @@ from core.model.timeutil import utcnow
 from core.ports.idempotency import IdempotencyRecord
 from core.store import Store
 from core.store.preferences import SqlPreferenceStore
+from core.store.schema import idempotency_keys
 from plugins.api.app import make_handler
 from plugins.api.auth import TokenSigner
 from plugins.api.idempotency import body_hash
@@ -117,11 +118,8 @@ def test_a_retry_while_the_first_still_runs_is_told_to_come_back(api: Api) -> No
     assert busy.headers.get("Retry-After") == "2"
     assert api.store.alerts.get(alert_id).state.value == "active"
     # A claim whose request died (its lease ran out) is taken over by the retry.
-    stale = IdempotencyRecord(**{**{f: getattr(running, f) for f in running.__slots__},
-                                 "locked_until": now - timedelta(seconds=1)})
     with api.store.engine.begin() as conn:
-        from core.store.schema import idempotency_keys as t
-        conn.execute(t.update().values(locked_until=stale.locked_until))
+        conn.execute(idempotency_keys.update().values(locked_until=now - timedelta(seconds=1)))
     assert _ack(api, alert_id, "k-1").status == 200
     assert _acknowledgements(api, alert_id) == 1
 
@@ -165,3 +163,18 @@ def test_faults_and_refusals_are_not_kept_and_auth_is_left_out(api: Api) -> None
     got = api.client.call("GET", f"/alerts/{alert_id}", role=Role.SUPPORT, user="sam",
                           headers={"Idempotency-Key": "k-1"})
     assert got.status == 200 and api.store.idempotency.get("sam", "k-1") is None
+
+
+def test_an_expired_answer_frees_its_key_and_is_purged(api: Api) -> None:
+    alert_id = _alert(api)
+    assert _ack(api, alert_id, "k-1").status == 200
+    later = utcnow() + timedelta(hours=25)
+    fresh = IdempotencyRecord(caller="sam", key="k-1", request="POST /devices/pump-1",
+                              body_hash="0" * 64, created_at=later,
+                              expires_at=later + timedelta(hours=24),
+                              locked_until=later + timedelta(minutes=5))
+    # A day later the key is free again, for any request.
+    assert api.store.idempotency.claim(fresh, later) is None
+    assert api.store.idempotency.get("sam", "k-1") == fresh
+    assert api.store.idempotency.purge(later + timedelta(hours=48)) == 1
+    assert api.store.idempotency.get("sam", "k-1") is None

@@ -27,7 +27,7 @@ from core.store.preferences import SqlPreferenceStore
 from plugins.api.app import RateLimit, make_handler
 from plugins.api.auth import TokenSigner
 from plugins.api.auth_service import build_sign_in
-from plugins.api.client.outbox import ActionQueued, backoff
+from plugins.api.client.outbox import COMMAND_FRESH_S, ActionQueued, backoff, describe
 from plugins.api.client.remote import ApiSession
 from plugins.api.client.tokens import refresh_secret_name
 from plugins.api.wiring import build_api_services
@@ -147,7 +147,7 @@ def test_a_refused_sign_in_keeps_the_change_until_the_person_signs_in_again(
     # While away, the person's sign-ins were ended on the server (password reset):
     # the access token expires and the refresh token is refused (401).
     hub.services.users.set_password(ADMIN, "sam", "a brand new secret 1")
-    session.tokens._access = ""  # noqa: SLF001 - the access token ran out meanwhile
+    session.tokens._access = ""  # the access token ran out meanwhile
     hub.link.restore()
     _wait(lambda: work.status().problem.startswith("Sign in again"))
     assert work.status().pending == 1
@@ -188,7 +188,7 @@ def test_throttled_changes_wait_for_the_server_s_retry_after(hub: Hub, tmp_path:
     work = session.offline_work()
     assert work is not None
     hub.rate.per_minute = 30  # two seconds a request once the bucket is empty
-    hub.rate._buckets["sam"] = (0.0, time.monotonic())  # noqa: SLF001 - sam just used them up
+    hub.rate._buckets["sam"] = (0.0, time.monotonic())  # sam just used them up
     with pytest.raises(ActionQueued, match="slow down"):
         session.api.alerts.acknowledge(alert.alert_id)
     assert work.status().pending == 1
@@ -203,3 +203,39 @@ def test_backoff_doubles_up_to_the_cap_and_is_half_random() -> None:
         waits = [backoff(attempt) for _ in range(200)]
         assert all(full / 2 <= w <= full for w in waits)
         assert max(waits) - min(waits) > full / 10  # jittered
+
+
+def test_a_device_command_that_waited_too_long_is_not_sent_on_its_own(
+        hub: Hub, tmp_path: Path) -> None:
+    session = _session(hub, tmp_path)
+    session.sign_in("sam", PASSWORD)
+    outbox = session.outbox
+    assert outbox is not None
+    hub.link.cut()
+    with pytest.raises(ActionQueued, match="Reboot pump-1"):
+        session.api.devices.command("pump-1", "reboot")
+    later = time.time() + COMMAND_FRESH_S + 60
+    outbox._clock = lambda: later  # eleven minutes pass offline
+    hub.link.restore()
+    outbox.start()
+    _wait(lambda: outbox.status().needs_decision == 1)
+    action = outbox.actions()[0]
+    assert action.state is ActionState.REFUSED
+    assert action.message.startswith("not sent: it waited 11 min")
+    assert hub.link.forwarded_paths.count("/devices/pump-1/commands") == 0
+    # The person decides to send it now: it goes (this server has no command
+    # channel and refuses it, which is again the person's to see).
+    outbox.retry(action.action_id)
+    _wait(lambda: hub.link.forwarded_paths.count("/devices/pump-1/commands") == 1)
+    _wait(lambda: outbox.actions()[0].state is ActionState.REFUSED
+          and not outbox.actions()[0].message.startswith("not sent"))
+    session.close()
+
+
+def test_changes_are_named_in_the_person_s_words() -> None:
+    assert describe("POST", "/alerts/3f2a9c1d77e04b6f/acknowledge", {}) == \
+        "Acknowledge alert 3f2a9c1d77e0…"
+    assert describe("POST", "/devices/pump-1/commands", {"command": "reboot"}) == "Reboot pump-1"
+    assert describe("PUT", "/devices/pump-1/shadow", {}) == "Desired state of pump-1"
+    assert describe("PUT", "/devices/pump-1", {}) == "Edit device pump-1"
+    assert describe("POST", "/firmware/deployments/d-1/pause", None) == "Pause deployment d-1"
