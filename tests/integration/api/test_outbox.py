@@ -119,6 +119,8 @@ def test_a_change_made_offline_survives_a_restart_and_is_applied_once(
     assert status.pending == 1 and status.oldest is not None
     assert "Waiting for" in status.problem
     session.close()  # the console quits
+    outbox_file = tmp_path / "console" / "offline" / "outbox.sqlite3"
+    assert outbox_file.stat().st_mode & 0o777 == 0o600  # the person's work, theirs alone
 
     again = _session(hub, tmp_path)
     assert again.outbox is not None
