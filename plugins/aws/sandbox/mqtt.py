@@ -27,8 +27,9 @@ from simulator.broker import BrokerError, _aws_topic_broker_class, find_free_por
 class IotCoreStandIn:
     def __init__(self, *, mqtt_port: int = 0, ws_port: int = 0, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.mqtt_port = mqtt_port or find_free_port(host)
-        self.ws_port = ws_port or find_free_port(host)
+        self._wanted = (mqtt_port, ws_port)  # 0: any free port, chosen at start
+        self.mqtt_port = mqtt_port
+        self.ws_port = ws_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
         self._thread: threading.Thread | None = None
@@ -44,6 +45,21 @@ class IotCoreStandIn:
         return f"ws://{self.host}:{self.ws_port}/mqtt"
 
     def start(self, timeout_s: float = 10.0) -> IotCoreStandIn:
+        """Free ports are chosen here, just before binding, and chosen again
+        if one was taken meanwhile (another process's outgoing connection can
+        take any ephemeral port); a port asked for by number is tried once."""
+        attempts = 5 if 0 in self._wanted else 1
+        for attempt in range(1, attempts + 1):
+            self.mqtt_port = self._wanted[0] or find_free_port(self.host)
+            self.ws_port = self._wanted[1] or find_free_port(self.host)
+            try:
+                return self._start(timeout_s)
+            except BrokerError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout_s: float) -> IotCoreStandIn:
         config = {
             "listeners": {
                 "default": {"type": "tcp", "bind": f"{self.host}:{self.mqtt_port}",
