@@ -43,3 +43,30 @@ class AwsClients:
     @property
     def dynamodb(self) -> Any:
         return self.client("dynamodb")
+
+
+def clients_for(settings: AwsSettings) -> AwsClients:
+    """Clients for explicit settings (the Lambda functions, the sandbox, tests).
+
+    moto and the sandbox accept any credentials; on a loopback endpoint with
+    none configured, dummy ones are used so nothing can reach a real account."""
+    from urllib.parse import urlsplit
+
+    credentials: dict[str, str] = {}
+    host = urlsplit(settings.endpoint_url).hostname or ""
+    if settings.endpoint_url and _is_loopback_host(host):
+        found = boto3.session.Session(profile_name=settings.aws_profile or None).get_credentials()
+        if found is None:
+            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return AwsClients(settings, **credentials)
+
+
+def _is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

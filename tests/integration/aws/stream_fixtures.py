@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,30 +100,46 @@ def registry_outcome(registry: Any) -> list[tuple[Any, ...]]:
                    d.firmware_version) for d in registry.list())
 
 
-def run_local_hub(stream: tuple[Inbound, ...], db: Path, *, batch: int = 10) -> Store:
-    """The hub's ingest path over SQLite: ingest a batch, write history,
-    the registry and the quarantine, then the alert engine per device — as
-    ``Hub._write_pending`` does. The caller closes the store."""
-    from plugins.local.alerting import HubAlerting
+class LocalHubPath:
+    """The hub's ingest path over SQLite: ingest a batch, write history, the
+    registry and the quarantine, then the alert engine per device — as
+    ``Hub._write_pending`` does; ``housekeeping`` as ``Hub._housekeeping``."""
 
-    store = Store.open(f"sqlite:///{db}")
-    for rule in default_rules():
-        store.rules.add(rule)
-    cache = RegistryCache(store.registry)
-    cache.load()
-    ingestor = Ingestor(cache)
-    alerting = HubAlerting(store, dict(BUILTIN_RULE_TYPES))
-    for i in range(0, len(stream), batch):
-        chunk = list(stream[i:i + batch])
-        result = ingestor.process(chunk, chunk[-1].received_ms)
-        store.telemetry.write_batch(result.readings)
-        cache.flush()
-        store.quarantine.add_many(result.quarantined)
-        for device_id, readings in result.by_device.items():
-            device = cache.get(device_id)
-            assert device is not None
-            alerting.process(device, readings)
-    return store
+    def __init__(self, db: Path) -> None:
+        from plugins.local.alerting import HubAlerting
+
+        self.store = Store.open(f"sqlite:///{db}")
+        for rule in default_rules():
+            self.store.rules.add(rule)
+        self.cache = RegistryCache(self.store.registry)
+        self.cache.load()
+        self.ingestor = Ingestor(self.cache)
+        self.alerting = HubAlerting(self.store, dict(BUILTIN_RULE_TYPES))
+
+    def ingest(self, stream: tuple[Inbound, ...], *, batch: int = 10) -> None:
+        for i in range(0, len(stream), batch):
+            chunk = list(stream[i:i + batch])
+            result = self.ingestor.process(chunk, chunk[-1].received_ms)
+            self.store.telemetry.write_batch(result.readings)
+            self.cache.flush()
+            self.store.quarantine.add_many(result.quarantined)
+            for device_id, readings in result.by_device.items():
+                device = self.cache.get(device_id)
+                assert device is not None
+                self.alerting.process(device, readings)
+
+    def housekeeping(self, now: datetime, stale_after: timedelta) -> None:
+        self.cache.mark_stale(now, stale_after)
+        self.cache.flush()
+        self.alerting.set_devices(self.cache.all())
+        self.alerting.tick(now)
+
+
+def run_local_hub(stream: tuple[Inbound, ...], db: Path) -> Store:
+    """The stream through :class:`LocalHubPath`; the caller closes the store."""
+    hub = LocalHubPath(db)
+    hub.ingest(stream)
+    return hub.store
 
 
 # ---------------------------------------------------------------- the AWS side

@@ -45,13 +45,13 @@ class ThrottleOnce:
 
 def test_a_throttled_write_is_a_batch_item_failure_and_the_retry_completes_the_stream(
         stage: StreamStage, reference: Reference) -> None:
-    from plugins.aws.backend import build_aws_backend_for
+    from plugins.aws.clients import clients_for
     from plugins.aws.stream.wiring import build_consumer
 
-    backend = build_aws_backend_for(stage.fleet.settings)
+    clients = clients_for(stage.fleet.settings)
     throttle = ThrottleOnce(stage.fleet.settings.table("stream-state"))
-    backend.clients.dynamodb.meta.events.register("before-call.dynamodb.PutItem", throttle)
-    consumer = build_consumer(stage.fleet.settings, backend=backend)
+    clients.dynamodb.meta.events.register("before-call.dynamodb.PutItem", throttle)
+    consumer = build_consumer(stage.fleet.settings, clients=clients)
     answers: list[tuple[list[str], dict[str, Any]]] = []
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
