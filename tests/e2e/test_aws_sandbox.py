@@ -78,16 +78,55 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         assert line, (f"no JSON line within {READY_S} s; log:\n"
                       f"{(home / 'sandbox.log').read_text()[-3000:]}")
         info = json.loads(line)
+        # a console's live link, subscribed at once so it sees the first alert
+        info["_console"] = console = LiveConsole(info["mqtt_ws_url"])
         info["_process"] = process
         info["_ready_s"] = ready_s
         info["_home"] = home
         print(f"sandbox ready in {ready_s:.1f} s (its own count: {info['ready_s']} s)")
         yield info
     finally:
+        if "console" in locals():
+            console.close()
         if process.poll() is None:
             process.kill()
             process.wait(10)
         log.close()
+
+
+def _json_or_bytes(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
+
+
+class LiveConsole:
+    """A console's MQTT-over-WebSocket link to the IoT Core stand-in, keeping
+    what arrives on the organization's telemetry and alert topics."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.messages: list[tuple[str, Any]] = []
+        subscribed = threading.Event()
+        ws = urllib.parse.urlsplit(ws_url)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="e2e-console",
+                                  transport="websockets")
+        self.client.ws_set_options(path=ws.path)
+        self.client.on_connect = lambda c, u, f, reason, p: c.subscribe(
+            [("dt/demo/+/telemetry", 1), ("smartiot/demo/alerts", 1)])
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.append(
+            (m.topic, _json_or_bytes(bytes(m.payload))))
+        self.client.connect(ws.hostname or "", ws.port or 0)
+        self.client.loop_start()
+        assert subscribed.wait(10), f"no SUBACK from {ws_url}"
+
+    def on(self, prefix: str) -> list[tuple[str, Any]]:
+        return [(t, m) for t, m in list(self.messages) if t.startswith(prefix)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Api:
@@ -219,22 +258,16 @@ def test_the_sandbox_comes_up_streams_and_stops_cleanly(
     wait_for("the pump to report the desired interval", lambda: (
         api.get(shadow_path)["reported"].get("interval") == 3))
 
-    # A console's WebSocket link to the IoT Core stand-in gets live telemetry.
-    received: queue.Queue[str] = queue.Queue()
-    ws = urllib.parse.urlsplit(info["mqtt_ws_url"])
-    console = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="e2e-console",
-                          transport="websockets")
-    console.ws_set_options(path=ws.path)
-    console.on_connect = lambda c, u, f, reason, p: c.subscribe("dt/demo/+/telemetry", qos=1)
-    console.on_message = lambda c, u, m: received.put(m.topic)
-    console.connect(ws.hostname or "", ws.port or 0)
-    console.loop_start()
-    try:
-        topic = received.get(timeout=20)
-        assert topic.split("/")[2] in info["devices"]
-    finally:
-        console.disconnect()
-        console.loop_stop()
+    # The console's WebSocket link (open since start-up) got live telemetry and
+    # the alert feed's raised alert: IoT Data Publish delivered to subscribers.
+    live: LiveConsole = info["_console"]
+    telemetry = wait_for("telemetry over WebSocket", lambda: live.on("dt/demo/"))
+    assert telemetry[0][0].split("/")[2] in info["devices"]
+    raised = wait_for("the alert feed over WebSocket", lambda: [
+        m for _, m in live.on("smartiot/demo/alerts")
+        if isinstance(m, dict) and m.get("kind") == "alert.raised"
+        and m["alert"]["device_id"] == FAULTY_PUMP])
+    assert raised[0]["alert"]["rule_id"] == "demo-pump-bearing"
 
     # Ctrl-C: every part stops, the process exits 0, nothing listens any more.
     process: subprocess.Popen[str] = info["_process"]
