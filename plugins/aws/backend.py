@@ -13,6 +13,7 @@ import logging
 from urllib.parse import urlsplit
 
 from core.context import AppContext
+from core.errors import SmartIotError
 from core.ports.backend import Backend
 from plugins.aws.clients import AwsClients
 from plugins.aws.cognito.directory import CACHE_S as DIRECTORY_CACHE_S
@@ -70,6 +71,11 @@ class AwsBackend(Backend):
             self.users = CognitoUserDirectory(clients.client("cognito-idp"),
                                               settings.user_pool_id, cache_s=DIRECTORY_CACHE_S)
 
+    def close(self) -> None:
+        stop = getattr(self.live, "stop", None)  # the console's IoT Core link, if any
+        if callable(stop):
+            stop()
+
 
 def _is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
@@ -101,4 +107,13 @@ def build_aws_backend(context: AppContext) -> AwsBackend:
     settings = AwsSettings.from_profile(context.config.profile)
     log.info("aws backend: region %s, stage %s%s", settings.region, settings.stage,
              f", endpoint {settings.endpoint_url}" if settings.endpoint_url else "")
-    return build_aws_backend_for(settings, telemetry=context.config.profile.telemetry)
+    backend = build_aws_backend_for(settings, telemetry=context.config.profile.telemetry)
+    if context.live and context.config.profile.api_url:
+        # a console on the REST API: live data from IoT Core over WebSocket (plugins/aws/live)
+        from plugins.aws.live.wiring import console_live_feed
+
+        try:
+            backend.live = console_live_feed(context)
+        except SmartIotError as exc:
+            log.warning("no live data on this console: %s", exc)
+    return backend

@@ -20,6 +20,8 @@ spans the main window (plugins.local.widgets.hub_banner).
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
@@ -30,19 +32,23 @@ from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEvent, HubStatus
 from core.ports.backend import Backend
+from core.ports.live import LinkStatus
 from core.services.fleet_health import Health, load_fleet_health, status_label
 from plugins.local.widgets.hub_banner import HubBanner
 
 log = logging.getLogger(__name__)
 
 PAINT_MS = 250
-STATE_POLL_MS = 2000
+STATE_POLL_MS = 500  # an in-memory read; a "reconnecting in N s" must not lag behind
 RECOUNT_MIN_MS = 2000
 RECOUNT_POLL_MS = 15_000
 RATE_STALE_S = 5.0
 
 STATE_TEXT = {"connected": "Broker connected", "connecting": "Connecting to broker…",
-              "disconnected": "Broker disconnected", "offline": "Offline"}
+              "disconnected": "Broker disconnected", "offline": "Offline",
+              # the AWS console's IoT Core link (plugins/aws/live): LinkStatus words
+              "reconnecting": "Reconnecting…",
+              "expired": "Live data: credentials expired — sign in"}
 HUB_TEXT = {"online": "Hub online", "offline": "Hub offline", "silent": "Hub silent",
             "unknown": "Hub: waiting for heartbeat…"}
 HUB_GONE = ("offline", "silent")
@@ -50,8 +56,8 @@ HUB_GONE = ("offline", "silent")
 
 def state_colour(state: str) -> str:
     c = current_colors()
-    return {"connected": c.success, "connecting": c.warning,
-            "disconnected": c.danger}.get(state, c.disabled)
+    return {"connected": c.success, "connecting": c.warning, "reconnecting": c.warning,
+            "disconnected": c.danger, "expired": c.danger}.get(state, c.disabled)
 
 
 def count_devices(backend: Backend) -> tuple[int, int]:
@@ -74,6 +80,7 @@ class HubStatusWidget(QWidget):
         self.backend: Backend | None = None
         self.bridge: LiveBridge | None = None
         self.connection = "offline"
+        self.link: LinkStatus | None = None  # the live feed's own account of its link
         self.messages_per_s: float | None = None
         self.readings_per_s: float | None = None
         self.degraded = ""
@@ -183,11 +190,12 @@ class HubStatusWidget(QWidget):
         if live is None:
             return
         try:
-            state = live.connection_state()
+            link = live.link_status()
         except Exception:  # noqa: BLE001 - a status widget never raises
-            state = "offline"
-        if state != self.connection:
-            self.connection = state
+            link = LinkStatus("offline")
+        if link != self.link or link.state != self.connection:
+            self.link = link
+            self.connection = link.state
             self._dirty = True
 
     def recount(self) -> None:
@@ -222,13 +230,22 @@ class HubStatusWidget(QWidget):
             self._dirty = True
         if self.banner.gone and not self.banner.shown:
             self._dirty = True  # the window was not there yet to put the banner on
+        link = self.link
+        retry_at = link.retry_at if link is not None and link.state == self.connection \
+            else None
+        if retry_at is not None:
+            self._dirty = True  # the countdown
         if not self._dirty:
             return
         self._dirty = False
         colour = state_colour(self.connection)
         text = STATE_TEXT.get(self.connection, self.connection.capitalize())
+        if retry_at is not None:
+            text = f"Reconnecting in {max(0, math.ceil(retry_at - time.time()))} s"
         self.connection_label.setText(f"<span style='color:{colour}'>●</span> {text}")
-        self.connection_label.setToolTip(f"MQTT broker: {self.connection}")
+        detail = link.detail if link is not None and link.state == self.connection else ""
+        self.connection_label.setToolTip(f"MQTT broker: {self.connection}"
+                                         + (f"\n{detail}" if detail else ""))
         self._paint_hub()
         rate = self.messages_per_s
         text = ("— msg/s" if rate is None else
