@@ -159,6 +159,7 @@ def iam_actions_used(handler_module: str, exclude: Iterable[str] = (),
             operation = _operations(service).get(method)
             if operation is None or (service, operation) in NO_PERMISSION:
                 continue
-            action = f"{IAM_PREFIX[service]}:{IAM_ACTION.get((service, operation), operation)}"
+            prefix = IAM_PREFIX.get(service, service)
+            action = f"{prefix}:{IAM_ACTION.get((service, operation), operation)}"
             actions |= {action, *IMPLIED.get(action, ())}
     return actions
