@@ -22,7 +22,7 @@ from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
 from plugins.aws.notifications.queue import create_queue, parse_notification
 from plugins.aws.stream.event_source import KinesisEventSource, kinesis_event
 from plugins.aws.stream.rule import stream_name
-from tests.integration.aws.conftest import AwsSandbox, DynamoFleet
+from tests.integration.aws.conftest import ApiCalls, AwsSandbox, DynamoFleet
 from tests.integration.aws.stream_fixtures import (
     ORG,
     alert_outcome,
@@ -95,11 +95,25 @@ class StreamStage:
         return source
 
 
+# the tables the consumer, the ticker and the comparisons touch (creating all of a
+# stage's tables would be most of each test's time)
+TABLES = ("devices", "organizations", "alerts", "alert-events", "alert-rules", "telemetry",
+          "telemetry-rollups", "telemetry-latest", "quarantine", "alert-state", "stream-state")
+
+
 @pytest.fixture
-def stage(dynamo: DynamoFleet, aws: AwsSandbox,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[StreamStage]:
+def stage(aws: AwsSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[StreamStage]:
+    from plugins.aws.backend import build_aws_backend_for
+    from plugins.aws.dynamodb.tables import TABLES as ALL_TABLES
+    from plugins.aws.dynamodb.tables import create_tables
+    from plugins.aws.settings import AwsSettings
+
+    settings = AwsSettings(region=aws.region, stage=aws.stage, endpoint_url=aws.endpoint_url)
+    reader = build_aws_backend_for(settings)
+    create_tables(reader.clients.dynamodb, settings,
+                  tuple(spec for spec in ALL_TABLES if spec.role in TABLES))
     for rule in default_rules():
-        dynamo.backend.rules.add(rule)
+        reader.rules.add(rule)
     kinesis, sqs = aws.client("kinesis"), aws.client("sqs")
     name = stream_name(aws.stage)
     create_stream(kinesis, name)
@@ -108,14 +122,7 @@ def stage(dynamo: DynamoFleet, aws: AwsSandbox,
     for var, value in {"SMARTIOT_STAGE": aws.stage, "SMARTIOT_ENDPOINT_URL": aws.endpoint_url,
                        "AWS_REGION": aws.region}.items():
         monkeypatch.setenv(var, value)
-    # the outcome is read with DynamoDB's usual page size (the fixture's 2 is
-    # for paging tests and would make each comparison hundreds of requests)
-    from plugins.aws.backend import build_aws_backend_for
-    from plugins.aws.settings import AwsSettings
-
-    settings = AwsSettings(region=aws.region, stage=aws.stage, endpoint_url=aws.endpoint_url)
-    reader = build_aws_backend_for(settings)
-    yield StreamStage(DynamoFleet(reader, settings, dynamo.calls), aws, kinesis, sqs, name, url,
+    yield StreamStage(DynamoFleet(reader, settings, ApiCalls()), aws, kinesis, sqs, name, url,
                       DynamoQuarantineStore(reader.clients.dynamodb, settings))
 
 
