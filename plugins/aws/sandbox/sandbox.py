@@ -31,9 +31,9 @@ from plugins.aws.sandbox.users import DEMO_USERS, DemoUser, create_demo_users
 
 log = logging.getLogger(__name__)
 
-# (the function's name in serverless.yml, its handler when the template is absent)
-CONSUMER = ("telemetryConsumer", "plugins.aws.lambdas.telemetry_consumer:handler")
-NOTIFIER = ("notifications", "plugins.aws.lambdas.notifications:handler")
+# the functions the sandbox feeds, by their names in serverless.yml
+CONSUMER = "telemetryConsumer"
+NOTIFIER = "notifications"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Sandbox:
             stream = _event(events, "stream")
             mapping = KinesisEventSource(
                 clients.client("kinesis"), self.resources.telemetry_stream, handler,
-                function_name=f"smartiot-{o.stage}-{CONSUMER[0]}", region=o.region,
+                function_name=f"smartiot-{o.stage}-{CONSUMER}", region=o.region,
                 batch_size=int(stream.get("batchSize", 100)),
                 max_retries=int(stream.get("maximumRetryAttempts", 5)),
                 starting_position=str(stream.get("startingPosition", "TRIM_HORIZON")),
@@ -140,25 +140,26 @@ class Sandbox:
             handler, events = notifier
             queue = SqsEventSource(
                 clients.client("sqs"), self.resources.notifications_queue_url, handler,
-                function_name=f"smartiot-{o.stage}-{NOTIFIER[0]}", region=o.region,
+                function_name=f"smartiot-{o.stage}-{NOTIFIER}", region=o.region,
                 batch_size=int(_event(events, "sqs").get("batchSize", 10)))
             self._add_mapping(queue.start())
 
-        self.api = start_api(host=o.host, port=o.api_port, settings=settings,
-                             resources=self.resources)
+        self.api = start_api(host=o.host, port=o.api_port, settings=settings)
         self._stops.append(self.api.stop)
         self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate, backend.registry)
         self._stops.append(self.fleet.stop)
 
-    def _function(self, which: tuple[str, str]
-                  ) -> tuple[Handler, tuple[dict[str, Any], ...]] | None:
+    def _function(self, name: str) -> tuple[Handler, tuple[dict[str, Any], ...]] | None:
         """The handler of a template function and its events; None (and noted
-        in ``missing``) when this build lacks the handler."""
+        in ``missing``) when the template or this build lacks it."""
         assert self.resources is not None
-        name, fallback = which
         spec = self.resources.functions.get(name)
-        handler = _handler(spec.handler if spec else fallback, self.missing)
-        return None if handler is None else (handler, spec.events if spec else ())
+        if spec is None:
+            log.warning("sandbox: serverless.yml declares no function %s", name)
+            self.missing.append(f"serverless.yml: functions.{name}")
+            return None
+        handler = _handler(spec.handler, self.missing)
+        return None if handler is None else (handler, spec.events)
 
     def _destination(self, sqs: Any, event: dict[str, Any]
                      ) -> Callable[[dict[str, Any]], None] | None:
@@ -211,7 +212,7 @@ class Sandbox:
             "firmware_bucket": r.firmware_bucket,
             "devices": list(self.fleet.device_ids) if self.fleet else [],
             "users": [user.as_dict() for user in self.users],
-            "missing": list(self.missing) + (["api"] if self.api.placeholder else []),
+            "missing": list(self.missing),
             "not_created": dict(r.not_created),
             "pid": os.getpid(),
             "ready_s": round(self.started_s, 2),
