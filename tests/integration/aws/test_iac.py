@@ -14,6 +14,7 @@ import importlib
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,6 +234,20 @@ def test_the_topic_rules_are_the_ones_the_stream_package_declares(template: Temp
         assert "".join(action["Kinesis"]["PartitionKey"]["Fn::Join"][1]) == rule.PARTITION_KEY
 
 
+def test_the_stack_outputs_the_console_reads_are_declared(template: Template) -> None:
+    """plugins/aws/console_access finds a deployed stage from its stack's
+    Outputs; every key it reads must be one the stack declares (ServiceEndpoint
+    is Serverless's own, checked in test_serverless_package.py)."""
+    import plugins.aws.console_access.endpoints as endpoints
+
+    source = Path(endpoints.__file__).read_text(encoding="utf-8")
+    read = set(re.findall(r'outputs\.get\("([A-Za-z]+)"', source))
+    assert {"UserPoolId", "UserPoolClientId"} <= read
+    assert read - {"ServiceEndpoint"} <= set(template.outputs)
+    assert endpoints.STACK_NAME.format(stage=STAGE) \
+        == f"{template.section('service')}-{STAGE}"
+
+
 # ------------------------------------------------------------ least privilege
 
 _SERVICE_OF_TYPE = {"AWS::DynamoDB::Table": "dynamodb", "AWS::Kinesis::Stream": "kinesis",
@@ -356,7 +371,9 @@ def test_the_console_role_reaches_only_its_organizations_live_topics(
     org = "${aws:PrincipalTag/organization}"
     by_action = {s["Action"][0]: s["Resource"] for s in statements}
     assert by_action == {
-        "iot:Connect": [prefix + "client/${cognito-identity.amazonaws.com:sub}"],
+        # the person's identity and a per-console suffix: two consoles of one person
+        # each keep a link (IoT Core allows one connection per client id)
+        "iot:Connect": [prefix + "client/${cognito-identity.amazonaws.com:sub}-*"],
         "iot:Subscribe": [f"{prefix}topicfilter/dt/{org}/*/telemetry",
                           f"{prefix}topicfilter/dt/{org}/*/status",
                           f"{prefix}topicfilter/{alerts_topic('ORG').replace('ORG', org)}"],

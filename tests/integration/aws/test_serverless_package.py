@@ -114,7 +114,10 @@ def test_serverless_v3_packages_the_backend_without_reaching_the_network(
         packaged: tuple[Path, list[str]]) -> None:
     out, requests = packaged
     assert requests == [], "serverless package tried to reach the network"
-    resources = _template(out)["Resources"]
+    template = _template(out)
+    assert {"ServiceEndpoint", "UserPoolId", "UserPoolClientId", "IdentityPoolId"} \
+        <= set(template["Outputs"])
+    resources = template["Resources"]
     functions = {r["Properties"]["FunctionName"]: r["Properties"] for r in resources.values()
                  if r["Type"] == "AWS::Lambda::Function"}
     assert {name: f["Handler"] for name, f in functions.items()} == {
