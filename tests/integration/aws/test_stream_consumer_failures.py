@@ -144,3 +144,47 @@ def test_a_cold_start_in_the_middle_of_a_breach_raises_the_alert_the_hub_raises(
     got = _outcome(stage)
     assert got.alerts == reference.alerts
     assert got.history == reference.history
+
+
+def test_a_value_dynamodb_refuses_is_quarantined_and_the_rest_of_the_batch_stored(
+        stage: StreamStage) -> None:
+    """1e-200 passes the protocol (finite, within ±1e15) but is below the
+    smallest magnitude a DynamoDB number holds: that record is quarantined as
+    ``store_refused`` with DynamoDB's reason, never retried, and every other
+    record of its batch is applied."""
+    import json
+
+    from tests.integration.aws.stream_fixtures import publish, simulated_stream
+
+    stage.run(stage.handler())
+    stream = simulated_stream()
+    tail = [m for m in stream if m.topic.endswith("/env-00001/telemetry")
+            and m.payload.startswith(b"{") and b'"device_id":"env-00001"' in m.payload][-1]
+    doc = json.loads(tail.payload)
+    fresh = []
+    for k in range(1, 4):
+        doc.update(seq=doc["seq"] + 1, ts=doc["ts"] + 5000, uptime=doc["uptime"] + 5)
+        metrics = dict(doc["metrics"], humidity=1e-200) if k == 2 else doc["metrics"]
+        body = json.dumps(dict(doc, metrics=metrics)).encode()
+        fresh.append(type(tail)(tail.topic, body, doc["ts"] + 40))
+    publish(stage.kinesis, stage.stream, tuple(fresh))
+
+    source = stage.run(stage.handler())
+
+    assert source.retries == 0
+    refused = stage.quarantine.list(reason="store_refused")
+    assert [q.payload for q in refused] == [fresh[1].payload]
+    assert "underflow" in refused[0].detail and refused[0].device_id == "env-00001"
+    stored = {p[0] for p in _series(stage, "env-00001", "temperature")}
+    assert {json.loads(m.payload)["ts"] for m in (fresh[0], fresh[2])} <= stored
+    assert json.loads(fresh[1].payload)["ts"] not in stored
+
+
+def _series(stage: StreamStage, device: str, metric: str) -> list[tuple[int, float]]:
+    from datetime import timedelta
+
+    from core.model.timeutil import utcnow
+
+    series = stage.fleet.backend.telemetry.query(device, metric, utcnow() - timedelta(hours=2),
+                                                 utcnow() + timedelta(hours=1))
+    return list(zip(series.ts_ms.tolist(), series.value.tolist(), strict=True))
