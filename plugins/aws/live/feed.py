@@ -91,6 +91,7 @@ class IotLiveFeed(LiveFeed):
         self.refresh_margin_s = refresh_margin_s
         self.stable_s = stable_s
         self.signin_poll_s = signin_poll_s
+        self._console_id = uuid.uuid4().hex[:12]
         self._bus = EventBus()
         self._status = LinkStatus("connecting")
         self._stop = threading.Event()
@@ -115,6 +116,13 @@ class IotLiveFeed(LiveFeed):
 
     def link_status(self) -> LinkStatus:
         return self._status
+
+    def client_id(self, credentials: TemporaryCredentials) -> str:
+        """``<Cognito identity>-<this console>``: what the console role's and the
+        IoT policy's ``client/${cognito-identity.amazonaws.com:sub}-*`` allow.
+        IoT Core keeps one connection per client id, so the suffix (fixed for
+        this feed's life) lets two consoles of one person both stay connected."""
+        return f"{credentials.identity_id or 'console'}-{self._console_id}"
 
     # ------------------------------------------------------------ running
     def start(self) -> IotLiveFeed:
@@ -182,8 +190,7 @@ class IotLiveFeed(LiveFeed):
         decoder = self.decoder = LiveDecoder(organization, self._find_device)
         url = presigned_url(self.endpoint, self.region, credentials)
         self.last_url = url
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=credentials.identity_id or f"console-{uuid.uuid4()}",
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id(credentials),
                              transport="websockets", clean_session=True)
         client.ws_set_options(path=path_of(url))
         if self.endpoint.scheme == "wss":

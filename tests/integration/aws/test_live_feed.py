@@ -193,8 +193,13 @@ def test_the_console_receives_its_organizations_telemetry_and_alerts_over_websoc
         wait_until("the feed subscribed", feed.subscribed.is_set)
         assert feed.link_status().state == "connected"
         assert feed.connection_state() == "connected"
-        # its MQTT client id is the person's Cognito identity (the IoT policy's client/${sub})
         assert "X-Amz-Security-Token=" in feed.last_url
+        # its MQTT client id is the person's Cognito identity and a suffix of this
+        # console (the policies' client/${cognito-identity.amazonaws.com:sub}-*)
+        credentials = live.credentials().get()
+        client_id = feed.client_id(credentials)
+        assert client_id.startswith(credentials.identity_id + "-")
+        assert len(client_id.encode()) <= 128 and client_id != live.feed().client_id(credentials)
         readings = wait_until("telemetry of both simulated devices", lambda: (
             {e.device_id for e in events.of(TelemetryReceived)} >= set(fleet.device_ids)
             and events.of(TelemetryReceived)))
