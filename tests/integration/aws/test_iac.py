@@ -384,6 +384,43 @@ def test_the_console_role_reaches_only_its_organizations_live_topics(
     assert tags["PrincipalTags"] == {"organization": "custom:organization"}
 
 
+def test_the_console_role_and_iot_policy_let_the_live_feed_connect_and_subscribe(
+        template: Template) -> None:
+    """What plugins/aws/live connects as and subscribes to is allowed by both
+    policies IoT Core checks, for its own organization and not another's."""
+    from fnmatch import fnmatchcase
+
+    from plugins.aws.live.decode import live_filters
+
+    identity, console = f"{REGION}:0f7c4a9e-1111-2222-3333-444455556666", "c0ffee"
+    variables = {"${cognito-identity.amazonaws.com:sub}": identity,
+                 "${aws:PrincipalTag/organization}": "acme"}
+    prefix = f"arn:aws:iot:{REGION}:{ACCOUNT}:"
+
+    def allowed(policy: dict[str, Any], action: str, arn: str) -> bool:
+        for statement in policy["Statement"]:
+            if action in statement["Action"]:
+                for pattern in statement["Resource"]:
+                    for name, value in variables.items():
+                        pattern = pattern.replace(name, value)
+                    if fnmatchcase(arn, pattern):
+                        return True
+        return False
+
+    role = {"Statement": list(_statements(template, "ConsoleRole"))}
+    iot_policy = _render(template.resources["ConsoleIotPolicy"].properties["PolicyDocument"],
+                         template)
+    for policy in (role, iot_policy):
+        assert allowed(policy, "iot:Connect", f"{prefix}client/{identity}-{console}")
+        for topic_filter in live_filters("acme"):
+            assert allowed(policy, "iot:Subscribe", f"{prefix}topicfilter/{topic_filter}")
+            topic = topic_filter.replace("+", "pump-1")
+            assert allowed(policy, "iot:Receive", f"{prefix}topic/{topic}")
+    for topic_filter in live_filters("globex"):  # another organization's topics
+        assert not allowed(role, "iot:Subscribe", f"{prefix}topicfilter/{topic_filter}")
+    assert not allowed(role, "iot:Connect", f"{prefix}client/someone-else-{console}")
+
+
 # ------------------------------------------------------------ provisioning on moto
 
 def _clients(aws: AwsSandbox) -> Any:
