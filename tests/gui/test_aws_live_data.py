@@ -54,7 +54,7 @@ def window(sandbox: tuple[dict[str, Any], Path], qtbot: Any) -> Iterator[Any]:
     config = load_config(home / "config" / "config.toml", home / "data",
                          env={"SMARTIOT_PROFILE": "aws-local"})
     context = AppContext(config, PluginManager(entry_points=False, blocked=()))
-    win = build_main_window(context)
+    win: Any = build_main_window(context)
     qtbot.addWidget(win)
     win.resize(1400, 860)
     win.show()

@@ -23,7 +23,7 @@ them to the GUI thread.
 - **Credentials**: renewed ``refresh_margin`` before they expire (at most
   5 min, at most a third of their life); the new ones are fetched while the
   old connection still runs, then the feed reconnects at once with them
-  (IoT Core ends a connection whose credentials expired).
+  (a connection is only as good as the credentials it was signed with).
 - **Sign-in needed** (nobody signed in, or Cognito refuses the token): state
   ``expired``; the feed asks again every ``signin_poll_s``, so signing in in
   the dialog brings the link back by itself.
