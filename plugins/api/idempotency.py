@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,9 @@ CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY = 255
 RETRY_AFTER_S = 2
 _NOT_KEPT = frozenset({401, 429})
+MAX_KEPT = 300_000  # characters of a stored answer
+
+log = logging.getLogger(__name__)
 
 Resolve = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -128,8 +132,25 @@ class IdempotencyGate:
             kept["multiValueHeaders"] = {k: v for k, v in (result.get("multiValueHeaders")
                                                             or {}).items()
                                          if k.lower() != "x-correlation-id"}
-            store.complete(caller, key, status, json.dumps(kept))
+            self._keep(store, caller, key, status, json.dumps(kept))
         return result
+
+    @staticmethod
+    def _keep(store: IdempotencyStore, caller: str, key: str, status: int, answer: str
+              ) -> None:
+        """Store the answer; one too big for the store (a DynamoDB item holds
+        400 KB) is kept as its status with an empty body, so a retry still
+        learns the change was applied, and is never run again."""
+        if len(answer) > MAX_KEPT:
+            answer = json.dumps({"statusCode": status, "headers": {
+                **CORS_HEADERS, "Content-Type": "application/json"}, "isBase64Encoded": False,
+                "body": json.dumps({"success": True, "data": None, "note": (
+                    "applied; the answer was too large to keep for retries: read the "
+                    "result again")})})
+        try:
+            store.complete(caller, key, status, answer)
+        except Exception:  # the change is done: the person gets its answer anyway
+            log.exception("could not keep the answer of %s for retries", key)
 
     def _answer_held(self, held: IdempotencyRecord, mine: IdempotencyRecord
                      ) -> dict[str, Any]:

@@ -6,10 +6,12 @@ once."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ from core.store.preferences import SqlPreferenceStore
 from core.store.schema import idempotency_keys
 from plugins.api.app import make_handler
 from plugins.api.auth import TokenSigner
-from plugins.api.idempotency import body_hash
+from plugins.api.idempotency import IdempotencyGate, body_hash
 from plugins.api.wiring import build_api_services
 from plugins.api.wsgi import ApiWsgiApp, serve, serve_in_thread
 from tests.integration.api.conftest import Api, Client, Reply, backend_over
@@ -178,3 +180,23 @@ def test_an_expired_answer_frees_its_key_and_is_purged(api: Api) -> None:
     assert api.store.idempotency.get("sam", "k-1") == fresh
     assert api.store.idempotency.purge(later + timedelta(hours=48)) == 1
     assert api.store.idempotency.get("sam", "k-1") is None
+
+
+def test_an_answer_too_big_to_keep_still_tells_a_retry_it_was_applied(store: Store) -> None:
+    gate = IdempotencyGate(lambda: store.idempotency)
+    event = {"httpMethod": "POST", "path": "/alerts/rules/import", "body": '{"rules": []}',
+             "headers": {"Idempotency-Key": "big-1"},
+             "requestContext": {"authorizer": {"claims": {"cognito:username": "ada"}}}}
+    runs: list[int] = []
+
+    def resolve(_event: dict[str, Any]) -> dict[str, Any]:
+        runs.append(1)
+        return {"statusCode": 200, "headers": {}, "isBase64Encoded": False,
+                "body": json.dumps({"success": True, "data": "x" * 400_000})}
+
+    first = gate(event, resolve)
+    assert len(first["body"]) > 400_000
+    again = gate(event, resolve)
+    assert runs == [1]
+    assert again["statusCode"] == 200 and again["headers"]["Idempotent-Replayed"] == "true"
+    assert "too large to keep" in json.loads(again["body"])["note"]
