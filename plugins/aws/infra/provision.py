@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# moto's server answers 500 (not implemented) to these; on AWS they are made.
-# docs/aws.md, Gaps: the console role's organization tag is not exercised locally.
+# moto's server answers 500 (not implemented) to these; CloudFormation makes them
+# on AWS. docs/aws.md, Gaps: the console role's organization tag is not exercised locally.
 NOT_ON_MOTO: dict[str, str] = {
     "AWS::Cognito::IdentityPoolRoleAttachment":
         "moto does not implement SetIdentityPoolRoles",
@@ -104,6 +104,12 @@ def provision(clients: AwsClients, *, params: Mapping[str, str] | None = None,
     serverless.yml declares. ``params`` are the template's deploy parameters
     (``notifySender``...); ``template`` another template (tests)."""
     settings = clients.settings
+    if not settings.endpoint_url:
+        # on AWS the stack is CloudFormation's to create, update and delete;
+        # resources made beside it would be orphans no `serverless remove` finds
+        raise ProvisionError(
+            "provision() creates a stage's resources on moto or the sandbox (an endpoint_url); "
+            "on AWS deploy serverless.yml instead (docs/aws.md, Deploying)")
     template = template or Template.load(settings.stage, settings.region, params=params)
     account = str(clients.client("sts").get_caller_identity()["Account"])
     return _Provisioner(clients, template, account).run()
@@ -115,7 +121,6 @@ class _Provisioner:
         self.template = template
         self.account = account
         self.region = template.region
-        self.on_moto = bool(clients.settings.endpoint_url)
         self.done: dict[str, Created] = {}
         self.skipped: dict[str, str] = {}
 
@@ -124,7 +129,7 @@ class _Provisioner:
         resources = self.template.resources
         for logical_id in _creation_order(resources):
             resource = resources[logical_id]
-            if self.on_moto and resource.type in NOT_ON_MOTO:
+            if resource.type in NOT_ON_MOTO:
                 self.skipped[logical_id] = NOT_ON_MOTO[resource.type]
                 continue
             make = self._makers().get(resource.type)
@@ -168,8 +173,6 @@ class _Provisioner:
             "AWS::Cognito::UserPoolClient": self.user_pool_client,
             "AWS::Cognito::UserPoolGroup": self.user_pool_group,
             "AWS::Cognito::IdentityPool": self.identity_pool,
-            "AWS::Cognito::IdentityPoolRoleAttachment": self.identity_pool_roles,
-            "AWS::Cognito::IdentityPoolPrincipalTag": self.identity_pool_principal_tags,
         }
 
     # ------------------------------------------------------------ intrinsics
@@ -427,15 +430,6 @@ class _Provisioner:
                     return Created(found, {"Name": name}, True)
         pool_id = identity.create_identity_pool(**p)["IdentityPoolId"]
         return Created(str(pool_id), {"Name": name})
-
-    def identity_pool_roles(self, logical_id: str, p: dict[str, Any]) -> Created:
-        self.clients.client("cognito-identity").set_identity_pool_roles(
-            IdentityPoolId=p["IdentityPoolId"], Roles=p["Roles"])
-        return Created(p["IdentityPoolId"])
-
-    def identity_pool_principal_tags(self, logical_id: str, p: dict[str, Any]) -> Created:
-        self.clients.client("cognito-identity").set_principal_tag_attribute_map(**p)
-        return Created(p["IdentityPoolId"])
 
 
 def _find_user_pool(idp: Any, name: str) -> str | None:

@@ -527,6 +527,17 @@ def test_provision_twice_keeps_what_exists_and_answers_the_same_ids(aws: AwsSand
     assert [p["Name"] for p in pools].count(f"iot-users-{aws.stage}") == 1
 
 
+def test_provision_refuses_to_create_resources_on_aws_itself() -> None:
+    from plugins.aws.clients import AwsClients
+    from plugins.aws.infra.provision import ProvisionError, provision
+    from plugins.aws.settings import AwsSettings
+
+    clients = AwsClients(AwsSettings(region=REGION, stage="prod"),
+                         aws_access_key_id="testing", aws_secret_access_key="testing")
+    with pytest.raises(ProvisionError, match=r"deploy serverless\.yml"):
+        provision(clients)
+
+
 def test_a_resource_type_provision_cannot_make_is_an_error_naming_it(
         aws: AwsSandbox, tmp_path: Any) -> None:
     from plugins.aws.infra.provision import ProvisionError, provision
