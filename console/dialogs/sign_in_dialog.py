@@ -79,7 +79,7 @@ class SignInDialog(QDialog):
 
         where = getattr(remote, "description", "")
         intro = QLabel(f"Sign in to work on the fleet at<br><b>{remote.base_url}</b>"
-                       + (f"<br><small>through the {where}</small>" if where else ""))
+                       + (f"<br><small>{where}</small>" if where else ""))
         intro.setObjectName("SignInServer")
         intro.setWordWrap(True)
         self.username = QLineEdit(remote.username or remembered_username(config_path, profile))
@@ -108,8 +108,9 @@ class SignInDialog(QDialog):
 
         # The second step: a new password, or an MFA code.
         step = QWidget()
-        step_form = QFormLayout(step)
-        step_form.setContentsMargins(0, 0, 0, 0)
+        step_column = QVBoxLayout(step)
+        step_column.setContentsMargins(0, 0, 0, 0)
+        step_form = QFormLayout()
         self.step_prompt = QLabel("")
         self.step_prompt.setObjectName("SignInStepPrompt")
         self.step_prompt.setWordWrap(True)
@@ -120,9 +121,10 @@ class SignInDialog(QDialog):
         self.step_repeat.setEchoMode(QLineEdit.EchoMode.Password)
         self.step_answer_label = QLabel("New password")
         self.step_repeat_label = QLabel("Repeat it")
-        step_form.addRow(self.step_prompt)
         step_form.addRow(self.step_answer_label, self.step_answer)
         step_form.addRow(self.step_repeat_label, self.step_repeat)
+        step_column.addWidget(self.step_prompt)
+        step_column.addLayout(step_form)
         self.steps = QStackedWidget()
         self.steps.addWidget(credentials)
         self.steps.addWidget(step)
@@ -207,6 +209,7 @@ class SignInDialog(QDialog):
         self.steps.setCurrentIndex(1)
         self.sign_in_button.setText("Continue")
         self.step_answer.setFocus()
+        self.adjustSize()  # the prompt may wrap onto more lines than the form had
 
     def _done(self, actor: object) -> None:
         self._busy(False)

@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,10 +334,16 @@ def test_tokens_never_reach_logs_the_config_or_the_data_dir(
     first = provider._tokens
     assert first is not None
     assert context.api.devices.all()  # a call with the ID token as bearer
-    assert provider.renew()  # a refresh (REFRESH_TOKEN_AUTH) too
+    assert provider.access_token() == first.id_token  # fresh: no renewal
+    # Four minutes before the ID token expires, the next call renews it first
+    # (REFRESH_TOKEN_AUTH with the stored refresh token), then sends the new one.
+    provider._clock = lambda: first.expires_at - 240
+    assert context.api.devices.all()
     renewed = provider._tokens
     assert renewed is not None and renewed.id_token != first.id_token
-    context.api.alerts.list_alerts() if hasattr(context.api.alerts, "list_alerts") else None
+    assert renewed.refresh_token == first.refresh_token
+    provider._clock = time.time
+    assert provider.access_token() == renewed.id_token  # good for another hour
     session.sign_out()
     context.close()
 

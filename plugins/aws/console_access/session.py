@@ -128,7 +128,8 @@ class CognitoSession:
                                                                 self._clock()):
                 return tokens.id_token
             if not self._refresh_locked():
-                raise NotSignedIn(f"not signed in to {self._description}: sign in again "
+                raise NotSignedIn(f"not signed in to {self._api_url or 'the API'} "
+                                  f"({self.pool.user_pool_id}): sign in again "
                                   "(smartiot login, or the console's sign-in dialog)")
             assert self._tokens is not None
             return self._tokens.id_token
@@ -163,8 +164,8 @@ class CognitoSession:
         if isinstance(result, NewPasswordRequired):
             return SignInChallenge(
                 "new_password", result.username,
-                "This is your first sign-in with a temporary password: choose your own "
-                "(at least 12 characters with upper- and lower-case letters and a digit).",
+                "First sign-in: replace the temporary password with your own (12 or more "
+                "characters with upper- and lower-case letters and a digit).",
                 result)
         if isinstance(result, CodeRequired):
             where = ("your authenticator app" if result.kind == "totp"
@@ -219,8 +220,13 @@ def _actor(tokens: Tokens) -> Actor:
 
 
 def describe_pool(pool: CognitoPool) -> str:
-    where = pool.endpoint_url or pool.region
-    return f"Cognito user pool {pool.user_pool_id} ({where})"
+    """For the dialog and messages: short, the pool id only where it helps."""
+    from plugins.aws.console_access.endpoints import is_loopback
+
+    if is_loopback(pool.endpoint_url):
+        return "Amazon Cognito of the AWS sandbox (SRP: your password is not sent)"
+    return (f"Amazon Cognito, user pool {pool.user_pool_id} (SRP: your password is not "
+            "sent)")
 
 
 __all__ = ["CognitoSession", "NotSignedIn", "describe_pool", "refresh_secret_name"]

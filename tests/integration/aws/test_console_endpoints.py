@@ -1,0 +1,103 @@
+"""Where an aws profile signs in: its own keys, the running sandbox's state
+file (aws-local), or the deployed stack's outputs read with CloudFormation
+DescribeStacks (moto's server over HTTP) — and what a person is told when
+none of them answers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Profile
+from core.errors import ConfigError
+from plugins.aws.console_access.endpoints import resolve
+from plugins.aws.sandbox.state import write_state
+from tests.integration.aws.conftest import AwsSandbox
+
+TEMPLATE = {
+    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},  # a stack needs one resource
+    "Outputs": {
+        "ServiceEndpoint": {"Value": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"},
+        "UserPoolId": {"Value": "eu-west-1_Prod"},
+        "UserPoolClientId": {"Value": "prodclient"},
+        "IdentityPoolId": {"Value": "eu-west-1:1111-2222"},
+    },
+}
+
+
+def _prod(**keys: Any) -> Profile:
+    return Profile("aws-prod", **{"backend": "aws", "region": "eu-west-1", "stage": "prod",
+                                  **keys})
+
+
+def test_a_profile_naming_only_stage_and_region_finds_the_rest_in_the_stack_outputs(
+        aws: AwsSandbox, tmp_path: Path) -> None:
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(StackName="smartiot-prod", TemplateBody=json.dumps(TEMPLATE))
+    try:
+        found = resolve(_prod(), tmp_path, cloudformation=cloudformation)
+        assert (found.api_url, found.user_pool_id, found.user_pool_client_id,
+                found.identity_pool_id) == (
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/prod", "eu-west-1_Prod",
+            "prodclient", "eu-west-1:1111-2222")
+        assert found.region == "eu-west-1" and found.endpoint_url == ""
+        assert found.source == "the outputs of the stack smartiot-prod"
+        # What the profile names wins over the outputs.
+        own = resolve(_prod(api_url="https://api.example.com/prod"), tmp_path,
+                      cloudformation=cloudformation)
+        assert own.api_url == "https://api.example.com/prod"
+    finally:
+        cloudformation.delete_stack(StackName="smartiot-prod")
+
+
+def test_a_missing_stack_is_named_with_its_region_and_what_to_do(
+        aws: AwsSandbox, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(_prod(stage="nosuch"), tmp_path, cloudformation=aws.client("cloudformation"))
+    message = str(caught.value)
+    assert "smartiot-nosuch" in message and "eu-west-1" in message
+    assert "user_pool_id and user_pool_client_id under [profiles.aws-prod]" in message
+
+
+def test_the_profile_s_own_ids_need_no_lookup(tmp_path: Path) -> None:
+    found = resolve(_prod(api_url="https://api.example.com/prod", user_pool_id="eu-west-1_A",
+                          user_pool_client_id="c"), tmp_path, cloudformation=object())
+    assert (found.user_pool_id, found.user_pool_client_id, found.source) == (
+        "eu-west-1_A", "c", "profile")
+
+
+def test_aws_local_reads_the_running_sandbox_or_says_how_to_start_it(tmp_path: Path) -> None:
+    local = Profile("aws-local", backend="aws", region="us-east-1", stage="sandbox",
+                    endpoint_url="http://127.0.0.1:5000", api_url="http://127.0.0.1:3000")
+    with pytest.raises(ConfigError, match=r"none is running .*smartiot aws sandbox"):
+        resolve(local, tmp_path)
+    started: list[bool] = []
+
+    def start() -> dict[str, Any]:
+        started.append(True)
+        return {"api_url": "http://127.0.0.1:4100", "endpoint_url": "http://127.0.0.1:4101",
+                "region": "us-east-1", "user_pool_id": "us-east-1_S",
+                "user_pool_client_id": "sc", "users": []}
+
+    assert resolve(local, tmp_path, start_sandbox=start).api_url == "http://127.0.0.1:4100"
+    assert started == [True]
+
+    write_state(tmp_path, {"pid": os.getpid(), "api_url": "http://127.0.0.1:4200",
+                           "endpoint_url": "http://127.0.0.1:4201", "region": "us-east-1",
+                           "user_pool_id": "us-east-1_R", "user_pool_client_id": "rc",
+                           "identity_pool_id": "us-east-1:9", "mqtt_ws_url": "ws://127.0.0.1:9/mqtt",
+                           "users": [{"username": "ada.admin", "password": "pw-1",
+                                      "role": "admin"}]})
+    found = resolve(local, tmp_path, start_sandbox=start)
+    assert started == [True]  # running: not started again
+    assert (found.api_url, found.endpoint_url, found.user_pool_id, found.user_pool_client_id,
+            found.identity_pool_id, found.iot_endpoint) == (
+        "http://127.0.0.1:4200", "http://127.0.0.1:4201", "us-east-1_R", "rc", "us-east-1:9",
+        "ws://127.0.0.1:9/mqtt")
+    assert [(d.username, d.password, d.role) for d in found.demo] == [
+        ("ada.admin", "pw-1", "admin")]
+    assert "pw-1" not in repr(found)  # demo passwords stay out of reprs and logs
