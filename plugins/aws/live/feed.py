@@ -24,6 +24,11 @@ them to the GUI thread.
   5 min, at most a third of their life); the new ones are fetched while the
   old connection still runs, then the feed reconnects at once with them
   (a connection is only as good as the credentials it was signed with).
+- **Changes people make through the API** (acknowledge, snooze, resolve by
+  hand) are not published to IoT Core (only the stream consumer's raised and
+  resolved alerts are), so while connected the feed tells pages to reload
+  alerts every ``alert_sync_s`` (``DataChanged(alerts)``: one list request of
+  the alerts page), instead of the 5 s poll a page without a feed runs.
 - **Sign-in needed** (nobody signed in, or Cognito refuses the token): state
   ``expired``; the feed asks again every ``signin_poll_s``, so signing in in
   the dialog brings the link back by itself.
@@ -63,6 +68,7 @@ KEEPALIVE_S = 30  # IoT Core allows 30-1200 s
 REFRESH_MARGIN_S = 300.0
 STABLE_S = 10.0
 SIGNIN_POLL_S = 5.0
+ALERT_SYNC_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -81,7 +87,8 @@ class IotLiveFeed(LiveFeed):
     def __init__(self, endpoint: str, region: str, credentials: CredentialSource, *,
                  organization: Callable[[], str], find_device: DeviceLookup,
                  backoff: Backoff | None = None, refresh_margin_s: float = REFRESH_MARGIN_S,
-                 stable_s: float = STABLE_S, signin_poll_s: float = SIGNIN_POLL_S) -> None:
+                 stable_s: float = STABLE_S, signin_poll_s: float = SIGNIN_POLL_S,
+                 alert_sync_s: float = ALERT_SYNC_S) -> None:
         self.endpoint = parse_endpoint(endpoint)
         self.region = region
         self._credentials = credentials
@@ -91,6 +98,7 @@ class IotLiveFeed(LiveFeed):
         self.refresh_margin_s = refresh_margin_s
         self.stable_s = stable_s
         self.signin_poll_s = signin_poll_s
+        self.alert_sync_s = alert_sync_s
         self._console_id = uuid.uuid4().hex[:12]
         self._bus = EventBus()
         self._status = LinkStatus("connecting")
@@ -234,6 +242,7 @@ class IotLiveFeed(LiveFeed):
         renew_at = credentials.expires_at - refresh_margin(credentials, time.time(),
                                                           self.refresh_margin_s)
         up_since: float | None = None
+        synced = 0.0
         renewed: TemporaryCredentials | None = None
         try:
             while not self._stop.is_set():
@@ -244,8 +253,11 @@ class IotLiveFeed(LiveFeed):
                     return "lost", f"the link to {self.endpoint.netloc} was lost " \
                                    f"({mqtt.error_string(rc)})", credentials
                 if state["subscribed"] and up_since is None:
-                    up_since = time.monotonic()
+                    up_since = synced = time.monotonic()
                     self._connected()
+                if up_since is not None and time.monotonic() - synced >= self.alert_sync_s:
+                    synced = time.monotonic()
+                    self._bus.publish([DataChanged(changes.ALERTS)])
                 if up_since is not None and self.backoff.attempt and \
                         time.monotonic() - up_since >= self.stable_s:
                     self.backoff.reset()

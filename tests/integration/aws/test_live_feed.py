@@ -262,6 +262,24 @@ def test_a_message_it_cannot_read_is_counted_and_skipped(live: LiveStage) -> Non
         device.loop_stop()
 
 
+def test_while_connected_pages_reload_alerts_that_people_changed_through_the_api(
+        live: LiveStage) -> None:
+    """Acknowledgements and snoozes go through the API and reach IoT Core from
+    nobody, so the feed asks pages to reload alerts every alert_sync_s."""
+    events = Events()
+    feed = live.feed(alert_sync_s=0.5)
+    feed.subscribe(events)
+    feed.start()
+    try:
+        wait_until("the feed subscribed", feed.subscribed.is_set)
+        started = time.monotonic()
+        wait_until("two alert reloads", lambda: len(events.of(DataChanged)) >= 2, timeout_s=5)
+        assert time.monotonic() - started >= 0.5  # paced, not a storm
+    finally:
+        feed.stop()
+    assert {e.topic for e in events.of(DataChanged)} == {"alerts"}
+
+
 # ---------------------------------------------------------------- the link
 
 def test_it_reconnects_after_the_broker_restarts_with_growing_jittered_delays(
