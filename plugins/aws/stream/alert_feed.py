@@ -14,13 +14,14 @@ snooze is a person asking not to be told.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from core.model.timeutil import utcnow
 from core.ports.notifications import AlertNotification, NotificationKind, NotifiedAlert
 from core.protocol.topics import alerts_topic
 from core.services.alerting.engine import AlertChange, ChangeKind
-from plugins.aws.notifications.queue import encode
+from plugins.aws.notifications.queue import encode, parse_notification, to_message
 
 
 class NotificationSender(Protocol):
@@ -34,6 +35,13 @@ def notification_of(change: AlertChange, organization: str) -> AlertNotification
                              sent_at=utcnow())
 
 
+def outbox_entry(change: AlertChange, organization: str) -> dict[str, Any]:
+    """An alert change as kept until published: the message (with its
+    ``sent_at`` fixed at the first attempt), where it goes, whether to notify."""
+    return {"message": to_message(notification_of(change, organization)),
+            "organization": organization, "notify": change.notify}
+
+
 class AlertFeed:
     """``iot_data``: a boto3 ``iot-data`` client; ``queue``: the notification
     queue's producer (``AlertNotificationQueue``)."""
@@ -45,10 +53,14 @@ class AlertFeed:
         self.queued = 0
 
     def send(self, change: AlertChange, organization: str) -> None:
-        notification = notification_of(change, organization)
-        self._iot.publish(topic=alerts_topic(organization), qos=1,
+        self.deliver(outbox_entry(change, organization))
+
+    def deliver(self, entry: dict[str, Any]) -> None:
+        """Publish one outbox entry to consoles and (unless snoozed) the queue."""
+        notification = parse_notification(json.dumps(entry["message"]))
+        self._iot.publish(topic=alerts_topic(str(entry["organization"])), qos=1,
                           payload=encode(notification).encode())
         self.published += 1
-        if change.notify:
+        if entry.get("notify", True):
             self._queue.send_notification(notification)
             self.queued += 1

@@ -49,7 +49,7 @@ from core.protocol.topics import parse_device_topic
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.engine import AlertChange, AlertEngine, ChangeKind
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
-from plugins.aws.stream.alert_feed import AlertFeed
+from plugins.aws.stream.alert_feed import AlertFeed, outbox_entry
 from plugins.aws.stream.failures import TransientFailure, is_refused_data, is_transient
 from plugins.aws.stream.records import BAD_RECORD, BadRecord, StreamRecord, decode_record
 from plugins.aws.stream.state import DeviceState, DeviceStateTables
@@ -85,6 +85,7 @@ class _Known:
     alert_version: int
     alert_state: dict[str, Any]
     loaded_at: float
+    outbox: list[dict[str, Any]] = field(default_factory=list)
 
     def same_as(self, stored: DeviceState) -> bool:
         return (self.stream_version == (stored.stream.version if stored.stream else 0)
@@ -382,25 +383,39 @@ class StreamConsumer:
             self._known[device_id] = _Known(
                 state.stream.version if state.stream else 0,
                 state.stream.position if state.stream else -1,
-                state.alerts.version if state.alerts else 0, alert_state, now)
+                state.alerts.version if state.alerts else 0, alert_state, now,
+                list(state.alerts.outbox) if state.alerts else [])
         return {d: self._known[d] for d in device_ids}
 
     def _evaluate(self, device_id: str, known: _Known, readings: list[Any]) -> None:
+        """The engine on the device's readings; its changes are written with the
+        engine state (the item's outbox) before they are published, so a failed
+        publish is retried with the record instead of being lost (the engine
+        would see no change the second time: the alert exists)."""
         device = self._cache.get(device_id)
-        if device is None or not readings:
-            return
-        engine = self._alert_engine()
-        changes = engine.process(device, readings)
-        state = engine.export_state(device_id)
-        if state != known.alert_state:
-            known.alert_version = self._states.save_alert_state(device_id, state,
-                                                                known.alert_version)
-            known.alert_state = state
-        for change in changes:
-            self._send(change, device.organization)
+        if device is not None and readings:
+            engine = self._alert_engine()
+            changes = engine.process(device, readings)
+            state = engine.export_state(device_id)
+            pending = known.outbox + [outbox_entry(c, device.organization) for c in changes]
+            if state != known.alert_state or pending != known.outbox:
+                known.alert_version = self._states.save_alert_state(
+                    device_id, state, known.alert_version, pending)
+                known.alert_state, known.outbox = state, pending
+            for change in changes:
+                self._count_change(change)
+        self._publish(device_id, known)
 
-    def _send(self, change: AlertChange, organization: str) -> None:
-        self._feed.send(change, organization)
+    def _publish(self, device_id: str, known: _Known) -> None:
+        if not known.outbox:
+            return
+        for entry in known.outbox:
+            self._feed.deliver(entry)
+        known.alert_version = self._states.save_alert_state(
+            device_id, known.alert_state, known.alert_version, [])
+        known.outbox = []
+
+    def _count_change(self, change: AlertChange) -> None:
         if change.kind is ChangeKind.RESOLVED:
             self.counters.alerts_resolved += 1
         else:

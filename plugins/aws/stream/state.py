@@ -59,6 +59,8 @@ class StreamPosition:
 class SavedAlertState:
     version: int
     rules: dict[str, Any]
+    #: alert changes written but not yet published (see alert_feed.Outbox)
+    outbox: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,8 @@ class DeviceStateTables:
             out[device_id] = DeviceState(
                 None if stream is None else _position(device_id, stream),
                 None if alerts is None else SavedAlertState(get_int(alerts, "version"),
-                                                            get_json(alerts, "rules", {})))
+                                                            get_json(alerts, "rules", {}),
+                                                            get_json(alerts, "outbox", [])))
         return out
 
     def save_position(self, stats: LinkStats, sequence_number: str,
@@ -116,10 +119,14 @@ class DeviceStateTables:
             "stats": {"S": json.dumps(stats_doc, sort_keys=True)},
         })
 
-    def save_alert_state(self, device_id: str, rules: dict[str, Any],
-                         expected_version: int) -> int:
+    def save_alert_state(self, device_id: str, rules: dict[str, Any], expected_version: int,
+                         outbox: list[dict[str, Any]] | None = None) -> int:
+        """The engine state, and the alert changes still to be published with it:
+        written in the same item, so a change is never stored without its
+        notification (a retry finds it there and sends it)."""
         return self._put(self._alerts, device_id, expected_version,
-                         {"rules": {"S": json.dumps(rules, sort_keys=True)}})
+                         {"rules": {"S": json.dumps(rules, sort_keys=True)},
+                          "outbox": {"S": json.dumps(outbox or [], sort_keys=True)}})
 
     def _put(self, table: str, device_id: str, expected_version: int,
              attributes: dict[str, Any]) -> int:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from core.ingest.registry_cache import RegistryCache
 from core.model.timeutil import utcnow
@@ -24,8 +25,8 @@ from core.ports.hub import AlertRuleStore
 from core.ports.registry import DeviceRegistry
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.engine import AlertEngine, ChangeKind
-from plugins.aws.stream.alert_feed import AlertFeed
-from plugins.aws.stream.state import DeviceStateTables, StaleState
+from plugins.aws.stream.alert_feed import AlertFeed, outbox_entry
+from plugins.aws.stream.state import DeviceStateTables, SavedAlertState, StaleState
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +70,39 @@ class AlertTicker:
         saved = {}
         for device_id in devices:
             alerts = stored[device_id].alerts
-            saved[device_id] = (alerts.version, alerts.rules) if alerts else (0, {})
-            engine.import_state(device_id, saved[device_id][1])
+            saved[device_id] = alerts or SavedAlertState(0, {}, [])
+            engine.import_state(device_id, saved[device_id].rules)
         result = engine.tick(now)
-        for device_id in devices:
-            version, before = saved[device_id]
-            after = engine.export_state(device_id)
-            if after == before:
-                continue
-            try:
-                self._states.save_alert_state(device_id, after, version)
-            except StaleState:
-                outcome.skipped += 1
-                log.info("%s: the stream consumer changed its alert state meanwhile; "
-                         "ticked again next time", device_id)
+        changes: dict[str, list[dict[str, Any]]] = {}
         for change in result.changes:
             device = cache.get(change.alert.device_id)
             if device is not None:  # the engine ticks the cache's devices only
-                self._feed.send(change, device.organization)
+                changes.setdefault(device.device_id, []).append(
+                    outbox_entry(change, device.organization))
             if change.kind is ChangeKind.RESOLVED:
                 outcome.resolved += 1
             else:
                 outcome.raised += 1
+        for device_id in devices:
+            self._save_and_publish(device_id, saved[device_id], engine.export_state(device_id),
+                                   changes.get(device_id, []), outcome)
         return outcome
+
+    def _save_and_publish(self, device_id: str, before: SavedAlertState, after: dict[str, Any],
+                          new: list[dict[str, Any]], outcome: TickOutcome) -> None:
+        """As the consumer: the changes go into the item's outbox with the
+        state, then out, then the outbox is emptied."""
+        pending = [*before.outbox, *new]
+        if after == before.rules and not pending:
+            return
+        try:
+            version = before.version
+            if after != before.rules or new:
+                version = self._states.save_alert_state(device_id, after, version, pending)
+            for entry in pending:
+                self._feed.deliver(entry)
+            self._states.save_alert_state(device_id, after, version, [])
+        except StaleState:
+            outcome.skipped += 1
+            log.info("%s: the stream consumer changed its alert state meanwhile; "
+                     "ticked again next time", device_id)

@@ -188,3 +188,39 @@ def _series(stage: StreamStage, device: str, metric: str) -> list[tuple[int, flo
     series = stage.fleet.backend.telemetry.query(device, metric, utcnow() - timedelta(hours=2),
                                                  utcnow() + timedelta(hours=1))
     return list(zip(series.ts_ms.tolist(), series.value.tolist(), strict=True))
+
+
+def test_a_notification_whose_send_failed_is_sent_when_the_record_is_retried(
+        stage: StreamStage, reference: Reference) -> None:
+    """SQS refuses the first alert message (throttled): the alert is already
+    written, so the engine sees no change on the retry — the message comes from
+    the outbox stored with the engine state, and none is lost."""
+    from plugins.aws.clients import clients_for
+    from plugins.aws.notifications.queue import parse_notification
+    from plugins.aws.stream.wiring import build_consumer
+    from tests.integration.aws.stream_fixtures import drain_queue
+
+    clients = clients_for(stage.fleet.settings)
+    refused: list[str] = []
+
+    def throttle_first(params: dict[str, Any], model: Any, **_: Any) -> Any:
+        if refused:
+            return None
+        refused.append(model.name)
+        return (AWSResponse("http://moto", 400, {}, None),
+                {"Error": {"Code": "AWS.SimpleQueueService.RequestThrottled",
+                           "Message": "Request is throttled."},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}})
+
+    clients.client("sqs").meta.events.register("before-call.sqs.SendMessage", throttle_first)
+    consumer = build_consumer(stage.fleet.settings, clients=clients)
+
+    source = stage.run(lambda event, context: handle_event(consumer, event, context))
+
+    assert refused == ["SendMessage"] and source.retries == 1
+    alerts = stage.fleet.backend.alerts.list()
+    expected = {("alert.raised", a.alert_id) for a in alerts} | {
+        ("alert.resolved", a.alert_id) for a in alerts if a.resolved_at is not None}
+    queued = [parse_notification(b) for b in drain_queue(stage.sqs, stage.queue_url)]
+    assert sorted((n.kind.value, n.alert.alert_id) for n in queued) == sorted(expected)
+    assert _outcome(stage).alerts == reference.alerts
