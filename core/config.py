@@ -33,6 +33,9 @@ BROKER_URL = re.compile(r"(mqtts?)://[^\s/:]+(:\d{1,5})?/?")
 # An aws profile's stage names its tables, buckets and functions (iot-devices-<stage>).
 AWS_STAGE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 API_URL = re.compile(r"https?://[^\s/:@]+(:\d{1,5})?(/[^\s?#]*)?")
+# An aws profile's api_url may be this word: the REST API's URL is then the
+# stack's ServiceEndpoint output, found with the pool ids (DescribeStacks).
+API_URL_FROM_STACK = "stack"
 _SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "api_key")
 
 
@@ -394,10 +397,16 @@ def _validate_profile(where: str, profile: Profile) -> None:
             f"{prefix}database' contains a password; keep the URL without it and store the "
             f"password with: smartiot secrets set {profile.name}.database"
         )
-    if profile.api_url and API_URL.fullmatch(profile.api_url) is None:
+    if profile.api_url == API_URL_FROM_STACK and profile.backend != "aws":
+        raise ConfigError(
+            f"{prefix}api_url' = \"{API_URL_FROM_STACK}\" (the stack's ServiceEndpoint) is for "
+            f"an aws profile only; give the REST API's URL, like http://hub:8080")
+    if profile.api_url and profile.api_url != API_URL_FROM_STACK \
+            and API_URL.fullmatch(profile.api_url) is None:
         raise ConfigError(
             f"{prefix}api_url' must be empty or the REST API's URL, like http://hub:8080 or "
-            f"https://abc.execute-api.eu-west-1.amazonaws.com/dev, got {profile.api_url!r}"
+            f"https://abc.execute-api.eu-west-1.amazonaws.com/dev (or \"{API_URL_FROM_STACK}\" on "
+            f"an aws profile: the stack's ServiceEndpoint), got {profile.api_url!r}"
         )
     if profile.backend == "aws" and not profile.region and not profile.endpoint_url:
         raise ConfigError(f"{prefix}region' is required for an aws profile (e.g. eu-west-1)")

@@ -10,6 +10,8 @@ Three sources, first match wins, so a profile names only what it must:
 3. otherwise the deployed stack's outputs: CloudFormation DescribeStacks of
    ``smartiot-<stage>`` (Serverless names it so) in the profile's region with
    the profile's AWS credentials (``aws_profile``) — one call at start-up.
+   ``api_url = "stack"`` takes the REST API's URL from there too
+   (``ServiceEndpoint``), so such a profile names only its stage and region.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config import API_URL_FROM_STACK
 from core.errors import ConfigError
 from core.ports.identity_provider import DemoLogin
 
@@ -57,6 +60,8 @@ def resolve(profile: Any, data_dir: Path, *,
     running (None: say how to start it); ``cloudformation``: a boto3 client
     for discovery (tests), else one is made from the profile."""
     region = profile.region or ("us-east-1" if profile.endpoint_url else "")
+    if profile.api_url == API_URL_FROM_STACK:
+        return _from_stack(profile, region, cloudformation)
     if profile.user_pool_id and profile.user_pool_client_id:
         return ConsoleEndpoints(profile.api_url, region, profile.user_pool_id,
                                 profile.user_pool_client_id, profile.identity_pool_id,
@@ -95,14 +100,20 @@ def _from_sandbox(profile: Any, data_dir: Path,
 def _from_stack(profile: Any, region: str, cloudformation: Any) -> ConsoleEndpoints:
     stack = STACK_NAME.format(stage=profile.stage)
     outputs = stack_outputs(profile, region, stack, cloudformation)
-    pool, client = outputs.get("UserPoolId", ""), outputs.get("UserPoolClientId", "")
+    pool = profile.user_pool_id or outputs.get("UserPoolId", "")
+    client = profile.user_pool_client_id or outputs.get("UserPoolClientId", "")
     if not pool or not client:
         raise ConfigError(
             f"the stack {stack} in {region} has no UserPoolId/UserPoolClientId outputs; "
             f"set user_pool_id and user_pool_client_id under [profiles.{profile.name}] "
             "(docs/aws.md, \"The console on AWS\")")
+    own_url = "" if profile.api_url == API_URL_FROM_STACK else profile.api_url
+    api_url = own_url or outputs.get("ServiceEndpoint", "")
+    if not api_url:
+        raise ConfigError(f"the stack {stack} in {region} has no ServiceEndpoint output; set "
+                          f"api_url under [profiles.{profile.name}] to the REST API's URL")
     return ConsoleEndpoints(
-        api_url=profile.api_url or outputs.get("ServiceEndpoint", ""), region=region,
+        api_url=api_url, region=region,
         user_pool_id=pool, user_pool_client_id=client,
         identity_pool_id=profile.identity_pool_id or outputs.get("IdentityPoolId", ""),
         iot_endpoint=profile.iot_endpoint, endpoint_url=profile.endpoint_url,

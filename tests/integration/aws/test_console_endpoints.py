@@ -46,6 +46,9 @@ def test_a_profile_naming_only_stage_and_region_finds_the_rest_in_the_stack_outp
             "prodclient", "eu-west-1:1111-2222")
         assert found.region == "eu-west-1" and found.endpoint_url == ""
         assert found.source == "the outputs of the stack smartiot-prod"
+        # api_url = "stack": the REST API's URL is the ServiceEndpoint output as well.
+        stack = resolve(_prod(api_url="stack"), tmp_path, cloudformation=cloudformation)
+        assert stack.api_url == found.api_url and stack.user_pool_id == "eu-west-1_Prod"
         # What the profile names wins over the outputs.
         own = resolve(_prod(api_url="https://api.example.com/prod"), tmp_path,
                       cloudformation=cloudformation)
@@ -61,6 +64,19 @@ def test_a_missing_stack_is_named_with_its_region_and_what_to_do(
     message = str(caught.value)
     assert "smartiot-nosuch" in message and "eu-west-1" in message
     assert "user_pool_id and user_pool_client_id under [profiles.aws-prod]" in message
+
+
+def test_api_url_stack_is_for_aws_profiles_only(tmp_path: Path) -> None:
+    from core.config import load_config
+
+    (tmp_path / "c.toml").write_text('profile = "aws-prod"\n[profiles.aws-prod]\n'
+                                     'region = "eu-west-1"\nstage = "prod"\n'
+                                     'api_url = "stack"\n')
+    config = load_config(tmp_path / "c.toml", tmp_path, env={})
+    assert config.profile.api_url == "stack" and config.profile.backend == "aws"
+    (tmp_path / "h.toml").write_text('profile = "team"\n[profiles.team]\napi_url = "stack"\n')
+    with pytest.raises(ConfigError, match="for an aws profile only"):
+        load_config(tmp_path / "h.toml", tmp_path, env={})
 
 
 def test_the_profile_s_own_ids_need_no_lookup(tmp_path: Path) -> None:
