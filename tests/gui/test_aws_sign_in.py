@@ -156,8 +156,8 @@ def test_each_role_signs_in_through_the_dialog_and_the_pages_offer_what_it_may_d
                         timeout=20_000)
         assert role in devices.status_label.text()
 
-    # Sign out (File > Sign out, Ctrl+Shift+L): Cognito revokes the refresh token
-    # and this machine forgets every token; the window closes.
+    # Sign out (File > Sign out, Ctrl+Shift+L): RevokeToken at Cognito (moto lacks
+    # it: docs/aws.md, Gaps) and this machine forgets every token; the window closes.
     assert window.sign_out_action.shortcut().toString() == "Ctrl+Shift+L"
     provider = session.provider
     assert isinstance(provider, CognitoSession)
