@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
+import yaml
 
 # the repository root holds serverless.yml (plugins/aws/infra/template.py → ../../..)
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "serverless.yml"
