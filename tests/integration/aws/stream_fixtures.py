@@ -53,8 +53,8 @@ def simulated_stream() -> tuple[Inbound, ...]:
             FaultSpec("malformed", {"p": 0.04}),
             FaultSpec("duplicate", {"p": 0.04}),
         ]))
-    out = [Inbound(fleet.topic(m.device), m.payload, round(m.t_s * 1000) + 40)
-           for m in fleet.generate(DURATION_S, INTERVAL_S)]
+    out = [Inbound(fleet.topic(device), payload, round(t_s * 1000) + 40)
+           for t_s, device, payload in fleet.generate(DURATION_S, INTERVAL_S)]
     out.insert(len(out) // 2, Inbound(HOSTILE[0], HOSTILE[1], out[len(out) // 2].received_ms))
     # each device says it is online when it connects; the last one's Last Will at the end
     first_ms = out[0].received_ms

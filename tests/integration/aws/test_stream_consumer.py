@@ -112,6 +112,7 @@ def stage(aws: AwsSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[StreamSt
     reader = build_aws_backend_for(settings)
     create_tables(reader.clients.dynamodb, settings,
                   tuple(spec for spec in ALL_TABLES if spec.role in TABLES))
+    assert reader.rules is not None
     for rule in default_rules():
         reader.rules.add(rule)
     kinesis, sqs = aws.client("kinesis"), aws.client("sqs")

@@ -122,7 +122,7 @@ def test_a_cold_start_in_the_middle_of_a_breach_raises_the_alert_the_hub_raises(
             doc = json.loads(payload)
         except ValueError:
             return False
-        return doc.get("device_id") == "env-00000" and doc["metrics"]["temperature"] > 30
+        return bool(doc.get("device_id") == "env-00000" and doc["metrics"]["temperature"] > 30)
     cut = next(i for i, r in enumerate(records) if over_limit(r))
     shard = records[cut]["ShardId"]
     arn = stage.kinesis.describe_stream(StreamName=stage.stream)["StreamDescription"]["StreamARN"]

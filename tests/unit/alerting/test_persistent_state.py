@@ -45,7 +45,8 @@ def _engine(rule: AlertRule, store: MemoryAlertStore, clock: Clock) -> AlertEngi
 
 
 @pytest.mark.parametrize("rule_type", sorted(RULES))
-def test_an_engine_rebuilt_from_saved_state_after_every_reading_decides_alike(rule_type):
+def test_an_engine_rebuilt_from_saved_state_after_every_reading_decides_alike(
+        rule_type: str) -> None:
     rule = RULES[rule_type]
     series = readings("temp", [float(v) for v in VALUES], start=T0, step_s=10)
 
@@ -76,7 +77,7 @@ def test_an_engine_rebuilt_from_saved_state_after_every_reading_decides_alike(ru
     assert _outcome(kept_store), "the series must raise something for the test to mean anything"
 
 
-def test_without_saved_state_a_fresh_engine_would_decide_otherwise():
+def test_without_saved_state_a_fresh_engine_would_decide_otherwise() -> None:
     """The control: the minimum duration is forgotten without the saved state."""
     rule = RULES["threshold"]
     store, clock = MemoryAlertStore(), Clock()
@@ -86,7 +87,7 @@ def test_without_saved_state_a_fresh_engine_would_decide_otherwise():
     assert store.rows == {}
 
 
-def test_a_rule_edited_since_the_state_was_saved_starts_afresh():
+def test_a_rule_edited_since_the_state_was_saved_starts_afresh() -> None:
     rule = RULES["threshold"]
     store, clock = MemoryAlertStore(), Clock()
     engine = _engine(rule, store, clock)
