@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.ingest.batch import ReadingBatch  # noqa: E402
 from core.model import Reading  # noqa: E402
 from core.model.timeutil import from_epoch_ms  # noqa: E402
 from core.store import Store, create_store_engine  # noqa: E402
@@ -105,15 +106,31 @@ def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
     return conn
 
 
-def write_all(store: Store, readings: list[Reading], batch: int, flush_every: int) -> int:
-    """``write_batch`` per batch; with ``flush_every`` (the hub's way) the latest
+def hub_parts(rows: list[tuple[str, str, int, float]], batch: int,
+              with_rows: bool) -> list[list[Reading]]:
+    """The batches ``write_batch`` gets: plain lists of ``Reading``s, or (``with_rows``)
+    ``ReadingBatch``es carrying their table rows as the hub's ingest builds them."""
+    readings = hub_readings(rows)
+    if not with_rows:
+        return list(batches(readings, batch))
+    parts: list[list[Reading]] = []
+    for i in range(0, len(rows), batch):
+        part = ReadingBatch()
+        part.extend(readings[i : i + batch])
+        part.rows.extend(rows[i : i + batch])
+        parts.append(part)
+    return parts
+
+
+def write_all(store: Store, parts: list[list[Reading]], flush_every: int) -> int:
+    """``write_batch`` per part; with ``flush_every`` (the hub's way) the latest
     values are kept in memory and flushed every that many batches and at the end
     (the flushes are timed with the inserts)."""
     if not flush_every:
-        return sum(store.telemetry.write_batch(p) for p in batches(readings, batch))
+        return sum(store.telemetry.write_batch(p) for p in parts)
     store.telemetry.defer_latest()
     written = 0
-    for i, part in enumerate(batches(readings, batch), start=1):
+    for i, part in enumerate(parts, start=1):
         written += store.telemetry.write_batch(part)
         if i % flush_every == 0:
             store.telemetry.flush_latest()
@@ -122,8 +139,9 @@ def write_all(store: Store, readings: list[Reading], batch: int, flush_every: in
 
 
 def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int,
-                  repeats: int, flush_every: int = 0) -> dict[str, Any]:
-    readings = hub_readings(rows)
+                  repeats: int, flush_every: int = 0, with_rows: bool = False
+                  ) -> dict[str, Any]:
+    parts = hub_parts(rows, batch, with_rows)
     raw_times, store_times = [], []
     for _ in range(repeats):
         conn = fresh_sqlite_baseline(tmp)
@@ -136,7 +154,7 @@ def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int
         conn.close()
         with sqlite_store(tmp) as store:
             t = time.perf_counter()
-            written = write_all(store, readings, batch, flush_every)
+            written = write_all(store, parts, flush_every)
             store_times.append(time.perf_counter() - t)
             assert written == len(rows), (written, len(rows))
     return rates(rows, raw_times, store_times, batch) | {
@@ -160,9 +178,9 @@ def pg_schema(url: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
-              repeats: int, flush_every: int = 0) -> dict[str, Any]:
+              repeats: int, flush_every: int = 0, with_rows: bool = False) -> dict[str, Any]:
     import psycopg
-    readings = hub_readings(rows)
+    parts = hub_parts(rows, batch, with_rows)
     raw_times, store_times = [], []
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
     for _ in range(repeats):
@@ -181,7 +199,7 @@ def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
             store = Store.open(url, connect_args=args)
             try:
                 t = time.perf_counter()
-                written = write_all(store, readings, batch, flush_every)
+                written = write_all(store, parts, flush_every)
                 store_times.append(time.perf_counter() - t)
                 assert written == len(rows), (written, len(rows))
             finally:
@@ -262,15 +280,17 @@ def run(devices: int, seconds: int, batch: int, repeats: int, points: int,
             f"{r['paired_ratio_median']:.2f}x; target >= 0.8)")
         if hub_devices:
             # The hub's shape at 10,000 devices x 1 Hz: a batch (0.1 s) holds
-            # 1,000 devices once each, and the latest values are flushed from
-            # memory every 5 s (50 batches) instead of upserted with each.
+            # 1,000 devices once each, as ReadingBatches with their rows (as the
+            # hub's ingest builds them); the latest values upserted with each
+            # batch, then flushed from memory every 5 s (50 batches) as the hub does.
             hub_rows = make_rows(hub_devices, 5)
             hub_batch = hub_devices // 10 * len(METRICS)
             for name in ("sqlite", "postgresql") if pg_url else ("sqlite",):
                 for mode, every in (("per_batch", 0), ("hub", 50)):
                     reps = max(1, repeats // 2)
-                    r = (insert_sqlite(tmp, hub_rows, hub_batch, reps, every) if name == "sqlite"
-                         else insert_pg(str(pg_url), hub_rows, hub_batch, reps, every))
+                    r = (insert_sqlite(tmp, hub_rows, hub_batch, reps, every, True)
+                         if name == "sqlite"
+                         else insert_pg(str(pg_url), hub_rows, hub_batch, reps, every, True))
                     result[f"insert_{name}_{hub_devices}_{mode}"] = r
                     out(f"insert {name} {hub_devices:,} devices, latest {mode:9s} "
                         f"{r['store_rows_per_s']:>10,.0f} rows/s   baseline "
