@@ -14,7 +14,10 @@ import logging
 
 # Keys of Cognito's requests and answers whose values are secrets.
 SECRET_KEYS = ("Token", "PASSWORD", "SRP_A", "SRP_B", "SECRET_BLOCK", "SIGNATURE",
-               "Session", "AuthParameters", "ChallengeResponses", "SALT")
+               "Session", "AuthParameters", "ChallengeResponses", "SALT",
+               # the identity pool's (plugins/aws/live): the ID token as the login,
+               # the temporary keys in the answer
+               "Logins", "SecretKey")
 LOGGERS = ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.auth",
            "botocore.retryhandler", "botocore.httpsession", "urllib3.connectionpool")
 LEFT_OUT = "(a request or answer left out of the log: it holds tokens or sign-in proofs)"

@@ -389,3 +389,22 @@ def test_a_wrong_or_missing_endpoint_is_named() -> None:
     with pytest.raises(ConfigError, match="mqtt://x"):
         parse_endpoint("mqtt://x")
     assert parse_endpoint("abc-ats.iot.eu-west-1.amazonaws.com").port == 443
+
+
+def test_the_identity_pool_calls_leave_no_token_or_key_in_the_debug_log(
+        live: LiveStage, caplog: pytest.LogCaptureFixture) -> None:
+    """botocore logs each request's parameters and each answer at DEBUG: GetId's
+    and GetCredentialsForIdentity's carry the ID token (as the login) and the
+    temporary keys. The console's log filter (console_access/redaction.py,
+    installed with the sign-in) leaves them out."""
+    import logging
+
+    from plugins.aws.console_access import redaction
+
+    redaction.install()
+    with caplog.at_level(logging.DEBUG):
+        credentials = live.credentials().get()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GetCredentialsForIdentity" in text or "get_credentials_for_identity" in text.lower()
+    for secret in (live.tokens.id_token, credentials.secret_key, credentials.session_token):
+        assert secret not in text
