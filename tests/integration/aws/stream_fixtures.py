@@ -33,7 +33,7 @@ from simulator.fleet import DeviceGroup, Fleet
 
 ORG = "acme"
 INTERVAL_S = 5.0
-DURATION_S = 240.0
+DURATION_S = 180.0
 # a bad device id on a topic IoT Core delivers (MQTT allows it; the protocol does not)
 HOSTILE = ("dt/acme/bad id!/telemetry", b'{"seq": 1}')
 
