@@ -13,7 +13,7 @@ import hashlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from core.errors import ValidationError
 
@@ -33,6 +33,22 @@ def verify(public_key: PublicKey, data: bytes, signature: bytes) -> bool:
     """False for any signature that does not verify, including garbage bytes."""
     try:
         public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def sign_digest(key: PrivateKey, sha256: bytes) -> bytes:
+    """The same signature :func:`sign` makes over the data, from its SHA-256:
+    a console signs a large image it hashed while reading it, once."""
+    return key.sign(sha256, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
+def verify_digest(public_key: PublicKey, sha256: bytes, signature: bytes) -> bool:
+    """:func:`verify` of data known only by its SHA-256 (an image uploaded
+    straight to storage, whose stored bytes were checked to hash to it)."""
+    try:
+        public_key.verify(signature, sha256, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -33,12 +33,13 @@ from core.errors import NotFound, ValidationError
 from core.model import DeploymentStatus, Firmware, SemVer
 from core.model.roles import Actor, Permission
 from core.ports.deployments import DeploymentService
-from core.ports.firmware import FirmwareRepository
+from core.ports.firmware import DirectUploads, FirmwareRepository, UploadSlots
 from core.ports.fleet_api.firmware import SigningKeyInfo, VerifyReport
 from core.ports.hub import AuditTrail
 from core.ports.registry import DeviceQuery, DeviceRegistry
 from core.ports.signing_keys import TrustedKey
 from core.services.access import authorize, record_action
+from core.services.firmware_uploads import DEFAULT_PART_SIZE, UploadTicket
 from core.services.fleet_view import Page, _limit, _page, decode_token
 from core.services.signing_keys import SigningKeyService, create_signing_key
 
@@ -244,6 +245,85 @@ class FirmwareService:
             f"{source}: the supplied signature does not verify against any trusted "
             "code-signing key; nothing imported"
         )
+
+    def check_import(self, actor: Actor, subject: str) -> None:
+        """The role check of an import, for a front end that would otherwise have
+        to parse a large body first (a caller without the role learns nothing,
+        not even that the body was malformed); refusals are audited."""
+        authorize(self._audit, actor, Permission.FIRMWARE_IMPORT, "firmware.import", subject)
+
+    # ------------------------------------------------------------ direct uploads
+    def _uploads(self) -> DirectUploads:
+        repo = self._repository()
+        if not isinstance(repo, DirectUploads):
+            raise NotFound("direct upload is not available on this backend; send the image "
+                           "in the request instead (POST /firmware/upload)")
+        return repo
+
+    def start_upload(self, actor: Actor, *, device_type: str, version: str, size: int,
+                     sha256: str, allow_downgrade: bool = False, multipart: bool | None = None,
+                     part_size: int = DEFAULT_PART_SIZE) -> tuple[UploadTicket, UploadSlots]:
+        """Where to PUT the image's bytes (one URL, or one per part when
+        ``multipart`` or the image is larger than a part). Refuses what import
+        would refuse before a byte is sent: a release already in the library, a
+        downgrade not asked for, an empty or oversized image."""
+        subject = f"{device_type.strip()}@{version.strip()}"
+        authorize(self._audit, actor, Permission.FIRMWARE_IMPORT, "firmware.import", subject)
+        uploads = self._uploads()
+        many = size > part_size if multipart is None else multipart
+        ticket = UploadTicket(device_type.strip(), version.strip(), size, sha256.strip().lower(),
+                              "", part_size).checked(MAX_IMAGE_BYTES)
+        self._refuse_duplicate_and_downgrade(ticket.device_type, SemVer.parse(ticket.version),
+                                             allow_downgrade)
+        slots = uploads.begin(ticket.draft(), multipart=many, part_size=part_size)
+        return UploadTicket(ticket.device_type, ticket.version, size, ticket.sha256,
+                            slots.upload_id, slots.part_size), slots
+
+    def upload_status(self, actor: Actor, token: str) -> tuple[UploadTicket, UploadSlots]:
+        """Resume: the parts storage holds and fresh URLs for the others."""
+        authorize(self._audit, actor, Permission.FIRMWARE_IMPORT, "firmware.import", "upload")
+        uploads = self._uploads()
+        ticket = UploadTicket.parse(token, MAX_IMAGE_BYTES)
+        return ticket, uploads.slots(ticket.draft(), ticket.upload_id, ticket.part_size)
+
+    def complete_upload(self, actor: Actor, token: str, *, signature: bytes,
+                        release_notes: str = "", allow_downgrade: bool = False) -> Firmware:
+        """Publish the uploaded image: the signature (made on the engineer's
+        machine) must verify against the declared SHA-256 with a key the team
+        trusts, then storage checks the bytes hash to it; audited like an import."""
+        authorize(self._audit, actor, Permission.FIRMWARE_IMPORT, "firmware.import", "upload")
+        uploads = self._uploads()
+        ticket = UploadTicket.parse(token, MAX_IMAGE_BYTES)
+        source = f"upload of {ticket.firmware_id}"
+        self._refuse_duplicate_and_downgrade(ticket.device_type, SemVer.parse(ticket.version),
+                                             allow_downgrade)
+        digest = bytes.fromhex(ticket.sha256)
+        key_id = next((k for k, key in self.trusted().items()
+                       if codesign.verify_digest(key, digest, signature)), None)
+        if key_id is None:
+            raise ValidationError(
+                f"{source}: the signature does not verify against any trusted code-signing "
+                "key (sign with your own key, `smartiot firmware key create`, and ask an admin "
+                "to add it); nothing imported")
+        firmware = ticket.draft(signature=signature, key_id=key_id,
+                                release_notes=release_notes)
+        uploads.finish(firmware, ticket.upload_id, ticket.part_size)
+        record_action(self._audit, actor, "firmware.import", firmware.firmware_id,
+                      {"sha256": firmware.sha256, "size": firmware.size, "key_id": key_id,
+                       "via": "direct upload",
+                       "parts": 1 if not ticket.upload_id
+                       else -(-ticket.size // ticket.part_size)})
+        return firmware
+
+    def abort_upload(self, actor: Actor, token: str) -> UploadTicket:
+        """Drop what was sent (S3 keeps, and bills, parts until then)."""
+        authorize(self._audit, actor, Permission.FIRMWARE_IMPORT, "firmware.import", "upload")
+        uploads = self._uploads()
+        ticket = UploadTicket.parse(token, MAX_IMAGE_BYTES)
+        uploads.abort(ticket.draft(), ticket.upload_id, ticket.part_size)
+        record_action(self._audit, actor, "firmware.upload.abort", ticket.firmware_id,
+                      {"upload_id": ticket.upload_id})
+        return ticket
 
     # ------------------------------------------------------------ queries
     def list(self, actor: Actor, device_type: str | None = None) -> builtins.list[Firmware]:

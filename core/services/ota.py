@@ -14,12 +14,14 @@ probed) and sees only deployments that target them.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from core.crypto import codesign
 from core.errors import NotFound, ValidationError
 from core.model import (
     Deployment,
@@ -46,6 +48,7 @@ from core.protocol.ota import (
     DEFAULT_SELFTEST_WINDOW_S,
     ManifestSigner,
     OtaJobDocument,
+    SignedManifest,
     presigned_placeholder,
     sign_manifest,
 )
@@ -61,6 +64,12 @@ __all__ = ["DeploymentProgress", "DeploymentsSession", "OtaService", "TargetPlan
 
 # A rejection is the device's verdict on the image; only explicit requests retry it.
 _RETRIABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)
+# How far a manifest signed on a person's machine may claim to be issued in the
+# future (clocks differ a little; a manifest from tomorrow is a mistake).
+CLOCK_SKEW_S = 300
+MAX_MANIFEST_VALIDITY_S = 366 * 86400
+
+Trusted = Callable[[], Mapping[str, codesign.PublicKey]]
 
 
 class OtaService:
@@ -72,14 +81,19 @@ class OtaService:
         *,
         audit: AuditTrail | None = None,
         signer: ManifestSigner | None = None,
+        trusted: Trusted | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``trusted``: the code-signing keys images and manifests may be signed
+        with here (the team's list), for deployments whose manifest was signed
+        on the engineer's own machine (the AWS backend holds no private key)."""
         self._deployments = deployments
         self._firmware = firmware
         self._registry = registry
         self._audit = audit
         # Signs each deployment's manifest: devices act only on what it vouches for.
         self._signer = signer
+        self._trusted = trusted
         self._clock = clock
 
     # ------------------------------------------------------------ parts and scope
@@ -188,34 +202,54 @@ class OtaService:
         actor: Actor,
         firmware_id: str,
         spec: TargetSpec,
-        config: JobConfig,
+        config: JobConfig | Mapping[str, Any],
         *,
         description: str = "",
         allow_downgrade: bool = False,
         only_matching_type: bool = True,
         selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
         manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S,
+        manifest: SignedManifest | Mapping[str, Any] | None = None,
+        refuse_unknown: bool = False,
     ) -> Deployment:
+        """``config`` may be CreateJob's JSON (parsed here, after the role check,
+        so a caller without the role learns nothing from a bad one).
+        ``manifest``: signed on the engineer's machine; it must be signed by a
+        trusted key and describe exactly this image and downgrade rule, and the
+        stored image must still match it (otherwise this backend signs one with
+        its own key). ``refuse_unknown``: a listed device the actor cannot see is
+        an error (an API client named it on purpose) instead of being left out."""
         authorize(self._audit, actor, Permission.DEPLOYMENT_CREATE, "deployment.create",
                   firmware_id)
+        job_config = config if isinstance(config, JobConfig) else JobConfig.from_aws(
+            dict(config))
+        if manifest is not None and not isinstance(manifest, SignedManifest):
+            manifest = SignedManifest.parse(dict(manifest))
         store = self._store()
         firmware = self._library().get_by_id(firmware_id)
         plan = self.plan(actor, firmware_id, spec, only_matching_type=only_matching_type)
+        unknown = plan.skipped.get("unknown device")
+        if refuse_unknown and spec.kind == "list" and unknown:
+            raise NotFound(f"device {unknown[0]} is not registered")
         if not plan.targets:
             left_out = "; ".join(f"{len(v)} {k}" for k, v in plan.skipped.items())
             raise ValidationError(
                 f"no device matches {spec.describe()} for {firmware_id}"
                 + (f" ({left_out})" if left_out else "")
             )
-        document = self.document_for(actor, firmware, allow_downgrade=allow_downgrade,
-                                     selftest_window_s=selftest_window_s,
-                                     manifest_validity_s=manifest_validity_s)
+        if manifest is None:
+            document = self.document_for(actor, firmware, allow_downgrade=allow_downgrade,
+                                         selftest_window_s=selftest_window_s,
+                                         manifest_validity_s=manifest_validity_s)
+        else:
+            document = self.document_with(firmware, manifest, allow_downgrade=allow_downgrade,
+                                          selftest_window_s=selftest_window_s)
         deployment = store.create(
             Deployment(
                 firmware_id=firmware.firmware_id,
                 targets=plan.targets,
                 created_by=actor.user,
-                config=config,
+                config=job_config,
                 document=document,
                 target_spec=spec.to_json(),
                 description=description,
@@ -223,8 +257,80 @@ class OtaService:
         )
         record_action(self._audit, actor, "deployment.create", deployment.deployment_id,
                       {"firmware": firmware_id, "targets": len(plan.targets),
-                       "config": config.to_aws()})
+                       "config": job_config.to_aws(),
+                       **({} if manifest is None else {"manifest_signed_by": manifest.key_id})})
         return deployment
+
+    def manifest_to_sign(self, firmware: Firmware, *, key_id: str, allow_downgrade: bool = False,
+                         selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
+                         manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> bytes:
+        """The manifest bytes an engineer's console signs with its own key
+        ``key_id`` for a deployment of ``firmware`` (the same manifest
+        :meth:`document_for` signs on a backend that holds a key)."""
+        return manifest_bytes(firmware, key_id=key_id, issued_at=int(self._clock()),
+                              allow_downgrade=allow_downgrade,
+                              selftest_window_s=selftest_window_s,
+                              manifest_validity_s=manifest_validity_s)
+
+    def document_with(self, firmware: Firmware, signed: SignedManifest, *,
+                      allow_downgrade: bool = False,
+                      selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S) -> dict[str, Any]:
+        """The job document around a manifest signed elsewhere, once it is
+        proven: signed by a key the team trusts, describing exactly this image
+        (type, version, size, SHA-256, the key that signed the image) and
+        downgrade rule, valid now, and the stored image still hashing to it with
+        its own signature by a trusted key. Every refusal names what differs."""
+        trusted = dict(self._trusted()) if self._trusted is not None else {}
+        where = f"the manifest for {firmware.firmware_id}"
+        key = trusted.get(signed.key_id)
+        if key is None:
+            known = ", ".join(sorted(trusted)) or "none yet"
+            raise ValidationError(
+                f"{where} is signed by key {signed.key_id}, which is not in the team's trusted "
+                f"keys ({known}); ask an admin to add it (`smartiot firmware keys add FILE "
+                "--owner NAME`)")
+        if not codesign.verify(key, signed.payload, signed.signature):
+            raise ValidationError(f"{where}: the signature does not verify with key "
+                                  f"{signed.key_id}; nothing was deployed")
+        m = signed.manifest()
+        expected = {"device type": (m.device_type, firmware.device_type),
+                    "version": (str(m.version), str(firmware.version)),
+                    "size": (m.size, firmware.size), "sha256": (m.sha256, firmware.sha256),
+                    "image key": (m.bound_image_key_id, firmware.key_id),
+                    "allowDowngrade": (m.allow_downgrade, allow_downgrade),
+                    "key id": (m.key_id, signed.key_id)}
+        for name, (said, wanted) in expected.items():
+            if said != wanted:
+                raise ValidationError(f"{where} says {name} {said!r} but the deployment is "
+                                      f"for {wanted!r}; sign a manifest for this deployment")
+        now = int(self._clock())
+        if m.issued_at > now + CLOCK_SKEW_S:
+            raise ValidationError(f"{where} is issued in the future ({m.issued_at}, now {now}); "
+                                  "check the signing machine's clock")
+        if m.expires <= now + 60:
+            raise ValidationError(f"{where} expired (or expires within a minute) at "
+                                  f"{m.expires}; sign a new one")
+        if m.expires - m.issued_at > MAX_MANIFEST_VALIDITY_S:
+            raise ValidationError(f"{where} is valid for more than a year; sign a shorter one")
+        self._check_image(firmware, trusted)
+        return OtaJobDocument.for_firmware(
+            firmware, key_id=firmware.key_id,
+            url=presigned_placeholder(f"firmware/{firmware.firmware_id}"),
+            allow_downgrade=allow_downgrade, selftest_window_s=selftest_window_s,
+            manifest=signed).to_json()
+
+    def _check_image(self, firmware: Firmware, trusted: Mapping[str, codesign.PublicKey]
+                     ) -> None:
+        """The stored bytes, re-read: their SHA-256 and their own signature."""
+        image = self._library().read_image(firmware.device_type, firmware.version)
+        if len(image) != firmware.size or hashlib.sha256(image).hexdigest() != firmware.sha256:
+            raise ValidationError(f"firmware {firmware.firmware_id}: the stored image no longer "
+                                  "matches its SHA-256; nothing was deployed")
+        key = trusted.get(firmware.key_id)
+        if key is None or not codesign.verify(key, image, firmware.signature or b""):
+            raise ValidationError(f"firmware {firmware.firmware_id}: the image's signature (key "
+                                  f"{firmware.key_id}) is not by a trusted key or does not "
+                                  "verify; nothing was deployed")
 
     def document_for(self, actor: Actor, firmware: Firmware, *, allow_downgrade: bool = False,
                      selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
@@ -302,6 +408,22 @@ class OtaService:
         return [e.device_id for e in requeued]
 
 
+def manifest_bytes(firmware: Firmware, *, key_id: str, issued_at: int,
+                   allow_downgrade: bool = False,
+                   selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
+                   manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> bytes:
+    """The canonical manifest for a deployment of ``firmware`` signed with
+    ``key_id``: what a console signs on the engineer's machine."""
+    if not 60 <= manifest_validity_s <= MAX_MANIFEST_VALIDITY_S:
+        raise ValidationError(
+            f"manifest validity {manifest_validity_s} s must be between 60 s and a year")
+    doc = OtaJobDocument.for_firmware(firmware, key_id=firmware.key_id, url="",
+                                      allow_downgrade=allow_downgrade,
+                                      selftest_window_s=selftest_window_s)
+    return doc.manifest_for(key_id=key_id, issued_at=issued_at,
+                            validity_s=manifest_validity_s).canonical()
+
+
 class DeploymentsSession:
     """The deployment use cases for one person (core.ports.fleet_api.DeploymentsApi)."""
 
@@ -321,11 +443,13 @@ class DeploymentsSession:
                description: str = "", allow_downgrade: bool = False,
                only_matching_type: bool = True,
                selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
-               manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> Deployment:
+               manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S,
+               manifest: SignedManifest | None = None) -> Deployment:
         return self._service.create(
             self._actor, firmware_id, spec, config, description=description,
             allow_downgrade=allow_downgrade, only_matching_type=only_matching_type,
-            selftest_window_s=selftest_window_s, manifest_validity_s=manifest_validity_s)
+            selftest_window_s=selftest_window_s, manifest_validity_s=manifest_validity_s,
+            manifest=manifest)
 
     def status(self, deployment_id: str) -> DeploymentProgress:
         return self._service.status(self._actor, deployment_id)

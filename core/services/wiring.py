@@ -56,6 +56,7 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
     trail = backend.audit
     reader = cast(AuditReader, trail) if hasattr(trail, "check") else None
     grace = audit_grace if audit_grace is not None else timedelta(0)
+    firmware = _firmware(backend, signing_keys, trust_key_files)
     return Services(
         backend=backend,
         devices=DeviceService.over(backend),
@@ -71,8 +72,8 @@ def build_services(backend: Backend, *, signing_keys: CodeSigningKeys | None = N
                           accounts=backend.accounts, broker_accounts=backend.broker_accounts),
         analytics=AnalyticsService(backend.registry, backend.alerts, backend.telemetry,
                                    rules=backend.rules, backend_name=backend.name),
-        firmware=_firmware(backend, signing_keys, trust_key_files),
-        deployments=_deployments(backend, signing_keys, trust_key_files),
+        firmware=firmware,
+        deployments=_deployments(backend, signing_keys, trust_key_files, firmware),
         signing_keys=signing_keys,
         rule_types=dict(rule_types) if rule_types is not None else dict(BUILTIN_RULE_TYPES),
     )
@@ -95,9 +96,12 @@ def _firmware(backend: Backend, signing_keys: CodeSigningKeys | None,
 
 
 def _deployments(backend: Backend, signing_keys: CodeSigningKeys | None,
-                 trust_key_files: bool) -> OtaService:
+                 trust_key_files: bool, firmware: FirmwareService) -> OtaService:
+    """``trusted``: the keys a manifest signed on an engineer's machine may be
+    signed with (the library's: the team's list, and in the one-process console
+    its own key files too)."""
     signer: CodeSigningKeys | TeamSigner | None = signing_keys
     if signing_keys is not None and not trust_key_files:
         signer = TeamSigner(signing_keys, _team_keys(backend, signing_keys, trust_key_files))
     return OtaService(backend.deployments, backend.firmware, backend.registry,
-                      audit=backend.audit, signer=signer)
+                      audit=backend.audit, signer=signer, trusted=firmware.trusted)

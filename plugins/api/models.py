@@ -110,6 +110,11 @@ class DeploymentCreate(_Strict):
         "timeoutConfig, jobExecutionsRetryConfig")
     description: str = Field(default="", max_length=2000)
     allow_downgrade: bool = False
+    manifest: dict[str, Any] | None = Field(
+        default=None,
+        description="the deployment's manifest signed on the engineer's machine "
+        "({payload, signature, signatureAlgorithm, keyId}, as in the job document); "
+        "required where the server holds no code-signing key (AWS)")
 
 
 class CancelIn(_Strict):

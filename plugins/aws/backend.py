@@ -22,6 +22,7 @@ from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
+from plugins.aws.dynamodb.trusted_keys import DynamoTrustedKeyStore
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
 from plugins.aws.firmware.s3 import S3FirmwareRepository
@@ -65,6 +66,9 @@ class AwsBackend(Backend):
         self.commands = IotDataCommandChannel(iot_data, self.registry)
         # device messages the stream consumer refused (plugins/aws/stream)
         self.quarantine = DynamoQuarantineStore(dynamodb, settings)
+        # the code-signing public keys the team trusts: images and deployment manifests
+        # are accepted only when one of them signed (the private keys stay with people)
+        self.trusted_keys = DynamoTrustedKeyStore(dynamodb, settings)
         # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
         self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
         if settings.user_pool_id:  # people and roles: the stage's Cognito user pool

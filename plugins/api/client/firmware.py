@@ -5,17 +5,25 @@ The hub signs images and manifests with its own key, and only if the team
 trusts it: this machine's code-signing key plays no part, so
 ``signing_key()`` answers None and keys are managed on the hub. Uploads go
 in one request (base64, up to the API's 16 MiB).
+
+A server that holds no key (the Smart_IOT backend on AWS) is given
+``signing_keys``: this person's own key signs the image (uploaded straight to
+S3 through presigned URLs, plugins/api/client/uploads.py) and each
+deployment's manifest on this machine, and the server accepts them only when
+the team trusts the key.
 """
 
 from __future__ import annotations
 
 import base64
 import builtins
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.crypto.keystore import CodeSigningKeys
 from core.errors import ValidationError
 from core.model import Deployment, Execution, Firmware
 from core.model.rollout import JobConfig
@@ -27,22 +35,36 @@ from core.ports.fleet_api.deployments import (
 )
 from core.ports.fleet_api.firmware import SigningKeyInfo, VerifyReport
 from core.ports.signing_keys import TrustedKey
+from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, SignedManifest
 from core.services.fleet_view import Page
+from core.services.ota import manifest_bytes
 from plugins.api.client import decode
 from plugins.api.client.devices import PAGE, HttpDevices, seg
 from plugins.api.client.errors import not_offered
 from plugins.api.client.transport import HttpTransport
+from plugins.api.client.uploads import DirectUploader
 
 
 class HttpFirmware:
-    def __init__(self, http: HttpTransport, devices: HttpDevices) -> None:
+    def __init__(self, http: HttpTransport, devices: HttpDevices, *,
+                 signing_keys: CodeSigningKeys | None = None,
+                 uploads_dir: Path | None = None) -> None:
         self._http = http
         self._devices = devices
+        self.signing_keys = signing_keys
+        self.uploader = (None if signing_keys is None or uploads_dir is None
+                         else DirectUploader(http, signing_keys, uploads_dir))
 
     def import_file(self, path: Path, *, version: str, device_type: str,
                     release_notes: str = "", allow_downgrade: bool = False,
                     signature: bytes | None = None,
                     progress: Callable[[int, int], None] | None = None) -> Firmware:
+        """Straight to storage, signed here, when this console signs with its own
+        key (AWS); otherwise in one request, signed by the hub."""
+        if self.uploader is not None and signature is None:
+            return self.uploader.upload(Path(path), version=version, device_type=device_type,
+                                        release_notes=release_notes,
+                                        allow_downgrade=allow_downgrade, progress=progress)
         image = Path(path).read_bytes()
         if progress is not None:
             progress(0, len(image))
@@ -60,6 +82,8 @@ class HttpFirmware:
             "device_type": device_type, "version": version,
             "image_base64": base64.b64encode(image).decode(), "release_notes": release_notes,
             "allow_downgrade": allow_downgrade}
+        if signature is None and self.signing_keys is not None and self.signing_keys.exists:
+            signature, _key_id = self.signing_keys.sign(image)  # the server holds no key
         if signature is not None:
             body["signature_base64"] = base64.b64encode(signature).decode()
         return decode.firmware(self._http.post("/firmware/upload", body).data)
@@ -140,9 +164,13 @@ def target_body(spec: TargetSpec) -> dict[str, Any]:
 
 
 class HttpDeployments:
-    def __init__(self, http: HttpTransport, devices: HttpDevices) -> None:
+    def __init__(self, http: HttpTransport, devices: HttpDevices, *,
+                 signing_keys: CodeSigningKeys | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._http = http
         self._devices = devices
+        self._keys = signing_keys
+        self._clock = clock
 
     def match(self, spec: TargetSpec) -> TargetMatch:
         visible = self._devices.all(None if spec.kind == "list" else spec.query())
@@ -170,10 +198,34 @@ class HttpDeployments:
                description: str = "", allow_downgrade: bool = False,
                only_matching_type: bool = True, selftest_window_s: float = 0.0,
                manifest_validity_s: int = 0) -> Deployment:
-        """The hub applies its own self-test window and manifest validity."""
-        return decode.deployment(self._http.post("/firmware/deployments", {
+        """The hub applies its own self-test window and manifest validity; a
+        console with its own key (AWS) signs the manifest here."""
+        body: dict[str, Any] = {
             "firmware_id": firmware_id, "target": target_body(spec), "config": config.to_aws(),
-            "description": description, "allow_downgrade": allow_downgrade}).data)
+            "description": description, "allow_downgrade": allow_downgrade}
+        if self._keys is not None:
+            body["manifest"] = self.signed_manifest(
+                firmware_id, allow_downgrade=allow_downgrade,
+                manifest_validity_s=manifest_validity_s or DEFAULT_MANIFEST_VALIDITY_S)
+        return decode.deployment(self._http.post("/firmware/deployments", body).data)
+
+    def signed_manifest(self, firmware_id: str, *, allow_downgrade: bool,
+                        manifest_validity_s: int) -> dict[str, Any]:
+        """The deployment's manifest, signed with this person's key: the image as
+        the library describes it, this downgrade rule, valid from now."""
+        keys = self._keys
+        assert keys is not None
+        if not keys.exists:
+            raise ValidationError(
+                "there is no code-signing key on this machine to sign the deployment's "
+                "manifest; create one with `smartiot firmware key create` and ask an admin "
+                "to add its public key to the team's trusted keys")
+        firmware = decode.firmware(self._http.get(f"/firmware/{seg(firmware_id)}").data)
+        payload = manifest_bytes(firmware, key_id=keys.current_key_id(),
+                                 issued_at=int(self._clock()), allow_downgrade=allow_downgrade,
+                                 manifest_validity_s=manifest_validity_s)
+        signature, key_id = keys.sign(payload)
+        return SignedManifest(payload, signature, key_id).to_json()
 
     def status(self, deployment_id: str) -> DeploymentProgress:
         return decode.progress(self._http.get(f"/firmware/deployments/{seg(deployment_id)}").data)

@@ -9,7 +9,9 @@ and the server refuses anyway.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
+from core.crypto.keystore import CodeSigningKeys
 from core.model.roles import Actor, Role
 from plugins.api.client.alerts import HttpAlerts
 from plugins.api.client.devices import HttpDevices
@@ -23,6 +25,18 @@ class HttpFleetApi:
                  retries: int = 3, backoff_s: float = 0.5) -> None:
         self.http = HttpTransport(base_url, tokens, timeout_s=timeout_s, retries=retries,
                                   backoff_s=backoff_s)
+        # set by sign_locally(): a server without a key of its own (AWS)
+        self.signing_keys: CodeSigningKeys | None = None
+        self.uploads_dir: Path | None = None
+
+    def sign_locally(self, keys: CodeSigningKeys, uploads_dir: Path) -> None:
+        """Images and deployment manifests are signed on this machine with this
+        person's key, and images go straight to storage (resumable: tickets
+        kept in ``uploads_dir``)."""
+        self.signing_keys = keys
+        self.uploads_dir = uploads_dir
+        self.__dict__.pop("firmware", None)
+        self.__dict__.pop("deployments", None)
 
     @property
     def base_url(self) -> str:
@@ -43,11 +57,12 @@ class HttpFleetApi:
 
     @cached_property
     def firmware(self) -> HttpFirmware:
-        return HttpFirmware(self.http, self.devices)
+        return HttpFirmware(self.http, self.devices, signing_keys=self.signing_keys,
+                            uploads_dir=self.uploads_dir)
 
     @cached_property
     def deployments(self) -> HttpDeployments:
-        return HttpDeployments(self.http, self.devices)
+        return HttpDeployments(self.http, self.devices, signing_keys=self.signing_keys)
 
     @cached_property
     def analytics(self) -> HttpAnalytics:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.context import AppContext
+from core.crypto.keystore import CodeSigningKeys
 from core.model.roles import Actor
 from core.ports.broker_accounts import BrokerLogin
 from core.ports.identity_provider import DemoLogin, IdentityProvider, SignInChallenge
@@ -30,6 +31,10 @@ class IdentityApiSession(ApiSession):
         super().__init__(provider.api_url or base_url, timeout_s=timeout_s, data_dir=data_dir)
         if not self._static:
             self.api.http.tokens = provider
+        if data_dir is not None:
+            # no code-signing key on the server side (AWS): this person's own key signs
+            # images and deployment manifests, and images go straight to S3
+            self.api.sign_locally(CodeSigningKeys(data_dir / "codesign"), data_dir / "uploads")
 
     @property
     def username(self) -> str:

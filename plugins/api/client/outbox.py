@@ -56,8 +56,9 @@ CAP_S = 60.0
 # POSTs that only read (answers computed from a body): sent directly, never queued.
 _READS = re.compile(r"^/(analytics/(query|history)|firmware/deployments/plan"
                     r"|firmware/[^/]+/verify)$")
-# Uploads carry up to 16 MiB: sent directly (resumable upload is its own feature).
-_DIRECT = re.compile(r"^/(auth/.*|firmware/upload)$")
+# Uploads carry up to 16 MiB: sent directly; a direct upload's steps are
+# resumable by themselves (plugins/api/client/uploads.py), never queued.
+_DIRECT = re.compile(r"^/(auth/.*|firmware/upload|firmware/uploads(/.*)?)$")
 _IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"
 # A device command is about now: one that waited longer than this is not sent on
 # its own (a reboot an hour late can be an incident too); the person decides.

@@ -18,10 +18,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import NotFound
 from core.model import Execution
 from core.model.roles import Actor
-from core.model.rollout import JobConfig
 from core.ports.fleet_api.deployments import DeploymentProgress, TargetPlan, TargetSpec
 from core.services.ota import OtaService
 from plugins.api import models, shapes
@@ -96,20 +94,14 @@ def deployments_router(services: Callable[[], HasDeployments], actor: Callable[[
 
     @router.post("/firmware/deployments", summary="Create a deployment", tags=["firmware"])
     def create_deployment(body: Annotated[models.DeploymentCreate, Body()]) -> Response[Any]:
-        who = actor()
-        service = ota()
-        spec = spec_of(body.target)
-        if spec.kind == "list":
-            # A listed id the caller cannot see is an error here, not a device
-            # quietly left out: an API client named it on purpose.
-            unknown = service.plan(who, body.firmware_id, spec,
-                                   only_matching_type=False).skipped.get("unknown device")
-            if unknown:
-                raise NotFound(f"device {unknown[0]} is not registered")
-        deployment = service.create(who, body.firmware_id, spec,
-                                    JobConfig.from_aws(body.config),
-                                    description=body.description,
-                                    allow_downgrade=body.allow_downgrade)
+        # The role is checked first, inside the use case: a caller without it
+        # learns nothing about firmware ids, devices or a bad configuration.
+        # A listed id the caller cannot see is an error here, not a device
+        # quietly left out: an API client named it on purpose.
+        deployment = ota().create(actor(), body.firmware_id, spec_of(body.target), body.config,
+                                  description=body.description,
+                                  allow_downgrade=body.allow_downgrade,
+                                  manifest=body.manifest, refuse_unknown=True)
         return envelope(shapes.deployment(deployment), 201)
 
     @router.get("/firmware/deployments/<deployment_id>",

@@ -21,9 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import ValidationError
 from core.model import Firmware
 from core.model.roles import Actor
+from core.ports.firmware import UploadSlots
 from core.ports.fleet_api.firmware import VerifyReport
 from core.ports.signing_keys import TrustedKey
 from core.services.firmware import FirmwareService
+from core.services.firmware_uploads import (
+    DEFAULT_PART_SIZE,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    UploadTicket,
+)
 from plugins.api import models, shapes
 from plugins.api.responses import MAX_FIRMWARE_BYTES, PayloadTooLarge, envelope
 
@@ -64,6 +71,41 @@ class TrustKeyIn(BaseModel):
     note: str = Field(default="", max_length=1000)
 
 
+class UploadStartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_type: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=64)
+    size: int = Field(ge=1, description="the image's size in bytes")
+    sha256: str = Field(min_length=64, max_length=64, description="the image's SHA-256, hex")
+    allow_downgrade: bool = False
+    multipart: bool | None = Field(
+        default=None, description="upload in parts (default: when larger than one part)")
+    part_size: int = Field(default=DEFAULT_PART_SIZE, ge=MIN_PART_SIZE, le=MAX_PART_SIZE)
+
+
+class UploadCompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signature_base64: str = Field(
+        min_length=1, max_length=1000,
+        description="ECDSA P-256 over the image's SHA-256 (DER, base64), made with the "
+        "uploader's code-signing key; the key must be in the team's trusted keys")
+    release_notes: str = Field(default="", max_length=20000)
+    allow_downgrade: bool = False
+
+
+def upload_shape(ticket: UploadTicket, slots: UploadSlots) -> dict[str, Any]:
+    """The ticket (keep it to resume) and where each missing part goes."""
+    return {"upload": ticket.token(), "firmware_id": ticket.firmware_id,
+            "method": "multipart" if slots.upload_id else "single",
+            "size": ticket.size, "sha256": ticket.sha256, "part_size": slots.part_size,
+            "part_count": slots.part_count, "held": list(slots.held),
+            "expires_in_s": slots.expires_in_s,
+            "parts": [{"part_number": p.part_number, "start": p.start, "end": p.end,
+                       "url": p.url, "headers": p.headers} for p in slots.slots]}
+
+
 def trusted_key_shape(k: TrustedKey) -> dict[str, Any]:
     return {"key_id": k.key_id, "owner": k.owner, "public_pem": k.public_pem.decode("ascii"),
             "added_by": k.added_by, "added_at": k.added_at.isoformat(),
@@ -98,6 +140,8 @@ def firmware_router(services: Callable[[], HasFirmware], actor: Callable[[], Act
                  tags=["firmware"])
     def upload_firmware(body: Annotated[models.FirmwareUpload, Body()]) -> Response[Any]:
         who = actor()
+        # the role before the (large) body is decoded: no 400 for someone who gets 403
+        library().check_import(who, f"{body.device_type.strip()}@{body.version.strip()}")
         image = b64(body.image_base64, "image_base64")
         if len(image) > MAX_FIRMWARE_BYTES:
             raise PayloadTooLarge(f"image_base64: {len(image)} bytes is more than "
@@ -129,6 +173,44 @@ def firmware_router(services: Callable[[], HasFirmware], actor: Callable[[], Act
     def delete_firmware(firmware_id: str) -> Response[Any]:
         deleted = library().delete(actor(), firmware_id)
         return envelope({"firmware_id": deleted.firmware_id, "deleted": True})
+
+    # ------------------------------------------------------------ direct uploads (presigned)
+    @router.post("/firmware/uploads",
+                 summary="Start uploading an image straight to storage (presigned URLs)",
+                 tags=["firmware"])
+    def start_upload(body: Annotated[UploadStartIn, Body()]) -> Response[Any]:
+        ticket, slots = library().start_upload(
+            actor(), device_type=body.device_type, version=body.version, size=body.size,
+            sha256=body.sha256, allow_downgrade=body.allow_downgrade, multipart=body.multipart,
+            part_size=body.part_size)
+        return envelope(upload_shape(ticket, slots), 201)
+
+    @router.get("/firmware/uploads/<upload>",
+                summary="Resume an upload: the parts storage holds, URLs for the rest",
+                tags=["firmware"])
+    def upload_status(upload: str) -> Response[Any]:
+        ticket, slots = library().upload_status(actor(), upload)
+        return envelope(upload_shape(ticket, slots))
+
+    @router.post("/firmware/uploads/<upload>/complete",
+                 summary="Check the uploaded image (SHA-256, signature by a trusted key) and "
+                 "add it to the library", tags=["firmware"])
+    def complete_upload(upload: str, body: Annotated[UploadCompleteIn, Body()]
+                        ) -> Response[Any]:
+        who = actor()
+        service = library()
+        service.check_import(who, "upload")
+        fw = service.complete_upload(who, upload,
+                                     signature=b64(body.signature_base64, "signature_base64"),
+                                     release_notes=body.release_notes,
+                                     allow_downgrade=body.allow_downgrade)
+        return envelope(firmware_shape(service, who, fw), 201)
+
+    @router.delete("/firmware/uploads/<upload>",
+                   summary="Abort an upload and drop the parts sent", tags=["firmware"])
+    def abort_upload(upload: str) -> Response[Any]:
+        ticket = library().abort_upload(actor(), upload)
+        return envelope({"firmware_id": ticket.firmware_id, "aborted": True})
 
     # ------------------------------------------------------------ the team's trusted keys
     @router.get("/firmware/keys", summary="The team's trusted code-signing keys",

@@ -89,6 +89,8 @@ TABLES: tuple[TableSpec, ...] = (
     # stream position with the seq accounting (so a cold start or a second shard decides alike)
     TableSpec("alert-state", "device_id", attributes={"device_id": "S"}),
     TableSpec("stream-state", "device_id", attributes={"device_id": "S"}),
+    # plugins/aws/dynamodb/trusted_keys.py: the code-signing public keys the team trusts
+    TableSpec("trusted-keys", "kind", "key_id", attributes={"kind": "S", "key_id": "S"}),
 )
 
 

@@ -42,7 +42,7 @@ from botocore.exceptions import ClientError
 from core.errors import NotFound, ValidationError
 from core.model import Firmware, SemVer
 from core.model.firmware import parse_firmware_id
-from core.ports.firmware import FirmwareRepository
+from core.ports.firmware import DirectUploads, FirmwareRepository, UploadSlot, UploadSlots
 from plugins.aws.settings import AwsSettings
 
 PREFIX = "firmware/"
@@ -182,7 +182,7 @@ def _from_manifest(body: bytes, where: str) -> Firmware:
         raise ValidationError(f"firmware manifest {where} is damaged: {exc}") from None
 
 
-class S3FirmwareRepository(FirmwareRepository):
+class S3FirmwareRepository(FirmwareRepository, DirectUploads):
     def __init__(self, s3: Any, settings: AwsSettings, *, kms_key_id: str = "") -> None:
         self._s3 = s3
         self._settings = settings
@@ -487,6 +487,63 @@ class S3FirmwareRepository(FirmwareRepository):
             raise
         self._refuse_duplicate(firmware)
         self._put_manifest(firmware)
+
+    # ------------------------------------------------------------ the DirectUploads port
+    def begin(self, firmware: Firmware, *, multipart: bool,
+              part_size: int = DEFAULT_PART_SIZE) -> UploadSlots:
+        """A single presigned PUT, or a multipart upload with a URL per part."""
+        if not multipart:
+            put = self.presigned_upload(firmware)
+            return UploadSlots("", firmware.size, 1, (), (
+                UploadSlot(1, 0, firmware.size, put.url, put.headers),), put.expires_in_s)
+        upload = self.start_multipart_upload(firmware, part_size=part_size)
+        return self._part_slots(firmware, upload, ())
+
+    def slots(self, firmware: Firmware, upload_id: str, part_size: int) -> UploadSlots:
+        """What S3 holds (ListParts; for a single PUT, whether the object is
+        there) and fresh URLs for the rest: a resumed upload sends only those."""
+        if not upload_id:
+            self._refuse_duplicate(firmware)
+            key = _key(firmware.device_type, firmware.version, IMAGE)
+            try:
+                self._s3.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if not _missing(exc):
+                    raise
+                return self.begin(firmware, multipart=False)
+            return UploadSlots("", firmware.size, 1, (1,), (), DEFAULT_URL_EXPIRY_S)
+        upload = self.resume_multipart_upload(firmware, upload_id, part_size=part_size)
+        missing = set(self.missing_parts(upload, firmware))
+        held = tuple(n for n in range(1, upload.part_count + 1) if n not in missing)
+        return self._part_slots(firmware, upload, held)
+
+    def _part_slots(self, firmware: Firmware, upload: MultipartUpload,
+                    held: tuple[int, ...]) -> UploadSlots:
+        slots = []
+        for n in range(1, upload.part_count + 1):
+            if n in held:
+                continue
+            start, end = upload.part_range(n, firmware.size)
+            put = self.presign_part(upload, n)
+            slots.append(UploadSlot(n, start, end, put.url, put.headers))
+        return UploadSlots(upload.upload_id, upload.part_size, upload.part_count, held,
+                           tuple(slots), DEFAULT_URL_EXPIRY_S)
+
+    def finish(self, firmware: Firmware, upload_id: str, part_size: int) -> None:
+        if not upload_id:
+            self.complete_upload(firmware)
+            return
+        upload = self.resume_multipart_upload(firmware, upload_id, part_size=part_size)
+        self.complete_multipart_upload(firmware, upload)
+
+    def abort(self, firmware: Firmware, upload_id: str, part_size: int) -> None:
+        if not upload_id:
+            self.discard_upload(firmware)
+            return
+        key = _key(firmware.device_type, firmware.version, IMAGE)
+        self.abort_multipart_upload(MultipartUpload(firmware.firmware_id, upload_id, key,
+                                                    part_size,
+                                                    part_count(firmware.size, part_size)))
 
     # ------------------------------------------------------------ helpers
     def _put_manifest(self, firmware: Firmware) -> None:
