@@ -10,6 +10,7 @@ reaches a log, the config or the data directory."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import subprocess
@@ -364,3 +365,39 @@ def test_tokens_never_reach_logs_the_config_or_the_data_dir(
         data = path.read_bytes()
         for token in tokens:
             assert token.encode() not in data, path
+
+
+def test_smartiot_login_asks_for_a_new_password_on_a_first_sign_in(
+        sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Interactive: the temporary password, then the new one twice (a
+    mismatch is asked again); a script is told to sign in interactively once."""
+    from console.cli import main
+
+    idp = sandbox.idp()
+    pool = sandbox.info["user_pool_id"]
+    idp.admin_create_user(UserPoolId=pool, Username="olga.new", MessageAction="SUPPRESS",
+                          TemporaryPassword="Temporary-Pass-1",
+                          UserAttributes=[{"Name": "custom:organization",
+                                           "Value": ORGANIZATION}])
+    idp.admin_add_user_to_group(UserPoolId=pool, Username="olga.new", GroupName="engineer")
+    monkeypatch.setenv("SMARTIOT_DATA_DIR", str(sandbox.data_dir))
+    monkeypatch.setenv("SMARTIOT_ENDPOINT_URL", sandbox.info["endpoint_url"])
+    config = ["--config", str(sandbox.config_path), "--profile", "aws-local"]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Temporary-Pass-1\n"))
+    assert main([*config, "login", "--username", "olga.new", "--password-stdin"]) == 1
+    assert "run `smartiot login` once interactively" in capsys.readouterr().err
+
+    answers = iter(["Temporary-Pass-1", "Olga-Own-Pass-22", "Olga-Own-Pass-23",
+                    "Olga-Own-Pass-22", "Olga-Own-Pass-22"])
+    monkeypatch.setattr("plugins.api.login_commands.getpass.getpass",
+                        lambda prompt="": next(answers))
+    assert main([*config, "login", "--username", "olga.new"]) == 0
+    out = capsys.readouterr()
+    assert "temporary password" in out.err and "differ" in out.err
+    assert "as olga.new (engineer, organization demo)" in out.out
+    assert next(answers, None) is None  # every answer was asked for
+    status = idp.admin_get_user(UserPoolId=pool, Username="olga.new")["UserStatus"]
+    assert status == "CONFIRMED"
+    assert main([*config, "logout"]) == 0
