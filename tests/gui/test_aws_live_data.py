@@ -133,3 +133,6 @@ def test_the_status_bar_counts_down_to_the_next_attempt_while_the_link_is_down(
     seconds = int(text.split("Reconnecting in ")[1].split(" s")[0])
     assert 1 <= seconds <= 8
     assert "127.0.0.1:9" in status.connection_label.toolTip()
+    if os.environ.get("SMARTIOT_SCREENSHOTS"):
+        qtbot.wait(300)  # the label's new width is laid out on the next event turn
+        window.statusBar().grab().save(str(SCREENSHOT.with_name("aws-live-reconnecting.png")))
