@@ -238,6 +238,37 @@ def test_the_console_receives_its_organizations_telemetry_and_alerts_over_websoc
     assert feed.connection_state() == "disconnected"
 
 
+def test_a_devices_status_message_becomes_its_record_with_the_new_status(
+        live: LiveStage, fleet: RunningFleet) -> None:
+    """Status messages (retained, with the Last Will) carry no record: the feed
+    looks the device up (through the API in the console) and changes its status."""
+    from core.model import Device, DeviceStatus
+    from core.model.events import DeviceChanged
+
+    records = {d: Device(d, device_type="environmental", organization=ORG,
+                         status=DeviceStatus.OFFLINE) for d in fleet.device_ids}
+    looked_up: list[str] = []
+
+    def find(device_id: str) -> Device | None:
+        looked_up.append(device_id)
+        return records.get(device_id)
+
+    events = Events()
+    feed = IotLiveFeed(live.broker.ws_url, live.cognito.settings.region, live.credentials(),
+                       organization=lambda: ORG, find_device=find)
+    feed.subscribe(events)
+    feed.start()
+    try:
+        changed = wait_until("every device online", lambda: (
+            {e.device.device_id for e in events.of(DeviceChanged)} >= set(fleet.device_ids)
+            and events.of(DeviceChanged)))
+    finally:
+        feed.stop()
+    assert all(e.device.status is DeviceStatus.ONLINE for e in changed)
+    assert all(e.device.device_type == "environmental" for e in changed)  # the looked-up record
+    assert set(looked_up) <= set(fleet.device_ids)
+
+
 def test_a_message_it_cannot_read_is_counted_and_skipped(live: LiveStage) -> None:
     events = Events()
     feed = live.feed()
