@@ -107,6 +107,9 @@ def test_the_devices_page_and_a_live_chart_move_with_telemetry_over_websocket(
 
     status = window.status_widgets["local.hub"]
     qtbot.waitUntil(lambda: "Broker connected" in status.texts()["connection"], timeout=5_000)
+    # the rate of what this console receives over the link
+    qtbot.waitUntil(lambda: status.texts()["rate"] != "— msg/s", timeout=5_000)
+    assert "readings/s" in status.texts()["rate"]
     if os.environ.get("SMARTIOT_SCREENSHOTS"):
         qtbot.wait(1500)
         window.grab().save(str(SCREENSHOT))

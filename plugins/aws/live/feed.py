@@ -29,6 +29,8 @@ them to the GUI thread.
   resolved alerts are), so while connected the feed tells pages to reload
   alerts every ``alert_sync_s`` (``DataChanged(alerts)``: one list request of
   the alerts page), instead of the 5 s poll a page without a feed runs.
+- **Rates**: once a second while connected, a ``HubStatus`` with the messages
+  and readings per second this console received (the status bar's "msg/s").
 - **Sign-in needed** (nobody signed in, or Cognito refuses the token): state
   ``expired``; the feed asks again every ``signin_poll_s``, so signing in in
   the dialog brings the link back by itself.
@@ -48,7 +50,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from core.model.events import DataChanged, FleetEvent
+from core.model.events import DataChanged, FleetEvent, HubStatus, TelemetryReceived
 from core.ports import changes
 from core.ports.live import LinkStatus, LiveFeed, Subscriber
 from core.services.event_bus import EventBus
@@ -69,6 +71,7 @@ REFRESH_MARGIN_S = 300.0
 STABLE_S = 10.0
 SIGNIN_POLL_S = 5.0
 ALERT_SYNC_S = 30.0
+RATE_S = 1.0
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -111,6 +114,7 @@ class IotLiveFeed(LiveFeed):
         self.delays: list[float] = []  # backoff delays waited
         self.refreshes = 0  # reconnections with renewed credentials
         self.received = 0
+        self._window = [0, 0]  # messages, readings since the last HubStatus
         self.last_url = ""
         self.subscribed = threading.Event()  # set while subscribed
 
@@ -225,6 +229,9 @@ class IotLiveFeed(LiveFeed):
         def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
             self.received += 1
             events = decoder.decode(message.topic, bytes(message.payload))
+            self._window[0] += 1
+            self._window[1] += sum(len(e.readings) for e in events
+                                   if isinstance(e, TelemetryReceived))
             if events:
                 self._bus.publish(events)
 
@@ -242,7 +249,7 @@ class IotLiveFeed(LiveFeed):
         renew_at = credentials.expires_at - refresh_margin(credentials, time.time(),
                                                           self.refresh_margin_s)
         up_since: float | None = None
-        synced = 0.0
+        synced = rated = 0.0
         renewed: TemporaryCredentials | None = None
         try:
             while not self._stop.is_set():
@@ -253,8 +260,11 @@ class IotLiveFeed(LiveFeed):
                     return "lost", f"the link to {self.endpoint.netloc} was lost " \
                                    f"({mqtt.error_string(rc)})", credentials
                 if state["subscribed"] and up_since is None:
-                    up_since = synced = time.monotonic()
+                    up_since = synced = rated = time.monotonic()
+                    self._window = [0, 0]
                     self._connected()
+                if up_since is not None and time.monotonic() - rated >= RATE_S:
+                    rated = self._publish_rates(rated)
                 if up_since is not None and time.monotonic() - synced >= self.alert_sync_s:
                     synced = time.monotonic()
                     self._bus.publish([DataChanged(changes.ALERTS)])
@@ -274,6 +284,15 @@ class IotLiveFeed(LiveFeed):
             self.subscribed.clear()
             with contextlib.suppress(Exception):  # closing a socket already gone
                 client.disconnect()
+
+    def _publish_rates(self, since: float) -> float:
+        now = time.monotonic()
+        messages, readings = self._window
+        self._window = [0, 0]
+        elapsed = max(now - since, 1e-6)
+        self._bus.publish([HubStatus("connected", messages_per_s=messages / elapsed,
+                                     readings_per_s=readings / elapsed)])
+        return now
 
     def _renew(self) -> tuple[TemporaryCredentials | None, str]:
         try:

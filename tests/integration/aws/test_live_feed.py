@@ -24,7 +24,13 @@ from botocore.credentials import Credentials
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.model.alert import Alert, Severity
-from core.model.events import AlertChanged, DataChanged, FleetEvent, TelemetryReceived
+from core.model.events import (
+    AlertChanged,
+    DataChanged,
+    FleetEvent,
+    HubStatus,
+    TelemetryReceived,
+)
 from core.model.roles import Role
 from core.ports.notifications import AlertNotification, NotificationKind, NotifiedAlert
 from core.protocol.payloads import Telemetry
@@ -230,6 +236,10 @@ def test_the_console_receives_its_organizations_telemetry_and_alerts_over_websoc
         assert not [e for e in events.of(TelemetryReceived) if e.device_id == "pump-9"]
         assert all(c.alert.device_id != "pump-9" for c in events.of(AlertChanged))
         assert feed.decoder is not None and feed.decoder.skipped == 0  # never even sent
+        # the status bar's rate: what this console receives, once a second
+        rates = wait_until("a rate", lambda: [h for h in events.of(HubStatus)
+                                              if h.messages_per_s > 0])
+        assert rates[0].connection == "connected" and rates[0].readings_per_s > 0
     finally:
         feed.stop()
         for client in (other, publisher):
