@@ -146,9 +146,10 @@ class Outbox:
             "headers TEXT NOT NULL, timeout_s REAL, state TEXT NOT NULL, "
             "attempts INTEGER NOT NULL, next_at REAL NOT NULL, created_at REAL NOT NULL, "
             "message TEXT NOT NULL, changed_by TEXT)")
-        # Read back at start-up: whatever waited is due now.
-        self._db.execute("UPDATE actions SET next_at = ? WHERE state = ? AND api = ?",
-                         (self._clock(), ActionState.PENDING.value, self._api))
+        # Read back at start-up: whatever waited is due now, and its backoff starts
+        # over (the last run's growing delays say nothing about this network).
+        self._db.execute("UPDATE actions SET next_at = ?, attempts = 0 WHERE state = ? "
+                         "AND api = ?", (self._clock(), ActionState.PENDING.value, self._api))
         self._inflight: set[int] = set()
         self._closed = False
         self._problem = ""
