@@ -8,14 +8,12 @@ layout or Timestream, as the profile's ``telemetry`` key says."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-from urllib.parse import urlsplit
 
 from core.context import AppContext
 from core.errors import SmartIotError
 from core.ports.backend import Backend
-from plugins.aws.clients import AwsClients
+from plugins.aws.clients import AwsClients, clients_for
 from plugins.aws.cognito.directory import CACHE_S as DIRECTORY_CACHE_S
 from plugins.aws.cognito.directory import CognitoUserDirectory
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
@@ -81,30 +79,13 @@ class AwsBackend(Backend):
             stop()
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def build_aws_backend_for(settings: AwsSettings, *,
                           telemetry: str = DEFAULT_TELEMETRY) -> AwsBackend:
     """The backend for explicit settings (tests, the sandbox, Lambda wiring).
 
-    moto and the sandbox accept any credentials; on a loopback endpoint with
-    none configured, dummy ones are used so nothing can reach a real account."""
-    credentials: dict[str, str] = {}
-    if settings.endpoint_url and _is_loopback(settings.endpoint_url):
-        import boto3
-
-        found = boto3.session.Session(profile_name=settings.aws_profile or None).get_credentials()
-        if found is None:
-            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return AwsBackend(settings, AwsClients(settings, **credentials), telemetry=telemetry)
+    Its clients are ``clients_for(settings)``'s: on a loopback endpoint with no
+    credentials configured, dummy ones, so nothing can reach a real account."""
+    return AwsBackend(settings, clients_for(settings), telemetry=telemetry)
 
 
 def build_aws_backend(context: AppContext) -> AwsBackend:
