@@ -26,11 +26,16 @@ def _ticker(stage: str, region: str, endpoint_url: str, queue_url: str) -> Alert
                         queue_url=queue_url)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+def ticker_from_environment() -> AlertTicker:
     endpoint = env.read(env.ENDPOINT_URL)
-    ticker = _ticker(env.read(env.STAGE, "dev"), env.read(env.REGION,
-                                                          "us-east-1" if endpoint else ""),
-                     endpoint, env.read(env.NOTIFY_QUEUE_URL))
-    outcome = asdict(ticker.tick())
+    return _ticker(env.read(env.STAGE, "dev"),
+                   env.read(env.REGION, "us-east-1" if endpoint else ""), endpoint,
+                   env.read(env.NOTIFY_QUEUE_URL))
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """``event``: EventBridge's scheduled event (its content is not needed:
+    the ticker reads the clock itself)."""
+    outcome = asdict(ticker_from_environment().tick())
     logger.info("tick", extra=outcome)
     return outcome

@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="simulated devices (default 8; a quarter are pumps)")
     parser.add_argument("--rate", type=float, default=1.0,
                         help="readings per second per device (default 1)")
+    parser.add_argument("--tick-s", type=float, default=None, metavar="SECONDS",
+                        help="run scheduled functions (the alert ticker) this often instead "
+                             "of the template's rate (default: rate(1 minute))")
     for name, default, what in (("aws-port", 5000, "the AWS endpoint (moto)"),
                                 ("api-port", 3000, "the REST API"),
                                 ("mqtt-port", 1884, "MQTT for devices"),
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace, context: AppContext) -> int:
     try:
         options = SandboxOptions(region=args.region, stage=args.stage, aws_port=args.aws_port,
                                  api_port=args.api_port, mqtt_port=args.mqtt_port,
-                                 ws_port=args.ws_port, devices=args.devices, rate=args.rate)
+                                 ws_port=args.ws_port, devices=args.devices, rate=args.rate,
+                                 tick_s=args.tick_s)
     except ValueError as exc:
         print(f"smartiot aws sandbox: {exc}", file=sys.stderr)
         return 2

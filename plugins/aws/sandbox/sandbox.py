@@ -26,6 +26,7 @@ from plugins.aws.sandbox.mqtt import IotCoreStandIn
 from plugins.aws.sandbox.publish_bridge import PublishBridge
 from plugins.aws.sandbox.resources import StageResources, provision
 from plugins.aws.sandbox.rule import TelemetryRule
+from plugins.aws.sandbox.schedule import ScheduledFunction, start_schedules
 from plugins.aws.sandbox.shadows import ShadowService
 from plugins.aws.sandbox.users import DEMO_USERS, DemoUser, create_demo_users
 
@@ -47,6 +48,8 @@ class SandboxOptions:
     ws_port: int = 9001  # the usual MQTT-over-WebSocket port
     devices: int = 8
     rate: float = 1.0  # readings per second per device
+    # how often scheduled functions run (the alert ticker); None: the template's rate
+    tick_s: float | None = None
 
     def __post_init__(self) -> None:
         from plugins.aws.sandbox.fleet import MAX_DEVICES
@@ -57,6 +60,8 @@ class SandboxOptions:
         if not 0 < self.rate <= 10:
             raise ValueError(f"--rate {self.rate} must be above 0 and at most 10 readings a "
                              "second per device")
+        if self.tick_s is not None and not 0 < self.tick_s <= 3600:
+            raise ValueError(f"--tick-s {self.tick_s} must be above 0 and at most 3600 seconds")
         for name in ("aws_port", "api_port", "mqtt_port", "ws_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -72,6 +77,7 @@ class Sandbox:
     broker: IotCoreStandIn | None = None
     rule: TelemetryRule | None = None
     mappings: list[KinesisEventSource | SqsEventSource] = field(default_factory=list)
+    schedules: list[ScheduledFunction] = field(default_factory=list)
     api: RunningApi | None = None
     fleet: Any = None  # simulator.api.RunningFleet
     missing: list[str] = field(default_factory=list)  # handlers this build lacks
@@ -143,6 +149,12 @@ class Sandbox:
                 function_name=f"smartiot-{o.stage}-{NOTIFIER}", region=o.region,
                 batch_size=int(_event(events, "sqs").get("batchSize", 10)))
             self._add_mapping(queue.start())
+        # EventBridge's rules: the alert ticker, at the template's rate
+        self.schedules = start_schedules(
+            self.resources.functions, stage=o.stage, region=o.region, every_s=o.tick_s,
+            resolve=lambda spec: _handler(spec, self.missing))
+        for schedule in self.schedules:
+            self._stops.append(schedule.stop)
 
         self.api = start_api(host=o.host, port=o.api_port, settings=settings)
         self._stops.append(self.api.stop)
@@ -213,6 +225,7 @@ class Sandbox:
             "devices": list(self.fleet.device_ids) if self.fleet else [],
             "users": [user.as_dict() for user in self.users],
             "missing": list(self.missing),
+            "schedules": {s.name: s.period_s for s in self.schedules},
             "not_created": dict(r.not_created),
             "pid": os.getpid(),
             "ready_s": round(self.started_s, 2),

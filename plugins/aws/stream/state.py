@@ -70,9 +70,11 @@ class DeviceState:
 
 
 class DeviceStateTables:
-    def __init__(self, client: Any, settings: AwsSettings) -> None:
+    def __init__(self, client: Any, settings: AwsSettings, *, stream: bool = True) -> None:
+        """``stream=False``: the alert state only (the ticker, whose role does
+        not name the stream-state table): devices load without a position."""
         self._db = client
-        self._stream = settings.table(STREAM_ROLE)
+        self._stream = settings.table(STREAM_ROLE) if stream else ""
         self._alerts = settings.table(ALERT_ROLE)
 
     def load(self, device_id: str) -> DeviceState:
@@ -85,9 +87,9 @@ class DeviceStateTables:
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(device_ids), _DEVICES_PER_GET):
             keys = [{"device_id": {"S": d}} for d in device_ids[start:start + _DEVICES_PER_GET]]
-            request: dict[str, Any] = {
-                self._stream: {"Keys": keys, "ConsistentRead": True},
-                self._alerts: {"Keys": keys, "ConsistentRead": True}}
+            request: dict[str, Any] = {self._alerts: {"Keys": keys, "ConsistentRead": True}}
+            if self._stream:
+                request[self._stream] = {"Keys": keys, "ConsistentRead": True}
             for attempt in range(_RETRIES):
                 answer = self._db.batch_get_item(RequestItems=request)
                 for table, items in answer.get("Responses", {}).items():

@@ -36,9 +36,11 @@ class _Parts:
     feed: AlertFeed
 
 
-def _parts(settings: AwsSettings, queue_url: str, clients: AwsClients | None) -> _Parts:
+def _parts(settings: AwsSettings, queue_url: str, clients: AwsClients | None, *,
+           stream: bool = True) -> _Parts:
     """``queue_url`` empty: the queue ``iot-notifications-{stage}`` is looked up
-    (the sandbox; on AWS the stack passes its URL)."""
+    (the sandbox; on AWS the stack passes its URL). ``stream=False``: no
+    stream-state table (the ticker's role does not name it)."""
     clients = clients or clients_for(settings)
     db = clients.dynamodb
     sqs = clients.client("sqs")
@@ -47,7 +49,7 @@ def _parts(settings: AwsSettings, queue_url: str, clients: AwsClients | None) ->
                   ThingSyncedRegistry(DynamoDeviceRegistry(db, settings),
                                       ThingRegistry(clients.client("iot"))),
                   DynamoAlertStore(db, settings), DynamoAlertRuleStore(db, settings),
-                  DeviceStateTables(db, settings),
+                  DeviceStateTables(db, settings, stream=stream),
                   AlertFeed(clients.client("iot-data"), AlertNotificationQueue(sqs, url)))
 
 
@@ -73,7 +75,7 @@ def build_ticker(settings: AwsSettings, *, queue_url: str = "",
     """The once-a-minute housekeeping over the same tables as the consumer."""
     from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 
-    parts = _parts(settings, queue_url, clients)
+    parts = _parts(settings, queue_url, clients, stream=False)
     return AlertTicker(registry=parts.registry, alerts=parts.alerts, rules=parts.rules,
                        rule_types=BUILTIN_RULE_TYPES, states=parts.states, feed=parts.feed,
                        clock=clock)

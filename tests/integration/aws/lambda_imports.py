@@ -3,7 +3,7 @@ one Lambda function's object graph as its first invocation would (from its
 environment, no AWS call made) and print, as JSON on one line, the
 distributions whose modules got imported and the resource names (``iot-…-
 <stage>``) held anywhere in that graph: the tables and bucket it is wired to.
-``python lambda_imports.py api|telemetryConsumer|notifications``."""
+``python lambda_imports.py api|telemetryConsumer|alertTicker|notifications``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,9 @@ def main(function: str) -> None:
     elif function == "telemetryConsumer":
         built = importlib.import_module("plugins.aws.lambdas.telemetry_consumer") \
             .consumer_from_environment()
+    elif function == "alertTicker":
+        built = importlib.import_module("plugins.aws.lambdas.alert_ticker") \
+            .ticker_from_environment()
     elif function == "notifications":
         built = importlib.import_module("plugins.aws.lambdas.notifications") \
             .dispatcher_from_environment()

@@ -75,6 +75,24 @@ NOT_CALLED = {
         "iotjobsdata:UpdateJobExecution", "iot:GetThingShadow", "iot:UpdateThingShadow",
         "iot:DeleteThing", "dynamodb:DeleteItem", "iam:PassRole",
     },
+    # the ticker is built from the same parts (plugins/aws/stream/wiring.py) and
+    # calls what the consumer calls, bar the stream's tables
+    "alertTicker": {
+        "cognito-idp:AdminAddUserToGroup", "cognito-idp:AdminCreateUser",
+        "cognito-idp:AdminDeleteUser", "cognito-idp:AdminDeleteUserAttributes",
+        "cognito-idp:AdminDisableUser", "cognito-idp:AdminEnableUser",
+        "cognito-idp:AdminGetUser", "cognito-idp:AdminListGroupsForUser",
+        "cognito-idp:AdminRemoveUserFromGroup", "cognito-idp:AdminUpdateUserAttributes",
+        "cognito-idp:AdminUserGlobalSignOut", "cognito-idp:ListUsers",
+        "cognito-idp:ListUsersInGroup",
+        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket",
+        "s3:ListBucketMultipartUploads", "s3:ListMultipartUploadParts", "s3:PutObject",
+        "iot:CancelJob", "iot:CancelJobExecution", "iot:CreateJob", "iot:DescribeJob",
+        "iot:DescribeJobExecution", "iot:GetJobDocument", "iot:ListJobExecutionsForJob",
+        "iot:ListJobExecutionsForThing", "iotjobsdata:DescribeJobExecution",
+        "iotjobsdata:UpdateJobExecution", "iot:GetThingShadow", "iot:UpdateThingShadow",
+        "iot:DeleteThing", "dynamodb:DeleteItem", "iam:PassRole",
+    },
     # plugins/aws/notifications/subscriptions.py: adding and removing
     # subscriptions is `smartiot aws subscriptions add|remove`, run by people;
     # the batch helpers of plugins/aws/dynamodb/paging.py are imported, unused
@@ -94,7 +112,7 @@ def template() -> Template:
 
 def test_every_function_names_a_handler_that_exists_and_is_callable(template: Template) -> None:
     functions = template.functions
-    assert set(functions) == {"api", "telemetryConsumer", "notifications"}
+    assert set(functions) == {"api", "telemetryConsumer", "alertTicker", "notifications"}
     for function in functions.values():
         module = importlib.import_module(function.module)
         handler = getattr(module, function.attribute, None)
@@ -143,6 +161,8 @@ def test_the_event_sources_report_partial_batch_failures(template: Template) -> 
     assert 0 < kinesis["maximumRetryAttempts"] <= 10  # a poison batch is not retried for ever
     assert kinesis["destinations"]["onFailure"]["arn"] == {
         "Fn::GetAtt": ["TelemetryFailuresQueue", "Arn"]}
+    (schedule,) = functions["alertTicker"].events
+    assert schedule == {"schedule": "rate(1 minute)"}  # the hub ticks more often; AWS's floor
     (queue,) = functions["notifications"].events
     assert queue["sqs"]["functionResponseType"] == "ReportBatchItemFailures"
     assert queue["sqs"]["arn"] == {"Fn::GetAtt": ["NotificationsQueue", "Arn"]}
@@ -311,14 +331,14 @@ def test_every_role_names_actions_and_resources_no_wildcard_service_or_action(
 
 def test_each_function_has_its_own_role_trusted_by_lambda_only(template: Template) -> None:
     roles = [f.role for f in template.functions.values()]
-    assert len(set(roles)) == len(roles) == 3
+    assert len(set(roles)) == len(roles) == 4
     for role in roles:
         trust = template.resources[role].properties["AssumeRolePolicyDocument"]["Statement"]
         assert trust == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                           "Action": "sts:AssumeRole"}], role
 
 
-@pytest.mark.parametrize("function", ["api", "telemetryConsumer", "notifications"])
+@pytest.mark.parametrize("function", ["api", "telemetryConsumer", "alertTicker", "notifications"])
 def test_each_role_allows_what_its_code_calls_and_nothing_else(template: Template,
                                                                function: str) -> None:
     declared = template.functions[function]
@@ -345,7 +365,7 @@ def _targets(node: Any) -> set[str]:
     return set()
 
 
-@pytest.mark.parametrize("function", ["api", "telemetryConsumer", "notifications"])
+@pytest.mark.parametrize("function", ["api", "telemetryConsumer", "alertTicker", "notifications"])
 def test_each_role_grants_the_tables_and_bucket_its_function_is_wired_to(function: str) -> None:
     """The function is built as its first request builds it; every resource
     name its objects hold must be declared, and its role must name each table

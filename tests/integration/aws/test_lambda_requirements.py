@@ -21,7 +21,7 @@ from tests.integration.aws.lambda_imports import run
 
 ROOT = Path(__file__).resolve().parents[3]
 REQUIREMENTS = ROOT / "deploy" / "aws" / "layer" / "python" / "requirements-lambda.txt"
-FUNCTIONS = ("api", "telemetryConsumer", "notifications")
+FUNCTIONS = ("api", "telemetryConsumer", "alertTicker", "notifications")
 
 # What Lambda's python3.11 runtime ships (boto3 and its dependencies).
 LAMBDA_RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil",

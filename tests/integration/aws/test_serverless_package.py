@@ -124,7 +124,11 @@ def test_serverless_v3_packages_the_backend_without_reaching_the_network(
         "smartiot-ci-api": "plugins/aws/lambdas/api.handler",
         "smartiot-ci-telemetryConsumer": "plugins/aws/lambdas/telemetry_consumer.handler",
         "smartiot-ci-notifications": "plugins/aws/lambdas/notifications.handler",
+        "smartiot-ci-alertTicker": "plugins/aws/lambdas/alert_ticker.handler",
     }
+    (schedule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert schedule["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["State"] == "ENABLED"
     for function in functions.values():
         assert function["Runtime"] == "python3.11"
         assert function["TracingConfig"] == {"Mode": "Active"}
