@@ -76,13 +76,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 def _context(sandbox: Sandbox) -> AppContext:
-    # The sandbox's ports are free-chosen here: its AWS endpoint and broker for
-    # the parts of the console that use them directly (the sign-in and the API
-    # come from its state file whatever the ports).
+    # The sandbox's ports are free-chosen here: the console finds them (the
+    # API, the user pool, the live link) in its state file, as aws-local does.
     config = load_config(sandbox.config_path, sandbox.data_dir,
-                         env={"SMARTIOT_PROFILE": "aws-local",
-                              "SMARTIOT_ENDPOINT_URL": sandbox.info["endpoint_url"],
-                              "SMARTIOT_BROKER": sandbox.info["mqtt_url"]})
+                         env={"SMARTIOT_PROFILE": "aws-local"})
     return AppContext(config, PluginManager(entry_points=False, blocked=()))
 
 
@@ -382,7 +379,6 @@ def test_smartiot_login_asks_for_a_new_password_on_a_first_sign_in(
                                            "Value": ORGANIZATION}])
     idp.admin_add_user_to_group(UserPoolId=pool, Username="olga.new", GroupName="engineer")
     monkeypatch.setenv("SMARTIOT_DATA_DIR", str(sandbox.data_dir))
-    monkeypatch.setenv("SMARTIOT_ENDPOINT_URL", sandbox.info["endpoint_url"])
     config = ["--config", str(sandbox.config_path), "--profile", "aws-local"]
 
     monkeypatch.setattr("sys.stdin", io.StringIO("Temporary-Pass-1\n"))
