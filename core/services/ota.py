@@ -48,6 +48,7 @@ from core.protocol.ota import (
     DEFAULT_SELFTEST_WINDOW_S,
     ManifestSigner,
     OtaJobDocument,
+    OtaManifest,
     SignedManifest,
     presigned_placeholder,
     sign_manifest,
@@ -261,17 +262,6 @@ class OtaService:
                        **({} if manifest is None else {"manifest_signed_by": manifest.key_id})})
         return deployment
 
-    def manifest_to_sign(self, firmware: Firmware, *, key_id: str, allow_downgrade: bool = False,
-                         selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
-                         manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> bytes:
-        """The manifest bytes an engineer's console signs with its own key
-        ``key_id`` for a deployment of ``firmware`` (the same manifest
-        :meth:`document_for` signs on a backend that holds a key)."""
-        return manifest_bytes(firmware, key_id=key_id, issued_at=int(self._clock()),
-                              allow_downgrade=allow_downgrade,
-                              selftest_window_s=selftest_window_s,
-                              manifest_validity_s=manifest_validity_s)
-
     def document_with(self, firmware: Firmware, signed: SignedManifest, *,
                       allow_downgrade: bool = False,
                       selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S) -> dict[str, Any]:
@@ -410,18 +400,17 @@ class OtaService:
 
 def manifest_bytes(firmware: Firmware, *, key_id: str, issued_at: int,
                    allow_downgrade: bool = False,
-                   selftest_window_s: float = DEFAULT_SELFTEST_WINDOW_S,
                    manifest_validity_s: int = DEFAULT_MANIFEST_VALIDITY_S) -> bytes:
     """The canonical manifest for a deployment of ``firmware`` signed with
     ``key_id``: what a console signs on the engineer's machine."""
     if not 60 <= manifest_validity_s <= MAX_MANIFEST_VALIDITY_S:
         raise ValidationError(
             f"manifest validity {manifest_validity_s} s must be between 60 s and a year")
-    doc = OtaJobDocument.for_firmware(firmware, key_id=firmware.key_id, url="",
-                                      allow_downgrade=allow_downgrade,
-                                      selftest_window_s=selftest_window_s)
-    return doc.manifest_for(key_id=key_id, issued_at=issued_at,
-                            validity_s=manifest_validity_s).canonical()
+    # as OtaJobDocument.manifest_for builds it; the image's own signature is not
+    # needed here (the REST API does not hand it out), only the key that made it
+    return OtaManifest(firmware.device_type, firmware.version, firmware.size, firmware.sha256,
+                       key_id, issued_at, issued_at + manifest_validity_s, allow_downgrade,
+                       None, image_key_id=firmware.key_id).canonical()
 
 
 class DeploymentsSession:

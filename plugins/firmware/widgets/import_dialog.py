@@ -1,10 +1,16 @@
 """Import a firmware image: pick the file, say what it is, watch it being read,
 hashed and signed. Errors (duplicate, downgrade, bad version) stay in the
-dialog next to the form so the person can correct and try again."""
+dialog next to the form so the person can correct and try again.
+
+On AWS the bytes go straight to S3 (plugins/api/client/uploads.py): the bar
+shows what was sent, how much of how much and how fast, and Cancel stops the
+upload at once; the parts already sent stay, so importing the same file again
+resumes from them."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,11 +35,20 @@ from PySide6.QtWidgets import (
 from console.widgets.background import BackgroundCall
 from console.widgets.signals import safe_emit
 from core.context import AppContext
+from core.errors import SmartIotError
 from core.model import Firmware
 from core.model.roles import Permission
 from plugins.firmware.widgets.common import error_text, guard, show_message
 
 _VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)")
+
+
+class UploadStopped(SmartIotError):
+    """Raised from the progress callback when the person presses Cancel."""
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f}"
 
 
 class _ProgressRelay(QObject):
@@ -80,17 +95,24 @@ class ImportDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
-        self.progress.setFormat("%p% read")
+        self.progress.setFormat("%p%")
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setVisible(False)
 
         form = QFormLayout()
-        form.addRow("&File", file_row)
+        file_label = QLabel("&File")  # a row of a layout has no buddy: name the line edit
+        file_label.setBuddy(self.path)
+        form.addRow(file_label, file_row)
         form.addRow("&Version", self.version)
         form.addRow("Device &type", self.device_type)
         form.addRow("&Release notes", self.notes)
         form.addRow("", self.allow_downgrade)
+
+        self._stop = False
+        self._started_at = 0.0
+        self._first_done: int | None = None
+        self.rate_text = ""
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.import_button = self.buttons.addButton("Import",
@@ -98,7 +120,7 @@ class ImportDialog(QDialog):
         self.import_button.setDefault(True)
         guard(self.import_button, context.actor, Permission.FIRMWARE_IMPORT)
         self.buttons.accepted.connect(self.start_import)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons.rejected.connect(self._cancel)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -138,20 +160,46 @@ class ImportDialog(QDialog):
         notes = self.notes.toPlainText().strip()
         allow = self.allow_downgrade.isChecked()
         relay = self._relay
+        self._stop = False
+        self._started_at = time.monotonic()
+        self._first_done = None
+
+        def report(done: int, total: int) -> None:
+            if self._stop:  # read on the worker: stops the upload between writes
+                raise UploadStopped("stopped")
+            safe_emit(relay.progressed, done, total)
 
         def run() -> Firmware:
             return self.context.api.firmware.import_file(
                 path, version=version, device_type=device_type, release_notes=notes,
-                allow_downgrade=allow,
-                progress=lambda done, total: safe_emit(relay.progressed, done, total))
+                allow_downgrade=allow, progress=report)
 
         self._busy(True)
         self.progress.setValue(0)
-        show_message(self.message, f"Reading {path.name}…", "secondary")
+        self.progress.setFormat("%p%")
+        show_message(self.message, f"Importing {path.name}…", "secondary")
         self._background.start(run, self._done, self._failed)
 
     def _on_progress(self, done: int, total: int) -> None:
+        """Percent, MiB of MiB and the rate since this run's first report (a
+        resumed upload starts at what was already stored: not counted as speed)."""
         self.progress.setValue(100 if total <= 0 else min(100, done * 100 // total))
+        now = time.monotonic()
+        if self._first_done is None:
+            self._first_done, self._started_at = done, now
+        elapsed = now - self._started_at
+        rate = (done - self._first_done) / elapsed if elapsed > 0.05 else 0.0
+        self.rate_text = f"{_mib(done)} of {_mib(total)} MiB" + (
+            f", {_mib(int(rate))} MiB/s" if rate > 0 else "")
+        self.progress.setFormat(f"%p% — {self.rate_text}")
+
+    def _cancel(self) -> None:
+        """While busy: stop the upload (what was sent stays, to resume); else close."""
+        if self.path.isEnabled():  # nothing running (the form is disabled while busy)
+            self.reject()
+            return
+        self._stop = True
+        show_message(self.message, "Stopping…", "secondary")
 
     def _done(self, firmware: Firmware) -> None:
         self._busy(False)
@@ -164,6 +212,10 @@ class ImportDialog(QDialog):
 
     def _failed(self, exc: BaseException) -> None:
         self._busy(False)
+        if isinstance(exc, UploadStopped):
+            show_message(self.message, f"Stopped at {self.rate_text or '0%'}. What was sent "
+                                       "is kept: import the same file again to resume.")
+            return
         self.progress.setValue(0)
         show_message(self.message, f"Not imported: {error_text(exc)}")
 
