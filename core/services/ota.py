@@ -331,7 +331,8 @@ class OtaService:
         if signer is None:
             raise ValidationError(
                 "deployments need the code-signing key to sign their manifest, and none is "
-                "configured here"
+                "configured here: sign the manifest with your own trusted key and send it "
+                "with the request (the console does this on AWS)"
             )
         if isinstance(signer, TeamSigner):
             signer = signer.for_user(actor.user)
