@@ -133,10 +133,27 @@ class HttpFirmware:
         return out
 
     def signing_key(self) -> SigningKeyInfo | None:
-        return None
+        """This person's own key where the console signs (AWS); the hub's is the hub's."""
+        keys = self.signing_keys
+        if keys is None or not keys.public_path.exists():
+            return None
+        pem = keys.public_path.read_bytes()
+        return SigningKeyInfo(keys.current_key_id(), pem, str(keys.public_path),
+                              str(keys.private_path))
 
     def create_signing_key(self) -> SigningKeyInfo:
-        raise not_offered("creating a code-signing key (the hub signs with its own)")
+        """On AWS the key is this person's, on this machine (its passphrase in their
+        secret store); an admin then trusts its public half (POST /firmware/keys)."""
+        keys = self.signing_keys
+        if keys is None:
+            raise not_offered("creating a code-signing key (the hub signs with its own)")
+        if keys.exists:
+            raise ValidationError(f"{keys.private_path} already exists (key "
+                                  f"{keys.current_key_id()}); `smartiot firmware key` prints it")
+        keys.signing_key()
+        info = self.signing_key()
+        assert info is not None  # just written
+        return info
 
     def trusted_keys(self, *, include_revoked: bool = False) -> builtins.list[TrustedKey]:
         d = self._http.get("/firmware/keys",

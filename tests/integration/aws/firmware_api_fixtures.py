@@ -5,6 +5,7 @@ server behind it: what the firmware, upload and deployment tests drive."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,15 @@ def keys_in(directory: Path) -> CodeSigningKeys:
 
 @pytest.fixture
 def firmware_api(aws: AwsSandbox, tmp_path: Path) -> Iterator[FirmwareApi]:
+    with serve_firmware_api(aws, tmp_path) as api:
+        yield api
+
+
+@contextmanager
+def serve_firmware_api(aws: AwsSandbox, tmp_path: Path, endpoint_url: str = ""
+                       ) -> Iterator[FirmwareApi]:
+    """``endpoint_url``: where the backend (and so the presigned URLs) reach
+    moto's server, if not directly (a proxy that can cut the link)."""
     from plugins.api.app import make_handler
     from plugins.api.auth import TokenSigner
     from plugins.api.wiring import build_api_services
@@ -58,8 +68,8 @@ def firmware_api(aws: AwsSandbox, tmp_path: Path) -> Iterator[FirmwareApi]:
     from plugins.aws.firmware.s3 import create_bucket
     from plugins.aws.settings import AwsSettings
 
-    settings = AwsSettings(region=aws.region, stage=aws.stage, endpoint_url=aws.endpoint_url,
-                           page_size=2)
+    settings = AwsSettings(region=aws.region, stage=aws.stage,
+                           endpoint_url=endpoint_url or aws.endpoint_url, page_size=2)
     backend = build_aws_backend_for(settings)
     create_tables(backend.clients.dynamodb, settings,
                   tuple(t for t in ALL_TABLES if t.role in TABLES))
