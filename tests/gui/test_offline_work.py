@@ -112,11 +112,11 @@ def _window(context: AppContext, qtbot: Any) -> Any:
 
 
 def _alerts_page(window: Any, qtbot: Any, count: int) -> Any:
-    qtbot.waitUntil(lambda: window.sidebar.isEnabled(), timeout=15_000)
+    qtbot.waitUntil(lambda: window.sidebar.isEnabled(), timeout=30_000)
     window.show_page("alerts")
     page = window.page_widget("alerts")
     assert page is not None
-    qtbot.waitUntil(lambda: page.model.rowCount() == count, timeout=15_000)
+    qtbot.waitUntil(lambda: page.model.rowCount() == count, timeout=30_000)
     return page
 
 
