@@ -11,6 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from plugins.aws.dynamodb.numbers import number_text
+
 Item = dict[str, dict[str, Any]]
 
 
@@ -22,8 +24,9 @@ def put_str(item: Item, name: str, value: str | None) -> None:
 
 
 def put_num(item: Item, name: str, value: float | int | None) -> None:
+    """Magnitudes below DynamoDB's smallest (1e-130) as 0 (numbers.py)."""
     if value is not None:
-        item[name] = {"N": repr(value) if isinstance(value, float) else str(value)}
+        item[name] = {"N": number_text(value)}
 
 
 def put_time(item: Item, name: str, value: datetime | None) -> None:

@@ -32,6 +32,7 @@ from core.model import Reading
 from core.model.timeutil import from_epoch_ms
 from core.ports.telemetry import Series, TelemetryStore
 from plugins.aws.dynamodb.codec import Item
+from plugins.aws.dynamodb.numbers import EXACT_SUFFIX, get_value, number_text, put_value
 from plugins.aws.dynamodb.paging import batch_get, batch_put, query_items
 from plugins.aws.dynamodb.tables import TELEMETRY_BY_METRIC
 from plugins.aws.settings import AwsSettings
@@ -67,7 +68,15 @@ def _days(start_ms: int, end_ms: int) -> range:
 
 
 def _num(value: float | int) -> dict[str, str]:
-    return {"N": repr(value) if isinstance(value, float) else str(value)}
+    """A number attribute; magnitudes below DynamoDB's smallest as 0
+    (plugins/aws/dynamodb/numbers.py: readings keep their exact value beside)."""
+    return {"N": number_text(value)}
+
+
+def _raw_item(pk: str, ts: int, value: float, expires_at: int) -> Item:
+    item: Item = {_KEY: {"S": pk}, _RAW_SORT: _num(ts), "expires_at": _num(expires_at)}
+    put_value(item, "v", value)
+    return item
 
 
 class Columns:
@@ -145,9 +154,7 @@ class DynamoTelemetryStore(TelemetryStore):
                                         projection=f"{_KEY}, {_RAW_SORT}")}
         new = [(key, row) for key, row in rows.items() if key not in stored]
         batch_put(self._client, self.raw_table, [
-            {_KEY: {"S": pk}, _RAW_SORT: _num(ts), "v": _num(row[3]),
-             "expires_at": _num(ts // 1000 + self._raw_ttl_s)}
-            for (pk, ts), row in new])
+            _raw_item(pk, ts, row[3], ts // 1000 + self._raw_ttl_s) for (pk, ts), row in new])
         self._roll_up([row for _, row in new])
         self._update_latest([row for _, row in new])
         return len(new)
@@ -197,15 +204,19 @@ class DynamoTelemetryStore(TelemetryStore):
 
     def _set_latest(self, entry: tuple[tuple[str, str], tuple[int, float]]) -> None:
         (device_id, metric), (ts, value) = entry
+        values: Item = {":ts": _num(ts)}
+        put_value(values, ":v", value)  # and ":v_exact" when rounded
+        update = ("SET #ts = :ts, #v = :v, #x = :v_exact" if ":v" + EXACT_SUFFIX in values
+                  else "SET #ts = :ts, #v = :v REMOVE #x")
         # failing the condition means a newer reading is there already (a late one arrived)
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
             self._client.update_item(
                 TableName=self.latest_table,
                 Key={"device_id": {"S": device_id}, "metric": {"S": metric}},
-                UpdateExpression="SET #ts = :ts, #v = :v",
+                UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(#ts) OR #ts < :ts",
-                ExpressionAttributeNames={"#ts": "ts_ms", "#v": "v"},
-                ExpressionAttributeValues={":ts": _num(ts), ":v": _num(value)})
+                ExpressionAttributeNames={"#ts": "ts_ms", "#v": "v", "#x": "v" + EXACT_SUFFIX},
+                ExpressionAttributeValues=values)
 
     @staticmethod
     def _each(work: Callable[[Any], None], items: list[Any]) -> None:
@@ -247,7 +258,7 @@ class DynamoTelemetryStore(TelemetryStore):
             for item in self._range(self.raw_table, _RAW_SORT, device_id, metric,
                                     start_ms, end_ms):
                 ts.append(int(item[_RAW_SORT]["N"]))
-                values.append(float(item["v"]["N"]))
+                values.append(get_value(item, "v"))
             return Series(device_id, metric, np.asarray(ts, dtype=np.int64),
                           np.asarray(values, dtype=np.float64))
         cols = Columns()
@@ -266,7 +277,7 @@ class DynamoTelemetryStore(TelemetryStore):
             raw_spans = [(start_ms, end_ms)]
         for a, b in raw_spans:
             for item in self._range(self.raw_table, _RAW_SORT, device_id, metric, a, b):
-                value = float(item["v"]["N"])
+                value = get_value(item, "v")
                 cols.add(int(item[_RAW_SORT]["N"]), value, value, value, 1)
         return fold(device_id, metric, cols, start_ms, bucket_ms)
 
@@ -286,7 +297,7 @@ class DynamoTelemetryStore(TelemetryStore):
     def latest(self, device_id: str) -> dict[str, Reading]:
         return {str(item["metric"]["S"]): Reading(device_id, str(item["metric"]["S"]),
                                                   from_epoch_ms(int(item["ts_ms"]["N"])),
-                                                  float(item["v"]["N"]))
+                                                  get_value(item, "v"))
                 for item in self._latest_items(device_id)}
 
     def _latest_items(self, device_id: str) -> Iterator[Item]:
@@ -303,7 +314,7 @@ class DynamoTelemetryStore(TelemetryStore):
                     self._client, self._page, TableName=self.latest_table,
                     IndexName=TELEMETRY_BY_METRIC, KeyConditionExpression="metric = :m",
                     ExpressionAttributeValues={":m": {"S": metric}}):
-                out.setdefault(str(item["device_id"]["S"]), {})[metric] = float(item["v"]["N"])
+                out.setdefault(str(item["device_id"]["S"]), {})[metric] = get_value(item, "v")
         return out
 
     def reporting_devices(self, start: datetime, end: datetime, *, bucket_ms: int,

@@ -146,14 +146,17 @@ def test_a_cold_start_in_the_middle_of_a_breach_raises_the_alert_the_hub_raises(
     assert got.history == reference.history
 
 
-def test_a_value_dynamodb_refuses_is_quarantined_and_the_rest_of_the_batch_stored(
-        stage: StreamStage) -> None:
+def test_a_value_below_dynamodbs_smallest_number_is_stored_as_the_hub_stores_it(
+        stage: StreamStage, tmp_path: Any) -> None:
     """1e-200 passes the protocol (finite, within ±1e15) but is below the
-    smallest magnitude a DynamoDB number holds: that record is quarantined as
-    ``store_refused`` with DynamoDB's reason, never retried, and every other
-    record of its batch is applied."""
+    smallest magnitude a DynamoDB number holds (1e-130). The hub's SQLite
+    store keeps it exactly; so does the consumer on AWS — history and the
+    latest value answer 1e-200 and -1e-140, nothing is quarantined or retried."""
     import json
 
+    from core.model import Reading
+    from core.model.timeutil import from_epoch_ms
+    from core.store import Store
     from tests.integration.aws.stream_fixtures import publish, simulated_stream
 
     stage.run(stage.handler())
@@ -162,9 +165,10 @@ def test_a_value_dynamodb_refuses_is_quarantined_and_the_rest_of_the_batch_store
             and m.payload.startswith(b"{") and b'"device_id":"env-00001"' in m.payload][-1]
     doc = json.loads(tail.payload)
     fresh = []
+    tiny = {2: 1e-200, 3: -1e-140}
     for k in range(1, 4):
         doc.update(seq=doc["seq"] + 1, ts=doc["ts"] + 5000, uptime=doc["uptime"] + 5)
-        metrics = dict(doc["metrics"], humidity=1e-200) if k == 2 else doc["metrics"]
+        metrics = dict(doc["metrics"], humidity=tiny[k]) if k in tiny else doc["metrics"]
         body = json.dumps(dict(doc, metrics=metrics)).encode()
         fresh.append(type(tail)(tail.topic, body, doc["ts"] + 40))
     publish(stage.kinesis, stage.stream, tuple(fresh))
@@ -172,12 +176,19 @@ def test_a_value_dynamodb_refuses_is_quarantined_and_the_rest_of_the_batch_store
     source = stage.run(stage.handler())
 
     assert source.retries == 0
-    refused = stage.quarantine.list(reason="store_refused")
-    assert [q.payload for q in refused] == [fresh[1].payload]
-    assert "underflow" in refused[0].detail and refused[0].device_id == "env-00001"
-    stored = {p[0] for p in _series(stage, "env-00001", "temperature")}
-    assert {json.loads(m.payload)["ts"] for m in (fresh[0], fresh[2])} <= stored
-    assert json.loads(fresh[1].payload)["ts"] not in stored
+    assert stage.quarantine.list(reason="store_refused") == []
+    stamps = [json.loads(m.payload)["ts"] for m in fresh]
+    humidity = dict(_series(stage, "env-00001", "humidity"))
+    assert [humidity[t] for t in stamps[1:]] == [1e-200, -1e-140]
+    assert stage.fleet.backend.telemetry.latest("env-00001")["humidity"].value == -1e-140
+    assert stage.fleet.backend.telemetry.latest_values(["humidity"])["env-00001"]["humidity"] \
+        == -1e-140
+    with Store.open(f"sqlite:///{tmp_path / 'hub.db'}") as hub:
+        hub.telemetry.write_batch([Reading("env-00001", "humidity", from_epoch_ms(t), v)
+                                   for t, v in zip(stamps[1:], tiny.values(), strict=True)])
+        kept = hub.telemetry.query("env-00001", "humidity", from_epoch_ms(stamps[0]),
+                                   from_epoch_ms(stamps[-1] + 1))
+    assert kept.value.tolist() == [humidity[t] for t in stamps[1:]]
 
 
 def _series(stage: StreamStage, device: str, metric: str) -> list[tuple[int, float]]:
