@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import console_bench  # noqa: E402
 import hub_bench  # noqa: E402
 import shard_bench  # noqa: E402
 import store_bench  # noqa: E402
@@ -183,6 +184,7 @@ def render(result: dict[str, Any], chart: str) -> str:
         f"(median of {q['repeats']}) | {q['baseline_ms']:.1f} ms bare `sqlite3` fetch | "
         f"{q['ratio']:.2f}{X} | < 50 ms | {_mark(q['met'])} |")
     lines += _hub_rows(result.get("hub"))
+    lines += _console_rows(result.get("console"))
     sh = result["shards"]
     one = sh["runs"][0]
     for r in sh["runs"][1:]:
@@ -221,8 +223,9 @@ def render(result: dict[str, Any], chart: str) -> str:
     lines += [
         "Target 1 figures: `bench/hub_bench.py` (the simulator, one mosquitto, a bare paho",
         "subscriber and the hub in one run; the 10,000-device run and the profile: the",
-        "\"Hub ingest\" section below). Not measured by the suite: target 3 (overload) and",
-        "target 4 (console at 10,000 devices). Target 6: see [scaling.md](scaling.md).",
+        "\"Hub ingest\" section below). Target 4 figures: `bench/console_bench.py` (the",
+        "\"Console at fleet scale\" section below). Not measured by the suite: target 3",
+        "(overload). Target 6: see [scaling.md](scaling.md).",
         "",
         END,
     ]
@@ -253,6 +256,45 @@ def _hub_rows(hub: dict[str, Any] | None) -> list[str]:
         f"stored message (receive included) | {r['bare_cpu_us_per_msg']:.0f} µs per "
         f"message received | {r['ratio_cpu_hub_vs_bare']:.2f}{X} | ≥ 0.75{X} | "
         f"{_mark(r['ratio_cpu_hub_vs_bare'] >= 0.75)} |")
+    return rows
+
+
+def _console_rows(console: dict[str, Any] | None) -> list[str]:
+    """Target 4: the console with the in-process hub and a live fleet."""
+    if not console:
+        return []
+    t = console_bench.TARGETS
+    st, tb = console["startup"], console["table"]
+    rows = [
+        f"| 4 console, start-up to the first painted window | {st['startup_s_median']:.2f} s "
+        f"(median of {len(st['startup_s_runs'])}; heavy modules imported: "
+        f"{', '.join(st['heavy_imported']) or 'none'}) | {st['bare_qt_s']:.2f} s a bare "
+        f"QApplication + QLabel | {st['startup_s_median'] / st['bare_qt_s']:.1f}{X} | "
+        f"< {t['startup_s']:g} s | {_mark(st['startup_s_median'] < t['startup_s'])} |",
+        f"| 4 console, devices table at {tb['rows']:,} rows: worst sort or filter | "
+        f"{tb['worst_ms']:.0f} ms wall, {tb['worst_cpu_ms']:.0f} ms CPU | "
+        f"{tb['baseline_cpu_ms']:.0f} ms CPU bare `sorted` + `dict` of as many floats | "
+        f"{tb['worst_cpu_ms'] / max(tb['baseline_cpu_ms'], 0.001):.1f}{X} | "
+        f"< {t['table_ms']:g} ms | {_mark(tb['worst_ms'] < t['table_ms'])} |",
+    ]
+    for r in console["live"]:
+        idle = r["idle"]
+        rows.append(
+            f"| 4 console, {r['devices']:,} devices {X} 1 Hz: event-loop stall (10 ms timer, "
+            f"p50 / p99 / max) | {r['live_p50']:.1f} / {r['live_p99']:.0f} / "
+            f"{r['live_worst']:.0f} ms | idle, same window and hub: {idle['p50_ms']:.1f} / "
+            f"{idle['p99_ms']:.0f} / {idle['max_ms']:.0f} ms | p99 "
+            f"{r['live_p99'] / max(idle['p99_ms'], 0.1):.1f}{X} | p99 < "
+            f"{t['stall_p99_ms']:g} ms, max < {t['stall_max_ms']:g} ms | "
+            f"{_mark(r['live_p99'] < t['stall_p99_ms'] and r['live_worst'] < t['stall_max_ms'])} |")
+        chart = r["on_chart"]["max_ms"]
+        rows.append(
+            f"| 4 console, {r['devices']:,} devices: peak RSS · live chart's worst stall | "
+            f"{r['rss_peak_mb']:.0f} MB · {r['on_chart']['max_ms']:.0f} ms (its longest frame "
+            f"{r['chart_frame_max_ms']:.0f} ms) | idle {r['rss_idle_mb']:.0f} MB | "
+            f"{r['rss_peak_mb'] / max(r['rss_idle_mb'], 1):.2f}{X} | < {t['rss_mb']:g} MB · "
+            f"< {t['chart_stall_ms']:g} ms | "
+            f"{_mark(r['rss_peak_mb'] < t['rss_mb'] and chart < t['chart_stall_ms'])} |")
     return rows
 
 
@@ -292,12 +334,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["store"] = store_bench.run(5, 20, 6000, 1, 2_000, a.pg_url)
         result["shards"] = shard_bench.run(64, 2.0, [1, 2])
         result["latency"] = tick_latency([100, 200], 3)
+        result["console"] = console_bench.run([20], 2.0, 2_000, idle_s=1.0, startup_repeats=1)
     else:
         result["hub"] = {"decode": hub_bench.phase_decode(),
                          "live": hub_bench.phase_live(1000, 0.1, 60.0)}
         result["store"] = store_bench.run(100, 200, 6000, 5, 86_400, a.pg_url)
         result["shards"] = shard_bench.run(10_000, 20.0, [1, 2, 4])
         result["latency"] = tick_latency([1_000, 5_000, 10_000, 50_000], 10)
+        result["console"] = console_bench.run([1_000, 5_000, 10_000], 40.0, 100_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     a.results.mkdir(parents=True, exist_ok=True)
     if a.full:

@@ -42,7 +42,9 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
     assert text.count("bench-suite:begin") == 1
     for needle in ("**Machine**: ", "**Load average**", "2 store, SQLite insert",
                    "raw `sqlite3` `executemany`", "5 simulator, 2 shards",
-                   "![Scaling chart](benchmarks/scaling.png)"):
+                   "![Scaling chart](benchmarks/scaling.png)",
+                   "4 console, start-up to the first painted window",
+                   "4 console, 20 devices"):
         assert needle in text
     if os.environ.get("SMARTIOT_TEST_PG_URL"):
         assert "raw psycopg `COPY`" in text
@@ -53,6 +55,11 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
     # Shards produce exactly the single process's message count.
     runs = result["shards"]["runs"]
     assert runs[1]["messages"] == runs[0]["messages"] == runs[2]["messages"]
+    # The console ran with the hub and a live fleet: the table filled and the
+    # stall probe fired (its figures are not judged here).
+    console = result["console"]
+    assert console["live"][0]["rows_seen"] == 20 and console["live"][0]["idle"]["ticks"] > 0
+    assert console["table"]["filter_text_rows"] > 0
     assert len(list((tmp_path / "results").glob("suite-*.json"))) == 1
     json.loads(next((tmp_path / "results").glob("suite-*.json")).read_text())
 

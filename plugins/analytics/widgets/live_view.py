@@ -147,13 +147,17 @@ class LiveView(QWidget):
 
     def on_events(self, events: list[FleetEvent]) -> None:
         """A coalesced batch from the bridge: append, mark dirty, draw later."""
-        readings = [r for e in events if isinstance(e, TelemetryReceived) for r in e.readings]
+        # Only the charted devices' messages are unpacked: at 10,000 devices a
+        # batch holds thousands of messages of which a chart follows a handful.
+        tracked = {k[0] for k in self.buffer.keys}
+        readings = [r for e in events
+                    if isinstance(e, TelemetryReceived) and e.device_id in tracked
+                    for r in e.readings]
         if readings:
             kept = self.buffer.add(readings)
             self.readings_seen += kept
             if kept:
                 self._invalidate()
-        tracked = {k[0] for k in self.buffer.keys}
         for e in events:
             if not isinstance(e, AlertChanged):
                 continue

@@ -36,6 +36,8 @@ from core.ports.live import LinkStatus
 from core.services.fleet_health import Health, load_fleet_health, status_label
 from plugins.local.widgets.hub_banner import HubBanner
 
+STATUS_EVENTS = (HubStatus, DeviceChanged, AlertChanged, DataChanged)
+
 log = logging.getLogger(__name__)
 
 PAINT_MS = 250
@@ -155,7 +157,9 @@ class HubStatusWidget(QWidget):
     def _ready(self, backend: Backend) -> None:
         self.backend = backend
         if backend.live is not None:
-            self.bridge = LiveBridge(backend.live, parent=self)
+            # Only what the labels read: telemetry (10,000 messages a second on a
+            # large fleet) is dropped on the feed's thread, never buffered here.
+            self.bridge = LiveBridge(backend.live, parent=self, kinds=STATUS_EVENTS)
             self.bridge.batch.connect(self.apply_events)
             self._poll_state()
             self._state_timer.start()

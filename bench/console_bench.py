@@ -1,0 +1,456 @@
+"""The console at fleet scale (issue #12, target 4): is the window still smooth?
+
+    .venv/bin/python bench/console_bench.py                      # 1k, 5k, 10k devices, 40 s each
+    .venv/bin/python bench/console_bench.py --devices 10000 --seconds 60
+    .venv/bin/python bench/console_bench.py --quick              # smoke sizes, seconds
+
+Phases, each in a fresh process (``spawn``) so one does not warm the next:
+
+* **start-up**: a new interpreter builds the real ``MainWindow`` on the local
+  profile and shows it; the figure is the wall time from starting the process to
+  the window's first ``Paint`` event, and which heavy modules (boto3, moto,
+  pycognito, botocore) had been imported by then.
+* **table**: the devices page's own model and proxy (``FleetTableModel``,
+  ``DeviceFilterProxy``) in a shown ``QTableView`` at 100,000 rows: one sort by
+  each of three columns, one text filter and one status filter, each timed to
+  the end of the model's signals (the view has reacted by then).
+* **live**: the real window, the in-process hub (local profile, private
+  mosquitto, SQLite) and the simulator in a process of its own publishing N
+  devices x 1 Hz. A 10 ms ``PreciseTimer`` measures how late the event loop
+  serves it (the stall). Baseline from the same run: the same window, hub up,
+  before the fleet starts (idle). Then the devices page, a device's detail, the
+  alerts page and the analytics page's live chart (three series) are opened and
+  the stall is sampled with the fleet running, first on the devices page, then
+  with the live chart in front. Peak RSS is the process's ``ru_maxrss``; the live
+  chart's worst frame is the longest ``draw_frame`` call.
+
+Timings live here and in docs/benchmarks.md only; tests/bench_smoke runs this at
+tiny sizes and asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TICK_MS = 10
+HEAVY = ("boto3", "botocore", "moto", "pycognito", "awscrt", "awsiot")
+TARGETS = {"stall_p99_ms": 30.0, "stall_max_ms": 100.0, "rss_mb": 400.0, "startup_s": 1.5,
+           "table_ms": 100.0, "chart_stall_ms": 50.0}
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def _summary(lates: list[float], seconds: float) -> dict[str, Any]:
+    return {"ticks": len(lates), "expected_ticks": int(seconds * 1000 / TICK_MS),
+            "p50_ms": _pct(lates, 0.50), "p99_ms": _pct(lates, 0.99),
+            "max_ms": max(lates, default=0.0), "seconds": seconds}
+
+
+class StallProbe:
+    """A repeating 10 ms precise timer; each fire records how late it came
+    (the gap since the previous fire minus the interval)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import Qt, QTimer
+
+        self.lates: list[float] = []
+        self._last = 0.0
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last:
+            self.lates.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+        self._last = now
+
+    def measure(self, app: Any, seconds: float) -> dict[str, Any]:
+        self.lates, self._last = [], 0.0
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        self.timer.start()
+        loop = QEventLoop()  # the event loop as app.exec() runs it
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
+        self.timer.stop()
+        return _summary(self.lates, seconds)
+
+
+def _config(workdir: Path) -> Any:
+    import dataclasses
+
+    from core.config import load_config
+
+    config = load_config(workdir / "config" / "config.toml", workdir / "data", env={})
+    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False)
+    return dataclasses.replace(config, profiles={**config.profiles, "local": profile})
+
+
+# ------------------------------------------------------------------------ start-up
+STARTUP_CHILD = r"""
+import os, sys, time, json
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {bench!r})
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from pathlib import Path
+from PySide6.QtCore import QEvent, QObject
+from console.app import build_main_window, ensure_application
+from core.context import AppContext
+from core.plugins import PluginManager
+import console_bench
+app = ensure_application()
+context = AppContext(console_bench._config(Path({workdir!r})), PluginManager())
+window = build_main_window(context)
+painted = []
+class Paint(QObject):
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint and not painted:
+            painted.append(time.time())
+        return False
+f = Paint()
+app.installEventFilter(f)
+window.show()
+while not painted:
+    app.processEvents()
+print(json.dumps({{"painted": painted[0],
+                  "heavy": sorted(m for m in console_bench.HEAVY if m in sys.modules),
+                  "modules": len(sys.modules)}}))
+window.close()
+context.close()
+os._exit(0)
+"""
+
+
+def phase_startup(repeats: int = 3) -> dict[str, Any]:
+    """Wall time from starting a fresh interpreter to the first painted window."""
+    runs = []
+    heavy: list[str] = []
+    for _ in range(repeats):
+        workdir = Path(tempfile.mkdtemp(prefix="console-bench-start-"))
+        code = STARTUP_CHILD.format(root=str(ROOT), bench=str(ROOT / "bench"),
+                                    workdir=str(workdir))
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, env=os.environ | {"QT_QPA_PLATFORM": "offscreen"})
+        if out.returncode != 0:
+            raise RuntimeError(f"start-up child failed: {out.stderr[-2000:]}")
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        runs.append(got["painted"] - t0)
+        heavy = got["heavy"]
+    # baseline: the bare interpreter with Qt's widgets imported and a QApplication
+    t0 = time.time()
+    subprocess.run([sys.executable, "-c",
+                    "from PySide6.QtWidgets import QApplication, QLabel; a=QApplication([]); "
+                    "w=QLabel('x'); w.show(); a.processEvents()"],
+                   check=True, env=os.environ | {"QT_QPA_PLATFORM": "offscreen"})
+    bare = time.time() - t0
+    return {"startup_s_median": statistics.median(runs), "startup_s_runs": runs,
+            "heavy_imported": heavy, "bare_qt_s": bare}
+
+
+# ------------------------------------------------------------------------ table
+def _devices(n: int) -> list[Any]:
+    from datetime import UTC, datetime, timedelta
+
+    from core.model import Device, DeviceStatus
+
+    base = datetime(2026, 12, 1, tzinfo=UTC)
+    kinds = ("environmental", "industrial", "tracker", "smart_meter")
+    statuses = (DeviceStatus.ONLINE, DeviceStatus.OFFLINE, DeviceStatus.ONLINE,
+                DeviceStatus.WARNING)
+    return [Device(f"dev-{i:06d}", device_type=kinds[i % 4], organization=f"org-{i % 7}",
+                   name=f"Unit {i}" if i % 3 else "", firmware_version=f"1.{i % 5}.{i % 11}",
+                   status=statuses[i % 4], last_seen=base + timedelta(seconds=(i * 7919) % 86400),
+                   tags=frozenset({f"zone-{i % 13}"}))
+            for i in range(n)]
+
+
+def phase_table(rows: int = 100_000) -> dict[str, Any]:
+    """Sort and filter of the devices page's model at ``rows`` rows, in a shown view."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QTableView
+
+    from plugins.devices.widgets.fleet_model import (
+        Col,
+        DeviceFilterProxy,
+        FilterState,
+        FleetTableModel,
+    )
+
+    app = QApplication.instance() or QApplication([])
+    devices = _devices(rows)
+    latest = {d.device_id: {"battery_pct": float(i % 100), "rssi": -40.0 - i % 60}
+              for i, d in enumerate(devices)}
+    model = FleetTableModel()
+    proxy = DeviceFilterProxy()
+    proxy.setSourceModel(model)
+    view = QTableView()
+    view.setModel(proxy)
+    view.setSortingEnabled(True)
+    view.resize(1200, 700)
+    view.show()
+    t = time.perf_counter()
+    model.load(devices, latest, {})
+    app.processEvents()
+    load_ms = (time.perf_counter() - t) * 1000
+
+    cpu: dict[str, float] = {}
+
+    def timed(action: Any, name: str = "") -> float:
+        """Wall ms to the end of the view's reaction; the GUI thread's CPU ms
+        (which a loaded box inflates far less) into ``cpu``."""
+        c = time.thread_time()
+        t = time.perf_counter()
+        action()
+        app.processEvents()
+        cpu[name] = (time.thread_time() - c) * 1000
+        return (time.perf_counter() - t) * 1000
+
+    out: dict[str, Any] = {"rows": rows, "load_ms": load_ms}
+    for col, name in ((Col.LAST_SEEN, "sort_last_seen_ms"), (Col.NAME, "sort_name_ms"),
+                      (Col.BATTERY, "sort_battery_ms")):
+        out[name] = timed(lambda c=col: view.sortByColumn(
+            int(c), Qt.SortOrder.DescendingOrder), name)
+    out["filter_text_ms"] = timed(lambda: proxy.set_text("zone-7"), "filter_text_ms")
+    out["filter_text_rows"] = proxy.rowCount()
+    out["filter_status_ms"] = timed(lambda: proxy.set_state(
+        FilterState(statuses={"offline"})), "filter_status_ms")
+    out["filter_status_rows"] = proxy.rowCount()
+    out["sort_filtered_ms"] = timed(lambda: view.sortByColumn(
+        int(Col.RSSI), Qt.SortOrder.AscendingOrder), "sort_filtered_ms")
+    out["clear_filter_ms"] = timed(lambda: proxy.set_state(FilterState()), "clear_filter_ms")
+    out["worst_ms"] = max(v for k, v in out.items() if k.endswith("_ms") and k != "load_ms")
+    out["cpu_ms"] = cpu
+    out["worst_cpu_ms"] = max(cpu.values())
+    # baseline, same process: a bare Python sort of as many floats plus a dict
+    # of as many keys (what any sort of the rows must at least do)
+    c = time.thread_time()
+    floats = [float((i * 7919) % 100_003) for i in range(rows)]
+    order = sorted(range(rows), key=floats.__getitem__)
+    _ = dict(zip(order, range(rows), strict=True))
+    out["baseline_cpu_ms"] = (time.thread_time() - c) * 1000
+    view.close()
+    return out
+
+
+# ------------------------------------------------------------------------ live
+def _sim_child(conn: Connection, url: str, secret: str | None, devices: int,
+               seconds: float) -> None:
+    from simulator.runtime import FleetRuntime
+    from simulator.scenario import single_group
+    from simulator.target import BrokerTarget
+
+    start = float(int(time.time()))
+    fleet = single_group(devices, "environmental", interval_s=1.0).build_fleet(
+        seed=1, start_s=start)
+    runtime = FleetRuntime(fleet, BrokerTarget.parse(url, fleet_secret=secret),
+                           connect_rate=2000.0, seed=1, client_id_prefix="cbench-")
+    conn.send({"ready": True})
+    conn.recv()
+    stats = runtime.run(seconds)
+    conn.send({"published": sum(t.sent for t in stats.by_type.values()),
+               "connected_after_s": stats.all_connected_after_s})
+    conn.close()
+
+
+def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float,
+                   profile: str | None = None, screenshot: str | None = None) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from console.app import build_main_window, ensure_application
+    from core.context import AppContext
+    from core.plugins import PluginManager
+
+    app = ensure_application()
+    workdir = Path(tempfile.mkdtemp(prefix="console-bench-"))
+    context = AppContext(_config(workdir), PluginManager())
+    window = build_main_window(context)
+    window.resize(1400, 900)
+    window.show()
+    probe = StallProbe()
+    backend: Any = context.backend  # the local backend: its broker and hub
+    broker = backend.broker
+    window.show_page("devices")
+    devices_page: Any = window.page_widget("devices")
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.02)
+    idle = probe.measure(app, idle_s)
+    rss_idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    from simulator.scenario import single_group
+
+    # the devices log in as themselves, as RunningFleet(on_broker=...) lets them
+    broker.add_devices(single_group(devices, "environmental", interval_s=1.0).build_fleet(
+        seed=1, start_s=float(int(time.time()))).device_ids)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    sim = ctx.Process(target=_sim_child, args=(child, broker.url, broker.fleet_secret, devices,
+                                               3600.0))  # runs until terminated below
+    sim.start()
+    if not parent.recv().get("ready"):
+        raise RuntimeError("simulator did not get ready")
+    parent.send("go")
+    # wait until the table shows (nearly) the whole fleet
+    t_fill = time.perf_counter()
+    deadline = t_fill + 60 + devices / 200
+    while devices_page.model.rowCount() < devices * 0.98 and time.perf_counter() < deadline:
+        probe.measure(app, 0.5)
+    fill_s = time.perf_counter() - t_fill
+    rows_seen = devices_page.model.rowCount()
+    # a device's detail, the alerts page, then the live chart
+    first = devices_page.model.device(0).device_id if rows_seen else None
+    if first is not None:
+        devices_page.show_device(first)
+    window.show_page("alerts")
+    probe.measure(app, 1.0)
+    window.show_page("analytics")
+    analytics: Any = window.page_widget("analytics")
+    live = analytics.live
+    analytics.tabs.setCurrentWidget(live)
+    chart_ids = [devices_page.model.device(i).device_id for i in range(min(3, rows_seen))]
+    if chart_ids:
+        live.picker.select(chart_ids, ["temperature"])
+    probe.measure(app, 2.0)
+    frame_times: list[float] = []
+    original = live.draw_frame
+
+    def timed_frame() -> None:
+        t = time.perf_counter()
+        original()
+        frame_times.append((time.perf_counter() - t) * 1000)
+
+    live.frame_timer.timeout.disconnect()
+    live.frame_timer.timeout.connect(timed_frame)
+    # the devices page in front (detail open), then the live chart in front
+    window.show_page("devices")
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()  # the GUI thread only
+        profiler.enable()
+    on_devices = probe.measure(app, seconds / 2)
+    if screenshot:
+        window.grab().save(screenshot)
+    bridge = devices_page.bridge
+    received_mid = bridge.received if bridge is not None else 0
+    window.show_page("analytics")
+    on_chart = probe.measure(app, seconds / 2)
+    curves = len(live.chart.curves)
+    if profiler is not None and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    hub = backend.hub
+    hub_stats = {k: getattr(hub, k) for k in ("shed_overload",) if hasattr(hub, k)}
+    received = bridge.received if bridge is not None else 0
+    sim.terminate()
+    sim.join(10)
+    conn.send({
+        "devices": devices, "idle": idle, "on_devices": on_devices, "on_chart": on_chart,
+        "live_worst": max(on_devices["max_ms"], on_chart["max_ms"]),
+        "live_p99": max(on_devices["p99_ms"], on_chart["p99_ms"]),
+        "live_p50": max(on_devices["p50_ms"], on_chart["p50_ms"]),
+        "rss_idle_mb": rss_idle, "rss_peak_mb": rss_peak, "fill_s": fill_s,
+        "rows_seen": rows_seen, "chart_curves": curves,
+        "chart_frame_max_ms": max(frame_times, default=0.0),
+        "chart_frame_p99_ms": _pct(frame_times, 0.99), "chart_frames": len(frame_times),
+        "events_to_devices_page": received, "events_in_second_half": received - received_mid,
+        "hub": hub_stats,
+    })
+    conn.close()
+    os._exit(0)  # the hub and broker die with the process; a clean close is not measured
+
+
+def phase_live(devices: int, seconds: float, idle_s: float = 10.0,
+               profile: str | None = None, screenshot: str | None = None) -> dict[str, Any]:
+    from simulator.broker import raise_fd_limit
+
+    raise_fd_limit()
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    load_before = os.getloadavg()
+    proc = ctx.Process(target=_console_child, args=(child, devices, seconds, idle_s,
+                                                             profile, screenshot))
+    proc.start()
+    result: dict[str, Any] = parent.recv()
+    proc.join(30)
+    result["load_before"] = load_before
+    result["load_after"] = os.getloadavg()
+    return result
+
+
+def run(sizes: list[int], seconds: float, table_rows: int, *, idle_s: float = 10.0,
+        startup_repeats: int = 3) -> dict[str, Any]:
+    return {
+        "startup": phase_startup(startup_repeats),
+        "table": _in_child(phase_table, table_rows),
+        "live": [phase_live(n, seconds, idle_s) for n in sizes],
+    }
+
+
+def _table_child(conn: Connection, rows: int) -> None:
+    conn.send(phase_table(rows))
+    conn.close()
+
+
+def _in_child(_fn: Any, rows: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_table_child, args=(child, rows))
+    proc.start()
+    out: dict[str, Any] = parent.recv()
+    proc.join(30)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, nargs="*", default=[1_000, 5_000, 10_000])
+    p.add_argument("--seconds", type=float, default=40.0)
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--profile", help="cProfile the GUI thread of the live phase into FILE")
+    p.add_argument("--screenshot", help="PNG of the window on the devices page (live phase)")
+    p.add_argument("--phases", nargs="*", default=["startup", "table", "live"])
+    a = p.parse_args(argv)
+    if a.quick:
+        a.devices, a.seconds, a.rows = [20], 2.0, 2_000
+    out: dict[str, Any] = {}
+    if "startup" in a.phases:
+        out["startup"] = phase_startup(1 if a.quick else 3)
+    if "table" in a.phases:
+        out["table"] = _in_child(phase_table, a.rows)
+    if "live" in a.phases:
+        out["live"] = [phase_live(n, a.seconds, 1.0 if a.quick else 10.0, a.profile,
+                                  a.screenshot)
+                       for n in a.devices]
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
