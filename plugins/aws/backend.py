@@ -19,6 +19,7 @@ from plugins.aws.cognito.directory import CognitoUserDirectory
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
+from plugins.aws.dynamodb.preferences import DynamoPreferenceStore
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
 from plugins.aws.dynamodb.trusted_keys import DynamoTrustedKeyStore
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
@@ -67,6 +68,8 @@ class AwsBackend(Backend):
         # the code-signing public keys the team trusts: images and deployment manifests
         # are accepted only when one of them signed (the private keys stay with people)
         self.trusted_keys = DynamoTrustedKeyStore(dynamodb, settings)
+        # each person's console settings (GET/PUT /users/me/preferences)
+        self.preferences = DynamoPreferenceStore(dynamodb, settings)
         # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
         self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
         if settings.user_pool_id:  # people and roles: the stage's Cognito user pool

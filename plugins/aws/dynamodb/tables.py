@@ -91,6 +91,8 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("stream-state", "device_id", attributes={"device_id": "S"}),
     # plugins/aws/dynamodb/trusted_keys.py: the code-signing public keys the team trusts
     TableSpec("trusted-keys", "kind", "key_id", attributes={"kind": "S", "key_id": "S"}),
+    # plugins/aws/dynamodb/preferences.py: each person's console settings
+    TableSpec("preferences", "user_name", attributes={"user_name": "S"}),
 )
 
 
