@@ -40,6 +40,12 @@ NOT_ON_MOTO: dict[str, str] = {
         "moto does not implement SetIdentityPoolRoles",
     "AWS::Cognito::IdentityPoolPrincipalTag":
         "moto does not implement SetPrincipalTagAttributeMap",
+    # moto's server enforces a bucket policy's Deny statements but cannot tell
+    # TLS (aws:SecureTransport) nor read s3:x-amz-server-side-encryption, so
+    # the firmware bucket's policy would refuse every request in the sandbox
+    "AWS::S3::BucketPolicy":
+        "moto would enforce its Deny statements without evaluating their conditions "
+        "(aws:SecureTransport, s3:x-amz-server-side-encryption), refusing every request",
 }
 
 
@@ -330,13 +336,14 @@ class _Provisioner:
 
     def bucket_policy(self, logical_id: str, p: dict[str, Any]) -> Created:
         s3 = self.clients.client("s3")
+        document = p["PolicyDocument"]
         try:
             existed = json.loads(s3.get_bucket_policy(Bucket=p["Bucket"])["Policy"]) \
-                == p["PolicyDocument"]
+                == document
         except s3.exceptions.ClientError:  # NoSuchBucketPolicy
             existed = False
         if not existed:
-            s3.put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+            s3.put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(document))
         return Created(p["Bucket"], {}, existed)
 
     def role(self, logical_id: str, p: dict[str, Any]) -> Created:
