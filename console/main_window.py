@@ -112,7 +112,8 @@ class MainWindow(QMainWindow):
         if self.offline_work is not None:
             flow = self.sign_in
             self.pending_actions = PendingActionsIndicator(
-                self.offline_work, sign_in=None if flow is None else lambda: flow.ask(""),
+                self.offline_work,
+                sign_in=None if flow is None else lambda: flow.ask("", required=False),
                 parent=self.statusBar())
             self.statusBar().addPermanentWidget(self.pending_actions)
         # Through the REST API, status widgets (which read data) wait for the sign-in.
@@ -134,6 +135,13 @@ class MainWindow(QMainWindow):
             self.show_page(first)
 
     # ------------------------------------------------------------ public API
+    def offer_sign_in(self, message: str) -> None:
+        """A page's call found the sign-in expired (core.errors.SignInExpired,
+        via its StatusLine): show the sign-in dialog with why; cancelling it
+        leaves the window as it was and the queued actions waiting."""
+        if self.sign_in is not None:
+            self.sign_in.ask(message, required=False)
+
     def page_ids(self) -> list[str]:
         """Page ids in navigation order."""
         return self.nav.page_ids()

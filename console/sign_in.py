@@ -53,8 +53,13 @@ class SignInFlow(QObject):
         log.info("the last sign-in was not resumed: %s", error)
         self.ask(str(error))
 
-    def ask(self, message: str) -> SignInDialog:
-        """Show the sign-in dialog (window-modal, not a nested event loop)."""
+    def ask(self, message: str, *, required: bool = True) -> SignInDialog:
+        """Show the sign-in dialog (window-modal, not a nested event loop).
+        ``required``: at start-up, cancelling closes the window; a sign-in that
+        expired while working (``required=False``) is cancelled back to the
+        window, its queued actions still waiting."""
+        if self.dialog is not None and self.dialog.isVisible():
+            return self.dialog  # several pages noticed the same expiry
         self.window.statusBar().clearMessage()
         dialog = SignInDialog(self.remote, config_path=self.context.config.path,
                               profile=self.context.config.profile_name, parent=self.window)
@@ -62,7 +67,8 @@ class SignInFlow(QObject):
             dialog.error.setText(message)
             dialog.error.show()
         dialog.signed_in.connect(self._signed_in)
-        dialog.rejected.connect(self.window.close)
+        if required:
+            dialog.rejected.connect(self.window.close)
         self.dialog = dialog
         dialog.open()
         return dialog

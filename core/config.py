@@ -63,6 +63,11 @@ class Profile:
     iot_endpoint: str = ""
     # Telemetry history of an aws profile: "dynamodb" (the default) or "timestream".
     telemetry: str = "dynamodb"
+    # botocore's retries of an aws profile's clients (throttling, dropped
+    # connections): "standard" (the default) or "adaptive" (also slows the
+    # client down while AWS throttles it), and how many attempts in all.
+    aws_retry_mode: str = "standard"
+    aws_max_attempts: int = 5
     # `smartiot hub` serves the REST API (sign-in, every use case) here, host:port,
     # when set (or given `--api`); HTTPS when both PEM paths are set. Consoles of
     # the team then reach the data through it, never the database.
@@ -91,7 +96,7 @@ class Profile:
 
 
 PROFILE_KEYS: dict[str, type] = {
-    f.name: (bool if f.type in ("bool", bool) else str)
+    f.name: (bool if f.type in ("bool", bool) else int if f.type in ("int", int) else str)
     for f in dataclasses.fields(Profile)
     if f.name != "name"
 }
@@ -331,6 +336,11 @@ def _coerce(where: str, key: str, value: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    if PROFILE_KEYS[key] is int:
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}") from None
     return value
 
 
@@ -348,8 +358,8 @@ def _parse_profile(where: str, name: str, table: Any, base: Profile | None) -> P
         if key not in PROFILE_KEYS:
             _unknown_profile_key(where, name, key)
         expected = PROFILE_KEYS[key]
-        if not isinstance(value, expected):
-            kind = "true or false" if expected is bool else "a string"
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            kind = {bool: "true or false", int: "a whole number"}.get(expected, "a string")
             raise ConfigError(f"{where}: key {full!r} must be {kind}, got {value!r}")
         values[key] = value
     default = base or (Profile(name, backend="aws") if name.startswith("aws-") else Profile(name))
@@ -414,6 +424,14 @@ def _validate_profile(where: str, profile: Profile) -> None:
         raise ConfigError(
             f"{prefix}stage' must be 1-32 lower-case letters, digits or '-' (it names the "
             f"AWS resources, e.g. iot-devices-<stage>), got {profile.stage!r}")
+    if profile.aws_retry_mode not in ("standard", "adaptive"):
+        raise ConfigError(
+            f"{prefix}aws_retry_mode' must be \"standard\" or \"adaptive\" (botocore's retry "
+            f"modes), got {profile.aws_retry_mode!r}")
+    if not 1 <= profile.aws_max_attempts <= 20:
+        raise ConfigError(
+            f"{prefix}aws_max_attempts' must be 1-20 (attempts per AWS request, the first "
+            f"included), got {profile.aws_max_attempts!r}")
     if profile.endpoint_url and not profile.endpoint_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"{prefix}endpoint_url' must be empty (AWS itself) or an http(s) URL such as "

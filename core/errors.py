@@ -46,3 +46,54 @@ class ConfigError(SmartIotError):
 
 class PermissionDenied(SmartIotError):
     """The signed-in role may not do this; enforced in services, not only by hidden buttons."""
+
+
+class SignInExpired(SmartIotError):
+    """The person's sign-in (Cognito tokens, or the AWS credentials a profile
+    uses) has ended. Nothing was applied; what waits in the console's outbox
+    stays there until the person signs in again, so the console offers the
+    sign-in dialog instead of showing a failure."""
+
+
+class AccessNotGranted(PermissionDenied):
+    """The cloud account refused the credentials in use an action on a
+    resource. Unlike a role the console refuses, only an administrator of the
+    account can change this (an IAM policy), so the message names the action,
+    the resource and the role or user whose policy has to allow it."""
+
+
+class ServiceUnavailable(SmartIotError):
+    """A service behind the backend did not do what was asked, for a reason
+    that is not the request: it throttled, could not be reached, or a resource
+    it needs (a table, a bucket) is missing. The request was not applied and
+    may be sent again unchanged later, so a queued action is kept, not refused.
+
+    ``reason`` names the service and the resource without advice (the REST API
+    answers it, and each front end adds what its person can do);
+    ``retry_after_s`` is a hint how long to wait, when there is one."""
+
+    service: str = ""
+    resource: str = ""
+    reason: str = ""
+    retry_after_s: float | None = None
+
+    def __init__(self, message: str, *, reason: str = "", service: str = "",
+                 resource: str = "", retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.service = service
+        self.resource = resource
+        self.retry_after_s = retry_after_s
+
+
+class ServiceThrottled(ServiceUnavailable):
+    """The service kept answering "slow down" after every retry the client made."""
+
+
+class ServiceUnreachable(ServiceUnavailable):
+    """No answer: the network is cut, the endpoint is down, or it answered too slowly."""
+
+
+class ResourceMissing(ServiceUnavailable):
+    """A table, bucket, stream, queue or user pool the profile names does not
+    exist (the stack is not deployed, or the profile names another stage)."""

@@ -9,6 +9,10 @@ Two things every page needs are built in, so pages do not hand-roll them:
   only the newest one's result (or error) is delivered. A person clicking
   through ten devices sees the tenth, never a slower answer for the third
   painted over it. A superseded call that has not started yet does not run.
+* **An expired sign-in is the window's.** A call that fails with
+  ``core.errors.SignInExpired`` is handed to the page as any error, and the
+  window is asked to offer the sign-in dialog (``offer_sign_in``), so no page
+  has to know about signing in; queued changes stay queued meanwhile.
 * **Owner gone, no callback.** Once the ``BackgroundCall`` (a child of the
   page) or the widget a bound-method callback belongs to is deleted, the
   result is dropped instead of touching deleted widgets.
@@ -43,8 +47,10 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtWidgets import QWidget
 
 from console.widgets.signals import safe_emit
+from core.errors import SignInExpired
 
 
 class _Signals(QObject):
@@ -145,7 +151,7 @@ class BackgroundCall(QObject):
 
         signals = _Signals()
         signals.done.connect(self._guard(ticket, key, on_done))
-        signals.failed.connect(self._guard(ticket, key, on_error))
+        signals.failed.connect(self._guard(ticket, key, on_error, failure=True))
         # Kept alive until its result has been delivered on the GUI thread.
         _IN_FLIGHT.add(signals)
 
@@ -178,7 +184,8 @@ class BackgroundCall(QObject):
         return ticket is not None and ticket in self._pending and not ticket.cancelled
 
     def _guard(
-        self, ticket: _Ticket, key: str | None, callback: Callable[[Any], None]
+        self, ticket: _Ticket, key: str | None, callback: Callable[[Any], None],
+        *, failure: bool = False,
     ) -> Callable[[Any], None]:
         owner = _owner_of(callback)
 
@@ -192,8 +199,21 @@ class BackgroundCall(QObject):
             self._pending.discard(ticket)
             ticket.cancelled = True  # delivered once; is_running() is now False
             callback(value)
+            if failure and isinstance(value, SignInExpired) and shiboken6.isValid(self):
+                _offer_sign_in(self, value)
 
         return deliver
+
+
+def _offer_sign_in(call: QObject, error: SignInExpired) -> None:
+    """Ask the window of the page that made ``call`` to offer the sign-in."""
+    parent = call.parent()
+    while parent is not None and not isinstance(parent, QWidget):
+        parent = parent.parent()
+    if isinstance(parent, QWidget):
+        offer = getattr(parent.window(), "offer_sign_in", None)
+        if callable(offer):
+            offer(str(error))
 
 
 def _cancel_all(tickets: set[_Ticket]) -> None:

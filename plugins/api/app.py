@@ -21,10 +21,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from core.errors import (
+    AccessNotGranted,
     ConcurrentModification,
     IllegalTransition,
     NotFound,
     PermissionDenied,
+    ServiceUnavailable,
+    SignInExpired,
     SmartIotError,
     ValidationError,
 )
@@ -64,6 +67,13 @@ logger = Logger(service="smartiot-api")
 _STATUS: list[tuple[type[SmartIotError], int, str]] = [
     (Unauthorized, 401, "UNAUTHORIZED"),
     (SignInFailed, 401, "UNAUTHORIZED"),
+    # The backend's own trouble with a service behind it (AWS throttling, a
+    # table missing, the API's role not allowed an action, its credentials
+    # expired): not the caller's request, so 503 and a queued change is kept
+    # and sent again, the message naming the resource (plugins/aws/errors.py).
+    (ServiceUnavailable, 503, "SERVICE_UNAVAILABLE"),
+    (AccessNotGranted, 503, "SERVICE_UNAVAILABLE"),
+    (SignInExpired, 503, "SERVICE_UNAVAILABLE"),
     (PermissionDenied, 403, "FORBIDDEN"),
     (NotFound, 404, "NOT_FOUND"),
     (ConcurrentModification, 409, "CONFLICT"),
@@ -130,9 +140,9 @@ def _map_errors(app: APIGatewayRestResolver) -> None:
                     details = {"changed_by": exc.changed_by}
                 answer = error(status, code, str(exc), details)
                 wait = getattr(exc, "retry_after_s", None)
-                if isinstance(exc, TooManyRequests) and wait:
+                if isinstance(exc, TooManyRequests | ServiceUnavailable) and wait:
                     # a new dict: error() hands over the shared CORS_HEADERS
-                    answer.headers = {**answer.headers, "Retry-After": str(wait)}
+                    answer.headers = {**answer.headers, "Retry-After": str(max(1, round(wait)))}
                 return answer
         return error(400, "BAD_REQUEST", str(exc))
 

@@ -9,15 +9,25 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
+from plugins.aws import errors
 from plugins.aws.settings import AwsSettings
 
-# Adaptive retries absorb DynamoDB throttling (ProvisionedThroughputExceeded)
-# instead of surfacing it as an error to the person at the console.
-_BOTO_CONFIG = BotoConfig(retries={"mode": "adaptive", "max_attempts": 8},
-                          connect_timeout=5, read_timeout=30)
+_TIMEOUTS = BotoConfig(connect_timeout=5, read_timeout=30)
 # Presigned URLs with SigV4 (botocore's default for them is SigV2, which S3
 # refuses in newer regions), so the encryption header is a signed header.
-_S3_CONFIG = _BOTO_CONFIG.merge(BotoConfig(signature_version="s3v4"))
+_S3_SIGNING = BotoConfig(signature_version="s3v4")
+
+
+def boto_config(settings: AwsSettings, service: str = "") -> BotoConfig:
+    """The one place retries are set: botocore's standard mode by default
+    (exponential backoff with jitter on throttling, 5xx and dropped
+    connections), or adaptive, which also slows this client down while AWS
+    throttles it; the profile's aws_retry_mode and aws_max_attempts. What is
+    still failing after the last attempt becomes an error naming the service
+    and the resource (plugins/aws/errors.py)."""
+    config = _TIMEOUTS.merge(BotoConfig(retries={"mode": settings.retry_mode,
+                                                 "total_max_attempts": settings.max_attempts}))
+    return config.merge(_S3_SIGNING) if service == "s3" else config
 
 
 class AwsClients:
@@ -35,9 +45,11 @@ class AwsClients:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._session.client(
+                client = self._session.client(
                     service, endpoint_url=self.settings.endpoint_url or None,
-                    config=_S3_CONFIG if service == "s3" else _BOTO_CONFIG)
+                    config=boto_config(self.settings, service))
+                errors.install(client, self.settings)
+                self._clients[service] = client
             return self._clients[service]
 
     @property

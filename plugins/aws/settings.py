@@ -29,6 +29,13 @@ class AwsSettings:
     # sign-in: plugins/aws/cognito); empty: no user directory on this backend.
     user_pool_id: str = ""
     user_pool_client_id: str = ""
+    # botocore's retries (plugins/aws/clients.py): "standard" or "adaptive",
+    # and the attempts of one request in all, the first included.
+    retry_mode: str = "standard"
+    max_attempts: int = 5
+    # The console profile these settings come from: error messages name it in
+    # the command that fixes them (smartiot --profile <it> aws tables).
+    profile_name: str = ""
 
     def __post_init__(self) -> None:
         if AWS_STAGE.fullmatch(self.stage) is None:
@@ -41,6 +48,10 @@ class AwsSettings:
             raise ConfigError(
                 f"aws endpoint_url {self.endpoint_url!r} must be an http:// or https:// URL "
                 "(e.g. http://127.0.0.1:5000 for moto or the sandbox)")
+        if self.retry_mode not in ("standard", "adaptive"):
+            raise ConfigError(f"aws retry mode {self.retry_mode!r} must be standard or adaptive")
+        if not 1 <= self.max_attempts <= 20:
+            raise ConfigError(f"aws max attempts must be 1-20, got {self.max_attempts}")
         if self.page_size < 1:
             raise ConfigError(f"aws page size must be at least 1, got {self.page_size}")
 
@@ -58,4 +69,7 @@ class AwsSettings:
         return cls(region=region, stage=profile.stage, endpoint_url=profile.endpoint_url,
                    aws_profile=profile.aws_profile,
                    user_pool_id=getattr(profile, "user_pool_id", ""),
-                   user_pool_client_id=getattr(profile, "user_pool_client_id", ""))
+                   user_pool_client_id=getattr(profile, "user_pool_client_id", ""),
+                   retry_mode=getattr(profile, "aws_retry_mode", "standard"),
+                   max_attempts=getattr(profile, "aws_max_attempts", 5),
+                   profile_name=getattr(profile, "name", ""))

@@ -15,6 +15,8 @@ from core.errors import (
     IllegalTransition,
     NotFound,
     PermissionDenied,
+    ServiceUnavailable,
+    SignInExpired,
     SmartIotError,
     ValidationError,
 )
@@ -24,7 +26,7 @@ class HubUnreachable(SmartIotError):
     """The hub (or API Gateway) did not answer: down, unreachable or too slow."""
 
 
-class SignInRequired(SmartIotError):
+class SignInRequired(SignInExpired):
     """No valid token, or a refused sign-in: the person has to sign in (again)."""
 
     def __init__(self, message: str, server_message: str = "") -> None:
@@ -73,7 +75,8 @@ def error_from_answer(status: int, body: Any, url: str) -> SmartIotError:
             field = message.split(":", 1)[0].strip() or "body"
         return FieldError(message, field)
     if status == 401:
-        return SignInRequired(f"{message} (sign in to {url} again)", message)
+        return SignInRequired(f"your sign-in has expired — sign in again ({url} answered: "
+                              f"{message})", message)
     if status == 403:
         return PermissionDenied(message)
     if status == 404:
@@ -83,6 +86,9 @@ def error_from_answer(status: int, body: Any, url: str) -> SmartIotError:
         return Conflict(message, changed_by=str(changed_by) if changed_by else None)
     if status == 429:
         return SlowDown(f"slow down: {message}")
+    if status == 503 and error.get("code") == "SERVICE_UNAVAILABLE":
+        # the backend's trouble with AWS behind it, named by the server
+        return ServiceUnavailable(message, reason=message)
     if status >= 500:
         return SmartIotError(f"the hub at {url} failed to answer: {message}")
     return SmartIotError(f"the hub at {url} answered HTTP {status}: {message}")

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import SmartIotError
+from core.errors import SignInExpired, SmartIotError
 from core.ports.offline import ActionState, OfflineStatus, QueuedAction
 from plugins.api.client.errors import HubUnreachable, SignInRequired, error_from_answer
 
@@ -207,7 +207,7 @@ class Outbox:
         try:
             status, payload, answer_headers = self._http.send_change(
                 row.method, row.path, row.body, headers, row.timeout_s)
-        except SignInRequired as exc:
+        except SignInExpired as exc:  # the API's, or the Cognito session's
             return self._later(row, f"sign in again to send it ({exc})", problem=(
                 f"Sign in again: {self._pending_count()} queued actions wait"), delay=None)
         except HubUnreachable as exc:
@@ -234,6 +234,13 @@ class Outbox:
             wait = retry_after or 30.0
             return self._later(row, f"the server asks to slow down; sending again in "
                                f"{wait:.0f} s", problem="", delay=wait)
+        if status == 503 and code == "SERVICE_UNAVAILABLE":
+            # the backend's trouble with AWS behind it (throttled, a table
+            # missing...), named by the server: kept, sent again
+            reason = str(error_from_answer(status, payload, self._api))
+            kept = f"{reason.split('; the action is kept')[0]}; the action is kept and will be " \
+                   "retried"
+            return self._later(row, kept, problem=kept, delay=retry_after or -1.0)
         if status >= 500:
             return self._later(row, f"the server failed to answer (HTTP {status})", problem="")
         if status == 401:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 from core import secrets
-from core.errors import SmartIotError
+from core.errors import SignInExpired, SmartIotError
 from core.model.roles import Actor
 from core.ports.identity_provider import DemoLogin, SignInChallenge
 from core.services.accounts import SignInFailed
@@ -52,8 +52,10 @@ def refresh_secret_name(pool: CognitoPool) -> str:
     return f"cognito.refresh:{pool.user_pool_id}:{pool.client_id}"
 
 
-class NotSignedIn(SignInFailed):
-    """Nobody is signed in on this profile (or the sign-in ended): sign in again."""
+class NotSignedIn(SignInFailed, SignInExpired):
+    """Nobody is signed in on this profile (or the sign-in ended): sign in again.
+    A SignInExpired too, so the console's outbox keeps what waits for the new
+    sign-in and offers the dialog, as it does for the API's 401."""
 
 
 class CognitoSession:
@@ -73,6 +75,7 @@ class CognitoSession:
         self.secret_name = refresh_secret_name(pool)
         self._tokens: Tokens | None = None
         self._username = ""
+        self._ended = False  # the user pool ended this sign-in (messages say "expired")
         self._lock = threading.Lock()  # one renewal at a time
 
     # ------------------------------------------------------------ what it is
@@ -127,10 +130,12 @@ class CognitoSession:
             if tokens is not None and not tokens.expires_within(REFRESH_MARGIN_S,
                                                                 self._clock()):
                 return tokens.id_token
+            had = tokens is not None or self._ended or bool(self._stored_refresh())
             if not self._refresh_locked():
-                raise NotSignedIn(f"not signed in to {self._api_url or 'the API'} "
-                                  f"({self.pool.user_pool_id}): sign in again "
-                                  "(smartiot login, or the console's sign-in dialog)")
+                state = "your sign-in has expired" if had else "you are not signed in"
+                raise NotSignedIn(f"{state} — sign in again (smartiot login, or the console's "
+                                  f"sign-in dialog) to {self._api_url or 'the API'} "
+                                  f"({self.pool.user_pool_id})")
             assert self._tokens is not None
             return self._tokens.id_token
 
@@ -175,6 +180,7 @@ class CognitoSession:
         with self._lock:
             self._tokens = result
             self._username = result.username
+            self._ended = False
         secrets.set_secret(self.secret_name, result.refresh_token)
         return _actor(result)
 
@@ -195,6 +201,7 @@ class CognitoSession:
             tokens = self._signin.refresh(refresh)
         except SessionEnded:
             self._tokens = None
+            self._ended = True
             with contextlib.suppress(SmartIotError):
                 secrets.delete_secret(self.secret_name)
             return False
