@@ -38,6 +38,31 @@ def slot_replacer(cls: type[T]) -> Callable[..., T]:
     return replace
 
 
+def slot_updater(cls: type[T], changed: tuple[str, ...]) -> Callable[..., T]:
+    """Like :func:`slot_replacer` for one fixed set of fields, given positionally
+    in the order of ``changed``: ``update(obj, *values)``. No keyword dict, no
+    per-field lookup of what changed: the ingest path updates the same fields of
+    a device's ``LinkStats`` and ``Device`` for every message, and the generic
+    replacer's ~40 dict lookups per message were most of its cost."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(changed) - set(names))
+    if unknown or len(set(changed)) != len(changed):
+        raise ValueError(f"{cls.__name__} fields to update must be distinct fields, "
+                         f"got {changed!r}")
+    params = ", ".join(f"v_{name}" for name in changed)
+    lines = [f"def update(obj, {params}):", "    new = new_(cls)"]
+    scope: dict[str, Any] = {"new_": object.__new__, "cls": cls}
+    for name in names:
+        scope[f"set_{name}"] = getattr(cls, name).__set__
+        value = f"v_{name}" if name in changed else f"obj.{name}"
+        lines.append(f"    set_{name}(new, {value})")
+    lines.append("    return new")
+    exec("\n".join(lines), scope)  # generated from the class's own fields
+    update: Callable[..., T] = scope["update"]
+    update.__doc__ = f"A copy of a validated {cls.__name__} with {', '.join(changed)} set."
+    return update
+
+
 _new = object.__new__
 # the slots' own setters, in field order: device_id, metric, ts, value
 _set_device, _set_metric, _set_ts, _set_value = (

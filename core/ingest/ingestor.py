@@ -17,7 +17,7 @@ from datetime import datetime
 
 from core.errors import ValidationError
 from core.ingest.batch import ReadingBatch
-from core.ingest.fast_records import slot_replacer, trusted_readings
+from core.ingest.fast_records import slot_updater, trusted_readings
 from core.ingest.registry_cache import RegistryCache
 from core.ingest.sequence import BootState, SequenceTracker, Verdict
 from core.model import Device, DeviceStatus, LinkStats, QuarantinedMessage, Reading
@@ -30,13 +30,16 @@ from core.model.events import (
 from core.model.timeutil import from_epoch_ms, utcnow
 from core.protocol.payloads import ProtocolError, decode_status, decode_telemetry
 from core.protocol.topics import DataKind, DeviceTopic, parse_device_topic
+from core.services.alerting.evaluator import Sample
 
 log = logging.getLogger(__name__)
 
 # Topics seen, parsed once: a device publishes on the same few topics for ever.
 TOPIC_CACHE_LIMIT = 100_000
-_replace_stats = slot_replacer(LinkStats)
-_replace_device = slot_replacer(Device)
+_ACCEPTED_FIELDS = ("updated_at", "received", "lost", "out_of_order", "reboots", "last_seq",
+                    "last_uptime", "last_ts_ms", "boot_at_ms", "connected_at_ms")
+_accepted_stats = slot_updater(LinkStats, _ACCEPTED_FIELDS)
+_seen_device = slot_updater(Device, ("last_seen", "firmware_version", "updated_at"))
 
 
 class RateLimitedLog:
@@ -110,6 +113,9 @@ class BatchResult:
     quarantined: list[QuarantinedMessage] = field(default_factory=list)
     events: list[FleetEvent] = field(default_factory=list)
     by_device: dict[str, list[Reading]] = field(default_factory=dict)
+    # each device's messages as (time, metrics by name), in the order of
+    # ``by_device``: what the alert engine evaluates (``process_samples``)
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -293,12 +299,11 @@ class Ingestor:
                 current.boot_at_ms, current.connected_at_ms)
         else:
             last_seq, uptime, last_ts, boot_at, connected_at = boot
-        self.stats[device_id] = _replace_stats(
-            current, updated_at=at, received=current.received + 1, lost=current.lost + lost,
-            out_of_order=current.out_of_order + 1 if reordered else current.out_of_order,
-            reboots=current.reboots + 1 if rebooted else current.reboots,
-            last_seq=last_seq, last_uptime=uptime, last_ts_ms=last_ts, boot_at_ms=boot_at,
-            connected_at_ms=connected_at)
+        self.stats[device_id] = _accepted_stats(  # in the order of _ACCEPTED_FIELDS
+            current, at, current.received + 1, current.lost + lost,
+            current.out_of_order + 1 if reordered else current.out_of_order,
+            current.reboots + 1 if rebooted else current.reboots,
+            last_seq, uptime, last_ts, boot_at, connected_at)
         self._dirty_stats.add(device_id)
 
     def _boot_state(self, device_id: str, at: datetime) -> None:
@@ -352,6 +357,11 @@ class Ingestor:
         result.readings.rows.extend([(device_id, metric, ts_ms, value)
                                      for metric, value in telemetry.metrics.items()])
         result.by_device.setdefault(device_id, []).extend(readings)
+        samples = result.samples.get(device_id)
+        if samples is None:
+            result.samples[device_id] = [(ts, telemetry.metrics)]
+        else:
+            samples.append((ts, telemetry.metrics))
         result.events.append(TelemetryReceived(device_id, tuple(readings),
                                                telemetry.seq, telemetry.firmware))
 
@@ -360,9 +370,9 @@ class Ingestor:
         firmware = None if reordered else telemetry.firmware or None
         # Device.seen without re-validating the device (its id, type, tags...)
         last_seen = device.last_seen
-        seen = _replace_device(
-            device, last_seen=at if last_seen is None or at > last_seen else last_seen,
-            firmware_version=firmware or device.firmware_version, updated_at=utcnow())
+        seen = _seen_device(  # last_seen, firmware_version, updated_at
+            device, at if last_seen is None or at > last_seen else last_seen,
+            firmware or device.firmware_version, utcnow())
         important = seen.firmware_version != device.firmware_version
         if seen.status is not DeviceStatus.ONLINE:
             seen = replace(seen, status=DeviceStatus.ONLINE)

@@ -13,6 +13,7 @@ from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.builtin import BUILTIN_RULE_TYPES
 from core.services.alerting.defaults import default_rules
 from core.services.alerting.engine import AlertChange, AlertEngine
+from core.services.alerting.evaluator import Sample
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class HubAlerting:
 
     def process(self, device: Device, readings: Sequence[Reading]) -> list[FleetEvent]:
         return [_event(c) for c in self.engine.process(device, readings)]
+
+    def process_samples(self, device: Device, samples: Sequence[Sample]) -> list[FleetEvent]:
+        """``process`` on the device's messages as the hub's ingest holds them."""
+        return [_event(c) for c in self.engine.process_samples(device, samples)]
 
     def tick(self, now: datetime) -> list[FleetEvent]:
         self.reload_rules_if_changed()

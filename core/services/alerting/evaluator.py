@@ -57,6 +57,23 @@ class Evaluator(Protocol):
         ...
 
 
+Sample = tuple[datetime, Mapping[str, float]]
+"""One message of one device as ingest decoded it: its time and its metrics by
+name (the same values its ``Reading`` s carry, in the same order)."""
+
+
+@runtime_checkable
+class SampleObserver(Protocol):
+    """Optional: ``observe`` on a device's messages as ingest holds them, instead
+    of one ``Reading`` per metric. The hub's writer has each message's time and
+    metrics already; a rule watching one metric looks it up per message (a dict
+    get) rather than stepping over six readings, and the readings need not be
+    built for it. Must decide exactly as ``observe`` on the same data does."""
+
+    def observe_samples(self, device: Device, samples: Sequence[Sample],
+                        now: datetime) -> list[Change]: ...
+
+
 @runtime_checkable
 class Resumable(Protocol):
     """Optional: lets the engine tell a fresh evaluator (after a restart) that an

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.model import Device, DeviceStatus, Reading
-from core.services.alerting.evaluator import Change, time_ms, time_of
+from core.services.alerting.evaluator import Change, Sample, time_ms, time_of
 from core.services.alerting.params import Params
 
 PARAMETERS = ("minutes", "metric", "offline")
@@ -46,6 +46,17 @@ class NoDataEvaluator:
 
     def observe(self, device: Device, readings: Sequence[Reading], now: datetime) -> list[Change]:
         newest = max((r.ts for r in readings if self.metric in (None, r.metric)), default=None)
+        return self._heard(device, newest, now)
+
+    def observe_samples(self, device: Device, samples: Sequence[Sample],
+                        now: datetime) -> list[Change]:
+        """``observe`` on messages (a message without any metric has no reading)."""
+        metric = self.metric
+        newest = max((ts for ts, metrics in samples
+                      if (metrics if metric is None else metric in metrics)), default=None)
+        return self._heard(device, newest, now)
+
+    def _heard(self, device: Device, newest: datetime | None, now: datetime) -> list[Change]:
         if newest is None:
             return []
         state = self._state(device.device_id, now)

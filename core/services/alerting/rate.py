@@ -18,7 +18,7 @@ from typing import Any
 
 from core.errors import ValidationError
 from core.model import Device, Reading
-from core.services.alerting.evaluator import Change, time_ms, time_of
+from core.services.alerting.evaluator import Change, Sample, time_ms, time_of
 from core.services.alerting.params import Params, fmt
 
 PARAMETERS = ("metric", "max_per_minute", "window_s", "mode")
@@ -54,29 +54,42 @@ class RateOfChangeEvaluator:
     def observe(self, device: Device, readings: Sequence[Reading], now: datetime) -> list[Change]:
         changes: list[Change] = []
         for reading in readings:
-            if reading.metric != self.metric:
-                continue
-            state = self._states.setdefault(device.device_id, _State())
-            if state.window and reading.ts <= state.window[-1][0]:
-                continue  # late or duplicate: the window is time-ordered
-            state.window.append((reading.ts, reading.value))
-            while state.window[0][0] < reading.ts - self.window:
-                state.window.popleft()
-            if len(state.window) < 2:
-                continue
-            (t0, v0), (t1, v1) = state.window[0], state.window[-1]
-            rate = (v1 - v0) / (t1 - t0).total_seconds() * 60.0
-            exceeded = self._exceeded(rate)
-            if exceeded == state.active:
-                continue
-            state.active = exceeded
-            direction = "rising" if rate >= 0 else "falling"
-            text = (f"{self.metric} {direction} {fmt(abs(rate))}/min over "
-                    f"{(t1 - t0).total_seconds():g} s (max {fmt(self.max_per_minute)}/min)")
-            if not exceeded:
-                text = f"{self.metric} rate back to {fmt(rate)}/min"
-            changes.append(Change(exceeded, rate, text, reading.ts))
+            if reading.metric == self.metric:
+                self._step(device.device_id, reading.ts, reading.value, changes)
         return changes
+
+    def observe_samples(self, device: Device, samples: Sequence[Sample],
+                        now: datetime) -> list[Change]:
+        """``observe`` on messages: the rule's metric looked up in each."""
+        changes: list[Change] = []
+        metric = self.metric
+        for ts, metrics in samples:
+            value = metrics.get(metric)
+            if value is not None:
+                self._step(device.device_id, ts, value, changes)
+        return changes
+
+    def _step(self, device_id: str, ts: datetime, value: float, changes: list[Change]) -> None:
+        state = self._states.setdefault(device_id, _State())
+        if state.window and ts <= state.window[-1][0]:
+            return  # late or duplicate: the window is time-ordered
+        state.window.append((ts, value))
+        while state.window[0][0] < ts - self.window:
+            state.window.popleft()
+        if len(state.window) < 2:
+            return
+        (t0, v0), (t1, v1) = state.window[0], state.window[-1]
+        rate = (v1 - v0) / (t1 - t0).total_seconds() * 60.0
+        exceeded = self._exceeded(rate)
+        if exceeded == state.active:
+            return
+        state.active = exceeded
+        direction = "rising" if rate >= 0 else "falling"
+        text = (f"{self.metric} {direction} {fmt(abs(rate))}/min over "
+                f"{(t1 - t0).total_seconds():g} s (max {fmt(self.max_per_minute)}/min)")
+        if not exceeded:
+            text = f"{self.metric} rate back to {fmt(rate)}/min"
+        changes.append(Change(exceeded, rate, text, ts))
 
     def tick(self, device: Device, now: datetime) -> list[Change]:
         return []

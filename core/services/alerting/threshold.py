@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.model import Device, Reading
-from core.services.alerting.evaluator import Change, time_ms, time_of
+from core.services.alerting.evaluator import Change, Sample, time_ms, time_of
 from core.services.alerting.params import Params, fmt
 
 PARAMETERS = ("metric", "op", "limit", "hysteresis", "min_duration_s")
@@ -63,32 +63,51 @@ class ThresholdEvaluator:
             if state.last_ts is not None and reading.ts < state.last_ts:
                 continue
             state.last_ts = reading.ts
-            change = self._step(state, reading)
+            change = self._step(state, reading.value, reading.ts)
             if change is not None:
                 changes.append(change)
         return changes
 
-    def _step(self, state: _State, reading: Reading) -> Change | None:
-        value = reading.value
+    def observe_samples(self, device: Device, samples: Sequence[Sample],
+                        now: datetime) -> list[Change]:
+        """``observe`` on messages: the rule's metric looked up in each."""
+        changes: list[Change] = []
+        state: _State | None = None
+        metric = self.metric
+        for ts, metrics in samples:
+            value = metrics.get(metric)
+            if value is None:
+                continue
+            if state is None:
+                state = self._states.setdefault(device.device_id, _State())
+            if state.last_ts is not None and ts < state.last_ts:
+                continue
+            state.last_ts = ts
+            change = self._step(state, value, ts)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _step(self, state: _State, value: float, ts: datetime) -> Change | None:
         if state.active:
             if self._cleared(value):
                 state.active, state.breach_since = False, None
                 return Change(False, value, f"{self.metric} {fmt(value)} back "
                               f"{'below' if self.op == 'above' else 'above'} "
-                              f"{fmt(self.clear_level)}", reading.ts)
+                              f"{fmt(self.clear_level)}", ts)
             return None
         if not self._breached(value):
             state.breach_since = None
             return None
         if state.breach_since is None:
-            state.breach_since = reading.ts
-        held = reading.ts - state.breach_since
+            state.breach_since = ts
+        held = ts - state.breach_since
         if held < self.min_duration:
             return None
         state.active = True
         suffix = f" for {held.total_seconds():g} s" if self.min_duration else ""
         return Change(True, value, f"{self.metric} {fmt(value)} {self.op} limit "
-                      f"{fmt(self.limit)}{suffix}", reading.ts)
+                      f"{fmt(self.limit)}{suffix}", ts)
 
     def tick(self, device: Device, now: datetime) -> list[Change]:
         return []

@@ -45,12 +45,14 @@ from core.protocol.topics import (
     TELEMETRY_FILTER,
     parse_jobs_topic,
 )
+from core.services.alerting.evaluator import Sample
 from core.services.event_bus import EventBus
 from core.services.rollout import RolloutEngine
 from core.store import Store
 from core.store.hub_state import SqlHubStateStore
 from core.store.refusals import rows_refused
 from plugins.local.hub.downtime import ALIVE_EVERY_S, HubDowntime
+from plugins.local.hub.heap import HeapSettler
 from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
 from plugins.local.hub.shadow_host import ShadowHost
@@ -104,6 +106,11 @@ class Alerting(Protocol):
     def set_devices(self, devices: Sequence[Device]) -> None: ...
 
     def process(self, device: Device, readings: Sequence[Reading]) -> list[FleetEvent]: ...
+
+    def process_samples(self, device: Device,
+                        samples: Sequence[Sample]) -> list[FleetEvent]:
+        """``process`` on the device's messages (time, metrics): what the writer holds."""
+        ...
 
     def tick(self, now: datetime) -> list[FleetEvent]: ...
 
@@ -272,6 +279,7 @@ class Hub:
         self.clock = clock
         self.stale_after = timedelta(seconds=stale_after_s)
         self.alerting = alerting
+        self.heap = HeapSettler()  # gc full passes: see plugins/local/hub/heap.py
         self.cache = RegistryCache(store.registry)
         self.ingestor = Ingestor(self.cache, auto_register=auto_register)
         self.counters = HubCounters()
@@ -341,6 +349,7 @@ class Hub:
             self.ingestor.stats[stats.device_id] = stats
             self.ingestor.sequences.seed(stats.device_id, stats.last_seq)
         self.downtime.load(known)
+        self.heap.settle()  # what start-up loaded is long-lived: out of the full passes
         self.files.start()
         self._thread.start()
         self._monitor.start()
@@ -386,6 +395,7 @@ class Hub:
         if not self._thread.is_alive() and not self.health.down:
             self._guard("hub state", self.downtime.save)  # stopped now: the outage starts
         self.files.stop()
+        self.heap.release()
         return left == 0
 
     def _say_goodbye(self) -> None:
@@ -555,10 +565,14 @@ class Hub:
         """A stage that fails is logged and counted; the hub goes on."""
         try:
             fn()
-        except Exception as exc:
-            self.counters.stage_failures += 1
-            if not self.health.down:  # StoreHealth logs outages itself
-                log.exception("hub stage %s failed: %s", stage, exc)
+        except Exception as exc:  # noqa: BLE001 - counted and logged
+            self._stage_failed(stage, exc)
+
+    def _stage_failed(self, stage: str, exc: Exception) -> None:
+        """Call from an ``except`` block: counted, and logged with its traceback."""
+        self.counters.stage_failures += 1
+        if not self.health.down:  # StoreHealth logs outages itself
+            log.exception("hub stage %s failed: %s", stage, exc)
 
     def _flush_latest(self) -> None:
         self._guard("latest values", lambda: self.health.call(
@@ -758,11 +772,14 @@ class Hub:
         events = result.events
         if self.alerting is not None:
             alerting = self.alerting
-            for device_id, readings in result.by_device.items():
-                device = self.cache.get(device_id)
+            get = self.cache.get
+            for device_id, samples in result.samples.items():
+                device = get(device_id)
                 if device is not None:
-                    self._guard("alert evaluation", functools.partial(
-                        lambda d, r: events.extend(alerting.process(d, r)), device, readings))
+                    try:
+                        events.extend(alerting.process_samples(device, samples))
+                    except Exception as exc:  # noqa: BLE001 - as _guard: counted, logged
+                        self._stage_failed("alert evaluation", exc)
         self._guard("live events", lambda: self.bus.publish(events))
         return True
 
@@ -832,6 +849,7 @@ class Hub:
             self.alerting.set_devices(self.cache.all())
             events.extend(self.alerting.tick(now))
         self.bus.publish(events)
+        self.heap.maybe_settle()
 
     def _reload_registry(self) -> None:
         """Pick up what consoles changed (names, tags, decommissioning)."""
