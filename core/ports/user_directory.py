@@ -5,6 +5,7 @@ the CLI and the REST API read the same list."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Protocol, runtime_checkable
 
 from core.model.users import UserAccount
 
@@ -25,3 +26,15 @@ class UserDirectory(ABC):
     def save(self, account: UserAccount) -> UserAccount:
         """Store ``account`` (its ``version`` the one read plus one); refused with
         ConcurrentModification when someone saved it in between."""
+
+
+@runtime_checkable
+class DirectoryPasswords(Protocol):
+    """A directory that keeps passwords itself (an identity provider such as
+    Cognito), so an admin's password for someone goes to it in the clear,
+    not as a hash to an AccountStore."""
+
+    def set_password(self, name: str, password: str) -> None:
+        """A temporary password the person replaces at their next sign-in;
+        their current sessions end. ValidationError when the provider's
+        password policy refuses it."""

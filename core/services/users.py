@@ -37,7 +37,7 @@ from core.ports.accounts import AccountStore
 from core.ports.broker_accounts import BrokerAccounts
 from core.ports.hub import AuditTrail
 from core.ports.preferences import Preferences, PreferenceStore
-from core.ports.user_directory import UserDirectory
+from core.ports.user_directory import DirectoryPasswords, UserDirectory
 from core.services.access import authorize, record_action
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ class UserService:
         parsed = role if isinstance(role, Role) else Role.parse(role, "role")
         org = actor.organization or organization.strip()
         encoded = None
-        if password is not None:
+        provider = self._provider_passwords()
+        if password is not None and provider is None:
             self._account_store()
             encoded = hash_password(password)
         account = self._users().add(UserAccount(
@@ -112,9 +113,11 @@ class UserService:
             created_at=utcnow(), updated_at=utcnow()))
         if encoded is not None:
             self._account_store().set_password_hash(name, encoded, utcnow())
+        elif password is not None and provider is not None:
+            provider.set_password(name, password)
         record_action(self._audit, actor, "user.add", name,
                       {"new_role": parsed.value, "user_organization": org,
-                       "password_set": encoded is not None})
+                       "password_set": password is not None})
         return account
 
     def set_password(self, actor: Actor, name: str, password: str) -> UserAccount:
@@ -123,6 +126,12 @@ class UserService:
         core.services.accounts, proving the current password."""
         authorize(self._audit, actor, Permission.USER_ADMIN, "user.password", name)
         current = self._visible(actor, name)
+        provider = self._provider_passwords()
+        if provider is not None:  # the identity provider keeps it and ends the sessions
+            provider.set_password(current.name, password)
+            record_action(self._audit, actor, "user.password", current.name,
+                          {"signed_out": "all", "temporary": True})
+            return current
         encoded = hash_password(password)
         now = utcnow()
         store = self._account_store()
@@ -180,6 +189,13 @@ class UserService:
             self._broker_accounts.remove(name)
             details["broker_access"] = "removed"
         return details
+
+    def _provider_passwords(self) -> DirectoryPasswords | None:
+        """The directory, where it keeps passwords itself and no AccountStore
+        is configured (Cognito on AWS)."""
+        if self._accounts is None and isinstance(self._directory, DirectoryPasswords):
+            return self._directory
+        return None
 
     def _account_store(self) -> AccountStore:
         if self._accounts is None:

@@ -27,8 +27,6 @@ GAPS: dict[tuple[str, str], tuple[int, str, str]] = {
     ("POST", "/auth/logout"): (404, "NOT_FOUND", "`/auth/*` routes answer 404 on AWS"),
     ("POST", "/auth/password"): (404, "NOT_FOUND", "`/auth/*` routes answer 404 on AWS"),
     ("POST", "/auth/refresh"): (404, "NOT_FOUND", "`/auth/*` routes answer 404 on AWS"),
-    ("PUT", "/users/{name}/password"): (
-        404, "NOT_FOUND", "`PUT /users/{name}/password` answers 404 on AWS"),
     ("POST", "/firmware/deployments/{deployment_id}/pause"): (
         409, "CONFLICT", "Pause and resume are refused on AWS"),
     ("POST", "/firmware/deployments/{deployment_id}/resume"): (

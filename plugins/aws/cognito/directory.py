@@ -210,6 +210,24 @@ class CognitoUserDirectory(UserDirectory):
                 UserPoolId=self._pool, Username=current.name, UserAttributeNames=emptied)
         return self._must_get(current.name)
 
+    def set_password(self, name: str, password: str) -> None:
+        """An admin's password for ``name`` (core.ports.user_directory.
+        DirectoryPasswords): temporary, so Cognito asks the person for their
+        own at the next sign-in (the sign-in dialog's new-password step), and
+        every session of theirs ends."""
+        current = self._must_get(name)
+        try:
+            self._cognito.admin_set_user_password(UserPoolId=self._pool, Username=current.name,
+                                                  Password=password, Permanent=False)
+        except ClientError as exc:
+            if _code(exc) in ("InvalidPasswordException", "InvalidParameterException"):
+                message = exc.response.get("Error", {}).get("Message", "")
+                raise ValidationError(f"password: {message or 'refused by the password policy'}"
+                                      ) from None
+            raise
+        self._cognito.admin_user_global_sign_out(UserPoolId=self._pool, Username=current.name)
+        self._forget(current.name)
+
     def _join(self, name: str, role: Role) -> None:
         """In ``role``'s group and no other role group: the new group first, so
         the person is never left without a role in between."""
