@@ -679,10 +679,29 @@ class FleetRuntime:
                 batch = [Outgoing(t, index, telemetry.encode())
                          for index, telemetry in self.source.tick(t) if index in owned]
             self.stats.produced += len(batch)
-            self._publish_tick(self.source.apply_message_faults(t, batch))
+            self._publish_tick(self._without_rebooting(
+                self.source.apply_message_faults(t, batch)))
             self._apply_connection_faults()
             self._ticks += 1
             self._next_tick = self.start_s + self._ticks * self.tick_s
+
+    def _without_rebooting(self, batch: list[Outgoing]) -> list[Outgoing]:
+        """A device that a reboot fault takes down this tick is going down, not
+        reporting: its reading of this tick (already numbered from a fresh seq) is
+        counted as dropped. Sent, it made the hub see two restarts for one reboot,
+        since seq starts over once more when the device is back (``pending_reboot``)."""
+        rebooting = self.source.last_rebooted
+        if not len(rebooting):
+            return batch
+        down = set(rebooting.tolist())
+        kept = []
+        for message in batch:
+            session = self._by_index.get(message.device) if message.device in down else None
+            if session is None:
+                kept.append(message)
+            else:
+                session.type_stats.dropped += 1
+        return kept
 
     def _apply_connection_faults(self) -> None:
         for index in self.source.last_rebooted.tolist():
