@@ -96,7 +96,7 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
 
 
 def _aws_topic_broker_class() -> Any:
-    """amqtt with two repairs. It refuses (and disconnects) clients that publish
+    """amqtt with three repairs. It refuses (and disconnects) clients that publish
     to topics starting with ``$``, but AWS IoT's shadow and jobs APIs live under
     ``$aws/things/``.
     Deliver those ourselves, through amqtt's own broadcast and retain paths, so
@@ -135,6 +135,17 @@ def _aws_topic_broker_class() -> Any:
                 return True
             return bool(await super()._handle_message_delivery(client_session, handler,
                                                                wait_deliver))
+
+        async def _publish_retained_messages_for_subscription(
+                self, subscription: tuple[str, int], session: Any) -> None:
+            # amqtt 0.12 calls this at every connect for every filter ANY client
+            # holds, so a new client got the retained messages of other clients'
+            # subscriptions (a console of one organization, another's device
+            # status). Only a filter this session holds may deliver to it.
+            holders = self._subscriptions.get(subscription[0], ())
+            if any(held is session for held, _qos in holders):
+                await super()._publish_retained_messages_for_subscription(subscription,
+                                                                          session)
 
     return AwsTopicBroker
 
