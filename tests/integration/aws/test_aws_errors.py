@@ -413,3 +413,51 @@ def test_a_missing_table_behind_the_api_is_503_naming_it(
 
 def aws_stage(backend: Any) -> str:
     return str(backend.clients.settings.stage)
+
+
+def test_a_refused_token_through_the_api_says_sign_in_again_and_keeps_the_change(
+        api_on_aws: tuple[Any, str, Any], tmp_path: Path) -> None:
+    """API Gateway's 401 (the ID token expired and could not be renewed):
+    the person reads that the sign-in expired; a change waits for the sign-in."""
+    from plugins.api.client.errors import SignInRequired
+    from plugins.api.client.outbox import ActionQueued, Outbox
+    from plugins.api.client.transport import HttpTransport, StaticToken
+
+    backend, url, _tokens = api_on_aws
+    alert = Alert("pump-1", "rule-high", Severity.WARNING, "pressure high", 9.5)
+    backend.alerts.add(alert)
+    transport = HttpTransport(url, StaticToken("an.expired.token"), retries=0)
+    with pytest.raises(SignInRequired, match=rf"^your sign-in has expired — sign in again "
+                                             rf"\({url} answered: .+\)$") as raised:
+        transport.get("/alerts")
+    assert isinstance(raised.value, SignInExpired)
+    transport.outbox = Outbox(tmp_path / "console" / "outbox.sqlite", transport, lambda: "sam")
+    with pytest.raises(ActionQueued, match="is sent once you sign in again"):
+        transport.post(f"/alerts/{alert.alert_id}/acknowledge", {"comment": "on it"})
+    status = transport.outbox.status()
+    assert status.pending == 1 and status.problem.startswith("Sign in again")
+    assert backend.alerts.get(alert.alert_id).state.value == "active"
+    transport.outbox.close()
+
+
+def test_access_denied_behind_the_api_is_503_naming_the_role_and_action(
+        api_on_aws: tuple[Any, str, Any]) -> None:
+    """The API's own role lacks a permission: not the caller's refusal (403),
+    the backend's trouble (503), so a queued change is kept and sent again."""
+    from core.model.roles import Role
+    from plugins.api.client.transport import HttpTransport, StaticToken
+
+    backend, url, tokens = api_on_aws
+    stage = aws_stage(backend)
+    _inject(backend.clients.dynamodb, "before-send.dynamodb.Query", lambda: _dynamodb_answer(
+        400, "AccessDeniedException",
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/iot-api-{stage}/fn is not authorized to "
+        f"perform: dynamodb:Query on resource: arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/"
+        f"iot-devices-{stage}/index/OrganizationIndex"))
+    transport = HttpTransport(url, StaticToken(tokens.issue("sam", Role.SUPPORT, "acme")),
+                              retries=0)
+    with pytest.raises(ServiceUnavailable, match=(
+            rf"^AWS refused dynamodb:Query on table iot-devices-{stage} to role iot-api-{stage}: "
+            r"an administrator of the account can grant it .* in the IAM policy of role "
+            rf"iot-api-{stage} \(docs/aws.md#iam-roles\)$")):
+        transport.get("/devices")
