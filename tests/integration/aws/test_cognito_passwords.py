@@ -47,5 +47,5 @@ def test_a_person_added_with_a_password_can_sign_in_and_a_weak_one_is_refused(
 
     users.add_user(ada, "ned", Role.TECHNICIAN, password=NEW)
     assert _status(cognito, "ned") == "FORCE_CHANGE_PASSWORD"
-    with pytest.raises(ValidationError, match="^password: "):
+    with pytest.raises(ValidationError, match=r"^password: "):
         users.set_password(ada, "ned", "short")
