@@ -14,6 +14,7 @@ from core.ports.audit import AuditFilter
 from plugins.api.wiring import build_api_services
 from plugins.aws.backend import build_aws_backend_for
 from plugins.aws.cognito.signin import SessionEnded
+from plugins.aws.dynamodb.audit import DynamoAuditTrail
 from tests.integration.aws.cognito_pool import ORG, CognitoStage
 
 NEW = "Temp-Passw0rd!reset"
@@ -36,6 +37,7 @@ def test_an_admins_password_reset_is_temporary_and_signs_the_person_out(
     assert _status(cognito, "sue") == "FORCE_CHANGE_PASSWORD"
     with pytest.raises(SessionEnded):
         cognito.sign_in().refresh(tokens)
+    assert isinstance(backend.audit, DynamoAuditTrail)
     (entry,) = backend.audit.search(AuditFilter(action="user.password"))
     assert (entry.actor, entry.subject) == ("ada", "sue")
 
