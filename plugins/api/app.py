@@ -138,6 +138,10 @@ def _map_errors(app: APIGatewayRestResolver) -> None:
                 details = None
                 if isinstance(exc, ConcurrentModification) and exc.changed_by:
                     details = {"changed_by": exc.changed_by}
+                if isinstance(exc, ServiceUnavailable):
+                    # the part without advice: a console's outbox adds its own
+                    details = {"reason": exc.reason, "service": exc.service,
+                               "resource": exc.resource}
                 answer = error(status, code, str(exc), details)
                 wait = getattr(exc, "retry_after_s", None)
                 if isinstance(exc, TooManyRequests | ServiceUnavailable) and wait:

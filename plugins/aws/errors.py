@@ -186,8 +186,8 @@ class _Translator:
             attempts = (parsed.get("ResponseMetadata") or {}).get("RetryAttempts", 0) + 1
             reason = f"AWS is throttling {self.service_name} requests for {what}"
             return ServiceThrottled, (
-                f"{reason} ({attempts} attempts, {self.settings.retry_mode} retries); "
-                "the action is kept and will be retried"), {
+                f"{reason} ({attempts} attempts, {self.settings.retry_mode} retries); nothing "
+                "was changed: try again in a moment"), {
                 "reason": reason, "service": self.service_name, "resource": resource,
                 "retry_after_s": 5.0}
         return None

@@ -88,7 +88,10 @@ def error_from_answer(status: int, body: Any, url: str) -> SmartIotError:
         return SlowDown(f"slow down: {message}")
     if status == 503 and error.get("code") == "SERVICE_UNAVAILABLE":
         # the backend's trouble with AWS behind it, named by the server
-        return ServiceUnavailable(message, reason=message)
+        named = details if isinstance(details, dict) else {}
+        return ServiceUnavailable(message, reason=str(named.get("reason") or message),
+                                  service=str(named.get("service") or ""),
+                                  resource=str(named.get("resource") or ""))
     if status >= 500:
         return SmartIotError(f"the hub at {url} failed to answer: {message}")
     return SmartIotError(f"the hub at {url} answered HTTP {status}: {message}")

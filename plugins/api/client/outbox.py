@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import SignInExpired, SmartIotError
+from core.errors import ServiceUnavailable, SignInExpired, SmartIotError
 from core.ports.offline import ActionState, OfflineStatus, QueuedAction
 from plugins.api.client.errors import HubUnreachable, SignInRequired, error_from_answer
 
@@ -237,9 +237,9 @@ class Outbox:
         if status == 503 and code == "SERVICE_UNAVAILABLE":
             # the backend's trouble with AWS behind it (throttled, a table
             # missing...), named by the server: kept, sent again
-            reason = str(error_from_answer(status, payload, self._api))
-            kept = f"{reason.split('; the action is kept')[0]}; the action is kept and will be " \
-                   "retried"
+            error = error_from_answer(status, payload, self._api)
+            reason = error.reason if isinstance(error, ServiceUnavailable) else str(error)
+            kept = f"{reason}; the action is kept and will be retried"
             return self._later(row, kept, problem=kept, delay=retry_after or -1.0)
         if status >= 500:
             return self._later(row, f"the server failed to answer (HTTP {status})", problem="")

@@ -219,7 +219,7 @@ def test_throttling_that_outlasts_the_retries_names_the_service_and_the_table(
         backend.registry.get("pump-1")
     assert str(raised.value) == (
         f"AWS is throttling DynamoDB requests for table iot-devices-{aws.stage} (2 attempts, "
-        "standard retries); the action is kept and will be retried")
+        "standard retries); nothing was changed: try again in a moment")
     assert len(seen) == 2
     assert raised.value.retry_after_s
     # the stream consumer sorts transient failures by botocore's code: still there
@@ -384,8 +384,9 @@ def test_a_throttled_acknowledgement_through_the_api_stays_queued_and_is_applied
     assert f"AWS is throttling DynamoDB requests for tables {table}" in str(raised.value)
     status = outbox.status()
     assert status.pending == 1
-    assert status.problem.startswith(f"AWS is throttling DynamoDB requests for tables {table}")
-    assert status.problem.endswith("the action is kept and will be retried")
+    assert status.problem == (f"AWS is throttling DynamoDB requests for tables {table}, "
+                              f"iot-alert-events-{aws_stage(backend)}; the action is kept and "
+                              "will be retried")
     assert backend.alerts.get(alert.alert_id).state.value == "active"
 
     throttling[0] = False
