@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -57,6 +57,7 @@ class SeriesPicker(QWidget):
         self.devices.itemSelectionChanged.connect(self._devices_changed)
         self.metrics.itemSelectionChanged.connect(self._debounce.start)
         self._wanted_metrics: list[str] = []
+        self._filtered = False  # some device item may be hidden by the filter
 
     # -- loading --------------------------------------------------------------------------
     def set_devices(self, devices: Sequence[Device]) -> None:
@@ -68,7 +69,8 @@ class SeriesPicker(QWidget):
             item.setToolTip(f"{device.display_name} ({device.device_type}, "
                             f"{device.status.value})")
             self.devices.addItem(item)
-            item.setSelected(device.device_id in chosen)
+            if device.device_id in chosen:  # one Qt call less per device (10,000 of them)
+                item.setSelected(True)
         self.devices.blockSignals(False)
         self._apply_filter(self.filter.text())
 
@@ -76,11 +78,13 @@ class SeriesPicker(QWidget):
         """Choose devices (and, once their metrics are known, metrics) in code:
         the dashboard and tests use it."""
         self._wanted_metrics = list(metrics)
-        wanted = set(devices)
         self.devices.blockSignals(True)
-        for i in range(self.devices.count()):
-            item = self.devices.item(i)
-            item.setSelected(item.text() in wanted)
+        # Qt finds the wanted items itself: a loop over every item of a 10,000-device
+        # list took seconds of the window's time with the hub in the same process.
+        self.devices.clearSelection()
+        for device_id in dict.fromkeys(devices):
+            for item in self.devices.findItems(device_id, Qt.MatchFlag.MatchExactly):
+                item.setSelected(True)
         self.devices.blockSignals(False)
         self._devices_changed()
 
@@ -111,6 +115,9 @@ class SeriesPicker(QWidget):
 
     def _apply_filter(self, text: str) -> None:
         needle = text.strip().lower()
+        if not needle and not self._filtered:
+            return  # nothing hidden, nothing to hide: no pass over every item
+        self._filtered = bool(needle)
         for i in range(self.devices.count()):
             item = self.devices.item(i)
             item.setHidden(bool(needle) and needle not in item.text().lower()
