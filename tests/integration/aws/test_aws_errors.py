@@ -462,3 +462,42 @@ def test_access_denied_behind_the_api_is_503_naming_the_role_and_action(
             r"an administrator of the account can grant it .* in the IAM policy of role "
             rf"iot-api-{stage} \(docs/aws.md#iam-roles\)$")):
         transport.get("/devices")
+
+
+@pytest.mark.parametrize("service, call, named", [
+    ("kinesis", lambda c, s: c.describe_stream(StreamName=f"iot-telemetry-{s}"),
+     "stream iot-telemetry-{stage}"),
+    ("sqs", lambda c, s: c.get_queue_url(QueueName=f"iot-notifications-{s}"),
+     "queue iot-notifications-{stage}"),
+    ("cognito-idp", lambda c, s: c.describe_user_pool(UserPoolId="eu-west-1_nothere"),
+     "user pool eu-west-1_nothere"),
+])
+def test_a_missing_stream_queue_or_user_pool_names_it(
+        aws: AwsSandbox, service: str, call: Callable[[Any, str], Any], named: str) -> None:
+    """moto's own answers for resources that are not there."""
+    from plugins.aws.clients import clients_for
+
+    client = clients_for(_settings(aws)).client(service)
+    with pytest.raises(ResourceMissing) as raised:
+        call(client, aws.stage)
+    assert str(raised.value).startswith(
+        f"{named.format(stage=aws.stage)} does not exist in {aws.endpoint_url} (stage "
+        f"{aws.stage}): start the sandbox (smartiot aws sandbox), or point the profile at the "
+        "stage that has it")
+
+
+def test_an_expired_cognito_access_token_says_sign_in_again(aws: AwsSandbox) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from plugins.aws.clients import clients_for
+
+    client = clients_for(_settings(aws)).client("cognito-idp")
+    body = json.dumps({"__type": "NotAuthorizedException",
+                       "message": "Access Token has expired"}).encode()
+    _inject(client, "before-send.cognito-identity-provider.GetUser", lambda: AWSResponse(
+        "https://cognito-idp", 400, {"x-amzn-ErrorType": "NotAuthorizedException",
+                                     "Content-Type": "application/x-amz-json-1.1"},
+        _Body(body)))
+    with pytest.raises(SignInExpired, match=r"^your sign-in has expired — sign in again .*"
+                                            r"Cognito Identity Provider refused GetUser"):
+        client.get_user(AccessToken="expired")
