@@ -163,7 +163,8 @@ def _example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     if kind == "string":
         if schema.get("format") == "date-time":
             return "2026-01-01T00:00:00Z"
-        return "x1"
+        # hex digits fit the hash fields too (a SHA-256 is exactly 64 of them)
+        return "a1".ljust(schema.get("minLength", 2), "0")[:schema.get("maxLength", 64)]
     if kind in ("integer", "number"):
         return schema.get("minimum", 1)
     if kind == "boolean":
