@@ -24,7 +24,7 @@ from core.ports.fleet_api.alerts import (
     QuarantineListing,
     RuleImport,
 )
-from core.services.alerting.service import describe_state
+from core.services.alerting.service import DETAIL_WINDOW, describe_state
 from core.services.fleet_view import Page
 from plugins.api.client import decode
 from plugins.api.client.devices import if_match, seg
@@ -73,7 +73,21 @@ class HttpAlerts:
             rule: AlertRule | None = self.get_rule(current.rule_id)
         except NotFound:
             rule = None
-        return AlertDetail(current, rule)
+        # The metric around the moment it was raised, as the in-process service
+        # answers it; without it the panel said "No telemetry stored" for every
+        # alert of a console on the REST API.
+        metric = str(rule.params.get("metric") or "") if rule is not None else ""
+        try:
+            d = self._http.get(f"/devices/{seg(current.device_id)}/history", {
+                "metric": metric,
+                "start": (current.created_at - DETAIL_WINDOW).isoformat(),
+                "end": (current.created_at + DETAIL_WINDOW).isoformat()}).data
+        except SmartIotError:
+            return AlertDetail(current, rule, metric)  # the alert still shows
+        found = [decode.series(s) for s in d["series"]]
+        series = next((s for s in found if s.metric == metric), None) if metric \
+            else (found[0] if found else None)
+        return AlertDetail(current, rule, metric or (series.metric if series else ""), series)
 
     # ------------------------------------------------------------ commands
     def _act(self, alert_id: str, verb: str, body: dict[str, Any]) -> Alert:
