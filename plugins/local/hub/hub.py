@@ -55,6 +55,7 @@ from plugins.local.hub.downtime import ALIVE_EVERY_S, HubDowntime
 from plugins.local.hub.heap import HeapSettler
 from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
+from plugins.local.hub.outage_wills import restore_outage_wills
 from plugins.local.hub.shadow_host import ShadowHost
 from plugins.local.hub.shadow_host import _is_store_error as is_store_error
 from plugins.local.jobs.file_server import FirmwareFileServer
@@ -301,6 +302,9 @@ class Hub:
         # since when the link has been up (monotonic): silence is only judged
         # over time the hub could hear (see _housekeeping)
         self._listening_since: float | None = None
+        # when the link was last lost (the hub's clock): the broker's dying burst
+        # of Last Wills just before is undone (plugins/local/hub/outage_wills.py)
+        self._link_lost_at: float | None = None
         persistent = client_id is not None
         link_id = client_id or f"smartiot-hub-{uuid.uuid4().hex[:8]}"
         self.started_at_ms = int(clock() * 1000)
@@ -554,6 +558,9 @@ class Hub:
             if self._listening_since is None:
                 self._listening_since = time.monotonic()
         else:
+            if self._listening_since is not None:  # it was connected: lost now
+                self._link_lost_at = self.clock()
+                self._wake.set()
             self._listening_since = None
         self.bus.set_connection_state(state)
         self.bus.publish([self._hub_event()])
@@ -581,6 +588,7 @@ class Hub:
     def _run(self) -> None:
         last_housekeeping = last_reload = last_rollout = last_alive = time.monotonic()
         last_latest = last_alive
+        last_lost: float | None = None
         while True:
             stopping = self._stop.is_set()
             if not stopping:
@@ -601,8 +609,10 @@ class Hub:
             if now - last_rollout >= ROLLOUT_EVERY_S:
                 last_rollout = now
                 self._rollout_tick()
-            if now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
-                last_housekeeping = now
+            lost = self._link_lost_at
+            if now - last_housekeeping >= HOUSEKEEPING_EVERY_S or (
+                    lost is not None and lost != last_lost):
+                last_housekeeping, last_lost = now, lost  # at once after a link loss
                 self._guard("housekeeping", self._housekeeping)
             if now - last_alive >= ALIVE_EVERY_S:
                 last_alive = now
@@ -844,6 +854,9 @@ class Hub:
             time.monotonic() - listening >= self.stale_after.total_seconds())
         events: list[FleetEvent] = [DeviceChanged(d) for d in (
             self.cache.mark_stale(now, self.stale_after) if judged else ())]
+        if listening is None and self._link_lost_at is not None:
+            lost = datetime.fromtimestamp(self._link_lost_at, UTC)
+            events.extend(DeviceChanged(d) for d in restore_outage_wills(self.cache, lost, now))
         self._guard("registry", lambda: self.health.call("registry", self.cache.flush))
         if self.alerting is not None:
             self.alerting.set_devices(self.cache.all())

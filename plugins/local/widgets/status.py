@@ -54,6 +54,16 @@ STATE_TEXT = {"connected": "Broker connected", "connecting": "Connecting to brok
 HUB_TEXT = {"online": "Hub online", "offline": "Hub offline", "silent": "Hub silent",
             "unknown": "Hub: waiting for heartbeat…"}
 HUB_GONE = ("offline", "silent")
+# Without the broker nobody hears the devices: no rate to show, and the device
+# counts are what was last heard (the hub does not turn an outage into
+# "offline": plugins/local/hub/outage_wills.py and Hub._housekeeping).
+BLIND_TEXT = "Cannot see the fleet"
+BLIND_TIP = ("Not connected to the broker, so the devices cannot be heard: no message "
+             "rate, and each device keeps the status it was last seen with until the "
+             "link is back")
+RATE_TIP = "Messages and readings per second received by the hub"
+# The widest rate the label must hold without cutting it ("16 readings/s" was cut).
+WIDEST_RATE = "88,888 msg/s · 888,888 readings/s"
 
 
 def state_colour(state: str) -> str:
@@ -108,7 +118,10 @@ class HubStatusWidget(QWidget):
         self.hub_label.hide()
         self.rate_label = QLabel()
         self.rate_label.setObjectName("HubRate")
-        self.rate_label.setToolTip("Messages per second received by the hub")
+        self.rate_label.setTextFormat(Qt.TextFormat.RichText)
+        self.rate_label.setToolTip(RATE_TIP)
+        self.rate_label.setMinimumWidth(self.rate_label.fontMetrics().horizontalAdvance(
+            WIDEST_RATE) + 8)
         self.devices_label = QLabel()
         self.devices_label.setObjectName("HubDevices")
         self.devices_label.setToolTip(
@@ -242,6 +255,7 @@ class HubStatusWidget(QWidget):
         if not self._dirty:
             return
         self._dirty = False
+        c = current_colors()
         colour = state_colour(self.connection)
         text = STATE_TEXT.get(self.connection, self.connection.capitalize())
         if retry_at is not None:
@@ -256,7 +270,11 @@ class HubStatusWidget(QWidget):
                 f"{rate:,.0f} msg/s" if rate >= 10 else f"{rate:.1f} msg/s")
         if rate is not None and self.readings_per_s is not None:
             text += f" · {self.readings_per_s:,.0f} readings/s"
+        blind = self.bridge is not None and self.connection != "connected"
+        if blind:
+            text = f"<span style='color:{c.warning}'>▲</span> {BLIND_TEXT}"
         self.rate_label.setText(text)
+        self.rate_label.setToolTip(BLIND_TIP if blind else RATE_TIP)
         self._paint_health()
         if self.total is None:
             self.devices_label.setText("— devices")
@@ -266,7 +284,7 @@ class HubStatusWidget(QWidget):
                 f"{self.health.get(h, 0):,} {status_label(h.status)}"
                 for h in (Health.WARNING, Health.CRITICAL) if self.health.get(h, 0)]
             parts.append(f"{self.health.get(Health.OFFLINE, 0):,} offline")
-            self.devices_label.setText(" · ".join(parts))
+            self.devices_label.setText(" · ".join(parts) + (" (as last seen)" if blind else ""))
 
     def _paint_hub(self) -> None:
         """The hub's presence (consoles whose hub runs elsewhere) and the banner."""

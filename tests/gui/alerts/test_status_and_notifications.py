@@ -34,11 +34,16 @@ def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
     assert texts["devices"] == "1 online · 1 offline"
     assert texts["rate"] == "— msg/s"
 
-    bus.publish([HubStatus(connection="connecting", messages_per_s=1234.4,
+    bus.publish([HubStatus(connection="connected", messages_per_s=1234.4,
                            readings_per_s=5678.0)])
     qtbot.waitUntil(lambda: widget.messages_per_s is not None, timeout=15_000)
+    assert widget.texts()["rate"] == "1,234 msg/s · 5,678 readings/s"
+    # Without the broker the hub hears nobody: no rate, however recent.
+    bus.publish([HubStatus(connection="connecting", messages_per_s=1234.4,
+                           readings_per_s=5678.0)])
+    qtbot.waitUntil(lambda: widget.connection == "connecting", timeout=15_000)
     texts = widget.texts()
-    assert texts["rate"] == "1,234 msg/s · 5,678 readings/s"
+    assert texts["rate"].endswith("Cannot see the fleet") and "msg/s" not in texts["rate"]
     assert "Connecting to broker" in texts["connection"]
 
     online = Device("pump-00002", status=DeviceStatus.ONLINE)
