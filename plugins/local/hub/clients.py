@@ -57,6 +57,21 @@ CONNECT_WAIT_S = 10.0
 LEFTOVER_GRACE_S = 5.0
 
 
+# paho's words for a connection that simply went away, which tell a person nothing
+_UNSPECIFIED = ("Unspecified error", "")
+
+
+def not_connected(what: str, link: MqttLink) -> str:
+    """Why a request could not go out, in words a person can act on: which
+    broker, what paho said when it is more than its "Unspecified error" (a
+    refused login, a refused subscription), and what to do now."""
+    reason = link.last_error
+    why = "" if reason in _UNSPECIFIED else f" ({reason})"
+    return (f"{what}: not connected to the broker at {link.host}:{link.port}{why}. "
+            "Check that the broker is running and reachable from this computer; the "
+            "console reconnects by itself, then try again.")
+
+
 class ConsoleClient:
     """Routes the answers that arrive on the console's MQTT link."""
 
@@ -142,9 +157,8 @@ class MqttCommandChannel(CommandChannel):
         # A command-line client sends right after it starts: wait for the link (and
         # its answer subscription) instead of publishing into a connection not yet up.
         if not self._client.link.wait_subscribed(min(timeout_s, CONNECT_WAIT_S)):
-            reason = self._client.link.last_error or "no answer from the broker"
-            raise SmartIotError(f"{command} not sent to {device_id}: not connected to the "
-                                f"broker ({reason})")
+            raise SmartIotError(not_connected(f"{command} not sent to {device_id}",
+                                              self._client.link))
         request_id = uuid.uuid4().hex
         record = CommandRecord(request_id, device_id, command, dict(params or {}), self._user,
                                timeout_s=timeout_s)
@@ -236,9 +250,8 @@ class MqttShadowService(ShadowService):
         # A command-line client updates right after it starts: wait for the link
         # (and its reply subscription) as send_command does.
         if not self._client.link.wait_subscribed(CONNECT_WAIT_S):
-            reason = self._client.link.last_error or "no answer from the broker"
-            raise SmartIotError(f"desired state of {device_id} not sent: not connected to the "
-                                f"broker ({reason})")
+            raise SmartIotError(not_connected(f"desired state of {device_id} not sent",
+                                              self._client.link))
         token = uuid.uuid4().hex[:16]
         request: dict[str, Any] = {"state": {"desired": desired}, "clientToken": token}
         if expected_version is not None:
