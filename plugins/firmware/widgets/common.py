@@ -20,6 +20,29 @@ STATES = ("PENDING", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED",
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"})
 FAILURES = frozenset({"FAILED", "REJECTED", "TIMED_OUT"})
 
+
+def outcome_text(counts: dict[str, int], total: int) -> str:
+    """How a rollout went, successes apart from the rest: "1 of 3 updated ·
+    2 canceled". Counting every final state as "finished" made a canceled
+    rollout with one device updated read "3 of 3 (100%)", i.e. a full success."""
+    failed = sum(counts.get(s, 0) for s in FAILURES)
+    not_updated = (("failed", failed), ("canceled", counts.get("CANCELED", 0)),
+                   ("removed", counts.get("REMOVED", 0)),
+                   ("to go", total - sum(counts.get(s, 0) for s in TERMINAL)))
+    return " · ".join([f"{counts.get('SUCCEEDED', 0)} of {total} updated"]
+                      + [f"{n} {what}" for what, n in not_updated if n > 0])
+
+
+def reason_sentence(reason: str, status: str) -> str:
+    """A stored reason as a sentence: "canceled by root" reads "Canceled by
+    root.", not "Canceled: canceled by root."; a reason that does not name the
+    status itself keeps it in front ("Canceled: image broken.")."""
+    if not reason:
+        return f"{status} by request."
+    if not reason.lower().startswith(status.lower()):
+        reason = f"{status}: {reason}"
+    return f"{reason[:1].upper()}{reason[1:]}" + ("" if reason.endswith(".") else ".")
+
 # Readable on both themes (mid saturation, white text on the badges).
 STATE_COLOURS = {
     "PENDING": "#94a3b8",

@@ -35,6 +35,7 @@ from plugins.firmware.widgets.common import (
     TERMINAL,
     fmt_size,
     fmt_time,
+    outcome_text,
     state_title,
 )
 
@@ -258,8 +259,8 @@ class DeploymentListModel(_RowsModel):
             if col == 3:
                 total = len(d.targets)
                 if role == SORT_ROLE:
-                    return r.finished / total
-                return f"{r.finished} / {total}  ({100 * r.finished // total}%)"
+                    return r.counts.get("SUCCEEDED", 0) / total
+                return outcome_text(r.counts, total)  # as the monitor's bar says it
             if col == 4:
                 if role == SORT_ROLE:
                     return sum(n for s, n in r.counts.items() if s in FAILURES)

@@ -51,6 +51,8 @@ from plugins.firmware.widgets.common import (
     error_text,
     fmt_time,
     guard,
+    outcome_text,
+    reason_sentence,
     show_message,
     state_title,
 )
@@ -363,9 +365,11 @@ class DeploymentMonitor(QWidget):
         self.subtitle.setText(" · ".join(parts))
         self._show_banner(d)
         total = len(d.targets)
+        # The bar fills with updated devices only: a canceled or failed target is
+        # final but not a success, and a full bar reads as one.
         self.progress.setRange(0, total)
-        self.progress.setValue(snap.finished)
-        self.progress.setFormat(f"%v of {plural(total, 'device')} finished (%p%)")
+        self.progress.setValue(snap.counts.get("SUCCEEDED", 0))
+        self.progress.setFormat(outcome_text(snap.counts, total))
         for state, chip in self.chips.items():
             n = snap.counts.get(state, 0)
             chip.setText(f"{state_title(state)} {n}")
@@ -383,10 +387,11 @@ class DeploymentMonitor(QWidget):
             show_message(self.banner, f"⚠ Canceled automatically — {d.reason}. No further "
                          "devices are notified; fix the image and create a new deployment.")
         elif d.status is DeploymentStatus.CANCELED:
-            show_message(self.banner, f"Canceled: {d.reason or 'by request'}.", "secondary")
+            show_message(self.banner, reason_sentence(d.reason, "Canceled"), "secondary")
         elif d.status is DeploymentStatus.PAUSED:
-            show_message(self.banner, f"Paused{': ' + d.reason if d.reason else ''}. No further "
-                         "devices are notified until it is resumed.", "secondary")
+            paused = reason_sentence(d.reason, "Paused") if d.reason else "Paused."
+            show_message(self.banner, f"{paused} No further devices are notified until it "
+                         "is resumed.", "secondary")
         elif d.status is DeploymentStatus.COMPLETED:
             show_message(self.banner, "Completed: every target has finished.", "success")
         else:

@@ -90,8 +90,9 @@ def test_mid_rollout_counts_progress_chart_table_and_filters(
     assert chips == {"PENDING": "Pending 8", "QUEUED": "Queued 2", "IN_PROGRESS": "In progress 3",
                      "SUCCEEDED": "Succeeded 5", "FAILED": "Failed 2", "REJECTED": "Rejected 0",
                      "TIMED_OUT": "Timed out 0", "CANCELED": "Canceled 0"}
-    assert (monitor.progress.value(), monitor.progress.maximum()) == (7, 20)
-    assert monitor.progress.text() == "7 of 20 devices finished (35%)"
+    # The bar fills with updated devices only; failures and what is left are named.
+    assert (monitor.progress.value(), monitor.progress.maximum()) == (5, 20)
+    assert monitor.progress.text() == "5 of 20 updated · 2 failed · 13 to go"
     assert monitor.badge.text() == "IN PROGRESS"
     assert "pump@2.0.0" in monitor.subtitle.text() and "erin" in monitor.subtitle.text()
     assert "constant: 10 devices per minute" in monitor.subtitle.text()
@@ -149,7 +150,7 @@ def test_pause_resume_retry_and_forced_cancel_change_the_store(
     assert store.deployments.get(d.deployment_id).status is DeploymentStatus.PAUSED
     qtbot.waitUntil(lambda: monitor.pause_button.text() == "Resume", timeout=WAIT)
     assert monitor.badge.text() == "PAUSED"
-    assert "Paused: paused by erin" in monitor.banner.text()
+    assert monitor.banner.text().startswith("Paused by erin.")
 
     with qtbot.waitSignal(monitor.action_finished, timeout=WAIT):
         monitor.pause_button.click()
@@ -193,7 +194,11 @@ def test_pause_resume_retry_and_forced_cancel_change_the_store(
     assert texts(monitor, d.targets[19])[1] == "canceled"
     assert texts(monitor, d.targets[19])[4].startswith("not started")
     qtbot.waitUntil(lambda: monitor.badge.text() == "CANCELED", timeout=WAIT)
-    assert monitor.banner.text() == "Canceled: canceled by erin (forced)."
+    assert monitor.banner.text() == "Canceled by erin (forced)."
+    # Canceled is final but no success: the bar stays at the updated devices and
+    # says what became of the others (it read "20 of 20 devices finished (100%)").
+    assert (monitor.progress.value(), monitor.progress.maximum()) == (5, 20)
+    assert monitor.progress.text() == "5 of 20 updated · 15 canceled"
     assert not monitor.cancel_button.isEnabled()
     assert not monitor.pause_button.isEnabled()
     assert not monitor.retry_button.isEnabled()
