@@ -17,22 +17,35 @@ The application style (Fusion) is set once. Setting it again on every switch
 replaced the QStyle every widget, open menu and graphics item was using while
 they were painting: with Analytics' stacked live charts open and a menu
 opened right after a switch, that crashed the console inside Qt.
+
+pyqtgraph (with numpy) is not imported here: it costs more than the rest of
+the window up to its first paint, and the first page has no chart. Its
+options are set at a switch when it is loaded, and otherwise right after the
+first chart module imports it (``_ChartOptionsOnImport``), so every plot
+still reads the theme's colours when it is made.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 from resources import read_text, resource_path
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 THEMES = ("light", "dark")
 _THEME_PROPERTY = "smartiot_theme"
@@ -194,6 +207,8 @@ def style_chart(view: pg.GraphicsView, c: ThemeColors,
     """Give one chart the theme ``c``: background, axes (lines, ticks, tick
     labels, axis labels), titles, legends (text and backdrop), text items and
     lines drawn in a colour of ``previous`` (the theme it was drawn in)."""
+    import pyqtgraph as pg
+
     view.setBackground(c.plot_background)
     scene = view.scene()
     if scene is None:
@@ -245,7 +260,12 @@ def style_chart(view: pg.GraphicsView, c: ThemeColors,
 
 
 def charts(root: QWidget | None = None) -> list[pg.GraphicsView]:
-    """Every chart in the application's windows (or under ``root``)."""
+    """Every chart in the application's windows (or under ``root``); none
+    while pyqtgraph is not loaded (no chart can exist then)."""
+    if "pyqtgraph" not in sys.modules:
+        return []
+    import pyqtgraph as pg
+
     app = QApplication.instance()
     roots = [root] if root is not None else (
         app.topLevelWidgets() if isinstance(app, QApplication) else [])
@@ -278,8 +298,61 @@ def apply_theme(app: QApplication, name: str) -> None:
     app.setStyleSheet(sheet)
     app.setProperty(_THEME_PROPERTY, name)
     # New plots read the global options; existing ones are re-coloured here.
-    pg.setConfigOptions(background=c.plot_background, foreground=c.plot_foreground,
-                        antialias=True)
+    _configure_pyqtgraph(name)
     for view in charts():
         style_chart(view, c, previous if previous is not c else None)
     theme_notifier().changed.emit(name)
+
+
+def _set_chart_options(pg: ModuleType, name: str) -> None:
+    c = colors(name)
+    pg.setConfigOptions(background=c.plot_background, foreground=c.plot_foreground,
+                        antialias=True)
+
+
+def _configure_pyqtgraph(name: str) -> None:
+    """Set pyqtgraph's global options now if it is loaded, else as soon as
+    something imports it (before that module can make a plot)."""
+    pg = sys.modules.get("pyqtgraph")
+    if pg is not None:
+        _set_chart_options(pg, name)
+        return
+    if not any(isinstance(f, _ChartOptionsOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _ChartOptionsOnImport())
+
+
+class _ChartOptionsOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """A one-shot import hook: finds pyqtgraph with the other finders, runs
+    its module as usual, then gives it the current theme's options and
+    removes itself. Nothing else is touched; any other name is left to the
+    regular finders."""
+
+    def __init__(self) -> None:
+        self._loader: importlib.abc.Loader | None = None
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "pyqtgraph":
+            return None
+        others = [f for f in sys.meta_path if f is not self]
+        for finder in others:
+            find = getattr(finder, "find_spec", None)
+            spec = None if find is None else find(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                self._loader = spec.loader
+                spec.loader = self
+                return spec  # type: ignore[no-any-return]
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None if self._loader is None else self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        if self._loader is None:
+            raise ImportError("pyqtgraph: no loader found", name="pyqtgraph")
+        module.__spec__.loader = self._loader  # type: ignore[union-attr]
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        _set_chart_options(module, current_theme())

@@ -10,6 +10,8 @@ Hashes are never logged, returned by a use case or put in an error message.
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -20,9 +22,15 @@ MAX_LENGTH = 1024
 
 # RFC 9106's second recommended option (64 MiB, 3 passes, 4 lanes): argon2-cffi's defaults.
 _HASHER = PasswordHasher()
-# Verified when the user does not exist, so an unknown name costs as long as a
-# wrong password and the answer's timing does not tell which names exist.
-_DUMMY = _HASHER.hash("smartiot: no such account")
+
+
+@cache
+def _dummy() -> str:
+    """Verified when the user does not exist, so an unknown name costs as long as a
+    wrong password and the answer's timing does not tell which names exist.
+    Made on first use: one argon2 hash is ~0.4 s of CPU that every console
+    start-up paid even when nobody signs in."""
+    return _HASHER.hash("smartiot: no such account")
 
 
 def check_password(password: str, where: str = "password") -> str:
@@ -45,7 +53,7 @@ def verify_password(encoded: str | None, password: str) -> bool:
     """True when ``password`` matches ``encoded``; a missing or unreadable hash
     never matches, and still costs one verification."""
     try:
-        return _HASHER.verify(encoded or _DUMMY, password) and encoded is not None
+        return _HASHER.verify(encoded or _dummy(), password) and encoded is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from core.model.timeutil import to_epoch_ms
 from core.ports.telemetry import Series
+
+if TYPE_CHECKING:  # annotations only: numpy stays off the console's path to its first paint
+    import numpy as np
+    import numpy.typing as npt
 
 SECOND_MS = 1_000
 MINUTE_MS = 60 * SECOND_MS

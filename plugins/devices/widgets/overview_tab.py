@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -38,7 +39,9 @@ from core.ports.fleet_api.devices import DeviceCapabilities, DeviceDetails, Devi
 from core.text import plural
 from plugins.devices.widgets.fleet_model import relative_time
 from plugins.devices.widgets.panel_text import format_value, local_time, show_status
-from plugins.devices.widgets.sparkline import Sparkline
+
+if TYPE_CHECKING:
+    from plugins.devices.widgets.sparkline import Sparkline
 
 LINK_REFRESH_MS = 5_000  # link statistics re-read while a device is shown
 LINK = "link"  # BackgroundCall key: one link read at a time, the newest wins
@@ -57,6 +60,10 @@ class ValueRow:
         self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.value.setMinimumWidth(70)
         self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Imported with the first metric shown: pyqtgraph (and numpy) would
+        # otherwise load before the console's first window is painted.
+        from plugins.devices.widgets.sparkline import Sparkline
+
         self.spark = Sparkline()
 
     def set_value(self, reading: Reading) -> None:

@@ -142,6 +142,19 @@ def test_store_open_is_idempotent(open_store: Callable[[], Store]) -> None:
     assert second.registry.get("dev-9").device_id == "dev-9"
 
 
+def test_up_to_date_check_agrees_with_alembic(bare_engine: Engine) -> None:
+    """Start-up skips alembic when the schema is at head; the head read from
+    the scripts' text must be alembic's own, and an older or a new database
+    is never taken for current."""
+    assert migrate.script_head() == migrate.head_revision() == HEAD
+    assert not migrate.is_current(bare_engine)  # no alembic_version table at all
+    migrate.upgrade(bare_engine, "0014")
+    assert not migrate.is_current(bare_engine)
+    migrate.upgrade(bare_engine)
+    assert migrate.is_current(bare_engine)
+    assert migrate.current_revision(bare_engine) == HEAD
+
+
 def test_concurrent_first_opens_migrate_once(open_store: Callable[[], Store]) -> None:
     with ThreadPoolExecutor(4) as pool:
         stores = list(pool.map(lambda _: open_store(), range(4)))
