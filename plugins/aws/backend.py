@@ -18,6 +18,7 @@ from plugins.aws.cognito.directory import CACHE_S as DIRECTORY_CACHE_S
 from plugins.aws.cognito.directory import CognitoUserDirectory
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
 from plugins.aws.dynamodb.audit import DynamoAuditTrail
+from plugins.aws.dynamodb.command_answers import DynamoCommandAnswers
 from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
 from plugins.aws.dynamodb.preferences import DynamoPreferenceStore
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
@@ -62,7 +63,9 @@ class AwsBackend(Backend):
             if (found := registry.find(d)) is not None else None)
         iot_data = clients.client("iot-data")  # shadows and the command topic
         self.shadows = IotDataShadowService(iot_data)
-        self.commands = IotDataCommandChannel(iot_data, self.registry)
+        # answers meet their request in the commands table (the stream consumer keeps them)
+        self.commands = IotDataCommandChannel(iot_data, self.registry,
+                                              DynamoCommandAnswers(dynamodb, settings))
         # device messages the stream consumer refused (plugins/aws/stream)
         self.quarantine = DynamoQuarantineStore(dynamodb, settings)
         # the code-signing public keys the team trusts: images and deployment manifests

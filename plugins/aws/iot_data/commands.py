@@ -3,10 +3,14 @@
 Data API, QoS 1, with a request id the device echoes in its answer.
 
 The IoT Data API only publishes; answers come back on
-``cmd/{organization}/{device}/res`` over MQTT. Whatever subscribes there for
-this console (an MQTT-over-WebSocket link, or an IoT rule forwarding answers)
-hands them to ``on_response``; a command not answered within its timeout
-resolves as TIMEOUT, so the future never hangs."""
+``cmd/{organization}/{device}/res`` over MQTT, which no Lambda hears. An IoT
+rule forwards them into the stream and the consumer keeps each one in the
+commands table (plugins/aws/dynamodb/command_answers.py); with ``answers``
+this channel records the request there before publishing and reads the item
+until the answer is in (every 50 ms at first, then up to every 250 ms: a few
+dozen reads for a ten-second timeout). Anyone else hearing answers can hand
+them to ``on_response``. A command not answered within its timeout resolves
+as TIMEOUT, so the future never hangs."""
 
 from __future__ import annotations
 
@@ -26,17 +30,22 @@ from core.protocol.payloads import (
     ProtocolError,
     decode_command_response,
 )
-from core.protocol.topics import command_request_topic
+from core.protocol.topics import command_request_topic, command_response_topic
+from plugins.aws.dynamodb.command_answers import DynamoCommandAnswers
 
 log = logging.getLogger(__name__)
 
 QOS = 1  # at least once: a device dedupes by request id
+FIRST_POLL_S = 0.05
+MAX_POLL_S = 0.25
 
 
 class IotDataCommandChannel(CommandChannel):
-    def __init__(self, iot_data: Any, registry: DeviceRegistry) -> None:
+    def __init__(self, iot_data: Any, registry: DeviceRegistry,
+                 answers: DynamoCommandAnswers | None = None) -> None:
         self._iot_data = iot_data
         self._registry = registry
+        self._answers = answers
         self._pending: dict[str, tuple[Future[CommandResult], str, str, float]] = {}
         self._lock = threading.Lock()
 
@@ -55,6 +64,8 @@ class IotDataCommandChannel(CommandChannel):
         with self._lock:
             self._pending[request_id] = (future, device_id, command, time.monotonic())
         try:
+            if self._answers is not None:  # before the publish: a fast answer finds it
+                self._answers.expect(request_id, device_id, command)
             self._iot_data.publish(topic=command_request_topic(device.organization, device_id),
                                    qos=QOS, payload=payload)
         except Exception:
@@ -64,7 +75,32 @@ class IotDataCommandChannel(CommandChannel):
         timer = threading.Timer(timeout_s, self._expire, (request_id, timeout_s))
         timer.daemon = True
         timer.start()
+        if self._answers is not None:
+            threading.Thread(target=self._poll, name=f"command-{request_id[:8]}", daemon=True,
+                             args=(request_id, command_response_topic(device.organization,
+                                                                      device_id),
+                                   time.monotonic() + timeout_s)).start()
         return future
+
+    def _poll(self, request_id: str, topic: str, deadline: float) -> None:
+        """Read the commands table until the answer is there, the request is
+        resolved otherwise (on_response, the timeout) or the deadline passed."""
+        assert self._answers is not None
+        delay = FIRST_POLL_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if request_id not in self._pending:
+                    return
+            try:
+                found = self._answers.find(request_id)
+            except Exception as exc:  # noqa: BLE001 - throttled or cut: read again
+                log.warning("reading the answer to command %s failed: %s", request_id, exc)
+                found = None
+            if found is not None:
+                self.on_response(topic, found.payload)
+                return
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, MAX_POLL_S)
 
     def on_response(self, topic: str, payload: bytes) -> None:
         """An answer from ``cmd/+/+/res``; someone else's or a late one is ignored."""

@@ -4,6 +4,11 @@ they produce.
 Devices publish telemetry on ``dt/{org}/{device}/telemetry`` and their status
 (retained, and as Last Will) on ``dt/{org}/{device}/status``
 (core.protocol.topics); the local hub ingests both, so both go to the stream.
+Their answers to commands (``cmd/{org}/{device}/res``) go there too: the
+consumer keeps each for the REST API that sent the command and waits for it
+(plugins/aws/dynamodb/command_answers.py) — on the hub the broker hands them
+to the waiting console directly, on AWS the API is a Lambda no MQTT message
+reaches.
 The payload travels base64-encoded (``encode(*, 'base64')``) rather than as
 ``SELECT *``: the consumer then sees the very bytes the device sent and
 judges them with the hub's own decoder — a payload that is not JSON, too big
@@ -29,14 +34,17 @@ from __future__ import annotations
 import base64
 import json
 
-from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER
+from core.protocol.topics import COMMAND_RESPONSE_FILTER, STATUS_FILTER, TELEMETRY_FILTER
 
-#: the topic filters forwarded (the hub subscribes to the same two)
-TOPIC_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER)
+#: the topic filters forwarded (the hub subscribes to the same three)
+TOPIC_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, COMMAND_RESPONSE_FILTER)
 
 _SELECT = "SELECT encode(*, 'base64') AS payload, topic() AS topic, timestamp() AS received_at"
 TELEMETRY_RULE_SQL = f"{_SELECT} FROM '{TELEMETRY_FILTER}'"
 STATUS_RULE_SQL = f"{_SELECT} FROM '{STATUS_FILTER}'"
+COMMAND_RESPONSE_RULE_SQL = f"{_SELECT} FROM '{COMMAND_RESPONSE_FILTER}'"
+#: every rule's SQL, one per filter of TOPIC_FILTERS (serverless.yml declares each)
+RULES_SQL = (TELEMETRY_RULE_SQL, STATUS_RULE_SQL, COMMAND_RESPONSE_RULE_SQL)
 #: the rules' SQL version (the 2016-03-23 engine is the one that has encode())
 RULE_SQL_VERSION = "2016-03-23"
 #: the Kinesis action's partition key: the topic's third level, the device id

@@ -97,8 +97,9 @@ def read_stream(kinesis: Any, name: str, count: int) -> list[dict[str, Any]]:
 
 def test_the_rules_put_what_devices_publish_into_kinesis_in_batches(
         aws: AwsSandbox, broker: IotCoreStandIn) -> None:
-    """Telemetry and status, byte for byte (a payload that is not JSON too:
-    the consumer quarantines it with the hub's reason), keyed by device."""
+    """Telemetry, status and command answers, byte for byte (a payload that is
+    not JSON too: the consumer quarantines it with the hub's reason), keyed by
+    device; command requests are no rule's."""
     kinesis = aws.client("kinesis")
     name = f"telemetry-{aws.stage}"
     kinesis.create_stream(StreamName=name, ShardCount=1)
@@ -115,22 +116,23 @@ def test_the_rules_put_what_devices_publish_into_kinesis_in_batches(
             pump.publish("dt/demo/pump-3/telemetry", payload, qos=1)
         pump.publish("dt/demo/pump-3/telemetry", b"not json", qos=1).wait_for_publish(5)
         pump.publish("dt/demo/pump-3/status", b'{"online": true}', qos=1).wait_for_publish(5)
-        pump.publish("cmd/demo/pump-3/res", b"{}", qos=1).wait_for_publish(5)  # no rule's
-        wait_until(lambda: rule.stats.forwarded == 22)
+        pump.publish("cmd/demo/pump-3/req", b"{}", qos=1).wait_for_publish(5)  # no rule's
+        pump.publish("cmd/demo/pump-3/res", b'{"ok": true}', qos=1).wait_for_publish(5)
+        wait_until(lambda: rule.stats.forwarded == 23)
     finally:
         pump.disconnect()
         pump.loop_stop()
         rule.stop()
-    records = read_stream(kinesis, name, 22)
+    records = read_stream(kinesis, name, 23)
     bodies = [json.loads(r["Data"]) for r in records]
     assert [base64.b64decode(b["payload"]) for b in bodies] == [
-        *sent, b"not json", b'{"online": true}']
+        *sent, b"not json", b'{"online": true}', b'{"ok": true}']
     assert [b["topic"] for b in bodies] == ["dt/demo/pump-3/telemetry"] * 21 + [
-        "dt/demo/pump-3/status"]
+        "dt/demo/pump-3/status", "cmd/demo/pump-3/res"]
     assert {r["PartitionKey"] for r in records} == {"pump-3"}
     assert all(isinstance(b["received_at"], int) for b in bodies)
-    assert sum(calls) == 22 and len(calls) < 22  # batched, not one request a message
-    assert rule.stats.received == 22
+    assert sum(calls) == 23 and len(calls) < 23  # batched, not one request a message
+    assert rule.stats.received == 23
 
 
 def test_an_iot_data_publish_reaches_the_brokers_subscribers(
