@@ -940,14 +940,19 @@ class DeviceFilterProxy(QAbstractProxyModel):
 
     def _refilter_now(self) -> None:
         if self._active:
-            self._relayout()
+            self._relayout(self._state)
 
-    def _relayout(self) -> None:
-        """Re-filter as one layout change; persistent indexes follow their
-        source rows (those filtered out become invalid)."""
+    def _relayout(self, state: FilterState) -> None:
+        """Apply ``state`` as one layout change; persistent indexes (the view's
+        current and selected rows) follow their devices, and those filtered
+        out become invalid. Their source rows are read before the filter
+        changes: the old mapping is the one they are in."""
         safe_emit(self.layoutAboutToBeChanged)
         mine = self.persistentIndexList()
         sources = [self.mapToSource(p) for p in mine]
+        self._state = state
+        self._terms = [t for t in state.text.lower().split() if t]
+        self._active = not state.is_empty()
         self._recompute()
         if mine:
             self.changePersistentIndexList(mine, [self.mapFromSource(s) for s in sources])
@@ -958,12 +963,11 @@ class DeviceFilterProxy(QAbstractProxyModel):
         return FilterState.from_dict(self._state.to_dict())
 
     def set_state(self, state: FilterState) -> None:
-        was_active = self._active
-        self._state = FilterState.from_dict(state.to_dict())
-        self._terms = [t for t in state.text.lower().split() if t]
-        self._active = not self._state.is_empty()
-        if was_active or self._active:
-            self._relayout()
+        state = FilterState.from_dict(state.to_dict())
+        if self._active or not state.is_empty():
+            self._relayout(state)
+        else:
+            self._state = state  # nothing was or is filtered: the view stays as it is
 
     def set_text(self, text: str) -> None:
         state = self.state

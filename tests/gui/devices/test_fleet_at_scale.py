@@ -166,3 +166,164 @@ def test_a_new_firmware_in_telemetry_reaches_a_firmware_search(qtbot):
         Reading("dev-000004", "battery_pct", NOW, 50.0),), firmware="9.9.9")])
     qtbot.waitUntil(lambda: proxy.rowCount() == 1, timeout=5_000)
     assert proxy.device(0).device_id == "dev-000004"
+
+
+# -- the table as the view sees it (model + proxy) against a plain Python reference --
+
+def _varied(devices):
+    """Ties and gaps in every column: some unnamed, some without firmware, a
+    pre-release, some with health from alerts."""
+    out = []
+    for i, d in enumerate(devices):
+        if i % 11 == 0:
+            d = replace(d, name="")
+        if i % 13 == 0:
+            d = replace(d, firmware_version=None)
+        elif i % 17 == 0:
+            d = replace(d, firmware_version="1.10.0-rc.1")
+        out.append(d)
+    return out
+
+
+def _reference(rows, col, reverse, state=None):
+    """What the table must show: the rows a filter takes (``FilterState.accepts``,
+    one call per row), sorted by id, then stably by the column's ``_sort_key``."""
+    from plugins.devices.widgets.fleet_model import _sort_key
+
+    terms = [t for t in (state.text.lower().split() if state else []) if t]
+    kept = [r for r in rows if state is None or state.accepts(r, terms)]
+    by_id = sorted(kept, key=lambda r: r.device.device_id)
+    keys = [_sort_key(r, col) for r in by_id]
+    order = sorted(range(len(by_id)), key=keys.__getitem__, reverse=reverse)
+    return [by_id[i].device.device_id for i in order]
+
+
+def _shown(proxy):
+    """The view's rows, top to bottom (every 101st also through the Qt mapping)."""
+    rows = proxy.sourceModel().rows()
+    shown = [rows[i].device.device_id for i in proxy.visible_rows()]
+    assert len(shown) == proxy.rowCount()
+    assert all(proxy.device(r).device_id == shown[r] for r in range(0, len(shown), 101))
+    return shown
+
+
+@pytest.fixture(scope="module")
+def loaded_100k(fleet_100k):
+    devices = _varied(fleet_100k)
+    latest = {d.device_id: {"battery_pct": float(i % 100), "rssi": -40.0 - i % 60}
+              for i, d in enumerate(devices) if i % 9}
+    alerts = {d.device_id: i % 4 for i, d in enumerate(devices) if i % 5 == 0}
+    from core.model import Severity
+    worst = {d.device_id: Severity.CRITICAL for i, d in enumerate(devices) if i % 23 == 0}
+    model, proxy = FleetTableModel(), DeviceFilterProxy()
+    proxy.setSourceModel(model)
+    model.load(devices, latest, alerts, worst)
+    return model, proxy
+
+
+@pytest.mark.parametrize("order", [Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder])
+def test_every_column_sorts_100k_rows_as_the_reference_does(qtbot, loaded_100k, order):
+    model, proxy = loaded_100k
+    proxy.set_state(FilterState())
+    reverse = order == Qt.SortOrder.DescendingOrder
+    for col in Col:
+        proxy.sort(int(col), order)
+        assert _shown(proxy) == _reference(model.rows(), col, reverse), col.name
+        assert all(model.row_of(d) == i for i, d in enumerate(_shown(proxy)[:500]))
+
+
+FILTERS = [
+    FilterState(text="device 12"),
+    FilterState(text="roof PUMP"),
+    FilterState(statuses={"offline", "error"}),
+    FilterState(types={"tracker"}),
+    FilterState(tags={"hall-b"}),
+    FilterState(firmware={"", "1.10.0-rc.1"}),
+    FilterState(text="north", types={"pump"}, tags={"roof"}, firmware={"1.5.0"}),
+    FilterState(text="no such device"),
+]
+
+
+@pytest.mark.parametrize("state", FILTERS, ids=lambda s: str(s.to_dict()))
+def test_filters_on_100k_rows_show_the_reference_rows_in_order(qtbot, loaded_100k, state):
+    model, proxy = loaded_100k
+    proxy.set_state(state)
+    for col, order in ((Col.RSSI, Qt.SortOrder.DescendingOrder),
+                       (Col.FIRMWARE, Qt.SortOrder.AscendingOrder),
+                       (Col.STATUS, Qt.SortOrder.DescendingOrder)):
+        proxy.sort(int(col), order)
+        assert _shown(proxy) == _reference(
+            model.rows(), col, order == Qt.SortOrder.DescendingOrder, state)
+        # the view's rows map back and forth
+        for r in range(0, proxy.rowCount(), 997):
+            assert proxy.mapFromSource(proxy.mapToSource(proxy.index(r, 3))).row() == r
+    proxy.set_state(FilterState())
+    assert proxy.rowCount() == model.rowCount() == 100_000
+
+
+def test_the_selection_follows_its_device_through_sorts_and_filters(qtbot, fleet_100k):
+    from PySide6.QtCore import QItemSelectionModel
+    from PySide6.QtWidgets import QTableView
+
+    model, proxy = FleetTableModel(), DeviceFilterProxy()
+    proxy.setSourceModel(model)
+    model.load(fleet_100k[:20_000])
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.setSortingEnabled(True)
+    row = proxy.mapFromSource(model.index(model.row_of("dev-000123") or 0, 0)).row()
+    view.selectionModel().setCurrentIndex(
+        proxy.index(row, 2), QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows)
+
+    def selected() -> list[str]:
+        return [proxy.device(i.row()).device_id
+                for i in view.selectionModel().selectedRows()]
+
+    view.sortByColumn(int(Col.LAST_SEEN), Qt.SortOrder.DescendingOrder)
+    assert proxy.device(view.currentIndex().row()).device_id == "dev-000123"
+    assert view.currentIndex().column() == 2 and selected() == ["dev-000123"]
+    proxy.set_text("device 123")  # still shown, at another row
+    assert proxy.rowCount() < 200
+    assert proxy.device(view.currentIndex().row()).device_id == "dev-000123"
+    assert selected() == ["dev-000123"]
+    view.sortByColumn(int(Col.NAME), Qt.SortOrder.DescendingOrder)
+    assert selected() == ["dev-000123"]
+    proxy.set_state(FilterState())
+    assert proxy.device(view.currentIndex().row()).device_id == "dev-000123"
+    assert selected() == ["dev-000123"]
+    proxy.set_text("dev-000124")  # filtered out: nothing of it is left selected
+    assert selected() == [] and not view.currentIndex().isValid()
+
+
+def test_live_changes_reach_the_next_sort_and_the_filtered_view(qtbot, fleet_100k):
+    devices = fleet_100k[:30_000]
+    model, proxy = FleetTableModel(), DeviceFilterProxy()
+    proxy.setSourceModel(model)
+    model.load(devices, {d.device_id: {"battery_pct": 50.0} for d in devices})
+    for col in (Col.BATTERY, Col.NAME, Col.STATUS):  # every key array built once
+        proxy.sort(int(col), Qt.SortOrder.AscendingOrder)
+    proxy.set_state(FilterState(types={"pump"}))
+    ts = NOW + timedelta(seconds=60)
+    model.apply_events([TelemetryReceived(d.device_id, (
+        Reading(d.device_id, "battery_pct", ts, float(i % 7)),)) for i, d in enumerate(devices)
+        if i % 3 == 0])
+    renamed = replace(devices[8], name="A much longer name than any other device has: " * 3)
+    offline = replace(devices[12], status=DeviceStatus.OFFLINE)
+    model.upsert_devices([renamed, offline])
+    state = proxy.state
+    for col, order in ((Col.BATTERY, Qt.SortOrder.DescendingOrder),
+                       (Col.NAME, Qt.SortOrder.AscendingOrder),
+                       (Col.STATUS, Qt.SortOrder.AscendingOrder),
+                       (Col.BATTERY, Qt.SortOrder.AscendingOrder)):
+        proxy.sort(int(col), order)
+        assert _shown(proxy) == _reference(
+            model.rows(), col, order == Qt.SortOrder.DescendingOrder, state), col.name
+    assert model.row_data(model.row_of("dev-000000") or 0).battery == 0  # the reading landed
+    # a new device appears in the filtered view when it matches
+    new = replace(devices[0], device_id="pump-new-1", device_type="pump", name="New pump")
+    model.upsert_devices([new])
+    assert "pump-new-1" in _shown(proxy)
+    proxy.sort(int(Col.NAME), Qt.SortOrder.DescendingOrder)
+    assert _shown(proxy) == _reference(model.rows(), Col.NAME, True, state)
