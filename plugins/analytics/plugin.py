@@ -23,8 +23,11 @@ def _page(context: AppContext) -> Any:
 
 @hookimpl
 def smartiot_register_pages(register: Callable[[PageSpec], None]) -> None:
+    # "live": a device's live chart (navigation.open("live", device_id)), e.g. from
+    # the device detail panel
     register(PageSpec("analytics", "Analytics", _page, icon="analytics", order=40,
-                      tooltip="Fleet dashboard, live and history charts, anomalies"))
+                      tooltip="Fleet dashboard, live and history charts, anomalies",
+                      targets=("live",)))
 
 
 @hookimpl

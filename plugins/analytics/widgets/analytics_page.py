@@ -55,6 +55,7 @@ class AnalyticsPage(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
         self._devices: list[Device] = []
+        self._serves_live = False
         self.dashboard.loaded.connect(self._fleet_loaded)
         self.tabs.currentChanged.connect(lambda _i: self._preselect())
         self.destroyed.connect(self.live.close_feed)
@@ -78,6 +79,12 @@ class AnalyticsPage(QWidget):
             self.history.picker.set_devices(found)
             self._devices = found
             self._preselect()
+            if not self._serves_live:
+                # others open a device's live chart here from now on (a request made
+                # while the devices were loading included)
+                self._serves_live = True
+                unregister = context.navigation.register("live", self.show_live)
+                self.destroyed.connect(lambda *_: unregister())
 
         self._background.start(devices, done, lambda _exc: None, key="devices")
 
@@ -92,6 +99,11 @@ class AnalyticsPage(QWidget):
         first = sensible_device(self._devices)
         if first is not None and not picker.selected_devices():
             picker.select([first])
+
+    def show_live(self, device_id: str) -> None:
+        """The Live tab with this one device chosen."""
+        self.live.picker.select([device_id])
+        self.tabs.setCurrentWidget(self.live)
 
     def show_history(self, devices: list[str], metrics: list[str]) -> None:
         self.tabs.setCurrentWidget(self.history)

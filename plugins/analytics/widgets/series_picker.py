@@ -26,6 +26,16 @@ from core.ports.fleet_api import FleetApi
 PREFERRED_METRICS = ("temperature", "load", "power_w", "battery_pct", "rssi")
 
 
+DEVICE_ID = Qt.ItemDataRole.UserRole
+
+
+def device_label(device: Device) -> str:
+    """A device as the picker lists it: its name, then its id (the id alone when unnamed)."""
+    if device.name and device.name != device.device_id:
+        return f"{device.name} · {device.device_id}"
+    return device.device_id
+
+
 class SeriesPicker(QWidget):
     """``changed`` fires (debounced) when the chosen devices or metrics change."""
 
@@ -36,10 +46,13 @@ class SeriesPicker(QWidget):
         self._api_of = api_of
         self._background = BackgroundCall(self)
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText("Filter devices")
+        self.filter.setPlaceholderText("Filter devices by name or id")
         self.filter.setClearButtonEnabled(True)
         self.devices = QListWidget()
         self.devices.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        # a long name loses its middle, never the id at its end
+        self.devices.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.devices.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.metrics = QListWidget()
         self.metrics.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         layout = QVBoxLayout(self)
@@ -58,17 +71,23 @@ class SeriesPicker(QWidget):
         self.metrics.itemSelectionChanged.connect(self._debounce.start)
         self._wanted_metrics: list[str] = []
         self._filtered = False  # some device item may be hidden by the filter
+        self._items: dict[str, QListWidgetItem] = {}  # device id -> its item
 
     # -- loading --------------------------------------------------------------------------
     def set_devices(self, devices: Sequence[Device]) -> None:
         chosen = set(self.selected_devices())
         self.devices.blockSignals(True)
         self.devices.clear()
+        self._items = {}
         for device in sorted(devices, key=lambda d: d.device_id):
-            item = QListWidgetItem(device.device_id)
+            # People know their devices by name ("Pump P4"), the store by id: show
+            # both, keep the id as the item's data (and filter on either).
+            item = QListWidgetItem(device_label(device))
+            item.setData(DEVICE_ID, device.device_id)
             item.setToolTip(f"{device.display_name} ({device.device_type}, "
                             f"{device.status.value})")
             self.devices.addItem(item)
+            self._items[device.device_id] = item
             if device.device_id in chosen:  # one Qt call less per device (10,000 of them)
                 item.setSelected(True)
         self.devices.blockSignals(False)
@@ -82,9 +101,13 @@ class SeriesPicker(QWidget):
         # Qt finds the wanted items itself: a loop over every item of a 10,000-device
         # list took seconds of the window's time with the hub in the same process.
         self.devices.clearSelection()
+        first = None
         for device_id in dict.fromkeys(devices):
-            for item in self.devices.findItems(device_id, Qt.MatchFlag.MatchExactly):
+            if (item := self._items.get(device_id)) is not None:
                 item.setSelected(True)
+                first = first or item
+        if first is not None:  # the person sees what was chosen for them
+            self.devices.scrollToItem(first, QAbstractItemView.ScrollHint.PositionAtCenter)
         self.devices.blockSignals(False)
         self._devices_changed()
 
@@ -125,7 +148,7 @@ class SeriesPicker(QWidget):
 
     # -- state ----------------------------------------------------------------------------
     def selected_devices(self) -> list[str]:
-        return sorted(item.text() for item in self.devices.selectedItems())
+        return sorted(str(item.data(DEVICE_ID)) for item in self.devices.selectedItems())
 
     def selected_metrics(self) -> list[str]:
         return sorted(item.text() for item in self.metrics.selectedItems())
@@ -134,4 +157,9 @@ class SeriesPicker(QWidget):
         return [self.metrics.item(i).text() for i in range(self.metrics.count())]
 
     def device_names(self) -> list[str]:
+        """The listed devices' ids, in list order."""
+        return [str(self.devices.item(i).data(DEVICE_ID)) for i in range(self.devices.count())]
+
+    def device_labels(self) -> list[str]:
+        """What the list shows: "Pump P4 · pump-00003"."""
         return [self.devices.item(i).text() for i in range(self.devices.count())]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -47,6 +48,7 @@ from plugins.devices.widgets.panel_text import show_status
 from plugins.devices.widgets.shadow_tab import ShadowTab
 
 DETAILS = "details"  # BackgroundCall key: the newest show_device wins
+LIVE_KEYS = "Ctrl+L"
 
 #: The detail panel's actions a role may not allow, for the note on the panel.
 ROLE_GATED = (("Save changes", Permission.DEVICE_UPDATE),
@@ -62,6 +64,8 @@ class DeviceDetail(QWidget):
 
     device_changed = Signal(object)  # Device
     close_requested = Signal()
+    #: the device id whose live chart the person asked for (the page opens it)
+    live_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +75,7 @@ class DeviceDetail(QWidget):
         self.actor: Actor = local_owner()
         self.capabilities: DeviceCapabilities | None = None
         self.device: Device | None = None
+        self._shown_id: str | None = None  # the device shown (its details may still load)
         self._background = BackgroundCall(self)
         self.overview = OverviewTab()
         self.shadow_tab = ShadowTab()
@@ -101,6 +106,12 @@ class DeviceDetail(QWidget):
         self.status_pill = QLabel("")
         self.status_pill.setObjectName("StatusPill")
         self.decommission_button = QPushButton("Decommission…")
+        # The technician watching a device wants its readings moving: one click
+        # (or Ctrl+L) to Analytics > Live with this device chosen.
+        self.live_button = QPushButton("Live chart")
+        self.live_button.setToolTip(f"Open this device's live chart on Analytics ({LIVE_KEYS})")
+        self.live_button.setEnabled(False)
+        QShortcut(QKeySequence(LIVE_KEYS), self, self.open_live)
         self.close_button = QPushButton("Close")
         self.close_button.setToolTip("Close the detail panel (Esc)")
         title_row = QHBoxLayout()
@@ -113,9 +124,11 @@ class DeviceDetail(QWidget):
         names.addWidget(self.subtitle)
         header = QHBoxLayout()
         header.addLayout(names, 1)
+        header.addWidget(self.live_button, 0, Qt.AlignmentFlag.AlignTop)
         header.addWidget(self.decommission_button, 0, Qt.AlignmentFlag.AlignTop)
         header.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         self.decommission_button.clicked.connect(self.decommission)
+        self.live_button.clicked.connect(self.open_live)
         self.close_button.clicked.connect(self.close_requested)
         return header
 
@@ -149,6 +162,7 @@ class DeviceDetail(QWidget):
     def show_device(self, device_id: str, device: Device | None = None) -> None:
         """Show ``device`` at once if given (from the list), then load the rest."""
         self._clear()
+        self._shown_id = device_id
         self.shadow_tab.device_id = self.commands.device_id = device_id
         if device is not None:
             self._show_identity(device)
@@ -260,10 +274,16 @@ class DeviceDetail(QWidget):
             self.decommission_button.setEnabled(False)
         self._update_availability()
 
+    def open_live(self) -> None:
+        device_id = self._shown_id
+        if device_id is not None and self.live_button.isEnabled():
+            safe_emit(self.live_requested, device_id)
+
     def _update_availability(self) -> None:
         for tab in (self.overview, self.shadow_tab, self.commands):
             tab.update_availability()
         device = self.device
+        self.live_button.setEnabled(self._shown_id is not None and self.tabs.isEnabled())
         retired = device is not None and device.status is DeviceStatus.DECOMMISSIONED
         may = self.actor.can(Permission.DEVICE_DECOMMISSION)
         self.decommission_button.setEnabled(device is not None and not retired

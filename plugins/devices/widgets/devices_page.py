@@ -290,6 +290,7 @@ class DevicesPage(QWidget):
         self.table_stack.addWidget(self._build_empty_state())
         self.detail = DeviceDetail()
         self.detail.setVisible(False)
+        self.detail.live_requested.connect(self.open_live)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.table_stack)
         self.splitter.addWidget(self.detail)
@@ -381,6 +382,12 @@ class DevicesPage(QWidget):
             self._serves_device_target = True
             unregister = self._context.navigation.register("device", self.show_device)
             self.destroyed.connect(lambda *_: unregister())
+
+    def open_live(self, device_id: str) -> None:
+        """Analytics > Live with this device chosen (the Analytics page serves "live")."""
+        if self._context is None or not self._context.navigation.open("live", device_id):
+            self.detail._show_message("No live chart in this console (Analytics is not "
+                                      "installed)", "warning")
 
     def _failed(self, exc: BaseException) -> None:
         self._loading = False
