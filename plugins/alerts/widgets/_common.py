@@ -158,3 +158,26 @@ def set_badge(widget: Any, page_id: str, text: str) -> None:
         return
     with contextlib.suppress(KeyError):  # the page is not in this window's navigation
         window.set_badge(page_id, text)
+
+
+class AlertActions(QObject):
+    """This console acknowledged, snoozed or resolved alerts (``done``).
+
+    The alerting service writes to the store and publishes nothing; other
+    views learn of it from the change feed (a poll every 2 s) or their own
+    15 s poll, so the status bar's "Needs attention" and the navigation badge
+    lagged behind the queue the person had just cleared. Everything that
+    counts alerts in this console recounts on this signal instead."""
+
+    done = Signal()
+
+
+_actions: AlertActions | None = None
+
+
+def alert_actions() -> AlertActions:
+    """The console's one AlertActions (made on first use, on the GUI thread)."""
+    global _actions
+    if _actions is None:
+        _actions = AlertActions()
+    return _actions

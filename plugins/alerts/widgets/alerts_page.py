@@ -48,7 +48,7 @@ from core.ports.fleet_api.alerts import ActionResult, AlertFeatures, AlertsApi
 from core.services.fleet_view import MAX_PAGE
 from core.text import plural
 
-from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
+from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, alert_actions, set_badge
 from .actions import PRESENT, run_action, summarise
 from .alert_model import (
     C_ACK,
@@ -704,6 +704,7 @@ class AlertsPage(QWidget):
             self.detail.show_alert(current)
         self.show_message(summarise(action, results), error=any(not r.ok for r in results))
         self.actions_done.emit(results)
+        alert_actions().done.emit()  # the status bar and badge recount now
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)

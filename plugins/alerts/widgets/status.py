@@ -22,7 +22,7 @@ from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.ports.fleet_api.alerts import AlertsApi
 from core.ports.live import LiveFeed
 
-from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, set_badge
+from ._common import SEVERITY_COLOURS, SEVERITY_ORDER, LiveEvents, alert_actions, set_badge
 from .notifier import CriticalNotifier
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class AlertStatusWidget(QLabel):
             self.live = LiveEvents(live, {AlertChanged, DataChanged}, self)
             self.live.batch.connect(self.apply_events)
         self._poll.start()
+        # this console's own acknowledgement, snooze or resolve: recount at once
+        alert_actions().done.connect(self.recount)
         self.recount()
 
     def apply_events(self, events: list[FleetEvent]) -> None:

@@ -149,3 +149,20 @@ def test_status_widget_notifies_from_live_events(qtbot, context, bus):
     with qtbot.waitSignal(widget.notifier.notified, timeout=15_000) as got:
         bus.publish([alert_event(make_alert("pump-00009", Severity.CRITICAL))])
     assert got.args[0] == "Critical alert on pump-00009"
+
+
+def test_needs_attention_follows_this_consoles_acknowledgement_at_once(
+        qtbot, context, seed, alerts_page):
+    """The alerting service publishes nothing when the person acknowledges: the
+    status bar learnt of it from its 15 s poll (or the change feed's, where one
+    runs). The page's own action makes it recount at once."""
+    first = seed("pump-00001", Severity.CRITICAL)
+    widget = AlertStatusWidget(context)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.counts.get(Severity.CRITICAL) == 1, timeout=15_000)
+    page = alerts_page()
+    page.select_alerts([first.alert_id])
+    with qtbot.waitSignal(widget.counts_changed, timeout=3_000):  # the poll is 15 s
+        page.acknowledge_selected(comment="on it")
+    qtbot.waitUntil(lambda: "no alert needs attention" in widget.text(), timeout=3_000)
+    assert sum(widget.counts.values()) == 0
