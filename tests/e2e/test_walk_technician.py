@@ -89,6 +89,12 @@ def test_technician_pings_through_a_broker_outage_and_data_resumes(
         said = commands.command_status.text()
         console.shot("technician-3-ping-while-down")
         assert "not connected to the broker" in said, said
+        # Ten seconds into the outage the hub cannot hear the fleet and says so; the
+        # broker's Last Wills of its shutdown made nobody offline (the pump is fine).
+        assert "Unspecified error" not in said and "try again" in said, said
+        assert "Cannot see the fleet" in status.texts()["rate"], status.texts()
+        assert backend.registry.get(PUMP).status is DeviceStatus.ONLINE
+        assert status.texts()["devices"].endswith(" 1 offline (as last seen)"), status.texts()
     finally:
         backend.broker.start()
     up_at = time.time()

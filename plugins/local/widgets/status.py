@@ -32,6 +32,7 @@ from console.widgets.background import BackgroundCall
 from core.context import AppContext
 from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEvent, HubStatus
 from core.ports.backend import Backend
+from core.ports.fleet_api import FleetApi
 from core.ports.live import LinkStatus
 from core.services.fleet_health import Health, load_fleet_health, status_label
 from plugins.local.widgets.hub_banner import HubBanner
@@ -63,7 +64,7 @@ BLIND_TIP = ("Not connected to the broker, so the devices cannot be heard: no me
              "link is back")
 RATE_TIP = "Messages and readings per second received by the hub"
 # The widest rate the label must hold without cutting it ("16 readings/s" was cut).
-WIDEST_RATE = "88,888 msg/s · 888,888 readings/s"
+WIDEST_RATE = "8,888 msg/s · 88,888 readings/s"
 
 
 def state_colour(state: str) -> str:
@@ -82,6 +83,19 @@ def count_devices(backend: Backend) -> tuple[int, int]:
 def count_health(backend: Backend) -> dict[Health, int]:
     """Devices by health (core.services.fleet_health): the dashboard's cards."""
     return load_fleet_health(backend.registry, backend.alerts).counts()
+
+
+_HEALTH_OF = {h.status: h for h in Health}
+
+
+def count_health_through(api: FleetApi) -> dict[Health, int]:
+    """The same counts through the session's API (a console on the REST API: on
+    a deployed AWS stack it cannot read the registry, and sees its organization's
+    devices only). ``analytics.devices`` applies fleet_health, status by health."""
+    counts = {h: 0 for h in Health}
+    for device in api.analytics.devices():
+        counts[_HEALTH_OF[device.status]] += 1
+    return counts
 
 
 class HubStatusWidget(QWidget):
@@ -219,7 +233,11 @@ class HubStatusWidget(QWidget):
         if self.backend is None or self._counting:
             return
         self._counting = True
-        backend = self.backend
+        backend, context = self.backend, self.context
+        if False and context.remote is not None:  # over the REST API (aws profiles): count there
+            self._background.start(lambda: count_health_through(context.api), self._counted,
+                                   self._count_failed)
+            return
         self._background.start(lambda: count_health(backend), self._counted,
                                self._count_failed)
 
