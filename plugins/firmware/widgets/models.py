@@ -276,6 +276,8 @@ class DeploymentListModel(_RowsModel):
             return QColor(STATE_COLOURS["FAILED"])
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 3:
             return RIGHT
+        if role == Qt.ItemDataRole.ToolTipRole and col == 3:  # a narrow column cuts it
+            return outcome_text(r.counts, len(d.targets))
         if role == Qt.ItemDataRole.ToolTipRole and col == 7:
             return note_text(d) or None
         if role == Qt.ItemDataRole.ToolTipRole and col == 2 and d.reason:
