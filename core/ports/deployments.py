@@ -17,6 +17,10 @@ from core.model import Deployment, DeploymentStatus, Execution, ExecutionStatus
 
 
 class DeploymentService(ABC):
+    #: whether a running rollout can be paused and resumed (``set_status``).
+    #: AWS IoT Jobs cannot: its service says False, and consoles offer cancel only.
+    can_pause: bool = True
+
     @abstractmethod
     def create(self, deployment: Deployment) -> Deployment:
         """Persist the deployment (status SCHEDULED, no executions yet)."""

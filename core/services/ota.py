@@ -173,7 +173,8 @@ class OtaService:
     # ------------------------------------------------------------ reading
     def status(self, actor: Actor, deployment_id: str) -> DeploymentProgress:
         deployment = self._visible(actor, deployment_id)
-        return DeploymentProgress(deployment, self._store().counts(deployment_id))
+        store = self._store()
+        return DeploymentProgress(deployment, store.counts(deployment_id), store.can_pause)
 
     def executions(self, actor: Actor, deployment_id: str) -> builtins.list[Execution]:
         """Where each target is (one execution per device, newest attempt)."""
@@ -187,7 +188,8 @@ class OtaService:
         ids = self._org_device_ids(actor)
         if ids is not None:
             found = [d for d in found if ids.intersection(d.targets)]
-        return [DeploymentProgress(d, store.counts(d.deployment_id)) for d in found]
+        return [DeploymentProgress(d, store.counts(d.deployment_id), store.can_pause)
+                for d in found]
 
     def page(self, actor: Actor, *, limit: int | None = None, next_token: str = ""
              ) -> Page[DeploymentProgress]:

@@ -125,6 +125,8 @@ class DeploymentProgress:
 
     deployment: Deployment
     counts: dict[str, int] = field(default_factory=dict)
+    # the backend can pause and resume it (AWS IoT Jobs cannot: consoles offer cancel only)
+    can_pause: bool = True
 
     @property
     def deployment_id(self) -> str:

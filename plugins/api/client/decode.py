@@ -156,7 +156,9 @@ def execution(e: dict[str, Any]) -> Execution:
 
 
 def progress(d: dict[str, Any]) -> DeploymentProgress:
-    return DeploymentProgress(deployment(d), dict(d.get("executions") or {}))
+    # a server from before can_pause could pause (the hub) or refused after the click
+    return DeploymentProgress(deployment(d), dict(d.get("executions") or {}),
+                              bool(d.get("can_pause", True)))
 
 
 def plan(p: dict[str, Any]) -> TargetPlan:

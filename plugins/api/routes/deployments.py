@@ -54,7 +54,8 @@ def plan_shape(firmware_id: str, plan: TargetPlan) -> dict[str, Any]:
 
 
 def progress_shape(progress: DeploymentProgress) -> dict[str, Any]:
-    return shapes.deployment(progress.deployment, progress.counts)
+    return {**shapes.deployment(progress.deployment, progress.counts),
+            "can_pause": progress.can_pause}
 
 
 def execution_shape(e: Execution) -> dict[str, Any]:

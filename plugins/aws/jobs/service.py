@@ -70,6 +70,8 @@ def deployment_of_job(job_id: str) -> str:
 
 
 class IotJobsDeploymentService(DeploymentService):
+    can_pause = False  # IoT Jobs has no pause: set_status refuses with PAUSE_REFUSED
+
     def __init__(self, client: Any, settings: AwsSettings, jobs: IotJobs, *,
                  jobs_data: Callable[[], Any] | None = None,
                  organization_of: Callable[[str], str | None] | None = None) -> None:

@@ -71,6 +71,7 @@ POLL_MS = 1000
 FINISHED_POLL_MS = 5000
 AUTO_ABORT = "automatic abort"
 NO_PROGRESS = ""  # not "0 of 1 devices finished" when nothing is selected
+PAUSE_UNAVAILABLE = "AWS IoT Jobs cannot pause a rollout; cancel instead"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class MonitorSnapshot:
     changed: list[int] | None  # None: other targets than shown, reset the table
     series: RateSeries
     took_s: float
+    can_pause: bool = True  # the backend's answer (AWS IoT Jobs: False)
 
     @property
     def finished(self) -> int:
@@ -329,7 +331,7 @@ class DeploymentMonitor(QWidget):
             # A finished deployment's time axis ends when it finished.
             series = rate_series(executions, d.updated_at if d.is_finished else utcnow())
             return MonitorSnapshot(d, counts, rows, changed, series,
-                                   time.perf_counter() - started)
+                                   time.perf_counter() - started, progress.can_pause)
 
         def done(snapshot: MonitorSnapshot) -> None:
             self._show(snapshot)
@@ -429,6 +431,9 @@ class DeploymentMonitor(QWidget):
               idle and (running or paused),
               "Let devices that have not started continue" if paused
               else "Notify no further devices until resumed")
+        if snap is not None and not snap.can_pause:  # the backend says so before any click
+            self.pause_button.setEnabled(False)
+            self.pause_button.setToolTip(PAUSE_UNAVAILABLE)
         guard(self.cancel_button, self.actor, Permission.DEPLOYMENT_CANCEL,
               idle and snap is not None and not snap.deployment.is_finished,
               "Stop the rollout for good")

@@ -1,6 +1,7 @@
 """The deployment monitor on an aws backend: a rollout that is an IoT job on
 moto's server (our record in DynamoDB) shows its executions as IoT Jobs lists
-them; Pause says why it is not available there, and Cancel with force
+them; Pause is greyed out with the reason (the backend says it cannot pause),
+and Cancel with force
 cancels the IoT job."""
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ def test_the_monitor_follows_an_iot_job_and_says_pause_is_not_available(
     assert monitor.chips["QUEUED"].text() == "Queued 3"
     assert monitor.chips["PENDING"].text() == "Pending 0"
 
+    # The backend says it cannot pause: the button is greyed out with the reason, before
+    # anyone clicks it (the engineer may control deployments; Cancel stays available).
+    assert not monitor.pause_button.isEnabled()
+    assert monitor.pause_button.toolTip() == ("AWS IoT Jobs cannot pause a rollout; "
+                                              "cancel instead")
+    assert monitor.cancel_button.isEnabled()
+    # and a pause asked for anyway (a script, an old console) is still refused
     with qtbot.waitSignal(monitor.action_failed, timeout=WAIT) as refused:
-        monitor.pause_button.click()
+        monitor.pause()
     assert "pausing is not available on AWS IoT Jobs; cancel instead" in refused.args[0]
     assert "pausing is not available" in monitor.message.text()
 

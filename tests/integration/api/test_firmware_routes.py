@@ -179,6 +179,7 @@ def test_plan_list_and_control_deployments_in_an_organization(api: Api, tmp_path
     listed = c.call("GET", "/firmware/deployments", role=Role.SUPPORT, org="acme")
     assert [d["deployment_id"] for d in listed.data["items"]] == [deployment_id]
     assert listed.data["items"][0]["executions"]["PENDING"] == 3
+    assert listed.data["items"][0]["can_pause"] is True  # the hub pauses and resumes
     assert c.call("GET", "/firmware/deployments", org="globex").data["items"] == []
     assert c.call("GET", f"/firmware/deployments/{deployment_id}", org="globex").status == 404
     assert c.call("POST", f"/firmware/deployments/{deployment_id}/pause",

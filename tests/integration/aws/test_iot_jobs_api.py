@@ -130,12 +130,14 @@ def test_the_deployment_routes_run_an_iot_job(aws_api: AwsApi) -> None:
     assert status.status == 200, status.body
     assert status.data["status"] == "IN_PROGRESS"
     assert status.data["executions"] == {"QUEUED": 3, "PENDING": 0}
+    assert status.data["can_pause"] is False  # consoles grey Pause out before any click
     executions = c.call("GET", f"/firmware/deployments/{d_id}/executions", role=Role.SUPPORT,
                         org="acme")
     assert [(e["device_id"], e["status"]) for e in executions.data["items"]] == [
         ("pump-0", "QUEUED"), ("pump-1", "QUEUED"), ("pump-2", "QUEUED")]
     listed = c.call("GET", "/firmware/deployments", role=Role.SUPPORT, org="acme")
     assert [d["deployment_id"] for d in listed.data["items"]] == [d_id]
+    assert [d["can_pause"] for d in listed.data["items"]] == [False]
     assert c.call("GET", "/firmware/deployments", org="globex").data["items"] == []
     assert c.call("GET", f"/firmware/deployments/{d_id}", org="globex").status == 404
 
@@ -196,6 +198,7 @@ def test_ota_service_creates_follows_and_cancels_on_aws(aws_api: AwsApi) -> None
     progress = ota.status(erin, d.deployment_id)
     assert progress.deployment.status is DeploymentStatus.IN_PROGRESS
     assert progress.counts == {"QUEUED": 2, "PENDING": 0}
+    assert progress.can_pause is False
     assert [e.device_id for e in ota.executions(erin, d.deployment_id)] == ["pump-1", "pump-2"]
     with pytest.raises(IllegalTransition, match="pausing is not available"):
         ota.pause(erin, d.deployment_id)
