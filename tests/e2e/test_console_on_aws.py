@@ -162,6 +162,12 @@ def test_technician_sees_the_fleet_stream_in_and_sends_a_command(
                                 for r in devices.model.rows()), timeout=WAIT)
     assert {devices.model.index(i, 0).data() for i in range(3)} <= {"online", "critical",
                                                                     "warning"}
+    # The status bar counts the fleet through the API, as the page does (not "— devices")
+    from plugins.local.widgets.status import HubStatusWidget
+
+    status = window.statusBar().findChild(HubStatusWidget)
+    qtbot.waitUntil(lambda: status.total == 3, timeout=WAIT)
+    qtbot.waitUntil(lambda: status.texts()["devices"].endswith("0 offline"), timeout=WAIT)
     _shot(window, qtbot, "devices")
 
     pump = next(i for i, r in enumerate(devices.model.rows())

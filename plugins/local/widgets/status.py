@@ -234,7 +234,7 @@ class HubStatusWidget(QWidget):
             return
         self._counting = True
         backend, context = self.backend, self.context
-        if False and context.remote is not None:  # over the REST API (aws profiles): count there
+        if context.remote is not None:  # over the REST API (aws profiles): count there
             self._background.start(lambda: count_health_through(context.api), self._counted,
                                    self._count_failed)
             return
