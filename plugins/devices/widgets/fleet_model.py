@@ -281,6 +281,9 @@ class FleetTableModel(QAbstractTableModel):
         # the rows are in sort order and nothing changed since (a repeated sort
         # of the same column, as the view's header asks, is free)
         self._order_valid = False
+        # the last sort's permutation (new row -> old row), for a proxy that
+        # keeps its filter through a re-order without re-filtering
+        self.last_order: np.ndarray[Any, np.dtype[np.intp]] | None = None
         # per sorted column, its keys in row order; rows changed since the last sort
         self._keys: dict[Col, np.ndarray[Any, Any]] = {}
         self._dirty: set[int] = set()
@@ -314,6 +317,11 @@ class FleetTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = rows
         self._id_rank = None
+        self.last_order = None
+        self._dirty.clear()
+        # every column's sort keys now, with the load: a click on a header
+        # then costs one lexsort, not a pass over 100,000 row objects
+        self._keys = {col: _sort_key_array(rows, col) for col in Col if col is not Col.DEVICE_ID}
         self._sort_rows()
         self.endResetModel()
 
@@ -452,6 +460,13 @@ class FleetTableModel(QAbstractTableModel):
             self._rows.append(row)
             self._index[device.device_id] = first + offset
         self._id_rank = None
+        self._refresh_keys()
+        added = self._rows[first:]
+        for col, cached in list(self._keys.items()):
+            if col is Col.FIRMWARE:  # ranks: a new version may fall between them
+                del self._keys[col]
+            else:
+                self._keys[col] = np.concatenate([cached, _sort_key_array(added, col)])
         self._order_valid = False
         self.endInsertRows()
 
@@ -502,13 +517,15 @@ class FleetTableModel(QAbstractTableModel):
         numpy array in row order (``_column_keys``), as are the device ids and
         their ranks, so a sort touches row objects only to reorder them."""
         rows = self._rows
+        self.last_order = None
         if self._id_rank is None or len(self._id_rank) != len(rows):
             ids = np.array([r.device.device_id for r in rows], dtype=object)
             id_rank = np.empty(len(rows), np.int64)
             id_rank[np.argsort(ids.astype(str), kind="stable")] = np.arange(len(rows))
             self._ids, self._id_rank = ids, id_rank
-            self._keys.clear()
-            self._dirty.clear()
+            for col, cached in list(self._keys.items()):
+                if len(cached) != len(rows):
+                    del self._keys[col]
         self._refresh_keys()  # the changed row numbers hold only until the reorder
         if self._sort_col is not None and rows:
             id_rank = self._id_rank
@@ -521,6 +538,7 @@ class FleetTableModel(QAbstractTableModel):
             else:
                 order = np.argsort(id_rank) if keys is None else np.lexsort((id_rank, keys))
             self._rows = list(map(rows.__getitem__, order.tolist()))
+            self.last_order = order
             self._ids, self._id_rank = self._ids[order], id_rank[order]
             for col, cached in self._keys.items():
                 self._keys[col] = cached[order]
@@ -878,7 +896,16 @@ class DeviceFilterProxy(QAbstractProxyModel):
     def _source_layout_changed(self) -> None:
         mine = self.persistentIndexList()
         held, self._held = self._held, []
-        self._recompute()
+        order = self._fleet.last_order if self._fleet is not None else None
+        if self._active and order is not None and len(order) == len(self._view_of):
+            # the same rows are taken, in the new order: the mask permuted,
+            # no filter pass (a change that could alter it re-filters anyway)
+            visible = np.flatnonzero((self._view_of >= 0)[order])
+            self._visible = visible.tolist()
+            self._view_of = np.full(len(order), -1, np.int64)
+            self._view_of[visible] = np.arange(len(visible))
+        else:
+            self._recompute()
         if mine and len(held) == len(mine):
             self.changePersistentIndexList(
                 mine, [self.mapFromSource(self.sourceModel().index(h.row(), p.column()))
