@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.exceptions import TimeoutError
 
 from core.model import DeviceStatus
+from plugins.local.hub.outage_wills import WILL_GRACE_S
 from tests.e2e.test_first_hour import click, click_index, open_tab
 from tests.e2e.walk import Console, console_fixture  # noqa: F401 - the console fixture
 
@@ -70,6 +71,10 @@ def test_technician_pings_through_a_broker_outage_and_data_resumes(
     # starts while the broker is away is a separate, reported simulator race).
     qtbot.waitUntil(lambda: backend.registry.get("van-00006").status
                     is DeviceStatus.OFFLINE, timeout=60_000)
+    # ... well before: a Will that reaches the hub in the broker's last second is
+    # taken for one of the broker's own shutdown (plugins/local/hub/outage_wills.py).
+    qtbot.waitUntil(lambda: time.time() - backend.registry.get("van-00006").updated_at
+                    .timestamp() > WILL_GRACE_S + 1, timeout=WAIT)
     # The link drops: the status bar says so within seconds.
     backend.broker.stop()
     down_at = time.time()
