@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine, text
 
 Row = tuple[str, str, int, float]  # device_id, metric, epoch ms, value
 
-PENDING_TABLE = "telemetry_latest_pending"
+PENDING_TABLE = "telemetry_latest_pending"  # spelt out in each statement: no SQL from strings
 _ts_of = itemgetter(2)
 _SQLITE_UPSERT = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value) VALUES (?, ?, ?, ?)"
@@ -105,13 +105,14 @@ def repair_latest(engine: Engine) -> int:
 def repair_latest_in(conn: Connection) -> int:
     """:func:`repair_latest` inside the caller's transaction (a migration)."""
     repair = _PG_REPAIR if conn.dialect.name == "postgresql" else _SQLITE_REPAIR
-    markers = conn.execute(text(f"SELECT writer, since_ms FROM {PENDING_TABLE}")).all()
+    markers = conn.execute(text("SELECT writer, since_ms FROM telemetry_latest_pending")).all()
     if not markers:
         return 0
     since = min(int(m[1]) for m in markers)
     conn.execute(text(repair), {"since": since})
     for writer, since_ms in markers:
-        conn.execute(text(f"DELETE FROM {PENDING_TABLE} WHERE writer = :w AND since_ms = :s"),
+        conn.execute(text("DELETE FROM telemetry_latest_pending"
+                          " WHERE writer = :w AND since_ms = :s"),
                      {"w": writer, "s": since_ms})
     return len(markers)
 
@@ -150,11 +151,11 @@ class LatestBuffer:
         if self._marker is None or oldest < self._marker:
             params = {"w": self.writer, "s": oldest}
             if self._marker is None:
-                conn.execute(text(f"DELETE FROM {PENDING_TABLE} WHERE writer = :w"), params)
-                conn.execute(text(f"INSERT INTO {PENDING_TABLE} (writer, since_ms)"
+                conn.execute(text("DELETE FROM telemetry_latest_pending WHERE writer = :w"), params)
+                conn.execute(text("INSERT INTO telemetry_latest_pending (writer, since_ms)"
                                   " VALUES (:w, :s)"), params)
             else:
-                conn.execute(text(f"UPDATE {PENDING_TABLE} SET since_ms = :s"
+                conn.execute(text("UPDATE telemetry_latest_pending SET since_ms = :s"
                                   " WHERE writer = :w"), params)
             self._pending_marker = oldest
         return rows
@@ -195,7 +196,7 @@ class LatestBuffer:
             return 0
         with engine.begin() as conn:
             upsert_latest(conn, rows)
-            conn.execute(text(f"DELETE FROM {PENDING_TABLE} WHERE writer = :w"),
+            conn.execute(text("DELETE FROM telemetry_latest_pending WHERE writer = :w"),
                          {"w": self.writer})
         with self._lock:
             self._rows = {}

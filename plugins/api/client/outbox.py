@@ -446,15 +446,13 @@ class Outbox:
     def _rows(self, state: ActionState | None) -> list[_Row]:
         if self._closed:
             return []
+        # One fixed statement: a NULL state parameter means every state.
         query = ("SELECT id, idem_key, user, label, method, path, body, headers, timeout_s, "
                  "state, attempts, next_at, created_at, message, changed_by FROM actions "
-                 "WHERE api = ?")
-        args: tuple[Any, ...] = (self._api,)
-        if state is not None:
-            query += " AND state = ?"
-            args += (state.value,)
+                 "WHERE api = ? AND (? IS NULL OR state = ?) ORDER BY id")
+        wanted = None if state is None else state.value
         with self._lock:
-            found = self._db.execute(query + " ORDER BY id", args).fetchall()
+            found = self._db.execute(query, (self._api, wanted, wanted)).fetchall()
         return [_Row(int(r[0]), r[1], r[2], r[3], r[4], r[5],
                      None if r[6] is None else json.loads(r[6]), dict(json.loads(r[7])),
                      r[8], ActionState(r[9]), int(r[10]), float(r[11]), float(r[12]),
