@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -71,9 +72,13 @@ def series(s: Series) -> dict[str, Any]:
 
 
 def firmware(f: Firmware) -> dict[str, Any]:
+    # the signature (base64; null when unsigned) travels with the key id, so a console
+    # on the API shows an image signed, and can check it, as one on the store does
     return {"firmware_id": f.firmware_id, "device_type": f.device_type,
             "version": str(f.version), "size": f.size, "sha256": f.sha256,
-            "key_id": f.key_id, "release_notes": f.release_notes}
+            "key_id": f.key_id, "release_notes": f.release_notes,
+            "signature": None if f.signature is None
+            else base64.b64encode(f.signature).decode("ascii")}
 
 
 def deployment(d: Deployment, counts: dict[str, int] | None = None) -> dict[str, Any]:

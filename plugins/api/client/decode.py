@@ -127,7 +127,9 @@ def series(s: dict[str, Any]) -> Series:
 
 
 def firmware(f: dict[str, Any]) -> Firmware:
+    signature = f.get("signature")
     return Firmware(f["version"], f["device_type"], int(f["size"]), f["sha256"],
+                    signature=None if signature is None else base64.b64decode(signature),
                     key_id=f.get("key_id", ""), release_notes=f.get("release_notes", ""),
                     created_at=_at(f["created_at"]))
 
