@@ -68,7 +68,13 @@ def recording(mosquitto_broker):
                            speed=SPEED, telemetry_qos=1, client_id_prefix="faults-")
     running.start(DURATION)
     running.wait(120)
-    time.sleep(0.5)
+    # Messages still on their way (QoS 1 under a loaded machine): close the
+    # recording once nothing new has arrived for a second, not after a fixed pause.
+    seen, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 15
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
+        if len(recorder.messages) != seen:
+            seen, quiet_since = len(recorder.messages), time.monotonic()
+        time.sleep(0.1)
     recorder.close()
     by_topic = defaultdict(list)
     for m in recorder.messages:
