@@ -77,6 +77,7 @@ HEADERS = {
 }
 NUMERIC = {Col.LAST_SEEN, Col.BATTERY, Col.RSSI, Col.ALERTS}
 _LAST_COL = len(Col) - 1
+_N_COLS = len(Col)  # a constant: Qt asks for the column count thousands of times
 
 
 @dataclass(slots=True)
@@ -266,7 +267,7 @@ class FleetTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[FleetRow] = []
-        self._index: dict[str, int] = {}
+        self._index_map: dict[str, int] | None = {}  # device id -> row; see _index
         self._sort_col: Col | None = Col.DEVICE_ID
         self._sort_order = Qt.SortOrder.AscendingOrder
         self.now_s = time.time  # replaceable clock, for tests
@@ -499,13 +500,16 @@ class FleetTableModel(QAbstractTableModel):
         safe_emit(self.layoutAboutToBeChanged)
         persistent = self.persistentIndexList()
         # only the rows a view holds on to (current, selection) are followed
-        moved = [self._rows[p.row()].device.device_id for p in persistent]
+        old_rows = [p.row() for p in persistent]
         self._sort_rows()
-        if persistent:
+        if persistent and self.last_order is not None:
+            # where each old row went: the inverse of the sort's permutation
+            new_row = np.empty(len(self.last_order), np.int64)
+            new_row[self.last_order] = np.arange(len(self.last_order))
             self.changePersistentIndexList(
                 persistent,
-                [self.index(self._index[device_id], p.column())
-                 for device_id, p in zip(moved, persistent, strict=True)],
+                [self.index(int(new_row[r]), p.column())
+                 for r, p in zip(old_rows, persistent, strict=True)],
             )
         safe_emit(self.layoutChanged)
 
@@ -542,7 +546,7 @@ class FleetTableModel(QAbstractTableModel):
             self._ids, self._id_rank = self._ids[order], id_rank[order]
             for col, cached in self._keys.items():
                 self._keys[col] = cached[order]
-        self._index = dict(zip(self._ids.tolist(), range(len(self._rows)), strict=True))
+        self._index_map = None  # rebuilt when first asked for (_index)
         self._order_valid = True
 
     def _refresh_keys(self) -> None:
@@ -551,6 +555,17 @@ class FleetTableModel(QAbstractTableModel):
             for cached_col, cached in list(self._keys.items()):
                 if not _update_keys(cached, self._rows, cached_col, dirty):
                     del self._keys[cached_col]
+
+    @property
+    def _index(self) -> dict[str, int]:
+        """Device id -> row, rebuilt lazily after a sort from the ids in row
+        order: a click on a header does not pay for it, the next live batch
+        or look-up does (once)."""
+        index = self._index_map
+        if index is None:
+            ids = self._ids.tolist()
+            index = self._index_map = dict(zip(ids, range(len(ids)), strict=True))
+        return index
 
     def _column_keys(self, col: Col) -> np.ndarray[Any, Any] | None:
         """The sort keys of ``col`` in row order: built at the first sort by
@@ -628,7 +643,7 @@ class FleetTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Col)
+        return 0 if parent.isValid() else _N_COLS
 
     def _text(self, r: FleetRow, c: Col) -> str:
         d = r.device
@@ -1008,14 +1023,14 @@ class DeviceFilterProxy(QAbstractProxyModel):
         return len(self._visible) if self._active else self._fleet.rowCount()
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Col)
+        return 0 if parent.isValid() else _N_COLS
 
     def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return not parent.isValid() and self.rowCount() > 0
 
     def index(self, row: int, column: int,
               parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
-        if parent.isValid() or not (0 <= row < self.rowCount() and 0 <= column < len(Col)):
+        if parent.isValid() or not (0 <= row < self.rowCount() and 0 <= column < _N_COLS):
             return QModelIndex()
         return self.createIndex(row, column)
 
