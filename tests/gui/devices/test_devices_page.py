@@ -28,13 +28,11 @@ def test_100k_devices_load_and_a_live_burst_updates_rows_without_any_reset(
     now = datetime.now(UTC)
     store.registry.upsert_many(make_devices(100_000, now=now))
     store.telemetry.write_batch([Reading("dev-000003", "battery_pct", now, 55.0)])
-    started = time.monotonic()
+    # How long this takes is bench/console_bench.py's business, not a test's.
     page = make_page(bridge_interval_ms=50)
-    load_s = time.monotonic() - started
     assert page.model.rowCount() == 100_000
     assert page.count_label.text() == "100,000 of 100,000"
     assert page.model.index(3, Col.BATTERY).data() == "55"
-    assert load_s < 60
 
     resets: list[str] = []
     page.model.modelReset.connect(lambda: resets.append("model"))
