@@ -384,6 +384,11 @@ def test_engineer_imports_firmware_and_deploys_it_as_an_iot_job(
     assert imported[0].firmware_id == "pump@9.1.0"
     dialog.close()
     qtbot.waitUntil(lambda: firmware.library.select("pump@9.1.0"), timeout=WAIT)
+    # the library shows it signed (the API's answer carries the signature, not just its key)
+    library = firmware.library.model
+    row = library.firmware(library.row_of("pump@9.1.0"))
+    assert row.is_signed
+    assert library.signature_text(row) != "not signed"
     _shot(window, qtbot, "firmware-library")
 
     # A deployment of it, at a constant rate with an abort criterion, becomes an IoT job.
