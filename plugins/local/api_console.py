@@ -12,23 +12,21 @@ lately) go through the same API instead of a store.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from typing import Any, cast
 
 from core.context import AppContext
-from core.errors import NotFound, SmartIotError
-from core.model import Alert, Device
+from core.errors import SmartIotError
+from core.model import Alert
 from core.ports.alerts import AlertQuery, AlertStore
 from core.ports.backend import Backend
 from core.ports.registry import DeviceRegistry
 from core.ports.telemetry import TelemetryStore
+from core.services.device_lookup import CachedDeviceLookup
 from core.services.event_bus import EventBus
 
 log = logging.getLogger(__name__)
 
-DEVICE_CACHE_S = 30.0
 ALERT_PAGE = 200  # newest alerts read per poll; older ones changing are seen on reload
 
 
@@ -41,32 +39,6 @@ class _NoStore:
     def __getattr__(self, name: str) -> Any:
         raise SmartIotError(f"this console works through the hub's API at {self._api_url} "
                             "and opens no database; use context.api")
-
-
-class ApiDeviceLookup:
-    """``find`` for the observer: a device's record from the API, kept briefly."""
-
-    def __init__(self, context: AppContext) -> None:
-        self._context = context
-        self._cache: dict[str, tuple[float, Device | None]] = {}
-        self._lock = threading.Lock()
-
-    def find(self, device_id: str) -> Device | None:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(device_id)
-        if hit is not None and now - hit[0] < DEVICE_CACHE_S:
-            return hit[1]
-        try:
-            device: Device | None = self._context.api.devices.get(device_id)
-        except NotFound:
-            device = None
-        except SmartIotError as exc:
-            log.info("device %s not looked up through the API: %s", device_id, exc)
-            return None
-        with self._lock:
-            self._cache[device_id] = (now, device)
-        return device
 
 
 class ApiAlertChanges:
@@ -133,7 +105,7 @@ def build_api_console_backend(context: AppContext, *, live: bool) -> ApiConsoleB
 
     try:
         backend.observer = TeamObserver(link, backend.bus,
-                                        cast(DeviceRegistry, ApiDeviceLookup(context)),
+                                        cast(DeviceRegistry, CachedDeviceLookup(context)),
                                         cast(AlertStore, ApiAlertChanges(context)))
         backend.observer.start()
     except Exception:
