@@ -22,9 +22,9 @@ from plugins.aws.dynamodb.command_answers import DynamoCommandAnswers
 from plugins.aws.dynamodb.idempotency import DynamoIdempotencyStore
 from plugins.aws.dynamodb.preferences import DynamoPreferenceStore
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
-from plugins.aws.dynamodb.trusted_keys import DynamoTrustedKeyStore
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
+from plugins.aws.dynamodb.trusted_keys import DynamoTrustedKeyStore
 from plugins.aws.firmware.s3 import S3FirmwareRepository
 from plugins.aws.iot_data.commands import IotDataCommandChannel
 from plugins.aws.iot_data.shadows import IotDataShadowService
@@ -68,13 +68,13 @@ class AwsBackend(Backend):
                                               DynamoCommandAnswers(dynamodb, settings))
         # device messages the stream consumer refused (plugins/aws/stream)
         self.quarantine = DynamoQuarantineStore(dynamodb, settings)
+        # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
+        self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
         # the code-signing public keys the team trusts: images and deployment manifests
         # are accepted only when one of them signed (the private keys stay with people)
         self.trusted_keys = DynamoTrustedKeyStore(dynamodb, settings)
         # each person's console settings (GET/PUT /users/me/preferences)
         self.preferences = DynamoPreferenceStore(dynamodb, settings)
-        # Idempotency-Key answers of the REST API (plugins/api/idempotency.py)
-        self.idempotency = DynamoIdempotencyStore(dynamodb, settings)
         if settings.user_pool_id:  # people and roles: the stage's Cognito user pool
             self.users = CognitoUserDirectory(clients.client("cognito-idp"),
                                               settings.user_pool_id, cache_s=DIRECTORY_CACHE_S)
