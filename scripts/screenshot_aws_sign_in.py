@@ -14,32 +14,15 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-
-def _wait(app: QApplication, done: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > end:
-            raise SystemExit("screenshot: timed out waiting for the console")
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def _grab(app: QApplication, widget: QWidget, path: Path) -> None:
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    widget.grab().save(str(path))
-    print(f"saved {path}")
+from scripts.shot_tools import grab as _grab  # noqa: E402
+from scripts.shot_tools import wait_for  # noqa: E402
 
 
 def main(out: Path) -> None:
@@ -82,7 +65,8 @@ def main(out: Path) -> None:
             window.show()
             flow = window.sign_in
             assert flow is not None  # an api_url profile signs in
-            _wait(app, lambda: flow.dialog is not None and flow.dialog.isVisible())  # noqa: B023
+            wait_for(app, lambda: flow.dialog is not None and flow.dialog.isVisible(),  # noqa: B023
+                     timeout_s=30.0)
             dialog = flow.dialog
             assert dialog is not None
             dialog.demo.setCurrentIndex(dialog.demo.findData("erin.engineer"))
@@ -91,7 +75,7 @@ def main(out: Path) -> None:
             dialog.username.setText("nina.new")
             dialog.password.setText("Temporary-Pass-1")
             dialog.submit()
-            _wait(app, lambda: dialog.challenge is not None)  # noqa: B023
+            wait_for(app, lambda: dialog.challenge is not None, timeout_s=30.0)  # noqa: B023
             dialog.step_answer.setText("Nina-Own-Password-2")
             _grab(app, dialog, out / f"aws-sign-in-new-password-{theme}.png")
             dialog.reject()

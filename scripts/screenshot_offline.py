@@ -19,31 +19,15 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-
-def _wait(app: QApplication, done: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > end:
-            raise SystemExit("screenshot: timed out waiting for the console")
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def _grab(app: QApplication, widget: QWidget, path: Path) -> None:
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    widget.grab().save(str(path))
-    print(f"saved {path}")
+from scripts.shot_tools import grab as _grab  # noqa: E402
+from scripts.shot_tools import wait_for  # noqa: E402
 
 
 def main(out: Path, theme: str) -> None:
@@ -109,23 +93,23 @@ def main(out: Path, theme: str) -> None:
     window = build_main_window(context)
     window.resize(1280, 800)
     window.show()
-    _wait(app, lambda: window.sidebar.isEnabled())
+    wait_for(app, lambda: window.sidebar.isEnabled())
     window.show_page("alerts")
     page = window.page_widget("alerts")
-    _wait(app, lambda: page is not None and page.model.rowCount() == 2)  # type: ignore[attr-defined]
+    wait_for(app, lambda: page is not None and page.model.rowCount() == 2)  # type: ignore[attr-defined]
     assert page is not None
 
     link.cut()  # the laptop leaves the building
     page.select_alerts([pressure.alert_id])  # type: ignore[attr-defined]
     page.acknowledge_selected(comment="on my way")  # type: ignore[attr-defined]
-    _wait(app, lambda: "queued" in page.message.text(), 30)  # type: ignore[attr-defined]
+    wait_for(app, lambda: "queued" in page.message.text(), 30)  # type: ignore[attr-defined]
     page.select_alerts([heat.alert_id])  # type: ignore[attr-defined]
     page.acknowledge_selected(comment="checking the cooling")  # type: ignore[attr-defined]
     work = window.offline_work
     assert work is not None
-    _wait(app, lambda: work.status().pending == 2, 30)
+    wait_for(app, lambda: work.status().pending == 2, 30)
     banner = window.offline_banner
-    _wait(app, lambda: banner is not None and banner.isVisible())
+    wait_for(app, lambda: banner is not None and banner.isVisible())
     end = time.monotonic() + 3
     while time.monotonic() < end:
         app.processEvents()
@@ -137,7 +121,7 @@ def main(out: Path, theme: str) -> None:
     link.restore()
     indicator = window.pending_actions
     assert indicator is not None
-    _wait(app, lambda: indicator.decide_button.isVisible(), 90)
+    wait_for(app, lambda: indicator.decide_button.isVisible(), 90)
     dialog = indicator.open_review()
     _grab(app, dialog, out / f"offline-queued-actions-conflict-{theme}.png")
     dialog.close()

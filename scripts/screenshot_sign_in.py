@@ -15,31 +15,15 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-
-def _wait(app: QApplication, done: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > end:
-            raise SystemExit("screenshot: timed out waiting for the console")
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def _grab(app: QApplication, widget: QWidget, path: Path) -> None:
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    widget.grab().save(str(path))
-    print(f"saved {path}")
+from scripts.shot_tools import grab as _grab  # noqa: E402
+from scripts.shot_tools import wait_for  # noqa: E402
 
 
 def main(out: Path, theme: str) -> None:
@@ -98,19 +82,19 @@ def main(out: Path, theme: str) -> None:
     window.show()
     flow = window.sign_in
     assert flow is not None
-    _wait(app, lambda: flow.dialog is not None and flow.dialog.isVisible())
+    wait_for(app, lambda: flow.dialog is not None and flow.dialog.isVisible())
     dialog = flow.dialog
     assert dialog is not None
     dialog.username.setText("maria")
     dialog.password.setText("not my password")
     dialog.submit()
-    _wait(app, lambda: dialog.error.isVisible() and dialog.sign_in_button.isEnabled())
+    wait_for(app, lambda: dialog.error.isVisible() and dialog.sign_in_button.isEnabled())
     _grab(app, dialog, out / f"sign-in-dialog-{theme}.png")
     dialog.password.setText("correct horse battery")
     dialog.submit()
-    _wait(app, lambda: not dialog.isVisible())
+    wait_for(app, lambda: not dialog.isVisible())
     page = window.page_widget("devices")
-    _wait(app, lambda: page is not None and page.model.rowCount() == 9)  # type: ignore[attr-defined]
+    wait_for(app, lambda: page is not None and page.model.rowCount() == 9)  # type: ignore[attr-defined]
     _grab(app, window, out / f"api-console-devices-{theme}.png")
     for page_id in os.environ.get("SMARTIOT_SHOT_PAGES", "").split(","):
         if page_id:  # a look at the other pages on the API (not kept in docs/)
