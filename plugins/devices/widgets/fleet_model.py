@@ -1,8 +1,10 @@
 """The fleet table: one row per device, updated in place from the live feed.
 
-Sorting is done here, in Python with precomputed keys, and published with
-``layoutChanged``; the proxy only filters. QSortFilterProxyModel's own sort
-would call ``data()`` a few million times for 100,000 rows. Live updates never
+Sorting is done here, one numpy ``lexsort`` over per-column key arrays kept in
+row order, and published with ``layoutChanged``; the proxy (DeviceFilterProxy)
+only filters, in one pass, never calling Python per row through Qt.
+QSortFilterProxyModel would call ``data()`` a few million times to sort 100,000
+rows and ``filterAcceptsRow`` once per row on every change. Live updates never
 reset the model: changed rows are grouped into contiguous ranges and sent as
 ``dataChanged``, new devices are appended with ``beginInsertRows``.
 """
