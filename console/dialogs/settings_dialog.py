@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -62,6 +63,8 @@ HINTS = {
     "endpoint_url": "empty for AWS; http://127.0.0.1:5000 for a moto server",
     "iot_endpoint": "xxxxxxxx-ats.iot.REGION.amazonaws.com",
 }
+# Whole-number keys get a spin box bounded as the loader checks them.
+INT_RANGES = {"aws_max_attempts": (1, 20)}
 CONNECTION_KEYS = ("backend", "broker", "database", "organization", "demo_fleet")
 AWS_KEYS = ("aws_profile", "region", "stage", "endpoint_url", "iot_endpoint")
 RESTART_NOTE = "Restart the console to apply profile and backend changes."
@@ -171,6 +174,11 @@ class SettingsDialog(QDialog):
             widget: QWidget
             if PROFILE_KEYS[key] is bool:
                 widget = QCheckBox()
+            elif PROFILE_KEYS[key] is int:
+                # a number field, so what is saved is a number (the loader refuses text)
+                spin = QSpinBox()
+                spin.setRange(*INT_RANGES.get(key, (0, 1_000_000)))
+                widget = spin
             elif key == "backend":
                 # the backends the loaded plugins provide, not a fixed list
                 combo = QComboBox()
@@ -197,6 +205,8 @@ class SettingsDialog(QDialog):
             value = getattr(profile, key)
             if isinstance(widget, QCheckBox):
                 widget.setChecked(bool(value))
+            elif isinstance(widget, QSpinBox):
+                widget.setValue(int(value))
             elif isinstance(widget, QComboBox):
                 if widget.findText(str(value)) < 0:  # e.g. its plugin is blocked
                     widget.addItem(str(value))
@@ -209,10 +219,12 @@ class SettingsDialog(QDialog):
         self.aws_group.setEnabled(profile.backend == "aws")
 
     def _read_form(self, name: str) -> Profile:
-        values: dict[str, Any] = {}  # str or bool per PROFILE_KEYS; the loader re-checks
+        values: dict[str, Any] = {}  # str, bool or int per PROFILE_KEYS; the loader re-checks
         for key, widget in self.fields.items():
             if isinstance(widget, QCheckBox):
                 values[key] = widget.isChecked()
+            elif isinstance(widget, QSpinBox):
+                values[key] = widget.value()
             elif isinstance(widget, QComboBox):
                 values[key] = widget.currentText()
             elif isinstance(widget, QLineEdit):
