@@ -876,26 +876,27 @@ class DeviceFilterProxy(QAbstractProxyModel):
     def setSourceModel(self, model: Any) -> None:
         old = self._fleet
         if old is not None:
-            old.reclassified.disconnect(self._reclassified)
-            old.modelAboutToBeReset.disconnect(self.beginResetModel)
-            old.modelReset.disconnect(self._source_reset)
-            old.layoutAboutToBeChanged.disconnect(self._source_layout_about)
-            old.layoutChanged.disconnect(self._source_layout_changed)
-            old.dataChanged.disconnect(self._source_data_changed)
-            old.rowsInserted.disconnect(self._source_rows_inserted)
+            for signal, slot in self._source_links(old):
+                signal.disconnect(slot)
         self.beginResetModel()
         self._fleet = model if isinstance(model, FleetTableModel) else None
         super().setSourceModel(model)
         fleet = self._fleet
         if fleet is not None:
-            fleet.reclassified.connect(self._reclassified)
-            fleet.modelAboutToBeReset.connect(self.beginResetModel)
-            fleet.modelReset.connect(self._source_reset)
-            fleet.layoutAboutToBeChanged.connect(self._source_layout_about)
-            fleet.layoutChanged.connect(self._source_layout_changed)
-            fleet.dataChanged.connect(self._source_data_changed)
-            fleet.rowsInserted.connect(self._source_rows_inserted)
+            for signal, slot in self._source_links(fleet):
+                signal.connect(slot)
         self._recompute()
+
+    def _source_links(self, fleet: FleetTableModel) -> list[tuple[Any, Any]]:
+        """The source's signals this proxy follows, in one list so connecting
+        and disconnecting can never drift apart."""
+        return [(fleet.reclassified, self._reclassified),
+                (fleet.modelAboutToBeReset, self.beginResetModel),
+                (fleet.modelReset, self._source_reset),
+                (fleet.layoutAboutToBeChanged, self._source_layout_about),
+                (fleet.layoutChanged, self._source_layout_changed),
+                (fleet.dataChanged, self._source_data_changed),
+                (fleet.rowsInserted, self._source_rows_inserted)]
         self.endResetModel()
 
     def _source_reset(self) -> None:
