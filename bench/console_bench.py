@@ -101,13 +101,14 @@ class StallProbe:
         return _summary(self.lates, seconds)
 
 
-def _config(workdir: Path) -> Any:
+def _config(workdir: Path, hub_process: bool = False) -> Any:
     import dataclasses
 
     from core.config import load_config
 
     config = load_config(workdir / "config" / "config.toml", workdir / "data", env={})
-    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False)
+    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False,
+                                  hub_process=hub_process)
     return dataclasses.replace(config, profiles={**config.profiles, "local": profile})
 
 
@@ -289,8 +290,20 @@ def _sim_child(conn: Connection, url: str, secret: str | None, devices: int,
     conn.close()
 
 
+def _vm_peak_mb(pid: int | None) -> float:
+    """Peak resident set of another process (Linux), in MB; 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float,
-                   profile: str | None = None, screenshot: str | None = None) -> None:
+                   profile: str | None = None, screenshot: str | None = None,
+                   hub_process: bool = False) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from console.app import build_main_window, ensure_application
     from core.context import AppContext
@@ -298,7 +311,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
 
     app = ensure_application()
     workdir = Path(tempfile.mkdtemp(prefix="console-bench-"))
-    context = AppContext(_config(workdir), PluginManager())
+    context = AppContext(_config(workdir, hub_process), PluginManager())
     window = build_main_window(context)
     window.resize(1400, 900)
     window.show()
@@ -379,9 +392,15 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     hub = backend.hub
     hub_stats = {k: getattr(hub, k) for k in ("shed_overload",) if hasattr(hub, k)}
+    child = backend.hub_process
+    if child is not None:
+        hub_stats = {"process": True, "last_status": child.last_line,
+                     "rss_peak_mb": _vm_peak_mb(child.pid)}
     received = bridge.received if bridge is not None else 0
     sim.terminate()
     sim.join(10)
+    if child is not None:
+        child.stop()  # the hub process with the console, as closing the window does
     conn.send({
         "devices": devices, "idle": idle, "on_devices": on_devices, "on_chart": on_chart,
         "live_worst": max(on_devices["max_ms"], on_chart["max_ms"]),
@@ -399,7 +418,8 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
 
 
 def phase_live(devices: int, seconds: float, idle_s: float = 10.0,
-               profile: str | None = None, screenshot: str | None = None) -> dict[str, Any]:
+               profile: str | None = None, screenshot: str | None = None,
+               hub_process: bool = False) -> dict[str, Any]:
     from simulator.broker import raise_fd_limit
 
     raise_fd_limit()
@@ -407,10 +427,11 @@ def phase_live(devices: int, seconds: float, idle_s: float = 10.0,
     parent, child = ctx.Pipe()
     load_before = os.getloadavg()
     proc = ctx.Process(target=_console_child, args=(child, devices, seconds, idle_s,
-                                                             profile, screenshot))
+                                                     profile, screenshot, hub_process))
     proc.start()
     result: dict[str, Any] = parent.recv()
     proc.join(30)
+    result["hub_mode"] = "process" if hub_process else "in the console's process"
     result["load_before"] = load_before
     result["load_after"] = os.getloadavg()
     return result
@@ -449,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", help="cProfile the GUI thread of the live phase into FILE")
     p.add_argument("--screenshot", help="PNG of the window on the devices page (live phase)")
     p.add_argument("--phases", nargs="*", default=["startup", "table", "live"])
+    p.add_argument("--hub", choices=("thread", "process", "both"), default="thread",
+                   help="live phase: the hub in the console's process (the default "
+                        "profile), in a child process (hub_process = true), or one run of "
+                        "each, back to back")
     p.add_argument("--startup-root", type=Path, default=ROOT,
                    help="source tree whose start-up is measured (default: this one)")
     a = p.parse_args(argv)
@@ -460,9 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     if "table" in a.phases:
         out["table"] = _in_child(phase_table, a.rows)
     if "live" in a.phases:
+        modes = {"thread": [False], "process": [True], "both": [False, True]}[a.hub]
         out["live"] = [phase_live(n, a.seconds, 1.0 if a.quick else 10.0, a.profile,
-                                  a.screenshot)
-                       for n in a.devices]
+                                  a.screenshot, mode)
+                       for n in a.devices for mode in modes]
     print(json.dumps(out, indent=2))
     return 0
 

@@ -52,6 +52,11 @@ class Profile:
     # Run the hub (ingestion, shadows, alert engine) inside the console. A team
     # runs one `smartiot hub` next to the shared database and turns this off.
     hub: bool = True
+    # With ``hub``: run it as a child process (`smartiot hub` on the same
+    # broker and database, stopped with the console) instead of in the
+    # console's own process, so a large fleet's ingest does not compete with
+    # the window for one interpreter (docs/benchmarks.md, "Console at fleet scale").
+    hub_process: bool = False
     # The aws backend (plugins/aws, docs/aws.md): a named profile of ~/.aws/config
     # (credentials never here), the region, the stage that names every resource
     # (tables iot-devices-<stage>, iot-alerts-<stage>, ...) and, for moto or

@@ -58,6 +58,7 @@ class LocalBackend(Backend):
         self.bus = bus
         self.broker: Any = None
         self.hub: Hub | None = None
+        self.hub_process: Any = None  # plugins.local.hub_process.HubProcess
         self.client: ConsoleClient | None = None
         self.observer: TeamObserver | None = None
         self.demo: Any = None
@@ -69,7 +70,8 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Stop in reverse order: devices first (they say goodbye), then the hub
         (it drains its inbox into the store), then the broker, then the store."""
-        for part in (self.watcher, self.demo, self.observer, self.client, self.hub):
+        for part in (self.watcher, self.demo, self.observer, self.client, self.hub,
+                     self.hub_process):
             if part is not None:
                 try:
                     part.stop()
@@ -204,7 +206,11 @@ def demo_scenario_path() -> Path:
 
 def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                         demo_fleet: bool | None = None,
-                        live: bool | None = None) -> LocalBackend:
+                        live: bool | None = None,
+                        logins: tuple[Login, Login] | None = None) -> LocalBackend:
+    """``logins``: the hub's and the console side's broker logins, given by a
+    console that runs the hub as its child (plugins.local.hub_process) instead
+    of read from the secret store."""
     profile = context.config.profile
     if profile.api_url and not run_hub:
         # The database is the hub's: data through context.api, only live events here.
@@ -236,7 +242,8 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             backend.broker_url = profile.broker
             # `smartiot hub` (run_hub) serves people through its API; a one-process
             # console (profile.hub) commands with its own person's login.
-            hub_login, console_login = _team_logins(context, hub_machine=run_hub is True)
+            hub_login, console_login = logins or _team_logins(context,
+                                                              hub_machine=run_hub is True)
         host, port, tls = _broker_address(backend.broker_url)
         tls_context = None
         if tls:
@@ -255,7 +262,16 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             register_demo_devices(store, scenario_devices(demo_scenario))
             seed_default_rules(store)
 
-        if run_hub if run_hub is not None else profile.hub:
+        wants_hub = run_hub if run_hub is not None else profile.hub
+        if wants_hub and run_hub is None and profile.hub_process:
+            # `smartiot hub` as this console's child on the same broker and
+            # database; this console then follows it as a team console does.
+            from plugins.local.hub_process import HubProcess
+
+            backend.hub_process = HubProcess(context.config, backend.broker_url,
+                                             hub_login=hub_login,
+                                             console_login=console_login).start()
+        elif wants_hub:
             backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
                               file_server=_file_server(context, store),
                               username=hub_login[0], password=hub_login[1],

@@ -141,17 +141,21 @@ def run_hub(args: argparse.Namespace, context: AppContext) -> int:
         context.config = dataclasses.replace(config, profiles={
             **config.profiles,
             config.profile_name: dataclasses.replace(config.profile, api_listen=args.api)})
-    stop = threading.Event()
+    # A console running the hub as its child (plugins.local.hub_process) stops
+    # it through this event and hands it the logins of the broker it started.
+    stop = getattr(args, "stop", None) or threading.Event()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    backend = build_local_backend(context, run_hub=True, demo_fleet=args.demo, live=True)
+    backend = build_local_backend(context, run_hub=True, demo_fleet=args.demo, live=True,
+                                  logins=getattr(args, "logins", None))
     # Plugins start and stop with the hub as they do with the window, on its backend.
     context.adopt_backend(backend)
     hub = backend.hub
     assert hub is not None
     problems: list[str] = []
-    people = _person_broker_accounts(context, backend.broker_url)
+    people = (_person_broker_accounts(context, backend.broker_url)
+              if getattr(args, "person_accounts", True) else None)
     backend.broker_accounts = people
     last_sweep = 0.0
     try:
