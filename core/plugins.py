@@ -50,6 +50,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.firmware.plugin",
     "plugins.analytics.plugin",
     "plugins.audit.plugin",
+    "plugins.users.plugin",
     "plugins.api.plugin",
     "simulator.plugin",
 )

@@ -31,7 +31,7 @@ def test_third_party_page_appears_and_broken_plugin_is_listed(
     context = AppContext(config, PluginManager(entry_points=True, blocked=()))
     window = make_window(context, show=True)
     assert window.page_ids() == ["devices", "alerts", "rejected", "firmware", "analytics",
-                                 "audit", "example"]
+                                 "audit", "users", "example"]
     window.show_page("example")
     label = window.page_widget("example")
     assert isinstance(label, QLabel) and label.objectName() == "examplePluginLabel"

@@ -11,7 +11,7 @@ import resources
 from console.icons import STATUS_KINDS, app_icon, status_icon, themed_icon
 from core.config import load_config
 
-LINE_ICONS = ("devices", "alerts", "firmware", "analytics", "audit", "settings", "plugins",
+LINE_ICONS = ("devices", "alerts", "firmware", "analytics", "audit", "users", "settings", "plugins",
               "page")
 
 

@@ -32,7 +32,7 @@ def test_plugins_lists_builtins_with_their_hooks(tmp_path):
     result = smartiot("plugins", "--json", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     infos = {p["name"]: p for p in json.loads(result.stdout)}
-    for name in ("local", "devices", "alerts", "firmware", "analytics", "audit"):
+    for name in ("local", "devices", "alerts", "firmware", "analytics", "audit", "users"):
         assert infos[name]["status"] == "loaded", infos[name]
         assert infos[name]["source"] == "built-in"
     assert "smartiot_register_pages" in infos["devices"]["hooks"]
