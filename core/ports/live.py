@@ -10,14 +10,21 @@ re-delivers them on the GUI thread in coalesced batches.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.model.events import FleetEvent
 
-__all__ = ["FleetEvent", "LinkStatus", "LiveFeed", "Subscriber"]
+__all__ = ["TABLE_METRICS", "FleetEvent", "LinkStatus", "LiveFeed", "Subscriber"]
 
 Subscriber = Callable[[list[FleetEvent]], None]
+# The readings of every device a fleet-wide view shows (the devices table's
+# battery and signal columns); see LiveFeed.focus.
+TABLE_METRICS = ("battery_pct", "rssi")
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +52,13 @@ class LiveFeed(ABC):
         """The state with what a person can do about it; feeds that know no
         more than ``connection_state()`` need not override this."""
         return LinkStatus(self.connection_state())
+
+    def focus(self, device_ids: Iterable[str]) -> Callable[[], None]:
+        """A view that shows every metric of a few devices (a device's detail,
+        a live chart) names them here. A feed serving thousands of devices may
+        pass on only ``TABLE_METRICS`` (and the message's time) for the others,
+        which is all the fleet's table shows (the local console with its hub in
+        a child process does: plugins.local.live_receiver). Returns a function
+        that withdraws the request; feeds that always pass every reading on
+        need not override this."""
+        return _nothing

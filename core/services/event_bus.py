@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
 from core.ports.live import FleetEvent, LiveFeed, Subscriber
 
@@ -22,6 +23,10 @@ class EventBus(LiveFeed):
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._state = "disconnected"
+        # devices some view shows in full (focus); a publisher reads this
+        # snapshot without the lock
+        self._focus: Counter[str] = Counter()
+        self.focused: frozenset[str] = frozenset()
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         with self._lock:
@@ -45,6 +50,25 @@ class EventBus(LiveFeed):
                 callback(batch)
             except Exception:
                 log.exception("live-feed subscriber %r failed", callback)
+
+    def focus(self, device_ids: Iterable[str]) -> Callable[[], None]:
+        wanted = list(dict.fromkeys(device_ids))
+        with self._lock:
+            self._focus.update(wanted)
+            self.focused = frozenset(self._focus)
+        done = False
+
+        def withdraw() -> None:
+            nonlocal done
+            with self._lock:
+                if done:
+                    return
+                done = True
+                self._focus.subtract(wanted)
+                self._focus = Counter({k: n for k, n in self._focus.items() if n > 0})
+                self.focused = frozenset(self._focus)
+
+        return withdraw
 
     def connection_state(self) -> str:
         return self._state

@@ -59,6 +59,7 @@ class LocalBackend(Backend):
         self.broker: Any = None
         self.hub: Hub | None = None
         self.hub_process: Any = None  # plugins.local.hub_process.HubProcess
+        self.receiver: Any = None  # plugins.local.live_receiver.FleetReceiver
         self.client: ConsoleClient | None = None
         self.observer: TeamObserver | None = None
         self.demo: Any = None
@@ -70,8 +71,8 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Stop in reverse order: devices first (they say goodbye), then the hub
         (it drains its inbox into the store), then the broker, then the store."""
-        for part in (self.watcher, self.demo, self.observer, self.client, self.hub,
-                     self.hub_process):
+        for part in (self.watcher, self.demo, self.observer, self.receiver, self.client,
+                     self.hub, self.hub_process):
             if part is not None:
                 try:
                     part.stop()
@@ -286,9 +287,27 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                             filters=filters, on_message=on_message, tls_context=tls_context,
                             username=console_login[0], password=console_login[1])
 
+        protocol = 4 if getattr(backend.broker, "kind", "") == "amqtt" else 5
+        observer_link = link
+        if backend.hub_process is not None:
+            # Telemetry through a receiver child that decodes it there
+            # (plugins.local.live_receiver); the observer keeps statuses and
+            # the hub's heartbeat.
+            from core.protocol.topics import TELEMETRY_FILTER
+            from plugins.local.live_receiver import FleetReceiver
+
+            backend.receiver = FleetReceiver(
+                host, port, backend.bus, client_id=f"smartiot-live-{uuid.uuid4().hex[:8]}",
+                username=console_login[0], password=console_login[1], tls=tls,
+                protocol=protocol).start()
+
+            def observer_link(filters: Any, on_message: Any) -> MqttLink:
+                return link(tuple(f for f in filters if f != TELEMETRY_FILTER), on_message)
+
         if backend.hub is None:
             # The hub runs elsewhere: follow the devices and the shared database.
-            backend.observer = TeamObserver(link, backend.bus, store.registry, store.alerts)
+            backend.observer = TeamObserver(observer_link, backend.bus, store.registry,
+                                            store.alerts)
             backend.observer.start()
 
         client = ConsoleClient(link, backend.bus)

@@ -39,6 +39,7 @@ from core.model.events import AlertChanged, FleetEvent, TelemetryReceived
 from core.model.timeutil import to_epoch_ms
 from core.ports.backend import Backend
 from core.ports.fleet_api import FleetApi
+from core.ports.live import LiveFeed
 from core.ports.telemetry import Series
 from plugins.analytics.live_buffer import LiveBuffer, SeriesKey
 from plugins.analytics.series_math import (
@@ -77,6 +78,8 @@ class LiveView(QWidget):
         self._background = BackgroundCall(self)
         self.buffer = LiveBuffer()
         self.bridge: LiveBridge | None = None
+        self._feed: LiveFeed | None = None
+        self._unfocus: Callable[[], None] | None = None
         self.paused = False
         self._dirty = False
         # Curves whose data changed since they were last drawn, oldest first.
@@ -142,8 +145,10 @@ class LiveView(QWidget):
             self.status.setText(f"Live data is not available on the {backend.name} backend")
             return
         if self.bridge is None:
+            self._feed = backend.live
             self.bridge = LiveBridge(backend.live, parent=self)
             self.bridge.batch.connect(self.on_events)
+            self._focus_feed()
 
     def on_events(self, events: list[FleetEvent]) -> None:
         """A coalesced batch from the bridge: append, mark dirty, draw later."""
@@ -179,6 +184,7 @@ class LiveView(QWidget):
         keys = self.keys()
         self.chart.set_hint("" if keys else LIVE_HINT)
         self.buffer.track(keys)
+        self._focus_feed()
         self._y_extent = {k: v for k, v in self._y_extent.items() if k in set(keys)}
         self.marks = [m for m in self.marks if m.device_id in {k[0] for k in keys}]
         self.chart.set_series([ChartSeries(d, m, np.empty(0), np.empty(0)) for d, m in keys])
@@ -382,7 +388,20 @@ class LiveView(QWidget):
     def prepare_export(self) -> None:
         self.chart.source = self.visible_series()
 
+    def _focus_feed(self) -> None:
+        """Every reading of the charted devices (LiveFeed.focus): a feed with
+        thousands of devices may pass on only the table's columns for others."""
+        if self._unfocus is not None:
+            self._unfocus()
+            self._unfocus = None
+        devices = sorted({d for d, _ in self.buffer.keys})
+        if self._feed is not None and devices:
+            self._unfocus = self._feed.focus(devices)
+
     def close_feed(self) -> None:
         self.frame_timer.stop()
+        if self._unfocus is not None:
+            self._unfocus()
+            self._unfocus = None
         if self.bridge is not None:
             self.bridge.close()

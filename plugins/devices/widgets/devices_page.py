@@ -136,6 +136,8 @@ class DevicesPage(QWidget):
         self._context = context
         self.api: FleetApi | None = api
         self._live = live
+        self._focused_id: str | None = None
+        self._unfocus: Callable[[], None] | None = None
         #: who acts; the devices use cases check the role and audit with it
         self.actor: Actor
         if api is not None:
@@ -396,6 +398,8 @@ class DevicesPage(QWidget):
 
     def _api_ready(self, result: FleetLoad) -> None:
         self.api, self._live = result.api, result.live
+        if self._focused_id is not None and self._unfocus is None and result.live is not None:
+            self._unfocus = result.live.focus([self._focused_id])
         self.detail.bind(result.api.devices, self.actor, result.capabilities)
         if self.bridge is None and result.live is not None:
             self.bridge = LiveBridge(result.live, interval_ms=self._bridge_interval_ms,
@@ -637,6 +641,7 @@ class DevicesPage(QWidget):
             self.splitter.setSizes([total * 55 // 100, total * 45 // 100])
         if self.detail.device_id != device.device_id:
             self.detail.show_device(device.device_id, device)
+        self._focus_live(device.device_id)
         if focus:
             self.detail.tabs.setFocus()
 
@@ -644,6 +649,19 @@ class DevicesPage(QWidget):
         if self.detail.isVisible():
             self.detail.setVisible(False)
             self.table.setFocus()
+        self._focus_live(None)
+
+    def _focus_live(self, device_id: str | None) -> None:
+        """Every reading of the device in the detail (LiveFeed.focus): with
+        thousands of devices a feed may pass on only the table's columns."""
+        if device_id == self._focused_id:
+            return
+        if self._unfocus is not None:
+            self._unfocus()
+            self._unfocus = None
+        self._focused_id = device_id
+        if device_id is not None and self._live is not None:
+            self._unfocus = self._live.focus([device_id])
 
     def show_device(self, device_id: str) -> bool:
         """Select ``device_id`` in the table and open its detail (False if not shown)."""

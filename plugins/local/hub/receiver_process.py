@@ -129,12 +129,17 @@ class ReceiverProcess:
         batch_max: int = BATCH_MAX,
         batch_wait_s: float = BATCH_WAIT_S,
         buffer_limit: int = BUFFER_LIMIT,
+        transform: str = "",
     ) -> None:
         """``on_batch`` runs on the receiver's reader thread; it may block (its
         own backpressure), which stops the child's network thread in turn.
         ``on_state`` gets "connecting", "connected" or "disconnected".
         ``tls_factory`` must pickle (a module-level function or a
-        ``functools.partial`` of one, e.g. ``ssl.create_default_context``)."""
+        ``functools.partial`` of one, e.g. ``ssl.create_default_context``).
+        ``transform``: ``"module:function"`` the child applies to each batch's
+        items before sending them (``Batch.items`` is then what it returns,
+        which must pickle and have a ``len``): decoding and trimming in the
+        child, as the console's live feed does (plugins.local.live_receiver)."""
         if protocol not in (MQTT_V311, MQTT_V5):
             raise ValueError(f"protocol must be {MQTT_V311} (3.1.1) or {MQTT_V5}, not {protocol}")
         if tls_factory is not None:
@@ -151,7 +156,7 @@ class ReceiverProcess:
             "clean_session": clean_session, "protocol": protocol,
             "session_expiry_s": int(session_expiry_s), "qos": qos, "manual_ack": manual_ack,
             "batch_max": max(1, batch_max), "batch_wait_s": batch_wait_s,
-            "buffer_limit": max(1, buffer_limit),
+            "buffer_limit": max(1, buffer_limit), "transform": transform,
         }
         self.counters = ReceiverCounters()
         self._done: dict[str, float] = {}  # counters of children that ended
@@ -403,6 +408,12 @@ class _Child:
         self.batch_max = int(config["batch_max"])
         self.limit = int(config["buffer_limit"])
         self.manual_ack = bool(config["manual_ack"])
+        self.transform: Callable[[list[Item]], Any] | None = None
+        if config.get("transform"):
+            import importlib
+
+            module, _, name = str(config["transform"]).partition(":")
+            self.transform = getattr(importlib.import_module(module), name)
         clean = bool(config["clean_session"])
         self.props: Any = None
         if config["protocol"] == MQTT_V5:
@@ -529,7 +540,8 @@ class _Child:
 
     def flush(self) -> None:
         for generation, items in self._take():
-            self.send(("batch", generation, items))
+            self.send(("batch", generation,
+                       items if self.transform is None else self.transform(items)))
             with self.cond:
                 self.buffered -= len(items)
                 self.cond.notify_all()
