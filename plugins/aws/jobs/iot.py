@@ -193,6 +193,17 @@ class IotJobs:
             raise
         return str(job["status"]), bool(job.get("forceCanceled"))
 
+    def cancel_note(self, job_id: str) -> str:
+        """Why a canceled job was canceled: its ``comment`` (CancelJob's, or
+        the abort criterion IoT Jobs cancels it for), else its ``reasonCode``."""
+        try:
+            job = self._iot.describe_job(jobId=job_id)["job"]
+        except ClientError as exc:
+            if _error_code(exc) == "ResourceNotFoundException":
+                return ""
+            raise
+        return str(job.get("comment") or job.get("reasonCode") or "")
+
     def executions(self, job_id: str) -> builtins.list[JobExecution]:
         """ListJobExecutionsForJob, every page."""
         found: builtins.list[JobExecution] = []

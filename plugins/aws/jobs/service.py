@@ -124,10 +124,20 @@ class IotJobsDeploymentService(DeploymentService):
         forced = any(f for _s, f in states)
         if status is record.deployment.status and forced == record.force_canceled:
             return record, states
-        self._set(record.deployment_id, {"status": {"S": status.value},
-                                         "force_canceled": {"BOOL": forced},
-                                         "updated_at": {"S": iso(utcnow())}})
-        return replace(record.with_status(status), force_canceled=forced), states
+        values: dict[str, dict[str, Any]] = {"status": {"S": status.value},
+                                             "force_canceled": {"BOOL": forced},
+                                             "updated_at": {"S": iso(utcnow())}}
+        moved = replace(record.with_status(status), force_canceled=forced)
+        if status is DeploymentStatus.CANCELED and not record.deployment.reason:
+            # canceled by IoT Jobs itself (the abort configuration) or by a
+            # CancelJob outside this service: keep the job's own reason
+            note = next((n for a, (s, _f) in zip(record.attempts, states, strict=True)
+                         if s == "CANCELED" and (n := self._jobs.cancel_note(a.job_id))), "")
+            if note:
+                values["reason"] = {"S": note}
+                moved = replace(moved, deployment=replace(moved.deployment, reason=note))
+        self._set(record.deployment_id, values)
+        return moved, states
 
     # ------------------------------------------------------------ port: reading
     def create(self, deployment: Deployment) -> Deployment:

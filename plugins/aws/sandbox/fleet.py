@@ -5,6 +5,9 @@ worn out", critical)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from core.model.device import Device
 from core.ports.registry import DeviceRegistry
 from simulator.api import RunningFleet
@@ -41,14 +44,21 @@ def demo_scenario(devices: int, rate: float) -> Scenario:
 
 
 def start_demo_fleet(mqtt_url: str, devices: int, rate: float,
-                     registry: DeviceRegistry | None = None) -> RunningFleet:
+                     registry: DeviceRegistry | None = None,
+                     trusted_key_paths: Sequence[Path] = ()) -> RunningFleet:
     """Connected to the sandbox's broker (which accepts any device).
 
     With ``registry`` the devices are registered before they connect, as a
     fleet on AWS is provisioned (each device a thing, in its type and its
     organization's group) before IoT Core lets it in. Their last-seen time
-    and status still come only through the stream."""
-    fleet = RunningFleet(demo_scenario(devices, rate), target=BrokerTarget.parse(mqtt_url))
+    and status still come only through the stream.
+
+    ``trusted_key_paths``: where the devices read the code-signing keys they
+    trust for OTA (re-read when a file changes), as a real fleet is
+    provisioned with its team's public keys; the simulator's own OTA agent
+    takes IoT jobs over the Jobs MQTT API."""
+    fleet = RunningFleet(demo_scenario(devices, rate), target=BrokerTarget.parse(mqtt_url),
+                         trusted_key_paths=trusted_key_paths)
     if registry is not None:
         registry.upsert_many([_device(*fleet.fleet.device_info(index))
                               for index in range(len(fleet.device_ids))])

@@ -12,15 +12,19 @@ import importlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from core.model.roles import Role
 from plugins.aws.sandbox.api import RunningApi, start_api
 from plugins.aws.sandbox.event_sources import Handler, KinesisEventSource, SqsEventSource
 from plugins.aws.sandbox.fleet import ORGANIZATION, start_demo_fleet
+from plugins.aws.sandbox.jobs_data import JobsDataPlane
 from plugins.aws.sandbox.moto_endpoint import MotoEndpoint
 from plugins.aws.sandbox.mqtt import IotCoreStandIn
 from plugins.aws.sandbox.publish_bridge import PublishBridge
@@ -80,6 +84,7 @@ class Sandbox:
     schedules: list[ScheduledFunction] = field(default_factory=list)
     api: RunningApi | None = None
     fleet: Any = None  # simulator.api.RunningFleet
+    jobs: JobsDataPlane | None = None
     missing: list[str] = field(default_factory=list)  # handlers this build lacks
     started_s: float = 0.0
     _stops: list[Callable[[], None]] = field(default_factory=list)
@@ -119,6 +124,17 @@ class Sandbox:
         self._stops.append(self.broker.stop)
         bridge = PublishBridge((self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(bridge.stop)
+        # moto has no IoT Jobs device side: the stand-in answers devices' jobs
+        # requests and rolls jobs out (docs/aws.md, "Jobs on aws-local")
+        keys_dir = Path(tempfile.mkdtemp(prefix="smartiot-sandbox-keys-"))
+        self._stops.append(lambda: shutil.rmtree(keys_dir, ignore_errors=True))
+        trusted = backend.trusted_keys
+        jobs = JobsDataPlane((self.broker.host, self.broker.mqtt_port), self.moto.url,
+                             o.region, keys_dir=keys_dir,
+                             trusted_pems=lambda: [k.public_pem for k in trusted.list()]
+                             if trusted is not None else []).start()
+        self._stops.append(jobs.stop)
+        self.jobs = jobs
         shadows = ShadowService(clients.client("iot-data"), clients.client("iot"),
                                 (self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(shadows.stop)
@@ -158,7 +174,8 @@ class Sandbox:
 
         self.api = start_api(host=o.host, port=o.api_port, settings=settings)
         self._stops.append(self.api.stop)
-        self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate, backend.registry)
+        self.fleet = start_demo_fleet(self.broker.mqtt_url, o.devices, o.rate, backend.registry,
+                                      trusted_key_paths=(keys_dir,))
         self._stops.append(self.fleet.stop)
 
     def _function(self, name: str) -> tuple[Handler, tuple[dict[str, Any], ...]] | None:

@@ -1,0 +1,196 @@
+"""Firmware rollouts run to the end on the aws-local sandbox.
+
+`smartiot aws sandbox` runs as a subprocess (five simulated devices: four
+environmental sensors and a pump). Deployments are made as an engineer
+through the sandbox's REST API, with a manifest signed on the test's side;
+the IoT job is moto's, the rollout, the device API and the abort are the
+sandbox's Jobs stand-in (plugins/aws/sandbox/jobs_data.py), and the devices
+are the project's simulator with its own OTA code: they take the job over the
+Jobs MQTT topics, download the image from the sandbox's S3 with Range
+requests, check its manifest, SHA-256 and signature, reboot into it and report
+the new version in their status messages."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from plugins.aws.console_access.launch import LaunchedSandbox
+from tests.e2e.aws_route_sweep import Sweep, q
+
+ROLLOUT_WAIT_S = 240.0
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = ROLLOUT_WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})")
+
+
+class Sandbox:
+    def __init__(self, info: dict[str, Any], home: Path) -> None:
+        from core.crypto.keystore import CodeSigningKeys
+        from plugins.aws.cognito.signin import CognitoPool, CognitoSignIn
+
+        self.info, self.home = info, home
+        pool = CognitoPool(info["region"], info["user_pool_id"], info["user_pool_client_id"],
+                           endpoint_url=info["endpoint_url"])
+        tokens = {u["role"]: CognitoSignIn(pool).sign_in(u["username"], u["password"]).id_token
+                  for u in info["users"] if u["role"] in ("admin", "engineer")}
+        self.api = Sweep(info["api_url"], tokens)
+        self.keys = CodeSigningKeys(home / "codesign")
+        self.api.call("POST", "/firmware/keys", body={
+            "public_pem": self.keys.public_pem().decode(), "owner": "erin"})
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.info["region"],
+                            endpoint_url=self.info["endpoint_url"],
+                            aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+
+    def devices(self, prefix: str) -> list[str]:
+        return sorted(d for d in self.info["devices"] if d.startswith(prefix))
+
+    def firmware_of(self) -> dict[str, str]:
+        rows = self.api.call("GET", "/devices", query={"limit": "100"}).data
+        items = rows["items"] if isinstance(rows, dict) else rows
+        return {d["device_id"]: d.get("firmware_version") or "" for d in items}
+
+    def import_image(self, device_type: str, version: str, *, downgrade: bool = False) -> str:
+        from core.crypto import codesign
+
+        image = os.urandom(200_000)
+        made = self.api.call("POST", "/firmware/upload", body={
+            "device_type": device_type, "version": version, "allow_downgrade": downgrade,
+            "image_base64": base64.b64encode(image).decode(),
+            "signature_base64": base64.b64encode(
+                codesign.sign(self.keys.signing_key(), image)).decode()}, role="engineer")
+        return str(made.data["firmware_id"])
+
+    def deploy(self, firmware_id: str, devices: list[str], config: dict[str, Any]) -> str:
+        from tests.e2e.aws_route_sweep import _signed_manifest
+
+        manifest = _signed_manifest(self.api, firmware_id, self.keys)
+        made = self.api.call("POST", "/firmware/deployments", body={
+            "firmware_id": firmware_id, "target": {"kind": "list", "device_ids": devices},
+            "config": config, "manifest": manifest}, role="engineer")
+        return str(made.data["deployment_id"])
+
+    def deployment(self, deployment_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.api.call(
+            "GET", "/firmware/deployments/{deployment_id}",
+            f"/firmware/deployments/{q(deployment_id)}").data
+        return data
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    home = tmp_path_factory.mktemp("aws-jobs")
+    launched = LaunchedSandbox(home / "data", extra_args=(
+        "--aws-port", "0", "--api-port", "0", "--mqtt-port", "0", "--ws-port", "0",
+        "--devices", "5", "--rate", "1"))
+    info = launched.start()
+    try:
+        yield Sandbox(info, home)
+    finally:
+        launched.stop()
+
+
+def _status(d: dict[str, Any]) -> str:
+    return str(d.get("status"))
+
+
+def _counts(d: dict[str, Any]) -> dict[str, int]:
+    """Executions per status (``PENDING``: targets not released)."""
+    return dict(d.get("executions") or {})
+
+
+def test_a_deployment_runs_to_the_end_with_every_device_on_the_new_version(
+        sandbox: Sandbox) -> None:
+    office = sandbox.devices("office-")
+    assert len(office) == 4
+    wait_for("the sensors' first status", lambda: all(
+        sandbox.firmware_of().get(d) == "1.4.2" for d in office), 90)
+    firmware_id = sandbox.import_image("environmental", "1.5.0")
+    # one device every 2 s; an abort criterion that a healthy rollout never trips
+    deployment_id = sandbox.deploy(firmware_id, office, {
+        "jobExecutionsRolloutConfig": {"maximumPerMinute": 30},
+        "abortConfig": {"criteriaList": [{"failureType": "ALL", "action": "CANCEL",
+                                          "thresholdPercentage": 50,
+                                          "minNumberOfExecutedThings": 2}]},
+        "timeoutConfig": {"inProgressTimeoutInMinutes": 10}})
+
+    done = wait_for("the deployment to complete",
+                    lambda: (d := sandbox.deployment(deployment_id))
+                    and _status(d) == "COMPLETED" and d)
+    assert _counts(done).get("SUCCEEDED") == 4, done
+
+    iot = sandbox.client("iot")
+    job = iot.describe_job(jobId=deployment_id)["job"]
+    assert job["status"] == "COMPLETED"
+    assert job["jobProcessDetails"]["numberOfSucceededThings"] == 4
+    executions = iot.list_job_executions_for_job(jobId=deployment_id)["executionSummaries"]
+    assert {e["thingArn"].rsplit("/", 1)[-1] for e in executions} == set(office)
+    assert {e["jobExecutionSummary"]["status"] for e in executions} == {"SUCCEEDED"}
+    # released at the job's rate: 4 devices at 30 a minute span at least 6 s (epoch
+    # seconds, so at least 4 after rounding); a loaded machine only spreads them more
+    queued = sorted(e["jobExecutionSummary"]["queuedAt"] for e in executions)
+    assert isinstance(queued[0], datetime)
+    assert (queued[-1] - queued[0]).total_seconds() >= 4, queued
+    # what the device reported at the end (DescribeJobExecution has the details)
+    details = iot.describe_job_execution(jobId=deployment_id, thingName=office[0])[
+        "execution"]["statusDetails"]["detailsMap"]
+    assert details["step"] == "committed" and details["to_version"] == "1.5.0", details
+
+    # every device rebooted into the image and says so in its status messages
+    wait_for("every sensor to report 1.5.0", lambda: all(
+        sandbox.firmware_of().get(d) == "1.5.0" for d in office), 120)
+
+
+def test_an_image_the_devices_reject_trips_the_abort_configuration(sandbox: Sandbox) -> None:
+    office = sandbox.devices("office-")
+    wait_for("the sensors on 1.5.0 (the first test's rollout)", lambda: all(
+        sandbox.firmware_of().get(d) == "1.5.0" for d in office), 120)
+    # an older image without allowDowngrade in its signed manifest: every device's
+    # manifest check refuses it (REJECTED, "downgrade") before downloading a byte
+    firmware_id = sandbox.import_image("environmental", "1.2.0", downgrade=True)
+    deployment_id = sandbox.deploy(firmware_id, office, {
+        "jobExecutionsRolloutConfig": {"maximumPerMinute": 6},
+        "abortConfig": {"criteriaList": [{"failureType": "REJECTED", "action": "CANCEL",
+                                          "thresholdPercentage": 50,
+                                          "minNumberOfExecutedThings": 1}]}})
+
+    ended = wait_for("the abort", lambda: (d := sandbox.deployment(deployment_id))
+                     and _status(d) == "CANCELED" and d)
+    deployment = ended
+    assert deployment["reason"].startswith("automatic abort: 1 of 1 executed devices "
+                                           "(100%) ended REJECTED"), deployment
+    counts = _counts(ended)
+    # the first device's rejection stopped the rollout: the others were never released
+    assert counts.get("REJECTED") == 1 and counts.get("CANCELED") == 3, counts
+
+    job = sandbox.client("iot").describe_job(jobId=deployment_id)["job"]
+    assert job["status"] == "CANCELED"
+    assert job["comment"] == deployment["reason"]
+    rejected = [e for e in sandbox.client("iot").list_job_executions_for_job(
+        jobId=deployment_id)["executionSummaries"]]
+    assert len(rejected) == 1
+    thing = rejected[0]["thingArn"].rsplit("/", 1)[-1]
+    details = sandbox.client("iot").describe_job_execution(
+        jobId=deployment_id, thingName=thing)["execution"]["statusDetails"]["detailsMap"]
+    assert details["reason"] == "downgrade", details
+    # nobody installed it
+    time.sleep(3)
+    assert all(sandbox.firmware_of().get(d) == "1.5.0" for d in office)
