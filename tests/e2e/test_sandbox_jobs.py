@@ -48,8 +48,11 @@ class Sandbox:
         self.info, self.home = info, home
         pool = CognitoPool(info["region"], info["user_pool_id"], info["user_pool_client_id"],
                            endpoint_url=info["endpoint_url"])
-        tokens = {u["role"]: CognitoSignIn(pool).sign_in(u["username"], u["password"]).id_token
-                  for u in info["users"] if u["role"] in ("admin", "engineer")}
+        tokens: dict[str, str] = {}
+        for user in info["users"]:
+            if user["role"] in ("admin", "engineer"):
+                signed_in: Any = CognitoSignIn(pool).sign_in(user["username"], user["password"])
+                tokens[user["role"]] = signed_in.id_token
         self.api = Sweep(info["api_url"], tokens)
         self.keys = CodeSigningKeys(home / "codesign")
         self.api.call("POST", "/firmware/keys", body={
