@@ -71,6 +71,11 @@ COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 1
 EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
               "or register one with “Register…”."
 EMPTY_MATCH = "No devices match the search and filters."
+# An empty table says one thing at a time: while the first answer is on its way it
+# says so (not "No devices" beside a "Loading…" line), and a failed load is not
+# taken for an empty fleet.
+EMPTY_LOADING = "Loading devices…"
+EMPTY_UNLOADED = "The devices could not be loaded (the reason is above); press F5 to retry."
 # BackgroundCall keys: a newer call of the same kind supersedes an older one
 LOAD, SYNC = "load", "sync"
 
@@ -152,6 +157,7 @@ class DevicesPage(QWidget):
         self._alert_recount: set[str] = set()
         self._alert_job_running = False
         self._loading = False
+        self._ever_loaded = False
         self._serves_device_target = False
         if saved_filters_path is None and context is not None:
             saved_filters_path = Path(context.config.path).parent / "saved_filters.json"
@@ -351,7 +357,11 @@ class DevicesPage(QWidget):
             return
         self._loading = True
         self.refresh_button.setEnabled(False)
-        self._set_status("Loading devices…", "secondary")
+        if self.model.rowCount():
+            self._set_status("Loading devices…", "secondary")
+        else:  # the empty page says it, once
+            self._set_status("", "secondary")
+            self._update_count()
         context, api, live = self._context, self.api, self._live
 
         def load() -> FleetLoad:
@@ -368,6 +378,7 @@ class DevicesPage(QWidget):
 
     def _loaded(self, result: FleetLoad) -> None:
         self._loading = False
+        self._ever_loaded = True
         self.refresh_button.setEnabled(True)
         self._api_ready(result)
         selected = self.detail.device_id
@@ -395,6 +406,7 @@ class DevicesPage(QWidget):
         self._loading = False
         self.refresh_button.setEnabled(True)
         self._set_status(f"Could not load devices: {exc}", "error")
+        self._update_count()
 
     def _api_ready(self, result: FleetLoad) -> None:
         self.api, self._live = result.api, result.live
@@ -734,7 +746,11 @@ class DevicesPage(QWidget):
     def _update_count(self, *_args: Any) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
         self.count_label.setText(f"{shown:,} of {total:,}")
-        if shown == 0 and not self._loading:
+        if shown == 0 and total == 0 and (self._loading or not self._ever_loaded):
+            self.empty_label.setText(EMPTY_LOADING if self._loading else EMPTY_UNLOADED)
+            self.empty_clear_button.setVisible(False)
+            self.table_stack.setCurrentIndex(1)
+        elif shown == 0 and not self._loading:
             self.empty_label.setText(EMPTY_MATCH if total else EMPTY_FLEET)
             self.empty_clear_button.setVisible(bool(total))
             self.table_stack.setCurrentIndex(1)
