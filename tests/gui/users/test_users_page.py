@@ -75,6 +75,12 @@ def _row(page: Any, name: str) -> tuple[str, ...]:
     return tuple(page.model.index(row, c).data() for c in range(page.model.columnCount()))
 
 
+def _user(store: Store, name: str) -> UserAccount:
+    account = store.users.get(name)
+    assert account is not None, name
+    return account
+
+
 def _actions(store: Store, subject: str) -> list[tuple[str, str, str]]:
     return [(e.actor, e.action, str(e.details.get("outcome", "done")))
             for e in store.audit.search(AuditFilter(subject=subject))]
@@ -105,7 +111,8 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
                            "correct horse battery")
     assert page.result_label.text().startswith("✓ Added max.field as technician")
     assert _row(page, "max.field")[1:4] == ("technician", "—", "enabled")
-    assert page.selected() is not None and page.selected().name == "max.field"
+    selected = page.selected()
+    assert selected is not None and selected.name == "max.field"
 
     page.role_button.click()
     role_dialog = page.dialog
@@ -113,14 +120,14 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
     role_dialog.role.setCurrentIndex(list(Role).index(Role.ENGINEER))
     with qtbot.waitSignal(page.changed, timeout=WAIT):
         role_dialog.ok_button.click()
-    assert store.users.get("max.field").role is Role.ENGINEER
+    assert _user(store, "max.field").role is Role.ENGINEER
     assert _row(page, "max.field")[1] == "engineer"
     assert page.result_label.text() == "✓ max.field is now engineer."
 
     assert page.disable_button.text() == "Disable"
     with qtbot.waitSignal(page.changed, timeout=WAIT):
         page.disable_button.click()
-    assert store.users.get("max.field").disabled
+    assert _user(store, "max.field").disabled
     assert _row(page, "max.field")[3] == "disabled"
     assert page.disable_button.text() == "Enable"
     assert page.model.index(page.model.row_of("max.field"), 0).data(
@@ -128,7 +135,7 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
 
     with qtbot.waitSignal(page.changed, timeout=WAIT):
         page.disable_button.click()
-    assert not store.users.get("max.field").disabled
+    assert not _user(store, "max.field").disabled
 
     page.password_button.click()
     pw = page.dialog
@@ -154,7 +161,7 @@ def test_refusals_are_shown_in_the_backends_words(qtbot: Any, make_page: Any,
     assert refused.args[0] == ("Could not change the role of ada: ada: an admin cannot "
                                "change their own role")
     assert page.result_label.property("role") == "error"
-    assert store.users.get("ada").role is Role.ADMIN and _row(page, "ada")[1] == "admin"
+    assert _user(store, "ada").role is Role.ADMIN and _row(page, "ada")[1] == "admin"
 
     with qtbot.waitSignal(page.refused, timeout=WAIT) as weak:
         page.add_person("shorty", Role.SUPPORT, "", "abc")
@@ -163,7 +170,7 @@ def test_refusals_are_shown_in_the_backends_words(qtbot: Any, make_page: Any,
 
     with qtbot.waitSignal(page.refused, timeout=WAIT) as taken:
         page.add_person("tess", Role.SUPPORT)
-    assert "tess" in taken.args[0] and store.users.get("tess").role is Role.TECHNICIAN
+    assert "tess" in taken.args[0] and _user(store, "tess").role is Role.TECHNICIAN
 
 
 def test_search_filters_by_any_column_and_ctrl_f_focuses_it(qtbot: Any, make_page: Any,
@@ -198,7 +205,7 @@ def test_a_technician_sees_why_and_cannot_change_anyone(qtbot: Any, make_page: A
     # Even called directly, nothing reaches the directory.
     with qtbot.waitSignal(page.refused, timeout=WAIT):
         page.set_disabled("ada", True)
-    assert not store.users.get("ada").disabled
+    assert not _user(store, "ada").disabled
 
 
 def test_a_technician_is_refused_by_the_service_even_past_the_page(
@@ -209,7 +216,7 @@ def test_a_technician_is_refused_by_the_service_even_past_the_page(
     with qtbot.waitSignal(page.refused, timeout=WAIT) as refused:
         page.set_disabled("ada", True)
     assert refused.args[0].startswith("Could not disable ada: not allowed:")
-    assert not store.users.get("ada").disabled
+    assert not _user(store, "ada").disabled
     assert ("tess", "user.disable", "denied") in _actions(store, "ada")
 
 
