@@ -21,6 +21,10 @@ class DeviceQuery:
     firmware_version: str = ""
     limit: int | None = None
     offset: int = 0
+    # only devices whose id sorts after this one (a page continuing from the
+    # last id read: no rows are skipped over, and none shift when a device
+    # before it is added or removed meanwhile)
+    after: str = ""
 
 
 class DeviceRegistry(ABC):

@@ -85,6 +85,14 @@ class TelemetryStore(ABC):
         as device_id -> metric -> value, in one query (the device list shows
         e.g. battery_pct and rssi for the whole fleet)."""
 
+    def latest_values_of(self, metrics: Sequence[str],
+                         device_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """latest_values for these devices only (one page of the device list).
+        Stores override it to read just those rows; this fallback reads the
+        whole fleet's and keeps theirs."""
+        wanted = set(device_ids)
+        return {d: v for d, v in self.latest_values(metrics).items() if d in wanted}
+
     def reporting_devices(
         self, start: datetime, end: datetime, *, bucket_ms: int, metric: str
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

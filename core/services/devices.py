@@ -33,6 +33,7 @@ from core.ports.fleet_api.devices import (
     DeviceCapabilities,
     DeviceDetails,
     FleetOverview,
+    FleetOverviewPage,
     OpenAlertSummary,
 )
 from core.ports.hub import AuditTrail, CommandLog, LinkStatsStore
@@ -46,8 +47,8 @@ from core.services.fleet_view import (
     _bucket_ms,
     _check_span,
     _limit,
-    _page,
-    decode_token,
+    decode_cursor,
+    encode_token,
 )
 
 if TYPE_CHECKING:
@@ -114,10 +115,14 @@ class DeviceService:
     def list(self, actor: Actor, query: DeviceQuery | None = None, *,
              limit: int | None = None, next_token: str = "") -> Page[Device]:
         size = _limit(limit)
-        offset = decode_token(next_token)
+        offset, after = decode_cursor(next_token)
+        # A page continues after the last id read (keyset), so the store reads
+        # one page whatever the depth; a token from before (offset only) still works.
         rows = self._registry.list(replace(self._scoped(actor, query), limit=size + 1,
-                                           offset=offset))
-        return _page(rows, offset, size)
+                                           offset=0 if after else offset, after=after))
+        items = rows[:size]
+        more = len(rows) > size
+        return Page(items, encode_token(offset + size, items[-1].device_id) if more else "")
 
     def all(self, actor: Actor, query: DeviceQuery | None = None) -> builtins.list[Device]:
         return self._registry.list(self._scoped(actor, query))
@@ -131,6 +136,26 @@ class DeviceService:
         return FleetOverview(devices, {k: v for k, v in latest.items() if k in ids},
                              dict(Counter(a.device_id for a in open_alerts)),
                              worst_open_severity(open_alerts))
+
+    def overview_page(self, actor: Actor, *, limit: int | None = None,
+                      next_token: str = "") -> FleetOverviewPage:
+        """overview() one page of devices at a time (the REST API's, so no
+        answer holds the whole fleet): the page's latest values are read for
+        its devices only. The first page says how many devices there are."""
+        page = self.list(actor, None, limit=limit, next_token=next_token)
+        ids = [d.device_id for d in page.items]
+        latest = self._telemetry_store().latest_values_of(list(TABLE_METRICS), ids) \
+            if ids else {}
+        # the page's ids are visible already: no re-read of the registry to check
+        wanted = set(ids)
+        mine = [a for a in self._alert_store().list(AlertQuery(
+            states=OPEN_STATES, organization=actor.organization)) if a.device_id in wanted] \
+            if ids else []
+        total = None if next_token else self._registry.count(self._scoped(actor, None))
+        return FleetOverviewPage(
+            FleetOverview(page.items, latest, dict(Counter(a.device_id for a in mine)),
+                          worst_open_severity(mine)),
+            page.next, total)
 
     def open_alerts(self, actor: Actor, device_ids: Iterable[str]) -> OpenAlertSummary:
         """One query for any number of devices (after live alert events)."""
@@ -322,6 +347,12 @@ class DevicesSession:
 
     def overview(self) -> FleetOverview:
         return self._service.overview(self._actor)
+
+    def overview_page(self, *, limit: int | None = None,
+                      next_token: str = "") -> FleetOverviewPage:
+        """In this process the whole table is one read (no answer crosses a
+        network), cheaper than pages that each look up the open alerts."""
+        return FleetOverviewPage(self._service.overview(self._actor))
 
     def open_alerts(self, device_ids: builtins.list[str]) -> OpenAlertSummary:
         return self._service.open_alerts(self._actor, device_ids)

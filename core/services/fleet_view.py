@@ -50,24 +50,38 @@ class Page(Generic[T]):
     next: str = ""
 
 
-def encode_token(offset: int) -> str:
-    raw = json.dumps({"o": offset}, separators=(",", ":")).encode()
+def encode_token(offset: int, after: str = "") -> str:
+    """``after``: the sort key of the page's last row, for listings that
+    continue from it (keyset) rather than skip ``offset`` rows."""
+    body: dict[str, object] = {"o": offset}
+    if after:
+        body["a"] = after
+    raw = json.dumps(body, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str) -> int:
-    """The offset a ``next`` token stands for; anything else is the caller's
-    mistake and is named as such."""
+def decode_cursor(token: str) -> tuple[int, str]:
+    """(offset, key of the last row read) a ``next`` token stands for; anything
+    else is the caller's mistake and is named as such (a 400 naming ``next``)."""
     if not token:
-        return 0
+        return 0, ""
+    bad = ValidationError(f"next: {token[:40]!r} is not a token this server issued; "
+                          "start again from the first page (no next)")
     try:
         padded = token + "=" * (-len(token) % 4)
-        offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["o"]
-    except (ValueError, KeyError, TypeError):
-        raise ValidationError(f"next: {token[:40]!r} is not a token this server issued") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise ValidationError(f"next: {token[:40]!r} is not a token this server issued")
-    return offset
+        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        offset, after = body["o"], body.get("a", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise bad from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0 \
+            or not isinstance(after, str):
+        raise bad
+    return offset, after
+
+
+def decode_token(token: str) -> int:
+    """The offset a ``next`` token stands for."""
+    return decode_cursor(token)[0]
 
 
 def _limit(limit: int | None) -> int:

@@ -117,6 +117,8 @@ class SqlDeviceRegistry(DeviceRegistry):
     def list(self, query: DeviceQuery | None = None) -> list[Device]:
         query = query or DeviceQuery()
         stmt = _filtered(select(DeviceRow), query).order_by(DeviceRow.device_id)
+        if query.after:
+            stmt = stmt.where(DeviceRow.device_id > query.after)  # keyset: the primary key
         if query.offset:
             stmt = stmt.offset(query.offset)
         if query.limit is not None:

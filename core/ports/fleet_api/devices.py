@@ -47,6 +47,18 @@ class FleetOverview:
 
 
 @dataclass
+class FleetOverviewPage:
+    """One page of the Devices table (devices in id order with their latest
+    values and open alerts), so a large fleet shows its first rows at once
+    and fills the rest as pages arrive. ``next`` is empty on the last page;
+    ``total`` (the first page only, when known) sizes the progress shown."""
+
+    overview: FleetOverview
+    next: str = ""
+    total: int | None = None
+
+
+@dataclass
 class OpenAlertSummary:
     """Open-alert count and worst open severity (the health) of some devices."""
 
@@ -82,6 +94,11 @@ class DevicesApi(Protocol):
     def get(self, device_id: str) -> Device: ...
 
     def overview(self) -> FleetOverview: ...
+
+    def overview_page(self, *, limit: int | None = None,
+                      next_token: str = "") -> FleetOverviewPage:
+        """overview() a page at a time (an implementation in this process may
+        answer it all in one page)."""
 
     def open_alerts(self, device_ids: builtins.list[str]) -> OpenAlertSummary: ...
 

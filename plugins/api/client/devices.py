@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from core.ports.fleet_api.devices import (
     DeviceCapabilities,
     DeviceDetails,
     FleetOverview,
+    FleetOverviewPage,
     OpenAlertSummary,
 )
 from core.ports.registry import DeviceQuery
@@ -25,6 +27,17 @@ from plugins.api.client import decode
 from plugins.api.client.transport import HttpTransport
 
 PAGE = 500  # the API's largest page
+SUMMARY_IDS = 100  # device ids per open-alert summary (they travel in the URL)
+
+
+def merge_overviews(pages: builtins.list[FleetOverview]) -> FleetOverview:
+    out = FleetOverview([], {}, {}, {})
+    for p in pages:
+        out.devices.extend(p.devices)
+        out.latest_values.update(p.latest_values)
+        out.alert_counts.update(p.alert_counts)
+        out.worst.update(p.worst)
+    return out
 
 
 def seg(value: str) -> str:
@@ -73,18 +86,43 @@ class HttpDevices:
         return decode.device(self._http.get(f"/devices/{seg(device_id)}").data)
 
     def overview(self) -> FleetOverview:
-        d = self._http.get("/devices/overview").data
-        return FleetOverview([decode.device(x) for x in d["devices"]],
-                             {k: dict(v) for k, v in d["latest_values"].items()},
-                             {k: int(v) for k, v in d["alert_counts"].items()},
-                             {k: Severity(v) for k, v in d["worst"].items()})
+        """The whole table, read a page at a time (no answer holds the fleet)."""
+        return merge_overviews([p.overview for p in self.overview_pages()])
+
+    def overview_page(self, *, limit: int | None = None,
+                      next_token: str = "") -> FleetOverviewPage:
+        d = self._http.get("/devices/overview", {"limit": limit or PAGE,
+                                                 "next": next_token}).data
+        total = d.get("total")
+        return FleetOverviewPage(
+            FleetOverview([decode.device(x) for x in d["devices"]],
+                          {k: dict(v) for k, v in d["latest_values"].items()},
+                          {k: int(v) for k, v in d["alert_counts"].items()},
+                          {k: Severity(v) for k, v in d["worst"].items()}),
+            d.get("next") or "", None if total is None else int(total))
+
+    def overview_pages(self, *, limit: int | None = None) -> Iterator[FleetOverviewPage]:
+        """Every page, lazily: a caller shows each as it arrives."""
+        token = ""
+        while True:
+            page = self.overview_page(limit=limit, next_token=token)
+            yield page
+            if not page.next:
+                return
+            token = page.next
 
     def open_alerts(self, device_ids: builtins.list[str]) -> OpenAlertSummary:
-        view = self.overview()
-        visible = {d.device_id for d in view.devices}
-        ids = [i for i in device_ids if i in visible]
-        return OpenAlertSummary({i: view.alert_counts.get(i, 0) for i in ids},
-                                {i: view.worst.get(i) for i in ids})
+        """Asked for the named devices only, a URL's worth at a time (a live
+        alert recounts a few devices, not the fleet)."""
+        counts: dict[str, int] = {}
+        worst: dict[str, Severity | None] = {}
+        ids = builtins.list(dict.fromkeys(device_ids))
+        for i in range(0, len(ids), SUMMARY_IDS):
+            d = self._http.get("/devices/open-alerts",
+                               {"ids": ",".join(ids[i:i + SUMMARY_IDS])}).data
+            counts.update({k: int(v) for k, v in d["counts"].items()})
+            worst.update({k: None if v is None else Severity(v) for k, v in d["worst"].items()})
+        return OpenAlertSummary(counts, worst)
 
     def details(self, device_id: str) -> DeviceDetails:
         details = DeviceDetails(self.get(device_id))

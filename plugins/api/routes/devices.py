@@ -35,6 +35,9 @@ class HasDevices(Protocol):
     def devices(self) -> DeviceService: ...
 
 
+MAX_SUMMARY_IDS = 200  # devices per open-alert summary (the ids travel in the URL)
+
+
 def etag(d: Device) -> dict[str, str]:
     return {"ETag": f'"{d.version}"'}
 
@@ -109,12 +112,42 @@ def devices_router(services: Callable[[], HasDevices], actor: Callable[[], Actor
     @router.get("/devices/overview",
                 summary="The whole fleet table: devices, latest battery/RSSI, open alerts",
                 tags=["devices"])
-    def devices_overview() -> Response[Any]:
-        view = devices().overview(actor())
+    def devices_overview(
+        limit: Annotated[int | None, Query(ge=1, le=500, description=(
+            "devices per page: the answer then carries next (and total on the first "
+            "page); without limit or next, the whole fleet in one answer"))] = None,
+        next: Annotated[str, Query(description="token from the previous page")] = "",
+    ) -> Response[Any]:
+        who = actor()
+        if limit is None and not next:
+            view = devices().overview(who)
+            return envelope({"devices": [shapes.device(d) for d in view.devices],
+                             "latest_values": view.latest_values,
+                             "alert_counts": view.alert_counts,
+                             "worst": {k: v.value for k, v in view.worst.items()}})
+        page = devices().overview_page(who, limit=limit, next_token=next)
+        view = page.overview
         return envelope({"devices": [shapes.device(d) for d in view.devices],
                          "latest_values": view.latest_values,
                          "alert_counts": view.alert_counts,
-                         "worst": {k: v.value for k, v in view.worst.items()}})
+                         "worst": {k: v.value for k, v in view.worst.items()},
+                         "next": page.next, "total": page.total})
+
+    @router.get("/devices/open-alerts",
+                summary="Open-alert count and worst open severity of some devices",
+                tags=["devices"])
+    def devices_open_alerts(
+        ids: Annotated[str, Query(description=f"comma-separated device ids (at most "
+                                              f"{MAX_SUMMARY_IDS})")] = "",
+    ) -> Response[Any]:
+        wanted = [i for i in ids.split(",") if i]
+        if len(wanted) > MAX_SUMMARY_IDS:
+            raise ValidationError(f"ids: {len(wanted)} devices; ask for at most "
+                                  f"{MAX_SUMMARY_IDS} at a time")
+        summary = devices().open_alerts(actor(), wanted)
+        return envelope({"counts": summary.counts,
+                         "worst": {k: None if v is None else v.value
+                                   for k, v in summary.worst.items()}})
 
     @router.post("/devices", summary="Register a device", tags=["devices"])
     def create_device(body: Annotated[models.DeviceCreate, Body()]) -> Response[Any]:

@@ -212,16 +212,27 @@ class DynamoDeviceRegistry(DeviceRegistry):
     def _organizations_of(self, q: DeviceQuery) -> builtins.list[str]:
         return sorted(q.organizations) if q.organizations else self.organizations()
 
-    def _by_organization(self, organization: str) -> dict[str, Any]:
+    def _by_organization(self, organization: str, after: str = "") -> dict[str, Any]:
+        if not after:
+            return {"TableName": self._table, "IndexName": DEVICES_BY_ORGANIZATION,
+                    "KeyConditionExpression": "organization_id = :o",
+                    "ExpressionAttributeValues": {":o": {"S": organization}}}
+        # the index's sort key: DynamoDB starts reading at the id, nothing before it
         return {"TableName": self._table, "IndexName": DEVICES_BY_ORGANIZATION,
-                "KeyConditionExpression": "organization_id = :o",
-                "ExpressionAttributeValues": {":o": {"S": organization}}}
+                "KeyConditionExpression": "organization_id = :o AND device_id > :a",
+                "ExpressionAttributeValues": {":o": {"S": organization},
+                                              ":a": {"S": after}}}
 
     def _items_in_id_order(self, q: DeviceQuery) -> Iterator[Item]:
         """Each organization's index partition is sorted by device id; merging
         them lazily keeps the fleet in id order and reads only the pages a
-        limited listing needs."""
-        streams = [query_items(self._client, self._page, **self._by_organization(org))
+        limited listing needs. A page after the first starts each partition's
+        Query at the last id read (``q.after``), so page 20 reads what page 1
+        reads, not the 19 pages before it."""
+        # A limited listing asks each partition for about what it needs: a page
+        # of 500 plus the one telling whether more follow is one Query, not two.
+        page = self._page if q.limit is None else min(max(q.limit, 100), 1000)
+        streams = [query_items(self._client, page, **self._by_organization(org, q.after))
                    for org in self._organizations_of(q)]
         return heapq.merge(*streams, key=lambda item: str(get_str(item, "device_id")))
 
@@ -297,7 +308,7 @@ def _keys(devices: dict[str, Device]) -> builtins.list[Item]:
 
 def _only_organizations(q: DeviceQuery) -> bool:
     return not (q.text or q.statuses or q.device_types or q.tag or q.firmware_version
-                or q.limit is not None or q.offset)
+                or q.limit is not None or q.offset or q.after)
 
 
 def _matches(d: Device, q: DeviceQuery) -> bool:

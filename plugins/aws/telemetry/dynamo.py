@@ -317,6 +317,19 @@ class DynamoTelemetryStore(TelemetryStore):
                 out.setdefault(str(item["device_id"]["S"]), {})[metric] = get_value(item, "v")
         return out
 
+    def latest_values_of(self, metrics: Sequence[str],
+                         device_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """BatchGetItem of (device, metric) keys: a page of the device list
+        reads its own items, not each metric's whole index partition."""
+        wanted = sorted({names.metric(m) for m in metrics})
+        by_key = {names.device(d): d for d in dict.fromkeys(device_ids)}
+        keys = [{"device_id": {"S": key}, "metric": {"S": m}} for key in by_key for m in wanted]
+        out: dict[str, dict[str, float]] = {}
+        for item in batch_get(self._client, self.latest_table, keys):
+            device_id = by_key.get(str(item["device_id"]["S"]), str(item["device_id"]["S"]))
+            out.setdefault(device_id, {})[str(item["metric"]["S"])] = get_value(item, "v")
+        return out
+
     def reporting_devices(self, start: datetime, end: datetime, *, bucket_ms: int,
                           metric: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         raise NotImplementedError(
