@@ -11,6 +11,7 @@ SMARTIOT_SCREENSHOTS=1 under xvfb-run writes docs/screenshots/aws-*.png."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from plugins.aws.console_access.launch import LaunchedSandbox
 pytestmark = pytest.mark.gui
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WAIT = 30_000
+ROLLOUT = 180_000  # a rollout on a loaded machine: download, check, reboot, report
 
 
 class Sandbox:
@@ -134,6 +136,16 @@ def sign_in(sandbox: Sandbox, qtbot: Any) -> Iterator[Any]:
             window.close()
             context.close()
         secrets.delete_secret(secret)
+
+
+def _id_token(sandbox: Sandbox, role: str) -> str:
+    from plugins.aws.cognito.signin import CognitoPool, CognitoSignIn
+
+    info, user = sandbox.info, sandbox.user(role)
+    pool = CognitoPool(info["region"], info["user_pool_id"], info["user_pool_client_id"],
+                       info["endpoint_url"])
+    signed_in: Any = CognitoSignIn(pool).sign_in(user["username"], user["password"])
+    return str(signed_in.id_token)
 
 
 def _texts(widget: Any) -> list[str]:
@@ -428,3 +440,54 @@ def test_engineer_imports_firmware_and_deploys_it_as_an_iot_job(
     qtbot.waitUntil(lambda: firmware.deployments.select(deployment.deployment_id),
                     timeout=WAIT)
     _shot(window, qtbot, "deployment-monitor")
+
+    # The sandbox's IoT Jobs stand-in runs the job: the pump (the simulator's own OTA
+    # code) takes it over the Jobs MQTT topics, downloads the image from S3, checks it,
+    # reboots into 9.1.0, and the monitor shows the rollout finishing.
+    monitor = firmware.deployments.monitor
+
+    def shown(deployment_id: str, status: str) -> bool:
+        snap = monitor.snapshot
+        return snap is not None and snap.deployment.deployment_id == deployment_id \
+            and snap.deployment.status.value == status
+
+    qtbot.waitUntil(lambda: shown(deployment.deployment_id, "COMPLETED"), timeout=ROLLOUT)
+    assert monitor.progress.value() == monitor.progress.maximum() == 1
+    assert monitor.chips["SUCCEEDED"].text().endswith(" 1")
+    assert monitor.banner.text() == "Completed: every target has finished."
+    assert "constant: 5 devices per minute" in monitor.subtitle.text()
+    assert sandbox.client("iot").describe_job(
+        jobId=deployment.deployment_id)["job"]["status"] == "COMPLETED"
+    from core.crypto import codesign
+    from tests.e2e.aws_route_sweep import Sweep, _signed_manifest, q
+
+    api = Sweep(sandbox.info["api_url"], {role: _id_token(sandbox, role)
+                                          for role in ("engineer", "admin")})
+    # the pump's status messages now carry the new version
+    qtbot.waitUntil(lambda: api.call("GET", "/devices/{device_id}", f"/devices/{q(device_id)}",
+                                     role="engineer").data.get("firmware_version") == "9.1.0",
+                    timeout=ROLLOUT)
+    _shot(window, qtbot, "deployment-monitor-completed")
+
+    # An older image whose signed manifest forbids a downgrade: the pump refuses it,
+    # the job's abort configuration cancels it, and the monitor says why.
+    old = os.urandom(100_000)
+    made = api.call("POST", "/firmware/upload", role="engineer", body={
+        "device_type": "pump", "version": "8.0.0", "allow_downgrade": True,
+        "image_base64": base64.b64encode(old).decode(),
+        "signature_base64": base64.b64encode(codesign.sign(keys.signing_key(), old)).decode()})
+    manifest = _signed_manifest(api, made.data["firmware_id"], keys)
+    aborted = api.call("POST", "/firmware/deployments", role="engineer", body={
+        "firmware_id": made.data["firmware_id"], "manifest": manifest,
+        "target": {"kind": "list", "device_ids": [device_id]},
+        "config": {"abortConfig": {"criteriaList": [{
+            "failureType": "REJECTED", "action": "CANCEL", "thresholdPercentage": 50,
+            "minNumberOfExecutedThings": 1}]}}}).data["deployment_id"]
+    qtbot.waitUntil(lambda: firmware.deployments.select(aborted), timeout=WAIT)
+    qtbot.waitUntil(lambda: shown(aborted, "CANCELED"), timeout=ROLLOUT)
+    assert monitor.banner.text().startswith(
+        "⚠ Canceled automatically — automatic abort: 1 of 1 executed devices (100%) ended "
+        "REJECTED"), monitor.banner.text()
+    assert monitor.chips["REJECTED"].text().endswith(" 1")
+    assert monitor.progress.value() == 0
+    _shot(window, qtbot, "deployment-aborted")
