@@ -25,13 +25,17 @@ DEFAULT_PORT = 3000  # serverless-offline's, as in the seed
 
 
 def serve_api(settings: AwsSettings, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
-              telemetry: str = DEFAULT_TELEMETRY) -> WSGIServer:
+              telemetry: str = DEFAULT_TELEMETRY,
+              identity_pool_id: str | None = None) -> WSGIServer:
     """Serve the API over the aws backend of ``settings`` (which must name the
     user pool and its app client) on ``host:port`` (0: a free port, see
     ``server.server_port``), already answering in a background thread. Stop it
-    with ``server.shutdown(); server.server_close()``."""
+    with ``server.shutdown(); server.server_close()``. ``identity_pool_id``:
+    where ``POST /me/iot-access`` finds consoles' identities (None: the
+    function's environment, as the sandbox sets it)."""
     authorizer = CognitoAuthorizer.for_settings(settings)
-    parts = build_parts(settings, telemetry)  # now: a wrong setting fails here, not later
+    # now: a wrong setting fails here, not later
+    parts = build_parts(settings, telemetry, identity_pool_id)
     app = ApiWsgiApp(make_api_handler(Once(lambda: parts)), authorizer,
                      where_tokens_come_from="the ID token of a sign-in to the stage's "
                      "Cognito user pool: `smartiot login` or the console's sign-in")

@@ -221,6 +221,9 @@ def sweep(api_url: str, tokens: dict[str, str], *, alert: dict[str, Any], device
            role="technician", if_match=etag(prefs))
     again = s.call("GET", "/users/me/preferences", "/users/me/preferences", role="technician")
     assert again.data["preferences"] == {"theme": "dark"}, again.body
+    # one's own console's live data: the stage's IoT policy on one's Cognito identity
+    access = s.call("POST", "/me/iot-access", body={}, role="technician")
+    assert access.data["policy_name"].startswith("iot-console-"), access.body
     s.call("POST", "/users", body={"name": "sweep.tech", "role": "technician"})
     s.call("PUT", "/users/{name}", "/users/sweep.tech", {"role": "support"})
     s.call("PUT", "/users/{name}/password", "/users/sweep.tech/password",

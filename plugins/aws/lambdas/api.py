@@ -12,6 +12,10 @@ Who calls is what the authorizer verified and put into
 a header is never read. The user directory (the pool) has the last word on
 the role and on a disabled account (UserService.effective_actor), so a
 demotion counts before the person's token expires.
+
+Besides the REST API's routes this function answers ``POST /me/iot-access``
+(plugins/aws/iot_access.py): a console's Cognito identity gets the stage's IoT
+policy, which IoT Core needs before it lets the console receive live data.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from typing import Any
 
 from core.ports.idempotency import IdempotencyStore
 from plugins.api.app import make_handler
+from plugins.api.caller import Caller
+from plugins.api.responses import envelope
 from plugins.api.wiring import ApiServices, build_api_services
+from plugins.aws.iot_access import ConsoleIotAccess, console_policy_name, iot_access_router
 from plugins.aws.lambdas import environment as env
 from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
@@ -38,6 +45,7 @@ class ApiParts:
 
     services: ApiServices
     idempotency: IdempotencyStore | None
+    iot_access: ConsoleIotAccess | None = None  # None: the stage names no identity pool
 
 
 def settings_from_environment() -> AwsSettings:
@@ -48,12 +56,22 @@ def settings_from_environment() -> AwsSettings:
                        user_pool_id=env.read(env.USER_POOL_ID))
 
 
-def build_parts(settings: AwsSettings, telemetry: str = DEFAULT_TELEMETRY) -> ApiParts:
-    """The API's use cases over the aws backend of ``settings``."""
+def build_parts(settings: AwsSettings, telemetry: str = DEFAULT_TELEMETRY,
+                identity_pool_id: str | None = None) -> ApiParts:
+    """The API's use cases over the aws backend of ``settings``; consoles' IoT
+    access through ``identity_pool_id`` (None: the function's environment)."""
     from plugins.aws.backend import build_aws_backend_for
 
     backend = build_aws_backend_for(settings, telemetry=telemetry)
-    return ApiParts(build_api_services(backend), getattr(backend, "idempotency", None))
+    pool = env.read(env.IDENTITY_POOL_ID) if identity_pool_id is None else identity_pool_id
+    access = None
+    if pool and settings.user_pool_id:
+        clients = backend.clients
+        access = ConsoleIotAccess(clients.client("iot"), clients.client("cognito-identity"),
+                                  identity_pool_id=pool, region=settings.region,
+                                  user_pool_id=settings.user_pool_id,
+                                  policy_name=console_policy_name(settings.stage))
+    return ApiParts(build_api_services(backend), getattr(backend, "idempotency", None), access)
 
 
 class Once:
@@ -74,7 +92,11 @@ class Once:
 
 def make_api_handler(parts: Callable[[], ApiParts]) -> Handler:
     """The Lambda handler over ``parts`` (called on each request: pass a :class:`Once`)."""
-    return make_handler(lambda: parts().services, idempotency=lambda: parts().idempotency)
+    handler = make_handler(lambda: parts().services, idempotency=lambda: parts().idempotency)
+    app = handler.app  # type: ignore[attr-defined]
+    caller = Caller(app, lambda: parts().services)
+    app.include_router(iot_access_router(lambda: parts().iot_access, caller.actor, envelope))
+    return handler
 
 
 _handle = make_api_handler(Once(lambda: build_parts(

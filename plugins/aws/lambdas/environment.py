@@ -17,6 +17,9 @@ TELEMETRY = "SMARTIOT_TELEMETRY"  # "dynamodb" or "timestream"
 NOTIFY_SENDER = "SMARTIOT_NOTIFY_SENDER"  # the SES-verified address alert e-mail comes from
 CONSOLE_URL = "SMARTIOT_CONSOLE_URL"  # optional: alert e-mail links {url}/alerts/{alert_id}
 USER_POOL_ID = "SMARTIOT_USER_POOL_ID"  # the stage's Cognito user pool (the user directory)
+# the stage's identity pool: the API attaches the console IoT policy to a person's
+# identity in it (plugins/aws/iot_access.py, POST /me/iot-access)
+IDENTITY_POOL_ID = "SMARTIOT_IDENTITY_POOL_ID"
 # the telemetry consumer: the notification queue's URL (empty: looked up by its name,
 # iot-notifications-<stage>) and who may appear by just publishing (core.ingest's
 # registration policy: open | known-only | rate-limited N/min; empty: open)

@@ -8,12 +8,20 @@ identity pool checks the token and hands out keys of its authenticated role
 receive the person's organization's live topics, nothing else). Both calls
 are public, so they go unsigned; the console holds no AWS keys of its own.
 The keys expire (an hour on AWS, 90 s on moto); the feed asks again before.
+
+Which identity: the API's ``POST /me/iot-access`` answers it (and attaches
+the stage's IoT policy to it, without which IoT Core refuses the connection:
+plugins/aws/iot_access.py), once per signed-in person; an API without that
+route (a stack deployed before it) leaves the console to GetId itself.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,7 +30,7 @@ from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import SmartIotError
+from core.errors import ServiceUnreachable, SmartIotError
 from core.services.accounts import SignInFailed
 from plugins.aws.live.presign import TemporaryCredentials
 
@@ -52,7 +60,7 @@ class IdentityPoolCredentials:
 
     def __init__(self, identity_pool_id: str, region: str, user_pool_id: str,
                  id_token: Callable[[], str], *, endpoint_url: str = "",
-                 client: Any = None) -> None:
+                 client: Any = None, access: IotAccessRoute | None = None) -> None:
         if not identity_pool_id:
             raise SignInNeeded("the stage has no identity pool for live data: set "
                                "identity_pool_id in the profile (the stack's IdentityPoolId)")
@@ -62,9 +70,16 @@ class IdentityPoolCredentials:
         self._id_token = id_token
         self._client = client
         self._endpoint_url = endpoint_url
+        self._access = access
         self._identity: tuple[str, str] | None = None  # (the token's user, identity id)
         self._lock = threading.Lock()
         self.fetched = 0
+
+    @property
+    def identity_id(self) -> str:
+        """The signed-in person's identity ("" before the first credentials)."""
+        identity = self._identity
+        return identity[1] if identity is not None else ""
 
     def _cognito(self) -> Any:
         if self._client is None:
@@ -81,6 +96,8 @@ class IdentityPoolCredentials:
             token = self._id_token()
         except SignInFailed as exc:
             raise SignInNeeded(str(exc)) from None
+        except ServiceUnreachable as exc:  # Cognito cannot renew the sign-in now: offline
+            raise CredentialsUnavailable(str(exc)) from None
         logins = {self.provider: token}
         with self._lock:
             try:
@@ -110,14 +127,74 @@ class IdentityPoolCredentials:
 
     def _identity_id(self, logins: dict[str, str], token: str) -> str:
         """The person's identity (the MQTT client id the IoT policy allows),
-        asked once per signed-in user."""
+        asked once per signed-in user: the API's answer, which also attaches
+        the IoT policy to it; GetId only where the API has no such route."""
         user = _token_user(token)
         if self._identity is not None and self._identity[0] == user:
             return self._identity[1]
-        identity_id = str(self._cognito().get_id(IdentityPoolId=self.identity_pool_id,
-                                                 Logins=logins)["IdentityId"])
+        identity_id = self._access.identity(token) if self._access is not None else None
+        if identity_id is None:
+            identity_id = str(self._cognito().get_id(IdentityPoolId=self.identity_pool_id,
+                                                     Logins=logins)["IdentityId"])
         self._identity = (user, identity_id)
         return identity_id
+
+
+class IotAccessRoute:
+    """The API's ``POST /me/iot-access`` (plugins/aws/iot_access.py), called
+    with the person's ID token: their identity id, with the stage's IoT
+    policy attached to it. Its own small HTTP call, not the pages' client:
+    this is no person's action to queue in the outbox, and the feed's thread
+    needs the answer or a reason to back off."""
+
+    def __init__(self, api_url: str, timeout_s: float = 15.0) -> None:
+        self.url = api_url.rstrip("/") + "/me/iot-access"
+        self.timeout_s = timeout_s
+        self.calls = 0
+        self.missing = False  # the API has no such route (a stack older than it)
+
+    def identity(self, id_token: str) -> str | None:
+        """The identity id, or None when the API has no such route (GetId
+        then, and IoT Core refuses the link unless an administrator attached
+        the policy: logged)."""
+        if self.missing:
+            return None
+        request = urllib.request.Request(self.url, data=b"{}", method="POST", headers={
+            "Content-Type": "application/json", "Accept": "application/json",
+            "Authorization": f"Bearer {id_token}"})
+        self.calls += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
+                body = json.loads(answer.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                message = _error_message(exc.read()) or exc.reason
+            if exc.code == 404:
+                self.missing = True
+                log.warning("live data: %s answered 404 (%s); the console's Cognito identity "
+                            "gets no IoT policy from it, so IoT Core refuses the link unless "
+                            "an administrator attached iot-console-<stage> to it", self.url,
+                            message)
+                return None
+            if exc.code in (401, 403):
+                raise SignInNeeded(f"the API refused live data for this sign-in "
+                                   f"(HTTP {exc.code}: {message}); sign in again") from None
+            raise CredentialsUnavailable(f"{self.url} answered HTTP {exc.code}: {message}"
+                                         ) from None
+        except (OSError, ValueError) as exc:  # URLError, timeouts, a garbled answer
+            reason = getattr(exc, "reason", exc)
+            raise CredentialsUnavailable(f"could not reach {self.url}: {reason}") from None
+        identity_id = str(((body or {}).get("data") or {}).get("identity_id") or "")
+        if not identity_id:
+            raise CredentialsUnavailable(f"{self.url} answered without an identity id")
+        return identity_id
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return raw[:200].decode("utf-8", "replace")
 
 
 def _token_user(token: str) -> str:

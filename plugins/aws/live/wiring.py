@@ -9,7 +9,7 @@ from typing import Any
 
 from core.context import AppContext
 from core.services.device_lookup import CachedDeviceLookup
-from plugins.aws.live.credentials import IdentityPoolCredentials
+from plugins.aws.live.credentials import IdentityPoolCredentials, IotAccessRoute
 from plugins.aws.live.feed import IotLiveFeed
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,11 @@ def console_live_feed(context: AppContext) -> IotLiveFeed | None:
     # the session was set up first, so a sandbox it started has written its state file
     endpoints = resolve(context.config.profile, context.config.data_dir)
     pool = session.pool
+    # the identity, with the stage's IoT policy attached, from the API: once per person
+    access = IotAccessRoute(session.api_url or endpoints.api_url)
     credentials = IdentityPoolCredentials(
         endpoints.identity_pool_id, pool.region, pool.user_pool_id, session.access_token,
-        endpoint_url=endpoints.endpoint_url)
+        endpoint_url=endpoints.endpoint_url, access=access)
 
     def organization() -> str:
         actor = session.actor

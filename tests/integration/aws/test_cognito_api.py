@@ -119,10 +119,12 @@ def test_a_demotion_counts_before_the_token_expires(api: Api) -> None:
 MUTATING = ("post", "put", "patch", "delete")
 # Routes every signed-in person may use, whatever their role: signing in and
 # out (Cognito does that on AWS), one's own password and preferences, a
-# re-check of a stored image, and queries sent as POST because their filters do
-# not fit a URL: none of them changes the fleet.
+# re-check of a stored image, queries sent as POST because their filters do
+# not fit a URL, and live data for one's own console (its IoT policy): none of
+# them changes the fleet.
 OPEN_TO_EVERY_ROLE = {"POST /auth/login", "POST /auth/refresh", "POST /auth/logout",
                       "POST /auth/password", "PUT /users/me/preferences",
+                      "POST /me/iot-access",
                       "POST /firmware/{firmware_id}/verify",
                       "POST /analytics/query", "POST /analytics/history",
                       "POST /firmware/deployments/plan"}

@@ -99,8 +99,10 @@ NOT_CALLED = {
     "notifications": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
                       "dynamodb:BatchWriteItem"},
 }
-# X-Ray's two write actions support no resource but "*" (Service Authorization Reference)
-RESOURCE_STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# X-Ray's two write actions support no resource but "*" (Service Authorization Reference);
+# iot:AttachPolicy is authorized on its target, and the API's targets are Cognito
+# identity ids, which are no ARN (the action's resource types are cert and thinggroup)
+RESOURCE_STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "iot:AttachPolicy"}
 
 
 @pytest.fixture(scope="module")
