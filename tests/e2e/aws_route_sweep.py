@@ -31,9 +31,9 @@ GAPS: dict[tuple[str, str], tuple[int, str, str]] = {
         409, "CONFLICT", "Pause and resume are refused on AWS"),
     ("POST", "/firmware/deployments/{deployment_id}/resume"): (
         409, "CONFLICT", "Pause and resume are refused on AWS"),
-    # a retry needs failed devices: moto runs no job (no Jobs device data plane)
+    # a retry needs failed devices: the sweep's one device has not failed when it asks
     ("POST", "/firmware/deployments/{deployment_id}/retry"): (
-        404, "NOT_FOUND", "moto has no IoT Jobs device data plane"),
+        404, "NOT_FOUND", "retry answers 404 until a device has failed"),
 }
 
 

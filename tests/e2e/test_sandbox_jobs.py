@@ -194,6 +194,13 @@ def test_an_image_the_devices_reject_trips_the_abort_configuration(sandbox: Sand
     details = sandbox.client("iot").describe_job_execution(
         jobId=deployment_id, thingName=thing)["execution"]["statusDetails"]["detailsMap"]
     assert details["reason"] == "downgrade", details
+    # the API (and the console's monitor) says why, although the job's listing does not
+    listed = sandbox.api.call("GET", "/firmware/deployments/{deployment_id}/executions",
+                              f"/firmware/deployments/{q(deployment_id)}/executions").data
+    items = listed["items"] if isinstance(listed, dict) else listed
+    said = {e["device_id"]: e["status_details"] for e in items if e["status"] == "REJECTED"}
+    assert said[thing]["reason"] == "downgrade", said
+    assert "older than the running 1.5.0" in said[thing]["message"], said
     # nobody installed it
     time.sleep(3)
     assert all(sandbox.firmware_of().get(d) == "1.5.0" for d in office)

@@ -52,6 +52,7 @@ RESUME_REFUSED = ("resuming is not available on AWS IoT Jobs: a job there is nev
                   "paused, it runs until it completes or is canceled")
 _RETRIABLE = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT,
                         ExecutionStatus.REJECTED})
+_MAX_KEPT_DETAILS = 10_000
 _DEVICE_REPORTED = frozenset({ExecutionStatus.IN_PROGRESS, ExecutionStatus.SUCCEEDED,
                               ExecutionStatus.FAILED, ExecutionStatus.REJECTED})
 # IoT Jobs' job status -> ours; moto answers QUEUED for a job IoT Jobs calls IN_PROGRESS.
@@ -84,6 +85,8 @@ class IotJobsDeploymentService(DeploymentService):
         self._jobs = jobs
         self._jobs_data = jobs_data
         self._organization_of = organization_of
+        # (job, device, execution number) -> what a device said when it failed
+        self._failure_details: dict[tuple[str, str, int], dict[str, str]] = {}
 
     # ------------------------------------------------------------ records
     def _record(self, deployment_id: str) -> DeploymentRecord:
@@ -179,8 +182,26 @@ class IotJobsDeploymentService(DeploymentService):
         return [self._live(from_item(item)).deployment for item in items]
 
     def executions(self, deployment_id: str) -> builtins.list[Execution]:
-        _record, merged = self._merged(self._record(deployment_id))
-        return sorted(merged.values(), key=lambda e: e.device_id)
+        record, merged = self._merged(self._record(deployment_id))
+        return sorted((self._explained(record, e) for e in merged.values()),
+                      key=lambda e: e.device_id)
+
+    def _explained(self, record: DeploymentRecord, e: Execution) -> Execution:
+        """A failed, rejected or timed-out execution with the device's own
+        words (reason, message), which ListJobExecutionsForJob leaves out:
+        one DescribeJobExecution per such execution, kept, as it cannot change."""
+        if e.status not in _RETRIABLE or e.status_details:
+            return e
+        job_id = [a.job_id for a in record.attempts if e.device_id in a.devices][-1]
+        key = (job_id, e.device_id, e.execution_number)
+        details = self._failure_details.get(key)
+        if details is None:
+            found = self._jobs.execution(job_id, e.device_id)
+            details = dict(found.status_details) if found is not None else {}
+            if len(self._failure_details) >= _MAX_KEPT_DETAILS:
+                self._failure_details.clear()
+            self._failure_details[key] = details
+        return replace(e, status_details=dict(details)) if details else e
 
     def _merged(self, record: DeploymentRecord
                 ) -> tuple[DeploymentRecord, dict[str, Execution]]:
