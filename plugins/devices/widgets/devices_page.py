@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -43,7 +44,12 @@ from core.model import Device
 from core.model.events import AlertChanged, DataChanged, FleetEvent
 from core.model.roles import Actor, Permission
 from core.ports.fleet_api import FleetApi
-from core.ports.fleet_api.devices import DeviceCapabilities, FleetOverview, OpenAlertSummary
+from core.ports.fleet_api.devices import (
+    DeviceCapabilities,
+    FleetOverview,
+    FleetOverviewPage,
+    OpenAlertSummary,
+)
 from core.ports.live import LiveFeed
 from core.text import plural
 from plugins.devices.csv_export import write_csv
@@ -77,7 +83,10 @@ EMPTY_MATCH = "No devices match the search and filters."
 EMPTY_LOADING = "Loading devices…"
 EMPTY_UNLOADED = "The devices could not be loaded (the reason is above); press F5 to retry."
 # BackgroundCall keys: a newer call of the same kind supersedes an older one
-LOAD, SYNC = "load", "sync"
+LOAD, SYNC, FILL = "load", "sync", "fill"
+# Devices per page of the first load: the first rows show after one page, the
+# rest fill in behind them (an in-process backend answers in one page).
+FILL_PAGE = 500
 
 
 HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
@@ -98,6 +107,8 @@ class FleetLoad:
     live: LiveFeed | None
     capabilities: DeviceCapabilities
     overview: FleetOverview
+    next: str = ""  # more pages follow (filled in the background)
+    total: int | None = None  # the fleet's size, when the backend said
 
 
 class StickyMenu(QMenu):
@@ -158,6 +169,7 @@ class DevicesPage(QWidget):
         self._alert_job_running = False
         self._loading = False
         self._ever_loaded = False
+        self._filling = False
         self._serves_device_target = False
         if saved_filters_path is None and context is not None:
             saved_filters_path = Path(context.config.path).parent / "saved_filters.json"
@@ -188,6 +200,11 @@ class DevicesPage(QWidget):
         self.heading.setProperty("role", "title")
         self.count_label = QLabel("")
         self.count_label.setProperty("role", "secondary")
+        self.fill_progress = QProgressBar()  # pages of a large fleet still arriving
+        self.fill_progress.setMaximumWidth(140)
+        self.fill_progress.setMaximumHeight(12)
+        self.fill_progress.setTextVisible(False)
+        self.fill_progress.setVisible(False)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search id, name, tag, type, firmware…  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
@@ -202,6 +219,7 @@ class DevicesPage(QWidget):
         top.addWidget(self.heading)
         top.addSpacing(8)
         top.addWidget(self.count_label, 0, Qt.AlignmentFlag.AlignBottom)
+        top.addWidget(self.fill_progress, 0, Qt.AlignmentFlag.AlignVCenter)
         top.addStretch(1)
         top.addWidget(self.search, 2)
         for button in (self.refresh_button, self.register_button, self.export_button):
@@ -355,6 +373,8 @@ class DevicesPage(QWidget):
     def refresh(self) -> None:
         if self._loading:
             return
+        self._background.cancel(FILL)  # F5 while filling: start over
+        self._end_fill()
         self._loading = True
         self.refresh_button.setEnabled(False)
         if self.model.rowCount():
@@ -371,8 +391,9 @@ class DevicesPage(QWidget):
                 source, feed = context.api, context.backend.live
             if source is None:
                 raise SmartIotError("no backend to load the devices from")
-            return FleetLoad(source, feed, source.devices.capabilities(),
-                             source.devices.overview())
+            first = source.devices.overview_page(limit=FILL_PAGE)
+            return FleetLoad(source, feed, source.devices.capabilities(), first.overview,
+                             first.next, first.total)
 
         self._background.start(load, self._loaded, self._failed, key=LOAD)
 
@@ -387,6 +408,8 @@ class DevicesPage(QWidget):
                         overview.worst)
         self._set_status("", "secondary")
         self._update_count()
+        if result.next:
+            self._fill(result.next, result.total)
         if selected is not None:
             self._select_device(selected)
         if self._context is not None and not self._serves_device_target:
@@ -395,6 +418,54 @@ class DevicesPage(QWidget):
             self._serves_device_target = True
             unregister = self._context.navigation.register("device", self.show_device)
             self.destroyed.connect(lambda *_: unregister())
+
+    def _fill(self, token: str, total: int | None) -> None:
+        """The next page of the first load, off the GUI thread; rows are
+        appended as each arrives, with the progress shown."""
+        api = self.api
+        if api is None:
+            return
+        self._filling = True
+        shown = self.model.rowCount()
+        bar = self.fill_progress
+        if total:
+            bar.setRange(0, max(total, shown))
+            bar.setValue(shown)
+        else:
+            bar.setRange(0, 0)  # busy: the backend did not say how many
+        bar.setVisible(True)
+        of = f" of {total:,}" if total else ""
+        self._set_status(f"Loading devices… {shown:,}{of}", "secondary")
+        devices = api.devices
+        self._background.start(
+            lambda: devices.overview_page(limit=FILL_PAGE, next_token=token),
+            lambda page: self._filled(page, total), self._fill_failed, key=FILL)
+
+    def _filled(self, page: FleetOverviewPage, total: int | None) -> None:
+        view = page.overview
+        self.model.add_page(view.devices, view.latest_values, view.alert_counts, view.worst)
+        if self.model.sort_column >= 0:
+            self._resort_timer.start()  # rows arrive in id order
+        self._update_count()
+        if page.next:
+            self._fill(page.next, total)
+            return
+        self._end_fill()
+        self._set_status("", "secondary")
+
+    def _fill_failed(self, exc: BaseException) -> None:
+        self._end_fill()
+        self._set_status(f"Showing the first {self.model.rowCount():,} devices; could not "
+                         f"load the rest: {exc}. Press F5 to try again.", "error")
+
+    def _end_fill(self) -> None:
+        self._filling = False
+        self.fill_progress.setVisible(False)
+
+    @property
+    def filling(self) -> bool:
+        """Pages of the first load are still arriving."""
+        return self._filling
 
     def open_live(self, device_id: str) -> None:
         """Analytics > Live with this device chosen (the Analytics page serves "live")."""
@@ -430,7 +501,7 @@ class DevicesPage(QWidget):
     def _sync_registry(self) -> None:
         """Re-read the registry in the background while the list is shown."""
         api = self.api
-        if api is None or self._loading or not self.isVisible():
+        if api is None or self._loading or self._filling or not self.isVisible():
             return
         devices = api.devices
 

@@ -370,6 +370,44 @@ class FleetTableModel(QAbstractTableModel):
         if new:
             self._append(new)
 
+    def add_page(
+        self,
+        devices: Sequence[Device],
+        latest_values: Mapping[str, Mapping[str, float]] | None = None,
+        alert_counts: Mapping[str, int] | None = None,
+        worst: Mapping[str, Severity] | None = None,
+    ) -> None:
+        """A further page of a load that fills in the background (the first
+        went through ``load``): its devices are appended, or updated when a
+        live event added them meanwhile, with their values, as rows inserted,
+        never a reset, so the view keeps its scroll position and selection."""
+        latest_values = latest_values or {}
+        alert_counts = alert_counts or {}
+        worst = worst or {}
+        self.upsert_devices(devices)
+        index = self._index
+        changed: set[int] = set()
+        for device in devices:
+            row_no = index.get(device.device_id)
+            if row_no is None:
+                continue
+            row = self._rows[row_no]
+            values = latest_values.get(device.device_id, {})
+            battery, rssi = (_as_float(values.get(BATTERY_METRIC)),
+                             _as_float(values.get(RSSI_METRIC)))
+            health = worst.get(device.device_id)
+            if row.battery is None and battery is not None:
+                row.battery = battery
+            if row.rssi is None and rssi is not None:
+                row.rssi = rssi
+            row.alerts = int(alert_counts.get(device.device_id, 0))
+            if health is not row.worst:
+                row.worst = health
+                row.refresh_haystack()
+                self._reclassify = True
+            changed.add(row_no)
+        self._emit_changed(changed)
+
     def sync_devices(self, devices: Iterable[Device]) -> int:
         """The registry as it is now (a periodic re-read): rows whose device
         record differs are replaced, unknown devices appended, the rest left
