@@ -5,6 +5,8 @@ Not a test (not part of ``make test``); see bench/README.md.
     .venv/bin/python bench/hub_bench.py                                # 1k x 10 Hz, 60 s
     .venv/bin/python bench/hub_bench.py --devices 10000 --interval 1   # 10k x 1 Hz
     .venv/bin/python bench/hub_bench.py --quick                        # smoke run, ~30 s
+    .venv/bin/python bench/hub_bench.py --receiver thread,process      # both, back to back
+    .venv/bin/python bench/hub_bench.py --devices 10000 --interval 1 --warmup 20  # steady state
 
 One private mosquitto on a free port; four processes: the simulator (``FleetRuntime``,
 one MQTT session per device, 6 metrics a message, readings dated now), a bare paho
@@ -18,7 +20,12 @@ Reported: messages/s of each over the stream (the first and last seconds cut), t
 hub's stored messages/s (rows written / 6) and its ratio to the baseline, the hub's
 inbox depth over time (the backlog), how long it needed after the stream to catch
 up, what it shed, and the rows counted in the database against the readings
-accepted. The ``decode`` phase times the hub's decode-and-validate stage (topic
+accepted. ``--receiver`` picks where the hub receives telemetry (``process``: a child
+process, the default of ``smartiot hub``; ``thread``: paho's thread in the hub's
+process); the hub's CPU then includes its receiver child's. ``--warmup S`` runs the
+same fleet for S seconds first (every device registered, its shadow and jobs asked
+for) and lets the hub catch up before the measured stream: a steady state rather
+than a cold start. The ``decode`` phase times the hub's decode-and-validate stage (topic
 parse + ``decode_telemetry``) against ``json.loads`` on the same payloads.
 Results: a table on stdout and JSON in bench/results/.
 """
@@ -48,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 TELEMETRY_FILTER = "dt/+/+/telemetry"
 METRICS_PER_MESSAGE = 6  # the environmental model
+COUNTERS_SETTLE_S = 1.2  # the hub's receiver child reports its counters every second
 SAMPLE_EVERY_S = 0.5
 
 
@@ -157,7 +165,8 @@ def _bare_child(conn: Connection, host: str, port: int) -> None:
     subscribed.wait(15)
     cpu0 = time.process_time()
     conn.send({"ready": subscribed.is_set()})
-    conn.recv()  # stop
+    while conn.recv() == "mark":  # the measured stream starts: count from here
+        cpu0, count[0] = time.process_time(), 0
     cpu = time.process_time() - cpu0
     client.disconnect()
     client.loop_stop()
@@ -165,7 +174,8 @@ def _bare_child(conn: Connection, host: str, port: int) -> None:
     conn.close()
 
 
-def _hub_child(conn: Connection, host: str, port: int, db_url: str) -> None:
+def _hub_child(conn: Connection, host: str, port: int, db_url: str,
+               receiver: str = "process") -> None:
     """The hub as ``smartiot hub`` runs it (store, alert engine with the default
     rules, live events to one subscriber), sampled every SAMPLE_EVERY_S."""
     logging.basicConfig(level=logging.WARNING)
@@ -185,7 +195,8 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str) -> None:
             seen[str(getattr(event, "kind", type(event).__name__))] += 1
 
     bus.subscribe(console)
-    hub = Hub(store, bus, host, port, alerting=HubAlerting(store, dict(BUILTIN_RULE_TYPES)))
+    hub = Hub(store, bus, host, port, alerting=HubAlerting(store, dict(BUILTIN_RULE_TYPES)),
+              receiver=receiver)
     hub.start()
     ok = hub.wait_subscribed(20)
     samples: list[tuple[float, int, int, int, int, int]] = []
@@ -200,27 +211,46 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu0 = time.process_time()  # start-up (imports, migrations, registry) left out
-    conn.send({"ready": ok})
-    conn.recv()  # the stream ended: catch up
-    ended = time.time()
-    deadline = time.monotonic() + 300
+    rx = hub.receiver
+
+    def child_cpu() -> float:
+        return rx.counters.child_cpu_s if rx is not None else 0.0
+
+    def wait_idle() -> None:
+        deadline = time.monotonic() + 300
+        idle_at: int | None = None
+        while time.monotonic() < deadline:
+            # the writer pops a batch before it is pending: idle twice in a row, 0.2 s
+            # apart, with nothing processed in between (statuses still trickle in)
+            if not hub._inbox and hub._pending is None and not hub._shadow_inbox:
+                if idle_at == c.processed:
+                    break
+                idle_at = c.processed
+            else:
+                idle_at = None
+            time.sleep(0.2)
+
     c = hub.counters
-    idle_at: int | None = None
-    while time.monotonic() < deadline:
-        # the writer pops a batch before it is pending: idle twice in a row, 0.2 s
-        # apart, with nothing processed in between (statuses still trickle in)
-        if not hub._inbox and hub._pending is None:
-            if idle_at == c.processed:
-                break
-            idle_at = c.processed
-        else:
-            idle_at = None
-        time.sleep(0.2)
+    cpu0 = time.process_time()  # start-up (imports, migrations, registry) left out
+    rx_cpu0 = child_cpu()
+    base = {"processed": 0, "readings_written": 0, "shed_overload": 0, "received": 0}
+    conn.send({"ready": ok})
+    while (command := conn.recv()) == "settle":  # after a warm-up: idle, then count anew
+        wait_idle()
+        time.sleep(COUNTERS_SETTLE_S)  # the receiver child's counters arrive each second
+        cpu0, rx_cpu0 = time.process_time(), child_cpu()
+        base = {k: getattr(c, k) for k in base}
+        conn.send({"settled": True})
+    assert command == "drain"  # the stream ended: catch up
+    ended = time.time()
+    wait_idle()
     caught_up_s = time.time() - ended
     cpu = time.process_time() - cpu0
+    time.sleep(COUNTERS_SETTLE_S)
+    rx_cpu = child_cpu() - rx_cpu0
     stop.set()
     sampler.join()
+    rx_snapshot = rx.snapshot() if rx is not None else {}
     hub.stop()
     rows = quarantined = 0
     if db_url.startswith("sqlite:///"):
@@ -230,10 +260,13 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str) -> None:
     by_reason = dict(hub.ingestor.rejected_by_reason)
     accepted_msgs = sum(s.received for s in hub.ingestor.stats.values())
     conn.send({
-        "ready": ok, "samples": samples, "caught_up_s": caught_up_s, "cpu_s": cpu,
-        "received": c.received, "processed": c.processed,
-        "readings_written": c.readings_written, "quarantined": c.quarantined,
-        "shed_overload": c.shed_overload, "inbox_peak": c.inbox_peak,
+        "ready": ok, "samples": samples, "caught_up_s": caught_up_s,
+        "cpu_s": cpu + rx_cpu, "cpu_parent_s": cpu, "cpu_receiver_s": rx_cpu,
+        "receiver": receiver, "receiver_counters": rx_snapshot,
+        "received": c.received - base["received"], "processed": c.processed - base["processed"],
+        "readings_written": c.readings_written - base["readings_written"],
+        "readings_written_total": c.readings_written, "quarantined": c.quarantined,
+        "shed_overload": c.shed_overload - base["shed_overload"], "inbox_peak": c.inbox_peak,
         "stage_failures": c.stage_failures, "write_failures": c.write_failures,
         "rows_in_db": rows, "quarantine_rows": quarantined, "rejected_by_reason": by_reason,
         "accepted_messages": accepted_msgs, "events_seen": dict(seen),
@@ -248,11 +281,13 @@ def _sim_child(conn: Connection, host: str, port: int, devices: int, interval_s:
     from simulator.scenario import single_group
     from simulator.target import BrokerTarget
 
-    start = float(int(time.time()))
-    fleet = single_group(devices, "environmental", interval_s=interval_s).build_fleet(
-        seed=1, start_s=start)
-    runtime = FleetRuntime(fleet, BrokerTarget.parse(f"mqtt://{host}:{port}"),
-                           connect_rate=connect_rate, seed=1, client_id_prefix="bench-")
+    def runtime_now() -> FleetRuntime:
+        start = float(int(time.time()))
+        fleet = single_group(devices, "environmental", interval_s=interval_s).build_fleet(
+            seed=1, start_s=start)
+        return FleetRuntime(fleet, BrokerTarget.parse(f"mqtt://{host}:{port}"),
+                            connect_rate=connect_rate, seed=1, client_id_prefix="bench-")
+
     marks: dict[str, float] = {}
 
     def progress(stats: Any, elapsed: float) -> None:
@@ -260,7 +295,11 @@ def _sim_child(conn: Connection, host: str, port: int, devices: int, interval_s:
             marks["began"] = time.time()
 
     conn.send({"ready": True})
-    conn.recv()
+    while (command := conn.recv()) != "go":  # ("warm", seconds): the same fleet first
+        warm = runtime_now().run(float(command[1]))
+        conn.send({"warm_published": sum(t.sent for t in warm.by_type.values()),
+                   "all_connected_after_s": warm.all_connected_after_s})
+    runtime = runtime_now()
     stats = runtime.run(duration_s, progress=progress, progress_every_s=0.25)
     conn.send({
         "sessions": len(runtime.sessions),
@@ -284,11 +323,13 @@ def _sampled_rate(samples: list[Any], column: int, t0: float, t1: float,
     inside = [s for s in samples if t0 <= s[0] <= t1]
     if len(inside) < 2:
         return 0.0
-    return (inside[-1][column] - inside[0][column]) / scale / (inside[-1][0] - inside[0][0])
+    return float((inside[-1][column] - inside[0][column]) / scale
+                 / (inside[-1][0] - inside[0][0]))
 
 
 def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: float = 5.0,
-               connect_rate: float = 2000.0, db_dir: Path | None = None) -> dict[str, Any]:
+               connect_rate: float = 2000.0, db_dir: Path | None = None,
+               receiver: str = "process", warmup_s: float = 0.0) -> dict[str, Any]:
     from simulator.broker import EmbeddedBroker, raise_fd_limit
 
     raise_fd_limit()
@@ -300,7 +341,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         host, port = broker.host, broker.port
         procs = {}
         for name, target, args in (
-                ("hub", _hub_child, (host, port, db_url)),
+                ("hub", _hub_child, (host, port, db_url, receiver)),
                 ("bare", _bare_child, (host, port)),
                 ("sim", _sim_child, (host, port, devices, interval_s, duration_s,
                                      connect_rate))):
@@ -312,6 +353,13 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
             ready = parent.recv()
             if not ready.get("ready"):
                 raise RuntimeError(f"{name} did not get ready")
+        warm: dict[str, Any] = {}
+        if warmup_s > 0:
+            procs["sim"][1].send(("warm", warmup_s))
+            warm = procs["sim"][1].recv()
+            procs["hub"][1].send("settle")
+            procs["hub"][1].recv()
+            procs["bare"][1].send("mark")
         procs["sim"][1].send("go")
         sim = procs["sim"][1].recv()
         time.sleep(2.0)  # let the broker hand over what it still holds
@@ -339,6 +387,9 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
     bare_cpu_us = bare["cpu_s"] / max(bare["received"], 1) * 1e6
     hub_cpu_us = hub["cpu_s"] / max(stored_msgs, 1) * 1e6
     return {
+        "receiver": receiver, "warmup_s": warmup_s, "warmup": warm,
+        "cpu_parent_us_per_msg": hub["cpu_parent_s"] / max(stored_msgs, 1) * 1e6,
+        "cpu_receiver_us_per_msg": hub["cpu_receiver_s"] / max(stored_msgs, 1) * 1e6,
         "devices": devices, "interval_s": interval_s, "duration_s": duration_s,
         "offered_msg_per_s": offered, "load_before": load_before, "load_after": load_after,
         "sim": sim, "bare": {k: v for k, v in bare.items() if k != "per_second"},
@@ -364,7 +415,8 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
 
 def _print_live(r: dict[str, Any]) -> None:
     h = r["hub"]
-    print(f"\n== {r['devices']} devices x {1 / r['interval_s']:g} Hz "
+    print(f"\n== receiver {r['receiver']}, warm-up {r['warmup_s']:g} s: "
+          f"{r['devices']} devices x {1 / r['interval_s']:g} Hz "
           f"({r['offered_msg_per_s']:,.0f} msg/s offered), {r['duration_s']:g} s; "
           f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}")
     print(f"published {r['published']:,}  bare received {r['bare_received']:,}  "
@@ -375,7 +427,8 @@ def _print_live(r: dict[str, Any]) -> None:
           f"ratio {r['ratio_hub_vs_bare']:.2f}x  (window {r['window_s']:.0f} s)")
     print(f"CPU per message: bare {r['bare_cpu_us_per_msg']:.0f} us, hub "
           f"{r['hub_cpu_us_per_msg']:.0f} us (per stored message, receive included): "
-          f"{r['ratio_cpu_hub_vs_bare']:.2f}x")
+          f"{r['ratio_cpu_hub_vs_bare']:.2f}x; hub's process {r['cpu_parent_us_per_msg']:.0f} us"
+          f" + receiver child {r['cpu_receiver_us_per_msg']:.0f} us")
     print(f"inbox max {r['inbox_max']:,}  median 1st/2nd half "
           f"{r['inbox_median_first_half']:,.0f}/{r['inbox_median_second_half']:,.0f}  at end "
           f"{r['inbox_at_stream_end']:,}  caught up {r['caught_up_after_stream_s']:.1f} s "
@@ -394,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default="decode,live")
     parser.add_argument("--quick", action="store_true", help="200 devices x 10 Hz, 15 s")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--receiver", default="process",
+                        help="process, thread, or both (thread,process) run back to back")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="seconds of the same fleet before the measured stream")
+    parser.add_argument("--skip", type=float, default=5.0,
+                        help="seconds cut from the start of the stream's window")
     args = parser.parse_args(argv)
     if args.quick:
         args.devices, args.interval, args.duration = 200, 0.1, 15.0
@@ -408,9 +467,12 @@ def main(argv: list[str] | None = None) -> int:
               + (f" (orjson.loads {d['bare_orjson_loads_us']:.1f} us: "
                  f"{d['ratio_vs_orjson_loads']:.2f}x)" if "bare_orjson_loads_us" in d else ""))
     if "live" in phases:
-        live = phase_live(args.devices, args.interval, args.duration)
-        result["live"] = live
-        _print_live(live)
+        for receiver in args.receiver.split(","):
+            live = phase_live(args.devices, args.interval, args.duration, skip_s=args.skip,
+                              receiver=receiver, warmup_s=args.warmup)
+            result.setdefault("live_runs", []).append(live)
+            result["live"] = live
+            _print_live(live)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = args.out / f"hub-{stamp}.json"

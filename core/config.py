@@ -52,6 +52,10 @@ class Profile:
     # Run the hub (ingestion, shadows, alert engine) inside the console. A team
     # runs one `smartiot hub` next to the shared database and turns this off.
     hub: bool = True
+    # Where the hub receives telemetry: "process" (a child process of its own, so
+    # its MQTT work does not share the writer's GIL: the default, what keeps up at
+    # fleet scale) or "thread" (in the hub's process; tests and tiny set-ups).
+    hub_receiver: str = "process"
     # With ``hub``: run it as a child process (`smartiot hub` on the same
     # broker and database, stopped with the console) instead of in the
     # console's own process, so a large fleet's ingest does not compete with
@@ -429,6 +433,10 @@ def _validate_profile(where: str, profile: Profile) -> None:
         raise ConfigError(
             f"{prefix}stage' must be 1-32 lower-case letters, digits or '-' (it names the "
             f"AWS resources, e.g. iot-devices-<stage>), got {profile.stage!r}")
+    if profile.hub_receiver not in ("process", "thread"):
+        raise ConfigError(
+            f"{prefix}hub_receiver' must be \"process\" (telemetry received in a child "
+            f"process) or \"thread\" (in the hub's process), got {profile.hub_receiver!r}")
     if profile.aws_retry_mode not in ("standard", "adaptive"):
         raise ConfigError(
             f"{prefix}aws_retry_mode' must be \"standard\" or \"adaptive\" (botocore's retry "

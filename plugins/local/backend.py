@@ -247,10 +247,12 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                                                               hub_machine=run_hub is True)
         host, port, tls = _broker_address(backend.broker_url)
         tls_context = None
+        tls_factory = None  # the hub's receiver process builds its own (contexts do not pickle)
         if tls:
             import ssl
 
-            tls_context = ssl.create_default_context()
+            tls_factory = ssl.create_default_context
+            tls_context = tls_factory()
 
         wants_demo = demo_fleet if demo_fleet is not None else profile.demo_fleet
         wants_demo = wants_demo and profile.broker == "embedded"
@@ -278,7 +280,9 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                               username=hub_login[0], password=hub_login[1],
                               alerting=build_alerting(context, store),
                               client_id=hub_client_id(profile.name, context.config.database_url),
-                              protocol=4 if getattr(backend.broker, "kind", "") == "amqtt" else 5)
+                              protocol=4 if getattr(backend.broker, "kind", "") == "amqtt" else 5,
+                              receiver=profile.hub_receiver,
+                              tls_factory=tls_factory)
             backend.hub.ingestor.registration = registration_policies(context.config.registration)
             backend.hub.start()
 

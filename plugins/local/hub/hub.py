@@ -56,6 +56,7 @@ from plugins.local.hub.heap import HeapSettler
 from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
 from plugins.local.hub.outage_wills import restore_outage_wills
+from plugins.local.hub.receiver_process import Batch, ReceiverProcess
 from plugins.local.hub.shadow_host import ShadowHost
 from plugins.local.hub.shadow_host import _is_store_error as is_store_error
 from plugins.local.jobs.file_server import FirmwareFileServer
@@ -65,6 +66,10 @@ log = logging.getLogger(__name__)
 
 HUB_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, "$aws/things/+/shadow/+",
                "$aws/things/+/jobs/#")
+# Where telemetry is received: "thread" (paho's network thread in the hub's
+# process, sharing the writer's GIL) or "process" (a child process of its own,
+# plugins/local/hub/receiver_process.py; the link keeps every other filter).
+RECEIVERS = ("thread", "process")
 ROLLOUT_EVERY_S = 0.5
 HOUSEKEEPING_EVERY_S = 5.0
 RELOAD_EVERY_S = 30.0
@@ -265,8 +270,17 @@ class Hub:
         session_expiry_s: int = SESSION_EXPIRY_S,
         inbox_limit: int = INBOX_LIMIT,
         receive_maximum: int | None = None,
+        receiver: str = "thread",
+        tls_factory: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
-        """``client_id``: give a stable one (:func:`stable_client_id`) for a
+        """``receiver``: "process" receives telemetry in a child process (its
+        paho work off the writer's GIL: what lets the hub keep up at fleet
+        scale), "thread" on the link's own thread (tests, tiny set-ups). With
+        TLS the child needs ``tls_factory`` (a picklable function building the
+        link's context, e.g. ``ssl.create_default_context``); without one the
+        hub falls back to "thread".
+
+        ``client_id``: give a stable one (:func:`stable_client_id`) for a
         persistent session, so what the broker accepted while the hub was down
         is delivered when it comes back; without one the hub gets a random id
         and a session that ends with the connection (tests, throwaway hubs).
@@ -307,19 +321,42 @@ class Hub:
         self._link_lost_at: float | None = None
         persistent = client_id is not None
         link_id = client_id or f"smartiot-hub-{uuid.uuid4().hex[:8]}"
+        if receiver not in RECEIVERS:
+            raise ValueError(f"receiver must be one of {', '.join(RECEIVERS)}, not {receiver!r}")
+        if receiver == "process" and tls_context is not None and tls_factory is None:
+            log.warning("the hub receives telemetry on its own thread: TLS without a "
+                        "tls_factory cannot be handed to a receiver process")
+            receiver = "thread"
+        self.receiver_mode = receiver
+        self._state_lock = threading.Lock()
+        self._link_state = self._receiver_state = "disconnected"
         self.started_at_ms = int(clock() * 1000)
         # Periods this hub session was away: seq gaps in them are its loss.
         self.downtime = HubDowntime(link_id, SqlHubStateStore(store.engine)
                                     if persistent else None, clock)
         self.link = MqttLink(
             host, port, client_id=link_id,
-            filters=HUB_FILTERS, on_message=self._on_message, on_state=self._on_state,
+            filters=HUB_FILTERS if receiver == "thread" else tuple(
+                f for f in HUB_FILTERS if f != TELEMETRY_FILTER),
+            on_message=self._on_message, on_state=self._on_state,
             tls_context=tls_context, username=username, password=password,
             clean_session=not persistent, protocol=protocol,
             session_expiry_s=session_expiry_s if persistent else 0,
             manual_ack=True, receive_maximum=receive_maximum,
             will=(HUB_STATUS_TOPIC, last_will(link_id, self.started_at_ms).encode()),
+            unsubscribe=(TELEMETRY_FILTER,) if receiver == "process" else (),
         )
+        self.receiver: ReceiverProcess | None = None
+        if receiver == "process":
+            # its own session (its own client id): QoS 1 telemetry it did not
+            # acknowledge is queued for it, as for the link, while it is away
+            self.receiver = ReceiverProcess(
+                host, port, client_id=f"{link_id}-rx", filters=[TELEMETRY_FILTER],
+                on_batch=self._on_batch, on_state=self._on_receiver_state,
+                tls_factory=tls_factory, username=username, password=password,
+                clean_session=not persistent, protocol=protocol,
+                session_expiry_s=session_expiry_s if persistent else 0,
+                qos=1, manual_ack=True, buffer_limit=self.inbox_limit)
         self.shadows = ShadowHost(store.shadows,
                                   lambda topic, body: self.link.publish(topic, body, qos=1),
                                   quarantine=store.quarantine.add_many)
@@ -358,6 +395,8 @@ class Hub:
         self._thread.start()
         self._monitor.start()
         self.link.start()
+        if self.receiver is not None:
+            self.receiver.start()
 
     def stop(self, timeout_s: float = STOP_DRAIN_S) -> bool:
         """Drain the inbox into the store, acknowledge it, then disconnect; the
@@ -372,6 +411,10 @@ class Hub:
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s + STOP_JOIN_GRACE_S)
         self._say_goodbye()
+        if self.receiver is not None:
+            # the writer's acknowledgements go first; what it still held arrives
+            # in the inbox before this returns and is stored below
+            self.receiver.stop()
         self.link.stop()
         # Whatever came in between the last drain and the disconnect: store it
         # (its QoS 1 messages were not acknowledged and come again; the
@@ -430,12 +473,20 @@ class Hub:
         return True
 
     def wait_connected(self, timeout: float) -> bool:
-        return self.link.wait_connected(timeout)
+        deadline = time.monotonic() + timeout
+        if not self.link.wait_connected(timeout):
+            return False
+        return self.receiver is None or self.receiver.wait_connected(
+            max(0.0, deadline - time.monotonic()))
 
     def wait_subscribed(self, timeout: float) -> bool:
         """Connected and the broker has acknowledged every subscription: devices'
         messages published from now on reach the hub."""
-        return self.link.wait_subscribed(timeout)
+        deadline = time.monotonic() + timeout
+        if not self.link.wait_subscribed(timeout):
+            return False
+        return self.receiver is None or self.receiver.wait_subscribed(
+            max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ status
     def degraded(self) -> str:
@@ -454,7 +505,9 @@ class Hub:
         if state:
             found.append(f"ended {state}")
         c = self.counters
+        dropped = self.receiver.counters.dropped if self.receiver is not None else 0
         for count, what in ((c.shed_overload, "messages shed (overload)"),
+                            (dropped, "messages the receiver process dropped (overload)"),
                             (c.store_refused, "readings the database refused"),
                             (c.shed_quarantine, "quarantine rows shed (database away)"),
                             (c.lost_on_stop, "QoS 0 messages not stored at stop")):
@@ -475,6 +528,8 @@ class Hub:
                 "hub_lost": self.downtime.hub_lost,
                 "started_at_ms": self.started_at_ms,
                 "rejected_by_reason": dict(self.ingestor.rejected_by_reason),
+                "receiver": (self.receiver.snapshot() if self.receiver is not None
+                             else {"state": "thread"}),
                 "jobs": self.jobs.snapshot()}
 
     def _hub_event(self) -> HubStatus:
@@ -536,6 +591,33 @@ class Hub:
         if size + 1 >= MAX_BATCH:
             self._wake.set()
 
+    def _on_batch(self, batch: Batch) -> None:
+        """The receiver process's messages (its reader thread): into the same
+        bounded inbox as the link's, with the same shedding and backpressure."""
+        inbox, limit, counters = self._inbox, self.inbox_limit, self.counters
+        generation = batch.generation
+        counters.received += len(batch.items)
+        for topic, payload, received_ms, mid in batch.items:
+            size = len(inbox)
+            if size >= limit:
+                if not mid:  # QoS 0: shed, and say so
+                    counters.shed_overload += 1
+                    continue
+                size = self._wait_for_room(inbox)
+            inbox.append((Inbound(topic, payload, received_ms),
+                          (generation, mid) if mid else None))
+        size = len(inbox)
+        if size > counters.inbox_peak:
+            counters.inbox_peak = size
+        if size >= MAX_BATCH:
+            self._wake.set()
+
+    def _ack(self, tokens: Sequence[AckToken]) -> None:
+        """Each source acknowledges its own tokens and skips the other's."""
+        self.link.ack(tokens)
+        if self.receiver is not None:
+            self.receiver.ack(tokens)
+
     def _wait_for_room(self, inbox: deque[tuple[Inbound, AckToken | None]]) -> int:
         """Backpressure for QoS 1: the network thread stops reading until the
         writer takes a batch, so TCP pushes back and the broker queues for our
@@ -552,8 +634,25 @@ class Hub:
             self._room.clear()
         return len(inbox)
 
+    def _on_receiver_state(self, state: str) -> None:
+        with self._state_lock:
+            self._receiver_state = state
+            self.downtime.link_state(self._hearing())
+        if state != "connected":
+            self._wake.set()
+
+    def _hearing(self) -> str:
+        """"connected" while telemetry can reach the hub: the link and, in
+        process mode, the receiver both up; seq gaps outside are the hub's loss."""
+        link = self._link_state
+        if self.receiver is None or link != "connected":
+            return link
+        return self._receiver_state
+
     def _on_state(self, state: str) -> None:
-        self.downtime.link_state(state)
+        with self._state_lock:
+            self._link_state = state
+            self.downtime.link_state(self._hearing())
         if state == "connected":
             if self._listening_since is None:
                 self._listening_since = time.monotonic()
@@ -768,7 +867,7 @@ class Hub:
             self.counters.readings_written += written
             self.counters.quarantined += len(result.quarantined)
         self._pending = None
-        self._guard("acknowledge", lambda: self.link.ack(pending.tokens))
+        self._guard("acknowledge", lambda: self._ack(pending.tokens))
         for stats in self.downtime.attribute(self.ingestor.take_dirty_stats()):
             self.ingestor.stats[stats.device_id] = stats  # a gap moved to hub_lost
             self._pending_stats[stats.device_id] = stats

@@ -57,18 +57,23 @@ class MqttLink:
         manual_ack: bool = False,
         receive_maximum: int | None = None,
         will: tuple[str, bytes] | None = None,
+        unsubscribe: Sequence[str] = (),
     ) -> None:
         """``manual_ack``: ``on_message`` gets a third argument, an :data:`AckToken`
         for QoS 1 messages (None for QoS 0), to hand to :meth:`ack` once the message
         is safe; ``receive_maximum`` (MQTT 5) caps how many the broker sends ahead.
         ``will``: (topic, payload) the broker publishes, retained at QoS 1, when
-        this connection dies without a DISCONNECT (the hub's "offline")."""
+        this connection dies without a DISCONNECT (the hub's "offline").
+        ``unsubscribe``: filters a persistent session may still hold from an
+        earlier run (the hub's telemetry, now received elsewhere), dropped at
+        every connect so the broker stops sending them here."""
         if protocol not in (MQTT_V311, MQTT_V5):
             raise ValueError(f"protocol must be {MQTT_V311} (3.1.1) or {MQTT_V5}, not {protocol}")
         if len(filters) > MAX_FILTERS_PER_SUBSCRIBE:
             raise ValueError(f"at most {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE")
         self.host, self.port = host, port
         self.filters = list(filters)
+        self.unsubscribe = [f for f in unsubscribe if f not in self.filters]
         self._on_message = on_message
         self._on_state = on_state
         self._state_watchers: list[Callable[[str], None]] = []
@@ -178,6 +183,8 @@ class MqttLink:
             return
         self.generation += 1
         self.subscribed_event.clear()
+        if self.unsubscribe and not self.clean_session:
+            client.unsubscribe(self.unsubscribe)
         if self.filters:
             # SUBACK is handled on this same network thread, after this returns
             _, self._subscribe_mid = client.subscribe([(f, 1) for f in self.filters])
