@@ -112,10 +112,11 @@ class HubStatus:
     messages_per_s: float = 0.0
     readings_per_s: float = 0.0
     degraded: str = ""
-    shed_overload: int = 0
+    shed_overload: int = 0     # messages dropped because the inbox was full (QoS 0)
     inbox: int = 0
     hub: str = ""
     hub_detail: str = ""
+    shed_quarantine: int = 0   # quarantine rows dropped while the database was away
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,8 @@ def status_line(snap: dict[str, Any]) -> str:
              f"inbox {snap['inbox']:,}"]
     if snap["shed_overload"]:
         parts.append(f"{snap['shed_overload']:,} shed (overload)")
+    if snap.get("shed_quarantine"):
+        parts.append(f"{snap['shed_quarantine']:,} quarantine rows shed (database away)")
     if snap.get("hub_lost"):
         parts.append(f"{snap['hub_lost']:,} readings lost while the hub was away")
     if snap["outages"]:

@@ -50,6 +50,7 @@ class HubBeat:
     hub_lost: int = 0
     degraded: tuple[str, ...] = ()
     reason: str = ""
+    shed_quarantine: int = 0
 
     def encode(self) -> bytes:
         body: dict[str, Any] = {"state": self.state, "client_id": self.client_id}
@@ -63,6 +64,7 @@ class HubBeat:
                         messages_per_s=round(self.messages_per_s, 2),
                         readings_per_s=round(self.readings_per_s, 2),
                         inbox=self.inbox, shed_overload=self.shed_overload,
+                        shed_quarantine=self.shed_quarantine,
                         hub_lost=self.hub_lost, degraded=list(self.degraded))
         if self.reason:
             body["reason"] = self.reason
@@ -77,7 +79,7 @@ def online_beat(client_id: str, started_at_ms: int, snapshot: dict[str, Any],
                    str(snapshot["connection"]), float(snapshot["messages_per_s"]),
                    float(snapshot["readings_per_s"]), int(snapshot["inbox"]),
                    int(snapshot["shed_overload"]), int(snapshot.get("hub_lost", 0)),
-                   tuple(reasons))
+                   tuple(reasons), shed_quarantine=int(snapshot.get("shed_quarantine", 0)))
 
 
 def last_will(client_id: str, started_at_ms: int) -> HubBeat:
@@ -135,7 +137,8 @@ def decode_beat(payload: bytes) -> HubBeat:
         max(0.0, _number(body, "messages_per_s")), max(0.0, _number(body, "readings_per_s")),
         max(0, int(_number(body, "inbox"))), max(0, int(_number(body, "shed_overload"))),
         max(0, int(_number(body, "hub_lost"))),
-        tuple(d[:MAX_TEXT] for d in degraded[:10]), _text(body, "reason"))
+        tuple(d[:MAX_TEXT] for d in degraded[:10]), _text(body, "reason"),
+        max(0, int(_number(body, "shed_quarantine"))))
 
 
 def _clock_text(epoch_ms: int | None) -> str:
@@ -222,4 +225,5 @@ class HubPresence:
                          degraded=("degraded: " + "; ".join(beat.degraded)
                                    if beat.degraded else ""),
                          shed_overload=beat.shed_overload, inbox=beat.inbox,
-                         hub=self.state, hub_detail=self.detail())
+                         hub=self.state, hub_detail=self.detail(),
+                         shed_quarantine=beat.shed_quarantine)

@@ -537,7 +537,7 @@ class Hub:
         return HubStatus(
             connection=self.link.state, messages_per_s=c.messages_per_s,
             readings_per_s=c.readings_per_s, degraded=self.degraded(),
-            shed_overload=c.shed_overload, inbox=c.inbox)
+            shed_overload=c.shed_overload, inbox=c.inbox, shed_quarantine=c.shed_quarantine)
 
     def _watch(self) -> None:
         """Once a second: rates and the HUB live event. Never touches the store,

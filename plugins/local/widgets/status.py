@@ -111,6 +111,7 @@ class HubStatusWidget(QWidget):
         self.readings_per_s: float | None = None
         self.degraded = ""
         self.shed_overload = 0
+        self.shed_quarantine = 0
         self.inbox = 0
         self.hub = ""  # "" = the hub runs in this console
         self.hub_detail = ""
@@ -205,6 +206,7 @@ class HubStatusWidget(QWidget):
                 self.readings_per_s = event.readings_per_s
                 self.degraded = event.degraded
                 self.shed_overload = event.shed_overload
+                self.shed_quarantine = event.shed_quarantine
                 self.inbox = event.inbox
                 self.hub = event.hub
                 self.hub_detail = event.hub_detail
@@ -339,14 +341,20 @@ class HubStatusWidget(QWidget):
             what = self.degraded.removeprefix("degraded: ")
             problems.append(f"<span style='color:{c.danger}'>▲</span> "
                             f"{what[:1].upper()}{what[1:]}")
-        if self.shed_overload:
-            problems.append(f"<span style='color:{c.warning}'>▲</span> "
-                            f"{self.shed_overload:,} shed (overload)")
+        # what the hub shed, one entry per reason (its counters of the same names)
+        shed = [(n, text, why) for n, text, why in (
+            (self.shed_overload, "shed (overload)",
+             "messages the hub dropped because its inbox was full (QoS 0 only; QoS 1 "
+             "waits at the broker)"),
+            (self.shed_quarantine, "quarantine rows shed (database away)",
+             "rejected messages the hub could not keep for the quarantine while the "
+             "database was away")) if n]
+        for n, text, _ in shed:
+            problems.append(f"<span style='color:{c.warning}'>▲</span> {n:,} {text}")
+        tips = (["The hub is degraded: " + self.degraded] if self.degraded else []) + [
+            f"{n:,} {why}" for n, _, why in shed]
         self.health_label.setText(" · ".join(problems))
-        self.health_label.setToolTip(
-            "The hub is degraded: " + self.degraded if self.degraded else
-            "Messages the hub dropped because its inbox was full (QoS 0 only; QoS 1 "
-            "waits at the broker)" if self.shed_overload else "")
+        self.health_label.setToolTip("\n".join(tip[:1].upper() + tip[1:] for tip in tips))
         self.health_label.setVisible(bool(problems))
 
     def texts(self) -> dict[str, str]:
