@@ -301,6 +301,41 @@ def _vm_peak_mb(pid: int | None) -> float:
     return 0.0
 
 
+class StackSampler:
+    """Where the GUI thread is, sampled from another thread every ``every_s``
+    (wall clock): what it waits in during a stall, which a profile of its own
+    CPU does not show."""
+
+    def __init__(self, every_s: float = 0.05) -> None:
+        import threading
+
+        self.gui = threading.get_ident()
+        self.every_s = every_s
+        self.counts: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
+
+    def start(self) -> StackSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            frame = sys._current_frames().get(self.gui)
+            names = []
+            while frame is not None and len(names) < 5:
+                code = frame.f_code
+                names.append(f"{Path(code.co_filename).stem}:{code.co_name}:{frame.f_lineno}")
+                frame = frame.f_back
+            key = " < ".join(names)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def stop(self) -> list[tuple[int, str]]:
+        self._stop.set()
+        self._thread.join(2)
+        return sorted(((n, k) for k, n in self.counts.items()), reverse=True)[:15]
+
+
 def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float,
                    profile: str | None = None, screenshot: str | None = None,
                    hub_process: bool = False) -> None:
@@ -378,6 +413,10 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
 
         profiler = cProfile.Profile()  # the GUI thread only
         profiler.enable()
+    sampler = StackSampler().start() if os.environ.get("CONSOLE_BENCH_SAMPLE") else None
+    cpu0, gui0 = time.process_time(), time.thread_time()
+    receiver = getattr(backend, "receiver", None)
+    rx0 = receiver.cpu_s if receiver is not None else 0.0
     on_devices = probe.measure(app, seconds / 2)
     if screenshot:
         window.grab().save(screenshot)
@@ -385,6 +424,12 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     received_mid = bridge.received if bridge is not None else 0
     window.show_page("analytics")
     on_chart = probe.measure(app, seconds / 2)
+    # CPU of the console's process over both phases: all threads, the GUI
+    # thread, and (hub in a child) the thread turning the receiver's digests
+    # into events; the rest is network, bridges' inboxes and pollers
+    cpu = {"process_s": time.process_time() - cpu0, "gui_thread_s": time.thread_time() - gui0,
+           "receiver_thread_s": (receiver.cpu_s - rx0) if receiver is not None else 0.0,
+           "wall_s": seconds}
     curves = len(live.chart.curves)
     if profiler is not None and profile:
         profiler.disable()
@@ -411,7 +456,8 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         "chart_frame_max_ms": max(frame_times, default=0.0),
         "chart_frame_p99_ms": _pct(frame_times, 0.99), "chart_frames": len(frame_times),
         "events_to_devices_page": received, "events_in_second_half": received - received_mid,
-        "hub": hub_stats,
+        "hub": hub_stats, "console_cpu": cpu,
+        "gui_stacks": sampler.stop() if sampler is not None else [],
     })
     conn.close()
     os._exit(0)  # the hub and broker die with the process; a clean close is not measured
