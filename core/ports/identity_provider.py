@@ -15,6 +15,7 @@ its refresh token in the secret store (core.secrets), never in a file or a log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -81,6 +82,12 @@ class IdentityProvider(Protocol):
 
     def resume(self) -> Actor | None:
         """Signed in again from the stored refresh token, or None (none, or refused)."""
+        ...
+
+    def on_signed_in(self, callback: Callable[[Actor], None]) -> None:
+        """Call ``callback(actor)`` whenever someone is signed in after nobody
+        was, also when the provider does it by itself (a console started
+        offline, once the provider answers again)."""
         ...
 
     def access_token(self) -> str:

@@ -30,7 +30,8 @@ def _nothing() -> None:
 @dataclass(frozen=True, slots=True)
 class LinkStatus:
     """The live link as the status bar says it. ``state``: one of
-    ``connection_state()``'s words, or ``reconnecting`` (the next attempt at
+    ``connection_state()``'s words, or ``starting`` (setting up the first
+    connection: nothing has failed yet), ``reconnecting`` (the next attempt at
     ``retry_at``, epoch seconds) or ``expired`` (the credentials ran out and
     only signing in again helps); ``detail``: why, for a tooltip."""
 

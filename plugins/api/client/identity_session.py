@@ -9,6 +9,11 @@ Everything else is the hub session's (plugins/api/client/remote.py): the
 same HttpFleetApi, outbox and offline cache. The person's role is what the
 provider read from the token (Cognito's groups), so pages grey out at once;
 the API checks the token's claims itself on every call.
+
+Started while the provider cannot be reached (a laptop offline) with a sign-in
+to resume, the session opens as the last person signed in here, on the cached
+pages with the outbox keeping their changes; when the provider has signed
+them in again by itself (``on_signed_in``) the queued changes are sent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from core.context import AppContext
 from core.crypto.keystore import CodeSigningKeys
+from core.errors import ServiceUnreachable
 from core.model.roles import Actor
 from core.ports.broker_accounts import BrokerLogin
 from core.ports.identity_provider import DemoLogin, IdentityProvider, SignInChallenge
@@ -31,6 +37,8 @@ class IdentityApiSession(ApiSession):
         super().__init__(provider.api_url or base_url, timeout_s=timeout_s, data_dir=data_dir)
         if not self._static:
             self.api.http.tokens = provider
+        self._offline = False
+        provider.on_signed_in(self._signed_in_by_provider)
         if data_dir is not None:
             # no code-signing key on the server side (AWS): this person's own key signs
             # images and deployment manifests, and images go straight to S3
@@ -53,11 +61,25 @@ class IdentityApiSession(ApiSession):
     def resume(self) -> bool:
         if self._static:
             return super().resume()
-        actor = self.provider.resume()
+        try:
+            actor = self.provider.resume()
+        except ServiceUnreachable:
+            # Offline with a sign-in to resume: the cached pages and queued work
+            # of the last person here, until the provider signs them in again.
+            if not self._resume_offline():
+                raise
+            self._offline = True
+            return True
         if actor is None:
             return False
         self._ready(actor)
         return True
+
+    def _signed_in_by_provider(self, actor: Actor) -> None:
+        """Back from offline: the provider signed the person in by itself."""
+        if self._offline:
+            self._offline = False
+            self._ready(actor)
 
     def sign_in(self, username: str, password: str) -> Actor | SignInChallenge:
         return self._step(self.provider.sign_in(username, password))

@@ -109,18 +109,25 @@ class ApiSession:
         except HubUnreachable:
             # Offline: the last person's cached pages and queued work, until the
             # server answers (the outbox renews the token then).
-            last = self.cache.last_actor(self.base_url) if self.cache is not None else None
-            if last is None:
+            if not self._resume_offline():
                 raise
-            self._actor = Actor(str(last["user"]), Role(last["role"]),
-                                str(last.get("organization") or ""))
-            self.api.__dict__["actor"] = self._actor
-            assert self.cache is not None
-            self.cache.went_offline(None)
-            if self.outbox is not None:
-                self.outbox.start()
             return True
         self._ready(self._from_answer() or self.api.actor)
+        return True
+
+    def _resume_offline(self) -> bool:
+        """The last person signed in here, from the cache, with their cached
+        pages and queued work; False when nobody is known."""
+        last = self.cache.last_actor(self.base_url) if self.cache is not None else None
+        if last is None:
+            return False
+        self._actor = Actor(str(last["user"]), Role(last["role"]),
+                            str(last.get("organization") or ""))
+        self.api.__dict__["actor"] = self._actor
+        assert self.cache is not None
+        self.cache.went_offline(None)
+        if self.outbox is not None:
+            self.outbox.start()
         return True
 
     def sign_in(self, username: str, password: str) -> Actor | SignInChallenge:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from core.errors import SmartIotError
+from core.errors import ServiceUnreachable, SmartIotError
 from plugins.api.client.errors import HubUnreachable, SignInRequired, error_from_answer
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class HttpTransport:
         data = None if body is None else json.dumps(body, default=str).encode()
         renewed = False
         while True:
-            token = self.tokens.access_token() if self.tokens else ""
+            token = self._token()
             status, payload, answer_headers = self._send(
                 method, self.base_url + path, data, token, headers,
                 timeout_s or self.timeout_s, queued=True)
@@ -175,7 +175,7 @@ class HttpTransport:
         attempt = 0
         while True:
             try:
-                token = self.tokens.access_token() if authenticated and self.tokens else ""
+                token = self._token() if authenticated else ""
                 status, payload, answer_headers = self._send(
                     method, url, data, token, headers, timeout_s or self.timeout_s)
             except HubUnreachable:
@@ -196,6 +196,18 @@ class HttpTransport:
                 inner = payload.get("data") if isinstance(payload, dict) else payload
                 return Answer(status, inner, answer_headers)
             raise error_from_answer(status, payload, self.base_url)
+
+    def _token(self) -> str:
+        """The bearer token. A sign-in service that cannot be reached (Cognito
+        while the network is down) leaves the API as unreachable as a cut
+        link does: reads fall back to the cache, changes wait in the outbox."""
+        if not self.tokens:
+            return ""
+        try:
+            return self.tokens.access_token()
+        except ServiceUnreachable as exc:
+            raise HubUnreachable(f"the sign-in for {self.base_url} cannot be renewed: "
+                                 f"{exc}") from None
 
     def _pause(self, attempt: int) -> None:
         delay = self.backoff_s * (2 ** (attempt - 1))

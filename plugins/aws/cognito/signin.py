@@ -43,7 +43,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pycognito.aws_srp import AWSSRP  # type: ignore[import-untyped]
 
-from core.errors import ConfigError, SmartIotError, ValidationError
+from core.errors import ConfigError, ServiceUnreachable, SmartIotError, ValidationError
 from core.model.roles import Role
 from core.services.accounts import SignInFailed, TooManyAttempts
 from plugins.aws.cognito.directory import strongest_role
@@ -93,8 +93,10 @@ class PasswordRejected(ValidationError):
     """The new password does not meet the pool's password policy."""
 
 
-class IdentityProviderUnreachable(SmartIotError):
-    """Cognito could not be reached: the network, a proxy, or the endpoint."""
+class IdentityProviderUnreachable(ServiceUnreachable):
+    """Cognito could not be reached: the network, a proxy, or the endpoint.
+    A ServiceUnreachable, so the console treats it as it treats its API not
+    answering: cached pages, queued changes, and another try later."""
 
 
 # ---------------------------------------------------------------- values

@@ -4,11 +4,24 @@ Cognito user pool, and the REST API client sends its ID token."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.context import AppContext
     from plugins.aws.console_access.session import CognitoSession
+
+
+log = logging.getLogger(__name__)
+
+
+def _load_backend_modules() -> None:
+    try:
+        import plugins.aws.backend
+        import plugins.aws.live.wiring  # noqa: F401
+    except Exception:  # only a head start: the build says what is wrong
+        log.debug("loading the aws backend ahead of the sign-in failed", exc_info=True)
 
 
 def connect(context: AppContext) -> CognitoSession:
@@ -31,6 +44,12 @@ def connect(context: AppContext) -> CognitoSession:
         launched.append(sandbox)
         return sandbox.start()
 
+    if context.live:
+        # While the person types their password: load what the backend and the
+        # live feed are built from after the sign-in (seconds on a busy machine),
+        # so live data connects promptly after it.
+        threading.Thread(target=_load_backend_modules, daemon=True,
+                         name="aws-backend-warm-up").start()
     endpoints = resolve(context.config.profile, data_dir,
                         start_sandbox=start_sandbox if context.live else None)
     pool = CognitoPool(endpoints.region, endpoints.user_pool_id,

@@ -32,8 +32,13 @@ them to the GUI thread.
 - **Rates**: once a second while connected, a ``HubStatus`` with the messages
   and readings per second this console received (the status bar's "msg/s").
 - **Sign-in needed** (nobody signed in, or Cognito refuses the token): state
-  ``expired``; the feed asks again every ``signin_poll_s``, so signing in in
-  the dialog brings the link back by itself.
+  ``expired``; the feed asks again every ``signin_poll_s``, and at once when
+  the session says someone signed in (``wake``), so signing in in the dialog
+  brings the link back by itself.
+- **Until the first connection** the state is ``starting`` (the status bar's
+  "Connecting live data…", with the step in its detail: credentials, then the
+  WebSocket), not "offline": nothing has failed yet. Each state the feed
+  passes through is kept in ``states`` (the log and the tests read it).
 """
 
 from __future__ import annotations
@@ -104,8 +109,10 @@ class IotLiveFeed(LiveFeed):
         self.alert_sync_s = alert_sync_s
         self._console_id = uuid.uuid4().hex[:12]
         self._bus = EventBus()
-        self._status = LinkStatus("connecting")
+        self._status = LinkStatus("starting", None, "waiting for the sign-in")
+        self.states: list[str] = ["starting"]  # every state passed through, in order
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a sign-in: ask for credentials now
         self._thread: threading.Thread | None = None
         self.decoder: LiveDecoder | None = None
         # what happened, for tests and the log
@@ -124,7 +131,13 @@ class IotLiveFeed(LiveFeed):
 
     def connection_state(self) -> str:
         state = self._status.state
+        if state == "starting":
+            return "connecting"
         return state if state in ("connected", "connecting") else "disconnected"
+
+    def wake(self) -> None:
+        """Someone signed in: stop waiting (for a sign-in or a backoff) and try now."""
+        self._wake.set()
 
     def link_status(self) -> LinkStatus:
         return self._status
@@ -138,12 +151,14 @@ class IotLiveFeed(LiveFeed):
 
     # ------------------------------------------------------------ running
     def start(self) -> IotLiveFeed:
+        self._wake.clear()  # a stop's wake-up is not for this run
         self._thread = threading.Thread(target=self._run, name="aws-live-feed", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=CONNECT_TIMEOUT_S + 5)
         self._set(LinkStatus("disconnected"))
@@ -155,20 +170,34 @@ class IotLiveFeed(LiveFeed):
             if status.state != self._status.state:
                 log.info("live data: %s%s", status.state,
                          f" ({status.detail})" if status.detail else "")
+                self.states.append(status.state)
+                del self.states[:-100]
             self._status = status
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, less when stopped or woken by a sign-in."""
+        if self._wake.wait(seconds):
+            self._wake.clear()
 
     def _run(self) -> None:
         credentials: TemporaryCredentials | None = None
         while not self._stop.is_set():
             if credentials is None:
+                if self.connections == 0 and self._status.state != "reconnecting":
+                    self._set(LinkStatus("starting", None, "asking for this console's live "
+                                         "data credentials"))
                 try:
                     credentials = self._credentials.get()
                 except SignInNeeded as exc:
                     self._set(LinkStatus("expired", None, str(exc)))
-                    self._stop.wait(self.signin_poll_s)
+                    self._pause(self.signin_poll_s)
                     continue
                 except CredentialsUnavailable as exc:
                     self._wait_backoff(str(exc))
+                    continue
+                except Exception as exc:  # the feed's thread outlives any one fault
+                    log.exception("live data: getting credentials failed")
+                    self._wait_backoff(f"{type(exc).__name__}: {exc}")
                     continue
             try:
                 outcome, detail, renewed = self._session(credentials)
@@ -189,7 +218,7 @@ class IotLiveFeed(LiveFeed):
         delay = self.backoff.next_delay()
         self.delays.append(delay)
         self._set(LinkStatus("reconnecting", time.time() + delay, why))
-        self._stop.wait(delay)
+        self._pause(delay)
 
     def _session(self, credentials: TemporaryCredentials
                  ) -> tuple[str, str, TemporaryCredentials | None]:
@@ -240,8 +269,9 @@ class IotLiveFeed(LiveFeed):
         client.on_message = on_message
         client.connect_timeout = CONNECT_TIMEOUT_S
         self.attempts += 1
-        self._set(LinkStatus("connecting", None, f"{self.endpoint.scheme}://"
-                             f"{self.endpoint.netloc}/mqtt"))
+        # the first connection is still the console starting its live data
+        self._set(LinkStatus("starting" if self.connections == 0 else "connecting", None,
+                             f"{self.endpoint.scheme}://{self.endpoint.netloc}/mqtt"))
         try:
             client.connect(self.endpoint.host, self.endpoint.port, keepalive=KEEPALIVE_S)
         except (OSError, mqtt.WebsocketConnectionError, ValueError) as exc:
@@ -302,6 +332,7 @@ class IotLiveFeed(LiveFeed):
             return None, str(exc)
 
     def _connected(self) -> None:
+        self._wake.clear()  # a sign-in noticed meanwhile is this connection's
         self.connections += 1
         self.subscribed.set()
         self._set(LinkStatus("connected", None, f"{self.endpoint.scheme}://"

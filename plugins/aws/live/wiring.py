@@ -37,4 +37,6 @@ def console_live_feed(context: AppContext) -> IotLiveFeed | None:
 
     feed = IotLiveFeed(endpoints.iot_endpoint, pool.region, credentials,
                        organization=organization, find_device=CachedDeviceLookup(context))
+    # a sign-in (the dialog, or by itself once Cognito answers again): connect now
+    session.on_signed_in(lambda _actor: feed.wake())
     return feed.start()

@@ -49,6 +49,9 @@ RATE_STALE_S = 5.0
 
 STATE_TEXT = {"connected": "Broker connected", "connecting": "Connecting to broker…",
               "disconnected": "Broker disconnected", "offline": "Offline",
+              # before the backend and its live feed are up (and the AWS feed until its
+              # first connection: credentials, IoT policy, WebSocket): nothing failed yet
+              "starting": "Connecting live data…",
               # the AWS console's IoT Core link (plugins/aws/live): LinkStatus words
               "reconnecting": "Reconnecting…",
               "expired": "Live data: credentials expired — sign in"}
@@ -70,6 +73,7 @@ WIDEST_RATE = "8,888 msg/s · 88,888 readings/s"
 def state_colour(state: str) -> str:
     c = current_colors()
     return {"connected": c.success, "connecting": c.warning, "reconnecting": c.warning,
+            "starting": c.warning,
             "disconnected": c.danger, "expired": c.danger}.get(state, c.disabled)
 
 
@@ -105,7 +109,7 @@ class HubStatusWidget(QWidget):
         self.context = context
         self.backend: Backend | None = None
         self.bridge: LiveBridge | None = None
-        self.connection = "offline"
+        self.connection = "starting"  # "offline" only once building the backend failed
         self.link: LinkStatus | None = None  # the live feed's own account of its link
         self.messages_per_s: float | None = None
         self.readings_per_s: float | None = None
