@@ -73,6 +73,9 @@ class ConsoleIotAccess:
         if not identity_pool_id or not user_pool_id:
             raise ConfigError("IoT access for consoles needs the stage's identity pool and "
                               "user pool (SMARTIOT_IDENTITY_POOL_ID, SMARTIOT_USER_POOL_ID)")
+        from plugins.aws.console_access import redaction
+
+        redaction.install()  # GetId carries the caller's ID token: never in a DEBUG log
         self._iot = iot
         self._identity = identity
         self.identity_pool_id = identity_pool_id
