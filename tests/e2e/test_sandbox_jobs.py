@@ -204,3 +204,101 @@ def test_an_image_the_devices_reject_trips_the_abort_configuration(sandbox: Sand
     # nobody installed it
     time.sleep(3)
     assert all(sandbox.firmware_of().get(d) == "1.5.0" for d in office)
+
+
+def test_a_device_on_the_official_aws_iot_device_sdk_takes_a_job(sandbox: Sandbox) -> None:
+    """An independent device: awsiotsdk's IotJobsClient parses every answer of the
+    stand-in with the SDK's own models, as against IoT Core."""
+    import hashlib
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    from awscrt import io, mqtt  # type: ignore[import-untyped]
+    from awsiot import iotjobs  # type: ignore[import-untyped]
+
+    thing, wait_s, qos = "sdk-sensor-1", 60.0, mqtt.QoS.AT_LEAST_ONCE
+    sandbox.api.call("POST", "/devices", body={
+        "device_id": thing, "device_type": "environmental", "name": "SDK sensor"},
+        role="engineer")
+    firmware_id = sandbox.import_image("environmental", "1.6.0")
+    sha256 = sandbox.api.call("GET", "/firmware/{firmware_id}",
+                              f"/firmware/{q(firmware_id)}").data["sha256"]
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.items: list[Any] = []
+            self._cond = threading.Condition()
+
+        def __call__(self, item: Any) -> None:
+            with self._cond:
+                self.items.append(item)
+                self._cond.notify_all()
+
+        def wait(self, count: int = 1) -> Any:
+            with self._cond:
+                assert self._cond.wait_for(lambda: len(self.items) >= count, wait_s)
+                return self.items[count - 1]
+
+    url = urllib.parse.urlsplit(sandbox.info["mqtt_url"])
+    group = io.EventLoopGroup(1)
+    bootstrap = io.ClientBootstrap(group, io.DefaultHostResolver(group))
+    connection = mqtt.Connection(mqtt.Client(bootstrap, None), url.hostname, url.port, thing,
+                                 clean_session=True, keep_alive_secs=30)
+    connection.connect().result(wait_s)
+    jobs = iotjobs.IotJobsClient(connection)
+    one, every = {"thing_name": thing}, {"thing_name": thing, "job_id": "+"}
+    inbox = {name: Inbox() for name in ("next", "started", "updated", "rejected")}
+    try:
+        for subscribe, request, name in (
+                (jobs.subscribe_to_next_job_execution_changed_events,
+                 iotjobs.NextJobExecutionChangedSubscriptionRequest(**one), "next"),
+                (jobs.subscribe_to_start_next_pending_job_execution_accepted,
+                 iotjobs.StartNextPendingJobExecutionSubscriptionRequest(**one), "started"),
+                (jobs.subscribe_to_update_job_execution_accepted,
+                 iotjobs.UpdateJobExecutionSubscriptionRequest(**every), "updated"),
+                (jobs.subscribe_to_update_job_execution_rejected,
+                 iotjobs.UpdateJobExecutionSubscriptionRequest(**every), "rejected")):
+            subscribe(request, qos, inbox[name])[0].result(wait_s)
+
+        deployment_id = sandbox.deploy(firmware_id, [thing], {})
+        event = inbox["next"].wait()
+        assert event.execution.job_id == deployment_id
+        assert event.execution.status == iotjobs.JobStatus.QUEUED
+
+        jobs.publish_start_next_pending_job_execution(
+            iotjobs.StartNextPendingJobExecutionRequest(
+                thing_name=thing, client_token="start-1",
+                status_details={"step": "downloading"}), qos).result(wait_s)
+        started = inbox["started"].wait().execution
+        assert started.job_id == deployment_id
+        assert started.status == iotjobs.JobStatus.IN_PROGRESS
+        assert (started.version_number, started.execution_number) == (2, 1)
+        # IoT Jobs' presigned URL, here a presigned GET of the sandbox's S3
+        with urllib.request.urlopen(started.job_document["url"], timeout=wait_s) as reply:
+            assert hashlib.sha256(reply.read()).hexdigest() == sha256
+
+        jobs.publish_update_job_execution(iotjobs.UpdateJobExecutionRequest(
+            thing_name=thing, job_id=deployment_id, client_token="stale",
+            status=iotjobs.JobStatus.SUCCEEDED, expected_version=1), qos).result(wait_s)
+        refused = inbox["rejected"].wait()
+        assert refused.code == iotjobs.RejectedErrorCode.VERSION_MISMATCH
+        assert refused.client_token == "stale" and refused.execution_state.version_number == 2
+
+        jobs.publish_update_job_execution(iotjobs.UpdateJobExecutionRequest(
+            thing_name=thing, job_id=deployment_id, client_token="done",
+            status=iotjobs.JobStatus.SUCCEEDED, expected_version=2,
+            status_details={"step": "committed"}, include_job_execution_state=True),
+            qos).result(wait_s)
+        done = inbox["updated"].wait()
+        assert done.client_token == "done"
+        assert done.execution_state.status == iotjobs.JobStatus.SUCCEEDED
+        assert done.execution_state.version_number == 3
+        assert inbox["next"].wait(2).execution is None  # nothing left for this thing
+    finally:
+        connection.disconnect().result(wait_s)
+
+    finished = wait_for("the SDK device's deployment to complete",
+                        lambda: (d := sandbox.deployment(deployment_id))
+                        and _status(d) == "COMPLETED" and d, 60)
+    assert _counts(finished).get("SUCCEEDED") == 1
