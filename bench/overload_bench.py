@@ -31,6 +31,8 @@ the readings the hub accepted (every accepted reading stored).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -60,11 +62,40 @@ SIM_MSG_PER_S = 8000.0   # what one simulator process is asked for at most
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    """The hub's resident memory, its receiver child's included (it buffers too);
+    read from /proc (Linux), children found through /proc/<pid>/task/*/children."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total, todo, seen = 0, [os.getpid()], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue  # a child that just ended
+    return total / 1e6
 
 
-def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit: int) -> None:
+def _shed(hub: Any) -> dict[str, int]:
+    """Every reason the hub drops load for, whatever its counters are called: its
+    ``shed_*`` and ``lost_*`` counters and what its receiver child dropped."""
+    out = {k: v for k, v in vars(hub.counters).items()
+           if k.startswith(("shed_", "lost_")) and isinstance(v, int)}
+    receiver = getattr(hub, "receiver", None)
+    dropped = getattr(getattr(receiver, "counters", None), "dropped", None)
+    if isinstance(dropped, int):
+        out["receiver_dropped"] = dropped
+    return out
+
+
+def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit: int,
+               receiver: str) -> None:
     """The hub as ``smartiot hub`` builds it, sampled every second; answers the
     parent's "samples" with what it has and "drain" with the final account."""
     logging.basicConfig(level=logging.WARNING)
@@ -88,8 +119,11 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit:
             seen[type(event).__name__] += 1
 
     bus.subscribe(console)
+    options: dict[str, Any] = {"inbox_limit": inbox_limit}
+    if "receiver" in inspect.signature(Hub).parameters:
+        options["receiver"] = receiver  # as the profile's hub_receiver says
     hub = Hub(store, bus, host, port, alerting=HubAlerting(store, dict(BUILTIN_RULE_TYPES)),
-              inbox_limit=inbox_limit)
+              **options)
     hub.start()
     ok = hub.wait_subscribed(20)
     samples: list[dict[str, Any]] = []
@@ -105,9 +139,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit:
             status = last_status[0]
             row = {"t": time.time(), "received": c.received, "processed": c.processed,
                    "written": c.readings_written, "inbox": inbox(), "rss_mb": _rss_mb(),
-                   # every reason the hub sheds for, whatever its counters are called
-                   "shed": {k: v for k, v in vars(c).items()
-                            if k.startswith(("shed_", "lost_")) and isinstance(v, int)},
+                   "shed": _shed(hub),
                    "status_shed": getattr(status, "shed_overload", None),
                    "status_shed_by_reason": dict(getattr(status, "shed_by_reason", ()) or ()),
                    "status_degraded": getattr(status, "degraded", None)}
@@ -117,6 +149,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    time.sleep(1.2)  # a receiver child reports its counters every second
     conn.send({"ready": ok, "inbox_limit": hub.inbox_limit})
     while True:
         command = conn.recv()
@@ -232,8 +265,10 @@ def _wait_drained(hub: Connection, threshold: int, timeout_s: float) -> float:
 def run(*, capacity: float | None = None, probe_rate: float = 6000.0, probe_s: float = 20.0,
         overload_s: float = 120.0, recover_s: float = 60.0, factor: float = 2.0,
         sustain: float = 0.5, inbox_limit: int | None = None, skip_s: float = 5.0,
-        out: Any = print) -> dict[str, Any]:
-    """The three phases against one hub; ``capacity`` (stored msg/s) skips the probe."""
+        receiver: str | None = None, out: Any = print) -> dict[str, Any]:
+    """The three phases against one hub; ``capacity`` (stored msg/s) skips the probe.
+    ``receiver``: where the hub receives telemetry (default: the profile's default)."""
+    from core.config import Profile
     from plugins.local.hub.hub import INBOX_LIMIT
     from simulator.broker import EmbeddedBroker, raise_fd_limit
 
@@ -248,7 +283,10 @@ def run(*, capacity: float | None = None, probe_rate: float = 6000.0, probe_s: f
                               "recover_s": recover_s, "inbox_limit": limit}
     with EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
         host, port = broker.host, broker.port
-        hub_proc, hub = _start(ctx, _hub_child, host, port, db_url, limit)
+        receiver = receiver or str(next((f.default for f in dataclasses.fields(Profile)
+                                         if f.name == "hub_receiver"), "thread"))
+        result["receiver"] = receiver
+        hub_proc, hub = _start(ctx, _hub_child, host, port, db_url, limit, receiver)
         sims: list[Any] = []
         try:
             if capacity is None:
@@ -389,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--factor", type=float, default=2.0)
     p.add_argument("--sustain", type=float, default=0.5)
     p.add_argument("--inbox-limit", type=int, help="the hub's bound (default its own)")
+    p.add_argument("--receiver", choices=("process", "thread"),
+                   help="where the hub receives telemetry (default: as a profile does)")
     p.add_argument("--quick", action="store_true", help="smoke sizes")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
@@ -397,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         a.inbox_limit = a.inbox_limit or 500
     r = run(capacity=a.capacity, probe_rate=a.probe_rate, probe_s=a.probe,
             overload_s=a.overload, recover_s=a.recover, factor=a.factor, sustain=a.sustain,
-            inbox_limit=a.inbox_limit, skip_s=1.0 if a.quick else 5.0)
+            inbox_limit=a.inbox_limit, skip_s=1.0 if a.quick else 5.0, receiver=a.receiver)
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"overload-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(r, indent=1, default=str))
