@@ -12,13 +12,18 @@ Three sources, first match wins, so a profile names only what it must:
    the profile's AWS credentials (``aws_profile``) — one call at start-up.
    ``api_url = "stack"`` takes the REST API's URL from there too
    (``ServiceEndpoint``), so such a profile names only its stage and region.
+   What the stack answered is kept in the data directory
+   (``aws-endpoints/<profile>.json``: ids and URLs, no secret), so a console
+   started without a network still finds its pool and opens on its cache.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +53,10 @@ class ConsoleEndpoints:
     demo: tuple[DemoLogin, ...] = field(default=(), repr=False)
 
 
+class StackUnreachable(ConfigError):
+    """CloudFormation could not be reached to read the stack's outputs."""
+
+
 def is_loopback(url: str) -> bool:
     return bool(url) and (urlsplit(url).hostname or "") in LOOPBACK
 
@@ -60,15 +69,49 @@ def resolve(profile: Any, data_dir: Path, *,
     running (None: say how to start it); ``cloudformation``: a boto3 client
     for discovery (tests), else one is made from the profile."""
     region = profile.region or ("us-east-1" if profile.endpoint_url else "")
-    if profile.api_url == API_URL_FROM_STACK:
-        return _from_stack(profile, region, cloudformation)
-    if profile.user_pool_id and profile.user_pool_client_id:
-        return ConsoleEndpoints(profile.api_url, region, profile.user_pool_id,
-                                profile.user_pool_client_id, profile.identity_pool_id,
-                                profile.iot_endpoint, profile.endpoint_url)
-    if is_loopback(profile.endpoint_url):
-        return _from_sandbox(profile, data_dir, start_sandbox)
-    return _from_stack(profile, region, cloudformation)
+    if profile.api_url != API_URL_FROM_STACK:
+        if profile.user_pool_id and profile.user_pool_client_id:
+            return ConsoleEndpoints(profile.api_url, region, profile.user_pool_id,
+                                    profile.user_pool_client_id, profile.identity_pool_id,
+                                    profile.iot_endpoint, profile.endpoint_url)
+        if is_loopback(profile.endpoint_url):
+            return _from_sandbox(profile, data_dir, start_sandbox)
+    kept = data_dir / "aws-endpoints" / f"{profile.name}.json"
+    try:
+        found = _from_stack(profile, region, cloudformation)
+    except StackUnreachable as exc:
+        known = _read_kept(kept)
+        if known is None:
+            raise
+        log.warning("%s; using the stack's outputs read on an earlier start (%s)", exc, kept)
+        return known
+    _keep(kept, found)
+    return found
+
+
+def _keep(path: Path, endpoints: ConsoleEndpoints) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {k: v for k, v in asdict(endpoints).items() if k not in ("demo", "source")}
+        path.write_text(json.dumps(data, indent=1))
+        os.chmod(path, 0o600)
+    except OSError as exc:  # only a fallback for later: say so, carry on
+        log.warning("could not keep the stack's outputs in %s: %s", path, exc)
+
+
+def _read_kept(path: Path) -> ConsoleEndpoints | None:
+    try:
+        data = json.loads(path.read_text())
+        return ConsoleEndpoints(
+            api_url=str(data["api_url"]), region=str(data["region"]),
+            user_pool_id=str(data["user_pool_id"]),
+            user_pool_client_id=str(data["user_pool_client_id"]),
+            identity_pool_id=str(data.get("identity_pool_id") or ""),
+            iot_endpoint=str(data.get("iot_endpoint") or ""),
+            endpoint_url=str(data.get("endpoint_url") or ""),
+            source=f"the stack's outputs kept in {path}")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _from_sandbox(profile: Any, data_dir: Path,
@@ -124,7 +167,8 @@ def stack_outputs(profile: Any, region: str, stack: str, cloudformation: Any = N
                   ) -> dict[str, str]:
     """The stack's Outputs as a dict; ConfigError naming the stack, the region
     and what to do when it cannot be read."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as NoConnection
 
     if not region:
         raise ConfigError(f"profile {profile.name!r} needs a region to find the stack {stack}")
@@ -144,6 +188,10 @@ def stack_outputs(profile: Any, region: str, stack: str, cloudformation: Any = N
             f"({error.get('Code', '')}: {error.get('Message', '')}); deploy the stage, check "
             f"the profile's stage and region, or set user_pool_id and user_pool_client_id "
             f"under [profiles.{profile.name}]") from None
+    except (NoConnection, HTTPClientError) as exc:
+        raise StackUnreachable(
+            f"could not reach CloudFormation in {region} for the stack {stack} ({exc})"
+        ) from None
     except BotoCoreError as exc:
         raise ConfigError(
             f"could not ask CloudFormation in {region} for the stack {stack} ({exc}); check "

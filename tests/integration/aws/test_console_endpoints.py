@@ -117,3 +117,32 @@ def test_aws_local_reads_the_running_sandbox_or_says_how_to_start_it(tmp_path: P
     assert [(d.username, d.password, d.role) for d in found.demo] == [
         ("ada.admin", "pw-1", "admin")]
     assert "pw-1" not in repr(found)  # demo passwords stay out of reprs and logs
+
+
+def test_a_console_started_without_a_network_uses_the_stack_outputs_read_before(
+        aws: AwsSandbox, tmp_path: Path) -> None:
+    """Offline, DescribeStacks cannot be asked; the outputs of the last start
+    (ids and URLs, no secret) let the console open on its cache."""
+    import boto3
+
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(StackName="smartiot-prod", TemplateBody=json.dumps(TEMPLATE))
+    try:
+        online = resolve(_prod(api_url="stack"), tmp_path, cloudformation=cloudformation)
+    finally:
+        cloudformation.delete_stack(StackName="smartiot-prod")
+    kept = tmp_path / "aws-endpoints" / "aws-prod.json"
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert "Token" not in kept.read_text() and "secret" not in kept.read_text().lower()
+    # the network is gone: CloudFormation's endpoint answers nothing
+    unreachable = boto3.client("cloudformation", region_name="eu-west-1",
+                               endpoint_url="http://127.0.0.1:9",
+                               aws_access_key_id="x", aws_secret_access_key="x")
+    offline = resolve(_prod(api_url="stack"), tmp_path, cloudformation=unreachable)
+    assert (offline.api_url, offline.user_pool_id, offline.user_pool_client_id,
+            offline.identity_pool_id) == (online.api_url, online.user_pool_id,
+                                          online.user_pool_client_id, online.identity_pool_id)
+    assert str(kept) in offline.source
+    # never started online here: the error says CloudFormation could not be reached
+    with pytest.raises(ConfigError, match="could not reach CloudFormation in eu-west-1"):
+        resolve(_prod(api_url="stack"), tmp_path / "elsewhere", cloudformation=unreachable)
