@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -57,6 +57,26 @@ class _ProgressRelay(QObject):
     progressed = Signal(int, int)
 
 
+class _Message(QLabel):
+    """The dialog's answer line. The window grows with it once it is laid out:
+    a long error wraps onto more lines, and Qt's minimum size for a window
+    ignores wrapped height, so without this the form was squeezed until its
+    rows were drawn over each other."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        QTimer.singleShot(0, self, self._fit_window)
+
+    def _fit_window(self) -> None:
+        window = self.window()
+        layout = window.layout()
+        if layout is None or not layout.hasHeightForWidth():
+            return
+        needed = layout.totalHeightForWidth(window.width())
+        if window.height() < needed:
+            window.resize(window.width(), needed)
+
+
 class ImportDialog(QDialog):
     imported = Signal(object)  # the Firmware
 
@@ -90,13 +110,18 @@ class ImportDialog(QDialog):
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("What changed (shown in the library and the wizard)")
         self.notes.setFixedHeight(90)
-        self.allow_downgrade = QCheckBox("Allow importing an older version than the newest "
-                                         "in the library")
+        # A check box never wraps: its own text stays short, and the sentence that
+        # explains it wraps below (the long one was cut at the dialog's edge).
+        self.allow_downgrade = QCheckBox("Allow an older version")
+        self.downgrade_note = QLabel("Import it even when the library already holds a newer "
+                                     "version for this device type (to roll devices back).")
+        self.downgrade_note.setWordWrap(True)
+        self.downgrade_note.setProperty("role", "secondary")
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
-        self.message = QLabel()
+        self.message = _Message()
         self.message.setWordWrap(True)
         self.message.setVisible(False)
 
@@ -107,7 +132,14 @@ class ImportDialog(QDialog):
         form.addRow("&Version", self.version)
         form.addRow("Device &type", self.device_type)
         form.addRow("&Release notes", self.notes)
-        form.addRow("", self.allow_downgrade)
+        downgrade = QVBoxLayout()  # the box and its explanation read as one item
+        downgrade.setSpacing(2)
+        downgrade.addWidget(self.allow_downgrade)
+        downgrade.addWidget(self.downgrade_note)
+        form.addRow("", downgrade)
+        # Long answers (an S3 error naming the bucket and what to do) wrap in the
+        # width the form has instead of widening the dialog past the screen.
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
 
         self._stop = False
         self._started_at = 0.0
@@ -128,6 +160,8 @@ class ImportDialog(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
         self.path.textChanged.connect(self._guess_from_name)
+        # A long path scrolls in its box: the whole of it is a hover away.
+        self.path.textChanged.connect(self.path.setToolTip)
 
     # ------------------------------------------------------------ form
     def _browse(self) -> None:
