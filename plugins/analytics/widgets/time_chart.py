@@ -27,7 +27,14 @@ import shiboken6
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter, QTransform
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from console.theme import current_colors
 from console.widgets.time_axis import TimeAxis
@@ -46,6 +53,44 @@ Key = tuple[str, str]
 # each, so no single event of the Qt loop strokes all curves (see _LiveLayer).
 SLICE_BUDGET_S = 0.006
 SHOW_LATE_MS = 150  # a finished live image waits this long for the next frame's repaint
+
+
+class Band(QGraphicsPathItem):
+    """The min/max band of a bucketed series: one filled path with thin edges,
+    built once per ``set_data`` straight from the arrays (one closed polygon
+    per run of finite buckets, so gaps stay open).
+
+    pyqtgraph's ``FillBetweenItem`` follows two edge curves and rebuilds its
+    path whenever either changes: three items and ~4 path builds per band, and
+    for a week of 10 devices overlaid (30 items) that was ~2/3 of drawing the
+    chart (docs/benchmarks.md, "History reads")."""
+
+    def __init__(self, colour: str) -> None:
+        super().__init__()
+        fill = pg.mkColor(colour)
+        fill.setAlpha(45)
+        self.setBrush(pg.mkBrush(fill))
+        self.setPen(pg.mkPen(colour, width=0.6))
+        self.x_data = self.low = self.high = np.empty(0)
+
+    def set_data(self, x: npt.NDArray[np.float64], low: npt.NDArray[np.float64],
+                 high: npt.NDArray[np.float64]) -> None:
+        self.x_data, self.low, self.high = x, low, high
+        finite = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
+        edges = np.flatnonzero(np.diff(np.r_[0, finite.view(np.int8), 0]))
+        runs = [(a, b) for a, b in zip(edges[0::2], edges[1::2], strict=True) if b - a > 1]
+        if not runs:
+            self.setPath(pg.QtGui.QPainterPath())
+            return
+        # Each run forwards along the low edge and back along the high one.
+        index = np.concatenate([np.r_[np.arange(a, b), np.arange(b - 1, a - 1, -1)]
+                                for a, b in runs])
+        ys = np.concatenate([np.r_[low[a:b], high[a:b][::-1]] for a, b in runs])
+        connect = np.ones(index.size, dtype=np.int32)
+        connect[np.cumsum([2 * (b - a) for a, b in runs]) - 1] = 0
+        path = pg.arrayToQPath(x[index], ys, connect=connect)
+        path.setFillRule(Qt.FillRule.WindingFill)
+        self.setPath(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +261,7 @@ class TimeChart(QWidget):
         self.live = False  # see set_live
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[Key, pg.PlotDataItem] = {}
-        self._bands: dict[Key, pg.FillBetweenItem] = {}
-        self._band_curves: dict[Key, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self._bands: dict[Key, Band] = {}
         self._data: dict[Key, ChartSeries] = {}
         self._extras: list[tuple[pg.PlotItem, pg.GraphicsObject]] = []
         self._anomaly_items: list[tuple[pg.PlotItem, pg.ScatterPlotItem]] = []
@@ -258,7 +302,6 @@ class TimeChart(QWidget):
         self.plots.clear()
         self.curves.clear()
         self._bands.clear()
-        self._band_curves.clear()
         self._extras.clear()
         self._anomaly_items.clear()
         self._crosshairs.clear()
@@ -420,28 +463,20 @@ class TimeChart(QWidget):
             if key in self._bands:
                 self._remove_band(key)
             return
-        if key not in self._bands:
-            pen = pg.mkPen(colour, width=0.6)
-            low = pg.PlotDataItem(pen=pen, connect="finite")
-            high = pg.PlotDataItem(pen=pen, connect="finite")
-            band_colour = pg.mkColor(colour)
-            band_colour.setAlpha(45)
-            band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(band_colour))
-            for item in (low, high, band):
-                plot.addItem(item)
+        band = self._bands.get(key)
+        if band is None or band not in plot.items:
+            if band is not None:
+                self._remove_band(key)
+            band = Band(colour)
+            plot.addItem(band)
             self._bands[key] = band
-            self._band_curves[key] = (low, high)
-        low_item, high_item = self._band_curves[key]
-        low_item.setData(s.x, s.low)
-        high_item.setData(s.x, s.high)
+        band.set_data(s.x, s.low, s.high)
 
     def _remove_band(self, key: Key) -> None:
         band = self._bands.pop(key)
-        low, high = self._band_curves.pop(key)
-        for item in (band, low, high):
-            for plot in self.plots.values():
-                if item in plot.items:
-                    plot.removeItem(item)
+        for plot in self.plots.values():
+            if band in plot.items:
+                plot.removeItem(band)
 
     def _remove_curve(self, key: Key) -> None:
         curve = self.curves.pop(key)

@@ -44,7 +44,8 @@ def test_plotted_buckets_equal_numpy_on_the_raw_rows(qtbot, analytics_page, seed
         hole = x[~finite][0]
         cut = seeded.timestamp() + 3600
         assert cut <= hole <= cut + 600
-        low, high = (item.yData for item in chart._band_curves[(device, "temperature")])
+        band = chart._bands[(device, "temperature")]
+        low, high = band.low, band.high
         np.testing.assert_allclose(low[finite], want.minimum, atol=1e-9)
         np.testing.assert_allclose(high[finite], want.maximum, atol=1e-9)
     assert [t.rule_id for t in chart.thresholds] == ["too-warm"]
