@@ -20,6 +20,7 @@ class AlertQuery:
     limit: int | None = None
     offset: int = 0  # rows skipped from the newest, for pages cut in the store
     organization: str = ""  # only alerts of this organization's registered devices
+    device_ids: frozenset[str] = frozenset()  # only these devices' (a page of the device list)
 
 
 class AlertStore(ABC):

@@ -149,8 +149,8 @@ class DeviceService:
         # the page's ids are visible already: no re-read of the registry to check
         wanted = set(ids)
         mine = [a for a in self._alert_store().list(AlertQuery(
-            states=OPEN_STATES, organization=actor.organization)) if a.device_id in wanted] \
-            if ids else []
+            states=OPEN_STATES, organization=actor.organization, device_ids=frozenset(ids)))
+            if a.device_id in wanted] if ids else []
         total = None if next_token else self._registry.count(self._scoped(actor, None))
         return FleetOverviewPage(
             FleetOverview(page.items, latest, dict(Counter(a.device_id for a in mine)),

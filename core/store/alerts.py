@@ -87,6 +87,8 @@ class SqlAlertStore(AlertStore):
         stmt = select(AlertRow).order_by(AlertRow.created_at.desc(), AlertRow.alert_id)
         if q.device_id:
             stmt = stmt.where(AlertRow.device_id == q.device_id)
+        if q.device_ids:
+            stmt = stmt.where(AlertRow.device_id.in_(sorted(q.device_ids)))
         if q.states:
             stmt = stmt.where(AlertRow.state.in_(sorted(s.value for s in q.states)))
         if q.severities:

@@ -227,6 +227,8 @@ class DynamoAlertStore(AlertStore):
         for item in merged:
             if q.organization and get_str(item, "organization_id") != q.organization:
                 continue
+            if q.device_ids and get_str(item, "device_id") not in q.device_ids:
+                continue  # before decoding: a page's devices among the fleet's alerts
             alert = _to_domain(item)
             if q.states and alert.state not in q.states:
                 continue
