@@ -302,3 +302,62 @@ def test_a_device_on_the_official_aws_iot_device_sdk_takes_a_job(sandbox: Sandbo
                         lambda: (d := sandbox.deployment(deployment_id))
                         and _status(d) == "COMPLETED" and d, 60)
     assert _counts(finished).get("SUCCEEDED") == 1
+
+
+def test_an_execution_in_progress_too_long_times_out(sandbox: Sandbox) -> None:
+    """``timeoutConfig``: a device that starts the job and then goes quiet is
+    TIMED_OUT after ``inProgressTimeoutInMinutes`` and hears there is nothing
+    next for it (IoT Jobs' shortest timeout is one minute)."""
+    import json
+    import queue
+    import urllib.parse
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    thing = "quiet-sensor-1"
+    sandbox.api.call("POST", "/devices", body={
+        "device_id": thing, "device_type": "environmental", "name": "goes quiet"},
+        role="engineer")
+    firmware_id = sandbox.import_image("environmental", "1.7.0")
+    heard: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    url = urllib.parse.urlsplit(sandbox.info["mqtt_url"])
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=thing)
+    client.on_message = lambda _c, _u, m: heard.put((m.topic, json.loads(bytes(m.payload))))
+    client.connect(url.hostname or "", url.port or 0)
+    client.loop_start()
+    try:
+        client.subscribe([(f"$aws/things/{thing}/jobs/notify-next", 1),
+                          (f"$aws/things/{thing}/jobs/start-next/accepted", 1)])
+        deployment_id = sandbox.deploy(firmware_id, [thing], {
+            "timeoutConfig": {"inProgressTimeoutInMinutes": 1}})
+
+        def next_on(suffix: str, timeout_s: float) -> dict[str, Any]:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    topic, body = heard.get(timeout=1)
+                except queue.Empty:
+                    continue
+                if topic.endswith(suffix):
+                    return body
+            raise AssertionError(f"nothing on {suffix} within {timeout_s:.0f} s")
+
+        assert next_on("/notify-next", 60)["execution"]["jobId"] == deployment_id
+        client.publish(f"$aws/things/{thing}/jobs/start-next",
+                       json.dumps({"clientToken": "quiet-1"}), qos=1)
+        started = next_on("/start-next/accepted", 60)
+        assert started["execution"]["status"] == "IN_PROGRESS"
+        # ... and the device says nothing more
+        assert "execution" not in next_on("/notify-next", 180)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    execution = sandbox.client("iot").describe_job_execution(
+        jobId=deployment_id, thingName=thing)["execution"]
+    assert execution["status"] == "TIMED_OUT"
+    assert (execution["lastUpdatedAt"] - execution["startedAt"]).total_seconds() >= 59
+    ended = wait_for("the timed-out deployment to end",
+                     lambda: (d := sandbox.deployment(deployment_id))
+                     and _status(d) == "COMPLETED" and d, 60)
+    assert _counts(ended).get("TIMED_OUT") == 1
