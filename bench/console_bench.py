@@ -301,6 +301,25 @@ def _vm_peak_mb(pid: int | None) -> float:
     return 0.0
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each live thread of this process, by its Python
+    name (Linux: /proc/self/task/<tid>/stat); threads Python does not know
+    (Qt's, paho's C parts have none) are summed as "other"."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class StackSampler:
     """Where the GUI thread is, sampled from another thread every ``every_s``
     (wall clock): what it waits in during a stall, which a profile of its own
@@ -414,6 +433,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         profiler = cProfile.Profile()  # the GUI thread only
         profiler.enable()
     sampler = StackSampler().start() if os.environ.get("CONSOLE_BENCH_SAMPLE") else None
+    threads0 = _thread_cpu()
     cpu0, gui0 = time.process_time(), time.thread_time()
     receiver = getattr(backend, "receiver", None)
     rx0 = receiver.cpu_s if receiver is not None else 0.0
@@ -430,6 +450,8 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     cpu = {"process_s": time.process_time() - cpu0, "gui_thread_s": time.thread_time() - gui0,
            "receiver_thread_s": (receiver.cpu_s - rx0) if receiver is not None else 0.0,
            "wall_s": seconds}
+    threads = {k: round(v - threads0.get(k, 0.0), 2) for k, v in _thread_cpu().items()}
+    cpu["threads_s"] = dict(sorted(threads.items(), key=lambda kv: -kv[1])[:12])
     curves = len(live.chart.curves)
     if profiler is not None and profile:
         profiler.disable()
