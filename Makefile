@@ -74,8 +74,9 @@ test: $(DEVSTAMP) system-deps $(SLS_STAMP)
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
-## make bench: the benchmark suite in bench/ (~3 min; set SMARTIOT_TEST_PG_URL for the
-## PostgreSQL figures); rewrites its section of docs/benchmarks.md and the scaling chart
+## make bench: the benchmark suite in bench/ (~35 min, 10 of them a 10,000-device soak:
+## BENCH_ARGS="--soak-minutes 0" skips it; set SMARTIOT_TEST_PG_URL for the PostgreSQL
+## figures); rewrites its section of docs/benchmarks.md and the scaling chart
 bench: $(DEVSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run_suite.py $(BENCH_ARGS)
 
