@@ -66,9 +66,10 @@ class IdentityApiSession(ApiSession):
         except ServiceUnreachable:
             # Offline with a sign-in to resume: the cached pages and queued work
             # of the last person here, until the provider signs them in again.
+            self._offline = True  # before: the provider may sign in again at any moment
             if not self._resume_offline():
+                self._offline = False
                 raise
-            self._offline = True
             return True
         if actor is None:
             return False
