@@ -310,7 +310,9 @@ class JobsDataPlane:
             return
         self._raise_rate(rollout, counts)
         rate = rollout.config.rollout.rate_per_minute(rollout.increases)
-        if math.isinf(rate):
+        if self._keys_stale:
+            allowed = 0  # the fleet learns the team's keys first (next tick)
+        elif math.isinf(rate):
             allowed = len(rollout.held)
         else:
             rollout.tokens = min(rollout.tokens + rate / 60.0 * elapsed, max(rate, 1.0))
@@ -445,13 +447,17 @@ class JobsDataPlane:
         return url
 
     def _provision_keys(self) -> None:
-        if self._trusted_pems is None or self._keys_dir is None:
+        # cleared before reading: a job created meanwhile (its key trusted before
+        # it) sets it again, so its executions wait for the next sync
+        with self._lock:
             self._keys_stale = False
+        if self._trusted_pems is None or self._keys_dir is None:
             return
         try:
             pems = list(self._trusted_pems())
         except Exception:  # the next tick tries again
             log.exception("IoT Jobs stand-in: reading the team's trusted keys failed")
+            self._keys_stale = True
             return
         self._keys_dir.mkdir(parents=True, exist_ok=True)
         wanted = {f"trusted-{i}.pem": pem for i, pem in enumerate(sorted(pems))}
@@ -461,8 +467,9 @@ class JobsDataPlane:
         for name, pem in wanted.items():
             path = self._keys_dir / name
             if not path.exists() or path.read_bytes() != pem:
-                path.write_bytes(pem)
-        self._keys_stale = False
+                partial = path.with_suffix(".part")  # devices never read half a key
+                partial.write_bytes(pem)
+                partial.replace(path)
 
     # ------------------------------------------------------------------ the device API
     def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
