@@ -53,7 +53,7 @@ def test_admin_adds_changes_role_and_disables_a_person_in_cognito(
     dialog.name.setText(NEW)
     dialog.passwords.password.setText(PASSWORD)
     dialog.passwords.again.setText(PASSWORD)
-    _shot(window, qtbot, "users-add")
+    _shot(dialog, qtbot, "users-add")
     with qtbot.waitSignal(page.changed, timeout=WAIT):
         dialog.ok_button.click()
     assert _groups(sandbox, NEW) == {"technician"} and _enabled(sandbox, NEW)

@@ -9,7 +9,8 @@ the page shows its answer.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -84,6 +85,18 @@ class _Dialog(QDialog):
     def say(self, text: str) -> None:
         self.problem.setText(text)
         self.problem.setVisible(bool(text))
+        QTimer.singleShot(0, self, self._fit)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Tall enough for the wrapped notes: Qt sizes a window by its layout's
+        minimum, which leaves wrapped text out, so the notes were cut."""
+        needed = self.layout_.totalHeightForWidth(self.width())
+        if self.height() < needed:
+            self.resize(self.width(), needed)
 
 
 class _PasswordPair:

@@ -38,10 +38,11 @@ from console.widgets.role_note import RoleNote, roles_for
 from console.widgets.status_line import StatusLine, error_text
 from console.widgets.tables import Column, ColumnTableModel, configure_row_table
 from core.context import AppContext
-from core.errors import ConcurrentModification, NotFound, PermissionDenied, ValidationError
+from core.errors import ConcurrentModification, NotFound, PermissionDenied
 from core.model.roles import Permission, Role
 from core.model.users import UserAccount
 from core.ports.fleet_api import UsersApi
+from core.text import plural
 from plugins.users.widgets.dialogs import PasswordDialog, PersonDialog, RoleDialog
 
 DISABLED_GREY = "#9ca3af"
@@ -77,14 +78,15 @@ class UsersModel(ColumnTableModel[UserAccount]):
         ), key=lambda u: u.name)
 
 
-def _why(exc: BaseException) -> str:
+def _why(exc: BaseException, subject: str) -> str:
+    """The backend's words, without the person's name said twice ("Could not
+    change the role of ada: ada: an admin cannot...")."""
+    text = error_text(exc).removeprefix(f"{subject}: ")
     if isinstance(exc, PermissionDenied):
-        return f"not allowed: {exc}"
+        return f"not allowed: {text}"
     if isinstance(exc, ConcurrentModification):
-        return f"{exc} (the list is reloaded)"
-    if isinstance(exc, ValidationError | NotFound):
-        return str(exc)
-    return error_text(exc)
+        return f"{text} (the list is reloaded)"
+    return text
 
 
 class UsersPage(QWidget):
@@ -196,11 +198,15 @@ class UsersPage(QWidget):
 
     def _loaded(self, accounts: list[UserAccount]) -> None:
         self.model.set_rows(accounts)
-        disabled = sum(1 for a in accounts if a.disabled)
-        self.status.updated(f"{len(accounts)} people" + (f", {disabled} disabled"
-                                                         if disabled else ""))
+        self.status.updated(self._summary())
         self._sync_buttons()
         self.loaded.emit(len(accounts))
+
+    def _summary(self) -> str:
+        accounts = self.model.rows
+        disabled = sum(1 for a in accounts if a.disabled)
+        return plural(len(accounts), "person", "people") + (f", {disabled} disabled"
+                                                            if disabled else "")
 
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -278,28 +284,28 @@ class UsersPage(QWidget):
                 "they need a password (Reset password…) or the invitation before signing in"
             return f"Added {u.name} as {u.role.value}{where}; {how}."
 
-        self._change("add", f"add {name}",
+        self._change("add", name, f"add {name}",
                      lambda: self.service().add(name, role, organization, password), said)
 
     def change_role(self, name: str, role: Role) -> None:
-        self._change("role", f"change the role of {name}",
+        self._change("role", name, f"change the role of {name}",
                      lambda: self.service().set_role(name, role),
                      lambda u: f"{u.name} is now {u.role.value}.")
 
     def set_disabled(self, name: str, disabled: bool) -> None:
         verb = "disable" if disabled else "enable"
-        self._change(verb, f"{verb} {name}",
+        self._change(verb, name, f"{verb} {name}",
                      lambda: self.service().set_disabled(name, disabled),
                      lambda u: f"{u.name} is disabled: their actions and sign-ins are refused."
                      if u.disabled else f"{u.name} is enabled again.")
 
     def reset_password(self, name: str, password: str) -> None:
-        self._change("password", f"set the password of {name}",
+        self._change("password", name, f"set the password of {name}",
                      lambda: self.service().set_password(name, password),
                      lambda u: f"New password set for {u.name}; their sign-ins ended.")
 
-    def _change(self, action: str, doing: str, call: Callable[[], UserAccount],
-                said: Callable[[UserAccount], str]) -> None:
+    def _change(self, action: str, subject: str, doing: str,
+                call: Callable[[], UserAccount], said: Callable[[UserAccount], str]) -> None:
         if not self.allowed:
             self._say(f"Could not {doing}: {self.actor.user} ({self.actor.role.value}) may "
                       f"not {Permission.USER_ADMIN.action}.", "error")
@@ -313,6 +319,7 @@ class UsersPage(QWidget):
             self._busy = False
             self.model.upsert([account])
             self.select(account.name)
+            self.status.updated(self._summary())
             self._sync_buttons()
             self._say("✓ " + said(account), "success")
             self.changed.emit(action, account)
@@ -320,7 +327,7 @@ class UsersPage(QWidget):
         def failed(exc: BaseException) -> None:
             self._busy = False
             self._sync_buttons()
-            self._say(f"Could not {doing}: {_why(exc)}", "error")
+            self._say(f"Could not {doing}: {_why(exc, subject)}", "error")
             self.refused.emit(self.result_label.text())
             if isinstance(exc, ConcurrentModification | NotFound):
                 self.reload()

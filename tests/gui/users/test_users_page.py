@@ -6,14 +6,17 @@ the backend's words; a technician sees why the page is closed to them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from console.shortcuts import assign_shortcuts
+from console.theme import apply_theme
 from core.context import AppContext
 from core.crypto.passwords import verify_password
 from core.hookspecs import hookimpl
@@ -25,6 +28,7 @@ from core.ports.backend import Backend
 from core.registrations import BackendSpec
 from core.store import Store
 
+SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 ADMIN = Actor("ada", Role.ADMIN)
 TECH = Actor("tess", Role.TECHNICIAN)
 WAIT = 15_000
@@ -111,6 +115,7 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
                            "correct horse battery")
     assert page.result_label.text().startswith("✓ Added max.field as technician")
     assert _row(page, "max.field")[1:4] == ("technician", "—", "enabled")
+    assert page.status.text().endswith("3 people")
     selected = page.selected()
     assert selected is not None and selected.name == "max.field"
 
@@ -129,6 +134,7 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
         page.disable_button.click()
     assert _user(store, "max.field").disabled
     assert _row(page, "max.field")[3] == "disabled"
+    assert page.status.text().endswith("3 people, 1 disabled")
     assert page.disable_button.text() == "Enable"
     assert page.model.index(page.model.row_of("max.field"), 0).data(
         Qt.ItemDataRole.ForegroundRole) is not None  # greyed
@@ -136,6 +142,7 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
     with qtbot.waitSignal(page.changed, timeout=WAIT):
         page.disable_button.click()
     assert not _user(store, "max.field").disabled
+    assert page.status.text().endswith("3 people")
 
     page.password_button.click()
     pw = page.dialog
@@ -149,6 +156,24 @@ def test_admin_adds_a_person_changes_role_disables_and_resets_password(
     assert [a for _, a, _ in _actions(store, "max.field")] == [
         "user.add", "user.role", "user.disable", "user.enable", "user.password"]
     assert {who for who, _, _ in _actions(store, "max.field")} == {"ada"}
+    _screenshots(qtbot, page)
+
+
+def _screenshots(qtbot: Any, page: Any) -> None:
+    """SMARTIOT_SCREENSHOTS=1 under xvfb-run: docs/screenshots/users-{light,dark}.png."""
+    if not os.environ.get("SMARTIOT_SCREENSHOTS"):
+        return
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    page.resize(1180, 520)
+    page.show()
+    page.set_disabled("tess", True)
+    qtbot.waitUntil(lambda: _row(page, "tess")[3] == "disabled", timeout=WAIT)
+    page.select("max.field")
+    for theme in ("dark", "light"):
+        apply_theme(app, theme)
+        qtbot.wait(300)
+        page.grab().save(str(SHOTS / f"users-{theme}.png"))
 
 
 def test_refusals_are_shown_in_the_backends_words(qtbot: Any, make_page: Any,
@@ -158,8 +183,8 @@ def test_refusals_are_shown_in_the_backends_words(qtbot: Any, make_page: Any,
     page.select("ada")
     with qtbot.waitSignal(page.refused, timeout=WAIT) as refused:
         page.change_role("ada", Role.SUPPORT)
-    assert refused.args[0] == ("Could not change the role of ada: ada: an admin cannot "
-                               "change their own role")
+    assert refused.args[0] == "Could not change the role of ada: an admin cannot change " \
+        "their own role"
     assert page.result_label.property("role") == "error"
     assert _user(store, "ada").role is Role.ADMIN and _row(page, "ada")[1] == "admin"
 
@@ -226,3 +251,25 @@ def test_users_page_is_a_builtin_page_with_the_next_ctrl_number() -> None:
     assert [s.page_id for s in specs][-1] == "users"
     shortcuts = assign_shortcuts(specs)
     assert shortcuts["audit"] == "Ctrl+6" and shortcuts["users"] == "Ctrl+7"
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_dialogs_show_all_their_text(qtbot: Any, theme: str) -> None:
+    """Wrapped notes in a form: the window must be as tall as they wrap."""
+    from plugins.users.widgets.dialogs import PasswordDialog, PersonDialog, RoleDialog
+    from tests.gui.firmware.test_import_dialog_layout import _cut, _overlapping
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    apply_theme(app, theme)
+    try:
+        for dialog in (PersonDialog("north"), RoleDialog("max", Role.SUPPORT),
+                       PasswordDialog("max")):
+            qtbot.addWidget(dialog)
+            dialog.open()
+            qtbot.waitExposed(dialog)
+            qtbot.waitUntil(lambda d=dialog: _cut(d) == [] and _overlapping(d) == [],
+                            timeout=5_000)
+            dialog.close()
+    finally:
+        apply_theme(app, "light")
