@@ -204,6 +204,8 @@ class UsersPage(QWidget):
 
     def _summary(self) -> str:
         accounts = self.model.rows
+        if not accounts:  # the one-process console starts so: its owner acts as admin
+            return "nobody is in the directory yet: Add person… adds the first"
         disabled = sum(1 for a in accounts if a.disabled)
         return plural(len(accounts), "person", "people") + (f", {disabled} disabled"
                                                             if disabled else "")

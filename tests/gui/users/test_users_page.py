@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
+from sqlalchemy import text
 
 from console.shortcuts import assign_shortcuts
 from console.theme import apply_theme
@@ -273,3 +274,13 @@ def test_the_dialogs_show_all_their_text(qtbot: Any, theme: str) -> None:
             dialog.close()
     finally:
         apply_theme(app, "light")
+
+
+def test_an_empty_directory_says_how_to_start(qtbot: Any, make_page: Any,
+                                              store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM users"))
+    page = make_page()
+    qtbot.waitUntil(lambda: "nobody is in the directory yet" in page.status.text(),
+                    timeout=WAIT)
+    assert page.add_button.isEnabled()
