@@ -13,11 +13,13 @@ resolver as API Gateway's CORS configuration would.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from plugins.api.wsgi import ApiWsgiApp, serve, serve_in_thread
 from plugins.aws.cognito.authorizer import CognitoAuthorizer
-from plugins.aws.lambdas.api import Once, build_parts, make_api_handler
+from plugins.aws.lambdas.api import Handler, Once, build_parts, make_api_handler
 from plugins.aws.settings import AwsSettings
 from plugins.aws.telemetry.select import DEFAULT as DEFAULT_TELEMETRY
 
@@ -36,12 +38,30 @@ def serve_api(settings: AwsSettings, host: str = "127.0.0.1", port: int = DEFAUL
     authorizer = CognitoAuthorizer.for_settings(settings)
     # now: a wrong setting fails here, not later
     parts = build_parts(settings, telemetry, identity_pool_id)
-    app = ApiWsgiApp(make_api_handler(Once(lambda: parts)), authorizer,
+    app = ApiWsgiApp(one_at_a_time(make_api_handler(Once(lambda: parts))), authorizer,
                      where_tokens_come_from="the ID token of a sign-in to the stage's "
                      "Cognito user pool: `smartiot login` or the console's sign-in")
     server = serve(app, host, port)
     serve_in_thread(server)
     return server
+
+
+def one_at_a_time(handler: Handler) -> Handler:
+    """Resolve one request at a time, as Lambda hands a container one event at a
+    time. Powertools keeps the request being resolved in a class attribute
+    (``BaseRouter.current_event``) that every thread shares, so two requests
+    resolved at once on this threaded server could read each other's event:
+    another caller's claims, body or path. Requests still arrive, are read and
+    have their token checked in parallel; a command waiting for a device's
+    answer holds the others back for as long (seconds), as a Lambda with
+    reserved concurrency 1 would."""
+    lock = threading.Lock()
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with lock:
+            return handler(event, context)
+
+    return handle
 
 
 def api_url(server: WSGIServer) -> str:
