@@ -304,19 +304,7 @@ class FleetTableModel(QAbstractTableModel):
         latest_values = latest_values or {}
         alert_counts = alert_counts or {}
         worst = worst or {}
-        rows = []
-        for device in devices:
-            values = latest_values.get(device.device_id, {})
-            row = FleetRow(
-                device,
-                battery=_as_float(values.get(BATTERY_METRIC)),
-                rssi=_as_float(values.get(RSSI_METRIC)),
-                alerts=int(alert_counts.get(device.device_id, 0)),
-                last_seen_s=device.last_seen.timestamp() if device.last_seen else None,
-                worst=worst.get(device.device_id),
-            )
-            row.refresh_haystack()
-            rows.append(row)
+        rows = [_row_of(d, latest_values, alert_counts, worst) for d in devices]
         self.beginResetModel()
         self._rows = rows
         self._id_rank = None
@@ -384,29 +372,13 @@ class FleetTableModel(QAbstractTableModel):
         latest_values = latest_values or {}
         alert_counts = alert_counts or {}
         worst = worst or {}
-        self.upsert_devices(devices)
         index = self._index
-        changed: set[int] = set()
-        for device in devices:
-            row_no = index.get(device.device_id)
-            if row_no is None:
-                continue
-            row = self._rows[row_no]
-            values = latest_values.get(device.device_id, {})
-            battery, rssi = (_as_float(values.get(BATTERY_METRIC)),
-                             _as_float(values.get(RSSI_METRIC)))
-            health = worst.get(device.device_id)
-            if row.battery is None and battery is not None:
-                row.battery = battery
-            if row.rssi is None and rssi is not None:
-                row.rssi = rssi
-            row.alerts = int(alert_counts.get(device.device_id, 0))
-            if health is not row.worst:
-                row.worst = health
-                row.refresh_haystack()
-                self._reclassify = True
-            changed.add(row_no)
-        self._emit_changed(changed)
+        known = [d for d in devices if d.device_id in index]
+        if known:  # added by a live event while the page was on its way
+            self.upsert_devices(known)
+        # new rows built whole, in one pass: one insert, no dataChanged after it
+        self._append_rows([_row_of(d, latest_values, alert_counts, worst)
+                           for d in devices if d.device_id not in index])
 
     def sync_devices(self, devices: Iterable[Device]) -> int:
         """The registry as it is now (a periodic re-read): rows whose device
@@ -492,14 +464,22 @@ class FleetTableModel(QAbstractTableModel):
         row.refresh_haystack()
 
     def _append(self, devices: list[Device]) -> None:
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(devices) - 1)
-        for offset, device in enumerate(devices):
+        rows = []
+        for device in devices:
             row = FleetRow(device, last_seen_s=device.last_seen.timestamp()
                            if device.last_seen else None)
             row.refresh_haystack()
+            rows.append(row)
+        self._append_rows(rows)
+
+    def _append_rows(self, rows: list[FleetRow]) -> None:
+        if not rows:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+        for offset, row in enumerate(rows):
             self._rows.append(row)
-            self._index[device.device_id] = first + offset
+            self._index[row.device.device_id] = first + offset
         self._id_rank = None
         self._refresh_keys()
         added = self._rows[first:]
@@ -773,6 +753,21 @@ class FleetTableModel(QAbstractTableModel):
 
 
 _COMPARED = tuple(f.name for f in fields(Device) if f.compare and f.name != "last_seen")
+
+
+def _row_of(device: Device, latest_values: Mapping[str, Mapping[str, float]],
+            alert_counts: Mapping[str, int], worst: Mapping[str, Severity]) -> FleetRow:
+    values = latest_values.get(device.device_id, {})
+    row = FleetRow(
+        device,
+        battery=_as_float(values.get(BATTERY_METRIC)),
+        rssi=_as_float(values.get(RSSI_METRIC)),
+        alerts=int(alert_counts.get(device.device_id, 0)),
+        last_seen_s=device.last_seen.timestamp() if device.last_seen else None,
+        worst=worst.get(device.device_id),
+    )
+    row.refresh_haystack()
+    return row
 
 
 def _same_but_last_seen(a: Device, b: Device) -> bool:
