@@ -26,6 +26,7 @@ result dict; ``markdown_rows(result)`` renders it as table rows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -101,25 +102,42 @@ def _raw_pages(base: str, token: str, path: str, extra: str = "") -> dict[str, A
 
 
 def _server_pages(list_page: Callable[[str], Any], deep_offset_token: str) -> dict[str, Any]:
-    """Per-page server time (the use case in this process, no HTTP): each page
-    of the walk, and the deepest page again with an offset-only token."""
+    """Per-page server time (the use case in this process, no HTTP), wall and
+    this thread's CPU (which the box's load inflates far less): each page of
+    the walk; then the first and the deepest page again, best of 3, and the
+    deepest with an offset-only token (what every page cost before)."""
     list_page("")  # warm: clients, connections, the first query's plan
     times: list[float] = []
+    cpus: list[float] = []
     nxt = ""
     last_token = ""
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         page = list_page(nxt)
-        s = time.perf_counter() - t0
-        times.append(s)
+        times.append(time.perf_counter() - t0)
+        cpus.append(time.thread_time() - c0)
+        last_token = nxt
         if not page.next:
             break
-        last_token, nxt = nxt, page.next
-    deep_keyset = times[-1]
-    deep_offset, _ = _timed(lambda: list_page(deep_offset_token))
-    return {"first_page_server_s": times[0], "last_page_server_s": deep_keyset,
-            "median_page_server_s": _pct(times, 0.5), "pages": len(times),
-            "last_page_offset_token_server_s": deep_offset, "last_token": last_token}
+        nxt = page.next
+
+    def best(token: str) -> tuple[float, float]:
+        runs = []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            list_page(token)
+            runs.append((time.perf_counter() - t0, time.thread_time() - c0))
+        return min(r[0] for r in runs), min(r[1] for r in runs)
+
+    first_s, first_cpu = best("")
+    deep_s, deep_cpu = best(last_token) if last_token else (first_s, first_cpu)
+    offset_s, offset_cpu = best(deep_offset_token)
+    return {"first_page_server_s": first_s, "first_page_cpu_s": first_cpu,
+            "last_page_server_s": deep_s, "last_page_cpu_s": deep_cpu,
+            "median_page_server_s": _pct(times, 0.5), "median_page_cpu_s": _pct(cpus, 0.5),
+            "walk_server_s": sum(times), "walk_cpu_s": sum(cpus), "pages": len(times),
+            "last_page_offset_token_server_s": offset_s,
+            "last_page_offset_token_cpu_s": offset_cpu}
 
 
 def _devices(n: int, org: str = ORG) -> list[Any]:
@@ -305,10 +323,15 @@ def aws_phase(devices: int, alerts: int) -> dict[str, Any]:
         backend.registry.devices.upsert_many(_devices(devices)) \
             if hasattr(backend.registry, "devices") else backend.registry.upsert_many(
                 _devices(devices))
+        from core.errors import ValidationError
+
         for alert in _alerts(alerts, devices):
-            backend.alerts.add(alert)
+            # moto may answer 500 to a write it made; botocore's retry then finds it
+            with contextlib.suppress(ValidationError):
+                backend.alerts.add(alert)
         backend.telemetry.write_batch(_readings(devices))
         seed_s = time.perf_counter() - t_seed
+        print(f"aws-local seeded in {seed_s:.0f} s", file=sys.stderr)
         tokens = CognitoSignIn(CognitoPool.from_settings(settings)).sign_in("sue", PASSWORD)
         assert isinstance(tokens, Tokens)
         server = serve_api(settings, port=0)
@@ -478,16 +501,21 @@ def markdown_rows(result: dict[str, Any]) -> list[str]:
                           ("server_alerts", "open-alerts page")):
             sp = r[key]
             rows.append(
-                f"| {label}: server time of the last {what} (of {sp['pages']}) | "
-                f"{_ms(sp['last_page_server_s'])} | {_ms(sp['first_page_server_s'])} (first "
-                f"page) | {sp['last_page_server_s'] / sp['first_page_server_s']:.2f} |")
+                f"| {label}: server, last {what} of {sp['pages']}, wall / CPU | "
+                f"{_ms(sp['last_page_server_s'])} / {_ms(sp['last_page_cpu_s'])} | "
+                f"{_ms(sp['first_page_server_s'])} / {_ms(sp['first_page_cpu_s'])} (first "
+                f"page) | {sp['last_page_cpu_s'] / max(sp['first_page_cpu_s'], 1e-6):.2f} "
+                f"(CPU) |")
             if key == "server_alerts":
                 continue  # alert pages are still cut by offset: no keyset token to compare
             rows.append(
-                f"| {label}: same deep {what} with an offset-only token | "
-                f"{_ms(sp['last_page_offset_token_server_s'])} | "
-                f"{_ms(sp['last_page_server_s'])} (keyset token) | "
-                f"{sp['last_page_offset_token_server_s'] / sp['last_page_server_s']:.2f} |")
+                f"| {label}: same last {what}, offset-only token, wall / CPU | "
+                f"{_ms(sp['last_page_offset_token_server_s'])} / "
+                f"{_ms(sp['last_page_offset_token_cpu_s'])} | "
+                f"{_ms(sp['last_page_server_s'])} / {_ms(sp['last_page_cpu_s'])} (keyset "
+                f"token) | "
+                f"{sp['last_page_offset_token_cpu_s'] / max(sp['last_page_cpu_s'], 1e-6):.2f}"
+                f" (CPU) |")
         ra = r["raw_alerts"]
         rows.append(f"| {label}: {ra['items']:,} open alerts, all {ra['pages']} pages | "
                     f"{_ms(ra['all_pages_s'])} (first {_ms(ra['first_page_s'])}) | | |")
