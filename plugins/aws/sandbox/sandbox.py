@@ -1,7 +1,8 @@
 """Starts and stops the whole sandbox, in order, and says where it is.
 
 Start order follows the data: the AWS endpoint and the stage's resources, the
-demo users and alert rules, the broker, the IoT rule into Kinesis, the event
+demo users and alert rules, the broker (with IoT Data's Publish, the IoT
+Jobs device side moto lacks and the shadows on it), the IoT rule into Kinesis, the event
 source mappings that feed the Lambda handlers, the REST API, and last the
 fleet (so its first readings find everything listening). ``stop`` undoes it
 in reverse; every part stops even when another fails to."""
