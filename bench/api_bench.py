@@ -443,11 +443,59 @@ def console_phase(hub: HubApi, devices: int, idle_s: float = 3.0) -> dict[str, A
         page._background.cancel("sync")
         page.close()
         page.deleteLater()
+        app.processEvents()
+        out["one_answer_load"] = _one_answer_load(app, hub, lates, last, spin)
     timer.stop()
-    # the load as it was: the whole table in one answer, then one reset
-    s, body = _get_raw(hub.base, hub.token, "/devices/overview", "")
-    out["one_answer_load"] = {"s": s, "bytes": len(body)}
+    return out
+
+
+def _one_answer_load(app: Any, hub: HubApi, lates: list[float], last: list[float],
+                     spin: Callable[[Callable[[], bool], float], None]) -> dict[str, Any]:
+    """The load as it was: the whole table in one answer (``GET
+    /devices/overview`` without ``limit``), read and decoded on a worker
+    thread, then one reset of the same page's model on the GUI thread."""
+    import threading
+
+    from PySide6.QtWidgets import QTableView
+
+    from core.model import Severity
+    from core.ports.fleet_api.devices import FleetOverview
+    from plugins.api.client import decode
+    from plugins.devices.widgets.fleet_model import DeviceFilterProxy, FleetTableModel
+
+    model, proxy, view = FleetTableModel(), DeviceFilterProxy(), QTableView()
+    proxy.setSourceModel(model)
+    view.setModel(proxy)
+    view.resize(1200, 800)
+    view.show()
     app.processEvents()
+    got: list[Any] = []
+
+    def fetch() -> None:
+        s, body = _get_raw(hub.base, hub.token, "/devices/overview", "")
+        d = json.loads(body)["data"]
+        got.append((s, len(body), FleetOverview(
+            [decode.device(x) for x in d["devices"]], d["latest_values"],
+            {k: int(v) for k, v in d["alert_counts"].items()},
+            {k: Severity(v) for k, v in d["worst"].items()})))
+
+    lates.clear()
+    last[0] = 0.0
+    gui0 = time.thread_time()
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    spin(lambda: bool(got), 300)
+    s, size, view_data = got[0]
+    model.load(view_data.devices, view_data.latest_values, view_data.alert_counts,
+               view_data.worst)
+    spin(lambda: False, 0.5)  # the paint after the reset
+    shown = time.perf_counter() - t0 - 0.5
+    out = {"s": s, "bytes": size, "first_rows_s": shown, "rows": model.rowCount(),
+           "stall": {"p99_ms": _pct(lates, 0.99), "max_ms": max(lates, default=0.0),
+                     "ticks": len(lates)},
+           "gui_thread_cpu_s": time.thread_time() - gui0}
+    view.close()
     return out
 
 
@@ -523,16 +571,21 @@ def markdown_rows(result: dict[str, Any]) -> list[str]:
     if c:
         one = c["one_answer_load"]
         rows.append(f"| console devices page, {c['devices']:,} devices over HTTP: first rows "
-                    f"shown | {_ms(c['first_rows_s'])} | {_ms(one['s'])} (the whole table "
-                    f"in one answer, {one['bytes']:,} B, before any row) | "
-                    f"{c['first_rows_s'] / one['s']:.2f} |")
-        rows.append(f"| console: all rows in | {_ms(c['all_rows_s'])} | | |")
-        st, idle = c["fill_stall"], c["idle_stall"]
+                    f"shown | {_ms(c['first_rows_s'])} | {_ms(one['first_rows_s'])} (as "
+                    f"before: the whole table in one answer, {one['bytes']:,} B, then one "
+                    f"reset) | {c['first_rows_s'] / one['first_rows_s']:.2f} |")
+        rows.append(f"| console: all rows in (pages of {result['page']}) | "
+                    f"{_ms(c['all_rows_s'])} | {_ms(one['first_rows_s'])} | "
+                    f"{c['all_rows_s'] / one['first_rows_s']:.2f} |")
+        st, idle, old = c["fill_stall"], c["idle_stall"], one["stall"]
         rows.append(f"| console: 10 ms timer lateness while filling, p99 / max | "
-                    f"{st['p99_ms']:.1f} / {st['max_ms']:.1f} ms | {idle['p99_ms']:.1f} / "
-                    f"{idle['max_ms']:.1f} ms (idle) | |")
-        rows.append(f"| console: CPU while loading, process / GUI thread | "
-                    f"{c['process_cpu_s']:.2f} / {c['gui_thread_cpu_s']:.2f} s | | |")
+                    f"{st['p99_ms']:.0f} / {st['max_ms']:.0f} ms | {old['p99_ms']:.0f} / "
+                    f"{old['max_ms']:.0f} ms (one answer); {idle['p99_ms']:.0f} / "
+                    f"{idle['max_ms']:.0f} ms (idle) | |")
+        rows.append(f"| console: GUI-thread CPU for the load | {c['gui_thread_cpu_s']:.2f} s "
+                    f"(process {c['process_cpu_s']:.2f} s) | {one['gui_thread_cpu_s']:.2f} s "
+                    f"(one answer) | "
+                    f"{c['gui_thread_cpu_s'] / max(one['gui_thread_cpu_s'], 1e-6):.2f} |")
     return rows
 
 
