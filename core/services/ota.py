@@ -183,11 +183,17 @@ class OtaService:
 
     def list(self, actor: Actor) -> builtins.list[DeploymentProgress]:
         """Every deployment the actor may see, newest first, with its counts."""
-        store = self._store()
-        found = store.list()
+        return self._with_counts(self._visible_deployments(actor))
+
+    def _visible_deployments(self, actor: Actor) -> builtins.list[Deployment]:
+        found = self._store().list()
         ids = self._org_device_ids(actor)
         if ids is not None:
             found = [d for d in found if ids.intersection(d.targets)]
+        return found
+
+    def _with_counts(self, found: builtins.list[Deployment]) -> builtins.list[DeploymentProgress]:
+        store = self._store()
         return [DeploymentProgress(d, store.counts(d.deployment_id), store.can_pause)
                 for d in found]
 
@@ -195,9 +201,11 @@ class OtaService:
              ) -> Page[DeploymentProgress]:
         size = _limit(limit)
         offset = decode_token(next_token)
-        rows = self.list(actor)
+        rows = self._visible_deployments(actor)
         more = len(rows) > offset + size
-        return Page(rows[offset:offset + size], encode_token(offset + size) if more else "")
+        # counted for this page only (on AWS a count can be a ListJobExecutions walk)
+        return Page(self._with_counts(rows[offset:offset + size]),
+                    encode_token(offset + size) if more else "")
 
     # ------------------------------------------------------------ changes
     def create(
