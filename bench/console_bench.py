@@ -107,8 +107,9 @@ def _config(workdir: Path, hub_process: bool = False) -> Any:
     from core.config import load_config
 
     config = load_config(workdir / "config" / "config.toml", workdir / "data", env={})
-    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False,
-                                  hub_process=hub_process)
+    profile = dataclasses.replace(config.profile, broker="embedded", demo_fleet=False)
+    if hub_process:  # (a tree from before the setting is measured without it)
+        profile = dataclasses.replace(profile, hub_process=True)
     return dataclasses.replace(config, profiles={**config.profiles, "local": profile})
 
 
@@ -126,7 +127,7 @@ from core.plugins import PluginManager
 import console_bench
 sys.path.insert(0, {root!r})  # console_bench put its own tree first; the measured one wins
 app = ensure_application()
-context = AppContext(console_bench._config(Path({workdir!r})), PluginManager())
+context = AppContext(console_bench._config(Path({workdir!r}), {hub_process!r}), PluginManager())
 window = build_main_window(context)
 painted = []
 class Paint(QObject):
@@ -149,7 +150,8 @@ os._exit(0)
 """
 
 
-def phase_startup(repeats: int = 3, root: Path = ROOT) -> dict[str, Any]:
+def phase_startup(repeats: int = 3, root: Path = ROOT,
+                  hub_process: bool = False) -> dict[str, Any]:
     """Wall time from starting a fresh interpreter to the first painted window.
     ``root``: the source tree whose console is started (another checkout, e.g.
     the code before a change, measured by this same child in the same run)."""
@@ -159,7 +161,7 @@ def phase_startup(repeats: int = 3, root: Path = ROOT) -> dict[str, Any]:
     for _ in range(repeats):
         workdir = Path(tempfile.mkdtemp(prefix="console-bench-start-"))
         code = STARTUP_CHILD.format(root=str(root), bench=str(ROOT / "bench"),
-                                    workdir=str(workdir))
+                                    workdir=str(workdir), hub_process=hub_process)
         t0 = time.time()
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=120, env=os.environ | {"QT_QPA_PLATFORM": "offscreen"})
@@ -550,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {}
     if "startup" in a.phases:
         out["startup"] = phase_startup(1 if a.quick else 3, a.startup_root)
+        if a.hub in ("process", "both"):
+            out["startup_hub_process"] = phase_startup(1 if a.quick else 3, a.startup_root,
+                                                       hub_process=True)
     if "table" in a.phases:
         out["table"] = _in_child(phase_table, a.rows)
     if "live" in a.phases:
