@@ -178,6 +178,9 @@ def seed_week(store: Store, devices: list[str], start: datetime, seconds: int) -
             cur.executemany("INSERT INTO telemetry (device_id, metric, ts, value)"
                             " VALUES (?, 'temperature', ?, ?)",
                             zip([device] * len(ts), ts, values, strict=True))
+            # The newest value too, as write_batch keeps it (metric lists read it).
+            cur.execute("INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+                        " VALUES (?, 'temperature', ?, ?)", (device, ts[-1], values[-1]))
             cur.close()
 
 
