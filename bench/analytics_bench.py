@@ -40,7 +40,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,26 +177,26 @@ def seed_week(store: Store, devices: list[str], start: datetime, seconds: int) -
             cur = conn.connection.cursor()
             cur.executemany("INSERT INTO telemetry (device_id, metric, ts, value)"
                             " VALUES (?, 'temperature', ?, ?)",
-                            zip([device] * len(ts), ts, values, strict=True))
+                            list(zip([device] * len(ts), ts, values, strict=True)))
             # The newest value too, as write_batch keeps it (metric lists read it).
             cur.execute("INSERT INTO telemetry_latest (device_id, metric, ts, value)"
                         " VALUES (?, 'temperature', ?, ?)", (device, ts[-1], values[-1]))
             cur.close()
 
 
-def week_overlay(app: QApplication | None = None, *, devices: int = 10, days: int = 7,
+def week_overlay(app: Any = None, *, devices: int = 10, days: int = 7,
                  repeat: int = 5, width_px: int = CHART_PX) -> dict[str, Any]:
     """Target 2, the overlay: ``devices`` x ``days`` at 1 Hz in a fresh SQLite
     store, then the History view's own path (``HistoryRequest.for_width`` ->
     ``load_history`` -> ``chart_series`` -> ``TimeChart.set_series`` -> a
     synchronous repaint). Keys: ``total_ms`` (warm median, request to painted;
-    target < 200), ``query_ms``/``draw_ms`` and their ``_cpu_ms`` (this
-    thread's CPU; the query's worker threads are not in it), ``cold_ms`` (the
+    target < 200), ``query_ms``/``draw_ms`` and their ``_cpu_ms`` (the
+    process's CPU time, the query's worker threads included), ``cold_ms`` (the
     first request, folding the rollups), ``baseline_raw_ms`` (the same request
     from the raw rows: the path before), ``baseline_bare_draw_ms`` (bare
     pyqtgraph setData + paint of the same arrays), ``ratio`` =
     baseline_raw_ms / total_ms, ``met``, ``series``, ``points``, ``load``."""
-    app = app or QApplication.instance() or QApplication([sys.argv[0]])
+    app = cast(QApplication, app or QApplication.instance() or QApplication([sys.argv[0]]))
     out: dict[str, Any] = {"devices": devices, "days": days, "repeats": repeat,
                            "load_before": os.getloadavg()}
     ids = [f"week-{i:03d}" for i in range(devices)]
@@ -224,9 +224,10 @@ def week_overlay(app: QApplication | None = None, *, devices: int = 10, days: in
             paint(chart)
 
         def timed(fn: Any, *args: Any) -> tuple[Any, float, float]:
-            w, c = time.perf_counter(), time.thread_time()
+            # Process CPU: the query's work is on the store's worker threads.
+            w, c = time.perf_counter(), time.process_time()
             value = fn(*args)
-            return value, (time.perf_counter() - w) * 1000, (time.thread_time() - c) * 1000
+            return value, (time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000
 
         # Baseline first: the same request answered from the raw rows (the
         # clock set before the data, so no minute is old enough to fold).
@@ -256,6 +257,8 @@ def week_overlay(app: QApplication | None = None, *, devices: int = 10, days: in
         for key, values in runs.items():
             out[f"{key}_ms"] = statistics.median(values)
         out["total_runs_ms"] = runs["total"]
+        out["total_cpu_ms"] = out["query_cpu_ms"] + out["draw_cpu_ms"]
+        out["met_cpu"] = out["total_cpu_ms"] < 200.0
         out["series"] = [s.device_id for s in series]
         out["points"] = int(sum(len(s) for s in series))
         drawn = [chart_series(s) for s in series]
@@ -433,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{w['points']:,} points drawn (median of {w['repeats']}; ms; load "
               f"{w['load_before'][0]:.2f} -> {w['load_after'][0]:.2f})")
         for key in ("total_ms", "query_ms", "draw_ms", "query_cpu_ms", "draw_cpu_ms",
+                    "total_cpu_ms",
                     "cold_ms", "cold_query_ms", "baseline_raw_ms", "baseline_bare_draw_ms"):
             print(f"  {key:<30} {w[key]:10.1f}")
         print(f"  ratio (raw path / rollups) {w['ratio']:.1f}x; target total < 200 ms: "
