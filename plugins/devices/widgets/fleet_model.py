@@ -919,6 +919,7 @@ class DeviceFilterProxy(QAbstractProxyModel):
             for signal, slot in self._source_links(fleet):
                 signal.connect(slot)
         self._recompute()
+        self.endResetModel()
 
     def _source_links(self, fleet: FleetTableModel) -> list[tuple[Any, Any]]:
         """The source's signals this proxy follows, in one list so connecting
@@ -930,7 +931,6 @@ class DeviceFilterProxy(QAbstractProxyModel):
                 (fleet.layoutChanged, self._source_layout_changed),
                 (fleet.dataChanged, self._source_data_changed),
                 (fleet.rowsInserted, self._source_rows_inserted)]
-        self.endResetModel()
 
     def _source_reset(self) -> None:
         self._recompute()
