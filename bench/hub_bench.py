@@ -22,10 +22,12 @@ inbox depth over time (the backlog), how long it needed after the stream to catc
 up, what it shed, and the rows counted in the database against the readings
 accepted. ``--receiver`` picks where the hub receives telemetry (``process``: a child
 process, the default of ``smartiot hub``; ``thread``: paho's thread in the hub's
-process); the hub's CPU then includes its receiver child's. ``--warmup S`` runs the
-same fleet for S seconds first (every device registered, its shadow and jobs asked
-for) and lets the hub catch up before the measured stream: a steady state rather
-than a cold start. The ``decode`` phase times the hub's decode-and-validate stage (topic
+process); the hub's CPU then includes its receiver child's. ``--warmup S`` streams
+S seconds more and leaves them out of the window (the same sessions: every device
+connected, registered and its shadow and jobs asked for before the window): a
+steady state rather than a cold start. The window's CPU per stored message comes
+from the hub's samples (its process and its receiver child), the run's as before.
+The ``decode`` phase times the hub's decode-and-validate stage (topic
 parse + ``decode_telemetry``) against ``json.loads`` on the same payloads.
 Results: a table on stdout and JSON in bench/results/.
 """
@@ -165,8 +167,7 @@ def _bare_child(conn: Connection, host: str, port: int) -> None:
     subscribed.wait(15)
     cpu0 = time.process_time()
     conn.send({"ready": subscribed.is_set()})
-    while conn.recv() == "mark":  # the measured stream starts: count from here
-        cpu0, count[0] = time.process_time(), 0
+    conn.recv()  # stop
     cpu = time.process_time() - cpu0
     client.disconnect()
     client.loop_stop()
@@ -199,23 +200,23 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
               receiver=receiver)
     hub.start()
     ok = hub.wait_subscribed(20)
-    samples: list[tuple[float, int, int, int, int, int]] = []
+    samples: list[tuple[float, int, int, int, int, int, float, float]] = []
     stop = threading.Event()
-
-    def sample() -> None:
-        c = hub.counters
-        while not stop.is_set():
-            samples.append((time.time(), c.received, c.processed, c.readings_written,
-                            len(hub._inbox), c.shed_overload))
-            stop.wait(SAMPLE_EVERY_S)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     rx = hub.receiver
 
     def child_cpu() -> float:
         return rx.counters.child_cpu_s if rx is not None else 0.0
 
+    def sample() -> None:
+        c = hub.counters
+        while not stop.is_set():
+            samples.append((time.time(), c.received, c.processed, c.readings_written,
+                            len(hub._inbox), c.shed_overload, time.process_time(),
+                            child_cpu()))
+            stop.wait(SAMPLE_EVERY_S)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     def wait_idle() -> None:
         deadline = time.monotonic() + 300
         idle_at: int | None = None
@@ -233,15 +234,8 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
     c = hub.counters
     cpu0 = time.process_time()  # start-up (imports, migrations, registry) left out
     rx_cpu0 = child_cpu()
-    base = {"processed": 0, "readings_written": 0, "shed_overload": 0, "received": 0}
     conn.send({"ready": ok})
-    while (command := conn.recv()) == "settle":  # after a warm-up: idle, then count anew
-        wait_idle()
-        time.sleep(COUNTERS_SETTLE_S)  # the receiver child's counters arrive each second
-        cpu0, rx_cpu0 = time.process_time(), child_cpu()
-        base = {k: getattr(c, k) for k in base}
-        conn.send({"settled": True})
-    assert command == "drain"  # the stream ended: catch up
+    conn.recv()  # the stream ended: catch up
     ended = time.time()
     wait_idle()
     caught_up_s = time.time() - ended
@@ -263,10 +257,9 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
         "ready": ok, "samples": samples, "caught_up_s": caught_up_s,
         "cpu_s": cpu + rx_cpu, "cpu_parent_s": cpu, "cpu_receiver_s": rx_cpu,
         "receiver": receiver, "receiver_counters": rx_snapshot,
-        "received": c.received - base["received"], "processed": c.processed - base["processed"],
-        "readings_written": c.readings_written - base["readings_written"],
-        "readings_written_total": c.readings_written, "quarantined": c.quarantined,
-        "shed_overload": c.shed_overload - base["shed_overload"], "inbox_peak": c.inbox_peak,
+        "received": c.received, "processed": c.processed,
+        "readings_written": c.readings_written, "quarantined": c.quarantined,
+        "shed_overload": c.shed_overload, "inbox_peak": c.inbox_peak,
         "stage_failures": c.stage_failures, "write_failures": c.write_failures,
         "rows_in_db": rows, "quarantine_rows": quarantined, "rejected_by_reason": by_reason,
         "accepted_messages": accepted_msgs, "events_seen": dict(seen),
@@ -281,12 +274,11 @@ def _sim_child(conn: Connection, host: str, port: int, devices: int, interval_s:
     from simulator.scenario import single_group
     from simulator.target import BrokerTarget
 
-    def runtime_now() -> FleetRuntime:
-        start = float(int(time.time()))
-        fleet = single_group(devices, "environmental", interval_s=interval_s).build_fleet(
-            seed=1, start_s=start)
-        return FleetRuntime(fleet, BrokerTarget.parse(f"mqtt://{host}:{port}"),
-                            connect_rate=connect_rate, seed=1, client_id_prefix="bench-")
+    start = float(int(time.time()))
+    fleet = single_group(devices, "environmental", interval_s=interval_s).build_fleet(
+        seed=1, start_s=start)
+    runtime = FleetRuntime(fleet, BrokerTarget.parse(f"mqtt://{host}:{port}"),
+                           connect_rate=connect_rate, seed=1, client_id_prefix="bench-")
 
     marks: dict[str, float] = {}
 
@@ -295,11 +287,7 @@ def _sim_child(conn: Connection, host: str, port: int, devices: int, interval_s:
             marks["began"] = time.time()
 
     conn.send({"ready": True})
-    while (command := conn.recv()) != "go":  # ("warm", seconds): the same fleet first
-        warm = runtime_now().run(float(command[1]))
-        conn.send({"warm_published": sum(t.sent for t in warm.by_type.values()),
-                   "all_connected_after_s": warm.all_connected_after_s})
-    runtime = runtime_now()
+    conn.recv()
     stats = runtime.run(duration_s, progress=progress, progress_every_s=0.25)
     conn.send({
         "sessions": len(runtime.sessions),
@@ -343,7 +331,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         for name, target, args in (
                 ("hub", _hub_child, (host, port, db_url, receiver)),
                 ("bare", _bare_child, (host, port)),
-                ("sim", _sim_child, (host, port, devices, interval_s, duration_s,
+                ("sim", _sim_child, (host, port, devices, interval_s, warmup_s + duration_s,
                                      connect_rate))):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=target, args=(child, *args), name=f"bench-{name}")
@@ -353,13 +341,6 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
             ready = parent.recv()
             if not ready.get("ready"):
                 raise RuntimeError(f"{name} did not get ready")
-        warm: dict[str, Any] = {}
-        if warmup_s > 0:
-            procs["sim"][1].send(("warm", warmup_s))
-            warm = procs["sim"][1].recv()
-            procs["hub"][1].send("settle")
-            procs["hub"][1].recv()
-            procs["bare"][1].send("mark")
         procs["sim"][1].send("go")
         sim = procs["sim"][1].recv()
         time.sleep(2.0)  # let the broker hand over what it still holds
@@ -371,7 +352,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
             proc.join(60)
     load_after = _load()
     began, ended = sim["began"], sim["ended"]
-    t0, t1 = began + skip_s, ended - 1.0
+    t0, t1 = began + warmup_s + skip_s, ended - 1.0
     bare_rate = _window_rate({int(k): v for k, v in bare["per_second"].items()}, t0, t1)
     samples = hub["samples"]
     hub_in = _sampled_rate(samples, 1, t0, t1)
@@ -386,8 +367,20 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
     stored_msgs = hub["readings_written"] / METRICS_PER_MESSAGE
     bare_cpu_us = bare["cpu_s"] / max(bare["received"], 1) * 1e6
     hub_cpu_us = hub["cpu_s"] / max(stored_msgs, 1) * 1e6
+    inside = [s for s in samples if t0 <= s[0] <= t1]
+    window_stored = window_cpu_us = window_rx_cpu_us = window_shed = 0.0
+    if len(inside) >= 2:
+        first, last = inside[0], inside[-1]
+        window_stored = (last[3] - first[3]) / METRICS_PER_MESSAGE
+        window_shed = last[5] - first[5]
+        if window_stored:
+            window_cpu_us = ((last[6] - first[6]) + (last[7] - first[7])) / window_stored * 1e6
+            window_rx_cpu_us = (last[7] - first[7]) / window_stored * 1e6
     return {
-        "receiver": receiver, "warmup_s": warmup_s, "warmup": warm,
+        "receiver": receiver, "warmup_s": warmup_s,
+        "window_stored_messages": window_stored, "window_shed": window_shed,
+        "window_hub_cpu_us_per_stored_msg": window_cpu_us,
+        "window_receiver_cpu_us_per_stored_msg": window_rx_cpu_us,
         "cpu_parent_us_per_msg": hub["cpu_parent_s"] / max(stored_msgs, 1) * 1e6,
         "cpu_receiver_us_per_msg": hub["cpu_receiver_s"] / max(stored_msgs, 1) * 1e6,
         "devices": devices, "interval_s": interval_s, "duration_s": duration_s,
@@ -429,6 +422,9 @@ def _print_live(r: dict[str, Any]) -> None:
           f"{r['hub_cpu_us_per_msg']:.0f} us (per stored message, receive included): "
           f"{r['ratio_cpu_hub_vs_bare']:.2f}x; hub's process {r['cpu_parent_us_per_msg']:.0f} us"
           f" + receiver child {r['cpu_receiver_us_per_msg']:.0f} us")
+    print(f"in the window: hub CPU {r['window_hub_cpu_us_per_stored_msg']:.0f} us per stored "
+          f"message (receiver child {r['window_receiver_cpu_us_per_stored_msg']:.0f} us), "
+          f"{r['window_shed']:,.0f} shed")
     print(f"inbox max {r['inbox_max']:,}  median 1st/2nd half "
           f"{r['inbox_median_first_half']:,.0f}/{r['inbox_median_second_half']:,.0f}  at end "
           f"{r['inbox_at_stream_end']:,}  caught up {r['caught_up_after_stream_s']:.1f} s "
@@ -450,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--receiver", default="process",
                         help="process, thread, or both (thread,process) run back to back")
     parser.add_argument("--warmup", type=float, default=0.0,
-                        help="seconds of the same fleet before the measured stream")
+                        help="seconds streamed before the measured window (same sessions)")
     parser.add_argument("--skip", type=float, default=5.0,
                         help="seconds cut from the start of the stream's window")
     args = parser.parse_args(argv)
