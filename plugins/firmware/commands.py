@@ -365,7 +365,12 @@ def _deploy_create(args: argparse.Namespace, context: AppContext) -> int:
 
 
 def _manifest_summary(document: dict[str, Any]) -> str:
-    """Who vouches for the deployment, and until when devices will accept it."""
+    """Who vouches for the deployment, and until when devices will accept it.
+
+    A deployment read through the REST API (a team or an aws profile) comes without its
+    job document: the backend signed it and keeps it, so its absence is no warning."""
+    if not document:
+        return "signed job document kept by the backend (the API does not send it back)"
     try:
         signed = OtaJobDocument.parse(document).manifest
         expires_at = signed.manifest().expires if signed is not None else 0
