@@ -45,8 +45,11 @@ def build_main_window(context: AppContext) -> MainWindow:
 
 def _quit_on_sigint(app: QApplication) -> QTimer:
     # Qt's event loop never returns to Python on its own, so a SIGINT would
-    # wait for the next Python callback; the idle timer provides one.
+    # wait for the next Python callback; the idle timer provides one. SIGTERM (a
+    # logout, `kill`, a service manager) closes the same way, so what the console
+    # started (the aws-local sandbox, its hub processes) is stopped, not orphaned.
     signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
     timer = QTimer(app)
     timer.start(250)
     timer.timeout.connect(lambda: None)

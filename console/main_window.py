@@ -34,7 +34,7 @@ from console.status_bar import install_status_widgets
 from console.theme import apply_theme, current_colors, current_theme
 from console.window_state import WindowStateStore
 from core.context import AppContext
-from core.errors import ConfigError
+from core.errors import ConfigError, SmartIotError
 from core.ports.navigation import NoNavigation
 from core.ports.offline import OfflineWork
 
@@ -308,7 +308,10 @@ def _offline_work(context: AppContext) -> OfflineWork | None:
     """The REST session's outbox and offline cache, when it keeps them."""
     try:
         remote = context.remote
-    except Exception:  # a profile naming api_url without a client: no indicator
+    except SmartIotError as exc:  # said where the session is needed (sign-in, start-up)
+        log.warning("no REST session for the offline indicators: %s", exc)
+        return None
+    except Exception:  # a fault in a client plugin: no indicator, its traceback logged
         log.exception("no REST session for the offline indicators")
         return None
     work_of = getattr(remote, "offline_work", None)

@@ -41,6 +41,7 @@ class AppContext:
         self._api: FleetApi | None = None
         self._remote: RemoteSession | None = None
         self._remote_lock = threading.Lock()
+        self._remote_failed: SmartIotError | None = None
         self._closed = False
         self._lock = threading.Lock()
         from core.ports.navigation import NoNavigation
@@ -77,7 +78,15 @@ class AppContext:
                         f"{self.config.profile.api_url}, but no loaded plugin provides a "
                         "client of the REST API (the built-in 'api' plugin does; see "
                         "`smartiot plugins`)")
-                self._remote = next(iter(clients.values())).connect(self)
+                if self._remote_failed is not None:
+                    # Said once: every page asking again would repeat the attempt (an
+                    # aws-local sandbox that cannot start took 15 s for each).
+                    raise self._remote_failed
+                try:
+                    self._remote = next(iter(clients.values())).connect(self)
+                except SmartIotError as exc:
+                    self._remote_failed = exc
+                    raise
             return self._remote
 
     @property

@@ -63,9 +63,12 @@ class LaunchedSandbox:
         except ValueError:
             info = None
         if not isinstance(info, dict):
+            ended = self.process.poll()  # a sandbox that stopped at once (a port in use)
             self.stop()
+            how = (f"stopped as it started (exit status {ended})" if ended is not None
+                   else f"did not start within {self.ready_s:.0f} s")
             raise SandboxFailed(
-                f"the AWS sandbox did not start within {self.ready_s:.0f} s (see {self.log_path}: "
+                f"the AWS sandbox {how} (see {self.log_path}: "
                 f"{_tail(self.log_path)}); are its ports (5000, 3000, 1884, 9001) taken? "
                 "Start it yourself with `smartiot aws sandbox` to see why")
         self.info = info
