@@ -455,8 +455,8 @@ class DevicesPage(QWidget):
 
     def _fill_failed(self, exc: BaseException) -> None:
         self._end_fill()
-        self._set_status(f"Showing the first {self.model.rowCount():,} devices; could not "
-                         f"load the rest: {exc}. Press F5 to try again.", "error")
+        self._set_status(f"Showing the first {plural(self.model.rowCount(), 'device')}; "
+                         f"could not load the rest: {exc}. Press F5 to try again.", "error")
 
     def _end_fill(self) -> None:
         self._filling = False
