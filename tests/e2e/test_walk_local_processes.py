@@ -130,7 +130,8 @@ class Console:
             if all(any(n in cmd for cmd in below.values()) for n in needles):
                 return below
             return None
-        return wait_for(f"children {needles} of the console", found)
+        below: dict[int, str] = wait_for(f"children {needles} of the console", found)
+        return below
 
     def kill(self) -> None:
         self.process.kill()
