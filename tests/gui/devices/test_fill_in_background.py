@@ -77,3 +77,32 @@ def test_first_rows_show_then_the_rest_fill_in_with_progress(
     assert row.device.device_id == "dev-01200"
     assert row.alerts == 1 and row.worst is Severity.CRITICAL  # from its own page
     assert page.count_label.text() == "1,300 of 1,300"
+
+
+def test_a_page_that_fails_keeps_the_rows_shown_and_says_so(
+        qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices_page, "FILL_PAGE", PAGE)
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    store.registry.upsert_many([Device(f"dev-{i:05d}", organization=ORG)
+                                for i in range(FLEET)])
+    gen = start_api(store, tmp_path)
+    server = next(gen)
+    token = server.client.tokens.issue("support-1", Role.SUPPORT, ORG)
+    http = HttpFleetApi(server.client.base, StaticToken(token), retries=0)
+    http.actor  # noqa: B018  (signed in before the link goes)
+    page = DevicesPage(api=http, saved_filters_path=tmp_path / "filters.json")
+    qtbot.addWidget(page)
+    # the link goes as the first page is shown, before the second is asked for
+    page.model.modelReset.connect(lambda: gen.close())  # type: ignore[attr-defined]
+    try:
+        page.show()
+        qtbot.waitUntil(lambda: page.model.rowCount() == PAGE and not page.filling
+                        and "could not load the rest" in page.status_label.text(),
+                        timeout=60_000)
+        assert page.status_label.text().startswith("Showing the first 250 devices; ")
+        assert "F5" in page.status_label.text()
+        assert page.fill_progress.isHidden()
+        assert page.refresh_button.isEnabled()
+    finally:
+        gen.close()  # type: ignore[attr-defined]
+        store.close()
