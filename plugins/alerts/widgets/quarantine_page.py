@@ -261,8 +261,8 @@ class QuarantinePage(QWidget):
         self.refresh_button.setEnabled(True)
         self.model.set_messages(snap.messages)
         self._set_counts(snap.counts)
-        self._set_status("" if snap.messages else "No rejected messages. Every message the hub "
-                         "received could be read.")
+        self._set_status("" if snap.messages else "No rejected messages. Every message received "
+                         "from the fleet could be read.")
         self._show_payload()
 
     def _poll_new(self) -> None:
