@@ -225,7 +225,12 @@ def _start(ctx: Any, target: Any, *args: Any) -> tuple[Any, Connection]:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=target, args=(child, *args), daemon=False)
     proc.start()
-    ready = parent.recv()
+    child.close()  # ours closed, a child that dies makes recv() raise instead of wait
+    try:
+        ready = parent.recv()
+    except EOFError:
+        raise RuntimeError(f"{target.__name__} ended with {proc.exitcode} before it was "
+                           "ready") from None
     if not ready.get("ready"):
         raise RuntimeError(f"{target.__name__} did not get ready")
     return proc, parent

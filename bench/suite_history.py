@@ -1,15 +1,19 @@
 """Target 2's reads as a person sees them, for the suite (bench/run_suite.py).
 
-Runs in a process of its own (:func:`run`): the charts it draws are Qt objects,
-and the suite's other benches must not meet them in a garbage collection.
+Runs in an interpreter of its own (:func:`run`): the charts it draws are Qt
+objects, and the suite's other benches must not meet them in a garbage
+collection (nor a test runner's Qt state: a multiprocessing child forked off
+pytest crashed where a fresh interpreter does not).
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
+import os
+import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +23,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def run(quick: bool) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child, args=(child, quick))
-    proc.start()
-    try:
-        out: dict[str, Any] = parent.recv()
-    except EOFError:
-        out = {"error": f"the history bench's process ended with {proc.exitcode}"}
-    proc.join(60)
-    return out
-
-
-def _child(conn: Connection, quick: bool) -> None:
-    import os
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    conn.send(measure(quick))
-    conn.close()
+    """:func:`measure` in a fresh interpreter (this file run as a script)."""
+    with tempfile.TemporaryDirectory(prefix="suite-history-") as tmp:
+        out = Path(tmp) / "history.json"
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), str(out),
+             *(["--quick"] if quick else [])],
+            env=os.environ | {"QT_QPA_PLATFORM": "offscreen"}, capture_output=True,
+            text=True, timeout=1800)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            return {"error": f"the history bench ended with {proc.returncode}: {tail[0]}"}
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
 
 
 def measure(quick: bool) -> dict[str, Any]:
@@ -56,8 +55,6 @@ def measure(quick: bool) -> dict[str, Any]:
                 return dict(fn(quick=quick))
             except Exception as exc:  # noqa: BLE001
                 return {"error": f"analytics_bench.{name}: {exc}"}
-    import tempfile
-    from datetime import timedelta
 
     from PySide6.QtWidgets import QApplication
 
@@ -84,11 +81,23 @@ def measure(quick: bool) -> dict[str, Any]:
                         analytics_bench.DAY_S = saved
                 out["points"] = day
                 out["devices"] = n
-                week = getattr(analytics_bench, "week_phase", None) or getattr(
-                    analytics_bench, "overlay_week_phase", None)
-                if callable(week):
-                    out["week"] = week(app, store, db, devices, start - timedelta(days=6),
-                                       repeat)
     except Exception as exc:  # noqa: BLE001
         out["error"] = f"{type(exc).__name__}: {exc}"
+    week = getattr(analytics_bench, "week_overlay", None)
+    if callable(week):
+        saved = analytics_bench.DAY_S
+        if quick:  # the smoke's "week": 2 devices x an hour
+            analytics_bench.DAY_S = 3_600
+        try:  # 10 devices x 7 days at 1 Hz
+            out["week"] = week(app, devices=2 if quick else 10, days=1 if quick else 7,
+                               repeat=repeat)
+        except Exception as exc:  # noqa: BLE001
+            out["week_error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            analytics_bench.DAY_S = saved
     return out
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    Path(sys.argv[1]).write_text(json.dumps(measure("--quick" in sys.argv[2:]), default=str))

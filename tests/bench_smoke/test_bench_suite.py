@@ -47,7 +47,7 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
                    "4 console, 20 devices", "1 ingest, peak sustained",
                    "1 ingest, soak, 50 devices", "3 overload", ": memory",
                    ": shed, per reason", ": recovery", "2 store, 600 points of history",
-                   "overlaid for a week", "6 beyond one hub"):
+                   "devices overlaid for 1 h at 1 Hz", "6 beyond one hub"):
         assert needle in text
     if os.environ.get("SMARTIOT_TEST_PG_URL"):
         assert "raw psycopg `COPY`" in text
