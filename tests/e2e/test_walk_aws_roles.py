@@ -281,3 +281,37 @@ def test_qa_signs_in_on_the_cli_and_lists_exports_and_acknowledges(
     assert out.returncode == 0, out.stderr[-2000:]
     refused = _cli(sandbox, "devices", "list")
     assert refused.returncode != 0 and "not signed in" in refused.stderr
+
+
+def test_a_bad_device_message_appears_on_the_rejected_page_by_itself(
+        sandbox: Sandbox, sign_in: Any, qtbot: Any) -> None:
+    """The stream consumer quarantines it; IoT Core's live topics do not carry it, so
+    the page must find it by itself (no Refresh clicked)."""
+    import urllib.parse
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    steps = Steps("technician")
+    window = sign_in("technician")
+    window.show_page("rejected")
+    page = window.page_widget("rejected")
+    qtbot.waitUntil(lambda: page.alerts is not None and page.refresh_button.isEnabled(),
+                    timeout=WAIT)
+    before = page.model.rowCount()
+    url = urllib.parse.urlsplit(sandbox.info["mqtt_url"])
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="walk-bad-pump")
+    device.connect(url.hostname or "", url.port or 0)
+    device.loop_start()
+    try:
+        device.publish("dt/demo/pump-00001/telemetry", b"{not json", qos=1).wait_for_publish(10)
+    finally:
+        device.disconnect()
+        device.loop_stop()
+    qtbot.waitUntil(lambda: page.model.rowCount() > before, timeout=2 * WAIT)
+    message = page.model.message(0)
+    assert message.device_id == "pump-00001" and message.payload == b"{not json"
+    assert message.reason == "malformed_json"
+    assert not page.status.isVisible()  # no "No rejected messages" above the row
+    _shot(window, qtbot, "walk-rejected")
+    steps.done("rejected message shown")

@@ -3,7 +3,7 @@
 Loads the rejected messages (newest first) through the alerts use cases
 (``context.api.alerts.list_quarantine``: every role may read them, limited to
 its organization) on a worker thread and then follows MessageRejected
-events, inserting at the top; without a live feed it polls.
+events, inserting at the top; without a live feed, or on the REST API, it polls.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Index = QModelIndex | QPersistentModelIndex
 LIMIT = 2000
 POLL_MS = 10_000
+NONE_REJECTED = "No rejected messages. Every message received from the fleet could be read."
 COLUMNS = ("Received", "Reason", "Device", "Topic", "Detail", "Bytes")
 
 
@@ -231,7 +232,10 @@ class QuarantinePage(QWidget):
         if live is not None:
             self.live = LiveEvents(live, {MessageRejected}, self)
             self.live.batch.connect(self.apply_events)
-        else:
+        if live is None or self.context.config.profile.api_url:
+            # A console on the REST API polls as well: on AWS the stream consumer
+            # quarantines, and IoT Core's live topics carry no rejected messages (a
+            # message both polled and heard is shown once: merged by its id).
             self._poll.start()
         self.refresh()
 
@@ -261,8 +265,7 @@ class QuarantinePage(QWidget):
         self.refresh_button.setEnabled(True)
         self.model.set_messages(snap.messages)
         self._set_counts(snap.counts)
-        self._set_status("" if snap.messages else "No rejected messages. Every message received "
-                         "from the fleet could be read.")
+        self._set_status("" if snap.messages else NONE_REJECTED)
         self._show_payload()
 
     def _poll_new(self) -> None:
@@ -280,6 +283,7 @@ class QuarantinePage(QWidget):
         fresh = [m for m in snap.messages if m.message_id not in known
                  and (top is None or m.received_at >= top)]
         self.model.prepend(fresh)
+        self._no_longer_empty()
         self._set_counts(snap.counts)
 
     # ------------------------------------------------------------ live
@@ -287,8 +291,10 @@ class QuarantinePage(QWidget):
         fresh: list[QuarantinedMessage] = []
         counts = dict(self.counts)
         reason, device = self.reason(), self.device()
+        known = {m.message_id for m in self.model.messages()[:400]
+                 if m.message_id is not None}  # polled already
         for event in events:
-            if not isinstance(event, MessageRejected):
+            if not isinstance(event, MessageRejected) or event.message.message_id in known:
                 continue
             message = event.message
             counts[message.reason] = counts.get(message.reason, 0) + 1
@@ -297,6 +303,7 @@ class QuarantinePage(QWidget):
                 fresh.append(message)
         fresh.sort(key=lambda m: m.received_at, reverse=True)
         self.model.prepend(fresh)
+        self._no_longer_empty()
         if counts != self.counts:
             self._set_counts(counts)
         if fresh:
@@ -318,6 +325,10 @@ class QuarantinePage(QWidget):
         index = self.reason_filter.findData(current) if current else 0
         self.reason_filter.setCurrentIndex(max(index, 0))
         self.reason_filter.blockSignals(False)
+
+    def _no_longer_empty(self) -> None:
+        if self.model.rowCount() and self.status.text() == NONE_REJECTED:
+            self._set_status("")
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
