@@ -200,7 +200,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
               receiver=receiver)
     hub.start()
     ok = hub.wait_subscribed(20)
-    samples: list[tuple[float, int, int, int, int, int, float, float]] = []
+    samples: list[tuple[float, int, int, int, int, int, float, float, int]] = []
     stop = threading.Event()
     rx = hub.receiver
 
@@ -212,7 +212,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
         while not stop.is_set():
             samples.append((time.time(), c.received, c.processed, c.readings_written,
                             len(hub._inbox), c.shed_overload, time.process_time(),
-                            child_cpu()))
+                            child_cpu(), len(hub._shadow_inbox)))
             stop.wait(SAMPLE_EVERY_S)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -379,6 +379,9 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
     return {
         "receiver": receiver, "warmup_s": warmup_s,
         "window_stored_messages": window_stored, "window_shed": window_shed,
+        # shadow and jobs requests waiting (the devices' connect-time requests)
+        "requests_waiting_at_window": (inside[0][8], inside[-1][8]) if inside else (0, 0),
+        "requests_waiting_max": max((s[8] for s in stream), default=0),
         "window_hub_cpu_us_per_stored_msg": window_cpu_us,
         "window_receiver_cpu_us_per_stored_msg": window_rx_cpu_us,
         "cpu_parent_us_per_msg": hub["cpu_parent_s"] / max(stored_msgs, 1) * 1e6,
@@ -424,7 +427,8 @@ def _print_live(r: dict[str, Any]) -> None:
           f" + receiver child {r['cpu_receiver_us_per_msg']:.0f} us")
     print(f"in the window: hub CPU {r['window_hub_cpu_us_per_stored_msg']:.0f} us per stored "
           f"message (receiver child {r['window_receiver_cpu_us_per_stored_msg']:.0f} us), "
-          f"{r['window_shed']:,.0f} shed")
+          f"{r['window_shed']:,.0f} shed; shadow/jobs requests waiting at its start and end "
+          f"{r['requests_waiting_at_window']}, at most {r['requests_waiting_max']:,}")
     print(f"inbox max {r['inbox_max']:,}  median 1st/2nd half "
           f"{r['inbox_median_first_half']:,.0f}/{r['inbox_median_second_half']:,.0f}  at end "
           f"{r['inbox_at_stream_end']:,}  caught up {r['caught_up_after_stream_s']:.1f} s "
