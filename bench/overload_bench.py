@@ -12,8 +12,9 @@ a console) in a process of its own, and the project's simulator (one MQTT sessio
 device, 6 metrics a message, QoS 0 telemetry) in others:
 
 1. **capacity** (the baseline, same run): one simulated fleet well above what the
-   hub can store, for ``--probe`` s; what the hub stores per second in the steady
-   window is its capacity. ``--capacity`` skips the probe.
+   hub can store, for ``--probe`` s, then one at twice what that stored (far above,
+   the hub spends its CPU on what it sheds); the better of the two, stored per
+   second over a probe's second half, is its capacity. ``--capacity`` skips them.
 2. **overload**: two fleets at once, one offering a sustainable rate
    (``--sustain`` x capacity) and one the rest of 2 x capacity, for ``--overload`` s.
 3. **recovery**: the second fleet stops; the first carries on for ``--recover`` s.
@@ -267,7 +268,45 @@ def _wait_drained(hub: Connection, threshold: int, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-def run(*, capacity: float | None = None, probe_rate: float = 6000.0, probe_s: float = 20.0,
+def _probe(ctx: Any, host: str, port: int, hub: Connection, rate: float, seconds: float,
+           skip_s: float, limit: int, sims: list[Any], prefix: str,
+           out: Any) -> dict[str, Any]:
+    """One fleet at ``rate`` for ``seconds``: what the hub stores per second over
+    the second half (the first registers the fleet's devices, each new to the
+    hub), whether that saturated it, then the wait until its inbox is empty."""
+    parts = max(1, math.ceil(rate / SIM_MSG_PER_S))
+    started = [_start(ctx, _sim_child, host, port, f"{prefix}{k}",
+                      _devices_for(rate / parts), seconds, 11 + k + len(sims))
+               for k in range(parts)]
+    sims += [proc for proc, _ in started]
+    for _, sim in started:
+        sim.send("go")
+    done = [sim.recv() for _, sim in started]
+    began = max(d["began"] for d in done)
+    ended = min(d["ended"] for d in done)
+    hub.send("samples")
+    samples = hub.recv()
+    t0 = began + max(min(skip_s, seconds / 4), seconds / 2)
+    t1 = ended - 0.5
+    stored = _stored_rate(samples, t0, t1)
+    received = _received_rate(samples, t0, t1)
+    window = [s for s in samples if t0 <= s["t"] <= t1]
+    offered = sum(d["published"] for d in done) / max(ended - began, 1e-6)
+    # saturated: the inbox filled, the hub shed (any reason), or it received well
+    # under what was offered (mosquitto drops QoS 0 for a subscriber that lags)
+    saturated = bool(window) and (
+        max(s["inbox"] for s in window) >= 0.5 * limit
+        or sum(window[-1]["shed"].values()) > sum(window[0]["shed"].values())
+        or received < 0.9 * offered)
+    out(f"capacity probe: offered {offered:,.0f} msg/s, received {received:,.0f}, stored "
+        f"{stored:,.0f} msg/s" + ("" if saturated else " (not saturated: a lower bound)"))
+    drain_s = _wait_drained(hub, max(100, limit // 100), 300)
+    return {"offered_msg_per_s": offered, "received_msg_per_s": received,
+            "stored_msg_per_s": stored, "saturated": saturated, "seconds": seconds,
+            "drain_s": drain_s}
+
+
+def run(*, capacity: float | None = None, probe_rate: float = 20_000.0, probe_s: float = 30.0,
         overload_s: float = 120.0, recover_s: float = 60.0, factor: float = 2.0,
         sustain: float = 0.5, inbox_limit: int | None = None, skip_s: float = 5.0,
         receiver: str | None = None, out: Any = print) -> dict[str, Any]:
@@ -295,32 +334,21 @@ def run(*, capacity: float | None = None, probe_rate: float = 6000.0, probe_s: f
         sims: list[Any] = []
         try:
             if capacity is None:
-                proc, sim = _start(ctx, _sim_child, host, port, "probe",
-                                   _devices_for(probe_rate), probe_s, 1)
-                sims.append(proc)
-                sim.send("go")
-                probe = sim.recv()
-                proc.join(60)
-                hub.send("samples")
-                samples = hub.recv()
-                t0 = probe["began"] + min(skip_s, probe_s / 4)
-                t1 = probe["ended"] - 0.5
-                capacity = _stored_rate(samples, t0, t1)
-                window = [s for s in samples if t0 <= s["t"] <= t1]
-                saturated = bool(window) and (
-                    max(s["inbox"] for s in window) >= 0.5 * limit
-                    or window[-1]["shed"].get("shed_overload", 0)
-                    > window[0]["shed"].get("shed_overload", 0))
-                probe_rate_wall = probe["published"] / max(probe["ended"] - probe["began"], 1e-6)
-                result["probe"] = {"offered_msg_per_s": probe_rate_wall,
-                                   "received_msg_per_s": _received_rate(samples, t0, t1),
-                                   "stored_msg_per_s": capacity, "saturated": saturated,
-                                   "seconds": probe_s}
-                out(f"capacity probe: offered {probe_rate_wall:,.0f} msg/s, "
-                    f"stored {capacity:,.0f} msg/s"
-                    + ("" if saturated else " (the probe did not fill the inbox: a lower "
-                       "bound)"))
-                result["drain_after_probe_s"] = _wait_drained(hub, max(100, limit // 100), 300)
+                # Far above, the hub spends its CPU receiving what it then sheds and
+                # stores less than it can (measured: 494 msg/s stored at 11,000
+                # offered, 993 without a shed at 1,000): a second probe at twice
+                # what the first stored finds the rate it really sustains.
+                first = _probe(ctx, host, port, hub, probe_rate, probe_s, skip_s, limit,
+                               sims, "probe", out)
+                probes = [first]
+                if first["saturated"] and 2 * first["stored_msg_per_s"] < probe_rate:
+                    probes.append(_probe(ctx, host, port, hub,
+                                         2 * first["stored_msg_per_s"], probe_s, skip_s,
+                                         limit, sims, "probe2-", out))
+                best = max(probes, key=lambda p: p["stored_msg_per_s"])
+                capacity = best["stored_msg_per_s"]
+                result["probe"] = best
+                result["probes"] = probes
             capacity = max(float(capacity), 10.0)
             result["capacity_msg_per_s"] = capacity
             sustain_rate = sustain * capacity
@@ -425,8 +453,10 @@ def _print(r: dict[str, Any], out: Any = print) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--capacity", type=float, help="stored msg/s; skips the probe")
-    p.add_argument("--probe-rate", type=float, default=6000.0, help="msg/s of the probe")
-    p.add_argument("--probe", type=float, default=20.0, help="seconds of the probe")
+    p.add_argument("--probe-rate", type=float, default=20_000.0,
+                   help="msg/s of the probe (in as many simulator processes as it needs)")
+    p.add_argument("--probe", type=float, default=30.0,
+                   help="seconds of the probe (capacity: what it stores in the second half)")
     p.add_argument("--overload", type=float, default=120.0, help="seconds at --factor x")
     p.add_argument("--recover", type=float, default=60.0, help="seconds at --sustain x")
     p.add_argument("--factor", type=float, default=2.0)

@@ -360,8 +360,11 @@ def _overload_rows(o: dict[str, Any] | None) -> list[str]:
         return []
     cap = o["capacity_msg_per_s"]
     probe = o.get("probe")
-    base = (f"capacity {cap:,.0f} msg/s stored (probe at {probe['offered_msg_per_s']:,.0f} "
-            f"msg/s, same run{'' if probe['saturated'] else '; not saturated: a lower bound'})"
+    probes = o.get("probes") or ([probe] if probe else [])
+    tried = "; ".join(f"{p['offered_msg_per_s']:,.0f} offered → {p['stored_msg_per_s']:,.0f} "
+                      f"stored" for p in probes)
+    base = (f"capacity {cap:,.0f} msg/s stored (probes, same run: {tried}"
+            f"{'' if probe['saturated'] else '; not saturated: a lower bound'})"
             if probe else f"capacity {cap:,.0f} msg/s (given)")
     head = (f"3 overload, {o['offered_msg_per_s']:,.0f} msg/s offered "
             f"({o['offered_factor']:.1f}{X} capacity) for {o['overload_s']:g} s")
