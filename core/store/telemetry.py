@@ -44,6 +44,11 @@ MINUTE_MS = 60_000
 #: arriving for them (a batch in flight, a device's clock slightly behind) land
 #: in the raw rows, which the bucketed reads use for the newest hour.
 FOLD_LAG_MS = 3_600_000
+#: A batch whose oldest reading is younger than ``FOLD_LAG_MS - LATE_MARGIN_MS``
+#: cannot touch a folded minute, even if a fold on a clock up to this much ahead
+#: (or a write transaction this long) runs meanwhile; older ones invalidate the
+#: minutes they land in (:meth:`SqlTelemetryStore._unfold_late`).
+LATE_MARGIN_MS = 600_000
 _IN_CHUNK = 500  # devices per grouped query (bound parameters stay far below limits)
 _QUERY_THREADS = 4
 _SQLITE_INSERT = (
@@ -93,11 +98,26 @@ _FOLD = (
     " count(*) FROM telemetry WHERE device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi"
     " GROUP BY device_id, metric, ts / 60000 * 60000 ON CONFLICT DO NOTHING"
 )
+# Forward only, and never over a mark a late write lowered below where this
+# fold started (:lo): that write deleted minutes this fold did not rebuild.
 _FOLD_MARK = (
     "INSERT INTO telemetry_minute_mark (device_id, metric, until_ms) VALUES (:d, :m, :hi)"
     " ON CONFLICT (device_id, metric) DO UPDATE SET until_ms = excluded.until_ms"
     " WHERE excluded.until_ms > telemetry_minute_mark.until_ms"
+    " AND telemetry_minute_mark.until_ms >= :lo"
 )
+# A late write's invalidation, per (series, minute) and per series (its lowest minute).
+_SQLITE_UNFOLD = ("DELETE FROM telemetry_minute WHERE device_id = ? AND metric = ?"
+                  " AND minute_start = ?")
+_SQLITE_UNMARK = ("UPDATE telemetry_minute_mark SET until_ms = ? WHERE device_id = ?"
+                  " AND metric = ? AND until_ms > ?")
+_PG_UNFOLD = _SQLITE_UNFOLD.replace("?", "%s")
+_PG_UNMARK = _SQLITE_UNMARK.replace("?", "%s")
+# PostgreSQL: folds of a metric hold this shared, a late write exclusively, each
+# until its commit (see _unfold_late).
+_PG_FOLD_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('telemetry_minute'), hashtext(%s))"
+_PG_LATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('telemetry_minute'), hashtext(%s))"
+
 _REFOLD_MINUTE = (
     "INSERT INTO telemetry_minute (device_id, metric, minute_start, min, max, total, count)"
     " SELECT t.device_id, t.metric, :cm, min(t.value), max(t.value), sum(t.value), count(*)"
@@ -134,6 +154,24 @@ def _newest(rows: list[tuple[str, str, int, float]]) -> list[tuple[str, str, int
     one the telemetry table keeps): sorting ``reversed(rows)`` stably by ts puts
     that row last in its key's run, and the dict keeps the last it sees."""
     return list({(r[0], r[1]): r for r in sorted(reversed(rows), key=_ts_of)}.values())
+
+
+def _unfold_late(cur: Any, rows: list[tuple[str, str, int, float]], horizon: int,
+                 unfold: str, unmark: str) -> None:
+    """In the batch's transaction: the minutes its rows older than ``horizon``
+    land in lose their rollup, and each such series' mark goes back to its
+    lowest one, so the next fold rebuilds them from the raw rows, these
+    included (a reader never takes a minute below the mark from
+    ``telemetry_minute`` without folding first). Minutes not folded yet are
+    untouched: deleting a missing row and lowering a mark already below are
+    no-ops."""
+    minutes = {(d, m, ts // MINUTE_MS * MINUTE_MS) for d, m, ts, _ in rows if ts < horizon}
+    low: dict[tuple[str, str], int] = {}
+    for d, m, minute in minutes:
+        if minute < low.get((d, m), minute + 1):
+            low[(d, m)] = minute
+    cur.executemany(unfold, sorted(minutes))
+    cur.executemany(unmark, [(minute, d, m, minute) for (d, m), minute in sorted(low.items())])
 
 
 def _bucket_series(
@@ -211,8 +249,12 @@ class SqlTelemetryStore(TelemetryStore):
             # A message's readings share one datetime: convert each instant once.
             epoch_ms = {t: round(t.timestamp() * 1000) for t in {r.ts for r in readings}}
             rows = [(r.device_id, r.metric, epoch_ms[r.ts], r.value) for r in readings]
+        # Readings this old may land in minutes already folded: the common case
+        # (a live batch) pays one min() and this comparison, nothing else.
+        horizon = int(self.clock() * 1000) - FOLD_LAG_MS + LATE_MARGIN_MS
+        late = min(map(_ts_of, rows)) < horizon
         if self._engine.dialect.name == "postgresql":
-            return self._write_pg(rows)
+            return self._write_pg(rows, horizon if late else None)
         buffer = self.latest_buffer
         try:
             with self._engine.begin() as conn:
@@ -220,6 +262,8 @@ class SqlTelemetryStore(TelemetryStore):
                 try:
                     cursor.executemany(_SQLITE_INSERT, rows)
                     written = int(cursor.rowcount)
+                    if late:  # under the write lock: no fold runs until commit
+                        _unfold_late(cursor, rows, horizon, _SQLITE_UNFOLD, _SQLITE_UNMARK)
                     if buffer is None:
                         cursor.executemany(_SQLITE_LATEST, _newest(rows))
                     else:
@@ -234,7 +278,7 @@ class SqlTelemetryStore(TelemetryStore):
             buffer.committed(held)
         return written
 
-    def _write_pg(self, rows: list[tuple[str, str, int, float]]) -> int:
+    def _write_pg(self, rows: list[tuple[str, str, int, float]], late: int | None) -> int:
         """``COPY`` straight into ``telemetry``: a batch without duplicates
         (nearly all of them) costs one COPY and one upsert of the latest values.
         If a key is already there (a redelivery), that transaction is rolled
@@ -254,6 +298,8 @@ class SqlTelemetryStore(TelemetryStore):
                     raw = conn.connection.driver_connection
                     with raw.cursor() as cur, cur.copy(_PG_COPY) as copy:  # type: ignore[union-attr]
                         copy.write(data)
+                    if late is not None:
+                        self._unfold_late_pg(raw, rows, late)
                     held = self._latest_pg(conn, rows)
                 written = len(rows)
             except dbapi.IntegrityError:
@@ -267,6 +313,8 @@ class SqlTelemetryStore(TelemetryStore):
                             copy.write(data)
                         cur.execute(_PG_MERGE)
                         written = int(cur.rowcount)
+                    if late is not None:
+                        self._unfold_late_pg(raw, rows, late)
                     held = self._latest_pg(conn, rows)
         except BaseException:
             if buffer is not None:
@@ -275,6 +323,19 @@ class SqlTelemetryStore(TelemetryStore):
         if buffer is not None:
             buffer.committed(held)
         return written
+
+    @staticmethod
+    def _unfold_late_pg(raw: Any, rows: list[tuple[str, str, int, float]], horizon: int
+                        ) -> None:
+        """The late rows' metrics locked exclusively (sorted: two late writers
+        never deadlock) until this commit: a fold of them holds the same lock
+        shared from before it reads the marks to its commit, so either it ran
+        wholly before (its minutes and mark are visible here, and are undone)
+        or it starts after this commit and sees the late rows."""
+        with raw.cursor() as cur:
+            for metric in sorted({r[1] for r in rows if r[2] < horizon}):
+                cur.execute(_PG_LATE_LOCK, (metric,))
+            _unfold_late(cur, rows, horizon, _PG_UNFOLD, _PG_UNMARK)
 
     def _latest_pg(self, conn: Connection, rows: list[tuple[str, str, int, float]]
                    ) -> list[tuple[str, str, int, float]]:
@@ -349,6 +410,8 @@ class SqlTelemetryStore(TelemetryStore):
         ids = list(dict.fromkeys(device_ids))
         mark = telemetry_minute_mark
         with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # see _unfold_late_pg
+                conn.exec_driver_sql(_PG_FOLD_LOCK, (metric,))
             folded: dict[str, int] = {}
             for part in chunked(ids, _IN_CHUNK):
                 folded.update((str(d), int(u)) for d, u in conn.execute(
@@ -366,8 +429,8 @@ class SqlTelemetryStore(TelemetryStore):
                     for d in ids if folded.get(d, 0) < target[d]]
             if todo:
                 conn.execute(text(_FOLD), todo)
-                conn.execute(text(_FOLD_MARK), [{"d": t["d"], "m": metric, "hi": t["hi"]}
-                                                for t in todo])
+                conn.execute(text(_FOLD_MARK), [{"d": t["d"], "m": metric, "hi": t["hi"],
+                                                 "lo": t["lo"]} for t in todo])
         return len(todo)
 
     def _drop_minutes_before(self, conn: Connection, cutoff_ms: int) -> None:
