@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import re
 import socket
@@ -57,8 +58,10 @@ from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, o
 from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
 from plugins.local.hub.outage_wills import restore_outage_wills
 from plugins.local.hub.receiver_process import Batch, ReceiverProcess
-from plugins.local.hub.shadow_host import ShadowHost
+from plugins.local.hub.shadow_host import ShadowHost, shadows_many
 from plugins.local.hub.shadow_host import _is_store_error as is_store_error
+from plugins.local.jobs import api as jobs_api
+from plugins.local.jobs.batch import pending_many
 from plugins.local.jobs.file_server import FirmwareFileServer
 from plugins.local.jobs.host import JobsHost
 
@@ -97,6 +100,10 @@ DRAIN_SLICE_S = 0.5
 # (0.2-0.5 ms of CPU); 10,000 devices connecting ask ~30,000 of them, which
 # answered all first kept telemetry waiting for half a minute.
 REQUESTS_SLICE_S = 0.1
+# Requests whose stored state (shadow for a get, pending jobs) is read in one
+# query, ahead of answering them.
+PREFETCH_REQUESTS = 500
+_JOBS_REPLIES = ("/accepted", "/rejected", "/notify", "/notify-next")
 SESSION_EXPIRY_S = 7 * 24 * 3600
 BACKPRESSURE_WAIT_S = 10.0
 RATE_WINDOW_S = 5.0
@@ -359,13 +366,15 @@ class Hub:
                 qos=1, manual_ack=True, buffer_limit=self.inbox_limit)
         self.shadows = ShadowHost(store.shadows,
                                   lambda topic, body: self.link.publish(topic, body, qos=1),
-                                  quarantine=store.quarantine.add_many)
+                                  quarantine=store.quarantine.add_many,
+                                  get_many=shadows_many(store.engine))
         # Jobs: the device API, the firmware file server its URLs point at,
         # and the rollout engine deciding who is released when (state in the store).
         self.files = file_server or FirmwareFileServer(store.firmware)
         self.jobs = JobsHost(store.deployments,
                              lambda topic, body: self.link.publish(topic, body, qos=1),
-                             self.files.presign, clock=clock)
+                             self.files.presign, clock=clock,
+                             pending_many=pending_many(store.engine, jobs_api.PENDING))
         self.jobs.quarantine = store.quarantine.add_many
         self.rollout = RolloutEngine(store.deployments, self.jobs, speed=rollout_speed)
         self.jobs.on_terminal = self.rollout.execution_updated
@@ -731,10 +740,43 @@ class Hub:
         request with a log line: the device asks again (jobs answers with an
         error itself). With telemetry waiting, it returns after
         REQUESTS_SLICE_S (and wakes the writer for the rest)."""
+        try:
+            self._answer_requests()
+        finally:
+            self.jobs.forget_prefetched()
+            self.shadows.forget_prefetched()
+
+    def _prefetch_requests(self) -> None:
+        """The next PREFETCH_REQUESTS requests' shadows (gets) and pending jobs
+        read in one query each, so a connect storm costs a query per batch of
+        devices, not one or two per request. A failure here is left to the
+        requests themselves (each reads what was not read)."""
+        jobs: list[str] = []
+        gets: list[str] = []
+        for message, _ in itertools.islice(self._shadow_inbox, PREFETCH_REQUESTS):
+            thing = _request_thing(message.topic)
+            if thing is None:
+                continue
+            if message.topic.startswith("$aws/things/" + thing + "/jobs/"):
+                if not message.topic.endswith(_JOBS_REPLIES):  # our own, come back
+                    jobs.append(thing)
+            elif message.topic.endswith("/shadow/get"):
+                gets.append(thing)
+        try:
+            self.jobs.prefetch(jobs)
+            self.shadows.prefetch(gets)
+        except Exception as exc:  # noqa: BLE001 - the per-request reads still answer
+            log.debug("prefetching requests failed: %s", exc)
+
+    def _answer_requests(self) -> None:
         started = time.monotonic()
+        handled = 0
         while self._shadow_inbox:
             if self.health.down and time.monotonic() < self._retry_at:
                 return
+            if handled % PREFETCH_REQUESTS == 0:
+                self._prefetch_requests()
+            handled += 1
             message, token = self._shadow_inbox.popleft()
             self._room.set()
             now_s = int(self.clock())
@@ -970,3 +1012,11 @@ class Hub:
 
     def device(self, device_id: str) -> Device | None:
         return self.cache.get(device_id)
+
+
+def _request_thing(topic: str) -> str | None:
+    """The thing of a ``$aws/things/<thing>/...`` request topic."""
+    if not topic.startswith("$aws/things/"):
+        return None
+    end = topic.find("/", 12)
+    return topic[12:end] if end > 12 else None

@@ -20,6 +20,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
 from core.errors import ConcurrentModification
 from core.model.events import FleetEvent, MessageRejected, ShadowChanged
 from core.model.link import QuarantinedMessage
@@ -28,6 +31,8 @@ from core.ports.hub import ShadowStore
 from core.ports.shadows import ShadowDocument
 from core.protocol.payloads import ProtocolError, decode_json_object
 from core.protocol.topics import ShadowOp, parse_shadow_topic, shadow_topic
+from core.store.schema import ShadowRow
+from core.store.shadows import _to_domain as shadow_from_row
 from plugins.local.hub.shadow_engine import (
     INTERNAL,
     INVALID_JSON,
@@ -44,6 +49,8 @@ from plugins.local.hub.shadow_engine import (
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], None]
+# Many devices' shadows in one read: every id asked for is in the answer (None: no shadow).
+GetMany = Callable[[Sequence[str]], dict[str, ShadowDocument | None]]
 Quarantine = Callable[[Sequence[QuarantinedMessage]], None]
 
 # decode failures (ProtocolError.reason) -> IoT Core's answer
@@ -56,12 +63,36 @@ _DECODE_ERRORS = {
 
 class ShadowHost:
     def __init__(self, store: ShadowStore, publish: Publish, *,
-                 quarantine: Quarantine | None = None) -> None:
+                 quarantine: Quarantine | None = None,
+                 get_many: GetMany | None = None) -> None:
         self._store = store
+        # Shadows read for a drain's gets in one query (``prefetch``). Only gets
+        # are answered from it, and only within the drain: an update or delete
+        # reads the stored document itself (its save is conditional on that
+        # version) and drops the thing's entry, so nothing here can answer a
+        # get with a document older than the per-request read would have.
+        self._get_many = get_many
+        self._prefetched: dict[str, ShadowDocument | None] = {}
         self._publish = publish
         self._quarantine = quarantine
         self._lock = threading.Lock()
         self.rejected_by_reason: Counter[str] = Counter()
+
+    def prefetch(self, things: Sequence[str]) -> int:
+        """Read the shadows of ``things`` (the drain's gets) in one query;
+        returns how many were read. Without a batch reader it does nothing."""
+        if self._get_many is None or not things:
+            return 0
+        with self._lock:
+            wanted = [t for t in dict.fromkeys(things) if t not in self._prefetched]
+            if wanted:
+                self._prefetched.update(self._get_many(wanted))
+            return len(wanted)
+
+    def forget_prefetched(self) -> None:
+        """End of a drain: others (a console's desired state) may write from now on."""
+        with self._lock:
+            self._prefetched.clear()
 
     def handle(self, topic: str, payload: bytes, now_s: int) -> list[FleetEvent]:
         parsed = parse_shadow_topic(topic)
@@ -77,7 +108,11 @@ class ShadowHost:
                 error = _DECODE_ERRORS.get(exc.reason, INVALID_JSON)
                 self._send(thing, parsed.op, rejected(error, None, now_s), detail=str(exc))
                 return self._refused(topic, payload, thing, exc.reason, str(exc))
-            current = self._store.get(thing)
+            if parsed.op is ShadowOp.GET and thing in self._prefetched:
+                current = self._prefetched[thing]
+            else:
+                self._prefetched.pop(thing, None)
+                current = self._store.get(thing)
             try:
                 outcome = self._answer(thing, parsed.op, current, request, now_s)
             except ConcurrentModification:
@@ -145,3 +180,19 @@ def _is_store_error(exc: BaseException) -> bool:
     return any(type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "psycopg2",
                                                    "sqlite3")
                for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+
+
+def shadows_many(engine: Engine) -> GetMany:
+    """One query (per 900 ids) for many devices' shadows, the store's own
+    conversion to documents."""
+    def read(device_ids: Sequence[str]) -> dict[str, ShadowDocument | None]:
+        ids = list(dict.fromkeys(device_ids))
+        out: dict[str, ShadowDocument | None] = dict.fromkeys(ids)
+        with Session(engine) as session:
+            for start in range(0, len(ids), 900):
+                stmt = select(ShadowRow).where(ShadowRow.device_id.in_(ids[start:start + 900]))
+                for row in session.scalars(stmt):
+                    out[row.device_id] = shadow_from_row(row)
+        return out
+
+    return read

@@ -30,6 +30,7 @@ from core.protocol.payloads import ProtocolError, decode_json_object
 from core.protocol.topics import jobs_topic, parse_jobs_topic
 from plugins.local.jobs import api
 from plugins.local.jobs.api import Api, ErrorCode, JobsError, UpdateRequest
+from plugins.local.jobs.batch import PendingMany
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,17 @@ def presign_document(value: Any, presign: Presign) -> Any:
 
 class JobsHost:
     def __init__(self, deployments: DeploymentService, publish: Publish, presign: Presign, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 pending_many: PendingMany | None = None) -> None:
         self._deployments = deployments
+        # Pending executions read for a drain's things in one query
+        # (``prefetch``), good until ``forget_prefetched`` or until this host
+        # changes that thing's executions. Never kept across drains: a
+        # deployment another process creates or cancels is read by the next
+        # drain, so no device is told of a job that was withdrawn meanwhile
+        # any later than the per-request reads told it.
+        self._pending_many = pending_many
+        self._prefetched: dict[str, list[Execution]] = {}
         self._publish = publish
         self._presign = presign
         self.clock = clock
@@ -75,6 +85,23 @@ class JobsHost:
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ requests
+    def prefetch(self, things: Sequence[str]) -> int:
+        """Read the pending executions of ``things`` in one query for the
+        requests about to be handled; returns how many were read. Without a
+        batch reader it does nothing (each request reads its own)."""
+        if self._pending_many is None or not things:
+            return 0
+        with self._lock:
+            wanted = [t for t in dict.fromkeys(things) if t not in self._prefetched]
+            if wanted:
+                self._prefetched.update(self._pending_many(wanted))
+            return len(wanted)
+
+    def forget_prefetched(self) -> None:
+        """End of a drain: what was read may be changed by others from now on."""
+        with self._lock:
+            self._prefetched.clear()
+
     def handle(self, topic: str, payload: bytes, now_s: int | None = None) -> list[FleetEvent]:
         parsed = parse_jobs_topic(topic)
         if parsed is None:
@@ -180,6 +207,7 @@ class JobsHost:
 
     def _apply(self, current: Execution, request: UpdateRequest, now: int) -> Execution:
         """Persist a judged update (this is what makes /accepted safe to send)."""
+        self._changed(current.device_id)
         try:
             updated = self._deployments.update_execution(
                 current.deployment_id, current.device_id, request.status,
@@ -208,6 +236,7 @@ class JobsHost:
         released = {(e.device_id, e.deployment_id) for e in executions}
         with self._lock:
             for thing in dict.fromkeys(e.device_id for e in executions):
+                self._changed(thing)
                 after = self._pending(thing)
                 before = [e for e in after if (thing, e.deployment_id) not in released]
                 self._announce(thing, before, after, now, force_notify=True)
@@ -217,6 +246,7 @@ class JobsHost:
         now = int(self.clock())
         with self._lock:
             for thing in dict.fromkeys(device_ids):
+                self._changed(thing)
                 after = self._pending(thing)
                 self._step_deadlines.pop((deployment.deployment_id, thing), None)
                 self._notify(thing, after, now)
@@ -231,6 +261,7 @@ class JobsHost:
         for job_id, thing in due:
             with self._lock:
                 self._step_deadlines.pop((job_id, thing), None)
+                self._changed(thing)
                 try:
                     before = self._pending(thing)
                     timed_out = self._deployments.update_execution(
@@ -249,7 +280,15 @@ class JobsHost:
 
     # ------------------------------------------------------------------ helpers
     def _pending(self, thing: str) -> list[Execution]:
+        cached = self._prefetched.get(thing)
+        if cached is not None:
+            return list(cached)
         return self._deployments.for_device(thing, api.PENDING)
+
+    def _changed(self, thing: str) -> None:
+        """This host (or the rollout engine through it) changed the thing's
+        executions: its next read goes to the store."""
+        self._prefetched.pop(thing, None)
 
     def _execution(self, job_id: str, thing: str) -> Execution:
         try:
