@@ -147,7 +147,9 @@ def sweep(api_url: str, tokens: dict[str, str], *, alert: dict[str, Any], device
             ("/analytics/metrics", {"device_ids": device}), ("/analytics/overview", {}),
             ("/analytics/thresholds", {"metrics": metric}), ("/audit", {}),
             ("/audit/export", {}), ("/audit/verify", {}), ("/devices", {}),
-            ("/devices/capabilities", {}), ("/devices/overview", {}), ("/firmware", {}),
+            ("/devices/capabilities", {}), ("/devices/overview", {}),
+            ("/devices/overview", {"limit": "50"}), ("/devices/open-alerts", {"ids": device}),
+            ("/firmware", {}),
             ("/firmware/deployments", {}), ("/firmware/keys", {}), ("/users", {}),
             ("/users/me", {}), ("/users/me/preferences", {})]:
         s.call("GET", template, query=query)
