@@ -18,6 +18,7 @@ from typing import Any
 
 from core.context import AppContext
 from core.errors import SmartIotError, ValidationError
+from core.model.deployment import DeploymentStatus
 from core.model.rollout import (
     AbortCriterion,
     ExponentialRate,
@@ -424,6 +425,16 @@ def _deploy_status(args: argparse.Namespace, context: AppContext) -> int:
     for e in executions:
         detail = ", ".join(f"{k}={v}" for k, v in sorted(e.status_details.items()))
         print(f"  {e.device_id:<24} {e.status.value:<12} #{e.execution_number} {detail}")
+    if args.devices:
+        # targets without an execution yet (a rollout's rate holds them back), as the
+        # monitor lists them: IoT Jobs has none for a device canceled before its turn
+        started = {e.device_id for e in executions}
+        canceled = d.status is DeploymentStatus.CANCELED
+        for device_id in d.targets:
+            if device_id not in started:
+                state, note = (("CANCELED", "not started: canceled before this device's turn")
+                               if canceled else ("PENDING", "not released yet"))
+                print(f"  {device_id:<24} {state:<12} {note}")
     return 0
 
 

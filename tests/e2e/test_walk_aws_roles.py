@@ -240,6 +240,13 @@ def test_engineer_uploads_deploys_to_both_pumps_and_cancels_from_the_monitor(
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert f"{deployment_id}  CANCELED  pump@7.7.0" in shown.stdout
     assert "devices will refuse it" not in shown.stdout, shown.stdout
+    # --devices lists both pumps, the one canceled before its turn too (as the monitor)
+    per_device = _cli(sandbox, "deploy", "status", deployment_id, "--devices")
+    assert per_device.returncode == 0, per_device.stderr[-2000:]
+    lines = [line.split() for line in per_device.stdout.splitlines()
+             if line.strip().startswith("pump-")]
+    assert sorted(line[0] for line in lines) == ["pump-00000", "pump-00001"], per_device.stdout
+    assert "not started: canceled before this device's turn" in per_device.stdout
     steps.done("CLI deploy status")
 
 
