@@ -726,18 +726,39 @@ class SqlTelemetryStore(TelemetryStore):
         self, start: datetime, end: datetime, *, bucket_ms: int, metric: str
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """COUNT(DISTINCT device) per bucket in SQL; only raw rows count (a
-        downsampled hour says a device reported, not when within the bucket)."""
+        downsampled hour says a device reported, not when within the bucket).
+
+        Whole-minute buckets count the whole minutes older than an hour from
+        ``telemetry_minute`` (a device with a rollup row reported in that
+        minute; folded first, as the bucketed reads do), and only the partial
+        minutes and the newest hour from raw rows: a week of a busy fleet was
+        tens of seconds of raw scan. The series to fold are the metric's rows
+        of ``telemetry_latest``, which every series that has raw rows has."""
         if bucket_ms <= 0:
             raise ValidationError(f"bucket size {bucket_ms} ms must be positive")
         start_ms, end_ms = to_epoch_ms(start), to_epoch_ms(end)
         origin = start_ms // bucket_ms * bucket_ms
+        first = last = start_ms
+        if bucket_ms % MINUTE_MS == 0:
+            with self._engine.connect() as conn:
+                ids = list(conn.scalars(select(_latest.c.device_id)
+                                        .where(_latest.c.metric == metric)))
+            if ids:
+                first, last = self._minute_span(ids, metric, start_ms, end_ms, bucket_ms)
         idx = (_t.c.ts - origin) // bucket_ms
-        stmt = (
-            select(idx, func.count(func.distinct(_t.c.device_id)))
-            .where(_t.c.metric == metric, _t.c.ts >= start_ms, _t.c.ts < end_ms)
-            .group_by(idx)
-            .order_by(idx)
-        )
+        parts: list[Any] = [
+            select(_t.c.device_id.label("d"), idx.label("b"))
+            .where(_t.c.metric == metric, _t.c.ts >= lo, _t.c.ts < hi)
+            for lo, hi in ([(start_ms, end_ms)] if first >= last
+                           else [(start_ms, first), (last, end_ms)])]
+        if first < last:
+            parts.append(select(_min.c.device_id.label("d"),
+                                ((_min.c.minute_start - origin) // bucket_ms).label("b"))
+                         .where(_min.c.metric == metric, _min.c.minute_start >= first,
+                                _min.c.minute_start < last))
+        both = union_all(*parts).subquery()
+        stmt = (select(both.c.b, func.count(func.distinct(both.c.d)))
+                .group_by(both.c.b).order_by(both.c.b))
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).all()
         return (

@@ -196,3 +196,41 @@ def test_a_fold_racing_a_late_write_ends_right(open_store: Callable[[], Store],
     data["dev-a"].append((late_ms, 99.5))
     _check(writer, data, 10 * MINUTE_MS)
     _check(folder, data, MINUTE_MS)
+
+
+def _raw_reporting(store: Store, start_ms: int, end_ms: int, bucket_ms: int
+                   ) -> tuple[list[int], list[int]]:
+    origin = start_ms // bucket_ms * bucket_ms
+    with store.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT (ts - :o) / :b, count(DISTINCT device_id) FROM telemetry WHERE metric ="
+            " 'temp' AND ts >= :s AND ts < :e GROUP BY (ts - :o) / :b ORDER BY 1"),
+            {"o": origin, "b": bucket_ms, "s": start_ms, "e": end_ms}).all()
+    return [origin + int(r[0]) * bucket_ms for r in rows], [int(r[1]) for r in rows]
+
+
+@pytest.mark.parametrize("bucket_ms", [10 * MINUTE_MS, 3_600_000])
+def test_devices_reporting_counts_from_the_minutes_and_equals_the_raw_count(
+        clocked: Store, bucket_ms: int) -> None:
+    gap = (NOW_MS - 30 * 3_600_000, NOW_MS - 20 * 3_600_000)
+    _week(clocked, skip=gap)
+    statements: list[str] = []
+    event.listen(clocked.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: statements.append(statement))
+    start, end = NOW - timedelta(days=7, seconds=13), NOW
+    seen: list[int] = []
+    for late in (False, True):
+        if late:  # dev-b back with readings in its gap, now folded as empty
+            clocked.telemetry.write_batch([
+                Reading("dev-b", "temp", from_epoch_ms(t), 1.0)
+                for t in range(gap[0] + 7, gap[1], 1_800_000)])
+        statements.clear()
+        got_ts, got_n = clocked.telemetry.reporting_devices(start, end, bucket_ms=bucket_ms,
+                                                            metric="temp")
+        counted = [s for s in statements if "count(distinct" in s.lower()]
+        want_ts, want_n = _raw_reporting(clocked, to_epoch_ms(start), NOW_MS, bucket_ms)
+        assert got_ts.tolist() == want_ts
+        assert got_n.tolist() == want_n
+        seen += want_n
+        assert counted and all("telemetry_minute" in s for s in counted), counted
+    assert 2 in seen and 3 in seen  # the gap counted, then filled
