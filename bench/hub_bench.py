@@ -35,6 +35,7 @@ Results: a table on stdout and JSON in bench/results/.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import logging
@@ -409,6 +410,86 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
     }
 
 
+def storm_requests(devices: int, *, with_jobs_every: int = 100) -> tuple[list[str], list[str]]:
+    """What the simulator's devices ask at connect, in arrival order: a shadow
+    get, a jobs start-next, then the reported-state update; every
+    ``with_jobs_every``-th device is a target of a deployment (the rest, the
+    common case, have no jobs). Returns (device ids, request topics)."""
+    ids = [f"storm-{i:05d}" for i in range(devices)]
+    topics = []
+    for thing in ids:
+        topics += [f"$aws/things/{thing}/shadow/get", f"$aws/things/{thing}/jobs/start-next",
+                   f"$aws/things/{thing}/shadow/update"]
+    return ids, topics
+
+
+def _collect(into: list[str], topic: str, body: bytes) -> None:
+    into.append(topic)
+
+
+def phase_requests(devices: int = 10_000, repeat: int = 2,
+                   db_dir: Path | None = None) -> dict[str, Any]:
+    """CPU of the hub's own request drain (``Hub._drain_requests``) answering a
+    connect storm, per request, with the drain's reads batched ("batched") and
+    with every request reading for itself ("per_request", the code before),
+    alternating on fresh copies of the same SQLite database: half the devices
+    have a shadow, 1 % a queued job execution. No broker: replies are collected."""
+    import shutil
+
+    from core.ingest.ingestor import Inbound
+    from core.model import Deployment
+    from core.ports.shadows import ShadowDocument
+    from core.services.event_bus import EventBus
+    from core.store import Store
+    from plugins.local.hub.hub import Hub
+
+    ids, topics = storm_requests(devices)
+    workdir = Path(tempfile.mkdtemp(prefix="hub-requests-", dir=db_dir))
+    seed = workdir / "seed.db"
+    store = Store.open(f"sqlite:///{seed}")
+    for thing in ids[::2]:
+        store.shadows.save(ShadowDocument(thing, {"interval": 1}, {"interval": 2}, 1),
+                           expected_version=None)
+    targets = ids[::100]
+    job = store.deployments.create(Deployment(
+        deployment_id="storm-job", firmware_id="pump:2.0.0", targets=tuple(targets),
+        created_by="bench", document={"operation": "ota"})).deployment_id
+    store.deployments.release(job, targets)
+    store.close()
+    update = json.dumps({"state": {"reported": {"interval": 1, "firmware": "1.0.0"}}}).encode()
+    out: dict[str, Any] = {"devices": devices, "requests": len(topics)}
+    for run in range(repeat):
+        for mode in ("per_request", "batched"):
+            db = workdir / f"{mode}-{run}.db"
+            shutil.copy(seed, db)
+            store = Store.open(f"sqlite:///{db}")
+            hub = Hub(store, EventBus(), "127.0.0.1", 1, receiver="thread")
+            replies: list[str] = []
+            publish = functools.partial(_collect, replies)
+            hub.shadows._publish = hub.jobs._publish = publish
+            if mode == "per_request":
+                hub.jobs._pending_many = None
+                hub.shadows._get_many = None
+            hub._shadow_inbox.extend(
+                (Inbound(t, update if t.endswith("/update") else b"{}", 0), None)
+                for t in topics)
+            gc.collect()
+            cpu0 = time.process_time()
+            while hub._shadow_inbox:
+                hub._drain_requests()
+            cpu = time.process_time() - cpu0
+            store.close()
+            key = f"{mode}_cpu_us_per_request"
+            out.setdefault(key + "_runs", []).append(cpu / len(topics) * 1e6)
+            out[f"{mode}_replies"] = len(replies)
+    for mode in ("per_request", "batched"):
+        out[f"{mode}_cpu_us_per_request"] = min(out[f"{mode}_cpu_us_per_request_runs"])
+    out["ratio_batched_vs_per_request"] = (out["batched_cpu_us_per_request"]
+                                           / out["per_request_cpu_us_per_request"])
+    shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
 def _print_live(r: dict[str, Any]) -> None:
     h = r["hub"]
     print(f"\n== receiver {r['receiver']}, warm-up {r['warmup_s']:g} s: "
@@ -466,6 +547,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{d['hub_decode_validate_us']:.1f} us/msg: ratio {d['ratio_vs_json_loads']:.2f}x"
               + (f" (orjson.loads {d['bare_orjson_loads_us']:.1f} us: "
                  f"{d['ratio_vs_orjson_loads']:.2f}x)" if "bare_orjson_loads_us" in d else ""))
+    if "requests" in phases:
+        q = phase_requests(devices=args.devices)
+        result["requests"] = q
+        print(f"requests: {q['requests']:,} from {q['devices']:,} devices connecting: "
+              f"per request {q['per_request_cpu_us_per_request']:.0f} us CPU, batched "
+              f"{q['batched_cpu_us_per_request']:.0f} us "
+              f"({q['ratio_batched_vs_per_request']:.2f}x); replies "
+              f"{q['per_request_replies']:,} / {q['batched_replies']:,}")
     if "live" in phases:
         for receiver in args.receiver.split(","):
             live = phase_live(args.devices, args.interval, args.duration, skip_s=args.skip,

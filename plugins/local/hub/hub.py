@@ -75,6 +75,8 @@ HUB_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, "$aws/things/+/shadow/+",
 RECEIVERS = ("thread", "process")
 ROLLOUT_EVERY_S = 0.5
 HOUSEKEEPING_EVERY_S = 5.0
+# Minute rollups of what was stored are folded this often (see _fold_rollups).
+FOLD_EVERY_S = 180.0
 RELOAD_EVERY_S = 30.0
 FLUSH_EVERY_S = 0.1
 # telemetry_latest is written from memory this often, not with every batch: at
@@ -760,7 +762,7 @@ class Hub:
             if message.topic.startswith("$aws/things/" + thing + "/jobs/"):
                 if not message.topic.endswith(_JOBS_REPLIES):  # our own, come back
                     jobs.append(thing)
-            elif message.topic.endswith("/shadow/get"):
+            elif message.topic.endswith(("/shadow/get", "/shadow/update")):
                 gets.append(thing)
         try:
             self.jobs.prefetch(jobs)
@@ -1004,6 +1006,31 @@ class Hub:
             events.extend(self.alerting.tick(now))
         self.bus.publish(events)
         self.heap.maybe_settle()
+        self._fold_rollups()
+
+    _folder: threading.Thread | None = None
+    _folded_at = float("-inf")
+
+    def _fold_rollups(self) -> None:
+        """Every ``FOLD_EVERY_S``, in a thread of its own (a fold after a bulk of
+        data takes seconds): the minute rollups are folded here, so the first
+        chart after it does not wait 15-20 s folding them itself. The store
+        folds in short transactions, between the writer's batches."""
+        fold = getattr(self.store.telemetry, "fold_all_minutes", None)
+        now = time.monotonic()
+        if (fold is None or now - self._folded_at < FOLD_EVERY_S or self._stop.is_set()
+                or (self._folder is not None and self._folder.is_alive())):
+            return
+        self._folded_at = now
+
+        def run() -> None:
+            try:
+                fold()
+            except Exception as exc:  # noqa: BLE001 - counted and logged
+                self._stage_failed("minute rollups", exc)
+
+        self._folder = threading.Thread(target=run, name="hub-fold-minutes", daemon=True)
+        self._folder.start()
 
     def _reload_registry(self) -> None:
         """Pick up what consoles changed (names, tags, decommissioning)."""

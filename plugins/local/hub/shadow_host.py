@@ -108,13 +108,19 @@ class ShadowHost:
                 error = _DECODE_ERRORS.get(exc.reason, INVALID_JSON)
                 self._send(thing, parsed.op, rejected(error, None, now_s), detail=str(exc))
                 return self._refused(topic, payload, thing, exc.reason, str(exc))
-            if parsed.op is ShadowOp.GET and thing in self._prefetched:
+            # An update naming a version is judged on a fresh read: a stale one
+            # would refuse it (409) where the stored document accepts it.
+            prefetched = thing in self._prefetched and (
+                parsed.op is ShadowOp.GET
+                or (parsed.op is ShadowOp.UPDATE and "version" not in request))
+            if prefetched:
                 current = self._prefetched[thing]
             else:
                 self._prefetched.pop(thing, None)
                 current = self._store.get(thing)
             try:
-                outcome = self._answer(thing, parsed.op, current, request, now_s)
+                outcome = self._answer(thing, parsed.op, current, request, now_s,
+                                       prefetched=prefetched)
             except ConcurrentModification:
                 raise
             except Exception as exc:  # a request must never stop the hub
@@ -133,7 +139,7 @@ class ShadowHost:
         return []
 
     def _answer(self, thing: str, op: ShadowOp, current: ShadowDocument | None,
-                request: dict[str, object], now_s: int) -> Outcome:
+                request: dict[str, object], now_s: int, *, prefetched: bool = False) -> Outcome:
         if op is ShadowOp.GET:
             return handle_get(current, {**request, "_thing": thing}, now_s)
         if op is ShadowOp.DELETE:
@@ -148,7 +154,15 @@ class ShadowHost:
                 self._store.save(outcome.document,
                                  expected_version=None if current is None else current.version)
             except ConcurrentModification:
+                self._prefetched.pop(thing, None)
+                if prefetched:
+                    # the drain's read was overtaken (a console wrote meanwhile):
+                    # judge the request against the stored document, as before
+                    return self._answer(thing, op, self._store.get(thing), request, now_s)
                 outcome = handle_update(thing, current, {**request, "version": -1}, now_s)
+                return outcome
+            if thing in self._prefetched:
+                self._prefetched[thing] = outcome.document  # what is stored now
         return outcome
 
     def _refused(self, topic: str, payload: bytes, thing: str, reason: str,
