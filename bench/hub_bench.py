@@ -264,6 +264,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
         "stage_failures": c.stage_failures, "write_failures": c.write_failures,
         "rows_in_db": rows, "quarantine_rows": quarantined, "rejected_by_reason": by_reason,
         "accepted_messages": accepted_msgs, "events_seen": dict(seen),
+        "jobs": hub.jobs.snapshot(),
     })
     store.close()
     conn.close()
@@ -383,6 +384,9 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         # shadow and jobs requests waiting (the devices' connect-time requests)
         "requests_waiting_at_window": (inside[0][8], inside[-1][8]) if inside else (0, 0),
         "requests_waiting_max": max((s[8] for s in stream), default=0),
+        # since the stream began: until no request waits for the rest of it
+        "requests_settled_s": _settled(stream, began),
+        "requests_series": [(round(s[0] - began, 1), s[8]) for s in stream],
         "window_hub_cpu_us_per_stored_msg": window_cpu_us,
         "window_receiver_cpu_us_per_stored_msg": window_rx_cpu_us,
         "cpu_parent_us_per_msg": hub["cpu_parent_s"] / max(stored_msgs, 1) * 1e6,
@@ -490,6 +494,15 @@ def phase_requests(devices: int = 10_000, repeat: int = 2,
     return out
 
 
+def _settled(stream: list[Any], began: float) -> float | None:
+    """Seconds from the stream's start to the first sample after which no shadow
+    or jobs request waits again; None if some still wait at its end."""
+    if not stream or stream[-1][8]:
+        return None
+    last_busy = max((i for i, s in enumerate(stream) if s[8]), default=-1)
+    return round(float(stream[last_busy + 1][0]) - began, 1)
+
+
 def _print_live(r: dict[str, Any]) -> None:
     h = r["hub"]
     print(f"\n== receiver {r['receiver']}, warm-up {r['warmup_s']:g} s: "
@@ -509,7 +522,8 @@ def _print_live(r: dict[str, Any]) -> None:
     print(f"in the window: hub CPU {r['window_hub_cpu_us_per_stored_msg']:.0f} us per stored "
           f"message (receiver child {r['window_receiver_cpu_us_per_stored_msg']:.0f} us), "
           f"{r['window_shed']:,.0f} shed; shadow/jobs requests waiting at its start and end "
-          f"{r['requests_waiting_at_window']}, at most {r['requests_waiting_max']:,}")
+          f"{r['requests_waiting_at_window']}, at most {r['requests_waiting_max']:,}; "
+          f"none waiting from {r.get('requests_settled_s')} s after the stream began")
     print(f"inbox max {r['inbox_max']:,}  median 1st/2nd half "
           f"{r['inbox_median_first_half']:,.0f}/{r['inbox_median_second_half']:,.0f}  at end "
           f"{r['inbox_at_stream_end']:,}  caught up {r['caught_up_after_stream_s']:.1f} s "
