@@ -282,7 +282,10 @@ class Ingestor:
             return
         seen = device.seen(at)
         important = seen.status is not DeviceStatus.ONLINE
-        if important:
+        if important and _before_offline(device, at):
+            # still offline, as of its status (updated_at stays that status's time)
+            seen, important = replace(seen, updated_at=device.updated_at), False
+        elif important:
             seen = replace(seen, status=DeviceStatus.ONLINE)
             result.events.append(DeviceChanged(seen))
         self.cache.put(seen, important=important)
@@ -375,8 +378,11 @@ class Ingestor:
             firmware or device.firmware_version, utcnow())
         important = seen.firmware_version != device.firmware_version
         if seen.status is not DeviceStatus.ONLINE:
-            seen = replace(seen, status=DeviceStatus.ONLINE)
-            important = True
+            if _before_offline(device, at):
+                seen = replace(seen, updated_at=device.updated_at)  # still offline
+            else:
+                seen = replace(seen, status=DeviceStatus.ONLINE)
+                important = True
         self.cache.put(seen, important=important)
         if important or device.last_seen is None:
             result.events.append(DeviceChanged(seen))
@@ -412,6 +418,19 @@ class Ingestor:
         self.cache.put(updated, important=True)
         result.events.append(DeviceChanged(updated))
 
+
+
+def _before_offline(device: Device, at: datetime) -> bool:
+    """A message received before the device was marked offline must not bring
+    it back: telemetry comes through the hub's receiver process and statuses
+    through the hub's own link, so the last readings of a device that
+    disconnected cleanly can be handled after its "offline" (received later),
+    and the device then showed online until it was found silent minutes later.
+    An offline status stamps ``updated_at`` with its own receive time; the two
+    processes stamp in milliseconds, and a fleet that stops at once puts a
+    device's last reading and its "offline" in the same one, so a tie counts as
+    before (a device that comes back says "online" first, on the status path)."""
+    return device.status is DeviceStatus.OFFLINE and at <= device.updated_at
 
 
 def _device_of(topic: str) -> str | None:
