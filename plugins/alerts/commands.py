@@ -28,7 +28,8 @@ from core.ports.fleet_api.alerts import ActionResult, AlertsApi
 from core.services.fleet_view import MAX_PAGE
 
 SHORT_ID = 8
-_USER_HELP = "a claim only, noted in the audit trail: you act as your OS account"
+_USER_HELP = ("a claim only, noted in the audit trail: you act as your OS account (on a "
+              "REST API profile: as the person signed in, and the claim is ignored)")
 _OPEN = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
 
 
@@ -125,7 +126,11 @@ def actor_for(args: argparse.Namespace, context: AppContext) -> Actor:
     recorded under the OS account with the claimed name noted beside it."""
     actor = context.actor
     claimed = (getattr(args, "user", "") or "").strip()
-    if claimed and claimed != actor.user:
+    if claimed and context.config.profile.api_url:
+        # on the REST API the server records the person signed in, and no claim
+        print(f"smartiot alerts: note: --user {claimed} is ignored: on the REST API you act "
+              "as the person signed in (smartiot login)", file=sys.stderr)
+    elif claimed and claimed != actor.user:
         print(f"smartiot alerts: note: acting as {actor.user} (the OS account); "
               f"--user {claimed} is recorded in the audit trail as a claim only",
               file=sys.stderr)

@@ -269,6 +269,21 @@ def test_qa_signs_in_on_the_cli_and_lists_exports_and_acknowledges(
     alerts = _cli(sandbox, "alerts", "list")
     assert alerts.returncode == 0, alerts.stderr[-2000:]
     steps.done("alerts list")
+    # acknowledged as the person signed in; a --user claim is said to be ignored
+    short_id = next(line.split()[0] for line in alerts.stdout.splitlines()
+                    if " pump-" in line)
+    acked = _cli(sandbox, "alerts", "ack", short_id, "--user", "someone.else",
+                 "--comment", "checked from the CLI")
+    assert acked.returncode == 0, acked.stderr[-2000:]
+    assert "--user someone.else is ignored: on the REST API you act as the person signed in" \
+        in acked.stderr, acked.stderr
+    items = sandbox.client("dynamodb").query(
+        TableName=f"iot-alerts-{sandbox.info['stage']}", IndexName="OrganizationStateIndex",
+        KeyConditionExpression="org_state = :s",
+        ExpressionAttributeValues={":s": {"S": "demo#acknowledged"}})["Items"]
+    assert any(i["alert_id"]["S"].startswith(short_id)
+               and i["acknowledged_by"]["S"] == user["username"] for i in items), items
+    steps.done("alerts ack")
 
     path = tmp_path / "pump.csv"
     out = _cli(sandbox, "export", "--device", "pump-00000", "--metric", "vibration_rms",
