@@ -11,6 +11,8 @@ silence check found it minutes later (QA saw a finished run's sensors online).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,8 +36,14 @@ def status(state: str, received_ms: int) -> Inbound:
     return Inbound("dt/acme/s1/status", json.dumps(body).encode(), received_ms)
 
 
-@pytest.fixture
-def ingestor(tmp_path):
+def status_of(ingestor: Ingestor) -> DeviceStatus:
+    device = ingestor.cache.get("s1")
+    assert device is not None
+    return device.status
+
+
+@pytest.fixture(name="ingestor")
+def ingestor_fixture(tmp_path: Path) -> Iterator[Ingestor]:
     store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
     yield Ingestor(RegistryCache(store.registry))
     store.close()
@@ -43,29 +51,29 @@ def ingestor(tmp_path):
 
 @pytest.mark.parametrize("late_by_ms", [0, 3])
 def test_readings_received_before_the_offline_status_keep_the_device_offline(
-        ingestor, late_by_ms):
+        ingestor: Ingestor, late_by_ms: int) -> None:
     ingestor.process([status("online", T0), reading(0, T0 + 100)], T0 + 100)
-    assert ingestor.cache.get("s1").status is DeviceStatus.ONLINE
+    assert status_of(ingestor) is DeviceStatus.ONLINE
     off_at = T0 + 2_000
     ingestor.process([status("offline", off_at)], off_at + 5)
-    assert ingestor.cache.get("s1").status is DeviceStatus.OFFLINE
+    assert status_of(ingestor) is DeviceStatus.OFFLINE
 
     # the last reading, received in the same millisecond or just before, handled after
     late = ingestor.process([reading(1, off_at - late_by_ms)], off_at + 10)
     assert [r.value for r in late.readings] == [1.0]  # stored all the same
-    device = ingestor.cache.get("s1")
-    assert device.status is DeviceStatus.OFFLINE
+    assert status_of(ingestor) is DeviceStatus.OFFLINE
     assert not [e for e in late.events if isinstance(e, DeviceChanged)
                 and e.device.status is DeviceStatus.ONLINE]
     # a further late one too (the first did not move the offline's time)
     ingestor.process([reading(2, off_at - late_by_ms)], off_at + 20)
-    assert ingestor.cache.get("s1").status is DeviceStatus.OFFLINE
+    assert status_of(ingestor) is DeviceStatus.OFFLINE
 
 
-def test_a_reading_received_after_the_offline_brings_the_device_back(ingestor):
+def test_a_reading_received_after_the_offline_brings_the_device_back(
+        ingestor: Ingestor) -> None:
     ingestor.process([status("online", T0), reading(0, T0 + 100)], T0 + 100)
     ingestor.process([status("offline", T0 + 2_000)], T0 + 2_005)
     back = ingestor.process([reading(1, T0 + 2_001)], T0 + 2_010)
-    assert ingestor.cache.get("s1").status is DeviceStatus.ONLINE
+    assert status_of(ingestor) is DeviceStatus.ONLINE
     assert any(isinstance(e, DeviceChanged) and e.device.status is DeviceStatus.ONLINE
                for e in back.events)
