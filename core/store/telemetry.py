@@ -433,6 +433,26 @@ class SqlTelemetryStore(TelemetryStore):
                                                  "lo": t["lo"]} for t in todo])
         return len(todo)
 
+    def fold_all_minutes(self, *, chunk: int = _IN_CHUNK) -> int:
+        """Fold every series (the rows of ``telemetry_latest``) up to the fold
+        horizon, a transaction per metric and ``chunk`` devices: the hub runs
+        this every few minutes, so a chart after a lot of new data reads warm
+        rollups instead of folding millions of rows first, and no transaction
+        holds SQLite's write lock (the ingest's) for long. How many series
+        needed it."""
+        until = int(self.clock() * 1000) - FOLD_LAG_MS
+        with self._engine.connect() as conn:
+            series = conn.execute(select(_latest.c.metric, _latest.c.device_id)
+                                  .order_by(_latest.c.metric, _latest.c.device_id)).all()
+        by_metric: dict[str, list[str]] = {}
+        for metric, device_id in series:
+            by_metric.setdefault(str(metric), []).append(str(device_id))
+        done = 0
+        for metric, ids in by_metric.items():
+            for part in chunked(ids, chunk):
+                done += self.fold_minutes(list(part), metric, until)
+        return done
+
     def _drop_minutes_before(self, conn: Connection, cutoff_ms: int) -> None:
         """After raw rows before ``cutoff_ms`` went (retention, downsampling):
         minutes wholly before it go too, and the minute it cuts is folded again
