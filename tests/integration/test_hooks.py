@@ -142,7 +142,7 @@ def test_hook_smartiot_register_pages():
     pm = PluginManager(entry_points=False, blocked=())
     pages = pm.pages()
     assert [p.page_id for p in pages] == ["devices", "alerts", "rejected", "firmware", "analytics",
-                                          "audit"]
+                                          "audit", "users"]
     assert all(callable(p.factory) for p in pages)
 
 
