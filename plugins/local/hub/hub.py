@@ -755,7 +755,12 @@ class Hub:
         requests themselves (each reads what was not read)."""
         jobs: list[str] = []
         gets: list[str] = []
-        for message, _ in itertools.islice(self._shadow_inbox, PREFETCH_REQUESTS):
+        try:
+            # copied in one C call: the network thread appends meanwhile
+            ahead = list(itertools.islice(self._shadow_inbox, PREFETCH_REQUESTS))
+        except RuntimeError:  # mutated under the copy all the same: read per request
+            return
+        for message, _ in ahead:
             thing = _request_thing(message.topic)
             if thing is None:
                 continue
