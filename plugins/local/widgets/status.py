@@ -7,7 +7,14 @@ messages and readings per second, why the hub is degraded and what it shed
 only while the hub is degraded ("Database unavailable for 42 s") or has shed
 load, so a person sees a problem while it happens. ``DeviceChanged`` events make the
 online/total count stale, which is recounted in the background at most every
-couple of seconds (and every 15 s regardless, for changes made elsewhere).
+couple of seconds (and every 15 s regardless, for changes made elsewhere); a
+change heard while a count runs is counted again as soon as it returns. The
+status a ``DeviceChanged`` carries counts at once, before any recount: on AWS
+the live feed hears a device come online before the API's table says so (IoT
+Core → Kinesis → the stream consumer → DynamoDB), and the devices page shows
+the event's status, so the bar must not say "0 online" beside a table of
+online rows. A recount started after the event takes over once it agrees, or
+after ``HEARD_TRUST_S`` (the backend had time to catch up; its word is final).
 Labels repaint at most four times a second whatever the event rate.
 
 A console whose hub runs elsewhere gets ``HubStatus`` events from the hub's
@@ -30,6 +37,7 @@ from console.bridge import LiveBridge
 from console.theme import ThemeColors, current_colors, follow_theme
 from console.widgets.background import BackgroundCall
 from core.context import AppContext
+from core.model import DeviceStatus
 from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEvent, HubStatus
 from core.ports.backend import Backend
 from core.ports.fleet_api import FleetApi
@@ -46,6 +54,7 @@ STATE_POLL_MS = 500  # an in-memory read; a "reconnecting in N s" must not lag b
 RECOUNT_MIN_MS = 2000
 RECOUNT_POLL_MS = 15_000
 RATE_STALE_S = 5.0
+HEARD_TRUST_S = 60.0  # how long a heard status outranks a count that disagrees
 
 STATE_TEXT = {"connected": "Broker connected", "connecting": "Connecting to broker…",
               "disconnected": "Broker disconnected", "offline": "Offline",
@@ -89,6 +98,12 @@ def count_health(backend: Backend) -> dict[Health, int]:
     return load_fleet_health(backend.registry, backend.alerts).counts()
 
 
+def health_by_device(backend: Backend) -> dict[str, Health]:
+    """Each device's health: the counts, kept per device so that a device's
+    status event can move it between them without a recount."""
+    return dict(load_fleet_health(backend.registry, backend.alerts).health)
+
+
 _HEALTH_OF = {h.status: h for h in Health}
 
 
@@ -97,9 +112,27 @@ def count_health_through(api: FleetApi) -> dict[Health, int]:
     a deployed AWS stack it cannot read the registry, and sees its organization's
     devices only). ``analytics.devices`` applies fleet_health, status by health."""
     counts = {h: 0 for h in Health}
-    for device in api.analytics.devices():
-        counts[_HEALTH_OF[device.status]] += 1
+    for health in health_through(api).values():
+        counts[health] += 1
     return counts
+
+
+def health_through(api: FleetApi) -> dict[str, Health]:
+    return {d.device_id: _HEALTH_OF[d.status] for d in api.analytics.devices()}
+
+
+def heard_health(counted: Health | None, status: DeviceStatus) -> Health | None:
+    """A device's health once its status event is heard, from what the last
+    count said of it: online keeps a warning or critical it had (its alerts did
+    not change), a device that was offline comes back healthy; ``None`` for a
+    decommissioned one (not in the working fleet)."""
+    if status is DeviceStatus.DECOMMISSIONED or counted is Health.DECOMMISSIONED:
+        return None
+    if status is DeviceStatus.OFFLINE:
+        return Health.OFFLINE
+    if status is DeviceStatus.ONLINE:
+        return counted if counted in (Health.WARNING, Health.CRITICAL) else Health.OK
+    return _HEALTH_OF[status]
 
 
 class HubStatusWidget(QWidget):
@@ -123,6 +156,11 @@ class HubStatusWidget(QWidget):
         self.online: int | None = None
         self.health: dict[Health, int] = {}
         self.total: int | None = None
+        self.counted: dict[str, Health] = {}  # the last count, per device
+        # device -> (status heard from its DeviceChanged, when: monotonic)
+        self.heard: dict[str, tuple[DeviceStatus, float]] = {}
+        self._count_started = 0.0
+        self._recount_again = False
         self._rate_age = 0.0
         self._dirty = True
         self._counting = False
@@ -217,10 +255,18 @@ class HubStatusWidget(QWidget):
                 if event.hub in HUB_GONE or event.hub == "unknown":
                     self.messages_per_s = self.readings_per_s = None  # nobody is counting
                 self._dirty = True
-            elif isinstance(event, DeviceChanged | AlertChanged | DataChanged):
+            elif isinstance(event, DeviceChanged):
+                self.heard[event.device_id] = (event.device.status, time.monotonic())
+                recount = True
+            elif isinstance(event, AlertChanged | DataChanged):
                 recount = True  # health follows alerts too
-        if recount and not self._recount_throttle.isActive():
-            self._recount_throttle.start()
+        if recount:
+            if self.total is not None:
+                self._tally()
+            if self._counting:
+                self._recount_again = True  # that count may have read before the change
+            elif not self._recount_throttle.isActive():
+                self._recount_throttle.start()
 
     def _poll_state(self) -> None:
         live = self.backend.live if self.backend is not None else None
@@ -239,24 +285,54 @@ class HubStatusWidget(QWidget):
         if self.backend is None or self._counting:
             return
         self._counting = True
+        self._recount_again = False
+        self._count_started = time.monotonic()
         backend, context = self.backend, self.context
         if context.remote is not None:  # over the REST API (aws profiles): count there
-            self._background.start(lambda: count_health_through(context.api), self._counted,
+            self._background.start(lambda: health_through(context.api), self._counted,
                                    self._count_failed)
             return
-        self._background.start(lambda: count_health(backend), self._counted,
+        self._background.start(lambda: health_by_device(backend), self._counted,
                                self._count_failed)
 
-    def _counted(self, result: dict[Health, int]) -> None:
+    def _counted(self, result: dict[str, Health]) -> None:
         self._counting = False
-        self.health = result
-        self.online = result[Health.OK]
-        self.total = sum(n for h, n in result.items() if h is not Health.DECOMMISSIONED)
+        self.counted = result
+        now = time.monotonic()
+        for device_id, (status, at) in list(self.heard.items()):
+            # a count that started after the event and agrees with it, or an
+            # event the backend had long enough to catch up with: the count rules
+            agrees = heard_health(result.get(device_id), status) == result.get(device_id)
+            if (at < self._count_started and agrees) or now - at > HEARD_TRUST_S:
+                del self.heard[device_id]
+        self._tally()
+        self._after_count()
+
+    def _tally(self) -> None:
+        """The counts: the last count with each heard status applied."""
+        health = dict(self.counted)
+        for device_id, (status, _) in self.heard.items():
+            h = heard_health(health.get(device_id), status)
+            if h is None:
+                health.pop(device_id, None)
+            else:
+                health[device_id] = h
+        counts = {h: 0 for h in Health}
+        for h in health.values():
+            counts[h] += 1
+        self.health = counts
+        self.online = counts[Health.OK]
+        self.total = sum(n for h, n in counts.items() if h is not Health.DECOMMISSIONED)
         self._dirty = True
 
     def _count_failed(self, exc: BaseException) -> None:
         self._counting = False
         self.devices_label.setToolTip(f"Could not count devices: {exc}")
+        self._after_count()
+
+    def _after_count(self) -> None:
+        if self._recount_again and not self._recount_throttle.isActive():
+            self._recount_throttle.start()
 
     # ------------------------------------------------------------ output
     def _colour_separators(self, colours: ThemeColors) -> None:
