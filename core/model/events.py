@@ -117,6 +117,7 @@ class HubStatus:
     hub: str = ""
     hub_detail: str = ""
     shed_quarantine: int = 0   # quarantine rows dropped while the database was away
+    shed_receiver: int = 0     # QoS 0 the hub's receiver process dropped (its buffer full)
 
 
 @dataclass(frozen=True, slots=True)

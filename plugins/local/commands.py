@@ -63,6 +63,9 @@ def status_line(snap: dict[str, Any]) -> str:
              f"inbox {snap['inbox']:,}"]
     if snap["shed_overload"]:
         parts.append(f"{snap['shed_overload']:,} shed (overload)")
+    dropped = (snap.get("receiver") or {}).get("dropped", 0)
+    if dropped:
+        parts.append(f"{dropped:,} dropped by the receiver (overload)")
     if snap.get("shed_quarantine"):
         parts.append(f"{snap['shed_quarantine']:,} quarantine rows shed (database away)")
     if snap.get("hub_lost"):

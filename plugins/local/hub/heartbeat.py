@@ -51,6 +51,7 @@ class HubBeat:
     degraded: tuple[str, ...] = ()
     reason: str = ""
     shed_quarantine: int = 0
+    shed_receiver: int = 0
 
     def encode(self) -> bytes:
         body: dict[str, Any] = {"state": self.state, "client_id": self.client_id}
@@ -65,6 +66,7 @@ class HubBeat:
                         readings_per_s=round(self.readings_per_s, 2),
                         inbox=self.inbox, shed_overload=self.shed_overload,
                         shed_quarantine=self.shed_quarantine,
+                        shed_receiver=self.shed_receiver,
                         hub_lost=self.hub_lost, degraded=list(self.degraded))
         if self.reason:
             body["reason"] = self.reason
@@ -79,7 +81,8 @@ def online_beat(client_id: str, started_at_ms: int, snapshot: dict[str, Any],
                    str(snapshot["connection"]), float(snapshot["messages_per_s"]),
                    float(snapshot["readings_per_s"]), int(snapshot["inbox"]),
                    int(snapshot["shed_overload"]), int(snapshot.get("hub_lost", 0)),
-                   tuple(reasons), shed_quarantine=int(snapshot.get("shed_quarantine", 0)))
+                   tuple(reasons), shed_quarantine=int(snapshot.get("shed_quarantine", 0)),
+                   shed_receiver=int((snapshot.get("receiver") or {}).get("dropped", 0)))
 
 
 def last_will(client_id: str, started_at_ms: int) -> HubBeat:
@@ -138,7 +141,8 @@ def decode_beat(payload: bytes) -> HubBeat:
         max(0, int(_number(body, "inbox"))), max(0, int(_number(body, "shed_overload"))),
         max(0, int(_number(body, "hub_lost"))),
         tuple(d[:MAX_TEXT] for d in degraded[:10]), _text(body, "reason"),
-        max(0, int(_number(body, "shed_quarantine"))))
+        max(0, int(_number(body, "shed_quarantine"))),
+        max(0, int(_number(body, "shed_receiver"))))
 
 
 def _clock_text(epoch_ms: int | None) -> str:
@@ -226,4 +230,5 @@ class HubPresence:
                                    if beat.degraded else ""),
                          shed_overload=beat.shed_overload, inbox=beat.inbox,
                          hub=self.state, hub_detail=self.detail(),
-                         shed_quarantine=beat.shed_quarantine)
+                         shed_quarantine=beat.shed_quarantine,
+                         shed_receiver=beat.shed_receiver)

@@ -149,6 +149,7 @@ class HubStatusWidget(QWidget):
         self.degraded = ""
         self.shed_overload = 0
         self.shed_quarantine = 0
+        self.shed_receiver = 0
         self.inbox = 0
         self.hub = ""  # "" = the hub runs in this console
         self.hub_detail = ""
@@ -249,6 +250,7 @@ class HubStatusWidget(QWidget):
                 self.degraded = event.degraded
                 self.shed_overload = event.shed_overload
                 self.shed_quarantine = event.shed_quarantine
+                self.shed_receiver = event.shed_receiver
                 self.inbox = event.inbox
                 self.hub = event.hub
                 self.hub_detail = event.hub_detail
@@ -426,6 +428,9 @@ class HubStatusWidget(QWidget):
             (self.shed_overload, "shed (overload)",
              "messages the hub dropped because its inbox was full (QoS 0 only; QoS 1 "
              "waits at the broker)"),
+            (self.shed_receiver, "dropped by the receiver (overload)",
+             "messages the hub's receiver process dropped because the hub was not taking "
+             "them fast enough (QoS 0 only)"),
             (self.shed_quarantine, "quarantine rows shed (database away)",
              "rejected messages the hub could not keep for the quarantine while the "
              "database was away")) if n]
