@@ -141,6 +141,22 @@ class Ingestor:
         self._topics: dict[str, DeviceTopic] = {}
         self._at_ms = -1
         self._at = from_epoch_ms(0)
+        # when each device's own "offline" status was received (see _before_offline)
+        self._said_offline: dict[str, datetime] = {}
+
+    def _before_offline(self, device: Device, at: datetime) -> bool:
+        """A message received before the device said it went offline must not
+        bring it back: telemetry comes through the hub's receiver process and
+        statuses through the hub's own link, so the last readings of a device
+        that disconnected cleanly can be handled after its "offline" (received
+        later), and the device then showed online until the silence sweep found
+        it minutes later. Only the device's own word counts (not the sweep's,
+        which a backlog being drained must still undo). The two processes stamp
+        in milliseconds, and a fleet that stops at once puts a device's last
+        reading and its "offline" in the same one, so a tie counts as before (a
+        device that comes back says "online" first, on the status path)."""
+        said = self._said_offline.get(device.device_id)
+        return device.status is DeviceStatus.OFFLINE and said is not None and at <= said
 
     def restore(self, stats: Iterable[LinkStats]) -> None:
         """Carry on from what a previous hub run persisted: counters and boot state."""
@@ -282,7 +298,7 @@ class Ingestor:
             return
         seen = device.seen(at)
         important = seen.status is not DeviceStatus.ONLINE
-        if important and _before_offline(device, at):
+        if important and self._before_offline(device, at):
             # still offline, as of its status (updated_at stays that status's time)
             seen, important = replace(seen, updated_at=device.updated_at), False
         elif important:
@@ -378,7 +394,7 @@ class Ingestor:
             firmware or device.firmware_version, utcnow())
         important = seen.firmware_version != device.firmware_version
         if seen.status is not DeviceStatus.ONLINE:
-            if _before_offline(device, at):
+            if self._before_offline(device, at):
                 seen = replace(seen, updated_at=device.updated_at)  # still offline
             else:
                 seen = replace(seen, status=DeviceStatus.ONLINE)
@@ -410,6 +426,10 @@ class Ingestor:
             untracked and status.state == "online") else (
             device.firmware_version or status.firmware or None)
         wanted = DeviceStatus.ONLINE if status.state == "online" else DeviceStatus.OFFLINE
+        if wanted is DeviceStatus.OFFLINE:
+            self._said_offline[device_id] = at
+        else:
+            self._said_offline.pop(device_id, None)
         if device.status is wanted and device.last_seen is not None:
             return
         updated = replace(device, status=wanted, updated_at=at,
@@ -418,19 +438,6 @@ class Ingestor:
         self.cache.put(updated, important=True)
         result.events.append(DeviceChanged(updated))
 
-
-
-def _before_offline(device: Device, at: datetime) -> bool:
-    """A message received before the device was marked offline must not bring
-    it back: telemetry comes through the hub's receiver process and statuses
-    through the hub's own link, so the last readings of a device that
-    disconnected cleanly can be handled after its "offline" (received later),
-    and the device then showed online until it was found silent minutes later.
-    An offline status stamps ``updated_at`` with its own receive time; the two
-    processes stamp in milliseconds, and a fleet that stops at once puts a
-    device's last reading and its "offline" in the same one, so a tie counts as
-    before (a device that comes back says "online" first, on the status path)."""
-    return device.status is DeviceStatus.OFFLINE and at <= device.updated_at
 
 
 def _device_of(topic: str) -> str | None:
