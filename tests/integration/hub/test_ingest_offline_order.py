@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from core.ingest.ingestor import Inbound, Ingestor
 from core.ingest.registry_cache import RegistryCache
 from core.model import DeviceStatus
 from core.model.events import DeviceChanged
+from core.model.timeutil import from_epoch_ms
 from core.store import Store
 
 T0 = 1_795_000_000_000
@@ -77,3 +79,16 @@ def test_a_reading_received_after_the_offline_brings_the_device_back(
     assert status_of(ingestor) is DeviceStatus.ONLINE
     assert any(isinstance(e, DeviceChanged) and e.device.status is DeviceStatus.ONLINE
                for e in back.events)
+
+
+def test_an_offline_from_the_silence_sweep_is_undone_by_the_backlog_being_drained(
+        ingestor: Ingestor) -> None:
+    """Only the device's own word holds readings back: after a hub restart the
+    sweep may call a device silent while its queued readings still wait in the
+    inbox; they were received before the sweep and must bring it back."""
+    ingestor.process([status("online", T0), reading(0, T0 + 100)], T0 + 100)
+    swept = ingestor.cache.mark_stale(from_epoch_ms(T0 + 600_000), timedelta(seconds=60))
+    assert [d.device_id for d in swept] == ["s1"]
+    assert status_of(ingestor) is DeviceStatus.OFFLINE
+    ingestor.process([reading(1, T0 + 1_000)], T0 + 600_010)
+    assert status_of(ingestor) is DeviceStatus.ONLINE
