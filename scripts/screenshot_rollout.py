@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             settle(app, 1)
             dialog = monitor.cancel_dialog
             assert dialog is not None
+            wait(app, "the cancel dialog's counts", dialog.confirm.isEnabled, 20)
             save(dialog, "deployment-cancel-dialog", "light")
             dialog.confirm.click()
             wait(app, "the cancel", lambda: monitor.snapshot is not None

@@ -220,6 +220,7 @@ def test_engineer_uploads_deploys_to_both_pumps_and_cancels_from_the_monitor(
     monitor.cancel_button.click()
     cancel = monitor.cancel_dialog
     qtbot.waitUntil(lambda: cancel is not None and cancel.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(cancel.confirm.isEnabled, timeout=WAIT)  # its counts read afresh
     _shot(cancel, qtbot, "walk-engineer-cancel-dialog")
     with qtbot.waitSignal(monitor.action_finished, timeout=WAIT):
         cancel.confirm.click()

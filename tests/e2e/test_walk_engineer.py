@@ -92,6 +92,7 @@ def test_engineer_pauses_resumes_and_cancels_a_staged_rollout(
     click(qtbot, monitor.cancel_button)
     qtbot.waitUntil(lambda: monitor.cancel_dialog is not None
                     and monitor.cancel_dialog.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(monitor.cancel_dialog.confirm.isEnabled, timeout=WAIT)  # read afresh
     console.shot("engineer-4-cancel-dialog", monitor.cancel_dialog)
     click(qtbot, monitor.cancel_dialog.confirm)
     qtbot.waitUntil(lambda: _status(monitor) == "canceled", timeout=WAIT)

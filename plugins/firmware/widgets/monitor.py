@@ -106,7 +106,12 @@ def _dot(colour: str) -> QIcon:
 
 
 class CancelDialog(QDialog):
-    """Confirm a cancel; ``force`` also stops devices that are installing."""
+    """Confirm a cancel; ``force`` also stops devices that are installing.
+
+    Opened with the counts of the last poll, which may be a second (or, on AWS
+    right after a rollout started, a whole poll) old: the monitor reads the
+    deployment afresh and the button stays disabled until it has, so nobody
+    confirms "none is installing now" while a device installs."""
 
     def __init__(self, deployment: Deployment, counts: dict[str, int],
                  parent: QWidget | None = None) -> None:
@@ -122,12 +127,20 @@ class CancelDialog(QDialog):
                                               QDialogButtonBox.ButtonRole.AcceptRole)
         keep = self.buttons.addButton("Keep running", QDialogButtonBox.ButtonRole.RejectRole)
         keep.setDefault(True)  # Enter must not cancel a rollout by accident
+        self.confirm.setEnabled(False)
+        self.confirm.setToolTip("Checking where each device is…")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.text)
         layout.addWidget(self.force)
         layout.addWidget(self.buttons)
+
+    def refreshed(self, counts: dict[str, int]) -> None:
+        """The counts as they are now: the person may confirm."""
+        self.set_counts(counts)
+        self.confirm.setEnabled(True)
+        self.confirm.setToolTip("")
 
     def set_counts(self, counts: dict[str, int]) -> None:
         """Kept current by the monitor's polls while the dialog is open: the
@@ -470,6 +483,18 @@ class DeploymentMonitor(QWidget):
         dialog.accepted.connect(lambda: self.cancel(dialog.force.isChecked()))
         self.cancel_dialog = dialog
         dialog.open()
+        deployment_id = self.snapshot.deployment.deployment_id
+
+        def fresh() -> dict[str, int]:
+            return self.context.api.deployments.status(deployment_id).counts
+
+        def failed(exc: BaseException) -> None:
+            # the last poll's counts, said to be so: cancelling must stay possible
+            dialog.refreshed(dialog.counts)
+            dialog.confirm.setToolTip(f"Could not read the current counts: "
+                                      f"{error_text(exc)}")
+
+        self._background.start(fresh, dialog.refreshed, failed, key="cancel-counts")
 
     def _act(self, what: str, call: Callable[[DeploymentsApi, str], object]) -> None:
         deployment_id = self.deployment_id

@@ -180,6 +180,7 @@ def test_pause_resume_retry_and_forced_cancel_change_the_store(
                     timeout=WAIT)
     assert "Also stop the 4 devices that are installing" in dialog.force.text()
     dialog.force.setChecked(True)
+    qtbot.waitUntil(dialog.confirm.isEnabled, timeout=WAIT)
     with qtbot.waitSignal(monitor.action_finished, timeout=WAIT):
         dialog.confirm.click()
     stored = store.deployments.get(d.deployment_id)
