@@ -59,15 +59,20 @@ def time_label(value: float, step: float) -> str:
 
 
 class TimeAxis(pg.AxisItem):
-    def __init__(self, orientation: str = "bottom", **kwargs: Any) -> None:
+    """``min_step_s``: the finest tick a chart wants (60 for a chart in minutes:
+    a rate per minute labelled every 5 s reads as a seconds chart)."""
+
+    def __init__(self, orientation: str = "bottom", *, min_step_s: float = 1.0,
+                 **kwargs: Any) -> None:
         super().__init__(orientation, **kwargs)
         self.enableAutoSIPrefix(False)
+        self.min_step_s = min_step_s
 
     def tickValues(self, minVal: float, maxVal: float, size: float
                    ) -> list[tuple[float, list[float]]]:
         if maxVal <= minVal or maxVal < EARLIEST_REAL:
             return []
-        step = tick_step(maxVal - minVal, size)
+        step = max(tick_step(maxVal - minVal, size), self.min_step_s)
         return [(step, tick_times(minVal, maxVal, step))]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:

@@ -467,11 +467,14 @@ def _bin_width(span_s: float) -> float:
     return 3600.0 * 6
 
 
-def rate_series(executions: Sequence[Execution], now: datetime) -> RateSeries:
+def rate_series(executions: Sequence[Execution], now: datetime,
+                created: datetime | None = None) -> RateSeries:
     """Notified over time from ``queued_at`` (release time); succeeded and
     failed from ``updated_at`` of finished executions. The time axis ends at
     ``now`` — for a finished deployment pass the moment it finished, so the
-    chart stops growing once nothing can happen any more."""
+    chart stops growing once nothing can happen any more — and starts when
+    the deployment was ``created`` (its first bin's left edge; rounding it
+    down to a whole bin drew time before the deployment existed)."""
     if not executions:
         empty = np.zeros(0)
         return RateSeries(empty, empty, empty, empty, 60.0)
@@ -479,9 +482,11 @@ def rate_series(executions: Sequence[Execution], now: datetime) -> RateSeries:
     done = [(e.updated_at.timestamp(), e.status.value) for e in executions
             if e.status.value in TERMINAL]
     start = float(queued.min())
+    if created is not None:
+        start = min(start, created.timestamp())
     end = max(now.timestamp(), max((t for t, _ in done), default=start))
     width = _bin_width(end - start)
-    first = np.floor(start / width) * width
+    first = start if created is not None else np.floor(start / width) * width
     count = int(np.ceil((end - first) / width)) or 1
     if first + count * width <= end:
         count += 1  # an event exactly on the last edge belongs to a bin

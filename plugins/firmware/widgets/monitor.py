@@ -342,7 +342,8 @@ class DeploymentMonitor(QWidget):
                               canceled=d.status is DeploymentStatus.CANCELED)
             changed = changed_rows(shown, rows)
             # A finished deployment's time axis ends when it finished.
-            series = rate_series(executions, d.updated_at if d.is_finished else utcnow())
+            series = rate_series(executions, d.updated_at if d.is_finished else utcnow(),
+                                 d.created_at)
             return MonitorSnapshot(d, counts, rows, changed, series,
                                    time.perf_counter() - started, progress.can_pause)
 

@@ -1,7 +1,11 @@
 """A deployment's pace: devices notified, succeeded and failed per minute.
 
 The legend is the plot's title line, above the curves rather than over them,
-and the x axis is wall-clock time (console.widgets.time_axis)."""
+and the x axis is wall-clock time (console.widgets.time_axis) from the moment
+the deployment was created, in whole minutes (HH:MM ticks): a rate per minute
+on an axis labelled every few seconds read as a seconds chart. A young
+rollout's axis spans at least ``MIN_SPAN_S``, so its first minute is not
+stretched across the chart."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from console.widgets.time_axis import TimeAxis
 from plugins.firmware.widgets.common import STATE_COLOURS
 from plugins.firmware.widgets.models import RateSeries
 
+MIN_SPAN_S = 5 * 60.0
 SERIES = (("notified", "Notified", STATE_COLOURS["IN_PROGRESS"]),
           ("succeeded", "Succeeded", STATE_COLOURS["SUCCEEDED"]),
           ("failed", "Problems", STATE_COLOURS["FAILED"]))  # failed, rejected, timed out
@@ -20,7 +25,7 @@ SERIES = (("notified", "Notified", STATE_COLOURS["IN_PROGRESS"]),
 
 class RateChart(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, axisItems={"bottom": TimeAxis()})
+        super().__init__(parent, axisItems={"bottom": TimeAxis(min_step_s=60.0)})
         self.setMenuEnabled(False)
         self.hideButtons()
         self.setMouseEnabled(x=False, y=False)
@@ -67,4 +72,5 @@ class RateChart(pg.PlotWidget):
         top = max(float(max(series.notified.max(), series.succeeded.max(),
                             series.failed.max())), 1.0)
         self.setYRange(0, top * 1.1, padding=0)
-        self.setXRange(float(series.edges[0]), float(series.edges[-1]), padding=0.01)
+        start = float(series.edges[0])
+        self.setXRange(start, max(float(series.edges[-1]), start + MIN_SPAN_S), padding=0)
