@@ -162,16 +162,35 @@ def _unfold_late(cur: Any, rows: list[tuple[str, str, int, float]], horizon: int
     land in lose their rollup, and each such series' mark goes back to its
     lowest one, so the next fold rebuilds them from the raw rows, these
     included (a reader never takes a minute below the mark from
-    ``telemetry_minute`` without folding first). Minutes not folded yet are
-    untouched: deleting a missing row and lowering a mark already below are
-    no-ops."""
+    ``telemetry_minute`` without folding first). The marks are read first (a
+    query per metric and 500 devices) so that only minutes already folded are
+    touched: a backlog nobody folded yet (a hub catching up after its own
+    outage) costs those reads, not a delete per row."""
     minutes = {(d, m, ts // MINUTE_MS * MINUTE_MS) for d, m, ts, _ in rows if ts < horizon}
     low: dict[tuple[str, str], int] = {}
     for d, m, minute in minutes:
         if minute < low.get((d, m), minute + 1):
             low[(d, m)] = minute
-    cur.executemany(unfold, sorted(minutes))
-    cur.executemany(unmark, [(minute, d, m, minute) for (d, m), minute in sorted(low.items())])
+    by_metric: dict[str, list[str]] = {}
+    for d, m in low:
+        by_metric.setdefault(m, []).append(d)
+    p = "?" if "?" in unfold else "%s"
+    marks: dict[tuple[str, str], int] = {}
+    for metric, ids in by_metric.items():
+        for part in chunked(sorted(ids), _IN_CHUNK):
+            cur.execute(f"SELECT device_id, until_ms FROM telemetry_minute_mark WHERE metric ="
+                        f" {p} AND device_id IN ({', '.join([p] * len(part))})",
+                        (metric, *part))
+            marks.update(((str(d), metric), int(u)) for d, u in cur.fetchall())
+    if not marks:
+        return
+    stale = sorted(k for k in minutes if k[2] < marks.get((k[0], k[1]), k[2]))
+    if stale:
+        cur.executemany(unfold, stale)
+    lower = [(minute, d, m, minute) for (d, m), minute in sorted(low.items())
+             if minute < marks.get((d, m), minute)]
+    if lower:
+        cur.executemany(unmark, lower)
 
 
 def _bucket_series(

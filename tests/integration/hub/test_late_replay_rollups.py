@@ -7,8 +7,12 @@ the hub folds the rollups itself, so no chart has to."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from core.model.analytics import HistoryRequest
@@ -21,10 +25,22 @@ from simulator.api import RunningFleet
 from simulator.faults import FaultPlan, FaultSpec
 from simulator.fleet import DeviceGroup
 from simulator.scenario import Scenario
-from tests.integration.hub.conftest import wait_until
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 15.0,
+               message: str = "condition not met in time") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(message)
 
 SPEED = 10.0
-HELD = (5.0, 95.0)  # simulated seconds the first pump is offline, buffering
+HELD = (5.0, 305.0)  # simulated seconds the first pump is offline, buffering
 
 
 def _raw(store: Store, device: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +51,9 @@ def _raw(store: Store, device: str, metric: str) -> tuple[np.ndarray, np.ndarray
             np.array([r[1] for r in rows], dtype=np.float64))
 
 
-def test_a_replayed_offline_buffer_shows_in_folded_minutes(hub_setup, mosquitto_broker,
-                                                           tmp_path, monkeypatch):
+def test_a_replayed_offline_buffer_shows_in_folded_minutes(
+        hub_setup: Any, mosquitto_broker: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_module, "FOLD_EVERY_S", 0.5)
     hub, _hub_store, _log = hub_setup
     console = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")  # a console on the same file
@@ -50,10 +67,10 @@ def test_a_replayed_offline_buffer_shows_in_folded_minutes(hub_setup, mosquitto_
         fleet = RunningFleet(scenario, broker_url=mosquitto_broker.url, seed=7,
                              start_s=start_s, speed=SPEED, telemetry_qos=1,
                              client_id_prefix="late-")
-        fleet.start(HELD[1] + 30)
+        fleet.start(HELD[1] + 60)
         try:
             held, live = "pump-00000", "pump-00001"
-            metric = wait_until(lambda: next(iter(console.telemetry.metrics_for(live)), None))
+            metric = wait_until(lambda: next(iter(console.telemetry.metrics_for(live)), ""))
             # the other pump is well into the held span: its minutes get folded
             wait_until(lambda: (_raw(console, live, metric)[0] > start_ms + 50_000).any(),
                        timeout=60)
@@ -69,15 +86,17 @@ def test_a_replayed_offline_buffer_shows_in_folded_minutes(hub_setup, mosquitto_
         finally:
             fleet.stop()
         # every reading of the held pump is stored: the buffer arrived
-        wait_until(lambda: (_raw(console, held, metric)[0] > start_ms + HELD[1] * 1000).any(),
-                   timeout=30)
+        last_held = start_ms + int(HELD[1] - 2) * 1000
+        wait_until(lambda: (_raw(console, held, metric)[0] >= last_held).any(), timeout=30)
         time.sleep(1.0)  # the writer's last batch
-        end_ms = start_ms + int((HELD[1] + 40) * 1000)
+        end_ms = start_ms + int((HELD[1] + 80) * 1000)
         start, end = from_epoch_ms(start_ms - 7_000), from_epoch_ms(end_ms)
         for bucket_ms in (MINUTE_MS, 10 * MINUTE_MS):
             request = HistoryRequest((held, live), (metric,), start, end, bucket_ms)
             for series in load_series(console.telemetry, request):
                 ts, vs = _raw(console, series.device_id, metric)
+                keep = (ts >= start_ms - 7_000) & (ts < end_ms)
+                ts, vs = ts[keep], vs[keep]
                 origin = (start_ms - 7_000) // bucket_ms * bucket_ms
                 index = (ts - origin) // bucket_ms
                 buckets = np.unique(index)
