@@ -147,14 +147,8 @@ class DeploymentsTab(QWidget):
                          "firmware out.", "secondary")
         elif self.status.property("role") != "success":
             show_message(self.status, "")
-        grew = len(rows) != self.model.rowCount()
         self.model.set_rows(rows)
-        if grew:
-            self.table.resizeColumnsToContents()
-            # Never narrower than the defaults: a status that grows from
-            # SCHEDULED to IN PROGRESS after this must still fit.
-            for col, width in enumerate(LIST_WIDTHS):
-                self.table.setColumnWidth(col, max(width, self.table.columnWidth(col)))
+        self.fit_columns()
         self.count_label.setText(plural(len(rows), "deployment"))
         wanted = self._select_after_load
         if wanted and self.select(wanted):
@@ -169,6 +163,20 @@ class DeploymentsTab(QWidget):
         snap = self.monitor.snapshot
         if snap is not None:
             self.model.update_row(DeploymentRow(snap.deployment, snap.counts))
+            self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Each column at least as wide as its widest text, re-checked as texts
+        grow: "0 of 2 updated · 2 to go" becomes "0 of 2 updated · 1 failed ·
+        1 to go" long after the row first appeared, and a width fixed then cut
+        it. Columns only grow (a person may have widened one); the Note column
+        takes the rest and elides, its full text in the tooltip."""
+        header = self.table.horizontalHeader()
+        for col, width in enumerate(LIST_WIDTHS):
+            wanted = max(width, self.table.sizeHintForColumn(col),
+                         header.sectionSizeHint(col))
+            if wanted > self.table.columnWidth(col):
+                self.table.setColumnWidth(col, wanted)
 
     def _failed(self, exc: BaseException) -> None:
         show_message(self.status, f"Could not load deployments: {error_text(exc)}")
