@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, case, delete, func, literal, select, text, union_all
+from sqlalchemy import Engine, case, delete, func, inspect, literal, select, text, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -227,6 +227,16 @@ class SqlTelemetryStore(TelemetryStore):
         #: flushed from memory by :meth:`flush_latest` instead of per batch
         self.latest_buffer: LatestBuffer | None = None
 
+    _minutes_seen = False
+
+    def _has_minutes(self) -> bool:
+        """Whether the database has the minute rollups (migration 0016): a
+        store on a database not migrated yet writes late readings as before.
+        Asked on late batches only, and only until the answer is yes."""
+        if not self._minutes_seen:
+            self._minutes_seen = inspect(self._engine).has_table("telemetry_minute_mark")
+        return self._minutes_seen
+
     def defer_latest(self, writer: str | None = None) -> LatestBuffer:
         """From now on keep ``telemetry_latest`` in memory and write it only in
         :meth:`flush_latest` (core/store/latest_buffer.py says why and how a
@@ -271,7 +281,7 @@ class SqlTelemetryStore(TelemetryStore):
         # Readings this old may land in minutes already folded: the common case
         # (a live batch) pays one min() and this comparison, nothing else.
         horizon = int(self.clock() * 1000) - FOLD_LAG_MS + LATE_MARGIN_MS
-        late = min(map(_ts_of, rows)) < horizon
+        late = min(map(_ts_of, rows)) < horizon and self._has_minutes()
         if self._engine.dialect.name == "postgresql":
             return self._write_pg(rows, horizon if late else None)
         buffer = self.latest_buffer
