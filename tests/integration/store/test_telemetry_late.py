@@ -234,3 +234,18 @@ def test_devices_reporting_counts_from_the_minutes_and_equals_the_raw_count(
         seen += want_n
         assert counted and all("telemetry_minute" in s for s in counted), counted
     assert 2 in seen and 3 in seen  # the gap counted, then filled
+
+
+def test_folding_everything_leaves_the_reads_nothing_to_fold(clocked: Store) -> None:
+    """What the hub runs every few minutes: every series of every metric, in
+    transactions of a few devices, up to the fold horizon."""
+    data = _week(clocked)
+    clocked.telemetry.write_batch([Reading(d, "hum", from_epoch_ms(NOW_MS - 86_400_000), 1.0)
+                                   for d in DEVICES])
+    assert clocked.telemetry.fold_all_minutes(chunk=2) == 2 * len(DEVICES)
+    with clocked.engine.connect() as conn:
+        marks = conn.execute(text("SELECT DISTINCT until_ms FROM telemetry_minute_mark")).all()
+    assert [r[0] for r in marks] == [(NOW_MS - 3_600_000) // MINUTE_MS * MINUTE_MS]
+    assert clocked.telemetry.fold_minutes(DEVICES, "temp", NOW_MS - 3_600_000) == 0
+    _check(clocked, data, 10 * MINUTE_MS)
+    assert clocked.telemetry.fold_all_minutes() == 0
