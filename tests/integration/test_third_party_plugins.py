@@ -51,7 +51,7 @@ def test_in_process_discovery_adds_page_and_isolates_broken(installed_plugins):
     assert pm.info("broken").status is PluginStatus.FAILED
     page_ids = [p.page_id for p in pm.pages()]
     assert page_ids == ["devices", "alerts", "rejected", "firmware", "analytics", "audit",
-                        "example"]
+                        "users", "example"]
 
 
 def test_entry_point_discovery_can_be_switched_off(installed_plugins):
