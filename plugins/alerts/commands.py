@@ -26,6 +26,7 @@ from core.model import Alert, AlertState, Severity
 from core.model.roles import Actor
 from core.ports.fleet_api.alerts import ActionResult, AlertsApi
 from core.services.fleet_view import MAX_PAGE
+from core.text import cli_time
 
 SHORT_ID = 8
 _USER_HELP = ("a claim only, noted in the audit trail: you act as your OS account (on a "
@@ -88,7 +89,7 @@ def run_alerts(args: argparse.Namespace, context: AppContext) -> int:
     elif args.alerts_action == "snooze":
         until = datetime.now(UTC) + args.duration
         results = alerts.snooze_many(full_ids, until, args.comment)
-        verb = f"snoozed until {_local(until)}"
+        verb = f"snoozed until {cli_time(until)}"
     else:
         results = alerts.resolve_many(full_ids, args.comment)
         verb = "resolved"
@@ -214,13 +215,9 @@ def _list(args: argparse.Namespace, alerts: AlertsApi) -> int:
         state = a.state.value + (f" by {who}" if who else "")
         if a.is_snoozed():
             state += " (snoozed)"
-        print(f"{a.alert_id[:SHORT_ID]}  {a.severity.value:<8}  {state:<24}  {_local(a.created_at)}"
-              f"  {a.device_id}  {a.message}")
+        print(f"{a.alert_id[:SHORT_ID]}  {a.severity.value:<8}  {state:<24}  "
+              f"{cli_time(a.created_at)}  {a.device_id}  {a.message}")
     return 0
-
-
-def _local(at: datetime) -> str:
-    return f"{at.astimezone():%Y-%m-%d %H:%M}"
 
 
 def _as_json(a: Alert) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from core.context import AppContext
 from core.errors import PermissionDenied, SmartIotError
 from core.ports.audit import AuditEntry, AuditFilter
 from core.services.audit import EXPORT_FORMATS, entry_json
+from core.text import cli_time
 from plugins.audit.service import parse_since
 
 UNCHECKED = 3
@@ -126,5 +127,5 @@ def _print_list(entries: list[AuditEntry], *, as_json: bool) -> None:
         claimed = e.details.get("claimed_user")
         who = e.actor + (f" ({role})" if role else "") + (f" [claimed {claimed}]"
                                                           if claimed else "")
-        print(f"{e.seq:>6}  {e.ts.astimezone():%Y-%m-%d %H:%M:%S}  {who:<28} "
+        print(f"{e.seq:>6}  {cli_time(e.ts)}  {who:<28} "
               f"{e.action:<22} {e.subject}{outcome}")

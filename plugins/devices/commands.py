@@ -25,6 +25,7 @@ from core.model import AlertState, Device, DeviceStatus, Location
 from core.ports.commands import CommandOutcome
 from core.ports.registry import DeviceQuery
 from core.ports.shadows import ShadowDocument
+from core.text import cli_time
 from plugins.devices.desired_state import parse_desired
 
 OPEN_STATES = frozenset({AlertState.ACTIVE, AlertState.ACKNOWLEDGED})
@@ -331,6 +332,8 @@ def _list(args: argparse.Namespace, context: AppContext) -> int:
     if not rows:
         print("no devices match", file=sys.stderr)
         return 0
+    for row, d in zip(rows, devices, strict=True):
+        row[-1] = cli_time(d.last_seen)  # CSV above keeps the stored ISO form
     header = ["DEVICE", "NAME", "TYPE", "STATUS", "ORG", "FIRMWARE", "TAGS", "LAST SEEN"]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     for row in [header, *rows]:
@@ -371,9 +374,8 @@ def _show(args: argparse.Namespace, context: AppContext) -> int:
         ("Tags", ", ".join(sorted(device.tags)) or "—"),
         ("Location", "—" if loc is None else
          f"{loc.latitude:.6g}, {loc.longitude:.6g} {loc.label}".rstrip()),
-        ("Last seen", device.last_seen.isoformat(timespec="seconds")
-         if device.last_seen else "never"),
-        ("Registered", device.created_at.isoformat(timespec="seconds")),
+        ("Last seen", cli_time(device.last_seen, empty="never")),
+        ("Registered", cli_time(device.created_at)),
     ]
     for key, value in pairs:
         print(f"{key:<13}{value}")
@@ -381,7 +383,7 @@ def _show(args: argparse.Namespace, context: AppContext) -> int:
     if not latest:
         print("  (none)")
     for metric, reading in sorted(latest.items()):
-        print(f"  {metric:<20}{reading.value:>12.4g}   {reading.ts.isoformat(timespec='seconds')}")
+        print(f"  {metric:<20}{reading.value:>12.4g}   {cli_time(reading.ts)}")
     print("\nLink")
     if not devices.capabilities().link_stats:
         print("  not available on this backend")
@@ -395,6 +397,6 @@ def _show(args: argparse.Namespace, context: AppContext) -> int:
                  if link.hub_lost else ""))
     print(f"\nOpen alerts ({len(alerts)})")
     for a in alerts:
-        print(f"  {a.created_at.isoformat(timespec='seconds')}  {a.severity.value:<8} "
+        print(f"  {cli_time(a.created_at)}  {a.severity.value:<8} "
               f"{a.state.value:<12} {a.rule_id}: {a.message}")
     return 0

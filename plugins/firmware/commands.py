@@ -12,7 +12,7 @@ import argparse
 import json
 import re
 import sys
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from core.model.rollout import (
 )
 from core.ports.fleet_api.deployments import DeploymentProgress, TargetSpec
 from core.protocol.ota import DEFAULT_MANIFEST_VALIDITY_S, OtaJobDocument
-from core.text import plural
+from core.text import cli_time, plural
 
 
 # ---------------------------------------------------------------- firmware
@@ -123,12 +123,14 @@ def _fw_list(args: argparse.Namespace, context: AppContext) -> int:
         print("the firmware library is empty; add an image with: smartiot firmware add FILE "
               "--version V --type T")
         return 0
+    print(f"{'FIRMWARE':<32} {'SIZE':>12}  {'SIGNATURE':<24} {'SHA-256':<16}  "
+          f"{'ADDED':<25}  NOTES")
     for f in found:
         who = lib.signer(f.key_id or "") if f.is_signed else ""
         signed = (f"signed {f.key_id}" + (f" ({who})" if who else "")) if f.is_signed \
             else "UNSIGNED"
         print(f"{f.firmware_id:<32} {f.size:>10} B  {signed:<24} {f.sha256[:16]}  "
-              f"{f.release_notes[:40]}")
+              f"{cli_time(f.created_at):<25}  {(f.release_notes.splitlines() or [''])[0][:40]}")
     return 0
 
 
@@ -379,7 +381,7 @@ def _manifest_summary(document: dict[str, Any]) -> str:
         return f"job document unreadable ({exc}): devices will refuse it"
     if signed is None:
         return "no signed manifest: devices will refuse it"
-    expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+    expires = cli_time(datetime.fromtimestamp(expires_at, UTC))
     return f"manifest signed by key {signed.key_id}, valid until {expires}"
 
 
