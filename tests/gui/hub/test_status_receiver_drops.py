@@ -76,6 +76,10 @@ def test_status_bar_shows_what_the_receiver_process_dropped(qtbot, make_context,
         qtbot.addWidget(remote)
         remote.apply_events([presence.event("connected")])
         assert f"{dropped:,} dropped by the receiver (overload)" in remote.texts()["health"]
+        remote.resize(remote.sizeHint().width() + 40, 28)
+        remote.show()
+        qtbot.waitExposed(remote)
+        remote.grab().save(str(tmp_path / "status-receiver-drops.png"))  # to look at
     finally:
         publisher.loop_stop()
         publisher.disconnect()
