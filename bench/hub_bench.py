@@ -265,6 +265,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
         "rows_in_db": rows, "quarantine_rows": quarantined, "rejected_by_reason": by_reason,
         "accepted_messages": accepted_msgs, "events_seen": dict(seen),
         "jobs": hub.jobs.snapshot(),
+        "shadows_answered": dict(getattr(hub.shadows, "answered", {})),
     })
     store.close()
     conn.close()

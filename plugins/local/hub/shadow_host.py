@@ -77,6 +77,8 @@ class ShadowHost:
         self._quarantine = quarantine
         self._lock = threading.Lock()
         self.rejected_by_reason: Counter[str] = Counter()
+        # requests answered, by operation (get/update/delete)
+        self.answered: Counter[str] = Counter()
 
     def prefetch(self, things: Sequence[str]) -> int:
         """Read the shadows of ``things`` (the drain's gets) in one query;
@@ -131,6 +133,7 @@ class ShadowHost:
                 return self._refused(topic, payload, thing, "internal_error",
                                      f"{type(exc).__name__}: {exc}")
             self._send(thing, parsed.op, outcome)
+            self.answered[parsed.op.value] += 1
         if outcome.replies and outcome.replies[0].suffix == "rejected":
             self.rejected_by_reason[str(outcome.replies[0].body.get("code"))] += 1
         if outcome.document is not None or outcome.deleted:
