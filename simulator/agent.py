@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,13 @@ MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 3600.0
 REBOOT_DOWN_S = 3.0
 ANSWER_MEMORY = 64
-SHADOW_GET_ATTEMPTS = 5
+# An unanswered shadow get is asked again after a delay drawn uniformly from
+# [0, ceiling] ("full jitter"), the ceiling doubling from SHADOW_GET_RETRY_S to
+# SHADOW_GET_RETRY_MAX_S: 10,000 devices retrying every 5 s on the dot kept a
+# busy hub's request queue full of their own duplicates (each answered get
+# brought another update), where spreading and slowing the retries lets it drain.
 SHADOW_GET_RETRY_S = 5.0
+SHADOW_GET_RETRY_MAX_S = 300.0
 
 
 class DeviceAgent:
@@ -57,6 +63,19 @@ class DeviceAgent:
         # again but not executed twice (a redelivered reboot must not loop).
         self._answered: OrderedDict[str, bytes] = OrderedDict()
         self.shadow_synced = False
+        # Seeded per device (fleet seed and device id), so retries and client
+        # tokens are the same on every run and in any shard, whatever order the
+        # devices' timers fire in.
+        self._shadow_rng = random.Random(
+            f"shadow:{getattr(runtime.source, 'seed', 0)}:{session.device_id}")
+        # clientTokens of the gets sent since the last connect; the first answer
+        # carrying one of them syncs the device, later ones (duplicates, answers
+        # to older gets, a console's own gets) are ignored
+        self._pending_gets: set[str] = set()
+        self._gets_sent = 0
+        self._get_generation = 0
+        self.shadow_gets_sent = 0  # every get published, retries included
+        self.shadow_retry_delays: list[float] = []  # the last few, for diagnosis
         self.ota = OtaAgent(runtime, session, self)
 
     # ------------------------------------------------------------------ connection
@@ -81,22 +100,45 @@ class DeviceAgent:
                              Status("online", ts_ms, device_type, firmware).encode(),
                              qos=1, retain=True)
         self.shadow_synced = False
-        self._ask_for_shadow(SHADOW_GET_ATTEMPTS)
+        self._pending_gets.clear()
+        self._get_generation += 1  # a retry timer of the previous link does nothing
+        self._ask_for_shadow(self._get_generation, 0)
         self.ota.on_connected()
 
     def on_boot(self) -> None:
         """Power is back after a reset: the bootloader picks the image to run."""
         self.ota.on_boot()
 
-    def _ask_for_shadow(self, attempts_left: int) -> None:
+    def _ask_for_shadow(self, generation: int, attempt: int) -> None:
         """Ask for the shadow until someone answers: a request published before the
-        shadow service subscribed is simply lost, and real firmware retries too."""
+        shadow service subscribed is simply lost, and a busy one answers late. Real
+        firmware (the AWS IoT Device SDKs) retries with exponential backoff and
+        jitter, so a fleet's retries neither line up nor outpace the service."""
         s = self.session
-        if self.shadow_synced or attempts_left <= 0 or not s.connected:
+        if self.shadow_synced or generation != self._get_generation or not s.connected:
             return
-        self.runtime.publish(s, shadow_topic(s.device_id, ShadowOp.GET), b"{}", qos=1)
-        self.runtime.call_later(SHADOW_GET_RETRY_S,
-                                lambda: self._ask_for_shadow(attempts_left - 1))
+        token = self._next_token()
+        self._pending_gets.add(token)
+        self.shadow_gets_sent += 1
+        body = json.dumps({"clientToken": token}, separators=(",", ":")).encode()
+        self.runtime.publish(s, shadow_topic(s.device_id, ShadowOp.GET), body, qos=1)
+        delay = self.shadow_retry_delay(attempt)
+        self.shadow_retry_delays = [*self.shadow_retry_delays[-15:], delay]
+        self.runtime.call_later(delay,
+                                lambda: self._ask_for_shadow(generation, attempt + 1))
+
+    def shadow_retry_delay(self, attempt: int) -> float:
+        """Seconds (wall, as before) before get number ``attempt + 1`` (0: after the first
+        get): full jitter under a ceiling of 2 x 5 s doubling per attempt, at most
+        5 min, so the first retry comes after 5 s on average, as before."""
+        ceiling = min(SHADOW_GET_RETRY_MAX_S, SHADOW_GET_RETRY_S * 2.0 ** (attempt + 1))
+        return self._shadow_rng.uniform(0.0, ceiling)
+
+    def _next_token(self) -> str:
+        """Unique per get of this device (a counter) and not guessable from the id
+        alone; from the device's seeded generator, so runs stay reproducible."""
+        self._gets_sent += 1
+        return f"g{self._gets_sent}-{self._shadow_rng.getrandbits(48):012x}"
 
     def on_connection_event(self, kind: str, down_wall_s: float) -> None:
         """A reboot drops the link without DISCONNECT (the broker sends the Last Will);
@@ -124,15 +166,29 @@ class DeviceAgent:
             doc = decode_json_object(payload, f"shadow delta for {s.device_id}")
             self._apply_desired(doc.get("state", {}), doc.get("version"))
         elif parsed.op is ShadowOp.GET and parsed.suffix in ("accepted", "rejected"):
+            doc = decode_json_object(payload, f"shadow answer for {s.device_id}")
+            if doc.get("clientToken") not in self._pending_gets:
+                return  # a duplicate, an answer to an older get, or someone else's get
+            self._pending_gets.clear()
             self.shadow_synced = True
-        if parsed.op is ShadowOp.GET and parsed.suffix == "accepted":
-            doc = decode_json_object(payload, f"shadow document for {s.device_id}")
-            state = doc.get("state", {})
-            self._apply_desired(state.get("delta") or {}, doc.get("version"),
-                                always_report=True)
-        elif parsed.op is ShadowOp.GET and parsed.suffix == "rejected":
-            # No shadow yet (404): report our defaults so one gets created.
-            self._apply_desired({}, None, always_report=True)
+            if parsed.suffix == "accepted":
+                state = doc.get("state")
+                state = state if isinstance(state, dict) else {}
+                delta = state.get("delta") or {}
+                self._apply_desired(delta, doc.get("version"),
+                                    always_report=not delta
+                                    and not self._shadow_has_reported(state.get("reported")))
+            else:
+                # No shadow yet (404): report our defaults so one gets created.
+                self._apply_desired({}, None, always_report=True)
+
+    def _shadow_has_reported(self, reported: Any) -> bool:
+        """Whether the stored shadow already says what this device would report:
+        then an update would only cost the hub a write (and everyone a delta check)."""
+        if not isinstance(reported, dict):
+            return False
+        self._refresh_reported()
+        return all(reported.get(k) == v for k, v in self.reported.items())
 
     def _apply_desired(self, desired: Any, version: Any, *, always_report: bool = False) -> None:
         if not isinstance(desired, dict):
@@ -155,11 +211,14 @@ class DeviceAgent:
         if desired or always_report:
             self.report()
 
+    def _refresh_reported(self) -> None:
+        _id, _org, _type, firmware = self.runtime.source.device_info(self.session.index)
+        self.reported["interval"] = self.runtime.source.interval(self.session.index)
+        self.reported["firmware"] = firmware
+
     def report(self) -> None:
         s = self.session
-        _id, _org, _type, firmware = self.runtime.source.device_info(s.index)
-        self.reported["interval"] = self.runtime.source.interval(s.index)
-        self.reported["firmware"] = firmware
+        self._refresh_reported()
         body = json.dumps({"state": {"reported": self.reported}}, separators=(",", ":"),
                           sort_keys=True).encode()
         self.runtime.publish(s, shadow_topic(s.device_id, ShadowOp.UPDATE), body, qos=1)

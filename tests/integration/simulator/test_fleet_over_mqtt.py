@@ -175,9 +175,13 @@ def test_device_asks_for_its_shadow_on_connect_and_applies_the_delta(mosquitto_b
         thing = message.topic.split("/")[2]
         if message.topic.endswith("/shadow/get") and thing not in answered:
             answered.add(thing)
+            # as IoT Core does, the answer carries the get's clientToken: the
+            # device takes only answers to its own gets
+            token = json.loads(message.payload)["clientToken"]
             client.publish(f"$aws/things/{thing}/shadow/get/accepted", json.dumps({
                 "state": {"desired": {"interval": 3}, "reported": {"interval": 5},
-                          "delta": {"interval": 3}}, "version": 4}).encode(), qos=1)
+                          "delta": {"interval": 3}}, "version": 4,
+                "clientToken": token}).encode(), qos=1)
 
     recorder.client.on_message = shadow_service
     running = RunningFleet(scenario(env_group(2, interval_s=5.0)),
