@@ -30,9 +30,9 @@ import ssl
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -162,6 +162,9 @@ class HubCounters:
     stage_failures: int = 0
     shed_overload: int = 0       # QoS 0 messages dropped because the inbox was full
     shed_quarantine: int = 0     # quarantine rows dropped while the database was away
+    # requests not queued because the request queue was full, by reason
+    # ("shadow_get_queue_full"): gets only, which devices ask again (with backoff)
+    shed_requests: Counter[str] = field(default_factory=Counter)
     lost_on_stop: int = 0        # messages still in memory when a stop gave up
     store_refused: int = 0       # readings the database refused while taking others
     messages_per_s: float = 0.0
@@ -522,6 +525,8 @@ class Hub:
                             (dropped, "messages the receiver process dropped (overload)"),
                             (c.store_refused, "readings the database refused"),
                             (c.shed_quarantine, "quarantine rows shed (database away)"),
+                            *((n, f"requests shed ({reason})")
+                              for reason, n in sorted(c.shed_requests.items())),
                             (c.lost_on_stop, "QoS 0 messages not stored at stop")):
             if count:
                 found.append(f"{count:,} {what}")
@@ -585,6 +590,14 @@ class Hub:
         message = Inbound(topic, payload, int(self.clock() * 1000))
         if topic.startswith("$aws/"):
             if len(self._shadow_inbox) >= self.inbox_limit:
+                if topic.endswith("/shadow/get"):
+                    # a read a device asks again (backoff, its clientToken): shed
+                    # and counted, acknowledged, instead of holding the network
+                    # thread (and every update behind it) for room
+                    self.counters.shed_requests["shadow_get_queue_full"] += 1
+                    if token is not None:
+                        self.link.ack([token])
+                    return
                 if token is None:
                     self.counters.shed_overload += 1
                     return
