@@ -266,6 +266,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
         "accepted_messages": accepted_msgs, "events_seen": dict(seen),
         "jobs": hub.jobs.snapshot(),
         "shadows_answered": dict(getattr(hub.shadows, "answered", {})),
+        "requests_shed": dict(getattr(c, "shed_requests", {})),
     })
     store.close()
     conn.close()
