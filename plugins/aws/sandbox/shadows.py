@@ -107,17 +107,25 @@ class ShadowService:
 
     def _answer(self, topic: str, payload: bytes) -> None:
         thing, op = topic.split("/")[2], topic.split("/")[4]
+        # IoT Core echoes a get's clientToken in its answer: devices match answers
+        # to their own requests by it (and ignore the rest)
+        token = _client_token(payload) if op == "get" else None
         try:
             if op == "get":
                 document = json.loads(self.iot_data.get_thing_shadow(
                     thingName=thing)["payload"].read())
+                if token is not None:
+                    document["clientToken"] = token
                 self._publish(_topic(thing, "get", "accepted"), document)
             else:
                 self._update(thing, payload)
         except Exception as exc:  # noqa: BLE001 - answered as IoT Core would
             code = _CODES.get(getattr(exc, "response", {}).get("Error", {}).get("Code", ""), 500)
-            self._publish(_topic(thing, op, "rejected"), {
-                "code": code, "message": str(exc), "timestamp": int(time.time())})
+            body: dict[str, Any] = {"code": code, "message": str(exc),
+                                    "timestamp": int(time.time())}
+            if token is not None:
+                body["clientToken"] = token
+            self._publish(_topic(thing, op, "rejected"), body)
 
     def _update(self, thing: str, payload: bytes) -> None:
         """IoT Core keeps a shadow for any thing name; moto only for a thing of
@@ -142,3 +150,11 @@ class ShadowService:
             self._worker.join(timeout=10)
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _client_token(payload: bytes) -> str | None:
+    try:
+        token = json.loads(payload or b"{}").get("clientToken")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) else None

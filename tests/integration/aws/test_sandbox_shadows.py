@@ -66,8 +66,10 @@ def device(aws: AwsSandbox) -> Iterator[tuple[Device, Any]]:
 def test_a_device_reports_and_receives_a_consoles_desired_state(
         device: tuple[Device, Any]) -> None:
     pump, iot_data = device
-    pump.send("get", {})
-    assert pump.next("get/rejected")["code"] == 404  # no shadow yet
+    pump.send("get", {"clientToken": "first"})
+    first = pump.next("get/rejected")
+    assert first["code"] == 404  # no shadow yet
+    assert first["clientToken"] == "first"  # echoed, as IoT Core does
 
     pump.send("update", {"state": {"reported": {"interval": 5}}})
     assert pump.next("update/accepted")["state"] == {"reported": {"interval": 5}}
@@ -80,9 +82,10 @@ def test_a_device_reports_and_receives_a_consoles_desired_state(
     delta = pump.next("update/delta")
     assert delta["state"] == {"interval": 10} and delta["version"] == stored["version"] + 1
 
-    pump.send("get", {})
+    pump.send("get", {"clientToken": "second"})
     document = pump.next("get/accepted")
     assert document["state"]["delta"] == {"interval": 10}
+    assert document["clientToken"] == "second"
 
     pump.send("update", {"state": {"reported": {"interval": 10}}, "version": 1})
     assert pump.next("update/rejected")["code"] == 409  # a stale version
