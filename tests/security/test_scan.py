@@ -34,6 +34,11 @@ ALLOWED = {
         "an integer module constant; SQLite PRAGMAs take no bound parameters",
     ("core/store/migrate.py", "f'SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})'"):
         "an integer module constant naming the migration lock",
+    ("core/store/telemetry.py",
+     'f"SELECT device_id, until_ms FROM telemetry_minute_mark WHERE metric = {p} AND '
+     'device_id IN ({\', \'.join([p] * len(part))})"'):
+        "only the driver's placeholder ('?' or '%s') repeated once per bound device id; "
+        "every value is a bound parameter",
 }
 
 
