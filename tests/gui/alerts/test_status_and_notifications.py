@@ -46,6 +46,11 @@ def test_hub_status_follows_hub_and_device_events(qtbot, context, store, bus):
     assert texts["rate"].endswith("Cannot see the fleet") and "msg/s" not in texts["rate"]
     assert "Connecting to broker" in texts["connection"]
 
+    # while blind the counts are what was last heard, and say so
+    assert widget.texts()["devices"] == "1 online · 1 offline (as last seen)"
+
+    bus.publish([HubStatus(connection="connected", messages_per_s=10.0, readings_per_s=60.0)])
+    qtbot.waitUntil(lambda: widget.connection == "connected", timeout=15_000)
     online = Device("pump-00002", status=DeviceStatus.ONLINE)
     store.registry.upsert(online)
     bus.publish([DeviceChanged(online)])
