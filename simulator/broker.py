@@ -222,6 +222,8 @@ class EmbeddedBroker:
             raise ValueError("the TLS listener needs mosquitto")
         self.host = "127.0.0.1"
         self.port = port or find_free_port()
+        # a port we chose ourselves may be taken by someone else before we bind it
+        self._port_chosen_here = not port
         self.kind = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -292,6 +294,10 @@ class EmbeddedBroker:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
+        for _ in range(5):
+            if not self._port_chosen_here or port_is_free(self.host, self.port):
+                break
+            self.port = find_free_port(self.host)
         if not port_is_free(self.host, self.port):
             raise BrokerError(
                 f"the broker did not start on port {self.port}: the port is already in use"

@@ -73,6 +73,15 @@ def test_port_in_use_is_reported_clearly(mosquitto_broker):
                        anonymous=True).start(timeout_s=2)
 
 
+def test_a_port_it_chose_and_lost_before_starting_is_chosen_again(mosquitto_broker):
+    # two benches choosing ports at once: the one it picked is taken before it binds
+    broker = EmbeddedBroker(prefer="mosquitto", anonymous=True)
+    broker.port = mosquitto_broker.port
+    with broker:
+        assert broker.port != mosquitto_broker.port
+        assert wait_for_port("127.0.0.1", broker.port, 2)
+
+
 def test_free_port_is_bindable():
     port = find_free_port()
     assert 1024 < port < 65536
