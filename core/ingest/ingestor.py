@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from core.errors import ValidationError
 from core.ingest.batch import ReadingBatch
@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 # Topics seen, parsed once: a device publishes on the same few topics for ever.
 TOPIC_CACHE_LIMIT = 100_000
-# How late, after a device's own "offline", its old session's readings may still
-# be taken off the other connection (see Ingestor._before_offline).
-OFFLINE_TAIL = timedelta(seconds=10)
 _ACCEPTED_FIELDS = ("updated_at", "received", "lost", "out_of_order", "reboots", "last_seq",
                     "last_uptime", "last_ts_ms", "boot_at_ms", "connected_at_ms")
 _accepted_stats = slot_updater(LinkStats, _ACCEPTED_FIELDS)
@@ -157,15 +154,9 @@ class Ingestor:
         which a backlog being drained must still undo). The two processes stamp
         in milliseconds, and a fleet that stops at once puts a device's last
         reading and its "offline" in the same one, so a tie counts as before (a
-        device that comes back says "online" first, on the status path). Nor is
-        receive order across the two connections guaranteed: a receiver child
-        starved of CPU stamps the old session's last readings after the
-        "offline" the hub's link already took, so readings within OFFLINE_TAIL
-        of it count as that tail; only the device's "online" (or a reading after
-        the tail, from a device that does not announce itself) brings it back."""
+        device that comes back says "online" first, on the status path)."""
         said = self._said_offline.get(device.device_id)
-        return (device.status is DeviceStatus.OFFLINE and said is not None
-                and at <= said + OFFLINE_TAIL)
+        return device.status is DeviceStatus.OFFLINE and said is not None and at <= said
 
     def restore(self, stats: Iterable[LinkStats]) -> None:
         """Carry on from what a previous hub run persisted: counters and boot state."""
