@@ -43,6 +43,10 @@ class Link:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        self._close_open()
+
+    def _close_open(self) -> None:
+        """Reset every connection passed through so far."""
         with self._lock:
             for s in list(self._open):
                 with contextlib.suppress(OSError):
@@ -50,12 +54,18 @@ class Link:
                 s.close()
             self._open.clear()
 
+    def _admit(self, client: socket.socket) -> bool:
+        """Whether an accepted connection is passed on (a subclass may refuse)."""
+        return True
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if not self._admit(client):
+                continue
             try:
                 server = socket.create_connection((self.host, self.target_port), timeout=30)
             except OSError:

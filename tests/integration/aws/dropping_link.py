@@ -3,10 +3,8 @@ port bound while cut (tests/integration/api/link.py's Link gives it up)."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
-import threading
 
 from tests.integration.api.link import Link
 
@@ -24,12 +22,7 @@ class DroppingLink(Link):
 
     def cut(self) -> None:
         self.down = True
-        with self._lock:
-            for s in list(self._open):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self._open.clear()
+        self._close_open()
 
     def restore(self) -> None:
         if self._listener is None:
@@ -39,27 +32,11 @@ class DroppingLink(Link):
     def close(self) -> None:
         super().cut()
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            if self.down:  # as a peer that is not there: reset
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                  struct.pack("ii", 1, 0))
-                client.close()
-                self.reset += 1
-                continue
-            try:
-                server = socket.create_connection((self.host, self.target_port), timeout=30)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._open.update((client, server))
-                self.forwarded += 1
-            threading.Thread(target=self._pipe, args=(client, server, False),
-                             daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False),
-                             daemon=True).start()
+    def _admit(self, client: socket.socket) -> bool:
+        if not self.down:
+            return True
+        # as a peer that is not there: reset
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        self.reset += 1
+        return False
