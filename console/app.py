@@ -13,6 +13,7 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from console import gui_thread_gc
 from console.icons import app_icon
 from console.main_window import MainWindow
 from console.theme import apply_theme
@@ -56,8 +57,25 @@ def _quit_on_sigint(app: QApplication) -> QTimer:
     return timer
 
 
+# How long a thread may hold the GIL while another waits for it (CPython: 5 ms).
+# Every Qt signal into Python takes the GIL back; with the local hub's writer in
+# the same process each could wait this long, and the window's 10 ms frames did:
+# at 10,000 devices 1 ms cut the live chart's p99 stall 132 -> 23 ms
+# (bench/console_bench.py; docs/benchmarks.md "Console, seventh round").
+GUI_SWITCH_INTERVAL_S = 0.001
+
+
+def tune_gui_process(app: QApplication) -> gui_thread_gc.GuiThreadCollector:
+    """What the console's process needs beside its window: the GIL handed to
+    the GUI thread sooner, and garbage cycles collected on it (cycles with Qt
+    objects die on this thread; gui_thread_gc says why)."""
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+    return gui_thread_gc.install(app)
+
+
 def run_console(context: AppContext) -> int:
     app = ensure_application()
+    collector = tune_gui_process(app)
     window = build_main_window(context)
     context.plugins.startup(context)
     try:
@@ -69,3 +87,4 @@ def run_console(context: AppContext) -> int:
         # the window; close it so its state is saved and Qt lets go of it.
         window.close()
         context.plugins.shutdown(context)
+        collector.stop()

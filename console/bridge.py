@@ -24,6 +24,13 @@ MessageRejected   —            never coalesced: each message is evidence
 ================= ============ ==================================================
 
 ``kinds`` filters by event type (``{AlertChanged, DataChanged}``).
+
+``newest_readings``: a view that shows only each device's latest values (the
+devices table) gets, per device and flush, the newest reading of each metric
+instead of every reading, merged on the feed's thread. At 10,000 devices a
+flush that fell behind carried ~25 readings a device, and walking them was the
+table's largest cost on the GUI thread. ``keep_all_readings`` names devices
+that still get every reading (the one open in the detail, with its sparklines).
 """
 
 from __future__ import annotations
@@ -31,13 +38,13 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Collection, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from console.widgets.signals import safe_emit
-from core.model import Reading
+from core.model import Reading, keep_newest
 from core.model.events import (
     AlertChanged,
     CommandChanged,
@@ -60,6 +67,8 @@ DEFAULT_INTERVAL_MS = 100
 class _Slot:
     event: FleetEvent
     readings: list[Reading] = field(default_factory=list)
+    newest: dict[str, Reading] = field(default_factory=dict)  # per metric
+    merged: int = 0  # telemetry events in the slot
 
 
 def _key(event: FleetEvent, serial: Callable[[], int]) -> Hashable:
@@ -85,9 +94,12 @@ class _Inbox:
     after the bridge is gone never touches a deleted C++ object.
     """
 
-    def __init__(self, coalesce: bool, kinds: frozenset[type[FleetEvent]] | None = None) -> None:
+    def __init__(self, coalesce: bool, kinds: frozenset[type[FleetEvent]] | None = None,
+                 newest_readings: bool = False) -> None:
         self.coalesce = coalesce
         self.kinds = kinds
+        self.newest_readings = newest_readings
+        self.keep_all: frozenset[str] = frozenset()  # replaced whole, read without the lock
         self._lock = threading.Lock()
         self._slots: dict[Hashable, _Slot] = {}
         self._plain: list[FleetEvent] = []
@@ -119,7 +131,11 @@ class _Inbox:
                 else:
                     slot.event = event
                 if isinstance(event, TelemetryReceived) and event.readings:
-                    slot.readings.extend(event.readings)
+                    slot.merged += 1
+                    if self.newest_readings and event.device_id not in self.keep_all:
+                        keep_newest(slot.newest, event.readings)
+                    else:
+                        slot.readings.extend(event.readings)
 
     def take(self) -> list[FleetEvent]:
         with self._lock:
@@ -130,8 +146,13 @@ class _Inbox:
         out: list[FleetEvent] = []
         for slot in slots.values():
             event = slot.event
-            if isinstance(event, TelemetryReceived) and len(slot.readings) != len(event.readings):
-                event = replace(event, readings=tuple(slot.readings))
+            if isinstance(event, TelemetryReceived) and slot.merged > 1:
+                readings = slot.readings
+                if slot.newest:
+                    readings = readings + list(slot.newest.values())
+                # built directly: dataclasses.replace cost 8 us a device a flush
+                event = TelemetryReceived(event.device_id, tuple(readings), event.seq,
+                                          event.firmware)
             out.append(event)
         return out
 
@@ -158,12 +179,16 @@ class LiveBridge(QObject):
         interval_ms: int = DEFAULT_INTERVAL_MS,
         coalesce: bool = True,
         kinds: EventTypes | None = None,
+        newest_readings: bool = False,
         parent: QObject | None = None,
     ) -> None:
         """``kinds``: only events of these types are kept (dropped on the feed's
-        thread, so a view that wants alerts never buffers telemetry)."""
+        thread, so a view that wants alerts never buffers telemetry).
+        ``newest_readings``: per device and metric the newest reading only
+        (the module's docstring says when)."""
         super().__init__(parent)
-        self._inbox = _Inbox(coalesce, frozenset(kinds) if kinds is not None else None)
+        self._inbox = _Inbox(coalesce, frozenset(kinds) if kinds is not None else None,
+                             newest_readings)
         self._unsubscribe: Callable[[], None] | None = None
         self.batches_emitted = 0
         self._timer = QTimer(self)
@@ -216,6 +241,10 @@ class LiveBridge(QObject):
 
     def pending(self) -> int:
         return self._inbox.pending()
+
+    def keep_all_readings(self, device_ids: Collection[str]) -> None:
+        """These devices get every reading even with ``newest_readings``."""
+        self._inbox.keep_all = frozenset(device_ids)
 
     def close(self) -> None:
         self._timer.stop()

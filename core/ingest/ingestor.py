@@ -133,6 +133,7 @@ class Ingestor:
         self.registration: dict[str, RegistrationPolicy] = dict(registration or {})
         self._registered_at: dict[str, deque[int]] = {}
         self.sequences = SequenceTracker(self._persisted_boot)
+        self._batch_now = utcnow()  # process() sets it per batch
         self.stats: dict[str, LinkStats] = {}
         self.restore((link_stats or {}).values())
         self._dirty_stats: set[str] = set()
@@ -146,15 +147,17 @@ class Ingestor:
 
     def _before_offline(self, device: Device, at: datetime) -> bool:
         """A message received before the device said it went offline must not
-        bring it back: telemetry comes through the hub's receiver process and
-        statuses through the hub's own link, so the last readings of a device
-        that disconnected cleanly can be handled after its "offline" (received
-        later), and the device then showed online until the silence sweep found
-        it minutes later. Only the device's own word counts (not the sweep's,
-        which a backlog being drained must still undo). The two processes stamp
-        in milliseconds, and a fleet that stops at once puts a device's last
+        bring it back. The local hub now takes a device's statuses and telemetry
+        on one connection (its receiver process, or its link in thread mode), in
+        the order the device sent them, so there this only settles ties. It stays
+        for sources with two paths: on AWS the stream is fed by one IoT rule per
+        filter, and a device's last readings can be handled after its "offline"
+        (received later); the device then showed online until the silence sweep
+        found it minutes later. Only the device's own word counts (not the
+        sweep's, which a backlog being drained must still undo). Stamps are in
+        milliseconds, and a fleet that stops at once puts a device's last
         reading and its "offline" in the same one, so a tie counts as before (a
-        device that comes back says "online" first, on the status path)."""
+        device that comes back says "online" first)."""
         said = self._said_offline.get(device.device_id)
         return device.status is DeviceStatus.OFFLINE and said is not None and at <= said
 
@@ -202,6 +205,9 @@ class Ingestor:
     # ------------------------------------------------------------------ processing
     def process(self, batch: Sequence[Inbound], now_ms: int) -> BatchResult:
         result = BatchResult()
+        # one wall-clock read per batch for the registry's updated_at: per
+        # message it was 4 % of the writer at 10,000 msg/s
+        self._batch_now = utcnow()
         for message in batch:
             try:
                 self._one(message, now_ms, result)
@@ -391,7 +397,7 @@ class Ingestor:
         last_seen = device.last_seen
         seen = _seen_device(  # last_seen, firmware_version, updated_at
             device, at if last_seen is None or at > last_seen else last_seen,
-            firmware or device.firmware_version, utcnow())
+            firmware or device.firmware_version, self._batch_now)
         important = seen.firmware_version != device.firmware_version
         if seen.status is not DeviceStatus.ONLINE:
             if self._before_offline(device, at):

@@ -12,7 +12,7 @@ from core.model.device import Device, DeviceStatus, Location
 from core.model.firmware import Firmware
 from core.model.ids import is_valid_device_id, validate_device_id
 from core.model.link import CommandRecord, CommandStatus, LinkStats, QuarantinedMessage
-from core.model.reading import Reading, validate_metric
+from core.model.reading import Reading, keep_newest, validate_metric
 from core.model.rule import AlertRule, RuleScope
 from core.model.semver import SemVer
 
@@ -41,6 +41,7 @@ __all__ = [
     "Severity",
     "history_of",
     "is_valid_device_id",
+    "keep_newest",
     "validate_device_id",
     "validate_metric",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,3 +44,13 @@ class Reading:
                 f"{self.device_id}/{self.metric}: value {self.value!r} is not finite"
             )
         object.__setattr__(self, "value", float(self.value))
+
+
+def keep_newest(newest: dict[str, Reading], readings: Iterable[Reading]) -> None:
+    """Per metric the newest of ``readings`` and what ``newest`` held (of equal
+    times the later one): what a view of each device's current values keeps, so
+    the live bridge and the devices table settle a burst of readings the same way."""
+    for reading in readings:
+        held = newest.get(reading.metric)
+        if held is None or reading.ts >= held.ts:
+            newest[reading.metric] = reading

@@ -81,6 +81,15 @@ _PG_LATEST = (
     " WHERE excluded.ts > telemetry_latest.ts"
 )
 _ts_of = itemgetter(2)
+# A row's primary key: the SQLite insert takes a batch in key order (stable, so of
+# two copies of one reading the first still wins)
+_key_of = itemgetter(0, 1, 2)
+# SQLite checkpoints the WAL into the database when a commit leaves it longer
+# than this many pages. A large batch dirties about a page per series, the same
+# pages every batch; with room for a few batches between checkpoints each page
+# is copied back once for several commits (+25 % rows/s at 10,000 devices,
+# docs/scaling.md "Group commit"). Small batches keep SQLite's default.
+_WAL_PAGES_DEFAULT, _WAL_PAGES_MAX = 1000, 262_144  # 4 MB .. 1 GB of 4 KB pages
 _RAW_QUERY = (
     "SELECT ts, value FROM telemetry WHERE device_id = ? AND metric = ?"
     " AND ts >= ? AND ts < ? ORDER BY ts"
@@ -289,7 +298,12 @@ class SqlTelemetryStore(TelemetryStore):
             with self._engine.begin() as conn:
                 cursor = conn.connection.cursor()
                 try:
-                    cursor.executemany(_SQLITE_INSERT, rows)
+                    pages = min(_WAL_PAGES_MAX, max(_WAL_PAGES_DEFAULT, len(rows)))
+                    cursor.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+                    # In key order each series' last page is touched once per batch:
+                    # at 60,000 series (10,000 devices) arrival order dirtied a page a
+                    # row and the commit wrote them all to the WAL (docs/scaling.md).
+                    cursor.executemany(_SQLITE_INSERT, sorted(rows, key=_key_of))
                     written = int(cursor.rowcount)
                     if late:  # under the write lock: no fold runs until commit
                         _unfold_late(cursor, rows, horizon, _SQLITE_UNFOLD, _SQLITE_UNMARK)

@@ -26,7 +26,14 @@ from core.store.audit_anchor import anchor_audit
 from core.store.preferences import SqlPreferenceStore
 from plugins.local.alerting import build_alerting, seed_default_rules
 from plugins.local.hub.clients import ConsoleClient, MqttCommandChannel, MqttShadowService
-from plugins.local.hub.hub import Hub, hub_client_id
+from plugins.local.hub.hub import (
+    BATCH_LIMIT,
+    CONSOLE_BATCH_LIMIT,
+    CONSOLE_INBOX_LIMIT,
+    INBOX_LIMIT,
+    Hub,
+    hub_client_id,
+)
 from plugins.local.hub.mqtt_link import MqttLink
 from plugins.local.hub.observer import TeamObserver
 
@@ -282,7 +289,10 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
                               client_id=hub_client_id(profile.name, context.config.database_url),
                               protocol=4 if getattr(backend.broker, "kind", "") == "amqtt" else 5,
                               receiver=profile.hub_receiver,
-                              tls_factory=tls_factory)
+                              tls_factory=tls_factory,
+                              # the console's own hub (not `smartiot hub`): the window first
+                              batch_limit=BATCH_LIMIT if run_hub else CONSOLE_BATCH_LIMIT,
+                              inbox_limit=INBOX_LIMIT if run_hub else CONSOLE_INBOX_LIMIT)
             backend.hub.ingestor.registration = registration_policies(context.config.registration)
             backend.hub.start()
 

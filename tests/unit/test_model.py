@@ -177,3 +177,18 @@ def test_deployment_rejects_duplicate_and_invalid_targets():
         Deployment("pump@1.0.0", ("d1", "d1"))
     with pytest.raises(InvalidDeviceId):
         Deployment("pump@1.0.0", ("bad id",))
+
+
+def test_keep_newest_keeps_per_metric_the_newest_and_of_equal_times_the_later() -> None:
+    from core.model import keep_newest
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    old = Reading("d-1", "temp", t0, 1.0)
+    new = Reading("d-1", "temp", t0 + timedelta(seconds=5), 2.0)
+    twin = Reading("d-1", "temp", new.ts, 3.0)
+    rssi = Reading("d-1", "rssi", t0, -70.0)
+    newest: dict[str, Reading] = {"temp": old}
+    keep_newest(newest, [new, rssi, old])  # an older reading after a newer one changes nothing
+    assert newest == {"temp": new, "rssi": rssi}
+    keep_newest(newest, [twin])
+    assert newest["temp"] is twin

@@ -485,8 +485,10 @@ class DevicesPage(QWidget):
             self._unfocus = result.live.focus([self._focused_id])
         self.detail.bind(result.api.devices, self.actor, result.capabilities)
         if self.bridge is None and result.live is not None:
+            # the table shows latest values; the detail's device gets every reading
             self.bridge = LiveBridge(result.live, interval_ms=self._bridge_interval_ms,
-                                     parent=self)
+                                     newest_readings=True, parent=self)
+            self.bridge.keep_all_readings([self._focused_id] if self._focused_id else [])
             self.bridge.batch.connect(self.apply_events)
         may_register = self.actor.can(Permission.DEVICE_REGISTER)
         self.register_button.setEnabled(may_register)
@@ -743,6 +745,8 @@ class DevicesPage(QWidget):
             self._unfocus()
             self._unfocus = None
         self._focused_id = device_id
+        if self.bridge is not None:
+            self.bridge.keep_all_readings([device_id] if device_id is not None else [])
         if device_id is not None and self._live is not None:
             self._unfocus = self._live.focus([device_id])
 

@@ -33,7 +33,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 
 from console.widgets.signals import safe_emit
-from core.model import Device, DeviceStatus, Reading, Severity
+from core.model import Device, DeviceStatus, Reading, Severity, keep_newest
 from core.model.events import DeviceChanged, FleetEvent, TelemetryReceived
 from core.services.fleet_health import device_health, status_label
 
@@ -432,10 +432,8 @@ class FleetTableModel(QAbstractTableModel):
     def _apply_readings(self, row: FleetRow, event: TelemetryReceived) -> bool:
         changed = False
         newest: dict[str, Reading] = {}
-        for reading in event.readings:
-            old = newest.get(reading.metric)
-            if old is None or reading.ts >= old.ts:
-                newest[reading.metric] = reading
+        keep_newest(newest, event.readings)
+        for reading in newest.values():
             ts = reading.ts.timestamp()
             if row.last_seen_s is None or ts > row.last_seen_s:
                 row.last_seen_s = ts

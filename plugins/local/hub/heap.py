@@ -14,8 +14,16 @@ unfreezes, collects everything and freezes again. Nothing is lost: frozen
 objects are still freed by reference counting the moment nothing uses them,
 and a reference cycle that becomes garbage while frozen is collected at the
 next settle (at most ``every_s`` later) or when the hub stops
-(``release``). The generations' thresholds are left alone, so a console
-running the hub in its own process collects as it always did.
+(``release``).
+
+Freezing alone was not enough at 10,000 devices: a writer batch in flight
+(20,000 messages, their readings and events) survives the young collections and
+counts as long-lived growth, so CPython still ran a full pass about twice a
+second over everything not frozen: 20 s of a 135 s run (bench/hub_bench.py's
+collector line). So between the first settle and ``release`` the automatic
+full passes are off (the oldest generation's threshold set out of reach) and
+the settle is the only full pass; the young generations collect as before, and
+``release`` puts the thresholds back.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ import time
 from collections.abc import Callable
 
 SETTLE_EVERY_S = 60.0
+# The oldest generation's threshold while settled: gen1 collections before a
+# full pass, never reached in practice.
+FULL_PASSES_OFF = 1_000_000_000
 
 
 class HeapSettler:
@@ -35,13 +46,24 @@ class HeapSettler:
         self.every_s = every_s
         self._clock = clock
         self._last: float | None = None
+        self._thresholds: tuple[int, int, int] | None = None  # before the first settle
         self.settled = 0  # how many times (tests, status)
 
     def settle(self) -> None:
-        """Unfreeze, collect everything, freeze what is left."""
+        """Unfreeze, collect everything, freeze what is left; nothing while
+        automatic collection is off (a console collecting on its GUI thread,
+        console/gui_thread_gc.py: a full pass here, on the writer thread, would
+        run Qt destructors off that thread)."""
+        if not gc.isenabled():
+            self._last = self._clock()
+            return
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+        if self._thresholds is None:
+            self._thresholds = gc.get_threshold()
+            young, middle, _ = self._thresholds
+            gc.set_threshold(young, middle, FULL_PASSES_OFF)
         self._last = self._clock()
         self.settled += 1
 
@@ -54,6 +76,9 @@ class HeapSettler:
 
     def release(self) -> None:
         """Hand the frozen objects back to the collector (the hub stopped)."""
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
         if self._last is not None:
             gc.unfreeze()
             self._last = None

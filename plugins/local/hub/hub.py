@@ -69,9 +69,16 @@ log = logging.getLogger(__name__)
 
 HUB_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, "$aws/things/+/shadow/+",
                "$aws/things/+/jobs/#")
+# What the receiver process takes in process mode: a device's statuses (its Last
+# Will included) with its telemetry. MQTT orders messages within one connection
+# only; with statuses on the link, a starved receiver handed a device's last
+# readings over after its "offline" and the device showed online again until the
+# silence sweep. QoS 0 statuses are never shed or dropped (``keep``, _on_batch).
+RECEIVER_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER)
 # Where telemetry is received: "thread" (paho's network thread in the hub's
 # process, sharing the writer's GIL) or "process" (a child process of its own,
-# plugins/local/hub/receiver_process.py; the link keeps every other filter).
+# plugins/local/hub/receiver_process.py, with RECEIVER_FILTERS; the link keeps
+# every other filter: shadow and jobs requests, and its own Last Will).
 RECEIVERS = ("thread", "process")
 ROLLOUT_EVERY_S = 0.5
 HOUSEKEEPING_EVERY_S = 5.0
@@ -83,11 +90,25 @@ FLUSH_EVERY_S = 0.1
 # 10,000 devices the per-batch upsert cost as much as storing the readings
 # (core/store/latest_buffer.py; a crash in between is repaired at the next start)
 LATEST_EVERY_S = 5.0
+# The writer wakes when this many messages wait (else every FLUSH_EVERY_S)...
 MAX_BATCH = 5000
-# Messages waiting for the writer (~20 MB at 1 KB each, the worst case). QoS 0
-# beyond it is shed (counted); for QoS 1 the network thread stops reading
-# (backpressure) and the broker queues for the hub's session.
-INBOX_LIMIT = 20_000
+# ...and takes up to this many into one transaction: a writer that fell behind
+# commits more at once, and each series' page is then written once for several
+# of its readings (at 10,000 devices, 5,000-message commits wrote a page per
+# reading; docs/scaling.md "Group commit").
+BATCH_LIMIT = 60_000
+# Messages waiting for the writer (~60 MB at 1 KB each, the worst case): room for
+# one batch being written and the next arriving. QoS 0 beyond it is shed
+# (counted); for QoS 1 the network thread stops reading (backpressure) and the
+# broker queues for the hub's session.
+INBOX_LIMIT = 120_000
+# A console's own hub shares the window's process and GIL: a 60,000-message
+# batch's sort alone held the GIL for 183 ms (the window froze that long) and
+# its inbox was most of the console's memory at 10,000 devices. There the hub
+# takes smaller batches and sheds sooner; a fleet that needs the throughput
+# runs `smartiot hub` (or hub_process = true), which keeps the limits above.
+CONSOLE_BATCH_LIMIT = MAX_BATCH
+CONSOLE_INBOX_LIMIT = 20_000
 MAX_PENDING_QUARANTINE = 20_000
 # A store call that has not returned after this long makes the hub report the
 # database as unavailable while it still waits (a lock, a dead server).
@@ -114,6 +135,12 @@ STOP_DRAIN_S = 30.0
 STOP_JOIN_GRACE_S = 15.0  # beyond the drain: a write the database holds up ends
 
 T = TypeVar("T")
+
+
+def _device_status(topic: str) -> bool:
+    """A device's status (STATUS_FILTER): the link's routing in process mode and
+    the inbox's shedding both tell it apart by its last level."""
+    return topic.endswith("/status")
 
 
 class Alerting(Protocol):
@@ -282,6 +309,7 @@ class Hub:
         protocol: int = MQTT_V5,
         session_expiry_s: int = SESSION_EXPIRY_S,
         inbox_limit: int = INBOX_LIMIT,
+        batch_limit: int = BATCH_LIMIT,
         receive_maximum: int | None = None,
         receiver: str = "thread",
         tls_factory: Callable[[], ssl.SSLContext] | None = None,
@@ -301,7 +329,9 @@ class Hub:
         ``receive_maximum`` (MQTT 5) is left to the protocol's 65,535 by
         default: mosquitto 2.0.11 sends QoS 1 messages out of order once a small
         limit is reached (the late ones are then quarantined as out of order),
-        so the bound comes from the hub's own backpressure instead."""
+        so the bound comes from the hub's own backpressure instead.
+        ``inbox_limit``, ``batch_limit``: see INBOX_LIMIT, BATCH_LIMIT and
+        CONSOLE_BATCH_LIMIT."""
         self.store = store
         self.bus = bus
         self.clock = clock
@@ -313,6 +343,7 @@ class Hub:
         self.counters = HubCounters()
         self.health = StoreHealth()
         self.inbox_limit = max(1, inbox_limit)
+        self.batch_limit = max(1, batch_limit)
         self._inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._shadow_inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._wake = threading.Event()
@@ -350,22 +381,25 @@ class Hub:
         self.link = MqttLink(
             host, port, client_id=link_id,
             filters=HUB_FILTERS if receiver == "thread" else tuple(
-                f for f in HUB_FILTERS if f != TELEMETRY_FILTER),
+                f for f in HUB_FILTERS if f not in RECEIVER_FILTERS),
             on_message=self._on_message, on_state=self._on_state,
             tls_context=tls_context, username=username, password=password,
             clean_session=not persistent, protocol=protocol,
             session_expiry_s=session_expiry_s if persistent else 0,
             manual_ack=True, receive_maximum=receive_maximum,
             will=(HUB_STATUS_TOPIC, last_will(link_id, self.started_at_ms).encode()),
-            unsubscribe=(TELEMETRY_FILTER,) if receiver == "process" else (),
+            unsubscribe=RECEIVER_FILTERS if receiver == "process" else (),
         )
         self.receiver: ReceiverProcess | None = None
         if receiver == "process":
-            # its own session (its own client id): QoS 1 telemetry it did not
-            # acknowledge is queued for it, as for the link, while it is away
+            # its own session (its own client id): QoS 1 telemetry and statuses
+            # it did not acknowledge are queued for it, as for the link, while it
+            # is away; each (re)subscribe brings every device's retained status
+            # after what was queued, so the latest word comes last
             self.receiver = ReceiverProcess(
-                host, port, client_id=f"{link_id}-rx", filters=[TELEMETRY_FILTER],
-                on_batch=self._on_batch, on_state=self._on_receiver_state,
+                host, port, client_id=f"{link_id}-rx", filters=RECEIVER_FILTERS,
+                keep=(STATUS_FILTER,),
+                on_batch=self._on_batch, on_state=self._on_status_path_state,
                 tls_factory=tls_factory, username=username, password=password,
                 clean_session=not persistent, protocol=protocol,
                 session_expiry_s=session_expiry_s if persistent else 0,
@@ -605,9 +639,19 @@ class Hub:
             self._shadow_inbox.append((message, token))
             self._wake.set()
             return
+        if self.receiver is not None and _device_status(topic):
+            # The receiver takes statuses in process mode: this is what the link's
+            # session of an earlier thread-mode run still had queued, before the
+            # link's UNSUBSCRIBE. Taken here it would race the receiver's readings
+            # again; the receiver's SUBSCRIBE brings each device's retained status.
+            if token is not None:
+                self.link.ack([token])
+            return
         size = len(self._inbox)
         if size >= self.inbox_limit:
-            if token is None:  # QoS 0 promises nothing: shed, and say so
+            # QoS 0 telemetry promises nothing: shed, and say so; a status is
+            # never shed (a lost "offline" shows a device online for minutes)
+            if token is None and not _device_status(topic):
                 self.counters.shed_overload += 1
                 return
             size = self._wait_for_room(self._inbox)
@@ -618,15 +662,18 @@ class Hub:
             self._wake.set()
 
     def _on_batch(self, batch: Batch) -> None:
-        """The receiver process's messages (its reader thread): into the same
-        bounded inbox as the link's, with the same shedding and backpressure."""
+        """The receiver process's messages (its reader thread): telemetry and
+        device statuses in the order of its one connection, into the same bounded
+        inbox as the link's (the writer's Ingestor tells the two apart), with the
+        same shedding and backpressure: QoS 0 telemetry is shed when the inbox is
+        full, a status never (it waits for room, as QoS 1 does)."""
         inbox, limit, counters = self._inbox, self.inbox_limit, self.counters
         generation = batch.generation
         counters.received += len(batch.items)
         for topic, payload, received_ms, mid in batch.items:
             size = len(inbox)
             if size >= limit:
-                if not mid:  # QoS 0: shed, and say so
+                if not mid and not _device_status(topic):  # QoS 0: shed, say so
                     counters.shed_overload += 1
                     continue
                 size = self._wait_for_room(inbox)
@@ -636,6 +683,22 @@ class Hub:
         if size > counters.inbox_peak:
             counters.inbox_peak = size
         if size >= MAX_BATCH:
+            self._wake.set()
+
+    def _on_status_path_state(self, state: str) -> None:
+        """The receiver's state (``_on_receiver_state``), and the loss of the
+        connection device statuses come on: a broker shutting down sends every
+        device's Last Will there just before it closes, and the child hands them
+        over before it says the connection is gone. Noted here, after them, the
+        loss makes the writer undo them at once (outage_wills.py), as when they
+        came on the link: the link's own loss may be noticed before they are in."""
+        was = self._receiver_state
+        self._on_receiver_state(state)
+        if was == "connected" and state != "connected" and not self._stop.is_set():
+            # when the child saw it: the Wills before it carry the child's receive
+            # times, and the pipe between can lag past WILL_GRACE_S on a busy box
+            lag = getattr(self.receiver, "state_lag_s", 0.0)
+            self._link_lost_at = self.clock() - lag
             self._wake.set()
 
     def _ack(self, tokens: Sequence[AckToken]) -> None:
@@ -846,7 +909,7 @@ class Hub:
             if self._pending is None:
                 if not self._inbox or budget == 0:
                     return
-                take = min(len(self._inbox), MAX_BATCH)
+                take = min(len(self._inbox), self.batch_limit)
                 if budget > 0:
                     take = min(take, budget)
                     budget -= take

@@ -10,6 +10,12 @@ offline sweep refuses to turn the silence of an outage into "offline" (see
 ``Hub._housekeeping``) and the gaps of the outage are booked as ``hub_lost``
 (docs/reliability.md).
 
+In process mode the Wills come on the receiver's connection, with the devices'
+telemetry; the receiver hands them over before it reports that connection lost,
+and the hub counts that loss too (``Hub._on_status_path_state``), dated when the
+child saw it: the Wills carry the child's receive times, and on a busy machine the
+pipe between can hold the report longer than the grace.
+
 So when the hub's link is lost, devices that went offline within
 ``WILL_GRACE_S`` (a second) before the loss go back to what the hub knew of them before
 (online, last seen unchanged). Once the link is back, a device that really is

@@ -27,8 +27,10 @@ not judged here: bytes go to the parent as they came.
 
 Bounded memory and backpressure: the child holds at most ``buffer_limit``
 messages the parent has not taken. Beyond it QoS 0 messages are dropped and
-counted (``dropped``); for QoS 1 the child's network thread waits (as the hub's
-does), so TCP pushes back and the broker queues for the session. A parent that
+counted (``dropped``), except on the ``keep`` filters (the hub's device
+statuses: a lost "offline" is worse than a late one); for QoS 1 and those the
+child's network thread waits (as the hub's does), so TCP pushes back and the
+broker queues for the session. A parent that
 stops reading (its own inbox full) therefore pushes back through the pipe.
 
 Lifecycle: the child exits when the parent's end of the command pipe closes
@@ -130,6 +132,7 @@ class ReceiverProcess:
         batch_wait_s: float = BATCH_WAIT_S,
         buffer_limit: int = BUFFER_LIMIT,
         transform: str = "",
+        keep: Sequence[str] = (),
     ) -> None:
         """``on_batch`` runs on the receiver's reader thread; it may block (its
         own backpressure), which stops the child's network thread in turn.
@@ -139,7 +142,9 @@ class ReceiverProcess:
         ``transform``: ``"module:function"`` the child applies to each batch's
         items before sending them (``Batch.items`` is then what it returns,
         which must pickle and have a ``len``): decoding and trimming in the
-        child, as the console's live feed does (plugins.local.live_receiver)."""
+        child, as the console's live feed does (plugins.local.live_receiver).
+        ``keep``: filters (among ``filters``) whose QoS 0 messages are never
+        dropped when the buffer is full: they wait for room as QoS 1 does."""
         if protocol not in (MQTT_V311, MQTT_V5):
             raise ValueError(f"protocol must be {MQTT_V311} (3.1.1) or {MQTT_V5}, not {protocol}")
         if tls_factory is not None:
@@ -157,10 +162,15 @@ class ReceiverProcess:
             "session_expiry_s": int(session_expiry_s), "qos": qos, "manual_ack": manual_ack,
             "batch_max": max(1, batch_max), "batch_wait_s": batch_wait_s,
             "buffer_limit": max(1, buffer_limit), "transform": transform,
+            "keep": list(keep),
         }
         self.counters = ReceiverCounters()
         self._done: dict[str, float] = {}  # counters of children that ended
         self.state = "disconnected"
+        # How long the newest state took from the child's connection to here: on
+        # a loaded box the pipe can lag seconds, and the hub dates a lost link by
+        # when the child saw it (the Wills' receive times are the child's too).
+        self.state_lag_s = 0.0
         self.last_error = ""
         self.subscribed_event = threading.Event()
         self._lock = threading.Lock()
@@ -297,6 +307,8 @@ class ReceiverProcess:
                     log.exception("handling a batch of %d messages failed", len(batch.items))
             elif kind == "state":
                 state, error = message[1], message[2]
+                self.state_lag_s = max(0.0, time.time() - message[3]) if len(message) > 3 \
+                    else 0.0
                 if error:
                     self.last_error = error
                 if state == "connected":
@@ -403,11 +415,14 @@ class _Child:
         self.ready: list[tuple[int, list[Item]]] = []
         self.buffered = 0
         self.cond = threading.Condition()
+        self.flush_lock = threading.Lock()  # batches leave in order, from either thread
         self.full = threading.Event()
         self.stopping = False
         self.batch_max = int(config["batch_max"])
         self.limit = int(config["buffer_limit"])
         self.manual_ack = bool(config["manual_ack"])
+        self.keep = list(config.get("keep") or ())
+        self.matches = mqtt.topic_matches_sub
         self.transform: Callable[[list[Item]], Any] | None = None
         if config.get("transform"):
             import importlib
@@ -492,7 +507,11 @@ class _Child:
     def _disconnected(self, client: Any, userdata: Any, flags: Any, reason: Any,
                       properties: Any) -> None:
         if not self.stopping:
-            self.send(("state", "connecting", str(reason)))
+            # What this connection delivered goes first: a broker shutting down
+            # sends the Last Wills of every device just before it closes, and the
+            # hub undoes them once they are in (plugins/local/hub/outage_wills.py).
+            self.flush()
+            self.send(("state", "connecting", str(reason), time.time()))
 
     def _message(self, client: Any, userdata: Any, message: Any) -> None:
         mid = message.mid if message.qos == 1 and self.manual_ack else 0
@@ -500,7 +519,7 @@ class _Child:
         cond = self.cond
         with cond:
             if self.buffered >= self.limit:
-                if not mid:
+                if not mid and not any(self.matches(f, message.topic) for f in self.keep):
                     self.dropped += 1
                     return
                 deadline = time.monotonic() + BACKPRESSURE_WAIT_S
@@ -539,12 +558,13 @@ class _Child:
                 return
 
     def flush(self) -> None:
-        for generation, items in self._take():
-            self.send(("batch", generation,
-                       items if self.transform is None else self.transform(items)))
-            with self.cond:
-                self.buffered -= len(items)
-                self.cond.notify_all()
+        with self.flush_lock:
+            for generation, items in self._take():
+                self.send(("batch", generation,
+                           items if self.transform is None else self.transform(items)))
+                with self.cond:
+                    self.buffered -= len(items)
+                    self.cond.notify_all()
 
     def ack(self, generation: int, mids: Sequence[int]) -> None:
         if generation != self.generation:

@@ -119,3 +119,45 @@ def test_without_coalescing_every_event_is_delivered(qtbot):
     bus.publish(_telemetry(500, devices=3))
     bridge.flush()
     assert len(got) == 500
+
+
+def test_a_latest_values_view_gets_the_newest_reading_per_metric_except_for_kept_devices(
+        qtbot):
+    """The devices table shows latest values: per device and flush it gets each
+    metric's newest reading (by time, whatever the arrival order), with the
+    newest seq; the device open in the detail still gets every reading."""
+    bus = EventBus()
+    bridge = LiveBridge(bus, interval_ms=60_000, newest_readings=True)  # flushed by hand
+    bridge.keep_all_readings(["d-1"])
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def message(device: str, second: int, seq: int) -> TelemetryReceived:
+        at = t0 + timedelta(seconds=second)
+        return TelemetryReceived(device, (Reading(device, "temp", at, float(second)),
+                                          Reading(device, "battery", at, 100.0 - second)),
+                                 seq=seq, firmware="1.0.0")
+
+    # d-0's second 3 arrives after second 5 (a reordered message)
+    bus.publish([message("d-0", 1, 1), message("d-1", 1, 1), message("d-0", 5, 3),
+                 message("d-1", 2, 2), message("d-0", 3, 2)])
+    batches: list[list[FleetEvent]] = []
+    bridge.batch.connect(batches.append)
+    bridge.flush()
+    (events,) = batches
+    by_device = {e.device_id: e for e in events if isinstance(e, TelemetryReceived)}
+    newest = {r.metric: r.value for r in by_device["d-0"].readings}
+    assert newest == {"temp": 5.0, "battery": 95.0} and len(by_device["d-0"].readings) == 2
+    assert by_device["d-0"].seq == 2  # the event is the newest message's, as without
+    assert [r.value for r in by_device["d-1"].readings if r.metric == "temp"] == [1.0, 2.0]
+    assert bridge.readings_received == 10
+
+    bridge.keep_all_readings([])  # the detail closed
+    bus.publish([message("d-1", 3, 3), message("d-1", 4, 4)])
+    bridge.flush()
+    assert [r.value for r in batches[-1][0].readings if r.metric == "temp"] == [4.0]
+    # a single message in a window is passed on as it came
+    single = message("d-2", 9, 9)
+    bus.publish([single])
+    bridge.flush()
+    assert batches[-1] == [single]
+    bridge.close()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from core.model import DeviceStatus
 from core.services.event_bus import EventBus
 from core.store import Store
@@ -28,10 +30,14 @@ def _offline(hub: Hub, ids: list[str]) -> list[str]:
             or dev.status is not DeviceStatus.ONLINE]
 
 
-def test_devices_stay_online_while_the_hub_cannot_hear_them(tmp_path: Path) -> None:
+# "process": the Wills come through the receiver process's connection, with the
+# devices' telemetry, and may be handed over after the link noticed its loss.
+@pytest.mark.parametrize("receiver", ["thread", "process"])
+def test_devices_stay_online_while_the_hub_cannot_hear_them(tmp_path: Path,
+                                                            receiver: str) -> None:
     with EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
         store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
-        hub = Hub(store, EventBus(), broker.host, broker.port)
+        hub = Hub(store, EventBus(), broker.host, broker.port, receiver=receiver)
         hub.start()
         running = None
         try:
@@ -68,3 +74,43 @@ def test_devices_stay_online_while_the_hub_cannot_hear_them(tmp_path: Path) -> N
                 running.stop()
             hub.stop(timeout_s=10)
             store.close()
+
+
+def test_a_lost_link_heard_late_through_the_receivers_pipe_is_dated_when_the_child_saw_it(
+        tmp_path: Path) -> None:
+    """On a loaded box the receiver child's "connection lost" can reach the hub
+    seconds after the child saw it (the likely cause of a CI run that showed every
+    device offline through an outage in process mode). The Wills before it carry the
+    child's receive times, so the loss must be dated the child's way too, or the
+    shutdown burst falls outside WILL_GRACE_S."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from core.model import Device
+    from plugins.local.hub.outage_wills import restore_outage_wills
+    from tests.unit.hub.test_outage_wills import Cache
+
+    store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        hub = Hub(store, EventBus(), "127.0.0.1", 1, receiver="thread")
+        hub.clock = lambda: 1_000.0  # when the hub hears of the loss
+        hub.receiver = SimpleNamespace(state_lag_s=2.5)  # the pipe held it 2.5 s
+        hub._receiver_state = "connected"
+        hub._on_status_path_state("connecting")
+        assert hub._link_lost_at == pytest.approx(997.5)
+
+        # A Will the child received 0.3 s before it saw its connection go.
+        will_at = datetime.fromtimestamp(997.2, UTC)
+        device = Device("out-00000", status=DeviceStatus.OFFLINE, updated_at=will_at,
+                        last_seen=will_at - timedelta(seconds=1))
+
+        now = datetime.fromtimestamp(1_001.0, UTC)
+        late = Cache([device])
+        assert restore_outage_wills(late, datetime.fromtimestamp(1_000.0, UTC), now) == []
+        cache = Cache([device])
+        restored = restore_outage_wills(
+            cache, datetime.fromtimestamp(hub._link_lost_at, UTC), now)
+        assert [d.device_id for d in restored] == ["out-00000"]
+        assert cache.devices["out-00000"].status is DeviceStatus.ONLINE
+    finally:
+        store.close()

@@ -36,7 +36,11 @@ def test_team_broker_queues_telemetry_for_the_hub(tmp_path: Path,
         assert broker.poll() is None
     finally:
         broker.terminate()
-        broker.wait(10)
+        try:
+            broker.wait(30)
+        except subprocess.TimeoutExpired:  # what it does on SIGTERM is not what this tests
+            broker.kill()
+            broker.wait(10)
 
 
 def test_a_bad_queue_size_is_one_clear_line(tmp_path: Path,

@@ -1,8 +1,9 @@
 """A device that disconnects cleanly stays offline when its last readings are
 handled after its "offline" status.
 
-With the hub's receiver in a child process, telemetry and statuses reach the
-writer on two paths: a fleet that stops at once has its last readings and its
+Where telemetry and statuses reach the ingest on two paths (the hub's receiver
+process and its link, before statuses moved to the receiver too; on AWS, one
+IoT rule per filter), a fleet that stops at once has its last readings and its
 "offline" received in the same millisecond, and the readings can be processed
 second. They used to bring the device back online, where it stayed until the
 silence check found it minutes later (QA saw a finished run's sensors online).

@@ -41,7 +41,7 @@ def offline_hub(tmp_path: Path):
 def test_requests_and_telemetry_take_turns(offline_hub, monkeypatch) -> None:
     hub, store, answers = offline_hub
     monkeypatch.setattr(hub_module, "REQUESTS_SLICE_S", 0.0)  # a turn is one request
-    monkeypatch.setattr(hub_module, "MAX_BATCH", 50)
+    hub.batch_limit = 50
     now_ms = int(hub.clock() * 1000)
     for i in range(200):
         hub._on_message(f"$aws/things/dev-{i:03d}/shadow/get", b"{}")

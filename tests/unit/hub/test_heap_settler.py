@@ -19,8 +19,10 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def _unfrozen():
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_settle_freezes_survivors_and_collects_garbage_cycles_first() -> None:
@@ -64,3 +66,22 @@ def test_settles_again_only_after_its_interval() -> None:
     assert not settler.maybe_settle()
     now[0] += 1.0
     assert settler.maybe_settle() and settler.settled == 2
+
+
+def test_full_passes_are_the_settlers_alone_until_release() -> None:
+    """A batch in flight survives young collections; CPython's own full passes
+    then walked the whole heap twice a second. While settled only the settle
+    runs one; the young generations keep their thresholds."""
+    before = gc.get_threshold()
+    settler = HeapSettler()
+    settler.settle()
+    young, middle, oldest = gc.get_threshold()
+    assert (young, middle) == before[:2] and oldest > 1_000_000
+    full_passes = gc.get_stats()[2]["collections"]
+    junk = [[Node() for _ in range(1000)] for _ in range(200)]  # 200,000 long-lived
+    del junk
+    assert gc.get_stats()[2]["collections"] == full_passes
+    settler.settle()  # the settle itself is a full pass
+    assert gc.get_stats()[2]["collections"] == full_passes + 1
+    settler.release()
+    assert gc.get_threshold() == before

@@ -1,18 +1,22 @@
-"""Where the hub receives telemetry: the profile key, its check, and the hub's
-choice of filters per mode (no broker: the hub is built, not started)."""
+"""Where the hub receives telemetry: the profile key, its check, the hub's
+choice of filters per mode and what a full inbox sheds of the receiver's
+messages (no broker: the hub is built, not started)."""
 
 from __future__ import annotations
 
 import ssl
+import threading
+import time
 
 import pytest
 
 from core.config import load_config
 from core.errors import ConfigError
-from core.protocol.topics import TELEMETRY_FILTER
+from core.protocol.topics import STATUS_FILTER, TELEMETRY_FILTER
 from core.services.event_bus import EventBus
 from core.store import Store
 from plugins.local.hub.hub import Hub
+from plugins.local.hub.receiver_process import Batch
 
 
 @pytest.fixture
@@ -36,14 +40,18 @@ def test_the_profile_receives_in_a_process_by_default_and_checks_the_key(tmp_pat
 def test_process_mode_leaves_telemetry_to_the_receiver(store):
     hub = Hub(store, EventBus(), "127.0.0.1", 1883, receiver="process", client_id="hub-a")
     assert hub.receiver is not None
-    assert TELEMETRY_FILTER not in hub.link.filters
-    assert hub.receiver.filters == [TELEMETRY_FILTER]
+    # a device's statuses come with its telemetry, on the receiver's one connection
+    assert TELEMETRY_FILTER not in hub.link.filters and STATUS_FILTER not in hub.link.filters
+    assert hub.receiver.filters == [TELEMETRY_FILTER, STATUS_FILTER]
+    # the link keeps the hub's requests
+    assert hub.link.filters == ["$aws/things/+/shadow/+", "$aws/things/+/jobs/#"]
     # its own persistent session, next to the link's
     assert hub.receiver.client_id == "hub-a-rx" and not hub.receiver.clean_session
-    # a telemetry subscription the link's session kept from a thread-mode run is dropped
-    assert hub.link.unsubscribe == [TELEMETRY_FILTER]
+    # what the link's session kept from a thread-mode run is dropped
+    assert hub.link.unsubscribe == [TELEMETRY_FILTER, STATUS_FILTER]
     threaded = Hub(store, EventBus(), "127.0.0.1", 1883, receiver="thread")
-    assert threaded.receiver is None and TELEMETRY_FILTER in threaded.link.filters
+    assert threaded.receiver is None
+    assert TELEMETRY_FILTER in threaded.link.filters and STATUS_FILTER in threaded.link.filters
     assert threaded.link.unsubscribe == []
 
 
@@ -60,3 +68,24 @@ def test_tls_without_a_factory_falls_back_to_the_thread(store):
 def test_an_unknown_mode_is_refused(store):
     with pytest.raises(ValueError, match="receiver must be one of thread, process"):
         Hub(store, EventBus(), "127.0.0.1", 1883, receiver="fork")
+
+
+def test_a_full_inbox_sheds_qos0_telemetry_from_the_receiver_but_never_a_status(store):
+    """A status waits for room (a lost "offline" shows a device online for
+    minutes); QoS 0 telemetry beyond the bound is shed and counted."""
+    hub = Hub(store, EventBus(), "127.0.0.1", 1883, receiver="process", inbox_limit=2)
+    telemetry = [(f"dt/acme/d{i}/telemetry", b"{}", 1, 0) for i in range(3)]
+    status = ("dt/acme/d0/status", b'{"state":"offline"}', 2, 0)  # QoS 0: no mid
+    handing = threading.Thread(target=hub._on_batch,
+                               args=(Batch(-1_000_001, [*telemetry, status]),))
+    handing.start()
+    deadline = time.monotonic() + 10
+    while hub.counters.shed_overload < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hub.counters.shed_overload == 1 and handing.is_alive()  # the status waits
+    hub._inbox.popleft()  # the writer takes one
+    hub._room.set()
+    handing.join(10)
+    assert not handing.is_alive()
+    assert [m.topic for m, _ in hub._inbox] == ["dt/acme/d1/telemetry", "dt/acme/d0/status"]
+    assert hub.counters.shed_overload == 1
