@@ -10,9 +10,11 @@ broker. Throw-away PostgreSQL schemas and databases carry a random name."""
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _SANDBOX = tempfile.mkdtemp(prefix=f"smartiot-tests-{_WORKER}-")
@@ -206,3 +208,23 @@ def installed_plugins(plugin_site, monkeypatch):
     yield plugin_site
     for name in ("smartiot_example_plugin", "smartiot_broken_plugin"):
         sys.modules.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _qt_cycles_collected_on_the_test_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a test with Qt widgets, garbage cycles are collected at its end on
+    this (the GUI) thread, not whenever a worker thread allocates: a cycle
+    holding Qt objects freed on a page's background job crashed a test worker
+    with SIGSEGV in Qt's event processing (console/gui_thread_gc.py says why;
+    the console itself collects on its GUI thread)."""
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        if was_enabled:
+            gc.enable()

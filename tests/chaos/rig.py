@@ -113,7 +113,8 @@ class Witness:
 
     def __init__(self, host: str, port: int, name: str) -> None:
         self._lock = threading.Lock()
-        self.keys: set[tuple[str, str, int]] = set()
+        # every key the broker delivered, with when it first came (time.monotonic())
+        self.first_seen: dict[tuple[str, str, int], float] = {}
         self.messages = 0
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"witness-{name}",
@@ -135,12 +136,27 @@ class Witness:
         body = json.loads(message.payload)
         with self._lock:
             self.messages += 1
+            now = time.monotonic()
             for metric in body["metrics"]:
-                self.keys.add((body["device_id"], metric, int(body["ts"])))
+                self.first_seen.setdefault((body["device_id"], metric, int(body["ts"])), now)
 
     def snapshot(self) -> set[tuple[str, str, int]]:
         with self._lock:
-            return set(self.keys)
+            return set(self.first_seen)
+
+    def received_outside(self, start: float, end: float) -> set[tuple[str, str, int]]:
+        """The keys first received before `start` or after `end` (monotonic times):
+        what a test may demand of the store when the broker could lose the rest."""
+        with self._lock:
+            return {k for k, t in self.first_seen.items() if not start <= t <= end}
+
+    def describe(self, keys: set[tuple[str, str, int]], since: float) -> str:
+        """When the witness first saw each of `keys`, in seconds after `since`:
+        a failure message that tells a broker's loss from the hub's."""
+        with self._lock:
+            times = sorted(self.first_seen[k] - since for k in keys if k in self.first_seen)
+        shown = ", ".join(f"{t:+.2f}" for t in times[:12])
+        return f"{len(keys)} keys, first seen at [{shown}{' …' if len(times) > 12 else ''}] s"
 
     def close(self) -> None:
         self.client.loop_stop()

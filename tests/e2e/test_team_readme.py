@@ -345,8 +345,15 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
             assert sent > 20 * 2 * (OUTAGE_S + 2), fleet.lines[-8:]  # the outage was spanned
             # what the broker queued is drained after the restart; on a loaded CI
             # machine that takes a while, and a lost reading never arrives however long
-            wait_until(lambda: sum(stored_per_device(store).values()) >= sent, 90,
-                       f"not every reading was stored ({sent} sent)")
+            try:
+                wait_until(lambda: sum(stored_per_device(store).values()) >= sent, 90, "")
+            except AssertionError:
+                raise AssertionError(
+                    f"not every reading was stored: {sent} sent, "
+                    f"{sum(stored_per_device(store).values())} stored, "
+                    f"quarantined {store.quarantine.counts_by_reason()}\nhub:\n"
+                    + "\n".join(hub.lines[-12:]) + "\nfleet:\n"
+                    + "\n".join(fleet.lines[-12:])) from None
             shown_offline = offline.stop()
         finally:
             watch.close()

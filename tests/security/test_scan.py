@@ -32,6 +32,9 @@ SINKS = frozenset({"text", "execute", "exec_driver_sql", "executemany", "execute
 ALLOWED = {
     ("core/store/engine.py", "f'PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}'"):
         "an integer module constant; SQLite PRAGMAs take no bound parameters",
+    ("core/store/telemetry.py", "f'PRAGMA wal_autocheckpoint = {pages}'"):
+        "an int clamped between two integer constants (a batch's row count); "
+        "SQLite PRAGMAs take no bound parameters",
     ("core/store/migrate.py", "f'SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})'"):
         "an integer module constant naming the migration lock",
     ("core/store/telemetry.py",
