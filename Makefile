@@ -50,7 +50,7 @@ contracts: $(DEVSTAMP)
 # run; tests/conftest.py also keeps tests/chaos on one worker, one test at a time.
 # `make test PYTEST_WORKERS=0` runs it serially.
 PYTEST_WORKERS ?= 3
-PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile --durations=20
 
 # Serverless Framework v3 for the AWS backend's template check (tests/integration/aws/
 # test_serverless_package.py): installed from the lock file, reinstalled when it changes.
@@ -64,17 +64,17 @@ $(SLS_STAMP): $(SLS_DIR)/package-lock.json
 
 serverless-deps: $(SLS_STAMP)
 
-pytest: $(DEVSTAMP) system-deps $(SLS_STAMP)
+pytest: $(DEVSTAMP) system-deps gui-deps $(SLS_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make test: install dev extras, then ruff, mypy (all packages, strict), import contracts and the whole suite
-test: $(DEVSTAMP) system-deps $(SLS_STAMP)
+test: $(DEVSTAMP) system-deps gui-deps $(SLS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
-## make bench: the benchmark suite in bench/ (~35 min, 10 of them a 10,000-device soak:
+## make bench: the benchmark suite in bench/ (~21 min, 10 of them a 10,000-device soak:
 ## BENCH_ARGS="--soak-minutes 0" skips it; set SMARTIOT_TEST_PG_URL for the PostgreSQL
 ## figures); rewrites its section of docs/benchmarks.md and the scaling chart
 bench: $(DEVSTAMP)

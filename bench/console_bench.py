@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -357,15 +358,45 @@ class StackSampler:
         return sorted(((n, k) for k, n in self.counts.items()), reverse=True)[:15]
 
 
+class GcPauses:
+    """Every garbage-collector pass while it is on: the window waits for each
+    (on its own thread, or for the GIL), so the longest ones are stalls."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._gc = gc
+        self._started = 0.0
+        self.passes: list[tuple[float, int, str]] = []  # ms, generation, thread
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.passes.append(((time.perf_counter() - self._started) * 1000,
+                                int(info["generation"]), threading.current_thread().name))
+
+    def stop(self) -> dict[str, Any]:
+        self._gc.callbacks.remove(self._callback)
+        longest = sorted(self.passes, reverse=True)[:5]
+        return {"passes": len(self.passes),
+                "total_ms": round(sum(p[0] for p in self.passes), 1),
+                "longest": [(round(ms, 1), gen, thread) for ms, gen, thread in longest]}
+
+
 def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float,
                    profile: str | None = None, screenshot: str | None = None,
                    hub_process: bool = False) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from console.app import build_main_window, ensure_application
+    from console.app import build_main_window, ensure_application, tune_gui_process
     from core.context import AppContext
     from core.plugins import PluginManager
 
     app = ensure_application()
+    tune_gui_process(app)  # as run_console does: the GIL's switch interval, GC on this thread
+    if os.environ.get("CONSOLE_BENCH_SWITCH_S"):  # to compare other switch intervals
+        sys.setswitchinterval(float(os.environ["CONSOLE_BENCH_SWITCH_S"]))
     workdir = Path(tempfile.mkdtemp(prefix="console-bench-"))
     context = AppContext(_config(workdir, hub_process), PluginManager())
     window = build_main_window(context)
@@ -435,6 +466,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         profiler = cProfile.Profile()  # the GUI thread only
         profiler.enable()
     sampler = StackSampler().start() if os.environ.get("CONSOLE_BENCH_SAMPLE") else None
+    pauses = GcPauses()
     threads0 = _thread_cpu()
     cpu0, gui0 = time.process_time(), time.thread_time()
     receiver = getattr(backend, "receiver", None)
@@ -466,6 +498,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         hub_stats = {"process": True, "last_status": child.last_line,
                      "rss_peak_mb": _vm_peak_mb(child.pid)}
     received = bridge.received if bridge is not None else 0
+    gc_pauses = pauses.stop()
     sim.terminate()
     sim.join(10)
     if child is not None:
@@ -480,7 +513,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         "chart_frame_max_ms": max(frame_times, default=0.0),
         "chart_frame_p99_ms": _pct(frame_times, 0.99), "chart_frames": len(frame_times),
         "events_to_devices_page": received, "events_in_second_half": received - received_mid,
-        "hub": hub_stats, "console_cpu": cpu,
+        "hub": hub_stats, "console_cpu": cpu, "gc": gc_pauses,
         "gui_stacks": sampler.stop() if sampler is not None else [],
     })
     conn.close()

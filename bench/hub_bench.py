@@ -41,6 +41,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -189,6 +190,16 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
 
     store = Store.open(db_url)
     seed_default_rules(store)
+    gc_time = [0.0, 0.0, 0.0]  # seconds in the collector, per generation
+    gc_started: list[float] = [0.0]
+
+    def gc_timer(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_time[info["generation"]] += time.perf_counter() - gc_started[0]
+
+    gc.callbacks.append(gc_timer)
     bus = EventBus()
     seen = Counter[str]()
 
@@ -267,6 +278,8 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
         "jobs": hub.jobs.snapshot(),
         "shadows_answered": dict(getattr(hub.shadows, "answered", {})),
         "requests_shed": dict(getattr(c, "shed_requests", {})),
+        "gc_s_by_generation": list(gc_time),
+        "gc_collections": [g["collections"] for g in gc.get_stats()],
     })
     store.close()
     conn.close()
@@ -321,7 +334,11 @@ def _sampled_rate(samples: list[Any], column: int, t0: float, t1: float,
 
 def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: float = 5.0,
                connect_rate: float = 2000.0, db_dir: Path | None = None,
-               receiver: str = "process", warmup_s: float = 0.0) -> dict[str, Any]:
+               receiver: str = "process", warmup_s: float = 0.0,
+               bare: bool = True) -> dict[str, Any]:
+    """One live run; ``bare=False`` leaves the bare subscriber out (the soak: its
+    baseline is what the simulator published, and on two cores the subscriber's
+    third of a core would be taken from the hub it is not part of)."""
     from simulator.broker import EmbeddedBroker, raise_fd_limit
 
     raise_fd_limit()
@@ -332,11 +349,12 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
     with EmbeddedBroker(prefer="mosquitto", anonymous=True) as broker:
         host, port = broker.host, broker.port
         procs = {}
-        for name, target, args in (
-                ("hub", _hub_child, (host, port, db_url, receiver)),
-                ("bare", _bare_child, (host, port)),
-                ("sim", _sim_child, (host, port, devices, interval_s, warmup_s + duration_s,
-                                     connect_rate))):
+        children = [
+            ("hub", _hub_child, (host, port, db_url, receiver)),
+            ("bare", _bare_child, (host, port)),
+            ("sim", _sim_child, (host, port, devices, interval_s, warmup_s + duration_s,
+                                 connect_rate))]
+        for name, target, args in (c for c in children if bare or c[0] != "bare"):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=target, args=(child, *args), name=f"bench-{name}")
             proc.start()
@@ -348,16 +366,19 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         procs["sim"][1].send("go")
         sim = procs["sim"][1].recv()
         time.sleep(2.0)  # let the broker hand over what it still holds
-        procs["bare"][1].send("stop")
-        bare = procs["bare"][1].recv()
+        baseline: dict[str, Any] = {"received": 0, "per_second": {}, "cpu_s": 0.0}
+        if bare:
+            procs["bare"][1].send("stop")
+            baseline = procs["bare"][1].recv()
         procs["hub"][1].send("drain")
         hub = procs["hub"][1].recv()
         for proc, _ in procs.values():
             proc.join(60)
+    shutil.rmtree(workdir, ignore_errors=True)  # the database: ~1 GB after a 10k soak
     load_after = _load()
     began, ended = sim["began"], sim["ended"]
     t0, t1 = began + warmup_s + skip_s, ended - 1.0
-    bare_rate = _window_rate({int(k): v for k, v in bare["per_second"].items()}, t0, t1)
+    bare_rate = _window_rate({int(k): v for k, v in baseline["per_second"].items()}, t0, t1)
     samples = hub["samples"]
     hub_in = _sampled_rate(samples, 1, t0, t1)
     hub_stored = _sampled_rate(samples, 3, t0, t1, METRICS_PER_MESSAGE)
@@ -369,7 +390,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
     # CPU per message: what each would take with a core to itself, so it does not
     # depend on how the scheduler shared the cores (the box is shared).
     stored_msgs = hub["readings_written"] / METRICS_PER_MESSAGE
-    bare_cpu_us = bare["cpu_s"] / max(bare["received"], 1) * 1e6
+    bare_cpu_us = baseline["cpu_s"] / max(baseline["received"], 1) * 1e6
     hub_cpu_us = hub["cpu_s"] / max(stored_msgs, 1) * 1e6
     inside = [s for s in samples if t0 <= s[0] <= t1]
     window_stored = window_cpu_us = window_rx_cpu_us = window_shed = 0.0
@@ -395,7 +416,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         "cpu_receiver_us_per_msg": hub["cpu_receiver_s"] / max(stored_msgs, 1) * 1e6,
         "devices": devices, "interval_s": interval_s, "duration_s": duration_s,
         "offered_msg_per_s": offered, "load_before": load_before, "load_after": load_after,
-        "sim": sim, "bare": {k: v for k, v in bare.items() if k != "per_second"},
+        "sim": sim, "bare": {k: v for k, v in baseline.items() if k != "per_second"},
         "hub": {k: v for k, v in hub.items() if k != "samples"},
         "inbox_series": [(round(s[0] - began, 1), s[4]) for s in stream],
         "window_s": t1 - t0,
@@ -411,8 +432,10 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         "caught_up_after_stream_s": hub["caught_up_s"],
         "rows_expected": expected_rows, "rows_in_db": hub["rows_in_db"],
         "all_accepted_stored": hub["rows_in_db"] == expected_rows,
-        "published": sim["telemetry_published"], "bare_received": bare["received"],
+        "published": sim["telemetry_published"], "bare_received": baseline["received"],
         "hub_received": hub["received"],
+        "gc_s_by_generation": hub.get("gc_s_by_generation"),
+        "gc_collections": hub.get("gc_collections"),
     }
 
 
@@ -440,7 +463,6 @@ def phase_requests(devices: int = 10_000, repeat: int = 2,
     with every request reading for itself ("per_request", the code before),
     alternating on fresh copies of the same SQLite database: half the devices
     have a shadow, 1 % a queued job execution. No broker: replies are collected."""
-    import shutil
 
     from core.ingest.ingestor import Inbound
     from core.model import Deployment
@@ -534,6 +556,10 @@ def _print_live(r: dict[str, Any]) -> None:
           f"({'all stored' if r['all_accepted_stored'] else 'MISSING'}); "
           f"CPU s: hub {h['cpu_s']:.1f}, bare {r['bare']['cpu_s']:.1f}, "
           f"sim {r['sim']['cpu_s']:.1f}")
+    if r.get("gc_s_by_generation"):
+        print("hub's garbage collector: s by generation "
+              f"{[round(x, 1) for x in r['gc_s_by_generation']]}, "
+              f"collections {r['gc_collections']}")
 
 
 def main(argv: list[str] | None = None) -> int:

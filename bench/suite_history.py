@@ -61,6 +61,9 @@ def measure(quick: bool) -> dict[str, Any]:
     from core.store import Store
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    from console.gui_thread_gc import install
+
+    install(app)  # as the console does: the read pool's threads must not collect Qt objects
     assert isinstance(app, QApplication)
     n, repeat = (1, 1) if quick else (10, 5)
     day = 600 if quick else analytics_bench.DAY_S
