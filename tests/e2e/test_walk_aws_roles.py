@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytestqt.exceptions import TimeoutError
 
 from core.model.timeutil import utcnow
 from plugins.aws.console_access.launch import LaunchedSandbox
@@ -92,15 +93,6 @@ def test_technician_finds_a_pump_reboots_it_and_reads_its_history(
     assert asked and "pump-00001" in asked[0]
     qtbot.waitUntil(lambda: commands.command_status.text().startswith(("reboot:", "reboot f")),
                     timeout=2 * WAIT)
-    if commands.command_status.text().startswith("reboot: timeout"):
-        # The sandbox's answer path (the device, the IoT rule's stream, the consumer,
-        # DynamoDB, all polled in one process) outran the 10 s command timeout on a
-        # loaded two-core box; the technician sees the timeout and presses again, and
-        # that one must be answered.
-        print("[technician] the first reboot's answer was later than 10 s; pressed again")
-        commands.reboot_button.click()
-        qtbot.waitUntil(lambda: commands.command_status.text().startswith(
-            ("reboot: ok", "reboot: error", "reboot f")), timeout=2 * WAIT)
     _shot(window, qtbot, "walk-technician-reboot")
     assert commands.command_status.text().startswith("reboot: ok"), \
         commands.command_status.text()
@@ -112,10 +104,21 @@ def test_technician_finds_a_pump_reboots_it_and_reads_its_history(
     analytics.tabs.setCurrentWidget(history)
     qtbot.waitUntil(lambda: "pump-00001" in " ".join(history.picker.device_names()),
                     timeout=WAIT)
-    history.picker.select(["pump-00001"], ["vibration_rms"])
+    # The pump's first readings reach the store through the stream's 5 s batch window,
+    # and the reboot is answered in well under a second: the technician may get here
+    # before the metric is offered, and picks the pump again until it is.
+    deadline = time.monotonic() + WAIT / 1000
+    while "vibration_rms" not in history.picker.metric_names():
+        assert time.monotonic() < deadline, history.picker.metric_names()
+        history.picker.select(["pump-00001"], ["vibration_rms"])
+        qtbot.wait(1000)
+    assert history.picker.selected_metrics() == ["vibration_rms"]
     history.reload()
-    qtbot.waitUntil(lambda: history.status.text().endswith(("raw readings", "buckets")),
-                    timeout=WAIT)
+    try:
+        qtbot.waitUntil(lambda: history.status.text().endswith(("raw readings", "buckets")),
+                        timeout=WAIT)
+    except TimeoutError:
+        raise AssertionError(f"history status: {history.status.text()!r}") from None
     points = sum(len(s) for s in history.result.series)
     assert points > 0 and history.status.text().startswith(f"{points:,} point"), \
         history.status.text()

@@ -93,8 +93,11 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("trusted-keys", "kind", "key_id", attributes={"kind": "S", "key_id": "S"}),
     # plugins/aws/dynamodb/preferences.py: each person's console settings
     TableSpec("preferences", "user_name", attributes={"user_name": "S"}),
-    # plugins/aws/dynamodb/command_answers.py: commands sent and the devices' answers (a day)
+    # plugins/aws/dynamodb/command_answers.py: commands sent (a day) and the devices'
+    # answers, which the answers IoT rule puts (a day)
     TableSpec("commands", "request_id", attributes={"request_id": "S"}, ttl="expires_at"),
+    TableSpec("command-answers", "request_id", "device_id",
+              attributes={"request_id": "S", "device_id": "S"}, ttl="expires_at"),
 )
 
 

@@ -4,11 +4,11 @@ Data API, QoS 1, with a request id the device echoes in its answer.
 
 The IoT Data API only publishes; answers come back on
 ``cmd/{organization}/{device}/res`` over MQTT, which no Lambda hears. An IoT
-rule forwards them into the stream and the consumer keeps each one in the
-commands table (plugins/aws/dynamodb/command_answers.py); with ``answers``
-this channel records the request there before publishing and reads the item
-until the answer is in (every 50 ms at first, then up to every 250 ms: a few
-dozen reads for a ten-second timeout). Anyone else hearing answers can hand
+rule puts each one into the command-answers table
+(plugins/aws/dynamodb/command_answers.py); with ``answers`` this channel
+records the request before publishing and reads the device's answer item
+until it is in (every 50 ms at first, then up to every 250 ms: a few dozen
+reads for a ten-second timeout). Anyone else hearing answers can hand
 them to ``on_response``. A command not answered within its timeout resolves
 as TIMEOUT, so the future never hangs."""
 
@@ -79,10 +79,10 @@ class IotDataCommandChannel(CommandChannel):
             threading.Thread(target=self._poll, name=f"command-{request_id[:8]}", daemon=True,
                              args=(request_id, command_response_topic(device.organization,
                                                                       device_id),
-                                   time.monotonic() + timeout_s)).start()
+                                   device_id, time.monotonic() + timeout_s)).start()
         return future
 
-    def _poll(self, request_id: str, topic: str, deadline: float) -> None:
+    def _poll(self, request_id: str, topic: str, device_id: str, deadline: float) -> None:
         """Read the commands table until the answer is there, the request is
         resolved otherwise (on_response, the timeout) or the deadline passed."""
         assert self._answers is not None
@@ -92,7 +92,7 @@ class IotDataCommandChannel(CommandChannel):
                 if request_id not in self._pending:
                     return
             try:
-                found = self._answers.find(request_id)
+                found = self._answers.find(request_id, device_id)
             except Exception as exc:  # noqa: BLE001 - throttled or cut: read again
                 log.warning("reading the answer to command %s failed: %s", request_id, exc)
                 found = None

@@ -99,7 +99,8 @@ def _snapshot(c: Counters) -> dict[str, int]:
     return {"RecordsApplied": c.applied, "RecordsReplayed": c.replayed,
             "ReadingsStored": c.readings, "MessagesQuarantined": c.quarantined,
             "BadRecords": c.bad_records, "RecordsRetried": c.failed,
-            "AlertsRaised": c.alerts_raised, "AlertsResolved": c.alerts_resolved}
+            "AlertsRaised": c.alerts_raised, "AlertsResolved": c.alerts_resolved,
+            "CommandAnswersSkipped": c.command_answers_skipped}
 
 
 def _emit(before: dict[str, int], after: dict[str, int]) -> None:

@@ -1,4 +1,4 @@
-"""The IoT rules' stand-in: what devices publish (telemetry and status) from
+"""The stream rules' stand-in: what devices publish (telemetry and status) from
 the sandbox's broker into Kinesis, as the rules' Kinesis action does on AWS
 (partition key = the device id, so a device's messages stay in order on one
 shard).
@@ -45,7 +45,7 @@ def iot_rules() -> RuleAction:
     """The rules as serverless.yml declares them (plugins.aws.stream.rule)."""
     from plugins.aws.stream import rule
 
-    return RuleAction(tuple(rule.TOPIC_FILTERS), rule.rule_record, rule.partition_key)
+    return RuleAction(tuple(rule.STREAM_FILTERS), rule.rule_record, rule.partition_key)
 
 
 @dataclass

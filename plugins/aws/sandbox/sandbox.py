@@ -2,7 +2,8 @@
 
 Start order follows the data: the AWS endpoint and the stage's resources, the
 demo users and alert rules, the broker (with IoT Data's Publish, the IoT
-Jobs device side moto lacks and the shadows on it), the IoT rule into Kinesis, the event
+Jobs device side moto lacks and the shadows on it), the IoT rules (into Kinesis, and the
+devices' command answers into DynamoDB), the event
 source mappings that feed the Lambda handlers, the REST API, and last the
 fleet (so its first readings find everything listening). ``stop`` undoes it
 in reverse; every part stops even when another fails to."""
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.model.roles import Role
+from plugins.aws.sandbox.answers_rule import CommandAnswersRule
 from plugins.aws.sandbox.api import RunningApi, start_api
 from plugins.aws.sandbox.event_sources import Handler, KinesisEventSource, SqsEventSource
 from plugins.aws.sandbox.fleet import ORGANIZATION, start_demo_fleet
@@ -81,6 +83,7 @@ class Sandbox:
     users: list[DemoUser] = field(default_factory=list)
     broker: IotCoreStandIn | None = None
     rule: TelemetryRule | None = None
+    answers_rule: CommandAnswersRule | None = None
     mappings: list[KinesisEventSource | SqsEventSource] = field(default_factory=list)
     schedules: list[ScheduledFunction] = field(default_factory=list)
     api: RunningApi | None = None
@@ -142,6 +145,10 @@ class Sandbox:
         self.rule = TelemetryRule(clients.client("kinesis"), self.resources.telemetry_stream,
                                   (self.broker.host, self.broker.mqtt_port)).start()
         self._stops.append(self.rule.stop)
+        self.answers_rule = CommandAnswersRule(
+            clients.dynamodb, settings.table("command-answers"),
+            (self.broker.host, self.broker.mqtt_port)).start()
+        self._stops.append(self.answers_rule.stop)
 
         consumer = self._function(CONSUMER)
         if consumer is not None:

@@ -20,9 +20,11 @@ nothing twice:
    written last and conditionally: the record is applied.
 
 A device's answer to a command (``cmd/{org}/{device}/res``) is not ingest's:
-it is kept for the REST API waiting on it (plugins/aws/dynamodb/command_answers.py,
-conditional on that device's request waiting, so a replay changes nothing)
-and takes no part in the device's position or seq accounting.
+its own IoT rule puts it where the REST API waits for it
+(plugins/aws/stream/rule.py). One that reaches the stream all the same (put
+there by the rules of an earlier deploy, still in the stream's retention) is
+counted and skipped; it takes no part in the device's position or seq
+accounting.
 
 A failure worth a retry (throttling, a service error, a state write lost to
 another consumer) makes this consumer forget everything it holds in memory —
@@ -50,11 +52,9 @@ from core.ports.alerts import AlertStore
 from core.ports.hub import AlertRuleStore
 from core.ports.registry import DeviceRegistry
 from core.ports.telemetry import TelemetryStore
-from core.protocol.payloads import ProtocolError, decode_command_response
 from core.protocol.topics import DataKind, parse_device_topic
 from core.registrations import AlertRuleTypeSpec
 from core.services.alerting.engine import AlertChange, AlertEngine, ChangeKind
-from plugins.aws.dynamodb.command_answers import DynamoCommandAnswers
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
 from plugins.aws.stream.alert_feed import AlertFeed, outbox_entry
 from plugins.aws.stream.failures import TransientFailure, is_refused_data, is_transient
@@ -80,8 +80,7 @@ class Counters:
     resets: int = 0
     alerts_raised: int = 0
     alerts_resolved: int = 0
-    command_answers: int = 0  # kept for the request waiting on them
-    command_answers_ignored: int = 0  # nobody waits (late, repeated, not ours) or unreadable
+    command_answers_skipped: int = 0  # answers reach the API through their own rule
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -106,7 +105,7 @@ class StreamConsumer:
                  alerts: AlertStore, rules: AlertRuleStore,
                  rule_types: Mapping[str, AlertRuleTypeSpec],
                  quarantine: DynamoQuarantineStore, states: DeviceStateTables,
-                 feed: AlertFeed, answers: DynamoCommandAnswers | None = None,
+                 feed: AlertFeed,
                  auto_register: bool = True,
                  registration: Mapping[str, RegistrationPolicy] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -118,7 +117,6 @@ class StreamConsumer:
         self._quarantine = quarantine
         self._states = states
         self._feed = feed
-        self._answers = answers
         self._auto_register = auto_register
         self._registration = dict(registration or {})
         self._monotonic = monotonic
@@ -200,7 +198,7 @@ class StreamConsumer:
             except BadRecord as exc:
                 quarantine.append((record.sequence_number, self._bad_record(record, str(exc))))
                 continue
-            if self._keep_answer(message):
+            if self._skip_answer(message):
                 continue
             work.append((record, message, _device_of(message.topic)))
         if work:
@@ -272,16 +270,7 @@ class StreamConsumer:
         except BadRecord as exc:
             self._quarantine_bad_record(record, str(exc))
             return
-        try:
-            if self._keep_answer(message):
-                return
-        except Exception as exc:
-            if is_transient(exc):
-                self._retry(None, record, exc)
-            # a retry would fail the same way: the command times out for its sender
-            log.exception("answer %s on %s cannot be kept", record.sequence_number,
-                          message.topic[:200])
-            self.counters.command_answers_ignored += 1
+        if self._skip_answer(message):
             return
         device_id = _device_of(message.topic)
         if device_id is not None and device_id in self._held_back:
@@ -359,29 +348,16 @@ class StreamConsumer:
                 known.position = record.position
         self.counters.applied += 1
 
-    def _keep_answer(self, message: Inbound) -> bool:
-        """True when ``message`` is a device's command answer (kept, or
-        ignored when nobody waits for it); False for what ingest handles."""
+    def _skip_answer(self, message: Inbound) -> bool:
+        """True (counted) when ``message`` is a device's command answer, which
+        its own rule delivers; False for what ingest handles."""
         try:
             parsed = parse_device_topic(message.topic)
         except Exception:  # noqa: BLE001 - ingest quarantines the topic with its reason
             return False
         if parsed is None or parsed.kind is not DataKind.COMMAND_RESPONSE:
             return False
-        kept = False
-        try:
-            response = decode_command_response(message.payload,
-                                               where=f"answer on {message.topic[:200]}")
-        except ProtocolError as exc:
-            log.info("ignored command answer: %s", exc)
-        else:
-            if self._answers is not None:
-                kept = self._answers.answer(response.request_id, parsed.device_id,
-                                            message.payload)
-        if kept:
-            self.counters.command_answers += 1
-        else:
-            self.counters.command_answers_ignored += 1
+        self.counters.command_answers_skipped += 1
         return True
 
     def _load(self, device_id: str) -> _Known:

@@ -13,7 +13,6 @@ from datetime import datetime
 from core.model.timeutil import utcnow
 from plugins.aws.clients import AwsClients, clients_for
 from plugins.aws.dynamodb.alerts import DynamoAlertStore
-from plugins.aws.dynamodb.command_answers import DynamoCommandAnswers
 from plugins.aws.dynamodb.quarantine import DynamoQuarantineStore
 from plugins.aws.dynamodb.registry import DynamoDeviceRegistry
 from plugins.aws.dynamodb.rules import DynamoAlertRuleStore
@@ -67,8 +66,7 @@ def build_consumer(settings: AwsSettings, *, telemetry: str = "dynamodb", queue_
         registry=parts.registry, telemetry=telemetry_store(telemetry, settings, parts.clients),
         alerts=parts.alerts, rules=parts.rules, rule_types=BUILTIN_RULE_TYPES,
         quarantine=DynamoQuarantineStore(parts.clients.dynamodb, settings),
-        states=parts.states, feed=parts.feed, registration=policies,
-        answers=DynamoCommandAnswers(parts.clients.dynamodb, settings))
+        states=parts.states, feed=parts.feed, registration=policies)
 
 
 def build_ticker(settings: AwsSettings, *, queue_url: str = "",

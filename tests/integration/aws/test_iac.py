@@ -241,21 +241,39 @@ def test_names_are_the_ones_the_adapters_use(template: Template) -> None:
 
 
 def test_the_topic_rules_are_the_ones_the_stream_package_declares(template: Template) -> None:
+    from plugins.aws.settings import AwsSettings
     from plugins.aws.stream import rule
 
     rules = {r.logical_id: r.properties["TopicRulePayload"]
              for r in template.of_type("AWS::IoT::TopicRule")}
-    assert sorted(p["Sql"] for p in rules.values()) == sorted(rule.RULES_SQL)
-    # the sandbox's stand-in forwards rule.TOPIC_FILTERS: exactly what the rules select
-    assert sorted(p["Sql"].rsplit(" FROM ", 1)[1].strip("'") for p in rules.values()) \
-        == sorted(rule.TOPIC_FILTERS)
+    into_stream = {name: p for name, p in rules.items() if "Kinesis" in p["Actions"][0]}
+    assert sorted(p["Sql"] for p in into_stream.values()) == sorted(rule.STREAM_RULES_SQL)
+    # the sandbox's stand-in forwards rule.STREAM_FILTERS: exactly what the rules select
+    assert sorted(p["Sql"].rsplit(" FROM ", 1)[1].strip("'") for p in into_stream.values()) \
+        == sorted(rule.STREAM_FILTERS)
     stream = template.resources["TelemetryStream"].properties["Name"]
     assert stream == rule.stream_name(STAGE)
     for payload in rules.values():
         assert payload["AwsIotSqlVersion"] == rule.RULE_SQL_VERSION
+        assert payload["ErrorAction"]["Sqs"]["QueueUrl"] == {"Ref": "TelemetryFailuresQueue"}
+    for payload in into_stream.values():
         (action,) = payload["Actions"]
         assert action["Kinesis"]["StreamName"] == {"Ref": "TelemetryStream"}
         assert "".join(action["Kinesis"]["PartitionKey"]["Fn::Join"][1]) == rule.PARTITION_KEY
+    # the answers: one more rule, its SQL the stand-in's (rule.answer_item evaluates it),
+    # put into the table the API's DynamoCommandAnswers reads
+    (answers,) = (p for name, p in rules.items() if name not in into_stream)
+    assert answers["Sql"] == rule.ANSWERS_RULE_SQL
+    (action,) = answers["Actions"]
+    table = template.resources[action["DynamoDBv2"]["PutItem"]["TableName"]["Ref"]]
+    settings = AwsSettings(region=REGION, stage=STAGE)
+    assert table.properties["TableName"] == settings.table("command-answers")
+    role = template.resources[action["DynamoDBv2"]["RoleArn"]["Fn::GetAtt"][0]]
+    grants = [s for policy in role.properties["Policies"]
+              for s in policy["PolicyDocument"]["Statement"]
+              if "dynamodb:PutItem" in s["Action"]]
+    assert [g["Resource"] for g in grants] == [
+        [{"Fn::GetAtt": [action["DynamoDBv2"]["PutItem"]["TableName"]["Ref"], "Arn"]}]]
 
 
 def test_the_stack_outputs_the_console_reads_are_declared(template: Template) -> None:
