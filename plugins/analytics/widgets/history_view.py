@@ -42,6 +42,8 @@ from plugins.analytics.widgets.series_picker import SeriesPicker
 from plugins.analytics.widgets.time_chart import ChartSeries, TimeChart
 
 PICK_HINT = "Pick one or more devices on the left, then a metric, to draw their history."
+NO_READINGS_HINT = ("No readings are stored for the chosen devices yet. Their metrics "
+                    "appear on the left once they report, and the chart draws them.")
 RESOLUTIONS: tuple[tuple[str, int | str | None], ...] = (
     ("Auto (fit width)", "auto"), ("Raw readings", None), ("10 s", 10_000), ("1 min", 60_000),
     ("5 min", 300_000), ("15 min", 900_000), ("1 hour", 3_600_000),
@@ -171,8 +173,9 @@ class HistoryView(QWidget):
             self.status.setText(str(exc))
             return
         if request is None:
-            self.status.setText("Pick devices and a metric")
-            self.chart.set_hint(PICK_HINT)
+            waiting = self.picker.waiting_for_readings
+            self.status.setText("Waiting for readings" if waiting else "Pick devices and a metric")
+            self.chart.set_hint(NO_READINGS_HINT if waiting else PICK_HINT)
             return
         self.load(request, fit=self.fit_range)
 

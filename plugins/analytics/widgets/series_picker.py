@@ -1,7 +1,10 @@
 """Pick devices and metrics: two filterable multi-select lists.
 
 Metrics follow the chosen devices (a pump has no humidity), loaded in the
-background through the analytics use cases.
+background through the analytics use cases. Devices with no stored readings
+yet (a fleet just started, a device just installed) offer no metrics; the
+picker looks again every few seconds until some arrive, so the person is not
+left re-selecting the device to find out.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from core.model import Device
 from core.ports.fleet_api import FleetApi
 
 PREFERRED_METRICS = ("temperature", "load", "power_w", "battery_pct", "rssi")
+#: how often devices that offered no metrics are asked again
+METRICS_RETRY_MS = 3000
 
 
 DEVICE_ID = Qt.ItemDataRole.UserRole
@@ -62,6 +67,15 @@ class SeriesPicker(QWidget):
         layout.addWidget(self.devices, 3)
         layout.addWidget(QLabel("Metrics"))
         layout.addWidget(self.metrics, 2)
+        self.metrics_hint = QLabel("")
+        self.metrics_hint.setProperty("role", "secondary")
+        self.metrics_hint.setWordWrap(True)
+        self.metrics_hint.hide()
+        layout.addWidget(self.metrics_hint)
+        self._metrics_retry = QTimer(self)
+        self._metrics_retry.setSingleShot(True)
+        self._metrics_retry.setInterval(METRICS_RETRY_MS)
+        self._metrics_retry.timeout.connect(self._ask_metrics_again)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(150)
@@ -112,6 +126,7 @@ class SeriesPicker(QWidget):
         self._devices_changed()
 
     def _devices_changed(self) -> None:
+        self._metrics_retry.stop()
         devices = self.selected_devices()
         api_of = self._api_of
 
@@ -122,6 +137,15 @@ class SeriesPicker(QWidget):
         self._background.start(load, self._metrics_loaded, lambda _exc: None, key="metrics")
 
     def _metrics_loaded(self, names: list[str]) -> None:
+        waiting = bool(self.selected_devices()) and not names
+        self.metrics_hint.setText("No readings stored for these devices yet; looking again "
+                                  f"every {METRICS_RETRY_MS // 1000} s" if waiting else "")
+        self.metrics_hint.setVisible(waiting)
+        if waiting:  # metrics asked for in code still apply once readings arrive
+            self.metrics.clear()
+            self._metrics_retry.start()
+            self._debounce.start()  # the chart says what is missing
+            return
         chosen = set(self._wanted_metrics or self.selected_metrics())
         self._wanted_metrics = []
         if not chosen & set(names):
@@ -135,6 +159,14 @@ class SeriesPicker(QWidget):
             item.setSelected(name in chosen)
         self.metrics.blockSignals(False)
         self._debounce.start()
+
+    def _ask_metrics_again(self) -> None:
+        if self.metrics.count() or not self.selected_devices():
+            return
+        if not self.isVisible():  # another page is shown: ask when it is back in view
+            self._metrics_retry.start()
+            return
+        self._devices_changed()
 
     def _apply_filter(self, text: str) -> None:
         needle = text.strip().lower()
@@ -152,6 +184,11 @@ class SeriesPicker(QWidget):
 
     def selected_metrics(self) -> list[str]:
         return sorted(item.text() for item in self.metrics.selectedItems())
+
+    @property
+    def waiting_for_readings(self) -> bool:
+        """Devices are chosen but none has a stored reading yet."""
+        return not self.metrics_hint.isHidden()
 
     def metric_names(self) -> list[str]:
         return [self.metrics.item(i).text() for i in range(self.metrics.count())]

@@ -124,3 +124,36 @@ def test_raw_csv_and_images(qtbot, analytics_page, seeded, tmp_path):
     assert "<svg" in svg and "<path" in svg
     assert not files.write_image(tmp_path / "chart.gif")
     assert "not one of .png, .svg" in analytics_page.history.status.text()
+
+
+def test_a_device_without_readings_yet_offers_its_metrics_once_they_arrive(
+        qtbot, analytics_page, store):
+    """A technician picks a device installed a minute ago: the picker says why there is
+    nothing to choose and looks again by itself, and the chart draws the first readings
+    without the device being picked a second time."""
+    from core.model import Device, Reading
+    from core.model.timeutil import utcnow
+    from plugins.analytics.widgets.series_picker import METRICS_RETRY_MS
+
+    store.registry.upsert(Device("env-new", device_type="environmental", organization="acme"))
+    picker = analytics_page.history.picker
+    picker.set_devices(store.registry.list())
+    picker.select(["env-new"], ["temperature"])
+    analytics_page.tabs.setCurrentWidget(analytics_page.history)
+    qtbot.waitUntil(lambda: picker.metrics_hint.isVisible(), timeout=10_000)
+    assert picker.metric_names() == []
+    assert "No readings stored for these devices yet" in picker.metrics_hint.text()
+    qtbot.waitUntil(lambda: analytics_page.history.status.text() == "Waiting for readings",
+                    timeout=5_000)
+    now = utcnow()
+    store.telemetry.write_batch([Reading("env-new", metric, now - timedelta(seconds=s), v)
+                                 for s in range(1, 31)
+                                 for metric, v in (("temperature", 21.0 + s / 10),
+                                                   ("humidity", 40.0))])
+    with qtbot.waitSignal(analytics_page.history.loaded,
+                          timeout=METRICS_RETRY_MS + 10_000) as blocker:
+        pass
+    assert blocker.args[0].request.metrics == ("temperature",)  # the one asked for, kept
+    assert picker.metric_names() == ["humidity", "temperature"]
+    assert not picker.metrics_hint.isVisible()
+    assert sum(len(s) for s in blocker.args[0].series) == 30
