@@ -397,8 +397,7 @@ class EmbeddedBroker:
             ) from None
         ready = threading.Event()
         failure: list[BaseException] = []
-        plugins: dict[str, Any] = {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                                   {"allow_anonymous": True}}
+        plugins: dict[str, Any] = {"simulator.broker_amqtt.AcceptEveryClient": {}}
         if self.credentials is not None:
             self._workdir = private_workdir("broker-")
             self._write_auth()

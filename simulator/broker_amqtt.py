@@ -1,4 +1,5 @@
-"""amqtt plugins that read the same password and ACL files as mosquitto.
+"""amqtt plugins: the same password and ACL files as mosquitto, and an open door
+that still keeps sessions.
 
 amqtt's own ``FileAuthPlugin`` knows Argon2 and ``$6$`` hashes only, not
 mosquitto's PBKDF2-SHA512 (``$7$``), and its topic ACL has no per-user
@@ -28,6 +29,19 @@ _LOADED: list[Any] = []  # live plugin instances, for reload()
 def reload() -> None:
     for plugin in list(_LOADED):
         plugin.load()
+
+
+class AcceptEveryClient(BaseAuthPlugin):  # type: ignore[misc]
+    """Lets every client in, as amqtt's ``AnonymousAuthPlugin`` does, without
+    marking its session anonymous. amqtt drops an anonymous session the moment
+    its client disconnects and queues nothing for it, so a device's persistent
+    session (``clean_session=False``) was lost across every reboot and link
+    drop: a command published while the device was away never reached it.
+    Brokers that check no credentials (the AWS sandbox's IoT Core stand-in, an
+    anonymous embedded broker) keep sessions as IoT Core and mosquitto do."""
+
+    async def authenticate(self, *, session: Any) -> bool:
+        return True
 
 
 class MosquittoPasswordAuth(BaseAuthPlugin):  # type: ignore[misc]

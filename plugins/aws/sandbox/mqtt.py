@@ -67,8 +67,8 @@ class IotCoreStandIn:
                 "ws": {"type": "ws", "bind": f"{self.host}:{self.ws_port}",
                        "max_connections": 0},
             },
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                        {"allow_anonymous": True}},
+            # every client in (the sandbox checks no certificate), sessions kept
+            "plugins": {"simulator.broker_amqtt.AcceptEveryClient": {}},
         }
         broker_class = _aws_topic_broker_class()
         ready = threading.Event()

@@ -198,3 +198,13 @@ def test_an_iot_data_publish_reaches_the_brokers_subscribers(
     from moto.iotdata.models import IoTDataPlaneBackend
 
     assert IoTDataPlaneBackend.publish.__qualname__ == "IoTDataPlaneBackend.publish"
+
+
+def test_a_device_gets_the_command_published_while_it_rebooted(broker: IotCoreStandIn) -> None:
+    """IoT Core keeps a device's persistent session: a command sent in the seconds a
+    device reboots reaches it when it is back (the sandbox's broker let every client
+    in as anonymous, and amqtt keeps no session for those)."""
+    from tests.integration.simulator.test_broker import command_published_while_away_is_delivered
+
+    assert command_published_while_away_is_delivered(broker.host, broker.mqtt_port) \
+        == [(b"reboot", True)]

@@ -85,3 +85,48 @@ def test_a_port_it_chose_and_lost_before_starting_is_chosen_again(mosquitto_brok
 def test_free_port_is_bindable():
     port = find_free_port()
     assert 1024 < port < 65536
+
+
+def command_published_while_away_is_delivered(host: str, port: int) -> list[tuple[bytes, bool]]:
+    """A device with a persistent session loses its link without DISCONNECT (a
+    reboot); a QoS 1 command published while it is away must reach it when it
+    connects again, with the broker saying its session was kept. Returns what
+    the device received and the session-present flag of each CONNACK."""
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    present: list[bool] = []
+    subscribed = threading.Event()
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="persistent-device",
+                         clean_session=False)
+    device.on_connect = lambda c, u, flags, r, p: (present.append(flags.session_present),
+                                                   c.subscribe("cmd/acme/persistent-device/req",
+                                                               qos=1))
+    device.on_subscribe = lambda *a: subscribed.set()
+    device.on_message = lambda c, u, m: received.append(bytes(m.payload))
+    device.reconnect_delay_set(1, 1)
+    device.connect(host, port, keepalive=10)
+    device.loop_start()
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="console-sender")
+    sender.connect(host, port)
+    sender.loop_start()
+    try:
+        assert subscribed.wait(10)
+        device.socket().shutdown(socket.SHUT_RDWR)  # the reboot: no DISCONNECT
+        time.sleep(0.1)
+        sender.publish("cmd/acme/persistent-device/req", b"reboot", qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        device.disconnect()
+        device.loop_stop()
+    return list(zip(received, present[1:2], strict=False))
+
+
+def test_a_persistent_session_gets_what_was_published_while_it_was_away(any_broker):
+    assert command_published_while_away_is_delivered(any_broker.host, any_broker.port) \
+        == [(b"reboot", True)]
