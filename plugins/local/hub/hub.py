@@ -798,9 +798,11 @@ class Hub:
                 last_rollout = now
                 self._rollout_tick()
             lost = self._link_lost_at
-            if now - last_housekeeping >= HOUSEKEEPING_EVERY_S or (
-                    lost is not None and lost != last_lost):
-                last_housekeeping, last_lost = now, lost  # at once after a link loss
+            if lost is not None and lost != last_lost:
+                last_housekeeping, last_lost = now, lost
+                self._after_link_loss()
+            elif now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
+                last_housekeeping = now
                 self._guard("housekeeping", self._housekeeping)
             if now - last_alive >= ALIVE_EVERY_S:
                 last_alive = now
@@ -810,6 +812,16 @@ class Hub:
             if now - last_reload >= RELOAD_EVERY_S:
                 last_reload = now
                 self._guard("registry reload", self._reload_registry)
+
+    def _after_link_loss(self) -> None:
+        """Housekeeping at once after a link loss, so the Last Wills of a dying
+        broker are undone at once (outage_wills.py). Those Wills came before the
+        loss on the same connection, but may have reached the inbox after this
+        turn's drain (the network thread appends them, then notes the loss):
+        they are drained first, or the devices would show offline until the
+        next housekeeping five seconds later."""
+        self._guard("telemetry", functools.partial(self._drain_telemetry, final=False))
+        self._guard("housekeeping", self._housekeeping)
 
     def _drain_requests(self) -> None:
         """Shadow and jobs requests: each answered, then acknowledged. A database

@@ -114,3 +114,35 @@ def test_a_lost_link_heard_late_through_the_receivers_pipe_is_dated_when_the_chi
         assert cache.devices["out-00000"].status is DeviceStatus.ONLINE
     finally:
         store.close()
+
+
+def test_wills_that_reach_the_inbox_after_the_writers_drain_are_undone_at_once(
+        tmp_path: Path) -> None:
+    """A fresh-clone CI run showed 6 of 6 devices offline through an outage in thread
+    mode: the network thread appends the broker's dying Wills and then notes the link
+    lost, and the writer can take that loss between its drain and its housekeeping.
+    Housekeeping then found nothing to undo, the Wills were applied on the next turn,
+    and the devices showed offline until the next housekeeping five seconds later."""
+    from core.model import Device
+    from core.model.timeutil import utcnow
+    from core.protocol.payloads import Status
+    from core.protocol.topics import status_topic
+
+    store = Store.open(f"sqlite:///{tmp_path / 'hub.db'}")
+    ids = [f"will-{n}" for n in range(3)]
+    seen = utcnow()
+    store.registry.upsert_many([Device(d, organization="acme", status=DeviceStatus.ONLINE,
+                                       last_seen=seen, updated_at=seen) for d in ids])
+    try:
+        hub = Hub(store, EventBus(), "127.0.0.1", 1, receiver="thread")
+        hub.cache.load()
+        hub._on_state("connected")  # listening
+        for device_id in ids:  # the broker's dying burst, on the network thread
+            hub._on_message(status_topic("acme", device_id),
+                            Status("offline", reason="connection lost").encode())
+        hub._on_state("connection lost")  # then the loss, noted after the Wills
+        hub._after_link_loss()  # the writer's turn that sees the loss
+        assert _offline(hub, ids) == []
+        assert len(hub._inbox) == 0
+    finally:
+        store.close()
