@@ -264,12 +264,16 @@ class StoreHealth:
             log.warning("database still unavailable after %.0f s (%s): %s",
                         self.unavailable_for() or 0.0, stage, self.last_error)
 
-    def recovered(self) -> float | None:
-        """Ends an outage; returns how long it lasted, None if there was none."""
+    def recovered(self, count: Callable[[float], None] | None = None) -> float | None:
+        """Ends an outage; returns how long it lasted, None if there was none.
+        ``count(lasted)`` books it before the outage ends for readers: a status
+        line that finds the database available again must find it counted."""
         with self._lock:
             if self.down_since is None:
                 return None
             lasted = self._clock() - self.down_since
+            if count is not None:
+                count(lasted)
             self.down_since = None
         log.warning("database available again after %.0f s", lasted)
         return lasted
@@ -1068,14 +1072,15 @@ class Hub:
             self._failed_write()
             return
         if self.health.down:
-            lasted = self.health.recovered()
-            if lasted is not None:
-                c = self.counters
-                c.outages += 1
-                c.last_outage_s = lasted
-                c.longest_outage_s = max(c.longest_outage_s, lasted)
+            self.health.recovered(self._count_outage)
             self._wake.set()
         self._retry_delay = RETRY_MIN_S
+
+    def _count_outage(self, lasted: float) -> None:
+        c = self.counters
+        c.outages += 1
+        c.last_outage_s = lasted
+        c.longest_outage_s = max(c.longest_outage_s, lasted)
 
     def _rollout_tick(self) -> None:
         """Releases, aborts, timeouts and retries; then the devices' step timers."""
