@@ -63,7 +63,7 @@ class AwsBackend(Backend):
             if (found := registry.find(d)) is not None else None)
         iot_data = clients.client("iot-data")  # shadows and the command topic
         self.shadows = IotDataShadowService(iot_data)
-        # answers meet their request in the commands table (the stream consumer keeps them)
+        # answers meet their request in the command-answers table (their own IoT rule puts them)
         self.commands = IotDataCommandChannel(iot_data, self.registry,
                                               DynamoCommandAnswers(dynamodb, settings))
         # device messages the stream consumer refused (plugins/aws/stream)

@@ -10,11 +10,10 @@
 Why a table: on AWS the REST API that sends a command is a Lambda no MQTT
 message reaches, so the answer meets the waiting request here; the API reads
 the item until the answer is there or the command's timeout has passed
-(``find``). The device id is part of the key, and IoT Core's policy lets a
-device publish only on its own topics: another device answering the same
-request id writes another item, which nobody reads. A second (at-least-once)
-delivery puts the same answer again. Both tables expire items after a day
-(TTL ``expires_at``).
+(``find``). The device id (the answer topic's) is part of the key: another
+device answering the same request id writes another item, which nobody reads.
+A second (at-least-once) delivery puts the same answer again. Both tables
+expire items after a day (TTL ``expires_at``).
 """
 
 from __future__ import annotations

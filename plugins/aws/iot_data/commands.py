@@ -83,7 +83,7 @@ class IotDataCommandChannel(CommandChannel):
         return future
 
     def _poll(self, request_id: str, topic: str, device_id: str, deadline: float) -> None:
-        """Read the commands table until the answer is there, the request is
+        """Read the device's answer item until it is there, the request is
         resolved otherwise (on_response, the timeout) or the deadline passed."""
         assert self._answers is not None
         delay = FIRST_POLL_S

@@ -69,6 +69,8 @@ class IotCoreStandIn:
             },
             # every client in (the sandbox checks no certificate), sessions kept
             "plugins": {"simulator.broker_amqtt.AcceptEveryClient": {}},
+            # kept sessions whose clients never come back expire (IoT Core's default)
+            "session_expiry_interval": 3600,
         }
         broker_class = _aws_topic_broker_class()
         ready = threading.Event()

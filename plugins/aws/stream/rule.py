@@ -53,9 +53,10 @@ STREAM_RULES_SQL = (TELEMETRY_RULE_SQL, STATUS_RULE_SQL)
 #: how long an answer is kept (the table's TTL attribute ``expires_at``)
 ANSWER_KEEP_S = 24 * 3600
 #: the answers rule: each selected field becomes an attribute of the item the
-#: DynamoDBv2 action puts; (request_id, device_id) is the table's key, and the
-#: device id is the topic's, which IoT Core's policy ties to the device's own
-#: certificate, so no device can answer for another
+#: DynamoDBv2 action puts; (request_id, device_id) is the table's key and the
+#: device id is the topic's, so another device answering the same request id
+#: writes an item nobody reads (a device policy naming
+#: ``iot:Connection.Thing.ThingName`` keeps each device to its own topics)
 ANSWERS_RULE_SQL = (
     "SELECT request_id, topic(3) AS device_id, encode(*, 'base64') AS answer, "
     "timestamp() AS answered_at_ms, "
