@@ -48,9 +48,11 @@ contracts: $(DEVSTAMP)
 # worker processes (pytest-xdist) pay off even on 2 cores. --dist loadfile keeps each
 # test file on one worker: module-scoped hubs and brokers are built once, as in a serial
 # run; tests/conftest.py also keeps tests/chaos on one worker, one test at a time.
-# `make test PYTEST_WORKERS=0` runs it serially.
+# `make test PYTEST_WORKERS=0` runs it serially. A worker that crashes (a segfault)
+# ends the run at once, naming the test it ran: xdist 3.8 replacing it under
+# --dist loadfile can leave the run waiting for work forever (pytest-xdist #784).
 PYTEST_WORKERS ?= 3
-PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile --durations=20
+PYTEST_ARGS := -n $(PYTEST_WORKERS) --dist loadfile --max-worker-restart=0 --durations=20
 
 # Serverless Framework v3 for the AWS backend's template check (tests/integration/aws/
 # test_serverless_package.py): installed from the lock file, reinstalled when it changes.
