@@ -217,7 +217,7 @@ def test_the_receiver_drops_qos0_beyond_its_buffer_and_skips_stale_tokens(broker
 def test_the_same_stream_is_stored_identically_in_thread_and_process_modes(broker, tmp_path):
     """Two hubs on one broker, one receiving on its own thread and one through a
     child process, take the same simulated QoS 1 stream at the same time: the
-    same rows, link statistics and quarantine."""
+    same rows, per-device counts of stored and lost messages, and quarantine."""
     threaded, threaded_store = _hub(broker, tmp_path / "thread.db", "thread")
     process, process_store = _hub(broker, tmp_path / "process.db", "process")
     witness = Witness(broker.host, broker.port, f"rx-diff-{time.monotonic_ns()}")
@@ -236,12 +236,24 @@ def test_the_same_stream_is_stored_identically_in_thread_and_process_modes(broke
         assert threaded.receiver is None and process.receiver is not None
         assert _rows(tmp_path / "thread.db") == _rows(tmp_path / "process.db")
 
+        # What each hub stored, lost and saw last. Not ``out_of_order``: it counts
+        # the messages the broker handed that hub after a later one, and mosquitto
+        # reorders QoS 1 deliveries to whichever subscriber is slower at the time
+        # (two CI runs differed there under load); the loss those gaps counted is
+        # given back when the late message comes, so ``lost`` agrees regardless.
         def stats(store: Store) -> list[tuple]:
-            return sorted((s.device_id, s.received, s.lost, s.out_of_order, s.last_seq)
+            return sorted((s.device_id, s.received, s.lost, s.last_seq)
                           for s in store.link_stats.list())
 
-        wait_until(lambda: stats(threaded_store) == stats(process_store), 30,
-                   "link statistics differ between the modes")
+        try:
+            wait_until(lambda: stats(threaded_store) == stats(process_store), 30)
+        except AssertionError:
+            thread_stats, process_stats = stats(threaded_store), stats(process_store)
+            raise AssertionError(
+                "link statistics differ between the modes (device, received, lost, "
+                "last seq): thread "
+                f"{sorted(set(thread_stats) - set(process_stats))}, process "
+                f"{sorted(set(process_stats) - set(thread_stats))}") from None
         assert threaded.counters.quarantined == process.counters.quarantined
         assert threaded.counters.readings_written == process.counters.readings_written
     finally:
