@@ -56,6 +56,7 @@ from core.model.events import TelemetryReceived  # noqa: E402
 from core.ports.backend import Backend  # noqa: E402
 from core.services.event_bus import EventBus  # noqa: E402
 from core.store import Store  # noqa: E402
+from core.store.telemetry import minutes_in  # noqa: E402
 from plugins.analytics.history import HistoryRequest, load_history  # noqa: E402
 from plugins.analytics.widgets.history_view import chart_series  # noqa: E402
 from plugins.analytics.widgets.live_view import LiveView  # noqa: E402
@@ -130,8 +131,10 @@ def history_phase(app: QApplication, store: Store, db_path: Path, devices: list[
     def sqlite_fetch() -> None:
         with sqlite3.connect(db_path) as conn:
             rows = conn.execute(
-                "SELECT ts, value FROM telemetry WHERE device_id=? AND metric=? AND ts>=? "
-                "AND ts<? ORDER BY ts", (devices[0], "temperature", start_ms, end_ms)).fetchall()
+                "SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
+                + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi ORDER BY ts",
+                {"mlo": start_ms // 60_000, "mhi": (end_ms - 1) // 60_000, "d": devices[0],
+                 "m": "temperature", "lo": start_ms, "hi": end_ms}).fetchall()
         assert len(rows) == DAY_S
 
     out["baseline_sqlite3_fetch_1"], _ = median_ms(sqlite_fetch, repeat)
@@ -175,9 +178,10 @@ def seed_week(store: Store, devices: list[str], start: datetime, seconds: int) -
                   + rng.normal(0, 0.4, int(keep.sum()))).tolist()
         with store.engine.begin() as conn:
             cur = conn.connection.cursor()
-            cur.executemany("INSERT INTO telemetry (device_id, metric, ts, value)"
-                            " VALUES (?, 'temperature', ?, ?)",
-                            list(zip([device] * len(ts), ts, values, strict=True)))
+            cur.executemany("INSERT INTO telemetry (minute, device_id, metric, ts, value)"
+                            " VALUES (?, ?, 'temperature', ?, ?)",
+                            [(t // 60_000, device, t, v)
+                             for t, v in zip(ts, values, strict=True)])
             # The newest value too, as write_batch keeps it (metric lists read it).
             cur.execute("INSERT INTO telemetry_latest (device_id, metric, ts, value)"
                         " VALUES (?, 'temperature', ?, ?)", (device, ts[-1], values[-1]))

@@ -44,6 +44,7 @@ from core.ingest.batch import ReadingBatch  # noqa: E402
 from core.model import Reading  # noqa: E402
 from core.model.timeutil import from_epoch_ms  # noqa: E402
 from core.store import Store, create_store_engine  # noqa: E402
+from core.store.telemetry import minutes_in  # noqa: E402
 
 T0_MS = 1_725_148_800_000  # 2024-09-01T00:00:00Z
 METRICS = ("temperature", "humidity", "pressure", "battery", "rssi", "co2")
@@ -152,10 +153,11 @@ def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int
     raw_times, store_times = [], []
     for _ in range(repeats):
         conn = fresh_sqlite_baseline(tmp)
+        keyed = [[(r[2] // 60_000, *r) for r in part] for part in batches(rows, batch)]
         t = time.perf_counter()
-        for part in batches(rows, batch):
+        for part in keyed:
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?)", part)
+            conn.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", part)
             conn.execute("COMMIT")
         raw_times.append(time.perf_counter() - t)
         conn.close()
@@ -194,10 +196,11 @@ def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
         with pg_schema(url) as (schema, args):
             Store.open(url, connect_args=args).close()
             with psycopg.connect(conninfo, options=f"-csearch_path={schema}") as conn:
+                keyed = [[(r[2] // 60_000, *r) for r in part] for part in batches(rows, batch)]
                 t = time.perf_counter()
-                for part in batches(rows, batch):
+                for part in keyed:
                     with conn.transaction(), conn.cursor() as cur, cur.copy(
-                        "COPY telemetry (device_id, metric, ts, value) FROM STDIN"
+                        "COPY telemetry (minute, device_id, metric, ts, value) FROM STDIN"
                     ) as copy:
                         for row in part:
                             copy.write_row(row)
@@ -278,9 +281,11 @@ def query_sqlite(tmp: Path, points: int, repeats: int) -> dict[str, Any]:
     import numpy as np
     start = from_epoch_ms(T0_MS)
     end = start + timedelta(seconds=points)
-    args = ("dev-q", "temperature", T0_MS, T0_MS + points * 1000)
-    sql = ("SELECT ts, value FROM telemetry WHERE device_id=? AND metric=?"
-           " AND ts>=? AND ts<? ORDER BY ts")
+    args = {"mlo": T0_MS // 60_000, "mhi": (T0_MS + points * 1000 - 1) // 60_000,
+            "d": "dev-q", "m": "temperature", "lo": T0_MS, "hi": T0_MS + points * 1000}
+    # The store's own query: the key leads with the minute, a seek per minute.
+    sql = ("SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
+           + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi ORDER BY ts")
     with sqlite_store(tmp) as store:
         _seed_query(store, points)
         db_path = store.engine.url.database
@@ -326,9 +331,13 @@ def query_pg(url: str, points: int, repeats: int) -> dict[str, Any]:
 
                 def bare() -> None:
                     rows = conn.execute(
-                        "SELECT ts, value FROM telemetry WHERE device_id=%s AND metric=%s"
-                        " AND ts>=%s AND ts<%s ORDER BY ts",
-                        ("dev-q", "temperature", T0_MS, T0_MS + points * 1000)).fetchall()
+                        "SELECT ts, value FROM telemetry WHERE "
+                        + minutes_in("postgresql", "%(mlo)s", "%(mhi)s")
+                        + " AND device_id = %(d)s AND metric = %(m)s AND ts >= %(lo)s"
+                        " AND ts < %(hi)s ORDER BY ts",
+                        {"mlo": T0_MS // 60_000, "mhi": (T0_MS + points * 1000 - 1) // 60_000,
+                         "d": "dev-q", "m": "temperature", "lo": T0_MS,
+                         "hi": T0_MS + points * 1000}).fetchall()
                     assert len(rows) == points
 
                 return _query_figures(points, repeats, ours, bare,

@@ -55,9 +55,10 @@ _PG_UPSERT = (
 _SQLITE_REPAIR = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
     " SELECT t.device_id, t.metric, t.ts, t.value FROM telemetry t"
-    " JOIN (SELECT device_id, metric, max(ts) AS ts FROM telemetry WHERE ts >= :since"
-    "       GROUP BY device_id, metric) m"
-    " ON t.device_id = m.device_id AND t.metric = m.metric AND t.ts = m.ts"
+    " JOIN (SELECT device_id, metric, max(ts) AS ts FROM telemetry"
+    "       WHERE minute >= :since_minute AND ts >= :since GROUP BY device_id, metric) m"
+    " ON t.minute = m.ts / 60000 AND t.device_id = m.device_id AND t.metric = m.metric"
+    " AND t.ts = m.ts"
     " WHERE true"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
@@ -65,7 +66,7 @@ _SQLITE_REPAIR = (
 _PG_REPAIR = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
     " SELECT DISTINCT ON (device_id, metric) device_id, metric, ts, value FROM telemetry"
-    " WHERE ts >= :since ORDER BY device_id, metric, ts DESC"
+    " WHERE minute >= :since_minute AND ts >= :since ORDER BY device_id, metric, ts DESC"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
 )
@@ -95,21 +96,26 @@ def repair_latest(engine: Engine) -> int:
     ``telemetry_latest`` when it stopped (a crash, a kill) into it; returns how
     many markers were repaired (0 after a clean stop).
 
-    A scan of ``telemetry`` from the oldest marker on (the primary key leads
-    with the device, so on a large table this reads it all): paid once, at
-    the start after a crash, never on the ingest path."""
+    A scan of ``telemetry`` from the oldest marker's minute on (the primary
+    key leads with the minute): paid once, at the start after a crash, never
+    on the ingest path."""
     with engine.begin() as conn:
         return repair_latest_in(conn)
 
 
-def repair_latest_in(conn: Connection) -> int:
-    """:func:`repair_latest` inside the caller's transaction (a migration)."""
+def repair_latest_in(conn: Connection, *, minute_key: bool = True) -> int:
+    """:func:`repair_latest` inside the caller's transaction (a migration;
+    ``minute_key=False`` for a table from before migration 0017, which has no
+    ``minute`` column)."""
     repair = _PG_REPAIR if conn.dialect.name == "postgresql" else _SQLITE_REPAIR
+    if not minute_key:
+        repair = (repair.replace("minute >= :since_minute AND ", "")
+                  .replace("t.minute = m.ts / 60000 AND ", ""))
     markers = conn.execute(text("SELECT writer, since_ms FROM telemetry_latest_pending")).all()
     if not markers:
         return 0
     since = min(int(m[1]) for m in markers)
-    conn.execute(text(repair), {"since": since})
+    conn.execute(text(repair), {"since": since, "since_minute": since // 60_000})
     for writer, since_ms in markers:
         conn.execute(text("DELETE FROM telemetry_latest_pending"
                           " WHERE writer = :w AND since_ms = :s"),

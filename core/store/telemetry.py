@@ -51,22 +51,21 @@ FOLD_LAG_MS = 3_600_000
 LATE_MARGIN_MS = 600_000
 _IN_CHUNK = 500  # devices per grouped query (bound parameters stay far below limits)
 _QUERY_THREADS = 4
-_SQLITE_INSERT = (
-    "INSERT OR IGNORE INTO telemetry (device_id, metric, ts, value) VALUES (?, ?, ?, ?)"
-)
-_PG_COPY = "COPY telemetry (device_id, metric, ts, value) FROM STDIN"
+_SQLITE_INSERT = ("INSERT OR IGNORE INTO telemetry (minute, device_id, metric, ts, value)"
+                  " VALUES (?, ?, ?, ?, ?)")
+_PG_COPY = "COPY telemetry (minute, device_id, metric, ts, value) FROM STDIN"
 # Per session; ON COMMIT DELETE ROWS empties it with each batch's transaction
 # (a rolled-back batch takes its rows, or the table, with it); n keeps the order.
 _PG_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging (n bigserial,"
-    " device_id varchar(128) NOT NULL, metric varchar(64) NOT NULL,"
+    " minute bigint NOT NULL, device_id varchar(128) NOT NULL, metric varchar(64) NOT NULL,"
     " ts bigint NOT NULL, value double precision NOT NULL)"
     " ON COMMIT DELETE ROWS"
 )
-_PG_STAGE_COPY = "COPY telemetry_staging (device_id, metric, ts, value) FROM STDIN"
+_PG_STAGE_COPY = "COPY telemetry_staging (minute, device_id, metric, ts, value) FROM STDIN"
 _PG_MERGE = (
-    "INSERT INTO telemetry (device_id, metric, ts, value)"
-    " SELECT device_id, metric, ts, value FROM telemetry_staging ORDER BY n"
+    "INSERT INTO telemetry (minute, device_id, metric, ts, value)"
+    " SELECT minute, device_id, metric, ts, value FROM telemetry_staging ORDER BY n"
     " ON CONFLICT DO NOTHING"
 )
 _SQLITE_LATEST = (
@@ -81,31 +80,63 @@ _PG_LATEST = (
     " WHERE excluded.ts > telemetry_latest.ts"
 )
 _ts_of = itemgetter(2)
-# A row's primary key: the SQLite insert takes a batch in key order (stable, so of
-# two copies of one reading the first still wins)
-_key_of = itemgetter(0, 1, 2)
+# A stored row's primary key (minute, device, metric, ts): the SQLite insert takes
+# a batch in key order (stable, so of two copies of one reading the first still wins)
+_key_of = itemgetter(0, 1, 2, 3)
 # SQLite checkpoints the WAL into the database when a commit leaves it longer
 # than this many pages. A large batch dirties about a page per series, the same
 # pages every batch; with room for a few batches between checkpoints each page
 # is copied back once for several commits (+25 % rows/s at 10,000 devices,
 # docs/scaling.md "Group commit"). Small batches keep SQLite's default.
 _WAL_PAGES_DEFAULT, _WAL_PAGES_MAX = 1000, 262_144  # 4 MB .. 1 GB of 4 KB pages
+
+
+def minutes_in(dialect: str, lo: str, hi: str, column: str = "minute") -> str:
+    """SQL true when ``column`` is one of the minutes ``lo`` .. ``hi``
+    (inclusive; SQL expressions, placeholders or integers) that the table
+    holds at all. The telemetry key leads with the minute, so a series' range
+    must be an equality per minute (an index seek each, about half a
+    microsecond for a minute without the series); a range on the minute would
+    step over the whole fleet's rows. The range is clamped in SQL to the
+    table's first and last minute (two seeks): a series asked for "since
+    1970" costs the minutes there are, not 29 million."""
+    if dialect == "postgresql":
+        return (f"{column} = ANY(ARRAY(SELECT generate_series("
+                f"GREATEST(CAST({lo} AS bigint), COALESCE((SELECT min(minute) FROM telemetry),"
+                f" CAST({hi} AS bigint) + 1)), LEAST(CAST({hi} AS bigint),"
+                f" COALESCE((SELECT max(minute) FROM telemetry), CAST({lo} AS bigint) - 1)))))")
+    return (f"{column} IN (WITH RECURSIVE b(lo, hi) AS (SELECT"
+            f" max({lo}, coalesce((SELECT min(minute) FROM telemetry), {hi} + 1)),"
+            f" min({hi}, coalesce((SELECT max(minute) FROM telemetry), {lo} - 1))),"
+            " k(x) AS (SELECT lo FROM b WHERE lo <= hi UNION ALL SELECT x + 1 FROM k, b"
+            " WHERE x < b.hi) SELECT x FROM k)")
+
+
+def minute_span(start_ms: int, end_ms: int) -> tuple[int, int]:
+    """The first and last minute (inclusive) of readings in [start_ms, end_ms)."""
+    return start_ms // MINUTE_MS, max(start_ms, end_ms - 1) // MINUTE_MS
+
+
 _RAW_QUERY = (
-    "SELECT ts, value FROM telemetry WHERE device_id = ? AND metric = ?"
-    " AND ts >= ? AND ts < ? ORDER BY ts"
+    "SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
+    + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi ORDER BY ts"
 )
 # Two bytea blobs built in the server's C code: every ts and value in binary
 # send format (big-endian int8 / float8), concatenated in the subquery's order.
 _RAW_BLOBS_PG = (
     "SELECT string_agg(int8send(ts), ''::bytea), string_agg(float8send(value), ''::bytea)"
-    " FROM (SELECT ts, value FROM telemetry WHERE device_id = %s AND metric = %s"
-    " AND ts >= %s AND ts < %s ORDER BY ts) AS r"
+    " FROM (SELECT ts, value FROM telemetry WHERE "
+    + minutes_in("postgresql", "%(mlo)s", "%(mhi)s")
+    + " AND device_id = %(d)s AND metric = %(m)s AND ts >= %(lo)s AND ts < %(hi)s"
+    " ORDER BY ts) AS r"
 )
+# Text for SQLAlchemy (named parameters on either dialect), the minutes filled in
+# per dialect.
 _FOLD = (
     "INSERT INTO telemetry_minute (device_id, metric, minute_start, min, max, total, count)"
-    " SELECT device_id, metric, ts / 60000 * 60000, min(value), max(value), sum(value),"
-    " count(*) FROM telemetry WHERE device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi"
-    " GROUP BY device_id, metric, ts / 60000 * 60000 ON CONFLICT DO NOTHING"
+    " SELECT device_id, metric, minute * 60000, min(value), max(value), sum(value),"
+    " count(*) FROM telemetry WHERE {minutes} AND device_id = :d AND metric = :m"
+    " AND ts >= :lo AND ts < :hi GROUP BY minute, device_id, metric ON CONFLICT DO NOTHING"
 )
 # Forward only, and never over a mark a late write lowered below where this
 # fold started (:lo): that write deleted minutes this fold did not rebuild.
@@ -130,13 +161,13 @@ _PG_LATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('telemetry_minute'), hash
 _REFOLD_MINUTE = (
     "INSERT INTO telemetry_minute (device_id, metric, minute_start, min, max, total, count)"
     " SELECT t.device_id, t.metric, :cm, min(t.value), max(t.value), sum(t.value), count(*)"
-    " FROM telemetry t WHERE t.ts >= :cm AND t.ts < :cm_end AND EXISTS (SELECT 1 FROM"
+    " FROM telemetry t WHERE t.minute = :cm / 60000 AND EXISTS (SELECT 1 FROM"
     " telemetry_minute_mark k WHERE k.device_id = t.device_id AND k.metric = t.metric"
     " AND k.until_ms > :cm) GROUP BY t.device_id, t.metric"
 )
 
 
-def _raw_pg(raw: Any, params: tuple[str, str, int, int]
+def _raw_pg(raw: Any, params: dict[str, Any]
             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """One row of two blobs read with a binary cursor, then ``np.frombuffer``:
     no per-row Python objects, every double bit for bit (the bare psycopg
@@ -200,6 +231,15 @@ def _unfold_late(cur: Any, rows: list[tuple[str, str, int, float]], horizon: int
              if minute < marks.get((d, m), minute)]
     if lower:
         cur.executemany(unmark, lower)
+
+
+def _delete_raw_before(conn: Connection, cutoff_ms: int) -> int:
+    """Raw rows before ``cutoff_ms``: whole minutes are a range of the key's
+    first column, the minute the cutoff cuts a range within it."""
+    cut = cutoff_ms // MINUTE_MS
+    removed = conn.execute(delete(_t).where(_t.c.minute < cut)).rowcount
+    removed += conn.execute(delete(_t).where(_t.c.minute == cut, _t.c.ts < cutoff_ms)).rowcount
+    return int(removed)
 
 
 def _bucket_series(
@@ -303,7 +343,8 @@ class SqlTelemetryStore(TelemetryStore):
                     # In key order each series' last page is touched once per batch:
                     # at 60,000 series (10,000 devices) arrival order dirtied a page a
                     # row and the commit wrote them all to the WAL (docs/scaling.md).
-                    cursor.executemany(_SQLITE_INSERT, sorted(rows, key=_key_of))
+                    cursor.executemany(_SQLITE_INSERT, sorted(
+                        [(ts // MINUTE_MS, d, m, ts, v) for d, m, ts, v in rows], key=_key_of))
                     written = int(cursor.rowcount)
                     if late:  # under the write lock: no fold runs until commit
                         _unfold_late(cursor, rows, horizon, _SQLITE_UNFOLD, _SQLITE_UNMARK)
@@ -331,7 +372,7 @@ class SqlTelemetryStore(TelemetryStore):
         insert. The COPY text is built in one piece: device ids and metric names
         are validated to characters that need no escaping in COPY's text format,
         and ``repr`` of a finite float reads back as the same double."""
-        data = "".join([f"{d}\t{m}\t{ts}\t{v!r}\n" for d, m, ts, v in rows])
+        data = "".join([f"{ts // MINUTE_MS}\t{d}\t{m}\t{ts}\t{v!r}\n" for d, m, ts, v in rows])
         dbapi = self._engine.dialect.dbapi
         assert dbapi is not None
         buffer = self.latest_buffer
@@ -468,10 +509,12 @@ class SqlTelemetryStore(TelemetryStore):
                                                 _min.c.minute_start >= low))
                 target = {d: max(until, folded.get(d, 0)) for d in ids}
                 folded = {d: min(u, low) for d, u in folded.items()}
-            todo = [{"d": d, "m": metric, "lo": max(folded.get(d, 0), 0), "hi": target[d]}
-                    for d in ids if folded.get(d, 0) < target[d]]
+            todo = [{"d": d, "m": metric, "lo": lo, "hi": target[d],
+                     "mlo": lo // MINUTE_MS, "mhi": (target[d] - 1) // MINUTE_MS}
+                    for d in ids if (lo := max(folded.get(d, 0), 0)) < target[d]]
             if todo:
-                conn.execute(text(_FOLD), todo)
+                conn.execute(text(_FOLD.format(minutes=minutes_in(
+                    conn.dialect.name, ":mlo", ":mhi"))), todo)
                 conn.execute(text(_FOLD_MARK), [{"d": t["d"], "m": metric, "hi": t["hi"],
                                                  "lo": t["lo"]} for t in todo])
         return len(todo)
@@ -517,7 +560,9 @@ class SqlTelemetryStore(TelemetryStore):
         reads") is one flat float64 ``fromiter`` over the cursor's tuples,
         split into columns after: ~10 % less CPU than a structured ``fromiter``
         and exact, as epoch milliseconds stay far below 2**53."""
-        params = (device_id, metric, start_ms, end_ms)
+        mlo, mhi = minute_span(start_ms, end_ms)
+        params = {"mlo": mlo, "mhi": mhi, "d": device_id, "m": metric, "lo": start_ms,
+                  "hi": end_ms}
         with self._engine.connect() as conn:
             if self._engine.dialect.name == "postgresql":
                 ts, value = _raw_pg(conn.connection.driver_connection, params)
@@ -619,6 +664,8 @@ class SqlTelemetryStore(TelemetryStore):
         )
         raw_d = literal(device_ids[0], _t.c.device_id.type) if one else _t.c.device_id
         roll_d = literal(device_ids[0], _roll.c.device_id.type) if one else _roll.c.device_id
+        dialect = self._engine.dialect.name
+
         def raw_part(lo: int, hi: int) -> Any:
             return (
                 select(
@@ -629,6 +676,8 @@ class SqlTelemetryStore(TelemetryStore):
                     func.sum(_t.c.value).label("total"),
                     func.count().label("n"),
                 )
+                .where(text(minutes_in(dialect, str(minute_span(lo, hi)[0]),
+                                       str(minute_span(lo, hi)[1]), "telemetry.minute")))
                 .where(raw_dev, _t.c.metric == metric)
                 .where(_t.c.ts >= lo, _t.c.ts < hi)
                 .group_by(*([raw_idx] if one else [_t.c.device_id, raw_idx]))
@@ -811,7 +860,8 @@ class SqlTelemetryStore(TelemetryStore):
         idx = (_t.c.ts - origin) // bucket_ms
         parts: list[Any] = [
             select(_t.c.device_id.label("d"), idx.label("b"))
-            .where(_t.c.metric == metric, _t.c.ts >= lo, _t.c.ts < hi)
+            .where(_t.c.minute >= minute_span(lo, hi)[0], _t.c.minute <= minute_span(lo, hi)[1],
+                   _t.c.metric == metric, _t.c.ts >= lo, _t.c.ts < hi)
             for lo, hi in ([(start_ms, end_ms)] if first >= last
                            else [(start_ms, first), (last, end_ms)])]
         if first < last:
@@ -834,7 +884,7 @@ class SqlTelemetryStore(TelemetryStore):
         when the history behind it has expired."""
         cutoff_ms = to_epoch_ms(cutoff)
         with self._engine.begin() as conn:
-            removed = conn.execute(delete(_t).where(_t.c.ts < cutoff_ms)).rowcount
+            removed = _delete_raw_before(conn, cutoff_ms)
             self._drop_minutes_before(conn, cutoff_ms)
         return int(removed)
 
@@ -857,7 +907,7 @@ class SqlTelemetryStore(TelemetryStore):
                 func.max(_t.c.value),
                 func.count(),
             )
-            .where(_t.c.ts < cutoff_ms)
+            .where(_t.c.minute <= (cutoff_ms - 1) // MINUTE_MS, _t.c.ts < cutoff_ms)
             .group_by(_t.c.device_id, _t.c.metric, bucket)
         )
         with self._engine.begin() as conn:
@@ -877,6 +927,6 @@ class SqlTelemetryStore(TelemetryStore):
                 },
             )
             written = len(conn.execute(stmt.returning(_roll.c.bucket_start)).all())
-            conn.execute(delete(_t).where(_t.c.ts < cutoff_ms))
+            _delete_raw_before(conn, cutoff_ms)
             self._drop_minutes_before(conn, cutoff_ms)
         return int(written)

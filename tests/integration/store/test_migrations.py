@@ -28,7 +28,7 @@ from core.store import Store, migrate
 from core.store.schema import metadata
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-HEAD = "0016"
+HEAD = "0017"
 
 
 def _ts_literal(engine: Engine, moment: datetime) -> str:
@@ -192,7 +192,12 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
             ),
             {"aid": alert.alert_id, "t": T0},
         )
-    old.telemetry.write_batch([Reading("dev-1", "battery_pct", T0, 88.0)])
+    # 0017 keyed telemetry by minute: a 0002-era reading and its latest value.
+    with bare_engine.begin() as conn:
+        for table in ("telemetry", "telemetry_latest"):
+            conn.execute(text(f"INSERT INTO {table} (device_id, metric, ts, value)"
+                              " VALUES ('dev-1', 'battery_pct', :ts, 88.0)"),
+                         {"ts": int(T0.timestamp() * 1000)})
     image = b"fw-0002"
     fw = Firmware(SemVer.parse("2.0.0"), "pump", len(image), hashlib.sha256(image).hexdigest())
     # 0004 added firmware and deployment columns, so those rows are written as
@@ -242,6 +247,8 @@ def test_upgrade_from_0002_keeps_data_and_hub_tables_work(bare_engine: Engine) -
         ("raised", "system")]  # back-filled by 0007
     assert store.alerts.open_counts_by_device() == {"dev-1": 1}
     assert store.telemetry.latest_values(["battery_pct"]) == {"dev-1": {"battery_pct": 88.0}}
+    assert store.telemetry.query("dev-1", "battery_pct", T0, T0 + timedelta(seconds=1)
+                                 ).value.tolist() == [88.0]
     assert store.firmware.read_image("pump", fw.version) == image
     assert store.firmware.get_by_id(fw.firmware_id).key_id == ""
     assert [

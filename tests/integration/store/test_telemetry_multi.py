@@ -97,7 +97,8 @@ def test_many_devices_are_chunked(store: Store) -> None:
 
 def test_grouped_query_is_an_index_range_scan(seeded: Store) -> None:
     """The store's own statement, explained: each device's rows are read from
-    the primary key (device_id, metric, ts) by range, never the whole table."""
+    the primary key (minute, device_id, metric, ts) by a range within each
+    minute, never the whole table."""
     engine = seeded.engine
     seen: list[tuple[str, Any]] = []
 
@@ -110,14 +111,14 @@ def test_grouped_query_is_an_index_range_scan(seeded: Store) -> None:
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     # The folds of the minute rollups run first; the bucket read is the union.
-    (statement, params), = [(s, p) for s, p in seen if "UNION ALL" in s]
+    (statement, params), = [(s, p) for s, p in seen if "telemetry_rollup" in s]
     with engine.connect() as conn:
         explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement,
                                                                      params).all())
     if engine.dialect.name == "sqlite":
-        assert "SEARCH telemetry USING PRIMARY KEY (device_id=? AND metric=? AND ts>? AND " \
-               "ts<?)" in plan, plan
+        assert "SEARCH telemetry USING PRIMARY KEY (minute=? AND device_id=? AND metric=? AND" \
+               " ts>? AND ts<?)" in plan, plan
         assert "SCAN telemetry " not in plan + " ", plan
         assert "SEARCH telemetry_minute USING PRIMARY KEY (device_id=? AND metric=? AND " \
                "minute_start>? AND minute_start<?)" in plan, plan

@@ -37,5 +37,5 @@ def downgrade() -> None:
     # upserts telemetry_latest with every batch and has no way to catch up later.
     from core.store.latest_buffer import repair_latest_in
 
-    repair_latest_in(op.get_bind())
+    repair_latest_in(op.get_bind(), minute_key=False)
     op.drop_table("telemetry_latest_pending")
