@@ -42,6 +42,16 @@ ALLOWED = {
      'device_id IN ({\', \'.join([p] * len(part))})"'):
         "only the driver's placeholder ('?' or '%s') repeated once per bound device id; "
         "every value is a bound parameter",
+    # minutes_in() returns fixed SQL text around what it is given, here named
+    # placeholders: the minutes, like every other value, are bound parameters.
+    ("core/store/telemetry.py", "_RAW_QUERY"):
+        "a module constant: fixed text and minutes_in's around named placeholders",
+    ("core/store/telemetry.py", "_RAW_BLOBS_PG"):
+        "a module constant: fixed text and minutes_in's around named placeholders",
+    ("core/store/telemetry.py",
+     "_FOLD.format(minutes=minutes_in(conn.dialect.name, ':mlo', ':mhi'))"):
+        "the dialect's name picks one of minutes_in's two fixed texts, around named "
+        "placeholders; every value is a bound parameter",
 }
 
 

@@ -26,17 +26,13 @@ down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Floor division on both dialects (SQL's integer division truncates toward zero).
-_MINUTE_OF_TS = "CASE WHEN ts >= 0 THEN ts / 60000 ELSE (ts - 59999) / 60000 END"
-
-
-def _rebuild(columns: list[sa.Column], key: list[str], select_sql: str) -> None:
+def _rebuild(columns: list[sa.Column], key: list[str], copy_sql: str) -> None:
+    """``copy_sql`` fills ``telemetry_new`` from ``telemetry``, in the new key's order."""
     bind = op.get_bind()
     op.create_table("telemetry_new", *columns,
                     sa.PrimaryKeyConstraint(*key, name="pk_telemetry_new"),
                     sqlite_with_rowid=False)
-    names = ", ".join(c.name for c in columns)
-    bind.execute(sa.text(f"INSERT INTO telemetry_new ({names}) {select_sql}"))
+    bind.execute(sa.text(copy_sql))
     op.drop_table("telemetry")
     op.rename_table("telemetry_new", "telemetry")
     if bind.dialect.name == "postgresql":
@@ -52,8 +48,11 @@ def upgrade() -> None:
          sa.Column("ts", sa.BigInteger(), nullable=False),
          sa.Column("value", sa.Float(), nullable=False)],
         ["minute", "device_id", "metric", "ts"],
-        f"SELECT {_MINUTE_OF_TS}, device_id, metric, ts, value FROM telemetry"
-        " ORDER BY 1, device_id, metric, ts")
+        # ts // 60,000 floored, as the store computes it: SQL's integer division
+        # truncates toward zero, hence the CASE for times before 1970.
+        "INSERT INTO telemetry_new (minute, device_id, metric, ts, value)"
+        " SELECT CASE WHEN ts >= 0 THEN ts / 60000 ELSE (ts - 59999) / 60000 END,"
+        " device_id, metric, ts, value FROM telemetry ORDER BY 1, device_id, metric, ts")
 
 
 def downgrade() -> None:
@@ -63,5 +62,6 @@ def downgrade() -> None:
          sa.Column("ts", sa.BigInteger(), nullable=False),
          sa.Column("value", sa.Float(), nullable=False)],
         ["device_id", "metric", "ts"],
-        "SELECT device_id, metric, ts, value FROM telemetry ORDER BY device_id, metric, ts")
+        "INSERT INTO telemetry_new (device_id, metric, ts, value)"
+        " SELECT device_id, metric, ts, value FROM telemetry ORDER BY device_id, metric, ts")
 
