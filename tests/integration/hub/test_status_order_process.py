@@ -36,7 +36,7 @@ from core.protocol.topics import STATUS_FILTER, status_topic
 from core.services.event_bus import EventBus
 from core.store import Store
 from plugins.local.hub.hub import Hub
-from plugins.local.hub.receiver_process import Batch, ReceiverProcess
+from plugins.local.hub.receiver_process import BACKPRESSURE_WAIT_S, Batch, ReceiverProcess
 from simulator.api import RunningFleet
 from simulator.broker import EmbeddedBroker
 from simulator.faults import FaultPlan
@@ -240,8 +240,18 @@ def test_the_receiver_never_drops_a_qos0_status_beyond_its_buffer(mosquitto_brok
                          batch_max=50, manual_ack=True)
     rx.start()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    # A second subscriber says when the broker has handed every message out: the
+    # publisher finishing says only that the broker has them (on a loaded box it
+    # delivered the last of them after this parent had started reading again, so
+    # the child's buffer never filled).
+    dispatched: list[str] = []
+    witness = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    witness.on_message = lambda _c, _u, m: dispatched.append(m.topic)
     try:
         assert rx.wait_subscribed(20)
+        witness.connect(mosquitto_broker.host, mosquitto_broker.port)
+        witness.subscribe("rxkeep/#", qos=0)
+        witness.loop_start()
         client.connect(mosquitto_broker.host, mosquitto_broker.port)
         client.loop_start()
         payload = b"x" * 60_000  # fills the pipe quickly, so the child's buffer fills
@@ -252,6 +262,10 @@ def test_the_receiver_never_drops_a_qos0_status_beyond_its_buffer(mosquitto_brok
             if kind == "status":
                 statuses.add(topic)
             client.publish(topic, payload, qos=0).wait_for_publish(5)
+        wait_until(lambda: len(dispatched) == 600, 60, "the broker did not hand out every message")
+        # A status that finds the buffer full holds the child's network thread for
+        # up to BACKPRESSURE_WAIT_S; the telemetry behind it is dropped after that.
+        time.sleep(BACKPRESSURE_WAIT_S + 1.0)
         gate.set()
         wait_until(lambda: rx.counters.received + rx.counters.dropped == 600, 60,
                    f"messages unaccounted for: {rx.counters}")
@@ -260,6 +274,7 @@ def test_the_receiver_never_drops_a_qos0_status_beyond_its_buffer(mosquitto_brok
         assert statuses <= handed, f"{len(statuses - handed)} statuses dropped"
     finally:
         gate.set()
-        client.loop_stop()
-        client.disconnect()
+        for c in (client, witness):
+            c.loop_stop()
+            c.disconnect()
         rx.stop()
