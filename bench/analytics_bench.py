@@ -132,7 +132,7 @@ def history_phase(app: QApplication, store: Store, db_path: Path, devices: list[
         with sqlite3.connect(db_path) as conn:
             rows = conn.execute(
                 "SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
-                + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi ORDER BY ts",
+                + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi",
                 {"mlo": start_ms // 60_000, "mhi": (end_ms - 1) // 60_000, "d": devices[0],
                  "m": "temperature", "lo": start_ms, "hi": end_ms}).fetchall()
         assert len(rows) == DAY_S

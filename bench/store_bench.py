@@ -100,6 +100,10 @@ def sqlite_store(tmp: Path) -> Iterator[Store]:
         store.close()
 
 
+RAW_SQLITE_INSERT = ("INSERT INTO telemetry (minute, device_id, metric, ts, value)"
+                     " VALUES ((?3 - ((?3 % 60000) + 60000) % 60000) / 60000, ?1, ?2, ?3, ?4)")
+
+
 def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
     """A migrated database (so the table is exactly the store's), opened raw."""
     path = tmp / f"raw-{uuid.uuid4().hex[:8]}.db"
@@ -153,11 +157,12 @@ def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int
     raw_times, store_times = [], []
     for _ in range(repeats):
         conn = fresh_sqlite_baseline(tmp)
-        keyed = [[(r[2] // 60_000, *r) for r in part] for part in batches(rows, batch)]
         t = time.perf_counter()
-        for part in keyed:
+        for part in batches(rows, batch):
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?)", part)
+            # The cheapest raw way measured: the rows as they are, the minute
+            # computed by SQLite (a 5-tuple per row built in Python: 0.89x this).
+            conn.executemany(RAW_SQLITE_INSERT, part)
             conn.execute("COMMIT")
         raw_times.append(time.perf_counter() - t)
         conn.close()
@@ -285,7 +290,7 @@ def query_sqlite(tmp: Path, points: int, repeats: int) -> dict[str, Any]:
             "d": "dev-q", "m": "temperature", "lo": T0_MS, "hi": T0_MS + points * 1000}
     # The store's own query: the key leads with the minute, a seek per minute.
     sql = ("SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
-           + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi ORDER BY ts")
+           + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi")
     with sqlite_store(tmp) as store:
         _seed_query(store, points)
         db_path = store.engine.url.database

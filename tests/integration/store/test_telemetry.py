@@ -87,6 +87,19 @@ def test_bucket_aggregation_matches_numpy(
     assert int(s.count.sum()) == int(inside.sum())
 
 
+def test_a_range_over_minutes_and_before_1970_reads_every_row(store: Store) -> None:
+    """The key leads with the reading's minute: a range is read a minute at a
+    time, and the minute is floored on both sides of 1970 as the reads floor it
+    (truncated, a reading 30 s before the epoch was filed under minute 0 and
+    not found by a read of its own minute)."""
+    ts = np.array([-90_000, -30_000, -1, 0, 59_999, 60_000, 185_000], dtype=np.int64)
+    store.telemetry.write_batch(_readings("d1", "temp", ts, ts.astype(float)))
+    s = store.telemetry.query("d1", "temp", from_epoch_ms(-120_000), from_epoch_ms(240_000))
+    assert s.ts_ms.tolist() == ts.tolist()
+    before = store.telemetry.query("d1", "temp", from_epoch_ms(-60_000), from_epoch_ms(0))
+    assert before.ts_ms.tolist() == [-30_000, -1]
+
+
 def test_latest_and_metrics(store: Store) -> None:
     store.telemetry.write_batch(
         [
