@@ -51,14 +51,28 @@ _PG_UPSERT = (
 # The first of equal timestamps is the one telemetry keeps (INSERT OR IGNORE /
 # ON CONFLICT DO NOTHING): SQLite's bare columns with max() come from the row
 # holding the max, and of equal ones the repair cannot tell which came first, so
-# a tie keeps what telemetry_latest already has (WHERE excluded.ts > ...).
+# a tie keeps what telemetry_latest already has (WHERE excluded.ts > ...). The
+# newest row's minute is carried the same way (a bare column), not recomputed
+# from its ts: SQL's division truncates where the stored minute is floored.
 _SQLITE_REPAIR = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
     " SELECT t.device_id, t.metric, t.ts, t.value FROM telemetry t"
-    " JOIN (SELECT device_id, metric, max(ts) AS ts FROM telemetry"
+    " JOIN (SELECT minute, device_id, metric, max(ts) AS ts FROM telemetry"
     "       WHERE minute >= :since_minute AND ts >= :since GROUP BY device_id, metric) m"
-    " ON t.minute = m.ts / 60000 AND t.device_id = m.device_id AND t.metric = m.metric"
+    " ON t.minute = m.minute AND t.device_id = m.device_id AND t.metric = m.metric"
     " AND t.ts = m.ts"
+    " WHERE true"
+    " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+    " WHERE excluded.ts > telemetry_latest.ts"
+)
+# The same for a table from before migration 0017 (no minute column): migration
+# 0015's downgrade repairs with it.
+_SQLITE_REPAIR_SERIES_KEY = (
+    "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+    " SELECT t.device_id, t.metric, t.ts, t.value FROM telemetry t"
+    " JOIN (SELECT device_id, metric, max(ts) AS ts FROM telemetry WHERE ts >= :since"
+    "       GROUP BY device_id, metric) m"
+    " ON t.device_id = m.device_id AND t.metric = m.metric AND t.ts = m.ts"
     " WHERE true"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
@@ -67,6 +81,13 @@ _PG_REPAIR = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
     " SELECT DISTINCT ON (device_id, metric) device_id, metric, ts, value FROM telemetry"
     " WHERE minute >= :since_minute AND ts >= :since ORDER BY device_id, metric, ts DESC"
+    " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+    " WHERE excluded.ts > telemetry_latest.ts"
+)
+_PG_REPAIR_SERIES_KEY = (
+    "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+    " SELECT DISTINCT ON (device_id, metric) device_id, metric, ts, value FROM telemetry"
+    " WHERE ts >= :since ORDER BY device_id, metric, ts DESC"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
 )
@@ -107,10 +128,9 @@ def repair_latest_in(conn: Connection, *, minute_key: bool = True) -> int:
     """:func:`repair_latest` inside the caller's transaction (a migration;
     ``minute_key=False`` for a table from before migration 0017, which has no
     ``minute`` column)."""
-    repair = _PG_REPAIR if conn.dialect.name == "postgresql" else _SQLITE_REPAIR
-    if not minute_key:
-        repair = (repair.replace("minute >= :since_minute AND ", "")
-                  .replace("t.minute = m.ts / 60000 AND ", ""))
+    pg = conn.dialect.name == "postgresql"
+    repair = ((_PG_REPAIR if pg else _SQLITE_REPAIR) if minute_key
+              else (_PG_REPAIR_SERIES_KEY if pg else _SQLITE_REPAIR_SERIES_KEY))
     markers = conn.execute(text("SELECT writer, since_ms FROM telemetry_latest_pending")).all()
     if not markers:
         return 0

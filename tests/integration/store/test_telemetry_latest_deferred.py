@@ -126,6 +126,19 @@ def test_a_writer_that_dies_between_flushes_loses_no_latest_value(two_stores,
     assert reader.telemetry.repair_latest() == 0  # after a clean stop: nothing to do
 
 
+def test_the_repair_after_a_crash_finds_readings_before_1970(two_stores) -> None:
+    """The repair joins each series' newest row by its stored minute, which is
+    floored (recomputed from ts by SQL's truncating division, a reading 30 s
+    before 1970 was looked for in minute 0 and never repaired)."""
+    writer, reader = two_stores
+    writer.telemetry.defer_latest()
+    writer.telemetry.write_batch([Reading("dev-old", "temperature", from_epoch_ms(ts),
+                                          float(ts)) for ts in (-90_000, -30_000)])
+    writer.close()  # dies before its first flush
+    assert reader.telemetry.repair_latest() == 1
+    assert _table(reader) == {("dev-old", "temperature"): (-30_000, -30_000.0)}
+
+
 def test_an_older_batch_lowers_the_marker_in_its_own_transaction(two_stores) -> None:
     writer, reader = two_stores
     writer.telemetry.defer_latest()

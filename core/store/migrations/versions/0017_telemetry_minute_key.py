@@ -29,13 +29,18 @@ depends_on: str | Sequence[str] | None = None
 def _rebuild(columns: list[sa.Column], key: list[str], copy_sql: str) -> None:
     """``copy_sql`` fills ``telemetry_new`` from ``telemetry``, in the new key's order."""
     bind = op.get_bind()
+    # PostgreSQL names the key's index after the constraint, unique per schema:
+    # the new one is renamed once the old table is gone. SQLite's names are
+    # per table.
+    pg = bind.dialect.name == "postgresql"
     op.create_table("telemetry_new", *columns,
-                    sa.PrimaryKeyConstraint(*key, name="pk_telemetry_new"),
+                    sa.PrimaryKeyConstraint(*key, name="pk_telemetry_new" if pg
+                                            else "pk_telemetry"),
                     sqlite_with_rowid=False)
     bind.execute(sa.text(copy_sql))
     op.drop_table("telemetry")
     op.rename_table("telemetry_new", "telemetry")
-    if bind.dialect.name == "postgresql":
+    if pg:
         bind.execute(sa.text("ALTER TABLE telemetry RENAME CONSTRAINT pk_telemetry_new"
                              " TO pk_telemetry"))
 
