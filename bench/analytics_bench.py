@@ -56,7 +56,7 @@ from core.model.events import TelemetryReceived  # noqa: E402
 from core.ports.backend import Backend  # noqa: E402
 from core.services.event_bus import EventBus  # noqa: E402
 from core.store import Store  # noqa: E402
-from core.store.telemetry import minutes_in  # noqa: E402
+from core.store.telemetry import minute_span, minutes_in  # noqa: E402
 from plugins.analytics.history import HistoryRequest, load_history  # noqa: E402
 from plugins.analytics.widgets.history_view import chart_series  # noqa: E402
 from plugins.analytics.widgets.live_view import LiveView  # noqa: E402
@@ -133,8 +133,8 @@ def history_phase(app: QApplication, store: Store, db_path: Path, devices: list[
             rows = conn.execute(
                 "SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
                 + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi",
-                {"mlo": start_ms // 60_000, "mhi": (end_ms - 1) // 60_000, "d": devices[0],
-                 "m": "temperature", "lo": start_ms, "hi": end_ms}).fetchall()
+                dict(zip(("mlo", "mhi"), minute_span(start_ms, end_ms), strict=True),
+                     d=devices[0], m="temperature", lo=start_ms, hi=end_ms)).fetchall()
         assert len(rows) == DAY_S
 
     out["baseline_sqlite3_fetch_1"], _ = median_ms(sqlite_fetch, repeat)

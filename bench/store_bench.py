@@ -44,7 +44,7 @@ from core.ingest.batch import ReadingBatch  # noqa: E402
 from core.model import Reading  # noqa: E402
 from core.model.timeutil import from_epoch_ms  # noqa: E402
 from core.store import Store, create_store_engine  # noqa: E402
-from core.store.telemetry import minutes_in  # noqa: E402
+from core.store.telemetry import minute_span, minutes_in  # noqa: E402
 
 T0_MS = 1_725_148_800_000  # 2024-09-01T00:00:00Z
 METRICS = ("temperature", "humidity", "pressure", "battery", "rssi", "co2")
@@ -286,8 +286,9 @@ def query_sqlite(tmp: Path, points: int, repeats: int) -> dict[str, Any]:
     import numpy as np
     start = from_epoch_ms(T0_MS)
     end = start + timedelta(seconds=points)
-    args = {"mlo": T0_MS // 60_000, "mhi": (T0_MS + points * 1000 - 1) // 60_000,
-            "d": "dev-q", "m": "temperature", "lo": T0_MS, "hi": T0_MS + points * 1000}
+    mlo, mhi = minute_span(T0_MS, T0_MS + points * 1000)
+    args = {"mlo": mlo, "mhi": mhi, "d": "dev-q", "m": "temperature", "lo": T0_MS,
+            "hi": T0_MS + points * 1000}
     # The store's own query: the key leads with the minute, a seek per minute.
     sql = ("SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
            + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi")
@@ -340,9 +341,9 @@ def query_pg(url: str, points: int, repeats: int) -> dict[str, Any]:
                         + minutes_in("postgresql", "%(mlo)s", "%(mhi)s")
                         + " AND device_id = %(d)s AND metric = %(m)s AND ts >= %(lo)s"
                         " AND ts < %(hi)s ORDER BY ts",
-                        {"mlo": T0_MS // 60_000, "mhi": (T0_MS + points * 1000 - 1) // 60_000,
-                         "d": "dev-q", "m": "temperature", "lo": T0_MS,
-                         "hi": T0_MS + points * 1000}).fetchall()
+                        dict(zip(("mlo", "mhi"), minute_span(T0_MS, T0_MS + points * 1000),
+                                 strict=True), d="dev-q", m="temperature", lo=T0_MS,
+                             hi=T0_MS + points * 1000)).fetchall()
                     assert len(rows) == points
 
                 return _query_figures(points, repeats, ours, bare,

@@ -248,6 +248,12 @@ def _unfold_late(cur: Any, rows: list[tuple[str, str, int, float]], horizon: int
         cur.executemany(unmark, lower)
 
 
+def _fold_params(device_id: str, metric: str, lo: int, hi: int) -> dict[str, Any]:
+    """One series' parameters of ``_FOLD``: [lo, hi) and the minutes it spans."""
+    first, last = minute_span(lo, hi)
+    return {"d": device_id, "m": metric, "lo": lo, "hi": hi, "mlo": first, "mhi": last}
+
+
 def _delete_raw_before(conn: Connection, cutoff_ms: int) -> int:
     """Raw rows before ``cutoff_ms``: whole minutes are a range of the key's
     first column, the minute the cutoff cuts a range within it."""
@@ -523,8 +529,7 @@ class SqlTelemetryStore(TelemetryStore):
                                                 _min.c.minute_start >= low))
                 target = {d: max(until, folded.get(d, 0)) for d in ids}
                 folded = {d: min(u, low) for d, u in folded.items()}
-            todo = [{"d": d, "m": metric, "lo": lo, "hi": target[d],
-                     "mlo": lo // MINUTE_MS, "mhi": (target[d] - 1) // MINUTE_MS}
+            todo = [_fold_params(d, metric, lo, target[d])
                     for d in ids if (lo := max(folded.get(d, 0), 0)) < target[d]]
             if todo:
                 conn.execute(text(_FOLD.format(minutes=minutes_in(
@@ -682,6 +687,7 @@ class SqlTelemetryStore(TelemetryStore):
         dialect = self._engine.dialect.name
 
         def raw_part(lo: int, hi: int) -> Any:
+            first_minute, last_minute = minute_span(lo, hi)
             return (
                 select(
                     raw_d.label("d"),
@@ -691,8 +697,8 @@ class SqlTelemetryStore(TelemetryStore):
                     func.sum(_t.c.value).label("total"),
                     func.count().label("n"),
                 )
-                .where(text(minutes_in(dialect, str(minute_span(lo, hi)[0]),
-                                       str(minute_span(lo, hi)[1]), "telemetry.minute")))
+                .where(text(minutes_in(dialect, str(first_minute), str(last_minute),
+                                       "telemetry.minute")))
                 .where(raw_dev, _t.c.metric == metric)
                 .where(_t.c.ts >= lo, _t.c.ts < hi)
                 .group_by(*([raw_idx] if one else [_t.c.device_id, raw_idx]))
@@ -875,7 +881,7 @@ class SqlTelemetryStore(TelemetryStore):
         idx = (_t.c.ts - origin) // bucket_ms
         parts: list[Any] = [
             select(_t.c.device_id.label("d"), idx.label("b"))
-            .where(_t.c.minute >= minute_span(lo, hi)[0], _t.c.minute <= minute_span(lo, hi)[1],
+            .where(_t.c.minute.between(*minute_span(lo, hi)),
                    _t.c.metric == metric, _t.c.ts >= lo, _t.c.ts < hi)
             for lo, hi in ([(start_ms, end_ms)] if first >= last
                            else [(start_ms, first), (last, end_ms)])]

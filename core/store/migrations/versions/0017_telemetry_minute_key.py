@@ -26,6 +26,7 @@ down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+
 def _rebuild(columns: list[sa.Column], key: list[str], copy_sql: str) -> None:
     """``copy_sql`` fills ``telemetry_new`` from ``telemetry``, in the new key's order."""
     bind = op.get_bind()
@@ -69,4 +70,3 @@ def downgrade() -> None:
         ["device_id", "metric", "ts"],
         "INSERT INTO telemetry_new (device_id, metric, ts, value)"
         " SELECT device_id, metric, ts, value FROM telemetry ORDER BY device_id, metric, ts")
-
