@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -161,6 +162,19 @@ class Witness:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def missing_report(missing: set[tuple[str, str, int]], store: Any, hub: Any) -> str:
+    """For a failure: some of the readings not stored, and what the hub's seq
+    accounting made of their devices (received, lost, duplicates, out of order,
+    last seq) and its counters, which tell a message that never reached the hub
+    from one it received and did not store."""
+    devices = {d for d, _m, _ts in missing}
+    stats = {s.device_id: (s.received, s.lost, s.duplicates, s.out_of_order, s.last_seq)
+             for s in store.link_stats.list() if s.device_id in devices}
+    counters = {k: v for k, v in hub.snapshot().items() if isinstance(v, int)}
+    return (f"missing {sorted(missing)[:8]}; the hub's (received, lost, duplicates, "
+            f"out of order, last seq) for those devices: {stats}; hub counters: {counters}")
 
 
 def stored_keys(db_path: Path) -> Counter[tuple[str, str, int]]:

@@ -29,7 +29,7 @@ from simulator.fleet import DeviceGroup
 from simulator.ota.agent import OtaAgent
 from simulator.scenario import Scenario
 from tests.chaos.conftest import report
-from tests.chaos.rig import Witness, stored_keys, wait_until
+from tests.chaos.rig import Witness, missing_report, stored_keys, wait_until
 from tests.integration.firmware.sessions import fleet_api
 
 PUMPS = 20
@@ -143,17 +143,9 @@ def test_broker_kill_9_mid_rollout(broker, tmp_path: Path, file_keyring: Path,
             wait_until(lambda: expected <= set(stored_keys(db)), 60, "")
         except AssertionError:
             missing = expected - set(stored_keys(db))
-            # What the hub's seq accounting made of those devices tells a message
-            # that never reached the hub from one it received and did not store.
-            devices = sorted({d for d, _m, _ts in missing})
-            stats = {d: (s.received, s.lost, s.duplicates, s.out_of_order, s.last_seq)
-                     for s in store.link_stats.list() if (d := s.device_id) in devices}
-            counters = {k: v for k, v in hub.snapshot().items() if isinstance(v, int)}
             raise AssertionError("readings the broker delivered to the witness are missing "
                                  f"from the store: {witness.describe(missing, killed)} "
-                                 f"after the kill; missing {sorted(missing)[:8]}; the hub's "
-                                 f"(received, lost, duplicates, out of order, last seq) "
-                                 f"for those devices: {stats}; hub counters: {counters}"
+                                 f"after the kill; {missing_report(missing, store, hub)}"
                                  ) from None
         unsaved = witness.snapshot() - set(stored_keys(db))
         assert max(stored_keys(db).values()) == 1
