@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TICK_MS = 10
+LONG_STALL_MS = 30  # the target's p99: a stall beyond it is looked at
 HEAVY = ("boto3", "botocore", "moto", "pycognito", "awscrt", "awsiot")
 # Loaded only when first needed (a chart, a migration); none by the first paint
 # in the GUI thread (the backend's worker thread may import numpy meanwhile).
@@ -78,20 +79,25 @@ class StallProbe:
         from PySide6.QtCore import Qt, QTimer
 
         self.lates: list[float] = []
+        self.long: list[tuple[float, float]] = []  # (late ms, GUI thread CPU ms in the gap)
         self._last = 0.0
+        self._last_cpu = 0.0
         self.timer = QTimer()
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if self._last:
-            self.lates.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
-        self._last = now
+            late = max(0.0, (now - self._last) * 1000 - TICK_MS)
+            self.lates.append(late)
+            if late > LONG_STALL_MS:
+                self.long.append((late, (cpu - self._last_cpu) * 1000))
+        self._last, self._last_cpu = now, cpu
 
     def measure(self, app: Any, seconds: float) -> dict[str, Any]:
-        self.lates, self._last = [], 0.0
+        self.lates, self.long, self._last = [], [], 0.0
         from PySide6.QtCore import QEventLoop, QTimer
 
         self.timer.start()
@@ -99,7 +105,14 @@ class StallProbe:
         QTimer.singleShot(int(seconds * 1000), loop.quit)
         loop.exec()
         self.timer.stop()
-        return _summary(self.lates, seconds)
+        out = _summary(self.lates, seconds)
+        # a stall the GUI thread spent computing is the window's own work; the
+        # rest of it waited for a core or for the GIL
+        out["long_stalls"] = len(self.long)
+        out["long_stall_own_cpu_share"] = (
+            round(sum(c for _, c in self.long) / sum(w for w, _ in self.long), 2)
+            if self.long else None)
+        return out
 
 
 def _config(workdir: Path, hub_process: bool = False) -> Any:
@@ -541,11 +554,14 @@ def phase_live(devices: int, seconds: float, idle_s: float = 10.0,
 
 
 def run(sizes: list[int], seconds: float, table_rows: int, *, idle_s: float = 10.0,
-        startup_repeats: int = 3) -> dict[str, Any]:
+        startup_repeats: int = 3, process_sizes: list[int] | None = None) -> dict[str, Any]:
+    """``process_sizes``: fleets measured again with ``hub_process = true``,
+    the profile the README gives for thousands of devices on one machine."""
     return {
         "startup": phase_startup(startup_repeats),
         "table": _in_child(phase_table, table_rows),
-        "live": [phase_live(n, seconds, idle_s) for n in sizes],
+        "live": [phase_live(n, seconds, idle_s) for n in sizes]
+        + [phase_live(n, seconds, idle_s, hub_process=True) for n in process_sizes or []],
     }
 
 

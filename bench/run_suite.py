@@ -462,7 +462,8 @@ def _hub_rows(hub: dict[str, Any] | None) -> list[str]:
 
 
 def _console_rows(console: dict[str, Any] | None) -> list[str]:
-    """Target 4: the console with the in-process hub and a live fleet."""
+    """Target 4: the console and a live fleet, with the hub in its process (the
+    default profile) and, for the larger fleets, in a child process."""
     if not console:
         return []
     t = console_bench.TARGETS
@@ -481,8 +482,10 @@ def _console_rows(console: dict[str, Any] | None) -> list[str]:
     ]
     for r in console["live"]:
         idle = r["idle"]
+        # a run with hub_process = true says so; the default profile's rows stay as they were
+        mode = ", `hub_process = true`" if r.get("hub_mode") == "process" else ""
         rows.append(
-            f"| 4 console, {r['devices']:,} devices {X} 1 Hz: event-loop stall (10 ms timer, "
+            f"| 4 console{mode}, {r['devices']:,} devices {X} 1 Hz: event-loop stall (10 ms timer, "
             f"p50 / p99 / max) | {r['live_p50']:.1f} / {r['live_p99']:.0f} / "
             f"{r['live_worst']:.0f} ms | idle, same window and hub: {idle['p50_ms']:.1f} / "
             f"{idle['p99_ms']:.0f} / {idle['max_ms']:.0f} ms | p99 "
@@ -491,7 +494,7 @@ def _console_rows(console: dict[str, Any] | None) -> list[str]:
             f"{_mark(r['live_p99'] < t['stall_p99_ms'] and r['live_worst'] < t['stall_max_ms'])} |")
         chart = r["on_chart"]["max_ms"]
         rows.append(
-            f"| 4 console, {r['devices']:,} devices: peak RSS · live chart's worst stall | "
+            f"| 4 console{mode}, {r['devices']:,} devices: peak RSS · live chart's worst stall | "
             f"{r['rss_peak_mb']:.0f} MB · {r['on_chart']['max_ms']:.0f} ms (its longest frame "
             f"{r['chart_frame_max_ms']:.0f} ms) | idle {r['rss_idle_mb']:.0f} MB | "
             f"{r['rss_peak_mb'] / max(r['rss_idle_mb'], 1):.2f}{X} | < {t['rss_mb']:g} MB · "
@@ -554,7 +557,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ("shards", lambda: shard_bench.run(64, 2.0, [1, 2])),
             ("latency", lambda: tick_latency([100, 200], 3)),
             ("console", lambda: console_bench.run([20], 2.0, 2_000, idle_s=1.0,
-                                                  startup_repeats=1)),
+                                                  startup_repeats=1, process_sizes=[20])),
             ("history", lambda: suite_history.run(quick=True)),
             ("overload", lambda: overload_bench.run(
                 # a given capacity and a tiny inbox: 200 messages per 0.1 s drain
@@ -575,7 +578,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ("overload", lambda: overload_bench.run(capacity=a.overload_capacity,
                                                     probe_rate=20_000.0,
                                                     overload_s=a.overload_seconds)),
-            ("console", lambda: console_bench.run([1_000, 5_000, 10_000], 40.0, 100_000)),
+            ("console", lambda: console_bench.run([1_000, 5_000, 10_000], 40.0, 100_000,
+                                                  process_sizes=[5_000, 10_000])),
         ]
     if soak_minutes > 0:
         steps.append(("soak", lambda: soak(soak_minutes, soak_devices)))

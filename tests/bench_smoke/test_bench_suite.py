@@ -62,6 +62,10 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
     # stall probe fired (its figures are not judged here).
     console = result["console"]
     assert console["live"][0]["rows_seen"] == 20 and console["live"][0]["idle"]["ticks"] > 0
+    # and again with the hub in a child process (hub_process = true), its own row
+    in_child = console["live"][1]
+    assert in_child["hub_mode"] == "process" and in_child["rows_seen"] == 20
+    assert "4 console, `hub_process = true`, 20 devices" in text
     assert console["table"]["filter_text_rows"] > 0
     # Overload (target 3): the hub shed, counted it, said so in its status event,
     # kept memory bounded, recovered and stored every reading it accepted.

@@ -327,3 +327,87 @@ def test_live_changes_reach_the_next_sort_and_the_filtered_view(qtbot, fleet_100
     assert "pump-new-1" in _shown(proxy)
     proxy.sort(int(Col.NAME), Qt.SortOrder.DescendingOrder)
     assert _shown(proxy) == _reference(model.rows(), Col.NAME, True, state)
+
+
+class _CountingProxy(DeviceFilterProxy):
+    """Counts Qt's calls into the mapping while a view paints."""
+
+    maps = 0
+
+    def mapToSource(self, proxy_index):
+        type(self).maps += 1
+        return super().mapToSource(proxy_index)
+
+
+_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole,
+          Qt.ItemDataRole.FontRole, Qt.ItemDataRole.DecorationRole,
+          Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole,
+          Qt.ItemDataRole.BackgroundRole, FleetTableModel.SORT_ROLE, FleetTableModel.DEVICE_ROLE)
+
+
+def _same(value):
+    """A pixmap by its cache key (a copy through Qt's variant is another
+    Python object of the same pixmap)."""
+    from PySide6.QtGui import QPixmap
+
+    return ("pixmap", value.cacheKey()) if isinstance(value, QPixmap) else value
+
+
+@pytest.mark.parametrize("state", [FilterState(), FilterState(text="hall-a"),
+                                   FilterState(statuses={"offline"})],
+                         ids=["unfiltered", "text", "status"])
+def test_the_view_paints_each_cell_from_its_row_without_mapping_it(qtbot, state):
+    """Each painted cell is one call into Python (the proxy reads the fleet's
+    row), not Qt's mapToSource, index and data per cell and role: at 10,000
+    live devices those calls, each taking the GIL back from the console's
+    other threads, were most of the window's stalls. Every cell and role still
+    reads as the source's own cell behind it."""
+    from PySide6.QtWidgets import QTableView
+
+    devices = _varied(make_devices(300, now=NOW))
+    latest = {d.device_id: {"battery_pct": float(i % 40), "rssi": -40.0 - i % 60}
+              for i, d in enumerate(devices) if i % 7}
+    model, proxy = FleetTableModel(), _CountingProxy()
+    model.now_s = lambda: NOW.timestamp() + 10
+    proxy.setSourceModel(model)
+    model.load(devices, latest, {devices[3].device_id: 2})
+    proxy.set_state(state)
+    model.sort(Col.BATTERY, Qt.SortOrder.DescendingOrder)
+    assert 0 < proxy.rowCount() < 300 or (state.is_empty() and proxy.rowCount() == 300)
+
+    for r in range(proxy.rowCount()):
+        for c in range(proxy.columnCount()):
+            index = proxy.index(r, c)
+            source = DeviceFilterProxy.mapToSource(proxy, index)
+            for role in _ROLES:
+                assert _same(proxy.data(index, role)) == _same(model.data(source, role)), \
+                    (r, c, role)
+            assert proxy.flags(index) == model.flags(source)
+    for c in range(proxy.columnCount()):
+        for role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRole):
+            assert proxy.headerData(c, Qt.Orientation.Horizontal, role) == model.headerData(
+                c, Qt.Orientation.Horizontal, role)
+
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.resize(1200, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    _CountingProxy.maps = 0
+    view.viewport().grab()  # paints every visible cell
+    assert _CountingProxy.maps == 0
+
+
+def test_a_large_fleet_is_re_read_from_the_registry_less_often():
+    """The re-read builds every device on a worker thread of the window's
+    process; at 10,000 devices it runs every 50 s instead of every 10 s, and
+    never less often than once a minute."""
+    from plugins.devices.widgets.devices_page import REGISTRY_SYNC_MS, registry_sync_ms
+
+    assert registry_sync_ms(0) == registry_sync_ms(2_000) == REGISTRY_SYNC_MS == 10_000
+    assert registry_sync_ms(10_000) == 50_000
+    assert registry_sync_ms(100_000) == 60_000
+    sizes = [0, 500, 2_000, 2_001, 5_000, 10_000, 20_000, 1_000_000]
+    intervals = [registry_sync_ms(n) for n in sizes]
+    assert intervals == sorted(intervals)
