@@ -50,9 +50,10 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
                    "devices overlaid for 1 h at 1 Hz", "6 beyond one hub"):
         assert needle in text
     if os.environ.get("SMARTIOT_TEST_PG_URL"):
-        assert "raw psycopg `COPY`" in text
+        assert "raw psycopg binary `COPY`" in text
     # Every figure carries its baseline and a ratio from the same run.
     ins = result["store"]["insert_sqlite"]
+    assert "latest values upserted per batch" in text  # the other writers' figure beside it
     assert ins["store_rows_per_s"] > 0 and ins["baseline_rows_per_s"] > 0 and ins["ratio"] > 0
     assert [r["shards"] for r in result["shards"]["runs"]] == [1, 2, 2]
     # Shards produce exactly the single process's message count.
