@@ -380,22 +380,27 @@ class GcPauses:
 
         self._gc = gc
         self._started = 0.0
-        self.passes: list[tuple[float, int, str]] = []  # ms, generation, thread
+        self._young = 0
+        # ms, generation, thread, allocations since the last pass, objects freed
+        self.passes: list[tuple[float, int, str, int, int]] = []
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self._young = self._gc.get_count()[0]
         else:
             self.passes.append(((time.perf_counter() - self._started) * 1000,
-                                int(info["generation"]), threading.current_thread().name))
+                                int(info["generation"]), threading.current_thread().name,
+                                self._young, int(info["collected"])))
 
     def stop(self) -> dict[str, Any]:
         self._gc.callbacks.remove(self._callback)
         longest = sorted(self.passes, reverse=True)[:5]
         return {"passes": len(self.passes),
                 "total_ms": round(sum(p[0] for p in self.passes), 1),
-                "longest": [(round(ms, 1), gen, thread) for ms, gen, thread in longest]}
+                "longest": [(round(ms, 1), gen, thread, young, freed)
+                            for ms, gen, thread, young, freed in longest]}
 
 
 def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float,

@@ -135,6 +135,15 @@ def heard_health(counted: Health | None, status: DeviceStatus) -> Health | None:
     return _HEALTH_OF[status]
 
 
+# The hub that sheds for overload shares this window's process: the fleet has
+# outgrown it, and the setting that gives the hub a process (and a core) of its
+# own is one line in the profile. Said where the shedding is reported.
+IN_WINDOW_HUB_HINT = (
+    "The hub runs inside this console. For a fleet this large set hub_process = true "
+    "in the profile: the hub then runs as a process of its own (README, \"The hub and the "
+    "team set-up\").")
+
+
 class HubStatusWidget(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -438,6 +447,8 @@ class HubStatusWidget(QWidget):
             problems.append(f"<span style='color:{c.warning}'>▲</span> {n:,} {text}")
         tips = (["The hub is degraded: " + self.degraded] if self.degraded else []) + [
             f"{n:,} {why}" for n, _, why in shed]
+        if self.shed_overload and not self.hub:
+            tips.append(IN_WINDOW_HUB_HINT)
         self.health_label.setText(" · ".join(problems))
         self.health_label.setToolTip("\n".join(tip[:1].upper() + tip[1:] for tip in tips))
         self.health_label.setVisible(bool(problems))

@@ -75,6 +75,8 @@ def test_status_bar_names_each_reason_the_hub_shed_for(qtbot, make_context, tmp_
         assert f"{widget.shed_quarantine:,} quarantine rows shed (database away)" in health
         tip = widget.health_label.toolTip()
         assert "inbox was full" in tip and "database was away" in tip
+        # the hub shares this window's process: the way out is said with it
+        assert "set hub_process = true in the profile" in tip
         assert widget.shed_overload >= counts[0] and widget.shed_quarantine >= counts[1]
 
         # a console whose hub runs elsewhere reads the same from the hub's heartbeat
@@ -88,6 +90,7 @@ def test_status_bar_names_each_reason_the_hub_shed_for(qtbot, make_context, tmp_
         remote.apply_events([presence.event("connected")])
         assert "quarantine rows shed (database away)" in remote.texts()["health"]
         assert "shed (overload)" in remote.texts()["health"]
+        assert "hub_process" not in remote.health_label.toolTip()  # its hub is elsewhere
     finally:
         if publisher is not None:
             publisher.loop_stop()
