@@ -35,6 +35,27 @@ class TelemetryReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class TableSamples:
+    """What the devices table shows of many messages at once, as columns in
+    arrival order: the device, the message's time (epoch ms), its battery and
+    RSSI (``None`` when it carried none) and the firmware it reported ("" when
+    it said none). A feed serving thousands of devices sends one per batch for
+    the devices no view shows in full (``LiveFeed.focus``) instead of an event
+    with readings per message: at 10,000 devices x 1 Hz those events and their
+    readings were most of the objects the console's garbage collector scanned
+    on the GUI thread. Tuples of strings and numbers are not even tracked."""
+
+    device_ids: tuple[str, ...]
+    ts_ms: tuple[int, ...]
+    battery: tuple[float | None, ...]
+    rssi: tuple[float | None, ...]
+    firmware: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.device_ids)
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceChanged:
     """A device was registered, or its status or metadata changed; carries the whole Device."""
 
@@ -128,13 +149,14 @@ class DataChanged:
     topic: str
 
 
-FleetEvent: TypeAlias = (TelemetryReceived | DeviceChanged | AlertChanged | ShadowChanged
-                         | CommandChanged | MessageRejected | HubStatus | DataChanged)
+FleetEvent: TypeAlias = (TelemetryReceived | TableSamples | DeviceChanged | AlertChanged
+                         | ShadowChanged | CommandChanged | MessageRejected | HubStatus
+                         | DataChanged)
 """Any live event; match on the concrete type."""
 
 EVENT_TYPES: tuple[type[FleetEvent], ...] = (
-    TelemetryReceived, DeviceChanged, AlertChanged, ShadowChanged, CommandChanged,
-    MessageRejected, HubStatus, DataChanged)
+    TelemetryReceived, TableSamples, DeviceChanged, AlertChanged, ShadowChanged,
+    CommandChanged, MessageRejected, HubStatus, DataChanged)
 
 __all__ = [
     "EVENT_TYPES",
@@ -146,5 +168,6 @@ __all__ = [
     "HubStatus",
     "MessageRejected",
     "ShadowChanged",
+    "TableSamples",
     "TelemetryReceived",
 ]

@@ -57,9 +57,10 @@ class LiveFeed(ABC):
     def focus(self, device_ids: Iterable[str]) -> Callable[[], None]:
         """A view that shows every metric of a few devices (a device's detail,
         a live chart) names them here. A feed serving thousands of devices may
-        pass on only ``TABLE_METRICS`` (and the message's time) for the others,
-        which is all the fleet's table shows (the local console with its hub in
-        a child process does: plugins.local.live_receiver). Returns a function
+        pass on the others' messages as ``TableSamples`` (each message's time,
+        ``TABLE_METRICS`` and firmware, in columns), which is all the fleet's
+        table shows (the local console with its hub in a child process does:
+        plugins.local.live_receiver). Returns a function
         that withdraws the request; feeds that always pass every reading on
         need not override this."""
         return _nothing

@@ -9,8 +9,9 @@ one compact batch every ``BATCH_WAIT_S``: per message the device, time, seq,
 firmware and metrics as plain values. The console turns them into the
 ``TelemetryReceived`` events its views already read, with every reading only
 for the devices some view shows in full (``LiveFeed.focus``: a device's detail,
-a live chart) and only ``TABLE_METRICS`` for the rest, which is what the
-devices table shows. A message that fails validation is skipped and counted
+a live chart) and, for the rest, one ``TableSamples`` per batch: the time,
+``TABLE_METRICS`` and firmware of each message, which is what the devices
+table shows. A message that fails validation is skipped and counted
 (the hub quarantines and reports it).
 """
 
@@ -23,7 +24,7 @@ from typing import Any, cast
 
 from core.errors import ValidationError
 from core.ingest.fast_records import trusted_readings
-from core.model.events import FleetEvent, TelemetryReceived
+from core.model.events import FleetEvent, TableSamples, TelemetryReceived
 from core.model.timeutil import from_epoch_ms
 from core.ports.live import TABLE_METRICS
 from core.protocol.payloads import ProtocolError, decode_telemetry
@@ -76,19 +77,29 @@ def digest(items: list[tuple[str, bytes, int, int]]) -> TelemetryDigest:
 
 
 def events_from(rows: list[Row], focused: frozenset[str]) -> list[FleetEvent]:
-    """``TelemetryReceived`` per message: every reading of focused devices,
-    ``TABLE_METRICS`` of the others (or one reading, so the time still moves
-    the table's "last seen")."""
+    """``TelemetryReceived`` with every reading for each message of a focused
+    device; the rest as one ``TableSamples``: its time, battery and RSSI
+    (``TABLE_METRICS``) and firmware, the columns the devices table shows."""
     events: list[FleetEvent] = []
+    ids: list[str] = []
+    times: list[int] = []
+    battery: list[float | None] = []
+    rssi: list[float | None] = []
+    firmwares: list[str] = []
+    battery_metric, rssi_metric = TABLE_METRICS
     for device_id, ts_ms, seq, firmware, metrics in rows:
-        if device_id not in focused:
-            kept = {m: metrics[m] for m in TABLE_METRICS if m in metrics}
-            if not kept and metrics:
-                first = next(iter(metrics))
-                kept = {first: metrics[first]}
-            metrics = kept
-        readings = tuple(trusted_readings(device_id, from_epoch_ms(ts_ms), metrics))
-        events.append(TelemetryReceived(device_id, readings, seq, firmware))
+        if device_id in focused:
+            readings = tuple(trusted_readings(device_id, from_epoch_ms(ts_ms), metrics))
+            events.append(TelemetryReceived(device_id, readings, seq, firmware))
+            continue
+        ids.append(device_id)
+        times.append(ts_ms)
+        battery.append(metrics.get(battery_metric))
+        rssi.append(metrics.get(rssi_metric))
+        firmwares.append(firmware)
+    if ids:
+        events.append(TableSamples(tuple(ids), tuple(times), tuple(battery), tuple(rssi),
+                                   tuple(firmwares)))
     return events
 
 

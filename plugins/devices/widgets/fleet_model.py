@@ -34,7 +34,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 
 from console.widgets.signals import safe_emit
 from core.model import Device, DeviceStatus, Reading, Severity, keep_newest
-from core.model.events import DeviceChanged, FleetEvent, TelemetryReceived
+from core.model.events import DeviceChanged, FleetEvent, TableSamples, TelemetryReceived
 from core.services.fleet_health import device_health, status_label
 
 Index = QModelIndex | QPersistentModelIndex
@@ -330,6 +330,8 @@ class FleetTableModel(QAbstractTableModel):
                 if self._apply_readings(self._rows[row_no], event):
                     changed.add(row_no)
                     touched.add(event.device_id)
+            elif type(event) is TableSamples:
+                self._apply_samples(event, changed, touched)
             elif isinstance(event, DeviceChanged):
                 device = event.device
                 row_no = self._index.get(device.device_id)
@@ -451,6 +453,32 @@ class FleetTableModel(QAbstractTableModel):
             self._reclassify = True
             changed = True
         return changed
+
+    def _apply_samples(self, samples: TableSamples, changed: set[int],
+                       touched: set[str]) -> None:
+        """What ``_apply_readings`` does with a message's battery, RSSI, time
+        and firmware, from columns: no reading or event object per message."""
+        index, rows = self._index, self._rows
+        for device_id, ts_ms, battery, rssi, firmware in zip(
+                samples.device_ids, samples.ts_ms, samples.battery, samples.rssi,
+                samples.firmware, strict=True):
+            row_no = index.get(device_id)
+            if row_no is None:
+                continue  # not registered (yet); the device event will add it
+            row = rows[row_no]
+            ts = ts_ms / 1000
+            if row.last_seen_s is None or ts > row.last_seen_s:
+                row.last_seen_s = ts
+            if battery is not None:
+                row.battery = battery
+            if rssi is not None:
+                row.rssi = rssi
+            if firmware and firmware != row.device.firmware_version:
+                row.device = replace(row.device, firmware_version=firmware)
+                row.refresh_haystack()
+                self._reclassify = True
+            changed.add(row_no)
+            touched.add(device_id)
 
     def _replace_device(self, row: FleetRow, device: Device) -> None:
         self._reclassify = True

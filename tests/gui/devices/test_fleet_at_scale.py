@@ -411,3 +411,50 @@ def test_a_large_fleet_is_re_read_from_the_registry_less_often():
     sizes = [0, 500, 2_000, 2_001, 5_000, 10_000, 20_000, 1_000_000]
     intervals = [registry_sync_ms(n) for n in sizes]
     assert intervals == sorted(intervals)
+
+
+def test_table_columns_show_what_the_same_messages_as_readings_show(qtbot):
+    """A feed may send the messages of devices no view shows in full as the
+    table's columns (``TableSamples``: time, battery, RSSI, firmware) instead
+    of an event with readings per message; the table reads the same either way:
+    battery and RSSI when a message carried them, the newest time as last seen,
+    a new firmware (which a firmware filter then finds). Devices not in the
+    table are skipped; their device event adds them."""
+    from core.model.events import TableSamples
+
+    devices = make_devices(500, now=NOW)
+    events = _stream(500, 3_000)
+    # some messages carry neither battery nor RSSI: only the time moves
+    events += [TelemetryReceived("dev-000007", (Reading("dev-000007", "temperature",
+                                                        NOW + timedelta(hours=1), 20.0),),
+                                 seq=9_999)]
+    events += [TelemetryReceived("dev-999999", (Reading("dev-999999", "battery_pct",
+                                                        NOW, 50.0),), seq=1)]
+    as_readings, as_columns = FleetTableModel(), FleetTableModel()
+    for model in (as_readings, as_columns):
+        model.now_s = lambda: NOW.timestamp() + 10
+        model.load(devices)
+    as_readings.apply_events(events)
+
+    def column(e: TelemetryReceived, metric: str) -> float | None:
+        return next((r.value for r in e.readings if r.metric == metric), None)
+
+    samples = TableSamples(
+        tuple(e.device_id for e in events),
+        tuple(round(max(r.ts for r in e.readings).timestamp() * 1000) for e in events),
+        tuple(column(e, "battery_pct") for e in events),
+        tuple(column(e, "rssi") for e in events),
+        tuple(e.firmware for e in events))
+    spans: list[tuple[int, int]] = []
+    as_columns.dataChanged.connect(lambda a, b, _r=(): spans.append((a.row(), b.row())))
+    reclassified: list[bool] = []
+    as_columns.reclassified.connect(lambda: reclassified.append(True))
+    touched = as_columns.apply_events([samples])
+
+    assert _table(as_columns) == _table(as_readings)
+    assert [r.last_seen_s for r in as_columns.rows()] == pytest.approx(
+        [r.last_seen_s for r in as_readings.rows()])
+    assert as_columns.row_of("dev-999999") is None
+    assert "dev-999999" not in touched and "dev-000007" in touched
+    assert len(spans) == 1 and reclassified  # firmware 2.0.0 reached some rows
+    assert {r.device.firmware_version for r in as_columns.rows()} >= {"2.0.0"}

@@ -107,8 +107,13 @@ def test_console_works_beside_its_hub_process(process_window, qtbot):
     telemetry = [e for e in got if type(e).__name__ == "TelemetryReceived"]
     shown = {r.metric for e in telemetry if e.device_id == "proc-00002" for r in e.readings}
     assert "temperature" in shown
-    others = {r.metric for e in telemetry if e.device_id != "proc-00002" for r in e.readings}
-    assert "temperature" not in others and others <= {"battery_pct", "rssi"}
+    assert {e.device_id for e in telemetry} == {"proc-00002"}
+    # the others come as the table's columns (time, battery, RSSI, firmware)
+    qtbot.waitUntil(lambda: any(type(e).__name__ == "TableSamples" for e in got),
+                    timeout=20_000)
+    columns = [e for e in got if type(e).__name__ == "TableSamples"]
+    others = {row.device.device_id for row in devices.model.rows()} - {"proc-00002"}
+    assert {d for e in columns for d in e.device_ids} <= others
 
     # Commands: through the broker to the simulated device and back
     detail.tabs.setCurrentIndex(2)
