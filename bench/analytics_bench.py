@@ -127,14 +127,15 @@ def history_phase(app: QApplication, store: Store, db_path: Path, devices: list[
 
     # baselines: bare sqlite3 fetch of the raw rows, bare setData + paint
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    mlo, mhi = minute_span(start_ms, end_ms)
 
     def sqlite_fetch() -> None:
         with sqlite3.connect(db_path) as conn:
             rows = conn.execute(
                 "SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
                 + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi",
-                dict(zip(("mlo", "mhi"), minute_span(start_ms, end_ms), strict=True),
-                     d=devices[0], m="temperature", lo=start_ms, hi=end_ms)).fetchall()
+                {"mlo": mlo, "mhi": mhi, "d": devices[0], "m": "temperature",
+                 "lo": start_ms, "hi": end_ms}).fetchall()
         assert len(rows) == DAY_S
 
     out["baseline_sqlite3_fetch_1"], _ = median_ms(sqlite_fetch, repeat)

@@ -340,15 +340,16 @@ def query_pg(url: str, points: int, repeats: int) -> dict[str, Any]:
                     assert len(store.telemetry.query("dev-q", "temperature", start, end)) \
                         == points
 
+                mlo, mhi = minute_span(T0_MS, T0_MS + points * 1000)
+
                 def bare() -> None:
                     rows = conn.execute(
                         "SELECT ts, value FROM telemetry WHERE "
                         + minutes_in("postgresql", "%(mlo)s", "%(mhi)s")
                         + " AND device_id = %(d)s AND metric = %(m)s AND ts >= %(lo)s"
                         " AND ts < %(hi)s ORDER BY ts",
-                        dict(zip(("mlo", "mhi"), minute_span(T0_MS, T0_MS + points * 1000),
-                                 strict=True), d="dev-q", m="temperature", lo=T0_MS,
-                             hi=T0_MS + points * 1000)).fetchall()
+                        {"mlo": mlo, "mhi": mhi, "d": "dev-q", "m": "temperature",
+                         "lo": T0_MS, "hi": T0_MS + points * 1000}).fetchall()
                     assert len(rows) == points
 
                 return _query_figures(points, repeats, ours, bare,

@@ -164,6 +164,21 @@ class Witness:
         self.client.disconnect()
 
 
+def wait_all_stored(expected: set[tuple[str, str, int]], db_path: Path, *, what: str,
+                    witness: Witness, since: float, event: str, store: Any, hub: Any,
+                    timeout: float = 60.0) -> None:
+    """Wait until every key in ``expected`` is stored; else fail with what is
+    missing, when the witness saw it (seconds after the ``event`` at ``since``)
+    and the hub's own account of those devices (:func:`missing_report`)."""
+    try:
+        wait_until(lambda: expected <= set(stored_keys(db_path)), timeout, "")
+    except AssertionError:
+        missing = expected - set(stored_keys(db_path))
+        raise AssertionError(f"{what} are missing from the store: "
+                             f"{witness.describe(missing, since)} after the {event}; "
+                             f"{missing_report(missing, store, hub)}") from None
+
+
 def missing_report(missing: set[tuple[str, str, int]], store: Any, hub: Any) -> str:
     """For a failure: some of the readings not stored, and what the hub's seq
     accounting made of their devices (received, lost, duplicates, out of order,

@@ -29,7 +29,7 @@ from simulator.fleet import DeviceGroup
 from simulator.ota.agent import OtaAgent
 from simulator.scenario import Scenario
 from tests.chaos.conftest import report
-from tests.chaos.rig import Witness, missing_report, stored_keys, wait_until
+from tests.chaos.rig import Witness, stored_keys, wait_all_stored, wait_until
 from tests.integration.firmware.sessions import fleet_api
 
 PUMPS = 20
@@ -139,14 +139,8 @@ def test_broker_kill_9_mid_rollout(broker, tmp_path: Path, file_keyring: Path,
         # not yet sent to the hub dies with it; the witness may have had it already.
         # Everything the witness had earlier, or got after the restart, is demanded.
         expected = witness.received_outside(killed - UNSAVED_S, killed)
-        try:
-            wait_until(lambda: expected <= set(stored_keys(db)), 60, "")
-        except AssertionError:
-            missing = expected - set(stored_keys(db))
-            raise AssertionError("readings the broker delivered to the witness are missing "
-                                 f"from the store: {witness.describe(missing, killed)} "
-                                 f"after the kill; {missing_report(missing, store, hub)}"
-                                 ) from None
+        wait_all_stored(expected, db, what="readings the broker delivered to the witness",
+                        witness=witness, since=killed, event="kill", store=store, hub=hub)
         unsaved = witness.snapshot() - set(stored_keys(db))
         assert max(stored_keys(db).values()) == 1
         report("broker-kill-9", down_s=f"{restarted - killed:.1f}",

@@ -24,7 +24,7 @@ from simulator.api import RunningFleet
 from simulator.fleet import DeviceGroup
 from simulator.scenario import Scenario
 from tests.chaos.conftest import report
-from tests.chaos.rig import TcpProxy, Witness, missing_report, stored_keys, wait_until
+from tests.chaos.rig import TcpProxy, Witness, stored_keys, wait_all_stored, wait_until
 from tests.chaos.test_broker_kill import IMAGE, file_keyring, installs  # noqa: F401 - fixtures
 from tests.integration.firmware.sessions import fleet_api
 
@@ -100,13 +100,8 @@ def test_ten_network_flaps_during_a_rollout(broker, tmp_path: Path, file_keyring
         fleet.stop()
         time.sleep(1.0)
         expected = witness.snapshot()
-        try:
-            wait_until(lambda: expected <= set(stored_keys(db)), 60, "")
-        except AssertionError:
-            missing = expected - set(stored_keys(db))
-            raise AssertionError("readings the broker accepted are missing from the store: "
-                                 f"{witness.describe(missing, finished_at)} after the last "
-                                 f"flap; {missing_report(missing, store, hub)}") from None
+        wait_all_stored(expected, db, what="readings the broker accepted", witness=witness,
+                        since=finished_at, event="last flap", store=store, hub=hub)
         assert max(stored_keys(db).values()) == 1
         finite = [r for r in reconnects if r != float("inf")]
         report("network-flaps", flaps=FLAPS, on_off_s=f"{ON_S:.0f}/{OFF_S:.0f}",

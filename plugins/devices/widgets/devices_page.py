@@ -72,6 +72,13 @@ LIVE_SEARCH_LIMIT = 20_000  # above this many devices the search waits for a typ
 REGISTRY_SYNC_MS = 10_000
 REGISTRY_SYNC_DEVICES = 2_000  # a fleet up to this size is re-read every REGISTRY_SYNC_MS
 REGISTRY_SYNC_MAX_MS = 60_000
+RELATIVE_TIME_REFRESH_MS = 1_000  # "Last seen" ages in step with the clock
+COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 120,
+                 Col.ORGANIZATION: 110, Col.FIRMWARE: 90, Col.LAST_SEEN: 100, Col.BATTERY: 84,
+                 Col.RSSI: 84, Col.ALERTS: 96}
+EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
+              "or register one with “Register…”."
+EMPTY_MATCH = "No devices match the search and filters."
 
 
 def registry_sync_ms(devices: int) -> int:
@@ -82,13 +89,8 @@ def registry_sync_ms(devices: int) -> int:
     so a larger fleet is re-read less often (every 50 s at 10,000)."""
     scaled = REGISTRY_SYNC_MS * devices // REGISTRY_SYNC_DEVICES
     return max(REGISTRY_SYNC_MS, min(REGISTRY_SYNC_MAX_MS, scaled))
-RELATIVE_TIME_REFRESH_MS = 1_000  # "Last seen" ages in step with the clock
-COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 120,
-                 Col.ORGANIZATION: 110, Col.FIRMWARE: 90, Col.LAST_SEEN: 100, Col.BATTERY: 84,
-                 Col.RSSI: 84, Col.ALERTS: 96}
-EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
-              "or register one with “Register…”."
-EMPTY_MATCH = "No devices match the search and filters."
+
+
 # An empty table says one thing at a time: while the first answer is on its way it
 # says so (not "No devices" beside a "Loading…" line), and a failed load is not
 # taken for an empty fleet.

@@ -446,13 +446,17 @@ class FleetTableModel(QAbstractTableModel):
         if RSSI_METRIC in newest:
             row.rssi = newest[RSSI_METRIC].value
             changed = True
-        firmware = event.firmware
-        if firmware and firmware != row.device.firmware_version:
-            row.device = replace(row.device, firmware_version=firmware)
-            row.refresh_haystack()
-            self._reclassify = True
-            changed = True
-        return changed
+        return self._note_firmware(row, event.firmware) or changed
+
+    def _note_firmware(self, row: FleetRow, firmware: str) -> bool:
+        """A message's firmware, when it reports a new one: searchable, and a
+        firmware filter may now take or drop the row. Whether it changed."""
+        if not firmware or firmware == row.device.firmware_version:
+            return False
+        row.device = replace(row.device, firmware_version=firmware)
+        row.refresh_haystack()
+        self._reclassify = True
+        return True
 
     def _apply_samples(self, samples: TableSamples, changed: set[int],
                        touched: set[str]) -> None:
@@ -473,10 +477,7 @@ class FleetTableModel(QAbstractTableModel):
                 row.battery = battery
             if rssi is not None:
                 row.rssi = rssi
-            if firmware and firmware != row.device.firmware_version:
-                row.device = replace(row.device, firmware_version=firmware)
-                row.refresh_haystack()
-                self._reclassify = True
+            self._note_firmware(row, firmware)
             changed.add(row_no)
             touched.add(device_id)
 
@@ -1113,16 +1114,22 @@ class DeviceFilterProxy(QAbstractProxyModel):
     def sibling(self, row: int, column: int, idx: Index) -> QModelIndex:
         return self.index(row, column)
 
-    def mapToSource(self, proxy_index: Index) -> QModelIndex:
+    def _source_row(self, proxy_index: Index) -> int | None:
+        """The fleet's row behind a view row, or None (no source, invalid,
+        past the end)."""
         fleet = self._fleet
         if fleet is None or not proxy_index.isValid():
-            return QModelIndex()
+            return None
         row = proxy_index.row()
         if self._active:
-            if row >= len(self._visible):
-                return QModelIndex()
-            row = self._visible[row]
-        return fleet.index(row, proxy_index.column())
+            return self._visible[row] if row < len(self._visible) else None
+        return row if row < fleet.rowCount() else None
+
+    def mapToSource(self, proxy_index: Index) -> QModelIndex:
+        row = self._source_row(proxy_index)
+        if row is None or self._fleet is None:
+            return QModelIndex()
+        return self._fleet.index(row, proxy_index.column())
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """The cell straight from the fleet's row. Qt's own proxy ``data``
@@ -1130,17 +1137,10 @@ class DeviceFilterProxy(QAbstractProxyModel):
         source's ``index`` and ``data``), and each call from Qt takes the GIL
         back from the console's other threads; painting the table at 10,000
         live devices was most of the window's stalls."""
-        fleet = self._fleet
-        if fleet is None or not index.isValid():
+        row = self._source_row(index)
+        if row is None or self._fleet is None:
             return None
-        row = index.row()
-        if self._active:
-            if row >= len(self._visible):
-                return None
-            row = self._visible[row]
-        elif row >= len(fleet._rows):
-            return None
-        return fleet.cell(row, index.column(), role)
+        return self._fleet.cell(row, index.column(), role)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         """Every cell is the same (Qt's proxy would map each to the source)."""
