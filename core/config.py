@@ -61,6 +61,12 @@ class Profile:
     # console's own process, so a large fleet's ingest does not compete with
     # the window for one interpreter (docs/benchmarks.md, "Console at fleet scale").
     hub_process: bool = False
+    # Without ``hub_process``: the console's own hub moves into that child
+    # process by itself once it knows more than this many devices (0: never).
+    # Below it the hub in the window's process is the lighter set-up; above it
+    # the hub's work costs the window its smoothness (docs/benchmarks.md,
+    # "The hub moves out as the fleet grows").
+    hub_process_above: int = 1500
     # The aws backend (plugins/aws, docs/aws.md): a named profile of ~/.aws/config
     # (credentials never here), the region, the stage that names every resource
     # (tables iot-devices-<stage>, iot-alerts-<stage>, ...) and, for moto or
@@ -437,6 +443,10 @@ def _validate_profile(where: str, profile: Profile) -> None:
         raise ConfigError(
             f"{prefix}hub_receiver' must be \"process\" (telemetry received in a child "
             f"process) or \"thread\" (in the hub's process), got {profile.hub_receiver!r}")
+    if profile.hub_process_above < 0:
+        raise ConfigError(
+            f"{prefix}hub_process_above' must be 0 (the hub stays in the console's process) "
+            f"or a number of devices, got {profile.hub_process_above!r}")
     if profile.aws_retry_mode not in ("standard", "adaptive"):
         raise ConfigError(
             f"{prefix}aws_retry_mode' must be \"standard\" or \"adaptive\" (botocore's retry "

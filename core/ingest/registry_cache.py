@@ -32,6 +32,9 @@ class RegistryCache:
             self._devices = {d.device_id: d for d in devices}
             self._persisted_seen = {d.device_id: d.last_seen for d in devices}
 
+    def __len__(self) -> int:
+        return len(self._devices)
+
     def get(self, device_id: str) -> Device | None:
         with self._lock:
             return self._devices.get(device_id)

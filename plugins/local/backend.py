@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ class LocalBackend(Backend):
         self.hub: Hub | None = None
         self.hub_process: Any = None  # plugins.local.hub_process.HubProcess
         self.receiver: Any = None  # plugins.local.live_receiver.FleetReceiver
+        # moves the console's own hub into a child process as the fleet grows
+        self.handover: Any = None  # plugins.local.hub_handover.HubHandover
         self.client: ConsoleClient | None = None
         self.observer: TeamObserver | None = None
         self.demo: Any = None
@@ -78,6 +81,8 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Stop in reverse order: devices first (they say goodbye), then the hub
         (it drains its inbox into the store), then the broker, then the store."""
+        if self.handover is not None:
+            self.handover.stop()  # a move under way first: its parts are stopped below
         for part in (self.watcher, self.demo, self.observer, self.receiver, self.client,
                      self.hub, self.hub_process):
             if part is not None:
@@ -273,50 +278,45 @@ def build_local_backend(context: AppContext, *, run_hub: bool | None = None,
             seed_default_rules(store)
 
         wants_hub = run_hub if run_hub is not None else profile.hub
-        if wants_hub and run_hub is None and profile.hub_process:
-            # `smartiot hub` as this console's child on the same broker and
-            # database; this console then follows it as a team console does.
-            from plugins.local.hub_process import HubProcess
-
-            backend.hub_process = HubProcess(context.config, backend.broker_url,
-                                             hub_login=hub_login,
-                                             console_login=console_login).start()
-        elif wants_hub:
-            backend.hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
-                              file_server=_file_server(context, store),
-                              username=hub_login[0], password=hub_login[1],
-                              alerting=build_alerting(context, store),
-                              client_id=hub_client_id(profile.name, context.config.database_url),
-                              protocol=4 if getattr(backend.broker, "kind", "") == "amqtt" else 5,
-                              receiver=profile.hub_receiver,
-                              tls_factory=tls_factory,
-                              # the console's own hub (not `smartiot hub`): the window first
-                              batch_limit=BATCH_LIMIT if run_hub else CONSOLE_BATCH_LIMIT,
-                              inbox_limit=INBOX_LIMIT if run_hub else CONSOLE_INBOX_LIMIT)
-            backend.hub.ingestor.registration = registration_policies(context.config.registration)
-            backend.hub.start()
+        protocol = 4 if getattr(backend.broker, "kind", "") == "amqtt" else 5
 
         def link(filters: Any, on_message: Any) -> MqttLink:
             return MqttLink(host, port, client_id=f"smartiot-console-{uuid.uuid4().hex[:8]}",
                             filters=filters, on_message=on_message, tls_context=tls_context,
                             username=console_login[0], password=console_login[1])
 
-        protocol = 4 if getattr(backend.broker, "kind", "") == "amqtt" else 5
-        observer_link = link
-        if backend.hub_process is not None:
-            # Telemetry through a receiver child that decodes it there
-            # (plugins.local.live_receiver); the observer keeps statuses and
-            # the hub's heartbeat.
-            from core.protocol.topics import TELEMETRY_FILTER
-            from plugins.local.live_receiver import FleetReceiver
+        def start_hub() -> Hub:
+            hub = Hub(store, backend.bus, host, port, tls_context=tls_context,
+                      file_server=_file_server(context, store),
+                      username=hub_login[0], password=hub_login[1],
+                      alerting=build_alerting(context, store),
+                      client_id=hub_client_id(profile.name, context.config.database_url),
+                      protocol=protocol, receiver=profile.hub_receiver,
+                      tls_factory=tls_factory,
+                      # the console's own hub (not `smartiot hub`): the window first
+                      batch_limit=BATCH_LIMIT if run_hub else CONSOLE_BATCH_LIMIT,
+                      inbox_limit=INBOX_LIMIT if run_hub else CONSOLE_INBOX_LIMIT)
+            hub.ingestor.registration = registration_policies(context.config.registration)
+            hub.start()
+            return hub
 
-            backend.receiver = FleetReceiver(
-                host, port, backend.bus, client_id=f"smartiot-live-{uuid.uuid4().hex[:8]}",
-                username=console_login[0], password=console_login[1], tls=tls,
-                protocol=protocol).start()
+        from plugins.local.hub_handover import HubChildWiring, HubHandover, start_hub_child
 
-            def observer_link(filters: Any, on_message: Any) -> MqttLink:
-                return link(tuple(f for f in filters if f != TELEMETRY_FILTER), on_message)
+        wiring = HubChildWiring(context.config, backend.broker_url, host, port, tls, protocol,
+                                hub_login, console_login, link)
+        observer_link: Callable[[Any, Any], Any] = link
+        if wants_hub and run_hub is None and profile.hub_process:
+            # `smartiot hub` as this console's child on the same broker and
+            # database; this console then follows it as a team console does,
+            # its telemetry through a receiver child that decodes it there.
+            observer_link = start_hub_child(backend, wiring)
+        elif wants_hub:
+            backend.hub = start_hub()
+            if run_hub is None and profile.hub_process_above and protocol == 5:
+                # (the child speaks MQTT 5: not to the amqtt fallback broker)
+                backend.handover = HubHandover(backend, wiring,
+                                               above=profile.hub_process_above,
+                                               restart_in_console=start_hub).start()
 
         if backend.hub is None:
             # The hub runs elsewhere: follow the devices and the shared database.

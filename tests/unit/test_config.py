@@ -108,3 +108,14 @@ def test_the_window_does_not_start_on_a_backend_no_plugin_provides(tmp_path, cap
     assert "configuration error" in err and "backend 'weather-cloud'" in err
     assert "available: aws, local" in err and "Traceback" not in err
     assert cli.main(["--config", str(path), "plugins"]) == 0  # still shows why
+
+
+def test_the_hub_moves_out_past_a_fleet_size_that_the_profile_can_change(tmp_path):
+    path = tmp_path / "config.toml"
+    assert load_config(path, tmp_path / "data", env={}).profile.hub_process_above == 1500
+    moved = load_config(path, tmp_path / "data", env={"SMARTIOT_HUB_PROCESS_ABOVE": "0"})
+    assert moved.profile.hub_process_above == 0  # never
+    path.write_text("[profiles.local]\nhub_process_above = -1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, tmp_path / "data", env={})
+    assert "profiles.local.hub_process_above" in str(info.value) and "-1" in str(info.value)
