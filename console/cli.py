@@ -28,7 +28,9 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
     (("--profile",), {"help": "configuration profile to use (default: local)"}),
     (("--config",), {"help": "configuration file (default: the user config dir)"}),
     (("--database",), {"help": "SQLAlchemy URL overriding the profile's database"}),
-    (("--broker",), {"help": "broker URL or 'embedded', overriding the profile"}),
+    (("--broker",), {"help": "broker URL or 'embedded', overriding the profile; for "
+                              "simulate also 'console': the embedded broker of the console "
+                              "running on this machine"}),
     (("--theme",), {"choices": ("light", "dark"), "help": "colour theme of the window"}),
     (("-v", "--verbose"), {"action": "store_true", "help": "log debug messages"}),
 )
@@ -150,11 +152,19 @@ def _load(args: argparse.Namespace) -> Config:
     path = dirs.config_path() if not args.config else os.path.expanduser(args.config)
     from pathlib import Path
 
+    broker = args.broker
+    if broker == "console":
+        # the running console's embedded broker, found by `smartiot simulate`
+        # itself (simulator.local_brokers.console_broker); nothing else takes it
+        if args.command != "simulate":
+            raise ConfigError("--broker console is for `smartiot simulate` (a fleet beside the "
+                              "console running on this machine); give a broker URL")
+        broker = None
     overrides = {
         "profile": args.profile,
         "theme": args.theme,
         "database": args.database,
-        "broker": args.broker,
+        "broker": broker,
     }
     return load_config(Path(path), dirs.data_dir(), overrides=overrides)
 

@@ -24,7 +24,7 @@ from core.errors import SmartIotError, ValidationError
 from core.secrets import env_name
 from simulator.broker import BrokerError, EmbeddedBroker, login_works
 from simulator.broker_auth import CONSOLE_PASSWORD, FLEET_SECRET, device_password, stored_secret
-from simulator.local_brokers import find_local_broker
+from simulator.local_brokers import console_broker, find_local_broker
 from simulator.models import BUILTIN_MODELS, SensorModel
 from simulator.presence import check_ids_free, with_id_prefix
 from simulator.replay import ReplaySource
@@ -55,8 +55,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float,
                         help="messages per second per device (overrides the intervals)")
     parser.add_argument("--speed", type=float, help="simulated seconds per real second")
-    parser.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: "
-                        "start an embedded broker)")
+    parser.add_argument("--broker", help="mqtt://host:port or mqtts://host:port, or 'console' "
+                        "for the embedded broker of the console running on this machine "
+                        "(default: the profile's broker; on the embedded profile, start an "
+                        "embedded broker)")
     parser.add_argument("--ca", help="CA certificate for mqtts")
     parser.add_argument("--cert", help="client certificate for mqtts (AWS IoT Core)")
     parser.add_argument("--key", help="client private key for mqtts")
@@ -252,7 +254,9 @@ def run(args: argparse.Namespace, context: Any) -> int:
         if speed <= 0:
             raise ValidationError("--speed must be positive")
         broker: EmbeddedBroker | None = None
-        if not args.broker:
+        if args.broker == "console":  # its port changes at every start
+            args.broker = console_broker()
+        elif not args.broker:
             args.broker = profile_broker(context)
         # This shard's devices only: another shard adds (and keys) its own.
         device_ids = [source.device_info(i)[0] for i in shard_indexes(source, shard)]

@@ -126,6 +126,38 @@ def _runs_from(pid: int, directory: Path) -> bool:
         return False
 
 
+def running_console_brokers() -> list[str]:
+    """The URLs of this user's embedded brokers that are running (a console's,
+    or another `smartiot simulate`'s): what ``--broker console`` picks from."""
+    root = runtime_root(create=False)
+    if root is None:
+        return []
+    urls = []
+    for state_path in sorted(root.glob(f"*/{STATE_FILE}")):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            state = json.loads(state_path.read_text())
+            local = find_local_broker(str(state["host"]), int(state["port"]))
+            if local is not None and local.directory == state_path.parent:
+                urls.append(f"mqtt://{local.host}:{local.port}")
+    return urls
+
+
+def console_broker() -> str:
+    """``--broker console``: the embedded broker of the console running on this
+    machine as this OS user, whose port changes at every start."""
+    from core.errors import ValidationError
+
+    urls = running_console_brokers()
+    if len(urls) == 1:
+        return urls[0]
+    if not urls:
+        raise ValidationError("--broker console: no console with an embedded broker is running as "
+                          "this user on this machine; start one (`make run`) or give --broker "
+                          "mqtt://host:port")
+    raise ValidationError(f"--broker console: {len(urls)} embedded brokers run as this user "
+                      f"({', '.join(urls)}); name one with --broker mqtt://host:port")
+
+
 def find_local_broker(host: str, port: int) -> LocalBroker | None:
     """This user's embedded broker serving ``host:port``, if one is running."""
     root = runtime_root(create=False)

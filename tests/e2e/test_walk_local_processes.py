@@ -274,3 +274,56 @@ def test_a_console_with_the_hub_in_its_own_process_leaves_nothing_running(
             assert "Traceback" not in console.text(), console.text()[-4000:]
     finally:
         console.stop()
+
+
+def test_qa_grows_a_fleet_beside_the_console_and_its_hub_moves_out_losing_nothing(
+        home: tuple[Path, dict[str, str]]) -> None:
+    """QA's walk: the console as `make run` starts it (embedded broker, the demo
+    fleet), then from another shell `smartiot simulate --broker console` adds
+    devices until the fleet passes ``hub_process_above`` (50 here, through its
+    environment variable). The console moves its hub into a child process
+    mid-stream; every reading the simulator sent is stored once and no seq gap
+    is booked as lost; closing the console ends every child."""
+    tmp, env = home
+    run_dir = tmp / "run"
+    run_dir.mkdir(mode=0o700)
+    env = env | {"XDG_RUNTIME_DIR": str(run_dir), "SMARTIOT_HUB_PROCESS_ABOVE": "50"}
+    db = tmp / "data" / "smartiot.db"
+    console = Console(env, tmp / "console.log")
+    try:
+        wait_for("the demo fleet's readings", lambda: _stored(db, "") > 40)
+        assert not any("plugins.local.hub_process" in cmd
+                       for cmd in descendants(console.process.pid).values())
+        sim = subprocess.run(
+            [sys.executable, "-m", "console.cli", "simulate", "--devices", "30",
+             "--type", "environmental", "--id-prefix", "qa-", "--broker", "console",
+             "--qos", "1", "--duration", "25"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        assert sim.returncode == 0, sim.stderr[-3000:]
+        summary = re.search(r"^environmental\s+30\s+([\d,]+)", sim.stdout, re.M)
+        assert summary, sim.stdout[-3000:]
+        sent = int(summary.group(1).replace(",", ""))
+        assert sent >= 30 * 20, sim.stderr[-2000:]
+
+        # the hub moved out while the simulator ran, and the console follows it
+        assert "moves out of the console's process" in console.text(), console.text()[-3000:]
+        children = console.children("plugins.local.hub_process", "mosquitto")
+        try:
+            wait_for("every sent reading stored", lambda: _stored(db, "qa-") >= sent)
+        except AssertionError:
+            raise AssertionError(f"sent {sent}, stored {_stored(db, 'qa-')}\n"
+                                 f"{console.text()[-3000:]}") from None
+        assert _stored(db, "qa-") == sent
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            lost = conn.execute("SELECT device_id, lost, hub_lost FROM link_stats"
+                                " WHERE device_id LIKE 'qa-%' AND (lost > 0 OR hub_lost > 0)"
+                                ).fetchall()
+        assert lost == []
+
+        console.process.send_signal(signal.SIGINT)  # Ctrl+C in the terminal
+        assert console.process.wait(timeout=60) == 0, console.text()[-3000:]
+        wait_for(f"the console's children to end: {alive(children)}",
+                 lambda: not alive(children), timeout_s=45)
+        assert "Traceback" not in console.text(), console.text()[-4000:]
+    finally:
+        console.stop()

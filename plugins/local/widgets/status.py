@@ -139,9 +139,10 @@ def heard_health(counted: Health | None, status: DeviceStatus) -> Health | None:
 # outgrown it, and the setting that gives the hub a process (and a core) of its
 # own is one line in the profile. Said where the shedding is reported.
 IN_WINDOW_HUB_HINT = (
-    "The hub runs inside this console. For a fleet this large set hub_process = true "
-    "in the profile: the hub then runs as a process of its own (README, \"The hub and the "
-    "team set-up\").")
+    "The hub runs inside this console. For a fleet this busy set hub_process = true "
+    "in the profile (or a lower hub_process_above, the fleet size at which the console "
+    "moves it out by itself): the hub then runs as a process of its own (README, \"The "
+    "hub and the team set-up\").")
 
 
 class HubStatusWidget(QWidget):

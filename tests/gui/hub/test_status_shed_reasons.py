@@ -76,7 +76,7 @@ def test_status_bar_names_each_reason_the_hub_shed_for(qtbot, make_context, tmp_
         tip = widget.health_label.toolTip()
         assert "inbox was full" in tip and "database was away" in tip
         # the hub shares this window's process: the way out is said with it
-        assert "set hub_process = true in the profile" in tip
+        assert "set hub_process = true in the profile" in tip and "hub_process_above" in tip
         assert widget.shed_overload >= counts[0] and widget.shed_quarantine >= counts[1]
 
         # a console whose hub runs elsewhere reads the same from the hub's heartbeat

@@ -52,3 +52,19 @@ def test_a_directory_others_can_read_is_not_used(tmp_path: Path,
     (tmp_path / "smartiot").mkdir(mode=0o755)
     os.chmod(tmp_path / "smartiot", 0o755)
     assert runtime_root() is None
+
+
+def test_broker_console_finds_the_one_running_console_broker(runtime: Path) -> None:
+    from core.errors import ValidationError
+    from simulator.local_brokers import console_broker
+
+    with pytest.raises(ValidationError, match="no console with an embedded broker"):
+        console_broker()
+    (runtime / "c1").mkdir()
+    announce(runtime / "c1", host="127.0.0.1", port=5601, kind="amqtt", reload_pid=0)
+    assert console_broker() == "mqtt://127.0.0.1:5601"
+    (runtime / "c2").mkdir()
+    announce(runtime / "c2", host="127.0.0.1", port=5602, kind="amqtt", reload_pid=0)
+    with pytest.raises(ValidationError, match="2 embedded brokers") as info:
+        console_broker()
+    assert "mqtt://127.0.0.1:5601" in str(info.value) and "mqtt://127.0.0.1:5602" in str(info.value)
