@@ -451,8 +451,9 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     handover = getattr(backend, "handover", None)
     while time.perf_counter() < deadline and (
             devices_page.model.rowCount() < devices * 0.98
-            or (handover is not None and handover.moved is None and backend.hub is not None
-                and len(backend.hub.cache) > handover.above)):
+            or (handover is not None and handover.moved is None and (
+                backend.hub is None  # a move under way
+                or len(backend.hub.cache) > handover.above))):
         fill_worst = max(fill_worst, probe.measure(app, 0.5)["max_ms"])
     fill_s = time.perf_counter() - t_fill
     moved = handover.moved if handover is not None else None
