@@ -58,6 +58,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.ingest.seq_window import MissingSeqs
+
 RECENT_WINDOW = 128
 MISSING_WINDOW = 1024
 # ``uptime`` is floored to whole seconds and the device's clock and uptime
@@ -91,7 +93,7 @@ class _Boot:
     boot_ms: int | None          # estimated start of the boot (ts - uptime)
     first_ts: int | None = None  # oldest reading time of the boot (unknown after a restart)
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOW))
-    missing: set[int] = field(default_factory=set)
+    missing: MissingSeqs = field(default_factory=MissingSeqs)
     # The first seq the hub saw of a boot it tracked from its first message (None
     # when restored after a hub restart: everything up to ``last`` was seen then).
     # Seqs below it were never stored; ``early`` holds those that arrived since.
@@ -118,11 +120,10 @@ class _Boot:
 
     def lose(self, start: int, stop: int) -> None:
         if stop - start <= MISSING_WINDOW:
-            self.missing.update(range(start, stop))
-            while len(self.missing) > MISSING_WINDOW:
-                oldest = min(self.missing)
-                self.missing.discard(oldest)
-                self.floor = max(self.floor, oldest + 1)
+            self.missing.add_range(start, stop)
+            excess = len(self.missing) - MISSING_WINDOW
+            if excess > 0:  # the window keeps the newest: the oldest are untracked now
+                self.floor = max(self.floor, self.missing.drop_oldest(excess) + 1)
         else:
             self.missing.clear()
             self.floor = stop
