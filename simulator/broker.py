@@ -32,7 +32,7 @@ from typing import Any
 
 from simulator import broker_guard
 from simulator.broker_auth import HUB_USER, BrokerCredentials, write_auth_files
-from simulator.broker_queue import HubQueue, hub_queue
+from simulator.broker_queue import MAX_INFLIGHT_LINE, HubQueue, hub_queue
 from simulator.local_brokers import LocalBroker, announce, private_workdir
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,7 @@ class EmbeddedBroker:
                     "persistence false",
                     "max_connections -1",
                     *self.queue.conf_lines(),
-                    "max_inflight_messages 100",
+                    MAX_INFLIGHT_LINE,
                     "set_tcp_nodelay true",
                     "log_type error",
                     "log_type warning",

@@ -41,7 +41,7 @@ from pathlib import Path
 from core.errors import InvalidDeviceId
 from core.model.ids import validate_device_id
 from core.protocol.topics import HUB_STATUS_TOPIC
-from simulator.broker_queue import HubQueue, hub_queue
+from simulator.broker_queue import MAX_INFLIGHT_LINE, HubQueue, hub_queue
 
 HUB_USER = "smartiot.hub"
 # Reads who is online (the retained status topics) and nothing else: how
@@ -485,7 +485,7 @@ def mosquitto_team_conf(directory: Path, listeners: TeamListeners, *,
         "persistence true",
         f"persistence_location {d / 'data'}/",
         *queue.conf_lines(),
-        "max_inflight_messages 100",
+        MAX_INFLIGHT_LINE,
         "log_type error",
         "log_type warning",
         "log_type notice",

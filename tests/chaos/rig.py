@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.api import RunningFleet
 from simulator.broker import find_free_port, find_mosquitto, wait_for_port
+from simulator.broker_queue import MAX_INFLIGHT_LINE
 from simulator.faults import FaultPlan
 from simulator.fleet import DeviceGroup
 from simulator.scenario import Scenario
@@ -68,6 +69,9 @@ class PersistentMosquitto:
             "autosave_interval 1",
             "max_connections -1",
             "max_queued_messages 1000000",  # the hub's session may queue a whole outage
+            # as `smartiot broker config` writes it: mosquitto 2.0.11 loses queued
+            # messages beyond the inflight limit at a reconnect (broker_queue.py)
+            MAX_INFLIGHT_LINE,
             "log_type error", "log_type warning", "log_dest stderr",
             *(["user root"] if os.geteuid() == 0 else []),
             "",

@@ -169,6 +169,20 @@ def _stored(db: Path, prefix: str) -> int:
         return 0
 
 
+def _accounts(db: Path, prefix: str) -> dict[str, tuple[int, ...]]:
+    """For a failure: per device, the messages stored, its lowest and highest
+    stored reading time, and the hub's (received, lost, hub_lost, duplicates,
+    out of order, last seq)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        stored = {d: (n, lo, hi) for d, n, lo, hi in conn.execute(
+            "SELECT device_id, count(DISTINCT ts), min(ts), max(ts) FROM telemetry"
+            " WHERE device_id LIKE ? GROUP BY device_id", (f"{prefix}%",))}
+        stats = {row[0]: row[1:] for row in conn.execute(
+            "SELECT device_id, received, lost, hub_lost, duplicates, out_of_order, last_seq"
+            " FROM link_stats WHERE device_id LIKE ?", (f"{prefix}%",))}
+    return {d: (*stored.get(d, (0, 0, 0)), *stats.get(d, ())) for d in sorted(stored | stats)}
+
+
 def test_kill_9_mid_stream_with_reboots_loses_no_accepted_reading(
         home: tuple[Path, dict[str, str]], mosquitto_broker: Any) -> None:
     tmp, env = home
@@ -311,7 +325,8 @@ def test_qa_grows_a_fleet_beside_the_console_and_its_hub_moves_out_losing_nothin
         try:
             wait_for("every sent reading stored", lambda: _stored(db, "qa-") >= sent)
         except AssertionError:
-            raise AssertionError(f"sent {sent}, stored {_stored(db, 'qa-')}\n"
+            raise AssertionError(f"sent {sent}, stored {_stored(db, 'qa-')}; per device "
+                                 f"{_accounts(db, 'qa-')}\n{sim.stdout[-1500:]}\n"
                                  f"{console.text()[-3000:]}") from None
         assert _stored(db, "qa-") == sent
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
