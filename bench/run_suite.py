@@ -498,11 +498,19 @@ def _console_rows(console: dict[str, Any] | None) -> list[str]:
     ]
     for r in console["live"]:
         idle = r["idle"]
-        # a run with hub_process = true says so; the default profile's rows stay as they were
+        # a run with hub_process = true says so; the default profile says where its hub
+        # went (hub_process_above) and the worst stall while the fleet came up
         mode = ", `hub_process = true`" if r.get("hub_mode") == "process" else ""
+        moved = r.get("hub_moved")
+        stall_mode = mode
+        if moved:
+            mode = ", default profile (hub moved out)"
+            stall_mode = (f", default profile: the hub moved out at {moved['devices']:,} devices "
+                          f"in {moved['seconds']:.1f} s (worst stall while the fleet came up "
+                          f"{r.get('fill_worst_ms', 0.0):.0f} ms)")
         rows.append(
-            f"| 4 console{mode}, {r['devices']:,} devices {X} 1 Hz: event-loop stall (10 ms timer, "
-            f"p50 / p99 / max) | {r['live_p50']:.1f} / {r['live_p99']:.0f} / "
+            f"| 4 console{stall_mode}, {r['devices']:,} devices {X} 1 Hz: event-loop stall "
+            f"(10 ms timer, p50 / p99 / max) | {r['live_p50']:.1f} / {r['live_p99']:.0f} / "
             f"{r['live_worst']:.0f} ms | idle, same window and hub: {idle['p50_ms']:.1f} / "
             f"{idle['p99_ms']:.0f} / {idle['max_ms']:.0f} ms | p99 "
             f"{r['live_p99'] / max(idle['p99_ms'], 0.1):.1f}{X} | p99 < "
