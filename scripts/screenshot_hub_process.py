@@ -5,7 +5,11 @@ firmware library, and a device's live chart. Exits non-zero when a step does
 not work, and checks that the hub process stops with the console.
 
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshot_hub_process.py \
-        docs/screenshots
+        docs/screenshots [--moved]
+
+``--moved``: the default profile with ``hub_process_above = 30``, so the console
+starts with its hub inside and moves it out as the 40-device demo fleet
+registers; the same walk then runs beside the moved hub (hub-moved-*.png).
 
 The demo fleet on a private mosquitto; config, data and secrets in a
 temporary directory.
@@ -27,7 +31,7 @@ if str(ROOT) not in sys.path:
 from scripts.shot_tools import grab, wait_for  # noqa: E402
 
 
-def main(out: Path) -> None:
+def main(out: Path, moved: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="smartiot-hub-process-"))
     os.environ["SMARTIOT_DATA_DIR"] = str(tmp / "data")
     os.environ.setdefault("SMARTIOT_SECRETS_BACKEND", "file")
@@ -41,13 +45,20 @@ def main(out: Path) -> None:
 
     app = ensure_application()
     config = load_config(tmp / "config.toml", tmp / "data", env={})
-    profile = dataclasses.replace(config.profile, broker="embedded", hub_process=True)
+    profile = dataclasses.replace(config.profile, broker="embedded", hub_process=not moved,
+                                  hub_process_above=30 if moved else 1500)
     config = dataclasses.replace(config, profiles={**config.profiles, "local": profile})
     context = AppContext(config, PluginManager())
     window = build_main_window(context)
     window.resize(1400, 900)
     window.show()
     backend: object = context.backend
+    prefix = "hub-moved" if moved else "hub-process"
+    if moved:
+        handover = backend.handover  # type: ignore[attr-defined]
+        wait_for(app, lambda: handover.moved is not None, 60)
+        print(f"the hub moved out: {handover.moved}")
+        assert not handover.moved.error
     hub_pid = backend.hub_process.pid  # type: ignore[attr-defined]
     assert backend.hub is None  # type: ignore[attr-defined]
     print(f"hub process {hub_pid}, receiver process {backend.receiver.pid}")  # type: ignore[attr-defined]
@@ -76,7 +87,7 @@ def main(out: Path) -> None:
     wait_for(app, lambda: len(detail.overview._value_rows) >= 3, 30)
     wait_for(app, lambda: sum(1 for r in devices.model._rows
                               if r.device.status is DeviceStatus.ONLINE) >= 36, 60)
-    grab(app, window, out / "hub-process-devices-light.png")
+    grab(app, window, out / f"{prefix}-devices-light.png")
 
     store_alerts = backend.alerts  # type: ignore[attr-defined]
     wait_for(app, lambda: any(a.state is AlertState.ACTIVE for a in store_alerts.list()), 90)
@@ -90,11 +101,11 @@ def main(out: Path) -> None:
     dialog.comment.setPlainText("checked on site")
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     wait_for(app, lambda: store_alerts.get(alert.alert_id).ack_comment == "checked on site", 30)
-    grab(app, window, out / "hub-process-alerts-light.png")
+    grab(app, window, out / f"{prefix}-alerts-light.png")
 
     window.show_page("firmware")
     time.sleep(1)
-    grab(app, window, out / "hub-process-firmware-light.png")
+    grab(app, window, out / f"{prefix}-firmware-light.png")
 
     window.show_page("devices")
     detail.open_live()
@@ -102,7 +113,7 @@ def main(out: Path) -> None:
     live = analytics.live
     live.picker.select([device_id], ["temperature", "humidity"])
     wait_for(app, lambda: live.readings_seen > 5, 60)
-    grab(app, window, out / "hub-process-live-light.png")
+    grab(app, window, out / f"{prefix}-live-light.png")
 
     window.close()
     context.close()
@@ -124,4 +135,5 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
+    args = [a for a in sys.argv[1:] if a != "--moved"]
+    main(Path(args[0] if args else "docs/screenshots"), moved="--moved" in sys.argv[1:])
