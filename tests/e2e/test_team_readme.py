@@ -338,6 +338,9 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
             hub.wait_for("hub running")
             wait_until(lambda: watch.states[-1:] == ["online"], 15, "the hub's return unseen")
             time.sleep(2)
+            # while the fleet publishes: its Ctrl+C below sends every device's
+            # "offline", which the hub then rightly shows
+            shown_offline = offline.stop()
             assert fleet.interrupt() == 0, "\n".join(fleet.lines[-10:])
             sent = sum(int(m.group(1).replace(",", "")) for m in
                        (re.match(r"environmental\s+\S+\s+([\d,]+)", x) for x in fleet.lines)
@@ -354,7 +357,6 @@ def test_the_team_set_up_as_docs_team_md_tells_it(team_database: tuple[str, str,
                     f"quarantined {store.quarantine.counts_by_reason()}\nhub:\n"
                     + "\n".join(hub.lines[-12:]) + "\nfleet:\n"
                     + "\n".join(fleet.lines[-12:])) from None
-            shown_offline = offline.stop()
         finally:
             watch.close()
         assert watch.states == ["online", "offline", "online"], watch.states
