@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import resource
 import shutil
 import socket
@@ -48,7 +49,38 @@ class BrokerError(RuntimeError):
     """The embedded broker could not start; the message says why and what to try."""
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 10_000
+
+
+def _listen_port_range() -> range | None:
+    """Ports below the kernel's ephemeral range, where no outgoing connection lands.
+
+    A port the kernel hands out for ``bind(0)`` comes from the range it also uses for
+    every outgoing connection on the machine, so between the check and the broker's
+    bind a database or MQTT client could take it ("Address already in use"). None
+    where the range is unknown (not Linux) or leaves no room below it.
+    """
+    try:
+        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return range(LISTEN_PORTS_FROM, low) if low - LISTEN_PORTS_FROM >= 1000 else None
+
+
 def find_free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now, for a listener started in a moment."""
+    ports = _listen_port_range()
+    if ports is not None:
+        pick = random.SystemRandom()  # processes started together must not agree
+        for _ in range(50):
+            port = pick.choice(ports)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

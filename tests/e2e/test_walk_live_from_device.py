@@ -49,7 +49,8 @@ def test_live_chart_opens_from_the_device_and_the_picker_lists_names(
     other = live.picker.device_names()[0]
     live.picker.select([other])
     qtbot.waitUntil(lambda: detail.isVisible(), timeout=WAIT)
-    window.activateWindow()
+    window.activateWindow()  # shortcuts answer only in the active window
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT)
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: window.current_page_id() == "analytics"
                     and live.picker.selected_devices() == [PUMP], timeout=WAIT)

@@ -33,7 +33,11 @@ def _open_pump(qtbot: Any, console: Console) -> Any:
     devices = window.show_page("devices")
     qtbot.waitUntil(lambda: devices.model.rowCount() >= 40, timeout=45_000)
     # Ctrl+F puts the cursor in the search box, as the README promises.
+    # The shortcut answers only in the active window; activation is an event the
+    # platform delivers later, so the key waits for it (a key sent before went to
+    # whichever window an earlier test left active).
     window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT)
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: QApplication.focusWidget() is devices.search, timeout=WAIT)
     devices.search.clear()

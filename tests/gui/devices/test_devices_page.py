@@ -241,7 +241,8 @@ def test_csv_export_equals_the_visible_rows(qtbot, store, make_page, tmp_path):
 def test_keyboard_ctrl_f_enter_and_f5(qtbot, store, make_page):
     _small_fleet(store, 5)
     page = make_page()
-    page.activateWindow()
+    page.activateWindow()  # shortcuts answer only in the active window
+    qtbot.waitUntil(page.isActiveWindow)
     page.table.setFocus()
     qtbot.keyClick(page, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert page.search.hasFocus()
