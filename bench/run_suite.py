@@ -507,7 +507,9 @@ def _console_rows(console: dict[str, Any] | None) -> list[str]:
             mode = ", default profile (hub moved out)"
             stall_mode = (f", default profile: the hub moved out at {moved['devices']:,} devices "
                           f"in {moved['seconds']:.1f} s (worst stall while the fleet came up "
-                          f"{r.get('fill_worst_ms', 0.0):.0f} ms)")
+                          f"{r.get('fill_worst_ms', 0.0):.0f} ms; the moved hub drained what "
+                          f"was queued meanwhile in {r.get('settle_s', 0.0):.0f} s, worst stall "
+                          f"then {r.get('settle_worst_ms', 0.0):.0f} ms)")
         rows.append(
             f"| 4 console{stall_mode}, {r['devices']:,} devices {X} 1 Hz: event-loop stall "
             f"(10 ms timer, p50 / p99 / max) | {r['live_p50']:.1f} / {r['live_p99']:.0f} / "

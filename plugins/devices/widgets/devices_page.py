@@ -287,6 +287,7 @@ class DevicesPage(QWidget):
         self.table = QTableView()
         self.table.setObjectName("FleetTable")
         self.table.setModel(self.proxy)
+        self.proxy.show_in(self.table)
         self.table.setSortingEnabled(True)
         configure_row_table(self.table, QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -458,3 +458,59 @@ def test_table_columns_show_what_the_same_messages_as_readings_show(qtbot):
     assert "dev-999999" not in touched and "dev-000007" in touched
     assert len(spans) == 1 and reclassified  # firmware 2.0.0 reached some rows
     assert {r.device.firmware_version for r in as_columns.rows()} >= {"2.0.0"}
+
+
+@pytest.mark.parametrize("text", ["", "north"], ids=["unfiltered", "filtered"])
+def test_a_live_batch_repaints_only_the_changed_rows_on_screen(qtbot, text):
+    """A batch of 10,000 devices at 1 Hz touches rows all over the table, so
+    the model's one ``dataChanged`` spans it all and Qt repainted every cell on
+    screen for it, ten times a second (about 2,100 calls into Python each).
+    Now the rows repainted are the changed rows the view shows, and all of
+    them: none left stale, none painted for nothing."""
+    from PySide6.QtWidgets import QApplication, QTableView
+
+    devices = make_devices(2_000, now=NOW)
+    model, proxy = FleetTableModel(), DeviceFilterProxy()
+    model.now_s = lambda: NOW.timestamp() + 10
+    proxy.setSourceModel(model)
+    model.load(devices)
+    proxy.set_text(text)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    proxy.show_in(view)
+    view.resize(1200, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    QApplication.processEvents()
+    shown = range(view.rowAt(0), view.rowAt(view.viewport().height() - 1) + 1)
+    assert 10 < len(shown) < proxy.rowCount()
+    on_screen = [proxy.mapToSource(proxy.index(r, 0)).row() for r in shown]
+    changed_on_screen = {on_screen[2], on_screen[3], on_screen[9]}  # a run and one apart
+    off_screen = {model.row_of(f"dev-{i:06d}") for i in range(500, 2_000, 7)}
+    off_screen -= set(on_screen)
+
+    painted: set[int] = set()
+    cell = model.cell
+
+    def counting(row, col, role):
+        painted.add(row)
+        return cell(row, col, role)
+
+    model.cell = counting  # type: ignore[method-assign]
+    ts = NOW + timedelta(seconds=30)
+    model.apply_events([TelemetryReceived(model.device(row).device_id, (
+        Reading(model.device(row).device_id, "battery_pct", ts, 11.0),), seq=1)
+        for row in sorted(changed_on_screen | off_screen)])
+    qtbot.waitUntil(lambda: changed_on_screen <= painted, timeout=5_000)
+    QApplication.processEvents()
+    # A row's rectangle takes the pixel of the grid line below it, so Qt paints
+    # the row under each changed one too; nothing else.
+    changed_views = {on_screen.index(row) for row in changed_on_screen}
+    painted_views = {on_screen.index(row) for row in painted if row in on_screen}
+    assert painted <= set(on_screen)
+    assert painted_views <= changed_views | {v + 1 for v in changed_views}
+    assert len(painted) <= 2 * len(changed_on_screen) < len(shown) // 2
+    for row in changed_on_screen:
+        battery = proxy.index(on_screen.index(row) + shown.start, Col.BATTERY)
+        assert proxy.data(battery) == "11"
