@@ -144,6 +144,9 @@ class Ingestor:
         self._at = from_epoch_ms(0)
         # when each device's own "offline" status was received (see _before_offline)
         self._said_offline: dict[str, datetime] = {}
+        # per device, the time of its newest stored message and the metrics stored
+        # at that time (see _same_time)
+        self._newest: dict[str, tuple[int, Mapping[str, float]]] = {}
 
     def _before_offline(self, device: Device, at: datetime) -> bool:
         """A message received before the device said it went offline must not
@@ -373,6 +376,17 @@ class Ingestor:
         if rebooted:
             log.info("%s rebooted: %s", device_id, outcome.detail)
         self._accepted(device_id, at, outcome.lost_delta, reordered, rebooted)
+        clash = self._same_time(device_id, telemetry.ts_ms, telemetry.metrics)
+        if clash:
+            self._reject(result, message, "same_time",
+                         f"{device_id}: seq {telemetry.seq} is dated "
+                         f"{from_epoch_ms(telemetry.ts_ms).isoformat(timespec='milliseconds')}, "
+                         f"the time of the {', '.join(clash)} reading already stored; the "
+                         "store keeps one reading per device, metric and time (a clock of "
+                         "whole seconds sending more often than once a second?)",
+                         device_id, at)
+            self._seen(device_id, at, result)
+            return
 
         ts = from_epoch_ms(telemetry.ts_ms)
         # decode_telemetry checked the id, the names and the values
@@ -408,6 +422,30 @@ class Ingestor:
         self.cache.put(seen, important=important)
         if important or device.last_seen is None:
             result.events.append(DeviceChanged(seen))
+
+    def _same_time(self, device_id: str, ts_ms: int,
+                   metrics: Mapping[str, float]) -> list[str]:
+        """The metrics of this message that the device's newest message already
+        stored at the same time, and notes this one as the newest.
+
+        The store keeps one reading per device, metric and time, the first; a
+        second message of the same time was counted received and silently not
+        stored. A device whose clock has whole seconds and sends twice a second
+        lost every other reading that way. Now such a message is quarantined with
+        its reason (its payload kept), and counted. Two messages of one time with
+        different metrics (a device that sends each metric on its own) are both
+        stored. Only the newest time is compared: a late message with the time of
+        an older one is the rare case left."""
+        newest = self._newest.get(device_id)
+        if newest is None or ts_ms > newest[0]:
+            self._newest[device_id] = (ts_ms, metrics)
+            return []
+        if ts_ms < newest[0]:
+            return []
+        clash = sorted(m for m in metrics if m in newest[1])
+        if not clash:
+            self._newest[device_id] = (ts_ms, {**newest[1], **metrics})
+        return clash
 
     def _status(self, message: Inbound, org: str, device_id: str, at: datetime,
                 result: BatchResult) -> None:
