@@ -34,6 +34,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QTableView
 
 from console.widgets.signals import safe_emit
+from console.widgets.tables import row_ranges
 from core.model import Device, DeviceStatus, Reading, Severity, keep_newest
 from core.model.events import DeviceChanged, FleetEvent, TableSamples, TelemetryReceived
 from core.services.fleet_health import device_health, status_label
@@ -1025,21 +1026,20 @@ class DeviceFilterProxy(QAbstractProxyModel):
         self._view = view
 
     def _shown_changes(self, changed: set[int]) -> list[int] | None:
-        """The view rows among ``changed`` (source rows) that the view shows, in
-        order; None when no view is known or it is not on screen."""
+        """The view rows among ``changed`` (source rows) that the view shows;
+        None when no view is known or it is not on screen."""
         view = self._view
         if view is None or not view.isVisible():
             return None
-        n = self.rowCount()
         first = max(view.rowAt(0), 0)
         last = view.rowAt(view.viewport().height() - 1)
-        last = n - 1 if last < 0 else last
+        last = self.rowCount() - 1 if last < 0 else last
         if not self._active:
-            return sorted(r for r in changed if first <= r <= last)
+            return [r for r in changed if first <= r <= last]
         view_of = self._view_of
         rows = np.fromiter(changed, np.int64, len(changed))
         rows = view_of[rows[rows < len(view_of)]]
-        shown: list[int] = np.sort(rows[(rows >= first) & (rows <= last)]).tolist()
+        shown: list[int] = rows[(rows >= first) & (rows <= last)].tolist()
         return shown
 
     def _source_data_changed(self, top: QModelIndex, bottom: QModelIndex,
@@ -1051,12 +1051,8 @@ class DeviceFilterProxy(QAbstractProxyModel):
         shown = self._shown_changes(changed) if changed is not None else None
         if shown is not None:
             left, right = top.column(), bottom.column()
-            start = 0
-            for i in range(1, len(shown) + 1):
-                if i == len(shown) or shown[i] != shown[i - 1] + 1:
-                    safe_emit(self.dataChanged, self.index(shown[start], left),
-                              self.index(shown[i - 1], right))
-                    start = i
+            for start, end in row_ranges(shown):
+                safe_emit(self.dataChanged, self.index(start, left), self.index(end, right))
             return
         if not self._active:
             first, last = top.row(), bottom.row()

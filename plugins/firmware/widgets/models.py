@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from console.widgets.signals import safe_emit
+from console.widgets.tables import row_ranges
 from core.model import Deployment, Execution, Firmware
 from core.protocol.ota import DETAIL_MESSAGE, DETAIL_PROGRESS, DETAIL_REASON, DETAIL_STEP
 from plugins.firmware.widgets.common import (
@@ -43,17 +44,6 @@ Index = QModelIndex | QPersistentModelIndex
 DISPLAY = Qt.ItemDataRole.DisplayRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-
-def row_ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted row numbers grouped into inclusive contiguous ranges."""
-    ranges: list[tuple[int, int]] = []
-    for row in sorted(rows):
-        if ranges and row == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], row)
-        else:
-            ranges.append((row, row))
-    return ranges
 
 
 class _RowsModel(QAbstractTableModel):
