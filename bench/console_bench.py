@@ -374,13 +374,12 @@ class StackSampler:
 SETTLE_MAX_S = 30.0
 
 
-def _inbox(status_line: str) -> int:
-    """The hub's inbox from its status line ("..., inbox 12,345, ..."); 0 when
-    the line does not say (not up yet, or an older hub)."""
-    import re
-
-    found = re.search(r"inbox ([\d,]+)", status_line)
-    return int(found.group(1).replace(",", "")) if found else 0
+def _hub_drained(backend: Any, devices: int) -> bool:
+    """The moved hub's last heartbeat (as the console's status bar reads it) says
+    its inbox is under half the fleet; not before its first heartbeat."""
+    observer = backend.observer
+    beat = observer.presence.beat if observer is not None else None
+    return beat is not None and beat.inbox <= devices // 2
 
 
 def _object_path(obj: Any) -> str:
@@ -530,7 +529,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     if moved is not None and backend.hub_process is not None:
         t_settle = time.perf_counter()
         while (time.perf_counter() - t_settle < SETTLE_MAX_S
-               and _inbox(backend.hub_process.last_line) > devices // 2):
+               and not _hub_drained(backend, devices)):
             settle_worst = max(settle_worst, probe.measure(app, 0.5)["max_ms"])
         settle_s = time.perf_counter() - t_settle
     rows_seen = devices_page.model.rowCount()
