@@ -12,9 +12,10 @@ One private mosquitto on a free port; four processes: the simulator (``FleetRunt
 one MQTT session per device, 6 metrics a message, readings dated now), a bare paho
 subscriber that only ``json.loads`` every telemetry payload (the baseline), the hub
 (``Hub`` as ``smartiot hub`` builds it: SQLite store, alert engine with the default
-rules, an event-bus subscriber standing in for a console) and this parent, which only
-waits. The baseline and the hub take the same stream at the same time, so their ratio
-does not depend on what else the shared box is running.
+rules, nobody on its event bus, as consoles follow a ``smartiot hub`` through the broker;
+``--console`` adds a subscriber standing in for a console whose own hub it is) and this
+parent, which only waits. The baseline and the hub take the same stream at the same
+time, so their ratio does not depend on what else the shared box is running.
 
 Reported: messages/s of each over the stream (the first and last seconds cut), the
 hub's stored messages/s (rows written / 6) and its ratio to the baseline, the hub's
@@ -178,9 +179,10 @@ def _bare_child(conn: Connection, host: str, port: int) -> None:
 
 
 def _hub_child(conn: Connection, host: str, port: int, db_url: str,
-               receiver: str = "process") -> None:
+               receiver: str = "process", console: bool = False) -> None:
     """The hub as ``smartiot hub`` runs it (store, alert engine with the default
-    rules, live events to one subscriber), sampled every SAMPLE_EVERY_S."""
+    rules; with ``console``, live events to one subscriber, as a console's own
+    hub has), sampled every SAMPLE_EVERY_S."""
     logging.basicConfig(level=logging.WARNING)
     from core.services.alerting.builtin import BUILTIN_RULE_TYPES
     from core.services.event_bus import EventBus
@@ -203,11 +205,12 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
     bus = EventBus()
     seen = Counter[str]()
 
-    def console(events: Any) -> None:  # a console's bridge: counts what arrives
+    def count_events(events: Any) -> None:  # a console's bridge: counts what arrives
         for event in events:
             seen[str(getattr(event, "kind", type(event).__name__))] += 1
 
-    bus.subscribe(console)
+    if console:
+        bus.subscribe(count_events)
     hub = Hub(store, bus, host, port, alerting=HubAlerting(store, dict(BUILTIN_RULE_TYPES)),
               receiver=receiver)
     hub.start()
@@ -335,10 +338,11 @@ def _sampled_rate(samples: list[Any], column: int, t0: float, t1: float,
 def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: float = 5.0,
                connect_rate: float = 2000.0, db_dir: Path | None = None,
                receiver: str = "process", warmup_s: float = 0.0,
-               bare: bool = True) -> dict[str, Any]:
+               bare: bool = True, console: bool = False) -> dict[str, Any]:
     """One live run; ``bare=False`` leaves the bare subscriber out (the soak: its
     baseline is what the simulator published, and on two cores the subscriber's
-    third of a core would be taken from the hub it is not part of)."""
+    third of a core would be taken from the hub it is not part of); ``console``
+    puts a subscriber on the hub's event bus (a console's own hub)."""
     from simulator.broker import EmbeddedBroker, raise_fd_limit
 
     raise_fd_limit()
@@ -350,7 +354,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
         host, port = broker.host, broker.port
         procs = {}
         children = [
-            ("hub", _hub_child, (host, port, db_url, receiver)),
+            ("hub", _hub_child, (host, port, db_url, receiver, console)),
             ("bare", _bare_child, (host, port)),
             ("sim", _sim_child, (host, port, devices, interval_s, warmup_s + duration_s,
                                  connect_rate))]
@@ -402,7 +406,7 @@ def phase_live(devices: int, interval_s: float, duration_s: float, *, skip_s: fl
             window_cpu_us = ((last[6] - first[6]) + (last[7] - first[7])) / window_stored * 1e6
             window_rx_cpu_us = (last[7] - first[7]) / window_stored * 1e6
     return {
-        "receiver": receiver, "warmup_s": warmup_s,
+        "receiver": receiver, "warmup_s": warmup_s, "console": console,
         "window_stored_messages": window_stored, "window_shed": window_shed,
         # shadow and jobs requests waiting (the devices' connect-time requests)
         "requests_waiting_at_window": (inside[0][8], inside[-1][8]) if inside else (0, 0),
@@ -532,7 +536,8 @@ def _print_live(r: dict[str, Any]) -> None:
     print(f"\n== receiver {r['receiver']}, warm-up {r['warmup_s']:g} s: "
           f"{r['devices']} devices x {1 / r['interval_s']:g} Hz "
           f"({r['offered_msg_per_s']:,.0f} msg/s offered), {r['duration_s']:g} s; "
-          f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}")
+          f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}"
+          f"{'; a console on its event bus' if r.get('console') else ''}")
     print(f"published {r['published']:,}  bare received {r['bare_received']:,}  "
           f"hub received {r['hub_received']:,}  shed {h['shed_overload']:,}  "
           f"quarantined {h['quarantined']:,} {h['rejected_by_reason']}")
@@ -574,6 +579,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="process, thread, or both (thread,process) run back to back")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="seconds streamed before the measured window (same sessions)")
+    parser.add_argument("--console", action="store_true",
+                        help="a subscriber on the hub's event bus, as a console's own hub "
+                             "has (smartiot hub has none)")
     parser.add_argument("--skip", type=float, default=5.0,
                         help="seconds cut from the start of the stream's window")
     args = parser.parse_args(argv)
@@ -600,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     if "live" in phases:
         for receiver in args.receiver.split(","):
             live = phase_live(args.devices, args.interval, args.duration, skip_s=args.skip,
-                              receiver=receiver, warmup_s=args.warmup)
+                              receiver=receiver, warmup_s=args.warmup,
+                              console=args.console)
             result.setdefault("live_runs", []).append(live)
             result["live"] = live
             _print_live(live)

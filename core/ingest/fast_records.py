@@ -12,7 +12,7 @@ already validated, never for anything from outside.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -69,8 +69,18 @@ _set_device, _set_metric, _set_ts, _set_value = (
     getattr(Reading, f.name).__set__ for f in fields(Reading))
 
 
+def trusted_reading(device_id: str, metric: str, ts: datetime, value: float) -> Reading:
+    """One ``Reading`` of values a decoder or the store already checked."""
+    reading = _new(Reading)
+    _set_device(reading, device_id)
+    _set_metric(reading, metric)
+    _set_ts(reading, ts)
+    _set_value(reading, value)
+    return reading
+
+
 def trusted_readings(device_id: str, ts: datetime,
-                     metrics: dict[str, float]) -> list[Reading]:
+                     metrics: Mapping[str, float]) -> list[Reading]:
     """One ``Reading`` per metric of a decoded message: the id, the names, the
     (UTC) time and the finite floats were checked by the decoder."""
     out = []

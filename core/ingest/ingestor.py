@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from core.errors import ValidationError
-from core.ingest.batch import ReadingBatch
+from core.ingest.batch import RowBatch
 from core.ingest.fast_records import slot_updater, trusted_readings
 from core.ingest.registry_cache import RegistryCache
 from core.ingest.sequence import BootState, SequenceTracker, Verdict
@@ -108,14 +108,22 @@ class Inbound:
 
 @dataclass
 class BatchResult:
-    # with their table rows built alongside (the store then skips that step)
-    readings: ReadingBatch = field(default_factory=ReadingBatch)
+    # the accepted readings as table rows (a Reading made only for who iterates)
+    readings: RowBatch = field(default_factory=RowBatch)
     quarantined: list[QuarantinedMessage] = field(default_factory=list)
     events: list[FleetEvent] = field(default_factory=list)
-    by_device: dict[str, list[Reading]] = field(default_factory=dict)
-    # each device's messages as (time, metrics by name), in the order of
-    # ``by_device``: what the alert engine evaluates (``process_samples``)
+    # each device's accepted messages as (time, metrics by name), in arrival
+    # order: what the alert engine evaluates (``process_samples``)
     samples: dict[str, list[Sample]] = field(default_factory=dict)
+
+    @property
+    def by_device(self) -> dict[str, list[Reading]]:
+        """Each device's accepted readings, in arrival order (made on each call,
+        from ``samples``: evaluators that take ``Reading`` objects, the AWS
+        stream consumer's)."""
+        return {device_id: [r for ts, metrics in samples
+                            for r in trusted_readings(device_id, ts, metrics)]
+                for device_id, samples in self.samples.items()}
 
 
 class Ingestor:
@@ -129,6 +137,11 @@ class Ingestor:
     ) -> None:
         self.cache = cache
         self.auto_register = auto_register
+        #: whether a ``TelemetryReceived`` (with a ``Reading`` per metric) is made
+        #: per accepted message; the hub turns it off while nobody listens to its
+        #: live events (``smartiot hub`` serves consoles through the broker):
+        #: those events were a tenth of its writer thread, made to be dropped
+        self.live_events = True
         #: per organization; "*" for every other one (default: open)
         self.registration: dict[str, RegistrationPolicy] = dict(registration or {})
         self._registered_at: dict[str, deque[int]] = {}
@@ -389,20 +402,20 @@ class Ingestor:
             return
 
         ts = from_epoch_ms(telemetry.ts_ms)
-        # decode_telemetry checked the id, the names and the values
-        readings = trusted_readings(device_id, ts, telemetry.metrics)
-        result.readings.extend(readings)
         ts_ms = telemetry.ts_ms  # what the store derives from ts, exactly
+        metrics = telemetry.metrics
         result.readings.rows.extend([(device_id, metric, ts_ms, value)
-                                     for metric, value in telemetry.metrics.items()])
-        result.by_device.setdefault(device_id, []).extend(readings)
+                                     for metric, value in metrics.items()])
         samples = result.samples.get(device_id)
         if samples is None:
-            result.samples[device_id] = [(ts, telemetry.metrics)]
+            result.samples[device_id] = [(ts, metrics)]
         else:
-            samples.append((ts, telemetry.metrics))
-        result.events.append(TelemetryReceived(device_id, tuple(readings),
-                                               telemetry.seq, telemetry.firmware))
+            samples.append((ts, metrics))
+        if self.live_events:
+            # decode_telemetry checked the id, the names and the values
+            result.events.append(TelemetryReceived(
+                device_id, tuple(trusted_readings(device_id, ts, metrics)),
+                telemetry.seq, telemetry.firmware))
 
         # a late message may come from before an update (the previous boot's
         # tail): only the newest reading says what the device runs now

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from core.errors import ValidationError
-from core.ingest.batch import ReadingBatch
+from core.ingest.batch import ReadingBatch, RowBatch
 from core.model import Reading
 from core.model.timeutil import from_epoch_ms, to_epoch_ms
 from core.ports.telemetry import Series, TelemetryStore
@@ -356,7 +356,8 @@ class SqlTelemetryStore(TelemetryStore):
         is exactly :func:`to_epoch_ms` without re-validating every reading."""
         if not readings:
             return 0
-        if type(readings) is ReadingBatch and len(readings.rows) == len(readings):
+        if type(readings) is RowBatch or (type(readings) is ReadingBatch
+                                          and len(readings.rows) == len(readings)):
             rows = readings.rows
         else:
             # A message's readings share one datetime: convert each instant once.

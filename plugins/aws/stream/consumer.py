@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.ingest.batch import ReadingBatch
+from core.ingest.batch import RowBatch
 from core.ingest.ingestor import Inbound, Ingestor, RegistrationPolicy
 from core.ingest.registry_cache import RegistryCache
 from core.model import AlertRule, QuarantinedMessage, Reading
@@ -130,6 +130,7 @@ class StreamConsumer:
         self._cache = RegistryCache(self._registry)
         self._ingestor = Ingestor(self._cache, auto_register=self._auto_register,
                                   registration=self._registration)
+        self._ingestor.live_events = False  # a Lambda has no live view to feed
         self._now = utcnow()
         self._rules_seen: dict[str, int] | None = None
         self._rules_read_at = 0.0
@@ -204,7 +205,7 @@ class StreamConsumer:
         if work:
             self._now = from_epoch_ms(work[0][1].received_ms)
         known = self._load_many([d for _, _, d in work if d is not None])
-        readings = ReadingBatch()
+        readings = RowBatch()
         by_device: dict[str, list[Reading]] = {}
         last_of: dict[str, StreamRecord] = {}
         received_of: dict[str, int] = {}
@@ -213,7 +214,6 @@ class StreamConsumer:
                 self.counters.replayed += 1
                 continue
             result = self._ingestor.process([message], message.received_ms)
-            readings.extend(result.readings)
             readings.rows.extend(result.readings.rows)
             for device, rows in result.by_device.items():
                 by_device.setdefault(device, []).extend(rows)
@@ -332,7 +332,7 @@ class StreamConsumer:
                 if not is_refused_data(exc):
                     raise
                 refused.append(_refusal(message, device_id, "store_refused", exc))
-                result.by_device.clear()
+                result.samples.clear()  # nothing stored: nothing to evaluate
         quarantined = [*result.quarantined, *refused]
         if quarantined:
             self._quarantine.add_many(quarantined, source=record.sequence_number)

@@ -933,6 +933,9 @@ class Hub:
                 self._room.set()
                 batch = [message for message, _ in items]
                 tokens = [token for _, token in items if token is not None]
+                # nobody listening (`smartiot hub`: consoles take live data from
+                # the broker): no per-message live event to make and drop
+                self.ingestor.live_events = self.bus.subscriber_count > 0
                 result = self.ingestor.process(batch, int(self.clock() * 1000))
                 self.counters.processed += len(batch)
                 self._pending = _Pending(result, tokens, len(batch))

@@ -1,6 +1,7 @@
-"""The hub hands the store its readings with their table rows already built
-(``ReadingBatch``); what is stored must be exactly what the readings say, on
-SQLite and PostgreSQL, and rows that do not match the readings are not trusted."""
+"""The hub hands the store its readings as the table rows it built (``RowBatch``;
+a producer with ``Reading`` objects at hand may add their rows, ``ReadingBatch``):
+what is stored must be exactly what the readings say, on SQLite and PostgreSQL,
+and a ``ReadingBatch`` whose rows do not match its readings is not trusted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import time
 from datetime import timedelta
 
-from core.ingest.batch import ReadingBatch
+from core.ingest.batch import ReadingBatch, RowBatch
 from core.ingest.ingestor import Inbound, Ingestor
 from core.ingest.registry_cache import RegistryCache
 from core.model.timeutil import from_epoch_ms
@@ -30,7 +31,7 @@ def test_the_hubs_rows_store_what_its_readings_say(store: Store) -> None:
              for i in range(12)]
     result = ingestor.process(batch, now)
     readings = result.readings
-    assert type(readings) is ReadingBatch and len(readings.rows) == len(readings) == 24
+    assert type(readings) is RowBatch and len(readings.rows) == len(readings) == 24
     assert readings.rows == [(r.device_id, r.metric, round(r.ts.timestamp() * 1000), r.value)
                              for r in readings]
     assert store.telemetry.write_batch(readings) == 24
@@ -47,7 +48,9 @@ def test_rows_that_do_not_match_the_readings_are_rebuilt(store: Store) -> None:
     cache.load()
     result = Ingestor(cache).process([_message("d-9", 1, now - 1000, {"t": 4.0, "h": 5.0})],
                                      now)
-    readings = result.readings
+    readings = ReadingBatch()
+    readings.extend(result.readings)
+    readings.rows.extend(result.readings.rows)
     readings.rows.pop()  # a producer that got its rows wrong
     assert store.telemetry.write_batch(readings) == 2
     latest = store.telemetry.latest_values(["t", "h"])
