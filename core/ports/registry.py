@@ -51,6 +51,17 @@ class DeviceRegistry(ABC):
     @abstractmethod
     def find(self, device_id: str) -> Device | None: ...
 
+    def find_many(self, device_ids: Sequence[str]) -> dict[str, Device]:
+        """The known ones of ``device_ids`` by id (the unknown left out). A
+        store overrides this with one query a chunk: a console told of 10,000
+        devices coming online at once looked each one up on its own."""
+        found = {}
+        for device_id in dict.fromkeys(device_ids):
+            device = self.find(device_id)
+            if device is not None:
+                found[device_id] = device
+        return found
+
     @abstractmethod
     def list(self, query: DeviceQuery | None = None) -> list[Device]: ...
 

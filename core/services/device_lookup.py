@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from core.errors import NotFound, SmartIotError
@@ -57,5 +58,15 @@ class CachedDeviceLookup:
         with self._lock:
             self._cache[device_id] = (now, device)
         return device
+
+    def find_many(self, device_ids: Sequence[str]) -> dict[str, Device]:
+        """``find`` for each (the API answers one device a request; the cache
+        spares the repeats)."""
+        found = {}
+        for device_id in dict.fromkeys(device_ids):
+            device = self.find(device_id)
+            if device is not None:
+                found[device_id] = device
+        return found
 
     __call__ = find

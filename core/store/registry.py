@@ -114,6 +114,14 @@ class SqlDeviceRegistry(DeviceRegistry):
             row = session.get(DeviceRow, device_id)
             return None if row is None else _to_domain(row, _tags_of(session, [device_id]))
 
+    def find_many(self, device_ids: Sequence[str]) -> dict[str, Device]:
+        ids = list(dict.fromkeys(device_ids))
+        with self._sessions() as session:
+            rows = [row for part in chunked(ids) for row in session.scalars(
+                select(DeviceRow).where(DeviceRow.device_id.in_(part)))]
+            tags = _tags_of(session, [r.device_id for r in rows])
+            return {r.device_id: _to_domain(r, tags) for r in rows}
+
     def list(self, query: DeviceQuery | None = None) -> list[Device]:
         query = query or DeviceQuery()
         stmt = _filtered(select(DeviceRow), query).order_by(DeviceRow.device_id)
