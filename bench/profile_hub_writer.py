@@ -5,9 +5,11 @@
     .venv/bin/python bench/profile_hub_writer.py --no-profile         # CPU per message only
 
 Builds a ``Hub`` as ``smartiot hub`` does (SQLite store in a temp dir, the alert engine
-with the default rules, one event-bus subscriber), never connects it, and feeds the
-simulator's payloads through its network-thread entry (``_on_message``) and writer
-(``_drain_telemetry``) in batches of what 0.1 s of the fleet sends. A first pass
+with the default rules, nobody on its event bus; ``--console`` adds a subscriber, as a
+console's own hub has), never connects it, and feeds the simulator's payloads through
+its network-thread entry (``_on_message``) and writer (``_drain_telemetry``) in batches
+of what 0.1 s of the fleet sends, each second's messages shuffled as a fleet's sessions
+interleave at the broker (``--in-order``: by device, as the simulator steps them). A first pass
 registers the devices (a warm hub), then the measured passes run. Reported: the
 writer's CPU per message next to a bare ``json.loads`` of the same payloads (the
 baseline of hub_bench.py's decode-only subscriber), and the cProfile top list. This
@@ -20,6 +22,7 @@ import argparse
 import cProfile
 import json
 import pstats
+import random
 import sys
 import tempfile
 import time
@@ -29,17 +32,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _payloads(devices: int, ticks: int, start: float) -> list[list[tuple[str, bytes]]]:
+def _payloads(devices: int, ticks: int, start: float,
+              in_order: bool = False) -> list[list[tuple[str, bytes]]]:
     from core.protocol.topics import telemetry_topic
     from simulator.scenario import single_group
 
     fleet = single_group(devices, "environmental", interval_s=1.0).build_fleet(
         seed=1, start_s=start)
-    return [[(telemetry_topic("demo", m.device_id), m.encode())
-             for _, m in fleet.tick(start + step)] for step in range(1, ticks + 1)]
+    out = [[(telemetry_topic("demo", m.device_id), m.encode())
+            for _, m in fleet.tick(start + step)] for step in range(1, ticks + 1)]
+    if not in_order:  # the same shuffle every run
+        for step, messages in enumerate(out):
+            random.Random(step).shuffle(messages)
+    return out
 
 
-def build_hub(db_url: str) -> Any:
+def build_hub(db_url: str, console: bool = False) -> Any:
     from core.services.alerting.builtin import BUILTIN_RULE_TYPES
     from core.services.event_bus import EventBus
     from core.store import Store
@@ -49,7 +57,8 @@ def build_hub(db_url: str) -> Any:
     store = Store.open(db_url)
     seed_default_rules(store)
     bus = EventBus()
-    bus.subscribe(lambda events: None)
+    if console:
+        bus.subscribe(lambda events: None)
     hub = Hub(store, bus, "127.0.0.1", 1,
               alerting=HubAlerting(store, dict(BUILTIN_RULE_TYPES)))
     hub.store.telemetry.defer_latest()  # as Hub.start does
@@ -82,13 +91,17 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="messages per drain")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--console", action="store_true",
+                        help="a subscriber on the event bus (smartiot hub has none)")
+    parser.add_argument("--in-order", action="store_true",
+                        help="each second's messages by device, not shuffled")
     parser.add_argument("--no-settle", action="store_true",
                         help="leave the garbage collector as it is (no HeapSettler)")
     args = parser.parse_args()
     start = float(int(time.time())) - args.ticks - 5
-    ticks = _payloads(args.devices, args.ticks + 1, start)
+    ticks = _payloads(args.devices, args.ticks + 1, start, args.in_order)
     with tempfile.TemporaryDirectory(prefix="hub-writer-") as tmp:
-        hub = build_hub(f"sqlite:///{tmp}/hub.db")
+        hub = build_hub(f"sqlite:///{tmp}/hub.db", args.console)
         feed(hub, ticks[:1], args.batch)  # registers the fleet: a warm hub
         heap = getattr(hub, "heap", None)  # absent in code from before heap.py
         if heap is not None and not args.no_settle:

@@ -65,6 +65,11 @@ class DeviceRegistry(ABC):
     @abstractmethod
     def list(self, query: DeviceQuery | None = None) -> list[Device]: ...
 
+    def statuses(self) -> dict[str, DeviceStatus]:
+        """Every device's status by id: what a count of the fleet's health
+        reads (a store overrides this with a query of the two columns)."""
+        return {d.device_id: d.status for d in self.list()}
+
     @abstractmethod
     def count(self, query: DeviceQuery | None = None) -> int: ...
 

@@ -109,17 +109,22 @@ def worst_open_severity(alerts: Iterable[Alert]) -> dict[str, Severity]:
 
 def device_health(device: Device, worst: Severity | None) -> Health:
     """``worst``: the most severe open alert of the device (None: none open)."""
-    if device.status is DeviceStatus.DECOMMISSIONED:
+    return status_health(device.status, worst)
+
+
+def status_health(status: DeviceStatus, worst: Severity | None) -> Health:
+    """A device's health from its status alone: all ``device_health`` reads."""
+    if status is DeviceStatus.DECOMMISSIONED:
         return Health.DECOMMISSIONED
-    if device.status is DeviceStatus.OFFLINE:
+    if status is DeviceStatus.OFFLINE:
         return Health.OFFLINE
     # The link is up. A backend that reports warning/error itself (the Smart_IOT
     # statuses) is heard too; the worse of the two wins. Views keep the
     # registry's device and compute this on display, so a status derived here
     # never comes back in as a reported one.
-    if worst is Severity.CRITICAL or device.status is DeviceStatus.ERROR:
+    if worst is Severity.CRITICAL or status is DeviceStatus.ERROR:
         return Health.CRITICAL
-    if worst is Severity.WARNING or device.status is DeviceStatus.WARNING:
+    if worst is Severity.WARNING or status is DeviceStatus.WARNING:
         return Health.WARNING
     return Health.OK
 
@@ -165,6 +170,17 @@ def fleet_health(devices: Iterable[Device], open_alerts: Iterable[Alert]) -> Fle
 def load_fleet_health(registry: DeviceRegistry, alerts: AlertStore) -> FleetHealth:
     """Two queries: the registry and the open alerts."""
     return fleet_health(registry.list(), alerts.list(AlertQuery(states=OPEN_STATES)))
+
+
+def load_health_by_device(registry: DeviceRegistry, alerts: AlertStore) -> dict[str, Health]:
+    """Each device's health from the registry's statuses alone, not its records.
+
+    The status bar recounts this every few seconds while devices change; read
+    as whole records (``load_fleet_health``), 10,000 devices took ~0.5 s of CPU
+    on a background thread, each time holding the GIL against the window."""
+    worst = worst_open_severity(alerts.list(AlertQuery(states=OPEN_STATES)))
+    return {device_id: status_health(status, worst.get(device_id))
+            for device_id, status in registry.statuses().items()}
 
 
 def apply_health(devices: Iterable[Device], worst: Mapping[str, Severity]) -> list[Device]:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ConcurrentModification, NotFound
-from core.model import Device, Location
+from core.model import Device, DeviceStatus, Location
 from core.ports.registry import DeviceQuery, DeviceRegistry
 from core.store._sql import chunked, dialect_insert, on_conflict_update
 from core.store.schema import DeviceRow, DeviceTagRow, table_of
@@ -121,6 +121,11 @@ class SqlDeviceRegistry(DeviceRegistry):
                 select(DeviceRow).where(DeviceRow.device_id.in_(part)))]
             tags = _tags_of(session, [r.device_id for r in rows])
             return {r.device_id: _to_domain(r, tags) for r in rows}
+
+    def statuses(self) -> dict[str, DeviceStatus]:
+        with self._engine.connect() as conn:
+            return {device_id: DeviceStatus.parse(status) for device_id, status in conn.execute(
+                select(_devices.c.device_id, _devices.c.status))}
 
     def list(self, query: DeviceQuery | None = None) -> list[Device]:
         query = query or DeviceQuery()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
@@ -42,7 +43,7 @@ from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEve
 from core.ports.backend import Backend
 from core.ports.fleet_api import FleetApi
 from core.ports.live import LinkStatus
-from core.services.fleet_health import Health, load_fleet_health, status_label
+from core.services.fleet_health import Health, load_health_by_device, status_label
 from plugins.local.widgets.hub_banner import HubBanner
 
 STATUS_EVENTS = (HubStatus, DeviceChanged, AlertChanged, DataChanged)
@@ -95,13 +96,14 @@ def count_devices(backend: Backend) -> tuple[int, int]:
 
 def count_health(backend: Backend) -> dict[Health, int]:
     """Devices by health (core.services.fleet_health): the dashboard's cards."""
-    return load_fleet_health(backend.registry, backend.alerts).counts()
+    counts = Counter(health_by_device(backend).values())
+    return {h: counts.get(h, 0) for h in Health}
 
 
 def health_by_device(backend: Backend) -> dict[str, Health]:
     """Each device's health: the counts, kept per device so that a device's
     status event can move it between them without a recount."""
-    return dict(load_fleet_health(backend.registry, backend.alerts).health)
+    return load_health_by_device(backend.registry, backend.alerts)
 
 
 _HEALTH_OF = {h.status: h for h in Health}
