@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.model import Device, DeviceStatus
@@ -55,12 +55,7 @@ class DeviceRegistry(ABC):
         """The known ones of ``device_ids`` by id (the unknown left out). A
         store overrides this with one query a chunk: a console told of 10,000
         devices coming online at once looked each one up on its own."""
-        found = {}
-        for device_id in dict.fromkeys(device_ids):
-            device = self.find(device_id)
-            if device is not None:
-                found[device_id] = device
-        return found
+        return find_each(self.find, device_ids)
 
     @abstractmethod
     def list(self, query: DeviceQuery | None = None) -> list[Device]: ...
@@ -82,3 +77,14 @@ class DeviceRegistry(ABC):
     @abstractmethod
     def delete(self, device_id: str, *, expected_version: int | None = None) -> None:
         """NotFound if unknown; ConcurrentModification on a stale ``expected_version``."""
+
+
+def find_each(find: Callable[[str], Device | None],
+              device_ids: Sequence[str]) -> dict[str, Device]:
+    """``find_many`` one device at a time: for a source that answers only that."""
+    found = {}
+    for device_id in dict.fromkeys(device_ids):
+        device = find(device_id)
+        if device is not None:
+            found[device_id] = device
+    return found

@@ -19,6 +19,7 @@ from typing import Protocol
 from core.errors import NotFound, SmartIotError
 from core.model import Device
 from core.ports.fleet_api import FleetApi
+from core.ports.registry import find_each
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,6 @@ class CachedDeviceLookup:
     def find_many(self, device_ids: Sequence[str]) -> dict[str, Device]:
         """``find`` for each (the API answers one device a request; the cache
         spares the repeats)."""
-        found = {}
-        for device_id in dict.fromkeys(device_ids):
-            device = self.find(device_id)
-            if device is not None:
-                found[device_id] = device
-        return found
+        return find_each(self.find, device_ids)
 
     __call__ = find
