@@ -12,7 +12,7 @@ already validated, never for anything from outside.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -83,12 +83,10 @@ def trusted_readings(device_id: str, ts: datetime,
                      metrics: Mapping[str, float]) -> list[Reading]:
     """One ``Reading`` per metric of a decoded message: the id, the names, the
     (UTC) time and the finite floats were checked by the decoder."""
-    out = []
-    for metric, value in metrics.items():
-        reading = _new(Reading)
-        _set_device(reading, device_id)
-        _set_metric(reading, metric)
-        _set_ts(reading, ts)
-        _set_value(reading, value)
-        out.append(reading)
-    return out
+    return [trusted_reading(device_id, metric, ts, value) for metric, value in metrics.items()]
+
+
+def sample_readings(device_id: str,
+                    samples: Iterable[tuple[datetime, Mapping[str, float]]]) -> list[Reading]:
+    """The readings of a device's decoded messages, given as (time, metrics), in order."""
+    return [r for ts, metrics in samples for r in trusted_readings(device_id, ts, metrics)]

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from core.errors import ValidationError
 from core.ingest.batch import RowBatch
-from core.ingest.fast_records import slot_updater, trusted_readings
+from core.ingest.fast_records import sample_readings, slot_updater, trusted_readings
 from core.ingest.registry_cache import RegistryCache
 from core.ingest.sequence import BootState, SequenceTracker, Verdict
 from core.model import Device, DeviceStatus, LinkStats, QuarantinedMessage, Reading
@@ -121,8 +121,7 @@ class BatchResult:
         """Each device's accepted readings, in arrival order (made on each call,
         from ``samples``: evaluators that take ``Reading`` objects, the AWS
         stream consumer's)."""
-        return {device_id: [r for ts, metrics in samples
-                            for r in trusted_readings(device_id, ts, metrics)]
+        return {device_id: sample_readings(device_id, samples)
                 for device_id, samples in self.samples.items()}
 
 

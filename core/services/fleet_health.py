@@ -152,8 +152,13 @@ class FleetHealth:
     worst: dict[str, Severity] = field(default_factory=dict)
 
     def counts(self) -> dict[Health, int]:
-        counts = Counter(self.health.values())
-        return {h: counts.get(h, 0) for h in Health}
+        return health_counts(self.health.values())
+
+
+def health_counts(healths: Iterable[Health]) -> dict[Health, int]:
+    """How many of each health, every kind named (0 where none)."""
+    counts = Counter(healths)
+    return {h: counts.get(h, 0) for h in Health}
 
 
 def fleet_health(devices: Iterable[Device], open_alerts: Iterable[Alert]) -> FleetHealth:

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.errors import ConcurrentModification, IllegalTransition
-from core.ingest.fast_records import trusted_readings
+from core.ingest.fast_records import sample_readings
 from core.model import Alert, AlertRule, AlertState, Device, DeviceStatus, Reading
 from core.model.timeutil import utcnow
 from core.ports.alerts import AlertQuery, AlertStore
@@ -241,8 +241,7 @@ class AlertEngine:
                 edges = on_samples(device, samples, now)
             else:
                 if readings is None:
-                    readings = [r for ts, metrics in samples
-                                for r in trusted_readings(device.device_id, ts, dict(metrics))]
+                    readings = sample_readings(device.device_id, samples)
                 edges = compiled.evaluator.observe(device, readings, now)
             if edges:
                 changes.extend(self._apply_all(compiled.rule, device, edges))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
@@ -43,7 +42,12 @@ from core.model.events import AlertChanged, DataChanged, DeviceChanged, FleetEve
 from core.ports.backend import Backend
 from core.ports.fleet_api import FleetApi
 from core.ports.live import LinkStatus
-from core.services.fleet_health import Health, load_health_by_device, status_label
+from core.services.fleet_health import (
+    Health,
+    health_counts,
+    load_health_by_device,
+    status_label,
+)
 from plugins.local.widgets.hub_banner import HubBanner
 
 STATUS_EVENTS = (HubStatus, DeviceChanged, AlertChanged, DataChanged)
@@ -96,8 +100,7 @@ def count_devices(backend: Backend) -> tuple[int, int]:
 
 def count_health(backend: Backend) -> dict[Health, int]:
     """Devices by health (core.services.fleet_health): the dashboard's cards."""
-    counts = Counter(health_by_device(backend).values())
-    return {h: counts.get(h, 0) for h in Health}
+    return health_counts(health_by_device(backend).values())
 
 
 def health_by_device(backend: Backend) -> dict[str, Health]:
@@ -113,10 +116,7 @@ def count_health_through(api: FleetApi) -> dict[Health, int]:
     """The same counts through the session's API (a console on the REST API: on
     a deployed AWS stack it cannot read the registry, and sees its organization's
     devices only). ``analytics.devices`` applies fleet_health, status by health."""
-    counts = {h: 0 for h in Health}
-    for health in health_through(api).values():
-        counts[health] += 1
-    return counts
+    return health_counts(health_through(api).values())
 
 
 def health_through(api: FleetApi) -> dict[str, Health]:
