@@ -4,9 +4,12 @@ paho costs ~40 µs of CPU per PUBLISH in Python (socket, packet parsing, MQTT 5
 properties, callback matching). On the hub's network thread that work shares
 one GIL with the writer, so at 10,000 msg/s the two take turns on one core and
 the broker drops what the socket could not take. Here a child process
-(``python -m plugins.local.hub.receiver_process``) runs its own paho client on
-the given filters and hands ``(topic, payload, received_ms, mid)`` over a pipe
-in batches (at most every ``batch_wait_s``, or at ``batch_max`` messages): the
+(``python -m plugins.local.hub.receiver_process``) subscribes to the given
+filters with a client of its own that reads a whole socket buffer at a time
+(:mod:`plugins.local.hub.mqtt_subscriber`: a few µs a message where paho took
+~35, so the child no longer needs a core of its own at fleet scale) and hands
+``(topic, payload, received_ms, mid)`` over a pipe in batches (at most every
+``batch_wait_s``, or at ``batch_max`` messages): the
 parent pays one ``pickle.loads`` per batch and its own per-message work.
 
 The API (also what a console's live feed can use)::
@@ -57,6 +60,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from plugins.local.hub.mqtt_subscriber import Subscriber, SubscriberConfig, any_matches
 
 log = logging.getLogger(__name__)
 
@@ -395,15 +400,11 @@ class ReceiverProcess:
 
 # ---------------------------------------------------------------------- child side
 class _Child:
-    """The child's paho client; callbacks on paho's thread, a sender thread
-    for the batches, the main thread reading the parent's commands."""
+    """The child's MQTT subscriber (:mod:`plugins.local.hub.mqtt_subscriber`,
+    its own thread), a sender thread for the batches, the main thread reading
+    the parent's commands."""
 
     def __init__(self, config: dict[str, Any], data: Connection) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
         self.config = config
         self.data = data
         self.data_lock = threading.Lock()
@@ -420,9 +421,7 @@ class _Child:
         self.stopping = False
         self.batch_max = int(config["batch_max"])
         self.limit = int(config["buffer_limit"])
-        self.manual_ack = bool(config["manual_ack"])
         self.keep = list(config.get("keep") or ())
-        self.matches = mqtt.topic_matches_sub
         self.transform: Callable[[list[Item]], Any] | None = None
         if config.get("transform"):
             import importlib
@@ -430,28 +429,16 @@ class _Child:
             module, _, name = str(config["transform"]).partition(":")
             self.transform = getattr(importlib.import_module(module), name)
         clean = bool(config["clean_session"])
-        self.props: Any = None
-        if config["protocol"] == MQTT_V5:
-            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config["client_id"],
-                                      protocol=mqtt.MQTTv5, manual_ack=self.manual_ack)
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = 0 if clean else max(0, config["session_expiry_s"])
-            self.props = props
-        else:
-            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config["client_id"],
-                                      clean_session=clean, protocol=mqtt.MQTTv311,
-                                      manual_ack=self.manual_ack)
-        self.client.reconnect_delay_set(1, 30)
-        if config["tls_factory"] is not None:
-            self.client.tls_set_context(config["tls_factory"]())
-        if config["username"]:
-            self.client.username_pw_set(config["username"], config["password"])
-        self.client.max_queued_messages_set(0)
-        self.client.on_connect = self._connected
-        self.client.on_subscribe = self._subscribed
-        self.client.on_disconnect = self._disconnected
-        self.client.on_message = self._message
-        self.sub_mid: int | None = None
+        self.client = Subscriber(
+            SubscriberConfig(
+                host=config["host"], port=config["port"], client_id=config["client_id"],
+                filters=list(config["filters"]), qos=int(config["qos"]),
+                protocol=int(config["protocol"]), clean=clean,
+                session_expiry_s=0 if clean else max(0, int(config["session_expiry_s"])),
+                username=config["username"] or None, password=config["password"],
+                tls_factory=config["tls_factory"], manual_ack=bool(config["manual_ack"])),
+            on_messages=self._messages, on_connected=self._connected,
+            on_subscribed=self._subscribed, on_lost=self._lost, on_refused=self._refused)
         self.sender = threading.Thread(target=self._sender, name="receiver-sender", daemon=True)
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -468,71 +455,66 @@ class _Child:
     def start(self) -> None:
         self.send(("state", "connecting", ""))
         time.sleep(random.uniform(0, 0.05))
-        config = self.config
-        if config["protocol"] == MQTT_V5:
-            self.client.connect_async(config["host"], config["port"], keepalive=30,
-                                      clean_start=bool(config["clean_session"]),
-                                      properties=self.props)
-        else:
-            self.client.connect_async(config["host"], config["port"], keepalive=30)
-        self.client.loop_start()
+        self.client.start()
         self.sender.start()
 
-    # paho's thread
-    def _connected(self, client: Any, userdata: Any, flags: Any, reason: Any,
-                   properties: Any) -> None:
-        if reason.is_failure:
-            self.send(("state", "disconnected", f"broker refused the connection: {reason}"))
-            return
+    # the subscriber's thread
+    def _connected(self, generation: int) -> None:
         with self.cond:  # what came on the old connection keeps its generation
             if self.pending:
                 self.ready.append((self.generation, self.pending))
                 self.pending = []
-            self.generation += 1
+            self.generation = generation
         if self.connected_once:
             self.reconnects += 1
         self.connected_once = True
-        qos = int(self.config["qos"])
-        _, self.sub_mid = client.subscribe([(f, qos) for f in self.config["filters"]])
         self.send(("state", "connected", ""))
 
-    def _subscribed(self, client: Any, userdata: Any, mid: Any, reasons: Any,
-                    properties: Any) -> None:
-        refused = [f"broker refused the subscription to {topic}: {reason}"
-                   for topic, reason in zip(self.config["filters"], reasons, strict=False)
-                   if getattr(reason, "is_failure", False)]
-        if mid == self.sub_mid:
-            self.send(("subscribed", "; ".join(refused)))
+    def _refused(self, reason: str) -> None:
+        self.send(("state", "disconnected", f"broker refused the connection: {reason}"))
 
-    def _disconnected(self, client: Any, userdata: Any, flags: Any, reason: Any,
-                      properties: Any) -> None:
+    def _subscribed(self, refused: str) -> None:
+        self.send(("subscribed", refused))
+
+    def _lost(self, reason: str) -> None:
         if not self.stopping:
             # What this connection delivered goes first: a broker shutting down
             # sends the Last Wills of every device just before it closes, and the
             # hub undoes them once they are in (plugins/local/hub/outage_wills.py).
             self.flush()
-            self.send(("state", "connecting", str(reason), time.time()))
+            self.send(("state", "connecting", reason, time.time()))
 
-    def _message(self, client: Any, userdata: Any, message: Any) -> None:
-        mid = message.mid if message.qos == 1 and self.manual_ack else 0
-        item = (message.topic, message.payload, int(time.time() * 1000), mid)
+    def _messages(self, items: list[Item]) -> None:
+        """One read's messages. Beyond the buffer a QoS 0 message is dropped
+        (counted) unless it is on a ``keep`` filter; for those and QoS 1 this
+        thread waits for room, so the broker's socket stops being read."""
         cond = self.cond
         with cond:
-            if self.buffered >= self.limit:
-                if not mid and not any(self.matches(f, message.topic) for f in self.keep):
-                    self.dropped += 1
-                    return
-                deadline = time.monotonic() + BACKPRESSURE_WAIT_S
-                while self.buffered >= self.limit and not self.stopping:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self.full.set()
-                    cond.wait(min(left, 0.5))
-            self.pending.append(item)
-            self.buffered += 1
+            room = self.limit - self.buffered
+            if len(items) <= room:
+                self.pending.extend(items)
+                self.buffered += len(items)
+            else:
+                for item in items:
+                    self._one(item)
             if len(self.pending) >= self.batch_max:
                 self.full.set()
+
+    def _one(self, item: Item) -> None:
+        """Called with ``cond`` held, the buffer full or nearly."""
+        if self.buffered >= self.limit:
+            if not item[3] and not any_matches(self.keep, item[0]):
+                self.dropped += 1
+                return
+            deadline = time.monotonic() + BACKPRESSURE_WAIT_S
+            while self.buffered >= self.limit and not self.stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.full.set()
+                self.cond.wait(min(left, 0.5))
+        self.pending.append(item)
+        self.buffered += 1
 
     # the sender thread
     def _take(self) -> list[tuple[int, list[Item]]]:
@@ -567,18 +549,13 @@ class _Child:
                     self.cond.notify_all()
 
     def ack(self, generation: int, mids: Sequence[int]) -> None:
-        if generation != self.generation:
-            return  # that connection is gone; the broker sends them again
-        ack = self.client.ack
-        for mid in mids:
-            ack(mid, 1)
+        self.client.ack(generation, mids)  # a connection gone: the broker sends them again
 
     def stop(self) -> None:
         self.stopping = True
         with self.cond:
             self.cond.notify_all()
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()
         self.full.set()
         self.sender.join()  # then nothing else sends: the rest goes in order
         self.flush()
