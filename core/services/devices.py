@@ -157,6 +157,17 @@ class DeviceService:
                           worst_open_severity(mine)),
             page.next, total)
 
+    def get_many(self, actor: Actor, device_ids: Iterable[str]) -> builtins.list[Device]:
+        """The records of the named devices the actor may see, in the order
+        asked; unknown ones and another organization's are left out. What a
+        console following a hub through the API needs when a thousand devices
+        come online at once: one request, not a thousand."""
+        ids = builtins.list(dict.fromkeys(device_ids))
+        found = self._registry.find_many(ids)
+        org = actor.organization
+        return [d for i in ids if (d := found.get(i)) is not None
+                and (not org or d.organization == org)]
+
     def open_alerts(self, actor: Actor, device_ids: Iterable[str]) -> OpenAlertSummary:
         """One query for any number of devices (after live alert events)."""
         ids = self._visible(actor, device_ids)
@@ -353,6 +364,9 @@ class DevicesSession:
         """In this process the whole table is one read (no answer crosses a
         network), cheaper than pages that each look up the open alerts."""
         return FleetOverviewPage(self._service.overview(self._actor))
+
+    def get_many(self, device_ids: builtins.list[str]) -> builtins.list[Device]:
+        return self._service.get_many(self._actor, device_ids)
 
     def open_alerts(self, device_ids: builtins.list[str]) -> OpenAlertSummary:
         return self._service.open_alerts(self._actor, device_ids)

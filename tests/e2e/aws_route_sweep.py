@@ -149,7 +149,7 @@ def sweep(api_url: str, tokens: dict[str, str], *, alert: dict[str, Any], device
             ("/audit/export", {}), ("/audit/verify", {}), ("/devices", {}),
             ("/devices/capabilities", {}), ("/devices/overview", {}),
             ("/devices/overview", {"limit": "50"}), ("/devices/open-alerts", {"ids": device}),
-            ("/firmware", {}),
+            ("/devices/records", {"ids": device}), ("/firmware", {}),
             ("/firmware/deployments", {}), ("/firmware/keys", {}), ("/users", {}),
             ("/users/me", {}), ("/users/me/preferences", {})]:
         s.call("GET", template, query=query)

@@ -93,6 +93,10 @@ class DevicesApi(Protocol):
 
     def get(self, device_id: str) -> Device: ...
 
+    def get_many(self, device_ids: builtins.list[str]) -> builtins.list[Device]:
+        """The named devices' records, in the order asked; unknown ones and
+        another organization's are left out."""
+
     def overview(self) -> FleetOverview: ...
 
     def overview_page(self, *, limit: int | None = None,

@@ -35,7 +35,15 @@ class HasDevices(Protocol):
     def devices(self) -> DeviceService: ...
 
 
-MAX_SUMMARY_IDS = 200  # devices per open-alert summary (the ids travel in the URL)
+MAX_SUMMARY_IDS = 200  # devices per open-alert summary or records (the ids are in the URL)
+
+
+def _id_list(ids: str) -> list[str]:
+    wanted = [i for i in ids.split(",") if i]
+    if len(wanted) > MAX_SUMMARY_IDS:
+        raise ValidationError(f"ids: {len(wanted)} devices; ask for at most "
+                              f"{MAX_SUMMARY_IDS} at a time")
+    return wanted
 
 
 def etag(d: Device) -> dict[str, str]:
@@ -140,14 +148,20 @@ def devices_router(services: Callable[[], HasDevices], actor: Callable[[], Actor
         ids: Annotated[str, Query(description=f"comma-separated device ids (at most "
                                               f"{MAX_SUMMARY_IDS})")] = "",
     ) -> Response[Any]:
-        wanted = [i for i in ids.split(",") if i]
-        if len(wanted) > MAX_SUMMARY_IDS:
-            raise ValidationError(f"ids: {len(wanted)} devices; ask for at most "
-                                  f"{MAX_SUMMARY_IDS} at a time")
-        summary = devices().open_alerts(actor(), wanted)
+        summary = devices().open_alerts(actor(), _id_list(ids))
         return envelope({"counts": summary.counts,
                          "worst": {k: None if v is None else v.value
                                    for k, v in summary.worst.items()}})
+
+    @router.get("/devices/records",
+                summary="The records of some devices, by id (a status burst's look-up)",
+                tags=["devices"])
+    def devices_records(
+        ids: Annotated[str, Query(description=f"comma-separated device ids (at most "
+                                              f"{MAX_SUMMARY_IDS})")] = "",
+    ) -> Response[Any]:
+        found = devices().get_many(actor(), _id_list(ids))
+        return envelope({"items": [shapes.device(d) for d in found]})
 
     @router.post("/devices", summary="Register a device", tags=["devices"])
     def create_device(body: Annotated[models.DeviceCreate, Body()]) -> Response[Any]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from core.model import Alert, Device, DeviceStatus, Reading, Severity
 from core.model.roles import Role
 from core.ports.registry import DeviceQuery
+from core.services.device_lookup import CachedDeviceLookup
 from core.store import Store
 from plugins.api.client import HttpFleetApi, StaticToken
 from tests.integration.api.conftest import Api, start_api
@@ -123,3 +126,42 @@ def test_a_token_the_server_did_not_issue_is_a_400_naming_next(
     assert reply.status == 400, reply.body
     assert "next" in reply.error["message"]
     assert "first page" in reply.error["message"]
+
+
+def test_records_by_id_in_the_order_asked_and_only_the_callers(
+        fleet_api: tuple[Api, HttpFleetApi]) -> None:
+    server, http = fleet_api
+    found = http.devices.get_many(["dev-01998", "no-such", "dev-00001", "dev-02010",
+                                   "dev-01998"])
+    assert [d.device_id for d in found] == ["dev-01998", "dev-00001"]  # dev-02010: "other"
+    assert found[0] == server.store.registry.find("dev-01998")
+    too_many = ",".join(f"dev-{i:05d}" for i in range(201))
+    reply = server.client.call("GET", f"/devices/records?ids={too_many}", role=Role.SUPPORT,
+                               org=ORG)
+    assert reply.status == 400
+    assert reply.error["message"] == "ids: 201 devices; ask for at most 200 at a time"
+
+
+def test_a_status_burst_is_looked_up_a_hundred_devices_a_request(
+        fleet_api: tuple[Api, HttpFleetApi]) -> None:
+    """A console following a hub through its API, 1,000 devices coming online:
+    ten requests, not a thousand; then the cache; unknown ids are remembered
+    as unknown too."""
+    _server, http = fleet_api
+    paths: list[str] = []
+    real_get = http.http.get
+
+    def counting_get(path: str, query: Any = None) -> Any:
+        paths.append(path)
+        return real_get(path, query)
+
+    http.http.get = counting_get  # type: ignore[method-assign]
+    lookup = CachedDeviceLookup(SimpleNamespace(api=http))
+    ids = [f"dev-{i:05d}" for i in range(1000)] + ["no-such"]
+    found = lookup.find_many(ids)
+    assert sorted(found) == ids[:-1]
+    assert found["dev-00042"].name == "Pump 42"
+    assert paths == ["/devices/records"] * 11
+    assert lookup.find_many([*ids[:500], "no-such"]) == {i: found[i] for i in ids[:500]}
+    assert lookup.find("dev-00007") == found["dev-00007"]
+    assert len(paths) == 11  # all from the cache
