@@ -27,7 +27,8 @@ class Recorder:
                 "on_connected": lambda g: self.note("connected", g),
                 "on_subscribed": lambda refused: self.note("subscribed", refused),
                 "on_lost": lambda reason: self.note("lost", reason),
-                "on_refused": lambda reason: self.note("refused", reason)}
+                "on_refused": lambda reason: self.note("refused", reason),
+                "on_failed": lambda reason: self.note("failed", reason)}
 
     def on_messages(self, messages: list[Message]) -> None:
         with self.lock:

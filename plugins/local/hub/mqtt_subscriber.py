@@ -64,22 +64,26 @@ class Subscriber:
     message of that connection); ``on_subscribed(refused)`` after the SUBACK,
     with what the broker refused ("" when nothing); ``on_lost(reason)`` when a
     connection that was up ends; ``on_refused(reason)`` when the broker refuses
-    the connection; ``on_messages(messages)`` for what one read brought. With
-    ``manual_ack`` a QoS 1 message is acknowledged only through :meth:`ack`;
-    without, as soon as ``on_messages`` returns (and its packet id is 0)."""
+    the connection; ``on_failed(reason)`` when an attempt fails before the broker
+    answers (unreachable, TLS not trusted); ``on_messages(messages)`` for what
+    one read brought. With ``manual_ack`` a QoS 1 message is acknowledged only
+    through :meth:`ack`; without, as soon as ``on_messages`` returns (and its
+    packet id is 0)."""
 
     def __init__(self, config: SubscriberConfig, *,
                  on_messages: Callable[[list[Message]], None],
                  on_connected: Callable[[int], None] = lambda generation: None,
                  on_subscribed: Callable[[str], None] = lambda refused: None,
                  on_lost: Callable[[str], None] = lambda reason: None,
-                 on_refused: Callable[[str], None] = lambda reason: None) -> None:
+                 on_refused: Callable[[str], None] = lambda reason: None,
+                 on_failed: Callable[[str], None] = lambda reason: None) -> None:
         self.config = config
         self.on_messages = on_messages
         self.on_connected = on_connected
         self.on_subscribed = on_subscribed
         self.on_lost = on_lost
         self.on_refused = on_refused
+        self.on_failed = on_failed
         self.generation = 0  # connections accepted so far; a token's connection
         self._lock = threading.Lock()
         self._acks: list[int] = []
@@ -125,8 +129,8 @@ class Subscriber:
             try:
                 sock, ack = self._open()
             except (OSError, wire.WireError, ConnectionLost) as exc:
-                log.debug("connecting to %s:%d failed: %s", self.config.host,
-                          self.config.port, exc)
+                self.on_failed(f"cannot connect to {self.config.host}:{self.config.port}: "
+                               f"{exc or type(exc).__name__}")
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
@@ -149,6 +153,9 @@ class Subscriber:
                 self._read(sock, keepalive)
             except (OSError, wire.WireError, ConnectionLost) as exc:
                 reason = str(exc) or type(exc).__name__
+            except Exception as exc:  # a bug must not leave the child deaf: log, reconnect
+                log.exception("the MQTT subscriber's connection failed unexpectedly")
+                reason = f"unexpected error: {exc!r}"
             finally:
                 with self._lock:
                     self._sock = None

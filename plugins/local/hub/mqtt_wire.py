@@ -180,7 +180,14 @@ def parse(data: bytes, protocol: int, received_ms: int = 0) -> Parsed:
             break
         if first >> 4 == PUBLISH:
             qos = (first >> 1) & 3
+            if length < 2:
+                raise WireError(f"a PUBLISH of {length} bytes has no topic")
             topic_end = start + 2 + ((data[start] << 8) | data[start + 1])
+            # what follows the topic (packet id, properties) must fit in the packet
+            need = topic_end + (2 if qos else 0) + (1 if v5 else 0)
+            if need > stop:
+                raise WireError(f"a PUBLISH's topic and header run {need - stop} bytes past "
+                                f"its length of {length}")
             try:
                 topic = data[start + 2:topic_end].decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -197,14 +204,25 @@ def parse(data: bytes, protocol: int, received_ms: int = 0) -> Parsed:
                 if byte < 0x80:
                     p += 1 + byte
                 else:
-                    p, props = _read_varint(data, p)
+                    p, props = _read_varint_within(data, p, stop)
                     p += props
+                if p > stop:
+                    raise WireError(f"a PUBLISH's properties run {p - stop} bytes past its "
+                                    f"length of {length}")
             append((topic, data[p:stop], received_ms, mid))
         else:
             out.controls.append(Control(first >> 4, data[start:stop]))
         pos = stop
     out.rest = pos
     return out
+
+
+def _read_varint_within(data: bytes, pos: int, stop: int) -> tuple[int, int]:
+    try:
+        pos, value = _read_varint(data[:stop], pos)
+    except IndexError:
+        raise WireError("a variable byte integer runs past the end of its packet") from None
+    return pos, value
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -234,6 +252,13 @@ _PROPERTY_TYPES: dict[int, int] = {
 def properties(body: bytes, pos: int) -> tuple[dict[int, Any], int]:
     """MQTT 5 properties at ``pos``: {identifier: value} (a user property's
     last pair) and where they end."""
+    try:
+        return _properties(body, pos)
+    except (IndexError, struct.error):
+        raise WireError("properties run past the end of the packet") from None
+
+
+def _properties(body: bytes, pos: int) -> tuple[dict[int, Any], int]:
     pos, length = _read_varint(body, pos)
     stop = pos + length
     if stop > len(body):
@@ -269,6 +294,8 @@ def properties(body: bytes, pos: int) -> tuple[dict[int, Any], int]:
                 texts = [p.decode("utf-8", "replace") for p in parts]
                 value = tuple(texts) if kind == _PAIR else texts[0]
         found[ident] = value
+    if pos != stop:
+        raise WireError("a property runs past the end of the properties")
     return found, stop
 
 

@@ -314,6 +314,8 @@ class ReceiverProcess:
                 state, error = message[1], message[2]
                 self.state_lag_s = max(0.0, time.time() - message[3]) if len(message) > 3 \
                     else 0.0
+                if error and error != self.last_error:
+                    log.warning("receiver %s: %s", self.client_id, error)
                 if error:
                     self.last_error = error
                 if state == "connected":
@@ -438,7 +440,9 @@ class _Child:
                 username=config["username"] or None, password=config["password"],
                 tls_factory=config["tls_factory"], manual_ack=bool(config["manual_ack"])),
             on_messages=self._messages, on_connected=self._connected,
-            on_subscribed=self._subscribed, on_lost=self._lost, on_refused=self._refused)
+            on_subscribed=self._subscribed, on_lost=self._lost, on_refused=self._refused,
+            on_failed=self._failed)
+        self.last_failure = ""
         self.sender = threading.Thread(target=self._sender, name="receiver-sender", daemon=True)
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -460,6 +464,7 @@ class _Child:
 
     # the subscriber's thread
     def _connected(self, generation: int) -> None:
+        self.last_failure = ""
         with self.cond:  # what came on the old connection keeps its generation
             if self.pending:
                 self.ready.append((self.generation, self.pending))
@@ -472,6 +477,14 @@ class _Child:
 
     def _refused(self, reason: str) -> None:
         self.send(("state", "disconnected", f"broker refused the connection: {reason}"))
+
+    def _failed(self, reason: str) -> None:
+        """Said once per new reason (attempts repeat every 1-30 s): the hub's
+        status shows why it is not connected (a broker down, a certificate
+        its CA does not trust) instead of only "connecting"."""
+        if reason != self.last_failure:
+            self.last_failure = reason
+            self.send(("state", "connecting", reason, time.time()))
 
     def _subscribed(self, refused: str) -> None:
         self.send(("subscribed", refused))

@@ -216,11 +216,14 @@ def test_messages_come_over_tls(own_mosquitto: OwnBroker) -> None:
     # a broker whose certificate the context does not trust: never connected
     untrusting = Recorder()
     bad = Subscriber(SubscriberConfig(host="localhost", port=tls_port, client_id="rx-untrusting",
-                                      filters=["#"]), **untrusting.kwargs())
+                                      filters=["#"], tls_factory=ssl.create_default_context),
+                     **untrusting.kwargs())
     bad.start()
-    time.sleep(1.5)
+    failed = wait_until(lambda: untrusting.seen("failed"), message="the failed attempt")
     bad.stop()
     assert untrusting.seen("connected") == []
+    assert failed[0].startswith(f"cannot connect to localhost:{tls_port}: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in failed[0]
 
 
 def test_a_silent_broker_is_noticed_by_the_keepalive_and_the_link_comes_back(

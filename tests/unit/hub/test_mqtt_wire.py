@@ -4,6 +4,8 @@ several bytes, MQTT 5 properties, bad input)."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import struct
 
 import pytest
@@ -112,3 +114,28 @@ def test_connack_suback_and_disconnect_say_why() -> None:
 ])
 def test_topic_filters(topic_filter: str, topic: str, matches: bool) -> None:
     assert topic_matches(topic_filter, topic) is matches
+
+
+def test_mangled_streams_are_wire_errors_or_whole_messages_never_a_crash() -> None:
+    """Every byte of a valid stream changed, cut or dropped in turn (and random
+    bytes): parse returns or raises WireError, nothing else (the subscriber
+    drops a connection on WireError; any other exception would end its thread)."""
+    rng = random.Random(7)
+    for protocol, props in ((wire.MQTT_V5, b"\x01\x01"), (wire.MQTT_V311, None)):
+        stream = (publish("dt/a/d1/telemetry", b'{"seq":1}', props=props)
+                  + publish("dt/a/d2/telemetry", b"x" * 300, qos=1, mid=9, props=props))
+        cases = [stream[:i] + bytes((b,)) + stream[i + 1:]
+                 for i in range(len(stream)) for b in (0, 0x7F, 0x80, 0xFF)]
+        cases += [stream[:i] + stream[i + 1:] for i in range(len(stream))]
+        cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(2, 64)))
+                  for _ in range(3000)]
+        for data in cases:
+            try:
+                parsed = wire.parse(data, protocol)
+            except wire.WireError:
+                continue
+            assert 0 <= parsed.rest <= len(data)
+            for control in parsed.controls:
+                for read in (wire.connack, wire.suback, wire.disconnect_reason):
+                    with contextlib.suppress(wire.WireError):
+                        read(control.body, protocol)
