@@ -15,6 +15,7 @@ backpressure), which stops reading, so TCP pushes back to the broker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import select
 import socket
@@ -29,6 +30,7 @@ from plugins.local.hub import mqtt_wire as wire
 log = logging.getLogger(__name__)
 
 RECV_BYTES = 1 << 18
+PIECES_FROM = 1 << 16  # an unfinished packet this long is gathered, not re-joined per read
 CONNECT_TIMEOUT_S = 10.0
 SEND_TIMEOUT_S = 10.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
@@ -90,6 +92,7 @@ class Subscriber:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # a full pair already means "wake up"
         self._thread = threading.Thread(target=self._run, name="receiver-mqtt", daemon=True)
         self._sock: socket.socket | None = None
         self._early = b""  # what came after the CONNACK in the same read
@@ -186,62 +189,90 @@ class Subscriber:
             ack = wire.connack(data[_start_of_body(data):end], c.protocol)
             # a broker may follow its CONNACK at once with the session's messages
             self._early = data[end:]
-            sock.settimeout(SEND_TIMEOUT_S)
             return sock, ack
         except BaseException:
             self._close(sock)
             raise
 
     def _read(self, sock: socket.socket, keepalive: int) -> None:
+        """Until the connection ends. The socket is non-blocking: a TLS socket
+        that select() calls readable may hold no application data (a session
+        ticket, a key update), and a blocking read would wait for the next
+        message, acks and pings held up behind it."""
         c = self.config
         protocol = c.protocol
         parse = wire.parse
+        sock.setblocking(False)
         tls = isinstance(sock, ssl.SSLSocket)
-        sock.sendall(wire.subscribe_packet(SUBSCRIBE_ID, list(c.filters), c.qos,
-                                           protocol=protocol))
+        send = functools.partial(_send_all, sock)
+        send(wire.subscribe_packet(SUBSCRIBE_ID, list(c.filters), c.qos, protocol=protocol))
+        # a ping once three quarters of the keepalive passed without sending:
+        # the broker allows one and a half before it gives up on us
+        ping_every = max(0.5, keepalive * 0.75)
         last_out = last_in = time.monotonic()
         ping_at = 0.0
         rest = self._early
         self._early = b""
         pending_read = bool(rest)
+        pieces: list[bytes] = []  # a large packet arriving over several reads
+        have = need = 0
         watch = [sock, self._wake_r]
         while True:
             now = time.monotonic()
             with self._lock:
                 acks, self._acks = self._acks, []
             if acks:
-                sock.sendall(wire.puback_packets(acks))
+                send(wire.puback_packets(acks))
                 last_out = now
             if self._stopping.is_set():
                 return
-            if now - last_out >= keepalive:
-                sock.sendall(wire.PINGREQ)
+            if now - last_out >= ping_every:
+                send(wire.PINGREQ)
                 last_out = now
                 if not ping_at:
                     ping_at = now
-            if ping_at and now - max(ping_at, last_in) > keepalive:
-                raise ConnectionLost(f"no answer from the broker for {keepalive} s")
             if not pending_read and not (tls and sock.pending()):  # type: ignore[attr-defined]
-                ready, _, _ = select.select(watch, (), (), min(1.0, keepalive))
+                wait = max(0.0, min(1.0, last_out + ping_every - now))
+                ready, _, _ = select.select(watch, (), (), wait)
                 if self._wake_r in ready:
                     with contextlib.suppress(OSError):
                         while self._wake_r.recv(4096):
                             pass
                 if sock not in ready:
+                    # nothing waiting to be read: only now can silence mean the link is gone
+                    if ping_at and time.monotonic() - max(ping_at, last_in) > keepalive:
+                        raise ConnectionLost(f"no answer from the broker for {keepalive} s")
                     continue
             if pending_read:
                 data, pending_read = rest, False
             else:
                 try:
                     chunk = sock.recv(RECV_BYTES)
-                except (BlockingIOError, ssl.SSLWantReadError):
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     continue
                 if not chunk:
                     raise ConnectionLost("the broker closed the connection")
-                data = rest + chunk if rest else chunk
-            last_in = time.monotonic()
-            parsed = parse(data, protocol, int(time.time() * 1000))
+                last_in = time.monotonic()
+                if need:  # the rest of a large packet: joined once, when all there
+                    pieces.append(chunk)
+                    have += len(chunk)
+                    if have < need:
+                        continue
+                    data, pieces, have, need = b"".join(pieces), [], 0, 0
+                else:
+                    data = rest + chunk if rest else chunk
+            try:
+                parsed = parse(data, protocol, int(time.time() * 1000))
+            except wire.WireError as exc:
+                if exc.messages:  # what came whole before the bad packet is the hub's
+                    self._deliver(exc.messages)
+                raise
             rest = data[parsed.rest:]
+            if len(rest) > PIECES_FROM:
+                end = wire.declared_end(rest)
+                if end is not None and end > len(rest):
+                    pieces, have, need = [rest], len(rest), end
+                    rest = b""
             if parsed.messages:
                 self._deliver(parsed.messages)
             for control in parsed.controls:
@@ -252,7 +283,7 @@ class Subscriber:
                     packet_id, codes = wire.suback(control.body, protocol)
                     if packet_id == SUBSCRIBE_ID:
                         refused = [f"broker refused the subscription to {f}: "
-                                   f"{wire.reason_text(code)}"
+                                   f"{wire.reason_text(code, protocol)}"
                                    for f, code in zip(c.filters, codes, strict=False)
                                    if code >= 0x80]
                         self.on_subscribed("; ".join(refused))
@@ -284,6 +315,28 @@ class Subscriber:
             sock.close()
 
 
+def _send_all(sock: socket.socket, data: bytes, timeout_s: float = SEND_TIMEOUT_S) -> None:
+    """``sendall`` for the non-blocking socket: a broker that takes nothing for
+    ``timeout_s`` is a lost connection."""
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout_s
+    while view:
+        try:
+            view = view[sock.send(view):]
+            continue
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            readable = False
+        except ssl.SSLWantReadError:
+            readable = True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConnectionLost(f"the broker took nothing for {timeout_s:.0f} s")
+        if readable:
+            select.select([sock], (), (), left)
+        else:
+            select.select((), [sock], (), left)
+
+
 def _start_of_body(data: bytes) -> int:
     i = 1
     while data[i] & 0x80:
@@ -293,17 +346,8 @@ def _start_of_body(data: bytes) -> int:
 
 def _end_of_first(data: bytes) -> int | None:
     """Where the first packet in ``data`` ends; None until it is all there."""
-    length, shift, i = 0, 0, 1
-    while i < len(data):
-        byte = data[i]
-        length |= (byte & 0x7F) << shift
-        i += 1
-        if byte < 0x80:
-            return i + length if i + length <= len(data) else None
-        shift += 7
-        if shift > 21:
-            raise wire.WireError("a packet's length runs over four bytes")
-    return None
+    end = wire.declared_end(data)
+    return end if end is not None and end <= len(data) else None
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:

@@ -49,13 +49,20 @@ REASONS: dict[int, str] = {
 # 3.1.1's CONNACK codes are small numbers, 5's are 0x80 and up: one table serves both.
 
 
-def reason_text(code: int) -> str:
+def reason_text(code: int, protocol: int = MQTT_V5) -> str:
+    if code == 0x80 and protocol == MQTT_V311:
+        return "Failure"  # 3.1.1's only refusal in a SUBACK
     return REASONS.get(code, f"reason code {code:#04x}")
 
 
 class WireError(Exception):
     """The broker sent something this subscriber cannot take: the connection is
-    not usable any more (it is dropped and made again)."""
+    not usable any more (it is dropped and made again). ``messages``: the whole
+    messages :func:`parse` read before the bad packet, to be handed over still."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.messages: list[tuple[str, bytes, int, int]] = []
 
 
 # ------------------------------------------------------------------ encoding
@@ -147,8 +154,34 @@ class Parsed:
 def parse(data: bytes, protocol: int, received_ms: int = 0) -> Parsed:
     """Every whole packet in ``data``; its messages stamped ``received_ms`` (one
     read's packets came together). A PUBLISH's topic that is not UTF-8, or a
-    packet longer than the protocol allows, is a :class:`WireError`."""
+    packet longer than the protocol allows, is a :class:`WireError` that carries
+    the messages before it."""
     out = Parsed()
+    try:
+        _parse(data, protocol, received_ms, out)
+    except WireError as exc:
+        exc.messages = out.messages
+        raise
+    return out
+
+
+def declared_end(data: bytes) -> int | None:
+    """Where the first packet in ``data`` will end, once its fixed header is
+    all there (so a large packet arriving in pieces is parsed once, whole)."""
+    length, shift, i = 0, 0, 1
+    while i < len(data):
+        byte = data[i]
+        length |= (byte & 0x7F) << shift
+        i += 1
+        if byte < 0x80:
+            return i + length
+        shift += 7
+        if shift > 21:
+            raise WireError("a packet's length runs over four bytes")
+    return None
+
+
+def _parse(data: bytes, protocol: int, received_ms: int, out: Parsed) -> None:
     messages = out.messages
     append = messages.append
     v5 = protocol == MQTT_V5
@@ -165,7 +198,7 @@ def parse(data: bytes, protocol: int, received_ms: int = 0) -> Parsed:
             while True:
                 if i >= end:
                     out.rest = pos
-                    return out
+                    return
                 byte = data[i]
                 length |= (byte & 0x7F) << shift
                 i += 1
@@ -214,15 +247,22 @@ def parse(data: bytes, protocol: int, received_ms: int = 0) -> Parsed:
             out.controls.append(Control(first >> 4, data[start:stop]))
         pos = stop
     out.rest = pos
-    return out
 
 
 def _read_varint_within(data: bytes, pos: int, stop: int) -> tuple[int, int]:
-    try:
-        pos, value = _read_varint(data[:stop], pos)
-    except IndexError:
-        raise WireError("a variable byte integer runs past the end of its packet") from None
-    return pos, value
+    """A variable byte integer that must end before ``stop`` (its packet's end)."""
+    value, shift = 0, 0
+    while True:
+        if pos >= stop:
+            raise WireError("a variable byte integer runs past the end of its packet")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return pos, value
+        shift += 7
+        if shift > 21:
+            raise WireError("a variable byte integer runs over four bytes")
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -500,7 +500,8 @@ class _Child:
     def _messages(self, items: list[Item]) -> None:
         """One read's messages. Beyond the buffer a QoS 0 message is dropped
         (counted) unless it is on a ``keep`` filter; for those and QoS 1 this
-        thread waits for room, so the broker's socket stops being read."""
+        thread waits for room (at most BACKPRESSURE_WAIT_S a read, then they are
+        taken anyway), so the broker's socket stops being read meanwhile."""
         cond = self.cond
         with cond:
             room = self.limit - self.buffered
@@ -508,18 +509,20 @@ class _Child:
                 self.pending.extend(items)
                 self.buffered += len(items)
             else:
+                # one wait for the whole read, not one a message: the
+                # subscriber's thread must get back to its pings and acks
+                deadline = time.monotonic() + BACKPRESSURE_WAIT_S
                 for item in items:
-                    self._one(item)
+                    self._one(item, deadline)
             if len(self.pending) >= self.batch_max:
                 self.full.set()
 
-    def _one(self, item: Item) -> None:
+    def _one(self, item: Item, deadline: float) -> None:
         """Called with ``cond`` held, the buffer full or nearly."""
         if self.buffered >= self.limit:
             if not item[3] and not any_matches(self.keep, item[0]):
                 self.dropped += 1
                 return
-            deadline = time.monotonic() + BACKPRESSURE_WAIT_S
             while self.buffered >= self.limit and not self.stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -94,6 +94,8 @@ def test_connack_suback_and_disconnect_say_why() -> None:
     refused = wire.connack(b"\x00\x87\x08\x1f\x00\x05nope!", wire.MQTT_V5)
     assert (refused.code, refused.reason) == (0x87, "nope!")
     assert wire.reason_text(refused.code) == "Not authorized"
+    assert wire.reason_text(0x80, wire.MQTT_V311) == "Failure"
+    assert wire.reason_text(0x80) == "Unspecified error"
     assert wire.connack(b"\x00\x00\x03\x13\x00\x3c", wire.MQTT_V5).server_keepalive == 60
     assert wire.suback(b"\x00\x01\x00\x01\x80", wire.MQTT_V5) == (1, [1, 0x80])
     assert wire.suback(b"\x00\x01\x01", wire.MQTT_V311) == (1, [1])
@@ -139,3 +141,18 @@ def test_mangled_streams_are_wire_errors_or_whole_messages_never_a_crash() -> No
                 for read in (wire.connack, wire.suback, wire.disconnect_reason):
                     with contextlib.suppress(wire.WireError):
                         read(control.body, protocol)
+
+
+def test_a_bad_packet_keeps_the_whole_messages_before_it() -> None:
+    good = publish("t/1", b"one") + publish("t/2", b"two")
+    with pytest.raises(wire.WireError) as raised:
+        wire.parse(good + publish("t/3", b"x", qos=2, mid=1), wire.MQTT_V311, 4)
+    assert raised.value.messages == [("t/1", b"one", 4, 0), ("t/2", b"two", 4, 0)]
+
+
+def test_a_packets_declared_end_is_known_from_its_header() -> None:
+    big = publish("t", b"x" * 200_000)
+    assert wire.declared_end(big[:1]) is None
+    assert wire.declared_end(big[:3]) is None  # the length's third byte not there yet
+    assert wire.declared_end(big[:4]) == len(big)
+    assert wire.declared_end(b"\xd0\x00") == 2
