@@ -266,16 +266,7 @@ def _read_varint_within(data: bytes, pos: int, stop: int) -> tuple[int, int]:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return pos, value
-        shift += 7
-        if shift > 21:
-            raise WireError("a variable byte integer runs over four bytes")
+    return _read_varint_within(data, pos, len(data))
 
 
 # property identifier -> how its value is encoded (MQTT 5, section 2.2.2.2)

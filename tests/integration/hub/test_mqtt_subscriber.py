@@ -59,6 +59,17 @@ def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes, int]]) -> 
         info.wait_for_publish(TIMEOUT)
 
 
+def arrives_after(host: str, port: int, recorder: Recorder, payload: bytes) -> None:
+    """A QoS 1 message published now reaches the subscriber (its link is back)."""
+    pub = publisher(host, port)
+    try:
+        publish_all(pub, [("dt/acme/d1/telemetry", payload, 1)])
+        wait_until(lambda: payload in recorder.payloads(), message=f"{payload!r} after")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+
+
 @pytest.mark.parametrize("protocol", [MQTT_V5, MQTT_V311])
 def test_every_message_arrives_in_order_with_its_bytes(mosquitto_broker, protocol) -> None:
     recorder = Recorder()
@@ -151,14 +162,7 @@ def test_a_session_taken_over_is_a_loss_and_the_session_comes_back(mosquitto_bro
         thief.disconnect()
         wait_until(lambda: recorder.seen("connected")[-1] >= 2,
                    message="the session back")
-        pub = publisher(mosquitto_broker.host, mosquitto_broker.port)
-        try:
-            publish_all(pub, [("dt/acme/d1/telemetry", b"back", 1)])
-            wait_until(lambda: b"back" in recorder.payloads(),
-                       message="the message after")
-        finally:
-            pub.loop_stop()
-            pub.disconnect()
+        arrives_after(mosquitto_broker.host, mosquitto_broker.port, recorder, b"back")
     finally:
         rx.stop()
 
@@ -249,13 +253,6 @@ def test_a_silent_broker_is_noticed_by_the_keepalive_and_the_link_comes_back(
         os.kill(process.pid, signal.SIGCONT)
         wait_until(lambda: recorder.seen("connected")[:2] == [1, 2], timeout=15,
                    message="the second connection")
-        pub = publisher("127.0.0.1", port)
-        try:
-            publish_all(pub, [("dt/acme/d1/telemetry", b"after", 1)])
-            wait_until(lambda: b"after" in recorder.payloads(),
-                       message="the message after")
-        finally:
-            pub.loop_stop()
-            pub.disconnect()
+        arrives_after("127.0.0.1", port, recorder, b"after")
     finally:
         rx.stop()
