@@ -38,6 +38,10 @@ class HasDevices(Protocol):
 MAX_SUMMARY_IDS = 200  # devices per open-alert summary or records (the ids are in the URL)
 
 
+IdList = Annotated[str, Query(description=f"comma-separated device ids (at most "
+                                          f"{MAX_SUMMARY_IDS})")]
+
+
 def _id_list(ids: str) -> list[str]:
     wanted = [i for i in ids.split(",") if i]
     if len(wanted) > MAX_SUMMARY_IDS:
@@ -145,8 +149,7 @@ def devices_router(services: Callable[[], HasDevices], actor: Callable[[], Actor
                 summary="Open-alert count and worst open severity of some devices",
                 tags=["devices"])
     def devices_open_alerts(
-        ids: Annotated[str, Query(description=f"comma-separated device ids (at most "
-                                              f"{MAX_SUMMARY_IDS})")] = "",
+        ids: IdList = "",
     ) -> Response[Any]:
         summary = devices().open_alerts(actor(), _id_list(ids))
         return envelope({"counts": summary.counts,
@@ -157,8 +160,7 @@ def devices_router(services: Callable[[], HasDevices], actor: Callable[[], Actor
                 summary="The records of some devices, by id (a status burst's look-up)",
                 tags=["devices"])
     def devices_records(
-        ids: Annotated[str, Query(description=f"comma-separated device ids (at most "
-                                              f"{MAX_SUMMARY_IDS})")] = "",
+        ids: IdList = "",
     ) -> Response[Any]:
         found = devices().get_many(actor(), _id_list(ids))
         return envelope({"items": [shapes.device(d) for d in found]})

@@ -55,7 +55,8 @@ from core.store.refusals import rows_refused
 from plugins.local.hub.downtime import ALIVE_EVERY_S, HubDowntime
 from plugins.local.hub.heap import HeapSettler
 from plugins.local.hub.heartbeat import HEARTBEAT_EVERY_S, HubBeat, last_will, online_beat
-from plugins.local.hub.mqtt_link import MQTT_V5, AckToken, MqttLink
+from plugins.local.hub.mqtt_link import AckToken, MqttLink
+from plugins.local.hub.mqtt_wire import MQTT_V5
 from plugins.local.hub.outage_wills import restore_outage_wills
 from plugins.local.hub.receiver_process import Batch, ReceiverProcess
 from plugins.local.hub.shadow_host import ShadowHost, shadows_many

@@ -28,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.protocol.limits import MAX_FILTERS_PER_SUBSCRIBE
+from plugins.local.hub.mqtt_wire import MQTT_V5, MQTT_V311
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ MessageHandler = Callable[..., None]
 # (connection generation, packet id): a packet id means something only on the
 # connection it arrived on; after a reconnect the broker sends the message again.
 AckToken = tuple[int, int]
-MQTT_V311, MQTT_V5 = 4, 5
 
 
 class MqttLink:

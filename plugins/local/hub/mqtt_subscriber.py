@@ -184,9 +184,10 @@ class Subscriber:
                 if not chunk:
                     raise ConnectionLost("the broker closed the connection before its CONNACK")
                 data += chunk
-            if data[0] >> 4 != wire.CONNACK:
+            first = wire.parse(data[:end], c.protocol).controls
+            if not first or first[0].kind != wire.CONNACK:
                 raise wire.WireError("the broker's first packet was not a CONNACK")
-            ack = wire.connack(data[_start_of_body(data):end], c.protocol)
+            ack = wire.connack(first[0].body, c.protocol)
             # a broker may follow its CONNACK at once with the session's messages
             self._early = data[end:]
             return sock, ack
@@ -335,13 +336,6 @@ def _send_all(sock: socket.socket, data: bytes, timeout_s: float = SEND_TIMEOUT_
             select.select([sock], (), (), left)
         else:
             select.select((), [sock], (), left)
-
-
-def _start_of_body(data: bytes) -> int:
-    i = 1
-    while data[i] & 0x80:
-        i += 1
-    return i + 1
 
 
 def _end_of_first(data: bytes) -> int | None:

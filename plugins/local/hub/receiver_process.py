@@ -62,10 +62,10 @@ from pathlib import Path
 from typing import Any
 
 from plugins.local.hub.mqtt_subscriber import Subscriber, SubscriberConfig, any_matches
+from plugins.local.hub.mqtt_wire import MQTT_V5, MQTT_V311
 
 log = logging.getLogger(__name__)
 
-MQTT_V311, MQTT_V5 = 4, 5
 BATCH_MAX = 1000
 BATCH_WAIT_S = 0.02
 BUFFER_LIMIT = 20_000
