@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from core.errors import SmartIotError, ValidationError
 from core.model import Device, DeviceStatus, Location
+from core.model.ids import validate_device_id
 from core.model.roles import Actor
 from core.ports.registry import DeviceQuery
 from core.services.devices import DeviceService
@@ -47,6 +48,11 @@ def _id_list(ids: str) -> list[str]:
     if len(wanted) > MAX_SUMMARY_IDS:
         raise ValidationError(f"ids: {len(wanted)} devices; ask for at most "
                               f"{MAX_SUMMARY_IDS} at a time")
+    for i in wanted:  # a NUL or an over-long id is the caller's error, not the database's
+        try:
+            validate_device_id(i)
+        except ValidationError as exc:
+            raise ValidationError(f"ids: {exc}") from None
     return wanted
 
 

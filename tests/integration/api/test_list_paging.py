@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import SmartIotError
 from core.model import Alert, Device, DeviceStatus, Reading, Severity
 from core.model.roles import Role
 from core.ports.registry import DeviceQuery
@@ -165,3 +166,17 @@ def test_a_status_burst_is_looked_up_a_hundred_devices_a_request(
     assert lookup.find_many([*ids[:500], "no-such"]) == {i: found[i] for i in ids[:500]}
     assert lookup.find("dev-00007") == found["dev-00007"]
     assert len(paths) == 11  # all from the cache
+
+
+def test_hostile_ids_are_a_400_naming_ids(fleet_api: tuple[Api, HttpFleetApi]) -> None:
+    """Control characters and an over-long id are the caller's error, said as
+    one (a NUL reached PostgreSQL as a 500 before), and so is SQL in an id."""
+    server, http = fleet_api
+    for bad in ["dev-00001%00", "%1B%5B31mred", "x" * 2_000, "dev-00002'%20OR%20'1'='1"]:
+        for path in ("/devices/records", "/devices/open-alerts"):
+            reply = server.client.call("GET", f"{path}?ids=dev-00005,{bad}",
+                                       role=Role.SUPPORT, org=ORG)
+            assert reply.status == 400, (path, bad, reply.body)
+            assert reply.error["message"].startswith("ids: ")
+    with pytest.raises(SmartIotError, match=r"^ids: device id"):
+        http.devices.get_many(["dev-00002' OR '1'='1", "dev-00005"])
