@@ -51,12 +51,21 @@ import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from core.ingest.batch import COLUMNS, set_id  # noqa: E402
 from core.model import Reading  # noqa: E402
 from core.model.events import TelemetryReceived  # noqa: E402
 from core.ports.backend import Backend  # noqa: E402
 from core.services.event_bus import EventBus  # noqa: E402
 from core.store import Store  # noqa: E402
-from core.store.telemetry import minute_span, minutes_in  # noqa: E402
+from core.store.telemetry import (  # noqa: E402
+    _SQLITE_INSERT,
+    minute_span,
+    raw_query_sql,
+    slots_of,
+)
+
+TEMPERATURE = set_id(("temperature",))  # the seeded messages' metric set
+PAD = (None,) * (COLUMNS - 1)
 from plugins.analytics.history import HistoryRequest, load_history  # noqa: E402
 from plugins.analytics.widgets.history_view import chart_series  # noqa: E402
 from plugins.analytics.widgets.live_view import LiveView  # noqa: E402
@@ -129,13 +138,13 @@ def history_phase(app: QApplication, store: Store, db_path: Path, devices: list[
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     mlo, mhi = minute_span(start_ms, end_ms)
 
+    with store.engine.connect() as c:  # the store's own statement, run bare
+        sql = raw_query_sql(slots_of(c, "temperature"))
+
     def sqlite_fetch() -> None:
         with sqlite3.connect(db_path) as conn:
-            rows = conn.execute(
-                "SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
-                + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi",
-                {"mlo": mlo, "mhi": mhi, "d": devices[0], "m": "temperature",
-                 "lo": start_ms, "hi": end_ms}).fetchall()
+            rows = conn.execute(sql, {"mlo": mlo, "mhi": mhi, "d": devices[0],
+                                      "lo": start_ms, "hi": end_ms}).fetchall()
         assert len(rows) == DAY_S
 
     out["baseline_sqlite3_fetch_1"], _ = median_ms(sqlite_fetch, repeat)
@@ -179,10 +188,10 @@ def seed_week(store: Store, devices: list[str], start: datetime, seconds: int) -
                   + rng.normal(0, 0.4, int(keep.sum()))).tolist()
         with store.engine.begin() as conn:
             cur = conn.connection.cursor()
-            cur.executemany("INSERT INTO telemetry (minute, device_id, metric, ts, value)"
-                            " VALUES (?, ?, 'temperature', ?, ?)",
-                            [(t // 60_000, device, t, v)
-                             for t, v in zip(ts, values, strict=True)])
+            cur.execute("INSERT OR IGNORE INTO telemetry_metric_slot (metric, metric_set, slot)"
+                        " VALUES ('temperature', ?, 0)", (TEMPERATURE,))
+            cur.executemany(_SQLITE_INSERT, [(device, t, TEMPERATURE, v, *PAD)
+                                             for t, v in zip(ts, values, strict=True)])
             # The newest value too, as write_batch keeps it (metric lists read it).
             cur.execute("INSERT INTO telemetry_latest (device_id, metric, ts, value)"
                         " VALUES (?, 'temperature', ?, ?)", (device, ts[-1], values[-1]))

@@ -264,7 +264,8 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str,
     rows = quarantined = 0
     if db_url.startswith("sqlite:///"):
         with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-            rows = db.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+            from core.store.telemetry import COUNT_READINGS
+            rows = db.execute(COUNT_READINGS).fetchone()[0]
             quarantined = db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
     by_reason = dict(hub.ingestor.rejected_by_reason)
     accepted_msgs = sum(s.received for s in hub.ingestor.stats.values())

@@ -178,7 +178,8 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit:
     rows = 0
     if db_url.startswith("sqlite:///"):
         with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-            rows = db.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+            from core.store.telemetry import COUNT_READINGS
+            rows = db.execute(COUNT_READINGS).fetchone()[0]
     conn.send({
         "samples": samples, "rows_in_db": rows,
         "accepted_messages": sum(s.received for s in hub.ingestor.stats.values()),

@@ -48,6 +48,16 @@ MESSAGE_MINUTE_SCHEMA = ("CREATE TABLE telemetry (minute BIGINT NOT NULL, device
 LAYOUTS["message-minute"] = (MESSAGE_MINUTE_SCHEMA,
                              "INSERT OR IGNORE INTO telemetry VALUES (?, ?, ?, ?)")
 BODY = struct.pack("<6d", *range(6))
+# A row per message with its values in columns of their own, the store's layout
+# since migration 0018: which metric each column holds is said by the metric set.
+COLUMNS_SCHEMA = ("CREATE TABLE telemetry (minute BIGINT NOT NULL, device_id VARCHAR(128) "
+                  "NOT NULL, ts BIGINT NOT NULL, metric_set BIGINT NOT NULL, "
+                  + ", ".join(f"v{i} FLOAT" for i in range(8))
+                  + ", PRIMARY KEY (minute, device_id, ts, metric_set)) WITHOUT ROWID")
+LAYOUTS["columns"] = (COLUMNS_SCHEMA, "INSERT OR IGNORE INTO telemetry VALUES (?, ?, ?, ?, "
+                      "?, ?, ?, ?, ?, ?, ?, ?)")
+VALUES = (0.5, 1.5, 2.5, 3.5, 4.5, 5.5, None, None)
+SET_ID = 0x3F2A_9C11_0B7D
 # chunked: each minute's rows go to a table of their own, keyed as the store's, so an
 # insert never lands in a tree larger than a minute of the fleet; once a minute is
 # two minutes old it is packed into a row per series (its times and values as
@@ -125,7 +135,7 @@ def run(devices: int, rows_per_commit: int, *, seconds: int, key_order: bool,
     ids = [f"env-{i:05d}" for i in range(devices)]
     t0_ms = 1_780_000_000_000
     pending: list[tuple[Any, ...]] = []
-    per_message = layout.startswith("message")
+    per_message = layout.startswith("message") or layout == "columns"
     per_second = len(ids) * (1 if per_message else len(METRICS))
     total, commit_s = 0, 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -141,6 +151,8 @@ def run(devices: int, rows_per_commit: int, *, seconds: int, key_order: bool,
             pending += [(d, ts, BODY) for d in ids]
         elif layout == "message-minute":
             pending += [(ts // 60_000, d, ts, BODY) for d in ids]
+        elif layout == "columns":
+            pending += [(ts // 60_000, d, ts, SET_ID, *VALUES) for d in ids]
         elif layout == "minute":
             pending += [(ts // 60_000, d, m, ts, 1.5) for d in ids for m in METRICS]
         else:

@@ -1,14 +1,15 @@
 """Telemetry store benchmark (issue 12, target 2).
 
 Each figure is printed with its baseline measured in the same run, on the same
-schema (the migrated ``telemetry`` table: same columns, same (device_id, metric,
-ts) key, WITHOUT ROWID on SQLite) and the same rows:
+schema (the migrated database: a row per message in ``telemetry_message``,
+WITHOUT ROWID on SQLite) and the same readings:
 
 * SQLite insert: ``SqlTelemetryStore.write_batch`` vs raw ``sqlite3``
-  ``executemany`` of ``INSERT INTO telemetry VALUES (?,?,?,?)``, one
-  transaction per batch, same PRAGMAs (WAL, synchronous=NORMAL).
+  ``executemany`` of the store's own ``INSERT`` of message rows built
+  beforehand, one transaction per batch, same PRAGMAs (WAL, synchronous=NORMAL).
 * PostgreSQL insert (when ``--pg-url`` or SMARTIOT_TEST_PG_URL is set):
-  ``write_batch`` vs raw psycopg ``COPY telemetry FROM STDIN`` per batch.
+  ``write_batch`` vs raw psycopg binary ``COPY telemetry_message FROM STDIN``
+  of the same message rows per batch.
 * Query: a 24 h history at 1 Hz (86,400 points) through ``query`` (raw) vs
   bare ``sqlite3`` fetching the same rows (and, on PostgreSQL, vs a bare
   psycopg ``fetchall``); target < 50 ms. Wall and this thread's CPU time
@@ -40,11 +41,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.ingest.batch import ReadingBatch  # noqa: E402
+from core.ingest.batch import RowBatch  # noqa: E402
 from core.model import Reading  # noqa: E402
 from core.model.timeutil import from_epoch_ms  # noqa: E402
 from core.store import Store, create_store_engine  # noqa: E402
-from core.store.telemetry import minute_span, minutes_in  # noqa: E402
+from core.store.metric_sets import MetricSets  # noqa: E402
+from core.store.telemetry import (  # noqa: E402
+    _PG_COPY,
+    _PG_COPY_TYPES,
+    _SQLITE_INSERT,
+    _SQLITE_SLOTS,
+    _column_of,
+    minute_span,
+    minutes_in,
+    raw_query_sql,
+    slots_of,
+)
 
 T0_MS = 1_725_148_800_000  # 2024-09-01T00:00:00Z
 METRICS = ("temperature", "humidity", "pressure", "battery", "rssi", "co2")
@@ -100,8 +112,16 @@ def sqlite_store(tmp: Path) -> Iterator[Store]:
         store.close()
 
 
-RAW_SQLITE_INSERT = ("INSERT INTO telemetry (minute, device_id, metric, ts, value)"
-                     " VALUES ((?3 - ((?3 % 60000) + 60000) % 60000) / 60000, ?1, ?2, ?3, ?4)")
+# The store's own statement (a row per message, the minute computed by SQLite):
+# the baseline gets the message rows ready-made, the store builds them from readings.
+RAW_SQLITE_INSERT = _SQLITE_INSERT
+
+
+def message_parts(rows: list[tuple[str, str, int, float]], batch: int
+                  ) -> tuple[list[list[Any]], list[tuple[str, int, int]]]:
+    """The baseline's batches as message rows, and the metric sets' slot rows."""
+    parts = [MetricSets.to_messages(part) for part in batches(rows, batch)]
+    return parts, MetricSets().new_slots([m for part in parts for m in part])[0]
 
 
 def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
@@ -115,17 +135,25 @@ def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
 
 
 def hub_parts(rows: list[tuple[str, str, int, float]], batch: int,
-              with_rows: bool) -> list[list[Reading]]:
+              with_rows: bool) -> list[Any]:
     """The batches ``write_batch`` gets: plain lists of ``Reading``s, or (``with_rows``)
-    ``ReadingBatch``es carrying their table rows as the hub's ingest builds them."""
-    readings = hub_readings(rows)
+    ``RowBatch``es built message by message as the hub's ingest builds them (rows of
+    readings and rows per message)."""
     if not with_rows:
-        return list(batches(readings, batch))
-    parts: list[list[Reading]] = []
+        return list(batches(hub_readings(rows), batch))
+    parts: list[Any] = []
     for i in range(0, len(rows), batch):
-        part = ReadingBatch()
-        part.extend(readings[i : i + batch])
-        part.rows.extend(rows[i : i + batch])
+        part = RowBatch()
+        message: dict[str, float] = {}
+        at: tuple[str, int] | None = None
+        for device_id, metric, ts, value in rows[i : i + batch]:
+            if at != (device_id, ts):
+                if at is not None:
+                    part.add_message(at[0], at[1], message)
+                at, message = (device_id, ts), {}
+            message[metric] = value
+        if at is not None:
+            part.add_message(at[0], at[1], message)
         parts.append(part)
     return parts
 
@@ -154,14 +182,16 @@ def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int
                   repeats: int, flush_every: int = 0, with_rows: bool = False
                   ) -> dict[str, Any]:
     parts = hub_parts(rows, batch, with_rows)
+    messages, slots = message_parts(rows, batch)
     raw_times, store_times = [], []
     for _ in range(repeats):
         conn = fresh_sqlite_baseline(tmp)
+        conn.executemany(_SQLITE_SLOTS, slots)
         t = time.perf_counter()
-        for part in batches(rows, batch):
+        for part in messages:
             conn.execute("BEGIN")
             # The cheapest raw way measured: the rows as they are, the minute
-            # computed by SQLite (a 5-tuple per row built in Python: 0.89x this).
+            # computed by SQLite (a tuple with the minute built in Python: 0.89x this).
             conn.executemany(RAW_SQLITE_INSERT, part)
             conn.execute("COMMIT")
         raw_times.append(time.perf_counter() - t)
@@ -195,22 +225,23 @@ def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
               repeats: int, flush_every: int = 0, with_rows: bool = False) -> dict[str, Any]:
     import psycopg
     parts = hub_parts(rows, batch, with_rows)
+    messages, slots = message_parts(rows, batch)
     raw_times, store_times = [], []
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
     for _ in range(repeats):
         with pg_schema(url) as (schema, args):
             Store.open(url, connect_args=args).close()
             with psycopg.connect(conninfo, options=f"-csearch_path={schema}") as conn:
-                keyed = [[(r[2] // 60_000, *r) for r in part] for part in batches(rows, batch)]
+                keyed = [[(r[1] // 60_000, *r) for r in part] for part in messages]
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(_SQLITE_SLOTS.replace("OR IGNORE ", "").replace("?", "%s"),
+                                    slots)
                 t = time.perf_counter()
                 for part in keyed:
                     # psycopg's fastest COPY, as the store now writes: binary
                     # format, the column types said once, C write_row per row
-                    with conn.transaction(), conn.cursor() as cur, cur.copy(
-                        "COPY telemetry (minute, device_id, metric, ts, value)"
-                        " FROM STDIN (FORMAT BINARY)"
-                    ) as copy:
-                        copy.set_types(["int8", "text", "text", "int8", "float8"])
+                    with conn.transaction(), conn.cursor() as cur, cur.copy(_PG_COPY) as copy:
+                        copy.set_types(_PG_COPY_TYPES)
                         for row in part:
                             copy.write_row(row)
                 raw_times.append(time.perf_counter() - t)
@@ -292,13 +323,12 @@ def query_sqlite(tmp: Path, points: int, repeats: int) -> dict[str, Any]:
     start = from_epoch_ms(T0_MS)
     end = start + timedelta(seconds=points)
     mlo, mhi = minute_span(T0_MS, T0_MS + points * 1000)
-    args = {"mlo": mlo, "mhi": mhi, "d": "dev-q", "m": "temperature", "lo": T0_MS,
-            "hi": T0_MS + points * 1000}
-    # The store's own query: the key leads with the minute, a seek per minute.
-    sql = ("SELECT ts, value FROM telemetry WHERE " + minutes_in("sqlite", ":mlo", ":mhi")
-           + " AND device_id = :d AND metric = :m AND ts >= :lo AND ts < :hi")
+    args = {"mlo": mlo, "mhi": mhi, "d": "dev-q", "lo": T0_MS, "hi": T0_MS + points * 1000}
     with sqlite_store(tmp) as store:
         _seed_query(store, points)
+        # The store's own statement: a seek per minute, the metric's column
+        with store.engine.connect() as c:
+            sql = raw_query_sql(slots_of(c, "temperature"))
         db_path = store.engine.url.database
         assert db_path
         conn = sqlite3.connect(db_path)
@@ -342,14 +372,17 @@ def query_pg(url: str, points: int, repeats: int) -> dict[str, Any]:
 
                 mlo, mhi = minute_span(T0_MS, T0_MS + points * 1000)
 
+                with store.engine.connect() as c:
+                    column, sets = _column_of(slots_of(c, "temperature"))
+                sql = (f"SELECT ts, {column} FROM telemetry_message WHERE "
+                       + minutes_in("postgresql", "%(mlo)s", "%(mhi)s")
+                       + f" AND device_id = %(d)s AND {sets} AND ts >= %(lo)s"
+                       " AND ts < %(hi)s ORDER BY ts")
+
                 def bare() -> None:
-                    rows = conn.execute(
-                        "SELECT ts, value FROM telemetry WHERE "
-                        + minutes_in("postgresql", "%(mlo)s", "%(mhi)s")
-                        + " AND device_id = %(d)s AND metric = %(m)s AND ts >= %(lo)s"
-                        " AND ts < %(hi)s ORDER BY ts",
-                        {"mlo": mlo, "mhi": mhi, "d": "dev-q", "m": "temperature",
-                         "lo": T0_MS, "hi": T0_MS + points * 1000}).fetchall()
+                    rows = conn.execute(sql, {"mlo": mlo, "mhi": mhi, "d": "dev-q",
+                                              "lo": T0_MS, "hi": T0_MS + points * 1000}
+                                        ).fetchall()
                     assert len(rows) == points
 
                 return _query_figures(points, repeats, ours, bare,
@@ -382,14 +415,15 @@ def run(devices: int, seconds: int, batch: int, repeats: int, points: int,
     with tempfile.TemporaryDirectory(prefix="store-bench-") as d:
         tmp = Path(d)
         for suffix, every in (("", HUB_FLUSH_EVERY), ("_per_batch", 0)):
+            # the hub's way: RowBatches with their message rows; the others: Readings
             result[f"insert_sqlite{suffix}"] = r = insert_sqlite(tmp, rows, batch, repeats,
-                                                                 every)
+                                                                 every, bool(every))
             out(f"insert sqlite{suffix:10s} {r['store_rows_per_s']:>12,.0f} rows/s   baseline "
                 f"{r['baseline_rows_per_s']:>12,.0f}   ratio {r['ratio']:.2f}x (paired median "
                 f"{r['paired_ratio_median']:.2f}x; target >= 0.8)")
             if pg_url:
                 result[f"insert_postgresql{suffix}"] = r = insert_pg(pg_url, rows, batch,
-                                                                     repeats, every)
+                                                                     repeats, every, bool(every))
                 out(f"insert postgresql{suffix:10s} {r['store_rows_per_s']:>12,.0f} rows/s   "
                     f"baseline {r['baseline_rows_per_s']:>12,.0f}   ratio {r['ratio']:.2f}x "
                     f"(paired median {r['paired_ratio_median']:.2f}x; target >= 0.8)")

@@ -6,14 +6,64 @@ to SQL — the AWS stream consumer — can build batches without SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import overload
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 
 from core.ingest.fast_records import trusted_reading
 from core.model import Reading
 from core.model.timeutil import from_epoch_ms
 
 Row = tuple[str, str, int, float]  # device_id, metric, epoch ms, value
+#: device_id, epoch ms, metric set, then COLUMNS values (None past the set's width)
+MessageRow = tuple[Any, ...]
+
+# The SQL store keeps a row per message with its values in COLUMNS columns
+# and a metric set saying which metric each holds (core/store/schema.py). The
+# ingest builds those rows as it decodes each message, where the metrics are
+# at hand: rebuilding them from the rows of readings cost the writer more
+# than inserting them (docs/benchmarks.md, "A row per message").
+COLUMNS = 8
+_PAD: tuple[tuple[None, ...], ...] = tuple((None,) * (COLUMNS - n) for n in range(COLUMNS + 1))
+_SET_IDS: dict[tuple[str, ...], int] = {}
+#: names of every set id handed out since the registry was last emptied
+SET_NAMES: dict[int, tuple[str, ...]] = {}
+_SET_LIMIT = 65_536  # distinct sets remembered; past it the registry starts again
+
+
+def set_id(names: Sequence[str]) -> int:
+    """48 bits of BLAKE2b over the names joined by a unit separator (which a
+    metric name cannot hold), so every process writing a database names a set
+    alike without asking the others; a SQLite key stores it in 7 bytes. A
+    stored format: never change it."""
+    digest = hashlib.blake2b("\x1f".join(names).encode(), digest_size=6).digest()
+    return int.from_bytes(digest, "big")
+
+
+def metric_set(names: tuple[str, ...]) -> int:
+    """``set_id``, remembered (with the names, for the store's slot rows)."""
+    found = _SET_IDS.get(names)
+    if found is None:
+        found = set_id(names)
+        seen = SET_NAMES.get(found)
+        if seen is not None and seen != names:
+            raise ValueError(f"metric sets {seen} and {names} share the id {found}")
+        if len(_SET_IDS) >= _SET_LIMIT:
+            _SET_IDS.clear()
+            SET_NAMES.clear()
+        _SET_IDS[names], SET_NAMES[found] = found, names
+    return found
+
+
+def message_rows(device_id: str, ts_ms: int, metrics: Mapping[str, float]
+                 ) -> list[MessageRow]:
+    """One message's rows: one, or one per COLUMNS metrics of a wider message."""
+    names = tuple(metrics)
+    if len(names) <= COLUMNS:
+        return [(device_id, ts_ms, metric_set(names), *metrics.values(), *_PAD[len(names)])]
+    values = tuple(metrics.values())
+    return [(device_id, ts_ms, metric_set(names[i:i + COLUMNS]), *values[i:i + COLUMNS],
+             *_PAD[len(names[i:i + COLUMNS])]) for i in range(0, len(names), COLUMNS)]
 
 
 class ReadingBatch(list[Reading]):
@@ -41,10 +91,34 @@ class RowBatch(Sequence[Reading]):
     reads"). What iterates (a split retry after a failed write, a test, a
     consumer that wants objects) gets readings equal to those it got before."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("covered", "messages", "rows")
 
     def __init__(self, rows: list[Row] | None = None) -> None:
         self.rows: list[Row] = [] if rows is None else rows
+        #: the same readings as rows per message (:meth:`add_message`), valid
+        #: while ``covered`` (the readings they hold) equals ``len(rows)``:
+        #: rows added another way leave the store to build them from the rows
+        self.messages: list[MessageRow] = []
+        self.covered = 0
+
+    def add_message(self, device_id: str, ts_ms: int, metrics: Mapping[str, float]) -> None:
+        """A message's readings, as rows of readings and as rows per message."""
+        self.rows.extend([(device_id, metric, ts_ms, value) for metric, value in metrics.items()])
+        n = len(metrics)
+        if n <= COLUMNS:
+            names = tuple(metrics)
+            found = _SET_IDS.get(names)
+            self.messages.append((device_id, ts_ms, found if found is not None
+                                  else metric_set(names), *metrics.values(), *_PAD[n]))
+        else:
+            self.messages.extend(message_rows(device_id, ts_ms, metrics))
+        self.covered += n
+
+    def add_batch(self, other: RowBatch) -> None:
+        """Another batch's readings after these (its message rows too)."""
+        self.rows.extend(other.rows)
+        self.messages.extend(other.messages)
+        self.covered += other.covered
 
     def __len__(self) -> int:
         return len(self.rows)

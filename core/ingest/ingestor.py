@@ -403,8 +403,7 @@ class Ingestor:
         ts = from_epoch_ms(telemetry.ts_ms)
         ts_ms = telemetry.ts_ms  # what the store derives from ts, exactly
         metrics = telemetry.metrics
-        result.readings.rows.extend([(device_id, metric, ts_ms, value)
-                                     for metric, value in metrics.items()])
+        result.readings.add_message(device_id, ts_ms, metrics)
         samples = result.samples.get(device_id)
         if samples is None:
             result.samples[device_id] = [(ts, metrics)]

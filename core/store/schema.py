@@ -338,24 +338,61 @@ def table_of(row_class: type[Base]) -> Table:
 
 
 # Telemetry is Core, not ORM: 10,000 devices at 1 Hz means bulk inserts and
-# column reads, where per-row objects would be pure overhead. The primary key
-# leads with the reading's minute (ts // 60,000), then (device_id, metric, ts):
-# a batch's inserts land in the newest minutes' part of the tree, whose size
-# does not grow with the table (keyed by series first, 60,000 series were
-# 60,000 insertion points and the insert rate fell as the table grew:
-# docs/scaling.md, "The telemetry key"). A series' range is a seek per minute
-# (core/store/telemetry.py, ``minutes_in``); WITHOUT ROWID on SQLite stores the
-# rows in key order (no second copy).
-telemetry = Table(
-    "telemetry",
+# column reads, where per-row objects would be pure overhead.
+#
+# A row per message, its values in columns of their own (``v0`` .. ``v7``):
+# which metric each column holds is said by the message's metric set
+# (``telemetry_metric_slot``). Six rows a message, one per reading, were six
+# insertions into the tree and 60,000 insertion points for 10,000 devices; a
+# row per message costs a third of the CPU (docs/scaling.md, "The telemetry
+# key"). Columns rather than one packed blob keep every read in SQL: a
+# metric's value is a CASE on the set, and the view ``telemetry`` (below) gives
+# the rows per reading that the reads, rollups and retention are written for.
+# The key leads with the minute (ts // 60,000): a batch's inserts land in the
+# newest minutes' part of the tree, whose size does not grow with the table.
+# The set is in the key so that two messages of one time with different
+# metrics (a device that sends each metric on its own) are both kept; a
+# message of more than eight metrics is several rows, each its own set.
+TELEMETRY_COLUMNS = 8
+telemetry_message = Table(
+    "telemetry_message",
     metadata,
     Column("minute", BigInteger, nullable=False),  # ts // 60,000
     Column("device_id", String(128), nullable=False),
-    Column("metric", String(64), nullable=False),
     Column("ts", BigInteger, nullable=False),  # epoch milliseconds, UTC
-    Column("value", Float, nullable=False),
-    PrimaryKeyConstraint("minute", "device_id", "metric", "ts"),
+    Column("metric_set", BigInteger, nullable=False),
+    *(Column(f"v{i}", Float, nullable=True) for i in range(TELEMETRY_COLUMNS)),
+    PrimaryKeyConstraint("minute", "device_id", "ts", "metric_set"),
     sqlite_with_rowid=False,
+)
+
+# A metric set: which metric each value column holds. Its id is a hash of the
+# names in order (core/store/metric_sets.py), so writers in several processes
+# agree on it without asking each other; keyed by metric first, a read of one
+# metric finds the sets that hold it with one seek.
+telemetry_metric_slot = Table(
+    "telemetry_metric_slot",
+    metadata,
+    Column("metric", String(64), nullable=False),
+    Column("metric_set", BigInteger, nullable=False),
+    Column("slot", Integer, nullable=False),
+    PrimaryKeyConstraint("metric", "metric_set", "slot"),
+    Index("ix_telemetry_metric_slot_set", "metric_set", "slot", unique=True),
+    sqlite_with_rowid=False,
+)
+
+# The readings as rows of (minute, device_id, metric, ts, value): a view over
+# the two tables above (migration 0018 creates it), declared apart from
+# ``metadata`` so that nothing creates it as a table or compares it as one.
+views = MetaData()
+telemetry = Table(
+    "telemetry",
+    views,
+    Column("minute", BigInteger, nullable=False),
+    Column("device_id", String(128), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
 )
 
 # Newest sample per (device, metric), maintained by write_batch: the device

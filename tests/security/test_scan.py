@@ -44,14 +44,33 @@ ALLOWED = {
         "every value is a bound parameter",
     # minutes_in() returns fixed SQL text around what it is given, here named
     # placeholders: the minutes, like every other value, are bound parameters.
-    ("core/store/telemetry.py", "_RAW_QUERY"):
-        "a module constant: fixed text and minutes_in's around named placeholders",
-    ("core/store/telemetry.py", "_RAW_BLOBS_PG"):
-        "a module constant: fixed text and minutes_in's around named placeholders",
     ("core/store/telemetry.py",
      "_FOLD.format(minutes=minutes_in(conn.dialect.name, ':mlo', ':mhi'))"):
         "the dialect's name picks one of minutes_in's two fixed texts, around named "
         "placeholders; every value is a bound parameter",
+    # A row per message (migration 0018): column lists and placeholders are
+    # built from the integer COLUMNS; a metric's column is picked by ints read
+    # from telemetry_metric_slot (cast with int() where the SQL is made).
+    ("core/store/telemetry.py", "_SQLITE_INSERT"):
+        "a module constant: fixed text with ?N placeholders numbered from the integer COLUMNS",
+    ("core/store/telemetry.py", "_PG_STAGING"):
+        "a module constant: fixed column definitions, their names from the integer COLUMNS",
+    ("core/store/telemetry.py", "_PG_MERGE"):
+        "a module constant: fixed column names, numbered from the integer COLUMNS",
+    ("core/store/telemetry.py", "_SLOTS_OF.format(p=p)"):
+        "only the driver's placeholder ('?' or '%s'); the set id is a bound parameter",
+    ("core/store/telemetry.py", "_SETS_OF_METRIC.format(p=p)"):
+        "only the driver's placeholder; the metric is a bound parameter",
+    ("core/store/telemetry.py", "_RAW_BLOBS_PG.format(value=column, sets=sets)"):
+        "_column_of's text around integers (set ids and column numbers read from the "
+        "database and cast with int()); the device, times and minutes are bound parameters",
+    ("core/store/migrations/versions/0018_telemetry_message_rows.py", "slots"):
+        "fixed text with the driver's placeholders",
+    ("core/store/migrations/versions/0018_telemetry_message_rows.py", "insert"):
+        "fixed text: column names and placeholders counted from the integer COLUMNS",
+    ("core/store/migrations/versions/0018_telemetry_message_rows.py", "_VIEW"):
+        "a module constant: the view's fixed text, its CASE numbered from the integer COLUMNS",
+
 }
 
 

@@ -214,7 +214,7 @@ class StreamConsumer:
                 self.counters.replayed += 1
                 continue
             result = self._ingestor.process([message], message.received_ms)
-            readings.rows.extend(result.readings.rows)
+            readings.add_batch(result.readings)
             for device, rows in result.by_device.items():
                 by_device.setdefault(device, []).extend(rows)
             quarantine.extend((record.sequence_number, q) for q in result.quarantined)

@@ -82,7 +82,7 @@ def _immediate(store_url: str) -> dict[tuple[str, str], tuple[int, float]]:
         return _table(store)
     finally:
         with store.engine.begin() as conn:  # the test proper starts from nothing
-            conn.execute(text("DELETE FROM telemetry"))
+            conn.execute(text("DELETE FROM telemetry_message"))
             conn.execute(text("DELETE FROM telemetry_latest"))
         store.close()
 
