@@ -454,7 +454,10 @@ class Fleet:
             send = idx[keep]
             if send.size == 0:
                 continue
-            uptimes = np.floor(t_s - gs.boot_t[send]).astype(np.int64)
+            # A reboot command stamps its boot with the latest tick's time, which
+            # can be after the time of a tick still being sent: uptime 0, never -1
+            # (which the hub quarantines as out of range).
+            uptimes = np.maximum(np.floor(t_s - gs.boot_t[send]), 0).astype(np.int64)
             yield gs, _Due(send, seqs[keep], uptimes, values)
         self.last_rebooted = (np.concatenate(rebooted_all) if rebooted_all
                               else np.zeros(0, dtype=np.int64))

@@ -20,7 +20,8 @@ from core.model import (
 )
 from core.model.timeutil import from_epoch_ms
 from core.store import Store
-from core.store.schema import telemetry
+from core.store.schema import telemetry_message
+from core.store.telemetry import slots_of
 from tests.integration.analytics.fleet_data import write_simulated
 
 ENV = tuple(f"env-{i:05d}" for i in range(1, 7))
@@ -67,11 +68,14 @@ def seed_fleet(store: Store, now: datetime | None = None) -> datetime:
     normal = store.telemetry.query(SPIKE_DEVICE, "temperature", spike_at,
                                    spike_at + timedelta(seconds=1)).value
     # Overwrite the reading at the spike time (write_batch ignores duplicates).
+    # A message row holds the reading in its set's column for the metric.
     with store.engine.begin() as conn:
-        conn.execute(update(telemetry).where(
-            telemetry.c.device_id == SPIKE_DEVICE, telemetry.c.metric == "temperature",
-            telemetry.c.ts == int(spike_at.timestamp() * 1000)).values(
-            value=float(normal[0]) + SPIKE_C))
+        for metric_set, slot in slots_of(conn, "temperature"):
+            conn.execute(update(telemetry_message).where(
+                telemetry_message.c.device_id == SPIKE_DEVICE,
+                telemetry_message.c.metric_set == metric_set,
+                telemetry_message.c.ts == int(spike_at.timestamp() * 1000)).values(
+                {f"v{slot}": float(normal[0]) + SPIKE_C}))
     rng = np.random.default_rng(3)
     ts = np.arange(int(start.timestamp()), int(now.timestamp()), 30) * 1000
     rssi = []

@@ -117,6 +117,19 @@ def test_reboot_fault_resets_seq_and_uptime():
     assert fleet.tick(MONDAY + 16)[1][1].seq == 0
 
 
+def test_a_reboot_stamped_after_the_tick_being_sent_reports_uptime_zero_not_negative():
+    """A reboot command is stamped with its own clock, which can be ahead of the
+    tick still being sent: that message said uptime -1 and the hub quarantined it
+    as out of range (seen in the team walk-through's rollout)."""
+    fleet = Fleet([DeviceGroup("env", "environmental", 2, interval_s=1.0)], start_s=MONDAY)
+    for k in range(1, 5):
+        fleet.tick(MONDAY + k)
+    fleet.reboot(0, t_s=MONDAY + 5.6)
+    sent = dict(fleet.tick(MONDAY + 5))
+    assert sent[0].seq == 0 and sent[0].uptime_s == 0
+    assert sent[1].uptime_s > 0  # the other device booted before the fleet started
+
+
 def test_drop_and_depletion_take_devices_offline_and_leave_seq_gaps():
     plan = FaultPlan([FaultSpec("drop", start_s=5, duration_s=3, devices=[0]),
                       FaultSpec("battery_depletion", {"factor": 1e7}, start_s=2, devices=[1])])
