@@ -190,7 +190,7 @@ def seed_week(store: Store, devices: list[str], start: datetime, seconds: int) -
             cur = conn.connection.cursor()
             cur.execute("INSERT OR IGNORE INTO telemetry_metric_slot (metric, metric_set, slot)"
                         " VALUES ('temperature', ?, 0)", (TEMPERATURE,))
-            cur.executemany(_SQLITE_INSERT, [(device, t, TEMPERATURE, v, *PAD)
+            cur.executemany(_SQLITE_INSERT, [(t // 60_000, device, t, TEMPERATURE, v, *PAD)
                                              for t, v in zip(ts, values, strict=True)])
             # The newest value too, as write_batch keeps it (metric lists read it).
             cur.execute("INSERT INTO telemetry_latest (device_id, metric, ts, value)"

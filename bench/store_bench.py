@@ -232,12 +232,11 @@ def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
         with pg_schema(url) as (schema, args):
             Store.open(url, connect_args=args).close()
             with psycopg.connect(conninfo, options=f"-csearch_path={schema}") as conn:
-                keyed = [[(r[1] // 60_000, *r) for r in part] for part in messages]
                 with conn.transaction(), conn.cursor() as cur:
                     cur.executemany(_SQLITE_SLOTS.replace("OR IGNORE ", "").replace("?", "%s"),
                                     slots)
                 t = time.perf_counter()
-                for part in keyed:
+                for part in messages:
                     # psycopg's fastest COPY, as the store now writes: binary
                     # format, the column types said once, C write_row per row
                     with conn.transaction(), conn.cursor() as cur, cur.copy(_PG_COPY) as copy:

@@ -15,7 +15,8 @@ from core.model import Reading
 from core.model.timeutil import from_epoch_ms
 
 Row = tuple[str, str, int, float]  # device_id, metric, epoch ms, value
-#: device_id, epoch ms, metric set, then COLUMNS values (None past the set's width)
+#: minute (epoch ms // 60,000), device_id, epoch ms, metric set, then COLUMNS
+#: values (None past the set's width): a ``telemetry_message`` row as it is stored
 MessageRow = tuple[Any, ...]
 
 # The SQL store keeps a row per message with its values in COLUMNS columns
@@ -58,12 +59,14 @@ def metric_set(names: tuple[str, ...]) -> int:
 def message_rows(device_id: str, ts_ms: int, metrics: Mapping[str, float]
                  ) -> list[MessageRow]:
     """One message's rows: one, or one per COLUMNS metrics of a wider message."""
-    names = tuple(metrics)
+    names, minute = tuple(metrics), ts_ms // 60_000
     if len(names) <= COLUMNS:
-        return [(device_id, ts_ms, metric_set(names), *metrics.values(), *_PAD[len(names)])]
+        return [(minute, device_id, ts_ms, metric_set(names), *metrics.values(),
+                 *_PAD[len(names)])]
     values = tuple(metrics.values())
-    return [(device_id, ts_ms, metric_set(names[i:i + COLUMNS]), *values[i:i + COLUMNS],
-             *_PAD[len(names[i:i + COLUMNS])]) for i in range(0, len(names), COLUMNS)]
+    return [(minute, device_id, ts_ms, metric_set(names[i:i + COLUMNS]),
+             *values[i:i + COLUMNS], *_PAD[len(names[i:i + COLUMNS])])
+            for i in range(0, len(names), COLUMNS)]
 
 
 class ReadingBatch(list[Reading]):
@@ -108,8 +111,9 @@ class RowBatch(Sequence[Reading]):
         if n <= COLUMNS:
             names = tuple(metrics)
             found = _SET_IDS.get(names)
-            self.messages.append((device_id, ts_ms, found if found is not None
-                                  else metric_set(names), *metrics.values(), *_PAD[n]))
+            self.messages.append((ts_ms // 60_000, device_id, ts_ms,
+                                  found if found is not None else metric_set(names),
+                                  *metrics.values(), *_PAD[n]))
         else:
             self.messages.extend(message_rows(device_id, ts_ms, metrics))
         self.covered += n

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, text
 from core.ingest.batch import SET_NAMES, MessageRow, Row
 
 PENDING_TABLE = "telemetry_latest_pending"  # spelt out in each statement: no SQL from strings
-_message_ts = itemgetter(1)
+_message_ts = itemgetter(2)
 _SQLITE_UPSERT = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
@@ -201,16 +201,16 @@ class LatestBuffer:
             last: str | None = None
             sets: dict[int, MessageRow] = {}
             for row in messages:
-                device_id = row[0]
+                device_id = row[1]
                 if device_id is not last:
                     last = device_id
                     found = get(device_id)
                     if found is None:
                         found = held[device_id] = {}
                     sets = found
-                seen = sets.get(row[2])
-                if seen is None or row[1] > seen[1]:
-                    sets[row[2]] = row
+                seen = sets.get(row[3])
+                if seen is None or row[2] > seen[2]:
+                    sets[row[3]] = row
 
     def rolled_back(self) -> None:
         """The batch's transaction failed: the marker in the table is what it was."""
@@ -243,8 +243,8 @@ class LatestBuffer:
         names_of = self._names_of
         newest: dict[tuple[str, str], Row] = {}
         for row in held:
-            device, ts = row[0], row[1]
-            for metric, value in zip(names_of(row[2]), row[3:], strict=False):
+            device, ts = row[1], row[2]
+            for metric, value in zip(names_of(row[3]), row[4:], strict=False):
                 seen = newest.get((device, metric))
                 if seen is None or ts > seen[2]:
                     newest[(device, metric)] = (device, metric, ts, value)

@@ -41,7 +41,7 @@ class MetricSets:
                                                                  set[int]]:
         """(metric, set, slot) rows of the sets these messages use that this
         store has not written yet, and those sets."""
-        new = {m[2] for m in messages} - self.stored
+        new = {m[3] for m in messages} - self.stored
         for s in new:  # held here too: the ingest's registry may be emptied meanwhile
             self._names.setdefault(s, self.names_of(s))
         return [(name, s, slot) for s in sorted(new)

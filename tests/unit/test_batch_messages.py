@@ -20,7 +20,7 @@ def test_a_message_is_one_row_padded_to_the_columns() -> None:
     batch = RowBatch()
     batch.add_message("dev-1", 1_000, {"t": 1.5, "h": 40.0})
     assert batch.rows == [("dev-1", "t", 1_000, 1.5), ("dev-1", "h", 1_000, 40.0)]
-    assert batch.messages == [("dev-1", 1_000, metric_set(("t", "h")), 1.5, 40.0,
+    assert batch.messages == [(0, "dev-1", 1_000, metric_set(("t", "h")), 1.5, 40.0,
                                *([None] * (COLUMNS - 2)))]
     assert batch.covered == 2
 
@@ -29,7 +29,7 @@ def test_a_wide_message_continues_in_rows_of_their_own() -> None:
     batch = RowBatch()
     metrics = {f"m{i}": float(i) for i in range(COLUMNS * 2 + 1)}
     batch.add_message("dev-2", 5, metrics)
-    assert [len([v for v in m[3:] if v is not None]) for m in batch.messages] == [
+    assert [len([v for v in m[4:] if v is not None]) for m in batch.messages] == [
         COLUMNS, COLUMNS, 1]
     assert batch.covered == len(batch.rows) == len(metrics)
 
@@ -53,4 +53,4 @@ def test_the_stores_own_rebuild_matches_the_ingest() -> None:
     assert MetricSets.to_messages(batch.rows) == batch.messages
     # a metric named twice at one time starts a message of its own (the first wins there)
     twice = MetricSets.to_messages([("a", "x", 1, 1.0), ("a", "x", 1, 2.0)])
-    assert [m[3] for m in twice] == [1.0, 2.0] and twice[0][2] == twice[1][2]
+    assert [m[4] for m in twice] == [1.0, 2.0] and twice[0][3] == twice[1][3]

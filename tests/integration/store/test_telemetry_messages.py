@@ -68,7 +68,7 @@ def test_readings_without_message_rows_make_the_same_table(store: Store) -> None
     assert {r[2] for r in rows} == {set_id(METRICS)}
     assert all(r[5] is None for r in rows)  # the two columns past a six-metric set
     assert [tuple(r[:5]) for r in rows] == sorted(
-        (m[0], m[1], m[2], m[3], m[8]) for m in batch.messages)
+        (m[1], m[2], m[3], m[4], m[9]) for m in batch.messages)
 
 
 def test_a_message_wider_than_the_columns_keeps_every_metric(store: Store) -> None:
@@ -101,7 +101,7 @@ def test_a_redelivered_message_is_stored_once_and_the_first_wins(store: Store) -
     store = _live(store)
     first = _hub_batch(devices=4, seconds=2)
     again = RowBatch()
-    for device_id, ts, *_rest in first.messages:
+    for _minute, device_id, ts, *_rest in first.messages:
         again.add_message(device_id, ts, {m: -1.0 for m in METRICS})
     assert store.telemetry.write_batch(first) == 48
     assert store.telemetry.write_batch(again) == 0
