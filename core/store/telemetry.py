@@ -53,9 +53,9 @@ FOLD_LAG_MS = 3_600_000
 LATE_MARGIN_MS = 600_000
 _IN_CHUNK = 500  # devices per grouped query (bound parameters stay far below limits)
 _QUERY_THREADS = 4
-# The message rows carry their minute (ts // 60,000, floored), computed at
-# ingest: COPY cannot compute it, and a tuple rebuilt per row to add it cost
-# PostgreSQL's insert a tenth.
+# The message rows carry their minute (ts // 60,000, floored), computed once
+# per message at ingest: COPY cannot compute it, and both dialects then take
+# the rows as they are.
 _VALUE_COLUMNS = ", ".join(f"v{i}" for i in range(COLUMNS))
 _SQLITE_INSERT = (
     f"INSERT OR IGNORE INTO telemetry_message (minute, device_id, ts, metric_set, {_VALUE_COLUMNS})"
@@ -95,8 +95,8 @@ _PG_LATEST = (
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
 )
-_ts_of = itemgetter(2)
-_message_ts = itemgetter(2)
+_ts_of = itemgetter(2)  # of a reading row (device, metric, ts, value)
+_message_ts = itemgetter(2)  # of a message row (minute, device, ts, set, values...)
 
 
 def _copy_rows(cur: Any, statement: str, rows: list[MessageRow]) -> None:
@@ -108,14 +108,12 @@ def _copy_rows(cur: Any, statement: str, rows: list[MessageRow]) -> None:
             write(row)
 
 
-# The SQLite insert takes a batch sorted by device, stably: each device's rows
-# then come together, in arrival order (of two copies of one reading the first
-# still wins), so its series' last pages are touched in one burst and not again
-# after the rest of the fleet's (arrival order spilled and rewrote them, below).
-# Sorting by the whole key (device, metric, ts) dirtied the same pages and took
-# ten times as long: a key tuple made and compared per row, 6 us of the writer's
-# CPU a message at 20,000 msg/s (docs/benchmarks.md, "The hub stops making what
-# nobody reads").
+# The SQLite insert takes a batch's message rows sorted by device, stably: each
+# device's rows then come together, in arrival order (of two copies of one
+# message the first still wins), so its part of the newest minutes is touched
+# in one burst. Sorting by a whole key took ten times as long for the same
+# pages: a key tuple made and compared per row (docs/benchmarks.md, "The hub
+# stops making what nobody reads").
 _key_of = itemgetter(1)
 # SQLite checkpoints the WAL into the database when a commit leaves it longer
 # than this many pages. A large batch dirties about a page per series, the same
@@ -211,11 +209,14 @@ _RAW_BLOBS_PG = (
 )
 # Text for SQLAlchemy (named parameters on either dialect), the minutes filled in
 # per dialect.
+# Straight from telemetry_message with the metric's column (as the raw read):
+# through the view, each message cost a seek in telemetry_metric_slot, and the
+# first look at a week of 10 devices folded 2.8x slower.
 _FOLD = (
     "INSERT INTO telemetry_minute (device_id, metric, minute_start, min, max, total, count)"
-    " SELECT device_id, metric, minute * 60000, min(value), max(value), sum(value),"
-    " count(*) FROM telemetry WHERE {minutes} AND device_id = :d AND metric = :m"
-    " AND ts >= :lo AND ts < :hi GROUP BY minute, device_id, metric ON CONFLICT DO NOTHING"
+    " SELECT device_id, CAST(:m AS varchar(64)), minute * 60000, min({value}), max({value}),"
+    " sum({value}), count(*) FROM telemetry_message WHERE {minutes} AND device_id = :d"
+    " AND {sets} AND ts >= :lo AND ts < :hi GROUP BY minute, device_id ON CONFLICT DO NOTHING"
 )
 # Forward only, and never over a mark a late write lowered below where this
 # fold started (:lo): that write deleted minutes this fold did not rebuild.
@@ -643,9 +644,12 @@ class SqlTelemetryStore(TelemetryStore):
                 folded = {d: min(u, low) for d, u in folded.items()}
             todo = [_fold_params(d, metric, lo, target[d])
                     for d in ids if (lo := max(folded.get(d, 0), 0)) < target[d]]
-            if todo:
+            slots = slots_of(conn, metric) if todo else []
+            if slots:  # no set holds the metric: no rows to fold, the marks still move
+                value, sets = _column_of(slots)
                 conn.execute(text(_FOLD.format(minutes=minutes_in(
-                    conn.dialect.name, ":mlo", ":mhi"))), todo)
+                    conn.dialect.name, ":mlo", ":mhi"), value=value, sets=sets)), todo)
+            if todo:
                 conn.execute(text(_FOLD_MARK), [{"d": t["d"], "m": metric, "hi": t["hi"],
                                                  "lo": t["lo"]} for t in todo])
         return len(todo)

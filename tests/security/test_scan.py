@@ -45,9 +45,11 @@ ALLOWED = {
     # minutes_in() returns fixed SQL text around what it is given, here named
     # placeholders: the minutes, like every other value, are bound parameters.
     ("core/store/telemetry.py",
-     "_FOLD.format(minutes=minutes_in(conn.dialect.name, ':mlo', ':mhi'))"):
+     "_FOLD.format(minutes=minutes_in(conn.dialect.name, ':mlo', ':mhi'), value=value, "
+     "sets=sets)"):
         "the dialect's name picks one of minutes_in's two fixed texts, around named "
-        "placeholders; every value is a bound parameter",
+        "placeholders; value and sets are _column_of's text around integers (set ids and "
+        "column numbers read from the database, cast with int()); every value is bound",
     # A row per message (migration 0018): column lists and placeholders are
     # built from the integer COLUMNS; a metric's column is picked by ints read
     # from telemetry_metric_slot (cast with int() where the SQL is made).
