@@ -37,6 +37,16 @@ class MetricSets:
             raise KeyError(f"metric set {metric_set_id} is not known to this process")
         return names
 
+    def usable(self, messages: list[MessageRow], rows: Sequence[Row]) -> list[MessageRow]:
+        """``messages`` if every set they use has names this process knows, else
+        the messages built again from ``rows`` (which names their sets anew):
+        the ingest's registry starts again past its limit, and a batch built
+        before that could name a set nobody here remembers."""
+        for s in {m[3] for m in messages} - self.stored:
+            if s not in SET_NAMES and s not in self._names:
+                return self.to_messages(rows)
+        return messages
+
     def new_slots(self, messages: Sequence[MessageRow]) -> tuple[list[tuple[str, int, int]],
                                                                  set[int]]:
         """(metric, set, slot) rows of the sets these messages use that this

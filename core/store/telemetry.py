@@ -431,8 +431,8 @@ class SqlTelemetryStore(TelemetryStore):
             rows = [(r.device_id, r.metric, epoch_ms[r.ts], r.value) for r in readings]
         # Readings this old may land in minutes already folded: the common case
         # (a live batch) pays one min() and this comparison, nothing else.
-        if messages is None:
-            messages = MetricSets.to_messages(rows)
+        messages = (MetricSets.to_messages(rows) if messages is None
+                    else self._sets.usable(messages, rows))
         horizon = int(self.clock() * 1000) - FOLD_LAG_MS + LATE_MARGIN_MS
         late = min(map(_message_ts, messages)) < horizon and self._has_minutes()
         if self._engine.dialect.name == "postgresql":

@@ -54,3 +54,19 @@ def test_the_stores_own_rebuild_matches_the_ingest() -> None:
     # a metric named twice at one time starts a message of its own (the first wins there)
     twice = MetricSets.to_messages([("a", "x", 1, 1.0), ("a", "x", 1, 2.0)])
     assert [m[4] for m in twice] == [1.0, 2.0] and twice[0][3] == twice[1][3]
+
+
+def test_a_batch_whose_sets_the_registry_forgot_is_built_again_from_its_rows() -> None:
+    """Past its limit the ingest's registry starts again: a batch built before
+    may name a set nobody remembers, so the store rebuilds its message rows."""
+    from core.ingest import batch as registry
+
+    sets = MetricSets()
+    built = RowBatch()
+    built.add_message("a", 60_000, {"forgotten-metric": 1.0})
+    registry.SET_NAMES.clear()
+    registry._SET_IDS.clear()
+    again = sets.usable(built.messages, built.rows)
+    assert again == built.messages and again is not built.messages
+    assert sets.new_slots(again)[0] == [("forgotten-metric", built.messages[0][3], 0)]
+    assert sets.usable(again, built.rows) is again  # known now
