@@ -121,7 +121,8 @@ def message_parts(rows: list[tuple[str, str, int, float]], batch: int
                   ) -> tuple[list[list[Any]], list[tuple[str, int, int]]]:
     """The baseline's batches as message rows, and the metric sets' slot rows."""
     parts = [MetricSets.to_messages(part) for part in batches(rows, batch)]
-    return parts, MetricSets().new_slots([m for part in parts for m in part])[0]
+    sets = MetricSets()
+    return parts, sets.slots(sets.prepare([m for part in parts for m in part], rows)[1])
 
 
 def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
@@ -137,23 +138,15 @@ def fresh_sqlite_baseline(tmp: Path) -> sqlite3.Connection:
 def hub_parts(rows: list[tuple[str, str, int, float]], batch: int,
               with_rows: bool) -> list[Any]:
     """The batches ``write_batch`` gets: plain lists of ``Reading``s, or (``with_rows``)
-    ``RowBatch``es built message by message as the hub's ingest builds them (rows of
-    readings and rows per message)."""
+    ``RowBatch``es holding what the hub's ingest gives (rows of readings and rows per
+    message; ``test_the_stores_own_rebuild_matches_the_ingest`` holds them equal)."""
     if not with_rows:
         return list(batches(hub_readings(rows), batch))
     parts: list[Any] = []
-    for i in range(0, len(rows), batch):
-        part = RowBatch()
-        message: dict[str, float] = {}
-        at: tuple[str, int] | None = None
-        for device_id, metric, ts, value in rows[i : i + batch]:
-            if at != (device_id, ts):
-                if at is not None:
-                    part.add_message(at[0], at[1], message)
-                at, message = (device_id, ts), {}
-            message[metric] = value
-        if at is not None:
-            part.add_message(at[0], at[1], message)
+    for part_rows in batches(rows, batch):
+        part = RowBatch(part_rows)
+        part.messages = MetricSets.to_messages(part_rows)
+        part.covered = len(part_rows)
         parts.append(part)
     return parts
 

@@ -107,16 +107,8 @@ class RowBatch(Sequence[Reading]):
     def add_message(self, device_id: str, ts_ms: int, metrics: Mapping[str, float]) -> None:
         """A message's readings, as rows of readings and as rows per message."""
         self.rows.extend([(device_id, metric, ts_ms, value) for metric, value in metrics.items()])
-        n = len(metrics)
-        if n <= COLUMNS:
-            names = tuple(metrics)
-            found = _SET_IDS.get(names)
-            self.messages.append((ts_ms // 60_000, device_id, ts_ms,
-                                  found if found is not None else metric_set(names),
-                                  *metrics.values(), *_PAD[n]))
-        else:
-            self.messages.extend(message_rows(device_id, ts_ms, metrics))
-        self.covered += n
+        self.messages.extend(message_rows(device_id, ts_ms, metrics))
+        self.covered += len(metrics)
 
     def add_batch(self, other: RowBatch) -> None:
         """Another batch's readings after these (its message rows too)."""

@@ -30,14 +30,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, text
 
 from core.ingest.batch import SET_NAMES, MessageRow, Row
 
 PENDING_TABLE = "telemetry_latest_pending"  # spelt out in each statement: no SQL from strings
-_message_ts = itemgetter(2)
 _SQLITE_UPSERT = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
@@ -169,14 +167,15 @@ class LatestBuffer:
     def __len__(self) -> int:
         return len(self.overlay())
 
-    def note_batch(self, conn: Connection, messages: list[MessageRow]) -> list[MessageRow]:
+    def note_batch(self, conn: Connection, messages: list[MessageRow],
+                   oldest: int) -> list[MessageRow]:
         """In the batch's transaction: lower the marker if this batch holds an
-        older reading than any unflushed one. Returns the rows for
+        older reading (``oldest``, its earliest time, which the writer has
+        already found) than any unflushed one. Returns the rows for
         :meth:`committed`."""
         self._pending_marker = self._marker
         if not messages:
             return messages
-        oldest = min(map(_message_ts, messages))
         if self._marker is None or oldest < self._marker:
             params = {"w": self.writer, "s": oldest}
             if self._marker is None:

@@ -37,25 +37,28 @@ class MetricSets:
             raise KeyError(f"metric set {metric_set_id} is not known to this process")
         return names
 
-    def usable(self, messages: list[MessageRow], rows: Sequence[Row]) -> list[MessageRow]:
-        """``messages`` if every set they use has names this process knows, else
-        the messages built again from ``rows`` (which names their sets anew):
-        the ingest's registry starts again past its limit, and a batch built
-        before that could name a set nobody here remembers."""
-        for s in {m[3] for m in messages} - self.stored:
-            if s not in SET_NAMES and s not in self._names:
-                return self.to_messages(rows)
-        return messages
-
-    def new_slots(self, messages: Sequence[MessageRow]) -> tuple[list[tuple[str, int, int]],
-                                                                 set[int]]:
-        """(metric, set, slot) rows of the sets these messages use that this
-        store has not written yet, and those sets."""
+    def prepare(self, messages: list[MessageRow] | None, rows: Sequence[Row]
+                ) -> tuple[list[MessageRow], set[int]]:
+        """A batch's message rows (built from ``rows`` when it came without
+        them) and the sets they use that this store has not written yet, in
+        one pass. Messages whose set has names nobody here remembers are
+        built again from ``rows`` (which names their sets anew): the ingest's
+        registry starts again past its limit, and a batch built before that
+        could name such a set. The names of new sets are held here too."""
+        if messages is None:
+            messages = self.to_messages(rows)
         new = {m[3] for m in messages} - self.stored
-        for s in new:  # held here too: the ingest's registry may be emptied meanwhile
+        if any(s not in SET_NAMES and s not in self._names for s in new):
+            messages = self.to_messages(rows)
+            new = {m[3] for m in messages} - self.stored
+        for s in new:
             self._names.setdefault(s, self.names_of(s))
-        return [(name, s, slot) for s in sorted(new)
-                for slot, name in enumerate(self._names[s])], new
+        return messages, new
+
+    def slots(self, metric_sets: set[int]) -> list[tuple[str, int, int]]:
+        """(metric, set, slot) rows of these sets (from :meth:`prepare`)."""
+        return [(name, s, slot) for s in sorted(metric_sets)
+                for slot, name in enumerate(self._names[s])]
 
     @staticmethod
     def to_messages(rows: Sequence[Row]) -> list[MessageRow]:

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.ingest.batch import COLUMNS
 from core.store.types import UTCDateTime
 
 # Explicit constraint names so the migrations can name the same objects on
@@ -353,7 +354,6 @@ def table_of(row_class: type[Base]) -> Table:
 # The set is in the key so that two messages of one time with different
 # metrics (a device that sends each metric on its own) are both kept; a
 # message of more than eight metrics is several rows, each its own set.
-TELEMETRY_COLUMNS = 8
 telemetry_message = Table(
     "telemetry_message",
     metadata,
@@ -361,7 +361,7 @@ telemetry_message = Table(
     Column("device_id", String(128), nullable=False),
     Column("ts", BigInteger, nullable=False),  # epoch milliseconds, UTC
     Column("metric_set", BigInteger, nullable=False),
-    *(Column(f"v{i}", Float, nullable=True) for i in range(TELEMETRY_COLUMNS)),
+    *(Column(f"v{i}", Float, nullable=True) for i in range(COLUMNS)),
     PrimaryKeyConstraint("minute", "device_id", "ts", "metric_set"),
     sqlite_with_rowid=False,
 )

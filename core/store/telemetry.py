@@ -429,14 +429,14 @@ class SqlTelemetryStore(TelemetryStore):
             # A message's readings share one datetime: convert each instant once.
             epoch_ms = {t: round(t.timestamp() * 1000) for t in {r.ts for r in readings}}
             rows = [(r.device_id, r.metric, epoch_ms[r.ts], r.value) for r in readings]
+        messages, new = self._sets.prepare(messages, rows)
         # Readings this old may land in minutes already folded: the common case
         # (a live batch) pays one min() and this comparison, nothing else.
-        messages = (MetricSets.to_messages(rows) if messages is None
-                    else self._sets.usable(messages, rows))
+        oldest = min(map(_message_ts, messages))
         horizon = int(self.clock() * 1000) - FOLD_LAG_MS + LATE_MARGIN_MS
-        late = min(map(_message_ts, messages)) < horizon and self._has_minutes()
+        late = oldest < horizon and self._has_minutes()
         if self._engine.dialect.name == "postgresql":
-            return self._write_pg(rows, messages, horizon if late else None)
+            return self._write_pg(rows, messages, new, oldest, horizon if late else None)
         buffer = self.latest_buffer
         try:
             with self._engine.begin() as conn:
@@ -448,20 +448,20 @@ class SqlTelemetryStore(TelemetryStore):
                     # then touched in one burst (docs/scaling.md, "The telemetry key").
                     cursor.executemany(_SQLITE_INSERT, sorted(messages, key=_key_of))
                     written = self._counted(int(cursor.rowcount), len(messages), rows)
-                    used = self._store_sets(cursor, messages, "?")
+                    self._store_sets(cursor, new, "?")
                     if late:  # under the write lock: no fold runs until commit
                         _unfold_late(cursor, rows, horizon, _SQLITE_UNFOLD, _SQLITE_UNMARK)
                     if buffer is None:
                         cursor.executemany(_SQLITE_LATEST, _newest(rows))
                     else:
-                        held = buffer.note_batch(conn, messages)
+                        held = buffer.note_batch(conn, messages, oldest)
                 finally:
                     cursor.close()
         except BaseException:
             if buffer is not None:
                 buffer.rolled_back()
             raise
-        self._sets.stored |= used
+        self._sets.stored |= new
         if buffer is not None:
             buffer.committed(held)
         return written
@@ -475,25 +475,23 @@ class SqlTelemetryStore(TelemetryStore):
             return len(rows)
         return round(len(rows) * inserted / messages) if messages else 0
 
-    def _store_sets(self, cursor: Any, messages: list[MessageRow], p: str) -> set[int]:
+    def _store_sets(self, cursor: Any, new: set[int], p: str) -> None:
         """In the batch's transaction: the slot rows of the sets this store
         has not written before, and a check that a set already stored under
         one of those ids holds the same metrics (a hash collision would mix
         two sets' values; it refuses the batch instead)."""
-        new, sets = self._sets.new_slots(messages)
         if not new:
-            return sets
-        cursor.executemany(_SQLITE_SLOTS if p == "?" else _PG_SLOTS, new)
-        for metric_set in sorted(sets):
+            return
+        cursor.executemany(_SQLITE_SLOTS if p == "?" else _PG_SLOTS, self._sets.slots(new))
+        for metric_set in sorted(new):
             cursor.execute(_SLOTS_OF.format(p=p), (metric_set,))
             stored = tuple(str(m) for m, _ in cursor.fetchall())
             if stored != self._sets.names_of(metric_set):
                 raise ValueError(f"metric set {metric_set} is stored as {stored}, not"
                                  f" {self._sets.names_of(metric_set)}")
-        return sets
 
     def _write_pg(self, rows: list[tuple[str, str, int, float]], messages: list[MessageRow],
-                  late: int | None) -> int:
+                  new: set[int], oldest: int, late: int | None) -> int:
         """``COPY`` straight into ``telemetry``: a batch without duplicates
         (nearly all of them) costs one COPY and one upsert of the latest values.
         If a key is already there (a redelivery), that transaction is rolled
@@ -513,10 +511,10 @@ class SqlTelemetryStore(TelemetryStore):
                     raw = conn.connection.driver_connection
                     with raw.cursor() as cur:  # type: ignore[union-attr]
                         _copy_rows(cur, _PG_COPY, messages)
-                        used = self._store_sets(cur, messages, "%s")
+                        self._store_sets(cur, new, "%s")
                     if late is not None:
                         self._unfold_late_pg(raw, rows, late)
-                    held = self._latest_pg(conn, rows, messages)
+                    held = self._latest_pg(conn, rows, messages, oldest)
                 written = len(rows)
             except dbapi.IntegrityError:
                 if buffer is not None:
@@ -528,15 +526,15 @@ class SqlTelemetryStore(TelemetryStore):
                         _copy_rows(cur, _PG_STAGE_COPY, messages)
                         cur.execute(_PG_MERGE)
                         written = self._counted(int(cur.rowcount), len(messages), rows)
-                        used = self._store_sets(cur, messages, "%s")
+                        self._store_sets(cur, new, "%s")
                     if late is not None:
                         self._unfold_late_pg(raw, rows, late)
-                    held = self._latest_pg(conn, rows, messages)
+                    held = self._latest_pg(conn, rows, messages, oldest)
         except BaseException:
             if buffer is not None:
                 buffer.rolled_back()
             raise
-        self._sets.stored |= used
+        self._sets.stored |= new
         if buffer is not None:
             buffer.committed(held)
         return written
@@ -555,11 +553,11 @@ class SqlTelemetryStore(TelemetryStore):
             _unfold_late(cur, rows, horizon, _PG_UNFOLD, _PG_UNMARK)
 
     def _latest_pg(self, conn: Connection, rows: list[tuple[str, str, int, float]],
-                   messages: list[MessageRow]) -> list[MessageRow]:
+                   messages: list[MessageRow], oldest: int) -> list[MessageRow]:
         """One statement for the whole batch: four arrays, ``unnest``ed; or,
         when deferred, the batch noted for the next flush (returned)."""
         if self.latest_buffer is not None:
-            return self.latest_buffer.note_batch(conn, messages)
+            return self.latest_buffer.note_batch(conn, messages, oldest)
         newest = _newest(rows)
         raw = conn.connection.driver_connection
         assert raw is not None

@@ -66,7 +66,7 @@ def test_a_batch_whose_sets_the_registry_forgot_is_built_again_from_its_rows() -
     built.add_message("a", 60_000, {"forgotten-metric": 1.0})
     registry.SET_NAMES.clear()
     registry._SET_IDS.clear()
-    again = sets.usable(built.messages, built.rows)
+    again, new = sets.prepare(built.messages, built.rows)
     assert again == built.messages and again is not built.messages
-    assert sets.new_slots(again)[0] == [("forgotten-metric", built.messages[0][3], 0)]
-    assert sets.usable(again, built.rows) is again  # known now
+    assert sets.slots(new) == [("forgotten-metric", built.messages[0][3], 0)]
+    assert sets.prepare(again, built.rows)[0] is again  # known now
