@@ -13,6 +13,11 @@ Two things every page needs are built in, so pages do not hand-roll them:
   ``core.errors.SignInExpired`` is handed to the page as any error, and the
   window is asked to offer the sign-in dialog (``offer_sign_in``), so no page
   has to know about signing in; queued changes stay queued meanwhile.
+* **Its own workers.** Jobs run on a pool of their own, sized for waiting
+  rather than computing (see ``WORKERS``): nearly every job waits on a
+  socket, and Qt's global pool has one thread a core, so on a two-core
+  laptop two slow calls (a sandbox answering late, a store under load)
+  would queue every other page's query behind them.
 * **Owner gone, no callback.** Once the ``BackgroundCall`` (a child of the
   page) or the widget a bound-method callback belongs to is deleted, the
   result is dropped instead of touching deleted widgets.
@@ -46,7 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtWidgets import QWidget
 
 from console.widgets.signals import safe_emit
@@ -62,6 +67,23 @@ class _Signals(QObject):
 
 
 _IN_FLIGHT: set[_Signals] = set()
+
+#: Threads for page jobs. The jobs wait on the network or the database far
+#: more than they compute, so this is how many slow answers may be awaited at
+#: once before a quick one queues, not a CPU budget.
+WORKERS = 8
+
+_POOL: QThreadPool | None = None
+
+
+def pool() -> QThreadPool:
+    """The pool every ``BackgroundCall`` starts its jobs on (created on first use)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(max(WORKERS, 2 * QThread.idealThreadCount()))
+        _POOL.setObjectName("background-calls")
+    return _POOL
 
 
 class _Ticket:
@@ -164,7 +186,7 @@ class BackgroundCall(QObject):
         signals.done.connect(settled)
         signals.failed.connect(settled)
         signals.skipped.connect(settled)
-        QThreadPool.globalInstance().start(_Job(fn, signals, ticket))
+        pool().start(_Job(fn, signals, ticket))
 
     def cancel(self, key: str | None = None) -> None:
         """Drop the answer of the call started with ``key`` (every call if None)."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import shiboken6
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QLabel, QWidget
 
 from console.widgets import background
@@ -19,7 +19,7 @@ from console.widgets.background import BackgroundCall
 
 def _settle(qtbot) -> None:
     """Every worker finished and every queued answer handled on the GUI thread."""
-    QThreadPool.globalInstance().waitForDone(10_000)
+    background.pool().waitForDone(10_000)
     qtbot.waitUntil(lambda: not background._IN_FLIGHT, timeout=10_000)
 
 
@@ -43,7 +43,7 @@ def page(qtbot) -> QWidget:
 @pytest.fixture
 def one_worker() -> Iterator[None]:
     """One worker thread, so a second call queues behind the first."""
-    pool = QThreadPool.globalInstance()
+    pool = background.pool()
     pool.waitForDone(10_000)
     before = pool.maxThreadCount()
     pool.setMaxThreadCount(1)
@@ -214,3 +214,23 @@ def test_cancel_everything(qtbot, page) -> None:
     release.set()
     _settle(qtbot)
     assert shown == []
+
+
+def test_a_quick_call_is_answered_while_slow_ones_hold_more_workers_than_cores(
+    qtbot, page,
+) -> None:
+    """A sandbox answering late on two calls must not starve a third page's
+    query: on a two-core laptop Qt's global pool has two threads, and the
+    deployment wizard's plan once waited 20 s behind two slow calls."""
+    release = threading.Event()
+    slow = BackgroundCall(page)
+    quick = BackgroundCall(page)
+    got: list[object] = []
+    try:
+        for n in range(QThread.idealThreadCount()):  # what starves Qt's global pool
+            slow.start(_blocked(n, release), lambda _v: None, lambda _e: None)
+        quick.start(lambda: "plan", got.append, got.append)
+        qtbot.waitUntil(lambda: got == ["plan"], timeout=5_000)
+    finally:
+        release.set()
+        _settle(qtbot)
