@@ -286,6 +286,95 @@ def phase_table(rows: int = 100_000) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------ paint
+def phase_paint(rows: int = 10_000, repeats: int = 40) -> dict[str, Any]:
+    """One repaint of the devices table (the page's model, proxy and theme, a
+    1400x900 window's worth of cells), quiet and while a Python thread of the
+    process stays busy, as the console's network and feed threads do: every
+    call Qt makes into Python for a cell then waits for the GIL. Baseline,
+    same run and view: the same visible texts in a ``QStandardItemModel``,
+    which Qt paints without calling Python (what painting the cells costs)."""
+    import cProfile
+    import pstats
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtGui import QStandardItem, QStandardItemModel
+    from PySide6.QtWidgets import QAbstractItemView, QTableView
+
+    from console.app import ensure_application, tune_gui_process
+    from console.theme import apply_theme
+    from console.widgets.tables import configure_row_table
+    from plugins.devices.widgets.fleet_model import DeviceFilterProxy, FleetTableModel
+
+    app = ensure_application()
+    tune_gui_process(app)
+    if os.environ.get("CONSOLE_BENCH_SWITCH_S"):  # to compare other switch intervals
+        sys.setswitchinterval(float(os.environ["CONSOLE_BENCH_SWITCH_S"]))
+    apply_theme(app, "light")
+    devices = _devices(rows)
+    latest = {d.device_id: {"battery_pct": float(i % 100), "rssi": -40.0 - i % 60}
+              for i, d in enumerate(devices)}
+    model, proxy = FleetTableModel(), DeviceFilterProxy()
+    proxy.setSourceModel(model)
+    model.load(devices, latest, {})
+
+    def shown(view_model: Any) -> Any:
+        view = QTableView()
+        view.setModel(view_model)
+        configure_row_table(view, QAbstractItemView.SelectionMode.SingleSelection)
+        view.setWordWrap(False)
+        view.resize(1100, 800)
+        view.show()
+        for _ in range(10):
+            app.processEvents()
+        return view
+
+    def repaint(view: Any) -> tuple[float, float]:
+        """ms of wall and of GUI-thread CPU per full repaint (median of runs)."""
+        walls, cpus = [], []
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.thread_time()
+            view.viewport().repaint()
+            walls.append((time.perf_counter() - t) * 1000)
+            cpus.append((time.thread_time() - c) * 1000)
+        return statistics.median(walls), statistics.median(cpus)
+
+    ours = shown(proxy)
+    first = ours.rowAt(0)
+    last = ours.rowAt(ours.viewport().height() - 1)
+    visible = range(first, (last if last >= 0 else proxy.rowCount() - 1) + 1)
+    plain = QStandardItemModel(proxy.rowCount(), proxy.columnCount())
+    for r in visible:
+        for c in range(proxy.columnCount()):
+            plain.setItem(r, c, QStandardItem(str(proxy.index(r, c).data() or "")))
+    baseline = shown(plain)
+    out: dict[str, Any] = {"rows": rows, "cells": len(visible) * proxy.columnCount()}
+    profiler = cProfile.Profile()
+    profiler.enable()
+    ours.viewport().repaint()
+    profiler.disable()
+    out["python_calls_from_qt"] = sum(
+        n for (path, _line, name), (_cc, n, *_rest) in pstats.Stats(profiler).stats.items()
+        if path.endswith("fleet_model.py") and name in ("data", "multiData", "index", "flags"))
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(200))
+
+    for label in ("quiet", "busy"):
+        if label == "busy":
+            threading.Thread(target=busy, daemon=True).start()
+        for name, view in (("baseline", baseline), ("table", ours)):
+            wall, cpu = repaint(view)
+            out[f"{label}_{name}_ms"], out[f"{label}_{name}_cpu_ms"] = wall, cpu
+        out[f"{label}_ratio"] = out[f"{label}_table_ms"] / max(out[f"{label}_baseline_ms"], 1e-6)
+    stop.set()
+    ours.close()
+    baseline.close()
+    return out
+
+
 # ------------------------------------------------------------------------ live
 def _sim_child(conn: Connection, url: str, secret: str | None, devices: int,
                seconds: float) -> None:
@@ -414,6 +503,11 @@ class SlowEvents:
 
         self.over_s = over_ms / 1000
         self.totals: dict[str, list[float]] = {}
+        # the slow paints (ms, GUI thread CPU ms, region width, height,
+        # rectangles): a whole repaint and a few changed rows told apart
+        self.paints: list[tuple[float, float, int, int, int]] = []
+        self._region_cpu = 0.0
+        self._region: tuple[int, int, int] | None = None
         self._last: tuple[float, str] | None = None
         self._filter = _Filter()
         self._app = app
@@ -428,12 +522,23 @@ class SlowEvents:
             entry[0] += 1
             entry[1] += gap
             entry[2] = max(entry[2], gap)
+            if self._region is not None:
+                cpu = (time.thread_time() - self._region_cpu) * 1000
+                self.paints.append((round(gap, 1), round(cpu, 1), *self._region))
+        self._region = None
+        if event.type().name == "Paint":
+            rect = event.region().boundingRect()
+            self._region = (rect.width(), rect.height(), event.region().rectCount())
+            self._region_cpu = time.thread_time()
         self._last = (now, f"{_object_path(watched)}:{event.type().name}")
 
     def stop(self) -> list[tuple[str, int, float, float]]:
         self._app.removeEventFilter(self._filter)
         rows = sorted(self.totals.items(), key=lambda kv: -kv[1][1])[:15]
         return [(k, int(n), round(total, 1), round(worst, 1)) for k, (n, total, worst) in rows]
+
+    def slow_paints(self) -> list[tuple[float, float, int, int, int]]:
+        return sorted(self.paints, reverse=True)[:20]
 
 
 class GcPauses:
@@ -580,6 +685,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     window.show_page("analytics")
     on_chart = probe.measure(app, seconds / 2)
     slow = slow_events.stop() if slow_events is not None else []
+    slow_paints = slow_events.slow_paints() if slow_events is not None else []
     # CPU of the console's process over both phases: all threads, the GUI
     # thread, and (hub in a child) the thread turning the receiver's digests
     # into events; the rest is network, bridges' inboxes and pollers
@@ -621,7 +727,9 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         "events_to_devices_page": received, "events_in_second_half": received - received_mid,
         "hub": hub_stats, "console_cpu": cpu, "gc": gc_pauses,
         "gui_stacks": sampler.stop() if sampler is not None else [],
-        "slow_events": slow,
+        "slow_events": slow, "slow_paints": slow_paints,
+        "links": {name: getattr(getattr(getattr(backend, name, None), "link", None),
+                                "client_id", None) for name in ("observer", "client")},
     })
     conn.close()
     os._exit(0)  # the hub and broker die with the process; a clean close is not measured
@@ -657,20 +765,22 @@ def run(sizes: list[int], seconds: float, table_rows: int, *, idle_s: float = 10
     return {
         "startup": phase_startup(startup_repeats),
         "table": _in_child(phase_table, table_rows),
+        "paint": _in_child(phase_paint, min(10_000, table_rows), 40 if table_rows > 5_000 else 3),
         "live": [phase_live(n, seconds, idle_s) for n in sizes]
         + [phase_live(n, seconds, idle_s, hub_process=True) for n in process_sizes or []],
     }
 
 
-def _table_child(conn: Connection, rows: int) -> None:
-    conn.send(phase_table(rows))
+def _phase_child(conn: Connection, fn: Any, args: tuple[Any, ...]) -> None:
+    conn.send(fn(*args))
     conn.close()
 
 
-def _in_child(_fn: Any, rows: int) -> dict[str, Any]:
+def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` in a fresh interpreter (no warm caches from other phases)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_table_child, args=(child, rows))
+    proc = ctx.Process(target=_phase_child, args=(child, fn, args))
     proc.start()
     out: dict[str, Any] = parent.recv()
     proc.join(30)
@@ -703,6 +813,9 @@ def main(argv: list[str] | None = None) -> int:
                                                        hub_process=True)
     if "table" in a.phases:
         out["table"] = _in_child(phase_table, a.rows)
+    if "paint" in a.phases:
+        out["paint"] = _in_child(phase_paint, 10_000 if not a.quick else 500,
+                                 40 if not a.quick else 3)
     if "live" in a.phases:
         modes = {"thread": [False], "process": [True], "both": [False, True]}[a.hub]
         out["live"] = [phase_live(n, a.seconds, 1.0 if a.quick else 10.0, a.profile,

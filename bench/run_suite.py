@@ -496,6 +496,17 @@ def _console_rows(console: dict[str, Any] | None) -> list[str]:
         f"{tb['worst_cpu_ms'] / max(tb['baseline_cpu_ms'], 0.001):.1f}{X} | "
         f"< {t['table_ms']:g} ms | {_mark(tb['worst_ms'] < t['table_ms'])} |",
     ]
+    paint = console.get("paint")
+    if paint:
+        rows.append(
+            f"| 4 console, one repaint of the devices table ({paint['cells']} cells of "
+            f"{paint['rows']:,} rows; quiet · while a Python thread of the process is busy, "
+            f"as the console's network threads are) | {paint['quiet_table_ms']:.0f} · "
+            f"{paint['busy_table_ms']:.0f} ms ({paint['python_calls_from_qt']:,} calls from "
+            f"Qt into Python) | the same cells in a `QStandardItemModel` (no Python): "
+            f"{paint['quiet_baseline_ms']:.0f} · {paint['busy_baseline_ms']:.0f} ms | "
+            f"{paint['quiet_ratio']:.1f} · {paint['busy_ratio']:.1f}{X} | — (a part of the "
+            f"stalls) | — |")
     for r in console["live"]:
         idle = r["idle"]
         # a run with hub_process = true says so; the default profile says where its hub

@@ -68,6 +68,12 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
     assert in_child["hub_mode"] == "process" and in_child["rows_seen"] == 20
     assert "4 console, `hub_process = true`, 20 devices" in text
     assert console["table"]["filter_text_rows"] > 0
+    # A repaint of the devices table: Qt calls Python once a cell for its roles
+    # (multiData) plus index and flags, against the no-Python baseline.
+    paint = console["paint"]
+    assert 0 < paint["python_calls_from_qt"] <= 3 * paint["cells"]
+    assert paint["quiet_baseline_ms"] > 0 and paint["busy_ratio"] > 0
+    assert "one repaint of the devices table" in text
     # Overload (target 3): the hub shed, counted it, said so in its status event,
     # kept memory bounded, recovered and stored every reading it accepted.
     over = result["overload"]

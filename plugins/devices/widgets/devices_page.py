@@ -349,8 +349,22 @@ class DevicesPage(QWidget):
         self._sync_timer = self._timer(REGISTRY_SYNC_MS, self._sync_registry)
         self._sync_round = 0  # a newer re-read (or load) ends an older one's slices
         self._sync_timer.start()
-        self._clock = self._timer(RELATIVE_TIME_REFRESH_MS, self.table.viewport().update)
+        self._clock = self._timer(RELATIVE_TIME_REFRESH_MS, self._age_last_seen)
         self._clock.start()
+
+    def _age_last_seen(self) -> None:
+        """Repaint the "Last seen" column as the clock moves on, not the table.
+
+        Only that column's text depends on the time; a whole repaint a second
+        was the devices page's longest stall at 10,000 live devices (300 cells
+        painted while the fleet's feed competes for the two cores).
+        """
+        column = int(Col.LAST_SEEN)
+        if self.table.isColumnHidden(column):
+            return
+        viewport = self.table.viewport()
+        x = self.table.columnViewportPosition(column)
+        viewport.update(x, 0, self.table.columnWidth(column), viewport.height())
 
     def _timer(self, interval_ms: int, slot: Callable[[], Any], *,
                single: bool = False) -> QTimer:

@@ -491,13 +491,13 @@ def test_a_live_batch_repaints_only_the_changed_rows_on_screen(qtbot, text):
     off_screen -= set(on_screen)
 
     painted: set[int] = set()
-    cell = model.cell
+    fill_cell = model.fill_cell  # what a paint asks, once a cell
 
-    def counting(row, col, role):
+    def counting(row, col, roles):
         painted.add(row)
-        return cell(row, col, role)
+        fill_cell(row, col, roles)
 
-    model.cell = counting  # type: ignore[method-assign]
+    model.fill_cell = counting  # type: ignore[method-assign]
     ts = NOW + timedelta(seconds=30)
     model.apply_events([TelemetryReceived(model.device(row).device_id, (
         Reading(model.device(row).device_id, "battery_pct", ts, 11.0),), seq=1)
