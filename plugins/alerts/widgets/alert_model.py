@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 
+from console.widgets.tables import RolesInOneCall
 from core.model import Alert, AlertState, Severity
 
 from ._common import SEVERITY_COLOURS, local_time, relative_time
@@ -85,7 +86,7 @@ def severity_icon(severity: Severity) -> QIcon:
     return icon
 
 
-class AlertTableModel(QAbstractTableModel):
+class AlertTableModel(RolesInOneCall, QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._alerts: list[Alert] = []

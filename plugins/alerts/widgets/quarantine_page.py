@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.widgets.background import BackgroundCall
-from console.widgets.tables import configure_row_table
+from console.widgets.tables import RolesInOneCall, configure_row_table
 from core.context import AppContext
 from core.model.events import FleetEvent, MessageRejected
 from core.model.link import QuarantinedMessage
@@ -63,7 +63,7 @@ def as_text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-class QuarantineModel(QAbstractTableModel):
+class QuarantineModel(RolesInOneCall, QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[QuarantinedMessage] = []

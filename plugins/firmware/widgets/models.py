@@ -26,7 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from console.widgets.signals import safe_emit
-from console.widgets.tables import row_ranges
+from console.widgets.tables import RolesInOneCall, row_ranges
 from core.model import Deployment, Execution, Firmware
 from core.protocol.ota import DETAIL_MESSAGE, DETAIL_PROGRESS, DETAIL_REASON, DETAIL_STEP
 from plugins.firmware.widgets.common import (
@@ -46,7 +46,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
-class _RowsModel(QAbstractTableModel):
+class _RowsModel(RolesInOneCall, QAbstractTableModel):
     """Rows of any kind, columns declared by subclasses as HEADERS."""
 
     HEADERS: tuple[str, ...] = ()
