@@ -21,6 +21,7 @@ from core.ports.fleet_api import FleetApi
 from plugins.analytics.widgets.dashboard_page import DashboardPage
 from plugins.analytics.widgets.history_view import HistoryView
 from plugins.analytics.widgets.live_view import LiveView
+from plugins.analytics.widgets.series_picker import Entry, picker_entries
 
 
 def sensible_device(devices: list[Device]) -> str | None:
@@ -67,16 +68,16 @@ class AnalyticsPage(QWidget):
         """Once the dashboard has opened the backend: device lists and the live feed."""
         context = self._context
 
-        def devices() -> tuple[Backend, list[Device]]:
+        def devices() -> tuple[Backend, list[Device], list[Entry]]:
             # The live feed is still the backend's (live events are not a use case).
             found = context.api.analytics.devices()
-            return context.backend, found
+            return context.backend, found, picker_entries(found)
 
-        def done(result: tuple[Backend, list[Device]]) -> None:
-            backend, found = result
+        def done(result: tuple[Backend, list[Device], list[Entry]]) -> None:
+            backend, found, entries = result
             self.live.attach(backend)
-            self.live.picker.set_devices(found)
-            self.history.picker.set_devices(found)
+            self.live.picker.set_entries(entries)
+            self.history.picker.set_entries(entries)
             self._devices = found
             self._preselect()
             if not self._serves_live:
