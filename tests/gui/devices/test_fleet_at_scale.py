@@ -514,3 +514,65 @@ def test_a_live_batch_repaints_only_the_changed_rows_on_screen(qtbot, text):
     for row in changed_on_screen:
         battery = proxy.index(on_screen.index(row) + shown.start, Col.BATTERY)
         assert proxy.data(battery) == "11"
+
+
+def _shown_table(qtbot, n: int):
+    from PySide6.QtWidgets import QTableView
+
+    model, proxy = FleetTableModel(), DeviceFilterProxy()
+    model.now_s = lambda: NOW.timestamp() + 10
+    proxy.setSourceModel(model)
+    model.load(make_devices(n, now=NOW))
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    proxy.show_in(view)
+    view.resize(1200, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    return model, proxy, view
+
+
+def _battery_batch(model, rows, value: float):
+    ts = NOW + timedelta(seconds=30 + value)
+    return [TelemetryReceived(model.device(r).device_id, (
+        Reading(model.device(r).device_id, "battery_pct", ts, value),), seq=int(value))
+        for r in rows]
+
+
+def test_a_large_fleets_changes_are_repainted_together_once_a_period(qtbot):
+    """At 10,000 devices every 100 ms batch changed a few rows on screen and
+    repainted them: ten stalls a second. Past LARGE_FLEET_ROWS the new values
+    are in the model at once and the view repaints the rows changed meanwhile
+    together, once a period; a small fleet repaints each batch at once."""
+    model, proxy, view = _shown_table(qtbot, DeviceFilterProxy.LARGE_FLEET_ROWS + 500)
+    repaints: list[tuple[int, int]] = []
+    proxy.dataChanged.connect(lambda a, b, _r=(): repaints.append((a.row(), b.row())))
+    first = view.rowAt(0)
+    for value, rows in ((11.0, [first + 1]), (12.0, [first + 5, first + 6]), (13.0, [first + 9])):
+        model.apply_events(_battery_batch(model, rows, value))
+    assert repaints == []  # held for the period ...
+    assert proxy.data(proxy.index(first + 9, Col.BATTERY)) == "13"  # ... the values are not
+    qtbot.waitUntil(lambda: bool(repaints), timeout=3 * DeviceFilterProxy.LARGE_FLEET_REPAINT_MS)
+    qtbot.wait(50)
+    # one repaint for the three batches: their rows, runs of adjacent rows together
+    assert sorted(repaints) == [(first + 1, first + 1), (first + 5, first + 6),
+                                (first + 9, first + 9)]
+
+    small, small_proxy, small_view = _shown_table(qtbot, 200)
+    at_once: list[int] = []
+    small_proxy.dataChanged.connect(lambda a, _b, _r=(): at_once.append(a.row()))
+    small.apply_events(_battery_batch(small, [small_view.rowAt(0) + 2], 14.0))
+    assert at_once == [small_view.rowAt(0) + 2]
+
+
+def test_a_held_repaint_is_dropped_when_the_rows_are_sorted_meanwhile(qtbot):
+    """A sort moves every row: the rows held for repaint would name other
+    devices now, and the sort repaints the whole view anyway."""
+    model, proxy, view = _shown_table(qtbot, DeviceFilterProxy.LARGE_FLEET_ROWS + 500)
+    repaints: list[int] = []
+    proxy.dataChanged.connect(lambda a, _b, _r=(): repaints.append(a.row()))
+    model.apply_events(_battery_batch(model, [view.rowAt(0) + 3], 15.0))
+    model.sort(int(Col.BATTERY), Qt.SortOrder.DescendingOrder)
+    qtbot.wait(int(1.5 * DeviceFilterProxy.LARGE_FLEET_REPAINT_MS))
+    assert repaints == []
