@@ -467,21 +467,9 @@ def test_a_live_batch_repaints_only_the_changed_rows_on_screen(qtbot, text):
     screen for it, ten times a second (about 2,100 calls into Python each).
     Now the rows repainted are the changed rows the view shows, and all of
     them: none left stale, none painted for nothing."""
-    from PySide6.QtWidgets import QApplication, QTableView
+    from PySide6.QtWidgets import QApplication
 
-    devices = make_devices(2_000, now=NOW)
-    model, proxy = FleetTableModel(), DeviceFilterProxy()
-    model.now_s = lambda: NOW.timestamp() + 10
-    proxy.setSourceModel(model)
-    model.load(devices)
-    proxy.set_text(text)
-    view = QTableView()
-    qtbot.addWidget(view)
-    view.setModel(proxy)
-    proxy.show_in(view)
-    view.resize(1200, 700)
-    view.show()
-    qtbot.waitExposed(view)
+    model, proxy, view = _shown_table(qtbot, 2_000, text)
     QApplication.processEvents()
     shown = range(view.rowAt(0), view.rowAt(view.viewport().height() - 1) + 1)
     assert 10 < len(shown) < proxy.rowCount()
@@ -516,13 +504,15 @@ def test_a_live_batch_repaints_only_the_changed_rows_on_screen(qtbot, text):
         assert proxy.data(battery) == "11"
 
 
-def _shown_table(qtbot, n: int):
+def _shown_table(qtbot, n: int, text: str = ""):
+    """``n`` devices in a shown table, ``text`` searched for."""
     from PySide6.QtWidgets import QTableView
 
     model, proxy = FleetTableModel(), DeviceFilterProxy()
     model.now_s = lambda: NOW.timestamp() + 10
     proxy.setSourceModel(model)
     model.load(make_devices(n, now=NOW))
+    proxy.set_text(text)
     view = QTableView()
     qtbot.addWidget(view)
     view.setModel(proxy)
