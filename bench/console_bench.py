@@ -217,6 +217,12 @@ def _devices(n: int) -> list[Any]:
             for i in range(n)]
 
 
+def _latest_values(devices: list[Any]) -> dict[str, dict[str, float]]:
+    """Battery and RSSI for every device, as the table's model loads them."""
+    return {d.device_id: {"battery_pct": float(i % 100), "rssi": -40.0 - i % 60}
+            for i, d in enumerate(devices)}
+
+
 def phase_table(rows: int = 100_000) -> dict[str, Any]:
     """Sort and filter of the devices page's model at ``rows`` rows, in a shown view."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -232,8 +238,7 @@ def phase_table(rows: int = 100_000) -> dict[str, Any]:
 
     app = QApplication.instance() or QApplication([])
     devices = _devices(rows)
-    latest = {d.device_id: {"battery_pct": float(i % 100), "rssi": -40.0 - i % 60}
-              for i, d in enumerate(devices)}
+    latest = _latest_values(devices)
     model = FleetTableModel()
     proxy = DeviceFilterProxy()
     proxy.setSourceModel(model)
@@ -312,8 +317,7 @@ def phase_paint(rows: int = 10_000, repeats: int = 40) -> dict[str, Any]:
         sys.setswitchinterval(float(os.environ["CONSOLE_BENCH_SWITCH_S"]))
     apply_theme(app, "light")
     devices = _devices(rows)
-    latest = {d.device_id: {"battery_pct": float(i % 100), "rssi": -40.0 - i % 60}
-              for i, d in enumerate(devices)}
+    latest = _latest_values(devices)
     model, proxy = FleetTableModel(), DeviceFilterProxy()
     proxy.setSourceModel(model)
     model.load(devices, latest, {})

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
@@ -117,25 +118,31 @@ class Column(Generic[R]):
         return value if isinstance(value, int | float) else display_text(value)
 
 
-class RolesInOneCall:
-    """Put first in a table model's bases: ``multiData`` answers every role of
-    a cell through the model's own ``data``, in Python, in one call from Qt.
+def fill_roles(roles: Any, answer: Callable[[int], Any]) -> None:
+    """Write ``answer(role)`` into each slot of a ``QModelRoleDataSpan``.
 
     Qt's delegate asks seven roles a cell and hands the same slots from one
     cell to the next, so a role without a value is cleared, never skipped (a
-    skipped slot would paint the previous cell's colour or icon)."""
+    skipped slot would paint the previous cell's colour or icon). ``roles``
+    is indexable at run time; PySide's stubs do not say so."""
+    for i in range(len(roles)):
+        slot = roles[i]
+        value = answer(slot.role())
+        if value is None:
+            slot.clearData()
+        else:
+            slot.setData(value)
+
+
+class RolesInOneCall:
+    """Put first in a table model's bases: ``multiData`` answers every role of
+    a cell through the model's own ``data``, in Python, in one call from Qt
+    (see ``fill_roles``)."""
 
     data: Callable[..., Any]  # the model's own (declared here for the type checker only)
 
     def multiData(self, index: Index, roleDataSpan: Any) -> None:
-        data = self.data
-        for i in range(len(roleDataSpan)):
-            slot = roleDataSpan[i]
-            value = data(index, slot.role())
-            if value is None:
-                slot.clearData()
-            else:
-                slot.setData(value)
+        fill_roles(roleDataSpan, partial(self.data, index))
 
 
 class ColumnTableModel(RolesInOneCall, QAbstractTableModel, Generic[R]):

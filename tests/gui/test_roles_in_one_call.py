@@ -43,14 +43,16 @@ def _role_by_role(cls: type) -> type:
 def _counting(cls: type) -> type:
     """Counts ``data`` calls that come straight from Qt (C++ calling the
     Python override: the caller's frame is whatever Python frame started the
-    paint) apart from those made inside the model's own ``multiData``."""
+    paint) apart from those made inside the model's own ``multiData`` (through
+    ``console.widgets.tables.fill_roles``)."""
 
     class Counting(cls):  # type: ignore[misc, valid-type]
         calls = {"from_qt": 0, "in_multidata": 0}
 
         def data(self, index: Any, role: int = 0) -> Any:
             caller = sys._getframe(1).f_code.co_name
-            Counting.calls["in_multidata" if caller == "multiData" else "from_qt"] += 1
+            in_python = caller in ("multiData", "fill_roles")  # the model's own multiData
+            Counting.calls["in_multidata" if in_python else "from_qt"] += 1
             return super().data(index, role)
 
     return Counting

@@ -35,7 +35,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QTableView
 
 from console.widgets.signals import safe_emit
-from console.widgets.tables import row_ranges
+from console.widgets.tables import fill_roles, row_ranges
 from core.model import Device, DeviceStatus, Reading, Severity, keep_newest
 from core.model.events import DeviceChanged, FleetEvent, TableSamples, TelemetryReceived
 from core.services.fleet_health import device_health, status_label
@@ -749,21 +749,16 @@ class FleetTableModel(QAbstractTableModel):
         one, that is seven calls from C++ into Python, and each one takes the
         GIL back from the console's network and feed threads. At 10,000 live
         devices a repaint of the table was 2,100 such calls and waited up to
-        100 ms for the GIL. Every slot is written, a role without a value
-        cleared: the caller may hand the same slots from one cell to the next.
+        100 ms for the GIL (``fill_roles`` writes the slots).
         """
         r = self._rows[row]
         c = _COLS[column]
-        answers = _ROLE_ANSWERS
-        slots: Any = roles  # indexable at run time; PySide's stubs do not say so
-        for i in range(len(slots)):
-            slot = slots[i]
-            answer = answers.get(slot.role())
-            value = None if answer is None else answer(self, r, c)
-            if value is None:
-                slot.clearData()
-            else:
-                slot.setData(value)
+
+        def answer(role: int) -> Any:
+            found = _ROLE_ANSWERS.get(role)
+            return None if found is None else found(self, r, c)
+
+        fill_roles(roles, answer)
 
     def _foreground(self, r: FleetRow, c: Col) -> QColor | None:
         if c is Col.STATUS:
