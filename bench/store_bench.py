@@ -151,14 +151,19 @@ def hub_parts(rows: list[tuple[str, str, int, float]], batch: int,
     return parts
 
 
+def clock_after(store: Store, parts: list[list[Reading]]) -> None:
+    """The store's clock just after the newest reading, as the hub's stands for
+    live data: rows stamped long before the clock take the late-reading path
+    (minute rollups). Set before the timing starts: finding the newest reading
+    of a ``RowBatch`` builds its ``Reading``s, which the store never does."""
+    newest = max((r.ts.timestamp() for part in parts[-1:] for r in part), default=0.0)
+    store.telemetry.clock = lambda: newest + 1.0
+
+
 def write_all(store: Store, parts: list[list[Reading]], flush_every: int) -> int:
     """``write_batch`` per part; with ``flush_every`` (the hub's way) the latest
     values are kept in memory and flushed every that many batches and at the end
-    (the flushes are timed with the inserts). The store's clock stands just
-    after the newest reading, as the hub's does for live data: rows stamped
-    long before the clock take the late-reading path (minute rollups)."""
-    newest = max((r.ts.timestamp() for part in parts[-1:] for r in part), default=0.0)
-    store.telemetry.clock = lambda: newest + 1.0
+    (the flushes are timed with the inserts). Call :func:`clock_after` first."""
     if not flush_every:
         return sum(store.telemetry.write_batch(p) for p in parts)
     store.telemetry.defer_latest()
@@ -190,6 +195,7 @@ def insert_sqlite(tmp: Path, rows: list[tuple[str, str, int, float]], batch: int
         raw_times.append(time.perf_counter() - t)
         conn.close()
         with sqlite_store(tmp) as store:
+            clock_after(store, parts)
             t = time.perf_counter()
             written = write_all(store, parts, flush_every)
             store_times.append(time.perf_counter() - t)
@@ -240,6 +246,7 @@ def insert_pg(url: str, rows: list[tuple[str, str, int, float]], batch: int,
         with pg_schema(url) as (schema, args):
             store = Store.open(url, connect_args=args)
             try:
+                clock_after(store, parts)
                 t = time.perf_counter()
                 written = write_all(store, parts, flush_every)
                 store_times.append(time.perf_counter() - t)

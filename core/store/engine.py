@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import make_url
 
 DB_FILENAME = "smartiot.db"
@@ -37,14 +38,53 @@ def create_store_engine(
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    if not is_sqlite:
-        # A hub and several consoles share the server; dead connections after a
-        # server restart should be replaced, not surface as errors in the UI.
-        engine_kwargs.setdefault("pool_pre_ping", True)
+    ping_idle = not is_sqlite and "pool_pre_ping" not in engine_kwargs
     engine = create_engine(parsed, connect_args=dict(connect_args or {}), **engine_kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _configure_sqlite_connection)
+    elif ping_idle:
+        event.listen(engine, "checkin", _note_idle)
+        event.listen(engine, "checkout", _ping_if_idle)
     return engine
+
+
+# A hub and several consoles share the server: a connection that died while it
+# sat in the pool (a server restart) is replaced, not surfaced as an error in the
+# UI. SQLAlchemy's ``pool_pre_ping`` asks the server on every checkout, a round
+# trip before each of the hub's batches (10 a second) for connections that were
+# in use a moment ago; this asks only after an idle spell. A connection that
+# fails within that spell fails as it would in mid-transaction, and its callers
+# (the hub's retrying writer, a console's next refresh) handle that already.
+PING_AFTER_IDLE_S = 5.0
+_IDLE_SINCE = "smartiot_idle_since"
+
+
+def _note_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Raising DisconnectionError makes the pool drop this connection and
+    check out another (a new one, which needs no ping), up to three times."""
+    idle_since = record.info.get(_IDLE_SINCE)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        ping(dbapi_connection)
+    except Exception as exc:
+        raise exc_module.DisconnectionError(f"connection lost while idle: {exc}") from exc
+
+
+def ping(dbapi_connection: Any) -> None:
+    """A round trip, and the connection handed on idle, as the pool gives it
+    out (the telemetry writer sends its ``COPY`` in autocommit from there);
+    a seam for the tests that count pings."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
 
 
 def _enable_wal(cursor: Any) -> None:

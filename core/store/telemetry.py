@@ -99,6 +99,11 @@ _ts_of = itemgetter(2)  # of a reading row (device, metric, ts, value)
 _message_ts = itemgetter(2)  # of a message row (minute, device, ts, set, values...)
 
 
+# psycopg's TransactionStatus.IDLE (a plain int here: psycopg is PostgreSQL's
+# driver, imported only where PostgreSQL is used)
+_PG_IDLE = 0
+
+
 def _copy_rows(cur: Any, statement: str, rows: list[MessageRow]) -> None:
     """The message rows into a binary ``COPY`` as they are (their minute first)."""
     with cur.copy(statement) as copy:
@@ -492,10 +497,12 @@ class SqlTelemetryStore(TelemetryStore):
 
     def _write_pg(self, rows: list[tuple[str, str, int, float]], messages: list[MessageRow],
                   new: set[int], oldest: int, late: int | None) -> int:
-        """``COPY`` straight into ``telemetry``: a batch without duplicates
-        (nearly all of them) costs one COPY and one upsert of the latest values.
-        If a key is already there (a redelivery), that transaction is rolled
-        back and the batch goes again through a session-private staging table
+        """``COPY`` straight into ``telemetry``: the hub's batch without
+        duplicates (nearly all of them) costs one COPY sent alone
+        (:meth:`_copy_alone`); another writer's, one COPY and one upsert of the
+        latest values in a transaction. If a key is already there (a
+        redelivery), that ``COPY`` or transaction is rolled back and the batch
+        goes again through a session-private staging table
         and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` in the batch's
         order, so the first copy of a reading wins exactly as with a plain
         insert. COPY's binary format, the rows written by psycopg's C
@@ -507,6 +514,12 @@ class SqlTelemetryStore(TelemetryStore):
         buffer = self.latest_buffer
         try:
             try:
+                if (not new and late is None and buffer is not None
+                        and not buffer.must_mark(oldest) and self._copy_alone(messages)):
+                    held = buffer.note_batch(None, messages, oldest)
+                    written = len(rows)
+                    buffer.committed(held)
+                    return written
                 with self._engine.begin() as conn:
                     raw = conn.connection.driver_connection
                     with raw.cursor() as cur:  # type: ignore[union-attr]
@@ -538,6 +551,26 @@ class SqlTelemetryStore(TelemetryStore):
         if buffer is not None:
             buffer.committed(held)
         return written
+
+    def _copy_alone(self, messages: list[MessageRow]) -> bool:
+        """The common batch of the hub (its metric sets known, nothing late,
+        the latest-value marker already low enough) is its ``COPY`` and nothing
+        else, and a ``COPY`` is atomic by itself: sent in autocommit it is one
+        round trip instead of three (BEGIN, COPY, COMMIT). False, having
+        written nothing, when the connection is not idle; a duplicate key
+        raises as it would in a transaction (the ``COPY`` then left nothing)."""
+        with self._engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            if raw.info.transaction_status != _PG_IDLE:
+                return False
+            raw.autocommit = True
+            try:
+                with raw.cursor() as cur:
+                    _copy_rows(cur, _PG_COPY, messages)
+            finally:
+                raw.autocommit = False
+        return True
 
     @staticmethod
     def _unfold_late_pg(raw: Any, rows: list[tuple[str, str, int, float]], horizon: int

@@ -28,7 +28,7 @@ from core.store import Store, migrate
 from core.store.schema import metadata
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-HEAD = "0018"
+HEAD = "0019"
 
 
 def _ts_literal(engine: Engine, moment: datetime) -> str:

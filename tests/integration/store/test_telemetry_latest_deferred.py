@@ -5,6 +5,7 @@ and nothing lost when the writer dies between two flushes."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from core.model import Reading
 from core.model.timeutil import from_epoch_ms
 from core.store import Store
-from tests.integration.store.conftest import connect_args_for
+from tests.integration.store.conftest import PG_ENV, PG_SKIP_REASON, connect_args_for
 
 T0_MS = 1_733_300_000_000
 METRICS = ("temperature", "humidity", "co2")
@@ -194,3 +195,58 @@ def test_migration_0015_keeps_the_data_and_its_downgrade_repairs_first(bare_engi
     assert _table(store) == {("d1", "temp"): (3000, 3.5)}
     with bare_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM telemetry")).scalar_one() == 3
+
+
+def test_a_flush_keeps_what_another_writer_stored_newer(two_stores) -> None:
+    """The flush (on PostgreSQL through a staging table, an UPDATE and an
+    INSERT) against a table another writer keeps current with every batch:
+    per series the newer time wins, a tie keeps what is there, a series
+    nobody wrote before is added."""
+    writer, other = two_stores
+    writer.telemetry.defer_latest()
+    writer.telemetry.write_batch(_batch(4, T0_MS + 2000, 2.0))
+    # the other writer (a console importing a file) upserts with each batch
+    other.telemetry.write_batch([
+        Reading("dev-0", "temperature", from_epoch_ms(T0_MS + 3000), 30.0),  # newer
+        Reading("dev-1", "temperature", from_epoch_ms(T0_MS + 1000), 10.0),  # older
+        Reading("dev-2", "humidity", from_epoch_ms(T0_MS + 2000), 20.0),     # a tie
+    ])
+    assert writer.telemetry.flush_latest() == 12
+    table = _table(other)
+    assert table[("dev-0", "temperature")] == (T0_MS + 3000, 30.0)
+    assert table[("dev-1", "temperature")] == (T0_MS + 2000, 2.0 + 1)
+    assert table[("dev-2", "humidity")] == (T0_MS + 2000, 20.0)
+    assert table[("dev-3", "co2")] == (T0_MS + 2000, 2.0 + 3 + 0.2)
+    assert len(table) == 12
+    # a second flush finds every row there: all of them go through the update
+    writer.telemetry.write_batch(_batch(4, T0_MS + 4000, 4.0))
+    assert writer.telemetry.flush_latest() == 12
+    assert set(_table(other).values()) == {(T0_MS + 4000, 4.0 + d + i / 10)
+                                           for d in range(4) for i in range(3)}
+
+
+_ON_POSTGRESQL = pytest.param(
+    "postgresql", id="postgresql",
+    marks=[pytest.mark.postgres, pytest.mark.skipif(not os.environ.get(PG_ENV),
+                                                    reason=PG_SKIP_REASON)])
+
+
+def _reloptions(engine) -> list[str] | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT reloptions FROM pg_class WHERE oid ="
+                                 " 'telemetry_latest'::regclass")).scalar_one()
+
+
+@pytest.mark.parametrize("store_url", [_ON_POSTGRESQL], indirect=True)
+def test_the_latest_table_leaves_room_for_its_updates_on_postgresql(bare_engine) -> None:
+    """Migration 0019 (PostgreSQL's setting; SQLite has none): pages half
+    full, so each flush's updates stay on their page (HOT) instead of touching
+    the primary key's index; its downgrade puts the default back."""
+    from core.store import migrate
+
+    migrate.upgrade(bare_engine, "0018")
+    assert _reloptions(bare_engine) is None
+    migrate.upgrade(bare_engine)
+    assert _reloptions(bare_engine) == ["fillfactor=50"]
+    migrate.downgrade(bare_engine, "0018")
+    assert _reloptions(bare_engine) is None

@@ -1,0 +1,98 @@
+"""The hub's common batch on PostgreSQL is its ``COPY`` sent alone, in
+autocommit: one round trip instead of BEGIN, COPY, COMMIT
+(``SqlTelemetryStore._copy_alone``). Watched on the wire (libpq's protocol
+trace of the pool's one connection), and with the cases that must still take
+a transaction: the first batch (it writes the latest-value marker), a batch
+with a metric set new to the store, a redelivered batch."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core.ingest.batch import RowBatch
+from core.store import Store
+from tests.integration.store.conftest import PG_ENV, PG_SKIP_REASON, connect_args_for
+
+T0 = 1_779_999_960_000
+METRICS = ("temperature", "humidity", "pressure")
+
+pytestmark = [pytest.mark.postgres,
+              pytest.mark.skipif(not os.environ.get(PG_ENV), reason=PG_SKIP_REASON)]
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+class TestTheHubsBatchAlone:
+    @pytest.fixture
+    def hub_store(self, store_url: str) -> Iterator[Store]:
+        store = Store.open(store_url, connect_args=connect_args_for(store_url),
+                           pool_size=1, max_overflow=0)
+        store.telemetry.clock = lambda: T0 / 1000 + 600
+        store.telemetry.defer_latest()
+        yield store
+        store.close()
+
+    @staticmethod
+    def _batch(second: int, value: float = 1.0, metrics: tuple[str, ...] = METRICS
+               ) -> RowBatch:
+        batch = RowBatch()
+        for d in range(5):
+            batch.add_message(f"dev-{d}", T0 + second * 1000,
+                              {m: value + d for m in metrics})
+        return batch
+
+    @staticmethod
+    def _wire(store: Store, tmp_path: Path, write: object) -> list[str]:
+        """The simple-protocol queries sent while ``write`` runs."""
+        trace = tmp_path / f"trace-{len(list(tmp_path.iterdir()))}.txt"
+        with store.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+        with trace.open("w") as out:
+            raw.pgconn.trace(out.fileno())
+            try:
+                write()  # type: ignore[operator]
+            finally:
+                raw.pgconn.untrace()
+        sent = re.findall(r'\tF\t\d+\tQuery\t "(\w+)', trace.read_text())
+        return [word.upper() for word in sent]
+
+    def test_a_steady_batch_is_one_copy_and_nothing_else(self, hub_store, tmp_path
+                                                          ) -> None:
+        first = self._wire(hub_store, tmp_path,
+                           lambda: hub_store.telemetry.write_batch(self._batch(0)))
+        assert first[0] == "BEGIN" and first[-1] == "COMMIT"  # the marker goes with it
+        steady = self._wire(hub_store, tmp_path,
+                            lambda: hub_store.telemetry.write_batch(self._batch(1)))
+        assert steady == ["COPY"]
+        with hub_store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM telemetry")).scalar_one() == 30
+        assert hub_store.telemetry.latest("dev-4")["humidity"].value == 5.0
+
+    def test_a_new_metric_set_still_goes_in_a_transaction(self, hub_store, tmp_path
+                                                          ) -> None:
+        hub_store.telemetry.write_batch(self._batch(0))
+        wider = self._wire(hub_store, tmp_path, lambda: hub_store.telemetry.write_batch(
+            self._batch(1, metrics=(*METRICS, "co2"))))
+        assert wider[0] == "BEGIN" and "COPY" in wider and wider[-1] == "COMMIT"
+
+    def test_a_redelivered_batch_sent_alone_falls_back_and_the_first_wins(
+            self, hub_store) -> None:
+        hub_store.telemetry.write_batch(self._batch(0))
+        assert hub_store.telemetry.write_batch(self._batch(1, value=1.0)) == 15
+        # the same messages again, other values (a redelivery), plus a new second
+        again = self._batch(1, value=-50.0)
+        for d in range(5):
+            again.add_message(f"dev-{d}", T0 + 2000, {m: 2.0 + d for m in METRICS})
+        assert hub_store.telemetry.write_batch(again) == 15
+        with hub_store.engine.connect() as conn:
+            values = conn.execute(text("SELECT ts, value FROM telemetry"
+                                       " WHERE device_id = 'dev-0' AND metric = 'humidity'"
+                                       " ORDER BY ts")).all()
+        assert [tuple(v) for v in values] == [(T0, 1.0), (T0 + 1000, 1.0), (T0 + 2000, 2.0)]
+        hub_store.telemetry.flush_latest()
+        assert hub_store.telemetry.latest("dev-0")["humidity"].value == 2.0
