@@ -478,13 +478,16 @@ def _hub_drained(backend: Any, devices: int) -> bool:
 def _object_path(obj: Any) -> str:
     """An object by its name or class and its parents' up to one with a name:
     "QWidget < DeviceDetail < DevicesPage"."""
+    from PySide6.QtCore import QObject
+
     parts = []
     while obj is not None and len(parts) < 4:
         name = obj.objectName()
         parts.append(name or type(obj).__name__)
         if name and len(parts) > 1:
             break
-        obj = obj.parent()
+        # QObject's own: a model's parent(index) answers a QModelIndex
+        obj = QObject.parent(obj)
     return " < ".join(parts)
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -31,10 +33,8 @@ PREFERRED_METRICS = ("temperature", "load", "power_w", "battery_pct", "rssi")
 METRICS_RETRY_MS = 3000
 
 
-DEVICE_ID = Qt.ItemDataRole.UserRole
-
-
-# A device as the picker lists it: id (the item's data), label, tooltip.
+# A device as the picker lists it: id, label, tooltip. The list's items hold
+# only the label; the id and tooltip are found by the item's row.
 Entry = tuple[str, str, str]
 
 
@@ -98,9 +98,11 @@ class SeriesPicker(QWidget):
         self.devices.itemSelectionChanged.connect(self._devices_changed)
         self.metrics.itemSelectionChanged.connect(self._debounce.start)
         self._wanted_metrics: list[str] = []
-        self._filtered = False  # some device item may be hidden by the filter
-        self._items: dict[str, QListWidgetItem] = {}  # device id -> its item
-        self._entries: list[Entry] = []  # what the items show, in their order
+        self._rows: dict[str, int] = {}  # device id -> its row
+        self._entries: list[Entry] = []  # what the rows show, in their order
+        self._needles: list[str] = []  # each row's label and tooltip, lower case
+        self._hidden: set[int] = set()  # rows the filter hides
+        self.devices.viewport().installEventFilter(self)
 
     # -- loading --------------------------------------------------------------------------
     def set_devices(self, devices: Sequence[Device]) -> None:
@@ -117,28 +119,30 @@ class SeriesPicker(QWidget):
         if entries == self._entries:
             return
         if [e[0] for e in entries] == [e[0] for e in self._entries]:
-            for (device_id, label, tip), before in zip(entries, self._entries, strict=True):
-                if (label, tip) != before[1:]:
-                    item = self._items[device_id]
-                    item.setText(label)
-                    item.setToolTip(tip)
-            self._entries = entries
-            self._apply_filter(self.filter.text())
+            for row, (entry, before) in enumerate(zip(entries, self._entries, strict=True)):
+                if entry[1] != before[1]:
+                    self.devices.item(row).setText(entry[1])
+            self._take(entries)
             return
+        # One call makes every item (a label each); ids and tooltips stay here,
+        # found by row. Four Qt calls an item, each waiting for the GIL while
+        # the console's network threads held it, took 0.6-0.8 s at 10,000
+        # devices on a busy 2-core box (docs/benchmarks.md).
         chosen = set(self.selected_devices())
         self.devices.blockSignals(True)
         self.devices.clear()
-        self._items = {}
-        for device_id, label, tip in entries:
-            item = QListWidgetItem(label)
-            item.setData(DEVICE_ID, device_id)
-            item.setToolTip(tip)
-            self.devices.addItem(item)
-            self._items[device_id] = item
-            if device_id in chosen:  # one Qt call less per device (10,000 of them)
-                item.setSelected(True)
+        self.devices.addItems([label for _id, label, _tip in entries])
+        self._hidden = set()
+        self._rows = {device_id: row for row, (device_id, _l, _t) in enumerate(entries)}
+        for device_id in chosen:
+            if (row := self._rows.get(device_id)) is not None:
+                self.devices.item(row).setSelected(True)
         self.devices.blockSignals(False)
+        self._take(entries)
+
+    def _take(self, entries: list[Entry]) -> None:
         self._entries = entries
+        self._needles = [f"{label}\n{tip}".lower() for _id, label, tip in entries]
         self._apply_filter(self.filter.text())
 
     def select(self, devices: Sequence[str], metrics: Sequence[str] = ()) -> None:
@@ -151,7 +155,8 @@ class SeriesPicker(QWidget):
         self.devices.clearSelection()
         first = None
         for device_id in dict.fromkeys(devices):
-            if (item := self._items.get(device_id)) is not None:
+            if (row := self._rows.get(device_id)) is not None:
+                item = self.devices.item(row)
                 item.setSelected(True)
                 first = first or item
         if first is not None:  # the person sees what was chosen for them
@@ -203,18 +208,40 @@ class SeriesPicker(QWidget):
         self._devices_changed()
 
     def _apply_filter(self, text: str) -> None:
+        """Matched here against each row's label and tooltip; Qt is told only
+        of the rows whose state changes."""
         needle = text.strip().lower()
-        if not needle and not self._filtered:
-            return  # nothing hidden, nothing to hide: no pass over every item
-        self._filtered = bool(needle)
-        for i in range(self.devices.count()):
-            item = self.devices.item(i)
-            item.setHidden(bool(needle) and needle not in item.text().lower()
-                           and needle not in item.toolTip().lower())
+        if not needle and not self._hidden:
+            return  # nothing hidden, nothing to hide
+        hidden = {row for row, hay in enumerate(self._needles) if needle not in hay} \
+            if needle else set()
+        for row in hidden ^ self._hidden:
+            self.devices.setRowHidden(row, row in hidden)
+        self._hidden = hidden
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The device list's tooltips, from the row's entry."""
+        if event.type() == QEvent.Type.ToolTip and watched is self.devices.viewport():
+            assert isinstance(event, QHelpEvent)
+            tip = self.tooltip_at(event.pos())
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self.devices.viewport())
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().eventFilter(watched, event)
+
+    def tooltip_at(self, pos: QPoint) -> str:
+        """The tooltip of the device row at ``pos`` (viewport coordinates)."""
+        row = self.devices.indexAt(pos).row()
+        return self._entries[row][2] if 0 <= row < len(self._entries) else ""
 
     # -- state ----------------------------------------------------------------------------
     def selected_devices(self) -> list[str]:
-        return sorted(str(item.data(DEVICE_ID)) for item in self.devices.selectedItems())
+        entries = self._entries
+        return sorted(entries[index.row()][0]
+                      for index in self.devices.selectionModel().selectedIndexes())
 
     def selected_metrics(self) -> list[str]:
         return sorted(item.text() for item in self.metrics.selectedItems())
@@ -229,7 +256,7 @@ class SeriesPicker(QWidget):
 
     def device_names(self) -> list[str]:
         """The listed devices' ids, in list order."""
-        return [str(self.devices.item(i).data(DEVICE_ID)) for i in range(self.devices.count())]
+        return [device_id for device_id, _label, _tip in self._entries]
 
     def device_labels(self) -> list[str]:
         """What the list shows: "Pump P4 · pump-00003"."""
