@@ -127,7 +127,8 @@ class SeriesPicker(QWidget):
         # One call makes every item (a label each); ids and tooltips stay here,
         # found by row. Four Qt calls an item, each waiting for the GIL while
         # the console's network threads held it, took 0.6-0.8 s at 10,000
-        # devices on a busy 2-core box (docs/benchmarks.md).
+        # devices on a busy 2-core box; a Python-made item is a PySide wrapper, and
+        # each of Qt's data() calls on it takes the GIL (docs/benchmarks.md).
         chosen = set(self.selected_devices())
         self.devices.blockSignals(True)
         self.devices.clear()
@@ -135,8 +136,8 @@ class SeriesPicker(QWidget):
         self._hidden = set()
         self._rows = {device_id: row for row, (device_id, _l, _t) in enumerate(entries)}
         for device_id in chosen:
-            if (row := self._rows.get(device_id)) is not None:
-                self.devices.item(row).setSelected(True)
+            if (at := self._rows.get(device_id)) is not None:
+                self.devices.item(at).setSelected(True)
         self.devices.blockSignals(False)
         self._take(entries)
 
