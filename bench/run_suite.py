@@ -455,15 +455,38 @@ def _hub_rows(hub: dict[str, Any] | None) -> list[str]:
     rows.append(
         f"| 1 ingest, peak sustained: {r['offered_msg_per_s']:,.0f} msg/s offered for "
         f"{seconds:g} s | {stored:,.0f} msg/s stored over the run's steady window "
-        f"({r['window_s']:.0f} s) | {r['bare_msg_per_s']:,.0f} msg/s bare subscriber | "
-        f"{stored / PEAK_MSG_PER_S:.2f}{X} the target | ≥ {PEAK_MSG_PER_S:,} msg/s for 60 s "
-        f"| {_mark(stored >= PEAK_MSG_PER_S and seconds >= 60)} |")
+        f"({r['window_s']:.0f} s); of {r['published']:,} messages published, "
+        f"{r['rows_in_db'] // hub_bench.METRICS_PER_MESSAGE:,} stored, the backlog's "
+        f"median {r['inbox_median_second_half']:,.0f} in the second half, caught up "
+        f"{r['caught_up_after_stream_s']:.1f} s after the stream | "
+        f"{r['bare_msg_per_s']:,.0f} msg/s bare subscriber | "
+        f"{stored / PEAK_MSG_PER_S:.2f}{X} the target | ≥ {PEAK_MSG_PER_S:,} msg/s for 60 s: "
+        f"the whole stream stored, the backlog under a second of it | "
+        f"{_mark(kept_up_with_peak(r))} |")
     rows.append(
         f"| 1 ingest, {fleet}: CPU per message | {r['hub_cpu_us_per_msg']:.0f} µs per "
         f"stored message (receive included) | {r['bare_cpu_us_per_msg']:.0f} µs per "
         f"message received | {r['ratio_cpu_hub_vs_bare']:.2f}{X} | ≥ 0.75{X} | "
         f"{_mark(r['ratio_cpu_hub_vs_bare'] >= 0.75)} |")
     return rows
+
+
+def kept_up_with_peak(r: dict[str, Any]) -> bool:
+    """The target's stream taken whole: at least ``PEAK_MSG_PER_S`` offered for
+    60 s, every message published stored (none shed), the backlog under a
+    second of the stream while it ran and gone within a second after it.
+
+    Not the window's stored rate, the figure shown: it moves with where the
+    window's edges fall in the backlog's ebb and flow (the suite run of
+    2026-12-06 18:40 stored all 1,200,001 messages of a 20,000 msg/s stream and
+    caught up 0.2 s after it, yet its window held 900 messages more backlog at
+    its end than at its start: 19,967 msg/s)."""
+    offered = r["offered_msg_per_s"]
+    return (offered >= PEAK_MSG_PER_S and r["duration_s"] >= 60
+            and r["rows_in_db"] >= r["published"] * hub_bench.METRICS_PER_MESSAGE
+            and r["all_accepted_stored"] and r["hub"]["shed_overload"] == 0
+            and r["inbox_median_second_half"] <= offered
+            and r["caught_up_after_stream_s"] <= 1.0)
 
 
 def _per_batch_row(engine: str, r: dict[str, Any] | None) -> list[str]:

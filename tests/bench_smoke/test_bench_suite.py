@@ -91,3 +91,24 @@ def test_quick_suite_writes_the_report_and_the_chart(tmp_path: Path,
     again = md.read_text()
     assert again.count("bench-suite:begin") == 1 and again.count("bench-suite:end") == 1
     assert "Hand-written history that must survive." in again
+
+
+def _peak_run(**changes: object) -> dict:
+    """The 18:40 suite run's figures for the 20,000 msg/s stream."""
+    run = {"offered_msg_per_s": 20_000.0, "duration_s": 60.0, "published": 1_200_001,
+           "rows_in_db": 7_200_006, "all_accepted_stored": True,
+           "hub": {"shed_overload": 0}, "inbox_median_second_half": 3_000.0,
+           "caught_up_after_stream_s": 0.2, "hub_stored_msg_per_s": 19_966.8}
+    run.update(changes)
+    return run
+
+
+def test_the_peak_is_judged_by_the_whole_stream_stored_not_the_windows_rate() -> None:
+    suite = _load_suite()
+    assert suite.kept_up_with_peak(_peak_run())  # 19,967 msg/s in its window, all stored
+    assert not suite.kept_up_with_peak(_peak_run(offered_msg_per_s=19_000.0))
+    assert not suite.kept_up_with_peak(_peak_run(duration_s=30.0))
+    assert not suite.kept_up_with_peak(_peak_run(hub={"shed_overload": 5}))
+    assert not suite.kept_up_with_peak(_peak_run(rows_in_db=7_000_000))  # some never came
+    assert not suite.kept_up_with_peak(_peak_run(inbox_median_second_half=45_000.0))
+    assert not suite.kept_up_with_peak(_peak_run(caught_up_after_stream_s=4.0))
