@@ -31,6 +31,8 @@ tiny sizes and asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+import bisect
+import collections
 import json
 import multiprocessing as mp
 import os
@@ -80,6 +82,7 @@ class StallProbe:
 
         self.lates: list[float] = []
         self.long: list[tuple[float, float]] = []  # (late ms, GUI thread CPU ms in the gap)
+        self.spans: list[tuple[float, float, float]] = []  # (late ms, from, to): all phases
         self._last = 0.0
         self._last_cpu = 0.0
         self.timer = QTimer()
@@ -94,6 +97,7 @@ class StallProbe:
             self.lates.append(late)
             if late > LONG_STALL_MS:
                 self.long.append((late, (cpu - self._last_cpu) * 1000))
+                self.spans.append((late, self._last, now))
         self._last, self._last_cpu = now, cpu
 
     def measure(self, app: Any, seconds: float) -> dict[str, Any]:
@@ -516,6 +520,8 @@ class SlowEvents:
         self._region_cpu = 0.0
         self._region: tuple[int, int, int] | None = None
         self._last: tuple[float, str] | None = None
+        # every delivery's time and name, to say what filled a long stall
+        self.recent: collections.deque[tuple[float, str]] = collections.deque(maxlen=200_000)
         self._filter = _Filter()
         self._app = app
         app.installEventFilter(self._filter)
@@ -538,6 +544,32 @@ class SlowEvents:
             self._region = (rect.width(), rect.height(), event.region().rectCount())
             self._region_cpu = time.thread_time()
         self._last = (now, f"{_object_path(watched)}:{event.type().name}")
+        self.recent.append(self._last)
+
+    def explain(self, spans: list[tuple[float, float, float]], gc_passes: list[Any],
+                worst: int = 5) -> list[dict[str, Any]]:
+        """For the ``worst`` long stalls: the deliveries between the two late
+        timer fires, per receiver and event type (count, ms until the next
+        delivery), and the GC passes that started in it. A stall of many
+        short events (a burst of queued signals) shows here and not in the
+        per-event gaps above."""
+        out = []
+        times = [t for t, _ in self.recent]
+        for late, t0, t1 in sorted(spans, reverse=True)[:worst]:
+            lo, hi = bisect.bisect_left(times, t0), bisect.bisect_right(times, t1)
+            inside = list(self.recent)[lo:hi]
+            per: dict[str, list[float]] = {}
+            for i, (t, name) in enumerate(inside):
+                end = inside[i + 1][0] if i + 1 < len(inside) else t1
+                entry = per.setdefault(name, [0, 0.0])
+                entry[0] += 1
+                entry[1] += (end - t) * 1000
+            top = sorted(per.items(), key=lambda kv: -kv[1][1])[:6]
+            out.append({"late_ms": round(late, 1), "events": len(inside),
+                        "by": [(k, int(n), round(ms, 1)) for k, (n, ms) in top],
+                        "gc": [(round(ms, 1), gen) for at, ms, gen in gc_passes
+                               if t0 <= at <= t1]})
+        return out
 
     def stop(self) -> list[tuple[str, int, float, float]]:
         self._app.removeEventFilter(self._filter)
@@ -560,6 +592,7 @@ class GcPauses:
         self._young = 0
         # ms, generation, thread, allocations since the last pass, objects freed
         self.passes: list[tuple[float, int, str, int, int]] = []
+        self.starts: list[tuple[float, float, int]] = []  # (perf_counter, ms, generation)
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
@@ -567,9 +600,10 @@ class GcPauses:
             self._started = time.perf_counter()
             self._young = self._gc.get_count()[0]
         else:
-            self.passes.append(((time.perf_counter() - self._started) * 1000,
-                                int(info["generation"]), threading.current_thread().name,
+            ms = (time.perf_counter() - self._started) * 1000
+            self.passes.append((ms, int(info["generation"]), threading.current_thread().name,
                                 self._young, int(info["collected"])))
+            self.starts.append((self._started, ms, int(info["generation"])))
 
     def stop(self) -> dict[str, Any]:
         self._gc.callbacks.remove(self._callback)
@@ -684,6 +718,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     cpu0, gui0 = time.process_time(), time.thread_time()
     receiver = getattr(backend, "receiver", None)
     rx0 = receiver.cpu_s if receiver is not None else 0.0
+    probe.spans = []  # the live phases' long stalls only
     on_devices = probe.measure(app, seconds / 2)
     if screenshot:
         window.grab().save(screenshot)
@@ -693,6 +728,8 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
     on_chart = probe.measure(app, seconds / 2)
     slow = slow_events.stop() if slow_events is not None else []
     slow_paints = slow_events.slow_paints() if slow_events is not None else []
+    stall_causes = (slow_events.explain(probe.spans, pauses.starts)
+                    if slow_events is not None else [])
     # CPU of the console's process over both phases: all threads, the GUI
     # thread, and (hub in a child) the thread turning the receiver's digests
     # into events; the rest is network, bridges' inboxes and pollers
@@ -734,7 +771,7 @@ def _console_child(conn: Connection, devices: int, seconds: float, idle_s: float
         "events_to_devices_page": received, "events_in_second_half": received - received_mid,
         "hub": hub_stats, "console_cpu": cpu, "gc": gc_pauses,
         "gui_stacks": sampler.stop() if sampler is not None else [],
-        "slow_events": slow, "slow_paints": slow_paints,
+        "slow_events": slow, "slow_paints": slow_paints, "stall_causes": stall_causes,
         "links": {name: getattr(getattr(getattr(backend, name, None), "link", None),
                                 "client_id", None) for name in ("observer", "client")},
     })
