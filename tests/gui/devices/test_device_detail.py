@@ -260,3 +260,40 @@ def test_link_statistics_follow_the_hub_while_the_detail_is_open(qtbot, store, m
     qtbot.waitUntil(lambda: "1 reboot" in detail.overview.info_labels["link"].text(),
                     timeout=30_000)
     assert "130 received" in detail.overview.info_labels["link"].text()
+
+
+def test_a_devices_update_repaints_its_status_pill_only_when_the_status_changes(
+        qtbot, store, make_page):
+    """Every update of the shown device reaches the detail (beside a large fleet,
+    every few seconds); setting the pill's style sheet again each time
+    re-polished it and laid out the title row, a 20 ms stall."""
+    from dataclasses import replace as replaced
+
+    from PySide6.QtCore import QEvent, QObject
+
+    from core.model.events import AlertChanged, DeviceChanged
+
+    _seed(store)
+    page = make_page()
+    detail = _open(qtbot, page, "pump-1")
+    qtbot.waitUntil(lambda: detail.alerts.alert_list.topLevelItemCount() == 1, timeout=15_000)
+    restyled: list[int] = []
+
+    class _Watch(QObject):
+        def eventFilter(self, _watched, event) -> bool:
+            if event.type() == QEvent.Type.StyleChange:
+                restyled.append(1)
+            return False
+
+    watch = _Watch()
+    detail.status_pill.installEventFilter(watch)
+    shown = detail.status_pill.text()
+    device = store.registry.get("pump-1")
+    for minute in range(5):
+        page.apply_events([DeviceChanged(replaced(device, last_seen=device.last_seen
+                                                   + timedelta(minutes=minute)))])
+    assert restyled == [] and detail.status_pill.text() == shown == "CRITICAL"
+
+    alert = store.alerts.list()[0]
+    page.apply_events([AlertChanged(alert.resolve("ops", at=datetime.now(UTC)))])
+    assert restyled and detail.status_pill.text() != "CRITICAL"
