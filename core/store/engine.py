@@ -64,15 +64,16 @@ def _note_idle(_dbapi_connection: Any, record: Any) -> None:
 
 
 def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Raising DisconnectionError makes the pool drop this connection and
-    check out another (a new one, which needs no ping), up to three times."""
+    """A dead connection raises InvalidatePoolError: the pool connects this
+    slot again and drops every connection older than now (a server restart
+    took them all, as ``pool_pre_ping`` assumes too)."""
     idle_since = record.info.get(_IDLE_SINCE)
     if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
         return
     try:
         ping(dbapi_connection)
     except Exception as exc:
-        raise exc_module.DisconnectionError(f"connection lost while idle: {exc}") from exc
+        raise exc_module.InvalidatePoolError(f"connection lost while idle: {exc}") from exc
 
 
 def ping(dbapi_connection: Any) -> None:

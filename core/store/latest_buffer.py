@@ -61,13 +61,15 @@ _PG_STAGE_UPDATE = (
     " FROM telemetry_latest_staging AS s"
     " WHERE l.device_id = s.device_id AND l.metric = s.metric AND s.ts > l.ts"
 )
-# A row another writer inserted between the two statements is settled by the
-# same rule as everywhere: the newer time wins.
+# Every staged row the UPDATE did not settle: new series, and rows another
+# writer committed after the UPDATE's snapshot (READ COMMITTED: the INSERT sees
+# them, the UPDATE did not), which the conflict clause settles by the same rule
+# as everywhere: the newer time wins.
 _PG_STAGE_INSERT = (
     "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
     " SELECT s.device_id, s.metric, s.ts, s.value FROM telemetry_latest_staging AS s"
-    " WHERE NOT EXISTS (SELECT 1 FROM telemetry_latest AS l"
-    "                   WHERE l.device_id = s.device_id AND l.metric = s.metric)"
+    " WHERE NOT EXISTS (SELECT 1 FROM telemetry_latest AS l WHERE l.device_id ="
+    "                   s.device_id AND l.metric = s.metric AND l.ts >= s.ts)"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
 )

@@ -569,7 +569,13 @@ class SqlTelemetryStore(TelemetryStore):
                 with raw.cursor() as cur:
                     _copy_rows(cur, _PG_COPY, messages)
             finally:
-                raw.autocommit = False
+                # A refused COPY (a duplicate key) leaves the connection idle; a
+                # lost one leaves it unusable: dropped from the pool, and the
+                # error that lost it is the one raised.
+                if not raw.closed and raw.info.transaction_status == _PG_IDLE:
+                    raw.autocommit = False
+                else:
+                    conn.invalidate()
         return True
 
     @staticmethod

@@ -96,3 +96,26 @@ class TestTheHubsBatchAlone:
         assert [tuple(v) for v in values] == [(T0, 1.0), (T0 + 1000, 1.0), (T0 + 2000, 2.0)]
         hub_store.telemetry.flush_latest()
         assert hub_store.telemetry.latest("dev-0")["humidity"].value == 2.0
+
+    def test_a_copy_that_loses_its_connection_raises_why_and_the_next_batch_goes_in(
+            self, hub_store, store_url) -> None:
+        """The server ends the session between two batches (a restart, an
+        administrator): the batch fails with the connection's own error, and
+        the pool drops that connection, so the hub's retry is written."""
+        import psycopg
+
+        hub_store.telemetry.write_batch(self._batch(0))
+        hub_store.telemetry.write_batch(self._batch(1))
+        with hub_store.engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin = Store.open(store_url, connect_args=connect_args_for(store_url), upgrade=False)
+        try:
+            with admin.engine.begin() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        finally:
+            admin.close()
+        with pytest.raises(psycopg.OperationalError):
+            hub_store.telemetry.write_batch(self._batch(2))
+        assert hub_store.telemetry.write_batch(self._batch(2)) == 15  # the retry
+        with hub_store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM telemetry")).scalar_one() == 45
