@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from core.errors import ValidationError
-from core.model import DeviceStatus, Reading
+from core.model import Alert, DeviceStatus, Reading
 from core.model.events import AlertChanged, DeviceChanged, TelemetryReceived
 from core.model.timeutil import from_epoch_ms
 from core.ports.alerts import AlertQuery, AlertStore
@@ -40,6 +40,13 @@ log = logging.getLogger(__name__)
 
 OBSERVER_FILTERS = (TELEMETRY_FILTER, STATUS_FILTER, HUB_STATUS_TOPIC)
 ALERT_POLL_S = 2.0
+# Each poll asks again for this much before the previous one started: an alert
+# is stamped when the hub evaluates it and committed after its batch, and on a
+# loaded database that took more than the one second the poll used to overlap,
+# so the alert never reached this console (a test of two consoles on a team
+# database missed it under CI's load). Alerts already told at their version are
+# not told again.
+ALERT_POLL_OVERLAP = timedelta(seconds=30)
 PRESENCE_CHECK_S = 1.0
 # Device statuses are gathered this long and looked up together (see _on_status).
 STATUS_BATCH_S = 0.25
@@ -57,6 +64,7 @@ class TeamObserver:
         self.link.watch_state(self._link_state)
         self._stop = threading.Event()
         self._since = datetime.now(UTC) - timedelta(seconds=5)
+        self._told: dict[str, tuple[int, datetime]] = {}  # alert id -> (version, updated)
         self._poller = threading.Thread(target=self._poll_alerts, name="alert-poller",
                                         daemon=True)
         self._watcher = threading.Thread(target=self._watch_hub, name="hub-presence",
@@ -177,11 +185,21 @@ class TeamObserver:
 
     def _poll_alerts(self) -> None:
         while not self._stop.wait(ALERT_POLL_S):
-            started = datetime.now(UTC)
             try:
-                changed = self._alerts.list(AlertQuery(changed_since=self._since))
+                self.poll_alerts_once()
             except Exception:
                 log.exception("could not poll alert changes")
-                continue
-            self._since = started - timedelta(seconds=1)  # overlap: clocks and commits
-            self.bus.publish([AlertChanged(a, change="synced", notify=False) for a in changed])
+
+    def poll_alerts_once(self) -> list[Alert]:
+        """The alerts changed since the last poll (less the overlap), each
+        announced once a version; returns those announced."""
+        started = datetime.now(UTC)
+        changed = self._alerts.list(AlertQuery(changed_since=self._since))
+        self._since = started - ALERT_POLL_OVERLAP
+        fresh = [a for a in changed if self._told.get(a.alert_id, (0,))[0] != a.version]
+        for alert in fresh:
+            self._told[alert.alert_id] = (alert.version, alert.updated_at)
+        # what fell out of the window cannot come back through it
+        self._told = {k: v for k, v in self._told.items() if v[1] >= self._since}
+        self.bus.publish([AlertChanged(a, change="synced", notify=False) for a in fresh])
+        return fresh
