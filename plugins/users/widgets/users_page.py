@@ -105,6 +105,7 @@ class UsersPage(QWidget):
         self.allowed = self.actor.can(Permission.USER_ADMIN)
         self.dialog: QDialog | None = None
         self._busy = False
+        self._changes = 0  # changes saved from this page (a list read before one is stale)
         self._background = BackgroundCall(self)
 
         title = QLabel("Users")
@@ -193,11 +194,23 @@ class UsersPage(QWidget):
 
     def reload(self) -> None:
         self.status.loading()
-        self._background.start(lambda: self.service().list(), self._loaded,
+        asked_after = self._changes
+        self._background.start(lambda: self.service().list(),
+                               lambda accounts: self._loaded(accounts, asked_after),
                                self.status.failed, key="list")
 
-    def _loaded(self, accounts: list[UserAccount]) -> None:
+    def _loaded(self, accounts: list[UserAccount], asked_after: int | None = None) -> None:
+        """A list read while a change of this page was saved may not hold that
+        change (a slow directory answers after the change's own answer): it is
+        read again rather than shown over it. The person selected stays
+        selected, so the next action acts on them."""
+        if asked_after is not None and asked_after != self._changes:
+            self.reload()
+            return
+        chosen = self.selected()
         self.model.set_rows(accounts)
+        if chosen is not None and self.selected() != chosen:
+            self.select(chosen.name)
         self.status.updated(self._summary())
         self._sync_buttons()
         self.loaded.emit(len(accounts))
@@ -319,6 +332,7 @@ class UsersPage(QWidget):
 
         def done(account: UserAccount) -> None:
             self._busy = False
+            self._changes += 1
             self.model.upsert([account])
             self.select(account.name)
             self.status.updated(self._summary())

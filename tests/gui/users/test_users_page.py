@@ -284,3 +284,31 @@ def test_an_empty_directory_says_how_to_start(qtbot: Any, make_page: Any,
     qtbot.waitUntil(lambda: "nobody is in the directory yet" in page.status.text(),
                     timeout=WAIT)
     assert page.add_button.isEnabled()
+
+
+def test_a_list_read_before_a_change_is_read_again_and_the_person_stays_selected(
+        qtbot: Any, make_page: Any, store: Store) -> None:
+    """A slow directory (Cognito under load) can answer a list asked before a
+    change after the change's own answer: shown, it would drop the new person
+    and the selection, and the next button would act on nobody."""
+    page = make_page()
+    qtbot.waitUntil(lambda: _names(page) == ["ada", "tess"], timeout=WAIT)
+    stale = list(page.model.rows)  # what a list read now will say
+    asked_after = page._changes
+    page.add_button.click()
+    page.dialog.name.setText("max.field")
+    page.dialog.passwords.password.setText("correct horse battery")
+    page.dialog.passwords.again.setText("correct horse battery")
+    with qtbot.waitSignal(page.changed, timeout=WAIT):
+        page.dialog.ok_button.click()
+    assert page.selected().name == "max.field"
+
+    with qtbot.waitSignal(page.loaded, timeout=WAIT) as again:  # read again, not shown
+        page._loaded(stale, asked_after)
+        assert "max.field" in _names(page)
+    assert again.args == [3] and "max.field" in _names(page)
+    assert page.selected() is not None and page.selected().name == "max.field"
+    assert page.disable_button.isEnabled()
+
+    page._loaded(list(page.model.rows))  # a refresh of the same list keeps the choice
+    assert page.selected().name == "max.field"
