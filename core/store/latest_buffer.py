@@ -45,8 +45,9 @@ _SQLITE_UPSERT = (
 # one UPDATE ... FROM for the rows already there (nearly all of them once the
 # fleet has reported) and an INSERT of the rest. An upsert of 60,000 rows (10,000
 # devices) through ``unnest`` and ON CONFLICT took 547 ms on the 2-core box; this
-# way 132 ms, and 3.2 against 4.0 ms at 600 rows (docs/benchmarks.md, "The
-# latest values' flush on PostgreSQL"). ``telemetry_latest``'s fillfactor 50
+# way 132 ms, and 3.2 against 4.0 ms at 600 rows (docs/benchmarks.md,
+# "PostgreSQL: the hub's batch alone, the latest values through a staging
+# table"). ``telemetry_latest``'s fillfactor 50
 # (migration 0019) is half of that: an update then finds room on its own page
 # (a HOT update) and leaves the primary key's index alone.
 _PG_STAGE = (

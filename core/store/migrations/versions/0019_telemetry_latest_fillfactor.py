@@ -4,8 +4,9 @@ Every flush of the hub's latest values updates nearly every row of the table
 (60,000 at 10,000 devices every 5 s). With room left on each page, the new
 version of a row goes on its own page (a HOT update): the primary key's index
 is not touched and the page does not split. A flush of 60,000 rows took
-132 ms this way against 332 ms with full pages (docs/benchmarks.md, "The latest
-values' flush on PostgreSQL", on a table built with it). The setting rewrites
+132 ms this way against 332 ms with full pages (docs/benchmarks.md,
+"PostgreSQL: the hub's batch alone, the latest values through a staging
+table", on a table built with it). The setting rewrites
 nothing: pages already full gain room only as VACUUM frees it (``VACUUM FULL
 telemetry_latest`` while the hub is stopped rewrites them at once). SQLite has no
 such setting: nothing to do there. core.store.schema cannot say fillfactor, so the
