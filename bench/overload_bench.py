@@ -83,6 +83,33 @@ def _rss_mb() -> float:
     return total / 1e6
 
 
+def _heap(hub: Any) -> dict[str, int]:
+    """What the hub's heap holds, to tell its parts apart when memory grows: the
+    seqs its devices' windows keep, Python's live blocks, glibc's arena in use."""
+    out = {"py_blocks": sys.getallocatedblocks()}
+    devices = getattr(getattr(hub.ingestor, "sequences", None), "_devices", None)
+    if isinstance(devices, dict):
+        out["seq_missing"] = sum(len(d.boot.missing) + (len(d.previous.missing)
+                                                        if d.previous else 0)
+                                 for d in list(devices.values()))
+    try:
+        import ctypes
+
+        class _Mallinfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Mallinfo2
+        info = libc.mallinfo2()
+        out.update(malloc_used=info.uordblks, malloc_free=info.fordblks,
+                   malloc_mmap=info.hblkhd)
+    except (OSError, AttributeError):
+        pass
+    return out
+
+
 def _shed(hub: Any) -> dict[str, int]:
     """Every reason the hub drops load for, whatever its counters are called: its
     ``shed_*`` and ``lost_*`` counters and what its receiver child dropped."""
@@ -140,7 +167,7 @@ def _hub_child(conn: Connection, host: str, port: int, db_url: str, inbox_limit:
             status = last_status[0]
             row = {"t": time.time(), "received": c.received, "processed": c.processed,
                    "written": c.readings_written, "inbox": inbox(), "rss_mb": _rss_mb(),
-                   "shed": _shed(hub),
+                   "shed": _shed(hub), "heap": _heap(hub),
                    "status_shed": getattr(status, "shed_overload", None),
                    "status_shed_by_reason": dict(getattr(status, "shed_by_reason", ()) or ()),
                    "status_degraded": getattr(status, "degraded", None)}
@@ -427,6 +454,10 @@ def run(*, capacity: float | None = None, probe_rate: float = 20_000.0, probe_s:
         "problems": final["problems"], "rejected_by_reason": final["rejected_by_reason"],
         "series": [(round(s["t"] - began, 1), s["inbox"], round(s["rss_mb"], 1),
                     sum(s["shed"].values())) for s in samples if s["t"] >= began - 1],
+        # what the heap held at each sample (seqs the devices' windows keep,
+        # Python's live blocks, glibc's bytes in use): what grew, when RSS did
+        "heap_series": [(round(s["t"] - began, 1), s.get("heap", {})) for s in samples
+                        if s["t"] >= began - 1],
     })
     result["met"] = bool(result["rss_flat"] and result["recovered"]
                          and result["all_accepted_stored"] and result["shed_total"] > 0

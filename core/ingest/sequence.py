@@ -45,6 +45,10 @@ is a ``duplicate``; one older than the tracked window cannot be told either
 way and is ``out_of_order``. Messages from the boot before the current one
 (late, or duplicated) are checked against that boot's own state the same
 way, so they neither count as loss twice nor disturb the new boot.
+Seqs the hub shed itself (its inbox full, QoS 0) are lost but not kept as
+possibly late: the hub counts them per topic and hands the count over with
+the next message it keeps, and when they are the whole gap none can come
+later (``_Boot.advance``). A gap with a loss on the way too is kept whole.
 Everything boot detection needs survives a hub restart through
 :meth:`SequenceTracker.state` and :meth:`SequenceTracker.restore`; the
 missing set does not, so after a restart every seq up to the last one
@@ -128,10 +132,14 @@ class _Boot:
             self.missing.clear()
             self.floor = stop
 
-    def advance(self, seq: int) -> int:
-        """``seq`` is newer than any seen: the ones skipped are lost (returned)."""
+    def advance(self, seq: int, shed: int = 0) -> int:
+        """``seq`` is newer than any seen: the ones skipped are lost (returned).
+        ``shed`` of them the hub dropped itself: when they are the whole gap,
+        none can come late, so none is kept as possibly late (under sustained
+        shedding every device's window filled, 8 KB each: memory that grew
+        for minutes, docs/benchmarks.md "The overload's seq windows")."""
         gap = seq - self.last - 1
-        if gap > 0:
+        if gap > shed:
             self.lose(self.last + 1, seq)
         self.last = seq
         return max(gap, 0)
@@ -277,7 +285,9 @@ class SequenceTracker:
         return True
 
     def track(self, device_id: str, seq: int, uptime: int | None = None,
-              ts_ms: int | None = None) -> Outcome:
+              ts_ms: int | None = None, shed: int = 0) -> Outcome:
+        """``shed``: messages of this device the hub dropped itself since its
+        previous one (see ``Inbound.shed_before``)."""
         device = self._devices.get(device_id)
         boot_ms = _boot_ms(ts_ms, uptime)
         if device is None:
@@ -292,7 +302,7 @@ class SequenceTracker:
         if self._from_older_boot(device, current, seq, ts_ms, boot_ms):
             return self._late_from_older_boot(device, seq)
         decided = uptime is not None and current.uptime is not None
-        return self._within(device, current, seq, uptime, ts_ms, boot_ms, decided)
+        return self._within(device, current, seq, uptime, ts_ms, boot_ms, decided, shed)
 
     # ------------------------------------------------------------------ decisions
     @staticmethod
@@ -378,11 +388,12 @@ class SequenceTracker:
         return previous.judge_back(seq, where)
 
     def _within(self, device: _Device, current: _Boot, seq: int, uptime: int | None,
-                ts_ms: int | None, boot_ms: int | None, decided: bool) -> Outcome:
+                ts_ms: int | None, boot_ms: int | None, decided: bool,
+                shed: int = 0) -> Outcome:
         if seq > current.last:
             if uptime is None or current.uptime is None or uptime >= current.uptime:
                 device.reconnect_seen = False  # the boot went on after the connect
-            gap = current.advance(seq)
+            gap = current.advance(seq, shed)
             current.note(seq, uptime, ts_ms, boot_ms)
             device.candidate = None
             return Outcome(Verdict.GAP, gap) if gap else Outcome(Verdict.NEXT)

@@ -109,6 +109,11 @@ INBOX_LIMIT = 120_000
 # takes smaller batches and sheds sooner; a fleet that needs the throughput
 # runs `smartiot hub` (or hub_process = true), which keeps the limits above.
 CONSOLE_BATCH_LIMIT = MAX_BATCH
+# Topics whose shed messages are counted for the next kept one (Inbound's
+# ``shed_before``): one per device the hub sheds for; beyond this many (a flood
+# of made-up topics) the rest go uncounted, which only keeps their seqs as
+# possibly late, as before.
+SHED_TOPICS_LIMIT = 200_000
 CONSOLE_INBOX_LIMIT = 20_000
 MAX_PENDING_QUARANTINE = 20_000
 # A store call that has not returned after this long makes the hub report the
@@ -351,6 +356,8 @@ class Hub:
         self.batch_limit = max(1, batch_limit)
         self._inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._shadow_inbox: deque[tuple[Inbound, AckToken | None]] = deque()
+        # QoS 0 telemetry shed per topic since that topic's last kept message
+        self._shed_by_topic: dict[str, int] = {}
         self._wake = threading.Event()
         self._room = threading.Event()
         self._stop = threading.Event()
@@ -658,8 +665,13 @@ class Hub:
             # never shed (a lost "offline" shows a device online for minutes)
             if token is None and not _device_status(topic):
                 self.counters.shed_overload += 1
+                self._note_shed(topic)
                 return
             size = self._wait_for_room(self._inbox)
+        if self._shed_by_topic:
+            shed = self._shed_by_topic.pop(topic, 0)
+            if shed:
+                message = Inbound(topic, payload, message.received_ms, shed)
         self._inbox.append((message, token))
         if size + 1 > self.counters.inbox_peak:
             self.counters.inbox_peak = size + 1
@@ -675,20 +687,34 @@ class Hub:
         inbox, limit, counters = self._inbox, self.inbox_limit, self.counters
         generation = batch.generation
         counters.received += len(batch.items)
+        shed_by_topic = self._shed_by_topic
         for topic, payload, received_ms, mid in batch.items:
             size = len(inbox)
             if size >= limit:
                 if not mid and not _device_status(topic):  # QoS 0: shed, say so
                     counters.shed_overload += 1
+                    self._note_shed(topic)
                     continue
                 size = self._wait_for_room(inbox)
-            inbox.append((Inbound(topic, payload, received_ms),
+            shed = shed_by_topic.pop(topic, 0) if shed_by_topic else 0
+            inbox.append((Inbound(topic, payload, received_ms, shed),
                           (generation, mid) if mid else None))
         size = len(inbox)
         if size > counters.inbox_peak:
             counters.inbox_peak = size
         if size >= MAX_BATCH:
             self._wake.set()
+
+    def _note_shed(self, topic: str) -> None:
+        """One more of ``topic``'s messages shed before its next kept one: the
+        seq accounting then knows the gap is the hub's own doing, not a loss
+        on the way that a late delivery may still fill."""
+        shed = self._shed_by_topic
+        count = shed.get(topic)
+        if count is not None:
+            shed[topic] = count + 1
+        elif len(shed) < SHED_TOPICS_LIMIT:
+            shed[topic] = 1
 
     def _on_status_path_state(self, state: str) -> None:
         """The receiver's state (``_on_receiver_state``), and the loss of the

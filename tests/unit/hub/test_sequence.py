@@ -396,3 +396,20 @@ def test_late_and_repeated_messages_of_one_boot_are_never_a_reboot(picks):
                                     T0 + uptime * 1000)
             if with_uptime:
                 assert outcome.verdict is not Verdict.REBOOT
+
+
+def test_a_gap_the_hub_shed_itself_is_lost_but_not_kept_as_possibly_late():
+    """Under sustained shedding every device's window of possibly-late seqs
+    filled (8 KB each); seqs the hub dropped itself can never arrive late."""
+    tracker = SequenceTracker()
+    for seq in range(5):
+        tracker.track("d", seq)
+    outcome = tracker.track("d", 10, shed=5)  # 5..9 shed by the hub
+    assert (outcome.verdict, outcome.lost_delta) == (Verdict.GAP, 5)
+    assert len(tracker._devices["d"].boot.missing) == 0
+    # a gap only partly the hub's: which seqs were lost on the way is unknown,
+    # so all of them stay possibly late, and a late one is stored
+    outcome = tracker.track("d", 20, shed=3)
+    assert (outcome.verdict, outcome.lost_delta) == (Verdict.GAP, 9)
+    assert len(tracker._devices["d"].boot.missing) == 9
+    assert tracker.track("d", 15).verdict is Verdict.REORDERED
