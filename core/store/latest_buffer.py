@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -74,6 +75,18 @@ _PG_STAGE_INSERT = (
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
 )
+# The staging table is made once per session: the connection's pool record says
+# so (a connection the pool replaced starts a new session and makes it again).
+_PG_STAGED = "telemetry_latest_staging"
+# The UPDATE and the INSERT go in one round trip (no parameters: psycopg sends
+# them as one simple query). The flush's commit need not wait for its WAL to
+# reach the disk: what it writes is derived from ``telemetry`` and its marker's
+# removal commits with it, so a crash that loses the commit leaves the marker,
+# and the next start repairs from it; PostgreSQL never keeps part of a
+# transaction, and the next batch's (synchronous) commit flushes the WAL up to
+# and past this one.
+_PG_STAGE_MERGE = ";".join(("SET LOCAL synchronous_commit TO off", _PG_STAGE_UPDATE,
+                            _PG_STAGE_INSERT))
 # The first of equal timestamps is the one telemetry keeps (INSERT OR IGNORE /
 # ON CONFLICT DO NOTHING): SQLite's bare columns with max() come from the row
 # holding the max, and of equal ones the repair cannot tell which came first, so
@@ -128,15 +141,17 @@ def upsert_latest(conn: Connection, rows: list[Row]) -> None:
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
+        staged = conn.connection.info  # the DBAPI connection's: cleared when it is replaced
         with raw.cursor() as cur:
-            cur.execute(_PG_STAGE)
+            if not staged.get(_PG_STAGED):
+                cur.execute(_PG_STAGE)
+                staged[_PG_STAGED] = True
             with cur.copy(_PG_STAGE_COPY) as copy:
                 copy.set_types(_PG_STAGE_TYPES)
                 write = copy.write_row
                 for row in rows:
                     write(row)
-            cur.execute(_PG_STAGE_UPDATE)
-            cur.execute(_PG_STAGE_INSERT)
+            cur.execute(_PG_STAGE_MERGE)
         return
     cursor = conn.connection.cursor()
     try:
@@ -261,10 +276,17 @@ class LatestBuffer:
         rows = self.overlay()
         if not rows and self._marker is None:
             return 0
-        with engine.begin() as conn:
-            upsert_latest(conn, rows)
-            conn.execute(text("DELETE FROM telemetry_latest_pending WHERE writer = :w"),
-                         {"w": self.writer})
+        info: dict[Any, Any] | None = None
+        try:
+            with engine.begin() as conn:
+                info = conn.connection.info
+                upsert_latest(conn, rows)
+                conn.execute(text("DELETE FROM telemetry_latest_pending WHERE writer = :w"),
+                             {"w": self.writer})
+        except BaseException:
+            if info is not None:  # a staging table made in it went with the rollback
+                info.pop(_PG_STAGED, None)
+            raise
         with self._lock:
             self._rows = {}
         self._marker = None

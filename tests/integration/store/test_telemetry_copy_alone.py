@@ -119,3 +119,21 @@ class TestTheHubsBatchAlone:
         assert hub_store.telemetry.write_batch(self._batch(2)) == 15  # the retry
         with hub_store.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM telemetry")).scalar_one() == 45
+
+    def test_the_flush_makes_its_staging_table_once_and_does_not_wait_for_the_disk(
+            self, hub_store, tmp_path) -> None:
+        """Every 5 s the hub's flush of the latest values: its staging table is
+        made by the first flush of the session only, and its commit is
+        asynchronous (derived data: a crash leaves its marker to repair from)."""
+        hub_store.telemetry.write_batch(self._batch(0))
+        first = self._wire(hub_store, tmp_path, hub_store.telemetry.flush_latest)
+        hub_store.telemetry.write_batch(self._batch(1, value=7.0))
+        second = self._wire(hub_store, tmp_path, hub_store.telemetry.flush_latest)
+        assert "CREATE" in first and "CREATE" not in second
+        assert "SET" in second  # SET LOCAL synchronous_commit TO off, with the merge
+        with hub_store.engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT value FROM telemetry_latest WHERE device_id = 'dev-4'"
+                " AND metric = 'humidity'")).scalar_one() == 11.0
+            assert conn.execute(text(
+                "SELECT count(*) FROM telemetry_latest_pending")).scalar_one() == 0

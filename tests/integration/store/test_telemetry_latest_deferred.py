@@ -173,6 +173,26 @@ def test_a_failed_flush_keeps_everything_held(two_stores) -> None:
     assert len(_table(reader)) == 6 and _markers(reader) == 0
 
 
+def test_a_flush_that_fails_after_staging_leaves_the_next_one_working(two_stores) -> None:
+    """On PostgreSQL the flush makes its staging table once per session; a
+    flush rolled back after making it (here its marker's removal fails) takes
+    the table with it, and the next flush must make it again."""
+    writer, reader = two_stores
+    writer.telemetry.defer_latest()
+    writer.telemetry.write_batch(_batch(2, T0_MS, 1.0))
+    with writer.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE telemetry_latest_pending RENAME TO pending_away"))
+    driver = writer.engine.dialect.dbapi
+    assert driver is not None
+    with pytest.raises((DBAPIError, driver.Error)):
+        writer.telemetry.flush_latest()
+    with writer.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE pending_away RENAME TO telemetry_latest_pending"))
+    assert _table(reader) == {}  # rolled back whole
+    assert writer.telemetry.flush_latest() == 6
+    assert len(_table(reader)) == 6 and _markers(reader) == 0
+
+
 def test_migration_0015_keeps_the_data_and_its_downgrade_repairs_first(bare_engine) -> None:
     from core.store import migrate
 
