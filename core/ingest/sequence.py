@@ -58,11 +58,10 @@ stored is taken as seen (a redelivery is a duplicate).
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.ingest.seq_window import MissingSeqs
+from core.ingest.seq_window import MissingSeqs, RecentSeqs
 
 RECENT_WINDOW = 128
 MISSING_WINDOW = 1024
@@ -96,7 +95,7 @@ class _Boot:
     last_ts: int | None          # newest reading time (device clock, epoch ms)
     boot_ms: int | None          # estimated start of the boot (ts - uptime)
     first_ts: int | None = None  # oldest reading time of the boot (unknown after a restart)
-    recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOW))
+    recent: RecentSeqs = field(default_factory=lambda: RecentSeqs(RECENT_WINDOW))
     missing: MissingSeqs = field(default_factory=MissingSeqs)
     # The first seq the hub saw of a boot it tracked from its first message (None
     # when restored after a hub restart: everything up to ``last`` was seen then).
@@ -422,7 +421,7 @@ class SequenceTracker:
         lost = seq
         if skip is not None and skip < seq:
             fresh.missing.discard(skip)
-            fresh.recent.appendleft(skip)
+            fresh.recent.append(skip)
             lost -= 1
         device.previous = device.boot
         device.boot = fresh
