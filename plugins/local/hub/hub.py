@@ -109,12 +109,12 @@ INBOX_LIMIT = 120_000
 # takes smaller batches and sheds sooner; a fleet that needs the throughput
 # runs `smartiot hub` (or hub_process = true), which keeps the limits above.
 CONSOLE_BATCH_LIMIT = MAX_BATCH
+CONSOLE_INBOX_LIMIT = 20_000
 # Topics whose shed messages are counted for the next kept one (Inbound's
 # ``shed_before``): one per device the hub sheds for; beyond this many (a flood
 # of made-up topics) the rest go uncounted, which only keeps their seqs as
 # possibly late, as before.
 SHED_TOPICS_LIMIT = 200_000
-CONSOLE_INBOX_LIMIT = 20_000
 MAX_PENDING_QUARANTINE = 20_000
 # A store call that has not returned after this long makes the hub report the
 # database as unavailable while it still waits (a lock, a dead server).
