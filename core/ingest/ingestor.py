@@ -104,10 +104,10 @@ class Inbound:
     topic: str
     payload: bytes
     received_ms: int
-    # Messages on this topic the hub itself shed (its inbox full) since the
-    # topic's previous one it kept: QoS 0 from one device arrives in order, so
-    # they are the seqs between the two, and none can arrive later.
-    shed_before: int = 0
+    # The seqs of this topic's messages the hub itself shed (its inbox full)
+    # since it kept the topic's previous one: received and dropped, so not to
+    # be awaited as possibly late (see SequenceTracker.track).
+    shed: tuple[int, ...] = ()
 
 
 @dataclass
@@ -377,7 +377,7 @@ class Ingestor:
             return
         last = self.sequences.last_seq(device_id)
         outcome = self.sequences.track(device_id, telemetry.seq, telemetry.uptime_s,
-                                       telemetry.ts_ms, shed=message.shed_before)
+                                       telemetry.ts_ms, shed=message.shed)
         if not outcome.verdict.accepted:
             counter = ("duplicates" if outcome.verdict is Verdict.DUPLICATE else "out_of_order")
             self._bump(device_id, at, **{counter: 1, "lost": outcome.lost_delta})

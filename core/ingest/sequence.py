@@ -46,9 +46,10 @@ way and is ``out_of_order``. Messages from the boot before the current one
 (late, or duplicated) are checked against that boot's own state the same
 way, so they neither count as loss twice nor disturb the new boot.
 Seqs the hub shed itself (its inbox full, QoS 0) are lost but not kept as
-possibly late: the hub counts them per topic and hands the count over with
-the next message it keeps, and when they are the whole gap none can come
-later (``_Boot.advance``). A gap with a loss on the way too is kept whole.
+possibly late: the hub reads each shed message's seq and hands them over with
+that device's next kept message (``Inbound.shed``), and those are left out of
+the gap's missing seqs; the rest of a gap is kept as any other. A copy of a
+shed message that comes later is then a duplicate: the hub received it once.
 Everything boot detection needs survives a hub restart through
 :meth:`SequenceTracker.state` and :meth:`SequenceTracker.restore`; the
 missing set does not, so after a restart every seq up to the last one
@@ -131,15 +132,26 @@ class _Boot:
             self.missing.clear()
             self.floor = stop
 
-    def advance(self, seq: int, shed: int = 0) -> int:
+    def advance(self, seq: int, shed: tuple[int, ...] = ()) -> int:
         """``seq`` is newer than any seen: the ones skipped are lost (returned).
-        ``shed`` of them the hub dropped itself: when they are the whole gap,
-        none can come late, so none is kept as possibly late (under sustained
-        shedding every device's window filled, 8 KB each: memory that grew
-        for minutes, docs/benchmarks.md "The overload's seq windows")."""
+        Of those, the ``shed`` seqs (the hub dropped them itself) are not kept
+        as possibly late: under sustained shedding every device's window filled
+        with them, 8 KB each, memory that grew for minutes (docs/benchmarks.md,
+        "The overload's seq windows")."""
         gap = seq - self.last - 1
-        if gap > shed:
-            self.lose(self.last + 1, seq)
+        if gap > 0:
+            first = self.last + 1
+            if not shed or gap > MISSING_WINDOW:
+                self.lose(first, seq)
+            else:
+                dropped = set(shed)
+                if len(dropped) < gap or dropped != set(range(first, seq)):
+                    start = first  # not all of it shed: the rest is awaited
+                    for s in range(first, seq + 1):
+                        if s in dropped or s == seq:
+                            if start < s:
+                                self.lose(start, s)
+                            start = s + 1
         self.last = seq
         return max(gap, 0)
 
@@ -284,9 +296,9 @@ class SequenceTracker:
         return True
 
     def track(self, device_id: str, seq: int, uptime: int | None = None,
-              ts_ms: int | None = None, shed: int = 0) -> Outcome:
-        """``shed``: messages of this device the hub dropped itself since its
-        previous one (see ``Inbound.shed_before``)."""
+              ts_ms: int | None = None, shed: tuple[int, ...] = ()) -> Outcome:
+        """``shed``: seqs of this device's messages the hub received and dropped
+        itself since its previous one (see ``Inbound.shed``)."""
         device = self._devices.get(device_id)
         boot_ms = _boot_ms(ts_ms, uptime)
         if device is None:
@@ -388,7 +400,7 @@ class SequenceTracker:
 
     def _within(self, device: _Device, current: _Boot, seq: int, uptime: int | None,
                 ts_ms: int | None, boot_ms: int | None, decided: bool,
-                shed: int = 0) -> Outcome:
+                shed: tuple[int, ...] = ()) -> Outcome:
         if seq > current.last:
             if uptime is None or current.uptime is None or uptime >= current.uptime:
                 device.reconnect_seen = False  # the boot went on after the connect

@@ -356,6 +356,26 @@ def json_str(value: str) -> str:
 # averages failed on two 1.7e308 readings), names fit their columns.
 MAX_SEQ = 2**53 - 1
 MAX_UPTIME_S = 100 * 366 * 86_400
+
+_SEQ_KEY = b'"seq"'
+_SEQ_VALUE = re.compile(rb"\s*:\s*(\d{1,16})\s*[,}]")
+
+
+def peek_seq(payload: bytes) -> int | None:
+    """A telemetry payload's ``seq`` without decoding it, for a message the hub
+    is about to drop (its inbox full): knowing which seqs it dropped itself, it
+    does not await them as possibly late. None unless the key appears exactly
+    once, outside a string, with a plain non-negative integer: a wrong answer
+    would stop a lost seq from being awaited, so anything unusual is left to
+    the full decoder's rules (the seq is then awaited, as for any gap)."""
+    at = payload.find(_SEQ_KEY)
+    if at <= 0 or payload.find(_SEQ_KEY, at + 5) >= 0 or payload[at - 1] == 0x5C:
+        return None  # absent, repeated, or an escaped quote inside a string
+    found = _SEQ_VALUE.match(payload, at + 5)
+    if found is None:
+        return None
+    seq = int(found.group(1))
+    return seq if seq <= MAX_SEQ else None
 MAX_METRIC_MAGNITUDE = 1e15
 MAX_NAME_LENGTH = 64
 MAX_TEXT_LENGTH = 256

@@ -40,6 +40,7 @@ from core.ingest.ingestor import BatchResult, Inbound, Ingestor
 from core.ingest.registry_cache import RegistryCache
 from core.model import Device, LinkStats, QuarantinedMessage, Reading
 from core.model.events import DeviceChanged, FleetEvent, HubStatus
+from core.protocol.payloads import peek_seq
 from core.protocol.topics import (
     HUB_STATUS_TOPIC,
     STATUS_FILTER,
@@ -110,11 +111,12 @@ INBOX_LIMIT = 120_000
 # runs `smartiot hub` (or hub_process = true), which keeps the limits above.
 CONSOLE_BATCH_LIMIT = MAX_BATCH
 CONSOLE_INBOX_LIMIT = 20_000
-# Topics whose shed messages are counted for the next kept one (Inbound's
-# ``shed_before``): one per device the hub sheds for; beyond this many (a flood
-# of made-up topics) the rest go uncounted, which only keeps their seqs as
-# possibly late, as before.
+# Topics whose shed messages' seqs are held for the next kept one (Inbound's
+# ``shed``): one per device the hub sheds for, at most SHED_SEQS_LIMIT seqs
+# each; beyond either (a flood of made-up topics) they go unrecorded, which only
+# keeps those seqs awaited as possibly late, as any gap's.
 SHED_TOPICS_LIMIT = 200_000
+SHED_SEQS_LIMIT = 1024
 MAX_PENDING_QUARANTINE = 20_000
 # A store call that has not returned after this long makes the hub report the
 # database as unavailable while it still waits (a lock, a dead server).
@@ -356,8 +358,10 @@ class Hub:
         self.batch_limit = max(1, batch_limit)
         self._inbox: deque[tuple[Inbound, AckToken | None]] = deque()
         self._shadow_inbox: deque[tuple[Inbound, AckToken | None]] = deque()
-        # QoS 0 telemetry shed per topic since that topic's last kept message
-        self._shed_by_topic: dict[str, int] = {}
+        # the seqs of QoS 0 telemetry shed per topic since that topic's last kept
+        # message (network and receiver threads: a race only leaves a seq out,
+        # which awaits it as any gap's)
+        self._shed_by_topic: dict[str, list[int]] = {}
         self._wake = threading.Event()
         self._room = threading.Event()
         self._stop = threading.Event()
@@ -665,13 +669,13 @@ class Hub:
             # never shed (a lost "offline" shows a device online for minutes)
             if token is None and not _device_status(topic):
                 self.counters.shed_overload += 1
-                self._note_shed(topic)
+                self._note_shed(topic, payload)
                 return
             size = self._wait_for_room(self._inbox)
         if self._shed_by_topic:
-            shed = self._shed_by_topic.pop(topic, 0)
+            shed = self._shed_by_topic.pop(topic, None)
             if shed:
-                message = Inbound(topic, payload, message.received_ms, shed)
+                message = Inbound(topic, payload, message.received_ms, tuple(shed))
         self._inbox.append((message, token))
         if size + 1 > self.counters.inbox_peak:
             self.counters.inbox_peak = size + 1
@@ -693,11 +697,11 @@ class Hub:
             if size >= limit:
                 if not mid and not _device_status(topic):  # QoS 0: shed, say so
                     counters.shed_overload += 1
-                    self._note_shed(topic)
+                    self._note_shed(topic, payload)
                     continue
                 size = self._wait_for_room(inbox)
-            shed = shed_by_topic.pop(topic, 0) if shed_by_topic else 0
-            inbox.append((Inbound(topic, payload, received_ms, shed),
+            shed = shed_by_topic.pop(topic, None) if shed_by_topic else None
+            inbox.append((Inbound(topic, payload, received_ms, tuple(shed) if shed else ()),
                           (generation, mid) if mid else None))
         size = len(inbox)
         if size > counters.inbox_peak:
@@ -705,16 +709,20 @@ class Hub:
         if size >= MAX_BATCH:
             self._wake.set()
 
-    def _note_shed(self, topic: str) -> None:
-        """One more of ``topic``'s messages shed before its next kept one: the
-        seq accounting then knows the gap is the hub's own doing, not a loss
-        on the way that a late delivery may still fill."""
+    def _note_shed(self, topic: str, payload: bytes) -> None:
+        """``topic``'s message with this payload was shed: its seq goes with the
+        topic's next kept message, so the seq accounting does not await it as
+        possibly late (it was received, and dropped here)."""
+        seq = peek_seq(payload)
+        if seq is None:
+            return
         shed = self._shed_by_topic
-        count = shed.get(topic)
-        if count is not None:
-            shed[topic] = count + 1
-        elif len(shed) < SHED_TOPICS_LIMIT:
-            shed[topic] = 1
+        seqs = shed.get(topic)
+        if seqs is None:
+            if len(shed) < SHED_TOPICS_LIMIT:
+                shed[topic] = [seq]
+        elif len(seqs) < SHED_SEQS_LIMIT:
+            seqs.append(seq)
 
     def _on_status_path_state(self, state: str) -> None:
         """The receiver's state (``_on_receiver_state``), and the loss of the

@@ -1,8 +1,8 @@
-"""The hub tells its seq accounting which gaps it made itself: QoS 0 telemetry
-it shed because its inbox was full. Those seqs count as lost, but are not kept
-as possibly late (none can arrive again), so a fleet shed for minutes does not
-fill every device's window (8 KB each: the overload's memory that kept growing,
-docs/benchmarks.md). A gap with a loss on the way too is kept whole, as before.
+"""The hub tells its seq accounting which seqs it dropped itself: QoS 0
+telemetry it shed because its inbox was full. Those count as lost but are not
+awaited as possibly late (they were received), so a fleet shed for minutes does
+not fill every device's window (8 KB each: the overload's memory that kept
+growing, docs/benchmarks.md). The rest of a gap, lost on the way, is awaited.
 Real SQLite store; the hub's own network-thread entry point and writer drain."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ NOW = 1_800_000_000.0
 TOPIC = "dt/acme/env-1/telemetry"
 
 
-def _payload(seq: int) -> bytes:
-    return json.dumps({"device_id": "env-1", "seq": seq, "ts": int(NOW * 1000) + seq * 100,
+def _payload(seq: int, device: str = "env-1") -> bytes:
+    return json.dumps({"device_id": device, "seq": seq, "ts": int(NOW * 1000) + seq * 100,
                        "metrics": {"temperature": 20.0 + seq / 100}}).encode()
 
 
@@ -46,6 +46,19 @@ def test_what_the_hub_shed_is_lost_not_awaited_and_a_loss_on_the_way_still_is(
         hub._drain_telemetry()
         assert hub.ingestor.stats["env-1"].lost == 20
         assert hub.counters.readings_written == 10 + 3  # 0..9, 30, 32, 31
+        # the inbox full again, with 33 and another device's messages; 35 shed,
+        # 34 lost on the way: of the gap before 36 only 34 is awaited
+        hub._on_message(TOPIC, _payload(33))
+        for seq in range(9):
+            hub._on_message("dt/acme/env-2/telemetry", _payload(seq, "env-2"))
+        hub._on_message(TOPIC, _payload(35))
+        assert hub.counters.shed_overload == 21
+        hub._drain_telemetry()
+        hub._on_message(TOPIC, _payload(36))
+        hub._drain_telemetry()
+        assert list(boot.missing) == [34]
+        assert hub.ingestor.stats["env-1"].lost == 22
+        assert hub.counters.readings_written == 13 + 9 + 2  # env-2's nine, 33 and 36
     finally:
         hub.stop(timeout_s=5)
         store.close()

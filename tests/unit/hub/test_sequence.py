@@ -400,16 +400,30 @@ def test_late_and_repeated_messages_of_one_boot_are_never_a_reboot(picks):
 
 def test_a_gap_the_hub_shed_itself_is_lost_but_not_kept_as_possibly_late():
     """Under sustained shedding every device's window of possibly-late seqs
-    filled (8 KB each); seqs the hub dropped itself can never arrive late."""
+    filled (8 KB each); seqs the hub received and dropped itself are not awaited."""
     tracker = SequenceTracker()
     for seq in range(5):
         tracker.track("d", seq)
-    outcome = tracker.track("d", 10, shed=5)  # 5..9 shed by the hub
+    outcome = tracker.track("d", 10, shed=(5, 6, 7, 8, 9))
     assert (outcome.verdict, outcome.lost_delta) == (Verdict.GAP, 5)
     assert len(tracker._devices["d"].boot.missing) == 0
-    # a gap only partly the hub's: which seqs were lost on the way is unknown,
-    # so all of them stay possibly late, and a late one is stored
-    outcome = tracker.track("d", 20, shed=3)
+    # a gap only partly shed: the rest is awaited, and a late one is stored
+    outcome = tracker.track("d", 20, shed=(11, 12, 14))
     assert (outcome.verdict, outcome.lost_delta) == (Verdict.GAP, 9)
-    assert len(tracker._devices["d"].boot.missing) == 9
+    assert list(tracker._devices["d"].boot.missing) == [13, 15, 16, 17, 18, 19]
+    assert tracker.track("d", 15).verdict is Verdict.REORDERED
+    assert tracker.track("d", 12).verdict is Verdict.DUPLICATE  # received once, shed
+
+
+def test_shed_seqs_outside_the_gap_leave_the_gap_awaited():
+    """What the hub shed need not be the gap: a late message, or a repeat."""
+    tracker = SequenceTracker()
+    tracker.track("d", 10)
+    tracker.track("d", 12)
+    # 11 arrived late and was shed; 13 was lost on the way
+    assert tracker.track("d", 14, shed=(11,)).verdict is Verdict.GAP
+    assert tracker.track("d", 13).verdict is Verdict.REORDERED
+    # 16 and a copy of it shed; 17 lost on the way
+    assert tracker.track("d", 18, shed=(16, 16)).verdict is Verdict.GAP
+    assert tracker.track("d", 17).verdict is Verdict.REORDERED
     assert tracker.track("d", 15).verdict is Verdict.REORDERED
