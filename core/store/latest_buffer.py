@@ -58,35 +58,32 @@ _PG_STAGE = (
 )
 _PG_STAGE_COPY = "COPY telemetry_latest_staging (device_id, metric, ts, value) FROM STDIN"
 _PG_STAGE_TYPES = ["text", "text", "int8", "float8"]
-_PG_STAGE_UPDATE = (
-    "UPDATE telemetry_latest AS l SET ts = s.ts, value = s.value"
+# The staging table is made once per session: the connection's pool record says
+# so (a connection the pool replaced starts a new session and makes it again).
+_PG_STAGED = "telemetry_latest_staging"
+# One round trip (no parameters: psycopg sends the three as one simple query):
+# * the flush's commit need not wait for its WAL to reach the disk: what it
+#   writes is derived from ``telemetry`` and its marker's removal commits with
+#   it, so a crash that loses the commit leaves the marker, and the next start
+#   repairs from it; PostgreSQL never keeps part of a transaction, and the next
+#   batch's (synchronous) commit flushes the WAL up to and past this one;
+# * the UPDATE of the rows already there;
+# * every staged row the UPDATE did not settle: new series, and rows another
+#   writer committed after the UPDATE's snapshot (READ COMMITTED: the INSERT
+#   sees them, the UPDATE did not), which the conflict clause settles by the
+#   same rule as everywhere: the newer time wins.
+_PG_STAGE_MERGE = (
+    "SET LOCAL synchronous_commit TO off;"
+    " UPDATE telemetry_latest AS l SET ts = s.ts, value = s.value"
     " FROM telemetry_latest_staging AS s"
-    " WHERE l.device_id = s.device_id AND l.metric = s.metric AND s.ts > l.ts"
-)
-# Every staged row the UPDATE did not settle: new series, and rows another
-# writer committed after the UPDATE's snapshot (READ COMMITTED: the INSERT sees
-# them, the UPDATE did not), which the conflict clause settles by the same rule
-# as everywhere: the newer time wins.
-_PG_STAGE_INSERT = (
-    "INSERT INTO telemetry_latest (device_id, metric, ts, value)"
+    " WHERE l.device_id = s.device_id AND l.metric = s.metric AND s.ts > l.ts;"
+    " INSERT INTO telemetry_latest (device_id, metric, ts, value)"
     " SELECT s.device_id, s.metric, s.ts, s.value FROM telemetry_latest_staging AS s"
     " WHERE NOT EXISTS (SELECT 1 FROM telemetry_latest AS l WHERE l.device_id ="
     "                   s.device_id AND l.metric = s.metric AND l.ts >= s.ts)"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
     " WHERE excluded.ts > telemetry_latest.ts"
 )
-# The staging table is made once per session: the connection's pool record says
-# so (a connection the pool replaced starts a new session and makes it again).
-_PG_STAGED = "telemetry_latest_staging"
-# The UPDATE and the INSERT go in one round trip (no parameters: psycopg sends
-# them as one simple query). The flush's commit need not wait for its WAL to
-# reach the disk: what it writes is derived from ``telemetry`` and its marker's
-# removal commits with it, so a crash that loses the commit leaves the marker,
-# and the next start repairs from it; PostgreSQL never keeps part of a
-# transaction, and the next batch's (synchronous) commit flushes the WAL up to
-# and past this one.
-_PG_STAGE_MERGE = ";".join(("SET LOCAL synchronous_commit TO off", _PG_STAGE_UPDATE,
-                            _PG_STAGE_INSERT))
 # The first of equal timestamps is the one telemetry keeps (INSERT OR IGNORE /
 # ON CONFLICT DO NOTHING): SQLite's bare columns with max() come from the row
 # holding the max, and of equal ones the repair cannot tell which came first, so
