@@ -51,7 +51,8 @@ class RunningFleet:
         logging in as itself."""
         self.scenario = scenario
         self.broker: EmbeddedBroker | None = None
-        if start_s is None:  # live use: readings carry today's time
+        live = start_s is None  # live use: readings carry today's time
+        if start_s is None:
             start_s = float(int(time.time()))
         self.fleet: Fleet = scenario.build_fleet(seed=seed, start_s=start_s, models=models,
                                                  trusted_keys=trusted_keys, ota_faults=ota_faults,
@@ -70,6 +71,7 @@ class RunningFleet:
         self.runtime = FleetRuntime(
             self.fleet, target, speed=speed, telemetry_qos=telemetry_qos,
             connect_rate=connect_rate, shard=shard, client_id_prefix=client_id_prefix,
+            live=live,
         )
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None

@@ -297,7 +297,8 @@ def run(args: argparse.Namespace, context: Any) -> int:
         return 2
     try:
         runtime = FleetRuntime(source, target, speed=speed, telemetry_qos=args.qos,
-                               connect_rate=args.connect_rate, shard=shard, seed=seed)
+                               connect_rate=args.connect_rate, shard=shard, seed=seed,
+                               live=args.start is None)
         total = len(runtime.sessions)
         print(f"simulating {total:,} devices ({name}, seed {seed}, shard "
               f"{shard[0]}/{shard[1]}) against {target.url}", file=sys.stderr)

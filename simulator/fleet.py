@@ -222,6 +222,18 @@ class Fleet:
         self._masks: dict[int, BoolArray] = {}
         self._owned: BoolArray | None = None
 
+    def begin_at(self, start_s: float) -> None:
+        """Start at ``start_s`` instead of the time the fleet was built for,
+        before its first tick: every device's schedule and boot time move with
+        it, so the fleet is the same, later (a live run whose devices took a
+        while to connect; see ``FleetRuntime``'s ``live``)."""
+        shift = float(start_s) - self.start_s
+        self.start_s += shift
+        self._last_t += shift
+        for gs in self.groups:
+            gs.next_due += shift
+            gs.boot_t += shift
+
     @property
     def owned(self) -> BoolArray | None:
         """Devices this process publishes for (``--shard``), None for all. Only
