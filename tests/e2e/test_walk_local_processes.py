@@ -297,7 +297,8 @@ def test_qa_grows_a_fleet_beside_the_console_and_its_hub_moves_out_losing_nothin
     devices until the fleet passes ``hub_process_above`` (50 here, through its
     environment variable). The console moves its hub into a child process
     mid-stream; every reading the simulator sent is stored once and no seq gap
-    is booked as lost; closing the console ends every child."""
+    is booked as lost; the readings carry the time they were sent (the devices
+    take 6 s to connect); closing the console ends every child."""
     tmp, env = home
     run_dir = tmp / "run"
     run_dir.mkdir(mode=0o700)
@@ -311,8 +312,9 @@ def test_qa_grows_a_fleet_beside_the_console_and_its_hub_moves_out_losing_nothin
         sim = subprocess.run(
             [sys.executable, "-m", "console.cli", "simulate", "--devices", "30",
              "--type", "environmental", "--id-prefix", "qa-", "--broker", "console",
-             "--qos", "1", "--duration", "25"],
+             "--qos", "1", "--duration", "25", "--connect-rate", "5"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        ended = time.time()
         assert sim.returncode == 0, sim.stderr[-3000:]
         summary = re.search(r"^environmental\s+30\s+([\d,]+)", sim.stdout, re.M)
         assert summary, sim.stdout[-3000:]
@@ -334,6 +336,12 @@ def test_qa_grows_a_fleet_beside_the_console_and_its_hub_moves_out_losing_nothin
                                 " WHERE device_id LIKE 'qa-%' AND (lost > 0 OR hub_lost > 0)"
                                 ).fetchall()
         assert lost == []
+        # the readings carry the time they were sent: the fleet's clock started
+        # once its devices were connected (6 s at 5 a second), not before
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            newest = conn.execute("SELECT max(ts) FROM telemetry_message"
+                                  " WHERE device_id LIKE 'qa-%'").fetchone()[0] / 1000
+        assert ended - newest < 4.0, ended - newest
 
         console.process.send_signal(signal.SIGINT)  # Ctrl+C in the terminal
         assert console.process.wait(timeout=60) == 0, console.text()[-3000:]
