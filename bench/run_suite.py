@@ -129,6 +129,45 @@ def soak(minutes: float, devices: int) -> dict[str, Any]:
                         and accepted >= 0.999 * r["published"])}
 
 
+CHART_WIDTH = 1650
+
+
+def _console_panel(win: Any, console: dict[str, Any] | None) -> None:
+    """Target 4 as a picture: the event-loop stall's p99 and max by fleet size
+    (the table's figures), each profile a line, against the target's two bars."""
+    import pyqtgraph as pg
+
+    plot = win.addPlot(title="Console with a live fleet at 1 Hz: event-loop stall")
+    plot.setLabel("bottom", "devices")
+    plot.setLabel("left", "ms")
+    plot.addLegend(offset=(10, 10))
+    runs = (console or {}).get("live") or []
+    t = console_bench.TARGETS
+    styles = {False: ("#1f77b4", "default profile"), True: ("#9467bd", "hub_process = true")}
+    top = float(t["stall_max_ms"])
+    for in_child, (colour, label) in styles.items():
+        mine = sorted((r for r in runs if (r.get("hub_mode") == "process") == in_child),
+                      key=lambda r: r["devices"])
+        if not mine:
+            continue
+        xs = [r["devices"] for r in mine]
+        p99 = [r["live_p99"] for r in mine]
+        worst = [r["live_worst"] for r in mine]
+        top = max(top, *worst)
+        plot.plot(xs, p99, pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour,
+                  name=f"p99, {label}")
+        plot.plot(xs, worst, pen=pg.mkPen(colour, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
+                  symbol="t", symbolBrush=colour, name=f"max, {label}")
+    for level, name in ((t["stall_p99_ms"], "target p99"), (t["stall_max_ms"], "target max")):
+        line = pg.InfiniteLine(pos=level, angle=0,
+                               pen=pg.mkPen("#d62728", width=1,
+                                            style=pg.QtCore.Qt.PenStyle.DotLine),
+                               label=f"{name} {level:g} ms",
+                               labelOpts={"position": 0.85, "color": "#d62728"})
+        plot.addItem(line)
+    plot.setYRange(0, top * 1.15, padding=0)
+
+
 def draw_chart(result: dict[str, Any], path: Path) -> None:
     """With the console's own plotting (pyqtgraph), offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -138,7 +177,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
 
     app = QApplication.instance() or QApplication([])
     pg.setConfigOptions(background="w", foreground="k", antialias=True)
-    win = pg.GraphicsLayoutWidget(size=(1200, 440))
+    win = pg.GraphicsLayoutWidget(size=(CHART_WIDTH, 440))
     lat = result["latency"]
     p1 = win.addPlot(title="Simulator, 1 process: messages/s and tick time by fleet size")
     p1.setLabel("bottom", "devices")
@@ -176,6 +215,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     p2.plot([1, *(r["shards"] for r in before)],
             [one["msgs_per_s"], *(r["msgs_per_s"] for r in before)],
             pen=pg.mkPen("#7f7f7f", width=2), symbol="t", name="before: every shard steps all")
+    _console_panel(win, result.get("console"))
     p1.setYRange(0, max(r["msgs_per_s"] for r in lat) * 1.1, padding=0)
     p1r.setYRange(0, max(r["tick_ms_median"] for r in lat) * 1.1, padding=0)
     p2.setYRange(0, max(r["msgs_per_s"] for r in runs) * 1.1, padding=0)
@@ -183,14 +223,14 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     win.addLabel(f"{result['date']}, {result['machine']['cores']} cores "
                  f"({result['machine']['cpu']}), load average (1 min) "
                  f"{result['load_before'][0]:.2f} before, {result['load_after'][0]:.2f} after: "
-                 "a shared machine, absolute numbers move with the load", colspan=2)
+                 "a shared machine, absolute numbers move with the load", colspan=3)
     win.show()
     for _ in range(5):
         app.processEvents()
         sync()
     path.parent.mkdir(parents=True, exist_ok=True)
     exporter = pyqtgraph.exporters.ImageExporter(win.scene())
-    exporter.parameters()["width"] = 1200
+    exporter.parameters()["width"] = CHART_WIDTH
     exporter.export(str(path))
     win.close()
 
