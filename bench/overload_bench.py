@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -83,6 +84,24 @@ def _rss_mb() -> float:
     return total / 1e6
 
 
+@functools.cache
+def _mallinfo2() -> Any:
+    """glibc's ``mallinfo2`` (None elsewhere), looked up once for the sampler."""
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    try:
+        call = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    call.restype = Mallinfo2
+    return call
+
+
 def _heap(hub: Any) -> dict[str, int]:
     """What the hub's heap holds, to tell its parts apart when memory grows: the
     seqs its devices' windows keep, Python's live blocks, glibc's arena in use."""
@@ -92,21 +111,11 @@ def _heap(hub: Any) -> dict[str, int]:
         out["seq_missing"] = sum(len(d.boot.missing) + (len(d.previous.missing)
                                                         if d.previous else 0)
                                  for d in list(devices.values()))
-    try:
-        import ctypes
-
-        class _Mallinfo2(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in (
-                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                "uordblks", "fordblks", "keepcost")]
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = _Mallinfo2
-        info = libc.mallinfo2()
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is not None:
+        info = mallinfo2()
         out.update(malloc_used=info.uordblks, malloc_free=info.fordblks,
                    malloc_mmap=info.hblkhd)
-    except (OSError, AttributeError):
-        pass
     return out
 
 

@@ -145,13 +145,14 @@ class _Boot:
                 self.lose(first, seq)
             else:
                 dropped = set(shed)
-                if len(dropped) < gap or dropped != set(range(first, seq)):
-                    start = first  # not all of it shed: the rest is awaited
-                    for s in range(first, seq + 1):
-                        if s in dropped or s == seq:
-                            if start < s:
-                                self.lose(start, s)
-                            start = s + 1
+                start = first  # the runs of the gap the hub did not shed are awaited
+                for s in range(first, seq):
+                    if s in dropped:
+                        if start < s:
+                            self.lose(start, s)
+                        start = s + 1
+                if start < seq:
+                    self.lose(start, seq)
         self.last = seq
         return max(gap, 0)
 

@@ -356,6 +356,19 @@ def json_str(value: str) -> str:
 # averages failed on two 1.7e308 readings), names fit their columns.
 MAX_SEQ = 2**53 - 1
 MAX_UPTIME_S = 100 * 366 * 86_400
+MAX_METRIC_MAGNITUDE = 1e15
+MAX_NAME_LENGTH = 64
+MAX_TEXT_LENGTH = 256
+# Documents (shadow, jobs, commands, status): nesting and integers an attacker
+# could use to exhaust the stack or the database's number types.
+MAX_DOCUMENT_DEPTH = 32
+MAX_DOCUMENT_INT = 2**63 - 1
+DEVICE_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}")
+FIRMWARE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.+-]{0,63}")
+# C0/C1 controls, and the bidirectional overrides/isolates that make a text
+# display differently from what it is (CVE-2021-42574 "Trojan Source").
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                          "\u2066-\u2069\ud800-\udfff]")
 
 _SEQ_KEY = b'"seq"'
 _SEQ_VALUE = re.compile(rb"\s*:\s*(\d{1,16})\s*[,}]")
@@ -376,19 +389,7 @@ def peek_seq(payload: bytes) -> int | None:
         return None
     seq = int(found.group(1))
     return seq if seq <= MAX_SEQ else None
-MAX_METRIC_MAGNITUDE = 1e15
-MAX_NAME_LENGTH = 64
-MAX_TEXT_LENGTH = 256
-# Documents (shadow, jobs, commands, status): nesting and integers an attacker
-# could use to exhaust the stack or the database's number types.
-MAX_DOCUMENT_DEPTH = 32
-MAX_DOCUMENT_INT = 2**63 - 1
-DEVICE_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}")
-FIRMWARE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.+-]{0,63}")
-# C0/C1 controls, and the bidirectional overrides/isolates that make a text
-# display differently from what it is (CVE-2021-42574 "Trojan Source").
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                          "\u2066-\u2069\ud800-\udfff]")
+
 
 
 def has_unsafe_text(value: str) -> bool:

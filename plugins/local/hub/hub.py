@@ -673,9 +673,9 @@ class Hub:
                 return
             size = self._wait_for_room(self._inbox)
         if self._shed_by_topic:
-            shed = self._shed_by_topic.pop(topic, None)
+            shed = self._take_shed(topic)
             if shed:
-                message = Inbound(topic, payload, message.received_ms, tuple(shed))
+                message = Inbound(topic, payload, message.received_ms, shed)
         self._inbox.append((message, token))
         if size + 1 > self.counters.inbox_peak:
             self.counters.inbox_peak = size + 1
@@ -700,8 +700,8 @@ class Hub:
                     self._note_shed(topic, payload)
                     continue
                 size = self._wait_for_room(inbox)
-            shed = shed_by_topic.pop(topic, None) if shed_by_topic else None
-            inbox.append((Inbound(topic, payload, received_ms, tuple(shed) if shed else ()),
+            shed = self._take_shed(topic) if shed_by_topic else ()
+            inbox.append((Inbound(topic, payload, received_ms, shed),
                           (generation, mid) if mid else None))
         size = len(inbox)
         if size > counters.inbox_peak:
@@ -723,6 +723,12 @@ class Hub:
                 shed[topic] = [seq]
         elif len(seqs) < SHED_SEQS_LIMIT:
             seqs.append(seq)
+
+    def _take_shed(self, topic: str) -> tuple[int, ...]:
+        """The seqs shed on ``topic`` since its last kept message, for the one
+        being kept now (both receive paths; asked only while any are held)."""
+        seqs = self._shed_by_topic.pop(topic, None)
+        return tuple(seqs) if seqs else ()
 
     def _on_status_path_state(self, state: str) -> None:
         """The receiver's state (``_on_receiver_state``), and the loss of the
