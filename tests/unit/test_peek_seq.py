@@ -30,6 +30,8 @@ def test_a_plain_seq_is_read(payload: str, seq: int) -> None:
     '{"seq": 99999999999999999}',                      # past 2^53
     '"seq"',                                           # at the start: no object
     '{"seq": 12',                                      # cut short
+    '{"seq": ' + "9" * 1000 + "}",                     # a thousand digits
+    '{"seq":\x00 5}', '{"seq": 5\x07}',                 # control characters
 ])
 def test_anything_unusual_is_none(payload: str) -> None:
     assert peek_seq(payload.encode()) is None
@@ -37,3 +39,9 @@ def test_anything_unusual_is_none(payload: str) -> None:
 
 def test_the_largest_seq_is_read() -> None:
     assert peek_seq(b'{"seq": %d}' % MAX_SEQ) == MAX_SEQ
+
+
+def test_a_huge_payload_is_read_at_the_speed_of_a_scan() -> None:
+    filler = "x" * 8_000_000
+    assert peek_seq(f'{{"note": "{filler}", "seq": 3}}'.encode()) == 3
+    assert peek_seq(f'{{"note": "{filler}"}}'.encode()) is None
