@@ -10,6 +10,7 @@ clear refusal. The amqtt fallback logs each denial (``broker denied ...``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 
@@ -18,7 +19,7 @@ import pytest
 from core.model import DeploymentStatus
 from core.model.rollout import AbortCriterion, FailureType, JobConfig
 from tests.integration.jobs.conftest import add_firmware, make_deployment
-from tests.security.conftest import ORG, SecureBroker, telemetry, wait_until
+from tests.security.conftest import ORG, Client, SecureBroker, telemetry, wait_until
 from tests.tls_certs import issue_client_cert
 
 NOT_AUTHORIZED = 135  # MQTT 5 reason code
@@ -184,15 +185,25 @@ def test_device_certificate_is_the_identity_on_the_mutual_tls_port(team: SecureB
     assert watcher.got(forged) == []
     # a certificate from another CA does not get in: the handshake fails on
     # either side (TLS 1.3 reports the client's failure after the handshake)
-    before = team.log()
-    try:
-        rogue = team.connect(None, None, client_id="rogue", expect_ok=False,
-                             tls=(team.pki.rogue_cert, team.pki.rogue_key), wait=False)
-    except (ssl.SSLError, OSError):
-        rogue = None
-    wait_until(lambda: "OpenSSL Error" in team.log()[len(before):],
-               message="the broker's log line for the rogue certificate")
-    assert rogue is None or not any(not r.is_failure for r in rogue.connack)
+    # A loaded machine can time the client out before its handshake reaches
+    # the broker, which then has nothing to log: such an attempt is made again.
+    rogues: list[Client] = []
+    seen = ""
+    for _attempt in range(3):
+        before = len(team.log())
+        with contextlib.suppress(ssl.SSLError, OSError):
+            rogues.append(team.connect(None, None, client_id="rogue", expect_ok=False,
+                                       tls=(team.pki.rogue_cert, team.pki.rogue_key),
+                                       wait=False))
+        try:
+            wait_until(lambda start=before: "OpenSSL Error" in team.log()[start:], 10.0)
+            break
+        except AssertionError:
+            seen += team.log()[before:]
+    else:
+        raise AssertionError("no OpenSSL Error in the broker's log for the rogue "
+                             f"certificate in 3 attempts; it logged:\n{seen[-2000:]}")
+    assert not any(not r.is_failure for rogue in rogues for r in rogue.connack)
 
 
 def test_the_hub_says_when_the_broker_refuses_it(broker: SecureBroker, caplog) -> None:

@@ -151,16 +151,22 @@ def test_a_session_taken_over_is_a_loss_and_the_session_comes_back(mosquitto_bro
     recorder = Recorder()
     client_id = f"rx-taken-{os.getpid()}"
     rx = subscriber(mosquitto_broker.host, mosquitto_broker.port, recorder, client_id=client_id)
+    # The thief's network loop runs on this thread only while it takes the
+    # session: a background loop would reconnect it when the subscriber takes
+    # the session back, and the two would keep taking it from each other.
     thief = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     try:
         thief.connect(mosquitto_broker.host, mosquitto_broker.port)
-        thief.loop_start()
+        wait_until(lambda: thief.loop(0.05) == mqtt.MQTT_ERR_SUCCESS and thief.is_connected(),
+                   message="the thief's session")
         lost = wait_until(lambda: recorder.seen("lost"),
                           message="the loss")
         assert lost[0] == "the broker closed the connection"
-        thief.loop_stop()
         thief.disconnect()
-        wait_until(lambda: recorder.seen("connected")[-1] >= 2,
+        # Messages published between the CONNACK and the SUBACK are not this
+        # clean session's: the session is back once it has subscribed again.
+        wait_until(lambda: recorder.seen("connected")[-1] >= 2
+                   and len(recorder.seen("subscribed")) >= 2,
                    message="the session back")
         arrives_after(mosquitto_broker.host, mosquitto_broker.port, recorder, b"back")
     finally:
