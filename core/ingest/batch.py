@@ -92,32 +92,66 @@ class RowBatch(Sequence[Reading]):
     message used to get: making them was a tenth of the writer thread's CPU at
     20,000 msg/s (docs/benchmarks.md, "The hub stops making what nobody
     reads"). What iterates (a split retry after a failed write, a test, a
-    consumer that wants objects) gets readings equal to those it got before."""
+    consumer that wants objects) gets readings equal to those it got before.
 
-    __slots__ = ("covered", "messages", "rows")
+    The rows of readings (``rows``) are built only when read, for the same
+    reason: the SQL store writes the rows per message, and needs the rows of
+    readings only for a late batch or another writer's. Building them with
+    every message cost the hub's writer about 2 µs a message and six more
+    objects for the garbage collector to look at (docs/benchmarks.md, "Fewer
+    steps per message")."""
+
+    __slots__ = ("_count", "_rows", "_unbuilt", "covered", "messages")
 
     def __init__(self, rows: list[Row] | None = None) -> None:
-        self.rows: list[Row] = [] if rows is None else rows
+        self._rows: list[Row] = [] if rows is None else rows
+        #: messages added (device, time, metrics) whose rows are not built
+        #: yet; they come after ``_rows``, and ``_count`` readings they hold
+        self._unbuilt: list[tuple[str, int, Mapping[str, float]]] = []
+        self._count = 0
         #: the same readings as rows per message (:meth:`add_message`), valid
-        #: while ``covered`` (the readings they hold) equals ``len(rows)``:
+        #: while ``covered`` (the readings they hold) equals ``len(self)``:
         #: rows added another way leave the store to build them from the rows
         self.messages: list[MessageRow] = []
         self.covered = 0
 
+    @property
+    def rows(self) -> list[Row]:
+        """The rows of readings (device, metric, epoch ms, value), in the
+        order they were added; the list itself, so a caller may add to it."""
+        if self._unbuilt:
+            self._rows.extend([(device_id, metric, ts_ms, value)
+                               for device_id, ts_ms, metrics in self._unbuilt
+                               for metric, value in metrics.items()])
+            self._unbuilt, self._count = [], 0
+        return self._rows
+
+    def rows_view(self) -> Sequence[Row]:
+        """``rows`` as a sequence that builds them only if it is read past
+        its length: what the store passes along for the paths that may need
+        them."""
+        return _RowsOf(self)
+
     def add_message(self, device_id: str, ts_ms: int, metrics: Mapping[str, float]) -> None:
-        """A message's readings, as rows of readings and as rows per message."""
-        self.rows.extend([(device_id, metric, ts_ms, value) for metric, value in metrics.items()])
+        """A message's readings, as rows per message now and as rows of
+        readings when read (``metrics`` must not change afterwards)."""
+        self._unbuilt.append((device_id, ts_ms, metrics))
+        self._count += len(metrics)
         self.messages.extend(message_rows(device_id, ts_ms, metrics))
         self.covered += len(metrics)
 
     def add_batch(self, other: RowBatch) -> None:
         """Another batch's readings after these (its message rows too)."""
-        self.rows.extend(other.rows)
+        if not self._rows and not other._rows:
+            self._unbuilt.extend(other._unbuilt)
+            self._count += other._count
+        else:
+            self.rows.extend(other.rows)
         self.messages.extend(other.messages)
         self.covered += other.covered
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._rows) + self._count
 
     @overload
     def __getitem__(self, index: int) -> Reading: ...
@@ -151,4 +185,28 @@ class RowBatch(Sequence[Reading]):
     __hash__ = None  # type: ignore[assignment]  # mutable, as a list
 
     def __repr__(self) -> str:
-        return f"RowBatch({len(self.rows)} rows)"
+        return f"RowBatch({len(self)} rows)"
+
+
+class _RowsOf(Sequence[Row]):
+    """:meth:`RowBatch.rows_view`: the batch's length without building its rows."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: RowBatch) -> None:
+        self._batch = batch
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        return self._batch.rows[index]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._batch.rows)

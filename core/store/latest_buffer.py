@@ -59,9 +59,15 @@ _PG_STAGE = (
 _PG_STAGE_COPY = "COPY telemetry_latest_staging (device_id, metric, ts, value) FROM STDIN"
 _PG_STAGE_TYPES = ["text", "text", "int8", "float8"]
 # The staging table is made once per session: the connection's pool record says
-# so (a connection the pool replaced starts a new session and makes it again).
+# so, and for which writer (a connection the pool replaced starts a new session
+# and makes it again).
 _PG_STAGED = "telemetry_latest_staging"
-# One round trip (no parameters: psycopg sends the three as one simple query):
+# The writer's name is the session's setting ``smartiot.latest_writer``, set
+# with the staging table: the flush's merge then removes the writer's marker
+# without a parameter, so it stays one simple query.
+_PG_SESSION_WRITER = "SELECT set_config('smartiot.latest_writer', %s, false)"
+# One round trip (no parameters: psycopg sends the four as one simple query,
+# which PostgreSQL runs as one transaction):
 # * the flush's commit need not wait for its WAL to reach the disk: what it
 #   writes is derived from ``telemetry`` and its marker's removal commits with
 #   it, so a crash that loses the commit leaves the marker, and the next start
@@ -71,7 +77,8 @@ _PG_STAGED = "telemetry_latest_staging"
 # * every staged row the UPDATE did not settle: new series, and rows another
 #   writer committed after the UPDATE's snapshot (READ COMMITTED: the INSERT
 #   sees them, the UPDATE did not), which the conflict clause settles by the
-#   same rule as everywhere: the newer time wins.
+#   same rule as everywhere: the newer time wins;
+# * the writer's marker, whose readings are now all in ``telemetry_latest``.
 _PG_STAGE_MERGE = (
     "SET LOCAL synchronous_commit TO off;"
     " UPDATE telemetry_latest AS l SET ts = s.ts, value = s.value"
@@ -82,7 +89,21 @@ _PG_STAGE_MERGE = (
     " WHERE NOT EXISTS (SELECT 1 FROM telemetry_latest AS l WHERE l.device_id ="
     "                   s.device_id AND l.metric = s.metric AND l.ts >= s.ts)"
     " ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value"
-    " WHERE excluded.ts > telemetry_latest.ts"
+    " WHERE excluded.ts > telemetry_latest.ts;"
+    " DELETE FROM telemetry_latest_pending"
+    " WHERE writer = current_setting('smartiot.latest_writer')"
+)
+# A marker set on its own, in autocommit, just before a batch's COPY sent alone
+# (:meth:`LatestBuffer.mark_ahead`). Its commit need not wait for the disk
+# either: the COPY's commit that follows on the same session waits for the WAL
+# up to and past it, so the marker is durable before any reading it covers is;
+# if it is lost, so is every reading after it. Lowered, never raised: a lower
+# marker only makes a repair read more rows.
+_PG_MARK_AHEAD = (
+    "INSERT INTO telemetry_latest_pending (writer, since_ms)"
+    " SELECT %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c"
+    " ON CONFLICT (writer) DO UPDATE"
+    " SET since_ms = least(telemetry_latest_pending.since_ms, excluded.since_ms)"
 )
 # The first of equal timestamps is the one telemetry keeps (INSERT OR IGNORE /
 # ON CONFLICT DO NOTHING): SQLite's bare columns with max() come from the row
@@ -129,20 +150,22 @@ _PG_REPAIR_SERIES_KEY = (
 )
 
 
-def upsert_latest(conn: Connection, rows: list[Row]) -> None:
+def upsert_latest(conn: Connection, rows: list[Row], writer: str) -> None:
     """``rows`` (one per device and metric: the staging's UPDATE would pick
-    one of two at random) into ``telemetry_latest``; an older or equal time
-    never replaces what is there."""
-    if not rows:
-        return
+    one of two at random) into ``telemetry_latest``, and ``writer``'s marker
+    removed; an older or equal time never replaces what is there."""
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
         staged = conn.connection.info  # the DBAPI connection's: cleared when it is replaced
         with raw.cursor() as cur:
-            if not staged.get(_PG_STAGED):
+            if not rows:
+                cur.execute("DELETE FROM telemetry_latest_pending WHERE writer = %s", (writer,))
+                return
+            if staged.get(_PG_STAGED) != writer:
                 cur.execute(_PG_STAGE)
-                staged[_PG_STAGED] = True
+                cur.execute(_PG_SESSION_WRITER, (writer,))
+                staged[_PG_STAGED] = writer
             with cur.copy(_PG_STAGE_COPY) as copy:
                 copy.set_types(_PG_STAGE_TYPES)
                 write = copy.write_row
@@ -152,7 +175,9 @@ def upsert_latest(conn: Connection, rows: list[Row]) -> None:
         return
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(_SQLITE_UPSERT, rows)
+        if rows:
+            cursor.executemany(_SQLITE_UPSERT, rows)
+        cursor.execute("DELETE FROM telemetry_latest_pending WHERE writer = ?", (writer,))
     finally:
         cursor.close()
 
@@ -218,6 +243,17 @@ class LatestBuffer:
         sets) the marker: only then does :meth:`note_batch` write."""
         return self._marker is None or oldest < self._marker
 
+    def mark_ahead(self, raw: Any, oldest: int) -> None:
+        """PostgreSQL, on a connection in autocommit, just before a batch's
+        ``COPY`` sent alone: lower (or set) the marker to ``oldest`` in its own
+        statement, so that the batch after a flush, which must move the marker,
+        is still one ``COPY`` and not a transaction of three statements. A
+        marker set this way and a ``COPY`` that then fails leave the marker
+        lower than it need be: the repair reads more rows, nothing else."""
+        with raw.cursor() as cur:
+            cur.execute(_PG_MARK_AHEAD, (self.writer, oldest))
+        self._marker = oldest if self._marker is None else min(self._marker, oldest)
+
     def note_batch(self, conn: Connection | None, messages: list[MessageRow],
                    oldest: int) -> list[MessageRow]:
         """In the batch's transaction: lower the marker if this batch holds an
@@ -277,9 +313,7 @@ class LatestBuffer:
         try:
             with engine.begin() as conn:
                 info = conn.connection.info
-                upsert_latest(conn, rows)
-                conn.execute(text("DELETE FROM telemetry_latest_pending WHERE writer = :w"),
-                             {"w": self.writer})
+                upsert_latest(conn, rows, self.writer)
         except BaseException:
             if info is not None:  # a staging table made in it went with the rollback
                 info.pop(_PG_STAGED, None)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from core.errors import ValidationError
-from core.ingest.batch import ReadingBatch, RowBatch
+from core.ingest.batch import ReadingBatch, Row, RowBatch
 from core.model import Reading
 from core.model.timeutil import from_epoch_ms, to_epoch_ms
 from core.ports.telemetry import Series, TelemetryStore
@@ -283,14 +283,14 @@ def _in_ts_order(ts: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
     return ts, value
 
 
-def _newest(rows: list[tuple[str, str, int, float]]) -> list[tuple[str, str, int, float]]:
+def _newest(rows: Sequence[Row]) -> list[Row]:
     """The newest row per (device, metric), the first of equal timestamps (the
     one the telemetry table keeps): sorting ``reversed(rows)`` stably by ts puts
     that row last in its key's run, and the dict keeps the last it sees."""
     return list({(r[0], r[1]): r for r in sorted(reversed(rows), key=_ts_of)}.values())
 
 
-def _unfold_late(cur: Any, rows: list[tuple[str, str, int, float]], horizon: int,
+def _unfold_late(cur: Any, rows: Sequence[Row], horizon: int,
                  unfold: str, unmark: str) -> None:
     """In the batch's transaction: the minutes its rows older than ``horizon``
     land in lose their rollup, and each such series' mark goes back to its
@@ -424,8 +424,9 @@ class SqlTelemetryStore(TelemetryStore):
         if not readings:
             return 0
         messages: list[MessageRow] | None = None
+        rows: Sequence[Row]
         if type(readings) is RowBatch:
-            rows = readings.rows
+            rows = readings.rows_view()  # built only on the paths that read them
             if readings.covered == len(rows):
                 messages = readings.messages
         elif type(readings) is ReadingBatch and len(readings.rows) == len(readings):
@@ -472,7 +473,7 @@ class SqlTelemetryStore(TelemetryStore):
         return written
 
     @staticmethod
-    def _counted(inserted: int, messages: int, rows: list[tuple[str, str, int, float]]) -> int:
+    def _counted(inserted: int, messages: int, rows: Sequence[Row]) -> int:
         """Readings written, from the message rows inserted: all of them when
         every row went in (nearly always), else the inserted rows' share of
         the readings (a redelivered message is ignored whole)."""
@@ -495,7 +496,7 @@ class SqlTelemetryStore(TelemetryStore):
                 raise ValueError(f"metric set {metric_set} is stored as {stored}, not"
                                  f" {self._sets.names_of(metric_set)}")
 
-    def _write_pg(self, rows: list[tuple[str, str, int, float]], messages: list[MessageRow],
+    def _write_pg(self, rows: Sequence[Row], messages: list[MessageRow],
                   new: set[int], oldest: int, late: int | None) -> int:
         """``COPY`` straight into ``telemetry``: the hub's batch without
         duplicates (nearly all of them) costs one COPY sent alone
@@ -515,7 +516,7 @@ class SqlTelemetryStore(TelemetryStore):
         try:
             try:
                 if (not new and late is None and buffer is not None
-                        and not buffer.must_mark(oldest) and self._copy_alone(messages)):
+                        and self._copy_alone(messages, buffer, oldest)):
                     held = buffer.note_batch(None, messages, oldest)
                     written = len(rows)
                     buffer.committed(held)
@@ -552,13 +553,16 @@ class SqlTelemetryStore(TelemetryStore):
             buffer.committed(held)
         return written
 
-    def _copy_alone(self, messages: list[MessageRow]) -> bool:
-        """The common batch of the hub (its metric sets known, nothing late,
-        the latest-value marker already low enough) is its ``COPY`` and nothing
-        else, and a ``COPY`` is atomic by itself: sent in autocommit it is one
-        round trip instead of three (BEGIN, COPY, COMMIT). False, having
-        written nothing, when the connection is not idle; a duplicate key
-        raises as it would in a transaction (the ``COPY`` then left nothing)."""
+    def _copy_alone(self, messages: list[MessageRow], buffer: LatestBuffer, oldest: int
+                    ) -> bool:
+        """The common batch of the hub (its metric sets known, nothing late)
+        is its ``COPY`` and nothing else, and a ``COPY`` is atomic by itself:
+        sent in autocommit it is one round trip instead of three (BEGIN, COPY,
+        COMMIT). The batch after a flush must also move the latest values'
+        marker: that goes first, as a statement of its own
+        (:meth:`LatestBuffer.mark_ahead`). False, having written nothing, when
+        the connection is not idle; a duplicate key raises as it would in a
+        transaction (the ``COPY`` then left nothing)."""
         with self._engine.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
@@ -566,6 +570,8 @@ class SqlTelemetryStore(TelemetryStore):
                 return False
             raw.autocommit = True
             try:
+                if buffer.must_mark(oldest):
+                    buffer.mark_ahead(raw, oldest)
                 with raw.cursor() as cur:
                     _copy_rows(cur, _PG_COPY, messages)
             finally:
@@ -579,7 +585,7 @@ class SqlTelemetryStore(TelemetryStore):
         return True
 
     @staticmethod
-    def _unfold_late_pg(raw: Any, rows: list[tuple[str, str, int, float]], horizon: int
+    def _unfold_late_pg(raw: Any, rows: Sequence[Row], horizon: int
                         ) -> None:
         """The late rows' metrics locked exclusively (sorted: two late writers
         never deadlock) until this commit: a fold of them holds the same lock
@@ -591,7 +597,7 @@ class SqlTelemetryStore(TelemetryStore):
                 cur.execute(_PG_LATE_LOCK, (metric,))
             _unfold_late(cur, rows, horizon, _PG_UNFOLD, _PG_UNMARK)
 
-    def _latest_pg(self, conn: Connection, rows: list[tuple[str, str, int, float]],
+    def _latest_pg(self, conn: Connection, rows: Sequence[Row],
                    messages: list[MessageRow], oldest: int) -> list[MessageRow]:
         """One statement for the whole batch: four arrays, ``unnest``ed; or,
         when deferred, the batch noted for the next flush (returned)."""
@@ -937,7 +943,7 @@ class SqlTelemetryStore(TelemetryStore):
             found = sorted(set(found) | {row[1] for row in held})
         return found
 
-    def _held(self, device_id: str | None = None) -> list[tuple[str, str, int, float]]:
+    def _held(self, device_id: str | None = None) -> list[Row]:
         """Latest values written but not yet flushed (deferred mode; read after
         the table, so a flush in between cannot hide a value)."""
         buffer = self.latest_buffer

@@ -70,3 +70,34 @@ def test_a_batch_whose_sets_the_registry_forgot_is_built_again_from_its_rows() -
     assert again == built.messages and again is not built.messages
     assert sets.slots(new) == [("forgotten-metric", built.messages[0][3], 0)]
     assert sets.prepare(again, built.rows)[0] is again  # known now
+
+
+def test_rows_built_when_read_keep_the_order_whatever_mix_made_the_batch() -> None:
+    """Rows given at the start, messages added, rows read (and added to)
+    between messages, another batch added: the rows of readings come out in
+    the order everything went in, and the length and view agree throughout."""
+    batch = RowBatch([("z", "x", 0, 0.5)])
+    batch.add_message("a", 1, {"x": 1.0, "y": 2.0})
+    view = batch.rows_view()
+    assert len(batch) == len(view) == 3
+    assert view[1] == ("a", "x", 1, 1.0) and list(view)[-1] == ("a", "y", 1, 2.0)
+    batch.add_message("b", 2, {"x": 3.0})
+    batch.rows.append(("c", "x", 3, 4.0))
+    other = RowBatch()
+    other.add_message("d", 4, {"x": 5.0, "y": 6.0})
+    batch.add_batch(other)
+    assert len(batch) == len(view) == 7
+    assert batch.rows == [("z", "x", 0, 0.5), ("a", "x", 1, 1.0), ("a", "y", 1, 2.0),
+                          ("b", "x", 2, 3.0), ("c", "x", 3, 4.0), ("d", "x", 4, 5.0),
+                          ("d", "y", 4, 6.0)]
+    assert [r.device_id for r in batch] == ["z", "a", "a", "b", "c", "d", "d"]
+
+
+def test_two_batches_of_messages_alone_add_up_without_their_rows() -> None:
+    one, two = RowBatch(), RowBatch()
+    for d in range(3):
+        one.add_message(f"a{d}", 1, {"x": float(d)})
+        two.add_message(f"b{d}", 2, {"x": float(d), "y": 1.0})
+    one.add_batch(two)
+    assert len(one) == one.covered == 9 and bool(one)
+    assert MetricSets.to_messages(one.rows) == one.messages

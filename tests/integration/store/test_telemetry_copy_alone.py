@@ -137,3 +137,57 @@ class TestTheHubsBatchAlone:
                 " AND metric = 'humidity'")).scalar_one() == 11.0
             assert conn.execute(text(
                 "SELECT count(*) FROM telemetry_latest_pending")).scalar_one() == 0
+
+    def test_the_batch_after_a_flush_sets_its_marker_ahead_and_a_crash_then_loses_nothing(
+            self, hub_store, store_url, tmp_path) -> None:
+        """Every flush removes the marker, so the batch after it must set one
+        again: a statement of its own in autocommit, then the batch's COPY
+        alone, with no transaction around them. A writer that dies after that
+        batch leaves the marker, and the next start repairs from it."""
+        hub_store.telemetry.write_batch(self._batch(0))
+        hub_store.telemetry.flush_latest()
+        after = self._wire(hub_store, tmp_path, lambda: hub_store.telemetry.write_batch(
+            self._batch(1, value=7.0)))
+        assert after == ["COPY"]  # the marker's statement is a parameterised one, not a Query
+        with hub_store.engine.connect() as conn:
+            markers = conn.execute(text(
+                "SELECT since_ms FROM telemetry_latest_pending")).scalars().all()
+        assert markers == [T0 + 1000]
+        steady = self._wire(hub_store, tmp_path, lambda: hub_store.telemetry.write_batch(
+            self._batch(2, value=9.0)))
+        assert steady == ["COPY"]
+        hub_store.engine.dispose()  # the writer dies: what it held in memory is gone
+        reader = Store.open(store_url, connect_args=connect_args_for(store_url))
+        try:
+            with reader.engine.connect() as conn:
+                before = conn.execute(text(
+                    "SELECT value FROM telemetry_latest WHERE device_id = 'dev-4'"
+                    " AND metric = 'humidity'")).scalar_one()
+            assert before == 5.0  # the flushed batch 0, not batches 1 and 2
+            assert reader.telemetry.repair_latest() == 1
+            assert reader.telemetry.latest("dev-4")["humidity"].value == 13.0
+            assert reader.telemetry.latest("dev-0")["temperature"].ts.timestamp() * 1000 \
+                == T0 + 2000
+        finally:
+            reader.close()
+
+    def test_a_marker_set_ahead_of_a_refused_copy_stays_and_the_batch_goes_in(
+            self, hub_store) -> None:
+        """The COPY after the marker is refused (a redelivered message): the
+        marker set ahead stays, as low as the batch, and the batch goes in
+        through the staging table's transaction."""
+        hub_store.telemetry.write_batch(self._batch(0))
+        hub_store.telemetry.write_batch(self._batch(1))
+        hub_store.telemetry.flush_latest()
+        again = self._batch(1, value=-50.0)
+        for d in range(5):
+            again.add_message(f"dev-{d}", T0 + 2000, {m: 2.0 + d for m in METRICS})
+        assert hub_store.telemetry.write_batch(again) == 15
+        with hub_store.engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT since_ms FROM telemetry_latest_pending")).scalars().all() == [T0 + 1000]
+        hub_store.telemetry.flush_latest()
+        assert hub_store.telemetry.latest("dev-0")["humidity"].value == 2.0
+        with hub_store.engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM telemetry_latest_pending")).scalar_one() == 0
