@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from core.context import AppContext
@@ -53,9 +53,11 @@ class HubAlerting:
     def process(self, device: Device, readings: Sequence[Reading]) -> list[FleetEvent]:
         return [_event(c) for c in self.engine.process(device, readings)]
 
-    def process_samples(self, device: Device, samples: Sequence[Sample]) -> list[FleetEvent]:
-        """``process`` on the device's messages as the hub's ingest holds them."""
-        return [_event(c) for c in self.engine.process_samples(device, samples)]
+    def process_batch(self, batch: Iterable[tuple[Device, Sequence[Sample]]],
+                      failed: Callable[[Device, Exception], None]) -> list[FleetEvent]:
+        """``process_samples`` for every device of one of the hub's write
+        batches (the engine's :meth:`~AlertEngine.process_batch`)."""
+        return [_event(c) for c in self.engine.process_batch(batch, failed)]
 
     def tick(self, now: datetime) -> list[FleetEvent]:
         self.reload_rules_if_changed()

@@ -234,6 +234,29 @@ class AlertEngine:
         now = self._clock()
         self._resume(now)
         changes: list[AlertChange] = []
+        self._samples(device, samples, now, changes)
+        return changes
+
+    def process_batch(self, batch: Iterable[tuple[Device, Sequence[Sample]]],
+                      failed: Callable[[Device, Exception], None]) -> list[AlertChange]:
+        """:meth:`process_samples` for every device of one of the hub's write
+        batches: "now" read and the fresh rules resumed once for the batch, not
+        once per device (a batch holds about one message per device, so those
+        were paid per message). A device whose evaluation raises is handed to
+        ``failed`` and the others go on; the changes made before it stay."""
+        now = self._clock()
+        self._resume(now)
+        changes: list[AlertChange] = []
+        evaluate = self._samples
+        for device, samples in batch:
+            try:
+                evaluate(device, samples, now, changes)
+            except Exception as exc:  # noqa: BLE001 - a plugin's evaluator may raise anything
+                failed(device, exc)
+        return changes
+
+    def _samples(self, device: Device, samples: Sequence[Sample], now: datetime,
+                 changes: list[AlertChange]) -> None:
         readings: list[Reading] | None = None
         for compiled in self._applicable(device):
             on_samples = compiled.on_samples
@@ -245,7 +268,6 @@ class AlertEngine:
                 edges = compiled.evaluator.observe(device, readings, now)
             if edges:
                 changes.extend(self._apply_all(compiled.rule, device, edges))
-        return changes
 
     def tick(self, now: datetime | None = None) -> TickResult:
         """Let time pass: no-data rules fire or clear, escalation reminders fall due."""

@@ -42,7 +42,10 @@ class NoDataEvaluator:
         self._states: dict[str, _State] = {}
 
     def _state(self, device_id: str, now: datetime) -> _State:
-        return self._states.setdefault(device_id, _State(watching_since=now))
+        state = self._states.get(device_id)  # not setdefault: no new state per message
+        if state is None:
+            state = self._states[device_id] = _State(watching_since=now)
+        return state
 
     def observe(self, device: Device, readings: Sequence[Reading], now: datetime) -> list[Change]:
         newest = max((r.ts for r in readings if self.metric in (None, r.metric)), default=None)
@@ -52,6 +55,10 @@ class NoDataEvaluator:
                         now: datetime) -> list[Change]:
         """``observe`` on messages (a message without any metric has no reading)."""
         metric = self.metric
+        if len(samples) == 1:  # a write batch holds about one message per device
+            ts, metrics = samples[0]
+            return (self._heard(device, ts, now)
+                    if (metrics if metric is None else metric in metrics) else [])
         newest = max((ts for ts, metrics in samples
                       if (metrics if metric is None else metric in metrics)), default=None)
         return self._heard(device, newest, now)

@@ -79,10 +79,18 @@ class ThresholdEvaluator:
             if value is None:
                 continue
             if state is None:
-                state = self._states.setdefault(device.device_id, _State())
-            if state.last_ts is not None and ts < state.last_ts:
+                state = self._states.get(device.device_id)
+                if state is None:
+                    state = self._states[device.device_id] = _State()
+            last_ts = state.last_ts
+            if last_ts is not None and ts < last_ts:
                 continue
             state.last_ts = ts
+            # the common case, inline: not firing, not breached (what _step does then)
+            if not state.active and not (value > self.limit if self.op == "above"
+                                         else value < self.limit):
+                state.breach_since = None
+                continue
             change = self._step(state, value, ts)
             if change is not None:
                 changes.append(change)

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -158,9 +158,10 @@ class Alerting(Protocol):
 
     def process(self, device: Device, readings: Sequence[Reading]) -> list[FleetEvent]: ...
 
-    def process_samples(self, device: Device,
-                        samples: Sequence[Sample]) -> list[FleetEvent]:
-        """``process`` on the device's messages (time, metrics): what the writer holds."""
+    def process_batch(self, batch: Iterable[tuple[Device, Sequence[Sample]]],
+                      failed: Callable[[Device, Exception], None]) -> list[FleetEvent]:
+        """``process`` on each device's messages (time, metrics) of one write
+        batch, as the writer holds them; a device that fails goes to ``failed``."""
         ...
 
     def tick(self, now: datetime) -> list[FleetEvent]: ...
@@ -1071,15 +1072,15 @@ class Hub:
         self._retry_leftovers()
         events = result.events
         if self.alerting is not None:
-            alerting = self.alerting
             get = self.cache.get
-            for device_id, samples in result.samples.items():
-                device = get(device_id)
-                if device is not None:
-                    try:
-                        events.extend(alerting.process_samples(device, samples))
-                    except Exception as exc:  # noqa: BLE001 - as _guard: counted, logged
-                        self._stage_failed("alert evaluation", exc)
+            devices = ((device, samples) for device, samples in
+                       ((get(device_id), samples) for device_id, samples in result.samples.items())
+                       if device is not None)
+            try:
+                events.extend(self.alerting.process_batch(
+                    devices, lambda device, exc: self._stage_failed("alert evaluation", exc)))
+            except Exception as exc:  # noqa: BLE001 - as _guard: counted, logged
+                self._stage_failed("alert evaluation", exc)
         self._guard("live events", lambda: self.bus.publish(events))
         return True
 

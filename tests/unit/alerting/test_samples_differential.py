@@ -111,12 +111,14 @@ def test_samples_and_readings_raise_and_resolve_the_same_alerts(seed: int) -> No
     rules = _rules(stream)
     devices = {d: Device(d, device_type=t, status=DeviceStatus.ONLINE)
                for d, t, _, _ in stream}
-    clocks = (Clock(), Clock())
+    clocks = (Clock(), Clock(), Clock())
     engines = [AlertEngine(rules, BUILTIN_RULE_TYPES, MemoryAlertStore(),
                            lambda: list(devices.values()), clock) for clock in clocks]
     assert not engines[0].rule_errors
     by_readings: list[AlertChange] = []
     by_samples: list[AlertChange] = []
+    by_batch: list[AlertChange] = []  # the hub's way: the whole write batch at once
+    failures: list[tuple[Device, Exception]] = []
     rng = random.Random(seed)
     i = 0
     while i < len(stream):
@@ -130,19 +132,55 @@ def test_samples_and_readings_raise_and_resolve_the_same_alerts(seed: int) -> No
                         for r in trusted_readings(device_id, ts, metrics)]
             by_readings += engines[0].process(devices[device_id], readings)
             by_samples += engines[1].process_samples(devices[device_id], messages)
+        by_batch += engines[2].process_batch(
+            ((devices[d], messages) for d, messages in samples.items()),
+            lambda device, exc: failures.append((device, exc)))
         newest = from_epoch_ms(batch[-1][2])
         for clock in clocks:
             clock.now = newest + timedelta(seconds=1)
         by_readings += engines[0].tick().changes
         by_samples += engines[1].tick().changes
+        by_batch += engines[2].tick().changes
     kinds = {c.kind for c in by_readings}
     assert len(by_readings) > 100 and len(kinds) == 3  # raised, reopened, resolved
     assert {c.alert.rule_id for c in by_readings} >= {
         "composite", "quiet-pump", "quiet-metric"} | {r.rule_id for r in rules
                                                       if r.rule_id.startswith("rate-")}
     assert _summary(by_samples) == _summary(by_readings)
+    assert _summary(by_batch) == _summary(by_readings) and failures == []
     for device_id in devices:
         assert engines[1].export_state(device_id) == engines[0].export_state(device_id)
+        assert engines[2].export_state(device_id) == engines[0].export_state(device_id)
+
+
+def test_a_batch_goes_on_past_a_device_whose_rule_raises() -> None:
+    """One device's evaluation fails (a plugin's rule with a bug): it is
+    handed back with its error, and every other device of the batch is
+    still evaluated, before and after it."""
+    class Fussy:
+        def observe(self, device, readings, now):  # type: ignore[no-untyped-def]
+            if device.device_id == "d-2":
+                raise ZeroDivisionError("the plugin's bug")
+            return []
+
+        def tick(self, device, now):  # type: ignore[no-untyped-def]
+            return []
+
+    from core.registrations import AlertRuleTypeSpec
+    rules = [AlertRule("fussy", "fussy", {}, Severity.INFO, rule_id="fussy"),
+             AlertRule("hot", "threshold", {"metric": "t", "limit": 10.0}, Severity.INFO,
+                       rule_id="hot")]
+    types = dict(BUILTIN_RULE_TYPES) | {"fussy": AlertRuleTypeSpec("fussy", "raises",
+                                                                     lambda params: Fussy())}
+    engine = AlertEngine(rules, types, MemoryAlertStore(), list, Clock())
+    at = from_epoch_ms(1_700_000_000_000)
+    batch = [(Device(f"d-{i}", status=DeviceStatus.ONLINE), [(at, {"t": 20.0})])
+             for i in range(1, 4)]
+    failed: list[tuple[str, str]] = []
+    changes = engine.process_batch(batch, lambda d, exc: failed.append((d.device_id, str(exc))))
+    assert failed == [("d-2", "the plugin's bug")]
+    raised = {c.alert.device_id for c in changes if c.alert.rule_id == "hot"}
+    assert {"d-1", "d-3"} <= raised
 
 
 def test_a_rule_whose_type_has_no_sample_path_gets_the_readings() -> None:
