@@ -42,6 +42,22 @@ log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "Smart IoT Fleet Console"
 DEFAULT_SIZE = (1280, 800)
+# The first window on a larger screen: most of it, so the devices list shows
+# its names and every column without a scroll bar; past this a window is
+# wider than anyone reads.
+LARGEST_FIRST_SIZE = (1680, 1050)
+FIRST_SHARE = 0.85
+
+
+def first_size(available: tuple[int, int]) -> tuple[int, int]:
+    """The window's size before anyone has sized it (``window.ini`` keeps it
+    after): ``FIRST_SHARE`` of the screen's free area, at most
+    ``LARGEST_FIRST_SIZE``, and never less than the default (a smaller screen
+    gets the default, as before, which the window system fits to it)."""
+    width, height = (max(default, min(int(free * FIRST_SHARE), largest))
+                     for free, default, largest in zip(available, DEFAULT_SIZE,
+                                                       LARGEST_FIRST_SIZE, strict=True))
+    return width, height
 # Menu shortcuts win over page shortcuts, so pages never shadow Quit or Settings.
 SIGN_OUT_SHORTCUT = "Ctrl+Shift+L"  # "log out", as in desktop sessions
 MENU_SHORTCUTS = ("Ctrl+,", "Ctrl+Q", "Ctrl+Shift+T", "F11", SIGN_OUT_SHORTCUT)
@@ -122,7 +138,9 @@ class MainWindow(QMainWindow):
         self._update_footer()
         self._refresh_themed_parts()
 
-        self.resize(*DEFAULT_SIZE)
+        screen = self.screen()
+        free = screen.availableGeometry() if screen is not None else None
+        self.resize(*first_size((free.width(), free.height()) if free is not None else (0, 0)))
         last_page = self._state_store.restore(self)
         self.full_screen_action.setChecked(self.isFullScreen())
         ids = self.page_ids()

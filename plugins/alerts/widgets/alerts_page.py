@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
+from console.widgets.column_room import ColumnRoom
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Alert, AlertState, Severity
@@ -116,6 +117,7 @@ COLUMN_SAMPLES = {C_SEVERITY: ("critical",), C_STATE: ("acknowledged",),
 COLUMN_FLOORS = {C_SEVERITY: 90, C_STATE: 96, C_DEVICE: 110, C_RULE: 150, C_VALUE: 80,
                  C_RAISED: 72, C_ACK: 110, C_SNOOZED: 130}
 HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
+MESSAGE_MIN_PX = 280  # "Pump bearing worn out: vibration 1 above limit 0.8", nearly
 CELL_PADDING_PX = 16 + 18  # the cell's padding, the severity dot
 
 
@@ -323,6 +325,9 @@ def _alert_table(model: AlertTableModel) -> AlertTableView:
     header.setSectionResizeMode(C_MESSAGE, QHeaderView.ResizeMode.Stretch)
     for col, width in column_widths(table).items():
         table.setColumnWidth(col, width)
+    # in a narrow window the empty Snoozed and Acknowledged columns give way
+    # before the message does
+    ColumnRoom(table, C_MESSAGE, MESSAGE_MIN_PX, (C_SNOOZED, C_ACK, C_STATE, C_RULE))
     return table
 
 

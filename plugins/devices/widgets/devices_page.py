@@ -36,6 +36,8 @@ from PySide6.QtWidgets import (
 
 from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
+from console.widgets.column_chooser import ColumnChooser
+from console.widgets.column_room import ColumnRoom
 from console.widgets.role_note import RoleNote
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -79,6 +81,10 @@ RELATIVE_TIME_REFRESH_MS = 1_000  # "Last seen" ages in step with the clock
 COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 120,
                  Col.ORGANIZATION: 110, Col.FIRMWARE: 90, Col.LAST_SEEN: 100, Col.BATTERY: 84,
                  Col.RSSI: 84, Col.ALERTS: 96}
+# the style sheet's cell padding (6 px a side), the delegate's text margins, the grid line
+CELL_PADDING_PX = 12 + 8 + 4
+STATUS_DOT_PX = 10 + 8  # the status column's dot and the gap after it
+NAME_MIN_PX = 170  # "Meeting room 2, north wing", nearly
 EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
               "or register one with “Register…”."
 EMPTY_MATCH = "No devices match the search and filters."
@@ -113,6 +119,12 @@ def header_width(table: QTableView, col: int) -> int:
     """Pixels the header of ``col`` needs to show its title unclipped."""
     text = str(table.model().headerData(col, Qt.Orientation.Horizontal) or "")
     return table.horizontalHeader().fontMetrics().horizontalAdvance(text) + HEADER_PADDING_PX
+
+
+def cell_width(table: QTableView, text: str) -> int:
+    """Pixels a cell needs to show ``text`` whole (the style's padding included)."""
+    table.ensurePolished()  # the style sheet's font, not the default one
+    return table.fontMetrics().horizontalAdvance(text) + CELL_PADDING_PX
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,8 @@ class DevicesPage(QWidget):
             saved_filters_path = Path(context.config.path).parent / "saved_filters.json"
         self.saved_filters = SavedFilters(
             saved_filters_path or Path.home() / ".smartiot-saved_filters.json")
+        #: where the list's shown columns are kept (with the saved filters)
+        self._settings_dir = None if saved_filters_path is None else saved_filters_path.parent
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
@@ -297,12 +311,23 @@ class DevicesPage(QWidget):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
         hh.setHighlightSections(False)
+        # ("environmental", "● critical" stay whole)
+        whole: dict[int, int] = {Col.TYPE: cell_width(self.table, "environmental"),
+                 Col.STATUS: cell_width(self.table, "critical") + STATUS_DOT_PX}
         for col, width in COLUMN_WIDTHS.items():
             # Never narrower than the header text ("Active alerts") plus the
             # style's padding and the sort arrow, whatever the font.
-            self.table.setColumnWidth(col, max(width, header_width(self.table, col)))
+            self.table.setColumnWidth(col, max(width, header_width(self.table, col),
+                                               whole.get(col, 0)))
         hh.setSectionResizeMode(Col.NAME, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(60)
+        # in a narrow window the columns read least give way before the names do
+        self.column_room = ColumnRoom(
+            self.table, Col.NAME, NAME_MIN_PX,
+            (Col.ORGANIZATION, Col.FIRMWARE, Col.LAST_SEEN, Col.TYPE, Col.STATUS), floors=whole)
+        # right-click the header: the columns to show (a device's id always)
+        self.columns = ColumnChooser(self.table, self._settings_dir, "devices",
+                                     keep=(Col.DEVICE_ID,), changed=self.column_room.fit)
         self.table.sortByColumn(Col.DEVICE_ID, Qt.SortOrder.AscendingOrder)
         return self.table
 

@@ -266,3 +266,25 @@ def test_value_rule_and_snoozed_columns_are_not_cut(qtbot, alerts_page, seed, no
         assert page.table.columnWidth(col) >= cell_fm.horizontalAdvance(text) + 16, COLUMNS[col]
     for name in ("Pump vibration critical", "Pump bearing worn out"):
         assert page.table.columnWidth(C_RULE) >= cell_fm.horizontalAdvance(name) + 16
+
+
+def test_a_narrow_window_keeps_the_message_readable(qtbot, alerts_page, seed):
+    """The empty Snoozed and Acknowledged columns give way before the
+    message does (in the default window it read "Pu…")."""
+    from plugins.alerts.widgets.alert_model import C_ACK, C_MESSAGE, C_SNOOZED
+    from plugins.alerts.widgets.alerts_page import MESSAGE_MIN_PX
+
+    page = alerts_page()
+    page.resize(1800, 700)
+    page.show()
+    header = page.table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.sectionSize(C_MESSAGE) > MESSAGE_MIN_PX, timeout=5_000)
+    wide = (header.sectionSize(C_ACK), header.sectionSize(C_SNOOZED))
+    others = sum(header.sectionSize(c) for c in range(header.count()) if c != C_MESSAGE)
+    chrome = page.width() - page.table.viewport().width()
+    page.resize(others + chrome + MESSAGE_MIN_PX - 40, 700)  # 40 px short of the message's room
+    qtbot.waitUntil(lambda: header.sectionSize(C_MESSAGE) >= MESSAGE_MIN_PX, timeout=5_000)
+    assert header.sectionSize(C_SNOOZED) < wide[1]
+    page.resize(1800, 700)
+    qtbot.waitUntil(lambda: (header.sectionSize(C_ACK), header.sectionSize(C_SNOOZED)) == wide,
+                    timeout=5_000)

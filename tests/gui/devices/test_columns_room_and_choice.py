@@ -1,0 +1,82 @@
+"""A list in a narrow window keeps room for what people read (a device's
+name, an alert's message), and a person can hide the columns they do not
+need: right-click the header, and the choice is there the next time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from PySide6.QtCore import Qt
+
+from core.model import Device, DeviceStatus
+from plugins.devices.widgets.devices_page import NAME_MIN_PX
+from plugins.devices.widgets.fleet_model import Col
+
+
+def _fleet(store) -> None:
+    now = datetime.now(UTC)
+    store.registry.upsert_many([
+        Device(f"office-{i:05d}", name=f"Meeting room {i}, north wing",
+               device_type="environmental", organization="demo",
+               status=DeviceStatus.ONLINE, last_seen=now) for i in range(5)])
+
+
+def _name_width(page) -> int:
+    return page.table.horizontalHeader().sectionSize(Col.NAME)
+
+
+def test_a_narrow_window_keeps_the_names_readable_and_gives_room_back(qtbot, store,
+                                                                        make_page):
+    _fleet(store)
+    page = make_page()
+    header = page.table.horizontalHeader()
+    room = page.column_room
+    wide = {col: header.sectionSize(col) for col in Col}
+    fixed = sum(wide[c] for c in Col if c is not Col.NAME and c not in room.give_way)
+    chrome = page.width() - page.table.viewport().width()
+    narrow = fixed + sum(room.floor(c) for c in room.give_way) + NAME_MIN_PX + chrome + 4
+    # a window where the names would be cut if nothing gave way
+    assert fixed + sum(wide[c] for c in room.give_way) + NAME_MIN_PX + chrome > narrow
+    page.resize(narrow, 700)
+    qtbot.waitUntil(lambda: _name_width(page) >= NAME_MIN_PX, timeout=5_000)
+    # the columns read least gave way; the type and the status stay whole
+    assert header.sectionSize(Col.STATUS) < wide[Col.STATUS]
+    metrics = page.table.fontMetrics()
+    assert header.sectionSize(Col.TYPE) >= metrics.horizontalAdvance("environmental") + 12
+    assert header.sectionSize(Col.STATUS) >= metrics.horizontalAdvance("critical") + 12
+    page.resize(1600, 800)
+    qtbot.waitUntil(lambda: all(header.sectionSize(c) == wide[c] for c in room.give_way),
+                    timeout=5_000)
+    assert _name_width(page) > NAME_MIN_PX
+
+
+def test_hidden_columns_stay_hidden_next_time_and_the_id_stays(qtbot, store, make_page):
+    _fleet(store)
+    page = make_page()
+    menu = page.columns.menu()
+    titles = [a.text() for a in menu.actions() if a.text()]
+    assert titles[:3] == ["Status", "Device", "Name"] and titles[-1] == "Show all columns"
+    organization = next(a for a in menu.actions() if a.text() == "Organization")
+    device = next(a for a in menu.actions() if a.text() == "Device")
+    assert not device.isEnabled()  # a row must say which device it is
+    before = _name_width(page)
+    organization.setChecked(False)
+    assert page.table.isColumnHidden(Col.ORGANIZATION)
+    qtbot.waitUntil(lambda: _name_width(page) > before, timeout=5_000)
+    page.columns.set_shown(Col.DEVICE_ID, False)
+    assert not page.table.isColumnHidden(Col.DEVICE_ID)
+
+    again = make_page()  # the next start: the same config directory
+    assert again.table.isColumnHidden(Col.ORGANIZATION)
+    assert not again.columns.menu().actions()[Col.ORGANIZATION].isChecked()
+    again.columns.show_all()
+    assert not again.table.isColumnHidden(Col.ORGANIZATION)
+    assert not make_page().table.isColumnHidden(Col.ORGANIZATION)
+
+
+def test_the_header_offers_its_menu_on_a_right_click(qtbot, store, make_page):
+    _fleet(store)
+    page = make_page()
+    header = page.table.horizontalHeader()
+    assert header.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
+    assert "Right-click" in header.toolTip()
