@@ -8,8 +8,9 @@ view. In the default 1,280 px window the alerts page showed its messages as
 devices page cut every name to three letters. ``ColumnRoom`` narrows the
 columns named as giving way, in that order and never below their header's
 text, until the stretching column has its ``minimum``; as the window widens
-they get their width back, in the reverse order. A column the user sets by
-hand keeps that width as its own.
+they get their width back, in the reverse order. Where even that is not
+enough, the stretching column keeps its minimum and the list scrolls
+sideways. A column the user sets by hand keeps that width as its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import QEvent, QObject
-from PySide6.QtWidgets import QTableView
+from PySide6.QtWidgets import QHeaderView, QTableView
 
 HEADER_PADDING_PX = 16 + 22  # the style sheet's section padding, the sort arrow
 
@@ -39,6 +40,8 @@ class ColumnRoom(QObject):
         self.floors = dict(floors or {})
         self.preferred = {col: table.columnWidth(col) for col in self.give_way}
         self._adjusting = False
+        #: whether the stretching column is held at its minimum, the list scrolling
+        self.scrolling = False
         table.horizontalHeader().sectionResized.connect(self._resized)
         table.viewport().installEventFilter(self)
 
@@ -72,7 +75,17 @@ class ColumnRoom(QObject):
                         spare += cut
                     if spare >= 0:
                         break
-            else:
+                if spare < 0:
+                    # still short: the stretching column keeps its minimum and the
+                    # list scrolls sideways, rather than cut every name to "Met…"
+                    header.setSectionResizeMode(self.stretch, QHeaderView.ResizeMode.Interactive)
+                    table.setColumnWidth(self.stretch, self.minimum)
+                    self.scrolling = True
+                    return
+            if self.scrolling:
+                header.setSectionResizeMode(self.stretch, QHeaderView.ResizeMode.Stretch)
+                self.scrolling = False
+            if spare > 0:
                 for col in reversed(self.give_way):
                     width = header.sectionSize(col)
                     back = min(spare, self.preferred[col] - width)

@@ -117,7 +117,7 @@ COLUMN_SAMPLES = {C_SEVERITY: ("critical",), C_STATE: ("acknowledged",),
 COLUMN_FLOORS = {C_SEVERITY: 90, C_STATE: 96, C_DEVICE: 110, C_RULE: 150, C_VALUE: 80,
                  C_RAISED: 72, C_ACK: 110, C_SNOOZED: 130}
 HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
-MESSAGE_MIN_PX = 280  # "Pump bearing worn out: vibration 1 above limit 0.8", nearly
+MESSAGE_MIN_PX = 240  # "temperature above 70 °C for 5 min", whole
 CELL_PADDING_PX = 16 + 18  # the cell's padding, the severity dot
 
 
@@ -323,11 +323,13 @@ def _alert_table(model: AlertTableModel) -> AlertTableView:
     header.setStretchLastSection(False)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setSectionResizeMode(C_MESSAGE, QHeaderView.ResizeMode.Stretch)
-    for col, width in column_widths(table).items():
+    widths = column_widths(table)
+    for col, width in widths.items():
         table.setColumnWidth(col, width)
     # in a narrow window the empty Snoozed and Acknowledged columns give way
-    # before the message does
-    ColumnRoom(table, C_MESSAGE, MESSAGE_MIN_PX, (C_SNOOZED, C_ACK, C_STATE, C_RULE))
+    # before the message does ("acknowledged" stays whole)
+    ColumnRoom(table, C_MESSAGE, MESSAGE_MIN_PX, (C_SNOOZED, C_ACK, C_RULE, C_STATE),
+               floors={C_STATE: widths[C_STATE]})
     return table
 
 

@@ -84,6 +84,7 @@ COLUMN_WIDTHS = {Col.STATUS: 120, Col.DEVICE_ID: 120, Col.NAME: 180, Col.TYPE: 1
 # the style sheet's cell padding (6 px a side), the delegate's text margins, the grid line
 CELL_PADDING_PX = 12 + 8 + 4
 STATUS_DOT_PX = 10 + 8  # the status column's dot and the gap after it
+STATUS_TEXTS = ("online", "offline", "warning", "critical", "error")  # what it shows whole
 NAME_MIN_PX = 170  # "Meeting room 2, north wing", nearly
 EMPTY_FLEET = "No devices registered yet.\nDevices appear here when they first connect, " \
               "or register one with “Register…”."
@@ -311,9 +312,10 @@ class DevicesPage(QWidget):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
         hh.setHighlightSections(False)
-        # ("environmental", "● critical" stay whole)
+        # ("environmental", "● warning" stay whole)
         whole: dict[int, int] = {Col.TYPE: cell_width(self.table, "environmental"),
-                 Col.STATUS: cell_width(self.table, "critical") + STATUS_DOT_PX}
+                 Col.STATUS: max(cell_width(self.table, text) for text in STATUS_TEXTS)
+                 + STATUS_DOT_PX}
         for col, width in COLUMN_WIDTHS.items():
             # Never narrower than the header text ("Active alerts") plus the
             # style's padding and the sort arrow, whatever the font.

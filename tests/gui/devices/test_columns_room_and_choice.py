@@ -80,3 +80,20 @@ def test_the_header_offers_its_menu_on_a_right_click(qtbot, store, make_page):
     header = page.table.horizontalHeader()
     assert header.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
     assert "Right-click" in header.toolTip()
+
+
+def test_a_window_too_narrow_for_everything_scrolls_sideways_with_the_names_whole(
+        qtbot, store, make_page):
+    from PySide6.QtWidgets import QHeaderView
+
+    _fleet(store)
+    page = make_page()
+    header = page.table.horizontalHeader()
+    page.resize(700, 700)
+    qtbot.waitUntil(lambda: page.column_room.scrolling, timeout=5_000)
+    assert _name_width(page) == NAME_MIN_PX
+    qtbot.waitUntil(lambda: page.table.horizontalScrollBar().maximum() > 0, timeout=5_000)
+    page.resize(1700, 800)
+    qtbot.waitUntil(lambda: not page.column_room.scrolling, timeout=5_000)
+    assert header.sectionResizeMode(Col.NAME) == QHeaderView.ResizeMode.Stretch
+    assert _name_width(page) > NAME_MIN_PX
