@@ -21,10 +21,12 @@ FILE_NAME = "window.ini"  # the window's own file (console/window_state.py)
 
 class ColumnChooser(QObject):
     """The header's menu of ``table``'s columns; ``keep`` cannot be hidden.
-    ``changed`` runs after a column is shown or hidden (a width to refit)."""
+    ``changed(col, shown)`` runs after a column is shown or hidden (a width
+    to restore, a list to refit)."""
 
     def __init__(self, table: QTableView, settings_dir: Path | None, key: str,
-                 keep: Iterable[int] = (), changed: Callable[[], None] = lambda: None) -> None:
+                 keep: Iterable[int] = (),
+                 changed: Callable[[int, bool], None] = lambda col, shown: None) -> None:
         super().__init__(table)
         self.table = table
         self.path = None if settings_dir is None else Path(settings_dir) / FILE_NAME
@@ -46,6 +48,7 @@ class ColumnChooser(QObject):
         model = self.table.model()
         menu = QMenu(self.table)
         menu.setObjectName("ColumnMenu")
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one each right-click
         for col in range(header.count()):
             title = str(model.headerData(col, Qt.Orientation.Horizontal) or f"Column {col + 1}")
             action = QAction(title, menu)
@@ -68,14 +71,14 @@ class ColumnChooser(QObject):
             return
         self.table.horizontalHeader().setSectionHidden(col, not shown)
         self._save()
-        self.changed()
+        self.changed(col, shown)
 
     def show_all(self) -> None:
         header = self.table.horizontalHeader()
-        for col in range(header.count()):
+        for col in self.hidden():
             header.setSectionHidden(col, False)
+            self.changed(col, True)
         self._save()
-        self.changed()
 
     def hidden(self) -> list[int]:
         header = self.table.horizontalHeader()
@@ -92,7 +95,7 @@ class ColumnChooser(QObject):
             return []
         value = settings.value(self.key, "")
         words = value if isinstance(value, list) else str(value or "").split(",")
-        return [int(w) for w in words if str(w).strip().isdigit()]
+        return [int(w) for w in words if str(w).strip().isdecimal()]
 
     def _save(self) -> None:
         settings = self._settings()

@@ -61,6 +61,8 @@ class ColumnRoom(QObject):
     def fit(self) -> None:
         """Narrow or widen the giving columns for the view's present width."""
         table, header = self.table, self.table.horizontalHeader()
+        if header.isSectionHidden(self.stretch):
+            return
         others = sum(header.sectionSize(col) for col in range(header.count())
                      if col != self.stretch and not header.isSectionHidden(col))
         spare = table.viewport().width() - others - self.minimum
@@ -98,5 +100,17 @@ class ColumnRoom(QObject):
             self._adjusting = False
 
     def _resized(self, col: int, old: int, new: int) -> None:
-        if not self._adjusting and col in self.preferred:
+        # hiding a column "resizes" it to 0: not a width anyone chose
+        if (not self._adjusting and col in self.preferred and new > 0
+                and not self.table.horizontalHeader().isSectionHidden(col)):
             self.preferred[col] = new  # set by hand: that is its width now
+
+    def restore(self, col: int) -> None:
+        """A giving column shown again starts from its preferred width (the
+        next ``fit`` narrows it if the window is short of room)."""
+        if col in self.preferred:
+            self._adjusting = True
+            try:
+                self.table.setColumnWidth(col, self.preferred[col])
+            finally:
+                self._adjusting = False

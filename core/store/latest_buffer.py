@@ -234,6 +234,7 @@ class LatestBuffer:
         self._lock = threading.Lock()
         self._marker: int | None = None  # the marker this writer has in the table
         self._pending_marker: int | None = None
+        self._ahead: int | None = None  # set by mark_ahead, the batch not yet committed
 
     def __len__(self) -> int:
         return len(self.overlay())
@@ -249,10 +250,15 @@ class LatestBuffer:
         statement, so that the batch after a flush, which must move the marker,
         is still one ``COPY`` and not a transaction of three statements. A
         marker set this way and a ``COPY`` that then fails leave the marker
-        lower than it need be: the repair reads more rows, nothing else."""
+        lower than it need be: the repair reads more rows, nothing else.
+
+        The marker counts as this writer's only once the ``COPY`` committed
+        (:meth:`note_batch`, :meth:`committed`): its own commit is
+        asynchronous, so a server that fails before the ``COPY`` may lose it,
+        and the retried batch must then set it again."""
         with raw.cursor() as cur:
             cur.execute(_PG_MARK_AHEAD, (self.writer, oldest))
-        self._marker = oldest if self._marker is None else min(self._marker, oldest)
+        self._ahead = oldest if self._marker is None else min(self._marker, oldest)
 
     def note_batch(self, conn: Connection | None, messages: list[MessageRow],
                    oldest: int) -> list[MessageRow]:
@@ -260,10 +266,11 @@ class LatestBuffer:
         older reading (``oldest``, its earliest time, which the writer has
         already found) than any unflushed one. Returns the rows for
         :meth:`committed`."""
-        self._pending_marker = self._marker
+        ahead, self._ahead = self._ahead, None
+        self._pending_marker = self._marker if ahead is None else ahead
         if not messages:
             return messages
-        if self.must_mark(oldest):
+        if self._pending_marker is None or oldest < self._pending_marker:
             assert conn is not None, "a batch that moves the marker needs its transaction"
             params = {"w": self.writer, "s": oldest}
             if self._marker is None:
@@ -300,8 +307,10 @@ class LatestBuffer:
                     sets[row[3]] = row
 
     def rolled_back(self) -> None:
-        """The batch's transaction failed: the marker in the table is what it was."""
+        """The batch's transaction failed: the marker in the table is what it
+        was (or lower, set ahead: not counted on, the retry sets it again)."""
         self._pending_marker = self._marker
+        self._ahead = None
 
     def flush(self, engine: Engine) -> int:
         """Write what is held in one transaction and drop this writer's marker

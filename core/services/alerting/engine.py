@@ -245,7 +245,12 @@ class AlertEngine:
         were paid per message). A device whose evaluation raises is handed to
         ``failed`` and the others go on; the changes made before it stay."""
         now = self._clock()
-        self._resume(now)
+        try:
+            self._resume(now)
+        except Exception:
+            # the store failed: evaluate anyway, as the engine did device by
+            # device before (only the first device's evaluation was lost then)
+            log.exception("alert rules: the open alerts could not be read to resume the rules")
         changes: list[AlertChange] = []
         evaluate = self._samples
         for device, samples in batch:

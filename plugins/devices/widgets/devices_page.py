@@ -327,11 +327,17 @@ class DevicesPage(QWidget):
         self.column_room = ColumnRoom(
             self.table, Col.NAME, NAME_MIN_PX,
             (Col.ORGANIZATION, Col.FIRMWARE, Col.LAST_SEEN, Col.TYPE, Col.STATUS), floors=whole)
-        # right-click the header: the columns to show (a device's id always)
+        # right-click the header: the columns to show (a device's id and name always)
         self.columns = ColumnChooser(self.table, self._settings_dir, "devices",
-                                     keep=(Col.DEVICE_ID,), changed=self.column_room.fit)
+                                     keep=(Col.DEVICE_ID, Col.NAME),
+                                     changed=self._column_shown)
         self.table.sortByColumn(Col.DEVICE_ID, Qt.SortOrder.AscendingOrder)
         return self.table
+
+    def _column_shown(self, col: int, shown: bool) -> None:
+        if shown:
+            self.column_room.restore(col)
+        self.column_room.fit()
 
     def _build_empty_state(self) -> QWidget:
         """What stands in for the table when no row is shown, and why."""

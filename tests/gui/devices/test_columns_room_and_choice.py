@@ -64,7 +64,9 @@ def test_hidden_columns_stay_hidden_next_time_and_the_id_stays(qtbot, store, mak
     assert page.table.isColumnHidden(Col.ORGANIZATION)
     qtbot.waitUntil(lambda: _name_width(page) > before, timeout=5_000)
     page.columns.set_shown(Col.DEVICE_ID, False)
+    page.columns.set_shown(Col.NAME, False)  # what the room is kept for
     assert not page.table.isColumnHidden(Col.DEVICE_ID)
+    assert not page.table.isColumnHidden(Col.NAME)
 
     again = make_page()  # the next start: the same config directory
     assert again.table.isColumnHidden(Col.ORGANIZATION)
@@ -97,3 +99,19 @@ def test_a_window_too_narrow_for_everything_scrolls_sideways_with_the_names_whol
     qtbot.waitUntil(lambda: not page.column_room.scrolling, timeout=5_000)
     assert header.sectionResizeMode(Col.NAME) == QHeaderView.ResizeMode.Stretch
     assert _name_width(page) > NAME_MIN_PX
+
+
+def test_a_column_narrowed_then_hidden_comes_back_at_its_own_width(qtbot, store, make_page):
+    """Narrowed to give the names room, hidden, the window widened, shown
+    again: it comes back as wide as it started, not as narrow as it was."""
+    _fleet(store)
+    page = make_page()
+    header = page.table.horizontalHeader()
+    wide = header.sectionSize(Col.STATUS)
+    page.resize(700, 700)
+    qtbot.waitUntil(lambda: header.sectionSize(Col.STATUS) < wide, timeout=5_000)
+    page.columns.set_shown(Col.STATUS, False)
+    page.resize(1700, 800)
+    qtbot.wait(100)
+    page.columns.set_shown(Col.STATUS, True)
+    qtbot.waitUntil(lambda: header.sectionSize(Col.STATUS) == wide, timeout=5_000)

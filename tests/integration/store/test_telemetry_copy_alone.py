@@ -191,3 +191,31 @@ class TestTheHubsBatchAlone:
         with hub_store.engine.connect() as conn:
             assert conn.execute(text(
                 "SELECT count(*) FROM telemetry_latest_pending")).scalar_one() == 0
+
+    def test_a_marker_set_ahead_of_a_copy_that_failed_is_set_again_by_the_retry(
+            self, hub_store, monkeypatch) -> None:
+        """The marker's own commit does not wait for the disk: a server that
+        fails between it and the COPY may lose it. So it counts only once the
+        COPY committed, and the retried batch sets it again (here the lost
+        marker is removed by hand after the failed COPY)."""
+        import psycopg
+
+        from core.store import telemetry as module
+
+        hub_store.telemetry.write_batch(self._batch(0))
+        hub_store.telemetry.flush_latest()
+        real = module._copy_rows
+
+        def lost(cur, statement, rows):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(module, "_copy_rows", real)
+            raise psycopg.OperationalError("the server closed the connection")
+
+        monkeypatch.setattr(module, "_copy_rows", lost)
+        with pytest.raises(psycopg.OperationalError):
+            hub_store.telemetry.write_batch(self._batch(1, value=7.0))
+        with hub_store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM telemetry_latest_pending"))  # lost with the server
+        assert hub_store.telemetry.write_batch(self._batch(1, value=7.0)) == 15  # the retry
+        with hub_store.engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT since_ms FROM telemetry_latest_pending")).scalars().all() == [T0 + 1000]
