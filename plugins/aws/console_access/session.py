@@ -92,6 +92,9 @@ class CognitoSession:
         self._tokens: Tokens | None = None
         self._username = ""
         self._ended = False  # the user pool ended this sign-in (messages say "expired")
+        # signed out here: no renewal (a page's request still in flight) may sign
+        # the person in again from a token read before it was forgotten
+        self._signed_out = False
         self._lock = threading.Lock()  # one renewal at a time
         # Cognito unreachable: no renewal before this instant (epoch s), and why
         self._offline_backoff = offline_backoff or Backoff(1.0, OFFLINE_RETRY_CAP_S)
@@ -264,6 +267,7 @@ class CognitoSession:
             self._tokens = result
             self._username = result.username
             self._ended = False
+            self._signed_out = False
             self._online()
         secrets.set_secret(self.secret_name, result.refresh_token)
         actor = _actor(result)
@@ -294,6 +298,8 @@ class CognitoSession:
         IdentityProviderUnreachable when Cognito cannot be reached, at once
         (without asking) while the last failure's backoff runs, unless ``wait``
         is False (an explicit resume or the background retry)."""
+        if self._signed_out:
+            return False
         refresh = self._tokens.refresh_token if self._tokens is not None else ""
         refresh = refresh or self._stored_refresh()
         if not refresh:
@@ -332,10 +338,15 @@ class CognitoSession:
         return True
 
     def _forget(self) -> None:
+        """Signed out: the tokens and the stored refresh token go together,
+        under the lock, so a renewal on another thread (a page's request in
+        flight) can neither find the stored token between the two nor sign in
+        again afterwards."""
         with self._lock:
             self._tokens = None
-        with contextlib.suppress(SmartIotError):
-            secrets.delete_secret(self.secret_name)
+            self._signed_out = True
+            with contextlib.suppress(SmartIotError):
+                secrets.delete_secret(self.secret_name)
 
 
 def _actor(tokens: Tokens) -> Actor:

@@ -25,7 +25,7 @@ from core import secrets
 from core.errors import ServiceUnreachable
 from core.model.roles import Actor, Role
 from plugins.aws.cognito.signin import CognitoPool, IdentityProviderUnreachable
-from plugins.aws.console_access.session import CognitoSession
+from plugins.aws.console_access.session import CognitoSession, NotSignedIn
 from plugins.aws.live.backoff import Backoff
 from plugins.aws.live.credentials import IdentityPoolCredentials
 from plugins.aws.live.feed import IotLiveFeed
@@ -134,3 +134,25 @@ def test_the_live_feed_connects_as_soon_as_someone_signs_in(
         broker.stop()
         session.close()
         secrets.delete_secret(session.secret_name)
+
+
+def test_after_signing_out_nothing_signs_in_again_from_a_token_it_still_finds(
+        cognito: CognitoStage, link: DroppingLink, signed_in: CognitoSession) -> None:
+    """A page's request in flight when the person signs out may have read the
+    stored refresh token just before it was forgotten (CI caught a console
+    signed in again that way). Signed out is signed out: no renewal, no
+    resume, until someone signs in."""
+    session = _session(cognito, link)
+    assert session.resume() == Actor(USERS[Role.TECHNICIAN], Role.TECHNICIAN, ORG)
+    stored = secrets.get_secret(session.secret_name)
+    assert stored
+    session.sign_out()
+    assert secrets.get_secret(session.secret_name) is None
+    secrets.set_secret(session.secret_name, stored)  # what the request in flight still holds
+    assert session.renew() is False and session.resume() is None and session.actor is None
+    with pytest.raises(NotSignedIn):
+        session.access_token()
+    assert session.sign_in(USERS[Role.TECHNICIAN], PASSWORD) == \
+        Actor(USERS[Role.TECHNICIAN], Role.TECHNICIAN, ORG)
+    assert session.access_token()
+    session.close()
