@@ -17,10 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QHeaderView, QTableView
 
 HEADER_PADDING_PX = 16 + 22  # the style sheet's section padding, the sort arrow
+
+
+def header_width(table: QTableView, col: int) -> int:
+    """Pixels the header of ``col`` needs to show its title unclipped."""
+    model = table.model()
+    title = "" if model is None else model.headerData(col, Qt.Orientation.Horizontal)
+    return table.horizontalHeader().fontMetrics().horizontalAdvance(str(title or "")) \
+        + HEADER_PADDING_PX
 
 
 class ColumnRoom(QObject):
@@ -47,11 +55,8 @@ class ColumnRoom(QObject):
 
     def floor(self, col: int) -> int:
         """The narrowest a giving column gets: its header's text stays whole."""
-        header = self.table.horizontalHeader()
-        title = self.table.model().headerData(col, header.orientation()) if \
-            self.table.model() is not None else ""
-        return max(header.minimumSectionSize(), self.floors.get(col, 0),
-                   header.fontMetrics().horizontalAdvance(str(title or "")) + HEADER_PADDING_PX)
+        return max(self.table.horizontalHeader().minimumSectionSize(),
+                   self.floors.get(col, 0), header_width(self.table, col))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Resize:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from console.theme import current_colors
 from console.widgets.background import BackgroundCall
-from console.widgets.column_room import ColumnRoom
+from console.widgets.column_room import HEADER_PADDING_PX, ColumnRoom
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
 from core.model import Alert, AlertState, Severity
@@ -116,7 +116,6 @@ COLUMN_SAMPLES = {C_SEVERITY: ("critical",), C_STATE: ("acknowledged",),
                   C_ACK: ("operator: on it",), C_SNOOZED: ("2026-12-31 23:59",)}
 COLUMN_FLOORS = {C_SEVERITY: 90, C_STATE: 96, C_DEVICE: 110, C_RULE: 150, C_VALUE: 80,
                  C_RAISED: 72, C_ACK: 110, C_SNOOZED: 130}
-HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
 MESSAGE_MIN_PX = 240  # "temperature above 70 °C for 5 min", whole
 CELL_PADDING_PX = 16 + 18  # the cell's padding, the severity dot
 

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from console.bridge import LiveBridge
 from console.widgets.background import BackgroundCall
 from console.widgets.column_chooser import ColumnChooser
-from console.widgets.column_room import ColumnRoom
+from console.widgets.column_room import ColumnRoom, header_width
 from console.widgets.role_note import RoleNote
 from console.widgets.tables import configure_row_table
 from core.context import AppContext
@@ -111,15 +111,6 @@ LOAD, SYNC, FILL = "load", "sync", "fill"
 # Devices per page of the first load: the first rows show after one page, the
 # rest fill in behind them (an in-process backend answers in one page).
 FILL_PAGE = 500
-
-
-HEADER_PADDING_PX = 16 + 22  # the sheet's section padding, the sort indicator
-
-
-def header_width(table: QTableView, col: int) -> int:
-    """Pixels the header of ``col`` needs to show its title unclipped."""
-    text = str(table.model().headerData(col, Qt.Orientation.Horizontal) or "")
-    return table.horizontalHeader().fontMetrics().horizontalAdvance(text) + HEADER_PADDING_PX
 
 
 def cell_width(table: QTableView, text: str) -> int:

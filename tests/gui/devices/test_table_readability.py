@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from PySide6.QtCore import Qt
 
+from console.widgets.column_room import HEADER_PADDING_PX
 from core.model import CommandRecord, CommandStatus, Device, DeviceStatus, Reading
 from core.model.events import CommandChanged
-from plugins.devices.widgets.devices_page import HEADER_PADDING_PX
 from plugins.devices.widgets.fleet_model import Col, fallback_name
 from plugins.devices.widgets.panel_text import format_value
 from plugins.devices.widgets.sparkline import with_gaps
