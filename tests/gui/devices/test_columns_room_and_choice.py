@@ -115,3 +115,21 @@ def test_a_column_narrowed_then_hidden_comes_back_at_its_own_width(qtbot, store,
     qtbot.wait(100)
     page.columns.set_shown(Col.STATUS, True)
     qtbot.waitUntil(lambda: header.sectionSize(Col.STATUS) == wide, timeout=5_000)
+
+
+def test_a_hand_edited_window_ini_never_stops_the_list_from_opening(qtbot, store, make_page,
+                                                                    tmp_path):
+    """Words, superscript digits, negative and huge numbers, control
+    characters, a thousand entries, the device id (which cannot be hidden):
+    the ones naming a column that may be hidden are taken, the rest ignored."""
+    from PySide6.QtCore import QSettings
+
+    _fleet(store)
+    settings = QSettings(str(tmp_path / "config" / "window.ini"), QSettings.Format.IniFormat)
+    hostile = ["x", "\u00b2", "-1", "9" * 40, "\x00\x1b[2J", str(int(Col.DEVICE_ID)),
+               str(int(Col.ORGANIZATION))]
+    settings.setValue("columns/devices/hidden", ",".join(hostile + ["7"] * 1000))
+    settings.sync()
+    page = make_page()
+    hidden = [c for c in Col if page.table.isColumnHidden(c)]
+    assert hidden == [Col.ORGANIZATION, Col(7)]
